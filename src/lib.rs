@@ -1,0 +1,10 @@
+//! # wgtrain
+//!
+//! Train neural networks on any GPU that wgpu reaches — Metal on Apple silicon first, Vulkan and
+//! DX12 elsewhere, lavapipe (software Vulkan) in CI — in the spirit of Apple's Metal Performance
+//! Shaders training graph.
+
+pub mod error;
+pub mod reference;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Reference for the foundation ops: elementwise, reductions, matmul, transpose.
