@@ -13,7 +13,11 @@ pub enum Error {
     /// A wgpu validation or out-of-memory error caught by an error scope.
     Gpu(String),
     /// A tensor or binding exceeds a device limit.
-    TooLarge { what: String, bytes: u64, limit: u64 },
+    TooLarge {
+        what: String,
+        bytes: u64,
+        limit: u64,
+    },
     /// Shapes that do not fit together; names the op and the shapes.
     Shape { op: String, msg: String },
     /// A bad attribute (stride 0, axis out of range, ...); names the op.
@@ -48,10 +52,16 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Shorthand for a shape error naming `op`.
 pub fn shape_err<T>(op: &str, msg: impl Into<String>) -> Result<T> {
-    Err(Error::Shape { op: op.to_string(), msg: msg.into() })
+    Err(Error::Shape {
+        op: op.to_string(),
+        msg: msg.into(),
+    })
 }
 
 /// Shorthand for an attribute error naming `op`.
 pub fn attr_err<T>(op: &str, msg: impl Into<String>) -> Result<T> {
-    Err(Error::Attr { op: op.to_string(), msg: msg.into() })
+    Err(Error::Attr {
+        op: op.to_string(),
+        msg: msg.into(),
+    })
 }

@@ -8,3 +8,9 @@ pub mod error;
 pub mod reference;
 
 pub use error::{Error, Result};
+pub mod device;
+pub mod kernels;
+pub mod tensor;
+
+pub use device::Device;
+pub use tensor::{DType, Tensor};

@@ -1,1 +1,434 @@
-//! Reference for the foundation ops: elementwise, reductions, matmul, transpose.
+//! Reference for the foundation ops: elementwise unary and broadcasting binary ops, reductions,
+//! matmul, permute — forward and backward, in f64.
+
+use super::{Array, strides};
+use crate::kernels::elementwise::{BinaryOp, UnaryOp};
+use crate::kernels::reduce::ReduceOp;
+
+fn erf(x: f64) -> f64 {
+    // Maclaurin series for |x| < 3, continued fraction (Lentz) of erfc beyond: both to ~1e-15.
+    if x.abs() < 3.0 {
+        let mut sum = x;
+        let mut term = x;
+        let x2 = x * x;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let t = term / (2.0 * n + 1.0);
+            sum += t;
+            if t.abs() < 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        let ax = x.abs();
+        // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))
+        let mut f = 0.0;
+        for k in (1..60).rev() {
+            f = (k as f64 / 2.0) / (ax + f);
+        }
+        let erfc = (-ax * ax).exp() / std::f64::consts::PI.sqrt() / (ax + f);
+        x.signum() * (1.0 - erfc)
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Forward of a unary op at one point.
+pub fn unary_f(op: UnaryOp, x: f64) -> f64 {
+    use UnaryOp::*;
+    match op {
+        Relu => x.max(0.0),
+        LeakyRelu { alpha } => {
+            if x > 0.0 {
+                x
+            } else {
+                alpha as f64 * x
+            }
+        }
+        ReluN { n } => x.clamp(0.0, n as f64),
+        Elu { alpha } => {
+            if x > 0.0 {
+                x
+            } else {
+                alpha as f64 * (x.exp() - 1.0)
+            }
+        }
+        Sigmoid => sigmoid(x),
+        HardSigmoid { a, b } => (a as f64 * x + b as f64).clamp(0.0, 1.0),
+        Tanh => x.tanh(),
+        Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+        Softsign => x / (1.0 + x.abs()),
+        Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+        Abs => x.abs(),
+        Exp => x.exp(),
+        Log => x.ln(),
+        Linear { a, b } => a as f64 * x + b as f64,
+        Neg => -x,
+        Sqrt => x.sqrt(),
+        Square => x * x,
+        Recip => 1.0 / x,
+    }
+}
+
+/// Derivative of a unary op at one point (kinks take the one-sided value the GPU uses: 0 at relu(0)).
+pub fn unary_d(op: UnaryOp, x: f64) -> f64 {
+    use UnaryOp::*;
+    match op {
+        Relu => (x > 0.0) as u8 as f64,
+        LeakyRelu { alpha } => {
+            if x > 0.0 {
+                1.0
+            } else {
+                alpha as f64
+            }
+        }
+        ReluN { n } => (x > 0.0 && x < n as f64) as u8 as f64,
+        Elu { alpha } => {
+            if x > 0.0 {
+                1.0
+            } else {
+                alpha as f64 * x.exp()
+            }
+        }
+        Sigmoid => sigmoid(x) * (1.0 - sigmoid(x)),
+        HardSigmoid { a, b } => {
+            let y = a as f64 * x + b as f64;
+            if y > 0.0 && y < 1.0 { a as f64 } else { 0.0 }
+        }
+        Tanh => 1.0 - x.tanh().powi(2),
+        Softplus => sigmoid(x),
+        Softsign => 1.0 / (1.0 + x.abs()).powi(2),
+        Gelu => {
+            let cdf = 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
+            let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            cdf + x * pdf
+        }
+        Abs => x.signum() * (x != 0.0) as u8 as f64,
+        Exp => x.exp(),
+        Log => 1.0 / x,
+        Linear { a, .. } => a as f64,
+        Neg => -1.0,
+        Sqrt => 0.5 / x.sqrt(),
+        Square => 2.0 * x,
+        Recip => -1.0 / (x * x),
+    }
+}
+
+pub fn unary(op: UnaryOp, x: &Array) -> Array {
+    Array::new(&x.shape, x.data.iter().map(|&v| unary_f(op, v)).collect())
+}
+
+pub fn unary_backward(op: UnaryOp, x: &Array, dy: &Array) -> Array {
+    Array::new(
+        &x.shape,
+        x.data
+            .iter()
+            .zip(&dy.data)
+            .map(|(&v, &g)| unary_d(op, v) * g)
+            .collect(),
+    )
+}
+
+fn binary_f(op: BinaryOp, a: f64, b: f64) -> f64 {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Max => a.max(b),
+        BinaryOp::Min => a.min(b),
+    }
+}
+
+fn binary_d(op: BinaryOp, a: f64, b: f64) -> (f64, f64) {
+    match op {
+        BinaryOp::Add => (1.0, 1.0),
+        BinaryOp::Sub => (1.0, -1.0),
+        BinaryOp::Mul => (b, a),
+        BinaryOp::Div => (1.0 / b, -a / (b * b)),
+        BinaryOp::Max => {
+            if a >= b {
+                (1.0, 0.0)
+            } else {
+                (0.0, 1.0)
+            }
+        }
+        BinaryOp::Min => {
+            if a <= b {
+                (1.0, 0.0)
+            } else {
+                (0.0, 1.0)
+            }
+        }
+    }
+}
+
+/// Calls `f(out_index, a_index, b_index)` for every element of the broadcast output.
+fn for_broadcast(a: &[usize], b: &[usize], out: &[usize], mut f: impl FnMut(usize, usize, usize)) {
+    let sa = crate::kernels::elementwise::broadcast_strides(a, out);
+    let sb = crate::kernels::elementwise::broadcast_strides(b, out);
+    let n: usize = out.iter().product();
+    for i in 0..n {
+        let (mut rem, mut ia, mut ib) = (i, 0, 0);
+        for d in (0..out.len()).rev() {
+            let c = rem % out[d];
+            rem /= out[d];
+            ia += c * sa[d];
+            ib += c * sb[d];
+        }
+        f(i, ia, ib);
+    }
+}
+
+/// `a (op) b` with numpy broadcasting; `out` is the broadcast shape.
+pub fn binary(op: BinaryOp, a: &Array, b: &Array, out: &[usize]) -> Array {
+    let mut y = Array::zeros(out);
+    for_broadcast(&a.shape, &b.shape, out, |i, ia, ib| {
+        y.data[i] = binary_f(op, a.data[ia], b.data[ib])
+    });
+    y
+}
+
+/// Gradients of `a (op) b`, each summed over the dims it was broadcast along.
+pub fn binary_backward(op: BinaryOp, a: &Array, b: &Array, dy: &Array) -> (Array, Array) {
+    let mut ga = Array::zeros(&a.shape);
+    let mut gb = Array::zeros(&b.shape);
+    for_broadcast(&a.shape, &b.shape, &dy.shape, |i, ia, ib| {
+        let (da, db) = binary_d(op, a.data[ia], b.data[ib]);
+        ga.data[ia] += da * dy.data[i];
+        gb.data[ib] += db * dy.data[i];
+    });
+    (ga, gb)
+}
+
+/// Reduction over `axis` (kept with size 1); for Max also the argmax along the axis.
+pub fn reduce(op: ReduceOp, x: &Array, axis: usize) -> (Array, Vec<usize>) {
+    let outer: usize = x.shape[..axis].iter().product();
+    let len = x.shape[axis];
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let mut shape = x.shape.clone();
+    shape[axis] = 1;
+    let mut y = Array::zeros(&shape);
+    let mut arg = vec![0; outer * inner];
+    for o in 0..outer {
+        for k in 0..inner {
+            let at = |l: usize| x.data[(o * len + l) * inner + k];
+            let j = o * inner + k;
+            y.data[j] = match op {
+                ReduceOp::Sum => (0..len).map(at).sum(),
+                ReduceOp::Mean => (0..len).map(at).sum::<f64>() / len as f64,
+                ReduceOp::Max => {
+                    let mut best = 0;
+                    for l in 1..len {
+                        if at(l) > at(best) {
+                            best = l;
+                        }
+                    }
+                    arg[j] = best;
+                    at(best)
+                }
+            };
+        }
+    }
+    (y, arg)
+}
+
+/// Gradient of `reduce` given dy (shape with the axis kept as 1) and, for Max, the argmax.
+pub fn reduce_backward(
+    op: ReduceOp,
+    x_shape: &[usize],
+    axis: usize,
+    dy: &Array,
+    arg: &[usize],
+) -> Array {
+    let outer: usize = x_shape[..axis].iter().product();
+    let len = x_shape[axis];
+    let inner: usize = x_shape[axis + 1..].iter().product();
+    let mut dx = Array::zeros(x_shape);
+    for o in 0..outer {
+        for l in 0..len {
+            for k in 0..inner {
+                let j = o * inner + k;
+                dx.data[(o * len + l) * inner + k] = match op {
+                    ReduceOp::Sum => dy.data[j],
+                    ReduceOp::Mean => dy.data[j] / len as f64,
+                    ReduceOp::Max => {
+                        if arg[j] == l {
+                            dy.data[j]
+                        } else {
+                            0.0
+                        }
+                    }
+                };
+            }
+        }
+    }
+    dx
+}
+
+/// 2-D `op(a) · op(b)`: a is (M, K) or (K, M) when `ta`; b is (K, N) or (N, K) when `tb`.
+pub fn matmul(a: &Array, b: &Array, ta: bool, tb: bool) -> Array {
+    let (m, k) = if ta {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
+    let n = if tb { b.shape[0] } else { b.shape[1] };
+    let mut c = Array::zeros(&[m, n]);
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0.0;
+            for l in 0..k {
+                let av = if ta {
+                    a.data[l * m + i]
+                } else {
+                    a.data[i * k + l]
+                };
+                let bv = if tb {
+                    b.data[j * k + l]
+                } else {
+                    b.data[l * n + j]
+                };
+                s += av * bv;
+            }
+            c.data[i * n + j] = s;
+        }
+    }
+    c
+}
+
+/// Gradients of `c = a · b` (2-D): `(dc · bᵀ, aᵀ · dc)`.
+pub fn matmul_backward(a: &Array, b: &Array, dc: &Array) -> (Array, Array) {
+    (matmul(dc, b, false, true), matmul(a, dc, true, false))
+}
+
+/// `y.shape[i] = x.shape[perm[i]]`.
+pub fn permute(x: &Array, perm: &[usize]) -> Array {
+    let st = strides(&x.shape);
+    let out: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
+    let mut y = Array::zeros(&out);
+    for i in 0..y.len() {
+        let (mut rem, mut src) = (i, 0);
+        for d in (0..out.len()).rev() {
+            src += (rem % out[d]) * st[perm[d]];
+            rem /= out[d];
+        }
+        y.data[i] = x.data[src];
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::{finite_diff, max_rel_diff};
+
+    fn dot(a: &Array, b: &Array) -> f64 {
+        a.data.iter().zip(&b.data).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        assert!((erf(0.5) - 0.5204998778130465).abs() < 1e-14);
+        assert!((erf(-1.0) + 0.8427007929497149).abs() < 1e-14);
+        assert!((erf(3.5) - 0.9999992569016276).abs() < 1e-14);
+    }
+
+    #[test]
+    fn unary_backward_matches_finite_differences() {
+        // Points away from kinks (0, relu-n's n, hard sigmoid's corners); positive for log/sqrt/recip.
+        let x = Array::new(&[7], vec![-2.3, -0.7, -0.2, 0.3, 0.45, 1.1, 2.9]);
+        let xp = Array::new(&[7], x.data.iter().map(|v| v.abs() + 0.1).collect());
+        for op in UnaryOp::all() {
+            let x = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip) {
+                &xp
+            } else {
+                &x
+            };
+            let dy = Array::seeded(&x.shape, 3);
+            let g = unary_backward(op, x, &dy);
+            let fd = finite_diff(x, 1e-6, |x| dot(&unary(op, x), &dy));
+            assert!(
+                max_rel_diff(&g.data, &fd.data) < 1e-6,
+                "{op:?}: {:?} vs {:?}",
+                g.data,
+                fd.data
+            );
+        }
+    }
+
+    #[test]
+    fn binary_backward_matches_finite_differences_with_broadcast() {
+        let a = Array::seeded(&[3, 1, 5], 1);
+        let b = Array::new(
+            &[4, 1],
+            Array::seeded(&[4, 1], 2)
+                .data
+                .iter()
+                .map(|v| v + 2.0)
+                .collect(),
+        );
+        let out = [3, 4, 5];
+        let dy = Array::seeded(&out, 9);
+        for op in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Max,
+            BinaryOp::Min,
+        ] {
+            let (ga, gb) = binary_backward(op, &a, &b, &dy);
+            let fa = finite_diff(&a, 1e-6, |a| dot(&binary(op, a, &b, &out), &dy));
+            let fb = finite_diff(&b, 1e-6, |b| dot(&binary(op, &a, b, &out), &dy));
+            assert!(max_rel_diff(&ga.data, &fa.data) < 1e-6, "{op:?} da");
+            assert!(max_rel_diff(&gb.data, &fb.data) < 1e-6, "{op:?} db");
+        }
+    }
+
+    #[test]
+    fn reduce_backward_matches_finite_differences() {
+        let x = Array::seeded(&[2, 7, 3], 4);
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+            for axis in 0..3 {
+                let (y, arg) = reduce(op, &x, axis);
+                let dy = Array::seeded(&y.shape, 5);
+                let g = reduce_backward(op, &x.shape, axis, &dy, &arg);
+                let fd = finite_diff(&x, 1e-6, |x| dot(&reduce(op, x, axis).0, &dy));
+                assert!(max_rel_diff(&g.data, &fd.data) < 1e-6, "{op:?} axis {axis}");
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_backward_matches_finite_differences() {
+        let a = Array::seeded(&[3, 7], 6);
+        let b = Array::seeded(&[7, 2], 7);
+        let dc = Array::seeded(&[3, 2], 8);
+        let (ga, gb) = matmul_backward(&a, &b, &dc);
+        let fa = finite_diff(&a, 1e-6, |a| dot(&matmul(a, &b, false, false), &dc));
+        let fb = finite_diff(&b, 1e-6, |b| dot(&matmul(&a, b, false, false), &dc));
+        assert!(max_rel_diff(&ga.data, &fa.data) < 1e-6);
+        assert!(max_rel_diff(&gb.data, &fb.data) < 1e-6);
+        // Transposed operands read the same matrices.
+        let at = permute(&a, &[1, 0]);
+        let bt = permute(&b, &[1, 0]);
+        assert_eq!(
+            matmul(&at, &bt, true, true).data,
+            matmul(&a, &b, false, false).data
+        );
+    }
+
+    #[test]
+    fn permute_inverse_is_identity() {
+        let x = Array::seeded(&[2, 3, 4], 1);
+        let y = permute(&x, &[2, 0, 1]);
+        assert_eq!(y.shape, vec![4, 2, 3]);
+        assert_eq!(permute(&y, &[1, 2, 0]), x);
+    }
+}

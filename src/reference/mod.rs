@@ -14,11 +14,21 @@ pub struct Array {
 
 impl Array {
     pub fn new(shape: &[usize], data: Vec<f64>) -> Self {
-        assert_eq!(shape.iter().product::<usize>(), data.len(), "Array::new: data does not fit shape {shape:?}");
-        Array { shape: shape.to_vec(), data }
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            data.len(),
+            "Array::new: data does not fit shape {shape:?}"
+        );
+        Array {
+            shape: shape.to_vec(),
+            data,
+        }
     }
     pub fn zeros(shape: &[usize]) -> Self {
-        Array { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
+        Array {
+            shape: shape.to_vec(),
+            data: vec![0.0; shape.iter().product()],
+        }
     }
     pub fn from_f32(shape: &[usize], data: &[f32]) -> Self {
         Self::new(shape, data.iter().map(|&x| x as f64).collect())
@@ -34,14 +44,21 @@ impl Array {
     }
     /// Deterministic pseudo-random values in [-1, 1) for tests (no RNG state to carry around).
     pub fn seeded(shape: &[usize], seed: u64) -> Self {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let data = (0..shape.iter().product::<usize>())
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
             })
             .collect();
-        Array { shape: shape.to_vec(), data }
+        Array {
+            shape: shape.to_vec(),
+            data,
+        }
     }
 }
 
@@ -73,5 +90,15 @@ pub fn finite_diff(x: &Array, eps: f64, f: impl Fn(&Array) -> f64) -> Array {
 /// Largest relative difference between two arrays, scaled by `max(1, |b|)`.
 pub fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
+        .fold(0.0, f64::max)
+}
+
+impl Array {
+    /// Every element multiplied by `s` (test inputs over a wider range).
+    pub fn map_scaled(&self, s: f64) -> Array {
+        Array::new(&self.shape, self.data.iter().map(|v| v * s).collect())
+    }
 }

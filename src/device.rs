@@ -1,0 +1,371 @@
+//! The GPU device: adapter choice, what it can do, and the few primitives everything else uses
+//! (buffers, submit, readback, error scopes turned into `Err`).
+//!
+//! Environment:
+//! - `WGTRAIN_BACKEND` = `vulkan` | `metal` | `dx12` | `gl` picks the backend. Without it, GL is
+//!   left out: on Linux it duplicates the Vulkan adapters and lacks compute features we rely on.
+//! - `WGTRAIN_ADAPTER` = a case-insensitive substring of the adapter name (e.g. `llvmpipe`, `h100`).
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::kernels::PipelineCache;
+
+/// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
+#[derive(Clone, Debug)]
+pub struct CoopTile {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub ab: String,
+    pub acc: String,
+}
+
+/// What the chosen adapter offers, in the terms the kernels care about.
+#[derive(Clone, Debug)]
+pub struct Capabilities {
+    pub shader_f16: bool,
+    pub subgroup: bool,
+    /// `(min, max)` subgroup size; kernels must not assume one value inside this range.
+    pub subgroup_size: (u32, u32),
+    pub cooperative_matrix: Vec<CoopTile>,
+    pub passthrough_shaders: bool,
+    pub timestamp_query: bool,
+    pub max_storage_binding: u64,
+    pub max_buffer_size: u64,
+    pub max_storage_buffers_per_stage: u32,
+    pub max_workgroup_storage: u32,
+    pub max_invocations_per_workgroup: u32,
+    pub max_workgroups_per_dim: u32,
+}
+
+pub(crate) struct Inner {
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub caps: Capabilities,
+    pub cache: PipelineCache,
+    /// Errors no scope caught (e.g. from a dropped resource); reported at the next sync point.
+    pub uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+/// A handle to one GPU; cheap to clone.
+#[derive(Clone)]
+pub struct Device(pub(crate) Arc<Inner>);
+
+fn parse_backend(s: &str) -> Result<wgpu::Backends> {
+    match s.to_ascii_lowercase().as_str() {
+        "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+        "metal" | "mtl" => Ok(wgpu::Backends::METAL),
+        "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+        "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+        other => Err(Error::Invalid(format!(
+            "WGTRAIN_BACKEND={other}: expected one of vulkan, metal, dx12, gl"
+        ))),
+    }
+}
+
+fn install_hint() -> &'static str {
+    if cfg!(target_os = "linux") {
+        "install a Vulkan driver: `apt-get install -y mesa-vulkan-drivers` gives lavapipe (software Vulkan), or your GPU vendor's driver"
+    } else if cfg!(target_os = "macos") {
+        "Metal should always be present on macOS 10.13+; check WGTRAIN_BACKEND/WGTRAIN_ADAPTER"
+    } else {
+        "install a Vulkan or DX12 capable GPU driver"
+    }
+}
+
+impl Device {
+    /// The adapter picked by the environment (see module doc), high-performance first.
+    pub fn new() -> Result<Device> {
+        let backends = match std::env::var("WGTRAIN_BACKEND") {
+            Ok(s) if !s.is_empty() => parse_backend(&s)?,
+            _ => wgpu::Backends::PRIMARY,
+        };
+        let name = std::env::var("WGTRAIN_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
+        let adapters = Self::adapters(backends);
+        let adapter = match &name {
+            Some(n) => adapters
+                .into_iter()
+                .find(|a| a.get_info().name.to_lowercase().contains(&n.to_lowercase()))
+                .ok_or_else(|| {
+                    Error::NoAdapter(format!(
+                        "no adapter whose name contains {n:?} (WGTRAIN_ADAPTER)"
+                    ))
+                })?,
+            None => adapters
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::NoAdapter(install_hint().into()))?,
+        };
+        Self::from_adapter(adapter)
+    }
+
+    /// Every adapter found, best first (discrete, integrated, virtual, CPU), one device each.
+    /// Tests run on all of them; adapters that fail to open are returned as `Err`.
+    pub fn all() -> Vec<Result<Device>> {
+        let backends = match std::env::var("WGTRAIN_BACKEND") {
+            Ok(s) if !s.is_empty() => match parse_backend(&s) {
+                Ok(b) => b,
+                Err(e) => return vec![Err(e)],
+            },
+            _ => wgpu::Backends::PRIMARY,
+        };
+        Self::adapters(backends)
+            .into_iter()
+            .map(Self::from_adapter)
+            .collect()
+    }
+
+    fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+        });
+        let mut list = pollster::block_on(instance.enumerate_adapters(backends));
+        let rank = |t: wgpu::DeviceType| match t {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Other => 3,
+            wgpu::DeviceType::Cpu => 4,
+        };
+        list.sort_by_key(|a| rank(a.get_info().device_type));
+        list
+    }
+
+    /// Opens a device on `adapter`, requesting every optional feature we can use.
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
+        let info = adapter.get_info();
+        let have = adapter.features();
+        let wanted = wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        let features = have & wanted;
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgtrain"),
+            required_features: features,
+            required_limits: limits.clone(),
+            // SAFETY: the only experimental feature requested is cooperative matrix, used by kernels
+            // that are validated by naga and tested against the CPU reference.
+            experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Device(format!("{} ({:?}): {e}", info.name, info.backend)))?;
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
+        let cooperative_matrix =
+            if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+                adapter
+                    .cooperative_matrix_properties()
+                    .iter()
+                    .map(|p| CoopTile {
+                        m: p.m_size,
+                        n: p.n_size,
+                        k: p.k_size,
+                        ab: format!("{:?}", p.ab_type),
+                        acc: format!("{:?}", p.cr_type),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        let caps = Capabilities {
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroup: features.contains(wgpu::Features::SUBGROUP),
+            subgroup_size: (info.subgroup_min_size, info.subgroup_max_size),
+            cooperative_matrix,
+            passthrough_shaders: have.contains(wgpu::Features::PASSTHROUGH_SHADERS),
+            timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            max_storage_binding: limits.max_storage_buffer_binding_size,
+            max_buffer_size: limits.max_buffer_size,
+            max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
+            max_workgroup_storage: limits.max_compute_workgroup_storage_size,
+            max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+        };
+        Ok(Device(Arc::new(Inner {
+            adapter,
+            device,
+            queue,
+            info,
+            caps,
+            cache: PipelineCache::default(),
+            uncaptured,
+        })))
+    }
+
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.0.info
+    }
+
+    pub fn caps(&self) -> &Capabilities {
+        &self.0.caps
+    }
+
+    pub fn wgpu(&self) -> (&wgpu::Device, &wgpu::Queue) {
+        (&self.0.device, &self.0.queue)
+    }
+
+    pub fn adapter(&self) -> &wgpu::Adapter {
+        &self.0.adapter
+    }
+
+    /// One line naming the adapter, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    pub fn name(&self) -> String {
+        let i = &self.0.info;
+        format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+    }
+
+    /// A multi-line report of the adapter, its features and the limits that matter.
+    pub fn describe(&self) -> String {
+        let c = &self.0.caps;
+        let i = &self.0.info;
+        let coop: Vec<String> = c
+            .cooperative_matrix
+            .iter()
+            .map(|t| format!("{}x{}x{} {}->{}", t.m, t.n, t.k, t.ab, t.acc))
+            .collect();
+        format!(
+            "adapter: {}\n  driver: {} {}\n  SHADER_F16: {}  SUBGROUP: {} (size {}..{})  TIMESTAMP_QUERY: {}  PASSTHROUGH_SHADERS: {}\n  EXPERIMENTAL_COOPERATIVE_MATRIX: {}\n  limits: storage binding {} B, buffer {} B, {} storage buffers/stage, workgroup storage {} B, {} invocations/workgroup",
+            self.name(),
+            i.driver,
+            i.driver_info,
+            c.shader_f16,
+            c.subgroup,
+            c.subgroup_size.0,
+            c.subgroup_size.1,
+            c.timestamp_query,
+            c.passthrough_shaders,
+            if coop.is_empty() {
+                "no".to_string()
+            } else {
+                coop.join(", ")
+            },
+            c.max_storage_binding,
+            c.max_buffer_size,
+            c.max_storage_buffers_per_stage,
+            c.max_workgroup_storage,
+            c.max_invocations_per_workgroup,
+        )
+    }
+
+    /// Checks that a buffer of `bytes` can be bound as storage; names `what` otherwise.
+    pub fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self
+            .0
+            .caps
+            .max_storage_binding
+            .min(self.0.caps.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of at least `bytes` (rounded up to 4, never empty).
+    pub fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        self.check_binding(label, bytes)?;
+        let size = bytes.max(4).div_ceil(4) * 4;
+        self.scoped(|d| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes; any error becomes an `Err`.
+    pub fn scoped<T>(&self, f: impl FnOnce(&wgpu::Device) -> T) -> Result<T> {
+        let d = &self.0.device;
+        let oom = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = d.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f(d);
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(Error::Gpu(e.to_string()));
+        }
+        self.take_uncaptured()?;
+        Ok(out)
+    }
+
+    /// Reports errors that happened outside any scope since the last check.
+    pub fn take_uncaptured(&self) -> Result<()> {
+        let mut errs = self.0.uncaptured.lock().unwrap();
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let msg = errs.join("; ");
+        errs.clear();
+        Err(Error::Gpu(msg))
+    }
+
+    /// Blocks (sleeping in the driver, not spinning) until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.0
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device(format!("poll: {e}")))?;
+        self.take_uncaptured()
+    }
+
+    /// Copies `bytes` bytes from `src` at `offset` back to the host.
+    pub fn read_buffer(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+        let size = bytes.max(4).div_ceil(4) * 4;
+        let staging = self.scoped(|d| {
+            let staging = d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+            enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+            self.0.queue.submit([enc.finish()]);
+            staging
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Device("readback callback never ran".into()))?
+            .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("map range: {e}")))?;
+        let mut out = view.to_vec();
+        drop(view);
+        staging.unmap();
+        out.truncate(bytes as usize);
+        Ok(out)
+    }
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Device({})", self.name())
+    }
+}

@@ -1,0 +1,367 @@
+//! Elementwise ops: unary (neurons and math) and broadcasting binary ops, forward and backward.
+//! WGSL: `wgsl/elementwise.wgsl`. CPU reference: `reference::basic`.
+
+use super::{Launch, Shader, f, grid_1d};
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "elementwise",
+    parts: &[include_str!("../../wgsl/elementwise.wgsl")],
+};
+
+/// Unary ops. The discriminant order is the op code in `elementwise.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Relu,
+    /// x if x > 0 else alpha·x
+    LeakyRelu {
+        alpha: f32,
+    },
+    /// clamp(x, 0, n)
+    ReluN {
+        n: f32,
+    },
+    Elu {
+        alpha: f32,
+    },
+    Sigmoid,
+    /// clamp(a·x + b, 0, 1)
+    HardSigmoid {
+        a: f32,
+        b: f32,
+    },
+    Tanh,
+    Softplus,
+    Softsign,
+    /// Exact (erf) GELU.
+    Gelu,
+    Abs,
+    Exp,
+    Log,
+    /// a·x + b
+    Linear {
+        a: f32,
+        b: f32,
+    },
+    Neg,
+    Sqrt,
+    Square,
+    Recip,
+}
+
+impl UnaryOp {
+    /// (op code, parameter a, parameter b) as the shader reads them.
+    pub fn code(self) -> (u32, f32, f32) {
+        use UnaryOp::*;
+        match self {
+            Relu => (0, 0.0, 0.0),
+            LeakyRelu { alpha } => (1, alpha, 0.0),
+            ReluN { n } => (2, n, 0.0),
+            Elu { alpha } => (3, alpha, 0.0),
+            Sigmoid => (4, 0.0, 0.0),
+            HardSigmoid { a, b } => (5, a, b),
+            Tanh => (6, 0.0, 0.0),
+            Softplus => (7, 0.0, 0.0),
+            Softsign => (8, 0.0, 0.0),
+            Gelu => (9, 0.0, 0.0),
+            Abs => (10, 0.0, 0.0),
+            Exp => (11, 0.0, 0.0),
+            Log => (12, 0.0, 0.0),
+            Linear { a, b } => (13, a, b),
+            Neg => (14, 0.0, 0.0),
+            Sqrt => (15, 0.0, 0.0),
+            Square => (16, 0.0, 0.0),
+            Recip => (17, 0.0, 0.0),
+        }
+    }
+
+    /// Every variant with typical parameters, for tests.
+    pub fn all() -> Vec<UnaryOp> {
+        use UnaryOp::*;
+        vec![
+            Relu,
+            LeakyRelu { alpha: 0.1 },
+            ReluN { n: 0.5 },
+            Elu { alpha: 1.3 },
+            Sigmoid,
+            HardSigmoid { a: 0.2, b: 0.5 },
+            Tanh,
+            Softplus,
+            Softsign,
+            Gelu,
+            Abs,
+            Exp,
+            Log,
+            Linear { a: 1.5, b: -0.25 },
+            Neg,
+            Sqrt,
+            Square,
+            Recip,
+        ]
+    }
+}
+
+/// Binary ops with numpy broadcasting. The discriminant is the op code in the shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add = 0,
+    Sub = 1,
+    Mul = 2,
+    Div = 3,
+    Max = 4,
+    Min = 5,
+}
+
+/// Max rank the broadcasting kernels take.
+pub const MAX_RANK: usize = 8;
+
+fn params(
+    n: usize,
+    op: u32,
+    rank: usize,
+    extra: u32,
+    a: f32,
+    b: f32,
+    dims: [&[usize]; 3],
+) -> Vec<u32> {
+    let mut w = vec![n as u32, op, rank as u32, extra, f(a), f(b), 0, 0];
+    for d in dims {
+        let mut v = [1u32; MAX_RANK];
+        for (i, &x) in d.iter().enumerate() {
+            v[i] = x as u32;
+        }
+        w.extend_from_slice(&v);
+    }
+    w
+}
+
+fn f32_in(op: &str, t: &Tensor) -> Result<()> {
+    t.expect_dtype(op, DType::F32)
+}
+
+/// The numpy broadcast of two shapes; an `Err` naming both otherwise.
+pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let r = a.len().max(b.len());
+    if r > MAX_RANK {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!("rank {r} exceeds {MAX_RANK}"),
+        });
+    }
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(Error::Shape {
+                    op: op.into(),
+                    msg: format!("{a:?} and {b:?} do not broadcast (dim {i}: {da} vs {db})"),
+                });
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Strides of `shape` read at the coordinates of `out` (right-aligned; 0 on broadcast dims).
+pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let st = crate::reference::strides(shape);
+    let off = out.len() - shape.len();
+    (0..out.len())
+        .map(|i| {
+            if i < off || shape[i - off] == 1 {
+                0
+            } else {
+                st[i - off]
+            }
+        })
+        .collect()
+}
+
+/// Prepares `y = op(x)`.
+pub fn unary_launch(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Launch> {
+    f32_in("unary", x)?;
+    let (code, a, b) = op.code();
+    let n = x.numel();
+    let p = vec![n as u32, code, 0, 0, f(a), f(b), 0, 0];
+    x.device.launch(
+        &SHADER,
+        "unary_forward",
+        &[],
+        &p,
+        &[x.buffer(), y.buffer()],
+        grid_1d(n, 256),
+    )
+}
+
+/// `op(x)`.
+pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    let y = Tensor::zeros(&x.device, &x.shape, DType::F32)?;
+    x.device.run(&[unary_launch(op, x, &y)?])?;
+    Ok(y)
+}
+
+/// `op'(x) · dy`.
+pub fn unary_backward(op: UnaryOp, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    f32_in("unary backward", x)?;
+    if x.shape != dy.shape {
+        return Err(Error::Shape {
+            op: format!("{op:?} backward"),
+            msg: format!("x {:?} vs dy {:?}", x.shape, dy.shape),
+        });
+    }
+    let dx = Tensor::zeros(&x.device, &x.shape, DType::F32)?;
+    let (code, a, b) = op.code();
+    let n = x.numel();
+    let p = vec![n as u32, code, 0, 0, f(a), f(b), 0, 0];
+    let l = x.device.launch(
+        &SHADER,
+        "unary_backward",
+        &[],
+        &p,
+        &[x.buffer(), dy.buffer(), dx.buffer()],
+        grid_1d(n, 256),
+    )?;
+    x.device.run(&[l])?;
+    Ok(dx)
+}
+
+/// `a (op) b` with broadcasting.
+pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let name = format!("{op:?}");
+    f32_in(&name, a)?;
+    f32_in(&name, b)?;
+    let out = broadcast_shape(&name, &a.shape, &b.shape)?;
+    let y = Tensor::zeros(&a.device, &out, DType::F32)?;
+    let n = y.numel();
+    let p = params(
+        n,
+        op as u32,
+        out.len(),
+        0,
+        0.0,
+        0.0,
+        [
+            &out,
+            &broadcast_strides(&a.shape, &out),
+            &broadcast_strides(&b.shape, &out),
+        ],
+    );
+    let l = a.device.launch(
+        &SHADER,
+        "binary_forward",
+        &[],
+        &p,
+        &[a.buffer(), b.buffer(), y.buffer()],
+        grid_1d(n, 256),
+    )?;
+    a.device.run(&[l])?;
+    Ok(y)
+}
+
+/// Gradients `(da, db)` of `a (op) b`, each summed back to its operand's shape.
+pub fn binary_backward(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let name = format!("{op:?} backward");
+    let out = broadcast_shape(&name, &a.shape, &b.shape)?;
+    if dy.shape != out {
+        return Err(Error::Shape {
+            op: name,
+            msg: format!("dy {:?} but the output is {out:?}", dy.shape),
+        });
+    }
+    let dev = &a.device;
+    let ga = Tensor::zeros(dev, &out, DType::F32)?;
+    let gb = Tensor::zeros(dev, &out, DType::F32)?;
+    let n = dy.numel();
+    let p = params(
+        n,
+        op as u32,
+        out.len(),
+        0,
+        0.0,
+        0.0,
+        [
+            &out,
+            &broadcast_strides(&a.shape, &out),
+            &broadcast_strides(&b.shape, &out),
+        ],
+    );
+    let l = dev.launch(
+        &SHADER,
+        "binary_backward",
+        &[],
+        &p,
+        &[
+            a.buffer(),
+            b.buffer(),
+            dy.buffer(),
+            ga.buffer(),
+            gb.buffer(),
+        ],
+        grid_1d(n, 256),
+    )?;
+    dev.run(&[l])?;
+    Ok((sum_to(&ga, &a.shape)?, sum_to(&gb, &b.shape)?))
+}
+
+/// Sums `x` over the dims along which `target` was broadcast to `x`'s shape.
+pub fn sum_to(x: &Tensor, target: &[usize]) -> Result<Tensor> {
+    let full = &x.shape;
+    if broadcast_shape("sum_to", target, full)? != *full {
+        return Err(Error::Shape {
+            op: "sum_to".into(),
+            msg: format!("{target:?} does not broadcast to {full:?}"),
+        });
+    }
+    if target == full.as_slice() {
+        return Ok(x.clone());
+    }
+    let r = full.len();
+    let off = r - target.len();
+    let out_shape: Vec<usize> = (0..r)
+        .map(|i| if i < off { 1 } else { target[i - off] })
+        .collect();
+    let red: Vec<usize> = (0..r)
+        .map(|i| if out_shape[i] == 1 { full[i] } else { 1 })
+        .collect();
+    let count: usize = red.iter().product();
+    let y = Tensor::zeros(&x.device, target, DType::F32)?;
+    let n = y.numel();
+    let p = params(
+        n,
+        0,
+        r,
+        count as u32,
+        0.0,
+        0.0,
+        [&out_shape, &crate::reference::strides(full), &red],
+    );
+    let l = x.device.launch(
+        &SHADER,
+        "sum_to",
+        &[],
+        &p,
+        &[x.buffer(), y.buffer()],
+        grid_1d(n, 256),
+    )?;
+    x.device.run(&[l])?;
+    Ok(y)
+}

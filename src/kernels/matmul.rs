@@ -1,0 +1,164 @@
+//! Batched matmul with either operand transposed (the backward needs both).
+//! WGSL: `wgsl/matmul.wgsl` + the shared main loop `wgsl/gemm_core.wgsl`.
+//! CPU reference: `reference::basic::matmul`.
+
+use super::{Launch, Shader, f};
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "matmul",
+    parts: &[
+        include_str!("../../wgsl/matmul.wgsl"),
+        include_str!("../../wgsl/gemm_core.wgsl"),
+    ],
+};
+
+/// Output tile edge of `gemm_core.wgsl`.
+pub const TILE: usize = 64;
+
+/// Problem description: `C = alpha · op(A) · op(B) (+ C)`, batched.
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub accumulate: bool,
+    pub alpha: f32,
+    /// Batch strides in elements (0 shares one matrix across the batch).
+    pub a_stride: usize,
+    pub b_stride: usize,
+    pub c_stride: usize,
+}
+
+/// Prepares one GEMM over raw buffers; the caller has checked sizes.
+pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
+    let p = [
+        g.m as u32,
+        g.n as u32,
+        g.k as u32,
+        g.trans_a as u32,
+        g.trans_b as u32,
+        g.accumulate as u32,
+        f(g.alpha),
+        0,
+        g.a_stride as u32,
+        g.b_stride as u32,
+        g.c_stride as u32,
+        0,
+    ];
+    let groups = [
+        g.n.div_ceil(TILE) as u32,
+        g.m.div_ceil(TILE) as u32,
+        g.batch as u32,
+    ];
+    a.device.launch(
+        &SHADER,
+        "gemm",
+        &[],
+        &p,
+        &[a.buffer(), b.buffer(), c.buffer()],
+        groups,
+    )
+}
+
+/// `op(a) · op(b)` for a of shape `[batch..] (M, K)` (or `(K, M)` when `trans_a`) and b likewise;
+/// a 2-D operand is shared across the other's batch. Output `[batch..] (M, N)`.
+pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    let op = "matmul";
+    a.expect_dtype(op, DType::F32)?;
+    b.expect_dtype(op, DType::F32)?;
+    let (ra, rb) = (a.shape.len(), b.shape.len());
+    if ra < 2 || rb < 2 {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!(
+                "operands must be at least 2-D, got {:?} and {:?}",
+                a.shape, b.shape
+            ),
+        });
+    }
+    let (am, ak) = if trans_a {
+        (a.shape[ra - 1], a.shape[ra - 2])
+    } else {
+        (a.shape[ra - 2], a.shape[ra - 1])
+    };
+    let (bk, bn) = if trans_b {
+        (b.shape[rb - 1], b.shape[rb - 2])
+    } else {
+        (b.shape[rb - 2], b.shape[rb - 1])
+    };
+    if ak != bk {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!(
+                "inner dimensions differ: {:?}{} · {:?}{} ({ak} vs {bk})",
+                a.shape,
+                if trans_a { "ᵀ" } else { "" },
+                b.shape,
+                if trans_b { "ᵀ" } else { "" }
+            ),
+        });
+    }
+    let ba: usize = a.shape[..ra - 2].iter().product();
+    let bb: usize = b.shape[..rb - 2].iter().product();
+    let batch_shape = match (ra, rb) {
+        (2, _) => b.shape[..rb - 2].to_vec(),
+        (_, 2) => a.shape[..ra - 2].to_vec(),
+        _ if a.shape[..ra - 2] == b.shape[..rb - 2] => a.shape[..ra - 2].to_vec(),
+        _ => {
+            return Err(Error::Shape {
+                op: op.into(),
+                msg: format!("batch dimensions differ: {:?} vs {:?}", a.shape, b.shape),
+            });
+        }
+    };
+    let batch = ba.max(bb);
+    if batch > 65_535 {
+        return Err(Error::TooLarge {
+            what: format!("matmul batch of {:?}", batch_shape),
+            bytes: batch as u64,
+            limit: 65_535,
+        });
+    }
+    let mut out_shape = batch_shape;
+    out_shape.extend_from_slice(&[am, bn]);
+    let c = Tensor::zeros(&a.device, &out_shape, DType::F32)?;
+    let g = Gemm {
+        m: am,
+        n: bn,
+        k: ak,
+        batch,
+        trans_a,
+        trans_b,
+        accumulate: false,
+        alpha: 1.0,
+        a_stride: if ra == 2 { 0 } else { am * ak },
+        b_stride: if rb == 2 { 0 } else { ak * bn },
+        c_stride: am * bn,
+    };
+    a.device.run(&[gemm_launch(&g, a, b, &c)?])?;
+    Ok(c)
+}
+
+/// Gradients of `c = a · b` (no transposes, 2-D or equal batch): `da = dc · bᵀ`, `db = aᵀ · dc`.
+/// A 2-D operand shared over a batch gets its gradient summed over the batch.
+pub fn matmul_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, Tensor)> {
+    let da = matmul(dc, b, false, true)?;
+    let db = matmul(a, dc, true, false)?;
+    let fold = |g: Tensor, want: &[usize]| -> Result<Tensor> {
+        if g.shape == want {
+            return Ok(g);
+        }
+        // Shared 2-D operand: sum its per-batch gradients.
+        let r = g.shape.len();
+        let rows: usize = g.shape[..r - 2].iter().product();
+        let flat = g.reshape(&[rows, want.iter().product()])?;
+        let (s, _) = super::reduce::reduce(super::reduce::ReduceOp::Sum, &flat, 0)?;
+        s.reshape(want)
+    };
+    Ok((fold(da, &a.shape)?, fold(db, &b.shape)?))
+}

@@ -1,0 +1,229 @@
+//! Kernels: WGSL shaders embedded with `include_str!`, pipelines cached by (shader, entry,
+//! constants), and `Launch`es — a pipeline with its bind group and grid, prepared once and
+//! replayed any number of times into one command buffer.
+//!
+//! Binding convention of every kernel: `@binding(0)` is a uniform of parameters (u32 words; f32
+//! values are bit-cast), `@binding(1..)` are storage buffers in the order the Rust side passes them.
+//! Kernels with more elements than one grid row can hold use a 2-D grid: the linear workgroup id is
+//! `wid.x + wid.y * nwg.x` (see `grid_1d`).
+
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;
+pub mod transpose;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+/// A WGSL module made of one or more source parts concatenated (so a shared core, e.g. the GEMM
+/// main loop, can be combined with op-specific loaders without copying it).
+pub struct Shader {
+    pub name: &'static str,
+    pub parts: &'static [&'static str],
+}
+
+impl Shader {
+    pub fn source(&self) -> String {
+        self.parts.concat()
+    }
+}
+
+/// Every shader the crate compiles; the naga translation test walks this list.
+pub fn all_shaders() -> Vec<&'static Shader> {
+    vec![
+        &elementwise::SHADER,
+        &reduce::SHADER,
+        &matmul::SHADER,
+        &transpose::SHADER,
+    ]
+}
+
+/// Size of every kernel's parameter uniform, in u32 words.
+pub const UNIFORM_WORDS: usize = 64;
+
+type Key = (&'static str, String, String);
+
+/// Compiled pipelines by (shader name, entry point, constants).
+#[derive(Default)]
+pub struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    pipelines: Mutex<HashMap<Key, Arc<wgpu::ComputePipeline>>>,
+}
+
+/// One dispatch, ready to encode: pipeline, bound buffers (the uniform included), grid.
+pub struct Launch {
+    pub(crate) pipeline: Arc<wgpu::ComputePipeline>,
+    pub(crate) bind_group: wgpu::BindGroup,
+    pub(crate) groups: [u32; 3],
+    pub(crate) label: &'static str,
+}
+
+/// Workgroups for `n` items at `per_group` items each, folded into 2-D when one row would exceed
+/// the 65,535 per-dimension limit that every backend guarantees.
+pub fn grid_1d(n: usize, per_group: usize) -> [u32; 3] {
+    let groups = n.div_ceil(per_group).max(1) as u32;
+    if groups <= 65_535 {
+        [groups, 1, 1]
+    } else {
+        let y = groups.div_ceil(65_535);
+        [groups.div_ceil(y), y, 1]
+    }
+}
+
+impl Device {
+    fn pipeline(
+        &self,
+        shader: &'static Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key: Key = (shader.name, entry.to_string(), format!("{constants:?}"));
+        let cache = &self.0.cache;
+        if let Some(p) = cache.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let module = {
+            let mut modules = cache.modules.lock().unwrap();
+            match modules.get(shader.name) {
+                Some(m) => m.clone(),
+                None => {
+                    let src = shader.source();
+                    let m = self
+                        .scoped(|d| {
+                            d.create_shader_module(wgpu::ShaderModuleDescriptor {
+                                label: Some(shader.name),
+                                source: wgpu::ShaderSource::Wgsl(src.into()),
+                            })
+                        })
+                        .map_err(|e| Error::Gpu(format!("shader {}: {e}", shader.name)))?;
+                    let m = Arc::new(m);
+                    modules.insert(shader.name, m.clone());
+                    m
+                }
+            }
+        };
+        let consts: Vec<(&str, f64)> = constants.to_vec();
+        let pipeline = self
+            .scoped(|d| {
+                d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &consts,
+                        ..Default::default()
+                    },
+                    cache: None,
+                })
+            })
+            .map_err(|e| Error::Gpu(format!("pipeline {}::{entry}: {e}", shader.name)))?;
+        let p = Arc::new(pipeline);
+        cache.pipelines.lock().unwrap().insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Prepares one dispatch of `shader::entry` over `groups`, with `params` as the uniform at
+    /// binding 0 and `buffers` at bindings 1.. .
+    pub fn launch(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        constants: &[(&str, f64)],
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+    ) -> Result<Launch> {
+        let max = self.caps().max_workgroups_per_dim;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::TooLarge {
+                what: format!(
+                    "{}::{entry} grid {groups:?} (workgroups per dimension)",
+                    shader.name
+                ),
+                bytes: *groups.iter().max().unwrap() as u64,
+                limit: max as u64,
+            });
+        }
+        let pipeline = self.pipeline(shader, entry, constants)?;
+        // Entries of one shader share a parameter struct but may fill only its head: pad to a fixed
+        // 256 bytes so every struct fits (and uniform arrays stay 16-byte strided).
+        if params.len() > UNIFORM_WORDS {
+            return Err(Error::Invalid(format!(
+                "{}::{entry}: {} parameter words exceed {UNIFORM_WORDS}",
+                shader.name,
+                params.len()
+            )));
+        }
+        let mut words = params.to_vec();
+        words.resize(UNIFORM_WORDS, 0);
+        let bind_group = self.scoped(|d| {
+            let ubuf = d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(entry),
+                size: (words.len() * 4) as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.0
+                .queue
+                .write_buffer(&ubuf, 0, bytemuck::cast_slice(&words));
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: ubuf.as_entire_binding(),
+            }];
+            for (i, b) in buffers.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: b.as_entire_binding(),
+                });
+            }
+            d.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            })
+        })?;
+        Ok(Launch {
+            pipeline,
+            bind_group,
+            groups,
+            label: entry,
+        })
+    }
+
+    /// Encodes `launches` in order into one compute pass and submits once. wgpu inserts the
+    /// barriers between dispatches that touch the same buffers.
+    pub fn run(&self, launches: &[Launch]) -> Result<()> {
+        self.scoped(|d| {
+            let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgtrain step"),
+            });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                });
+                for l in launches {
+                    pass.set_pipeline(&l.pipeline);
+                    pass.set_bind_group(0, &l.bind_group, &[]);
+                    pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+                }
+            }
+            self.0.queue.submit([enc.finish()]);
+        })
+    }
+}
+
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Launch({} {:?})", self.label, self.groups)
+    }
+}
+
+/// Bit-casts an f32 into a parameter word.
+pub fn f(x: f32) -> u32 {
+    x.to_bits()
+}

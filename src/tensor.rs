@@ -1,0 +1,205 @@
+//! Tensors: a shape, a dtype and a GPU buffer. No math here — kernels live in `kernels/`.
+
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+
+/// Element type of a tensor. f16 is designed in (storage and the f16 accumulator paths);
+/// u32 carries indices (argmax states, class labels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F16,
+    U32,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::U32 => 4,
+            DType::F16 => 2,
+        }
+    }
+}
+
+/// A dense row-major tensor on one device. Cloning shares the buffer.
+#[derive(Clone)]
+pub struct Tensor {
+    pub(crate) device: Device,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) dtype: DType,
+    pub(crate) buffer: Arc<wgpu::Buffer>,
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Tensor {
+    /// An uninitialised (zero-filled by wgpu) tensor.
+    pub fn zeros(device: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let bytes = numel(shape) as u64 * dtype.size() as u64;
+        let buffer = device.storage_buffer(&format!("tensor {shape:?} {dtype:?}"), bytes)?;
+        Ok(Tensor {
+            device: device.clone(),
+            shape: shape.to_vec(),
+            dtype,
+            buffer: Arc::new(buffer),
+        })
+    }
+
+    /// Uploads f32 data of the given shape.
+    pub fn from_f32(device: &Device, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        Self::from_bytes(
+            device,
+            shape,
+            DType::F32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    /// Uploads u32 data (indices, labels).
+    pub fn from_u32(device: &Device, shape: &[usize], data: &[u32]) -> Result<Tensor> {
+        Self::from_bytes(
+            device,
+            shape,
+            DType::U32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    /// Uploads f32 data converted to f16 storage.
+    pub fn from_f32_as_f16(device: &Device, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let h: Vec<half::f16> = data.iter().map(|&x| half::f16::from_f32(x)).collect();
+        Self::from_bytes(
+            device,
+            shape,
+            DType::F16,
+            bytemuck::cast_slice(&h),
+            data.len(),
+        )
+    }
+
+    fn from_bytes(
+        device: &Device,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+        len: usize,
+    ) -> Result<Tensor> {
+        if numel(shape) != len {
+            return Err(Error::Shape {
+                op: "tensor upload".into(),
+                msg: format!(
+                    "shape {shape:?} holds {} elements but {len} were given",
+                    numel(shape)
+                ),
+            });
+        }
+        let t = Self::zeros(device, shape, dtype)?;
+        if !bytes.is_empty() {
+            // write_buffer needs a multiple of 4 bytes: pad an odd f16 count.
+            let mut padded;
+            let data = if bytes.len() % 4 != 0 {
+                padded = bytes.to_vec();
+                padded.resize(bytes.len().div_ceil(4) * 4, 0);
+                &padded[..]
+            } else {
+                bytes
+            };
+            device.scoped(|_| device.0.queue.write_buffer(&t.buffer, 0, data))?;
+        }
+        Ok(t)
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    pub fn bytes(&self) -> u64 {
+        (self.numel() * self.dtype.size()) as u64
+    }
+
+    /// The same buffer seen with another shape of equal element count (no copy).
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if numel(shape) != self.numel() {
+            return Err(Error::Shape {
+                op: "reshape".into(),
+                msg: format!(
+                    "{:?} ({} elements) cannot become {shape:?} ({})",
+                    self.shape,
+                    self.numel(),
+                    numel(shape)
+                ),
+            });
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
+    }
+
+    /// Downloads as f32 (f16 is widened; u32 is an error: use `to_u32`).
+    pub fn to_f32(&self) -> Result<Vec<f32>> {
+        let raw = self.device.read_buffer(&self.buffer, 0, self.bytes())?;
+        match self.dtype {
+            DType::F32 => Ok(bytemuck::cast_slice(&raw).to_vec()),
+            DType::F16 => Ok(raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()),
+            DType::U32 => Err(Error::Invalid(format!(
+                "to_f32 on a u32 tensor {:?}",
+                self.shape
+            ))),
+        }
+    }
+
+    /// Downloads a u32 tensor.
+    pub fn to_u32(&self) -> Result<Vec<u32>> {
+        if self.dtype != DType::U32 {
+            return Err(Error::Invalid(format!(
+                "to_u32 on a {:?} tensor {:?}",
+                self.dtype, self.shape
+            )));
+        }
+        let raw = self.device.read_buffer(&self.buffer, 0, self.bytes())?;
+        Ok(bytemuck::cast_slice(&raw).to_vec())
+    }
+
+    /// Checks the dtype, naming `op` on mismatch.
+    pub fn expect_dtype(&self, op: &str, dtype: DType) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(Error::Invalid(format!(
+                "{op}: expected a {dtype:?} tensor, got {:?} {:?}",
+                self.dtype, self.shape
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({:?}, {:?})", self.shape, self.dtype)
+    }
+}

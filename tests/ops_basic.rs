@@ -1,0 +1,312 @@
+//! Foundation kernels vs the CPU f64 reference on awkward shapes, on every adapter.
+
+mod common;
+
+use common::{assert_close, each_device};
+use wgtrain::kernels::elementwise::{self, BinaryOp, UnaryOp};
+use wgtrain::kernels::matmul;
+use wgtrain::kernels::reduce::{self, ReduceOp};
+use wgtrain::kernels::transpose;
+use wgtrain::reference::{Array, basic};
+use wgtrain::{Device, Error, Tensor};
+
+fn up(dev: &Device, a: &Array) -> Tensor {
+    Tensor::from_f32(dev, &a.shape, &a.to_f32()).unwrap()
+}
+
+/// The f32 values the GPU sees, back in f64, so references start from identical inputs.
+fn rounded(a: &Array) -> Array {
+    Array::from_f32(&a.shape, &a.to_f32())
+}
+
+#[test]
+fn unary_forward_backward() {
+    each_device("unary", |dev| {
+        for shape in [vec![1], vec![7], vec![33], vec![257], vec![3, 5, 7]] {
+            for op in UnaryOp::all() {
+                let mut x = rounded(&Array::seeded(&shape, 11).map_scaled(3.0));
+                if matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip) {
+                    x = rounded(&Array::new(
+                        &shape,
+                        x.data.iter().map(|v| v.abs() + 0.05).collect(),
+                    ));
+                }
+                let dy = rounded(&Array::seeded(&shape, 12));
+                let y = elementwise::unary(op, &up(dev, &x))
+                    .unwrap()
+                    .to_f32()
+                    .unwrap();
+                assert_close(
+                    &format!("{op:?} {shape:?}"),
+                    &y,
+                    &basic::unary(op, &x).data,
+                    1e-5,
+                    1e-5,
+                );
+                let dx = elementwise::unary_backward(op, &up(dev, &x), &up(dev, &dy))
+                    .unwrap()
+                    .to_f32()
+                    .unwrap();
+                assert_close(
+                    &format!("{op:?}' {shape:?}"),
+                    &dx,
+                    &basic::unary_backward(op, &x, &dy).data,
+                    1e-5,
+                    1e-4,
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn binary_broadcast_forward_backward() {
+    each_device("binary", |dev| {
+        let cases: [(&[usize], &[usize]); 5] = [
+            (&[1], &[1]),
+            (&[7], &[7]),
+            (&[33, 1], &[1, 7]),
+            (&[2, 3, 33], &[33]),
+            (&[5, 1, 7], &[3, 1]),
+        ];
+        for (sa, sb) in cases {
+            let out = elementwise::broadcast_shape("test", sa, sb).unwrap();
+            let a = rounded(&Array::seeded(sa, 21));
+            // Keep b away from 0 so that divide is well conditioned.
+            let b = rounded(&Array::new(
+                sb,
+                Array::seeded(sb, 22)
+                    .data
+                    .iter()
+                    .map(|v| v + 1.5 * v.signum() + 0.01)
+                    .collect(),
+            ));
+            let dy = rounded(&Array::seeded(&out, 23));
+            for op in [
+                BinaryOp::Add,
+                BinaryOp::Sub,
+                BinaryOp::Mul,
+                BinaryOp::Div,
+                BinaryOp::Max,
+                BinaryOp::Min,
+            ] {
+                let what = format!("{op:?} {sa:?}·{sb:?}");
+                let y = elementwise::binary(op, &up(dev, &a), &up(dev, &b)).unwrap();
+                assert_eq!(y.shape(), &out[..]);
+                assert_close(
+                    &what,
+                    &y.to_f32().unwrap(),
+                    &basic::binary(op, &a, &b, &out).data,
+                    1e-6,
+                    1e-5,
+                );
+                let (ga, gb) =
+                    elementwise::binary_backward(op, &up(dev, &a), &up(dev, &b), &up(dev, &dy))
+                        .unwrap();
+                let (ra, rb) = basic::binary_backward(op, &a, &b, &dy);
+                assert_eq!(ga.shape(), sa);
+                assert_eq!(gb.shape(), sb);
+                assert_close(
+                    &format!("{what} da"),
+                    &ga.to_f32().unwrap(),
+                    &ra.data,
+                    1e-5,
+                    1e-4,
+                );
+                assert_close(
+                    &format!("{what} db"),
+                    &gb.to_f32().unwrap(),
+                    &rb.data,
+                    1e-5,
+                    1e-4,
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn reductions_forward_backward() {
+    each_device("reduce", |dev| {
+        for shape in [vec![1], vec![7], vec![257], vec![3, 33], vec![2, 7, 5]] {
+            for axis in 0..shape.len() {
+                for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+                    let what = format!("{op:?} {shape:?} axis {axis}");
+                    let x = rounded(&Array::seeded(&shape, 31));
+                    let (ry, rarg) = basic::reduce(op, &x, axis);
+                    let (y, arg) = reduce::reduce(op, &up(dev, &x), axis).unwrap();
+                    assert_close(&what, &y.to_f32().unwrap(), &ry.data, 1e-5, 1e-5);
+                    if let Some(a) = &arg {
+                        let got: Vec<usize> =
+                            a.to_u32().unwrap().iter().map(|&v| v as usize).collect();
+                        assert_eq!(got, rarg, "{what} argmax");
+                    }
+                    let dy = rounded(&Array::seeded(&ry.shape, 32));
+                    let dx = reduce::reduce_backward(op, &shape, axis, &up(dev, &dy), arg.as_ref())
+                        .unwrap();
+                    let rdx = basic::reduce_backward(op, &shape, axis, &dy, &rarg);
+                    assert_close(
+                        &format!("{what} dx"),
+                        &dx.to_f32().unwrap(),
+                        &rdx.data,
+                        1e-6,
+                        1e-5,
+                    );
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn matmul_all_transposes_awkward_shapes() {
+    each_device("matmul", |dev| {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (7, 33, 1),
+            (33, 7, 65),
+            (65, 257, 33),
+            (130, 17, 129),
+        ] {
+            let a = rounded(&Array::seeded(&[m, k], 41));
+            let b = rounded(&Array::seeded(&[k, n], 42));
+            let want = basic::matmul(&a, &b, false, false);
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let ga = if ta {
+                    basic::permute(&a, &[1, 0])
+                } else {
+                    a.clone()
+                };
+                let gb = if tb {
+                    basic::permute(&b, &[1, 0])
+                } else {
+                    b.clone()
+                };
+                let c = matmul::matmul(&up(dev, &ga), &up(dev, &gb), ta, tb).unwrap();
+                assert_eq!(c.shape(), &[m, n]);
+                assert_close(
+                    &format!("matmul {m}x{k}x{n} ta={ta} tb={tb}"),
+                    &c.to_f32().unwrap(),
+                    &want.data,
+                    1e-4,
+                    1e-4,
+                );
+            }
+            let dc = rounded(&Array::seeded(&[m, n], 43));
+            let (da, db) =
+                matmul::matmul_backward(&up(dev, &a), &up(dev, &b), &up(dev, &dc)).unwrap();
+            let (ra, rb) = basic::matmul_backward(&a, &b, &dc);
+            assert_close(
+                &format!("matmul {m}x{k}x{n} da"),
+                &da.to_f32().unwrap(),
+                &ra.data,
+                1e-4,
+                1e-4,
+            );
+            assert_close(
+                &format!("matmul {m}x{k}x{n} db"),
+                &db.to_f32().unwrap(),
+                &rb.data,
+                1e-4,
+                1e-4,
+            );
+        }
+    });
+}
+
+#[test]
+fn batched_matmul_with_shared_weight() {
+    each_device("batched matmul", |dev| {
+        let (bt, m, k, n) = (3, 7, 33, 5);
+        let a = rounded(&Array::seeded(&[bt, m, k], 51));
+        let w = rounded(&Array::seeded(&[k, n], 52));
+        let c = matmul::matmul(&up(dev, &a), &up(dev, &w), false, false).unwrap();
+        assert_eq!(c.shape(), &[bt, m, n]);
+        let got = c.to_f32().unwrap();
+        let mut want = Vec::new();
+        for i in 0..bt {
+            let ai = Array::new(&[m, k], a.data[i * m * k..(i + 1) * m * k].to_vec());
+            want.extend(basic::matmul(&ai, &w, false, false).data);
+        }
+        assert_close("batched matmul", &got, &want, 1e-4, 1e-4);
+        // The shared weight's gradient is summed over the batch.
+        let dc = rounded(&Array::seeded(&[bt, m, n], 53));
+        let (_, dw) = matmul::matmul_backward(&up(dev, &a), &up(dev, &w), &up(dev, &dc)).unwrap();
+        let a2 = Array::new(&[bt * m, k], a.data.clone());
+        let dc2 = Array::new(&[bt * m, n], dc.data.clone());
+        assert_close(
+            "shared dw",
+            &dw.to_f32().unwrap(),
+            &basic::matmul(&a2, &dc2, true, false).data,
+            1e-4,
+            1e-4,
+        );
+    });
+}
+
+#[test]
+fn permute_and_its_gradient() {
+    each_device("permute", |dev| {
+        for (shape, perm) in [
+            (vec![7], vec![0]),
+            (vec![33, 7], vec![1, 0]),
+            (vec![2, 3, 5, 7], vec![3, 1, 0, 2]),
+        ] {
+            let x = rounded(&Array::seeded(&shape, 61));
+            let y = transpose::permute(&up(dev, &x), &perm).unwrap();
+            let want = basic::permute(&x, &perm);
+            assert_eq!(y.shape(), &want.shape[..]);
+            assert_close("permute", &y.to_f32().unwrap(), &want.data, 0.0, 0.0);
+            let back = transpose::permute(&y, &transpose::inverse(&perm)).unwrap();
+            assert_close(
+                "permute inverse",
+                &back.to_f32().unwrap(),
+                &x.data,
+                0.0,
+                0.0,
+            );
+        }
+    });
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    each_device("bad inputs", |dev| {
+        let a = Tensor::from_f32(dev, &[2, 3], &[0.0; 6]).unwrap();
+        let b = Tensor::from_f32(dev, &[4], &[0.0; 4]).unwrap();
+        let e = elementwise::binary(BinaryOp::Add, &a, &b).unwrap_err();
+        assert!(
+            matches!(e, Error::Shape { .. })
+                && e.to_string().contains("[2, 3]")
+                && e.to_string().contains("[4]"),
+            "{e}"
+        );
+        let e = reduce::reduce(ReduceOp::Sum, &a, 2).unwrap_err();
+        assert!(e.to_string().contains("axis 2"), "{e}");
+        let e = matmul::matmul(&a, &a, false, false).unwrap_err();
+        assert!(
+            e.to_string().contains("matmul") && e.to_string().contains("3 vs 2"),
+            "{e}"
+        );
+        let e = transpose::permute(&a, &[0, 0]).unwrap_err();
+        assert!(e.to_string().contains("permutation"), "{e}");
+        let e = Tensor::from_f32(dev, &[2, 2], &[0.0; 3]).unwrap_err();
+        assert!(e.to_string().contains("[2, 2]"), "{e}");
+        // Larger than one storage binding: an Err naming both sizes, never a wgpu abort.
+        let limit = dev
+            .caps()
+            .max_storage_binding
+            .min(dev.caps().max_buffer_size);
+        let n = (limit / 4 + 1) as usize;
+        let e = Tensor::zeros(dev, &[n], wgtrain::DType::F32).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            matches!(e, Error::TooLarge { .. })
+                && s.contains(&(n as u64 * 4).to_string())
+                && s.contains(&limit.to_string()),
+            "{s}"
+        );
+        let u = Tensor::from_u32(dev, &[2], &[1, 2]).unwrap();
+        assert!(elementwise::unary(UnaryOp::Relu, &u).is_err());
+    });
+}

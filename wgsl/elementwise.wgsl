@@ -1,0 +1,233 @@
+// Elementwise kernels: unary ops (neurons and math) forward/backward, broadcasting binary ops
+// forward/backward, and `sum_to` (the reduction of a broadcast gradient back to an operand's shape).
+// One invocation per output element; 256 per workgroup; 2-D grid (see kernels/mod.rs).
+
+struct Params {
+    n: u32,        // elements in the output
+    op: u32,       // op code (see kernels/elementwise.rs)
+    rank: u32,     // number of dims (<= 8) for broadcasting kernels
+    extra: u32,    // red_count for sum_to
+    a: f32,        // op parameter (alpha, slope, ...)
+    b: f32,        // second op parameter
+    _p0: u32,
+    _p1: u32,
+    shape: array<vec4<u32>, 2>,     // output shape, padded with 1
+    a_strides: array<vec4<u32>, 2>, // strides of operand a in output coordinates (0 where broadcast)
+    b_strides: array<vec4<u32>, 2>, // strides of operand b likewise (sum_to: reduced dims)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 256u + lid;
+}
+
+fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
+    return v[i / 4u][i % 4u];
+}
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below f32 resolution near 1).
+fn erf_approx(x: f32) -> f32 {
+    let s = sign(x);
+    let ax = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * ax);
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-ax * ax);
+    return s * y;
+}
+
+fn softplus(x: f32) -> f32 {
+    return max(x, 0.0) + log(1.0 + exp(-abs(x)));
+}
+
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+// Forward of unary op `op` with parameters a, b.
+fn unary_f(op: u32, x: f32, a: f32, b: f32) -> f32 {
+    switch op {
+        case 0u: { return max(x, 0.0); }                       // relu
+        case 1u: { return select(a * x, x, x > 0.0); }         // leaky relu (a = slope)
+        case 2u: { return clamp(x, 0.0, a); }                  // relu-n (a = n)
+        case 3u: { return select(a * (exp(x) - 1.0), x, x > 0.0); } // elu
+        case 4u: { return sigmoid(x); }
+        case 5u: { return clamp(a * x + b, 0.0, 1.0); }        // hard sigmoid
+        case 6u: { return tanh(x); }
+        case 7u: { return softplus(x); }
+        case 8u: { return x / (1.0 + abs(x)); }                // softsign
+        case 9u: { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); } // gelu (erf)
+        case 10u: { return abs(x); }
+        case 11u: { return exp(x); }
+        case 12u: { return log(x); }
+        case 13u: { return a * x + b; }                        // linear
+        case 14u: { return -x; }
+        case 15u: { return sqrt(x); }
+        case 16u: { return x * x; }
+        case 17u: { return 1.0 / x; }
+        default: { return x; }
+    }
+}
+
+// d(op)/dx at x, times dy.
+fn unary_b(op: u32, x: f32, dy: f32, a: f32, b: f32) -> f32 {
+    switch op {
+        case 0u: { return select(0.0, dy, x > 0.0); }
+        case 1u: { return select(a * dy, dy, x > 0.0); }
+        case 2u: { return select(0.0, dy, x > 0.0 && x < a); }
+        case 3u: { return select(a * exp(x) * dy, dy, x > 0.0); }
+        case 4u: { let s = sigmoid(x); return s * (1.0 - s) * dy; }
+        case 5u: { let y = a * x + b; return select(0.0, a * dy, y > 0.0 && y < 1.0); }
+        case 6u: { let t = tanh(x); return (1.0 - t * t) * dy; }
+        case 7u: { return sigmoid(x) * dy; }
+        case 8u: { let d = 1.0 + abs(x); return dy / (d * d); }
+        case 9u: {
+            let cdf = 0.5 * (1.0 + erf_approx(x * 0.70710678118654752));
+            let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
+            return (cdf + x * pdf) * dy;
+        }
+        case 10u: { return sign(x) * dy; }
+        case 11u: { return exp(x) * dy; }
+        case 12u: { return dy / x; }
+        case 13u: { return a * dy; }
+        case 14u: { return -dy; }
+        case 15u: { return 0.5 * dy / sqrt(x); }
+        case 16u: { return 2.0 * x * dy; }
+        case 17u: { return -dy / (x * x); }
+        default: { return dy; }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> x_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y_out: array<f32>;
+
+// y = op(x)
+@compute @workgroup_size(256)
+fn unary_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    y_out[i] = unary_f(p.op, x_in[i], p.a, p.b);
+}
+
+@group(0) @binding(1) var<storage, read> ub_x: array<f32>;
+@group(0) @binding(2) var<storage, read> ub_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ub_dx: array<f32>;
+
+// dx = op'(x) * dy
+@compute @workgroup_size(256)
+fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    ub_dx[i] = unary_b(p.op, ub_x[i], ub_dy[i], p.a, p.b);
+}
+
+// Offsets of output element i into a and b through their broadcast strides.
+fn broadcast_offsets(i: u32) -> vec2<u32> {
+    var rem = i;
+    var oa = 0u;
+    var ob = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
+        let k = u32(d);
+        let s = dim(p.shape, k);
+        let c = rem % s;
+        rem = rem / s;
+        oa = oa + c * dim(p.a_strides, k);
+        ob = ob + c * dim(p.b_strides, k);
+    }
+    return vec2<u32>(oa, ob);
+}
+
+fn binary_f(op: u32, a: f32, b: f32) -> f32 {
+    switch op {
+        case 0u: { return a + b; }
+        case 1u: { return a - b; }
+        case 2u: { return a * b; }
+        case 3u: { return a / b; }
+        case 4u: { return max(a, b); }
+        case 5u: { return min(a, b); }
+        default: { return a; }
+    }
+}
+
+// Local derivatives (d/da, d/db) of binary op at (a, b). max/min send the gradient to a on ties.
+fn binary_d(op: u32, a: f32, b: f32) -> vec2<f32> {
+    switch op {
+        case 0u: { return vec2<f32>(1.0, 1.0); }
+        case 1u: { return vec2<f32>(1.0, -1.0); }
+        case 2u: { return vec2<f32>(b, a); }
+        case 3u: { return vec2<f32>(1.0 / b, -a / (b * b)); }
+        case 4u: { return select(vec2<f32>(0.0, 1.0), vec2<f32>(1.0, 0.0), a >= b); }
+        case 5u: { return select(vec2<f32>(0.0, 1.0), vec2<f32>(1.0, 0.0), a <= b); }
+        default: { return vec2<f32>(1.0, 0.0); }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> bf_a: array<f32>;
+@group(0) @binding(2) var<storage, read> bf_b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bf_y: array<f32>;
+
+// y = a (op) b with numpy broadcasting
+@compute @workgroup_size(256)
+fn binary_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let o = broadcast_offsets(i);
+    bf_y[i] = binary_f(p.op, bf_a[o.x], bf_b[o.y]);
+}
+
+@group(0) @binding(1) var<storage, read> bb_a: array<f32>;
+@group(0) @binding(2) var<storage, read> bb_b: array<f32>;
+@group(0) @binding(3) var<storage, read> bb_dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> bb_ga: array<f32>; // (output shape), before sum_to
+@group(0) @binding(5) var<storage, read_write> bb_gb: array<f32>; // (output shape), before sum_to
+
+// Per-output-element gradients of both operands; `sum_to` then folds broadcast dims.
+@compute @workgroup_size(256)
+fn binary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let o = broadcast_offsets(i);
+    let d = binary_d(p.op, bb_a[o.x], bb_b[o.y]) * bb_dy[i];
+    bb_ga[i] = d.x;
+    bb_gb[i] = d.y;
+}
+
+@group(0) @binding(1) var<storage, read> st_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> st_y: array<f32>;
+
+// y[o] = sum of x over the broadcast dims. shape = y's shape (1 where reduced), a_strides = x's
+// strides, b_strides = x's sizes on reduced dims (1 elsewhere), extra = their product.
+@compute @workgroup_size(256)
+fn sum_to(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    var rem = i;
+    var base = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
+        let k = u32(d);
+        let s = dim(p.shape, k);
+        base = base + (rem % s) * dim(p.a_strides, k);
+        rem = rem / s;
+    }
+    var acc = 0.0;
+    for (var j = 0u; j < p.extra; j = j + 1u) {
+        var r = j;
+        var off = base;
+        for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
+            let k = u32(d);
+            let s = dim(p.b_strides, k);
+            off = off + (r % s) * dim(p.a_strides, k);
+            r = r / s;
+        }
+        acc = acc + st_x[off];
+    }
+    st_y[i] = acc;
+}

@@ -1,0 +1,99 @@
+// Reductions over one axis. The input is viewed as (outer, len, inner); the output as (outer, inner).
+// One invocation per output element walks the axis: neighbouring invocations read neighbouring
+// `inner` elements, so loads coalesce whenever inner > 1.
+
+struct Params {
+    outer: u32,
+    len: u32,
+    inner: u32,
+    op: u32,     // 0 = sum, 1 = mean
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 256u + lid;
+}
+
+@group(0) @binding(1) var<storage, read> rs_x: array<f32>;   // (outer, len, inner)
+@group(0) @binding(2) var<storage, read_write> rs_y: array<f32>; // (outer, inner)
+
+// y = sum (or mean) of x over the axis
+@compute @workgroup_size(256)
+fn sum_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.outer * p.inner) { return; }
+    let o = i / p.inner;
+    let k = i % p.inner;
+    let base = o * p.len * p.inner + k;
+    var acc = 0.0;
+    for (var l = 0u; l < p.len; l = l + 1u) {
+        acc = acc + rs_x[base + l * p.inner];
+    }
+    if (p.op == 1u) {
+        acc = acc / f32(p.len);
+    }
+    rs_y[i] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> rm_x: array<f32>;       // (outer, len, inner)
+@group(0) @binding(2) var<storage, read_write> rm_y: array<f32>; // (outer, inner)
+@group(0) @binding(3) var<storage, read_write> rm_arg: array<u32>; // (outer, inner) index along the axis
+
+// y = max of x over the axis; arg = the first index reaching it (the state the gradient needs)
+@compute @workgroup_size(256)
+fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.outer * p.inner) { return; }
+    let o = i / p.inner;
+    let k = i % p.inner;
+    let base = o * p.len * p.inner + k;
+    var best = rm_x[base];
+    var arg = 0u;
+    for (var l = 1u; l < p.len; l = l + 1u) {
+        let v = rm_x[base + l * p.inner];
+        if (v > best) {
+            best = v;
+            arg = l;
+        }
+    }
+    rm_y[i] = best;
+    rm_arg[i] = arg;
+}
+
+@group(0) @binding(1) var<storage, read> sb_dy: array<f32>;       // (outer, inner)
+@group(0) @binding(2) var<storage, read_write> sb_dx: array<f32>; // (outer, len, inner)
+
+// dx = dy broadcast along the axis (divided by len for mean)
+@compute @workgroup_size(256)
+fn sum_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.outer * p.len * p.inner) { return; }
+    let k = i % p.inner;
+    let o = i / (p.len * p.inner);
+    var g = sb_dy[o * p.inner + k];
+    if (p.op == 1u) {
+        g = g / f32(p.len);
+    }
+    sb_dx[i] = g;
+}
+
+@group(0) @binding(1) var<storage, read> mb_dy: array<f32>;       // (outer, inner)
+@group(0) @binding(2) var<storage, read> mb_arg: array<u32>;      // (outer, inner)
+@group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>; // (outer, len, inner)
+
+// dx = dy at the argmax, 0 elsewhere
+@compute @workgroup_size(256)
+fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.outer * p.len * p.inner) { return; }
+    let k = i % p.inner;
+    let l = (i / p.inner) % p.len;
+    let o = i / (p.len * p.inner);
+    let j = o * p.inner + k;
+    mb_dx[i] = select(0.0, mb_dy[j], mb_arg[j] == l);
+}
