@@ -1,1 +1,70 @@
-fn main() {}
+//! GFLOP/s of the f32 matmul at 256…4096 (square), timed around whole submits of many GEMMs.
+//! Run: `cargo bench --bench gemm` (add `-- --quick` on a software adapter: 256 and 512 only).
+//! Its PyTorch twin is `benches/gemm_torch.py`; run both on the same card (BENCHMARKS.md).
+
+use std::time::Instant;
+use wgtrain::kernels::matmul::{Gemm, gemm_launch};
+use wgtrain::{DType, Device, Tensor};
+
+fn main() -> wgtrain::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let dev = match Device::new() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("gemm bench skipped: {e}");
+            return Ok(());
+        }
+    };
+    println!("{}", dev.describe());
+    let sizes: &[usize] = if quick {
+        &[256, 512]
+    } else {
+        &[256, 512, 1024, 2048, 4096]
+    };
+    println!("| size | ms/GEMM | GFLOP/s |");
+    println!("|---|---|---|");
+    for &n in sizes {
+        let a = Tensor::from_f32(&dev, &[n, n], &vec![0.5; n * n])?;
+        let b = Tensor::from_f32(&dev, &[n, n], &vec![0.25; n * n])?;
+        let c = Tensor::zeros(&dev, &[n, n], DType::F32)?;
+        let g = Gemm {
+            m: n,
+            n,
+            k: n,
+            batch: 1,
+            trans_a: false,
+            trans_b: false,
+            accumulate: false,
+            alpha: 1.0,
+            a_stride: 0,
+            b_stride: 0,
+            c_stride: 0,
+        };
+        let l = [gemm_launch(&g, &a, &b, &c)?];
+        dev.run(&l)?;
+        dev.wait()?;
+        // Repeat until ~0.5 s of work per measurement; take the best of 3.
+        let flop = 2.0 * (n as f64).powi(3);
+        let t0 = Instant::now();
+        dev.run(&l)?;
+        dev.wait()?;
+        let once = t0.elapsed().as_secs_f64();
+        let reps = ((0.5 / once) as usize).clamp(1, 200);
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            dev.run_repeated(&l, reps)?;
+            dev.wait()?;
+            best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+        }
+        // Check the answer so a fast wrong kernel cannot pass: every element is n·0.5·0.25.
+        let out = c.to_f32()?;
+        let want = n as f32 * 0.125;
+        assert!(
+            out.iter().all(|&v| (v - want).abs() <= 1e-3 * want),
+            "gemm {n}: wrong result"
+        );
+        println!("| {n} | {:.3} | {:.1} |", best * 1e3, flop / best / 1e9);
+    }
+    Ok(())
+}

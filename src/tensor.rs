@@ -103,7 +103,7 @@ impl Tensor {
         if !bytes.is_empty() {
             // write_buffer needs a multiple of 4 bytes: pad an odd f16 count.
             let mut padded;
-            let data = if bytes.len() % 4 != 0 {
+            let data = if !bytes.len().is_multiple_of(4) {
                 padded = bytes.to_vec();
                 padded.resize(bytes.len().div_ceil(4) * 4, 0);
                 &padded[..]

@@ -197,6 +197,11 @@ impl Device {
     /// Encodes `launches` in order into one compute pass and submits once. wgpu inserts the
     /// barriers between dispatches that touch the same buffers.
     pub fn run(&self, launches: &[Launch]) -> Result<()> {
+        self.run_repeated(launches, 1)
+    }
+
+    /// Encodes `launches` `times` times over into one submit (benchmarks, replayed steps).
+    pub fn run_repeated(&self, launches: &[Launch], times: usize) -> Result<()> {
         self.scoped(|d| {
             let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgtrain step"),
@@ -206,7 +211,7 @@ impl Device {
                     label: None,
                     timestamp_writes: None,
                 });
-                for l in launches {
+                for l in (0..times).flat_map(|_| launches) {
                     pass.set_pipeline(&l.pipeline);
                     pass.set_bind_group(0, &l.bind_group, &[]);
                     pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);

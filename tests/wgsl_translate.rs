@@ -1,0 +1,108 @@
+//! Every WGSL file parses, validates, and translates to MSL, SPIR-V and HLSL through naga's
+//! backends — entry point by entry point, as wgpu compiles them — so a kernel that would break on
+//! Metal or DX12 fails here, on Linux, without either.
+
+use naga::back::{hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+#[test]
+fn every_wgsl_file_is_compiled_by_some_shader() {
+    let sources: Vec<String> = wgtrain::kernels::all_shaders()
+        .iter()
+        .map(|s| s.source())
+        .collect();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/wgsl");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wgsl") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                sources.iter().any(|s| s.contains(&text)),
+                "{} is not part of any shader in kernels::all_shaders()",
+                path.display()
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "only {n} WGSL files found in {dir}");
+}
+
+#[test]
+fn every_shader_translates_to_msl_spirv_hlsl() {
+    for shader in wgtrain::kernels::all_shaders() {
+        let src = shader.source();
+        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+            panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src))
+        });
+        let info = Validator::new(ValidationFlags::all(), Capabilities::all())
+            .validate(&module)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: validation error:\n{}",
+                    shader.name,
+                    e.emit_to_string(&src)
+                )
+            });
+        assert!(
+            !module.entry_points.is_empty(),
+            "{} has no entry point",
+            shader.name
+        );
+        for ep in &module.entry_points {
+            let name = format!("{}::{}", shader.name, ep.name);
+            // Bindings an entry point uses must be distinct (duplicates across entry points are fine).
+            let mut seen = std::collections::HashSet::new();
+            let fi = info.get_entry_point(
+                module
+                    .entry_points
+                    .iter()
+                    .position(|e| e.name == ep.name)
+                    .unwrap(),
+            );
+            for (h, var) in module.global_variables.iter() {
+                if let (Some(b), false) = (&var.binding, fi[h].is_empty()) {
+                    assert!(
+                        seen.insert((b.group, b.binding)),
+                        "{name}: binding {b:?} used twice"
+                    );
+                }
+            }
+            let stage = ep.stage;
+            msl::write_string(
+                &module,
+                &info,
+                &msl::Options {
+                    lang_version: (2, 4),
+                    ..Default::default()
+                },
+                &msl::PipelineOptions {
+                    entry_point: Some((stage, ep.name.clone())),
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name}: MSL: {e:?}"));
+            spv::write_vec(
+                &module,
+                &info,
+                &spv::Options::default(),
+                Some(&spv::PipelineOptions {
+                    shader_stage: stage,
+                    entry_point: ep.name.clone(),
+                }),
+            )
+            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e:?}"));
+            let mut out = String::new();
+            let opts = hlsl::Options {
+                shader_model: hlsl::ShaderModel::V6_0,
+                ..Default::default()
+            };
+            let popts = hlsl::PipelineOptions {
+                entry_point: Some((stage, ep.name.clone())),
+            };
+            hlsl::Writer::new(&mut out, &opts, &popts)
+                .write(&module, &info, None)
+                .unwrap_or_else(|e| panic!("{name}: HLSL: {e:?}"));
+        }
+    }
+}
