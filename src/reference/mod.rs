@@ -4,6 +4,7 @@
 //! Layout conventions match the GPU side: row-major, images NCHW, weights OIHW (like PyTorch).
 
 pub mod basic;
+pub mod conv;
 
 /// A dense row-major f64 array: the value type of the reference implementations.
 #[derive(Clone, Debug, PartialEq)]
