@@ -5,6 +5,8 @@
 
 pub mod basic;
 pub mod conv;
+pub mod dense;
+pub mod pool;
 
 /// A dense row-major f64 array: the value type of the reference implementations.
 #[derive(Clone, Debug, PartialEq)]
