@@ -4,6 +4,9 @@
 //! Layout conventions match the GPU side: row-major, images NCHW, weights OIHW (like PyTorch).
 
 pub mod basic;
+pub mod conv;
+pub mod dense;
+pub mod pool;
 
 /// A dense row-major f64 array: the value type of the reference implementations.
 #[derive(Clone, Debug, PartialEq)]
