@@ -37,6 +37,8 @@ pub struct Capabilities {
     pub max_workgroup_storage: u32,
     pub max_invocations_per_workgroup: u32,
     pub max_workgroups_per_dim: u32,
+    /// Byte alignment of a storage binding's offset (arena slices are placed on it).
+    pub storage_offset_alignment: u32,
 }
 
 pub(crate) struct Inner {
@@ -193,6 +195,7 @@ impl Device {
             max_workgroup_storage: limits.max_compute_workgroup_storage_size,
             max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+            storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
         };
         Ok(Device(Arc::new(Inner {
             adapter,

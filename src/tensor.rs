@@ -23,13 +23,36 @@ impl DType {
     }
 }
 
-/// A dense row-major tensor on one device. Cloning shares the buffer.
+/// A dense row-major tensor on one device: a range of a buffer (its own, or a slice of an arena
+/// shared with other tensors, which is how the memory plan aliases intermediates). Cloning shares
+/// the buffer.
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) device: Device,
     pub(crate) shape: Vec<usize>,
     pub(crate) dtype: DType,
     pub(crate) buffer: Arc<wgpu::Buffer>,
+    /// Byte offset into `buffer` (a multiple of the device's storage offset alignment).
+    pub(crate) offset: u64,
+}
+
+/// What a kernel binds: a buffer range. `Tensor::buffer()` gives the tensor's own range.
+#[derive(Clone, Copy, Debug)]
+pub struct Binding<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl<'a> Binding<'a> {
+    /// The whole of `buffer`.
+    pub fn whole(buffer: &'a wgpu::Buffer) -> Self {
+        Binding {
+            buffer,
+            offset: 0,
+            size: buffer.size(),
+        }
+    }
 }
 
 fn numel(shape: &[usize]) -> usize {
@@ -46,6 +69,34 @@ impl Tensor {
             shape: shape.to_vec(),
             dtype,
             buffer: Arc::new(buffer),
+            offset: 0,
+        })
+    }
+
+    /// A tensor living at `offset` bytes inside `buffer` (an arena). The range must fit, and the
+    /// offset must meet the device's storage-offset alignment.
+    pub fn view(
+        device: &Device,
+        buffer: Arc<wgpu::Buffer>,
+        offset: u64,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        let bytes = numel(shape) as u64 * dtype.size() as u64;
+        let align = device.caps().storage_offset_alignment as u64;
+        if !offset.is_multiple_of(align) || offset + bytes.max(4) > buffer.size() {
+            return Err(Error::Invalid(format!(
+                "view {shape:?} {dtype:?} at byte {offset}: needs {bytes} bytes aligned to {align} inside a buffer of {}",
+                buffer.size()
+            )));
+        }
+        device.check_binding(&format!("tensor view {shape:?}"), bytes)?;
+        Ok(Tensor {
+            device: device.clone(),
+            shape: shape.to_vec(),
+            dtype,
+            buffer,
+            offset,
         })
     }
 
@@ -110,7 +161,7 @@ impl Tensor {
             } else {
                 bytes
             };
-            device.scoped(|_| device.0.queue.write_buffer(&t.buffer, 0, data))?;
+            device.scoped(|_| device.0.queue.write_buffer(&t.buffer, t.offset, data))?;
         }
         Ok(t)
     }
@@ -131,8 +182,34 @@ impl Tensor {
         &self.device
     }
 
-    pub fn buffer(&self) -> &wgpu::Buffer {
-        &self.buffer
+    /// The buffer range this tensor occupies, for binding to a kernel.
+    pub fn buffer(&self) -> Binding<'_> {
+        Binding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: self.bytes().max(4).div_ceil(4) * 4,
+        }
+    }
+
+    /// Overwrites the tensor's contents with f32 data of the same element count.
+    pub fn write_f32(&self, data: &[f32]) -> Result<()> {
+        self.expect_dtype("write_f32", DType::F32)?;
+        if data.len() != self.numel() {
+            return Err(Error::Shape {
+                op: "write_f32".into(),
+                msg: format!("{} values for a tensor {:?}", data.len(), self.shape),
+            });
+        }
+        if !data.is_empty() {
+            self.device.scoped(|_| {
+                self.device.0.queue.write_buffer(
+                    &self.buffer,
+                    self.offset,
+                    bytemuck::cast_slice(data),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     pub fn bytes(&self) -> u64 {
@@ -160,7 +237,9 @@ impl Tensor {
 
     /// Downloads as f32 (f16 is widened; u32 is an error: use `to_u32`).
     pub fn to_f32(&self) -> Result<Vec<f32>> {
-        let raw = self.device.read_buffer(&self.buffer, 0, self.bytes())?;
+        let raw = self
+            .device
+            .read_buffer(&self.buffer, self.offset, self.bytes())?;
         match self.dtype {
             DType::F32 => Ok(bytemuck::cast_slice(&raw).to_vec()),
             DType::F16 => Ok(raw
@@ -182,7 +261,9 @@ impl Tensor {
                 self.dtype, self.shape
             )));
         }
-        let raw = self.device.read_buffer(&self.buffer, 0, self.bytes())?;
+        let raw = self
+            .device
+            .read_buffer(&self.buffer, self.offset, self.bytes())?;
         Ok(bytemuck::cast_slice(&raw).to_vec())
     }
 

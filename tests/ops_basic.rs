@@ -310,3 +310,37 @@ fn bad_inputs_are_errors_not_panics() {
         assert!(elementwise::unary(UnaryOp::Relu, &u).is_err());
     });
 }
+
+#[test]
+fn tensors_as_views_into_one_arena() {
+    each_device("arena views", |dev| {
+        let align = dev.caps().storage_offset_alignment as u64;
+        let arena = std::sync::Arc::new(dev.storage_buffer("arena", 2 * align + 64).unwrap());
+        let a = Tensor::view(dev, arena.clone(), 0, &[7], wgtrain::DType::F32).unwrap();
+        let b = Tensor::view(dev, arena.clone(), align, &[7], wgtrain::DType::F32).unwrap();
+        let xa: Vec<f32> = (0..7).map(|i| i as f32 - 3.0).collect();
+        let xb: Vec<f32> = (0..7).map(|i| 10.0 + i as f32).collect();
+        a.write_f32(&xa).unwrap();
+        b.write_f32(&xb).unwrap();
+        assert_eq!(a.to_f32().unwrap(), xa, "writing b must not touch a");
+        // A kernel reading one view and writing another in the same buffer.
+        let y = elementwise::unary(UnaryOp::Relu, &a).unwrap();
+        assert_eq!(
+            y.to_f32().unwrap(),
+            xa.iter().map(|v| v.max(0.0)).collect::<Vec<_>>()
+        );
+        let s = elementwise::binary(BinaryOp::Add, &a, &b)
+            .unwrap()
+            .to_f32()
+            .unwrap();
+        assert_eq!(
+            s,
+            xa.iter().zip(&xb).map(|(p, q)| p + q).collect::<Vec<_>>()
+        );
+        // Misaligned or out-of-range views are errors.
+        if align > 4 {
+            assert!(Tensor::view(dev, arena.clone(), 4, &[1], wgtrain::DType::F32).is_err());
+        }
+        assert!(Tensor::view(dev, arena.clone(), 2 * align, &[1000], wgtrain::DType::F32).is_err());
+    });
+}

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::tensor::Binding;
 
 /// A WGSL module made of one or more source parts concatenated (so a shared core, e.g. the GEMM
 /// main loop, can be combined with op-specific loaders without copying it).
@@ -134,7 +135,7 @@ impl Device {
         entry: &'static str,
         constants: &[(&str, f64)],
         params: &[u32],
-        buffers: &[&wgpu::Buffer],
+        buffers: &[Binding<'_>],
         groups: [u32; 3],
     ) -> Result<Launch> {
         let max = self.caps().max_workgroups_per_dim;
@@ -177,7 +178,11 @@ impl Device {
             for (i, b) in buffers.iter().enumerate() {
                 entries.push(wgpu::BindGroupEntry {
                     binding: i as u32 + 1,
-                    resource: b.as_entire_binding(),
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: b.buffer,
+                        offset: b.offset,
+                        size: wgpu::BufferSize::new(b.size),
+                    }),
                 });
             }
             d.create_bind_group(&wgpu::BindGroupDescriptor {
