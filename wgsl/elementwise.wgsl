@@ -1,19 +1,19 @@
-// Elementwise kernels: unary ops (neurons and math) forward/backward, broadcasting binary ops
-// forward/backward, and `sum_to` (the reduction of a broadcast gradient back to an operand's shape).
+// Elementwise kernels: unary ops (neurons and math) forward/backward, and broadcasting binary ops
+// forward/backward (each operand's gradient reduced over its broadcast dims in the same kernel).
 // One invocation per output element; 256 per workgroup; 2-D grid (see kernels/mod.rs).
 
 struct Params {
     n: u32,        // elements in the output
     op: u32,       // op code (see kernels/elementwise.rs)
     rank: u32,     // number of dims (<= 8) for broadcasting kernels
-    extra: u32,    // red_count for sum_to
+    extra: u32,
     a: f32,        // op parameter (alpha, slope, ...)
     b: f32,        // second op parameter
     _p0: u32,
     _p1: u32,
     shape: array<vec4<u32>, 2>,     // output shape, padded with 1
     a_strides: array<vec4<u32>, 2>, // strides of operand a in output coordinates (0 where broadcast)
-    b_strides: array<vec4<u32>, 2>, // strides of operand b likewise (sum_to: reduced dims)
+    b_strides: array<vec4<u32>, 2>, // strides of operand b likewise
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -184,50 +184,59 @@ fn binary_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(1) var<storage, read> bb_a: array<f32>;
 @group(0) @binding(2) var<storage, read> bb_b: array<f32>;
 @group(0) @binding(3) var<storage, read> bb_dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bb_ga: array<f32>; // (output shape), before sum_to
-@group(0) @binding(5) var<storage, read_write> bb_gb: array<f32>; // (output shape), before sum_to
+@group(0) @binding(4) var<storage, read_write> bb_g: array<f32>; // (shape of the operand `which`)
 
-// Per-output-element gradients of both operands; `sum_to` then folds broadcast dims.
+// Gradient of one operand (`_p0`: 0 = a, 1 = b), one invocation per element of that operand:
+// the local derivative times dy, summed over the output dims the operand was broadcast along
+// (those where its stride is 0). No scratch buffer of the output's size is needed.
 @compute @workgroup_size(256)
-fn binary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    let o = broadcast_offsets(i);
-    let d = binary_d(p.op, bb_a[o.x], bb_b[o.y]) * bb_dy[i];
-    bb_ga[i] = d.x;
-    bb_gb[i] = d.y;
-}
-
-@group(0) @binding(1) var<storage, read> st_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> st_y: array<f32>;
-
-// y[o] = sum of x over the broadcast dims. shape = y's shape (1 where reduced), a_strides = x's
-// strides, b_strides = x's sizes on reduced dims (1 elsewhere), extra = their product.
-@compute @workgroup_size(256)
-fn sum_to(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    var rem = i;
-    var base = 0u;
+fn binary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let t = linear_id(wid, nwg, lid);
+    if (t >= p.n) { return; }
+    // Coordinates of this operand element in output space (0 on its broadcast dims).
+    var tc: array<u32, 8>;
+    var rem = t;
+    var count = 1u;
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let k = u32(d);
+        var st = dim(p.a_strides, k);
+        if (p._p0 == 1u) { st = dim(p.b_strides, k); }
         let s = dim(p.shape, k);
-        base = base + (rem % s) * dim(p.a_strides, k);
-        rem = rem / s;
+        if (st != 0u) {
+            tc[k] = rem % s;
+            rem = rem / s;
+        } else {
+            tc[k] = 0u;
+            count = count * s;
+        }
     }
     var acc = 0.0;
-    for (var j = 0u; j < p.extra; j = j + 1u) {
+    for (var j = 0u; j < count; j = j + 1u) {
         var r = j;
-        var off = base;
+        var oo = 0u;
+        var ostride = 1u;
+        var oa = 0u;
+        var ob = 0u;
         for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
             let k = u32(d);
-            let s = dim(p.b_strides, k);
-            off = off + (r % s) * dim(p.a_strides, k);
-            r = r / s;
+            var st = dim(p.a_strides, k);
+            if (p._p0 == 1u) { st = dim(p.b_strides, k); }
+            let s = dim(p.shape, k);
+            var c = tc[k];
+            if (st == 0u) {
+                c = r % s;
+                r = r / s;
+            }
+            oo = oo + c * ostride;
+            ostride = ostride * s;
+            oa = oa + c * dim(p.a_strides, k);
+            ob = ob + c * dim(p.b_strides, k);
         }
-        acc = acc + st_x[off];
+        let dd = binary_d(p.op, bb_a[oa], bb_b[ob]);
+        var g = dd.x;
+        if (p._p0 == 1u) { g = dd.y; }
+        acc = acc + g * bb_dy[oo];
     }
-    st_y[i] = acc;
+    bb_g[t] = acc;
 }

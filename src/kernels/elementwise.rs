@@ -116,16 +116,8 @@ pub enum BinaryOp {
 /// Max rank the broadcasting kernels take.
 pub const MAX_RANK: usize = 8;
 
-fn params(
-    n: usize,
-    op: u32,
-    rank: usize,
-    extra: u32,
-    a: f32,
-    b: f32,
-    dims: [&[usize]; 3],
-) -> Vec<u32> {
-    let mut w = vec![n as u32, op, rank as u32, extra, f(a), f(b), 0, 0];
+fn params(n: usize, op: u32, rank: usize, extra: u32, dims: [&[usize]; 3]) -> Vec<u32> {
+    let mut w = vec![n as u32, op, rank as u32, extra, 0, 0, 0, 0];
     for d in dims {
         let mut v = [1u32; MAX_RANK];
         for (i, &x) in d.iter().enumerate() {
@@ -191,12 +183,24 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// Prepares `y = op(x)`.
+fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape != b.shape {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!("{:?} vs {:?}", a.shape, b.shape),
+        });
+    }
+    Ok(())
+}
+
+/// Prepares `y = op(x)`; `y` has x's shape.
 pub fn unary_launch(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Launch> {
-    f32_in("unary", x)?;
+    let name = format!("{op:?}");
+    f32_in(&name, x)?;
+    same_shape(&name, x, y)?;
     let (code, a, b) = op.code();
     let n = x.numel();
-    let p = vec![n as u32, code, 0, 0, f(a), f(b), 0, 0];
+    let p = [n as u32, code, 0, 0, f(a), f(b)];
     x.device.launch(
         &SHADER,
         "unary_forward",
@@ -207,68 +211,127 @@ pub fn unary_launch(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Launch> {
     )
 }
 
-/// `op(x)`.
-pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
-    let y = Tensor::zeros(&x.device, &x.shape, DType::F32)?;
-    x.device.run(&[unary_launch(op, x, &y)?])?;
-    Ok(y)
-}
-
-/// `op'(x) · dy`.
-pub fn unary_backward(op: UnaryOp, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    f32_in("unary backward", x)?;
-    if x.shape != dy.shape {
-        return Err(Error::Shape {
-            op: format!("{op:?} backward"),
-            msg: format!("x {:?} vs dy {:?}", x.shape, dy.shape),
-        });
-    }
-    let dx = Tensor::zeros(&x.device, &x.shape, DType::F32)?;
+/// Prepares `dx = op'(x) · dy`.
+pub fn unary_backward_launch(op: UnaryOp, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Launch> {
+    let name = format!("{op:?} backward");
+    f32_in(&name, x)?;
+    same_shape(&name, x, dy)?;
+    same_shape(&name, x, dx)?;
     let (code, a, b) = op.code();
     let n = x.numel();
-    let p = vec![n as u32, code, 0, 0, f(a), f(b), 0, 0];
-    let l = x.device.launch(
+    let p = [n as u32, code, 0, 0, f(a), f(b)];
+    x.device.launch(
         &SHADER,
         "unary_backward",
         &[],
         &p,
         &[x.buffer(), dy.buffer(), dx.buffer()],
         grid_1d(n, 256),
-    )?;
-    x.device.run(&[l])?;
-    Ok(dx)
+    )
 }
 
-/// `a (op) b` with broadcasting.
-pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+/// Prepares `y = a (op) b`; `y` has the broadcast shape.
+pub fn binary_launch(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Launch> {
     let name = format!("{op:?}");
     f32_in(&name, a)?;
     f32_in(&name, b)?;
     let out = broadcast_shape(&name, &a.shape, &b.shape)?;
-    let y = Tensor::zeros(&a.device, &out, DType::F32)?;
+    if y.shape != out {
+        return Err(Error::Shape {
+            op: name,
+            msg: format!(
+                "output {:?} but {:?} and {:?} broadcast to {out:?}",
+                y.shape, a.shape, b.shape
+            ),
+        });
+    }
     let n = y.numel();
     let p = params(
         n,
         op as u32,
         out.len(),
         0,
-        0.0,
-        0.0,
         [
             &out,
             &broadcast_strides(&a.shape, &out),
             &broadcast_strides(&b.shape, &out),
         ],
     );
-    let l = a.device.launch(
+    a.device.launch(
         &SHADER,
         "binary_forward",
         &[],
         &p,
         &[a.buffer(), b.buffer(), y.buffer()],
         grid_1d(n, 256),
-    )?;
-    a.device.run(&[l])?;
+    )
+}
+
+/// Prepares the gradient of operand `which` (0 = a, 1 = b) of `a (op) b` into `g` (that
+/// operand's shape), summed over the dims it was broadcast along.
+pub fn binary_grad_launch(
+    op: BinaryOp,
+    which: usize,
+    a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+    g: &Tensor,
+) -> Result<Launch> {
+    let name = format!("{op:?} backward");
+    let out = broadcast_shape(&name, &a.shape, &b.shape)?;
+    if dy.shape != out {
+        return Err(Error::Shape {
+            op: name,
+            msg: format!("dy {:?} but the output is {out:?}", dy.shape),
+        });
+    }
+    let target = if which == 0 { a } else { b };
+    same_shape(&name, target, g)?;
+    let n = g.numel();
+    let mut p = params(
+        n,
+        op as u32,
+        out.len(),
+        0,
+        [
+            &out,
+            &broadcast_strides(&a.shape, &out),
+            &broadcast_strides(&b.shape, &out),
+        ],
+    );
+    p[6] = which as u32;
+    a.device.launch(
+        &SHADER,
+        "binary_grad",
+        &[],
+        &p,
+        &[a.buffer(), b.buffer(), dy.buffer(), g.buffer()],
+        grid_1d(n, 256),
+    )
+}
+
+fn new_like(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    Tensor::zeros(&x.device, shape, DType::F32)
+}
+
+/// `op(x)`.
+pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    let y = new_like(x, &x.shape)?;
+    x.device.run(&[unary_launch(op, x, &y)?])?;
+    Ok(y)
+}
+
+/// `op'(x) · dy`.
+pub fn unary_backward(op: UnaryOp, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let dx = new_like(x, &x.shape)?;
+    x.device.run(&[unary_backward_launch(op, x, dy, &dx)?])?;
+    Ok(dx)
+}
+
+/// `a (op) b` with broadcasting.
+pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let y = new_like(a, &broadcast_shape(&format!("{op:?}"), &a.shape, &b.shape)?)?;
+    a.device.run(&[binary_launch(op, a, b, &y)?])?;
     Ok(y)
 }
 
@@ -279,89 +342,11 @@ pub fn binary_backward(
     b: &Tensor,
     dy: &Tensor,
 ) -> Result<(Tensor, Tensor)> {
-    let name = format!("{op:?} backward");
-    let out = broadcast_shape(&name, &a.shape, &b.shape)?;
-    if dy.shape != out {
-        return Err(Error::Shape {
-            op: name,
-            msg: format!("dy {:?} but the output is {out:?}", dy.shape),
-        });
-    }
-    let dev = &a.device;
-    let ga = Tensor::zeros(dev, &out, DType::F32)?;
-    let gb = Tensor::zeros(dev, &out, DType::F32)?;
-    let n = dy.numel();
-    let p = params(
-        n,
-        op as u32,
-        out.len(),
-        0,
-        0.0,
-        0.0,
-        [
-            &out,
-            &broadcast_strides(&a.shape, &out),
-            &broadcast_strides(&b.shape, &out),
-        ],
-    );
-    let l = dev.launch(
-        &SHADER,
-        "binary_backward",
-        &[],
-        &p,
-        &[
-            a.buffer(),
-            b.buffer(),
-            dy.buffer(),
-            ga.buffer(),
-            gb.buffer(),
-        ],
-        grid_1d(n, 256),
-    )?;
-    dev.run(&[l])?;
-    Ok((sum_to(&ga, &a.shape)?, sum_to(&gb, &b.shape)?))
-}
-
-/// Sums `x` over the dims along which `target` was broadcast to `x`'s shape.
-pub fn sum_to(x: &Tensor, target: &[usize]) -> Result<Tensor> {
-    let full = &x.shape;
-    if broadcast_shape("sum_to", target, full)? != *full {
-        return Err(Error::Shape {
-            op: "sum_to".into(),
-            msg: format!("{target:?} does not broadcast to {full:?}"),
-        });
-    }
-    if target == full.as_slice() {
-        return Ok(x.clone());
-    }
-    let r = full.len();
-    let off = r - target.len();
-    let out_shape: Vec<usize> = (0..r)
-        .map(|i| if i < off { 1 } else { target[i - off] })
-        .collect();
-    let red: Vec<usize> = (0..r)
-        .map(|i| if out_shape[i] == 1 { full[i] } else { 1 })
-        .collect();
-    let count: usize = red.iter().product();
-    let y = Tensor::zeros(&x.device, target, DType::F32)?;
-    let n = y.numel();
-    let p = params(
-        n,
-        0,
-        r,
-        count as u32,
-        0.0,
-        0.0,
-        [&out_shape, &crate::reference::strides(full), &red],
-    );
-    let l = x.device.launch(
-        &SHADER,
-        "sum_to",
-        &[],
-        &p,
-        &[x.buffer(), y.buffer()],
-        grid_1d(n, 256),
-    )?;
-    x.device.run(&[l])?;
-    Ok(y)
+    let (da, db) = (new_like(a, &a.shape)?, new_like(b, &b.shape)?);
+    let l = [
+        binary_grad_launch(op, 0, a, b, dy, &da)?,
+        binary_grad_launch(op, 1, a, b, dy, &db)?,
+    ];
+    a.device.run(&l)?;
+    Ok((da, db))
 }

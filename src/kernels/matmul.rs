@@ -68,51 +68,78 @@ pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launc
 /// `op(a) · op(b)` for a of shape `[batch..] (M, K)` (or `(K, M)` when `trans_a`) and b likewise;
 /// a 2-D operand is shared across the other's batch. Output `[batch..] (M, N)`.
 pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    let (g, out_shape) = plan(&a.shape, &b.shape, trans_a, trans_b)?;
+    let c = Tensor::zeros(&a.device, &out_shape, DType::F32)?;
+    a.device.run(&[matmul_launch(&g, a, b, &c)?])?;
+    Ok(c)
+}
+
+/// Prepares `c = op(a) · op(b)` as planned by `plan` (which checked the shapes).
+pub fn matmul_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
+    a.expect_dtype("matmul", DType::F32)?;
+    b.expect_dtype("matmul", DType::F32)?;
+    if c.numel() != g.batch * g.m * g.n {
+        return Err(Error::Shape {
+            op: "matmul".into(),
+            msg: format!(
+                "output {:?} does not hold {}×{}×{}",
+                c.shape, g.batch, g.m, g.n
+            ),
+        });
+    }
+    gemm_launch(g, a, b, c)
+}
+
+/// The GEMM and output shape of `op(a) · op(b)`, or an `Err` naming both shapes.
+pub fn plan(
+    a_shape: &[usize],
+    b_shape: &[usize],
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<(Gemm, Vec<usize>)> {
     let op = "matmul";
-    a.expect_dtype(op, DType::F32)?;
-    b.expect_dtype(op, DType::F32)?;
-    let (ra, rb) = (a.shape.len(), b.shape.len());
+    let (ra, rb) = (a_shape.len(), b_shape.len());
     if ra < 2 || rb < 2 {
         return Err(Error::Shape {
             op: op.into(),
             msg: format!(
                 "operands must be at least 2-D, got {:?} and {:?}",
-                a.shape, b.shape
+                a_shape, b_shape
             ),
         });
     }
     let (am, ak) = if trans_a {
-        (a.shape[ra - 1], a.shape[ra - 2])
+        (a_shape[ra - 1], a_shape[ra - 2])
     } else {
-        (a.shape[ra - 2], a.shape[ra - 1])
+        (a_shape[ra - 2], a_shape[ra - 1])
     };
     let (bk, bn) = if trans_b {
-        (b.shape[rb - 1], b.shape[rb - 2])
+        (b_shape[rb - 1], b_shape[rb - 2])
     } else {
-        (b.shape[rb - 2], b.shape[rb - 1])
+        (b_shape[rb - 2], b_shape[rb - 1])
     };
     if ak != bk {
         return Err(Error::Shape {
             op: op.into(),
             msg: format!(
                 "inner dimensions differ: {:?}{} · {:?}{} ({ak} vs {bk})",
-                a.shape,
+                a_shape,
                 if trans_a { "ᵀ" } else { "" },
-                b.shape,
+                b_shape,
                 if trans_b { "ᵀ" } else { "" }
             ),
         });
     }
-    let ba: usize = a.shape[..ra - 2].iter().product();
-    let bb: usize = b.shape[..rb - 2].iter().product();
+    let ba: usize = a_shape[..ra - 2].iter().product();
+    let bb: usize = b_shape[..rb - 2].iter().product();
     let batch_shape = match (ra, rb) {
-        (2, _) => b.shape[..rb - 2].to_vec(),
-        (_, 2) => a.shape[..ra - 2].to_vec(),
-        _ if a.shape[..ra - 2] == b.shape[..rb - 2] => a.shape[..ra - 2].to_vec(),
+        (2, _) => b_shape[..rb - 2].to_vec(),
+        (_, 2) => a_shape[..ra - 2].to_vec(),
+        _ if a_shape[..ra - 2] == b_shape[..rb - 2] => a_shape[..ra - 2].to_vec(),
         _ => {
             return Err(Error::Shape {
                 op: op.into(),
-                msg: format!("batch dimensions differ: {:?} vs {:?}", a.shape, b.shape),
+                msg: format!("batch dimensions differ: {:?} vs {:?}", a_shape, b_shape),
             });
         }
     };
@@ -126,7 +153,6 @@ pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Te
     }
     let mut out_shape = batch_shape;
     out_shape.extend_from_slice(&[am, bn]);
-    let c = Tensor::zeros(&a.device, &out_shape, DType::F32)?;
     let g = Gemm {
         m: am,
         n: bn,
@@ -140,8 +166,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Te
         b_stride: if rb == 2 { 0 } else { ak * bn },
         c_stride: am * bn,
     };
-    a.device.run(&[gemm_launch(&g, a, b, &c)?])?;
-    Ok(c)
+    Ok((g, out_shape))
 }
 
 /// Gradients of `c = a · b` (no transposes, 2-D or equal batch): `da = dc · bᵀ`, `db = aᵀ · dc`.

@@ -1,7 +1,7 @@
 //! Reductions over one axis (sum, mean, max with argmax), forward and backward.
 //! WGSL: `wgsl/reduce.wgsl`. CPU reference: `reference::basic`.
 
-use super::{Shader, grid_1d};
+use super::{Launch, Shader, grid_1d};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
 
@@ -44,42 +44,124 @@ fn reduced_shape(shape: &[usize], axis: usize) -> Vec<usize> {
     s
 }
 
-/// Reduces `x` over `axis` (kept as size 1). For `Max` also returns the argmax along the axis (u32),
-/// the state the gradient needs.
-pub fn reduce(op: ReduceOp, x: &Tensor, axis: usize) -> Result<(Tensor, Option<Tensor>)> {
+/// Prepares `y = op(x)` over `axis` (kept as size 1); `arg` (u32, y's shape) receives the argmax
+/// along the axis and is required exactly for `Max`.
+pub fn reduce_launch(
+    op: ReduceOp,
+    x: &Tensor,
+    axis: usize,
+    y: &Tensor,
+    arg: Option<&Tensor>,
+) -> Result<Launch> {
     let name = format!("{op:?}");
     x.expect_dtype(&name, DType::F32)?;
     let (outer, len, inner) = split_axis(&name, &x.shape, axis)?;
     let out = reduced_shape(&x.shape, axis);
-    let dev = &x.device;
-    let y = Tensor::zeros(dev, &out, DType::F32)?;
-    let n = outer * inner;
-    let code = (op == ReduceOp::Mean) as u32;
-    let p = [outer as u32, len as u32, inner as u32, code];
-    if op == ReduceOp::Max {
-        let arg = Tensor::zeros(dev, &out, DType::U32)?;
-        let l = dev.launch(
-            &SHADER,
-            "max_forward",
-            &[],
-            &p,
-            &[x.buffer(), y.buffer(), arg.buffer()],
-            grid_1d(n, 256),
-        )?;
-        dev.run(&[l])?;
-        Ok((y, Some(arg)))
-    } else {
-        let l = dev.launch(
+    if y.shape != out {
+        return Err(Error::Shape {
+            op: name,
+            msg: format!("output {:?}, expected {out:?}", y.shape),
+        });
+    }
+    let p = [
+        outer as u32,
+        len as u32,
+        inner as u32,
+        (op == ReduceOp::Mean) as u32,
+    ];
+    let groups = grid_1d(outer * inner, 256);
+    match (op, arg) {
+        (ReduceOp::Max, Some(arg)) => {
+            arg.expect_dtype(&name, DType::U32)?;
+            x.device.launch(
+                &SHADER,
+                "max_forward",
+                &[],
+                &p,
+                &[x.buffer(), y.buffer(), arg.buffer()],
+                groups,
+            )
+        }
+        (ReduceOp::Max, None) => Err(Error::Invalid(
+            "Max needs a u32 tensor for its argmax state".into(),
+        )),
+        _ => x.device.launch(
             &SHADER,
             "sum_forward",
             &[],
             &p,
             &[x.buffer(), y.buffer()],
-            grid_1d(n, 256),
-        )?;
-        dev.run(&[l])?;
-        Ok((y, None))
+            groups,
+        ),
     }
+}
+
+/// Prepares the gradient of `reduce` into `dx` (the input's shape); `arg` is required for `Max`.
+pub fn reduce_backward_launch(
+    op: ReduceOp,
+    axis: usize,
+    dy: &Tensor,
+    arg: Option<&Tensor>,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let name = format!("{op:?} backward");
+    let (outer, len, inner) = split_axis(&name, &dx.shape, axis)?;
+    if dy.shape != reduced_shape(&dx.shape, axis) {
+        return Err(Error::Shape {
+            op: name,
+            msg: format!(
+                "dy {:?} does not match input {:?} reduced over axis {axis}",
+                dy.shape, dx.shape
+            ),
+        });
+    }
+    let p = [
+        outer as u32,
+        len as u32,
+        inner as u32,
+        (op == ReduceOp::Mean) as u32,
+    ];
+    let groups = grid_1d(outer * len * inner, 256);
+    match op {
+        ReduceOp::Max => {
+            let arg = arg.ok_or_else(|| {
+                Error::Invalid("Max backward needs the argmax state of the forward".into())
+            })?;
+            arg.expect_dtype(&name, DType::U32)?;
+            dy.device.launch(
+                &SHADER,
+                "max_backward",
+                &[],
+                &p,
+                &[dy.buffer(), arg.buffer(), dx.buffer()],
+                groups,
+            )
+        }
+        _ => dy.device.launch(
+            &SHADER,
+            "sum_backward",
+            &[],
+            &p,
+            &[dy.buffer(), dx.buffer()],
+            groups,
+        ),
+    }
+}
+
+/// Reduces `x` over `axis` (kept as size 1). For `Max` also returns the argmax along the axis (u32),
+/// the state the gradient needs.
+pub fn reduce(op: ReduceOp, x: &Tensor, axis: usize) -> Result<(Tensor, Option<Tensor>)> {
+    split_axis(&format!("{op:?}"), &x.shape, axis)?;
+    let out = reduced_shape(&x.shape, axis);
+    let y = Tensor::zeros(&x.device, &out, DType::F32)?;
+    let arg = if op == ReduceOp::Max {
+        Some(Tensor::zeros(&x.device, &out, DType::U32)?)
+    } else {
+        None
+    };
+    x.device
+        .run(&[reduce_launch(op, x, axis, &y, arg.as_ref())?])?;
+    Ok((y, arg))
 }
 
 /// Gradient of `reduce` w.r.t. its input of shape `x_shape`; `arg` is required for `Max`.
@@ -90,50 +172,9 @@ pub fn reduce_backward(
     dy: &Tensor,
     arg: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let name = format!("{op:?} backward");
-    let (outer, len, inner) = split_axis(&name, x_shape, axis)?;
-    if dy.shape != reduced_shape(x_shape, axis) {
-        return Err(Error::Shape {
-            op: name,
-            msg: format!(
-                "dy {:?} does not match input {x_shape:?} reduced over axis {axis}",
-                dy.shape
-            ),
-        });
-    }
-    let dev = &dy.device;
-    let dx = Tensor::zeros(dev, x_shape, DType::F32)?;
-    let n = outer * len * inner;
-    let p = [
-        outer as u32,
-        len as u32,
-        inner as u32,
-        (op == ReduceOp::Mean) as u32,
-    ];
-    let l = match op {
-        ReduceOp::Max => {
-            let arg = arg.ok_or_else(|| {
-                Error::Invalid("Max backward needs the argmax state of the forward".into())
-            })?;
-            arg.expect_dtype(&name, DType::U32)?;
-            dev.launch(
-                &SHADER,
-                "max_backward",
-                &[],
-                &p,
-                &[dy.buffer(), arg.buffer(), dx.buffer()],
-                grid_1d(n, 256),
-            )?
-        }
-        _ => dev.launch(
-            &SHADER,
-            "sum_backward",
-            &[],
-            &p,
-            &[dy.buffer(), dx.buffer()],
-            grid_1d(n, 256),
-        )?,
-    };
-    dev.run(&[l])?;
+    split_axis(&format!("{op:?} backward"), x_shape, axis)?;
+    let dx = Tensor::zeros(&dy.device, x_shape, DType::F32)?;
+    dy.device
+        .run(&[reduce_backward_launch(op, axis, dy, arg, &dx)?])?;
     Ok(dx)
 }

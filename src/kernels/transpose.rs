@@ -1,7 +1,7 @@
 //! Permute (generalised transpose) and its gradient, the inverse permutation.
 //! WGSL: `wgsl/transpose.wgsl`. CPU reference: `reference::basic::permute`.
 
-use super::{Shader, grid_1d};
+use super::{Launch, Shader, grid_1d};
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::MAX_RANK;
 use crate::tensor::{DType, Tensor};
@@ -33,13 +33,23 @@ pub fn check_perm(op: &str, shape: &[usize], perm: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// `y` with `y.shape[i] = x.shape[perm[i]]`.
-pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+/// The shape of `permute(x, perm)`.
+pub fn permuted_shape(shape: &[usize], perm: &[usize]) -> Vec<usize> {
+    perm.iter().map(|&p| shape[p]).collect()
+}
+
+/// Prepares `y` with `y.shape[i] = x.shape[perm[i]]`.
+pub fn permute_launch(x: &Tensor, perm: &[usize], y: &Tensor) -> Result<Launch> {
     check_perm("permute", &x.shape, perm)?;
     x.expect_dtype("permute", DType::F32)?;
+    let out = permuted_shape(&x.shape, perm);
+    if y.shape != out {
+        return Err(Error::Shape {
+            op: "permute".into(),
+            msg: format!("output {:?}, expected {out:?}", y.shape),
+        });
+    }
     let st = crate::reference::strides(&x.shape);
-    let out: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
-    let y = Tensor::zeros(&x.device, &out, DType::F32)?;
     let n = y.numel();
     let mut w = vec![n as u32, out.len() as u32, 0, 0];
     let mut shape = [1u32; MAX_RANK];
@@ -50,15 +60,21 @@ pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     }
     w.extend_from_slice(&shape);
     w.extend_from_slice(&src);
-    let l = x.device.launch(
+    x.device.launch(
         &SHADER,
         "permute",
         &[],
         &w,
         &[x.buffer(), y.buffer()],
         grid_1d(n, 256),
-    )?;
-    x.device.run(&[l])?;
+    )
+}
+
+/// `y` with `y.shape[i] = x.shape[perm[i]]`.
+pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+    check_perm("permute", &x.shape, perm)?;
+    let y = Tensor::zeros(&x.device, &permuted_shape(&x.shape, perm), DType::F32)?;
+    x.device.run(&[permute_launch(x, perm, &y)?])?;
     Ok(y)
 }
 
