@@ -2,6 +2,10 @@
 //! constants), and `Launch`es — a pipeline with its bind group and grid, prepared once and
 //! replayed any number of times into one command buffer.
 //!
+//! API convention of every family: `*_launch(inputs.., outputs..) -> Result<Launch>` checks shapes
+//! and prepares a dispatch into outputs the caller owns (the compiled graph places them in its
+//! arena); an eager wrapper of the same name without `_launch` allocates the outputs and runs it.
+//!
 //! Binding convention of every kernel: `@binding(0)` is a uniform of parameters (u32 words; f32
 //! values are bit-cast), `@binding(1..)` are storage buffers in the order the Rust side passes them.
 //! Kernels with more elements than one grid row can hold use a 2-D grid: the linear workgroup id is
