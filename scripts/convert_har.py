@@ -158,6 +158,32 @@ def short_str(s):
     return struct.pack("<B", len(b)) + b
 
 
+def verify(recs, users):
+    """Decodes the written file as a reader would and compares it with the pickle's float64 data."""
+    with gzip.open(OUT) as f:
+        b = f.read()
+    pos = b.index(b"UNLABELED") + len("UNLABELED")
+    for name in LABELS[1:]:
+        pos += 1 + len(name)
+    originals = [df for u in sorted(users) for df in users[u]]
+    worst = [0.0] * 6
+    for (user, exp, q, labels), df in zip(recs, originals):
+        u, e, n = struct.unpack_from("<HHI", b, pos)
+        pos += 8
+        assert (u, e, n) == (user, exp, q.shape[1])
+        d = np.frombuffer(b, "<i2", 6 * n, pos).reshape(6, n)
+        pos += 12 * n
+        x = np.cumsum(d, axis=1, dtype=np.int64).astype(np.int16)  # wrapping, like the reader
+        assert (x == q).all()
+        assert (np.frombuffer(b, np.uint8, n, pos) == labels).all()
+        pos += n
+        cols = frame_columns(df)
+        for c, (col, _, _, scale) in enumerate(CHANNELS):
+            worst[c] = max(worst[c], float(np.abs(x[c] / scale - cols[col]).max()))
+    assert pos == len(b)
+    print("max abs error per channel:", ["%.2g" % w for w in worst])
+
+
 def main():
     tmp = tempfile.mkdtemp()
     try:
@@ -200,6 +226,7 @@ def main():
         with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=9) as g:
             g.write(b"".join(parts))
 
+    verify(recs, users)
     total = sum(r[2].shape[1] for r in recs)
     counts = np.bincount(np.concatenate([r[3] for r in recs]), minlength=len(LABELS))
     print(f"{len(users)} users, {len(recs)} recordings, {total} samples, {os.path.getsize(OUT)} bytes")
