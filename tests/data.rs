@@ -1,0 +1,102 @@
+//! The shipped data sets through the public API: they load, match the source data, and split
+//! without leaking users.
+
+use wgtrain::data::{Har, Idx, Mnist, WindowLabel};
+
+/// Values read from the package's pickle (float64) by `scripts/convert_har.py`'s source frames.
+#[test]
+fn har_matches_source_samples() {
+    let h = Har::embedded().unwrap();
+    let check = |rec: usize, t: usize, want: [f64; 6], label: u8| {
+        let r = &h.recordings[rec];
+        for (c, w) in want.iter().enumerate() {
+            let tol = if c < 3 { 1e-6 } else { 0.5 / 3200.0 + 1e-6 };
+            let got = r.channel(c)[t] as f64;
+            assert!(
+                (got - w).abs() <= tol,
+                "rec {rec} t {t} ch {c}: {got} vs {w}"
+            );
+        }
+        assert_eq!(r.labels[t], label);
+    };
+    check(
+        0,
+        0,
+        [
+            0.918055590,
+            -0.112499999,
+            0.509722251,
+            -0.054977871,
+            -0.069638640,
+            -0.030848695,
+        ],
+        0,
+    );
+    let last = h.recordings.len() - 1;
+    assert_eq!(
+        (h.recordings[last].user, h.recordings[last].experiment),
+        (30, 61)
+    );
+    assert_eq!(h.recordings[last].len(), 19_082);
+    check(
+        last,
+        5000,
+        [
+            0.072222226,
+            0.805555590,
+            0.608333332,
+            0.012522737,
+            0.000610865,
+            0.007024950,
+        ],
+        6,
+    );
+}
+
+#[test]
+fn har_user_split_is_disjoint_and_windows_have_shape() {
+    let h = Har::embedded().unwrap();
+    let (train, test) = h.split_by_user(|u| u % 5 == 0);
+    let (tu, vu) = (train.users(), test.users());
+    assert_eq!(vu, [5, 10, 15, 20, 25, 30]);
+    assert!(tu.iter().all(|u| !vu.contains(u)));
+    assert_eq!(tu.len() + vu.len(), 30);
+
+    let (train, test) = h.split_default();
+    let wt = train.windows(128, 64, WindowLabel::Majority).unwrap();
+    let wv = test.windows(128, 64, WindowLabel::Last).unwrap();
+    for w in [&wt, &wv] {
+        assert_eq!((w.channels, w.len), (6, 128));
+        assert_eq!(w.x.len(), w.n * 6 * 128);
+        assert!(
+            w.labels
+                .iter()
+                .all(|&l| (l as usize) < h.class_names().len())
+        );
+        assert!(w.x.iter().all(|v| v.is_finite() && v.abs() <= 10.1));
+    }
+    assert!(wt.users.iter().all(|&u| u <= 24) && wv.users.iter().all(|&u| u >= 25));
+    // About 0.73 of the samples are labelled; windows at hop 64 number roughly labelled / 64.
+    let total = wt.n + wv.n;
+    assert!((11_000..14_000).contains(&total), "{total} windows");
+}
+
+#[test]
+fn mnist_embedded_round_trips_through_idx() {
+    let m = Mnist::embedded().unwrap();
+    assert_eq!((m.train.len(), m.test.len()), (8000, 2000));
+    let dir = std::env::temp_dir().join(format!("wgtrain-data-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let names = wgtrain::data::mnist::MNIST_FILES;
+    for (set, (img, lab)) in [
+        (&m.train, (names[0], names[1])),
+        (&m.test, (names[2], names[3])),
+    ] {
+        let images = Idx::new(vec![set.n, set.rows, set.cols], set.images.clone()).unwrap();
+        images.write(dir.join(img), false).unwrap();
+        let labels = Idx::new(vec![set.n], set.labels.clone()).unwrap();
+        labels.write(dir.join(format!("{lab}.gz")), true).unwrap();
+    }
+    assert_eq!(Mnist::from_dir(&dir).unwrap(), m);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
