@@ -5,6 +5,7 @@
 //! Shaders training graph.
 
 pub mod error;
+pub mod ops;
 pub mod reference;
 
 pub use error::{Error, Result};

@@ -4,6 +4,12 @@
 //! Layout conventions match the GPU side: row-major, images NCHW, weights OIHW (like PyTorch).
 
 pub mod basic;
+// pub mod dropout;
+// pub mod loss;
+pub mod neuron;
+// pub mod norm;
+// pub mod shape_ops;
+// pub mod softmax;
 
 /// A dense row-major f64 array: the value type of the reference implementations.
 #[derive(Clone, Debug, PartialEq)]
