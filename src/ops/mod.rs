@@ -5,6 +5,6 @@ pub mod axis;
 // pub mod dropout;
 // pub mod loss;
 pub mod neuron;
-// pub mod norm;
+pub mod norm;
 // pub mod shape_ops;
 // pub mod softmax;
