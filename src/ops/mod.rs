@@ -2,7 +2,7 @@
 //! The CPU reference (`crate::reference`) and the GPU kernels both take these.
 
 pub mod axis;
-// pub mod dropout;
+pub mod dropout;
 // pub mod loss;
 pub mod neuron;
 pub mod norm;

@@ -4,7 +4,7 @@
 //! Layout conventions match the GPU side: row-major, images NCHW, weights OIHW (like PyTorch).
 
 pub mod basic;
-// pub mod dropout;
+pub mod dropout;
 // pub mod loss;
 pub mod neuron;
 pub mod norm;
