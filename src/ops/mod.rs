@@ -7,4 +7,4 @@ pub mod dropout;
 pub mod neuron;
 pub mod norm;
 // pub mod shape_ops;
-// pub mod softmax;
+pub mod softmax;

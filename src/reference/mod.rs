@@ -9,7 +9,7 @@ pub mod dropout;
 pub mod neuron;
 pub mod norm;
 // pub mod shape_ops;
-// pub mod softmax;
+pub mod softmax;
 
 /// A dense row-major f64 array: the value type of the reference implementations.
 #[derive(Clone, Debug, PartialEq)]
