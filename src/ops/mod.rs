@@ -3,7 +3,7 @@
 
 pub mod axis;
 pub mod dropout;
-// pub mod loss;
+pub mod loss;
 pub mod neuron;
 pub mod norm;
 // pub mod shape_ops;

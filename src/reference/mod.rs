@@ -5,7 +5,7 @@
 
 pub mod basic;
 pub mod dropout;
-// pub mod loss;
+pub mod loss;
 pub mod neuron;
 pub mod norm;
 // pub mod shape_ops;
