@@ -6,5 +6,5 @@ pub mod dropout;
 pub mod loss;
 pub mod neuron;
 pub mod norm;
-// pub mod shape_ops;
+pub mod shape_ops;
 pub mod softmax;

@@ -8,7 +8,7 @@ pub mod dropout;
 pub mod loss;
 pub mod neuron;
 pub mod norm;
-// pub mod shape_ops;
+pub mod shape_ops;
 pub mod softmax;
 
 /// A dense row-major f64 array: the value type of the reference implementations.
