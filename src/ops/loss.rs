@@ -19,7 +19,8 @@
 //! Distribution losses sum over the row, elementwise ones average over it (as Keras), so a
 //! `Mean` reduction of MSE equals PyTorch's `MSELoss()`. Each per-sample loss is then multiplied
 //! by its optional per-sample weight and reduced. Gradient conventions at kinks: MAE's sign(0)
-//! = 0; hinge at `t·x = 1` → 0.
+//! = 0; hinge at `t·x = 1` → 0. With class weights, `Mean` still divides by N (as MPS), not by
+//! the summed weights of the labelled classes as PyTorch's `CrossEntropyLoss(weight=…)` does.
 
 use super::axis::fmt_shape;
 use crate::error::{Result, attr_err, shape_err};
@@ -186,7 +187,7 @@ impl Loss {
                 return attr_err(
                     op,
                     format!(
-                        "class-index labels need a categorical cross-entropy; {op} takes dense labels of the logits' shape {}",
+                        "class-index labels need a categorical cross-entropy; {op} takes dense labels like logits {}",
                         fmt_shape(logits)
                     ),
                 );

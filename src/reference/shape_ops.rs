@@ -59,7 +59,7 @@ pub fn concat(op: &Concat, xs: &[&Array]) -> Result<Array> {
     Ok(Array::new(&out, data))
 }
 
-/// Backward of [`concat`]: `dy` split back into pieces shaped like the inputs.
+/// Backward of [`concat()`]: `dy` split back into pieces shaped like the inputs.
 pub fn concat_backward(op: &Concat, input_shapes: &[&[usize]], dy: &Array) -> Result<Vec<Array>> {
     let (out, axis) = op.output_shape(input_shapes)?;
     check_dy(Concat::OP, &out, dy)?;
@@ -92,7 +92,7 @@ pub fn split(op: &Split, x: &Array) -> Result<Vec<Array>> {
         .collect())
 }
 
-/// Backward of [`split`]: concatenate the piece gradients.
+/// Backward of [`split()`]: concatenate the piece gradients.
 pub fn split_backward(op: &Split, input_shape: &[usize], dys: &[&Array]) -> Result<Array> {
     let (shapes, axis) = op.output_shapes(input_shape)?;
     if dys.len() != shapes.len() {
@@ -116,7 +116,7 @@ pub fn reshape(op: &Reshape, x: &Array) -> Result<Array> {
     Ok(Array::new(&op.output_shape(&x.shape)?, x.data.clone()))
 }
 
-/// Backward of [`reshape`]: `dy` with the input's shape.
+/// Backward of [`reshape()`]: `dy` with the input's shape.
 pub fn reshape_backward(op: &Reshape, input_shape: &[usize], dy: &Array) -> Result<Array> {
     check_dy(Reshape::OP, &op.output_shape(input_shape)?, dy)?;
     Ok(Array::new(input_shape, dy.data.clone()))
@@ -154,7 +154,7 @@ pub fn slice(op: &Slice, x: &Array) -> Result<Array> {
     Ok(Array::new(&out, map.iter().map(|&j| x.data[j]).collect()))
 }
 
-/// Backward of [`slice`]: scatter `dy` into zeros of the input's shape.
+/// Backward of [`slice()`]: scatter `dy` into zeros of the input's shape.
 pub fn slice_backward(op: &Slice, input_shape: &[usize], dy: &Array) -> Result<Array> {
     let (out, map) = slice_map(op, input_shape)?;
     check_dy(Slice::OP, &out, dy)?;
@@ -195,7 +195,7 @@ pub fn pad(op: &Pad, x: &Array) -> Result<Array> {
     ))
 }
 
-/// Backward of [`pad`]: the interior of `dy`, plus (edge mode) each pad's gradient added to the
+/// Backward of [`pad()`]: the interior of `dy`, plus (edge mode) each pad's gradient added to the
 /// edge element it copied.
 pub fn pad_backward(op: &Pad, input_shape: &[usize], dy: &Array) -> Result<Array> {
     let (out, map) = pad_map(op, input_shape)?;
@@ -258,7 +258,7 @@ pub fn upsample(op: &Upsample, x: &Array) -> Result<Array> {
     Ok(Array::new(&out, y))
 }
 
-/// Backward of [`upsample`]: each output gradient scattered onto its taps with their weights.
+/// Backward of [`upsample()`]: each output gradient scattered onto its taps with their weights.
 pub fn upsample_backward(op: &Upsample, input_shape: &[usize], dy: &Array) -> Result<Array> {
     check_dy(Upsample::OP, &op.output_shape(input_shape)?, dy)?;
     let mut dx = Array::zeros(input_shape);
