@@ -6,7 +6,13 @@
 pub mod basic;
 pub mod conv;
 pub mod dense;
+pub mod dropout;
+pub mod loss;
+pub mod neuron;
+pub mod norm;
 pub mod pool;
+pub mod shape_ops;
+pub mod softmax;
 
 /// A dense row-major f64 array: the value type of the reference implementations.
 #[derive(Clone, Debug, PartialEq)]
