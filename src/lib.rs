@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod error;
+pub mod graph;
 pub mod ops;
 pub mod reference;
 

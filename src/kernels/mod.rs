@@ -31,8 +31,15 @@ pub struct Shader {
 }
 
 impl Shader {
+    /// The WGSL compiled: the parts concatenated, with every `var<storage, read>` declared
+    /// `read_write`. wgpu tracks usage per buffer, not per range, and refuses a buffer bound
+    /// read-only and read-write in one dispatch — which is exactly what happens when a kernel reads
+    /// one slice of the activation arena and writes another. Kernels still say `read` for the
+    /// reader; the memory plan guarantees a dispatch never writes bytes it reads.
     pub fn source(&self) -> String {
-        self.parts.concat()
+        self.parts
+            .concat()
+            .replace("var<storage, read>", "var<storage, read_write>")
     }
 }
 

@@ -1,0 +1,386 @@
+//! Compile once, replay every step: dead nodes dropped, intermediates placed in one arena by the
+//! memory plan, every op lowered to launches recorded once. A step is one command buffer and one
+//! submit; `encode_step` returns at once and at most two steps are in flight (a semaphore of two
+//! permits, released by the queue's completion callback — MPS's double-buffering pattern).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_intrusive::sync::Semaphore;
+
+use super::memory::{Interval, place};
+use super::{Graph, Op, Value};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kernels::Launch;
+use crate::tensor::Tensor;
+
+/// Steps allowed in flight at once.
+pub const IN_FLIGHT: usize = 2;
+
+/// What the compiled plan costs; reported in BENCHMARKS.md.
+#[derive(Clone, Debug)]
+pub struct PlanStats {
+    pub nodes: usize,
+    pub live_nodes: usize,
+    pub dispatches_per_step: usize,
+    pub submits_per_step: usize,
+    /// Bytes of the intermediates' arena (the planned peak).
+    pub arena_bytes: u64,
+    /// What the intermediates would take without aliasing.
+    pub naive_bytes: u64,
+    /// Bytes of inputs, parameters and requested outputs (never aliased).
+    pub persistent_bytes: u64,
+}
+
+/// A step submitted to the GPU.
+pub struct StepHandle {
+    device: Device,
+    index: wgpu::SubmissionIndex,
+    done: Arc<AtomicBool>,
+}
+
+impl StepHandle {
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Blocks until this step's work is complete.
+    pub fn wait(&self) -> Result<()> {
+        let (d, _) = self.device.wgpu();
+        d.poll(wgpu::PollType::Wait {
+            submission_index: Some(self.index.clone()),
+            timeout: None,
+        })
+        .map_err(|e| Error::Device(format!("waiting for a step: {e}")))?;
+        self.device.take_uncaptured()
+    }
+}
+
+/// A graph compiled for one device and batch size.
+pub struct Compiled {
+    device: Device,
+    pub graph: Graph,
+    /// Tensor of every (live) node output; views alias their input.
+    tensors: HashMap<Value, Tensor>,
+    launches: Vec<Launch>,
+    outputs: Vec<Value>,
+    stats: PlanStats,
+    permits: Arc<Semaphore>,
+    in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
+}
+
+impl Graph {
+    /// Compiles the nodes needed for `outputs` (and only those) on `device`.
+    pub fn compile(&self, device: &Device, outputs: &[Value]) -> Result<Compiled> {
+        self.compile_sharing(device, outputs, None)
+    }
+
+    /// Like `compile`, but parameters with the same name as in `share` use its tensors: an
+    /// inference graph, or the same network at another batch size, trains the same weights.
+    pub fn compile_sharing(
+        &self,
+        device: &Device,
+        outputs: &[Value],
+        share: Option<&Compiled>,
+    ) -> Result<Compiled> {
+        let n = self.nodes.len();
+        // Dead-node removal: keep what the outputs depend on.
+        let mut live = vec![false; n];
+        for v in outputs {
+            live[v.node] = true;
+        }
+        for i in (0..n).rev() {
+            if live[i] {
+                for u in &self.nodes[i].inputs {
+                    live[u.node] = true;
+                }
+            }
+        }
+        // Views alias their input: follow them to the value that owns memory.
+        let mut root: HashMap<Value, Value> = HashMap::new();
+        let owner = |root: &HashMap<Value, Value>, v: Value| *root.get(&v).unwrap_or(&v);
+        for (i, node) in self.nodes.iter().enumerate() {
+            if live[i] && node.op.is_view() {
+                root.insert(Value { node: i, port: 0 }, owner(&root, node.inputs[0]));
+            }
+        }
+        // Lifetimes of memory-owning intermediates.
+        let persistent = |v: Value| {
+            matches!(self.nodes[v.node].op, Op::Input | Op::Param)
+                || outputs
+                    .iter()
+                    .any(|o| root.get(o).copied().unwrap_or(*o) == v)
+        };
+        let mut life: HashMap<Value, (usize, usize)> = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !live[i] || node.op.is_view() {
+                continue;
+            }
+            for port in 0..node.outputs.len() {
+                let v = Value { node: i, port };
+                if !persistent(v) {
+                    life.insert(v, (i, i));
+                }
+            }
+            for u in &node.inputs {
+                if let Some(l) = life.get_mut(&owner(&root, *u)) {
+                    l.1 = l.1.max(i);
+                }
+            }
+        }
+        let mut owned: Vec<Value> = life.keys().copied().collect();
+        owned.sort();
+        let bytes = |v: Value| {
+            let (s, dt) = &self.nodes[v.node].outputs[v.port];
+            (s.iter().product::<usize>() * dt.size()) as u64
+        };
+        let items: Vec<Interval> = owned
+            .iter()
+            .map(|&v| Interval {
+                bytes: bytes(v),
+                first: life[&v].0,
+                last: life[&v].1,
+            })
+            .collect();
+        let caps = device.caps();
+        let placement = place(&items, caps.storage_offset_alignment as u64);
+        if placement.peak > caps.max_buffer_size {
+            return Err(Error::TooLarge {
+                what: "the activation arena".into(),
+                bytes: placement.peak,
+                limit: caps.max_buffer_size,
+            });
+        }
+        let arena = Arc::new(device.scoped(|d| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("activation arena"),
+                size: placement.peak.max(4),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?);
+        // Tensors: arena views for intermediates, own buffers for persistent values.
+        let mut tensors: HashMap<Value, Tensor> = HashMap::new();
+        for (k, &v) in owned.iter().enumerate() {
+            let (s, dt) = &self.nodes[v.node].outputs[v.port];
+            tensors.insert(
+                v,
+                Tensor::view(device, arena.clone(), placement.offsets[k], s, *dt)?,
+            );
+        }
+        let mut persistent_bytes = 0;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            for port in 0..node.outputs.len() {
+                let v = Value { node: i, port };
+                if node.op.is_view() {
+                    let src = &tensors[&node.inputs[0]];
+                    tensors.insert(v, src.reshape(&node.outputs[0].0)?);
+                } else if let std::collections::hash_map::Entry::Vacant(slot) = tensors.entry(v) {
+                    let (s, dt) = &node.outputs[port];
+                    let shared = share
+                        .filter(|_| node.op == Op::Param)
+                        .and_then(|c| c.param(&node.name));
+                    let t = match shared {
+                        Some(t) if t.shape() == s.as_slice() => t.clone(),
+                        Some(t) => {
+                            return Err(Error::Shape {
+                                op: format!("node {:?}", node.name),
+                                msg: format!(
+                                    "shared parameter is {:?}, this graph needs {s:?}",
+                                    t.shape()
+                                ),
+                            });
+                        }
+                        None => {
+                            persistent_bytes += bytes(v);
+                            Tensor::zeros(device, s, *dt)?
+                        }
+                    };
+                    slot.insert(t);
+                }
+            }
+        }
+        // Lower every live node once; the list is replayed every step.
+        let mut launches = Vec::new();
+        let max_bindings = caps.max_storage_buffers_per_stage as usize;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            let ins: Vec<&Tensor> = node.inputs.iter().map(|u| &tensors[u]).collect();
+            let outs: Vec<&Tensor> = (0..node.outputs.len())
+                .map(|p| &tensors[&Value { node: i, port: p }])
+                .collect();
+            if ins.len() + outs.len() > max_bindings {
+                return Err(Error::TooLarge {
+                    what: format!("node {:?}: storage bindings", node.name),
+                    bytes: (ins.len() + outs.len()) as u64,
+                    limit: max_bindings as u64,
+                });
+            }
+            let l = node
+                .op
+                .lower(&ins, &outs)
+                .map_err(|e| Error::Invalid(format!("node {:?}: {e}", node.name)))?;
+            launches.extend(l);
+        }
+        let stats = PlanStats {
+            nodes: n,
+            live_nodes: live.iter().filter(|&&l| l).count(),
+            dispatches_per_step: launches.len(),
+            submits_per_step: 1,
+            arena_bytes: placement.peak,
+            naive_bytes: placement.naive,
+            persistent_bytes,
+        };
+        Ok(Compiled {
+            device: device.clone(),
+            graph: self.clone(),
+            tensors,
+            launches,
+            outputs: outputs.to_vec(),
+            stats,
+            permits: Arc::new(Semaphore::new(false, IN_FLIGHT)),
+            in_flight: Mutex::new(VecDeque::new()),
+        })
+    }
+}
+
+impl Compiled {
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn stats(&self) -> &PlanStats {
+        &self.stats
+    }
+
+    pub fn outputs(&self) -> &[Value] {
+        &self.outputs
+    }
+
+    /// The tensor holding `v` (valid for inputs, parameters and requested outputs between steps).
+    pub fn tensor(&self, v: Value) -> Result<&Tensor> {
+        self.tensors
+            .get(&v)
+            .ok_or_else(|| Error::Invalid(format!("{v:?} is not part of this compiled graph")))
+    }
+
+    /// The parameter tensor named `name`.
+    pub fn param(&self, name: &str) -> Option<&Tensor> {
+        let v = self.graph.find(name)?;
+        (self.graph.node(v).op == Op::Param)
+            .then(|| self.tensors.get(&v))
+            .flatten()
+    }
+
+    /// Writes f32 data into the input or parameter named `name` (queue-ordered: a step already
+    /// submitted still sees the old contents).
+    pub fn set(&self, name: &str, data: &[f32]) -> Result<()> {
+        let v = self
+            .graph
+            .find(name)
+            .ok_or_else(|| Error::Invalid(format!("no node named {name:?}")))?;
+        if !matches!(self.graph.node(v).op, Op::Input | Op::Param) {
+            return Err(Error::Invalid(format!(
+                "node {name:?} is computed, not fed"
+            )));
+        }
+        self.tensor(v)?
+            .write_f32(data)
+            .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
+    }
+
+    /// Reads a requested output (waits for the steps in flight).
+    pub fn read(&self, v: Value) -> Result<Vec<f32>> {
+        if !self.outputs.contains(&v) && !matches!(self.graph.node(v).op, Op::Input | Op::Param) {
+            return Err(Error::Invalid(format!(
+                "{:?} was not requested as an output; its memory is reused within the step",
+                self.graph.node(v).name
+            )));
+        }
+        self.wait_all()?;
+        self.tensor(v)?.to_f32()
+    }
+
+    /// Submits one step and returns at once, unless two are already in flight, in which case it
+    /// first waits for the older one. `on_done` runs when the GPU has finished this step.
+    pub fn encode_step_with(&self, on_done: impl FnOnce() + Send + 'static) -> Result<StepHandle> {
+        loop {
+            if let Some(mut permit) = self.permits.try_acquire(1) {
+                permit.disarm();
+                break;
+            }
+            let oldest = self.in_flight.lock().unwrap().pop_front();
+            let (d, _) = self.device.wgpu();
+            d.poll(wgpu::PollType::Wait {
+                submission_index: oldest,
+                timeout: Some(Duration::from_secs(60)),
+            })
+            .map_err(|e| Error::Device(format!("waiting for a step in flight: {e}")))?;
+        }
+        let (d, q) = self.device.wgpu();
+        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("step"),
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("step"),
+                timestamp_writes: None,
+            });
+            for l in &self.launches {
+                pass.set_pipeline(&l.pipeline);
+                pass.set_bind_group(0, &l.bind_group, &[]);
+                pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+            }
+        }
+        let index = q.submit([enc.finish()]);
+        let done = Arc::new(AtomicBool::new(false));
+        let (flag, permits) = (done.clone(), self.permits.clone());
+        q.on_submitted_work_done(move || {
+            flag.store(true, Ordering::Release);
+            permits.release(1);
+            on_done();
+        });
+        self.in_flight.lock().unwrap().push_back(index.clone());
+        self.device.take_uncaptured()?;
+        Ok(StepHandle {
+            device: self.device.clone(),
+            index,
+            done,
+        })
+    }
+
+    pub fn encode_step(&self) -> Result<StepHandle> {
+        self.encode_step_with(|| {})
+    }
+
+    /// One step, waited for.
+    pub fn step(&self) -> Result<()> {
+        self.encode_step()?.wait()
+    }
+
+    /// Waits for every step in flight.
+    pub fn wait_all(&self) -> Result<()> {
+        self.in_flight.lock().unwrap().clear();
+        self.device.wait()
+    }
+
+    /// CPU time to encode and submit one step (the GPU work is waited for, not counted).
+    pub fn time_encode(&self) -> Result<Duration> {
+        self.wait_all()?;
+        let t = Instant::now();
+        let h = self.encode_step()?;
+        let dt = t.elapsed();
+        h.wait()?;
+        Ok(dt)
+    }
+}

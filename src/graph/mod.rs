@@ -1,0 +1,254 @@
+//! The graph: value nodes connected by ops, built with shape inference, differentiated by
+//! `autograd`, planned by `memory` and replayed by `exec` — what MPSNNGraph does.
+//!
+//! ```no_run
+//! use wgtrain::graph::Graph;
+//! use wgtrain::kernels::elementwise::UnaryOp;
+//! # fn main() -> wgtrain::Result<()> {
+//! let mut g = Graph::new();
+//! let x = g.input("x", &[4, 3])?;                 // (N, 3); N may change per step
+//! let w = g.param("w", &[3, 2])?;
+//! let y = g.matmul("fc", x, w)?;                 // (N, 2)
+//! let h = g.unary("act", UnaryOp::Tanh, y)?;
+//! let loss = g.sum("loss", h, 1)?;               // per-sample loss (N, 1)
+//! let grads = g.gradients(loss, &[w])?;          // dloss/dw, a node of the same graph
+//! # let _ = grads; Ok(()) }
+//! ```
+
+pub mod autograd;
+pub mod exec;
+pub mod memory;
+pub mod op;
+
+use crate::error::{Error, Result};
+use crate::kernels::elementwise::{BinaryOp, UnaryOp};
+use crate::kernels::reduce::ReduceOp;
+use crate::tensor::DType;
+pub use exec::{Compiled, StepHandle};
+pub use op::Op;
+
+/// One output of one node: what ops consume and produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Value {
+    pub node: usize,
+    /// 0 = the node's result; 1 = its state (argmax, mask, statistics) where it has one.
+    pub port: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<Value>,
+    /// Shapes and dtypes of the outputs, as inferred at the batch size the graph was built with.
+    pub outputs: Vec<op::Out>,
+}
+
+/// A network as a list of nodes in topological order (a node only refers to earlier ones).
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    pub fn node(&self, v: Value) -> &Node {
+        &self.nodes[v.node]
+    }
+
+    /// Shape of a value at the batch size the graph was built with.
+    pub fn shape(&self, v: Value) -> &[usize] {
+        &self.nodes[v.node].outputs[v.port].0
+    }
+
+    /// Finds a node by name.
+    pub fn find(&self, name: &str) -> Option<Value> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .map(|node| Value { node, port: 0 })
+    }
+
+    /// Adds a node, inferring its output shapes; a mismatch names the node and its inputs.
+    pub fn add(&mut self, name: &str, op: Op, inputs: &[Value]) -> Result<Value> {
+        if self.find(name).is_some() {
+            return Err(Error::Invalid(format!("node name {name:?} is used twice")));
+        }
+        for v in inputs {
+            if v.node >= self.nodes.len() || v.port >= self.nodes[v.node].outputs.len() {
+                return Err(Error::Invalid(format!(
+                    "node {name:?}: input {v:?} does not exist"
+                )));
+            }
+        }
+        let shapes: Vec<&[usize]> = inputs.iter().map(|&v| self.shape(v)).collect();
+        let outputs = op.infer(&shapes).map_err(|e| {
+            let described: Vec<String> = inputs
+                .iter()
+                .map(|&v| format!("{} {:?}", self.node(v).name, self.shape(v)))
+                .collect();
+            Error::Shape {
+                op: format!("node {name:?}"),
+                msg: format!("{e} (inputs: {})", described.join(", ")),
+            }
+        })?;
+        self.nodes.push(Node {
+            name: name.to_string(),
+            op,
+            inputs: inputs.to_vec(),
+            outputs,
+        });
+        Ok(Value {
+            node: self.nodes.len() - 1,
+            port: 0,
+        })
+    }
+
+    fn source(&mut self, name: &str, op: Op, shape: &[usize]) -> Result<Value> {
+        if shape.is_empty() || shape.contains(&0) {
+            return Err(Error::Shape {
+                op: format!("node {name:?}"),
+                msg: format!("bad shape {shape:?}"),
+            });
+        }
+        if self.find(name).is_some() {
+            return Err(Error::Invalid(format!("node name {name:?} is used twice")));
+        }
+        self.nodes.push(Node {
+            name: name.into(),
+            op,
+            inputs: vec![],
+            outputs: vec![(shape.to_vec(), DType::F32)],
+        });
+        Ok(Value {
+            node: self.nodes.len() - 1,
+            port: 0,
+        })
+    }
+
+    /// A value fed every step, e.g. an image batch `(N, C, H, W)`; dim 0 is the batch size.
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> Result<Value> {
+        self.source(name, Op::Input, shape)
+    }
+
+    /// A trainable weight of a fixed shape.
+    pub fn param(&mut self, name: &str, shape: &[usize]) -> Result<Value> {
+        self.source(name, Op::Param, shape)
+    }
+
+    pub fn unary(&mut self, name: &str, op: UnaryOp, x: Value) -> Result<Value> {
+        self.add(name, Op::Unary(op), &[x])
+    }
+
+    pub fn binary(&mut self, name: &str, op: BinaryOp, a: Value, b: Value) -> Result<Value> {
+        self.add(name, Op::Binary(op), &[a, b])
+    }
+
+    pub fn matmul(&mut self, name: &str, a: Value, b: Value) -> Result<Value> {
+        self.add(
+            name,
+            Op::MatMul {
+                ta: false,
+                tb: false,
+            },
+            &[a, b],
+        )
+    }
+
+    pub fn sum(&mut self, name: &str, x: Value, axis: usize) -> Result<Value> {
+        self.add(name, Op::Reduce(ReduceOp::Sum, axis), &[x])
+    }
+
+    pub fn mean(&mut self, name: &str, x: Value, axis: usize) -> Result<Value> {
+        self.add(name, Op::Reduce(ReduceOp::Mean, axis), &[x])
+    }
+
+    /// Max over `axis`; the argmax is kept as the node's state for the gradient.
+    pub fn max(&mut self, name: &str, x: Value, axis: usize) -> Result<Value> {
+        self.add(name, Op::Reduce(ReduceOp::Max, axis), &[x])
+    }
+
+    pub fn permute(&mut self, name: &str, x: Value, perm: &[usize]) -> Result<Value> {
+        self.add(name, Op::Permute(perm.to_vec()), &[x])
+    }
+
+    /// `(N, ...) -> (N, rest...)`, e.g. flatten with `rest = [C·H·W]`.
+    pub fn reshape(&mut self, name: &str, x: Value, rest: &[usize]) -> Result<Value> {
+        self.add(name, Op::Reshape(rest.to_vec()), &[x])
+    }
+
+    /// `(N, ...) -> (N, product of the rest)`.
+    pub fn flatten(&mut self, name: &str, x: Value) -> Result<Value> {
+        let rest: usize = self.shape(x)[1..].iter().product();
+        self.reshape(name, x, &[rest])
+    }
+
+    /// The same graph with every `Input` given batch size `batch` and all shapes re-inferred.
+    pub fn with_batch(&self, batch: usize) -> Result<Graph> {
+        let mut g = Graph::new();
+        for n in &self.nodes {
+            match n.op {
+                Op::Input => {
+                    let mut s = n.outputs[0].0.clone();
+                    s[0] = batch;
+                    g.source(&n.name, Op::Input, &s)?;
+                }
+                Op::Param => {
+                    g.source(&n.name, Op::Param, &n.outputs[0].0)?;
+                }
+                _ => {
+                    g.add(&n.name, n.op.clone(), &n.inputs)?;
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    /// Evaluates the needed nodes on the CPU reference, op by op, from `feeds` (inputs and
+    /// parameters by name). The oracle for the compiled graph.
+    pub fn eval_reference(
+        &self,
+        feeds: &std::collections::HashMap<String, crate::reference::Array>,
+        outputs: &[Value],
+    ) -> Result<Vec<crate::reference::Array>> {
+        let mut vals: std::collections::HashMap<Value, crate::reference::Array> =
+            std::collections::HashMap::new();
+        let last = outputs.iter().map(|v| v.node).max().unwrap_or(0);
+        for (i, n) in self.nodes.iter().enumerate().take(last + 1) {
+            let outs = match n.op {
+                Op::Input | Op::Param => {
+                    let a = feeds
+                        .get(&n.name)
+                        .ok_or_else(|| Error::Invalid(format!("no feed for {:?}", n.name)))?;
+                    if a.shape != n.outputs[0].0 {
+                        return Err(Error::Shape {
+                            op: format!("node {:?}", n.name),
+                            msg: format!("fed {:?}, expected {:?}", a.shape, n.outputs[0].0),
+                        });
+                    }
+                    vec![a.clone()]
+                }
+                _ => {
+                    let ins: Vec<&crate::reference::Array> =
+                        n.inputs.iter().map(|u| &vals[u]).collect();
+                    n.op.eval_reference(&ins, &n.outputs)
+                }
+            };
+            for (port, a) in outs.into_iter().enumerate() {
+                vals.insert(Value { node: i, port }, a);
+            }
+        }
+        Ok(outputs.iter().map(|v| vals[v].clone()).collect())
+    }
+
+    /// Every parameter node, in order.
+    pub fn params(&self) -> Vec<Value> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].op == Op::Param)
+            .map(|node| Value { node, port: 0 })
+            .collect()
+    }
+}
