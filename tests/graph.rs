@@ -191,3 +191,46 @@ fn graph_errors_name_nodes_and_shapes() {
         assert!(c.set("nope", &[1.0]).is_err());
     });
 }
+
+#[test]
+fn fused_and_unfused_plans_agree() {
+    each_device("fusion", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[7, 33]).unwrap();
+        let w = g.param("w", &[33, 9]).unwrap();
+        let b = g.param("b", &[9]).unwrap();
+        let y = g.matmul("fc", x, w).unwrap();
+        let y = g.binary("bias", BinaryOp::Add, y, b).unwrap();
+        let y = g.unary("relu", UnaryOp::Relu, y).unwrap(); // bias + neuron: one dispatch
+        let y = g
+            .unary("scale", UnaryOp::Linear { a: 0.5, b: 0.1 }, y)
+            .unwrap();
+        let z = g.unary("tanh", UnaryOp::Tanh, y).unwrap();
+        let e = g.unary("exp", UnaryOp::Exp, y).unwrap(); // `y` read twice: the chain stops there
+        let out = g.binary("out", BinaryOp::Mul, z, e).unwrap();
+        let out = g.unary("sq", UnaryOp::Square, out).unwrap();
+        let f = feeds(&g, 5);
+        let run = |fuse: bool| {
+            let c = g
+                .compile_with(dev, &[out], &wgtrain::graph::Options { fuse, share: None })
+                .unwrap();
+            for (name, a) in &f {
+                c.set(name, &a.to_f32()).unwrap();
+            }
+            c.step().unwrap();
+            (c.read(out).unwrap(), c.stats().clone())
+        };
+        let (fused, sf) = run(true);
+        let (plain, sp) = run(false);
+        let want = g.eval_reference(&f, &[out]).unwrap();
+        assert_close("fused", &fused, &want[0].data, 1e-4, 1e-4);
+        assert_close("unfused", &plain, &want[0].data, 1e-4, 1e-4);
+        // relu+scale fold into bias; sq folds into out; tanh and exp stay (y has two readers).
+        assert_eq!(
+            sp.dispatches_per_step - sf.dispatches_per_step,
+            3,
+            "fused {sf:?} vs plain {sp:?}"
+        );
+        assert!(sf.arena_bytes <= sp.arena_bytes);
+    });
+}

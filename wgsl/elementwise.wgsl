@@ -6,7 +6,7 @@ struct Params {
     n: u32,        // elements in the output
     op: u32,       // op code (see kernels/elementwise.rs)
     rank: u32,     // number of dims (<= 8) for broadcasting kernels
-    extra: u32,
+    chain_len: u32, // unary ops fused after this one (elementwise-chain fusion), <= 8
     a: f32,        // op parameter (alpha, slope, ...)
     b: f32,        // second op parameter
     _p0: u32,
@@ -14,6 +14,9 @@ struct Params {
     shape: array<vec4<u32>, 2>,     // output shape, padded with 1
     a_strides: array<vec4<u32>, 2>, // strides of operand a in output coordinates (0 where broadcast)
     b_strides: array<vec4<u32>, 2>, // strides of operand b likewise
+    chain_op: array<vec4<u32>, 2>,  // op codes of the fused unary chain
+    chain_a: array<vec4<f32>, 2>,   // their parameters
+    chain_b: array<vec4<f32>, 2>,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -101,16 +104,25 @@ fn unary_b(op: u32, x: f32, dy: f32, a: f32, b: f32) -> f32 {
     }
 }
 
+// The fused chain: y = f_k(...f_1(v)) for the unary ops the graph folded into this dispatch.
+fn apply_chain(v: f32) -> f32 {
+    var y = v;
+    for (var k = 0u; k < p.chain_len; k = k + 1u) {
+        y = unary_f(p.chain_op[k / 4u][k % 4u], y, p.chain_a[k / 4u][k % 4u], p.chain_b[k / 4u][k % 4u]);
+    }
+    return y;
+}
+
 @group(0) @binding(1) var<storage, read> x_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y_out: array<f32>;
 
-// y = op(x)
+// y = chain(op(x))
 @compute @workgroup_size(256)
 fn unary_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
-    y_out[i] = unary_f(p.op, x_in[i], p.a, p.b);
+    y_out[i] = apply_chain(unary_f(p.op, x_in[i], p.a, p.b));
 }
 
 @group(0) @binding(1) var<storage, read> ub_x: array<f32>;
@@ -171,14 +183,14 @@ fn binary_d(op: u32, a: f32, b: f32) -> vec2<f32> {
 @group(0) @binding(2) var<storage, read> bf_b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bf_y: array<f32>;
 
-// y = a (op) b with numpy broadcasting
+// y = chain(a (op) b) with numpy broadcasting
 @compute @workgroup_size(256)
 fn binary_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     let o = broadcast_offsets(i);
-    bf_y[i] = binary_f(p.op, bf_a[o.x], bf_b[o.y]);
+    bf_y[i] = apply_chain(binary_f(p.op, bf_a[o.x], bf_b[o.y]));
 }
 
 @group(0) @binding(1) var<storage, read> bb_a: array<f32>;

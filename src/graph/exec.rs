@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_intrusive::sync::Semaphore;
 
+use super::fusion::{Fusion, fuse};
 use super::memory::{Interval, place};
 use super::{Graph, Op, Value};
 use crate::device::Device;
@@ -33,6 +34,24 @@ pub struct PlanStats {
     pub naive_bytes: u64,
     /// Bytes of inputs, parameters and requested outputs (never aliased).
     pub persistent_bytes: u64,
+}
+
+/// How to compile.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// Fold elementwise chains into one dispatch (on by default).
+    pub fuse: bool,
+    /// Use this compiled graph's parameter tensors for parameters of the same name.
+    pub share: Option<&'a Compiled>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            fuse: true,
+            share: None,
+        }
+    }
 }
 
 /// A step submitted to the GPU.
@@ -86,6 +105,24 @@ impl Graph {
         outputs: &[Value],
         share: Option<&Compiled>,
     ) -> Result<Compiled> {
+        self.compile_with(
+            device,
+            outputs,
+            &Options {
+                share,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Compiles with explicit options (fusion on or off, shared parameters).
+    pub fn compile_with(
+        &self,
+        device: &Device,
+        outputs: &[Value],
+        opts: &Options,
+    ) -> Result<Compiled> {
+        let share = opts.share;
         let n = self.nodes.len();
         // Dead-node removal: keep what the outputs depend on.
         let mut live = vec![false; n];
@@ -99,11 +136,20 @@ impl Graph {
                 }
             }
         }
-        // Views alias their input: follow them to the value that owns memory.
+        let fusion = if opts.fuse {
+            fuse(self, &live, outputs)
+        } else {
+            Fusion {
+                absorbed: vec![false; n],
+                ..Fusion::default()
+            }
+        };
+        // Views and fused-away nodes alias their input: follow them to the value owning memory.
+        let alias = |i: usize| self.nodes[i].op.is_view() || fusion.absorbed[i];
         let mut root: HashMap<Value, Value> = HashMap::new();
         let owner = |root: &HashMap<Value, Value>, v: Value| *root.get(&v).unwrap_or(&v);
         for (i, node) in self.nodes.iter().enumerate() {
-            if live[i] && node.op.is_view() {
+            if live[i] && alias(i) {
                 root.insert(Value { node: i, port: 0 }, owner(&root, node.inputs[0]));
             }
         }
@@ -116,7 +162,7 @@ impl Graph {
         };
         let mut life: HashMap<Value, (usize, usize)> = HashMap::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            if !live[i] || node.op.is_view() {
+            if !live[i] || alias(i) {
                 continue;
             }
             for port in 0..node.outputs.len() {
@@ -180,7 +226,7 @@ impl Graph {
             }
             for port in 0..node.outputs.len() {
                 let v = Value { node: i, port };
-                if node.op.is_view() {
+                if alias(i) {
                     let src = &tensors[&node.inputs[0]];
                     tensors.insert(v, src.reshape(&node.outputs[0].0)?);
                 } else if let std::collections::hash_map::Entry::Vacant(slot) = tensors.entry(v) {
@@ -226,9 +272,13 @@ impl Graph {
                     limit: max_bindings as u64,
                 });
             }
+            if fusion.absorbed[i] {
+                continue;
+            }
+            let then = fusion.chains.get(&i).map_or(&[][..], |c| &c[..]);
             let l = node
                 .op
-                .lower(&ins, &outs)
+                .lower(&ins, &outs, then)
                 .map_err(|e| Error::Invalid(format!("node {:?}: {e}", node.name)))?;
             launches.extend(l);
         }

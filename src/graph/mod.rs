@@ -17,6 +17,7 @@
 
 pub mod autograd;
 pub mod exec;
+pub mod fusion;
 pub mod memory;
 pub mod op;
 
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::kernels::elementwise::{BinaryOp, UnaryOp};
 use crate::kernels::reduce::ReduceOp;
 use crate::tensor::DType;
-pub use exec::{Compiled, StepHandle};
+pub use exec::{Compiled, Options, StepHandle};
 pub use op::Op;
 
 /// One output of one node: what ops consume and produce.

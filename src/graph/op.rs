@@ -162,11 +162,22 @@ impl Op {
         matches!(self, Op::Reshape(_) | Op::View(_))
     }
 
-    /// The launches computing this op from `ins` into `outs`.
-    pub fn lower(&self, ins: &[&Tensor], outs: &[&Tensor]) -> Result<Vec<Launch>> {
+    /// The launches computing this op from `ins` into `outs`, followed by the fused unary chain
+    /// `then` (only elementwise ops take one).
+    pub fn lower(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        then: &[UnaryOp],
+    ) -> Result<Vec<Launch>> {
+        if !then.is_empty() && !matches!(self, Op::Unary(_) | Op::Binary(_)) {
+            return Err(Error::Invalid(format!(
+                "{self:?} cannot take a fused chain"
+            )));
+        }
         Ok(match self {
             Op::Input | Op::Param | Op::Reshape(_) | Op::View(_) => vec![],
-            Op::Unary(u) => vec![elementwise::unary_launch(*u, ins[0], outs[0])?],
+            Op::Unary(u) => vec![elementwise::unary_chain_launch(*u, then, ins[0], outs[0])?],
             Op::OnesLike => vec![elementwise::unary_launch(
                 UnaryOp::Linear { a: 0.0, b: 1.0 },
                 ins[0],
@@ -175,7 +186,9 @@ impl Op {
             Op::UnaryGrad(u) => vec![elementwise::unary_backward_launch(
                 *u, ins[0], ins[1], outs[0],
             )?],
-            Op::Binary(b) => vec![elementwise::binary_launch(*b, ins[0], ins[1], outs[0])?],
+            Op::Binary(b) => vec![elementwise::binary_chain_launch(
+                *b, then, ins[0], ins[1], outs[0],
+            )?],
             Op::BinaryGrad(b, which) => {
                 vec![elementwise::binary_grad_launch(
                     *b, *which, ins[0], ins[1], ins[2], outs[0],

@@ -195,12 +195,41 @@ fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
 
 /// Prepares `y = op(x)`; `y` has x's shape.
 pub fn unary_launch(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Launch> {
+    unary_chain_launch(op, &[], x, y)
+}
+
+/// Most unary ops a dispatch can fuse after its own op.
+pub const MAX_CHAIN: usize = 8;
+
+/// Appends the fused chain `then` (applied in order after the op) to a parameter block.
+fn with_chain(mut p: Vec<u32>, then: &[UnaryOp]) -> Result<Vec<u32>> {
+    if then.len() > MAX_CHAIN {
+        return Err(Error::Invalid(format!(
+            "a fused chain of {} unary ops exceeds {MAX_CHAIN}",
+            then.len()
+        )));
+    }
+    p.resize(32, 0);
+    p[3] = then.len() as u32;
+    let mut codes = [0u32; 3 * MAX_CHAIN];
+    for (k, op) in then.iter().enumerate() {
+        let (c, a, b) = op.code();
+        codes[k] = c;
+        codes[MAX_CHAIN + k] = f(a);
+        codes[2 * MAX_CHAIN + k] = f(b);
+    }
+    p.extend_from_slice(&codes);
+    Ok(p)
+}
+
+/// Prepares `y = then(op(x))`: `op` followed by the fused unary chain `then`.
+pub fn unary_chain_launch(op: UnaryOp, then: &[UnaryOp], x: &Tensor, y: &Tensor) -> Result<Launch> {
     let name = format!("{op:?}");
     f32_in(&name, x)?;
     same_shape(&name, x, y)?;
     let (code, a, b) = op.code();
     let n = x.numel();
-    let p = [n as u32, code, 0, 0, f(a), f(b)];
+    let p = with_chain(vec![n as u32, code, 0, 0, f(a), f(b)], then)?;
     x.device.launch(
         &SHADER,
         "unary_forward",
@@ -232,6 +261,17 @@ pub fn unary_backward_launch(op: UnaryOp, x: &Tensor, dy: &Tensor, dx: &Tensor) 
 
 /// Prepares `y = a (op) b`; `y` has the broadcast shape.
 pub fn binary_launch(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Launch> {
+    binary_chain_launch(op, &[], a, b, y)
+}
+
+/// Prepares `y = then(a (op) b)`: e.g. a bias add with its neuron fused.
+pub fn binary_chain_launch(
+    op: BinaryOp,
+    then: &[UnaryOp],
+    a: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+) -> Result<Launch> {
     let name = format!("{op:?}");
     f32_in(&name, a)?;
     f32_in(&name, b)?;
@@ -257,6 +297,7 @@ pub fn binary_launch(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor) -> Result
             &broadcast_strides(&b.shape, &out),
         ],
     );
+    let p = with_chain(p, then)?;
     a.device.launch(
         &SHADER,
         "binary_forward",
