@@ -234,3 +234,24 @@ fn fused_and_unfused_plans_agree() {
         assert!(sf.arena_bytes <= sp.arena_bytes);
     });
 }
+
+#[test]
+fn gradient_node_of_a_single_forward_node() {
+    let mut g = Graph::new();
+    let x = g.input("x", &[3, 4]).unwrap();
+    let w = g.param("w", &[4, 2]).unwrap();
+    let y = g.matmul("fc", x, w).unwrap();
+    let dy = g.input("dy", &[3, 2]).unwrap();
+    let grads = g.gradient_of(y, dy).unwrap();
+    assert_eq!(grads.len(), 2);
+    let (dx, dw) = (grads[0].unwrap(), grads[1].unwrap());
+    assert_eq!(g.shape(dx), &[3, 4]);
+    assert_eq!(g.shape(dw), &[4, 2]);
+    let f = feeds(&g, 9);
+    let got = g.eval_reference(&f, &[dx, dw]).unwrap();
+    let (rx, rw) = wgtrain::reference::basic::matmul_backward(&f["x"], &f["w"], &f["dy"]);
+    assert_eq!(got[0].data, rx.data);
+    assert_eq!(got[1].data, rw.data);
+    let bad = g.input("bad", &[2, 2]).unwrap();
+    assert!(g.gradient_of(y, bad).is_err());
+}

@@ -133,6 +133,22 @@ impl Graph {
         self.grad_node(format!("{base}/view"), Op::View(want.to_vec()), &[g])
     }
 
+    /// The gradient node(s) of one forward node, as MPS's `gradientFilterWithSource`: given `dy`
+    /// (the gradient arriving at `forward`'s output), the gradient of each of its inputs.
+    pub fn gradient_of(&mut self, forward: Value, dy: Value) -> Result<Vec<Option<Value>>> {
+        if self.shape(forward) != self.shape(dy) {
+            return Err(Error::Shape {
+                op: format!("gradient of {:?}", self.nodes[forward.node].name),
+                msg: format!(
+                    "dy {:?} vs output {:?}",
+                    self.shape(dy),
+                    self.shape(forward)
+                ),
+            });
+        }
+        self.vjp(forward.node, dy)
+    }
+
     /// The vjp rule of node `i`: given dy (the gradient of its output), the gradient of each input
     /// (`None` where the op has none).
     fn vjp(&mut self, i: usize, dy: Value) -> Result<Vec<Option<Value>>> {
