@@ -71,6 +71,9 @@ pub struct Launch {
     pub(crate) bind_group: wgpu::BindGroup,
     pub(crate) groups: [u32; 3],
     pub(crate) label: &'static str,
+    /// The parameter uniform, kept so per-step values (dropout seeds, optimizer step and learning
+    /// rate) can be rewritten between replays without re-recording (`Device::rewrite_params`).
+    pub(crate) uniform: wgpu::Buffer,
 }
 
 /// Workgroups for `n` items at `per_group` items each, folded into 2-D when one row would exceed
@@ -172,7 +175,7 @@ impl Device {
         }
         let mut words = params.to_vec();
         words.resize(UNIFORM_WORDS, 0);
-        let bind_group = self.scoped(|d| {
+        let (bind_group, uniform) = self.scoped(|d| {
             let ubuf = d.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(entry),
                 size: (words.len() * 4) as u64,
@@ -196,17 +199,36 @@ impl Device {
                     }),
                 });
             }
-            d.create_bind_group(&wgpu::BindGroupDescriptor {
+            let bg = d.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(entry),
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
-            })
+            });
+            (bg, ubuf)
         })?;
         Ok(Launch {
             pipeline,
             bind_group,
             groups,
             label: entry,
+            uniform,
+        })
+    }
+
+    /// Rewrites a prepared launch's parameters (queue-ordered: steps already submitted keep the
+    /// old values). The words must describe the same buffers and grid.
+    pub fn rewrite_params(&self, launch: &Launch, params: &[u32]) -> Result<()> {
+        if params.len() > UNIFORM_WORDS {
+            return Err(Error::Invalid(format!(
+                "{}: {} parameter words exceed {UNIFORM_WORDS}",
+                launch.label,
+                params.len()
+            )));
+        }
+        self.scoped(|_| {
+            self.0
+                .queue
+                .write_buffer(&launch.uniform, 0, bytemuck::cast_slice(params))
         })
     }
 
