@@ -14,6 +14,7 @@ pub use error::{Error, Result};
 pub mod device;
 pub mod kernels;
 pub mod tensor;
+pub mod train;
 
 pub use device::Device;
 pub use tensor::{DType, Tensor};

@@ -1,0 +1,3 @@
+//! The training loop and what it leaves behind (metrics file, plot, checkpoints).
+
+pub mod metrics;
