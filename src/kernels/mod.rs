@@ -8,8 +8,10 @@
 //! `wid.x + wid.y * nwg.x` (see `grid_1d`).
 
 pub mod conv;
+pub mod dense;
 pub mod elementwise;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 pub mod transpose;
 
@@ -43,6 +45,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &conv::DGRAD,
         &conv::WGRAD,
         &conv::BIAS,
+        &pool::SHADER,
     ]
 }
 
