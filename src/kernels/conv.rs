@@ -425,7 +425,12 @@ pub fn backward_launches(
 ) -> Result<Prepared> {
     let mut p = backward_data_launches(op, &x.shape, w, dy, &grads.dx)?;
     p.extend(backward_weights_launches(op, x, dy, &grads.dw)?);
-    check_bias(op.name(), op.has_bias(), grads.db.as_ref(), op.out_channels())?;
+    check_bias(
+        op.name(),
+        op.has_bias(),
+        grads.db.as_ref(),
+        op.out_channels(),
+    )?;
     if let Some(db) = &grads.db {
         p.extend(backward_bias_launches(op, &x.shape, dy, db)?);
     }

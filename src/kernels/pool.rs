@@ -234,4 +234,3 @@ pub fn global_avg_backward(op: &GlobalAvgPool, x_shape: &[usize], dy: &Tensor) -
     dy.device.run(&[l])?;
     Ok(dx)
 }
-
