@@ -11,8 +11,11 @@
 //! Kernels with more elements than one grid row can hold use a 2-D grid: the linear workgroup id is
 //! `wid.x + wid.y * nwg.x` (see `grid_1d`).
 
+pub mod conv;
+pub mod dense;
 pub mod elementwise;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 pub mod transpose;
 
@@ -50,6 +53,11 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &reduce::SHADER,
         &matmul::SHADER,
         &transpose::SHADER,
+        &conv::FORWARD,
+        &conv::DGRAD,
+        &conv::WGRAD,
+        &conv::BIAS,
+        &pool::SHADER,
     ]
 }
 

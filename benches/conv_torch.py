@@ -1,0 +1,62 @@
+"""PyTorch twin of benches/conv.rs: a ResNet-style 3x3 convolution (batch 64, 64->64 channels,
+56x56, stride 1, padding 1, bias), forward and backward (data + weights + bias), TF32 off (true
+fp32), cudnn.benchmark on, same timing scheme (best of 3 batches of ~0.5 s after a warm-up).
+Run on the same card as the Rust bench; --quick uses batch 2."""
+import sys, time
+import torch
+import torch.nn.functional as F
+
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cudnn.benchmark = True
+dev = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+sync = {"cuda": torch.cuda.synchronize, "mps": lambda: torch.mps.synchronize()}.get(dev, lambda: None)
+name = torch.cuda.get_device_name() if dev == "cuda" else dev
+print(f"torch {torch.__version__} on {name}")
+
+n, c, hw = (2 if "--quick" in sys.argv else 64), 64, 56
+x = torch.full((n, c, hw, hw), 0.5, device=dev)
+w = torch.full((c, c, 3, 3), 0.25, device=dev)
+b = torch.full((c,), 1.0, device=dev)
+dy = torch.full((n, c, hw, hw), 0.125, device=dev)
+
+
+def forward():
+    return F.conv2d(x, w, b, stride=1, padding=1)
+
+
+def backward():
+    # dx, dw, db straight from the aten op autograd calls, without building a graph
+    return torch.ops.aten.convolution_backward(
+        dy, x, w, [c], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True])
+
+
+def time_it(f):
+    f(); sync()  # warm-up (and cudnn.benchmark's algorithm search)
+    t = time.perf_counter(); out = f(); sync(); once = time.perf_counter() - t
+    reps = max(1, min(200, int(0.5 / max(once, 1e-6))))
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            out = f()
+        sync()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return best, out
+
+
+t_fwd, y = time_it(forward)
+t_bwd, (dx, dw, db) = time_it(backward)
+taps = c * 9
+
+assert torch.allclose(y[0, 0, hw // 2, hw // 2], torch.tensor(taps * 0.125 + 1.0, device=dev), rtol=1e-3)
+assert torch.allclose(dx[0, 0, hw // 2, hw // 2], torch.tensor(taps * 0.125 * 0.25, device=dev), rtol=1e-3)
+assert torch.allclose(dw[0, 0, 1, 1], torch.tensor(n * hw * hw * 0.125 * 0.5, device=dev), rtol=1e-3)
+assert torch.allclose(db[0], torch.tensor(n * hw * hw * 0.125, device=dev), rtol=1e-3)
+
+flop = 2 * n * hw * hw * c * c * 9
+print(f"\nconv 3x3, N={n}, {c}->{c} ch, {hw}x{hw}, stride 1, pad 1, bias")
+print("| pass | ms | GFLOP/s |")
+print("|---|---|---|")
+print(f"| forward | {t_fwd*1e3:.3f} | {flop/t_fwd/1e9:.1f} |")
+print(f"| backward (data + weights + bias) | {t_bwd*1e3:.3f} | {2*flop/t_bwd/1e9:.1f} |")

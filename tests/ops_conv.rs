@@ -1,0 +1,509 @@
+//! Convolution, fully connected and pooling kernels vs the CPU f64 reference — forward and every
+//! gradient — on small awkward shapes, on every adapter; and the `Err`s bad inputs must give.
+//! Shapes stay tiny: on lavapipe (software Vulkan) this file must run in well under a minute.
+
+mod common;
+
+use common::{assert_close, each_device};
+use wgtrain::kernels::{conv, dense, pool};
+use wgtrain::ops::conv::{
+    Conv1d, Conv2d, ConvOp, ConvTranspose1d, ConvTranspose2d, Padding, Padding1d,
+};
+use wgtrain::ops::dense::FullyConnected;
+use wgtrain::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
+use wgtrain::reference::{self, Array};
+use wgtrain::{DType, Device, Tensor};
+
+fn up(dev: &Device, a: &Array) -> Tensor {
+    Tensor::from_f32(dev, &a.shape, &a.to_f32()).unwrap()
+}
+
+/// Seeded data as the f32 values the GPU sees, back in f64, so both sides start equal.
+fn data(shape: &[usize], seed: u64) -> Array {
+    let a = Array::seeded(shape, seed);
+    Array::from_f32(&a.shape, &a.to_f32())
+}
+
+fn close(what: &str, gpu: &Tensor, reference: &Array) {
+    assert_eq!(gpu.shape(), &reference.shape[..], "{what}: shape");
+    assert_close(what, &gpu.to_f32().unwrap(), &reference.data, 2e-4, 1e-4);
+}
+
+/// Forward, dx, dw and db of `op` on the GPU against `reference::conv`.
+fn check_conv<Op: ConvOp + std::fmt::Debug>(dev: &Device, op: &Op, x_shape: &[usize], seed: u64) {
+    let what = format!("{} {x_shape:?} {op:?}", op.name());
+    let x = data(x_shape, seed);
+    let w = data(&op.weight_shape(), seed + 1);
+    let b = op.has_bias().then(|| data(&[op.out_channels()], seed + 2));
+    let (xt, wt) = (up(dev, &x), up(dev, &w));
+    let bt = b.as_ref().map(|b| up(dev, b));
+    let y = reference::conv::forward(op, &x, &w, b.as_ref()).unwrap();
+    let yt = conv::forward(op, &xt, &wt, bt.as_ref()).unwrap();
+    close(&format!("{what}: y"), &yt, &y);
+    let dy = data(&y.shape, seed + 3);
+    let g = reference::conv::backward(op, &x, &w, &dy).unwrap();
+    let gt = conv::backward(op, &xt, &wt, &up(dev, &dy)).unwrap();
+    close(&format!("{what}: dx"), &gt.dx, &g.dx);
+    close(&format!("{what}: dw"), &gt.dw, &g.dw);
+    assert_eq!(g.db.is_some(), gt.db.is_some(), "{what}: db presence");
+    if let (Some(db), Some(dbt)) = (&g.db, &gt.db) {
+        close(&format!("{what}: db"), dbt, db);
+    }
+}
+
+fn asym(top: usize, bottom: usize, left: usize, right: usize) -> Padding {
+    Padding::Explicit {
+        top,
+        bottom,
+        left,
+        right,
+    }
+}
+
+#[test]
+fn conv2d_forward_backward() {
+    each_device("conv2d", |dev| {
+        let c = Conv2d::new;
+        // 3 → 7 channels, odd spatial sizes, padding 1
+        check_conv(
+            dev,
+            &Conv2d {
+                padding: Padding::symmetric(1),
+                ..c(3, 7, (3, 3))
+            },
+            &[2, 3, 7, 5],
+            1,
+        );
+        // everything 1
+        check_conv(dev, &c(1, 1, (1, 1)), &[1, 1, 1, 1], 10);
+        // 33 → 70 channels (GEMM tiles cross in M, N and K), stride (2, 3), asymmetric padding
+        check_conv(
+            dev,
+            &Conv2d {
+                stride: (2, 3),
+                padding: asym(1, 0, 2, 1),
+                ..c(33, 70, (3, 2))
+            },
+            &[1, 33, 7, 9],
+            20,
+        );
+        // dilation 2, groups 2, Same
+        check_conv(
+            dev,
+            &Conv2d {
+                dilation: (2, 2),
+                groups: 2,
+                padding: Padding::Same,
+                ..c(4, 6, (3, 3))
+            },
+            &[2, 4, 6, 7],
+            30,
+        );
+        // stride 3, Valid, no bias, kernel taller than wide
+        check_conv(
+            dev,
+            &Conv2d {
+                stride: (3, 3),
+                bias: false,
+                ..c(3, 5, (2, 3))
+            },
+            &[3, 3, 8, 10],
+            40,
+        );
+        // Same with stride 2 and dilation 2: odd total padding, the extra one bottom / right
+        check_conv(
+            dev,
+            &Conv2d {
+                stride: (2, 2),
+                dilation: (2, 1),
+                padding: Padding::Same,
+                ..c(2, 3, (3, 2))
+            },
+            &[1, 2, 7, 7],
+            50,
+        );
+        // depthwise with channel multiplier 2, stride 2
+        check_conv(
+            dev,
+            &Conv2d {
+                groups: 7,
+                stride: (2, 2),
+                padding: Padding::symmetric(1),
+                ..c(7, 14, (3, 3))
+            },
+            &[2, 7, 9, 6],
+            60,
+        );
+        // many output pixels per image (M > 64), 1×1 kernel, C_out = 1
+        check_conv(dev, &c(5, 1, (1, 1)), &[2, 5, 9, 8], 70);
+    });
+}
+
+#[test]
+fn conv1d_and_transpose_forward_backward() {
+    each_device("conv1d / conv_transpose", |dev| {
+        check_conv(
+            dev,
+            &Conv1d {
+                stride: 2,
+                dilation: 2,
+                padding: Padding1d::Same,
+                ..Conv1d::new(3, 4, 3)
+            },
+            &[2, 3, 11],
+            100,
+        );
+        check_conv(
+            dev,
+            &Conv1d {
+                groups: 2,
+                padding: Padding1d::Explicit { left: 3, right: 0 },
+                ..Conv1d::new(4, 6, 5)
+            },
+            &[1, 4, 7],
+            110,
+        );
+        check_conv(dev, &Conv1d::new(1, 1, 1), &[1, 1, 1], 120);
+        // stride 2, padding 1, output_padding 1, groups 2
+        check_conv(
+            dev,
+            &ConvTranspose2d {
+                stride: (2, 2),
+                padding: Padding::symmetric(1),
+                output_padding: (1, 1),
+                groups: 2,
+                ..ConvTranspose2d::new(4, 6, (3, 3))
+            },
+            &[2, 4, 4, 5],
+            200,
+        );
+        // output_padding >= stride (allowed below the dilation), asymmetric padding
+        check_conv(
+            dev,
+            &ConvTranspose2d {
+                dilation: (2, 2),
+                output_padding: (1, 1),
+                padding: asym(0, 1, 1, 0),
+                bias: false,
+                ..ConvTranspose2d::new(3, 2, (2, 3))
+            },
+            &[1, 3, 3, 4],
+            210,
+        );
+        // Same with the kernel smaller than the stride: output = in · stride
+        check_conv(
+            dev,
+            &ConvTranspose2d {
+                stride: (3, 3),
+                padding: Padding::Same,
+                ..ConvTranspose2d::new(3, 5, (2, 2))
+            },
+            &[1, 3, 3, 2],
+            220,
+        );
+        check_conv(
+            dev,
+            &ConvTranspose1d {
+                stride: 3,
+                output_padding: 2,
+                padding: Padding1d::Explicit { left: 1, right: 0 },
+                ..ConvTranspose1d::new(3, 5, 3)
+            },
+            &[2, 3, 5],
+            230,
+        );
+        check_conv(
+            dev,
+            &ConvTranspose1d {
+                stride: 2,
+                groups: 2,
+                padding: Padding1d::Same,
+                ..ConvTranspose1d::new(2, 4, 4)
+            },
+            &[1, 2, 6],
+            240,
+        );
+    });
+}
+
+/// Forward (and argmax) and backward of `op` against `reference::pool`.
+fn check_pool(dev: &Device, op: &Pool2d, x: &Array, seed: u64) {
+    let what = format!("{} {:?} {op:?}", op.name(), x.shape);
+    let (y, arg) = reference::pool::forward(op, x).unwrap();
+    let (yt, argt) = pool::forward(op, &up(dev, x)).unwrap();
+    close(&format!("{what}: y"), &yt, &y);
+    assert_eq!(arg.is_some(), argt.is_some(), "{what}: argmax presence");
+    if let (Some(a), Some(at)) = (&arg, &argt) {
+        let at: Vec<usize> = at.to_u32().unwrap().iter().map(|&i| i as usize).collect();
+        assert_eq!(&at, a, "{what}: argmax");
+    }
+    let dy = data(&y.shape, seed);
+    let dx = reference::pool::backward(op, &x.shape, &dy, arg.as_deref()).unwrap();
+    let dxt = pool::backward(op, &x.shape, &up(dev, &dy), argt.as_ref()).unwrap();
+    close(&format!("{what}: dx"), &dxt, &dx);
+}
+
+#[test]
+fn pooling_forward_backward() {
+    each_device("pool", |dev| {
+        let kinds = [
+            PoolKind::Max,
+            PoolKind::Avg {
+                count_include_pad: true,
+            },
+            PoolKind::Avg {
+                count_include_pad: false,
+            },
+        ];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let s = 300 + 10 * i as u64;
+            let base = Pool2d::max((3, 3), (2, 2));
+            // overlapping windows (kernel > stride)
+            check_pool(
+                dev,
+                &Pool2d { kind, ..base },
+                &data(&[2, 3, 7, 6], s),
+                s + 1,
+            );
+            // gaps between windows (kernel < stride)
+            let gaps = Pool2d {
+                kind,
+                ..Pool2d::max((2, 1), (3, 2))
+            };
+            check_pool(dev, &gaps, &data(&[1, 3, 7, 5], s + 2), s + 3);
+            let asym_pad = Pool2d {
+                kind,
+                padding: asym(1, 0, 2, 1),
+                ..Pool2d::max((3, 3), (1, 2))
+            };
+            check_pool(dev, &asym_pad, &data(&[2, 1, 4, 5], s + 4), s + 5);
+            let same = Pool2d {
+                kind,
+                padding: Padding::Same,
+                ..Pool2d::max((3, 2), (2, 3))
+            };
+            check_pool(dev, &same, &data(&[1, 2, 7, 5], s + 6), s + 7);
+            let dil = Pool2d {
+                kind,
+                dilation: (2, 2),
+                padding: Padding::symmetric(1),
+                ..Pool2d::max((2, 3), (2, 1))
+            };
+            check_pool(dev, &dil, &data(&[1, 2, 6, 7], s + 8), s + 9);
+            check_pool(
+                dev,
+                &Pool2d {
+                    kind,
+                    ..Pool2d::max((1, 1), (1, 1))
+                },
+                &data(&[1, 1, 1, 1], s + 10),
+                s + 11,
+            );
+        }
+        // Ties go to the first in window order; overlapping windows add at a shared argmax.
+        #[rustfmt::skip]
+        let x = Array::new(&[1, 1, 4, 4], vec![
+            1.0, 5.0, 2.0, 0.0,
+            3.0, 4.0, 7.0, 7.0,
+            0.0, 9.0, 1.0, 1.0,
+            2.0, 2.0, 3.0, 8.0,
+        ]);
+        check_pool(dev, &Pool2d::max((2, 2), (2, 2)), &x, 400);
+        check_pool(dev, &Pool2d::max((2, 2), (1, 1)), &x, 401);
+        // Padding never wins, even against negative inputs.
+        let neg = Array::new(&[1, 1, 1, 1], vec![-3.0]);
+        let op = Pool2d {
+            padding: Padding::symmetric(1),
+            ..Pool2d::max((3, 3), (1, 1))
+        };
+        check_pool(dev, &op, &neg, 402);
+
+        for (i, shape) in [[2, 3, 5, 1], [1, 33, 7, 7], [2, 2, 20, 20]]
+            .iter()
+            .enumerate()
+        {
+            let what = format!("global_avg_pool {shape:?}");
+            let x = data(shape, 500 + i as u64);
+            let op = GlobalAvgPool;
+            let y = reference::pool::global_avg_forward(&op, &x).unwrap();
+            let yt = pool::global_avg_forward(&op, &up(dev, &x)).unwrap();
+            close(&format!("{what}: y"), &yt, &y);
+            let dy = data(&y.shape, 510 + i as u64);
+            let dx = reference::pool::global_avg_backward(&op, shape, &dy).unwrap();
+            let dxt = pool::global_avg_backward(&op, shape, &up(dev, &dy)).unwrap();
+            close(&format!("{what}: dx"), &dxt, &dx);
+        }
+    });
+}
+
+#[test]
+fn fully_connected_forward_backward() {
+    each_device("fully_connected", |dev| {
+        let cases: [(FullyConnected, &[usize]); 4] = [
+            (FullyConnected::new(7, 3), &[5, 7]),
+            (
+                FullyConnected {
+                    bias: false,
+                    ..FullyConnected::new(30, 4)
+                },
+                &[2, 3, 2, 5],
+            ),
+            (FullyConnected::new(1, 1), &[1, 1]),
+            (FullyConnected::new(33, 65), &[70, 33]),
+        ];
+        for (i, (op, x_shape)) in cases.into_iter().enumerate() {
+            let what = format!("fully_connected {x_shape:?} {op:?}");
+            let s = 600 + 10 * i as u64;
+            let x = data(x_shape, s);
+            let w = data(&op.weight_shape(), s + 1);
+            let b = op.bias.then(|| data(&[op.out_features], s + 2));
+            let (xt, wt) = (up(dev, &x), up(dev, &w));
+            let bt = b.as_ref().map(|b| up(dev, b));
+            let y = reference::dense::forward(&op, &x, &w, b.as_ref()).unwrap();
+            let yt = dense::forward(&op, &xt, &wt, bt.as_ref()).unwrap();
+            close(&format!("{what}: y"), &yt, &y);
+            let dy = data(&y.shape, s + 3);
+            let g = reference::dense::backward(&op, &x, &w, &dy).unwrap();
+            let gt = dense::backward(&op, &xt, &wt, &up(dev, &dy)).unwrap();
+            close(&format!("{what}: dx"), &gt.dx, &g.dx);
+            close(&format!("{what}: dw"), &gt.dw, &g.dw);
+            assert_eq!(g.db.is_some(), gt.db.is_some(), "{what}: db presence");
+            if let (Some(db), Some(dbt)) = (&g.db, &gt.db) {
+                close(&format!("{what}: db"), dbt, db);
+            }
+        }
+    });
+}
+
+/// Asserts `r` is an `Err` whose message contains every one of `want`.
+fn expect_err<T: std::fmt::Debug>(r: wgtrain::Result<T>, want: &[&str]) {
+    let m = r.expect_err("expected an error").to_string();
+    for w in want {
+        assert!(m.contains(w), "error {m:?} does not mention {w:?}");
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors_naming_the_op() {
+    each_device("conv errors", |dev| {
+        let t = |shape: &[usize]| Tensor::zeros(dev, shape, DType::F32).unwrap();
+        let op = Conv2d {
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(3, 4, (3, 3))
+        };
+        let (x, w, b) = (t(&[1, 3, 5, 5]), t(&[4, 3, 3, 3]), t(&[4]));
+        // channel mismatch
+        expect_err(
+            conv::forward(&op, &t(&[1, 2, 5, 5]), &w, Some(&b)),
+            &["conv2d", "[1, 2, 5, 5]", "2 channels", "in_channels is 3"],
+        );
+        // stride 0, dilation 0
+        let s0 = Conv2d {
+            stride: (0, 1),
+            ..op
+        };
+        expect_err(
+            conv::forward(&s0, &x, &w, Some(&b)),
+            &["conv2d", "stride (0, 1)"],
+        );
+        let d0 = Conv1d {
+            dilation: 0,
+            ..Conv1d::new(3, 4, 3)
+        };
+        expect_err(
+            conv::forward(&d0, &t(&[1, 3, 8]), &t(&[4, 3, 3]), Some(&b)),
+            &["conv1d", "dilation 0"],
+        );
+        // kernel larger than the padded input
+        expect_err(
+            conv::forward(&Conv2d::new(3, 4, (5, 3)), &t(&[1, 3, 4, 6]), &w, Some(&b)),
+            &["conv2d", "kernel height 5", "padded input height 4"],
+        );
+        // groups not dividing the channels
+        let g4 = Conv2d {
+            groups: 2,
+            ..Conv2d::new(4, 6, (1, 1))
+        };
+        expect_err(
+            conv::forward(
+                &Conv2d { groups: 4, ..g4 },
+                &t(&[1, 4, 2, 2]),
+                &t(&[6, 1, 1, 1]),
+                Some(&t(&[6])),
+            ),
+            &["conv2d", "groups 4 does not divide out_channels 6"],
+        );
+        // wrong weight shape, forward and backward
+        expect_err(
+            conv::forward(&op, &x, &t(&[4, 3, 3, 2]), Some(&b)),
+            &["conv2d", "weight", "[4, 3, 3, 2]", "[4, 3, 3, 3]"],
+        );
+        expect_err(
+            conv::backward(&op, &x, &t(&[4, 1, 3, 3]), &t(&[1, 4, 5, 5])),
+            &["conv2d", "weight", "[4, 1, 3, 3]"],
+        );
+        // bias missing or of the wrong shape
+        expect_err(conv::forward(&op, &x, &w, None), &["conv2d", "bias"]);
+        expect_err(
+            conv::forward(&op, &x, &w, Some(&t(&[3]))),
+            &["conv2d", "bias", "[3]", "[4]"],
+        );
+        // output gradient of the wrong shape
+        expect_err(
+            conv::backward(&op, &x, &w, &t(&[1, 4, 5, 4])),
+            &["conv2d", "output gradient", "[1, 4, 5, 4]", "[1, 4, 5, 5]"],
+        );
+        // a u32 input
+        let xu = Tensor::zeros(dev, &[1, 3, 5, 5], DType::U32).unwrap();
+        expect_err(conv::forward(&op, &xu, &w, Some(&b)), &["conv2d", "U32"]);
+        // conv-transpose: channel mismatch and output_padding too large
+        let ct = ConvTranspose2d {
+            stride: (2, 2),
+            ..ConvTranspose2d::new(3, 2, (3, 3))
+        };
+        expect_err(
+            conv::forward(&ct, &t(&[1, 4, 3, 3]), &t(&[3, 2, 3, 3]), Some(&t(&[2]))),
+            &["conv_transpose2d", "in_channels is 3"],
+        );
+        expect_err(
+            conv::forward(
+                &ConvTranspose2d {
+                    output_padding: (0, 2),
+                    ..ct
+                },
+                &t(&[1, 3, 3, 3]),
+                &t(&[3, 2, 3, 3]),
+                Some(&t(&[2])),
+            ),
+            &["conv_transpose2d", "output_padding (0, 2)"],
+        );
+        // pooling
+        expect_err(
+            pool::forward(&Pool2d::max((2, 2), (2, 0)), &x),
+            &["max_pool2d", "stride (2, 0)"],
+        );
+        expect_err(
+            pool::forward(&Pool2d::avg((6, 2), (1, 1), true), &x),
+            &["avg_pool2d", "kernel height 6"],
+        );
+        let mp = Pool2d::max((2, 2), (2, 2));
+        expect_err(
+            pool::backward(&mp, &[1, 3, 5, 5], &t(&[1, 3, 2, 2]), None),
+            &["max_pool2d", "argmax"],
+        );
+        expect_err(
+            pool::global_avg_forward(&GlobalAvgPool, &t(&[2, 3])),
+            &["global_avg_pool", "rank 2"],
+        );
+        // fully connected
+        let fc = FullyConnected::new(12, 5);
+        expect_err(
+            dense::forward(&fc, &t(&[7, 11]), &t(&[5, 12]), Some(&t(&[5]))),
+            &["fully_connected", "11", "in_features is 12"],
+        );
+        expect_err(
+            dense::forward(&fc, &t(&[7, 12]), &t(&[12, 5]), Some(&t(&[5]))),
+            &["fully_connected", "weight", "[12, 5]", "[5, 12]"],
+        );
+    });
+}

@@ -1,0 +1,60 @@
+// Shared by the three implicit-GEMM convolution modules (conv_fwd, conv_dgrad, conv_wgrad): the
+// geometry of one 2-D convolution and its index rule. Each module is [this, its loaders,
+// gemm_core.wgsl]; the loaders map GEMM coordinates to tensor indices, the main loop is shared
+// with matmul so a faster core speeds up both.
+//
+// Index rule (ops::conv::ConvGeometry): output (oy, ox) with tap (ky, kx) reads input
+// (oy·sh + ky·dh − pad_t, ox·sw + kx·dw − pad_l), zero outside. Layouts: x (N, C_in, H, W),
+// w (C_out, C_in/g, kh, kw), y (N, C_out, OH, OW). 1-D convolutions are H = 1.
+
+struct Params {
+    batch: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    oh: u32,
+    ow: u32,
+    groups: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    dh: u32,
+    dw: u32,
+    pad_t: u32,
+    pad_l: u32,
+    cin_g: u32,     // C_in / groups
+    cout_g: u32,    // C_out / groups
+    has_bias: u32,  // epilogue adds bias[channel] (forward-type modules)
+    splits: u32,    // split-K factor (weight gradient)
+    k_chunk: u32,   // K per split, a multiple of 16 (weight gradient)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// Flat index into x (N, C_in, H, W) read by output pixel `m` = (n, oy, ox) at tap `k` =
+// (icg, ky, kx) of group `g`, or -1 where the tap falls in the padding (it reads zero).
+// The implicit im2col matrix: rows are output pixels, columns are (C_in/g)·kh·kw taps.
+fn x_tap(g: u32, m: u32, k: u32) -> i32 {
+    let ohw = p.oh * p.ow;
+    let n = m / ohw;
+    let pix = m - n * ohw;
+    let oy = pix / p.ow;
+    let ox = pix - oy * p.ow;
+    let khw = p.kh * p.kw;
+    let icg = k / khw;
+    let t = k - icg * khw;
+    let ky = t / p.kw;
+    let kx = t - ky * p.kw;
+    let iy = i32(oy * p.sh + ky * p.dh) - i32(p.pad_t);
+    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pad_l);
+    if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
+        return -1;
+    }
+    let c = g * p.cin_g + icg;
+    return i32(((n * p.cin + c) * p.h + u32(iy)) * p.w + u32(ix));
+}

@@ -1,0 +1,57 @@
+// Per-channel bias helpers for the convolutions and the fully connected layer, on tensors viewed
+// as (N, C, inner): the bias gradient (a sum of dy over N and inner) and a bias broadcast (the
+// initial C of a fully connected GEMM that then accumulates x·Wᵀ onto it).
+
+struct Params {
+    batch: u32,
+    channels: u32,
+    inner: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+@group(0) @binding(1) var<storage, read> bg_dy: array<f32>;       // (N, C, inner)
+@group(0) @binding(2) var<storage, read_write> bg_db: array<f32>; // (C,)
+
+var<workgroup> partial: array<f32, 256>;
+
+// db[c] = Σ_{n, i} dy[n, c, i]: one workgroup per channel; its 256 invocations stride over the
+// (n, i) pairs (consecutive i, so loads coalesce) and combine in a tree.
+@compute @workgroup_size(256)
+fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let c = wid.x + wid.y * nwg.x;
+    var acc = 0.0;
+    if (c < p.channels) {
+        let total = p.batch * p.inner;
+        for (var j = lid; j < total; j = j + 256u) {
+            let n = j / p.inner;
+            let i = j - n * p.inner;
+            acc = acc + bg_dy[(n * p.channels + c) * p.inner + i];
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            partial[lid] = partial[lid] + partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && c < p.channels) {
+        bg_db[c] = partial[0];
+    }
+}
+
+@group(0) @binding(1) var<storage, read> bf_b: array<f32>;        // (C,)
+@group(0) @binding(2) var<storage, read_write> bf_y: array<f32>;  // (N, C, inner)
+
+// y[n, c, i] = b[c]
+@compute @workgroup_size(256)
+fn bias_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let j = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if (j >= p.batch * p.channels * p.inner) { return; }
+    bf_y[j] = bf_b[(j / p.inner) % p.channels];
+}

@@ -1,0 +1,234 @@
+// Pooling on (N, C, H, W): windowed max / average and global average, forward and backward.
+// A window follows the convolution index rule with a depthwise geometry (ops::pool::Pool2d):
+// output (oy, ox) with tap (ky, kx) reads (oy·sh + ky·dh − pad_t, ox·sw + kx·dw − pad_l);
+// taps in the padding are skipped (max) or count as zeros (average with count_pad).
+// Forward: one invocation per output. Backward: one invocation per input element that gathers
+// from the windows covering it (overlapping windows add up; deterministic, no atomics).
+
+struct Params {
+    planes: u32,    // N·C
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    dh: u32,
+    dw: u32,
+    pad_t: u32,
+    pad_l: u32,
+    count_pad: u32, // average: divide by kh·kw (1) or by the taps inside the input (0)
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 256u + lid;
+}
+
+// The input coordinate of output coordinate `o` at tap `k`, or -1 in the padding.
+fn tap(o: u32, k: u32, s: u32, d: u32, pad: u32, len: u32) -> i32 {
+    let i = i32(o * s + k * d) - i32(pad);
+    if (i < 0 || i >= i32(len)) { return -1; }
+    return i;
+}
+
+// The output coordinate whose tap `k` reads input coordinate `i`, or -1.
+fn source(i: u32, k: u32, s: u32, d: u32, pad: u32, out_len: u32) -> i32 {
+    let t = i32(i + pad) - i32(k * d);
+    if (t < 0) { return -1; }
+    let o = u32(t) / s;
+    if (o * s != u32(t) || o >= out_len) { return -1; }
+    return i32(o);
+}
+
+// Taps of output row `oy` (or column) that land inside the input.
+fn inside_y(oy: u32) -> u32 {
+    var n = 0u;
+    for (var k = 0u; k < p.kh; k = k + 1u) {
+        if (tap(oy, k, p.sh, p.dh, p.pad_t, p.h) >= 0) { n = n + 1u; }
+    }
+    return n;
+}
+
+fn inside_x(ox: u32) -> u32 {
+    var n = 0u;
+    for (var k = 0u; k < p.kw; k = k + 1u) {
+        if (tap(ox, k, p.sw, p.dw, p.pad_l, p.w) >= 0) { n = n + 1u; }
+    }
+    return n;
+}
+
+// The average's divisor for output (oy, ox).
+fn divisor(oy: u32, ox: u32) -> f32 {
+    if (p.count_pad != 0u) { return f32(p.kh * p.kw); }
+    return f32(inside_y(oy) * inside_x(ox));
+}
+
+@group(0) @binding(1) var<storage, read> mf_x: array<f32>;          // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> mf_y: array<f32>;    // (N, C, OH, OW)
+@group(0) @binding(3) var<storage, read_write> mf_arg: array<u32>;  // (N, C, OH, OW)
+
+// y = max over the window's taps inside the input; arg = the flat index into x of the first
+// (window order, strict >) that reaches it: the state max_backward needs.
+@compute @workgroup_size(256)
+fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    let ohw = p.oh * p.ow;
+    if (i >= p.planes * ohw) { return; }
+    let plane = i / ohw;
+    let oy = (i - plane * ohw) / p.ow;
+    let ox = i - plane * ohw - oy * p.ow;
+    let base = plane * p.h * p.w;
+    var best = 0.0;
+    var arg = 0xffffffffu;
+    for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+        let iy = tap(oy, ky, p.sh, p.dh, p.pad_t, p.h);
+        if (iy < 0) { continue; }
+        for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+            let ix = tap(ox, kx, p.sw, p.dw, p.pad_l, p.w);
+            if (ix < 0) { continue; }
+            let j = base + u32(iy) * p.w + u32(ix);
+            let v = mf_x[j];
+            if (arg == 0xffffffffu || v > best) {
+                best = v;
+                arg = j;
+            }
+        }
+    }
+    mf_y[i] = best;
+    mf_arg[i] = arg;
+}
+
+@group(0) @binding(1) var<storage, read> mb_dy: array<f32>;        // (N, C, OH, OW)
+@group(0) @binding(2) var<storage, read> mb_arg: array<u32>;       // (N, C, OH, OW)
+@group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>;  // (N, C, H, W)
+
+// dx[j] = Σ dy over the windows covering j whose argmax is j.
+@compute @workgroup_size(256)
+fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let j = linear_id(wid, nwg, lid);
+    let hw = p.h * p.w;
+    if (j >= p.planes * hw) { return; }
+    let plane = j / hw;
+    let iy = (j - plane * hw) / p.w;
+    let ix = j - plane * hw - iy * p.w;
+    let base = plane * p.oh * p.ow;
+    var acc = 0.0;
+    for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+        let oy = source(iy, ky, p.sh, p.dh, p.pad_t, p.oh);
+        if (oy < 0) { continue; }
+        for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+            let ox = source(ix, kx, p.sw, p.dw, p.pad_l, p.ow);
+            if (ox < 0) { continue; }
+            let o = base + u32(oy) * p.ow + u32(ox);
+            if (mb_arg[o] == j) { acc = acc + mb_dy[o]; }
+        }
+    }
+    mb_dx[j] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> af_x: array<f32>;        // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> af_y: array<f32>;  // (N, C, OH, OW)
+
+// y = Σ taps inside the input / divisor
+@compute @workgroup_size(256)
+fn avg_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    let ohw = p.oh * p.ow;
+    if (i >= p.planes * ohw) { return; }
+    let plane = i / ohw;
+    let oy = (i - plane * ohw) / p.ow;
+    let ox = i - plane * ohw - oy * p.ow;
+    let base = plane * p.h * p.w;
+    var acc = 0.0;
+    for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+        let iy = tap(oy, ky, p.sh, p.dh, p.pad_t, p.h);
+        if (iy < 0) { continue; }
+        for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+            let ix = tap(ox, kx, p.sw, p.dw, p.pad_l, p.w);
+            if (ix < 0) { continue; }
+            acc = acc + af_x[base + u32(iy) * p.w + u32(ix)];
+        }
+    }
+    af_y[i] = acc / divisor(oy, ox);
+}
+
+@group(0) @binding(1) var<storage, read> ab_dy: array<f32>;       // (N, C, OH, OW)
+@group(0) @binding(2) var<storage, read_write> ab_dx: array<f32>; // (N, C, H, W)
+
+// dx[j] = Σ dy / divisor over the windows covering j
+@compute @workgroup_size(256)
+fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let j = linear_id(wid, nwg, lid);
+    let hw = p.h * p.w;
+    if (j >= p.planes * hw) { return; }
+    let plane = j / hw;
+    let iy = (j - plane * hw) / p.w;
+    let ix = j - plane * hw - iy * p.w;
+    let base = plane * p.oh * p.ow;
+    var acc = 0.0;
+    for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+        let oy = source(iy, ky, p.sh, p.dh, p.pad_t, p.oh);
+        if (oy < 0) { continue; }
+        for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+            let ox = source(ix, kx, p.sw, p.dw, p.pad_l, p.ow);
+            if (ox < 0) { continue; }
+            acc = acc + ab_dy[base + u32(oy) * p.ow + u32(ox)] / divisor(u32(oy), u32(ox));
+        }
+    }
+    ab_dx[j] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> gf_x: array<f32>;        // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> gf_y: array<f32>;  // (N, C)
+
+var<workgroup> partial: array<f32, 256>;
+
+// y[plane] = mean of the plane: one workgroup per plane, coalesced strided sum, tree combine.
+@compute @workgroup_size(256)
+fn global_avg_forward(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let plane = wid.x + wid.y * nwg.x;
+    let hw = p.h * p.w;
+    var acc = 0.0;
+    if (plane < p.planes) {
+        for (var j = lid; j < hw; j = j + 256u) {
+            acc = acc + gf_x[plane * hw + j];
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            partial[lid] = partial[lid] + partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && plane < p.planes) {
+        gf_y[plane] = partial[0] / f32(hw);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> gb_dy: array<f32>;       // (N, C)
+@group(0) @binding(2) var<storage, read_write> gb_dx: array<f32>; // (N, C, H, W)
+
+// dx = dy / (H·W) broadcast over each plane
+@compute @workgroup_size(256)
+fn global_avg_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let j = linear_id(wid, nwg, lid);
+    let hw = p.h * p.w;
+    if (j >= p.planes * hw) { return; }
+    gb_dx[j] = gb_dy[j / hw] / f32(hw);
+}
