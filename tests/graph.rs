@@ -255,3 +255,70 @@ fn gradient_node_of_a_single_forward_node() {
     let bad = g.input("bad", &[2, 2]).unwrap();
     assert!(g.gradient_of(y, bad).is_err());
 }
+
+/// A small CNN with two branches joined by an add, max and average pooling, a dense head.
+fn cnn(batch: usize) -> (Graph, Value) {
+    use wgtrain::ops::conv::{Conv2d, Padding};
+    use wgtrain::ops::dense::FullyConnected;
+    use wgtrain::ops::pool::Pool2d;
+    let mut g = Graph::new();
+    let x = g.input("image", &[batch, 2, 9, 9]).unwrap();
+    let mut c1 = Conv2d::new(2, 4, (3, 3));
+    c1.padding = Padding::Same;
+    let h = g.conv2d("conv1", x, c1).unwrap();
+    let h = g.unary("relu1", UnaryOp::Relu, h).unwrap();
+    let h = g.pool("pool1", h, Pool2d::max((3, 3), (2, 2))).unwrap(); // kernel != stride, (N, 4, 4, 4)
+    let a = g.conv2d("branch_a", h, Conv2d::new(4, 3, (1, 1))).unwrap();
+    let mut cb = Conv2d::new(4, 3, (3, 3));
+    cb.padding = Padding::Same;
+    cb.bias = false;
+    let b = g.conv2d("branch_b", h, cb).unwrap();
+    let b = g.unary("tanh_b", UnaryOp::Tanh, b).unwrap();
+    let j = g.binary("join", BinaryOp::Add, a, b).unwrap();
+    let j = g
+        .pool("pool2", j, Pool2d::avg((2, 2), (2, 2), true))
+        .unwrap(); // (N, 3, 2, 2)
+    let y = g.dense("fc", j, FullyConnected::new(12, 5)).unwrap(); // image form -> (N, 5, 1, 1)
+    let y = g.flatten("flat", y).unwrap();
+    let s = g.unary("sq", UnaryOp::Square, y).unwrap();
+    let loss = g.sum("loss", s, 1).unwrap();
+    (g, loss)
+}
+
+#[test]
+fn cnn_cpu_autograd_matches_finite_differences() {
+    let (mut g, loss) = cnn(2);
+    let tr = g.training(loss).unwrap();
+    let f = feeds(&g, 11);
+    let grads = g.eval_reference(&f, &tr.grads).unwrap();
+    for (p, grad) in tr.params.iter().zip(&grads) {
+        let name = g.node(*p).name.clone();
+        let fd = finite_diff(&f[&name], 1e-6, |w| {
+            let mut f2 = f.clone();
+            f2.insert(name.clone(), w.clone());
+            g.eval_reference(&f2, &[loss]).unwrap()[0].data.iter().sum()
+        });
+        assert!(max_rel_diff(&grad.data, &fd.data) < 1e-5, "{name}");
+    }
+}
+
+#[test]
+fn compiled_cnn_matches_reference() {
+    each_device("cnn graph", |dev| {
+        let (mut g, loss) = cnn(3);
+        let tr = g.training(loss).unwrap();
+        let mut outs = vec![loss];
+        outs.extend(&tr.grads);
+        let c = g.compile(dev, &outs).unwrap();
+        let f = feeds(&g, 12);
+        for (name, a) in &f {
+            c.set(name, &a.to_f32()).unwrap();
+        }
+        c.step().unwrap();
+        let want = g.eval_reference(&f, &outs).unwrap();
+        for (v, w) in outs.iter().zip(&want) {
+            assert_close(&g.node(*v).name, &c.read(*v).unwrap(), &w.data, 2e-4, 2e-4);
+        }
+        assert!(c.stats().arena_bytes < c.stats().naive_bytes);
+    });
+}

@@ -20,7 +20,7 @@ pub struct Training {
 
 impl Graph {
     /// A fresh node name derived from `base`.
-    fn fresh(&self, base: String) -> String {
+    pub(super) fn fresh(&self, base: String) -> String {
         let mut name = base.clone();
         let mut k = 1;
         while self.find(&name).is_some() {
@@ -160,6 +160,7 @@ impl Graph {
         };
         Ok(match &node.op {
             Op::Input | Op::Param | Op::OnesLike => vec![],
+            Op::Layer(l) => return l.vjp(self, i, dy),
             Op::Unary(u) => vec![d(self, 0, Op::UnaryGrad(*u), &[x[0], dy])?],
             Op::Binary(b) => vec![
                 d(self, 0, Op::BinaryGrad(*b, 0), &[x[0], x[1], dy])?,

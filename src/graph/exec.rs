@@ -85,6 +85,8 @@ pub struct Compiled {
     /// Tensor of every (live) node output; views alias their input.
     tensors: HashMap<Value, Tensor>,
     launches: Vec<Launch>,
+    /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
+    _scratch: Vec<Tensor>,
     outputs: Vec<Value>,
     stats: PlanStats,
     permits: Arc<Semaphore>,
@@ -256,6 +258,7 @@ impl Graph {
         }
         // Lower every live node once; the list is replayed every step.
         let mut launches = Vec::new();
+        let mut scratch: Vec<Tensor> = Vec::new();
         let max_bindings = caps.max_storage_buffers_per_stage as usize;
         for (i, node) in self.nodes.iter().enumerate() {
             if !live[i] {
@@ -276,11 +279,12 @@ impl Graph {
                 continue;
             }
             let then = fusion.chains.get(&i).map_or(&[][..], |c| &c[..]);
-            let l = node
+            let prepared = node
                 .op
                 .lower(&ins, &outs, then)
                 .map_err(|e| Error::Invalid(format!("node {:?}: {e}", node.name)))?;
-            launches.extend(l);
+            launches.extend(prepared.launches);
+            scratch.extend(prepared.scratch);
         }
         let stats = PlanStats {
             nodes: n,
@@ -289,13 +293,14 @@ impl Graph {
             submits_per_step: 1,
             arena_bytes: placement.peak,
             naive_bytes: placement.naive,
-            persistent_bytes,
+            persistent_bytes: persistent_bytes + scratch.iter().map(|t| t.bytes()).sum::<u64>(),
         };
         Ok(Compiled {
             device: device.clone(),
             graph: self.clone(),
             tensors,
             launches,
+            _scratch: scratch,
             outputs: outputs.to_vec(),
             stats,
             permits: Arc::new(Semaphore::new(false, IN_FLIGHT)),

@@ -18,6 +18,7 @@
 pub mod autograd;
 pub mod exec;
 pub mod fusion;
+pub mod layers;
 pub mod memory;
 pub mod op;
 
@@ -26,6 +27,7 @@ use crate::kernels::elementwise::{BinaryOp, UnaryOp};
 use crate::kernels::reduce::ReduceOp;
 use crate::tensor::DType;
 pub use exec::{Compiled, Options, StepHandle};
+pub use layers::{ConvKind, Layer};
 pub use op::Op;
 
 /// One output of one node: what ops consume and produce.
@@ -235,7 +237,7 @@ impl Graph {
                 _ => {
                     let ins: Vec<&crate::reference::Array> =
                         n.inputs.iter().map(|u| &vals[u]).collect();
-                    n.op.eval_reference(&ins, &n.outputs)
+                    n.op.eval_reference(&ins, &n.outputs)?
                 }
             };
             for (port, a) in outs.into_iter().enumerate() {

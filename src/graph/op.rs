@@ -3,7 +3,7 @@
 //! aliased and replayed exactly like the forward.
 
 use crate::error::{Error, Result};
-use crate::kernels::Launch;
+use crate::kernels::conv::Prepared;
 use crate::kernels::elementwise::{self, BinaryOp, UnaryOp};
 use crate::kernels::matmul;
 use crate::kernels::reduce::{self, ReduceOp};
@@ -42,6 +42,8 @@ pub enum Op {
     Reshape(Vec<usize>),
     /// `[x] -> x` with exactly this shape (batch-independent shapes, e.g. a weight's).
     View(Vec<usize>),
+    /// Convolutions, fully connected, pooling and their gradients (`layers.rs`).
+    Layer(super::layers::Layer),
     /// `[x] -> ones of x's shape`: the seed of the backward pass (d sum(loss) / d loss).
     OnesLike,
 }
@@ -57,7 +59,11 @@ impl Op {
     /// Output shapes and dtypes from the input shapes; the builder adds the node names to errors.
     pub fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let f32 = |s: Vec<usize>| (s, DType::F32);
+        if let Op::Layer(l) = self {
+            return l.infer(ins);
+        }
         let arity = match self {
+            Op::Layer(_) => unreachable!(),
             Op::Input | Op::Param => 0,
             Op::Unary(_)
             | Op::Reduce(..)
@@ -76,7 +82,9 @@ impl Op {
             ));
         }
         Ok(match self {
-            Op::Input | Op::Param => unreachable!("sources have no inputs to infer from"),
+            Op::Input | Op::Param | Op::Layer(_) => {
+                unreachable!("sources have no inputs to infer from")
+            }
             Op::Unary(_) | Op::OnesLike => vec![f32(ins[0].to_vec())],
             Op::UnaryGrad(_) => {
                 if ins[0] != ins[1] {
@@ -164,18 +172,17 @@ impl Op {
 
     /// The launches computing this op from `ins` into `outs`, followed by the fused unary chain
     /// `then` (only elementwise ops take one).
-    pub fn lower(
-        &self,
-        ins: &[&Tensor],
-        outs: &[&Tensor],
-        then: &[UnaryOp],
-    ) -> Result<Vec<Launch>> {
+    pub fn lower(&self, ins: &[&Tensor], outs: &[&Tensor], then: &[UnaryOp]) -> Result<Prepared> {
         if !then.is_empty() && !matches!(self, Op::Unary(_) | Op::Binary(_)) {
             return Err(Error::Invalid(format!(
                 "{self:?} cannot take a fused chain"
             )));
         }
-        Ok(match self {
+        if let Op::Layer(l) = self {
+            return l.lower(ins, outs);
+        }
+        let launches = match self {
+            Op::Layer(_) => unreachable!("handled above"),
             Op::Input | Op::Param | Op::Reshape(_) | Op::View(_) => vec![],
             Op::Unary(u) => vec![elementwise::unary_chain_launch(*u, then, ins[0], outs[0])?],
             Op::OnesLike => vec![elementwise::unary_launch(
@@ -215,6 +222,10 @@ impl Op {
                 )?]
             }
             Op::Permute(p) => vec![transpose::permute_launch(ins[0], p, outs[0])?],
+        };
+        Ok(Prepared {
+            launches,
+            scratch: vec![],
         })
     }
 }
@@ -222,9 +233,10 @@ impl Op {
 impl Op {
     /// The CPU f64 reference of this op (u32 states as f64 indices): the oracle the compiled graph
     /// is tested against, node by node.
-    pub fn eval_reference(&self, ins: &[&Array], out_shapes: &[Out]) -> Vec<Array> {
+    pub fn eval_reference(&self, ins: &[&Array], out_shapes: &[Out]) -> Result<Vec<Array>> {
         let shape0 = &out_shapes[0].0;
-        match self {
+        Ok(match self {
+            Op::Layer(l) => l.eval_reference(ins)?,
             Op::Input | Op::Param => unreachable!("sources are fed, not evaluated"),
             Op::Unary(u) => vec![basic::unary(*u, ins[0])],
             Op::OnesLike => vec![Array::new(shape0, vec![1.0; ins[0].len()])],
@@ -278,6 +290,6 @@ impl Op {
             }
             Op::Permute(p) => vec![basic::permute(ins[0], p)],
             Op::Reshape(_) | Op::View(_) => vec![Array::new(shape0, ins[0].data.clone())],
-        }
+        })
     }
 }

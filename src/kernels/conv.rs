@@ -298,7 +298,11 @@ pub fn bias_fill_launch(b: &Tensor, y: &Tensor) -> Result<Launch> {
 }
 
 /// The geometry for `x_shape`, after checking the weight.
-fn geometry_and_weight(op: &impl ConvOp, x_shape: &[usize], w: &Tensor) -> Result<ConvGeometry> {
+fn geometry_and_weight(
+    op: &(impl ConvOp + ?Sized),
+    x_shape: &[usize],
+    w: &Tensor,
+) -> Result<ConvGeometry> {
     let g = op.geometry(x_shape)?;
     check(op.name(), "weight", w, &op.weight_shape())?;
     Ok(g)
@@ -307,7 +311,7 @@ fn geometry_and_weight(op: &impl ConvOp, x_shape: &[usize], w: &Tensor) -> Resul
 /// Prepares `y = op(x; w) + b` into `y` (shape `op.out_shape(x)`). `b` is given exactly when the
 /// op has a bias.
 pub fn forward_launches(
-    op: &impl ConvOp,
+    op: &(impl ConvOp + ?Sized),
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
@@ -327,7 +331,7 @@ pub fn forward_launches(
 
 /// Prepares `dx` (shape `x_shape`) from the output gradient `dy`.
 pub fn backward_data_launches(
-    op: &impl ConvOp,
+    op: &(impl ConvOp + ?Sized),
     x_shape: &[usize],
     w: &Tensor,
     dy: &Tensor,
@@ -346,7 +350,7 @@ pub fn backward_data_launches(
 
 /// Prepares `dw` (the op's weight shape).
 pub fn backward_weights_launches(
-    op: &impl ConvOp,
+    op: &(impl ConvOp + ?Sized),
     x: &Tensor,
     dy: &Tensor,
     dw: &Tensor,
@@ -365,7 +369,7 @@ pub fn backward_weights_launches(
 
 /// Prepares `db` `(C_out,)`: `dy` summed over everything but channels.
 pub fn backward_bias_launches(
-    op: &impl ConvOp,
+    op: &(impl ConvOp + ?Sized),
     x_shape: &[usize],
     dy: &Tensor,
     db: &Tensor,
@@ -377,7 +381,12 @@ pub fn backward_bias_launches(
 }
 
 /// `y = op(x; w) + b`, as `reference::conv::forward`.
-pub fn forward(op: &impl ConvOp, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+pub fn forward(
+    op: &(impl ConvOp + ?Sized),
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Result<Tensor> {
     let y = Tensor::zeros(&x.device, &op.out_shape(&x.shape)?, DType::F32)?;
     let p = forward_launches(op, x, w, b, &y)?;
     x.device.run(&p.launches)?;
@@ -386,7 +395,7 @@ pub fn forward(op: &impl ConvOp, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> 
 
 /// `dx` for an input of `x_shape`, given the output gradient `dy`.
 pub fn backward_data(
-    op: &impl ConvOp,
+    op: &(impl ConvOp + ?Sized),
     x_shape: &[usize],
     w: &Tensor,
     dy: &Tensor,
@@ -399,7 +408,7 @@ pub fn backward_data(
 }
 
 /// `dw`, in the op's weight layout.
-pub fn backward_weights(op: &impl ConvOp, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+pub fn backward_weights(op: &(impl ConvOp + ?Sized), x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     op.geometry(&x.shape)?;
     let dw = Tensor::zeros(&x.device, &op.weight_shape(), DType::F32)?;
     let p = backward_weights_launches(op, x, dy, &dw)?;
@@ -408,7 +417,11 @@ pub fn backward_weights(op: &impl ConvOp, x: &Tensor, dy: &Tensor) -> Result<Ten
 }
 
 /// `db` `(C_out,)`.
-pub fn backward_bias(op: &impl ConvOp, x_shape: &[usize], dy: &Tensor) -> Result<Tensor> {
+pub fn backward_bias(
+    op: &(impl ConvOp + ?Sized),
+    x_shape: &[usize],
+    dy: &Tensor,
+) -> Result<Tensor> {
     let db = Tensor::zeros(&dy.device, &[op.out_channels()], DType::F32)?;
     let p = backward_bias_launches(op, x_shape, dy, &db)?;
     dy.device.run(&p.launches)?;
@@ -417,7 +430,7 @@ pub fn backward_bias(op: &impl ConvOp, x_shape: &[usize], dy: &Tensor) -> Result
 
 /// Prepares every gradient into the given tensors; `db` exactly when the op has a bias.
 pub fn backward_launches(
-    op: &impl ConvOp,
+    op: &(impl ConvOp + ?Sized),
     x: &Tensor,
     w: &Tensor,
     dy: &Tensor,
@@ -438,7 +451,7 @@ pub fn backward_launches(
 }
 
 /// All gradients in one submit; `db` is `Some` exactly when the op has a bias.
-pub fn backward(op: &impl ConvOp, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Grads> {
+pub fn backward(op: &(impl ConvOp + ?Sized), x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Grads> {
     op.geometry(&x.shape)?;
     let dev = &x.device;
     let grads = Grads {

@@ -10,6 +10,7 @@
 //! * `dW (out, K) = dyᵀ · x`
 //! * `db (out,) = Σ_n dy` (`conv_bias.wgsl`)
 
+use super::Launch;
 use super::conv::{Grads, Prepared, bias_fill_launch, bias_grad_launch, check, check_bias};
 use super::matmul::{Gemm, gemm_launch};
 use crate::error::Result;
@@ -68,19 +69,10 @@ pub fn backward_launches(
     dy: &Tensor,
     grads: &Grads,
 ) -> Result<Prepared> {
-    let (n, k) = op.matrix_shape(&x.shape)?;
-    let o = op.out_features;
-    x.expect_dtype(OP, DType::F32)?;
-    check(OP, "weight", w, &op.weight_shape())?;
-    check(OP, "output gradient", dy, &op.out_shape(&x.shape)?)?;
-    check(OP, "input gradient", &grads.dx, &x.shape)?;
-    check(OP, "weight gradient", &grads.dw, &op.weight_shape())?;
-    check_bias(OP, op.bias, grads.db.as_ref(), o)?;
+    check_bias(OP, op.bias, grads.db.as_ref(), op.out_features)?;
     let mut launches = vec![
-        // dx (N, K) = dy (N, out) · W (out, K)
-        gemm_launch(&gemm(n, k, o, false, false, false), dy, w, &grads.dx)?,
-        // dW (out, K) = dyᵀ (out, N) · x (N, K)
-        gemm_launch(&gemm(o, k, n, true, false, false), dy, x, &grads.dw)?,
+        backward_data_launch(op, &x.shape, w, dy, &grads.dx)?,
+        backward_weights_launch(op, x, dy, &grads.dw)?,
     ];
     if let Some(db) = &grads.db {
         launches.push(bias_grad_launch(dy, db)?);
@@ -89,6 +81,35 @@ pub fn backward_launches(
         launches,
         scratch: Vec::new(),
     })
+}
+
+/// Prepares `dx (N, K) = dy (N, out) · W (out, K)` for an input of `x_shape`.
+pub fn backward_data_launch(
+    op: &FullyConnected,
+    x_shape: &[usize],
+    w: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let (n, k) = op.matrix_shape(x_shape)?;
+    check(OP, "weight", w, &op.weight_shape())?;
+    check(OP, "output gradient", dy, &op.out_shape(x_shape)?)?;
+    check(OP, "input gradient", dx, x_shape)?;
+    gemm_launch(&gemm(n, k, op.out_features, false, false, false), dy, w, dx)
+}
+
+/// Prepares `dW (out, K) = dyᵀ (out, N) · x (N, K)`.
+pub fn backward_weights_launch(
+    op: &FullyConnected,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+) -> Result<Launch> {
+    let (n, k) = op.matrix_shape(&x.shape)?;
+    x.expect_dtype(OP, DType::F32)?;
+    check(OP, "output gradient", dy, &op.out_shape(&x.shape)?)?;
+    check(OP, "weight gradient", dw, &op.weight_shape())?;
+    gemm_launch(&gemm(op.out_features, k, n, true, false, false), dy, x, dw)
 }
 
 /// `y = x · Wᵀ + b`, as `reference::dense::forward`.

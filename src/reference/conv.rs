@@ -133,14 +133,18 @@ pub(crate) fn check_bias(
 }
 
 /// The geometry for `x_shape`, after checking the weight shape.
-fn geometry_and_weight<Op: ConvOp>(op: &Op, x_shape: &[usize], w: &Array) -> Result<ConvGeometry> {
+fn geometry_and_weight<Op: ConvOp + ?Sized>(
+    op: &Op,
+    x_shape: &[usize],
+    w: &Array,
+) -> Result<ConvGeometry> {
     let g = op.geometry(x_shape)?;
     check_shape(op.name(), "weight", &w.shape, &op.weight_shape())?;
     Ok(g)
 }
 
 /// Checks `dy` against the op's output shape for `x_shape`.
-fn check_dy<Op: ConvOp>(op: &Op, x_shape: &[usize], dy: &Array) -> Result<()> {
+fn check_dy<Op: ConvOp + ?Sized>(op: &Op, x_shape: &[usize], dy: &Array) -> Result<()> {
     check_shape(
         op.name(),
         "output gradient",
@@ -156,7 +160,12 @@ fn with_shape(a: Array, shape: Vec<usize>) -> Array {
 
 /// `y = op(x; w) + b`. `x` is the op's input, `w` its weight (see the descriptor for layouts),
 /// `b` the bias, given exactly when `op` has one.
-pub fn forward<Op: ConvOp>(op: &Op, x: &Array, w: &Array, b: Option<&Array>) -> Result<Array> {
+pub fn forward<Op: ConvOp + ?Sized>(
+    op: &Op,
+    x: &Array,
+    w: &Array,
+    b: Option<&Array>,
+) -> Result<Array> {
     let g = geometry_and_weight(op, &x.shape, w)?;
     check_bias(op.name(), op.has_bias(), b, op.out_channels())?;
     let y = if op.is_transposed() {
@@ -172,7 +181,7 @@ pub fn forward<Op: ConvOp>(op: &Op, x: &Array, w: &Array, b: Option<&Array>) -> 
 }
 
 /// `dx` for an input of `x_shape`, given the output gradient `dy`.
-pub fn backward_data<Op: ConvOp>(
+pub fn backward_data<Op: ConvOp + ?Sized>(
     op: &Op,
     x_shape: &[usize],
     w: &Array,
@@ -189,7 +198,7 @@ pub fn backward_data<Op: ConvOp>(
 }
 
 /// `dw`, in the op's weight layout.
-pub fn backward_weights<Op: ConvOp>(op: &Op, x: &Array, dy: &Array) -> Result<Array> {
+pub fn backward_weights<Op: ConvOp + ?Sized>(op: &Op, x: &Array, dy: &Array) -> Result<Array> {
     let g = op.geometry(&x.shape)?;
     check_dy(op, &x.shape, dy)?;
     let dw = if op.is_transposed() {
@@ -201,13 +210,13 @@ pub fn backward_weights<Op: ConvOp>(op: &Op, x: &Array, dy: &Array) -> Result<Ar
 }
 
 /// `db`, `(C_out,)`: `dy` summed over everything but channels.
-pub fn backward_bias<Op: ConvOp>(op: &Op, x_shape: &[usize], dy: &Array) -> Result<Array> {
+pub fn backward_bias<Op: ConvOp + ?Sized>(op: &Op, x_shape: &[usize], dy: &Array) -> Result<Array> {
     check_dy(op, x_shape, dy)?;
     Ok(channel_sums(dy))
 }
 
 /// All gradients; `db` is `Some` exactly when the op has a bias.
-pub fn backward<Op: ConvOp>(op: &Op, x: &Array, w: &Array, dy: &Array) -> Result<Grads> {
+pub fn backward<Op: ConvOp + ?Sized>(op: &Op, x: &Array, w: &Array, dy: &Array) -> Result<Grads> {
     Ok(Grads {
         dx: backward_data(op, &x.shape, w, dy)?,
         dw: backward_weights(op, x, dy)?,
