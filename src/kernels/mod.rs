@@ -13,6 +13,7 @@
 
 pub mod elementwise;
 pub mod matmul;
+pub mod norm;
 pub mod reduce;
 pub mod transpose;
 
@@ -43,6 +44,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &reduce::SHADER,
         &matmul::SHADER,
         &transpose::SHADER,
+        &norm::SHADER,
     ]
 }
 
