@@ -15,6 +15,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;
+pub mod softmax;
 pub mod transpose;
 
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &matmul::SHADER,
         &transpose::SHADER,
         &norm::SHADER,
+        &softmax::SHADER,
     ]
 }
 
