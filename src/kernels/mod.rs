@@ -11,6 +11,7 @@
 //! Kernels with more elements than one grid row can hold use a 2-D grid: the linear workgroup id is
 //! `wid.x + wid.y * nwg.x` (see `grid_1d`).
 
+pub mod dropout;
 pub mod elementwise;
 pub mod matmul;
 pub mod norm;
@@ -47,6 +48,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &transpose::SHADER,
         &norm::SHADER,
         &softmax::SHADER,
+        &dropout::SHADER,
     ]
 }
 
