@@ -13,10 +13,13 @@
 
 pub mod conv;
 pub mod dense;
+pub mod dropout;
 pub mod elementwise;
 pub mod matmul;
+pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod softmax;
 pub mod transpose;
 
 use std::collections::HashMap;
@@ -58,6 +61,9 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &conv::WGRAD,
         &conv::BIAS,
         &pool::SHADER,
+        &norm::SHADER,
+        &softmax::SHADER,
+        &dropout::SHADER,
     ]
 }
 
