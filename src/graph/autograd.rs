@@ -70,7 +70,7 @@ impl Graph {
             }
             let grads = self.vjp(i, dy)?;
             for (k, (u, g)) in node.inputs.iter().zip(grads).enumerate() {
-                if !needs[u.node] {
+                if !needs[u.node] || self.nodes[u.node].op == Op::State {
                     continue;
                 }
                 let g = g.ok_or_else(|| {
@@ -159,8 +159,9 @@ impl Graph {
             g.grad_node(format!("{base}/d{k}"), op, ins).map(Some)
         };
         Ok(match &node.op {
-            Op::Input | Op::Param | Op::OnesLike => vec![],
+            Op::Input | Op::Param | Op::State | Op::OnesLike => vec![],
             Op::Layer(l) => return l.vjp(self, i, dy),
+            Op::Stateful(s) => return s.vjp(self, i, dy),
             Op::Unary(u) => vec![d(self, 0, Op::UnaryGrad(*u), &[x[0], dy])?],
             Op::Binary(b) => vec![
                 d(self, 0, Op::BinaryGrad(*b, 0), &[x[0], x[1], dy])?,

@@ -4,7 +4,7 @@
 //! permits, released by the queue's completion callback — MPS's double-buffering pattern).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,10 @@ pub struct Compiled {
     launches: Vec<Launch>,
     /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
     _scratch: Vec<Tensor>,
+    /// (launch index, node, elements) of launches re-parameterised every step (dropout).
+    per_step: Vec<(usize, usize, usize)>,
+    /// Steps encoded so far: seeds dropout, part of what a checkpoint saves.
+    step: AtomicU64,
     outputs: Vec<Value>,
     stats: PlanStats,
     permits: Arc<Semaphore>,
@@ -157,7 +161,7 @@ impl Graph {
         }
         // Lifetimes of memory-owning intermediates.
         let persistent = |v: Value| {
-            matches!(self.nodes[v.node].op, Op::Input | Op::Param)
+            matches!(self.nodes[v.node].op, Op::Input | Op::Param | Op::State)
                 || outputs
                     .iter()
                     .any(|o| root.get(o).copied().unwrap_or(*o) == v)
@@ -259,6 +263,7 @@ impl Graph {
         // Lower every live node once; the list is replayed every step.
         let mut launches = Vec::new();
         let mut scratch: Vec<Tensor> = Vec::new();
+        let mut per_step: Vec<(usize, usize, usize)> = Vec::new();
         let max_bindings = caps.max_storage_buffers_per_stage as usize;
         for (i, node) in self.nodes.iter().enumerate() {
             if !live[i] {
@@ -279,9 +284,14 @@ impl Graph {
                 continue;
             }
             let then = fusion.chains.get(&i).map_or(&[][..], |c| &c[..]);
+            if let Op::Stateful(st) = &node.op
+                && st.step_params(0, 0).is_some()
+            {
+                per_step.push((launches.len(), i, ins[0].numel()));
+            }
             let prepared = node
                 .op
-                .lower(&ins, &outs, then)
+                .lower(&ins, &outs, then, 0)
                 .map_err(|e| Error::Invalid(format!("node {:?}: {e}", node.name)))?;
             launches.extend(prepared.launches);
             scratch.extend(prepared.scratch);
@@ -301,6 +311,8 @@ impl Graph {
             tensors,
             launches,
             _scratch: scratch,
+            per_step,
+            step: AtomicU64::new(0),
             outputs: outputs.to_vec(),
             stats,
             permits: Arc::new(Semaphore::new(false, IN_FLIGHT)),
@@ -344,7 +356,7 @@ impl Compiled {
             .graph
             .find(name)
             .ok_or_else(|| Error::Invalid(format!("no node named {name:?}")))?;
-        if !matches!(self.graph.node(v).op, Op::Input | Op::Param) {
+        if !matches!(self.graph.node(v).op, Op::Input | Op::Param | Op::State) {
             return Err(Error::Invalid(format!(
                 "node {name:?} is computed, not fed"
             )));
@@ -356,7 +368,9 @@ impl Compiled {
 
     /// Reads a requested output (waits for the steps in flight).
     pub fn read(&self, v: Value) -> Result<Vec<f32>> {
-        if !self.outputs.contains(&v) && !matches!(self.graph.node(v).op, Op::Input | Op::Param) {
+        if !self.outputs.contains(&v)
+            && !matches!(self.graph.node(v).op, Op::Input | Op::Param | Op::State)
+        {
             return Err(Error::Invalid(format!(
                 "{:?} was not requested as an output; its memory is reused within the step",
                 self.graph.node(v).name
@@ -381,6 +395,14 @@ impl Compiled {
                 timeout: Some(Duration::from_secs(60)),
             })
             .map_err(|e| Error::Device(format!("waiting for a step in flight: {e}")))?;
+        }
+        let step = self.step.fetch_add(1, Ordering::SeqCst);
+        for &(l, node, n) in &self.per_step {
+            if let Op::Stateful(st) = &self.graph.nodes[node].op
+                && let Some(p) = st.step_params(step, n)
+            {
+                self.device.rewrite_params(&self.launches[l], &p)?;
+            }
         }
         let (d, q) = self.device.wgpu();
         let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -412,6 +434,16 @@ impl Compiled {
             index,
             done,
         })
+    }
+
+    /// Steps encoded so far (the next step's dropout seed).
+    pub fn step_count(&self) -> u64 {
+        self.step.load(Ordering::SeqCst)
+    }
+
+    /// Continues counting from `step` (resuming from a checkpoint reproduces the same masks).
+    pub fn set_step_count(&self, step: u64) {
+        self.step.store(step, Ordering::SeqCst)
     }
 
     pub fn encode_step(&self) -> Result<StepHandle> {

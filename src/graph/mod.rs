@@ -21,6 +21,7 @@ pub mod fusion;
 pub mod layers;
 pub mod memory;
 pub mod op;
+pub mod stateful;
 
 use crate::error::{Error, Result};
 use crate::kernels::elementwise::{BinaryOp, UnaryOp};
@@ -29,6 +30,7 @@ use crate::tensor::DType;
 pub use exec::{Compiled, Options, StepHandle};
 pub use layers::{ConvKind, Layer};
 pub use op::Op;
+pub use stateful::Stateful;
 
 /// One output of one node: what ops consume and produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,6 +139,11 @@ impl Graph {
         self.source(name, Op::Input, shape)
     }
 
+    /// A persistent value an op updates but nobody trains (e.g. batch norm's running statistics).
+    pub fn state(&mut self, name: &str, shape: &[usize]) -> Result<Value> {
+        self.source(name, Op::State, shape)
+    }
+
     /// A trainable weight of a fixed shape.
     pub fn param(&mut self, name: &str, shape: &[usize]) -> Result<Value> {
         self.source(name, Op::Param, shape)
@@ -199,8 +206,8 @@ impl Graph {
                     s[0] = batch;
                     g.source(&n.name, Op::Input, &s)?;
                 }
-                Op::Param => {
-                    g.source(&n.name, Op::Param, &n.outputs[0].0)?;
+                Op::Param | Op::State => {
+                    g.source(&n.name, n.op.clone(), &n.outputs[0].0)?;
                 }
                 _ => {
                     g.add(&n.name, n.op.clone(), &n.inputs)?;
@@ -208,6 +215,18 @@ impl Graph {
             }
         }
         Ok(g)
+    }
+
+    /// The inference twin of this graph: dropout off, batch norm on its running statistics; same
+    /// node names, so `compile_sharing` gives it the trained weights.
+    pub fn for_inference(&self) -> Graph {
+        let mut g = self.clone();
+        for n in &mut g.nodes {
+            if let Op::Stateful(s) = &n.op {
+                n.op = Op::Stateful(s.for_inference());
+            }
+        }
+        g
     }
 
     /// Evaluates the needed nodes on the CPU reference, op by op, from `feeds` (inputs and
@@ -222,7 +241,7 @@ impl Graph {
         let last = outputs.iter().map(|v| v.node).max().unwrap_or(0);
         for (i, n) in self.nodes.iter().enumerate().take(last + 1) {
             let outs = match n.op {
-                Op::Input | Op::Param => {
+                Op::Input | Op::Param | Op::State => {
                     let a = feeds
                         .get(&n.name)
                         .ok_or_else(|| Error::Invalid(format!("no feed for {:?}", n.name)))?;
@@ -237,7 +256,7 @@ impl Graph {
                 _ => {
                     let ins: Vec<&crate::reference::Array> =
                         n.inputs.iter().map(|u| &vals[u]).collect();
-                    n.op.eval_reference(&ins, &n.outputs)?
+                    n.op.eval_reference(&ins, &n.outputs, 0)?
                 }
             };
             for (port, a) in outs.into_iter().enumerate() {

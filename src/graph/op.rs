@@ -42,8 +42,12 @@ pub enum Op {
     Reshape(Vec<usize>),
     /// `[x] -> x` with exactly this shape (batch-independent shapes, e.g. a weight's).
     View(Vec<usize>),
+    /// Persistent values an op updates but nobody trains (batch norm's running statistics).
+    State,
     /// Convolutions, fully connected, pooling and their gradients (`layers.rs`).
     Layer(super::layers::Layer),
+    /// Norms, dropout, softmax and their gradients (`stateful.rs`).
+    Stateful(super::stateful::Stateful),
     /// `[x] -> ones of x's shape`: the seed of the backward pass (d sum(loss) / d loss).
     OnesLike,
 }
@@ -59,12 +63,14 @@ impl Op {
     /// Output shapes and dtypes from the input shapes; the builder adds the node names to errors.
     pub fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let f32 = |s: Vec<usize>| (s, DType::F32);
-        if let Op::Layer(l) = self {
-            return l.infer(ins);
+        match self {
+            Op::Layer(l) => return l.infer(ins),
+            Op::Stateful(s) => return s.infer(ins),
+            _ => {}
         }
         let arity = match self {
-            Op::Layer(_) => unreachable!(),
-            Op::Input | Op::Param => 0,
+            Op::Layer(_) | Op::Stateful(_) => unreachable!(),
+            Op::Input | Op::Param | Op::State => 0,
             Op::Unary(_)
             | Op::Reduce(..)
             | Op::Permute(_)
@@ -82,7 +88,7 @@ impl Op {
             ));
         }
         Ok(match self {
-            Op::Input | Op::Param | Op::Layer(_) => {
+            Op::Input | Op::Param | Op::State | Op::Layer(_) | Op::Stateful(_) => {
                 unreachable!("sources have no inputs to infer from")
             }
             Op::Unary(_) | Op::OnesLike => vec![f32(ins[0].to_vec())],
@@ -171,19 +177,27 @@ impl Op {
     }
 
     /// The launches computing this op from `ins` into `outs`, followed by the fused unary chain
-    /// `then` (only elementwise ops take one).
-    pub fn lower(&self, ins: &[&Tensor], outs: &[&Tensor], then: &[UnaryOp]) -> Result<Prepared> {
+    /// `then` (only elementwise ops take one); `step` seeds per-step ops (dropout).
+    pub fn lower(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        then: &[UnaryOp],
+        step: u64,
+    ) -> Result<Prepared> {
         if !then.is_empty() && !matches!(self, Op::Unary(_) | Op::Binary(_)) {
             return Err(Error::Invalid(format!(
                 "{self:?} cannot take a fused chain"
             )));
         }
-        if let Op::Layer(l) = self {
-            return l.lower(ins, outs);
+        match self {
+            Op::Layer(l) => return l.lower(ins, outs),
+            Op::Stateful(s) => return s.lower(ins, outs, step),
+            _ => {}
         }
         let launches = match self {
-            Op::Layer(_) => unreachable!("handled above"),
-            Op::Input | Op::Param | Op::Reshape(_) | Op::View(_) => vec![],
+            Op::Layer(_) | Op::Stateful(_) => unreachable!("handled above"),
+            Op::State | Op::Input | Op::Param | Op::Reshape(_) | Op::View(_) => vec![],
             Op::Unary(u) => vec![elementwise::unary_chain_launch(*u, then, ins[0], outs[0])?],
             Op::OnesLike => vec![elementwise::unary_launch(
                 UnaryOp::Linear { a: 0.0, b: 1.0 },
@@ -233,11 +247,17 @@ impl Op {
 impl Op {
     /// The CPU f64 reference of this op (u32 states as f64 indices): the oracle the compiled graph
     /// is tested against, node by node.
-    pub fn eval_reference(&self, ins: &[&Array], out_shapes: &[Out]) -> Result<Vec<Array>> {
+    pub fn eval_reference(
+        &self,
+        ins: &[&Array],
+        out_shapes: &[Out],
+        step: u64,
+    ) -> Result<Vec<Array>> {
         let shape0 = &out_shapes[0].0;
         Ok(match self {
             Op::Layer(l) => l.eval_reference(ins)?,
-            Op::Input | Op::Param => unreachable!("sources are fed, not evaluated"),
+            Op::Stateful(s) => s.eval_reference(ins, out_shapes, step)?,
+            Op::Input | Op::Param | Op::State => unreachable!("sources are fed, not evaluated"),
             Op::Unary(u) => vec![basic::unary(*u, ins[0])],
             Op::OnesLike => vec![Array::new(shape0, vec![1.0; ins[0].len()])],
             Op::UnaryGrad(u) => vec![basic::unary_backward(*u, ins[0], ins[1])],

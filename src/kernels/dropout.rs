@@ -55,7 +55,7 @@ pub fn dropout_launch(
     check(y, "y", DType::F32, &x.shape)?;
     check(mask, "mask", DType::U32, &x.shape)?;
     let n = count(x)?;
-    let p = [n, d.key(step), d.threshold(), f(d.scale() as f32)];
+    let p = dropout_params(d, step, n);
     x.device.launch(
         &SHADER,
         "dropout_forward",
@@ -64,6 +64,12 @@ pub fn dropout_launch(
         &[x.buffer(), y.buffer(), mask.buffer()],
         grid_1d(n as usize, 256),
     )
+}
+
+/// The forward's parameter words for `step`: what a replayed graph rewrites every step so each
+/// step draws a fresh mask.
+pub fn dropout_params(d: &Dropout, step: u64, n: u32) -> [u32; 4] {
+    [n, d.key(step), d.threshold(), f(d.scale() as f32)]
 }
 
 /// Prepares the training-mode backward: `dx = mask ? dy/(1 − rate) : 0`.
