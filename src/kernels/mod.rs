@@ -12,6 +12,7 @@
 //! `wid.x + wid.y * nwg.x` (see `grid_1d`).
 
 pub mod elementwise;
+pub mod loss;
 pub mod matmul;
 pub mod reduce;
 pub mod transpose;
@@ -43,6 +44,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &reduce::SHADER,
         &matmul::SHADER,
         &transpose::SHADER,
+        &loss::SHADER,
     ]
 }
 
