@@ -15,6 +15,7 @@ pub mod elementwise;
 pub mod loss;
 pub mod matmul;
 pub mod reduce;
+pub mod shape;
 pub mod transpose;
 
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &matmul::SHADER,
         &transpose::SHADER,
         &loss::SHADER,
+        &shape::SHADER,
     ]
 }
 
