@@ -50,6 +50,12 @@ fn sigmoid(x: f32) -> f32 {
     return e / (1.0 + e);
 }
 
+// √(2/π)·(x + 0.044715·x³), clamped to ±20 where tanh is ±1 in f32 anyway: some backends build
+// tanh from exponentials that overflow to inf/inf = NaN for large arguments.
+fn gelu_tanh_arg(x: f32) -> f32 {
+    return clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -20.0, 20.0);
+}
+
 // Forward of unary op `op` with parameters a, b.
 fn unary_f(op: u32, x: f32, a: f32, b: f32) -> f32 {
     switch op {
@@ -71,6 +77,7 @@ fn unary_f(op: u32, x: f32, a: f32, b: f32) -> f32 {
         case 15u: { return sqrt(x); }
         case 16u: { return x * x; }
         case 17u: { return 1.0 / x; }
+        case 18u: { let t = tanh(gelu_tanh_arg(x)); return 0.5 * x * (1.0 + t); } // gelu (tanh)
         default: { return x; }
     }
 }
@@ -100,6 +107,13 @@ fn unary_b(op: u32, x: f32, dy: f32, a: f32, b: f32) -> f32 {
         case 15u: { return 0.5 * dy / sqrt(x); }
         case 16u: { return 2.0 * x * dy; }
         case 17u: { return -dy / (x * x); }
+        case 18u: {
+            let u = gelu_tanh_arg(x);
+            if (abs(u) >= 20.0) { return select(0.0, dy, x > 0.0); } // saturated (no inf·0)
+            let t = tanh(u);
+            let k = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
+            return (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k) * dy;
+        }
         default: { return dy; }
     }
 }

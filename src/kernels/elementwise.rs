@@ -3,6 +3,7 @@
 
 use super::{Launch, Shader, f, grid_1d};
 use crate::error::{Error, Result};
+use crate::ops::neuron::Neuron;
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -48,6 +49,8 @@ pub enum UnaryOp {
     Sqrt,
     Square,
     Recip,
+    /// GELU's tanh approximation `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (GPT-2).
+    GeluTanh,
 }
 
 impl UnaryOp {
@@ -73,6 +76,7 @@ impl UnaryOp {
             Sqrt => (15, 0.0, 0.0),
             Square => (16, 0.0, 0.0),
             Recip => (17, 0.0, 0.0),
+            GeluTanh => (18, 0.0, 0.0),
         }
     }
 
@@ -98,7 +102,31 @@ impl UnaryOp {
             Sqrt,
             Square,
             Recip,
+            GeluTanh,
         ]
+    }
+}
+
+/// Every MPS neuron is one of the unary kernels, so the graph needs no neuron shader of its own.
+impl From<&Neuron> for UnaryOp {
+    fn from(n: &Neuron) -> UnaryOp {
+        match *n {
+            Neuron::Relu => UnaryOp::Relu,
+            Neuron::LeakyRelu { alpha } => UnaryOp::LeakyRelu { alpha },
+            Neuron::ReluN { n } => UnaryOp::ReluN { n },
+            Neuron::Elu { alpha } => UnaryOp::Elu { alpha },
+            Neuron::Sigmoid => UnaryOp::Sigmoid,
+            Neuron::HardSigmoid { a, b } => UnaryOp::HardSigmoid { a, b },
+            Neuron::Tanh => UnaryOp::Tanh,
+            Neuron::Softplus => UnaryOp::Softplus,
+            Neuron::Softsign => UnaryOp::Softsign,
+            Neuron::Gelu { tanh_approx: false } => UnaryOp::Gelu,
+            Neuron::Gelu { tanh_approx: true } => UnaryOp::GeluTanh,
+            Neuron::Abs => UnaryOp::Abs,
+            Neuron::Exp => UnaryOp::Exp,
+            Neuron::Log => UnaryOp::Log,
+            Neuron::Linear { a, b } => UnaryOp::Linear { a, b },
+        }
     }
 }
 

@@ -15,10 +15,12 @@ pub mod conv;
 pub mod dense;
 pub mod dropout;
 pub mod elementwise;
+pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod shape;
 pub mod softmax;
 pub mod transpose;
 
@@ -64,6 +66,8 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &norm::SHADER,
         &softmax::SHADER,
         &dropout::SHADER,
+        &loss::SHADER,
+        &shape::SHADER,
     ]
 }
 

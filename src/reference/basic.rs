@@ -38,6 +38,9 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+const GELU_K: f64 = 0.797_884_560_802_865_4; // √(2/π)
+const GELU_C: f64 = 0.044715;
+
 /// Forward of a unary op at one point.
 pub fn unary_f(op: UnaryOp, x: f64) -> f64 {
     use UnaryOp::*;
@@ -72,6 +75,7 @@ pub fn unary_f(op: UnaryOp, x: f64) -> f64 {
         Sqrt => x.sqrt(),
         Square => x * x,
         Recip => 1.0 / x,
+        GeluTanh => 0.5 * x * (1.0 + (GELU_K * (x + GELU_C * x * x * x)).tanh()),
     }
 }
 
@@ -116,6 +120,10 @@ pub fn unary_d(op: UnaryOp, x: f64) -> f64 {
         Sqrt => 0.5 / x.sqrt(),
         Square => 2.0 * x,
         Recip => -1.0 / (x * x),
+        GeluTanh => {
+            let t = (GELU_K * (x + GELU_C * x * x * x)).tanh();
+            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * GELU_C * x * x)
+        }
     }
 }
 

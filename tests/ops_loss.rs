@@ -1,0 +1,388 @@
+//! Loss kernels vs the CPU f64 reference: every kind × every reduction, with and without
+//! per-sample and class weights, label smoothing, index and dense labels, on awkward shapes.
+
+mod common;
+
+use common::{assert_close, each_device};
+use wgtrain::kernels::loss::{self, GpuLoss};
+use wgtrain::ops::loss::{Loss, LossKind, Reduction};
+use wgtrain::reference::Array;
+use wgtrain::reference::loss::{Labels, loss_backward, loss_forward};
+use wgtrain::{DType, Device, Tensor};
+
+fn up(dev: &Device, a: &Array) -> Tensor {
+    Tensor::from_f32(dev, &a.shape, &a.to_f32()).unwrap()
+}
+
+/// The f32 values the GPU sees, back in f64, so the reference starts from identical inputs.
+fn rounded(a: &Array) -> Array {
+    Array::from_f32(&a.shape, &a.to_f32())
+}
+
+const REDUCTIONS: [Reduction; 4] = [
+    Reduction::None,
+    Reduction::Sum,
+    Reduction::Mean,
+    Reduction::SumByNonZeroWeights,
+];
+
+fn class_weights(d: usize) -> Option<Vec<f32>> {
+    Some((0..d).map(|c| 0.5 + (c % 3) as f32 * 0.25).collect())
+}
+
+/// Every kind, the cross-entropies also with smoothing and class weights, for D classes.
+fn kinds(d: usize) -> Vec<LossKind> {
+    vec![
+        LossKind::SoftmaxCrossEntropy {
+            label_smoothing: 0.0,
+            class_weights: None,
+        },
+        LossKind::SoftmaxCrossEntropy {
+            label_smoothing: 0.1,
+            class_weights: class_weights(d),
+        },
+        LossKind::SigmoidCrossEntropy {
+            label_smoothing: 0.2,
+        },
+        LossKind::CategoricalCrossEntropy {
+            label_smoothing: 0.0,
+            class_weights: None,
+        },
+        LossKind::CategoricalCrossEntropy {
+            label_smoothing: 0.1,
+            class_weights: class_weights(d),
+        },
+        LossKind::MeanSquaredError,
+        LossKind::MeanAbsoluteError,
+        LossKind::Huber { delta: 0.5 },
+        LossKind::Hinge,
+        LossKind::KlDivergence,
+        LossKind::CosineDistance,
+    ]
+}
+
+/// Rows of positive values summing to 1.
+fn distributions(shape: &[usize], seed: u64) -> Array {
+    let mut a = Array::seeded(shape, seed);
+    let d = a.len() / shape[0];
+    for row in a.data.chunks_mut(d) {
+        row.iter_mut().for_each(|v| *v = v.abs() + 0.05);
+        let s: f64 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= s);
+    }
+    a
+}
+
+/// Suitable (predictions, dense labels) for each kind, rounded to f32.
+fn inputs(kind: &LossKind, shape: &[usize]) -> (Array, Array) {
+    let mut x = Array::seeded(shape, 1);
+    let mut t = Array::seeded(shape, 2);
+    match kind {
+        LossKind::SoftmaxCrossEntropy { .. } => {
+            x = x.map_scaled(3.0);
+            t = distributions(shape, 2);
+        }
+        LossKind::SigmoidCrossEntropy { .. } => {
+            x = x.map_scaled(4.0);
+            t.data.iter_mut().for_each(|v| *v = v.abs());
+        }
+        LossKind::CategoricalCrossEntropy { .. } | LossKind::KlDivergence => {
+            x.data.iter_mut().for_each(|v| *v = v.abs() + 0.05);
+            t = distributions(shape, 2);
+            t.data[0] = 0.0; // KL skips t = 0
+        }
+        LossKind::MeanSquaredError | LossKind::MeanAbsoluteError | LossKind::Huber { .. } => {
+            x = x.map_scaled(2.0);
+        }
+        LossKind::Hinge => {
+            x = x.map_scaled(3.0);
+            t.data
+                .iter_mut()
+                .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
+        }
+        LossKind::CosineDistance => {}
+    }
+    (rounded(&x), rounded(&t))
+}
+
+/// One case: GPU forward (loss and per-sample companion) and backward vs the reference.
+fn check_case(
+    dev: &Device,
+    loss: &Loss,
+    x: &Array,
+    labels: &Labels,
+    w: Option<&Array>,
+    what: &str,
+) {
+    let n = x.shape[0];
+    let gx = up(dev, x);
+    let glab = match labels {
+        Labels::Dense(t) => up(dev, t),
+        Labels::Indices(i) => {
+            let v: Vec<u32> = i.iter().map(|&k| k as u32).collect();
+            Tensor::from_u32(dev, &[n], &v).unwrap()
+        }
+    };
+    let gw = w.map(|w| up(dev, w));
+    let out = loss::loss_forward(loss, &gx, &glab, gw.as_ref()).unwrap();
+    let want = loss_forward(loss, x, labels, w).unwrap();
+    assert_eq!(out.loss.shape(), &want.shape[..], "{what}");
+    assert_close(
+        &format!("{what} loss"),
+        &out.loss.to_f32().unwrap(),
+        &want.data,
+        1e-5,
+        1e-4,
+    );
+    let per = Loss {
+        reduction: Reduction::None,
+        ..loss.clone()
+    };
+    assert_close(
+        &format!("{what} per-sample"),
+        &out.per_sample.to_f32().unwrap(),
+        &loss_forward(&per, x, labels, w).unwrap().data,
+        1e-5,
+        1e-4,
+    );
+    let dl = rounded(&Array::seeded(&loss.output_shape(n), 7).map_scaled(2.0));
+    let dx = loss::loss_backward(loss, &gx, &glab, gw.as_ref(), &up(dev, &dl)).unwrap();
+    assert_eq!(dx.shape(), &x.shape[..], "{what}");
+    assert_close(
+        &format!("{what} dx"),
+        &dx.to_f32().unwrap(),
+        &loss_backward(loss, x, labels, w, &dl).unwrap().data,
+        1e-5,
+        1e-4,
+    );
+}
+
+#[test]
+fn every_kind_reduction_weighting_and_label_form() {
+    each_device("loss", |dev| {
+        // N = 1 and 7; D = 1, 10, 33, and D = 10 as trailing dims (2, 5). D = 130 and N = 70
+        // pass the 64-wide workgroup, so rows and the weight count take several strides.
+        let shapes: [&[usize]; 6] = [&[1, 10], &[7, 33], &[7, 1], &[7, 2, 5], &[2, 130], &[70, 3]];
+        for shape in shapes {
+            let n = shape[0];
+            let d: usize = shape[1..].iter().product();
+            let mut w = Array::seeded(&[n], 3);
+            w.data.iter_mut().for_each(|v| *v = v.abs() + 0.5);
+            w.data[0] = 0.0; // exercises SumByNonZeroWeights' count (and its 0 divisor at N = 1)
+            let w = rounded(&w);
+            let idx: Vec<usize> = (0..n).map(|s| (s * 5 + 1) % d).collect();
+            for kind in kinds(d) {
+                let (x, t) = inputs(&kind, shape);
+                for r in REDUCTIONS {
+                    let loss = Loss::new(kind.clone(), r).unwrap();
+                    for wt in [None, Some(&w)] {
+                        let what = format!("{} {r:?} {shape:?} w={}", loss.name(), wt.is_some());
+                        check_case(dev, &loss, &x, &Labels::Dense(&t), wt, &what);
+                        if loss.accepts_class_indices() {
+                            let what = format!("{what} indices");
+                            check_case(dev, &loss, &x, &Labels::Indices(&idx), wt, &what);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn softmax_ce_extremes() {
+    each_device("loss extremes", |dev| {
+        // A confident right answer (no overflow in exp), uniform logits (ln C), huge sigmoid logits.
+        let ce = Loss::softmax_cross_entropy(Reduction::Mean);
+        let x = Array::new(&[2, 4], vec![80.0, 0.0, -80.0, 1.0, 0.3, 0.3, 0.3, 0.3]);
+        let lab = Tensor::from_u32(dev, &[2], &[0, 3]).unwrap();
+        let l = loss::loss_forward(&ce, &up(dev, &x), &lab, None).unwrap();
+        let v = l.loss.to_f32().unwrap()[0] as f64;
+        assert!((v - 4f64.ln() / 2.0).abs() < 1e-6, "{v}");
+        let sce = Loss::new(
+            LossKind::SigmoidCrossEntropy {
+                label_smoothing: 0.0,
+            },
+            Reduction::Sum,
+        )
+        .unwrap();
+        let x = Array::new(&[1, 2], vec![1000.0, -1000.0]);
+        let t = Array::new(&[1, 2], vec![1.0, 1.0]);
+        let l = loss::loss_forward(&sce, &up(dev, &x), &up(dev, &t), None).unwrap();
+        assert_eq!(l.loss.to_f32().unwrap(), vec![500.0]);
+    });
+}
+
+#[test]
+fn launches_replay_into_caller_outputs() {
+    each_device("loss launch", |dev| {
+        // Prepared once, replayed as the data changes; the per-sample companion is always written.
+        let loss = Loss::new(
+            LossKind::SoftmaxCrossEntropy {
+                label_smoothing: 0.05,
+                class_weights: Some(vec![1.0, 2.0, 0.5]),
+            },
+            Reduction::Mean,
+        )
+        .unwrap();
+        let k = GpuLoss::new(dev, &loss).unwrap();
+        let (gx, lab) = (
+            Tensor::zeros(dev, &[4, 3], DType::F32).unwrap(),
+            Tensor::zeros(dev, &[4, 3], DType::F32).unwrap(),
+        );
+        let per = Tensor::zeros(dev, &[4], DType::F32).unwrap();
+        let red = Tensor::zeros(dev, &[1], DType::F32).unwrap();
+        let one = Tensor::from_f32(dev, &[1], &[1.0]).unwrap();
+        let dx = Tensor::zeros(dev, &[4, 3], DType::F32).unwrap();
+        let mut step = loss::loss_forward_launch(&k, &gx, &lab, None, &per, Some(&red)).unwrap();
+        assert_eq!(step.len(), 2);
+        step.push(loss::loss_backward_launch(&k, &gx, &lab, None, &one, &dx).unwrap());
+        for (seed, labels) in [(9, [0usize, 1, 2, 1]), (10, [2, 2, 0, 1])] {
+            let x = rounded(&Array::seeded(&[4, 3], seed).map_scaled(2.0));
+            let mut t = Array::zeros(&[4, 3]);
+            labels
+                .iter()
+                .enumerate()
+                .for_each(|(s, &c)| t.data[s * 3 + c] = 1.0);
+            gx.write_f32(&x.to_f32()).unwrap();
+            lab.write_f32(&t.to_f32()).unwrap();
+            dev.run(&step).unwrap();
+            let l = Labels::Indices(&labels);
+            let want = loss_forward(&loss, &x, &l, None).unwrap();
+            assert_close(
+                "replayed loss",
+                &red.to_f32().unwrap(),
+                &want.data,
+                1e-5,
+                1e-4,
+            );
+            let none = Loss {
+                reduction: Reduction::None,
+                ..loss.clone()
+            };
+            let want = loss_forward(&none, &x, &l, None).unwrap();
+            assert_close(
+                "replayed per-sample",
+                &per.to_f32().unwrap(),
+                &want.data,
+                1e-5,
+                1e-4,
+            );
+            let g = loss_backward(&loss, &x, &l, None, &Array::new(&[1], vec![1.0])).unwrap();
+            assert_close("replayed dx", &dx.to_f32().unwrap(), &g.data, 1e-5, 1e-4);
+        }
+    });
+}
+
+fn err<T: std::fmt::Debug>(r: wgtrain::Result<T>) -> String {
+    r.unwrap_err().to_string()
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    each_device("loss errors", |dev| {
+        let ce = Loss::softmax_cross_entropy(Reduction::Mean);
+        let x = up(dev, &Array::seeded(&[3, 4], 1));
+        let dense = |s: &[usize]| Tensor::zeros(dev, s, DType::F32).unwrap();
+        let idx = |v: &[u32]| Tensor::from_u32(dev, &[v.len()], v).unwrap();
+
+        let e = err(loss::loss_forward(&ce, &x, &dense(&[3, 5]), None));
+        assert!(
+            e.contains("softmax_cross_entropy") && e.contains("(3, 5)") && e.contains("(3, 4)"),
+            "{e}"
+        );
+        // Out-of-range class index: rejected on the host, naming the sample, forward and backward.
+        let e = err(loss::loss_forward(&ce, &x, &idx(&[0, 4, 1]), None));
+        assert!(
+            e.contains("softmax_cross_entropy")
+                && e.contains("class index 4")
+                && e.contains("sample 1")
+                && e.contains("4 classes")
+                && e.contains("(3, 4)"),
+            "{e}"
+        );
+        let dl = dense(&[1]);
+        let e = err(loss::loss_backward(&ce, &x, &idx(&[0, 1, 9]), None, &dl));
+        assert!(e.contains("class index 9") && e.contains("sample 2"), "{e}");
+        let e = err(loss::loss_forward(&ce, &x, &idx(&[0, 1]), None));
+        assert!(e.contains("labels (2)") && e.contains("(3, 4)"), "{e}");
+        let mse = Loss::new(LossKind::MeanSquaredError, Reduction::Sum).unwrap();
+        let e = err(loss::loss_forward(&mse, &x, &idx(&[0, 1, 2]), None));
+        assert!(e.contains("mse") && e.contains("class-index"), "{e}");
+        let e = err(loss::loss_forward(
+            &mse,
+            &x,
+            &dense(&[3, 4]),
+            Some(&dense(&[4])),
+        ));
+        assert!(e.contains("weights (4)") && e.contains("(3, 4)"), "{e}");
+        let e = err(loss::loss_backward(
+            &mse,
+            &x,
+            &dense(&[3, 4]),
+            None,
+            &dense(&[3]),
+        ));
+        assert!(
+            e.contains("mse") && e.contains("dloss (3)") && e.contains("(1)"),
+            "{e}"
+        );
+        let cw = Loss::new(
+            LossKind::SoftmaxCrossEntropy {
+                label_smoothing: 0.0,
+                class_weights: Some(vec![1.0; 3]),
+            },
+            Reduction::Sum,
+        )
+        .unwrap();
+        let e = err(loss::loss_forward(&cw, &x, &dense(&[3, 4]), None));
+        assert!(
+            e.contains("class_weights (3)") && e.contains("4 classes"),
+            "{e}"
+        );
+        let e = err(loss::loss_forward(
+            &ce,
+            &x,
+            &Tensor::from_u32(dev, &[3, 1], &[0, 1, 2]).unwrap(),
+            None,
+        ));
+        assert!(e.contains("u32 labels") && e.contains("(3, 1)"), "{e}");
+
+        // The launch API: a reducing loss needs its (1) output, of the right shape.
+        let k = GpuLoss::new(dev, &ce).unwrap();
+        let per = dense(&[3]);
+        let e = err(loss::loss_forward_launch(
+            &k,
+            &x,
+            &idx(&[0, 1, 2]),
+            None,
+            &per,
+            None,
+        ));
+        assert!(
+            e.contains("softmax_cross_entropy") && e.contains("Mean"),
+            "{e}"
+        );
+        let e = err(loss::loss_forward_launch(
+            &k,
+            &x,
+            &idx(&[0, 1, 2]),
+            None,
+            &dense(&[2]),
+            Some(&dense(&[1])),
+        ));
+        assert!(
+            e.contains("per-sample output (2)") && e.contains("(3)"),
+            "{e}"
+        );
+        // Unchecked out-of-range indices through the launch API poison only their sample.
+        let l = loss::loss_forward_launch(&k, &x, &idx(&[0, 7, 2]), None, &per, Some(&dl)).unwrap();
+        dev.run(&l).unwrap();
+        let v = per.to_f32().unwrap();
+        assert!(
+            v[0].is_finite() && v[1].is_nan() && v[2].is_finite(),
+            "{v:?}"
+        );
+        assert!(dl.to_f32().unwrap()[0].is_nan());
+    });
+}

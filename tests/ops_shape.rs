@@ -1,0 +1,319 @@
+//! Shape-op kernels (concat, split, slice, pad, upsample) forward and backward vs the CPU f64
+//! reference on awkward shapes, and their errors.
+
+mod common;
+
+use common::{assert_close, each_device};
+use wgtrain::kernels::shape;
+use wgtrain::ops::shape_ops::{
+    Concat, Pad, PadMode, Slice, SliceRange, Split, Upsample, UpsampleMode, UpsampleSize,
+};
+use wgtrain::reference::{Array, shape_ops as reference};
+use wgtrain::{DType, Device, Tensor};
+
+fn up(dev: &Device, a: &Array) -> Tensor {
+    Tensor::from_f32(dev, &a.shape, &a.to_f32()).unwrap()
+}
+
+fn rounded(a: &Array) -> Array {
+    Array::from_f32(&a.shape, &a.to_f32())
+}
+
+fn seeded(shape: &[usize], seed: u64) -> Array {
+    rounded(&Array::seeded(shape, seed))
+}
+
+/// Exact comparison for the pure copies, a summation tolerance for gathers that add.
+fn same(what: &str, t: &Tensor, want: &Array, tol: f64) {
+    assert_eq!(t.shape(), &want.shape[..], "{what}: shape");
+    assert_close(what, &t.to_f32().unwrap(), &want.data, tol, tol);
+}
+
+#[test]
+fn concat_three_inputs_on_every_axis() {
+    each_device("concat", |dev| {
+        let cases: [(isize, [&[usize]; 3]); 3] = [
+            (0, [&[1, 3, 5], &[2, 3, 5], &[3, 3, 5]]),
+            (1, [&[2, 1, 5], &[2, 7, 5], &[2, 3, 5]]),
+            (-1, [&[2, 3, 1], &[2, 3, 4], &[2, 3, 7]]),
+        ];
+        for (axis, shapes) in cases {
+            let op = Concat { axis };
+            let xs: Vec<Array> = (0..3).map(|i| seeded(shapes[i], i as u64 + 1)).collect();
+            let gs: Vec<Tensor> = xs.iter().map(|x| up(dev, x)).collect();
+            let y = shape::concat(&op, &gs.iter().collect::<Vec<_>>()).unwrap();
+            let want = reference::concat(&op, &xs.iter().collect::<Vec<_>>()).unwrap();
+            same(&format!("concat axis {axis}"), &y, &want, 0.0);
+            let dy = seeded(&want.shape, 9);
+            let dxs = shape::concat_backward(&op, &shapes, &up(dev, &dy)).unwrap();
+            let wants = reference::concat_backward(&op, &shapes, &dy).unwrap();
+            for (k, (d, w)) in dxs.iter().zip(&wants).enumerate() {
+                same(&format!("concat axis {axis} d{k}"), d, w, 0.0);
+            }
+        }
+    });
+}
+
+#[test]
+fn copy_into_writes_only_its_slice() {
+    each_device("copy_into", |dev| {
+        // A producer's output landing straight in its slice of a larger buffer.
+        let dst = seeded(&[2, 6, 3], 1);
+        let src = seeded(&[2, 2, 3], 2);
+        let gd = up(dev, &dst);
+        let l = shape::copy_into_launch(&up(dev, &src), &gd, 1, 3).unwrap();
+        dev.run(&[l]).unwrap();
+        let mut want = dst.clone();
+        for n in 0..2 {
+            for c in 0..2 {
+                for k in 0..3 {
+                    want.data[(n * 6 + 3 + c) * 3 + k] = src.data[(n * 2 + c) * 3 + k];
+                }
+            }
+        }
+        same("copy_into", &gd, &want, 0.0);
+        let back = Tensor::zeros(dev, &[2, 2, 3], DType::F32).unwrap();
+        dev.run(&[shape::copy_from_launch(&gd, 1, 3, &back).unwrap()])
+            .unwrap();
+        same("copy_from", &back, &src, 0.0);
+    });
+}
+
+#[test]
+fn split_on_every_axis() {
+    each_device("split", |dev| {
+        let x = seeded(&[3, 33, 2], 4);
+        let gx = up(dev, &x);
+        for (axis, sizes) in [(0isize, vec![1, 2]), (1, vec![7, 1, 25]), (-1, vec![1, 1])] {
+            let op = Split { axis, sizes };
+            let parts = shape::split(&op, &gx).unwrap();
+            let wants = reference::split(&op, &x).unwrap();
+            assert_eq!(parts.len(), wants.len());
+            for (k, (p, w)) in parts.iter().zip(&wants).enumerate() {
+                same(&format!("split {axis} piece {k}"), p, w, 0.0);
+            }
+            let dys: Vec<Array> = wants
+                .iter()
+                .enumerate()
+                .map(|(k, w)| seeded(&w.shape, 20 + k as u64))
+                .collect();
+            let gdys: Vec<Tensor> = dys.iter().map(|d| up(dev, d)).collect();
+            let dx =
+                shape::split_backward(&op, &x.shape, &gdys.iter().collect::<Vec<_>>()).unwrap();
+            let want =
+                reference::split_backward(&op, &x.shape, &dys.iter().collect::<Vec<_>>()).unwrap();
+            same(&format!("split {axis} dx"), &dx, &want, 0.0);
+        }
+    });
+}
+
+fn r(start: usize, end: usize, step: usize) -> SliceRange {
+    SliceRange { start, end, step }
+}
+
+#[test]
+fn slices_with_steps_and_crops() {
+    each_device("slice", |dev| {
+        let cases: Vec<(Vec<usize>, Slice)> = vec![
+            (
+                vec![1],
+                Slice {
+                    ranges: vec![r(0, 1, 1)],
+                },
+            ),
+            (
+                vec![33],
+                Slice {
+                    ranges: vec![r(1, 33, 3)],
+                },
+            ),
+            (
+                vec![7, 9, 5],
+                Slice {
+                    ranges: vec![r(1, 7, 2), r(0, 9, 3), r(2, 5, 1)],
+                },
+            ),
+            (
+                vec![2, 3, 5, 7],
+                Slice {
+                    ranges: vec![r(1, 2, 1), r(0, 3, 2), r(1, 5, 3), r(0, 7, 2)],
+                },
+            ),
+            (vec![2, 3, 8, 8], Slice::crop(&[0, 1, 2, 3], &[2, 2, 5, 4])),
+        ];
+        for (s, op) in cases {
+            let x = seeded(&s, 3);
+            let y = shape::slice(&op, &up(dev, &x)).unwrap();
+            let want = reference::slice(&op, &x).unwrap();
+            same(&format!("slice {s:?}"), &y, &want, 0.0);
+            let dy = seeded(&want.shape, 5);
+            let dx = shape::slice_backward(&op, &s, &up(dev, &dy)).unwrap();
+            same(
+                &format!("slice {s:?} dx"),
+                &dx,
+                &reference::slice_backward(&op, &s, &dy).unwrap(),
+                0.0,
+            );
+        }
+    });
+}
+
+#[test]
+fn asymmetric_zero_and_edge_pads() {
+    each_device("pad", |dev| {
+        let cases: [(&[usize], &[usize], &[usize]); 4] = [
+            (&[7], &[3], &[1]),
+            (&[2, 3, 4], &[0, 1, 2], &[1, 0, 3]),
+            (&[1, 1], &[2, 1], &[1, 3]),
+            (&[2, 1, 5, 3], &[0, 0, 2, 1], &[0, 2, 1, 4]),
+        ];
+        for (s, before, after) in cases {
+            for mode in [PadMode::Zero, PadMode::Edge] {
+                let op = Pad {
+                    before: before.to_vec(),
+                    after: after.to_vec(),
+                    mode,
+                };
+                let what = format!("pad {mode:?} {s:?}");
+                let x = seeded(s, 6);
+                let y = shape::pad(&op, &up(dev, &x)).unwrap();
+                let want = reference::pad(&op, &x).unwrap();
+                same(&what, &y, &want, 0.0);
+                let dy = seeded(&want.shape, 8);
+                let dx = shape::pad_backward(&op, s, &up(dev, &dy)).unwrap();
+                let want = reference::pad_backward(&op, s, &dy).unwrap();
+                same(&format!("{what} dx"), &dx, &want, 1e-5);
+            }
+        }
+    });
+}
+
+#[test]
+fn upsample_nearest_and_bilinear() {
+    each_device("upsample", |dev| {
+        let cases: [(&[usize], UpsampleSize); 6] = [
+            (&[2, 3, 4, 5], UpsampleSize::Scale(2, 2)),
+            (&[1, 2, 3, 4], UpsampleSize::Scale(3, 3)),
+            (&[3, 1, 7], UpsampleSize::Scale(2, 3)),
+            (&[1, 1], UpsampleSize::Scale(3, 2)),
+            (&[2, 1, 3, 4], UpsampleSize::Size(5, 7)),
+            (&[1, 2, 5, 7], UpsampleSize::Size(2, 3)),
+        ];
+        for (s, size) in cases {
+            for mode in [UpsampleMode::Nearest, UpsampleMode::Bilinear] {
+                let op = Upsample { mode, size };
+                let what = format!("upsample {mode:?} {size:?} {s:?}");
+                let x = seeded(s, 10);
+                let y = shape::upsample(&op, &up(dev, &x)).unwrap();
+                let want = reference::upsample(&op, &x).unwrap();
+                same(&what, &y, &want, 1e-6);
+                let dy = seeded(&want.shape, 11);
+                let dx = shape::upsample_backward(&op, s, &up(dev, &dy)).unwrap();
+                let want = reference::upsample_backward(&op, s, &dy).unwrap();
+                same(&format!("{what} dx"), &dx, &want, 1e-5);
+            }
+        }
+    });
+}
+
+fn err<T: std::fmt::Debug>(r: wgtrain::Result<T>) -> String {
+    r.unwrap_err().to_string()
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    each_device("shape errors", |dev| {
+        let t = |s: &[usize]| Tensor::zeros(dev, s, DType::F32).unwrap();
+        let (a, b) = (t(&[2, 3, 4]), t(&[2, 5, 4]));
+        // Axis out of range.
+        let e = err(shape::concat(&Concat { axis: 3 }, &[&a, &b]));
+        assert!(
+            e.contains("concat") && e.contains("axis 3") && e.contains("rank 3"),
+            "{e}"
+        );
+        let sp = Split {
+            axis: -4,
+            sizes: vec![1, 1],
+        };
+        let e = err(shape::split(&sp, &a));
+        assert!(e.contains("split") && e.contains("axis -4"), "{e}");
+        // Concat inputs that disagree off the axis.
+        let e = err(shape::concat(&Concat { axis: 0 }, &[&a, &b]));
+        assert!(
+            e.contains("concat") && e.contains("(2, 5, 4)") && e.contains("(2, 3, 4)"),
+            "{e}"
+        );
+        let e = err(shape::concat_launch(
+            &Concat { axis: 1 },
+            &[&a, &b],
+            &t(&[2, 8, 5]),
+        ));
+        assert!(
+            e.contains("concat") && e.contains("(2, 8, 5)") && e.contains("(2, 8, 4)"),
+            "{e}"
+        );
+        let e = err(shape::copy_into_launch(&b, &a, 1, 0));
+        assert!(
+            e.contains("copy_into") && e.contains("(2, 5, 4)") && e.contains("(2, 3, 4)"),
+            "{e}"
+        );
+        let e = err(shape::copy_into_launch(&a, &b, 1, 3));
+        assert!(e.contains("offset 3"), "{e}");
+        // Split sizes that do not cover the axis.
+        let sp = Split {
+            axis: 1,
+            sizes: vec![1, 1],
+        };
+        let e = err(shape::split(&sp, &a));
+        assert!(
+            e.contains("split") && e.contains("[1, 1]") && e.contains("(2, 3, 4)"),
+            "{e}"
+        );
+        // Slice out of range: end past the dim, empty range, step 0, wrong rank.
+        let bad = [
+            Slice::crop(&[0, 0, 2], &[2, 3, 3]),
+            Slice {
+                ranges: vec![r(1, 1, 1), r(0, 3, 1), r(0, 4, 1)],
+            },
+            Slice {
+                ranges: vec![r(0, 2, 0), r(0, 3, 1), r(0, 4, 1)],
+            },
+            Slice {
+                ranges: vec![r(0, 2, 1)],
+            },
+        ];
+        for op in &bad {
+            let e = err(shape::slice(op, &a));
+            assert!(e.contains("slice") && e.contains("(2, 3, 4)"), "{e}");
+            let e = err(shape::slice_backward(op, &[2, 3, 4], &t(&[1])));
+            assert!(e.contains("slice"), "{e}");
+        }
+        let e = err(shape::slice(&Slice::crop(&[0, 0, 2], &[2, 3, 3]), &a));
+        assert!(e.contains("axis 2") && e.contains("2..5"), "{e}");
+        // Outputs / gradients of the wrong shape.
+        let op = Pad {
+            before: vec![0, 1, 0],
+            after: vec![0, 0, 2],
+            mode: PadMode::Edge,
+        };
+        let e = err(shape::pad_launch(&op, &a, &t(&[2, 3, 4])));
+        assert!(e.contains("pad") && e.contains("(2, 4, 6)"), "{e}");
+        let e = err(shape::pad(
+            &Pad {
+                before: vec![1],
+                after: vec![1],
+                mode: PadMode::Zero,
+            },
+            &a,
+        ));
+        assert!(e.contains("pad") && e.contains("(2, 3, 4)"), "{e}");
+        let upop = Upsample {
+            mode: UpsampleMode::Bilinear,
+            size: UpsampleSize::Scale(2, 2),
+        };
+        let e = err(shape::upsample_backward(&upop, &[2, 3, 4], &t(&[2, 3, 4])));
+        assert!(e.contains("upsample") && e.contains("(2, 6, 8)"), "{e}");
+        let e = err(shape::upsample(&upop, &t(&[4])));
+        assert!(e.contains("upsample") && e.contains("rank"), "{e}");
+    });
+}
