@@ -191,6 +191,27 @@ impl Tensor {
         }
     }
 
+    /// Overwrites the tensor's contents with u32 data (indices, labels) of the same element count.
+    pub fn write_u32(&self, data: &[u32]) -> Result<()> {
+        self.expect_dtype("write_u32", DType::U32)?;
+        if data.len() != self.numel() {
+            return Err(Error::Shape {
+                op: "write_u32".into(),
+                msg: format!("{} values for a tensor {:?}", data.len(), self.shape),
+            });
+        }
+        if !data.is_empty() {
+            self.device.scoped(|_| {
+                self.device.0.queue.write_buffer(
+                    &self.buffer,
+                    self.offset,
+                    bytemuck::cast_slice(data),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     /// Overwrites the tensor's contents with f32 data of the same element count.
     pub fn write_f32(&self, data: &[f32]) -> Result<()> {
         self.expect_dtype("write_f32", DType::F32)?;

@@ -36,7 +36,10 @@ fn mlp(batch: usize) -> (Graph, Value) {
 fn feeds(g: &Graph, seed: u64) -> HashMap<String, Array> {
     let mut f = HashMap::new();
     for (i, n) in g.nodes.iter().enumerate() {
-        if matches!(n.op, wgtrain::graph::Op::Input | wgtrain::graph::Op::Param) {
+        if matches!(
+            n.op,
+            wgtrain::graph::Op::Input | wgtrain::graph::Op::Param | wgtrain::graph::Op::State
+        ) {
             let a = Array::seeded(&n.outputs[0].0, seed + i as u64);
             f.insert(n.name.clone(), Array::from_f32(&a.shape, &a.to_f32()));
         }
@@ -320,5 +323,160 @@ fn compiled_cnn_matches_reference() {
             assert_close(&g.node(*v).name, &c.read(*v).unwrap(), &w.data, 2e-4, 2e-4);
         }
         assert!(c.stats().arena_bytes < c.stats().naive_bytes);
+    });
+}
+
+/// Batch norm, dropout, a channel concat, softmax cross-entropy with class-index labels.
+fn cnn_with_states(batch: usize) -> (Graph, Value) {
+    use wgtrain::ops::conv::{Conv2d, Padding};
+    use wgtrain::ops::dense::FullyConnected;
+    use wgtrain::ops::dropout::Dropout;
+    use wgtrain::ops::loss::{Loss, LossKind, Reduction};
+    use wgtrain::ops::norm::BatchNorm;
+    use wgtrain::ops::shape_ops::Concat;
+    let mut g = Graph::new();
+    let x = g.input("image", &[batch, 3, 6, 6]).unwrap();
+    let labels = g.input_u32("labels", &[batch]).unwrap();
+    let mut c = Conv2d::new(3, 4, (3, 3));
+    c.padding = Padding::Same;
+    let a = g.conv2d("conv_a", x, c).unwrap();
+    let a = g.batch_norm("bn", a, BatchNorm::default()).unwrap();
+    let a = g.unary("relu", UnaryOp::Relu, a).unwrap();
+    let b = g.conv2d("conv_b", x, Conv2d::new(3, 2, (1, 1))).unwrap();
+    let j = g.concat("cat", &[a, b], Concat { axis: 1 }).unwrap(); // (N, 6, 6, 6)
+    let j = g
+        .dropout("drop", j, Dropout::new(0.3, 42).unwrap())
+        .unwrap();
+    let y = g.dense("fc", j, FullyConnected::new(216, 5)).unwrap();
+    let y = g.flatten("logits", y).unwrap();
+    let kind = LossKind::SoftmaxCrossEntropy {
+        label_smoothing: 0.1,
+        class_weights: None,
+    };
+    let loss = g
+        .loss(
+            "loss",
+            y,
+            labels,
+            None,
+            Loss {
+                kind,
+                reduction: Reduction::Mean,
+            },
+        )
+        .unwrap();
+    (g, loss)
+}
+
+fn state_feeds(g: &Graph, batch: usize, seed: u64) -> HashMap<String, Array> {
+    let mut f = feeds(g, seed);
+    f.insert(
+        "labels".into(),
+        Array::new(
+            &[batch],
+            (0..batch).map(|i| ((i * 3 + 1) % 5) as f64).collect(),
+        ),
+    );
+    let v = f["bn.running_var"]
+        .data
+        .iter()
+        .map(|v| v.abs() + 0.5)
+        .collect();
+    f.insert("bn.running_var".into(), Array::new(&[4], v));
+    f
+}
+
+#[test]
+fn states_concat_and_loss_cpu_autograd_matches_finite_differences() {
+    let (mut g, loss) = cnn_with_states(3);
+    let tr = g.training(loss).unwrap();
+    let f = state_feeds(&g, 3, 21);
+    let grads = g.eval_reference(&f, &tr.grads).unwrap();
+    for (p, grad) in tr.params.iter().zip(&grads) {
+        let name = g.node(*p).name.clone();
+        let fd = finite_diff(&f[&name], 1e-6, |w| {
+            let mut f2 = f.clone();
+            f2.insert(name.clone(), w.clone());
+            g.eval_reference(&f2, &[loss]).unwrap()[0].data[0]
+        });
+        assert!(max_rel_diff(&grad.data, &fd.data) < 1e-5, "{name}");
+    }
+}
+
+#[test]
+fn compiled_states_concat_and_loss_match_reference() {
+    each_device("states graph", |dev| {
+        let batch = 4;
+        let (mut g, loss) = cnn_with_states(batch);
+        let tr = g.training(loss).unwrap();
+        let per_sample = Value {
+            node: loss.node,
+            port: 1,
+        };
+        let mut outs = vec![loss, per_sample];
+        outs.extend(&tr.grads);
+        let c = g.compile(dev, &outs).unwrap();
+        let f = state_feeds(&g, batch, 22);
+        for (name, a) in &f {
+            if name == "labels" {
+                c.set_u32(name, &a.data.iter().map(|&v| v as u32).collect::<Vec<_>>())
+                    .unwrap();
+            } else {
+                c.set(name, &a.to_f32()).unwrap();
+            }
+        }
+        c.step().unwrap(); // step 0: the same dropout mask as the reference
+        let want = g.eval_reference(&f, &outs).unwrap();
+        for (v, w) in outs.iter().zip(&want) {
+            assert_close(&g.node(*v).name, &c.read(*v).unwrap(), &w.data, 2e-4, 2e-4);
+        }
+        // The running statistics moved; the next step draws a new dropout mask.
+        let rm = c.read(g.find("bn.running_mean").unwrap()).unwrap();
+        assert!(
+            rm.iter()
+                .zip(&f["bn.running_mean"].data)
+                .any(|(a, b)| (*a as f64 - b).abs() > 1e-4)
+        );
+        let before = c.read(per_sample).unwrap();
+        c.step().unwrap();
+        assert_ne!(
+            c.read(per_sample).unwrap(),
+            before,
+            "dropout mask did not change between steps"
+        );
+        // Inference twin: dropout off, running statistics, shared weights.
+        let gi = g.for_inference();
+        let ci = gi.compile_sharing(dev, &[loss], Some(&c)).unwrap();
+        ci.set("image", &f["image"].to_f32()).unwrap();
+        ci.set_u32(
+            "labels",
+            &f["labels"]
+                .data
+                .iter()
+                .map(|&v| v as u32)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        ci.step().unwrap();
+        let mut fi = f.clone();
+        for name in ["bn.running_mean", "bn.running_var"] {
+            let v = c.read(g.find(name).unwrap()).unwrap();
+            fi.insert(name.into(), Array::from_f32(&[4], &v));
+        }
+        for p in &tr.params {
+            let n = g.node(*p).name.clone();
+            fi.insert(
+                n.clone(),
+                Array::from_f32(g.shape(*p), &c.read(*p).unwrap()),
+            );
+        }
+        let wi = gi.eval_reference(&fi, &[loss]).unwrap();
+        assert_close(
+            "inference loss",
+            &ci.read(loss).unwrap(),
+            &wi[0].data,
+            2e-4,
+            2e-4,
+        );
     });
 }

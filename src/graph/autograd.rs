@@ -162,6 +162,7 @@ impl Graph {
             Op::Input | Op::Param | Op::State | Op::OnesLike => vec![],
             Op::Layer(l) => return l.vjp(self, i, dy),
             Op::Stateful(s) => return s.vjp(self, i, dy),
+            Op::Head(h) => return h.vjp(self, i, dy),
             Op::Unary(u) => vec![d(self, 0, Op::UnaryGrad(*u), &[x[0], dy])?],
             Op::Binary(b) => vec![
                 d(self, 0, Op::BinaryGrad(*b, 0), &[x[0], x[1], dy])?,

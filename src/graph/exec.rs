@@ -103,7 +103,7 @@ impl Graph {
         self.compile_sharing(device, outputs, None)
     }
 
-    /// Like `compile`, but parameters with the same name as in `share` use its tensors: an
+    /// Like `compile`, but parameters and states with the same name as in `share` use its tensors: an
     /// inference graph, or the same network at another batch size, trains the same weights.
     pub fn compile_sharing(
         &self,
@@ -238,7 +238,7 @@ impl Graph {
                 } else if let std::collections::hash_map::Entry::Vacant(slot) = tensors.entry(v) {
                     let (s, dt) = &node.outputs[port];
                     let shared = share
-                        .filter(|_| node.op == Op::Param)
+                        .filter(|_| matches!(node.op, Op::Param | Op::State))
                         .and_then(|c| c.param(&node.name));
                     let t = match shared {
                         Some(t) if t.shape() == s.as_slice() => t.clone(),
@@ -342,9 +342,10 @@ impl Compiled {
     }
 
     /// The parameter tensor named `name`.
+    /// The parameter or state tensor named `name` (what `compile_sharing` shares).
     pub fn param(&self, name: &str) -> Option<&Tensor> {
         let v = self.graph.find(name)?;
-        (self.graph.node(v).op == Op::Param)
+        matches!(self.graph.node(v).op, Op::Param | Op::State)
             .then(|| self.tensors.get(&v))
             .flatten()
     }
@@ -363,6 +364,20 @@ impl Compiled {
         }
         self.tensor(v)?
             .write_f32(data)
+            .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
+    }
+
+    /// Writes u32 data (class-index labels) into the input named `name`.
+    pub fn set_u32(&self, name: &str, data: &[u32]) -> Result<()> {
+        let v = self
+            .graph
+            .find(name)
+            .ok_or_else(|| Error::Invalid(format!("no node named {name:?}")))?;
+        if self.graph.node(v).op != Op::Input {
+            return Err(Error::Invalid(format!("node {name:?} is not an input")));
+        }
+        self.tensor(v)?
+            .write_u32(data)
             .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
     }
 

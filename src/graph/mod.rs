@@ -18,6 +18,7 @@
 pub mod autograd;
 pub mod exec;
 pub mod fusion;
+pub mod heads;
 pub mod layers;
 pub mod memory;
 pub mod op;
@@ -28,6 +29,7 @@ use crate::kernels::elementwise::{BinaryOp, UnaryOp};
 use crate::kernels::reduce::ReduceOp;
 use crate::tensor::DType;
 pub use exec::{Compiled, Options, StepHandle};
+pub use heads::Head;
 pub use layers::{ConvKind, Layer};
 pub use op::Op;
 pub use stateful::Stateful;
@@ -113,6 +115,10 @@ impl Graph {
     }
 
     fn source(&mut self, name: &str, op: Op, shape: &[usize]) -> Result<Value> {
+        self.source_typed(name, op, shape, DType::F32)
+    }
+
+    fn source_typed(&mut self, name: &str, op: Op, shape: &[usize], dtype: DType) -> Result<Value> {
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::Shape {
                 op: format!("node {name:?}"),
@@ -126,7 +132,7 @@ impl Graph {
             name: name.into(),
             op,
             inputs: vec![],
-            outputs: vec![(shape.to_vec(), DType::F32)],
+            outputs: vec![(shape.to_vec(), dtype)],
         });
         Ok(Value {
             node: self.nodes.len() - 1,
@@ -142,6 +148,11 @@ impl Graph {
     /// A persistent value an op updates but nobody trains (e.g. batch norm's running statistics).
     pub fn state(&mut self, name: &str, shape: &[usize]) -> Result<Value> {
         self.source(name, Op::State, shape)
+    }
+
+    /// A u32 value fed every step, e.g. class-index labels `(N)`.
+    pub fn input_u32(&mut self, name: &str, shape: &[usize]) -> Result<Value> {
+        self.source_typed(name, Op::Input, shape, DType::U32)
     }
 
     /// A trainable weight of a fixed shape.
@@ -204,7 +215,7 @@ impl Graph {
                 Op::Input => {
                     let mut s = n.outputs[0].0.clone();
                     s[0] = batch;
-                    g.source(&n.name, Op::Input, &s)?;
+                    g.source_typed(&n.name, Op::Input, &s, n.outputs[0].1)?;
                 }
                 Op::Param | Op::State => {
                     g.source(&n.name, n.op.clone(), &n.outputs[0].0)?;

@@ -48,6 +48,8 @@ pub enum Op {
     Layer(super::layers::Layer),
     /// Norms, dropout, softmax and their gradients (`stateful.rs`).
     Stateful(super::stateful::Stateful),
+    /// Losses and shape ops (concat, slice, pad, upsample) and their gradients (`heads.rs`).
+    Head(super::heads::Head),
     /// `[x] -> ones of x's shape`: the seed of the backward pass (d sum(loss) / d loss).
     OnesLike,
 }
@@ -66,10 +68,11 @@ impl Op {
         match self {
             Op::Layer(l) => return l.infer(ins),
             Op::Stateful(s) => return s.infer(ins),
+            Op::Head(h) => return h.infer(ins),
             _ => {}
         }
         let arity = match self {
-            Op::Layer(_) | Op::Stateful(_) => unreachable!(),
+            Op::Layer(_) | Op::Stateful(_) | Op::Head(_) => unreachable!(),
             Op::Input | Op::Param | Op::State => 0,
             Op::Unary(_)
             | Op::Reduce(..)
@@ -88,7 +91,7 @@ impl Op {
             ));
         }
         Ok(match self {
-            Op::Input | Op::Param | Op::State | Op::Layer(_) | Op::Stateful(_) => {
+            Op::Input | Op::Param | Op::State | Op::Layer(_) | Op::Stateful(_) | Op::Head(_) => {
                 unreachable!("sources have no inputs to infer from")
             }
             Op::Unary(_) | Op::OnesLike => vec![f32(ins[0].to_vec())],
@@ -193,10 +196,11 @@ impl Op {
         match self {
             Op::Layer(l) => return l.lower(ins, outs),
             Op::Stateful(s) => return s.lower(ins, outs, step),
+            Op::Head(h) => return h.lower(ins, outs),
             _ => {}
         }
         let launches = match self {
-            Op::Layer(_) | Op::Stateful(_) => unreachable!("handled above"),
+            Op::Layer(_) | Op::Stateful(_) | Op::Head(_) => unreachable!("handled above"),
             Op::State | Op::Input | Op::Param | Op::Reshape(_) | Op::View(_) => vec![],
             Op::Unary(u) => vec![elementwise::unary_chain_launch(*u, then, ins[0], outs[0])?],
             Op::OnesLike => vec![elementwise::unary_launch(
@@ -257,6 +261,7 @@ impl Op {
         Ok(match self {
             Op::Layer(l) => l.eval_reference(ins)?,
             Op::Stateful(s) => s.eval_reference(ins, out_shapes, step)?,
+            Op::Head(h) => h.eval_reference(ins, out_shapes)?,
             Op::Input | Op::Param | Op::State => unreachable!("sources are fed, not evaluated"),
             Op::Unary(u) => vec![basic::unary(*u, ins[0])],
             Op::OnesLike => vec![Array::new(shape0, vec![1.0; ins[0].len()])],
