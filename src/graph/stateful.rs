@@ -290,7 +290,7 @@ impl Stateful {
                 vec![port(d, 0), port(d, 1), port(d, 2), None, None]
             }
             Stateful::Norm(n) => {
-                let d = add(Stateful::NormGrad(n.clone()), &[x[0], x[1], state, dy])?;
+                let d = add(Stateful::NormGrad(*n), &[x[0], x[1], state, dy])?;
                 vec![port(d, 0), port(d, 1), port(d, 2)]
             }
             Stateful::Dropout { op, training: true } => {
