@@ -215,7 +215,14 @@ fn fused_and_unfused_plans_agree() {
         let f = feeds(&g, 5);
         let run = |fuse: bool| {
             let c = g
-                .compile_with(dev, &[out], &wgtrain::graph::Options { fuse, share: None })
+                .compile_with(
+                    dev,
+                    &[out],
+                    &wgtrain::graph::Options {
+                        fuse,
+                        ..Default::default()
+                    },
+                )
                 .unwrap();
             for (name, a) in &f {
                 c.set(name, &a.to_f32()).unwrap();
@@ -478,5 +485,44 @@ fn compiled_states_concat_and_loss_match_reference() {
             2e-4,
             2e-4,
         );
+    });
+}
+
+#[test]
+fn training_compile_places_params_and_grads_in_flat_arenas() {
+    each_device("param arena", |dev| {
+        let (mut g, loss) = cnn(2);
+        let tr = g.training(loss).unwrap();
+        let opts = wgtrain::graph::Options {
+            training: Some(&tr),
+            ..Default::default()
+        };
+        let c = g.compile_with(dev, &[loss], &opts).unwrap();
+        let f = feeds(&g, 13);
+        for (name, a) in &f {
+            c.set(name, &a.to_f32()).unwrap();
+        }
+        c.step().unwrap();
+        let arena = c.param_arena().unwrap();
+        assert_eq!(arena.entries.len(), tr.params.len());
+        let flat_p = arena.params.to_f32().unwrap();
+        let flat_g = arena.grads.to_f32().unwrap();
+        let want = g.eval_reference(&f, &tr.grads).unwrap();
+        for (k, e) in arena.entries.iter().enumerate() {
+            let n: usize = e.shape.iter().product();
+            assert_eq!(
+                &flat_p[e.offset..e.offset + n],
+                &f[&e.name].to_f32()[..],
+                "{} in the param arena",
+                e.name
+            );
+            assert_close(
+                &e.name,
+                &flat_g[e.offset..e.offset + n],
+                &want[k].data,
+                2e-4,
+                2e-4,
+            );
+        }
     });
 }

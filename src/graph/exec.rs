@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use futures_intrusive::sync::Semaphore;
 
+use super::autograd::Training;
 use super::fusion::{Fusion, fuse};
 use super::memory::{Interval, place};
 use super::{Graph, Op, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::Launch;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// Steps allowed in flight at once.
 pub const IN_FLIGHT: usize = 2;
@@ -43,6 +44,9 @@ pub struct Options<'a> {
     pub fuse: bool,
     /// Use this compiled graph's parameter tensors for parameters of the same name.
     pub share: Option<&'a Compiled>,
+    /// Place every parameter in one flat arena and its gradient at the same offset of a second
+    /// one, so an optimizer updates all of them with one fused kernel.
+    pub training: Option<&'a Training>,
 }
 
 impl Default for Options<'_> {
@@ -50,9 +54,66 @@ impl Default for Options<'_> {
         Options {
             fuse: true,
             share: None,
+            training: None,
         }
     }
 }
+
+/// Where one parameter lives in the flat arenas (offsets in elements).
+#[derive(Clone, Debug)]
+pub struct ArenaEntry {
+    pub name: String,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+}
+
+/// All parameters in one flat f32 tensor and their gradients in another with the same layout:
+/// what the optimizers run over. Gaps between entries (binding alignment) hold zeros in both.
+#[derive(Clone)]
+pub struct ParamArena {
+    pub params: Tensor,
+    pub grads: Tensor,
+    pub entries: Vec<ArenaEntry>,
+}
+
+impl ParamArena {
+    fn place(
+        g: &Graph,
+        device: &Device,
+        tr: &Training,
+        owner: &dyn Fn(Value) -> Value,
+    ) -> Result<ParamArena> {
+        let align = (device.caps().storage_offset_alignment as usize / 4).max(1);
+        let mut entries = Vec::new();
+        let mut at = 0;
+        for (p, gr) in tr.params.iter().zip(&tr.grads) {
+            let (shape, dt) = &g.nodes[p.node].outputs[p.port];
+            let gv = owner(*gr);
+            if *dt != DType::F32 || matches!(g.nodes[gv.node].op, Op::Input | Op::Param | Op::State)
+            {
+                return Err(Error::Invalid(format!(
+                    "parameter {:?} cannot live in the arena",
+                    g.nodes[p.node].name
+                )));
+            }
+            entries.push(ArenaEntry {
+                name: g.nodes[p.node].name.clone(),
+                offset: at,
+                shape: shape.clone(),
+            });
+            at += shape.iter().product::<usize>().div_ceil(align) * align;
+        }
+        let total = at.max(1);
+        Ok(ParamArena {
+            params: Tensor::zeros(device, &[total], DType::F32)?,
+            grads: Tensor::zeros(device, &[total], DType::F32)?,
+            entries,
+        })
+    }
+}
+
+/// Computes, for step `n`, new parameter words for some of the update launches: `(index, words)`.
+pub type StepParams = dyn Fn(u64) -> Vec<(usize, Vec<u32>)> + Send + Sync;
 
 /// A step submitted to the GPU.
 pub struct StepHandle {
@@ -85,6 +146,11 @@ pub struct Compiled {
     /// Tensor of every (live) node output; views alias their input.
     tensors: HashMap<Value, Tensor>,
     launches: Vec<Launch>,
+    /// Launches appended after the graph's (the optimizer update), re-parameterised every step
+    /// by `update_params`.
+    update: Vec<Launch>,
+    update_params: Option<Box<StepParams>>,
+    param_arena: Option<ParamArena>,
     /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
     _scratch: Vec<Tensor>,
     /// (launch index, node, elements) of launches re-parameterised every step (dropout).
@@ -129,6 +195,14 @@ impl Graph {
         opts: &Options,
     ) -> Result<Compiled> {
         let share = opts.share;
+        // A training graph always produces every gradient (into the gradient arena).
+        let mut wanted = outputs.to_vec();
+        for g in opts.training.map_or(&[][..], |t| &t.grads[..]) {
+            if !wanted.contains(g) {
+                wanted.push(*g);
+            }
+        }
+        let outputs = &wanted[..];
         let n = self.nodes.len();
         // Dead-node removal: keep what the outputs depend on.
         let mut live = vec![false; n];
@@ -226,6 +300,44 @@ impl Graph {
             );
         }
         let mut persistent_bytes = 0;
+        let param_arena = match opts.training {
+            Some(tr) => {
+                if share.is_some() {
+                    return Err(Error::Invalid(
+                        "a training graph owns its parameters: do not share them".into(),
+                    ));
+                }
+                let a = ParamArena::place(self, device, tr, &|v| owner(&root, v))?;
+                for (k, e) in a.entries.iter().enumerate() {
+                    let (pv, gv) = (tr.params[k], owner(&root, tr.grads[k]));
+                    let dt = DType::F32;
+                    tensors.insert(
+                        pv,
+                        Tensor::view(
+                            device,
+                            a.params.buffer.clone(),
+                            e.offset as u64 * 4,
+                            &e.shape,
+                            dt,
+                        )?,
+                    );
+                    let gshape = &self.nodes[gv.node].outputs[gv.port].0;
+                    tensors.insert(
+                        gv,
+                        Tensor::view(
+                            device,
+                            a.grads.buffer.clone(),
+                            e.offset as u64 * 4,
+                            gshape,
+                            dt,
+                        )?,
+                    );
+                }
+                persistent_bytes += 2 * a.params.bytes();
+                Some(a)
+            }
+            None => None,
+        };
         for (i, node) in self.nodes.iter().enumerate() {
             if !live[i] {
                 continue;
@@ -311,6 +423,9 @@ impl Graph {
             tensors,
             launches,
             _scratch: scratch,
+            update: Vec::new(),
+            update_params: None,
+            param_arena,
             per_step,
             step: AtomicU64::new(0),
             outputs: outputs.to_vec(),
@@ -419,6 +534,15 @@ impl Compiled {
                 self.device.rewrite_params(&self.launches[l], &p)?;
             }
         }
+        if let Some(f) = &self.update_params {
+            for (k, p) in f(step) {
+                let l = self
+                    .update
+                    .get(k)
+                    .ok_or_else(|| Error::Invalid(format!("update launch {k} does not exist")))?;
+                self.device.rewrite_params(l, &p)?;
+            }
+        }
         let (d, q) = self.device.wgpu();
         let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("step"),
@@ -428,7 +552,7 @@ impl Compiled {
                 label: Some("step"),
                 timestamp_writes: None,
             });
-            for l in &self.launches {
+            for l in self.launches.iter().chain(&self.update) {
                 pass.set_pipeline(&l.pipeline);
                 pass.set_bind_group(0, &l.bind_group, &[]);
                 pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
@@ -459,6 +583,19 @@ impl Compiled {
     /// Continues counting from `step` (resuming from a checkpoint reproduces the same masks).
     pub fn set_step_count(&self, step: u64) {
         self.step.store(step, Ordering::SeqCst)
+    }
+
+    /// The flat parameter and gradient arenas (graphs compiled with `Options::training`).
+    pub fn param_arena(&self) -> Option<&ParamArena> {
+        self.param_arena.as_ref()
+    }
+
+    /// Appends launches to every step after the graph's own (the optimizer update over the
+    /// arena); `params` rewrites their parameters before each step (step count, learning rate).
+    pub fn set_update(&mut self, launches: Vec<Launch>, params: Option<Box<StepParams>>) {
+        self.stats.dispatches_per_step = self.launches.len() + launches.len();
+        self.update = launches;
+        self.update_params = params;
     }
 
     pub fn encode_step(&self) -> Result<StepHandle> {
