@@ -4,6 +4,7 @@
 //! DX12 elsewhere, lavapipe (software Vulkan) in CI — in the spirit of Apple's Metal Performance
 //! Shaders training graph.
 
+pub mod batch;
 pub mod data;
 pub mod error;
 pub mod graph;
