@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod graph;
 pub mod ops;
+pub mod optim;
 pub mod reference;
 
 pub use error::{Error, Result};

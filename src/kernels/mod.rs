@@ -50,6 +50,8 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &reduce::SHADER,
         &matmul::SHADER,
         &transpose::SHADER,
+        &crate::optim::SHADER,
+        &crate::optim::custom::EXAMPLE_SHADER,
     ]
 }
 
@@ -86,7 +88,7 @@ pub fn grid_1d(n: usize, per_group: usize) -> [u32; 3] {
 }
 
 impl Device {
-    fn pipeline(
+    pub(crate) fn pipeline(
         &self,
         shader: &'static Shader,
         entry: &str,
