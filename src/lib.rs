@@ -15,6 +15,7 @@ pub use error::{Error, Result};
 pub mod device;
 pub mod kernels;
 pub mod tensor;
+pub mod weights;
 
 pub use device::Device;
 pub use tensor::{DType, Tensor};
