@@ -9,6 +9,7 @@ pub mod data;
 pub mod error;
 pub mod graph;
 pub mod ops;
+pub mod optim;
 pub mod reference;
 
 pub use error::{Error, Result};
@@ -16,6 +17,7 @@ pub mod device;
 pub mod kernels;
 pub mod tensor;
 pub mod train;
+pub mod weights;
 
 pub use device::Device;
 pub use tensor::{DType, Tensor};

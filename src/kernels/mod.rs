@@ -68,6 +68,8 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &dropout::SHADER,
         &loss::SHADER,
         &shape::SHADER,
+        &crate::optim::SHADER,
+        &crate::optim::custom::EXAMPLE_SHADER,
     ]
 }
 
@@ -107,7 +109,7 @@ pub fn grid_1d(n: usize, per_group: usize) -> [u32; 3] {
 }
 
 impl Device {
-    fn pipeline(
+    pub(crate) fn pipeline(
         &self,
         shader: &'static Shader,
         entry: &str,

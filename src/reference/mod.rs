@@ -10,6 +10,7 @@ pub mod dropout;
 pub mod loss;
 pub mod neuron;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 pub mod shape_ops;
 pub mod softmax;

@@ -1,0 +1,738 @@
+//! Optimizers as fused GPU kernels over flat arenas.
+//!
+//! The compiled graph keeps every parameter in one flat f32 arena and every gradient in a second
+//! arena of the same layout; an optimizer updates the whole arena in place with one dispatch (two
+//! more for clipping by global norm), whatever the number of parameter tensors. Its state (moments,
+//! momentum buffers) is one tensor `[slots, n]`: slot `s` has the arena's layout, so the state of
+//! parameter `conv1.weight` is the same range of every slot.
+//!
+//! Parameter groups are sets of ranges of the arena with their own learning-rate multiplier,
+//! weight decay and L1/L2 terms (e.g. no weight decay on biases and norms); elements in no group
+//! are left alone. Formulas and operation order follow PyTorch's single-tensor `SGD`, `Adam`,
+//! `AdamW` and `RMSprop`. `reference::optim` is the f64 oracle.
+//!
+//! **Step count.** The host owns it: `prepare_step` increments it, evaluates the schedule for each
+//! group, computes the bias corrections in f64 (as PyTorch does in Python floats) and writes them
+//! into a small uniform buffer the launches read. The launches are recorded once and replayed;
+//! call `prepare_step` right before submitting each step (queue order makes a step see exactly the
+//! values written before its submit, even with a step still in flight).
+//!
+//! **Determinism.** Every kernel is elementwise except the global-norm reduction, which sums in a
+//! fixed order (per chunk, then over chunks; see `wgsl/optim.wgsl`), so the same inputs give the
+//! same bits on the same device — what makes save/resume bit-identical.
+
+pub mod custom;
+pub mod schedule;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kernels::{Launch, Shader, f, grid_1d};
+use crate::tensor::{Binding, DType, Tensor};
+pub use schedule::Schedule;
+
+pub static SHADER: Shader = Shader {
+    name: "optim",
+    parts: &[
+        include_str!("../../wgsl/optim_common.wgsl"),
+        include_str!("../../wgsl/optim.wgsl"),
+    ],
+};
+
+/// Elements one workgroup updates (its chunk of the arena).
+pub const CHUNK: usize = 1024;
+/// Most parameter groups one optimizer takes (the per-step uniform holds one vec4 per group).
+pub const MAX_GROUPS: usize = 256;
+const STEP_UNIFORM_BYTES: u64 = 32 + 16 * MAX_GROUPS as u64;
+
+const F_CLIP_NORM: u32 = 1;
+const F_CLIP_VALUE: u32 = 2;
+const F_NESTEROV: u32 = 4;
+const F_AMSGRAD: u32 = 8;
+const F_CENTERED: u32 = 16;
+const F_DECOUPLED: u32 = 32;
+
+/// The update rule. Hyperparameters mean what they mean in PyTorch; weight decay is per group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Algorithm {
+    /// `torch.optim.SGD`; group weight decay is added to the gradient.
+    Sgd {
+        momentum: f64,
+        dampening: f64,
+        nesterov: bool,
+    },
+    /// `torch.optim.Adam`; group weight decay is added to the gradient (L2).
+    Adam {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        amsgrad: bool,
+    },
+    /// `torch.optim.AdamW`; group weight decay is decoupled (`p *= 1 - lr·wd`).
+    AdamW {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        amsgrad: bool,
+    },
+    /// `torch.optim.RMSprop`; group weight decay is added to the gradient.
+    RmsProp {
+        alpha: f64,
+        eps: f64,
+        momentum: f64,
+        centered: bool,
+    },
+    /// A user-written WGSL update wrapped in the arena kernel (see `custom`).
+    Custom(custom::CustomUpdate),
+}
+
+impl Algorithm {
+    /// Plain SGD with momentum (0 for none), no dampening.
+    pub fn sgd(momentum: f64) -> Algorithm {
+        Algorithm::Sgd {
+            momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }
+    }
+
+    /// Adam with PyTorch's defaults (betas 0.9, 0.999; eps 1e-8).
+    pub fn adam() -> Algorithm {
+        Algorithm::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            amsgrad: false,
+        }
+    }
+
+    /// AdamW with PyTorch's defaults (set the groups' weight decay: PyTorch's default is 0.01).
+    pub fn adamw() -> Algorithm {
+        Algorithm::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            amsgrad: false,
+        }
+    }
+
+    /// RMSprop with PyTorch's defaults (alpha 0.99, eps 1e-8).
+    pub fn rmsprop() -> Algorithm {
+        Algorithm::RmsProp {
+            alpha: 0.99,
+            eps: 1e-8,
+            momentum: 0.0,
+            centered: false,
+        }
+    }
+
+    /// Short name recorded in checkpoints (`sgd`, `adam`, `adamw`, `rmsprop`, `custom:<name>`).
+    pub fn name(&self) -> String {
+        match self {
+            Algorithm::Sgd { .. } => "sgd".into(),
+            Algorithm::Adam { .. } => "adam".into(),
+            Algorithm::AdamW { .. } => "adamw".into(),
+            Algorithm::RmsProp { .. } => "rmsprop".into(),
+            Algorithm::Custom(c) => format!("custom:{}", c.name),
+        }
+    }
+
+    /// Names of the state slots, as PyTorch's optimizer `state_dict` keys them.
+    pub fn slot_names(&self) -> Vec<String> {
+        let v: Vec<&str> = match self {
+            Algorithm::Sgd { momentum, .. } if *momentum != 0.0 => vec!["momentum_buffer"],
+            Algorithm::Sgd { .. } => vec![],
+            Algorithm::Adam { amsgrad, .. } | Algorithm::AdamW { amsgrad, .. } => {
+                let mut v = vec!["exp_avg", "exp_avg_sq"];
+                if *amsgrad {
+                    v.push("max_exp_avg_sq");
+                }
+                v
+            }
+            Algorithm::RmsProp {
+                momentum, centered, ..
+            } => {
+                let mut v = vec!["square_avg"];
+                if *momentum > 0.0 {
+                    v.push("momentum_buffer");
+                }
+                if *centered {
+                    v.push("grad_avg");
+                }
+                v
+            }
+            Algorithm::Custom(c) => return c.slots.clone(),
+        };
+        v.into_iter().map(String::from).collect()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Invalid(format!("optimizer {}: {m}", self.name())));
+        let beta = |b: f64| (0.0..1.0).contains(&b);
+        match *self {
+            Algorithm::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+            } => {
+                if momentum < 0.0 || !momentum.is_finite() || !dampening.is_finite() {
+                    return bad("momentum must be >= 0 and dampening finite");
+                }
+                if nesterov && (momentum <= 0.0 || dampening != 0.0) {
+                    return bad("Nesterov momentum requires a momentum and zero dampening");
+                }
+            }
+            Algorithm::Adam {
+                beta1, beta2, eps, ..
+            }
+            | Algorithm::AdamW {
+                beta1, beta2, eps, ..
+            } => {
+                if !beta(beta1) || !beta(beta2) || eps.is_nan() || eps < 0.0 {
+                    return bad("betas must be in [0, 1) and eps >= 0");
+                }
+            }
+            Algorithm::RmsProp {
+                alpha,
+                eps,
+                momentum,
+                ..
+            } => {
+                if alpha.is_nan() || alpha < 0.0 || eps.is_nan() || eps < 0.0 || momentum < 0.0 {
+                    return bad("alpha, eps and momentum must be >= 0");
+                }
+            }
+            Algorithm::Custom(ref c) => c.validate()?,
+        }
+        Ok(())
+    }
+}
+
+/// Gradient preprocessing applied to the whole arena before the update, in this order: rescale,
+/// clip by global norm, clip by value; then each group's L1/L2 terms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradOptions {
+    /// Multiplies every gradient (e.g. 1/accumulation steps); 1 by default.
+    pub rescale: f64,
+    /// Clamp every gradient to `[-c, c]` (`clip_grad_value_`).
+    pub clip_value: Option<f64>,
+    /// Scale every gradient by `min(1, max_norm / (‖g‖₂ + 1e-6))`, the norm over all grouped
+    /// elements of the arena (`clip_grad_norm_`).
+    pub clip_norm: Option<f64>,
+}
+
+impl Default for GradOptions {
+    fn default() -> Self {
+        GradOptions {
+            rescale: 1.0,
+            clip_value: None,
+            clip_norm: None,
+        }
+    }
+}
+
+/// Everything an optimizer is, except its groups and its arena length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerConfig {
+    pub algorithm: Algorithm,
+    /// Base learning rate; each group's is `lr · lr_scale`, then scheduled.
+    pub lr: f64,
+    pub schedule: Schedule,
+    pub grad: GradOptions,
+}
+
+impl OptimizerConfig {
+    /// `algorithm` at a constant learning rate `lr`, no clipping.
+    pub fn new(algorithm: Algorithm, lr: f64) -> Self {
+        OptimizerConfig {
+            algorithm,
+            lr,
+            schedule: Schedule::Constant,
+            grad: GradOptions::default(),
+        }
+    }
+}
+
+/// A parameter group: ranges (in elements) of the flat arena sharing these settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamGroup {
+    pub ranges: Vec<Range<usize>>,
+    /// Multiplies the base learning rate.
+    pub lr_scale: f64,
+    /// The algorithm's weight decay (coupled, or decoupled for AdamW).
+    pub weight_decay: f64,
+    /// `l1 · sign(p)` added to the gradient.
+    pub l1: f64,
+    /// `l2 · p` added to the gradient.
+    pub l2: f64,
+}
+
+impl ParamGroup {
+    /// A group of `ranges` with the defaults: lr scale 1, no weight decay, no L1/L2.
+    pub fn new(ranges: impl IntoIterator<Item = Range<usize>>) -> Self {
+        ParamGroup {
+            ranges: ranges.into_iter().collect(),
+            lr_scale: 1.0,
+            weight_decay: 0.0,
+            l1: 0.0,
+            l2: 0.0,
+        }
+    }
+    /// A group of one range.
+    pub fn range(r: Range<usize>) -> Self {
+        Self::new([r])
+    }
+    pub fn lr_scale(mut self, s: f64) -> Self {
+        self.lr_scale = s;
+        self
+    }
+    pub fn weight_decay(mut self, wd: f64) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    pub fn l1(mut self, l1: f64) -> Self {
+        self.l1 = l1;
+        self
+    }
+    pub fn l2(mut self, l2: f64) -> Self {
+        self.l2 = l2;
+        self
+    }
+}
+
+/// What `prepare_step` set up: the 1-based step and each group's learning rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepInfo {
+    pub step: u64,
+    pub lr: Vec<f64>,
+}
+
+/// The chunk table: group settings, then (start, end, group) per chunk in arena order.
+struct Table {
+    words: Vec<u32>,
+    n_chunks: usize,
+    chunk_base: usize,
+}
+
+fn build_table(groups: &[ParamGroup], n: usize) -> Result<Table> {
+    if groups.len() > MAX_GROUPS {
+        return Err(Error::Invalid(format!(
+            "optimizer: {} parameter groups, at most {MAX_GROUPS}",
+            groups.len()
+        )));
+    }
+    let mut spans = Vec::new();
+    for (gi, g) in groups.iter().enumerate() {
+        for v in [g.lr_scale, g.weight_decay, g.l1, g.l2] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::Invalid(format!(
+                    "optimizer: group {gi}: lr_scale, weight_decay, l1 and l2 must be finite and >= 0 ({g:?})"
+                )));
+            }
+        }
+        for r in &g.ranges {
+            if r.start > r.end || r.end > n {
+                return Err(Error::Invalid(format!(
+                    "optimizer: group {gi}: range {r:?} is not inside the arena of {n} elements"
+                )));
+            }
+            if r.start < r.end {
+                spans.push((r.start, r.end, gi));
+            }
+        }
+    }
+    spans.sort();
+    for w in spans.windows(2) {
+        if w[1].0 < w[0].1 {
+            return Err(Error::Invalid(format!(
+                "optimizer: range {:?} (group {}) overlaps {:?} (group {})",
+                w[0].0..w[0].1,
+                w[0].2,
+                w[1].0..w[1].1,
+                w[1].2
+            )));
+        }
+    }
+    let mut words = Vec::new();
+    for g in groups {
+        words.extend([f(g.weight_decay as f32), f(g.l1 as f32), f(g.l2 as f32), 0]);
+    }
+    let chunk_base = words.len();
+    let mut n_chunks = 0;
+    for (s, e, g) in spans {
+        let mut a = s;
+        while a < e {
+            let b = (a + CHUNK).min(e);
+            words.extend([a as u32, b as u32, g as u32, 0]);
+            n_chunks += 1;
+            a = b;
+        }
+    }
+    if n > u32::MAX as usize {
+        return Err(Error::Invalid(format!(
+            "optimizer: arena of {n} elements exceeds u32 indexing"
+        )));
+    }
+    Ok(Table {
+        words,
+        n_chunks,
+        chunk_base,
+    })
+}
+
+/// One optimizer over one arena: its state, chunk table and per-step uniform.
+pub struct Optimizer {
+    device: Device,
+    config: OptimizerConfig,
+    groups: Vec<ParamGroup>,
+    n: usize,
+    slots: Vec<String>,
+    state: Tensor,
+    table: Tensor,
+    n_chunks: usize,
+    chunk_base: usize,
+    norm: Tensor,
+    step_uniform: Arc<wgpu::Buffer>,
+    step: u64,
+    schedule_pos: u64,
+    custom: Option<&'static Shader>,
+}
+
+impl Optimizer {
+    /// An optimizer for an arena of `n` f32 elements; state starts at zero, step at 0. A custom
+    /// algorithm's WGSL is compiled here, so invalid code is an `Err` now, not at the first step.
+    pub fn new(
+        device: &Device,
+        config: OptimizerConfig,
+        groups: Vec<ParamGroup>,
+        n: usize,
+    ) -> Result<Optimizer> {
+        config.algorithm.validate()?;
+        config.schedule.validate()?;
+        let g = &config.grad;
+        let finite_pos = |x: f64| x.is_finite() && x >= 0.0;
+        if !config.lr.is_finite()
+            || config.lr < 0.0
+            || !g.rescale.is_finite()
+            || !g.clip_value.is_none_or(finite_pos)
+            || !g.clip_norm.is_none_or(finite_pos)
+        {
+            return Err(Error::Invalid(format!(
+                "optimizer: lr {} and clipping thresholds must be finite and >= 0 ({g:?})",
+                config.lr
+            )));
+        }
+        let table = build_table(&groups, n)?;
+        let slots = config.algorithm.slot_names();
+        let state = Tensor::zeros(device, &[slots.len(), n], DType::F32)?;
+        let table_t = Tensor::from_u32(device, &[table.words.len()], &table.words)?;
+        let norm = Tensor::zeros(device, &[table.n_chunks + 2], DType::F32)?;
+        let step_uniform = Arc::new(device.scoped(|d| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("optimizer step"),
+                size: STEP_UNIFORM_BYTES,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?);
+        let custom = match &config.algorithm {
+            Algorithm::Custom(c) => Some(custom::compile(device, c)?),
+            _ => None,
+        };
+        Ok(Optimizer {
+            device: device.clone(),
+            config,
+            groups,
+            n,
+            slots,
+            state,
+            table: table_t,
+            n_chunks: table.n_chunks,
+            chunk_base: table.chunk_base,
+            norm,
+            step_uniform,
+            step: 0,
+            schedule_pos: 0,
+            custom,
+        })
+    }
+
+    pub fn config(&self) -> &OptimizerConfig {
+        &self.config
+    }
+
+    pub fn groups(&self) -> &[ParamGroup] {
+        &self.groups
+    }
+
+    /// Elements in the arena this optimizer updates.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn slot_names(&self) -> &[String] {
+        &self.slots
+    }
+
+    /// The state, `[slots, n]`.
+    pub fn state(&self) -> &Tensor {
+        &self.state
+    }
+
+    /// Steps taken (the `t` of the last prepared step).
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// Position of the learning-rate schedule (the next step uses position `schedule_position()`).
+    pub fn schedule_position(&self) -> u64 {
+        self.schedule_pos
+    }
+
+    /// Sets the step count and schedule position (resuming, or a schedule stepped per epoch).
+    pub fn set_counters(&mut self, step: u64, schedule_position: u64) {
+        self.step = step;
+        self.schedule_pos = schedule_position;
+    }
+
+    /// Each group's learning rate at schedule position `t`.
+    pub fn lr_at(&self, t: u64) -> Vec<f64> {
+        self.groups
+            .iter()
+            .map(|g| self.config.schedule.lr(self.config.lr * g.lr_scale, t))
+            .collect()
+    }
+
+    /// Overwrites the state (`slots · n` values, slot-major).
+    pub fn write_state(&self, data: &[f32]) -> Result<()> {
+        self.state.write_f32(data)
+    }
+
+    /// The ℓ2 norm of the (rescaled) gradient measured by the last step; `None` unless clipping by
+    /// global norm is on. Reads back, so it waits for the GPU.
+    pub fn grad_norm(&self) -> Result<Option<f32>> {
+        if self.config.grad.clip_norm.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.norm.to_f32()?[self.n_chunks + 1]))
+    }
+
+    /// Advances the step count and schedule and writes the per-step uniform the launches read.
+    /// Call once right before submitting each step.
+    pub fn prepare_step(&mut self) -> Result<StepInfo> {
+        let t = self.step + 1;
+        let lrs = self.lr_at(self.schedule_pos);
+        let (beta1, beta2) = match self.config.algorithm {
+            Algorithm::Adam { beta1, beta2, .. } | Algorithm::AdamW { beta1, beta2, .. } => {
+                (beta1, beta2)
+            }
+            _ => (0.0, 0.0),
+        };
+        // As PyTorch: Python-float arithmetic, rounded to f32 when it meets the tensors.
+        let bc1 = 1.0 - beta1.powf(t as f64);
+        let bc2_sqrt = (1.0 - beta2.powf(t as f64)).sqrt();
+        let mut words: Vec<u32> = vec![t.min(u32::MAX as u64) as u32, 0, 0, 0];
+        words.extend([f(bc2_sqrt as f32), 0, 0, 0]);
+        for (g, &lr) in self.groups.iter().zip(&lrs) {
+            words.extend([
+                f(lr as f32),
+                f((lr / bc1) as f32),
+                f((1.0 - lr * g.weight_decay) as f32),
+                0,
+            ]);
+        }
+        let (_, q) = self.device.wgpu();
+        self.device
+            .scoped(|_| q.write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&words)))?;
+        self.step = t;
+        self.schedule_pos += 1;
+        Ok(StepInfo { step: t, lr: lrs })
+    }
+
+    fn params_words(&self) -> Vec<u32> {
+        let g = &self.config.grad;
+        let mut flags = 0;
+        if g.clip_norm.is_some() {
+            flags |= F_CLIP_NORM;
+        }
+        if g.clip_value.is_some() {
+            flags |= F_CLIP_VALUE;
+        }
+        let slot = |name: &str| self.slots.iter().position(|s| s == name).unwrap_or(0) as u32;
+        let (mut momentum, mut dampening_w, mut beta1_w, mut beta2, mut beta2_w) =
+            (0.0, 1.0, 0.0, 0.0, 0.0);
+        let (mut eps, mut alpha, mut alpha_w) = (0.0, 0.0, 0.0);
+        let (mut sa, mut sb, mut sc) = (0, 0, 0);
+        match self.config.algorithm {
+            Algorithm::Sgd {
+                momentum: m,
+                dampening,
+                nesterov,
+            } => {
+                momentum = m;
+                dampening_w = 1.0 - dampening;
+                if nesterov {
+                    flags |= F_NESTEROV;
+                }
+            }
+            Algorithm::Adam {
+                beta1,
+                beta2: b2,
+                eps: e,
+                amsgrad,
+            }
+            | Algorithm::AdamW {
+                beta1,
+                beta2: b2,
+                eps: e,
+                amsgrad,
+            } => {
+                beta1_w = 1.0 - beta1;
+                beta2 = b2;
+                beta2_w = 1.0 - b2;
+                eps = e;
+                if amsgrad {
+                    flags |= F_AMSGRAD;
+                }
+                if matches!(self.config.algorithm, Algorithm::AdamW { .. }) {
+                    flags |= F_DECOUPLED;
+                }
+                (sa, sb, sc) = (slot("exp_avg"), slot("exp_avg_sq"), slot("max_exp_avg_sq"));
+            }
+            Algorithm::RmsProp {
+                alpha: a,
+                eps: e,
+                momentum: m,
+                centered,
+            } => {
+                alpha = a;
+                alpha_w = 1.0 - a;
+                eps = e;
+                momentum = m;
+                if centered {
+                    flags |= F_CENTERED;
+                }
+                (sa, sb, sc) = (
+                    slot("square_avg"),
+                    slot("momentum_buffer"),
+                    slot("grad_avg"),
+                );
+            }
+            Algorithm::Custom(_) => {}
+        }
+        vec![
+            self.n as u32,
+            self.n_chunks as u32,
+            self.chunk_base as u32,
+            flags,
+            f(g.rescale as f32),
+            f(g.clip_value.unwrap_or(0.0) as f32),
+            f(g.clip_norm.unwrap_or(0.0) as f32),
+            0,
+            f(momentum as f32),
+            f(dampening_w as f32),
+            f(beta1_w as f32),
+            f(beta2 as f32),
+            f(beta2_w as f32),
+            f(eps as f32),
+            f(alpha as f32),
+            f(alpha_w as f32),
+            sa,
+            sb,
+            sc,
+            0,
+        ]
+    }
+
+    /// Prepares one optimizer step over `params` (updated in place) from `grads` (read only):
+    /// with clipping by global norm, the two reduction passes, then the fused update. Record once
+    /// and replay; call `prepare_step` before each replay.
+    pub fn launches(&self, params: &Tensor, grads: &Tensor) -> Result<Vec<Launch>> {
+        for (what, t) in [("params", params), ("grads", grads)] {
+            t.expect_dtype(&format!("optimizer {what}"), DType::F32)?;
+            if t.numel() != self.n {
+                return Err(Error::Shape {
+                    op: format!("optimizer {what}"),
+                    msg: format!(
+                        "{:?} holds {} elements, the optimizer's arena {}",
+                        t.shape(),
+                        t.numel(),
+                        self.n
+                    ),
+                });
+            }
+        }
+        let p = self.params_words();
+        let d = &self.device;
+        let mut out = Vec::new();
+        if self.config.grad.clip_norm.is_some() {
+            out.push(d.launch(
+                &SHADER,
+                "norm_partial",
+                &[],
+                &p,
+                &[self.table.buffer(), grads.buffer(), self.norm.buffer()],
+                grid_1d(self.n_chunks, 1),
+            )?);
+            out.push(d.launch(
+                &SHADER,
+                "norm_finish",
+                &[],
+                &p,
+                &[self.norm.buffer()],
+                [1, 1, 1],
+            )?);
+        }
+        let (shader, entry) = match (&self.config.algorithm, self.custom) {
+            (Algorithm::Sgd { .. }, _) => (&SHADER, "sgd"),
+            (Algorithm::Adam { .. } | Algorithm::AdamW { .. }, _) => (&SHADER, "adam"),
+            (Algorithm::RmsProp { .. }, _) => (&SHADER, "rmsprop"),
+            (Algorithm::Custom(_), Some(s)) => (s, "custom_update"),
+            (Algorithm::Custom(_), None) => unreachable!("compiled in Optimizer::new"),
+        };
+        out.push(d.launch(
+            shader,
+            entry,
+            &[],
+            &p,
+            &[
+                self.table.buffer(),
+                grads.buffer(),
+                self.norm.buffer(),
+                Binding::whole(&self.step_uniform),
+                params.buffer(),
+                self.state.buffer(),
+            ],
+            grid_1d(self.n_chunks, 1),
+        )?);
+        Ok(out)
+    }
+
+    /// One step, eagerly: `prepare_step`, then the launches, submitted and waited for.
+    pub fn step(&mut self, params: &Tensor, grads: &Tensor) -> Result<StepInfo> {
+        let launches = self.launches(params, grads)?;
+        let info = self.prepare_step()?;
+        self.device.run(&launches)?;
+        self.device.wait()?;
+        Ok(info)
+    }
+}
+
+impl std::fmt::Debug for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Optimizer({}, {} elements, {} groups, step {})",
+            self.config.algorithm.name(),
+            self.n,
+            self.groups.len(),
+            self.step
+        )
+    }
+}
