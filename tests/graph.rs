@@ -504,11 +504,11 @@ fn training_compile_places_params_and_grads_in_flat_arenas() {
         }
         c.step().unwrap();
         let arena = c.param_arena().unwrap();
-        assert_eq!(arena.entries.len(), tr.params.len());
+        assert_eq!(arena.layout.entries().len(), tr.params.len());
         let flat_p = arena.params.to_f32().unwrap();
         let flat_g = arena.grads.to_f32().unwrap();
         let want = g.eval_reference(&f, &tr.grads).unwrap();
-        for (k, e) in arena.entries.iter().enumerate() {
+        for (k, e) in arena.layout.entries().iter().enumerate() {
             let n: usize = e.shape.iter().product();
             assert_eq!(
                 &flat_p[e.offset..e.offset + n],

@@ -18,6 +18,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::Launch;
 use crate::tensor::{DType, Tensor};
+use crate::weights::{ParamEntry, ParamLayout};
 
 /// Steps allowed in flight at once.
 pub const IN_FLIGHT: usize = 2;
@@ -59,21 +60,15 @@ impl Default for Options<'_> {
     }
 }
 
-/// Where one parameter lives in the flat arenas (offsets in elements).
-#[derive(Clone, Debug)]
-pub struct ArenaEntry {
-    pub name: String,
-    pub offset: usize,
-    pub shape: Vec<usize>,
-}
-
 /// All parameters in one flat f32 tensor and their gradients in another with the same layout:
 /// what the optimizers run over. Gaps between entries (binding alignment) hold zeros in both.
 #[derive(Clone)]
 pub struct ParamArena {
     pub params: Tensor,
     pub grads: Tensor,
-    pub entries: Vec<ArenaEntry>,
+    /// Name, shape and offset (in elements) of every parameter: what checkpoints and optimizer
+    /// parameter groups are expressed in.
+    pub layout: ParamLayout,
 }
 
 impl ParamArena {
@@ -96,7 +91,7 @@ impl ParamArena {
                     g.nodes[p.node].name
                 )));
             }
-            entries.push(ArenaEntry {
+            entries.push(ParamEntry {
                 name: g.nodes[p.node].name.clone(),
                 offset: at,
                 shape: shape.clone(),
@@ -107,7 +102,7 @@ impl ParamArena {
         Ok(ParamArena {
             params: Tensor::zeros(device, &[total], DType::F32)?,
             grads: Tensor::zeros(device, &[total], DType::F32)?,
-            entries,
+            layout: ParamLayout::new(entries, total)?,
         })
     }
 }
@@ -308,7 +303,7 @@ impl Graph {
                     ));
                 }
                 let a = ParamArena::place(self, device, tr, &|v| owner(&root, v))?;
-                for (k, e) in a.entries.iter().enumerate() {
+                for (k, e) in a.layout.entries().iter().enumerate() {
                     let (pv, gv) = (tr.params[k], owner(&root, tr.grads[k]));
                     let dt = DType::F32;
                     tensors.insert(
