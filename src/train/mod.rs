@@ -1,3 +1,485 @@
-//! The training loop and what it leaves behind (metrics file, plot, checkpoints).
+//! The training loop: epochs of shuffled batches (seeded, so a resumed run sees the same order),
+//! the next batch uploaded while the GPU runs the current one (two steps in flight), evaluation
+//! with the inference twin sharing the trained weights after each epoch, early stop at a target
+//! accuracy, a progress bar, a metrics file and plot, and a checkpoint per epoch to resume from.
 
 pub mod metrics;
+pub mod models;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use crate::batch::LossLabels;
+use crate::data::{HarWindows, ImageSet};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::{Compiled, Graph, Op, Options, Value};
+use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
+use crate::weights::checkpoint::{self, RngState, TrainState};
+use crate::weights::{FanMode, Init, Nonlinearity};
+use metrics::{Metrics, Record};
+
+/// A labelled dataset the loop can draw batches from.
+pub trait Dataset {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Shape of one sample, e.g. `[1, 28, 28]`.
+    fn sample_shape(&self) -> Vec<usize>;
+    /// Appends the samples at `indices` (f32, sample after sample) and their class labels.
+    fn fill(&self, indices: &[usize], x: &mut Vec<f32>, y: &mut Vec<u32>) -> Result<()>;
+}
+
+impl Dataset for ImageSet {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn sample_shape(&self) -> Vec<usize> {
+        vec![1, self.rows, self.cols]
+    }
+    fn fill(&self, indices: &[usize], x: &mut Vec<f32>, y: &mut Vec<u32>) -> Result<()> {
+        let (data, labels) = self.batch(indices)?;
+        x.extend(data);
+        y.extend(labels.iter().map(|&l| l as u32));
+        Ok(())
+    }
+}
+
+impl Dataset for HarWindows {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn sample_shape(&self) -> Vec<usize> {
+        vec![self.channels, self.len]
+    }
+    fn fill(&self, indices: &[usize], x: &mut Vec<f32>, y: &mut Vec<u32>) -> Result<()> {
+        let per = self.channels * self.len;
+        for &i in indices {
+            if i >= self.n {
+                return Err(Error::Invalid(format!("window {i} of {}", self.n)));
+            }
+            x.extend_from_slice(&self.x[i * per..(i + 1) * per]);
+            y.push(self.labels[i] as u32);
+        }
+        Ok(())
+    }
+}
+
+/// A classifier graph built to the loop's conventions: inputs `image` (N, ...), `labels` u32
+/// (N) and `weights` f32 (N), `logits` (N, classes), and a loss reduced with
+/// `SumByNonZeroWeights` — so a partial last batch is padded with weight-0 samples and still
+/// gives the exact mean over its real samples.
+pub struct Classifier {
+    pub graph: Graph,
+    pub logits: Value,
+    pub loss: Value,
+}
+
+/// How to train.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub seed: u64,
+    /// Stop after the first epoch whose test accuracy reaches this.
+    pub target_accuracy: Option<f64>,
+    /// Where metrics, the plot and checkpoints go (none: nothing written).
+    pub out_dir: Option<PathBuf>,
+    /// Continue from `out_dir/checkpoint.safetensors` if it exists.
+    pub resume: bool,
+    /// Steps between loss readbacks (each one waits for the GPU).
+    pub log_every: usize,
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 5,
+            batch: 64,
+            seed: 1,
+            target_accuracy: None,
+            out_dir: None,
+            resume: false,
+            log_every: 50,
+            progress: true,
+        }
+    }
+}
+
+/// One epoch's outcome.
+#[derive(Clone, Debug)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub images_per_s: f64,
+    pub seconds: f64,
+}
+
+/// The default initialisation: He (Kaiming) uniform for weights of rank > 1, as PyTorch's
+/// layers; ones for norm scales and running variances; zeros for biases and running means.
+pub fn default_init(name: &str, shape: &[usize]) -> Init {
+    if name.ends_with(".weight") && shape.len() > 1 {
+        Init::KaimingUniform {
+            mode: FanMode::FanIn,
+            nonlinearity: Nonlinearity::Relu,
+        }
+    } else if name.ends_with(".weight") || name.ends_with("running_var") {
+        Init::Constant(1.0)
+    } else {
+        Init::Zeros
+    }
+}
+
+pub struct Trainer {
+    device: Device,
+    model: Classifier,
+    train: Compiled,
+    eval: Option<(usize, Compiled)>,
+    opt: Optimizer,
+    cfg: TrainConfig,
+    /// Completed epochs.
+    pub epoch: usize,
+    pub global_step: u64,
+}
+
+impl Trainer {
+    /// Compiles the training graph at `cfg.batch` (parameters and gradients in flat arenas),
+    /// initialises the weights (seeded), and records the optimizer update into every step.
+    pub fn new(
+        device: &Device,
+        model: Classifier,
+        opt: OptimizerConfig,
+        cfg: TrainConfig,
+    ) -> Result<Trainer> {
+        if cfg.batch == 0 || cfg.log_every == 0 {
+            return Err(Error::Invalid(
+                "batch size and log interval must be at least 1".into(),
+            ));
+        }
+        let g = model.graph.with_batch(cfg.batch)?;
+        let mut gt = g.clone();
+        let tr = gt.training(model.loss)?;
+        let mut train = gt.compile_with(
+            device,
+            &[model.loss, per_sample(model.loss)],
+            &Options {
+                training: Some(&tr),
+                ..Options::default()
+            },
+        )?;
+        let arena = train
+            .param_arena()
+            .expect("training compile has an arena")
+            .clone();
+        let mut flat = vec![0f32; arena.layout.len()];
+        for e in arena.layout.entries() {
+            let v = default_init(&e.name, &e.shape).values(&e.name, &e.shape, cfg.seed)?;
+            flat[e.range()].copy_from_slice(&v);
+        }
+        arena.params.write_f32(&flat)?;
+        for n in &gt.nodes {
+            if n.op == Op::State {
+                let v = default_init(&n.name, &n.outputs[0].0).values(
+                    &n.name,
+                    &n.outputs[0].0,
+                    cfg.seed,
+                )?;
+                train.set(&n.name, &v)?;
+            }
+        }
+        // No weight decay on biases and norm scales (rank-1 parameters).
+        let groups = vec![
+            ParamGroup::new(arena.layout.ranges(|e| e.shape.len() > 1)),
+            ParamGroup::new(arena.layout.ranges(|e| e.shape.len() <= 1)).weight_decay(0.0),
+        ];
+        let opt = Optimizer::new(device, opt, groups, arena.layout.len())?;
+        train.set_update(opt.launches(&arena.params, &arena.grads)?, None);
+        Ok(Trainer {
+            device: device.clone(),
+            model,
+            train,
+            eval: None,
+            opt,
+            cfg,
+            epoch: 0,
+            global_step: 0,
+        })
+    }
+
+    pub fn compiled(&self) -> &Compiled {
+        &self.train
+    }
+
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.opt
+    }
+
+    fn checkpoint_path(&self) -> Option<PathBuf> {
+        self.cfg
+            .out_dir
+            .as_ref()
+            .map(|d| d.join("checkpoint.safetensors"))
+    }
+
+    /// Writes the weights, optimizer state, step counters, data order seed and the graph's
+    /// persistent states (batch-norm running statistics, bit-exact) atomically.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let arena = self.train.param_arena().expect("training arena");
+        let mut rng = BTreeMap::new();
+        rng.insert(
+            "data_order".to_string(),
+            RngState {
+                seed: self.cfg.seed,
+                counter: self.epoch as u64,
+            },
+        );
+        rng.insert(
+            "dropout".to_string(),
+            RngState {
+                seed: self.cfg.seed,
+                counter: self.train.step_count(),
+            },
+        );
+        let mut metadata = BTreeMap::new();
+        metadata.insert("epoch".to_string(), self.epoch.to_string());
+        for n in self.train.graph.nodes.iter().filter(|n| n.op == Op::State) {
+            let v = self.train.read(self.train.graph.find(&n.name).unwrap())?;
+            metadata.insert(
+                format!("state.{}", n.name),
+                v.iter().map(|x| format!("{:08x}", x.to_bits())).collect(),
+            );
+        }
+        let ts = TrainState {
+            global_step: self.global_step,
+            rng,
+            metadata,
+        };
+        checkpoint::save(path, &arena.layout, &arena.params, Some(&self.opt), &ts)
+    }
+
+    /// Restores everything `save` wrote; the run continues exactly where it stopped.
+    pub fn load(&mut self, path: &std::path::Path) -> Result<()> {
+        let arena = self.train.param_arena().expect("training arena").clone();
+        let ts = checkpoint::load(path, &arena.layout, &arena.params, Some(&mut self.opt))?;
+        let bad = |what: &str| Error::Io {
+            path: path.display().to_string(),
+            msg: format!("checkpoint lacks {what}"),
+        };
+        self.epoch = ts
+            .metadata
+            .get("epoch")
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| bad("the epoch"))?;
+        self.global_step = ts.global_step;
+        self.train.set_step_count(
+            ts.rng
+                .get("dropout")
+                .ok_or_else(|| bad("the dropout counter"))?
+                .counter,
+        );
+        for n in self.train.graph.nodes.iter().filter(|n| n.op == Op::State) {
+            let hex = ts
+                .metadata
+                .get(&format!("state.{}", n.name))
+                .ok_or_else(|| bad(&format!("state {:?}", n.name)))?;
+            let v: Option<Vec<f32>> = (0..hex.len() / 8)
+                .map(|i| {
+                    u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16)
+                        .ok()
+                        .map(f32::from_bits)
+                })
+                .collect();
+            self.train.set(
+                &n.name,
+                &v.ok_or_else(|| bad(&format!("a readable state {:?}", n.name)))?,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// One epoch over `data` in a seeded order; returns the mean training loss of the logged steps.
+    pub fn train_epoch(
+        &mut self,
+        data: &dyn Dataset,
+        metrics: Option<&mut Metrics>,
+    ) -> Result<(f64, f64)> {
+        let b = self.cfg.batch;
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(
+            self.cfg.seed ^ (self.epoch as u64 + 1).wrapping_mul(0x9E37_79B9),
+        );
+        order.shuffle(&mut rng);
+        let steps = data.len().div_ceil(b);
+        let bar = self
+            .cfg
+            .progress
+            .then(|| progress_bar(steps as u64, self.epoch + 1));
+        let (mut losses, t0) = (Vec::new(), Instant::now());
+        let mut metrics = metrics;
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for s in 0..steps {
+            // Pad a partial last batch with samples from the start, at weight 0.
+            let mut idx: Vec<usize> = order[s * b..((s + 1) * b).min(order.len())].to_vec();
+            let real = idx.len();
+            while idx.len() < b {
+                idx.push(order[idx.len() - real]);
+            }
+            x.clear();
+            y.clear();
+            data.fill(&idx, &mut x, &mut y)?;
+            let mut w = vec![1f32; b];
+            w[real..].iter_mut().for_each(|v| *v = 0.0);
+            // Queue-ordered writes: the step in flight still reads the previous batch.
+            self.train.set("image", &x)?;
+            self.train.set_u32("labels", &y)?;
+            self.train.set("weights", &w)?;
+            self.opt.prepare_step()?;
+            self.train.encode_step()?;
+            self.global_step += 1;
+            if (s + 1) % self.cfg.log_every == 0 || s + 1 == steps {
+                let mut labels = LossLabels::from_indices(&y, usize::MAX)?;
+                labels.weights = w;
+                labels.set_loss(self.train.read(per_sample(self.model.loss))?)?;
+                let loss = labels.mean_loss().unwrap_or(0.0) as f64;
+                losses.push(loss);
+                let ips = ((s + 1) * b) as f64 / t0.elapsed().as_secs_f64();
+                if let Some(bar) = &bar {
+                    bar.set_position(s as u64 + 1);
+                    bar.set_message(format!("loss {loss:.4}  {ips:.0} img/s"));
+                }
+                if let Some(m) = metrics.as_deref_mut() {
+                    m.log(&Record {
+                        epoch: self.epoch + 1,
+                        step: self.global_step,
+                        loss,
+                        accuracy: None,
+                        images_per_s: ips,
+                    })?;
+                }
+            }
+        }
+        self.train.wait_all()?;
+        if let Some(bar) = bar {
+            bar.finish();
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        self.epoch += 1;
+        Ok((
+            losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+            data.len() as f64 / secs,
+        ))
+    }
+
+    /// Accuracy on `data` with the inference twin (dropout off, batch norm on running statistics)
+    /// sharing the trained weights; batches of `cfg.batch`, the last one padded and trimmed.
+    pub fn evaluate(&mut self, data: &dyn Dataset) -> Result<f64> {
+        let b = self.cfg.batch;
+        if self.eval.as_ref().is_none_or(|(n, _)| *n != b) {
+            let gi = self.model.graph.with_batch(b)?.for_inference();
+            self.eval = Some((
+                b,
+                gi.compile_sharing(&self.device, &[self.model.logits], Some(&self.train))?,
+            ));
+        }
+        let c = &self.eval.as_ref().unwrap().1;
+        let classes = *c.graph.shape(self.model.logits).last().unwrap();
+        let (mut correct, mut x, mut y) = (0usize, Vec::new(), Vec::new());
+        for start in (0..data.len()).step_by(b) {
+            let real = (data.len() - start).min(b);
+            let idx: Vec<usize> = (0..b).map(|i| start + i % real).collect();
+            x.clear();
+            y.clear();
+            data.fill(&idx, &mut x, &mut y)?;
+            c.set("image", &x)?;
+            c.step()?;
+            let logits = c.read(self.model.logits)?;
+            for i in 0..real {
+                let row = &logits[i * classes..(i + 1) * classes];
+                let best = (0..classes).fold(0, |m, k| if row[k] > row[m] { k } else { m });
+                correct += (best as u32 == y[i]) as usize;
+            }
+        }
+        Ok(correct as f64 / data.len().max(1) as f64)
+    }
+
+    /// Trains for the configured epochs (continuing from a checkpoint when `resume`), evaluating
+    /// after each, logging metrics, checkpointing, and stopping early at the target accuracy.
+    pub fn fit(&mut self, train: &dyn Dataset, test: &dyn Dataset) -> Result<Vec<EpochReport>> {
+        let mut metrics = match &self.cfg.out_dir {
+            Some(d) => Some(Metrics::open(d)?),
+            None => None,
+        };
+        if let (true, Some(p)) = (self.cfg.resume, self.checkpoint_path())
+            && p.exists()
+        {
+            self.load(&p)?;
+            eprintln!("resumed from {} at epoch {}", p.display(), self.epoch);
+        }
+        let mut reports = Vec::new();
+        while self.epoch < self.cfg.epochs {
+            let t = Instant::now();
+            let (loss, ips) = self.train_epoch(train, metrics.as_mut())?;
+            let accuracy = self.evaluate(test)?;
+            let r = EpochReport {
+                epoch: self.epoch,
+                loss,
+                accuracy,
+                images_per_s: ips,
+                seconds: t.elapsed().as_secs_f64(),
+            };
+            println!(
+                "epoch {}: loss {:.4}, test accuracy {:.2}%, {:.0} images/s, {:.1} s",
+                r.epoch,
+                r.loss,
+                100.0 * r.accuracy,
+                r.images_per_s,
+                r.seconds
+            );
+            if let Some(m) = metrics.as_mut() {
+                m.log(&Record {
+                    epoch: r.epoch,
+                    step: self.global_step,
+                    loss,
+                    accuracy: Some(accuracy),
+                    images_per_s: ips,
+                })?;
+            }
+            if let Some(p) = self.checkpoint_path() {
+                self.save(&p)?;
+            }
+            reports.push(r);
+            if self.cfg.target_accuracy.is_some_and(|t| accuracy >= t) {
+                println!(
+                    "reached the target accuracy of {:.2}%",
+                    100.0 * self.cfg.target_accuracy.unwrap()
+                );
+                break;
+            }
+        }
+        Ok(reports)
+    }
+}
+
+fn per_sample(loss: Value) -> Value {
+    Value {
+        node: loss.node,
+        port: 1,
+    }
+}
+
+fn progress_bar(steps: u64, epoch: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(steps);
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "epoch {epoch} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"
+    ))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar
+}
