@@ -40,13 +40,21 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         batch: arg(&args, "--batch", 32)?,
         seed: arg(&args, "--seed", 1)?,
         target_accuracy: Some(arg(&args, "--target", 0.985)?),
-        out_dir: Some(PathBuf::from(arg(&args, "--out", "runs/mnist".to_string())?)),
+        out_dir: Some(PathBuf::from(arg(
+            &args,
+            "--out",
+            "runs/mnist".to_string(),
+        )?)),
         resume: args.iter().any(|a| a == "--resume"),
         log_every: 25,
         progress: true,
     };
     let lr: f64 = arg(&args, "--lr", 0.002)?;
-    let size = if args.iter().any(|a| a == "--mps-size") { MnistSize::MPS } else { MnistSize::SMALL };
+    let size = if args.iter().any(|a| a == "--mps-size") {
+        MnistSize::MPS
+    } else {
+        MnistSize::SMALL
+    };
 
     // 1. The device: the best adapter found (WGTRAIN_BACKEND / WGTRAIN_ADAPTER choose another).
     let dev = Device::new()?;
@@ -57,12 +65,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Some(i) => Mnist::from_dir(args.get(i + 1).ok_or("--data needs a directory")?)?,
         None => Mnist::embedded()?,
     };
-    println!("data: {} training and {} test images", data.train.n, data.test.n);
+    println!(
+        "data: {} training and {} test images",
+        data.train.n, data.test.n
+    );
 
     // 3. The network as a graph; the trainer derives its gradient graph, plans memory, puts the
     //    weights in one arena, records Adam into the step, and replays it with two steps in flight.
     let model = mnist(cfg.batch, size, cfg.seed)?;
-    let mut trainer = Trainer::new(&dev, model, OptimizerConfig::new(Algorithm::adam(), lr), cfg.clone())?;
+    let mut trainer = Trainer::new(
+        &dev,
+        model,
+        OptimizerConfig::new(Algorithm::adam(), lr),
+        cfg.clone(),
+    )?;
     let s = trainer.compiled().stats();
     println!(
         "plan: {} dispatches and {} submit per step; activations {:.2} MB planned (naive {:.2} MB)",
@@ -75,10 +91,18 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // 4. Train: an epoch at a time, evaluated on the held-out digits, checkpointed.
     let reports = trainer.fit(&data.train, &data.test)?;
     if let Some(last) = reports.last() {
-        println!("final test accuracy: {:.2}% after {} epochs", 100.0 * last.accuracy, last.epoch);
+        println!(
+            "final test accuracy: {:.2}% after {} epochs",
+            100.0 * last.accuracy,
+            last.epoch
+        );
     }
     if let Some(dir) = &cfg.out_dir {
-        println!("metrics: {}/metrics.jsonl, curves: {}/curves.svg", dir.display(), dir.display());
+        println!(
+            "metrics: {}/metrics.jsonl, curves: {}/curves.svg",
+            dir.display(),
+            dir.display()
+        );
     }
     Ok(())
 }
