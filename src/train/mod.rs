@@ -223,6 +223,20 @@ impl Trainer {
         &self.opt
     }
 
+    /// The loss node (port 0: reduced loss; port 1: per-sample loss).
+    pub fn loss_value(&self) -> Value {
+        self.model.loss
+    }
+
+    /// One training step on whatever batch the inputs hold (benchmarks; the loop uses
+    /// `train_epoch`): the optimizer's per-step values, then the step, returning at once.
+    pub fn step_once(&mut self) -> Result<()> {
+        self.opt.prepare_step()?;
+        self.train.encode_step()?;
+        self.global_step += 1;
+        Ok(())
+    }
+
     fn checkpoint_path(&self) -> Option<PathBuf> {
         self.cfg
             .out_dir

@@ -1,0 +1,92 @@
+//! Images/s of the MNIST network's full training step (forward, softmax cross-entropy, backward,
+//! Adam) at batch 64 and 256, replayed as one submit per step with two steps in flight; also the
+//! compiled plan's numbers (planned vs naive activation bytes, dispatches and submits per step,
+//! CPU time to encode a step). Twin: `benches/train_step_torch.py` (same network, same sizes).
+//! Run: `cargo bench --bench train_step [-- --mps-size] [-- --quick]`.
+
+use std::time::Instant;
+
+use wgtrain::Device;
+use wgtrain::optim::{Algorithm, OptimizerConfig};
+use wgtrain::train::models::{MnistSize, mnist};
+use wgtrain::train::{TrainConfig, Trainer};
+
+fn main() -> wgtrain::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let size = if args.iter().any(|a| a == "--mps-size") {
+        MnistSize::MPS
+    } else {
+        MnistSize::SMALL
+    };
+    let dev = match Device::new() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("train_step bench skipped: {e}");
+            return Ok(());
+        }
+    };
+    println!(
+        "adapter: {}; network conv {}, conv {}, fc {}",
+        dev.name(),
+        size.conv1,
+        size.conv2,
+        size.hidden
+    );
+    println!(
+        "| batch | ms/step | images/s | dispatches/step | submits/step | encode µs | activations planned | naive |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for batch in if quick { vec![8] } else { vec![64, 256] } {
+        let cfg = TrainConfig {
+            batch,
+            progress: false,
+            ..TrainConfig::default()
+        };
+        let opt = OptimizerConfig::new(Algorithm::adam(), 1e-3);
+        let mut t = Trainer::new(&dev, mnist(batch, size, 1)?, opt, cfg)?;
+        let c = t.compiled();
+        let x: Vec<f32> = (0..batch * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+        let y: Vec<u32> = (0..batch as u32).map(|i| i % 10).collect();
+        c.set("image", &x)?;
+        c.set_u32("labels", &y)?;
+        c.set("weights", &vec![1.0; batch])?;
+        let stats = c.stats().clone();
+        // CPU time to encode and submit one step (optimizer uniforms included), GPU idle before.
+        let mut encode = f64::MAX;
+        for _ in 0..5 {
+            t.compiled().wait_all()?;
+            let s = Instant::now();
+            t.step_once()?;
+            encode = encode.min(s.elapsed().as_secs_f64());
+        }
+        let run = |t: &mut Trainer, n: usize| -> wgtrain::Result<f64> {
+            let start = Instant::now();
+            for _ in 0..n {
+                t.step_once()?;
+            }
+            t.compiled().wait_all()?;
+            Ok(start.elapsed().as_secs_f64() / n as f64)
+        };
+        run(&mut t, 3)?;
+        let once = run(&mut t, 2)?;
+        let reps = ((1.0 / once) as usize).clamp(3, 500);
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            best = best.min(run(&mut t, reps)?);
+        }
+        let loss = t.compiled().read(t.loss_value())?[0];
+        assert!(loss.is_finite(), "training diverged: loss {loss}");
+        println!(
+            "| {batch} | {:.3} | {:.0} | {} | {} | {:.0} | {:.2} MB | {:.2} MB |",
+            best * 1e3,
+            batch as f64 / best,
+            stats.dispatches_per_step,
+            stats.submits_per_step,
+            encode * 1e6,
+            stats.arena_bytes as f64 / 1e6,
+            stats.naive_bytes as f64 / 1e6
+        );
+    }
+    Ok(())
+}
