@@ -21,3 +21,8 @@ pub mod weights;
 
 pub use device::Device;
 pub use tensor::{DType, Tensor};
+
+/// The README's Rust snippets, compiled and run as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
