@@ -526,3 +526,55 @@ fn training_compile_places_params_and_grads_in_flat_arenas() {
         }
     });
 }
+
+#[test]
+fn concat_producers_write_into_their_slice_when_contiguous() {
+    use wgtrain::ops::shape_ops::Concat;
+    each_device("concat elision", |dev| {
+        let align = dev.caps().storage_offset_alignment as usize / 4; // floats per aligned offset
+        let mut g = Graph::new();
+        let x = g.input("x", &[1, align]).unwrap();
+        let w = g.param("w", &[align, align]).unwrap();
+        let h = g.matmul("h", x, w).unwrap();
+        let a = g.unary("a", UnaryOp::Tanh, h).unwrap();
+        let b = g.unary("b", UnaryOp::Sigmoid, h).unwrap();
+        let c = g.unary("c", UnaryOp::Exp, h).unwrap();
+        // (1, 3·align): leading dim 1, so each slice is contiguous and aligned.
+        let cat = g.concat("cat", &[a, b, c], Concat { axis: 1 }).unwrap();
+        let y = g.unary("y", UnaryOp::Square, cat).unwrap();
+        let loss = g.sum("loss", y, 1).unwrap();
+        let tr = g.training(loss).unwrap();
+        let outs = [loss, tr.grads[0]];
+        let f = feeds(&g, 31);
+        let run = |fuse: bool| {
+            let c = g
+                .compile_with(
+                    dev,
+                    &outs,
+                    &wgtrain::graph::Options {
+                        fuse,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            for (name, a) in &f {
+                c.set(name, &a.to_f32()).unwrap();
+            }
+            c.step().unwrap();
+            (
+                outs.iter().map(|v| c.read(*v).unwrap()).collect::<Vec<_>>(),
+                c.stats().clone(),
+            )
+        };
+        let ((elided, se), (copied, sc)) = (run(true), run(false));
+        let want = g.eval_reference(&f, &outs).unwrap();
+        for k in 0..outs.len() {
+            assert_close("elided", &elided[k], &want[k].data, 1e-4, 1e-4);
+            assert_close("copied", &copied[k], &want[k].data, 1e-4, 1e-4);
+        }
+        assert!(
+            se.dispatches_per_step < sc.dispatches_per_step,
+            "{se:?} vs {sc:?}"
+        );
+    });
+}

@@ -12,11 +12,13 @@ use futures_intrusive::sync::Semaphore;
 
 use super::autograd::Training;
 use super::fusion::{Fusion, fuse};
+use super::heads::Head;
 use super::memory::{Interval, place};
 use super::{Graph, Op, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::Launch;
+use crate::ops::shape_ops::Concat;
 use crate::tensor::{DType, Tensor};
 use crate::weights::{ParamEntry, ParamLayout};
 
@@ -252,6 +254,51 @@ impl Graph {
                 }
             }
         }
+        // Concat elision: where every input's slice of the output is one contiguous, aligned byte
+        // range (concat along the first axis, or leading dims of size 1), the producers write
+        // straight into the output and the concat costs nothing. Otherwise it copies.
+        let align = device.caps().storage_offset_alignment as u64;
+        let mut slices: HashMap<Value, (Value, u64)> = HashMap::new();
+        let mut elided: Vec<usize> = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Op::Head(Head::Concat(c)) = &node.op else {
+                continue;
+            };
+            let out = Value { node: i, port: 0 };
+            let shape = &node.outputs[0].0;
+            let Ok(axis) = crate::ops::axis::resolve_axis(Concat::OP, c.axis, shape.len()) else {
+                continue;
+            };
+            if !opts.fuse
+                || !live[i]
+                || !life.contains_key(&out)
+                || shape[..axis].iter().product::<usize>() != 1
+            {
+                continue;
+            }
+            let inner: usize = shape[axis + 1..].iter().product();
+            let (mut plan, mut at, mut ok) = (Vec::new(), 0u64, true);
+            for u in &node.inputs {
+                ok &= u.port == 0
+                    && owner(&root, *u) == *u
+                    && life.contains_key(u)
+                    && !slices.contains_key(u)
+                    && !elided.contains(&u.node)
+                    && !plan.iter().any(|(p, _)| p == u)
+                    && at.is_multiple_of(align);
+                plan.push((*u, at));
+                at += (self.nodes[u.node].outputs[0].0[axis] * inner * 4) as u64;
+            }
+            if ok {
+                for (u, b) in plan {
+                    let lu = life.remove(&u).expect("checked above");
+                    let lo = life.get_mut(&out).expect("checked above");
+                    *lo = (lo.0.min(lu.0), lo.1.max(lu.1));
+                    slices.insert(u, (out, b));
+                }
+                elided.push(i);
+            }
+        }
         let mut owned: Vec<Value> = life.keys().copied().collect();
         owned.sort();
         let bytes = |v: Value| {
@@ -292,6 +339,14 @@ impl Graph {
             tensors.insert(
                 v,
                 Tensor::view(device, arena.clone(), placement.offsets[k], s, *dt)?,
+            );
+        }
+        for (u, (out, b)) in &slices {
+            let t = &tensors[out];
+            let shape = &self.nodes[u.node].outputs[0].0;
+            tensors.insert(
+                *u,
+                Tensor::view(device, t.buffer.clone(), t.offset + b, shape, DType::F32)?,
             );
         }
         let mut persistent_bytes = 0;
@@ -387,7 +442,7 @@ impl Graph {
                     limit: max_bindings as u64,
                 });
             }
-            if fusion.absorbed[i] {
+            if fusion.absorbed[i] || elided.contains(&i) {
                 continue;
             }
             let then = fusion.chains.get(&i).map_or(&[][..], |c| &c[..]);
