@@ -578,3 +578,51 @@ fn concat_producers_write_into_their_slice_when_contiguous() {
         );
     });
 }
+
+#[test]
+fn batch_norm_and_relu_fuse_at_inference() {
+    use wgtrain::ops::norm::{BatchNorm, GroupNorm};
+    each_device("norm fusion", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[3, 4, 5, 5]).unwrap();
+        let y = g.batch_norm("bn", x, BatchNorm::default()).unwrap();
+        let y = g.unary("relu", UnaryOp::Relu, y).unwrap();
+        let y = g
+            .group_norm("gn", y, GroupNorm::new(2, 1e-5).unwrap())
+            .unwrap();
+        let y = g
+            .unary("act", UnaryOp::LeakyRelu { alpha: 0.1 }, y)
+            .unwrap();
+        let out = g.sum("out", y, 1).unwrap();
+        let gi = g.for_inference();
+        let mut f = feeds(&gi, 41);
+        let rv = f["bn.running_var"]
+            .data
+            .iter()
+            .map(|v| v.abs() + 0.5)
+            .collect();
+        f.insert("bn.running_var".into(), Array::new(&[4], rv));
+        let run = |fuse: bool| {
+            let c = gi
+                .compile_with(
+                    dev,
+                    &[out],
+                    &wgtrain::graph::Options {
+                        fuse,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            for (name, a) in &f {
+                c.set(name, &a.to_f32()).unwrap();
+            }
+            c.step().unwrap();
+            (c.read(out).unwrap(), c.stats().dispatches_per_step)
+        };
+        let ((fused, df), (plain, dp)) = (run(true), run(false));
+        let want = gi.eval_reference(&f, &[out]).unwrap();
+        assert_close("fused", &fused, &want[0].data, 1e-4, 1e-4);
+        assert_close("plain", &plain, &want[0].data, 1e-4, 1e-4);
+        assert_eq!(dp - df, 2, "both neurons should fold into their norms");
+    });
+}

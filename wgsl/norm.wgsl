@@ -29,6 +29,10 @@ struct Params {
     momentum: f32,   // running-stat update: new = keep · old + momentum · batch
     keep: f32,       // 1 − momentum (computed on the host)
     unbias: f32,     // M / (M − 1): biased → unbiased variance for the running estimate
+    act_len: u32,    // fused post-op (0 = none, 1 = the neuron below) on the forward outputs
+    act_op: u32,
+    act_a: f32,
+    act_b: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -106,7 +110,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         var b = 0.0;
         if ((p.flags & 1u) != 0u) { g = nf_gamma[c]; }
         if ((p.flags & 2u) != 0u) { b = nf_beta[c]; }
-        nf_y[i] = g * (nf_x[i] - mean) * inv + b;
+        nf_y[i] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, g * (nf_x[i] - mean) * inv + b);
     }
     if (lid == 0u) {
         nf_state[k] = mean;
@@ -133,7 +137,8 @@ fn norm_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var b = 0.0;
     if ((p.flags & 1u) != 0u) { g = na_gamma[c]; }
     if ((p.flags & 2u) != 0u) { b = na_beta[c]; }
-    na_y[i] = g * (na_x[i] - na_mean[k]) / sqrt(na_var[p.var_off + k] + p.eps) + b;
+    na_y[i] = post_op(p.act_len, p.act_op, p.act_a, p.act_b,
+                      g * (na_x[i] - na_mean[k]) / sqrt(na_var[p.var_off + k] + p.eps) + b);
 }
 
 @group(0) @binding(1) var<storage, read> nr_state: array<f32>;       // (2, C)

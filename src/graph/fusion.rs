@@ -1,14 +1,15 @@
 //! Fusion: elementwise chains collapse into one dispatch. A unary op whose input is produced by an
 //! elementwise op (unary or broadcasting binary — e.g. the bias add after a conv or FC) and read by
 //! nothing else is folded into that producer's dispatch as a post-op; the folded node's output
-//! then aliases the producer's, and the intermediate never touches memory.
+//! then aliases the producer's, and the intermediate never touches memory. A norm takes one such
+//! neuron too (batch norm + ReLU at inference).
 //!
 //! In a training graph the gradient ops read most intermediates (a neuron's gradient needs its
 //! input), so chains fuse mainly in inference graphs and where no gradient needs the value.
 
 use std::collections::HashMap;
 
-use super::{Graph, Op, Value};
+use super::{Graph, Op, Stateful, Value};
 use crate::kernels::elementwise::{MAX_CHAIN, UnaryOp};
 
 /// The result of the fusion pass over the live nodes.
@@ -39,9 +40,20 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
     for (i, node) in g.nodes.iter().enumerate() {
         let Op::Unary(u) = node.op else { continue };
         let v = node.inputs[0];
-        let producer_ok = matches!(g.nodes[v.node].op, Op::Unary(_) | Op::Binary(_));
         let h = head[v.node];
-        let room = f.chains.get(&h).map_or(0, |c| c.len()) < MAX_CHAIN;
+        let have = f.chains.get(&h).map_or(0, |c| c.len());
+        // Elementwise producers take a chain; norms (batch norm on running statistics at
+        // inference, instance/group/layer norm) take one neuron as their post-op.
+        let (producer_ok, room) = match &g.nodes[h].op {
+            Op::Unary(_) | Op::Binary(_) => (true, have < MAX_CHAIN),
+            Op::Stateful(
+                Stateful::BatchNorm {
+                    training: false, ..
+                }
+                | Stateful::Norm(_),
+            ) => (v.port == 0, have < 1),
+            _ => (false, false),
+        };
         if live[i] && producer_ok && uses.get(&v) == Some(&1) && !outputs.contains(&v) && room {
             f.chains.entry(h).or_default().push(u);
             f.absorbed[i] = true;

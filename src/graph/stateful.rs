@@ -6,6 +6,7 @@ use super::op::Out;
 use super::{Graph, Op, Value};
 use crate::error::{Error, Result};
 use crate::kernels::conv::Prepared;
+use crate::kernels::elementwise::UnaryOp;
 use crate::kernels::{dropout, norm, softmax};
 use crate::ops::dropout::Dropout;
 use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
@@ -94,7 +95,29 @@ impl Stateful {
         })
     }
 
-    pub fn lower(&self, ins: &[&Tensor], outs: &[&Tensor], step: u64) -> Result<Prepared> {
+    /// Lowers to launches; `post` (norms only) is a neuron fused onto the output.
+    pub fn lower(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        step: u64,
+        post: &[UnaryOp],
+    ) -> Result<Prepared> {
+        let fused = post.first().copied();
+        if post.len() > 1
+            || (fused.is_some()
+                && !matches!(
+                    self,
+                    Stateful::BatchNorm {
+                        training: false,
+                        ..
+                    } | Stateful::Norm(_)
+                ))
+        {
+            return Err(Error::Invalid(format!(
+                "{self:?} cannot take the fused post-ops {post:?}"
+            )));
+        }
         let launches = match self {
             Stateful::BatchNorm { op, training: true } => norm::batch_norm_train_launch(
                 op,
@@ -110,7 +133,7 @@ impl Stateful {
                 op,
                 training: false,
             } => {
-                vec![norm::batch_norm_infer_launch(
+                vec![norm::batch_norm_infer_post_launch(
                     op,
                     ins[0],
                     Some(ins[1]),
@@ -118,6 +141,7 @@ impl Stateful {
                     ins[3],
                     ins[4],
                     outs[0],
+                    fused,
                 )?]
             }
             Stateful::BatchNormGrad { op, training: true } => {
@@ -146,13 +170,14 @@ impl Stateful {
                 Some(outs[1]),
                 Some(outs[2]),
             )?,
-            Stateful::Norm(n) => vec![norm::norm_launch(
+            Stateful::Norm(n) => vec![norm::norm_post_launch(
                 n,
                 ins[0],
                 Some(ins[1]),
                 Some(ins[2]),
                 outs[0],
                 outs[1],
+                fused,
             )?],
             Stateful::NormGrad(n) => norm::norm_backward_launch(
                 n,

@@ -8,7 +8,10 @@ use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "elementwise",
-    parts: &[include_str!("../../wgsl/elementwise.wgsl")],
+    parts: &[
+        include_str!("../../wgsl/neuron.wgsl"),
+        include_str!("../../wgsl/elementwise.wgsl"),
+    ],
 };
 
 /// Unary ops. The discriminant order is the op code in `elementwise.wgsl`.

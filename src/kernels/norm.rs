@@ -9,6 +9,7 @@
 //! γ and β are optional (`None` = 1 and 0). An absent one is not read: the kernel's slot is bound
 //! to x, so every entry keeps one fixed binding layout.
 
+use super::elementwise::UnaryOp;
 use super::{Launch, Shader, f, grid_1d};
 use crate::error::{Error, Result, shape_err};
 use crate::ops::axis::fmt_shape;
@@ -17,7 +18,10 @@ use crate::tensor::{Binding, DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "norm",
-    parts: &[include_str!("../../wgsl/norm.wgsl")],
+    parts: &[
+        include_str!("../../wgsl/neuron.wgsl"),
+        include_str!("../../wgsl/norm.wgsl"),
+    ],
 };
 
 /// Invocations per workgroup of every norm kernel (`WG` in the shader).
@@ -113,7 +117,21 @@ impl Layout {
             f(momentum),
             f((1.0 - momentum as f64) as f32),
             f(unbias as f32),
+            0,
+            0,
+            0,
+            0,
         ]);
+        w
+    }
+
+    /// `params` with a fused post-op neuron applied to the forward output.
+    fn params_post(&self, flags: u32, eps: f32, post: Option<UnaryOp>) -> Vec<u32> {
+        let mut w = self.params(flags, 0, eps, 0.0);
+        if let Some(op) = post {
+            let (code, a, b) = op.code();
+            w[14..18].copy_from_slice(&[1, code, f(a), f(b)]);
+        }
         w
     }
 }
@@ -175,6 +193,7 @@ fn stats_forward_launch(
     y: &Tensor,
     state: &Tensor,
     state_shape: &[usize],
+    post: Option<UnaryOp>,
 ) -> Result<Launch> {
     x.expect_dtype(op, DType::F32)?;
     too_big(op, x)?;
@@ -185,7 +204,7 @@ fn stats_forward_launch(
         &SHADER,
         "norm_forward",
         &[],
-        &lay.params(flags, 0, eps, 0.0),
+        &lay.params_post(flags, eps, post),
         &[x.buffer(), g, b, y.buffer(), state.buffer()],
         grid_1d(lay.groups, 1),
     )
@@ -362,7 +381,7 @@ pub fn batch_norm_train_launch(
     bn.check_training(&x.shape)?;
     let op = BatchNorm::OP;
     let sshape = batch_norm_state_shape(&x.shape);
-    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape)?;
+    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, None)?;
     let run = x.device.launch(
         &SHADER,
         "norm_running",
@@ -416,6 +435,21 @@ pub fn batch_norm_infer_launch(
     running_var: &Tensor,
     y: &Tensor,
 ) -> Result<Launch> {
+    batch_norm_infer_post_launch(bn, x, gamma, beta, running_mean, running_var, y, None)
+}
+
+/// `batch_norm_infer_launch` with a neuron fused onto the output (batch norm + ReLU at inference).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_infer_post_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Launch> {
     let (lay, _) = bn_check(bn, x, gamma, beta)?;
     bn_check_running(bn, x, running_mean, running_var)?;
     too_big(BatchNorm::OP, x)?;
@@ -425,7 +459,7 @@ pub fn batch_norm_infer_launch(
         &SHADER,
         "norm_apply",
         &[],
-        &lay.params(flags, 0, bn.eps, 0.0),
+        &lay.params_post(flags, bn.eps, post),
         &[
             x.buffer(),
             g,
@@ -667,8 +701,32 @@ pub fn norm_launch(
     y: &Tensor,
     state: &Tensor,
 ) -> Result<Launch> {
+    norm_post_launch(op, x, gamma, beta, y, state, None)
+}
+
+/// `norm_launch` with a neuron fused onto the output (the graph's norm + neuron fusion).
+pub fn norm_post_launch(
+    op: &Norm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    y: &Tensor,
+    state: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Launch> {
     let (lay, _, sshape) = op.check_tensors(x, gamma, beta)?;
-    stats_forward_launch(op.name(), &lay, op.eps(), x, gamma, beta, y, state, &sshape)
+    stats_forward_launch(
+        op.name(),
+        &lay,
+        op.eps(),
+        x,
+        gamma,
+        beta,
+        y,
+        state,
+        &sshape,
+        post,
+    )
 }
 
 /// Prepares the backward from the forward's `state`: dx through the statistics, and dγ, dβ
