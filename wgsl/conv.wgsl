@@ -28,7 +28,7 @@ struct Params {
     cout_g: u32,    // C_out / groups
     has_bias: u32,  // epilogue adds bias[channel] (forward-type modules)
     splits: u32,    // split-K factor (weight gradient)
-    k_chunk: u32,   // K per split, a multiple of 16 (weight gradient)
+    k_chunk: u32,   // K per split, a multiple of the GEMM's K step (weight gradient)
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,

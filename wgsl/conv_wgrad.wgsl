@@ -1,19 +1,20 @@
-// Convolution weight gradient as an implicit GEMM with split-K:
-//   M = C_out/g, N = (C_in/g)·kh·kw, K = N·OH·OW (every output pixel of every sample),
-//   A = dy of the group as (C_out/g, N·OH·OW), B = im2col(x)ᵀ.
-// K is long and M·N small (64×576 for a ResNet 3×3), so K is split over workgroup z, which
-// holds group · splits + split; each split writes its partial dw to its own slab of `wout`
-// (splits, C_out, C_in/g·kh·kw), summed afterwards by reduce.wgsl (deterministic, no atomics).
-// With one split `wout` is dw itself.
+// Convolution weight gradient as an implicit GEMM with split-K, computing dwᵀ of the group:
+//   M = (C_in/g)·kh·kw, N = C_out/g, K = N·OH·OW (every output pixel of every sample),
+//   A = im2col(x)ᵀ, B = dyᵀ of the group as (N·OH·OW, C_out/g), stored transposed into dw.
+// (Transposed so the long side of the small output — 576×64 for a ResNet 3×3 — is M, the side
+// the GEMM tile is tallest along.)
+// K is long and M·N small, so K is split over workgroup z, which holds group · splits + split;
+// each split writes its partial dw to its own slab of `wout` (splits, C_out, C_in/g·kh·kw),
+// summed afterwards by reduce.wgsl (deterministic, no atomics). With one split `wout` is dw itself.
 
 @group(0) @binding(1) var<storage, read> gx: array<f32>;         // (N, C_in, H, W)
 @group(0) @binding(2) var<storage, read> gdy: array<f32>;        // (N, C_out, OH, OW)
 @group(0) @binding(3) var<storage, read_write> wout: array<f32>; // (splits, C_out, C_in/g, kh, kw)
 
-fn gemm_m() -> u32 { return p.cout_g; }
-fn gemm_n() -> u32 { return p.cin_g * p.kh * p.kw; }
+fn gemm_m() -> u32 { return p.cin_g * p.kh * p.kw; }
+fn gemm_n() -> u32 { return p.cout_g; }
 fn gemm_k() -> u32 { return p.k_chunk; }
-// dy planes are contiguous along the output pixels; so are x rows along k (stride 1).
+// x rows are contiguous along the output pixels k (stride 1); so are dy planes.
 fn a_k_fastest() -> bool { return true; }
 fn b_n_fastest() -> bool { return false; }
 
@@ -24,26 +25,28 @@ fn global_k(z: u32, k: u32) -> u32 {
     return kg;
 }
 
+// im2col(x)ᵀ: tap `m` of output pixel `k`.
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
     let kg = global_k(z, k);
     if (m >= gemm_m() || kg == 0xffffffffu) { return 0.0; }
-    let g = z / p.splits;
-    let ohw = p.oh * p.ow;
-    let n = kg / ohw;
-    let pix = kg - n * ohw;
-    return gdy[(n * p.cout + g * p.cout_g + m) * ohw + pix];
+    let i = x_tap(z / p.splits, kg, m);
+    if (i < 0) { return 0.0; }
+    return gx[u32(i)];
 }
 
+// dy of output channel `n` of the group at output pixel `k`.
 fn load_b(z: u32, k: u32, n: u32) -> f32 {
     let kg = global_k(z, k);
     if (n >= gemm_n() || kg == 0xffffffffu) { return 0.0; }
-    let i = x_tap(z / p.splits, kg, n);
-    if (i < 0) { return 0.0; }
-    return gx[u32(i)];
+    let g = z / p.splits;
+    let ohw = p.oh * p.ow;
+    let img = kg / ohw;
+    let pix = kg - img * ohw;
+    return gdy[(img * p.cout + g * p.cout_g + n) * ohw + pix];
 }
 
 fn store_c(z: u32, m: u32, n: u32, acc: f32) {
     let g = z / p.splits;
     let s = z % p.splits;
-    wout[(s * p.cout + g * p.cout_g + m) * gemm_n() + n] = acc;
+    wout[(s * p.cout + g * p.cout_g + n) * gemm_m() + m] = acc;
 }
