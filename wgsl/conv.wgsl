@@ -36,25 +36,35 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// Flat index into x (N, C_in, H, W) read by output pixel `m` = (n, oy, ox) at tap `k` =
-// (icg, ky, kx) of group `g`, or -1 where the tap falls in the padding (it reads zero).
-// The implicit im2col matrix: rows are output pixels, columns are (C_in/g)·kh·kw taps.
-fn x_tap(g: u32, m: u32, k: u32) -> i32 {
+// Tap `k` of the implicit im2col matrix as (icg, ky, kx): columns are (C_in/g)·kh·kw taps.
+fn tap_of(k: u32) -> vec3<u32> {
+    let khw = p.kh * p.kw;
+    let icg = k / khw;
+    let t = k - icg * khw;
+    let ky = t / p.kw;
+    return vec3<u32>(icg, ky, t - ky * p.kw);
+}
+
+// Flat index into x (N, C_in, H, W) read by output pixel `m` = (n, oy, ox) at tap (icg, ky, kx)
+// of group `g`, or -1 where the tap falls in the padding (it reads zero). The pixel part depends
+// on `m` only, the tap part on `tap` only: a loader calling this for several pixels and one tap
+// (or the reverse) shares the divisions, and those of an index fixed over the K loop are hoisted.
+fn x_index(g: u32, m: u32, tap: vec3<u32>) -> i32 {
     let ohw = p.oh * p.ow;
     let n = m / ohw;
     let pix = m - n * ohw;
     let oy = pix / p.ow;
     let ox = pix - oy * p.ow;
-    let khw = p.kh * p.kw;
-    let icg = k / khw;
-    let t = k - icg * khw;
-    let ky = t / p.kw;
-    let kx = t - ky * p.kw;
-    let iy = i32(oy * p.sh + ky * p.dh) - i32(p.pad_t);
-    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pad_l);
+    let iy = i32(oy * p.sh + tap.y * p.dh) - i32(p.pad_t);
+    let ix = i32(ox * p.sw + tap.z * p.dw) - i32(p.pad_l);
     if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
         return -1;
     }
-    let c = g * p.cin_g + icg;
+    let c = g * p.cin_g + tap.x;
     return i32(((n * p.cin + c) * p.h + u32(iy)) * p.w + u32(ix));
+}
+
+// The same for tap index `k`: the implicit im2col matrix, rows output pixels, columns taps.
+fn x_tap(g: u32, m: u32, k: u32) -> i32 {
+    return x_index(g, m, tap_of(k));
 }

@@ -26,23 +26,51 @@ fn tap_source(i: u32, k: u32, s: u32, d: u32, pad: u32, out_len: u32) -> i32 {
     return i32(o);
 }
 
-fn load_a(g: u32, m: u32, k: u32) -> f32 {
-    if (m >= gemm_m() || k >= gemm_k()) { return 0.0; }
+// dy read by input pixel `m` through tap (ocg, ky, kx) of group `g`, or 0.
+fn dy_at(g: u32, m: u32, tap: vec3<u32>) -> f32 {
+    if (m >= gemm_m()) { return 0.0; }
     let hw = p.h * p.w;
     let n = m / hw;
     let pix = m - n * hw;
     let iy = pix / p.w;
     let ix = pix - iy * p.w;
-    let khw = p.kh * p.kw;
-    let ocg = k / khw;
-    let t = k - ocg * khw;
-    let ky = t / p.kw;
-    let kx = t - ky * p.kw;
-    let oy = tap_source(iy, ky, p.sh, p.dh, p.pad_t, p.oh);
-    let ox = tap_source(ix, kx, p.sw, p.dw, p.pad_l, p.ow);
+    let oy = tap_source(iy, tap.y, p.sh, p.dh, p.pad_t, p.oh);
+    let ox = tap_source(ix, tap.z, p.sw, p.dw, p.pad_l, p.ow);
     if (oy < 0 || ox < 0) { return 0.0; }
-    let oc = g * p.cout_g + ocg;
+    let oc = g * p.cout_g + tap.x;
     return ddy[((n * p.cout + oc) * p.oh + u32(oy)) * p.ow + u32(ox)];
+}
+
+// dy read by input pixel `m` through tap (ocg, ky, kx), stride 1: no divisibility check.
+fn dy_at_s1(g: u32, m: u32, tap: vec3<u32>) -> f32 {
+    if (m >= gemm_m()) { return 0.0; }
+    let hw = p.h * p.w;
+    let n = m / hw;
+    let pix = m - n * hw;
+    let iy = pix / p.w;
+    let ix = pix - iy * p.w;
+    let oy = i32(iy + p.pad_t) - i32(tap.y * p.dh);
+    let ox = i32(ix + p.pad_l) - i32(tap.z * p.dw);
+    if (oy < 0 || ox < 0 || oy >= i32(p.oh) || ox >= i32(p.ow)) { return 0.0; }
+    let oc = g * p.cout_g + tap.x;
+    return ddy[((n * p.cout + oc) * p.oh + u32(oy)) * p.ow + u32(ox)];
+}
+
+fn load_a(g: u32, m: u32, k: u32) -> f32 {
+    if (k >= gemm_k()) { return 0.0; }
+    return dy_at(g, m, tap_of(k));
+}
+
+// Four input pixels at one tap: the tap is decomposed once.
+fn load_a4(g: u32, m: u32, k: u32) -> vec4<f32> {
+    if (k >= gemm_k()) { return vec4<f32>(0.0); }
+    let tap = tap_of(k);
+    if (p.sh == 1u && p.sw == 1u) {
+        return vec4<f32>(dy_at_s1(g, m, tap), dy_at_s1(g, m + 1u, tap), dy_at_s1(g, m + 2u, tap),
+                         dy_at_s1(g, m + 3u, tap));
+    }
+    return vec4<f32>(dy_at(g, m, tap), dy_at(g, m + 1u, tap), dy_at(g, m + 2u, tap),
+                     dy_at(g, m + 3u, tap));
 }
 
 fn load_b(g: u32, k: u32, n: u32) -> f32 {
@@ -51,6 +79,20 @@ fn load_b(g: u32, k: u32, n: u32) -> f32 {
     let ocg = k / khw;
     let t = k - ocg * khw;
     return dgw[((g * p.cout_g + ocg) * p.cin_g + n) * khw + t];
+}
+
+// Four input channels at one tap: weight entries strided by kh·kw.
+fn load_b4(g: u32, k: u32, n: u32) -> vec4<f32> {
+    if (k >= gemm_k() || n >= gemm_n()) { return vec4<f32>(0.0); }
+    if (n + 3u >= gemm_n()) {
+        return vec4<f32>(load_b(g, k, n), load_b(g, k, n + 1u), load_b(g, k, n + 2u),
+                         load_b(g, k, n + 3u));
+    }
+    let khw = p.kh * p.kw;
+    let ocg = k / khw;
+    let t = k - ocg * khw;
+    let i = ((g * p.cout_g + ocg) * p.cin_g + n) * khw + t;
+    return vec4<f32>(dgw[i], dgw[i + khw], dgw[i + 2u * khw], dgw[i + 3u * khw]);
 }
 
 fn store_c(g: u32, m: u32, n: u32, acc: f32) {

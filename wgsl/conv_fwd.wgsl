@@ -28,6 +28,33 @@ fn load_b(g: u32, k: u32, n: u32) -> f32 {
     return fw[(g * p.cout_g + n) * gemm_k() + k];
 }
 
+fn x_at(g: u32, m: u32, tap: vec3<u32>) -> f32 {
+    if (m >= gemm_m()) { return 0.0; }
+    let i = x_index(g, m, tap);
+    if (i < 0) { return 0.0; }
+    return fx[u32(i)];
+}
+
+// Four output pixels at one tap: the tap is decomposed once.
+fn load_a4(g: u32, m: u32, k: u32) -> vec4<f32> {
+    if (k >= gemm_k()) { return vec4<f32>(0.0); }
+    let tap = tap_of(k);
+    return vec4<f32>(x_at(g, m, tap), x_at(g, m + 1u, tap), x_at(g, m + 2u, tap),
+                     x_at(g, m + 3u, tap));
+}
+
+// Four output channels at one tap: weight rows strided by K.
+fn load_b4(g: u32, k: u32, n: u32) -> vec4<f32> {
+    let kk = gemm_k();
+    if (k >= kk || n >= gemm_n()) { return vec4<f32>(0.0); }
+    if (n + 3u >= gemm_n()) {
+        return vec4<f32>(load_b(g, k, n), load_b(g, k, n + 1u), load_b(g, k, n + 2u),
+                         load_b(g, k, n + 3u));
+    }
+    let i = (g * p.cout_g + n) * kk + k;
+    return vec4<f32>(fw[i], fw[i + kk], fw[i + 2u * kk], fw[i + 3u * kk]);
+}
+
 fn store_c(g: u32, m: u32, n: u32, acc: f32) {
     let oc = g * p.cout_g + n;
     let ohw = p.oh * p.ow;

@@ -45,6 +45,46 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
     return gdy[(img * p.cout + g * p.cout_g + n) * ohw + pix];
 }
 
+// Four taps at one output pixel: the pixel is decomposed once, the taps (fixed per invocation
+// over the K loop) are loop invariants.
+fn load_a4(z: u32, m: u32, k: u32) -> vec4<f32> {
+    let kg = global_k(z, k);
+    if (m >= gemm_m() || kg == 0xffffffffu) { return vec4<f32>(0.0); }
+    let g = z / p.splits;
+    var v = vec4<f32>(0.0);
+    let i0 = x_index(g, kg, tap_of(m));
+    if (i0 >= 0) { v.x = gx[u32(i0)]; }
+    if (m + 1u < gemm_m()) {
+        let i = x_index(g, kg, tap_of(m + 1u));
+        if (i >= 0) { v.y = gx[u32(i)]; }
+    }
+    if (m + 2u < gemm_m()) {
+        let i = x_index(g, kg, tap_of(m + 2u));
+        if (i >= 0) { v.z = gx[u32(i)]; }
+    }
+    if (m + 3u < gemm_m()) {
+        let i = x_index(g, kg, tap_of(m + 3u));
+        if (i >= 0) { v.w = gx[u32(i)]; }
+    }
+    return v;
+}
+
+// Four output channels at one output pixel: dy planes strided by OH·OW.
+fn load_b4(z: u32, k: u32, n: u32) -> vec4<f32> {
+    let kg = global_k(z, k);
+    if (n >= gemm_n() || kg == 0xffffffffu) { return vec4<f32>(0.0); }
+    if (n + 3u >= gemm_n()) {
+        return vec4<f32>(load_b(z, k, n), load_b(z, k, n + 1u), load_b(z, k, n + 2u),
+                         load_b(z, k, n + 3u));
+    }
+    let g = z / p.splits;
+    let ohw = p.oh * p.ow;
+    let img = kg / ohw;
+    let pix = kg - img * ohw;
+    let i = (img * p.cout + g * p.cout_g + n) * ohw + pix;
+    return vec4<f32>(gdy[i], gdy[i + ohw], gdy[i + 2u * ohw], gdy[i + 3u * ohw]);
+}
+
 fn store_c(z: u32, m: u32, n: u32, acc: f32) {
     let g = z / p.splits;
     let s = z % p.splits;

@@ -42,6 +42,38 @@ fn load_b(batch: u32, k: u32, n: u32) -> f32 {
     return mat_b[batch * p.b_stride + idx];
 }
 
+// A(m..m+3, k): rows strided by K (or consecutive when ta), one bounds check when all inside.
+fn load_a4(batch: u32, m: u32, k: u32) -> vec4<f32> {
+    if (k >= p.k || m >= p.m) { return vec4<f32>(0.0); }
+    if (m + 3u >= p.m) {
+        return vec4<f32>(load_a(batch, m, k), load_a(batch, m + 1u, k),
+                         load_a(batch, m + 2u, k), load_a(batch, m + 3u, k));
+    }
+    var idx = batch * p.a_stride + m * p.k + k;
+    var step = p.k;
+    if (p.ta != 0u) {
+        idx = batch * p.a_stride + k * p.m + m;
+        step = 1u;
+    }
+    return vec4<f32>(mat_a[idx], mat_a[idx + step], mat_a[idx + 2u * step], mat_a[idx + 3u * step]);
+}
+
+// B(k, n..n+3): consecutive (or rows strided by K when tb).
+fn load_b4(batch: u32, k: u32, n: u32) -> vec4<f32> {
+    if (k >= p.k || n >= p.n) { return vec4<f32>(0.0); }
+    if (n + 3u >= p.n) {
+        return vec4<f32>(load_b(batch, k, n), load_b(batch, k, n + 1u),
+                         load_b(batch, k, n + 2u), load_b(batch, k, n + 3u));
+    }
+    var idx = batch * p.b_stride + k * p.n + n;
+    var step = 1u;
+    if (p.tb != 0u) {
+        idx = batch * p.b_stride + n * p.k + k;
+        step = p.k;
+    }
+    return vec4<f32>(mat_b[idx], mat_b[idx + step], mat_b[idx + 2u * step], mat_b[idx + 3u * step]);
+}
+
 fn store_c(batch: u32, m: u32, n: u32, acc: f32) {
     let idx = batch * p.c_stride + m * p.n + n;
     var v = p.alpha * acc;

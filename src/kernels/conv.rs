@@ -67,8 +67,8 @@ pub static BIAS: Shader = Shader {
 
 /// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU several times.
 const WGRAD_TARGET_GROUPS: usize = 512;
-/// K step of `gemm_core.wgsl`: the weight gradient's K chunks are a multiple of it.
-const GEMM_BK: usize = 8;
+/// Two K steps of `gemm_core.wgsl` (its loop's unit): the weight gradient's K chunks are a multiple.
+const GEMM_K_UNIT: usize = 16;
 /// Smallest K per split: below this the partial sums cost more than they save.
 const WGRAD_MIN_CHUNK: usize = 64;
 
@@ -219,7 +219,7 @@ fn wgrad_split(g: &ConvGeometry) -> (usize, usize) {
         .min(k.div_ceil(WGRAD_MIN_CHUNK))
         .min(65_535 / g.groups)
         .max(1);
-    let chunk = k.div_ceil(want).div_ceil(GEMM_BK) * GEMM_BK;
+    let chunk = k.div_ceil(want).div_ceil(GEMM_K_UNIT) * GEMM_K_UNIT;
     (k.div_ceil(chunk), chunk)
 }
 
