@@ -1,14 +1,17 @@
 // The tiled GEMM main loop shared by matmul and the implicit-GEMM convolutions.
 // C(M, N) = sum_k A(M, K) · B(K, N) per batch (workgroup z). The including module supplies:
 //   gemm_m(), gemm_n(), gemm_k()               problem size
-//   load_a(batch, m, k), load_b(batch, k, n)   operands, 0 outside the problem
-//   load_a4(batch, m, k)   = (A(m, k), A(m+1, k), A(m+2, k), A(m+3, k)), 0 outside the problem
-//   load_b4(batch, k, n)   = (B(k, n), B(k, n+1), B(k, n+2), B(k, n+3)), 0 outside the problem
+//   load_a(batch, m, k), load_b(batch, k, n)   the operands' scalar meaning, 0 outside the problem
 //   a_k_fastest(), b_n_fastest()               which index is contiguous in memory (for coalescing)
 //   store_c(batch, m, n, acc)                  the epilogue (bias, accumulate, scatter, ...)
-// The main loop stages through load_a4/load_b4 only: four values that share one K index, so a
-// loader decomposes k (a convolution tap, say) once per four values and checks bounds once.
-// load_a/load_b define the meaning (load_a4 must equal four load_a) and serve edge cases.
+// and the vector loaders the main loop stages through, each split into a half fixed over the K
+// loop (prepared once per invocation) and a half per K step:
+//   type ARows, a_rows(batch, m) -> ARows      rows m..m+3
+//   load_a4(batch, rows, k) -> vec4<f32>       (load_a(batch, m + i, k))_{i<4}
+//   type BCols, b_cols(batch, n) -> BCols      columns n..n+3
+//   load_b4(batch, k, cols) -> vec4<f32>       (load_b(batch, k, n + i))_{i<4}
+// so a loader decomposes k (a convolution tap, say) once per four values and m or n (an output
+// pixel) once per kernel, not per element.
 //
 // Two entry points, 256 invocations each, K in steps of BK = 8:
 //   gemm       128×64 outputs per workgroup, 8×4 per invocation  (grid ceil(N/64),  ceil(M/128))
@@ -51,10 +54,10 @@ fn stage_unit(w_fastest: bool, width: u32, lid: u32) -> vec2<u32> {
     return vec2<u32>(4u * (lid / BK), lid % BK);
 }
 
-fn fetch(batch: u32, m0: u32, n0: u32, k0: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
-    pa = load_a4(batch, m0 + au.x, k0 + au.y);
+fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
+    pa = load_a4(batch, ar, k0 + au.y);
     if (has_b) {
-        pb = load_b4(batch, k0 + bu.y, n0 + bu.x);
+        pb = load_b4(batch, k0 + bu.y, bc);
     }
 }
 
@@ -150,16 +153,18 @@ fn gemm_main(wid: vec3<u32>, lid: u32, wide: bool) {
     let bu = stage_unit(b_n_fastest(), bn, lid);
     // The narrow B tile has 128 staging units.
     let has_b = wide || lid < 128u;
+    let ar = a_rows(batch, m0 + au.x);
+    let bc = b_cols(batch, n0 + bu.x);
     acc = array<vec4<f32>, 16>();
     let kdim = gemm_k();
 
-    fetch(batch, m0, n0, 0u, au, bu, has_b);
+    fetch(batch, ar, bc, 0u, au, bu, has_b);
     stash(0u, au, bu, has_b);
     workgroupBarrier();
     // Two K steps per iteration, one per shared buffer. Loads past K read zeros (the loaders'
     // contract), so the last fetch needs no branch.
     for (var k0 = 0u; k0 < kdim; k0 = k0 + 2u * BK) {
-        fetch(batch, m0, n0, k0 + BK, au, bu, has_b);
+        fetch(batch, ar, bc, k0 + BK, au, bu, has_b);
         mac_step(0u, ty, tx, wide);
         // Buffer 1 was last read before the previous barrier: free to overwrite.
         stash(1u, au, bu, has_b);
@@ -167,7 +172,7 @@ fn gemm_main(wid: vec3<u32>, lid: u32, wide: bool) {
         if (k0 + BK >= kdim) {
             break;
         }
-        fetch(batch, m0, n0, k0 + 2u * BK, au, bu, has_b);
+        fetch(batch, ar, bc, k0 + 2u * BK, au, bu, has_b);
         mac_step(1u, ty, tx, wide);
         stash(0u, au, bu, has_b);
         workgroupBarrier();

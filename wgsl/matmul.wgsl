@@ -28,6 +28,7 @@ fn gemm_k() -> u32 { return p.k; }
 fn a_k_fastest() -> bool { return p.ta == 0u; }
 fn b_n_fastest() -> bool { return p.tb == 0u; }
 
+// The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
 fn load_a(batch: u32, m: u32, k: u32) -> f32 {
     if (m >= p.m || k >= p.k) { return 0.0; }
     var idx = m * p.k + k;
@@ -42,36 +43,57 @@ fn load_b(batch: u32, k: u32, n: u32) -> f32 {
     return mat_b[batch * p.b_stride + idx];
 }
 
-// A(m..m+3, k): rows strided by K (or consecutive when ta), one bounds check when all inside.
-fn load_a4(batch: u32, m: u32, k: u32) -> vec4<f32> {
-    if (k >= p.k || m >= p.m) { return vec4<f32>(0.0); }
-    if (m + 3u >= p.m) {
-        return vec4<f32>(load_a(batch, m, k), load_a(batch, m + 1u, k),
-                         load_a(batch, m + 2u, k), load_a(batch, m + 3u, k));
-    }
-    var idx = batch * p.a_stride + m * p.k + k;
-    var step = p.k;
-    if (p.ta != 0u) {
-        idx = batch * p.a_stride + k * p.m + m;
-        step = 1u;
-    }
-    return vec4<f32>(mat_a[idx], mat_a[idx + step], mat_a[idx + 2u * step], mat_a[idx + 3u * step]);
+// Four consecutive rows (or columns) of an operand, fixed over the K loop: element (i, k) is at
+// idx + i·step + k·kstep for i < valid (the lines inside the problem).
+struct Lines {
+    idx: u32,
+    step: u32,
+    kstep: u32,
+    valid: u32,
+}
+alias ARows = Lines;
+alias BCols = Lines;
+
+fn a_rows(batch: u32, m: u32) -> Lines {
+    let base = batch * p.a_stride;
+    let valid = select(0u, min(p.m - m, 4u), m < p.m);
+    if (p.ta != 0u) { return Lines(base + m, 1u, p.m, valid); }
+    return Lines(base + m * p.k, p.k, 1u, valid);
 }
 
-// B(k, n..n+3): consecutive (or rows strided by K when tb).
-fn load_b4(batch: u32, k: u32, n: u32) -> vec4<f32> {
-    if (k >= p.k || n >= p.n) { return vec4<f32>(0.0); }
-    if (n + 3u >= p.n) {
-        return vec4<f32>(load_b(batch, k, n), load_b(batch, k, n + 1u),
-                         load_b(batch, k, n + 2u), load_b(batch, k, n + 3u));
+fn b_cols(batch: u32, n: u32) -> Lines {
+    let base = batch * p.b_stride;
+    let valid = select(0u, min(p.n - n, 4u), n < p.n);
+    if (p.tb != 0u) { return Lines(base + n * p.k, p.k, 1u, valid); }
+    return Lines(base + n, 1u, p.n, valid);
+}
+
+// A(m..m+3, k) = four load_a.
+fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
+    if (k >= p.k) { return vec4<f32>(0.0); }
+    let i = r.idx + k * r.kstep;
+    if (r.valid == 4u) {
+        return vec4<f32>(mat_a[i], mat_a[i + r.step], mat_a[i + 2u * r.step], mat_a[i + 3u * r.step]);
     }
-    var idx = batch * p.b_stride + k * p.n + n;
-    var step = 1u;
-    if (p.tb != 0u) {
-        idx = batch * p.b_stride + n * p.k + k;
-        step = p.k;
+    var v = vec4<f32>(0.0);
+    if (r.valid > 0u) { v.x = mat_a[i]; }
+    if (r.valid > 1u) { v.y = mat_a[i + r.step]; }
+    if (r.valid > 2u) { v.z = mat_a[i + 2u * r.step]; }
+    return v;
+}
+
+// B(k, n..n+3) = four load_b.
+fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
+    if (k >= p.k) { return vec4<f32>(0.0); }
+    let i = c.idx + k * c.kstep;
+    if (c.valid == 4u) {
+        return vec4<f32>(mat_b[i], mat_b[i + c.step], mat_b[i + 2u * c.step], mat_b[i + 3u * c.step]);
     }
-    return vec4<f32>(mat_b[idx], mat_b[idx + step], mat_b[idx + 2u * step], mat_b[idx + 3u * step]);
+    var v = vec4<f32>(0.0);
+    if (c.valid > 0u) { v.x = mat_b[i]; }
+    if (c.valid > 1u) { v.y = mat_b[i + c.step]; }
+    if (c.valid > 2u) { v.z = mat_b[i + 2u * c.step]; }
+    return v;
 }
 
 fn store_c(batch: u32, m: u32, n: u32, acc: f32) {
