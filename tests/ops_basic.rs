@@ -215,13 +215,18 @@ fn matmul_all_transposes_awkward_shapes() {
 }
 
 /// Both entries of `gemm_core.wgsl` (128×64 and 128×128 tiles) on shapes that cut every tile,
-/// its 64-column halves and the K step (8): a batch large enough that the wide entry is chosen.
+/// its 64-column halves and the K step (8): a batch large enough that the wide entry is chosen,
+/// and a grid of 9 tile rows (the workgroup order walks groups of 8 rows, the last one partial).
 #[test]
 fn batched_matmul_both_tile_widths() {
     each_device("matmul tile widths", |dev| {
-        for (bt, m, k, n) in [(64, 130, 37, 200), (2, 129, 9, 63)] {
+        for (bt, m, k, n, want_entry) in [
+            (64, 130, 37, 200, "gemm_wide"),
+            (2, 129, 9, 63, "gemm"),
+            (1, 1100, 5, 130, "gemm"),
+        ] {
             let entry = matmul::gemm_grid(m, n, bt).0;
-            assert_eq!(entry, if n > 64 { "gemm_wide" } else { "gemm" });
+            assert_eq!(entry, want_entry);
             let a = rounded(&Array::seeded(&[bt, m, k], 54));
             let b = rounded(&Array::seeded(&[bt, k, n], 55));
             let slice = |x: &Array, i: usize, r: usize, c: usize| {
