@@ -216,7 +216,7 @@ fn matmul_all_transposes_awkward_shapes() {
 
 /// Both entries of `gemm_core.wgsl` (128×64 and 128×128 tiles) on shapes that cut every tile,
 /// its 64-column halves and the K step (8): a batch large enough that the wide entry is chosen,
-/// and a grid of 9 tile rows (the workgroup order walks groups of 8 rows, the last one partial).
+/// and a tall grid of narrow tiles.
 #[test]
 fn batched_matmul_both_tile_widths() {
     each_device("matmul tile widths", |dev| {

@@ -142,26 +142,11 @@ fn store_half(batch: u32, m: u32, n: u32, c: u32) {
     }
 }
 
-// Workgroup (x, y) of an nwg.x × nwg.y grid → its output tile (column, row): consecutive
-// workgroups walk groups of GROUP_M tile rows column by column, so those running together share
-// panels of A and B in the L2 cache (a bijection, for any grid).
-const GROUP_M: u32 = 8u;
-
-fn tile_of(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
-    let id = wid.x + wid.y * nwg.x;
-    let per_group = GROUP_M * nwg.x;
-    let first = (id / per_group) * GROUP_M;
-    let rows = min(nwg.y - first, GROUP_M);
-    let j = id % per_group;
-    return vec2<u32>(j / rows, first + j % rows);
-}
-
-fn gemm_main(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wide: bool) {
+fn gemm_main(wid: vec3<u32>, lid: u32, wide: bool) {
     let batch = wid.z;
     let bn = select(64u, 128u, wide);
-    let tile = tile_of(wid, nwg);
-    let m0 = tile.y * BM;
-    let n0 = tile.x * bn;
+    let m0 = wid.y * BM;
+    let n0 = wid.x * bn;
     let tx = lid % 16u;
     let ty = lid / 16u;
     let au = stage_unit(!a_k_fastest(), BM, lid);
@@ -201,13 +186,11 @@ fn gemm_main(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wide: bool) {
 }
 
 @compute @workgroup_size(256, 1, 1)
-fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, nwg, lid, false);
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    gemm_main(wid, lid, false);
 }
 
 @compute @workgroup_size(256, 1, 1)
-fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, nwg, lid, true);
+fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    gemm_main(wid, lid, true);
 }
