@@ -19,7 +19,8 @@
 // Invocation lid = 16·ty + tx owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3 and columns 4tx..4tx+3
 // (and 64+4tx..64+4tx+3 when wide), so it reads the shared tiles as vec4s (A: a broadcast, B:
 // consecutive vec4s). Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered,
-// each K row padded by one vec4 so that transposed stores (k-fastest operands) hit distinct banks.
+// each K row padded by one vec4 so that transposed stores (k-fastest operands) hit distinct banks
+// (16.5 KiB of workgroup memory in all, within lavapipe's 32 KiB).
 // The next K step is fetched into registers while the current one is multiplied, and one barrier
 // ends each step. Every invocation stages one vec4 of A and (wide, or lid < 128) one of B: four
 // consecutive m (n) at one k; consecutive invocations take consecutive addresses of the operand's
