@@ -59,6 +59,12 @@ fn main() -> wgtrain::Result<()> {
     let bwd = conv::backward_launches(&op, &x, &w, &dy, &grads)?;
     let t_fwd = time(&dev, &fwd.launches)?;
     let t_bwd = time(&dev, &bwd.launches)?;
+    // Each backward dispatch alone (in order: data gradient, weight gradient [, split-K sum], bias).
+    let mut parts = Vec::new();
+    for i in 0..bwd.launches.len() {
+        let l = &bwd.launches[i..i + 1];
+        parts.push(format!("{:?} {:.3} ms", l[0], time(&dev, l)? * 1e3));
+    }
 
     // Check the answers so a fast wrong kernel cannot pass. Interior pixels see all 9 taps.
     let at = |t: &Tensor, i: usize| t.to_f32().map(|v| v[i]);
@@ -97,5 +103,6 @@ fn main() -> wgtrain::Result<()> {
         t_bwd * 1e3,
         2.0 * flop / t_bwd / 1e9
     );
+    println!("\nbackward dispatches: {}", parts.join(", "));
     Ok(())
 }

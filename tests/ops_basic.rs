@@ -214,6 +214,58 @@ fn matmul_all_transposes_awkward_shapes() {
     });
 }
 
+/// Both entries of `gemm_core.wgsl` (128×64 and 128×128 tiles) on shapes that cut every tile,
+/// its 64-column halves and the K step (8): a batch large enough that the wide entry is chosen,
+/// and a tall grid of narrow tiles.
+#[test]
+fn batched_matmul_both_tile_widths() {
+    each_device("matmul tile widths", |dev| {
+        for (bt, m, k, n, want_entry) in [
+            (64, 130, 37, 200, "gemm_wide"),
+            (2, 129, 9, 63, "gemm"),
+            (1, 1100, 5, 130, "gemm"),
+        ] {
+            let entry = matmul::gemm_grid(m, n, bt).0;
+            assert_eq!(entry, want_entry);
+            let a = rounded(&Array::seeded(&[bt, m, k], 54));
+            let b = rounded(&Array::seeded(&[bt, k, n], 55));
+            let slice = |x: &Array, i: usize, r: usize, c: usize| {
+                Array::new(&[r, c], x.data[i * r * c..(i + 1) * r * c].to_vec())
+            };
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut ga = Vec::new();
+                let mut gb = Vec::new();
+                let mut want = Vec::new();
+                for i in 0..bt {
+                    let (ai, bi) = (slice(&a, i, m, k), slice(&b, i, k, n));
+                    want.extend(basic::matmul(&ai, &bi, false, false).data);
+                    let ai = if ta { basic::permute(&ai, &[1, 0]) } else { ai };
+                    let bi = if tb { basic::permute(&bi, &[1, 0]) } else { bi };
+                    ga.extend(ai.data);
+                    gb.extend(bi.data);
+                }
+                let sa = if ta { [bt, k, m] } else { [bt, m, k] };
+                let sb = if tb { [bt, n, k] } else { [bt, k, n] };
+                let c = matmul::matmul(
+                    &up(dev, &Array::new(&sa, ga)),
+                    &up(dev, &Array::new(&sb, gb)),
+                    ta,
+                    tb,
+                )
+                .unwrap();
+                assert_eq!(c.shape(), &[bt, m, n]);
+                assert_close(
+                    &format!("{entry} {bt}x{m}x{k}x{n} ta={ta} tb={tb}"),
+                    &c.to_f32().unwrap(),
+                    &want,
+                    1e-4,
+                    1e-4,
+                );
+            }
+        }
+    });
+}
+
 #[test]
 fn batched_matmul_with_shared_weight() {
     each_device("batched matmul", |dev| {

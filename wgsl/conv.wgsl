@@ -28,13 +28,22 @@ struct Params {
     cout_g: u32,    // C_out / groups
     has_bias: u32,  // epilogue adds bias[channel] (forward-type modules)
     splits: u32,    // split-K factor (weight gradient)
-    k_chunk: u32,   // K per split, a multiple of 16 (weight gradient)
+    k_chunk: u32,   // K per split, a multiple of the GEMM's K step (weight gradient)
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// Tap `k` of the implicit im2col matrix as (icg, ky, kx): columns are (C_in/g)·kh·kw taps.
+fn tap_of(k: u32) -> vec3<u32> {
+    let khw = p.kh * p.kw;
+    let icg = k / khw;
+    let t = k - icg * khw;
+    let ky = t / p.kw;
+    return vec3<u32>(icg, ky, t - ky * p.kw);
+}
 
 // Flat index into x (N, C_in, H, W) read by output pixel `m` = (n, oy, ox) at tap `k` =
 // (icg, ky, kx) of group `g`, or -1 where the tap falls in the padding (it reads zero).
@@ -45,16 +54,55 @@ fn x_tap(g: u32, m: u32, k: u32) -> i32 {
     let pix = m - n * ohw;
     let oy = pix / p.ow;
     let ox = pix - oy * p.ow;
-    let khw = p.kh * p.kw;
-    let icg = k / khw;
-    let t = k - icg * khw;
-    let ky = t / p.kw;
-    let kx = t - ky * p.kw;
-    let iy = i32(oy * p.sh + ky * p.dh) - i32(p.pad_t);
-    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pad_l);
+    let tap = tap_of(k);
+    let iy = i32(oy * p.sh + tap.y * p.dh) - i32(p.pad_t);
+    let ix = i32(ox * p.sw + tap.z * p.dw) - i32(p.pad_l);
     if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
         return -1;
     }
-    let c = g * p.cin_g + icg;
+    let c = g * p.cin_g + tap.x;
     return i32(((n * p.cin + c) * p.h + u32(iy)) * p.w + u32(ix));
+}
+
+// The GEMM loaders split that rule in two halves, one fixed over the K loop (prepared once per
+// invocation by a_rows/b_cols) and one per K step, so each step costs one decomposition of k per
+// four values. A `Win` is the fixed half for one row or column: an offset into a tensor and a 2-D
+// coordinate to which the per-step half adds its own; one outside the problem gets coordinates
+// no step can bring back in range, so it reads zeros without a separate check.
+struct Win {
+    base: u32,
+    y: i32,
+    x: i32,
+}
+
+const OUTSIDE: i32 = -1073741824;
+
+// Four windows, one per lane.
+struct Win4 {
+    base: vec4<u32>,
+    y: vec4<i32>,
+    x: vec4<i32>,
+}
+
+fn win4(w0: Win, w1: Win, w2: Win, w3: Win) -> Win4 {
+    return Win4(vec4<u32>(w0.base, w1.base, w2.base, w3.base), vec4<i32>(w0.y, w1.y, w2.y, w3.y),
+                vec4<i32>(w0.x, w1.x, w2.x, w3.x));
+}
+
+// Output pixel m of group g as the window of x it reads: the offset of its image's group
+// channels, and the input coordinate of tap (0, 0).
+fn out_window(g: u32, m: u32) -> Win {
+    let ohw = p.oh * p.ow;
+    if (m >= p.batch * ohw) { return Win(0u, OUTSIDE, OUTSIDE); }
+    let n = m / ohw;
+    let pix = m - n * ohw;
+    let oy = pix / p.ow;
+    let ox = pix - oy * p.ow;
+    return Win((n * p.cin + g * p.cin_g) * p.h * p.w, i32(oy * p.sh) - i32(p.pad_t),
+               i32(ox * p.sw) - i32(p.pad_l));
+}
+
+// Number of the four lines n..n+3 below `count`.
+fn valid4(n: u32, count: u32) -> u32 {
+    return select(0u, min(count - n, 4u), n < count);
 }

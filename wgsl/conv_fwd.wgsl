@@ -16,6 +16,7 @@ fn a_k_fastest() -> bool { return false; }
 // A weight row (one output channel) is contiguous along k.
 fn b_n_fastest() -> bool { return false; }
 
+// The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
 fn load_a(g: u32, m: u32, k: u32) -> f32 {
     if (m >= gemm_m() || k >= gemm_k()) { return 0.0; }
     let i = x_tap(g, m, k);
@@ -26,6 +27,54 @@ fn load_a(g: u32, m: u32, k: u32) -> f32 {
 fn load_b(g: u32, k: u32, n: u32) -> f32 {
     if (k >= gemm_k() || n >= gemm_n()) { return 0.0; }
     return fw[(g * p.cout_g + n) * gemm_k() + k];
+}
+
+alias ARows = Win4;
+
+fn a_rows(g: u32, m: u32) -> Win4 {
+    return win4(out_window(g, m), out_window(g, m + 1u), out_window(g, m + 2u),
+                out_window(g, m + 3u));
+}
+
+// x at coordinate (y, x) of the window offset `base` + channel offset `coff`, 0 in the padding.
+fn x_at(base: u32, coff: u32, y: i32, x: i32) -> f32 {
+    if (u32(y) >= p.h || u32(x) >= p.w) { return 0.0; }
+    return fx[base + coff + u32(y) * p.w + u32(x)];
+}
+
+// Four output pixels at tap k.
+fn load_a4(g: u32, r: Win4, k: u32) -> vec4<f32> {
+    if (k >= gemm_k()) { return vec4<f32>(0.0); }
+    let tap = tap_of(k);
+    let coff = tap.x * p.h * p.w;
+    let y = r.y + vec4<i32>(i32(tap.y * p.dh));
+    let x = r.x + vec4<i32>(i32(tap.z * p.dw));
+    return vec4<f32>(x_at(r.base.x, coff, y.x, x.x), x_at(r.base.y, coff, y.y, x.y),
+                     x_at(r.base.z, coff, y.z, x.z), x_at(r.base.w, coff, y.w, x.w));
+}
+
+// Four output channels: weight rows, strided by K.
+struct BCols {
+    idx: u32,
+    valid: u32,
+}
+
+fn b_cols(g: u32, n: u32) -> BCols {
+    return BCols((g * p.cout_g + n) * gemm_k(), valid4(n, p.cout_g));
+}
+
+fn load_b4(g: u32, k: u32, c: BCols) -> vec4<f32> {
+    let kk = gemm_k();
+    if (k >= kk) { return vec4<f32>(0.0); }
+    let i = c.idx + k;
+    if (c.valid == 4u) {
+        return vec4<f32>(fw[i], fw[i + kk], fw[i + 2u * kk], fw[i + 3u * kk]);
+    }
+    var v = vec4<f32>(0.0);
+    if (c.valid > 0u) { v.x = fw[i]; }
+    if (c.valid > 1u) { v.y = fw[i + kk]; }
+    if (c.valid > 2u) { v.z = fw[i + 2u * kk]; }
+    return v;
 }
 
 fn store_c(g: u32, m: u32, n: u32, acc: f32) {

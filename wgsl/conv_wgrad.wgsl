@@ -1,19 +1,20 @@
-// Convolution weight gradient as an implicit GEMM with split-K:
-//   M = C_out/g, N = (C_in/g)·kh·kw, K = N·OH·OW (every output pixel of every sample),
-//   A = dy of the group as (C_out/g, N·OH·OW), B = im2col(x)ᵀ.
-// K is long and M·N small (64×576 for a ResNet 3×3), so K is split over workgroup z, which
-// holds group · splits + split; each split writes its partial dw to its own slab of `wout`
-// (splits, C_out, C_in/g·kh·kw), summed afterwards by reduce.wgsl (deterministic, no atomics).
-// With one split `wout` is dw itself.
+// Convolution weight gradient as an implicit GEMM with split-K, computing dwᵀ of the group:
+//   M = (C_in/g)·kh·kw, N = C_out/g, K = N·OH·OW (every output pixel of every sample),
+//   A = im2col(x)ᵀ, B = dyᵀ of the group as (N·OH·OW, C_out/g), stored transposed into dw.
+// (Transposed so the long side of the small output — 576×64 for a ResNet 3×3 — is M, the side
+// the GEMM tile is tallest along.)
+// K is long and M·N small, so K is split over workgroup z, which holds group · splits + split;
+// each split writes its partial dw to its own slab of `wout` (splits, C_out, C_in/g·kh·kw),
+// summed afterwards by reduce.wgsl (deterministic, no atomics). With one split `wout` is dw itself.
 
 @group(0) @binding(1) var<storage, read> gx: array<f32>;         // (N, C_in, H, W)
 @group(0) @binding(2) var<storage, read> gdy: array<f32>;        // (N, C_out, OH, OW)
 @group(0) @binding(3) var<storage, read_write> wout: array<f32>; // (splits, C_out, C_in/g, kh, kw)
 
-fn gemm_m() -> u32 { return p.cout_g; }
-fn gemm_n() -> u32 { return p.cin_g * p.kh * p.kw; }
+fn gemm_m() -> u32 { return p.cin_g * p.kh * p.kw; }
+fn gemm_n() -> u32 { return p.cout_g; }
 fn gemm_k() -> u32 { return p.k_chunk; }
-// dy planes are contiguous along the output pixels; so are x rows along k (stride 1).
+// x rows are contiguous along the output pixels k (stride 1); so are dy planes.
 fn a_k_fastest() -> bool { return true; }
 fn b_n_fastest() -> bool { return false; }
 
@@ -24,26 +25,105 @@ fn global_k(z: u32, k: u32) -> u32 {
     return kg;
 }
 
+// The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
+// im2col(x)ᵀ: tap `m` of output pixel `k`.
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
     let kg = global_k(z, k);
     if (m >= gemm_m() || kg == 0xffffffffu) { return 0.0; }
-    let g = z / p.splits;
-    let ohw = p.oh * p.ow;
-    let n = kg / ohw;
-    let pix = kg - n * ohw;
-    return gdy[(n * p.cout + g * p.cout_g + m) * ohw + pix];
+    let i = x_tap(z / p.splits, kg, m);
+    if (i < 0) { return 0.0; }
+    return gx[u32(i)];
 }
 
+// dy of output channel `n` of the group at output pixel `k`.
 fn load_b(z: u32, k: u32, n: u32) -> f32 {
     let kg = global_k(z, k);
     if (n >= gemm_n() || kg == 0xffffffffu) { return 0.0; }
-    let i = x_tap(z / p.splits, kg, n);
-    if (i < 0) { return 0.0; }
-    return gx[u32(i)];
+    let g = z / p.splits;
+    let ohw = p.oh * p.ow;
+    let img = kg / ohw;
+    let pix = kg - img * ohw;
+    return gdy[(img * p.cout + g * p.cout_g + n) * ohw + pix];
+}
+
+// This split's first global K index and its length (chunk-local k below it are inside).
+fn split_range(z: u32) -> vec2<u32> {
+    let off = (z % p.splits) * p.k_chunk;
+    let total = p.batch * p.oh * p.ow;
+    return vec2<u32>(off, select(0u, min(p.k_chunk, total - off), off < total));
+}
+
+// Tap m of group g as a window of x: the offset of its channel and the input coordinate of
+// output pixel (0, 0) through it.
+fn tap_window(g: u32, m: u32) -> Win {
+    if (m >= gemm_m()) { return Win(0u, OUTSIDE, OUTSIDE); }
+    let tap = tap_of(m);
+    return Win((g * p.cin_g + tap.x) * p.h * p.w, i32(tap.y * p.dh) - i32(p.pad_t),
+               i32(tap.z * p.dw) - i32(p.pad_l));
+}
+
+struct ARows {
+    w: Win4,
+    split: vec2<u32>,
+}
+
+fn a_rows(z: u32, m: u32) -> ARows {
+    let g = z / p.splits;
+    return ARows(win4(tap_window(g, m), tap_window(g, m + 1u), tap_window(g, m + 2u),
+                      tap_window(g, m + 3u)), split_range(z));
+}
+
+fn x_at(base: u32, y: i32, x: i32) -> f32 {
+    if (u32(y) >= p.h || u32(x) >= p.w) { return 0.0; }
+    return gx[base + u32(y) * p.w + u32(x)];
+}
+
+// Four taps at output pixel k: the pixel is decomposed once.
+fn load_a4(z: u32, r: ARows, k: u32) -> vec4<f32> {
+    if (k >= r.split.y) { return vec4<f32>(0.0); }
+    let kg = r.split.x + k;
+    let ohw = p.oh * p.ow;
+    let n = kg / ohw;
+    let pix = kg - n * ohw;
+    let oy = pix / p.ow;
+    let ox = pix - oy * p.ow;
+    let base = r.w.base + vec4<u32>(n * p.cin * p.h * p.w);
+    let y = r.w.y + vec4<i32>(i32(oy * p.sh));
+    let x = r.w.x + vec4<i32>(i32(ox * p.sw));
+    return vec4<f32>(x_at(base.x, y.x, x.x), x_at(base.y, y.y, x.y), x_at(base.z, y.z, x.z),
+                     x_at(base.w, y.w, x.w));
+}
+
+// Four output channels of the group: dy planes, strided by OH·OW.
+struct BCols {
+    idx: u32,
+    valid: u32,
+    split: vec2<u32>,
+}
+
+fn b_cols(z: u32, n: u32) -> BCols {
+    let g = z / p.splits;
+    return BCols((g * p.cout_g + n) * p.oh * p.ow, valid4(n, p.cout_g), split_range(z));
+}
+
+fn load_b4(z: u32, k: u32, c: BCols) -> vec4<f32> {
+    if (k >= c.split.y) { return vec4<f32>(0.0); }
+    let kg = c.split.x + k;
+    let ohw = p.oh * p.ow;
+    let img = kg / ohw;
+    let i = img * p.cout * ohw + c.idx + (kg - img * ohw);
+    if (c.valid == 4u) {
+        return vec4<f32>(gdy[i], gdy[i + ohw], gdy[i + 2u * ohw], gdy[i + 3u * ohw]);
+    }
+    var v = vec4<f32>(0.0);
+    if (c.valid > 0u) { v.x = gdy[i]; }
+    if (c.valid > 1u) { v.y = gdy[i + ohw]; }
+    if (c.valid > 2u) { v.z = gdy[i + 2u * ohw]; }
+    return v;
 }
 
 fn store_c(z: u32, m: u32, n: u32, acc: f32) {
     let g = z / p.splits;
     let s = z % p.splits;
-    wout[(s * p.cout + g * p.cout_g + m) * gemm_n() + n] = acc;
+    wout[(s * p.cout + g * p.cout_g + n) * gemm_m() + m] = acc;
 }

@@ -1,75 +1,197 @@
 // The tiled GEMM main loop shared by matmul and the implicit-GEMM convolutions.
 // C(M, N) = sum_k A(M, K) · B(K, N) per batch (workgroup z). The including module supplies:
 //   gemm_m(), gemm_n(), gemm_k()               problem size
-//   load_a(batch, m, k), load_b(batch, k, n)   operands, 0 outside the problem
+//   load_a(batch, m, k), load_b(batch, k, n)   the operands' scalar meaning, 0 outside the problem
 //   a_k_fastest(), b_n_fastest()               which index is contiguous in memory (for coalescing)
 //   store_c(batch, m, n, acc)                  the epilogue (bias, accumulate, scatter, ...)
-// Tile: 64×64 outputs per workgroup of 16×16 invocations, 4×4 per invocation, K in steps of 16.
-// The invocation (tx, ty) owns rows ty + 16·i and columns tx + 16·j, so that reads of the shared
-// tiles are broadcasts or consecutive words. No assumption on subgroup size.
+// and the vector loaders the main loop stages through, each split into a half fixed over the K
+// loop (prepared once per invocation) and a half per K step:
+//   type ARows, a_rows(batch, m) -> ARows      rows m..m+3
+//   load_a4(batch, rows, k) -> vec4<f32>       (load_a(batch, m + i, k))_{i<4}
+//   type BCols, b_cols(batch, n) -> BCols      columns n..n+3
+//   load_b4(batch, k, cols) -> vec4<f32>       (load_b(batch, k, n + i))_{i<4}
+// so a loader decomposes k (a convolution tap, say) once per four values and m or n (an output
+// pixel) once per kernel, not per element.
+//
+// Two entry points, 256 invocations each, K in steps of BK = 8:
+//   gemm       128×64 outputs per workgroup, 8×4 per invocation  (grid ceil(N/64),  ceil(M/128))
+//   gemm_wide  128×128 outputs per workgroup, 8×8 per invocation (grid ceil(N/128), ceil(M/128))
+// Invocation lid = 16·ty + tx owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3 and columns 4tx..4tx+3
+// (and 64+4tx..64+4tx+3 when wide), so it reads the shared tiles as vec4s (A: a broadcast, B:
+// consecutive vec4s). Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered,
+// each K row padded by one vec4 so that transposed stores (k-fastest operands) hit distinct banks
+// (16.5 KiB of workgroup memory in all, within lavapipe's 32 KiB).
+// The next K step is fetched into registers while the current one is multiplied, and one barrier
+// ends each step. Every invocation stages one vec4 of A and (wide, or lid < 128) one of B: four
+// consecutive m (n) at one k; consecutive invocations take consecutive addresses of the operand's
+// contiguous index.
+//
+// Written for naga, which bounds every loop (so drivers rarely unroll them) and clamps dynamic
+// indices: every register array is indexed by constants only (a dynamically indexed one lands in
+// local memory), the K step is unrolled by hand (`mac` ×8) and the K loop by two so that the
+// buffer, hence the shared row index, is a constant and the clamped column indices are loop
+// invariants; the width is a literal argument (`wide`) that folds once the driver inlines
+// `gemm_main` into each entry. No assumption on subgroup size.
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
+const BM: u32 = 128u;
+const BK: u32 = 8u;
 
-var<workgroup> tile_a: array<f32, 1024>; // [BK][BM]
-var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
+var<workgroup> sa: array<array<vec4<f32>, 33>, 16>; // [2·BK][32 columns of 4 rows + pad]
+var<workgroup> sb: array<array<vec4<f32>, 33>, 16>; // [2·BK][32 (narrow: 16) columns + pad]
+// acc[2r + c]: row r (0..3: 4ty + r, 4..7: 64 + 4ty + r − 4), columns c·64 + 4tx .. +3.
+var<private> acc: array<vec4<f32>, 16>;
+// The next K step of this invocation's share of A and B, held in registers.
+var<private> pa: vec4<f32>;
+var<private> pb: vec4<f32>;
 
-@compute @workgroup_size(16, 16, 1)
-fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l3: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+// This invocation's staging unit (w, k) in a tile of `width` (along m or n) × BK: four
+// consecutive w at one k. Consecutive invocations take consecutive w when w is the contiguous
+// index, else consecutive k (each then reads four rows strided in memory).
+fn stage_unit(w_fastest: bool, width: u32, lid: u32) -> vec2<u32> {
+    let cols = width / 4u;
+    if (w_fastest) {
+        return vec2<u32>(4u * (lid % cols), lid / cols);
+    }
+    return vec2<u32>(4u * (lid / BK), lid % BK);
+}
+
+fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
+    pa = load_a4(batch, ar, k0 + au.y);
+    if (has_b) {
+        pb = load_b4(batch, k0 + bu.y, bc);
+    }
+}
+
+fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
+    sa[buf * BK + au.y][au.x / 4u] = pa;
+    if (has_b) {
+        sb[buf * BK + bu.y][bu.x / 4u] = pb;
+    }
+}
+
+// One k (shared row r) of the register tile: the outer product of 8 A values and 4 (8 when wide)
+// B values.
+fn mac(r: u32, ty: u32, tx: u32, wide: bool) {
+    let a0 = sa[r][ty];
+    let a1 = sa[r][ty + 16u];
+    let b0 = sb[r][tx];
+    acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+    acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
+    acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
+    acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
+    acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
+    acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
+    acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
+    acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
+    if (wide) {
+        let b1 = sb[r][tx + 16u];
+        acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
+        acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
+        acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
+        acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
+        acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
+        acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
+        acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
+        acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+    }
+}
+
+// The BK k of shared buffer `buf` (a literal).
+fn mac_step(buf: u32, ty: u32, tx: u32, wide: bool) {
+    let r = buf * BK;
+    mac(r, ty, tx, wide);
+    mac(r + 1u, ty, tx, wide);
+    mac(r + 2u, ty, tx, wide);
+    mac(r + 3u, ty, tx, wide);
+    mac(r + 4u, ty, tx, wide);
+    mac(r + 5u, ty, tx, wide);
+    mac(r + 6u, ty, tx, wide);
+    mac(r + 7u, ty, tx, wide);
+}
+
+// Stores four consecutive outputs of row m from column n, those inside the problem.
+fn store4(batch: u32, m: u32, n: u32, v: vec4<f32>) {
+    let nn = gemm_n();
+    if (m < gemm_m()) {
+        if (n < nn) { store_c(batch, m, n, v.x); }
+        if (n + 1u < nn) { store_c(batch, m, n + 1u, v.y); }
+        if (n + 2u < nn) { store_c(batch, m, n + 2u, v.z); }
+        if (n + 3u < nn) { store_c(batch, m, n + 3u, v.w); }
+    }
+}
+
+fn store_half(batch: u32, m: u32, n: u32, c: u32) {
+    // c selects the column half; the acc indices stay constants.
+    if (c == 0u) {
+        store4(batch, m, n, acc[0]);
+        store4(batch, m + 1u, n, acc[2]);
+        store4(batch, m + 2u, n, acc[4]);
+        store4(batch, m + 3u, n, acc[6]);
+        store4(batch, m + 64u, n, acc[8]);
+        store4(batch, m + 65u, n, acc[10]);
+        store4(batch, m + 66u, n, acc[12]);
+        store4(batch, m + 67u, n, acc[14]);
+    } else {
+        store4(batch, m, n, acc[1]);
+        store4(batch, m + 1u, n, acc[3]);
+        store4(batch, m + 2u, n, acc[5]);
+        store4(batch, m + 3u, n, acc[7]);
+        store4(batch, m + 64u, n, acc[9]);
+        store4(batch, m + 65u, n, acc[11]);
+        store4(batch, m + 66u, n, acc[13]);
+        store4(batch, m + 67u, n, acc[15]);
+    }
+}
+
+fn gemm_main(wid: vec3<u32>, lid: u32, wide: bool) {
     let batch = wid.z;
+    let bn = select(64u, 128u, wide);
     let m0 = wid.y * BM;
-    let n0 = wid.x * BN;
-    let tx = l3.x;
-    let ty = l3.y;
+    let n0 = wid.x * bn;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    let au = stage_unit(!a_k_fastest(), BM, lid);
+    let bu = stage_unit(b_n_fastest(), bn, lid);
+    // The narrow B tile has 128 staging units.
+    let has_b = wide || lid < 128u;
+    let ar = a_rows(batch, m0 + au.x);
+    let bc = b_cols(batch, n0 + bu.x);
+    acc = array<vec4<f32>, 16>();
     let kdim = gemm_k();
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        acc[i] = 0.0;
-    }
-    for (var k0 = 0u; k0 < kdim; k0 = k0 + BK) {
-        // Each of the 256 invocations stages 4 elements of each tile.
-        for (var r = 0u; r < 4u; r = r + 1u) {
-            let e = lid + r * 256u;
-            var mm = e % BM;
-            var kk = e / BM;
-            if (a_k_fastest()) {
-                kk = e % BK;
-                mm = e / BK;
-            }
-            tile_a[kk * BM + mm] = load_a(batch, m0 + mm, k0 + kk);
-            var nn = e % BN;
-            var kb = e / BN;
-            if (!b_n_fastest()) {
-                kb = e % BK;
-                nn = e / BK;
-            }
-            tile_b[kb * BN + nn] = load_b(batch, k0 + kb, n0 + nn);
-        }
+
+    fetch(batch, ar, bc, 0u, au, bu, has_b);
+    stash(0u, au, bu, has_b);
+    workgroupBarrier();
+    // Two K steps per iteration, one per shared buffer. Loads past K read zeros (the loaders'
+    // contract), so the last fetch needs no branch.
+    for (var k0 = 0u; k0 < kdim; k0 = k0 + 2u * BK) {
+        fetch(batch, ar, bc, k0 + BK, au, bu, has_b);
+        mac_step(0u, ty, tx, wide);
+        // Buffer 1 was last read before the previous barrier: free to overwrite.
+        stash(1u, au, bu, has_b);
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk = kk + 1u) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                av[i] = tile_a[kk * BM + ty + 16u * i];
-                bv[i] = tile_b[kk * BN + tx + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
-                }
-            }
+        if (k0 + BK >= kdim) {
+            break;
         }
+        fetch(batch, ar, bc, k0 + 2u * BK, au, bu, has_b);
+        mac_step(1u, ty, tx, wide);
+        stash(0u, au, bu, has_b);
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let m = m0 + ty + 16u * i;
-            let n = n0 + tx + 16u * j;
-            if (m < gemm_m() && n < gemm_n()) {
-                store_c(batch, m, n, acc[i * 4u + j]);
-            }
-        }
+
+    let m = m0 + 4u * ty;
+    store_half(batch, m, n0 + 4u * tx, 0u);
+    if (wide) {
+        store_half(batch, m, n0 + 64u + 4u * tx, 1u);
     }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    gemm_main(wid, lid, false);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    gemm_main(wid, lid, true);
 }

@@ -28,6 +28,7 @@ fn gemm_k() -> u32 { return p.k; }
 fn a_k_fastest() -> bool { return p.ta == 0u; }
 fn b_n_fastest() -> bool { return p.tb == 0u; }
 
+// The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
 fn load_a(batch: u32, m: u32, k: u32) -> f32 {
     if (m >= p.m || k >= p.k) { return 0.0; }
     var idx = m * p.k + k;
@@ -40,6 +41,59 @@ fn load_b(batch: u32, k: u32, n: u32) -> f32 {
     var idx = k * p.n + n;
     if (p.tb != 0u) { idx = n * p.k + k; }
     return mat_b[batch * p.b_stride + idx];
+}
+
+// Four consecutive rows (or columns) of an operand, fixed over the K loop: element (i, k) is at
+// idx + i·step + k·kstep for i < valid (the lines inside the problem).
+struct Lines {
+    idx: u32,
+    step: u32,
+    kstep: u32,
+    valid: u32,
+}
+alias ARows = Lines;
+alias BCols = Lines;
+
+fn a_rows(batch: u32, m: u32) -> Lines {
+    let base = batch * p.a_stride;
+    let valid = select(0u, min(p.m - m, 4u), m < p.m);
+    if (p.ta != 0u) { return Lines(base + m, 1u, p.m, valid); }
+    return Lines(base + m * p.k, p.k, 1u, valid);
+}
+
+fn b_cols(batch: u32, n: u32) -> Lines {
+    let base = batch * p.b_stride;
+    let valid = select(0u, min(p.n - n, 4u), n < p.n);
+    if (p.tb != 0u) { return Lines(base + n * p.k, p.k, 1u, valid); }
+    return Lines(base + n, 1u, p.n, valid);
+}
+
+// A(m..m+3, k) = four load_a.
+fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
+    if (k >= p.k) { return vec4<f32>(0.0); }
+    let i = r.idx + k * r.kstep;
+    if (r.valid == 4u) {
+        return vec4<f32>(mat_a[i], mat_a[i + r.step], mat_a[i + 2u * r.step], mat_a[i + 3u * r.step]);
+    }
+    var v = vec4<f32>(0.0);
+    if (r.valid > 0u) { v.x = mat_a[i]; }
+    if (r.valid > 1u) { v.y = mat_a[i + r.step]; }
+    if (r.valid > 2u) { v.z = mat_a[i + 2u * r.step]; }
+    return v;
+}
+
+// B(k, n..n+3) = four load_b.
+fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
+    if (k >= p.k) { return vec4<f32>(0.0); }
+    let i = c.idx + k * c.kstep;
+    if (c.valid == 4u) {
+        return vec4<f32>(mat_b[i], mat_b[i + c.step], mat_b[i + 2u * c.step], mat_b[i + 3u * c.step]);
+    }
+    var v = vec4<f32>(0.0);
+    if (c.valid > 0u) { v.x = mat_b[i]; }
+    if (c.valid > 1u) { v.y = mat_b[i + c.step]; }
+    if (c.valid > 2u) { v.z = mat_b[i + 2u * c.step]; }
+    return v;
 }
 
 fn store_c(batch: u32, m: u32, n: u32, acc: f32) {

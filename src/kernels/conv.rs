@@ -20,6 +20,7 @@
 //! The `*_launches` functions prepare dispatches for replay (graphs, benchmarks); the plain
 //! functions allocate outputs and run at once.
 
+use super::matmul::gemm_grid;
 use super::{Launch, Shader, grid_1d, reduce};
 use crate::error::{Result, shape_err};
 use crate::ops::conv::{ConvGeometry, ConvOp};
@@ -64,10 +65,10 @@ pub static BIAS: Shader = Shader {
     parts: &[include_str!("../../wgsl/conv_bias.wgsl")],
 };
 
-/// Output tile edge of `gemm_core.wgsl`.
-const TILE: usize = 64;
 /// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU several times.
 const WGRAD_TARGET_GROUPS: usize = 512;
+/// Two K steps of `gemm_core.wgsl` (its loop's unit): the weight gradient's K chunks are a multiple.
+const GEMM_K_UNIT: usize = 16;
 /// Smallest K per split: below this the partial sums cost more than they save.
 const WGRAD_MIN_CHUNK: usize = 64;
 
@@ -162,14 +163,6 @@ fn params(g: &ConvGeometry, has_bias: bool, splits: usize, k_chunk: usize) -> Ve
     p.iter().map(|&v| v as u32).collect()
 }
 
-fn gemm_grid(m: usize, n: usize, batch: usize) -> [u32; 3] {
-    [
-        n.div_ceil(TILE) as u32,
-        m.div_ceil(TILE) as u32,
-        batch as u32,
-    ]
-}
-
 /// `y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w) (+ b per C_out)` of the geometry `g`.
 pub fn conv_data_launch(
     g: &ConvGeometry,
@@ -181,13 +174,14 @@ pub fn conv_data_launch(
     let (oh, ow) = g.out_size;
     // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
     let bias = b.unwrap_or(w);
+    let (entry, groups) = gemm_grid(g.batch * oh * ow, g.out_channels / g.groups, g.groups);
     x.device.launch(
         &FORWARD,
-        "gemm",
+        entry,
         &[],
         &params(g, b.is_some(), 1, 0),
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
-        gemm_grid(g.batch * oh * ow, g.out_channels / g.groups, g.groups),
+        groups,
     )
 }
 
@@ -201,13 +195,14 @@ pub fn conv_data_adjoint_launch(
 ) -> Result<Launch> {
     let (h, wd) = g.in_size;
     let bias = b.unwrap_or(w);
+    let (entry, groups) = gemm_grid(g.batch * h * wd, g.in_channels / g.groups, g.groups);
     dy.device.launch(
         &DGRAD,
-        "gemm",
+        entry,
         &[],
         &params(g, b.is_some(), 1, 0),
         &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
-        gemm_grid(g.batch * h * wd, g.in_channels / g.groups, g.groups),
+        groups,
     )
 }
 
@@ -216,13 +211,15 @@ pub fn conv_data_adjoint_launch(
 fn wgrad_split(g: &ConvGeometry) -> (usize, usize) {
     let k = g.batch * g.out_size.0 * g.out_size.1;
     let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
-    let tiles = (g.out_channels / g.groups).div_ceil(TILE) * n.div_ceil(TILE) * g.groups;
+    // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see conv_wgrad.wgsl).
+    let [gx, gy, gz] = gemm_grid(n, g.out_channels / g.groups, g.groups).1;
+    let tiles = (gx * gy * gz) as usize;
     let want = WGRAD_TARGET_GROUPS
         .div_ceil(tiles)
         .min(k.div_ceil(WGRAD_MIN_CHUNK))
         .min(65_535 / g.groups)
         .max(1);
-    let chunk = k.div_ceil(want).div_ceil(16) * 16;
+    let chunk = k.div_ceil(want).div_ceil(GEMM_K_UNIT) * GEMM_K_UNIT;
     (k.div_ceil(chunk), chunk)
 }
 
@@ -243,13 +240,14 @@ pub fn conv_weight_grad_launches(
     } else {
         Tensor::zeros(dev, &[splits, numel], DType::F32)?
     };
+    let (entry, groups) = gemm_grid(n, g.out_channels / g.groups, g.groups * splits);
     let l = dev.launch(
         &WGRAD,
-        "gemm",
+        entry,
         &[],
         &params(g, false, splits, chunk),
         &[x.buffer(), dy.buffer(), out.buffer()],
-        gemm_grid(g.out_channels / g.groups, n, g.groups * splits),
+        groups,
     )?;
     let mut prep = Prepared::one(l);
     if splits > 1 {

@@ -14,8 +14,27 @@ pub static SHADER: Shader = Shader {
     ],
 };
 
-/// Output tile edge of `gemm_core.wgsl`.
-pub const TILE: usize = 64;
+/// Output rows per workgroup of `gemm_core.wgsl` (both entries).
+pub const TILE_M: usize = 128;
+/// Output columns per workgroup of the `gemm` entry; `gemm_wide` does twice as many.
+pub const TILE_N: usize = 64;
+/// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
+/// tiles reuse more data but leave a big GPU idle on small problems.
+const WIDE_MIN_GROUPS: usize = 256;
+
+/// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z).
+pub fn gemm_grid(m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
+    let rows = m.div_ceil(TILE_M);
+    let wide = n.div_ceil(2 * TILE_N);
+    if n > TILE_N && rows * wide * batch >= WIDE_MIN_GROUPS {
+        ("gemm_wide", [wide as u32, rows as u32, batch as u32])
+    } else {
+        (
+            "gemm",
+            [n.div_ceil(TILE_N) as u32, rows as u32, batch as u32],
+        )
+    }
+}
 
 /// Problem description: `C = alpha · op(A) · op(B) (+ C)`, batched.
 #[derive(Clone, Copy, Debug)]
@@ -50,14 +69,10 @@ pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launc
         g.c_stride as u32,
         0,
     ];
-    let groups = [
-        g.n.div_ceil(TILE) as u32,
-        g.m.div_ceil(TILE) as u32,
-        g.batch as u32,
-    ];
+    let (entry, groups) = gemm_grid(g.m, g.n, g.batch);
     a.device.launch(
         &SHADER,
-        "gemm",
+        entry,
         &[],
         &p,
         &[a.buffer(), b.buffer(), c.buffer()],
