@@ -37,7 +37,7 @@ fn main() -> wgtrain::Result<()> {
         "| batch | ms/step | images/s | dispatches/step | submits/step | encode µs | activations planned | naive |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for batch in if quick { vec![8] } else { vec![64, 256] } {
+    for batch in if quick { vec![32] } else { vec![64, 256] } {
         let cfg = TrainConfig {
             batch,
             progress: false,

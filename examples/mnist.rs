@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use wgtrain::Device;
 use wgtrain::data::Mnist;
+use wgtrain::optim::schedule::Schedule;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
 use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{TrainConfig, Trainer};
@@ -50,10 +51,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         progress: true,
     };
     let lr: f64 = arg(&args, "--lr", 0.002)?;
-    let size = if args.iter().any(|a| a == "--mps-size") {
+    let base = if args.iter().any(|a| a == "--mps-size") {
         MnistSize::MPS
     } else {
         MnistSize::SMALL
+    };
+    let size = MnistSize {
+        conv1: arg(&args, "--conv1", base.conv1)?,
+        conv2: arg(&args, "--conv2", base.conv2)?,
+        hidden: arg(&args, "--hidden", base.hidden)?,
+        kernel: arg(&args, "--kernel", base.kernel)?,
     };
 
     // 1. The device: the best adapter found (WGTRAIN_BACKEND / WGTRAIN_ADAPTER choose another).
@@ -73,12 +80,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // 3. The network as a graph; the trainer derives its gradient graph, plans memory, puts the
     //    weights in one arena, records Adam into the step, and replays it with two steps in flight.
     let model = mnist(cfg.batch, size, cfg.seed)?;
-    let mut trainer = Trainer::new(
-        &dev,
-        model,
-        OptimizerConfig::new(Algorithm::adam(), lr),
-        cfg.clone(),
-    )?;
+    // Adam with the learning rate decayed along a cosine over the whole run.
+    let steps = (cfg.epochs * data.train.n.div_ceil(cfg.batch)) as u64;
+    let mut opt = OptimizerConfig::new(Algorithm::adam(), lr);
+    opt.schedule = Schedule::Cosine {
+        t_max: steps,
+        eta_min: lr / 50.0,
+    };
+    let mut trainer = Trainer::new(&dev, model, opt, cfg.clone())?;
     let s = trainer.compiled().stats();
     println!(
         "plan: {} dispatches and {} submit per step; activations {:.2} MB planned (naive {:.2} MB)",

@@ -626,3 +626,55 @@ fn batch_norm_and_relu_fuse_at_inference() {
         assert_eq!(dp - df, 2, "both neurons should fold into their norms");
     });
 }
+
+#[test]
+fn conv_and_dense_take_their_neuron_in_the_gemm_epilogue() {
+    use wgtrain::ops::conv::{Conv2d, ConvTranspose2d, Padding};
+    use wgtrain::ops::dense::FullyConnected;
+    each_device("gemm epilogue fusion", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[2, 3, 7, 7]).unwrap();
+        let mut c = Conv2d::new(3, 5, (3, 3));
+        c.padding = Padding::Same;
+        let y = g.conv2d("conv", x, c).unwrap();
+        let y = g.unary("relu", UnaryOp::Relu, y).unwrap();
+        let t = g
+            .conv(
+                "convt",
+                y,
+                wgtrain::graph::ConvKind::T2(ConvTranspose2d::new(5, 2, (2, 2))),
+            )
+            .unwrap();
+        let t = g.unary("tanh", UnaryOp::Tanh, t).unwrap();
+        let d = g.dense("fc", t, FullyConnected::new(2 * 8 * 8, 6)).unwrap();
+        let d = g.unary("elu", UnaryOp::Elu { alpha: 0.7 }, d).unwrap();
+        let out = g.flatten("out", d).unwrap();
+        let f = feeds(&g, 51);
+        let run = |fuse: bool| {
+            let c = g
+                .compile_with(
+                    dev,
+                    &[out],
+                    &wgtrain::graph::Options {
+                        fuse,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            for (name, a) in &f {
+                c.set(name, &a.to_f32()).unwrap();
+            }
+            c.step().unwrap();
+            (c.read(out).unwrap(), c.stats().dispatches_per_step)
+        };
+        let ((fused, df), (plain, dp)) = (run(true), run(false));
+        let want = g.eval_reference(&f, &[out]).unwrap();
+        assert_close("fused", &fused, &want[0].data, 2e-4, 2e-4);
+        assert_close("plain", &plain, &want[0].data, 2e-4, 2e-4);
+        assert_eq!(
+            dp - df,
+            3,
+            "relu, tanh and elu should run in their producers' epilogues"
+        );
+    });
+}

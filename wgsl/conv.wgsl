@@ -29,9 +29,10 @@ struct Params {
     has_bias: u32,  // epilogue adds bias[channel] (forward-type modules)
     splits: u32,    // split-K factor (weight gradient)
     k_chunk: u32,   // K per split, a multiple of the GEMM's K step (weight gradient)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    act_len: u32,   // fused post-op (forward-type modules): 0 = none, 1 = neuron act_op
+    act_op: u32,
+    act_a: f32,
+    act_b: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -131,5 +131,5 @@ fn store_c(g: u32, m: u32, n: u32, acc: f32) {
     let pix = m - img * hw;
     var v = acc;
     if (p.has_bias != 0u) { v = v + dbias[c]; }
-    ddx[(img * p.cin + c) * hw + pix] = v;
+    ddx[(img * p.cin + c) * hw + pix] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
 }

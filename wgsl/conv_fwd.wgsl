@@ -84,5 +84,5 @@ fn store_c(g: u32, m: u32, n: u32, acc: f32) {
     let pix = m - img * ohw;
     var v = acc;
     if (p.has_bias != 0u) { v = v + fbias[oc]; }
-    fy[(img * p.cout + oc) * ohw + pix] = v;
+    fy[(img * p.cout + oc) * ohw + pix] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
 }

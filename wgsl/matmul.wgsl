@@ -10,11 +10,13 @@ struct Params {
     tb: u32,
     accumulate: u32,
     alpha: f32,
-    _pad: u32,
+    act_len: u32,    // fused post-op: 0 = none, 1 = the neuron act_op(act_a, act_b)
     a_stride: u32,   // elements between batches of A (0 = shared)
     b_stride: u32,
     c_stride: u32,
-    _pad2: u32,
+    act_op: u32,
+    act_a: f32,
+    act_b: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -100,5 +102,5 @@ fn store_c(batch: u32, m: u32, n: u32, acc: f32) {
     let idx = batch * p.c_stride + m * p.n + n;
     var v = p.alpha * acc;
     if (p.accumulate != 0u) { v = v + mat_c[idx]; }
-    mat_c[idx] = v;
+    mat_c[idx] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
 }

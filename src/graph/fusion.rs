@@ -2,14 +2,15 @@
 //! elementwise op (unary or broadcasting binary — e.g. the bias add after a conv or FC) and read by
 //! nothing else is folded into that producer's dispatch as a post-op; the folded node's output
 //! then aliases the producer's, and the intermediate never touches memory. A norm takes one such
-//! neuron too (batch norm + ReLU at inference).
+//! neuron too (batch norm + ReLU at inference), and so do convolutions and fully connected layers,
+//! in their GEMM epilogue after the bias (conv + bias + neuron in one dispatch).
 //!
 //! In a training graph the gradient ops read most intermediates (a neuron's gradient needs its
 //! input), so chains fuse mainly in inference graphs and where no gradient needs the value.
 
 use std::collections::HashMap;
 
-use super::{Graph, Op, Stateful, Value};
+use super::{Graph, Layer, Op, Stateful, Value};
 use crate::kernels::elementwise::{MAX_CHAIN, UnaryOp};
 
 /// The result of the fusion pass over the live nodes.
@@ -52,6 +53,8 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
                 }
                 | Stateful::Norm(_),
             ) => (v.port == 0, have < 1),
+            // Convolution / fully connected + bias + neuron: the neuron runs in the GEMM epilogue.
+            Op::Layer(Layer::Conv(_) | Layer::Dense(_)) => (true, have < 1),
             _ => (false, false),
         };
         if live[i] && producer_ok && uses.get(&v) == Some(&1) && !outputs.contains(&v) && room {

@@ -4,6 +4,7 @@
 use super::op::Out;
 use super::{Graph, Op, Value};
 use crate::error::{Error, Result};
+use crate::kernels::elementwise::UnaryOp;
 use crate::kernels::{Launch, conv, dense, pool};
 use crate::ops::conv::{Conv1d, Conv2d, ConvOp, ConvTranspose1d, ConvTranspose2d};
 use crate::ops::dense::FullyConnected;
@@ -189,15 +190,34 @@ impl Layer {
         })
     }
 
-    pub fn lower(&self, ins: &[&Tensor], outs: &[&Tensor]) -> Result<conv::Prepared> {
+    /// Lowers to launches; `post` (convolutions and fully connected only) is a neuron fused into
+    /// the GEMM epilogue.
+    pub fn lower(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        post: &[UnaryOp],
+    ) -> Result<conv::Prepared> {
+        let fused = post.first().copied();
+        if post.len() > 1 || (fused.is_some() && !matches!(self, Layer::Conv(_) | Layer::Dense(_)))
+        {
+            return Err(Error::Invalid(format!(
+                "{self:?} cannot take the fused post-ops {post:?}"
+            )));
+        }
         let one = |l: Launch| conv::Prepared {
             launches: vec![l],
             scratch: vec![],
         };
         Ok(match self {
-            Layer::Conv(k) => {
-                conv::forward_launches(k.op(), ins[0], ins[1], ins.get(2).copied(), outs[0])?
-            }
+            Layer::Conv(k) => conv::forward_post_launches(
+                k.op(),
+                ins[0],
+                ins[1],
+                ins.get(2).copied(),
+                outs[0],
+                fused,
+            )?,
             Layer::ConvGradData(k) => {
                 conv::backward_data_launches(k.op(), ins[2].shape(), ins[0], ins[1], outs[0])?
             }
@@ -205,9 +225,14 @@ impl Layer {
                 conv::backward_weights_launches(k.op(), ins[0], ins[1], outs[0])?
             }
             Layer::BiasGrad => one(conv::bias_grad_launch(ins[0], outs[0])?),
-            Layer::Dense(d) => {
-                dense::forward_launches(d, ins[0], ins[1], ins.get(2).copied(), outs[0])?
-            }
+            Layer::Dense(d) => dense::forward_post_launches(
+                d,
+                ins[0],
+                ins[1],
+                ins.get(2).copied(),
+                outs[0],
+                fused,
+            )?,
             Layer::DenseGradData(d) => one(dense::backward_data_launch(
                 d,
                 ins[2].shape(),

@@ -188,13 +188,18 @@ impl Op {
         then: &[UnaryOp],
         step: u64,
     ) -> Result<Prepared> {
-        if !then.is_empty() && !matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Stateful(_)) {
+        if !then.is_empty()
+            && !matches!(
+                self,
+                Op::Unary(_) | Op::Binary(_) | Op::Stateful(_) | Op::Layer(_)
+            )
+        {
             return Err(Error::Invalid(format!(
                 "{self:?} cannot take a fused chain"
             )));
         }
         match self {
-            Op::Layer(l) => return l.lower(ins, outs),
+            Op::Layer(l) => return l.lower(ins, outs, then),
             Op::Stateful(s) => return s.lower(ins, outs, step, then),
             Op::Head(h) => return h.lower(ins, outs),
             _ => {}

@@ -20,6 +20,7 @@
 //! The `*_launches` functions prepare dispatches for replay (graphs, benchmarks); the plain
 //! functions allocate outputs and run at once.
 
+use super::elementwise::UnaryOp;
 use super::matmul::gemm_grid;
 use super::{Launch, Shader, grid_1d, reduce};
 use crate::error::{Result, shape_err};
@@ -30,9 +31,13 @@ const GEMM_CORE: &str = include_str!("../../wgsl/gemm_core.wgsl");
 const CONV_COMMON: &str = include_str!("../../wgsl/conv.wgsl");
 
 /// Convolution forward (and conv-transpose backward-data).
+/// Neuron functions for the fused post-op of the forward-type modules.
+const NEURON: &str = include_str!("../../wgsl/neuron.wgsl");
+
 pub static FORWARD: Shader = Shader {
     name: "conv_fwd",
     parts: &[
+        NEURON,
         CONV_COMMON,
         include_str!("../../wgsl/conv_fwd.wgsl"),
         GEMM_CORE,
@@ -43,6 +48,7 @@ pub static FORWARD: Shader = Shader {
 pub static DGRAD: Shader = Shader {
     name: "conv_dgrad",
     parts: &[
+        NEURON,
         CONV_COMMON,
         include_str!("../../wgsl/conv_dgrad.wgsl"),
         GEMM_CORE,
@@ -134,6 +140,17 @@ pub(crate) fn check_bias(
 
 /// The uniform of the three GEMM modules (`Params` in `wgsl/conv.wgsl`).
 fn params(g: &ConvGeometry, has_bias: bool, splits: usize, k_chunk: usize) -> Vec<u32> {
+    params_post(g, has_bias, splits, k_chunk, None)
+}
+
+/// `params` with a neuron fused onto the output of a forward-type module.
+fn params_post(
+    g: &ConvGeometry,
+    has_bias: bool,
+    splits: usize,
+    k_chunk: usize,
+    post: Option<UnaryOp>,
+) -> Vec<u32> {
     let p = [
         g.batch,
         g.in_channels,
@@ -156,11 +173,12 @@ fn params(g: &ConvGeometry, has_bias: bool, splits: usize, k_chunk: usize) -> Ve
         has_bias as usize,
         splits,
         k_chunk,
-        0,
-        0,
-        0,
+        post.is_some() as usize,
     ];
-    p.iter().map(|&v| v as u32).collect()
+    let (code, a, b) = post.map_or((0, 0.0, 0.0), |u| u.code());
+    let mut w: Vec<u32> = p.iter().map(|&v| v as u32).collect();
+    w.extend([code, super::f(a), super::f(b)]);
+    w
 }
 
 /// `y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w) (+ b per C_out)` of the geometry `g`.
@@ -170,6 +188,7 @@ pub fn conv_data_launch(
     w: &Tensor,
     b: Option<&Tensor>,
     y: &Tensor,
+    post: Option<UnaryOp>,
 ) -> Result<Launch> {
     let (oh, ow) = g.out_size;
     // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
@@ -179,7 +198,7 @@ pub fn conv_data_launch(
         &FORWARD,
         entry,
         &[],
-        &params(g, b.is_some(), 1, 0),
+        &params_post(g, b.is_some(), 1, 0, post),
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
         groups,
     )
@@ -192,6 +211,7 @@ pub fn conv_data_adjoint_launch(
     w: &Tensor,
     b: Option<&Tensor>,
     dx: &Tensor,
+    post: Option<UnaryOp>,
 ) -> Result<Launch> {
     let (h, wd) = g.in_size;
     let bias = b.unwrap_or(w);
@@ -200,7 +220,7 @@ pub fn conv_data_adjoint_launch(
         &DGRAD,
         entry,
         &[],
-        &params(g, b.is_some(), 1, 0),
+        &params_post(g, b.is_some(), 1, 0, post),
         &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
         groups,
     )
@@ -315,15 +335,28 @@ pub fn forward_launches(
     b: Option<&Tensor>,
     y: &Tensor,
 ) -> Result<Prepared> {
+    forward_post_launches(op, x, w, b, y, None)
+}
+
+/// `forward_launches` with a neuron fused into the GEMM epilogue (conv + bias + neuron in one
+/// dispatch).
+pub fn forward_post_launches(
+    op: &(impl ConvOp + ?Sized),
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Prepared> {
     let name = op.name();
     let g = geometry_and_weight(op, &x.shape, w)?;
     x.expect_dtype(name, DType::F32)?;
     check_bias(name, op.has_bias(), b, op.out_channels())?;
     check(name, "output", y, &op.out_shape(&x.shape)?)?;
     Ok(Prepared::one(if op.is_transposed() {
-        conv_data_adjoint_launch(&g, x, w, b, y)?
+        conv_data_adjoint_launch(&g, x, w, b, y, post)?
     } else {
-        conv_data_launch(&g, x, w, b, y)?
+        conv_data_launch(&g, x, w, b, y, post)?
     }))
 }
 
@@ -340,9 +373,9 @@ pub fn backward_data_launches(
     check(name, "output gradient", dy, &op.out_shape(x_shape)?)?;
     check(name, "input gradient", dx, x_shape)?;
     Ok(Prepared::one(if op.is_transposed() {
-        conv_data_launch(&g, dy, w, None, dx)?
+        conv_data_launch(&g, dy, w, None, dx, None)?
     } else {
-        conv_data_adjoint_launch(&g, dy, w, None, dx)?
+        conv_data_adjoint_launch(&g, dy, w, None, dx, None)?
     }))
 }
 

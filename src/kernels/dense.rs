@@ -12,6 +12,7 @@
 
 use super::Launch;
 use super::conv::{Grads, Prepared, bias_fill_launch, bias_grad_launch, check, check_bias};
+use super::elementwise::UnaryOp;
 use super::matmul::{Gemm, gemm_launch};
 use crate::error::Result;
 use crate::ops::dense::FullyConnected;
@@ -32,6 +33,7 @@ fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, accumulate: 
         a_stride: 0,
         b_stride: 0,
         c_stride: 0,
+        post: None,
     }
 }
 
@@ -43,6 +45,18 @@ pub fn forward_launches(
     b: Option<&Tensor>,
     y: &Tensor,
 ) -> Result<Prepared> {
+    forward_post_launches(op, x, w, b, y, None)
+}
+
+/// `forward_launches` with a neuron fused into the GEMM epilogue (FC + bias + neuron).
+pub fn forward_post_launches(
+    op: &FullyConnected,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Prepared> {
     let (n, k) = op.matrix_shape(&x.shape)?;
     x.expect_dtype(OP, DType::F32)?;
     check(OP, "weight", w, &op.weight_shape())?;
@@ -52,7 +66,10 @@ pub fn forward_launches(
     if let Some(b) = b {
         launches.push(bias_fill_launch(b, y)?);
     }
-    let g = gemm(n, op.out_features, k, false, true, b.is_some());
+    let g = Gemm {
+        post,
+        ..gemm(n, op.out_features, k, false, true, b.is_some())
+    };
     launches.push(gemm_launch(&g, x, w, y)?);
     Ok(Prepared {
         launches,

@@ -2,6 +2,7 @@
 //! WGSL: `wgsl/matmul.wgsl` + the shared main loop `wgsl/gemm_core.wgsl`.
 //! CPU reference: `reference::basic::matmul`.
 
+use super::elementwise::UnaryOp;
 use super::{Launch, Shader, f};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
@@ -9,6 +10,7 @@ use crate::tensor::{DType, Tensor};
 pub static SHADER: Shader = Shader {
     name: "matmul",
     parts: &[
+        include_str!("../../wgsl/neuron.wgsl"),
         include_str!("../../wgsl/matmul.wgsl"),
         include_str!("../../wgsl/gemm_core.wgsl"),
     ],
@@ -51,6 +53,8 @@ pub struct Gemm {
     pub a_stride: usize,
     pub b_stride: usize,
     pub c_stride: usize,
+    /// A neuron fused onto every output (`y = post(alpha·op(A)·op(B) (+ C))`).
+    pub post: Option<UnaryOp>,
 }
 
 /// Prepares one GEMM over raw buffers; the caller has checked sizes.
@@ -63,12 +67,13 @@ pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launc
         g.trans_b as u32,
         g.accumulate as u32,
         f(g.alpha),
-        0,
+        g.post.is_some() as u32,
         g.a_stride as u32,
         g.b_stride as u32,
         g.c_stride as u32,
-        0,
     ];
+    let (code, pa, pb) = g.post.map_or((0, 0.0, 0.0), |u| u.code());
+    let p = [&p[..], &[code, f(pa), f(pb)]].concat();
     let (entry, groups) = gemm_grid(g.m, g.n, g.batch);
     a.device.launch(
         &SHADER,
@@ -180,6 +185,7 @@ pub fn plan(
         a_stride: if ra == 2 { 0 } else { am * ak },
         b_stride: if rb == 2 { 0 } else { ak * bn },
         c_stride: am * bn,
+        post: None,
     };
     Ok((g, out_shape))
 }

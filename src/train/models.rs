@@ -16,6 +16,8 @@ pub struct MnistSize {
     pub conv1: usize,
     pub conv2: usize,
     pub hidden: usize,
+    /// Convolution kernel edge (5 in the MPS sample).
+    pub kernel: usize,
 }
 
 impl MnistSize {
@@ -24,12 +26,14 @@ impl MnistSize {
         conv1: 8,
         conv2: 16,
         hidden: 64,
+        kernel: 5,
     };
     /// The MPS sample's (and TensorFlow tutorial's) widths.
     pub const MPS: MnistSize = MnistSize {
         conv1: 32,
         conv2: 64,
         hidden: 1024,
+        kernel: 5,
     };
 }
 
@@ -42,7 +46,7 @@ pub fn mnist(batch: usize, size: MnistSize, dropout_seed: u64) -> Result<Classif
     let labels = g.input_u32("labels", &[batch])?;
     let weights = g.input("weights", &[batch])?;
     let conv = |i, o| {
-        let mut c = Conv2d::new(i, o, (5, 5));
+        let mut c = Conv2d::new(i, o, (size.kernel, size.kernel));
         c.padding = Padding::Same;
         c
     };
