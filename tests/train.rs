@@ -13,6 +13,7 @@ const TINY: MnistSize = MnistSize {
     conv1: 4,
     conv2: 8,
     hidden: 32,
+    kernel: 5,
 };
 
 fn subset(s: &ImageSet, n: usize) -> ImageSet {
