@@ -1,6 +1,6 @@
 """PyTorch twin of benches/train_step.rs: images/s of the MNIST network's full training step
 (forward, softmax cross-entropy, backward, Adam) in eager CUDA, at batch 64 and 256, same network
-and sizes as examples/mnist.rs (`--channels C1 C2 --hidden H`, defaults 8 16 64; `--mps-size` for the
+and sizes as examples/mnist.rs (`--channels C1 C2 --hidden H`, defaults 8 16 128; `--mps-size` for the
 MPS sample's 32 64 1024). TF32 off (true fp32 like wgtrain). Timing: best of 3 runs of ~1 s."""
 import sys, time
 import torch
@@ -13,7 +13,7 @@ dev = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_a
 sync = {"cuda": torch.cuda.synchronize, "mps": lambda: torch.mps.synchronize()}.get(dev, lambda: None)
 
 args = sys.argv[1:]
-c1, c2, hidden = 8, 16, 64
+c1, c2, hidden = 8, 16, 128
 if "--mps-size" in args:
     c1, c2, hidden = 32, 64, 1024
 if "--channels" in args:

@@ -3,7 +3,7 @@
 //! (8,000 to train, 2,000 held out), or on the full set with `--data DIR` (the four IDX files).
 //!
 //! ```text
-//! cargo run --release --example mnist [-- --epochs 3 --batch 32 --lr 0.002 --target 0.98
+//! cargo run --release --example mnist [-- --epochs 5 --batch 32 --lr 0.002 --target 0.98
 //!                                        --out runs/mnist --resume --data DIR --mps-size]
 //! ```
 //! Writes `runs/mnist/metrics.jsonl`, `runs/mnist/curves.svg` and a checkpoint per epoch.
@@ -37,7 +37,7 @@ fn main() {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = TrainConfig {
-        epochs: arg(&args, "--epochs", 3)?,
+        epochs: arg(&args, "--epochs", 5)?,
         batch: arg(&args, "--batch", 32)?,
         seed: arg(&args, "--seed", 1)?,
         target_accuracy: Some(arg(&args, "--target", 0.985)?),
@@ -49,6 +49,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         resume: args.iter().any(|a| a == "--resume"),
         log_every: 25,
         progress: true,
+        weight_decay: arg(&args, "--weight-decay", 0.0)?,
     };
     let lr: f64 = arg(&args, "--lr", 0.002)?;
     let base = if args.iter().any(|a| a == "--mps-size") {
@@ -82,7 +83,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let model = mnist(cfg.batch, size, cfg.seed)?;
     // Adam with the learning rate decayed along a cosine over the whole run.
     let steps = (cfg.epochs * data.train.n.div_ceil(cfg.batch)) as u64;
-    let mut opt = OptimizerConfig::new(Algorithm::adam(), lr);
+    // --weight-decay switches to AdamW (decoupled decay on the weights, none on biases).
+    let algorithm = if cfg.weight_decay > 0.0 {
+        Algorithm::adamw()
+    } else {
+        Algorithm::adam()
+    };
+    let mut opt = OptimizerConfig::new(algorithm, lr);
     opt.schedule = Schedule::Cosine {
         t_max: steps,
         eta_min: lr / 50.0,

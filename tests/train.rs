@@ -37,6 +37,7 @@ fn config(batch: usize, epochs: usize, out: Option<std::path::PathBuf>) -> Train
         resume: false,
         log_every: 10,
         progress: false,
+        weight_decay: 0.0,
     }
 }
 

@@ -97,6 +97,8 @@ pub struct TrainConfig {
     /// Steps between loss readbacks (each one waits for the GPU).
     pub log_every: usize,
     pub progress: bool,
+    /// Weight decay of the weights (rank > 1); biases and norm scales get none.
+    pub weight_decay: f64,
 }
 
 impl Default for TrainConfig {
@@ -110,6 +112,7 @@ impl Default for TrainConfig {
             resume: false,
             log_every: 50,
             progress: true,
+            weight_decay: 0.0,
         }
     }
 }
@@ -198,7 +201,8 @@ impl Trainer {
         }
         // No weight decay on biases and norm scales (rank-1 parameters).
         let groups = vec![
-            ParamGroup::new(arena.layout.ranges(|e| e.shape.len() > 1)),
+            ParamGroup::new(arena.layout.ranges(|e| e.shape.len() > 1))
+                .weight_decay(cfg.weight_decay),
             ParamGroup::new(arena.layout.ranges(|e| e.shape.len() <= 1)).weight_decay(0.0),
         ];
         let opt = Optimizer::new(device, opt, groups, arena.layout.len())?;

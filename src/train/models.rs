@@ -25,7 +25,7 @@ impl MnistSize {
     pub const SMALL: MnistSize = MnistSize {
         conv1: 8,
         conv2: 16,
-        hidden: 64,
+        hidden: 128,
         kernel: 5,
     };
     /// The MPS sample's (and TensorFlow tutorial's) widths.
