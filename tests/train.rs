@@ -118,3 +118,84 @@ fn resumed_run_is_bit_identical_to_a_straight_run() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+/// A data source that remembers what the engine handed back.
+struct Recorder {
+    label: String,
+    shape: Vec<usize>,
+    trained: std::rc::Rc<std::cell::RefCell<Vec<(String, Vec<f32>)>>>,
+}
+
+impl wgtrain::weights::DataSource for Recorder {
+    fn label(&self) -> &str {
+        &self.label
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn load(&mut self) -> wgtrain::Result<()> {
+        Ok(())
+    }
+    fn init(&mut self, out: &mut [f32]) -> wgtrain::Result<()> {
+        // A recognisable, small pattern: 0.01 · (i mod 7 − 3).
+        out.iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = 0.01 * ((i % 7) as f32 - 3.0));
+        Ok(())
+    }
+    fn purge(&mut self) {}
+    fn update(&mut self, trained: &[f32]) -> wgtrain::Result<()> {
+        self.trained
+            .borrow_mut()
+            .push((self.label.clone(), trained.to_vec()));
+        Ok(())
+    }
+}
+
+#[test]
+fn weights_enter_and_leave_through_data_sources() {
+    let data = Mnist::embedded().unwrap();
+    let train = subset(&data.train, 16);
+    each_device("data sources", |dev| {
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let opt = OptimizerConfig::new(Algorithm::adam(), 0.003);
+        let l = log.clone();
+        let mut t = Trainer::with_sources(
+            dev,
+            mnist(8, TINY, 3).unwrap(),
+            opt,
+            config(8, 1, None),
+            move |name, shape, _| {
+                Box::new(Recorder {
+                    label: name.into(),
+                    shape: shape.to_vec(),
+                    trained: l.clone(),
+                })
+            },
+        )
+        .unwrap();
+        let arena = t.compiled().param_arena().unwrap().clone();
+        let before = arena.params.to_f32().unwrap();
+        let e = &arena.layout.entries()[0];
+        assert_eq!(
+            before[e.offset + 8],
+            0.01 * (8 % 7) as f32 - 0.03,
+            "{} came from its data source",
+            e.name
+        );
+        t.train_epoch(&train, None).unwrap();
+        t.sync_sources().unwrap();
+        let after = arena.params.to_f32().unwrap();
+        let got = log.borrow();
+        assert_eq!(got.len(), arena.layout.entries().len());
+        for (name, v) in got.iter() {
+            let e = arena.layout.get(name).unwrap();
+            assert_eq!(
+                &after[e.range()],
+                &v[..],
+                "{name}: the source got the trained values"
+            );
+        }
+        assert_ne!(before, after, "training changed nothing");
+    });
+}

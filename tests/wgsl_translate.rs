@@ -106,3 +106,28 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
         }
     }
 }
+
+#[test]
+fn no_shader_uses_more_workgroup_memory_than_declared() {
+    let mut most = 0;
+    for shader in wgtrain::kernels::all_shaders() {
+        let module = naga::front::wgsl::parse_str(&shader.source()).unwrap();
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| v.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, v)| module.types[v.ty].inner.size(module.to_ctx()))
+            .sum();
+        assert!(
+            bytes <= wgtrain::kernels::MAX_WORKGROUP_BYTES,
+            "{} declares {bytes} bytes of workgroup memory, more than MAX_WORKGROUP_BYTES",
+            shader.name
+        );
+        most = most.max(bytes);
+    }
+    assert_eq!(
+        most,
+        wgtrain::kernels::MAX_WORKGROUP_BYTES,
+        "MAX_WORKGROUP_BYTES is stale"
+    );
+}

@@ -201,6 +201,14 @@ impl Graph {
         }
         let outputs = &wanted[..];
         let n = self.nodes.len();
+        let have = device.caps().max_workgroup_storage;
+        if have < crate::kernels::MAX_WORKGROUP_BYTES {
+            return Err(Error::TooLarge {
+                what: format!("workgroup memory of the kernels on {}", device.name()),
+                bytes: crate::kernels::MAX_WORKGROUP_BYTES as u64,
+                limit: have as u64,
+            });
+        }
         // Dead-node removal: keep what the outputs depend on.
         let mut live = vec![false; n];
         for v in outputs {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Compiled, Graph, Op, Options, Value};
 use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
 use crate::weights::checkpoint::{self, RngState, TrainState};
-use crate::weights::{FanMode, Init, Nonlinearity};
+use crate::weights::{self, DataSource, FanMode, Init, InitSource, Nonlinearity};
 use metrics::{Metrics, Record};
 
 /// A labelled dataset the loop can draw batches from.
@@ -152,6 +152,7 @@ pub struct Trainer {
     /// Completed epochs.
     pub epoch: usize,
     pub global_step: u64,
+    sources: Vec<Box<dyn DataSource>>,
 }
 
 impl Trainer {
@@ -162,6 +163,25 @@ impl Trainer {
         model: Classifier,
         opt: OptimizerConfig,
         cfg: TrainConfig,
+    ) -> Result<Trainer> {
+        Self::with_sources(device, model, opt, cfg, |name, shape, seed| {
+            Box::new(InitSource::new(
+                name,
+                shape,
+                default_init(name, shape),
+                seed,
+            ))
+        })
+    }
+
+    /// Like `new`, with the weights entering through data sources of the caller's making (MPS's
+    /// data source provider): `source(name, shape, seed)` is asked for one per parameter.
+    pub fn with_sources(
+        device: &Device,
+        model: Classifier,
+        opt: OptimizerConfig,
+        cfg: TrainConfig,
+        source: impl Fn(&str, &[usize], u64) -> Box<dyn DataSource>,
     ) -> Result<Trainer> {
         if cfg.batch == 0 || cfg.log_every == 0 {
             return Err(Error::Invalid(
@@ -183,12 +203,14 @@ impl Trainer {
             .param_arena()
             .expect("training compile has an arena")
             .clone();
-        let mut flat = vec![0f32; arena.layout.len()];
-        for e in arena.layout.entries() {
-            let v = default_init(&e.name, &e.shape).values(&e.name, &e.shape, cfg.seed)?;
-            flat[e.range()].copy_from_slice(&v);
-        }
-        arena.params.write_f32(&flat)?;
+        // Weights enter only through their data sources.
+        let mut sources: Vec<Box<dyn DataSource>> = arena
+            .layout
+            .entries()
+            .iter()
+            .map(|e| source(&e.name, &e.shape, cfg.seed))
+            .collect();
+        weights::upload(&arena.layout, &mut sources, &arena.params)?;
         for n in &gt.nodes {
             if n.op == Op::State {
                 let v = default_init(&n.name, &n.outputs[0].0).values(
@@ -216,11 +238,18 @@ impl Trainer {
             cfg,
             epoch: 0,
             global_step: 0,
+            sources,
         })
     }
 
     pub fn compiled(&self) -> &Compiled {
         &self.train
+    }
+
+    /// Hands the trained weights back to their data sources (`DataSource::update`).
+    pub fn sync_sources(&mut self) -> Result<()> {
+        let arena = self.train.param_arena().expect("training arena");
+        weights::sync_sources(&arena.layout, &mut self.sources, &arena.params)
     }
 
     pub fn optimizer(&self) -> &Optimizer {
