@@ -119,11 +119,14 @@ fn resumed_run_is_bit_identical_to_a_straight_run() {
     });
 }
 
+/// What the engine handed back to each source: (name, trained values).
+type Log = std::rc::Rc<std::cell::RefCell<Vec<(String, Vec<f32>)>>>;
+
 /// A data source that remembers what the engine handed back.
 struct Recorder {
     label: String,
     shape: Vec<usize>,
-    trained: std::rc::Rc<std::cell::RefCell<Vec<(String, Vec<f32>)>>>,
+    trained: Log,
 }
 
 impl wgtrain::weights::DataSource for Recorder {
@@ -157,7 +160,7 @@ fn weights_enter_and_leave_through_data_sources() {
     let data = Mnist::embedded().unwrap();
     let train = subset(&data.train, 16);
     each_device("data sources", |dev| {
-        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let log: Log = Default::default();
         let opt = OptimizerConfig::new(Algorithm::adam(), 0.003);
         let l = log.clone();
         let mut t = Trainer::with_sources(
