@@ -193,41 +193,39 @@ impl Tensor {
 
     /// Overwrites the tensor's contents with u32 data (indices, labels) of the same element count.
     pub fn write_u32(&self, data: &[u32]) -> Result<()> {
-        self.expect_dtype("write_u32", DType::U32)?;
-        if data.len() != self.numel() {
-            return Err(Error::Shape {
-                op: "write_u32".into(),
-                msg: format!("{} values for a tensor {:?}", data.len(), self.shape),
-            });
-        }
-        if !data.is_empty() {
-            self.device.scoped(|_| {
-                self.device.0.queue.write_buffer(
-                    &self.buffer,
-                    self.offset,
-                    bytemuck::cast_slice(data),
-                )
-            })?;
-        }
-        Ok(())
+        self.write(
+            "write_u32",
+            DType::U32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
     }
 
     /// Overwrites the tensor's contents with f32 data of the same element count.
     pub fn write_f32(&self, data: &[f32]) -> Result<()> {
-        self.expect_dtype("write_f32", DType::F32)?;
-        if data.len() != self.numel() {
+        self.write(
+            "write_f32",
+            DType::F32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    /// Queue-ordered overwrite of `len` elements of `dtype` given as bytes.
+    fn write(&self, op: &str, dtype: DType, bytes: &[u8], len: usize) -> Result<()> {
+        self.expect_dtype(op, dtype)?;
+        if len != self.numel() {
             return Err(Error::Shape {
-                op: "write_f32".into(),
-                msg: format!("{} values for a tensor {:?}", data.len(), self.shape),
+                op: op.into(),
+                msg: format!("{len} values for a tensor {:?}", self.shape),
             });
         }
-        if !data.is_empty() {
+        if !bytes.is_empty() {
             self.device.scoped(|_| {
-                self.device.0.queue.write_buffer(
-                    &self.buffer,
-                    self.offset,
-                    bytemuck::cast_slice(data),
-                )
+                self.device
+                    .0
+                    .queue
+                    .write_buffer(&self.buffer, self.offset, bytes)
             })?;
         }
         Ok(())
