@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_intrusive::sync::Semaphore;
 
@@ -669,15 +669,5 @@ impl Compiled {
     pub fn wait_all(&self) -> Result<()> {
         self.in_flight.lock().unwrap().clear();
         self.device.wait()
-    }
-
-    /// CPU time to encode and submit one step (the GPU work is waited for, not counted).
-    pub fn time_encode(&self) -> Result<Duration> {
-        self.wait_all()?;
-        let t = Instant::now();
-        let h = self.encode_step()?;
-        let dt = t.elapsed();
-        h.wait()?;
-        Ok(dt)
     }
 }
