@@ -678,3 +678,67 @@ fn conv_and_dense_take_their_neuron_in_the_gemm_epilogue() {
         );
     });
 }
+
+#[test]
+fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
+    use wgtrain::ops::dense::FullyConnected;
+    each_device("jit residency", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[4, 96]).unwrap();
+        let h = g.dense("fc1", x, FullyConnected::new(96, 160)).unwrap();
+        let h = g.unary("r1", UnaryOp::Relu, h).unwrap();
+        let h = g.dense("fc2", h, FullyConnected::new(160, 160)).unwrap();
+        let h = g.unary("r2", UnaryOp::Relu, h).unwrap();
+        let y = g.dense("fc3", h, FullyConnected::new(160, 33)).unwrap();
+        let f = feeds(&g, 61);
+        let run = |jit: bool| {
+            let opts = wgtrain::graph::Options {
+                just_in_time: jit,
+                ..Default::default()
+            };
+            let c = g.compile_with(dev, &[y], &opts).unwrap();
+            for (name, a) in &f {
+                c.set(name, &a.to_f32()).unwrap();
+            }
+            c.step().unwrap();
+            c.step().unwrap();
+            (c.read(y).unwrap(), c.stats().clone())
+        };
+        let ((jit, sj), (resident, sr)) = (run(true), run(false));
+        assert_eq!(jit, resident, "the same kernels on the same weights");
+        let want = g.eval_reference(&f, &[y]).unwrap();
+        assert_close("jit", &jit, &want[0].data, 2e-4, 2e-4);
+        let largest = (160 * 160 * 4) as u64; // fc2.weight, plus its bias in the slot
+        assert!(
+            sj.weight_bytes < sr.weight_bytes && sj.weight_bytes >= largest,
+            "{sj:?} vs {sr:?}"
+        );
+        assert_eq!((sj.submits_per_step, sr.submits_per_step), (3, 1));
+        eprintln!(
+            "weights on the GPU: resident {} B, just-in-time {} B",
+            sr.weight_bytes, sj.weight_bytes
+        );
+        // Errors: a weight never set, training with just-in-time weights.
+        let c = g
+            .compile_with(
+                dev,
+                &[y],
+                &wgtrain::graph::Options {
+                    just_in_time: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        c.set("x", &f["x"].to_f32()).unwrap();
+        assert!(c.step().unwrap_err().to_string().contains("never set"));
+        let mut gt = g.clone();
+        let s = gt.sum("s", y, 1).unwrap();
+        let tr = gt.training(s).unwrap();
+        let opts = wgtrain::graph::Options {
+            just_in_time: true,
+            training: Some(&tr),
+            ..Default::default()
+        };
+        assert!(gt.compile_with(dev, &[s], &opts).is_err());
+    });
+}

@@ -14,6 +14,7 @@ use super::autograd::Training;
 use super::fusion::{Fusion, fuse};
 use super::heads::Head;
 use super::memory::{Interval, place};
+use super::residency::JitPlan;
 use super::{Graph, Op, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -38,6 +39,8 @@ pub struct PlanStats {
     pub naive_bytes: u64,
     /// Bytes of inputs, parameters and requested outputs (never aliased).
     pub persistent_bytes: u64,
+    /// Weight bytes on the GPU at the peak: all of them resident, or the slot just-in-time.
+    pub weight_bytes: u64,
 }
 
 /// How to compile.
@@ -50,6 +53,8 @@ pub struct Options<'a> {
     /// Place every parameter in one flat arena and its gradient at the same offset of a second
     /// one, so an optimizer updates all of them with one fused kernel.
     pub training: Option<&'a Training>,
+    /// Just-in-time weight residency (`residency.rs`): one slot reused by every layer.
+    pub just_in_time: bool,
 }
 
 impl Default for Options<'_> {
@@ -58,6 +63,7 @@ impl Default for Options<'_> {
             fuse: true,
             share: None,
             training: None,
+            just_in_time: false,
         }
     }
 }
@@ -136,6 +142,14 @@ impl StepHandle {
     }
 }
 
+/// Just-in-time residency at run time: the plan, where each node's upload goes in the launch
+/// list, and the weights' host copies (what the data sources loaded).
+struct JitState {
+    plan: JitPlan,
+    uploads: Vec<(usize, usize)>,
+    host: Mutex<HashMap<Value, Vec<f32>>>,
+}
+
 /// A graph compiled for one device and batch size.
 pub struct Compiled {
     device: Device,
@@ -148,6 +162,7 @@ pub struct Compiled {
     update: Vec<Launch>,
     update_params: Option<Box<StepParams>>,
     param_arena: Option<ParamArena>,
+    jit: Option<JitState>,
     /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
     _scratch: Vec<Tensor>,
     /// (launch index, node, elements) of launches re-parameterised every step (dropout).
@@ -358,6 +373,27 @@ impl Graph {
             );
         }
         let mut persistent_bytes = 0;
+        let jit = if opts.just_in_time {
+            if opts.training.is_some() || share.is_some() {
+                return Err(Error::Invalid(
+                    "just-in-time residency is for forward graphs that own their weights (training keeps them resident)"
+                        .into(),
+                ));
+            }
+            let plan = JitPlan::place(self, &live, device)?;
+            for list in plan.per_node.values() {
+                for &(p, at) in list {
+                    let shape = &self.nodes[p.node].outputs[0].0;
+                    tensors.insert(
+                        p,
+                        Tensor::view(device, plan.slot.clone(), at, shape, DType::F32)?,
+                    );
+                }
+            }
+            Some(plan)
+        } else {
+            None
+        };
         let param_arena = match opts.training {
             Some(tr) => {
                 if share.is_some() {
@@ -434,6 +470,8 @@ impl Graph {
         let mut launches = Vec::new();
         let mut scratch: Vec<Tensor> = Vec::new();
         let mut per_step: Vec<(usize, usize, usize)> = Vec::new();
+        // Just-in-time: (first launch of the node, node) for every node whose weights are loaded.
+        let mut uploads: Vec<(usize, usize)> = Vec::new();
         let max_bindings = caps.max_storage_buffers_per_stage as usize;
         for (i, node) in self.nodes.iter().enumerate() {
             if !live[i] {
@@ -463,6 +501,9 @@ impl Graph {
                 .op
                 .lower(&ins, &outs, then, 0)
                 .map_err(|e| Error::Invalid(format!("node {:?}: {e}", node.name)))?;
+            if jit.as_ref().is_some_and(|j| j.per_node.contains_key(&i)) {
+                uploads.push((launches.len(), i));
+            }
             launches.extend(prepared.launches);
             scratch.extend(prepared.scratch);
         }
@@ -470,10 +511,22 @@ impl Graph {
             nodes: n,
             live_nodes: live.iter().filter(|&&l| l).count(),
             dispatches_per_step: launches.len(),
-            submits_per_step: 1,
             arena_bytes: placement.peak,
             naive_bytes: placement.naive,
             persistent_bytes: persistent_bytes + scratch.iter().map(|t| t.bytes()).sum::<u64>(),
+            weight_bytes: match &jit {
+                Some(j) => j.slot_bytes,
+                None => self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, n)| live[*i] && n.op == Op::Param)
+                    .map(|(_, n)| n.outputs[0].0.iter().product::<usize>() as u64 * 4)
+                    .sum(),
+            },
+            submits_per_step: 1 + uploads
+                .len()
+                .saturating_sub(usize::from(uploads.first().is_some_and(|u| u.0 == 0))),
         };
         Ok(Compiled {
             device: device.clone(),
@@ -484,6 +537,11 @@ impl Graph {
             update: Vec::new(),
             update_params: None,
             param_arena,
+            jit: jit.map(|plan| JitState {
+                plan,
+                uploads,
+                host: Mutex::new(HashMap::new()),
+            }),
             per_step,
             step: AtomicU64::new(0),
             outputs: outputs.to_vec(),
@@ -535,6 +593,26 @@ impl Compiled {
                 "node {name:?} is computed, not fed"
             )));
         }
+        if let Some(j) = self
+            .jit
+            .as_ref()
+            .filter(|_| self.graph.node(v).op == Op::Param)
+        {
+            // Just-in-time weights stay on the host until their layer runs.
+            let want: usize = self.graph.shape(v).iter().product();
+            if data.len() != want {
+                return Err(Error::Shape {
+                    op: format!("node {name:?}"),
+                    msg: format!(
+                        "{} values for a weight {:?}",
+                        data.len(),
+                        self.graph.shape(v)
+                    ),
+                });
+            }
+            j.host.lock().unwrap().insert(v, data.to_vec());
+            return Ok(());
+        }
         self.tensor(v)?
             .write_f32(data)
             .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
@@ -565,6 +643,18 @@ impl Compiled {
             )));
         }
         self.wait_all()?;
+        if let Some(j) = self
+            .jit
+            .as_ref()
+            .filter(|_| self.graph.node(v).op == Op::Param)
+        {
+            return j.host.lock().unwrap().get(&v).cloned().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "weight {:?} was never set",
+                    self.graph.node(v).name
+                ))
+            });
+        }
         self.tensor(v)?.to_f32()
     }
 
@@ -601,22 +691,39 @@ impl Compiled {
                 self.device.rewrite_params(l, &p)?;
             }
         }
-        let (d, q) = self.device.wgpu();
-        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("step"),
-        });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("step"),
-                timestamp_writes: None,
-            });
-            for l in self.launches.iter().chain(&self.update) {
-                pass.set_pipeline(&l.pipeline);
-                pass.set_bind_group(0, &l.bind_group, &[]);
-                pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+        let (_, q) = self.device.wgpu();
+        let all: Vec<&Launch> = self.launches.iter().chain(&self.update).collect();
+        // One submit per segment: just-in-time residency starts a segment at every layer whose
+        // weights must be written into the slot first (queue-ordered writes between submits).
+        let mut cuts: Vec<(usize, Option<usize>)> = vec![(0, None)];
+        if let Some(j) = &self.jit {
+            for &(at, node) in &j.uploads {
+                if at == 0 {
+                    cuts[0].1 = Some(node);
+                } else {
+                    cuts.push((at, Some(node)));
+                }
             }
         }
-        let index = q.submit([enc.finish()]);
+        let mut index = None;
+        for (k, &(start, node)) in cuts.iter().enumerate() {
+            if let (Some(j), Some(node)) = (&self.jit, node) {
+                let host = j.host.lock().unwrap();
+                for &(p, at) in &j.plan.per_node[&node] {
+                    let data = host.get(&p).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "weight {:?} was never set",
+                            self.graph.nodes[p.node].name
+                        ))
+                    })?;
+                    self.device
+                        .scoped(|_| q.write_buffer(&j.plan.slot, at, bytemuck::cast_slice(data)))?;
+                }
+            }
+            let end = cuts.get(k + 1).map_or(all.len(), |c| c.0);
+            index = Some(self.submit(&all[start..end]));
+        }
+        let index = index.expect("at least one segment");
         let done = Arc::new(AtomicBool::new(false));
         let (flag, permits) = (done.clone(), self.permits.clone());
         q.on_submitted_work_done(move || {
@@ -631,6 +738,26 @@ impl Compiled {
             index,
             done,
         })
+    }
+
+    /// Encodes `launches` into one compute pass and submits it.
+    fn submit(&self, launches: &[&Launch]) -> wgpu::SubmissionIndex {
+        let (d, q) = self.device.wgpu();
+        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("step"),
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("step"),
+                timestamp_writes: None,
+            });
+            for l in launches {
+                pass.set_pipeline(&l.pipeline);
+                pass.set_bind_group(0, &l.bind_group, &[]);
+                pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+            }
+        }
+        q.submit([enc.finish()])
     }
 
     /// Steps encoded so far (the next step's dropout seed).

@@ -22,6 +22,7 @@ pub mod heads;
 pub mod layers;
 pub mod memory;
 pub mod op;
+pub mod residency;
 pub mod stateful;
 
 use crate::error::{Error, Result};
