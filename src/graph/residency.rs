@@ -35,13 +35,13 @@ impl JitPlan {
                 continue;
             }
             for u in &n.inputs {
-                if g.nodes[u.node].op == Op::Param {
-                    if let Some(other) = consumer.insert(*u, i) {
-                        return Err(Error::Invalid(format!(
-                            "just-in-time residency: parameter {:?} feeds both {:?} and {:?}; each weight must belong to one layer",
-                            g.nodes[u.node].name, g.nodes[other].name, n.name
-                        )));
-                    }
+                if g.nodes[u.node].op == Op::Param
+                    && let Some(other) = consumer.insert(*u, i)
+                {
+                    return Err(Error::Invalid(format!(
+                        "just-in-time residency: parameter {:?} feeds both {:?} and {:?}; each weight must belong to one layer",
+                        g.nodes[u.node].name, g.nodes[other].name, n.name
+                    )));
                 }
             }
         }
