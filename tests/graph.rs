@@ -47,6 +47,28 @@ fn feeds(g: &Graph, seed: u64) -> HashMap<String, Array> {
     f
 }
 
+/// Compiles `g` for `outs` with `opts`, feeds `f`, runs `steps` steps; each output and the plan.
+fn run_with(
+    dev: &wgtrain::Device,
+    g: &Graph,
+    outs: &[Value],
+    opts: &wgtrain::graph::Options,
+    f: &HashMap<String, Array>,
+    steps: usize,
+) -> (Vec<Vec<f32>>, wgtrain::graph::exec::PlanStats) {
+    let c = g.compile_with(dev, outs, opts).unwrap();
+    for (name, a) in f {
+        c.set(name, &a.to_f32()).unwrap();
+    }
+    for _ in 0..steps {
+        c.step().unwrap();
+    }
+    (
+        outs.iter().map(|v| c.read(*v).unwrap()).collect(),
+        c.stats().clone(),
+    )
+}
+
 #[test]
 fn cpu_autograd_matches_finite_differences() {
     let (mut g, loss) = mlp(3);
@@ -214,21 +236,12 @@ fn fused_and_unfused_plans_agree() {
         let out = g.unary("sq", UnaryOp::Square, out).unwrap();
         let f = feeds(&g, 5);
         let run = |fuse: bool| {
-            let c = g
-                .compile_with(
-                    dev,
-                    &[out],
-                    &wgtrain::graph::Options {
-                        fuse,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            for (name, a) in &f {
-                c.set(name, &a.to_f32()).unwrap();
-            }
-            c.step().unwrap();
-            (c.read(out).unwrap(), c.stats().clone())
+            let opts = wgtrain::graph::Options {
+                fuse,
+                ..Default::default()
+            };
+            let (o, st) = run_with(dev, &g, &[out], &opts, &f, 1);
+            (o[0].clone(), st)
         };
         let (fused, sf) = run(true);
         let (plain, sp) = run(false);
@@ -547,24 +560,11 @@ fn concat_producers_write_into_their_slice_when_contiguous() {
         let outs = [loss, tr.grads[0]];
         let f = feeds(&g, 31);
         let run = |fuse: bool| {
-            let c = g
-                .compile_with(
-                    dev,
-                    &outs,
-                    &wgtrain::graph::Options {
-                        fuse,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            for (name, a) in &f {
-                c.set(name, &a.to_f32()).unwrap();
-            }
-            c.step().unwrap();
-            (
-                outs.iter().map(|v| c.read(*v).unwrap()).collect::<Vec<_>>(),
-                c.stats().clone(),
-            )
+            let opts = wgtrain::graph::Options {
+                fuse,
+                ..Default::default()
+            };
+            run_with(dev, &g, &outs, &opts, &f, 1)
         };
         let ((elided, se), (copied, sc)) = (run(true), run(false));
         let want = g.eval_reference(&f, &outs).unwrap();
@@ -603,21 +603,12 @@ fn batch_norm_and_relu_fuse_at_inference() {
             .collect();
         f.insert("bn.running_var".into(), Array::new(&[4], rv));
         let run = |fuse: bool| {
-            let c = gi
-                .compile_with(
-                    dev,
-                    &[out],
-                    &wgtrain::graph::Options {
-                        fuse,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            for (name, a) in &f {
-                c.set(name, &a.to_f32()).unwrap();
-            }
-            c.step().unwrap();
-            (c.read(out).unwrap(), c.stats().dispatches_per_step)
+            let opts = wgtrain::graph::Options {
+                fuse,
+                ..Default::default()
+            };
+            let (o, st) = run_with(dev, &gi, &[out], &opts, &f, 1);
+            (o[0].clone(), st.dispatches_per_step)
         };
         let ((fused, df), (plain, dp)) = (run(true), run(false));
         let want = gi.eval_reference(&f, &[out]).unwrap();
@@ -651,21 +642,12 @@ fn conv_and_dense_take_their_neuron_in_the_gemm_epilogue() {
         let out = g.flatten("out", d).unwrap();
         let f = feeds(&g, 51);
         let run = |fuse: bool| {
-            let c = g
-                .compile_with(
-                    dev,
-                    &[out],
-                    &wgtrain::graph::Options {
-                        fuse,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            for (name, a) in &f {
-                c.set(name, &a.to_f32()).unwrap();
-            }
-            c.step().unwrap();
-            (c.read(out).unwrap(), c.stats().dispatches_per_step)
+            let opts = wgtrain::graph::Options {
+                fuse,
+                ..Default::default()
+            };
+            let (o, st) = run_with(dev, &g, &[out], &opts, &f, 1);
+            (o[0].clone(), st.dispatches_per_step)
         };
         let ((fused, df), (plain, dp)) = (run(true), run(false));
         let want = g.eval_reference(&f, &[out]).unwrap();
@@ -696,13 +678,8 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
                 just_in_time: jit,
                 ..Default::default()
             };
-            let c = g.compile_with(dev, &[y], &opts).unwrap();
-            for (name, a) in &f {
-                c.set(name, &a.to_f32()).unwrap();
-            }
-            c.step().unwrap();
-            c.step().unwrap();
-            (c.read(y).unwrap(), c.stats().clone())
+            let (o, st) = run_with(dev, &g, &[y], &opts, &f, 2);
+            (o[0].clone(), st)
         };
         let ((jit, sj), (resident, sr)) = (run(true), run(false));
         assert_eq!(jit, resident, "the same kernels on the same weights");
