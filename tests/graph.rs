@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{assert_close, each_device};
+use wgtrain::graph::autograd::Training;
 use wgtrain::graph::{Graph, Value};
 use wgtrain::kernels::elementwise::{BinaryOp, UnaryOp};
 use wgtrain::reference::{Array, finite_diff, max_rel_diff};
@@ -69,12 +70,16 @@ fn run_with(
     )
 }
 
-#[test]
-fn cpu_autograd_matches_finite_differences() {
-    let (mut g, loss) = mlp(3);
-    let tr = g.training(loss).unwrap();
-    let f = feeds(&g, 1);
-    let grads = g.eval_reference(&f, &tr.grads).unwrap();
+/// Holds the reference gradient of every parameter to central finite differences of the summed
+/// loss, within relative tolerance `tol`.
+fn assert_autograd_matches_fd(
+    g: &Graph,
+    loss: Value,
+    tr: &Training,
+    f: &HashMap<String, Array>,
+    tol: f64,
+) {
+    let grads = g.eval_reference(f, &tr.grads).unwrap();
     for (p, grad) in tr.params.iter().zip(&grads) {
         let name = g.node(*p).name.clone();
         let fd = finite_diff(&f[&name], 1e-6, |w| {
@@ -83,7 +88,7 @@ fn cpu_autograd_matches_finite_differences() {
             g.eval_reference(&f2, &[loss]).unwrap()[0].data.iter().sum()
         });
         assert!(
-            max_rel_diff(&grad.data, &fd.data) < 1e-6,
+            max_rel_diff(&grad.data, &fd.data) < tol,
             "{name}: {:?} vs {:?}",
             grad.data,
             fd.data
@@ -91,24 +96,40 @@ fn cpu_autograd_matches_finite_differences() {
     }
 }
 
+/// Compiles the training graph for the loss and every gradient, runs one step on `f`, and holds
+/// each output to the reference; returns the plan.
+fn assert_compiled_matches_reference(
+    dev: &wgtrain::Device,
+    g: &Graph,
+    loss: Value,
+    tr: &Training,
+    f: &HashMap<String, Array>,
+    tol: f64,
+) -> wgtrain::graph::exec::PlanStats {
+    let mut outs = vec![loss];
+    outs.extend(&tr.grads);
+    let (got, stats) = run_with(dev, g, &outs, &Default::default(), f, 1);
+    let want = g.eval_reference(f, &outs).unwrap();
+    for ((v, got), w) in outs.iter().zip(&got).zip(&want) {
+        assert_close(&g.node(*v).name, got, &w.data, tol, tol);
+    }
+    stats
+}
+
+#[test]
+fn cpu_autograd_matches_finite_differences() {
+    let (mut g, loss) = mlp(3);
+    let tr = g.training(loss).unwrap();
+    let f = feeds(&g, 1);
+    assert_autograd_matches_fd(&g, loss, &tr, &f, 1e-6);
+}
+
 #[test]
 fn compiled_graph_matches_reference_and_aliases_memory() {
     each_device("graph vs reference", |dev| {
         let (mut g, loss) = mlp(7);
         let tr = g.training(loss).unwrap();
-        let mut outs = vec![loss];
-        outs.extend(&tr.grads);
-        let c = g.compile(dev, &outs).unwrap();
-        let f = feeds(&g, 2);
-        for (name, a) in &f {
-            c.set(name, &a.to_f32()).unwrap();
-        }
-        c.step().unwrap();
-        let want = g.eval_reference(&f, &outs).unwrap();
-        for (v, w) in outs.iter().zip(&want) {
-            assert_close(&g.node(*v).name, &c.read(*v).unwrap(), &w.data, 1e-4, 1e-4);
-        }
-        let s = c.stats();
+        let s = assert_compiled_matches_reference(dev, &g, loss, &tr, &feeds(&g, 2), 1e-4);
         assert_eq!(s.submits_per_step, 1);
         assert!(s.arena_bytes < s.naive_bytes, "no aliasing: {s:?}");
         eprintln!("plan: {s:?}");
@@ -313,16 +334,7 @@ fn cnn_cpu_autograd_matches_finite_differences() {
     let (mut g, loss) = cnn(2);
     let tr = g.training(loss).unwrap();
     let f = feeds(&g, 11);
-    let grads = g.eval_reference(&f, &tr.grads).unwrap();
-    for (p, grad) in tr.params.iter().zip(&grads) {
-        let name = g.node(*p).name.clone();
-        let fd = finite_diff(&f[&name], 1e-6, |w| {
-            let mut f2 = f.clone();
-            f2.insert(name.clone(), w.clone());
-            g.eval_reference(&f2, &[loss]).unwrap()[0].data.iter().sum()
-        });
-        assert!(max_rel_diff(&grad.data, &fd.data) < 1e-5, "{name}");
-    }
+    assert_autograd_matches_fd(&g, loss, &tr, &f, 1e-5);
 }
 
 #[test]
@@ -330,19 +342,8 @@ fn compiled_cnn_matches_reference() {
     each_device("cnn graph", |dev| {
         let (mut g, loss) = cnn(3);
         let tr = g.training(loss).unwrap();
-        let mut outs = vec![loss];
-        outs.extend(&tr.grads);
-        let c = g.compile(dev, &outs).unwrap();
-        let f = feeds(&g, 12);
-        for (name, a) in &f {
-            c.set(name, &a.to_f32()).unwrap();
-        }
-        c.step().unwrap();
-        let want = g.eval_reference(&f, &outs).unwrap();
-        for (v, w) in outs.iter().zip(&want) {
-            assert_close(&g.node(*v).name, &c.read(*v).unwrap(), &w.data, 2e-4, 2e-4);
-        }
-        assert!(c.stats().arena_bytes < c.stats().naive_bytes);
+        let s = assert_compiled_matches_reference(dev, &g, loss, &tr, &feeds(&g, 12), 2e-4);
+        assert!(s.arena_bytes < s.naive_bytes);
     });
 }
 
@@ -411,16 +412,7 @@ fn states_concat_and_loss_cpu_autograd_matches_finite_differences() {
     let (mut g, loss) = cnn_with_states(3);
     let tr = g.training(loss).unwrap();
     let f = state_feeds(&g, 3, 21);
-    let grads = g.eval_reference(&f, &tr.grads).unwrap();
-    for (p, grad) in tr.params.iter().zip(&grads) {
-        let name = g.node(*p).name.clone();
-        let fd = finite_diff(&f[&name], 1e-6, |w| {
-            let mut f2 = f.clone();
-            f2.insert(name.clone(), w.clone());
-            g.eval_reference(&f2, &[loss]).unwrap()[0].data[0]
-        });
-        assert!(max_rel_diff(&grad.data, &fd.data) < 1e-5, "{name}");
-    }
+    assert_autograd_matches_fd(&g, loss, &tr, &f, 1e-5);
 }
 
 #[test]
