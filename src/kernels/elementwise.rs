@@ -147,9 +147,15 @@ pub enum BinaryOp {
 /// Max rank the broadcasting kernels take.
 pub const MAX_RANK: usize = 8;
 
-fn params(n: usize, op: u32, rank: usize, extra: u32, dims: [&[usize]; 3]) -> Vec<u32> {
-    let mut w = vec![n as u32, op, rank as u32, extra, 0, 0, 0, 0];
-    for d in dims {
+/// The broadcasting kernels' parameters: `n` outputs of shape `out`, op code, and a's and b's
+/// strides in output coordinates (`Params` in `elementwise.wgsl`; chain fields left empty).
+fn broadcast_params(n: usize, op: BinaryOp, a: &[usize], b: &[usize], out: &[usize]) -> Vec<u32> {
+    let mut w = vec![n as u32, op as u32, out.len() as u32, 0, 0, 0, 0, 0];
+    for d in [
+        out.to_vec(),
+        broadcast_strides(a, out),
+        broadcast_strides(b, out),
+    ] {
         let mut v = [1u32; MAX_RANK];
         for (i, &x) in d.iter().enumerate() {
             v[i] = x as u32;
@@ -317,17 +323,7 @@ pub fn binary_chain_launch(
         });
     }
     let n = y.numel();
-    let p = params(
-        n,
-        op as u32,
-        out.len(),
-        0,
-        [
-            &out,
-            &broadcast_strides(&a.shape, &out),
-            &broadcast_strides(&b.shape, &out),
-        ],
-    );
+    let p = broadcast_params(n, op, &a.shape, &b.shape, &out);
     let p = with_chain(p, then)?;
     a.device.launch(
         &SHADER,
@@ -360,17 +356,7 @@ pub fn binary_grad_launch(
     let target = if which == 0 { a } else { b };
     same_shape(&name, target, g)?;
     let n = g.numel();
-    let mut p = params(
-        n,
-        op as u32,
-        out.len(),
-        0,
-        [
-            &out,
-            &broadcast_strides(&a.shape, &out),
-            &broadcast_strides(&b.shape, &out),
-        ],
-    );
+    let mut p = broadcast_params(n, op, &a.shape, &b.shape, &out);
     p[6] = which as u32;
     a.device.launch(
         &SHADER,
