@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! cargo run --release --example mnist [-- --epochs 5 --batch 32 --lr 0.002 --target 0.98
-//!                                        --out runs/mnist --resume --data DIR --mps-size]
+//!                                        --out runs/mnist --resume --data DIR --mps-size
+//!                                        --just-in-time]
 //! ```
+//! `--just-in-time` keeps weights, gradients and Adam's moments on the host, one layer at a time
+//! on the GPU (peak memory bounded by the largest layer; slower).
 //! Writes `runs/mnist/metrics.jsonl`, `runs/mnist/curves.svg` and a checkpoint per epoch.
 
 use std::path::PathBuf;
@@ -50,6 +53,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         log_every: 25,
         progress: true,
         weight_decay: arg(&args, "--weight-decay", 0.0)?,
+        just_in_time: args.iter().any(|a| a == "--just-in-time"),
     };
     let lr: f64 = arg(&args, "--lr", 0.002)?;
     let base = if args.iter().any(|a| a == "--mps-size") {

@@ -129,7 +129,7 @@ impl Model {
     fn bits(&self, layout: &ParamLayout) -> Vec<u32> {
         let n = layout.len();
         let p = self.params.to_f32().unwrap();
-        let s = self.opt.state().to_f32().unwrap();
+        let s = self.opt.read_state().unwrap();
         let mut out = Vec::new();
         for e in layout.entries() {
             out.extend(p[e.range()].iter().map(|x| x.to_bits()));
@@ -245,7 +245,7 @@ fn the_file_reads_like_a_pytorch_state_dict() {
         let bytes = std::fs::read(&path).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         let arena = m.params.to_f32().unwrap();
-        let state = m.opt.state().to_f32().unwrap();
+        let state = m.opt.read_state().unwrap();
         for e in l.entries() {
             let t = st.tensor(&e.name).unwrap();
             assert_eq!((t.dtype(), t.shape()), (Dtype::F32, e.shape.as_slice()));

@@ -66,7 +66,7 @@ fn check(dev: &Device, what: &str, cfg: OptimizerConfig, groups: Vec<ParamGroup>
             );
         }
     }
-    let state = opt.state().to_f32().unwrap();
+    let state = opt.read_state().unwrap();
     assert_close(
         &format!("{what}: state"),
         &state,
@@ -226,7 +226,7 @@ fn run_gpu(dev: &Device, cfg: OptimizerConfig, groups: Vec<ParamGroup>) -> (Vec<
     let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect();
     (
         bits(params.to_f32().unwrap()),
-        bits(opt.state().to_f32().unwrap()),
+        bits(opt.read_state().unwrap()),
     )
 }
 

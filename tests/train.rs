@@ -38,6 +38,7 @@ fn config(batch: usize, epochs: usize, out: Option<std::path::PathBuf>) -> Train
         log_every: 10,
         progress: false,
         weight_decay: 0.0,
+        just_in_time: false,
     }
 }
 

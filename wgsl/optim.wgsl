@@ -27,7 +27,8 @@ fn norm_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if (c < cfg.n_chunks) {
         let e = opt_chunk(c);
         for (var i = e.x + lid; i < e.y; i = i + WG) {
-            let g = opt_grads[i] * cfg.rescale;
+        let j = i - cfg.base;
+            let g = opt_grads[j] * cfg.rescale;
             acc = acc + g * g;
         }
     }
@@ -70,13 +71,14 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let lr = opt_step.groups[e.z].x;
     let wd = opt_weight_decay(e.z);
     for (var i = e.x + lid; i < e.y; i = i + WG) {
-        let w = opt_params[i];
-        var g = opt_grad(i, e.z, w);
+        let j = i - cfg.base;
+        let w = opt_params[j];
+        var g = opt_grad(j, e.z, w);
         if (wd != 0.0) {
             g = g + wd * w;
         }
         if (cfg.momentum != 0.0) {
-            let k = cfg.slot_a * cfg.n + i;
+            let k = cfg.slot_a * cfg.n + j;
             var b = g;
             if (opt_step.head.x > 1u) {
                 b = opt_state[k] * cfg.momentum + cfg.dampening_w * g;
@@ -88,7 +90,7 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
                 g = b;
             }
         }
-        opt_params[i] = w - lr * g;
+        opt_params[j] = w - lr * g;
     }
 }
 
@@ -108,27 +110,28 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let wd = opt_weight_decay(e.z);
     let decoupled = (cfg.flags & F_DECOUPLED) != 0u;
     for (var i = e.x + lid; i < e.y; i = i + WG) {
-        var w = opt_params[i];
-        var g = opt_grad(i, e.z, w);
+        let j = i - cfg.base;
+        var w = opt_params[j];
+        var g = opt_grad(j, e.z, w);
         if (decoupled) {
             w = w * gs.z;
         } else if (wd != 0.0) {
             g = g + wd * w;
         }
-        let km = cfg.slot_a * cfg.n + i;
-        let kv = cfg.slot_b * cfg.n + i;
+        let km = cfg.slot_a * cfg.n + j;
+        let kv = cfg.slot_b * cfg.n + j;
         let m = opt_lerp(opt_state[km], g, cfg.beta1_w);
         let v = opt_state[kv] * cfg.beta2 + cfg.beta2_w * g * g;
         opt_state[km] = m;
         opt_state[kv] = v;
         var vhat = v;
         if ((cfg.flags & F_AMSGRAD) != 0u) {
-            let kx = cfg.slot_c * cfg.n + i;
+            let kx = cfg.slot_c * cfg.n + j;
             vhat = max(opt_state[kx], v);
             opt_state[kx] = vhat;
         }
         let denom = sqrt(vhat) / opt_step.bias.x + cfg.eps;
-        opt_params[i] = w - gs.y * (m / denom);
+        opt_params[j] = w - gs.y * (m / denom);
     }
 }
 
@@ -146,17 +149,18 @@ fn rmsprop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let lr = opt_step.groups[e.z].x;
     let wd = opt_weight_decay(e.z);
     for (var i = e.x + lid; i < e.y; i = i + WG) {
-        let w = opt_params[i];
-        var g = opt_grad(i, e.z, w);
+        let j = i - cfg.base;
+        let w = opt_params[j];
+        var g = opt_grad(j, e.z, w);
         if (wd != 0.0) {
             g = g + wd * w;
         }
-        let ks = cfg.slot_a * cfg.n + i;
+        let ks = cfg.slot_a * cfg.n + j;
         let s = opt_state[ks] * cfg.alpha + cfg.alpha_w * g * g;
         opt_state[ks] = s;
         var avg: f32;
         if ((cfg.flags & F_CENTERED) != 0u) {
-            let kg = cfg.slot_c * cfg.n + i;
+            let kg = cfg.slot_c * cfg.n + j;
             let a = opt_lerp(opt_state[kg], g, cfg.alpha_w);
             opt_state[kg] = a;
             avg = sqrt(s - a * a);
@@ -165,12 +169,12 @@ fn rmsprop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         }
         avg = avg + cfg.eps;
         if (cfg.momentum > 0.0) {
-            let kb = cfg.slot_b * cfg.n + i;
+            let kb = cfg.slot_b * cfg.n + j;
             let b = opt_state[kb] * cfg.momentum + g / avg;
             opt_state[kb] = b;
-            opt_params[i] = w - lr * b;
+            opt_params[j] = w - lr * b;
         } else {
-            opt_params[i] = w - lr * (g / avg);
+            opt_params[j] = w - lr * (g / avg);
         }
     }
 }

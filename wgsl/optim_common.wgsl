@@ -24,7 +24,7 @@ struct OptParams {
     rescale: f32,
     clip_value: f32,
     max_norm: f32,
-    _p0: u32,
+    base: u32,         // arena element at index 0 of the bound params, grads and state rows
     momentum: f32,     // SGD, RMSProp
     dampening_w: f32,  // SGD: 1 - dampening
     beta1_w: f32,      // Adam: 1 - beta1 (the lerp weight)
@@ -56,7 +56,7 @@ struct OptStep {
 @group(0) @binding(3) var<storage, read_write> opt_norm: array<f32>;
 @group(0) @binding(4) var<uniform> opt_step: OptStep;
 @group(0) @binding(5) var<storage, read_write> opt_params: array<f32>;
-// Optimizer state: slot s of element i at s * cfg.n + i.
+// Optimizer state: slot s of bound element j at s * cfg.n + j.
 @group(0) @binding(6) var<storage, read_write> opt_state: array<f32>;
 
 fn opt_chunk_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
@@ -73,9 +73,9 @@ fn opt_weight_decay(grp: u32) -> f32 {
     return bitcast<f32>(opt_tbl[4u * grp]);
 }
 
-// The gradient of element i (parameter value w) after rescale, clipping and L1/L2 terms.
-fn opt_grad(i: u32, grp: u32, w: f32) -> f32 {
-    var g = opt_grads[i] * cfg.rescale;
+// The gradient of bound element j (parameter value w) after rescale, clipping and L1/L2 terms.
+fn opt_grad(j: u32, grp: u32, w: f32) -> f32 {
+    var g = opt_grads[j] * cfg.rescale;
     if ((cfg.flags & F_CLIP_NORM) != 0u) {
         g = g * opt_norm[cfg.n_chunks];
     }

@@ -1,6 +1,8 @@
 // Custom optimizer template: wraps the user's
 //     fn update(i: u32, p: f32, g: f32, step: u32, lr: f32) -> f32
-// (returns the new value of parameter element i) in a kernel over the arena. `g` is already
+// (returns the new value of parameter element i) in a kernel over the arena. `i` is the element's
+// index as bound: its arena index with resident weights, its index inside one parameter
+// just-in-time; use it only with state_get / state_set. `g` is already
 // preprocessed (rescale, clipping, L1/L2) with the group's weight decay added as L2, like SGD;
 // `step` is 1-based; `lr` is the group's scheduled learning rate. State slots (as many as the
 // optimizer declares) are read and written through state_get / state_set.
@@ -26,11 +28,12 @@ fn custom_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let lr = opt_step.groups[e.z].x;
     let wd = opt_weight_decay(e.z);
     for (var i = e.x + lid; i < e.y; i = i + WG) {
-        let w = opt_params[i];
-        var g = opt_grad(i, e.z, w);
+        let j = i - cfg.base;
+        let w = opt_params[j];
+        var g = opt_grad(j, e.z, w);
         if (wd != 0.0) {
             g = g + wd * w;
         }
-        opt_params[i] = update(i, w, g, opt_step.head.x, lr);
+        opt_params[j] = update(j, w, g, opt_step.head.x, lr);
     }
 }

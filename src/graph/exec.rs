@@ -10,18 +10,15 @@ use std::time::Duration;
 
 use futures_intrusive::sync::Semaphore;
 
-use super::autograd::Training;
-use super::fusion::{Fusion, fuse};
-use super::heads::Head;
-use super::memory::{Interval, place};
-use super::residency::JitPlan;
+use super::compile::ParamArena;
+use super::residency::{Event, JitState};
 use super::{Graph, Op, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::Launch;
-use crate::ops::shape_ops::Concat;
-use crate::tensor::{DType, Tensor};
-use crate::weights::{ParamEntry, ParamLayout};
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use crate::weights::{ParamLayout, ParamStore};
 
 /// Steps allowed in flight at once.
 pub const IN_FLIGHT: usize = 2;
@@ -41,78 +38,6 @@ pub struct PlanStats {
     pub persistent_bytes: u64,
     /// Weight bytes on the GPU at the peak: all of them resident, or the slot just-in-time.
     pub weight_bytes: u64,
-}
-
-/// How to compile.
-#[derive(Clone, Copy)]
-pub struct Options<'a> {
-    /// Fold elementwise chains into one dispatch (on by default).
-    pub fuse: bool,
-    /// Use this compiled graph's parameter tensors for parameters of the same name.
-    pub share: Option<&'a Compiled>,
-    /// Place every parameter in one flat arena and its gradient at the same offset of a second
-    /// one, so an optimizer updates all of them with one fused kernel.
-    pub training: Option<&'a Training>,
-    /// Just-in-time weight residency (`residency.rs`): one slot reused by every layer.
-    pub just_in_time: bool,
-}
-
-impl Default for Options<'_> {
-    fn default() -> Self {
-        Options {
-            fuse: true,
-            share: None,
-            training: None,
-            just_in_time: false,
-        }
-    }
-}
-
-/// All parameters in one flat f32 tensor and their gradients in another with the same layout:
-/// what the optimizers run over. Gaps between entries (binding alignment) hold zeros in both.
-#[derive(Clone)]
-pub struct ParamArena {
-    pub params: Tensor,
-    pub grads: Tensor,
-    /// Name, shape and offset (in elements) of every parameter: what checkpoints and optimizer
-    /// parameter groups are expressed in.
-    pub layout: ParamLayout,
-}
-
-impl ParamArena {
-    fn place(
-        g: &Graph,
-        device: &Device,
-        tr: &Training,
-        owner: &dyn Fn(Value) -> Value,
-    ) -> Result<ParamArena> {
-        let align = (device.caps().storage_offset_alignment as usize / 4).max(1);
-        let mut entries = Vec::new();
-        let mut at = 0;
-        for (p, gr) in tr.params.iter().zip(&tr.grads) {
-            let (shape, dt) = &g.nodes[p.node].outputs[p.port];
-            let gv = owner(*gr);
-            if *dt != DType::F32 || matches!(g.nodes[gv.node].op, Op::Input | Op::Param | Op::State)
-            {
-                return Err(Error::Invalid(format!(
-                    "parameter {:?} cannot live in the arena",
-                    g.nodes[p.node].name
-                )));
-            }
-            entries.push(ParamEntry {
-                name: g.nodes[p.node].name.clone(),
-                offset: at,
-                shape: shape.clone(),
-            });
-            at += shape.iter().product::<usize>().div_ceil(align) * align;
-        }
-        let total = at.max(1);
-        Ok(ParamArena {
-            params: Tensor::zeros(device, &[total], DType::F32)?,
-            grads: Tensor::zeros(device, &[total], DType::F32)?,
-            layout: ParamLayout::new(entries, total)?,
-        })
-    }
 }
 
 /// Computes, for step `n`, new parameter words for some of the update launches: `(index, words)`.
@@ -142,414 +67,29 @@ impl StepHandle {
     }
 }
 
-/// Just-in-time residency at run time: the plan, where each node's upload goes in the launch
-/// list, and the weights' host copies (what the data sources loaded).
-struct JitState {
-    plan: JitPlan,
-    uploads: Vec<(usize, usize)>,
-    host: Mutex<HashMap<Value, Vec<f32>>>,
-}
-
 /// A graph compiled for one device and batch size.
 pub struct Compiled {
-    device: Device,
+    pub(super) device: Device,
     pub graph: Graph,
     /// Tensor of every (live) node output; views alias their input.
-    tensors: HashMap<Value, Tensor>,
-    launches: Vec<Launch>,
+    pub(super) tensors: HashMap<Value, Tensor>,
+    pub(super) launches: Vec<Launch>,
     /// Launches appended after the graph's (the optimizer update), re-parameterised every step
     /// by `update_params`.
-    update: Vec<Launch>,
-    update_params: Option<Box<StepParams>>,
-    param_arena: Option<ParamArena>,
-    jit: Option<JitState>,
+    pub(super) update: Vec<Launch>,
+    pub(super) update_params: Option<Box<StepParams>>,
+    pub(super) param_arena: Option<ParamArena>,
+    pub(super) jit: Option<JitState>,
     /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
-    _scratch: Vec<Tensor>,
+    pub(super) _scratch: Vec<Tensor>,
     /// (launch index, node, elements) of launches re-parameterised every step (dropout).
-    per_step: Vec<(usize, usize, usize)>,
+    pub(super) per_step: Vec<(usize, usize, usize)>,
     /// Steps encoded so far: seeds dropout, part of what a checkpoint saves.
-    step: AtomicU64,
-    outputs: Vec<Value>,
-    stats: PlanStats,
-    permits: Arc<Semaphore>,
-    in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
-}
-
-impl Graph {
-    /// Compiles the nodes needed for `outputs` (and only those) on `device`.
-    pub fn compile(&self, device: &Device, outputs: &[Value]) -> Result<Compiled> {
-        self.compile_sharing(device, outputs, None)
-    }
-
-    /// Like `compile`, but parameters and states with the same name as in `share` use its tensors: an
-    /// inference graph, or the same network at another batch size, trains the same weights.
-    pub fn compile_sharing(
-        &self,
-        device: &Device,
-        outputs: &[Value],
-        share: Option<&Compiled>,
-    ) -> Result<Compiled> {
-        self.compile_with(
-            device,
-            outputs,
-            &Options {
-                share,
-                ..Options::default()
-            },
-        )
-    }
-
-    /// Compiles with explicit options (fusion on or off, shared parameters).
-    pub fn compile_with(
-        &self,
-        device: &Device,
-        outputs: &[Value],
-        opts: &Options,
-    ) -> Result<Compiled> {
-        let share = opts.share;
-        // A training graph always produces every gradient (into the gradient arena).
-        let mut wanted = outputs.to_vec();
-        for g in opts.training.map_or(&[][..], |t| &t.grads[..]) {
-            if !wanted.contains(g) {
-                wanted.push(*g);
-            }
-        }
-        let outputs = &wanted[..];
-        let n = self.nodes.len();
-        let have = device.caps().max_workgroup_storage;
-        if have < crate::kernels::MAX_WORKGROUP_BYTES {
-            return Err(Error::TooLarge {
-                what: format!("workgroup memory of the kernels on {}", device.name()),
-                bytes: crate::kernels::MAX_WORKGROUP_BYTES as u64,
-                limit: have as u64,
-            });
-        }
-        // Dead-node removal: keep what the outputs depend on.
-        let mut live = vec![false; n];
-        for v in outputs {
-            live[v.node] = true;
-        }
-        for i in (0..n).rev() {
-            if live[i] {
-                for u in &self.nodes[i].inputs {
-                    live[u.node] = true;
-                }
-            }
-        }
-        let fusion = if opts.fuse {
-            fuse(self, &live, outputs)
-        } else {
-            Fusion {
-                absorbed: vec![false; n],
-                ..Fusion::default()
-            }
-        };
-        // Views and fused-away nodes alias their input: follow them to the value owning memory.
-        let alias = |i: usize| self.nodes[i].op.is_view() || fusion.absorbed[i];
-        let mut root: HashMap<Value, Value> = HashMap::new();
-        let owner = |root: &HashMap<Value, Value>, v: Value| *root.get(&v).unwrap_or(&v);
-        for (i, node) in self.nodes.iter().enumerate() {
-            if live[i] && alias(i) {
-                root.insert(Value { node: i, port: 0 }, owner(&root, node.inputs[0]));
-            }
-        }
-        // Lifetimes of memory-owning intermediates.
-        let persistent = |v: Value| {
-            matches!(self.nodes[v.node].op, Op::Input | Op::Param | Op::State)
-                || outputs
-                    .iter()
-                    .any(|o| root.get(o).copied().unwrap_or(*o) == v)
-        };
-        let mut life: HashMap<Value, (usize, usize)> = HashMap::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            if !live[i] || alias(i) {
-                continue;
-            }
-            for port in 0..node.outputs.len() {
-                let v = Value { node: i, port };
-                if !persistent(v) {
-                    life.insert(v, (i, i));
-                }
-            }
-            for u in &node.inputs {
-                if let Some(l) = life.get_mut(&owner(&root, *u)) {
-                    l.1 = l.1.max(i);
-                }
-            }
-        }
-        // Concat elision: where every input's slice of the output is one contiguous, aligned byte
-        // range (concat along the first axis, or leading dims of size 1), the producers write
-        // straight into the output and the concat costs nothing. Otherwise it copies.
-        let align = device.caps().storage_offset_alignment as u64;
-        let mut slices: HashMap<Value, (Value, u64)> = HashMap::new();
-        let mut elided: Vec<usize> = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
-            let Op::Head(Head::Concat(c)) = &node.op else {
-                continue;
-            };
-            let out = Value { node: i, port: 0 };
-            let shape = &node.outputs[0].0;
-            let Ok(axis) = crate::ops::axis::resolve_axis(Concat::OP, c.axis, shape.len()) else {
-                continue;
-            };
-            if !opts.fuse
-                || !live[i]
-                || !life.contains_key(&out)
-                || shape[..axis].iter().product::<usize>() != 1
-            {
-                continue;
-            }
-            let inner: usize = shape[axis + 1..].iter().product();
-            let (mut plan, mut at, mut ok) = (Vec::new(), 0u64, true);
-            for u in &node.inputs {
-                ok &= u.port == 0
-                    && owner(&root, *u) == *u
-                    && life.contains_key(u)
-                    && !slices.contains_key(u)
-                    && !elided.contains(&u.node)
-                    && !plan.iter().any(|(p, _)| p == u)
-                    && at.is_multiple_of(align);
-                plan.push((*u, at));
-                at += (self.nodes[u.node].outputs[0].0[axis] * inner * 4) as u64;
-            }
-            if ok {
-                for (u, b) in plan {
-                    let lu = life.remove(&u).expect("checked above");
-                    let lo = life.get_mut(&out).expect("checked above");
-                    *lo = (lo.0.min(lu.0), lo.1.max(lu.1));
-                    slices.insert(u, (out, b));
-                }
-                elided.push(i);
-            }
-        }
-        let mut owned: Vec<Value> = life.keys().copied().collect();
-        owned.sort();
-        let bytes = |v: Value| {
-            let (s, dt) = &self.nodes[v.node].outputs[v.port];
-            (s.iter().product::<usize>() * dt.size()) as u64
-        };
-        let items: Vec<Interval> = owned
-            .iter()
-            .map(|&v| Interval {
-                bytes: bytes(v),
-                first: life[&v].0,
-                last: life[&v].1,
-            })
-            .collect();
-        let caps = device.caps();
-        let placement = place(&items, caps.storage_offset_alignment as u64);
-        if placement.peak > caps.max_buffer_size {
-            return Err(Error::TooLarge {
-                what: "the activation arena".into(),
-                bytes: placement.peak,
-                limit: caps.max_buffer_size,
-            });
-        }
-        let arena = Arc::new(device.scoped(|d| {
-            d.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("activation arena"),
-                size: placement.peak.max(4),
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        })?);
-        // Tensors: arena views for intermediates, own buffers for persistent values.
-        let mut tensors: HashMap<Value, Tensor> = HashMap::new();
-        for (k, &v) in owned.iter().enumerate() {
-            let (s, dt) = &self.nodes[v.node].outputs[v.port];
-            tensors.insert(
-                v,
-                Tensor::view(device, arena.clone(), placement.offsets[k], s, *dt)?,
-            );
-        }
-        for (u, (out, b)) in &slices {
-            let t = &tensors[out];
-            let shape = &self.nodes[u.node].outputs[0].0;
-            tensors.insert(
-                *u,
-                Tensor::view(device, t.buffer.clone(), t.offset + b, shape, DType::F32)?,
-            );
-        }
-        let mut persistent_bytes = 0;
-        let jit = if opts.just_in_time {
-            if opts.training.is_some() || share.is_some() {
-                return Err(Error::Invalid(
-                    "just-in-time residency is for forward graphs that own their weights (training keeps them resident)"
-                        .into(),
-                ));
-            }
-            let plan = JitPlan::place(self, &live, device)?;
-            for list in plan.per_node.values() {
-                for &(p, at) in list {
-                    let shape = &self.nodes[p.node].outputs[0].0;
-                    tensors.insert(
-                        p,
-                        Tensor::view(device, plan.slot.clone(), at, shape, DType::F32)?,
-                    );
-                }
-            }
-            Some(plan)
-        } else {
-            None
-        };
-        let param_arena = match opts.training {
-            Some(tr) => {
-                if share.is_some() {
-                    return Err(Error::Invalid(
-                        "a training graph owns its parameters: do not share them".into(),
-                    ));
-                }
-                let a = ParamArena::place(self, device, tr, &|v| owner(&root, v))?;
-                for (k, e) in a.layout.entries().iter().enumerate() {
-                    let (pv, gv) = (tr.params[k], owner(&root, tr.grads[k]));
-                    let dt = DType::F32;
-                    tensors.insert(
-                        pv,
-                        Tensor::view(
-                            device,
-                            a.params.buffer.clone(),
-                            e.offset as u64 * 4,
-                            &e.shape,
-                            dt,
-                        )?,
-                    );
-                    let gshape = &self.nodes[gv.node].outputs[gv.port].0;
-                    tensors.insert(
-                        gv,
-                        Tensor::view(
-                            device,
-                            a.grads.buffer.clone(),
-                            e.offset as u64 * 4,
-                            gshape,
-                            dt,
-                        )?,
-                    );
-                }
-                persistent_bytes += 2 * a.params.bytes();
-                Some(a)
-            }
-            None => None,
-        };
-        for (i, node) in self.nodes.iter().enumerate() {
-            if !live[i] {
-                continue;
-            }
-            for port in 0..node.outputs.len() {
-                let v = Value { node: i, port };
-                if alias(i) {
-                    let src = &tensors[&node.inputs[0]];
-                    tensors.insert(v, src.reshape(&node.outputs[0].0)?);
-                } else if let std::collections::hash_map::Entry::Vacant(slot) = tensors.entry(v) {
-                    let (s, dt) = &node.outputs[port];
-                    let shared = share
-                        .filter(|_| matches!(node.op, Op::Param | Op::State))
-                        .and_then(|c| c.param(&node.name));
-                    let t = match shared {
-                        Some(t) if t.shape() == s.as_slice() => t.clone(),
-                        Some(t) => {
-                            return Err(Error::Shape {
-                                op: format!("node {:?}", node.name),
-                                msg: format!(
-                                    "shared parameter is {:?}, this graph needs {s:?}",
-                                    t.shape()
-                                ),
-                            });
-                        }
-                        None => {
-                            persistent_bytes += bytes(v);
-                            Tensor::zeros(device, s, *dt)?
-                        }
-                    };
-                    slot.insert(t);
-                }
-            }
-        }
-        // Lower every live node once; the list is replayed every step.
-        let mut launches = Vec::new();
-        let mut scratch: Vec<Tensor> = Vec::new();
-        let mut per_step: Vec<(usize, usize, usize)> = Vec::new();
-        // Just-in-time: (first launch of the node, node) for every node whose weights are loaded.
-        let mut uploads: Vec<(usize, usize)> = Vec::new();
-        let max_bindings = caps.max_storage_buffers_per_stage as usize;
-        for (i, node) in self.nodes.iter().enumerate() {
-            if !live[i] {
-                continue;
-            }
-            let ins: Vec<&Tensor> = node.inputs.iter().map(|u| &tensors[u]).collect();
-            let outs: Vec<&Tensor> = (0..node.outputs.len())
-                .map(|p| &tensors[&Value { node: i, port: p }])
-                .collect();
-            if ins.len() + outs.len() > max_bindings {
-                return Err(Error::TooLarge {
-                    what: format!("node {:?}: storage bindings", node.name),
-                    bytes: (ins.len() + outs.len()) as u64,
-                    limit: max_bindings as u64,
-                });
-            }
-            if fusion.absorbed[i] || elided.contains(&i) {
-                continue;
-            }
-            let then = fusion.chains.get(&i).map_or(&[][..], |c| &c[..]);
-            if let Op::Stateful(st) = &node.op
-                && st.step_params(0, 0).is_some()
-            {
-                per_step.push((launches.len(), i, ins[0].numel()));
-            }
-            let prepared = node
-                .op
-                .lower(&ins, &outs, then, 0)
-                .map_err(|e| Error::Invalid(format!("node {:?}: {e}", node.name)))?;
-            if jit.as_ref().is_some_and(|j| j.per_node.contains_key(&i)) {
-                uploads.push((launches.len(), i));
-            }
-            launches.extend(prepared.launches);
-            scratch.extend(prepared.scratch);
-        }
-        let stats = PlanStats {
-            nodes: n,
-            live_nodes: live.iter().filter(|&&l| l).count(),
-            dispatches_per_step: launches.len(),
-            arena_bytes: placement.peak,
-            naive_bytes: placement.naive,
-            persistent_bytes: persistent_bytes + scratch.iter().map(|t| t.bytes()).sum::<u64>(),
-            weight_bytes: match &jit {
-                Some(j) => j.slot_bytes,
-                None => self
-                    .nodes
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, n)| live[*i] && n.op == Op::Param)
-                    .map(|(_, n)| n.outputs[0].0.iter().product::<usize>() as u64 * 4)
-                    .sum(),
-            },
-            submits_per_step: 1 + uploads
-                .len()
-                .saturating_sub(usize::from(uploads.first().is_some_and(|u| u.0 == 0))),
-        };
-        Ok(Compiled {
-            device: device.clone(),
-            graph: self.clone(),
-            tensors,
-            launches,
-            _scratch: scratch,
-            update: Vec::new(),
-            update_params: None,
-            param_arena,
-            jit: jit.map(|plan| JitState {
-                plan,
-                uploads,
-                host: Mutex::new(HashMap::new()),
-            }),
-            per_step,
-            step: AtomicU64::new(0),
-            outputs: outputs.to_vec(),
-            stats,
-            permits: Arc::new(Semaphore::new(false, IN_FLIGHT)),
-            in_flight: Mutex::new(VecDeque::new()),
-        })
-    }
+    pub(super) step: AtomicU64,
+    pub(super) outputs: Vec<Value>,
+    pub(super) stats: PlanStats,
+    pub(super) permits: Arc<Semaphore>,
+    pub(super) in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
 }
 
 impl Compiled {
@@ -574,11 +114,23 @@ impl Compiled {
 
     /// The parameter tensor named `name`.
     /// The parameter or state tensor named `name` (what `compile_sharing` shares).
+    /// Just-in-time weights have none (their slot is shared): `None`.
     pub fn param(&self, name: &str) -> Option<&Tensor> {
+        if self.is_jit_param(name) {
+            return None;
+        }
         let v = self.graph.find(name)?;
         matches!(self.graph.node(v).op, Op::Param | Op::State)
             .then(|| self.tensors.get(&v))
             .flatten()
+    }
+
+    /// Whether `name` is a weight kept just-in-time (on the host, written into the slot per step).
+    pub fn is_jit_param(&self, name: &str) -> bool {
+        let Some(j) = &self.jit else { return false };
+        self.graph
+            .find(name)
+            .is_some_and(|v| self.graph.node(v).op == Op::Param && j.plan.offsets.contains_key(&v))
     }
 
     /// Writes f32 data into the input or parameter named `name` (queue-ordered: a step already
@@ -693,37 +245,39 @@ impl Compiled {
         }
         let (_, q) = self.device.wgpu();
         let all: Vec<&Launch> = self.launches.iter().chain(&self.update).collect();
-        // One submit per segment: just-in-time residency starts a segment at every layer whose
-        // weights must be written into the slot first (queue-ordered writes between submits).
-        let mut cuts: Vec<(usize, Option<usize>)> = vec![(0, None)];
-        if let Some(j) = &self.jit {
-            for &(at, node) in &j.uploads {
-                if at == 0 {
-                    cuts[0].1 = Some(node);
-                } else {
-                    cuts.push((at, Some(node)));
+        // One submit, or, just-in-time, one per stretch between host events: weights written
+        // into the slot (queue-ordered between submits) and per-parameter updates.
+        let mut cursor = 0;
+        for (at, event) in self.jit.iter().flat_map(|j| &j.events) {
+            let j = self.jit.as_ref().expect("events come from the plan");
+            if *at > cursor {
+                self.submit(&all[cursor..*at]);
+                cursor = *at;
+            }
+            match event {
+                Event::Upload(params) => {
+                    let host = j.host.lock().unwrap();
+                    for p in params {
+                        let data = host.get(p).ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "weight {:?} was never set",
+                                self.graph.nodes[p.node].name
+                            ))
+                        })?;
+                        let at = j.plan.offsets[p];
+                        self.device.scoped(|_| {
+                            q.write_buffer(&j.plan.slot, at, bytemuck::cast_slice(data))
+                        })?;
+                    }
+                }
+                Event::Update(k) => {
+                    let tr = j.training.as_ref().expect("updates only when training");
+                    let name = |v: Value| self.graph.nodes[v.node].name.clone();
+                    tr.update(&self.device, &j.host, *k, &name)?;
                 }
             }
         }
-        let mut index = None;
-        for (k, &(start, node)) in cuts.iter().enumerate() {
-            if let (Some(j), Some(node)) = (&self.jit, node) {
-                let host = j.host.lock().unwrap();
-                for &(p, at) in &j.plan.per_node[&node] {
-                    let data = host.get(&p).ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "weight {:?} was never set",
-                            self.graph.nodes[p.node].name
-                        ))
-                    })?;
-                    self.device
-                        .scoped(|_| q.write_buffer(&j.plan.slot, at, bytemuck::cast_slice(data)))?;
-                }
-            }
-            let end = cuts.get(k + 1).map_or(all.len(), |c| c.0);
-            index = Some(self.submit(&all[start..end]));
-        }
-        let index = index.expect("at least one segment");
+        let index = self.submit(&all[cursor..]);
         let done = Arc::new(AtomicBool::new(false));
         let (flag, permits) = (done.clone(), self.permits.clone());
         q.on_submitted_work_done(move || {
@@ -775,6 +329,41 @@ impl Compiled {
         self.param_arena.as_ref()
     }
 
+    /// The parameter layout of a training graph, resident or just-in-time (the same for both).
+    pub fn param_layout(&self) -> Option<&ParamLayout> {
+        match (&self.param_arena, &self.jit) {
+            (Some(a), _) => Some(&a.layout),
+            (None, Some(j)) => j.training.as_ref().map(|t| &t.layout),
+            _ => None,
+        }
+    }
+
+    /// Whether the weights are kept just-in-time (`Options::just_in_time`).
+    pub fn is_just_in_time(&self) -> bool {
+        self.jit.is_some()
+    }
+
+    /// Just-in-time training: records `opt` (made with `Optimizer::just_in_time` for this
+    /// graph's `param_layout`) into every step, one parameter at its update point. Call
+    /// `opt.prepare_step()` before each step, as with resident weights.
+    pub fn attach_optimizer(&mut self, opt: &Optimizer) -> Result<()> {
+        let tr = self
+            .jit
+            .as_mut()
+            .and_then(|j| j.training.as_mut())
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "attach_optimizer is for just-in-time training graphs; resident ones take \
+                     set_update(opt.launches(params, grads))"
+                        .into(),
+                )
+            })?;
+        tr.attach(&self.device, opt)?;
+        let bytes = tr.optimizer.as_ref().map_or(0, |o| o.bytes);
+        self.stats.weight_bytes = self.jit.as_ref().map_or(0, |j| j.plan.slot_bytes) + bytes;
+        Ok(())
+    }
+
     /// Appends launches to every step after the graph's own (the optimizer update over the
     /// arena); `params` rewrites their parameters before each step (step count, learning rate).
     pub fn set_update(&mut self, launches: Vec<Launch>, params: Option<Box<StepParams>>) {
@@ -796,5 +385,51 @@ impl Compiled {
     pub fn wait_all(&self) -> Result<()> {
         self.in_flight.lock().unwrap().clear();
         self.device.wait()
+    }
+}
+
+/// A training graph's parameters in layout order, wherever they live: the resident arena, or the
+/// host copies of just-in-time weights (what data sources and checkpoints read and write).
+impl ParamStore for Compiled {
+    fn elements(&self) -> Result<usize> {
+        self.param_layout().map(|l| l.len()).ok_or_else(|| {
+            Error::Invalid("not a training graph: it has no parameter layout".into())
+        })
+    }
+
+    fn read_all(&self) -> Result<Vec<f32>> {
+        if let Some(a) = &self.param_arena {
+            return a.params.to_f32();
+        }
+        let layout = self.param_layout().ok_or_else(|| {
+            Error::Invalid("not a training graph: it has no parameter layout".into())
+        })?;
+        self.wait_all()?;
+        let mut out = vec![0f32; layout.len()];
+        for e in layout.entries() {
+            let v = self
+                .graph
+                .find(&e.name)
+                .expect("layout names are graph params");
+            out[e.range()].copy_from_slice(&self.read(v)?);
+        }
+        Ok(out)
+    }
+
+    fn write_all(&self, values: &[f32]) -> Result<()> {
+        if let Some(a) = &self.param_arena {
+            return a.params.write_f32(values);
+        }
+        let n = self.elements()?;
+        if values.len() != n {
+            return Err(Error::Shape {
+                op: "parameter arena".into(),
+                msg: format!("{} values for {n} elements", values.len()),
+            });
+        }
+        for e in self.param_layout().expect("checked by elements").entries() {
+            self.set(&e.name, &values[e.range()])?;
+        }
+        Ok(())
     }
 }

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod autograd;
+pub mod compile;
 pub mod exec;
 pub mod fusion;
 pub mod heads;
@@ -29,7 +30,8 @@ use crate::error::{Error, Result};
 use crate::kernels::elementwise::{BinaryOp, UnaryOp};
 use crate::kernels::reduce::ReduceOp;
 use crate::tensor::DType;
-pub use exec::{Compiled, Options, StepHandle};
+pub use compile::{Options, ParamArena};
+pub use exec::{Compiled, StepHandle};
 pub use heads::Head;
 pub use layers::{ConvKind, Layer};
 pub use op::Op;

@@ -1,63 +1,73 @@
 //! Just-in-time weight residency (MPS's load/purge of data sources): instead of every weight living
-//! on the GPU, one *slot* as large as the largest layer's weights is reused by every layer. Right
-//! before a layer runs its weights are written into the slot (queue-ordered, so between the
-//! submits of one step), and the next layer overwrites them: peak weight memory is bounded by the
-//! largest layer rather than the sum. The price is one submit per layer with weights.
+//! on the GPU, one *slot* is reused by every layer. Right before a launch that reads weights, they
+//! are written into the slot (queue-ordered, so between the submits of one step) and later layers
+//! overwrite them: peak weight memory is bounded by the largest layer rather than the sum. The
+//! authoritative copy of every weight stays on the host (what the data sources loaded).
 //!
-//! Built for forward (inference) graphs; a training graph keeps its weights resident in the flat
-//! arena (its gradients and optimizer state would need the same treatment).
+//! Training works the same way, layer by layer. Each parameter's gradient is an ordinary
+//! intermediate of the activation arena, alive from the node that produces it to the parameter's
+//! *update point* (after the last node that reads the parameter or accumulates its gradient).
+//! There the engine writes the parameter and its optimizer state (moments) from the host into a
+//! second slot, runs the optimizer over that one parameter, and reads both back: weights, their
+//! gradients and optimizer state are each bounded by the largest parameter, not the sum. The price
+//! is host↔GPU traffic and one wait per parameter per step, so a step runs to completion before
+//! `encode_step` returns. Clipping by global norm needs every gradient before any update and is
+//! refused in this mode.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::{Graph, Op, Value};
+use super::{Graph, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::kernels::Launch;
+use crate::optim::Optimizer;
+use crate::tensor::{DType, Tensor};
+use crate::weights::ParamLayout;
 
-/// Where each layer's weights go in the shared slot.
+/// Where each parameter lives in the shared slot.
 pub struct JitPlan {
     pub slot: Arc<wgpu::Buffer>,
-    /// Consumer node → its parameters and their byte offsets in the slot.
-    pub per_node: HashMap<usize, Vec<(Value, u64)>>,
+    /// Each parameter's byte offset in the slot, fixed for the whole step.
+    pub offsets: HashMap<Value, u64>,
     /// The slot's size: the peak weight memory.
     pub slot_bytes: u64,
     /// What the same weights take resident.
     pub resident_bytes: u64,
 }
 
+fn param_bytes(g: &Graph, p: Value) -> u64 {
+    g.nodes[p.node].outputs[p.port].0.iter().product::<usize>() as u64 * 4
+}
+
 impl JitPlan {
-    /// Plans the slot for the live nodes of `g`. Each parameter must feed exactly one node.
-    pub fn place(g: &Graph, live: &[bool], device: &Device) -> Result<JitPlan> {
+    /// Places the parameters in the slot: the ones one launch reads together never overlap, the
+    /// others may share bytes (first fit, in node order). `reads` lists each launch's parameters.
+    pub fn place(g: &Graph, reads: &[Vec<Value>], device: &Device) -> Result<JitPlan> {
         let align = device.caps().storage_offset_alignment as u64;
-        let mut consumer: HashMap<Value, usize> = HashMap::new();
-        for (i, n) in g.nodes.iter().enumerate() {
-            if !live[i] {
-                continue;
-            }
-            for u in &n.inputs {
-                if g.nodes[u.node].op == Op::Param
-                    && let Some(other) = consumer.insert(*u, i)
-                {
-                    return Err(Error::Invalid(format!(
-                        "just-in-time residency: parameter {:?} feeds both {:?} and {:?}; each weight must belong to one layer",
-                        g.nodes[u.node].name, g.nodes[other].name, n.name
-                    )));
-                }
-            }
-        }
-        let mut per_node: HashMap<usize, Vec<(Value, u64)>> = HashMap::new();
-        let (mut slot_bytes, mut resident_bytes) = (0u64, 0u64);
-        let mut params: Vec<(Value, usize)> = consumer.into_iter().collect();
+        let mut params: Vec<Value> = reads.iter().flatten().copied().collect();
         params.sort();
-        for (p, node) in params {
-            let bytes = g.nodes[p.node].outputs[0].0.iter().product::<usize>() as u64 * 4;
-            let list = per_node.entry(node).or_default();
-            let at = list.last().map_or(0, |&(q, o)| {
-                o + (g.nodes[q.node].outputs[0].0.iter().product::<usize>() as u64 * 4)
-                    .div_ceil(align)
-                    * align
-            });
-            list.push((p, at));
+        params.dedup();
+        let mut offsets: HashMap<Value, u64> = HashMap::new();
+        let (mut slot_bytes, mut resident_bytes) = (0u64, 0u64);
+        for &p in &params {
+            let bytes = param_bytes(g, p);
+            // Byte ranges of the already placed parameters some launch reads together with p.
+            let mut taken: Vec<(u64, u64)> = reads
+                .iter()
+                .filter(|r| r.contains(&p))
+                .flatten()
+                .filter_map(|q| offsets.get(q).map(|&o| (o, o + param_bytes(g, *q))))
+                .collect();
+            taken.sort();
+            let mut at = 0;
+            for (s, e) in taken {
+                if at + bytes <= s {
+                    break;
+                }
+                at = at.max(e.div_ceil(align) * align);
+            }
+            offsets.insert(p, at);
             slot_bytes = slot_bytes.max(at + bytes);
             resident_bytes += bytes;
         }
@@ -72,9 +82,252 @@ impl JitPlan {
         })?);
         Ok(JitPlan {
             slot,
-            per_node,
+            offsets,
             slot_bytes,
             resident_bytes,
         })
+    }
+
+    /// What must be written into the slot, and when: `reads` are (launch index, parameters it
+    /// reads), `updates` are (launch index, parameter) update points. A parameter still in the
+    /// slot since its last write (nothing overlapping written since, not updated since) is not
+    /// written again within a step.
+    pub fn events(
+        &self,
+        g: &Graph,
+        reads: &[(usize, Vec<Value>)],
+        updates: &[(usize, usize, Value)],
+    ) -> Vec<(usize, Event)> {
+        let mut order: Vec<(usize, u8, usize)> = Vec::new();
+        order.extend(updates.iter().enumerate().map(|(k, u)| (u.0, 0, k)));
+        order.extend(reads.iter().enumerate().map(|(k, r)| (r.0, 1, k)));
+        order.sort();
+        let mut in_slot: Vec<(Value, u64, u64)> = Vec::new();
+        let mut out = Vec::new();
+        for (at, kind, k) in order {
+            if kind == 0 {
+                let (_, entry, p) = updates[k];
+                in_slot.retain(|s| s.0 != p);
+                out.push((at, Event::Update(entry)));
+                continue;
+            }
+            let mut write = Vec::new();
+            for &p in &reads[k].1 {
+                if in_slot.iter().any(|s| s.0 == p) {
+                    continue;
+                }
+                let (s, e) = (self.offsets[&p], self.offsets[&p] + param_bytes(g, p));
+                in_slot.retain(|q| q.2 <= s || q.1 >= e);
+                in_slot.push((p, s, e));
+                write.push(p);
+            }
+            if !write.is_empty() {
+                out.push((at, Event::Upload(write)));
+            }
+        }
+        out
+    }
+}
+
+/// Host work between the submits of a just-in-time step, before the launch at its index.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Write these parameters into the weight slot.
+    Upload(Vec<Value>),
+    /// Run the optimizer over parameter `k` of the layout (its update point).
+    Update(usize),
+}
+
+/// Just-in-time residency at run time: the plan, the host work between submits, the weights'
+/// host copies (what the data sources loaded) and, when training, the per-parameter updates.
+pub struct JitState {
+    pub plan: JitPlan,
+    pub events: Vec<(usize, Event)>,
+    pub host: Mutex<HashMap<Value, Vec<f32>>>,
+    pub training: Option<JitTraining>,
+}
+
+/// A training graph's side of just-in-time residency.
+pub struct JitTraining {
+    pub layout: ParamLayout,
+    /// The parameter of each layout entry.
+    pub params: Vec<Value>,
+    /// The gradient of each entry: an arena intermediate, valid at the entry's update point.
+    pub grads: Vec<Tensor>,
+    pub optimizer: Option<JitOptimizer>,
+}
+
+/// The optimizer run one parameter at a time: a slot holding one parameter and its state rows
+/// (`[1 + slots, stride]`), the launches of each entry, a readback buffer, and the optimizer's
+/// host state (`[slots, layout.len()]`, shared with the `Optimizer` for checkpoints).
+pub struct JitOptimizer {
+    slot: Arc<wgpu::Buffer>,
+    staging: wgpu::Buffer,
+    launches: Vec<Vec<Launch>>,
+    strides: Vec<usize>,
+    slots: usize,
+    state: Arc<Mutex<Vec<f32>>>,
+    /// The update slot's size.
+    pub bytes: u64,
+}
+
+impl JitTraining {
+    /// Records `opt`'s update of every parameter against the update slot (one for all of them).
+    pub fn attach(&mut self, device: &Device, opt: &Optimizer) -> Result<()> {
+        let state = opt.host_state().ok_or_else(|| {
+            Error::Invalid(
+                "a just-in-time training graph needs an optimizer made with Optimizer::just_in_time"
+                    .into(),
+            )
+        })?;
+        if opt.len() != self.layout.len() {
+            return Err(Error::Invalid(format!(
+                "optimizer over {} elements, the parameter layout has {}",
+                opt.len(),
+                self.layout.len()
+            )));
+        }
+        let align = (device.caps().storage_offset_alignment as usize / 4).max(1);
+        let slots = opt.slot_names().len();
+        let strides: Vec<usize> = self
+            .layout
+            .entries()
+            .iter()
+            .map(|e| e.numel().div_ceil(align) * align)
+            .collect();
+        let rows = 1 + slots.max(1);
+        let bytes = (rows * strides.iter().copied().max().unwrap_or(align) * 4) as u64;
+        device.check_binding("just-in-time optimizer slot", bytes)?;
+        let (slot, staging) = device.scoped(|d| {
+            let slot = d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("optimizer slot"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let staging = d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("optimizer readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            (Arc::new(slot), staging)
+        })?;
+        let mut launches = Vec::new();
+        for (k, e) in self.layout.entries().iter().enumerate() {
+            let s = strides[k];
+            let w = Tensor::view(device, slot.clone(), 0, &[e.numel()], DType::F32)?;
+            let st = Tensor::view(
+                device,
+                slot.clone(),
+                (s * 4) as u64,
+                &[slots.max(1) * s],
+                DType::F32,
+            )?;
+            launches.push(opt.launches_for(e.range(), &w, &self.grads[k], &st, s)?);
+        }
+        self.optimizer = Some(JitOptimizer {
+            slot,
+            staging,
+            launches,
+            strides,
+            slots,
+            state,
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// Updates entry `k`: its weights and state into the slot, the optimizer, both read back.
+    pub fn update(
+        &self,
+        device: &Device,
+        host: &Mutex<HashMap<Value, Vec<f32>>>,
+        k: usize,
+        names: &dyn Fn(Value) -> String,
+    ) -> Result<()> {
+        let o = self.optimizer.as_ref().ok_or_else(|| {
+            Error::Invalid(
+                "just-in-time training graph: attach an optimizer (Compiled::attach_optimizer) before stepping"
+                    .into(),
+            )
+        })?;
+        let e = &self.layout.entries()[k];
+        let (p, n, s, total) = (self.params[k], e.numel(), o.strides[k], self.layout.len());
+        let rows = 1 + o.slots;
+        let (d, q) = device.wgpu();
+        {
+            let host = host.lock().unwrap();
+            let w = host
+                .get(&p)
+                .ok_or_else(|| Error::Invalid(format!("weight {:?} was never set", names(p))))?;
+            let state = o.state.lock().unwrap();
+            device.scoped(|_| {
+                q.write_buffer(&o.slot, 0, bytemuck::cast_slice(w));
+                for r in 0..o.slots {
+                    let src = &state[r * total + e.offset..r * total + e.offset + n];
+                    q.write_buffer(&o.slot, ((1 + r) * s * 4) as u64, bytemuck::cast_slice(src));
+                }
+            })?;
+        }
+        let bytes = (rows * s * 4) as u64;
+        device.scoped(|_| {
+            let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("update"),
+            });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("update"),
+                    timestamp_writes: None,
+                });
+                for l in &o.launches[k] {
+                    pass.set_pipeline(&l.pipeline);
+                    pass.set_bind_group(0, &l.bind_group, &[]);
+                    pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+                }
+            }
+            enc.copy_buffer_to_buffer(&o.slot, 0, &o.staging, 0, bytes);
+            q.submit([enc.finish()]);
+        })?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        o.staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        device.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Device("readback callback never ran".into()))?
+            .map_err(|err| Error::Gpu(format!("map_async: {err}")))?;
+        {
+            let view = o
+                .staging
+                .get_mapped_range(..bytes)
+                .map_err(|err| Error::Gpu(format!("map range: {err}")))?;
+            let f: &[f32] = bytemuck::cast_slice(&view);
+            host.lock().unwrap().insert(p, f[..n].to_vec());
+            let mut state = o.state.lock().unwrap();
+            for r in 0..o.slots {
+                let row = &f[(1 + r) * s..(1 + r) * s + n];
+                state[r * total + e.offset..r * total + e.offset + n].copy_from_slice(row);
+            }
+        }
+        o.staging.unmap();
+        Ok(())
+    }
+}
+
+impl JitState {
+    /// Submits per step: one per stretch of launches between events, one per update, one last.
+    pub fn submits(&self, launches: usize) -> usize {
+        let (mut cursor, mut n) = (0, 1);
+        for (at, ev) in &self.events {
+            if *at > cursor && *at <= launches {
+                n += 1;
+                cursor = *at;
+            }
+            n += usize::from(matches!(ev, Event::Update(_)));
+        }
+        n
     }
 }

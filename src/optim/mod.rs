@@ -25,12 +25,13 @@ pub mod custom;
 pub mod schedule;
 
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kernels::{Launch, Shader, f, grid_1d};
 use crate::tensor::{Binding, DType, Tensor};
+use crate::weights::ParamLayout;
 pub use schedule::Schedule;
 
 pub static SHADER: Shader = Shader {
@@ -312,11 +313,13 @@ pub struct StepInfo {
 /// The chunk table: group settings, then (start, end, group) per chunk in arena order.
 struct Table {
     words: Vec<u32>,
-    n_chunks: usize,
+    chunks: Vec<Range<usize>>,
     chunk_base: usize,
 }
 
-fn build_table(groups: &[ParamGroup], n: usize) -> Result<Table> {
+/// Cuts the groups' ranges into chunks of at most `CHUNK` elements, also cut at every `cuts`
+/// boundary (so that, just-in-time, each parameter's chunks can run on their own).
+fn build_table(groups: &[ParamGroup], n: usize, cuts: &[usize]) -> Result<Table> {
     if groups.len() > MAX_GROUPS {
         return Err(Error::Invalid(format!(
             "optimizer: {} parameter groups, at most {MAX_GROUPS}",
@@ -360,13 +363,14 @@ fn build_table(groups: &[ParamGroup], n: usize) -> Result<Table> {
         words.extend([f(g.weight_decay as f32), f(g.l1 as f32), f(g.l2 as f32), 0]);
     }
     let chunk_base = words.len();
-    let mut n_chunks = 0;
+    let mut chunks = Vec::new();
     for (s, e, g) in spans {
         let mut a = s;
         while a < e {
-            let b = (a + CHUNK).min(e);
+            let next_cut = cuts.iter().copied().filter(|&c| c > a).min();
+            let b = (a + CHUNK).min(e).min(next_cut.unwrap_or(usize::MAX));
             words.extend([a as u32, b as u32, g as u32, 0]);
-            n_chunks += 1;
+            chunks.push(a..b);
             a = b;
         }
     }
@@ -377,9 +381,18 @@ fn build_table(groups: &[ParamGroup], n: usize) -> Result<Table> {
     }
     Ok(Table {
         words,
-        n_chunks,
+        chunks,
         chunk_base,
     })
+}
+
+/// Where an optimizer's state lives.
+enum State {
+    /// `[slots, n]` on the GPU, next to the resident parameter arena.
+    Gpu(Tensor),
+    /// `[slots, n]` on the host: just-in-time residency moves one parameter's rows at a time
+    /// through a GPU slot (`graph::residency`).
+    Host(Arc<Mutex<Vec<f32>>>),
 }
 
 /// One optimizer over one arena: its state, chunk table and per-step uniform.
@@ -389,9 +402,9 @@ pub struct Optimizer {
     groups: Vec<ParamGroup>,
     n: usize,
     slots: Vec<String>,
-    state: Tensor,
+    state: State,
     table: Tensor,
-    n_chunks: usize,
+    chunks: Vec<Range<usize>>,
     chunk_base: usize,
     norm: Tensor,
     step_uniform: Arc<wgpu::Buffer>,
@@ -409,6 +422,42 @@ impl Optimizer {
         groups: Vec<ParamGroup>,
         n: usize,
     ) -> Result<Optimizer> {
+        Self::build(device, config, groups, n, &[], false)
+    }
+
+    /// An optimizer for just-in-time residency (`graph::Options::just_in_time`): its state stays
+    /// on the host and each parameter of `layout` is updated on its own, right after its gradient
+    /// is complete. Clipping by global norm is refused (it needs every gradient first).
+    pub fn just_in_time(
+        device: &Device,
+        config: OptimizerConfig,
+        groups: Vec<ParamGroup>,
+        layout: &ParamLayout,
+    ) -> Result<Optimizer> {
+        if config.grad.clip_norm.is_some() {
+            return Err(Error::Invalid(
+                "optimizer: clipping by global norm needs every gradient before the first update; \
+                 just-in-time residency updates one parameter at a time (clip by value instead, \
+                 or keep the weights resident)"
+                    .into(),
+            ));
+        }
+        let cuts: Vec<usize> = layout
+            .entries()
+            .iter()
+            .flat_map(|e| [e.range().start, e.range().end])
+            .collect();
+        Self::build(device, config, groups, layout.len(), &cuts, true)
+    }
+
+    fn build(
+        device: &Device,
+        config: OptimizerConfig,
+        groups: Vec<ParamGroup>,
+        n: usize,
+        cuts: &[usize],
+        host: bool,
+    ) -> Result<Optimizer> {
         config.algorithm.validate()?;
         config.schedule.validate()?;
         let g = &config.grad;
@@ -424,11 +473,15 @@ impl Optimizer {
                 config.lr
             )));
         }
-        let table = build_table(&groups, n)?;
+        let table = build_table(&groups, n, cuts)?;
         let slots = config.algorithm.slot_names();
-        let state = Tensor::zeros(device, &[slots.len(), n], DType::F32)?;
+        let state = if host {
+            State::Host(Arc::new(Mutex::new(vec![0.0; slots.len() * n])))
+        } else {
+            State::Gpu(Tensor::zeros(device, &[slots.len(), n], DType::F32)?)
+        };
         let table_t = Tensor::from_u32(device, &[table.words.len()], &table.words)?;
-        let norm = Tensor::zeros(device, &[table.n_chunks + 2], DType::F32)?;
+        let norm = Tensor::zeros(device, &[table.chunks.len() + 2], DType::F32)?;
         let step_uniform = Arc::new(device.scoped(|d| {
             d.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("optimizer step"),
@@ -449,7 +502,7 @@ impl Optimizer {
             slots,
             state,
             table: table_t,
-            n_chunks: table.n_chunks,
+            chunks: table.chunks,
             chunk_base: table.chunk_base,
             norm,
             step_uniform,
@@ -480,9 +533,28 @@ impl Optimizer {
         &self.slots
     }
 
-    /// The state, `[slots, n]`.
-    pub fn state(&self) -> &Tensor {
-        &self.state
+    /// Reads the state, `[slots, n]` slot-major (waits for the GPU when it lives there).
+    pub fn read_state(&self) -> Result<Vec<f32>> {
+        match &self.state {
+            State::Gpu(t) => t.to_f32(),
+            State::Host(h) => Ok(h.lock().unwrap().clone()),
+        }
+    }
+
+    /// Bytes of state on the GPU (none just-in-time: there it lives on the host).
+    pub fn gpu_state_bytes(&self) -> u64 {
+        match &self.state {
+            State::Gpu(t) => t.bytes(),
+            State::Host(_) => 0,
+        }
+    }
+
+    /// The host state of a just-in-time optimizer (what `graph::residency` moves through its slot).
+    pub(crate) fn host_state(&self) -> Option<Arc<Mutex<Vec<f32>>>> {
+        match &self.state {
+            State::Gpu(_) => None,
+            State::Host(h) => Some(h.clone()),
+        }
     }
 
     /// Steps taken (the `t` of the last prepared step).
@@ -511,7 +583,25 @@ impl Optimizer {
 
     /// Overwrites the state (`slots · n` values, slot-major).
     pub fn write_state(&self, data: &[f32]) -> Result<()> {
-        self.state.write_f32(data)
+        match &self.state {
+            State::Gpu(t) => t.write_f32(data),
+            State::Host(h) => {
+                let mut h = h.lock().unwrap();
+                if data.len() != h.len() {
+                    return Err(Error::Shape {
+                        op: "optimizer state".into(),
+                        msg: format!(
+                            "{} values for [{}, {}]",
+                            data.len(),
+                            self.slots.len(),
+                            self.n
+                        ),
+                    });
+                }
+                h.copy_from_slice(data);
+                Ok(())
+            }
+        }
     }
 
     /// The ℓ2 norm of the (rescaled) gradient measured by the last step; `None` unless clipping by
@@ -520,7 +610,7 @@ impl Optimizer {
         if self.config.grad.clip_norm.is_none() {
             return Ok(None);
         }
-        Ok(Some(self.norm.to_f32()?[self.n_chunks + 1]))
+        Ok(Some(self.norm.to_f32()?[self.chunks.len() + 1]))
     }
 
     /// Advances the step count and schedule and writes the per-step uniform the launches read.
@@ -555,7 +645,9 @@ impl Optimizer {
         Ok(StepInfo { step: t, lr: lrs })
     }
 
-    fn params_words(&self) -> Vec<u32> {
+    /// The launch parameters: `stride` elements between state slots, chunks `chunks` of the
+    /// table, arena element `base` at index 0 of the bound params, grads and state rows.
+    fn params_words(&self, stride: usize, chunks: Range<usize>, base: usize) -> Vec<u32> {
         let g = &self.config.grad;
         let mut flags = 0;
         if g.clip_norm.is_some() {
@@ -627,14 +719,14 @@ impl Optimizer {
             Algorithm::Custom(_) => {}
         }
         vec![
-            self.n as u32,
-            self.n_chunks as u32,
-            self.chunk_base as u32,
+            stride as u32,
+            chunks.len() as u32,
+            (self.chunk_base + 4 * chunks.start) as u32,
             flags,
             f(g.rescale as f32),
             f(g.clip_value.unwrap_or(0.0) as f32),
             f(g.clip_norm.unwrap_or(0.0) as f32),
-            0,
+            base as u32,
             f(momentum as f32),
             f(dampening_w as f32),
             f(beta1_w as f32),
@@ -654,6 +746,13 @@ impl Optimizer {
     /// with clipping by global norm, the two reduction passes, then the fused update. Record once
     /// and replay; call `prepare_step` before each replay.
     pub fn launches(&self, params: &Tensor, grads: &Tensor) -> Result<Vec<Launch>> {
+        let State::Gpu(state) = &self.state else {
+            return Err(Error::Invalid(
+                "optimizer: made for just-in-time residency; its launches come per parameter \
+                 (Compiled::attach_optimizer)"
+                    .into(),
+            ));
+        };
         for (what, t) in [("params", params), ("grads", grads)] {
             t.expect_dtype(&format!("optimizer {what}"), DType::F32)?;
             if t.numel() != self.n {
@@ -668,7 +767,7 @@ impl Optimizer {
                 });
             }
         }
-        let p = self.params_words();
+        let p = self.params_words(self.n, 0..self.chunks.len(), 0);
         let d = &self.device;
         let mut out = Vec::new();
         if self.config.grad.clip_norm.is_some() {
@@ -678,7 +777,7 @@ impl Optimizer {
                 &[],
                 &p,
                 &[self.table.buffer(), grads.buffer(), self.norm.buffer()],
-                grid_1d(self.n_chunks, 1),
+                grid_1d(self.chunks.len(), 1),
             )?);
             out.push(d.launch(
                 &SHADER,
@@ -689,6 +788,72 @@ impl Optimizer {
                 [1, 1, 1],
             )?);
         }
+        out.push(self.update_launch(&p, self.chunks.len(), params, grads, state)?);
+        Ok(out)
+    }
+
+    /// The update of one parameter of a just-in-time optimizer: arena elements `range` (one
+    /// layout entry), read from `params` and `grads` (exactly that many elements) and `state`
+    /// (rows of `stride` elements).
+    pub fn launches_for(
+        &self,
+        range: Range<usize>,
+        params: &Tensor,
+        grads: &Tensor,
+        state: &Tensor,
+        stride: usize,
+    ) -> Result<Vec<Launch>> {
+        for (what, t) in [("params", params), ("grads", grads)] {
+            t.expect_dtype(&format!("optimizer {what}"), DType::F32)?;
+            if t.numel() != range.len() {
+                return Err(Error::Shape {
+                    op: format!("optimizer {what}"),
+                    msg: format!("{} elements for the range {range:?}", t.numel()),
+                });
+            }
+        }
+        if self.config.grad.clip_norm.is_some() {
+            return Err(Error::Invalid(
+                "optimizer: clipping by global norm cannot run one parameter at a time".into(),
+            ));
+        }
+        let first = self.chunks.partition_point(|c| c.start < range.start);
+        let count = self.chunks[first..].partition_point(|c| c.start < range.end);
+        if let Some(c) = self.chunks[first..first + count]
+            .iter()
+            .find(|c| c.end > range.end)
+        {
+            return Err(Error::Invalid(format!(
+                "optimizer: chunk {c:?} crosses the end of {range:?}; make the optimizer with \
+                 Optimizer::just_in_time"
+            )));
+        }
+        if state.numel() < self.slots.len() * stride || stride < range.len() {
+            return Err(Error::Shape {
+                op: "optimizer state".into(),
+                msg: format!(
+                    "{} elements for {} slots of stride {stride} ({} elements)",
+                    state.numel(),
+                    self.slots.len(),
+                    range.len()
+                ),
+            });
+        }
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let p = self.params_words(stride, first..first + count, range.start);
+        Ok(vec![self.update_launch(&p, count, params, grads, state)?])
+    }
+
+    fn update_launch(
+        &self,
+        p: &[u32],
+        n_chunks: usize,
+        params: &Tensor,
+        grads: &Tensor,
+        state: &Tensor,
+    ) -> Result<Launch> {
         let (shader, entry) = match (&self.config.algorithm, self.custom) {
             (Algorithm::Sgd { .. }, _) => (&SHADER, "sgd"),
             (Algorithm::Adam { .. } | Algorithm::AdamW { .. }, _) => (&SHADER, "adam"),
@@ -696,22 +861,21 @@ impl Optimizer {
             (Algorithm::Custom(_), Some(s)) => (s, "custom_update"),
             (Algorithm::Custom(_), None) => unreachable!("compiled in Optimizer::new"),
         };
-        out.push(d.launch(
+        self.device.launch(
             shader,
             entry,
             &[],
-            &p,
+            p,
             &[
                 self.table.buffer(),
                 grads.buffer(),
                 self.norm.buffer(),
                 Binding::whole(&self.step_uniform),
                 params.buffer(),
-                self.state.buffer(),
+                state.buffer(),
             ],
-            grid_1d(self.n_chunks, 1),
-        )?);
-        Ok(out)
+            grid_1d(n_chunks, 1),
+        )
     }
 
     /// One step, eagerly: `prepare_step`, then the launches, submitted and waited for.

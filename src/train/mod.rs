@@ -99,6 +99,10 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Weight decay of the weights (rank > 1); biases and norm scales get none.
     pub weight_decay: f64,
+    /// Keep weights, gradients and optimizer state just-in-time (`graph::residency`): peak GPU
+    /// memory for them is bounded by the largest layer, at the price of host traffic and one
+    /// wait per parameter per step.
+    pub just_in_time: bool,
 }
 
 impl Default for TrainConfig {
@@ -113,6 +117,7 @@ impl Default for TrainConfig {
             log_every: 50,
             progress: true,
             weight_decay: 0.0,
+            just_in_time: false,
         }
     }
 }
@@ -196,21 +201,21 @@ impl Trainer {
             &[model.loss, per_sample(model.loss)],
             &Options {
                 training: Some(&tr),
+                just_in_time: cfg.just_in_time,
                 ..Options::default()
             },
         )?;
-        let arena = train
-            .param_arena()
-            .expect("training compile has an arena")
+        let layout = train
+            .param_layout()
+            .expect("a training compile has a layout")
             .clone();
         // Weights enter only through their data sources.
-        let mut sources: Vec<Box<dyn DataSource>> = arena
-            .layout
+        let mut sources: Vec<Box<dyn DataSource>> = layout
             .entries()
             .iter()
             .map(|e| source(&e.name, &e.shape, cfg.seed))
             .collect();
-        weights::upload(&arena.layout, &mut sources, &arena.params)?;
+        weights::upload(&layout, &mut sources, &train)?;
         for n in &gt.nodes {
             if n.op == Op::State {
                 let v = default_init(&n.name, &n.outputs[0].0).values(
@@ -223,12 +228,21 @@ impl Trainer {
         }
         // No weight decay on biases and norm scales (rank-1 parameters).
         let groups = vec![
-            ParamGroup::new(arena.layout.ranges(|e| e.shape.len() > 1))
-                .weight_decay(cfg.weight_decay),
-            ParamGroup::new(arena.layout.ranges(|e| e.shape.len() <= 1)).weight_decay(0.0),
+            ParamGroup::new(layout.ranges(|e| e.shape.len() > 1)).weight_decay(cfg.weight_decay),
+            ParamGroup::new(layout.ranges(|e| e.shape.len() <= 1)).weight_decay(0.0),
         ];
-        let opt = Optimizer::new(device, opt, groups, arena.layout.len())?;
-        train.set_update(opt.launches(&arena.params, &arena.grads)?, None);
+        let opt = match train.param_arena().cloned() {
+            Some(arena) => {
+                let opt = Optimizer::new(device, opt, groups, layout.len())?;
+                train.set_update(opt.launches(&arena.params, &arena.grads)?, None);
+                opt
+            }
+            None => {
+                let opt = Optimizer::just_in_time(device, opt, groups, &layout)?;
+                train.attach_optimizer(&opt)?;
+                opt
+            }
+        };
         Ok(Trainer {
             device: device.clone(),
             model,
@@ -248,8 +262,15 @@ impl Trainer {
 
     /// Hands the trained weights back to their data sources (`DataSource::update`).
     pub fn sync_sources(&mut self) -> Result<()> {
-        let arena = self.train.param_arena().expect("training arena");
-        weights::sync_sources(&arena.layout, &mut self.sources, &arena.params)
+        let layout = self.layout().clone();
+        weights::sync_sources(&layout, &mut self.sources, &self.train)
+    }
+
+    /// Where each parameter lives in the arena (and in checkpoints).
+    pub fn layout(&self) -> &crate::weights::ParamLayout {
+        self.train
+            .param_layout()
+            .expect("a training compile has a layout")
     }
 
     pub fn optimizer(&self) -> &Optimizer {
@@ -280,7 +301,6 @@ impl Trainer {
     /// Writes the weights, optimizer state, step counters, data order seed and the graph's
     /// persistent states (batch-norm running statistics, bit-exact) atomically.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        let arena = self.train.param_arena().expect("training arena");
         let mut rng = BTreeMap::new();
         rng.insert(
             "data_order".to_string(),
@@ -310,13 +330,13 @@ impl Trainer {
             rng,
             metadata,
         };
-        checkpoint::save(path, &arena.layout, &arena.params, Some(&self.opt), &ts)
+        checkpoint::save(path, self.layout(), &self.train, Some(&self.opt), &ts)
     }
 
     /// Restores everything `save` wrote; the run continues exactly where it stopped.
     pub fn load(&mut self, path: &std::path::Path) -> Result<()> {
-        let arena = self.train.param_arena().expect("training arena").clone();
-        let ts = checkpoint::load(path, &arena.layout, &arena.params, Some(&mut self.opt))?;
+        let layout = self.layout().clone();
+        let ts = checkpoint::load(path, &layout, &self.train, Some(&mut self.opt))?;
         let bad = |what: &str| Error::Io {
             path: path.display().to_string(),
             msg: format!("checkpoint lacks {what}"),
@@ -432,12 +452,24 @@ impl Trainer {
         let b = self.cfg.batch;
         if self.eval.as_ref().is_none_or(|(n, _)| *n != b) {
             let gi = self.model.graph.with_batch(b)?.for_inference();
+            let opts = Options {
+                share: Some(&self.train),
+                just_in_time: self.cfg.just_in_time,
+                ..Options::default()
+            };
             self.eval = Some((
                 b,
-                gi.compile_sharing(&self.device, &[self.model.logits], Some(&self.train))?,
+                gi.compile_with(&self.device, &[self.model.logits], &opts)?,
             ));
         }
         let c = &self.eval.as_ref().unwrap().1;
+        if c.is_just_in_time() {
+            // Just-in-time weights are host copies: hand the twin the trained ones.
+            let host = crate::weights::ParamStore::read_all(&self.train)?;
+            for e in self.layout().entries() {
+                c.set(&e.name, &host[e.range()])?;
+            }
+        }
         let classes = *c.graph.shape(self.model.logits).last().unwrap();
         let (mut correct, mut x, mut y) = (0usize, Vec::new(), Vec::new());
         for start in (0..data.len()).step_by(b) {

@@ -21,10 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView, View};
 
-use super::{ParamLayout, fnv1a};
+use super::{ParamLayout, ParamStore, fnv1a};
 use crate::error::{Error, Result};
 use crate::optim::Optimizer;
-use crate::tensor::Tensor;
 
 /// Value of the `format` metadata key.
 pub const FORMAT: &str = "wgtrain-checkpoint";
@@ -124,12 +123,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn save(
     path: &Path,
     layout: &ParamLayout,
-    params: &Tensor,
+    params: &dyn ParamStore,
     optimizer: Option<&Optimizer>,
     train: &TrainState,
 ) -> Result<()> {
     super::check_arena(layout, params)?;
-    let host = params.to_f32()?;
+    let host = params.read_all()?;
     let mut tensors: BTreeMap<String, Owned> = BTreeMap::new();
     for e in layout.entries() {
         tensors.insert(
@@ -162,7 +161,7 @@ pub fn save(
                 ),
             ));
         }
-        let state = opt.state().to_f32()?;
+        let state = opt.read_state()?;
         let n = opt.len();
         for (s, slot) in opt.slot_names().iter().enumerate() {
             for e in layout.entries() {
@@ -326,21 +325,6 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| io(path, format!("cannot read: {e}")))
 }
 
-/// Writes `data` at element `offset` of `t` (queue-ordered, like `Tensor::write_f32`).
-fn write_at(t: &Tensor, offset: usize, data: &[f32]) -> Result<()> {
-    if data.is_empty() {
-        return Ok(());
-    }
-    let (_, q) = t.device.wgpu();
-    t.device.scoped(|_| {
-        q.write_buffer(
-            &t.buffer,
-            t.offset + 4 * offset as u64,
-            bytemuck::cast_slice(data),
-        )
-    })
-}
-
 /// Restores what `save` wrote: the weights into `params`, the optimizer's state and counters (when
 /// given), and returns the training state. Every tensor is checked (present, F32 or I64 as
 /// saved, the layout's shape, checksum) and no unexpected tensor may be present before anything
@@ -348,7 +332,7 @@ fn write_at(t: &Tensor, offset: usize, data: &[f32]) -> Result<()> {
 pub fn load(
     path: &Path,
     layout: &ParamLayout,
-    params: &Tensor,
+    params: &dyn ParamStore,
     optimizer: Option<&mut Optimizer>,
 ) -> Result<TrainState> {
     super::check_arena(layout, params)?;
@@ -429,9 +413,7 @@ pub fn load(
             ));
         }
     }
-    for (e, w) in layout.entries().iter().zip(&weights) {
-        write_at(params, e.offset, w)?;
-    }
+    write_entries(layout, params, &weights)?;
     if let (Some(opt), Some((state, step, pos))) = (optimizer, opt_state) {
         opt.write_state(&state)?;
         opt.set_counters(step, pos);
@@ -441,7 +423,7 @@ pub fn load(
 
 /// Loads only the weights of `layout` (fine-tuning, inference): any safetensors file with those
 /// names, shapes and F32 data, e.g. one PyTorch wrote; other tensors are ignored.
-pub fn load_weights(path: &Path, layout: &ParamLayout, params: &Tensor) -> Result<()> {
+pub fn load_weights(path: &Path, layout: &ParamLayout, params: &dyn ParamStore) -> Result<()> {
     super::check_arena(layout, params)?;
     let bytes = read(path)?;
     let file = File::parse(path, &bytes)?;
@@ -449,10 +431,20 @@ pub fn load_weights(path: &Path, layout: &ParamLayout, params: &Tensor) -> Resul
     for e in layout.entries() {
         weights.push(file.f32s(&e.name, &e.shape)?);
     }
-    for (e, w) in layout.entries().iter().zip(&weights) {
-        write_at(params, e.offset, w)?;
+    write_entries(layout, params, &weights)
+}
+
+/// Writes every entry's values (layout order) into the arena; the gaps stay zero.
+fn write_entries(
+    layout: &ParamLayout,
+    params: &dyn ParamStore,
+    weights: &[Vec<f32>],
+) -> Result<()> {
+    let mut host = vec![0f32; layout.len()];
+    for (e, w) in layout.entries().iter().zip(weights) {
+        host[e.range()].copy_from_slice(w);
     }
-    Ok(())
+    params.write_all(&host)
 }
 
 /// One F32 tensor of a safetensors file, checked against `shape` (the `Init::Checkpoint` path).

@@ -418,16 +418,36 @@ fn match_sources<'a>(
     Ok(out)
 }
 
-fn check_arena(layout: &ParamLayout, params: &Tensor) -> Result<()> {
-    params.expect_dtype("parameter arena", crate::tensor::DType::F32)?;
-    if params.numel() != layout.len() {
+/// Where the values of a layout's arena live: a resident arena tensor on the GPU, or a compiled
+/// graph (whose just-in-time weights stay on the host). Data sources and checkpoints go through it.
+pub trait ParamStore {
+    /// Elements of the arena (the layout's `len`).
+    fn elements(&self) -> Result<usize>;
+    /// The whole arena, layout order (waits for the GPU where it lives there).
+    fn read_all(&self) -> Result<Vec<f32>>;
+    /// Overwrites the whole arena (queue-ordered on the GPU).
+    fn write_all(&self, values: &[f32]) -> Result<()>;
+}
+
+impl ParamStore for Tensor {
+    fn elements(&self) -> Result<usize> {
+        self.expect_dtype("parameter arena", crate::tensor::DType::F32)?;
+        Ok(self.numel())
+    }
+    fn read_all(&self) -> Result<Vec<f32>> {
+        self.to_f32()
+    }
+    fn write_all(&self, values: &[f32]) -> Result<()> {
+        self.write_f32(values)
+    }
+}
+
+fn check_arena(layout: &ParamLayout, params: &dyn ParamStore) -> Result<()> {
+    let n = params.elements()?;
+    if n != layout.len() {
         return Err(Error::Shape {
             op: "parameter arena".into(),
-            msg: format!(
-                "{} elements, the layout needs {}",
-                params.numel(),
-                layout.len()
-            ),
+            msg: format!("{n} elements, the layout needs {}", layout.len()),
         });
     }
     Ok(())
@@ -438,7 +458,7 @@ fn check_arena(layout: &ParamLayout, params: &Tensor) -> Result<()> {
 pub fn upload(
     layout: &ParamLayout,
     sources: &mut [Box<dyn DataSource + '_>],
-    params: &Tensor,
+    params: &dyn ParamStore,
 ) -> Result<()> {
     check_arena(layout, params)?;
     let pairs = match_sources(layout, sources)?;
@@ -450,18 +470,18 @@ pub fn upload(
         s.purge();
         r?;
     }
-    params.write_f32(&host)
+    params.write_all(&host)
 }
 
 /// Reads the arena back and hands each source its trained values (`DataSource::update`).
 pub fn sync_sources(
     layout: &ParamLayout,
     sources: &mut [Box<dyn DataSource + '_>],
-    params: &Tensor,
+    params: &dyn ParamStore,
 ) -> Result<()> {
     check_arena(layout, params)?;
     let pairs = match_sources(layout, sources)?;
-    let host = params.to_f32()?;
+    let host = params.read_all()?;
     for (e, k) in pairs {
         sources[k].update(&host[e.range()])?;
     }
