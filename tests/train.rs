@@ -8,6 +8,7 @@ use wgtrain::data::{ImageSet, Mnist};
 use wgtrain::optim::{Algorithm, OptimizerConfig};
 use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{TrainConfig, Trainer};
+use wgtrain::weights::ParamStore;
 
 const TINY: MnistSize = MnistSize {
     conv1: 4,
@@ -201,5 +202,71 @@ fn weights_enter_and_leave_through_data_sources() {
             );
         }
         assert_ne!(before, after, "training changed nothing");
+    });
+}
+
+#[test]
+fn just_in_time_trainer_matches_resident_and_checkpoints_cross() {
+    let data = Mnist::embedded().unwrap();
+    let (train, test) = (subset(&data.train, 40), subset(&data.test, 24));
+    each_device("jit trainer", |dev| {
+        let dir = std::env::temp_dir().join(format!("wgtrain-jit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let opt = || OptimizerConfig::new(Algorithm::adamw(), 0.003);
+        let make = |jit: bool| {
+            let cfg = TrainConfig {
+                just_in_time: jit,
+                weight_decay: 0.01,
+                ..config(8, 2, None)
+            };
+            Trainer::new(dev, mnist(8, TINY, 3).unwrap(), opt(), cfg).unwrap()
+        };
+        let weights = |t: &Trainer| ParamStore::read_all(t.compiled()).unwrap();
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let (mut resident, mut jit) = (make(false), make(true));
+        assert!(jit.compiled().is_just_in_time() && !resident.compiled().is_just_in_time());
+        assert_eq!(
+            bits(weights(&resident)),
+            bits(weights(&jit)),
+            "initial weights"
+        );
+        resident.train_epoch(&train, None).unwrap();
+        jit.train_epoch(&train, None).unwrap();
+        assert_eq!(
+            bits(weights(&resident)),
+            bits(weights(&jit)),
+            "weights after an epoch (dropout, Adam, weight decay)"
+        );
+        assert_eq!(
+            resident.evaluate(&test).unwrap(),
+            jit.evaluate(&test).unwrap()
+        );
+        // A just-in-time checkpoint resumes a resident run, and the other way round.
+        let (pj, pr) = (
+            dir.join("jit.safetensors"),
+            dir.join("resident.safetensors"),
+        );
+        jit.save(&pj).unwrap();
+        resident.save(&pr).unwrap();
+        let (mut r2, mut j2) = (make(false), make(true));
+        r2.load(&pj).unwrap();
+        j2.load(&pr).unwrap();
+        for t in [&mut resident, &mut jit, &mut r2, &mut j2] {
+            t.train_epoch(&train, None).unwrap();
+        }
+        let want = bits(weights(&resident));
+        for (what, t) in [
+            ("jit", &jit),
+            ("resident from jit", &r2),
+            ("jit from resident", &j2),
+        ] {
+            assert_eq!(bits(weights(t)), want, "{what}: weights after resuming");
+            assert_eq!(
+                bits(t.optimizer().read_state().unwrap()),
+                bits(resident.optimizer().read_state().unwrap()),
+                "{what}: optimizer state"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     });
 }
