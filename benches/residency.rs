@@ -1,6 +1,7 @@
-//! Weight residency: a forward graph with several large fully connected layers, run with every
-//! weight resident and with just-in-time weights (one slot, loaded right before each layer).
-//! Reports weight bytes on the GPU and ms per step for both.
+//! Weight residency: a graph with several large fully connected layers, run with every weight
+//! resident and with just-in-time weights (one slot, loaded right before each layer) — forward
+//! only, then training with Adam (just-in-time: gradients as intermediates, Adam's moments on the
+//! host, one parameter updated at a time). Reports GPU bytes and ms per step for each.
 //! Run: `cargo bench --bench residency [-- --quick]`.
 
 use std::time::Instant;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use wgtrain::graph::{Graph, Options};
 use wgtrain::kernels::elementwise::UnaryOp;
 use wgtrain::ops::dense::FullyConnected;
+use wgtrain::optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 use wgtrain::{Device, Result};
 
 fn main() -> Result<()> {
@@ -70,6 +72,101 @@ fn main() -> Result<()> {
     assert_eq!(
         outputs[0], outputs[1],
         "both residency modes must compute the same outputs"
+    );
+    train(&dev, &g, h, quick, layers, width, batch)
+}
+
+/// Training steps (Adam) in both modes: bytes of weights + gradients + optimizer state on the
+/// GPU, everything on the GPU (adding activations, inputs), ms per step.
+fn train(
+    dev: &Device,
+    g: &Graph,
+    h: wgtrain::graph::Value,
+    quick: bool,
+    layers: usize,
+    width: usize,
+    batch: usize,
+) -> Result<()> {
+    let mut g = g.clone();
+    let sq = g.unary("sq", UnaryOp::Square, h)?;
+    let loss = g.sum("loss", sq, 1)?;
+    let tr = g.training(loss)?;
+    println!();
+    println!("training (Adam), {layers} layers of {width}×{width}, batch {batch}");
+    println!(
+        "| residency | weights + grads + Adam state on GPU | all GPU memory | submits/step | ms/step |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut weights = Vec::new();
+    for jit in [false, true] {
+        let mut c = g.compile_with(
+            dev,
+            &[loss],
+            &Options {
+                training: Some(&tr),
+                just_in_time: jit,
+                ..Options::default()
+            },
+        )?;
+        c.set("x", &vec![0.01; batch * width])?;
+        for l in 0..layers {
+            let w: Vec<f32> = (0..width * width)
+                .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
+                .collect();
+            c.set(&format!("fc{l}.weight"), &w)?;
+            c.set(&format!("fc{l}.bias"), &vec![0.001; width])?;
+        }
+        let layout = c.param_layout().expect("training graph").clone();
+        let groups = vec![ParamGroup::range(0..layout.len())];
+        let config = OptimizerConfig::new(Algorithm::adam(), 1e-4);
+        let mut opt = if jit {
+            let opt = Optimizer::just_in_time(dev, config, groups, &layout)?;
+            c.attach_optimizer(&opt)?;
+            opt
+        } else {
+            let a = c.param_arena().expect("resident training graph").clone();
+            let opt = Optimizer::new(dev, config, groups, layout.len())?;
+            c.set_update(opt.launches(&a.params, &a.grads)?, None);
+            opt
+        };
+        opt.prepare_step()?;
+        c.step()?;
+        let reps = if quick { 3 } else { 10 };
+        let t = Instant::now();
+        for _ in 0..reps {
+            opt.prepare_step()?;
+            c.encode_step()?;
+        }
+        c.wait_all()?;
+        let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+        let s = c.stats();
+        let (params, all) = if jit {
+            (
+                s.weight_bytes,
+                s.weight_bytes + s.arena_bytes + s.persistent_bytes,
+            )
+        } else {
+            let p = s.persistent_bytes + opt.gpu_state_bytes();
+            (
+                2 * layout.len() as u64 * 4 + opt.gpu_state_bytes(),
+                p + s.arena_bytes,
+            )
+        };
+        let name = if jit { "just-in-time" } else { "resident" };
+        println!(
+            "| {name} | {:.2} MB | {:.2} MB | {} | {ms:.2} |",
+            params as f64 / 1e6,
+            all as f64 / 1e6,
+            s.submits_per_step
+        );
+        weights.push(wgtrain::weights::ParamStore::read_all(&c)?);
+    }
+    assert!(
+        weights[0]
+            .iter()
+            .zip(&weights[1])
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "both residency modes must train to the same weights"
     );
     Ok(())
 }
