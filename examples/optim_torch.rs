@@ -404,7 +404,7 @@ fn run_case(dev: &Device, c: &Case, seed: u64) -> wgtrain::Result<String> {
         let lr: Vec<String> = info.lr.iter().map(|&x| num(x)).collect();
         lrs.push(format!("[{}]", lr.join(", ")));
     }
-    let state = opt.state().to_f32()?;
+    let state = opt.read_state()?;
     let slots: Vec<String> = opt
         .slot_names()
         .iter()
