@@ -278,12 +278,6 @@ impl Compiled {
             }
         }
         let index = self.submit(&all[cursor..]);
-        if let Some(j) = &self.jit
-            && let Some(tr) = &j.training
-        {
-            // Every update's readback lands on the host before the step counts as encoded.
-            tr.finish_all(&self.device, &j.host)?;
-        }
         let done = Arc::new(AtomicBool::new(false));
         let (flag, permits) = (done.clone(), self.permits.clone());
         q.on_submitted_work_done(move || {

@@ -158,34 +158,17 @@ pub struct JitTraining {
 }
 
 /// The optimizer run one parameter at a time: a slot holding one parameter and its state rows
-/// (`[1 + slots, stride]`), the launches of each entry, two readback buffers used in turn (the
-/// next update is submitted while the previous one is read back), and the optimizer's host state
-/// (`[slots, layout.len()]`, shared with the `Optimizer` for checkpoints).
+/// (`[1 + slots, stride]`), the launches of each entry, a readback buffer, and the optimizer's
+/// host state (`[slots, layout.len()]`, shared with the `Optimizer` for checkpoints).
 pub struct JitOptimizer {
     slot: Arc<wgpu::Buffer>,
-    staging: [wgpu::Buffer; 2],
-    pending: Mutex<Pending>,
+    staging: wgpu::Buffer,
     launches: Vec<Vec<Launch>>,
     strides: Vec<usize>,
     slots: usize,
     state: Arc<Mutex<Vec<f32>>>,
     /// The update slot's size.
     pub bytes: u64,
-}
-
-/// A readback in flight: the entry, its bytes, the submit that copies it, the map callback.
-type Readback = (
-    usize,
-    u64,
-    wgpu::SubmissionIndex,
-    std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
-);
-
-/// Which staging buffer the next update uses, and what each one has in flight.
-#[derive(Default)]
-struct Pending {
-    next: usize,
-    flight: [Option<Readback>; 2],
 }
 
 impl JitTraining {
@@ -224,13 +207,11 @@ impl JitTraining {
                     | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
-            let staging = [0, 1].map(|_| {
-                d.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("optimizer readback"),
-                    size: bytes,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
+            let staging = d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("optimizer readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
             });
             (Arc::new(slot), staging)
         })?;
@@ -250,7 +231,6 @@ impl JitTraining {
         self.optimizer = Some(JitOptimizer {
             slot,
             staging,
-            pending: Mutex::new(Pending::default()),
             launches,
             strides,
             slots,
@@ -260,8 +240,7 @@ impl JitTraining {
         Ok(())
     }
 
-    /// Updates entry `k`: its weights and state into the slot, the optimizer, both copied to a
-    /// staging buffer whose readback completes at the next update but one, or `finish_all`.
+    /// Updates entry `k`: its weights and state into the slot, the optimizer, both read back.
     pub fn update(
         &self,
         device: &Device,
@@ -294,17 +273,7 @@ impl JitTraining {
             })?;
         }
         let bytes = (rows * s * 4) as u64;
-        // The staging buffer to use must be free: finish what it still holds.
-        let (b, previous) = {
-            let mut pd = o.pending.lock().unwrap();
-            let b = pd.next;
-            pd.next ^= 1;
-            (b, pd.flight[b].take())
-        };
-        if let Some(r) = previous {
-            self.finish(device, host, b, r)?;
-        }
-        let index = device.scoped(|_| {
+        device.scoped(|_| {
             let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("update"),
             });
@@ -319,76 +288,32 @@ impl JitTraining {
                     pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
                 }
             }
-            enc.copy_buffer_to_buffer(&o.slot, 0, &o.staging[b], 0, bytes);
-            q.submit([enc.finish()])
+            enc.copy_buffer_to_buffer(&o.slot, 0, &o.staging, 0, bytes);
+            q.submit([enc.finish()]);
         })?;
         let (tx, rx) = std::sync::mpsc::channel();
-        o.staging[b].map_async(wgpu::MapMode::Read, ..bytes, move |r| {
+        o.staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
             let _ = tx.send(r);
         });
-        o.pending.lock().unwrap().flight[b] = Some((k, bytes, index, rx));
-        Ok(())
-    }
-
-    /// Waits for every readback in flight and stores the results on the host (end of a step).
-    pub fn finish_all(
-        &self,
-        device: &Device,
-        host: &Mutex<HashMap<Value, Vec<f32>>>,
-    ) -> Result<()> {
-        let Some(o) = &self.optimizer else {
-            return Ok(());
-        };
-        let (first, mut flight) = {
-            let mut pd = o.pending.lock().unwrap();
-            (pd.next, [pd.flight[0].take(), pd.flight[1].take()])
-        };
-        // Oldest first: the one the next update would reuse.
-        for b in [first, first ^ 1] {
-            if let Some(r) = flight[b].take() {
-                self.finish(device, host, b, r)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Completes one readback: waits for its submit, copies weights and state rows to the host.
-    fn finish(
-        &self,
-        device: &Device,
-        host: &Mutex<HashMap<Value, Vec<f32>>>,
-        b: usize,
-        (k, bytes, index, rx): Readback,
-    ) -> Result<()> {
-        let o = self
-            .optimizer
-            .as_ref()
-            .expect("a readback implies an optimizer");
-        let (d, _) = device.wgpu();
-        d.poll(wgpu::PollType::Wait {
-            submission_index: Some(index),
-            timeout: None,
-        })
-        .map_err(|err| Error::Device(format!("waiting for an update: {err}")))?;
+        device.wait()?;
         rx.recv()
             .map_err(|_| Error::Device("readback callback never ran".into()))?
             .map_err(|err| Error::Gpu(format!("map_async: {err}")))?;
-        let e = &self.layout.entries()[k];
-        let (n, s, total) = (e.numel(), o.strides[k], self.layout.len());
         {
-            let view = o.staging[b]
+            let view = o
+                .staging
                 .get_mapped_range(..bytes)
                 .map_err(|err| Error::Gpu(format!("map range: {err}")))?;
             let f: &[f32] = bytemuck::cast_slice(&view);
-            host.lock().unwrap().insert(self.params[k], f[..n].to_vec());
+            host.lock().unwrap().insert(p, f[..n].to_vec());
             let mut state = o.state.lock().unwrap();
             for r in 0..o.slots {
                 let row = &f[(1 + r) * s..(1 + r) * s + n];
                 state[r * total + e.offset..r * total + e.offset + n].copy_from_slice(row);
             }
         }
-        o.staging[b].unmap();
-        device.take_uncaptured()
+        o.staging.unmap();
+        Ok(())
     }
 }
 
