@@ -346,6 +346,34 @@ impl Compiled {
     /// Just-in-time training: records `opt` (made with `Optimizer::just_in_time` for this
     /// graph's `param_layout`) into every step, one parameter at its update point. Call
     /// `opt.prepare_step()` before each step, as with resident weights.
+    ///
+    /// ```
+    /// use wgtrain::graph::{Graph, Options};
+    /// use wgtrain::ops::dense::FullyConnected;
+    /// use wgtrain::optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
+    /// # fn main() -> wgtrain::Result<()> {
+    /// let mut g = Graph::new();
+    /// let x = g.input("x", &[4, 8])?; // (N, features)
+    /// let y = g.dense("fc", x, FullyConnected::new(8, 2))?;
+    /// let loss = g.sum("loss", y, 1)?;
+    /// let training = g.training(loss)?;
+    /// let dev = wgtrain::Device::new()?;
+    /// let opts = Options { training: Some(&training), just_in_time: true, ..Options::default() };
+    /// let mut step = g.compile_with(&dev, &[loss], &opts)?;
+    /// let layout = step.param_layout().expect("a training graph").clone();
+    /// let config = OptimizerConfig::new(Algorithm::adam(), 1e-3);
+    /// let groups = vec![ParamGroup::range(0..layout.len())];
+    /// let mut opt = Optimizer::just_in_time(&dev, config, groups, &layout)?;
+    /// step.attach_optimizer(&opt)?;
+    /// step.set("x", &[0.5; 32])?;
+    /// step.set("fc.weight", &[0.1; 16])?; // kept on the host, written into the slot per step
+    /// step.set("fc.bias", &[0.0; 2])?;
+    /// opt.prepare_step()?;
+    /// step.step()?; // forward, backward and Adam, one layer at a time on the GPU
+    /// let w = step.read(g.find("fc.weight").expect("a param"))?;
+    /// assert!(w.iter().all(|&v| v < 0.1)); // d(sum y)/dw > 0: Adam moved every weight down
+    /// # Ok(()) }
+    /// ```
     pub fn attach_optimizer(&mut self, opt: &Optimizer) -> Result<()> {
         let tr = self
             .jit

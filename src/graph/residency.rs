@@ -254,6 +254,9 @@ impl JitTraining {
                     .into(),
             )
         })?;
+        if o.launches[k].is_empty() {
+            return Ok(()); // in no parameter group: frozen, nothing to move
+        }
         let e = &self.layout.entries()[k];
         let (p, n, s, total) = (self.params[k], e.numel(), o.strides[k], self.layout.len());
         let rows = 1 + o.slots;
