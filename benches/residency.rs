@@ -45,14 +45,7 @@ fn main() -> Result<()> {
                 ..Options::default()
             },
         )?;
-        c.set("x", &vec![0.01; batch * width])?;
-        for l in 0..layers {
-            let w: Vec<f32> = (0..width * width)
-                .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
-                .collect();
-            c.set(&format!("fc{l}.weight"), &w)?;
-            c.set(&format!("fc{l}.bias"), &vec![0.001; width])?;
-        }
+        feed(&c, layers, width, batch)?;
         c.step()?;
         let reps = if quick { 5 } else { 50 };
         let ms = best_ms(reps, || c.encode_step().map(|_| ()), || c.wait_all())?;
@@ -70,6 +63,19 @@ fn main() -> Result<()> {
         "both residency modes must compute the same outputs"
     );
     train(&dev, &g, h, quick, layers, width, batch)
+}
+
+/// The input and every layer's weights (the same in every mode).
+fn feed(c: &wgtrain::graph::Compiled, layers: usize, width: usize, batch: usize) -> Result<()> {
+    c.set("x", &vec![0.01; batch * width])?;
+    let w: Vec<f32> = (0..width * width)
+        .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
+        .collect();
+    for l in 0..layers {
+        c.set(&format!("fc{l}.weight"), &w)?;
+        c.set(&format!("fc{l}.bias"), &vec![0.001; width])?;
+    }
+    Ok(())
 }
 
 /// Best of three runs of `reps` steps, in ms per step (`wait` ends each run).
@@ -122,14 +128,7 @@ fn train(
                 ..Options::default()
             },
         )?;
-        c.set("x", &vec![0.01; batch * width])?;
-        for l in 0..layers {
-            let w: Vec<f32> = (0..width * width)
-                .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)
-                .collect();
-            c.set(&format!("fc{l}.weight"), &w)?;
-            c.set(&format!("fc{l}.bias"), &vec![0.001; width])?;
-        }
+        feed(&c, layers, width, batch)?;
         let layout = c.param_layout().expect("training graph").clone();
         let groups = vec![ParamGroup::range(0..layout.len())];
         let config = OptimizerConfig::new(Algorithm::adam(), 1e-4);
