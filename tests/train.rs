@@ -162,46 +162,52 @@ fn weights_enter_and_leave_through_data_sources() {
     let data = Mnist::embedded().unwrap();
     let train = subset(&data.train, 16);
     each_device("data sources", |dev| {
-        let log: Log = Default::default();
-        let opt = OptimizerConfig::new(Algorithm::adam(), 0.003);
-        let l = log.clone();
-        let mut t = Trainer::with_sources(
-            dev,
-            mnist(8, TINY, 3).unwrap(),
-            opt,
-            config(8, 1, None),
-            move |name, shape, _| {
-                Box::new(Recorder {
-                    label: name.into(),
-                    shape: shape.to_vec(),
-                    trained: l.clone(),
-                })
-            },
-        )
-        .unwrap();
-        let arena = t.compiled().param_arena().unwrap().clone();
-        let before = arena.params.to_f32().unwrap();
-        let e = &arena.layout.entries()[0];
-        assert_eq!(
-            before[e.offset + 8],
-            0.01 * (8 % 7) as f32 - 0.03,
-            "{} came from its data source",
-            e.name
-        );
-        t.train_epoch(&train, None).unwrap();
-        t.sync_sources().unwrap();
-        let after = arena.params.to_f32().unwrap();
-        let got = log.borrow();
-        assert_eq!(got.len(), arena.layout.entries().len());
-        for (name, v) in got.iter() {
-            let e = arena.layout.get(name).unwrap();
+        // Resident and just-in-time weights come from and go back to their sources alike.
+        for just_in_time in [false, true] {
+            let log: Log = Default::default();
+            let opt = OptimizerConfig::new(Algorithm::adam(), 0.003);
+            let l = log.clone();
+            let mut t = Trainer::with_sources(
+                dev,
+                mnist(8, TINY, 3).unwrap(),
+                opt,
+                TrainConfig {
+                    just_in_time,
+                    ..config(8, 1, None)
+                },
+                move |name, shape, _| {
+                    Box::new(Recorder {
+                        label: name.into(),
+                        shape: shape.to_vec(),
+                        trained: l.clone(),
+                    })
+                },
+            )
+            .unwrap();
+            let layout = t.layout().clone();
+            let before = ParamStore::read_all(t.compiled()).unwrap();
+            let e = &layout.entries()[0];
             assert_eq!(
-                &after[e.range()],
-                &v[..],
-                "{name}: the source got the trained values"
+                before[e.offset + 8],
+                0.01 * (8 % 7) as f32 - 0.03,
+                "{} came from its data source",
+                e.name
             );
+            t.train_epoch(&train, None).unwrap();
+            t.sync_sources().unwrap();
+            let after = ParamStore::read_all(t.compiled()).unwrap();
+            let got = log.borrow();
+            assert_eq!(got.len(), layout.entries().len());
+            for (name, v) in got.iter() {
+                let e = layout.get(name).unwrap();
+                assert_eq!(
+                    &after[e.range()],
+                    &v[..],
+                    "{name}: the source got the trained values (just-in-time: {just_in_time})"
+                );
+            }
+            assert_ne!(before, after, "training changed nothing");
         }
-        assert_ne!(before, after, "training changed nothing");
     });
 }
 
