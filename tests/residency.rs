@@ -239,6 +239,10 @@ fn just_in_time_misuse_is_an_error_that_says_what_to_do() {
         assert!(e.contains("just_in_time"), "{e}");
         // Gradients are intermediates just-in-time: not readable after the step.
         c.attach_optimizer(&opt).unwrap();
+        let e = c.step().unwrap_err().to_string();
+        assert!(e.contains("prepare_step"), "{e}");
+        let mut opt = opt;
+        opt.prepare_step().unwrap();
         c.step().unwrap();
         let e = c.read(tr.grads[0]).unwrap_err().to_string();
         assert!(e.contains("not requested"), "{e}");
@@ -259,5 +263,22 @@ fn just_in_time_misuse_is_an_error_that_says_what_to_do() {
             .unwrap();
         let e = r.attach_optimizer(&opt).unwrap_err().to_string();
         assert!(e.contains("set_update"), "{e}");
+        // Either way, a step whose optimizer was not prepared is refused (Adam at step 0 would
+        // divide by 1 - beta1^0 = 0), and each preparation serves one step.
+        feed(&r, &g2);
+        let a = r.param_arena().unwrap().clone();
+        let mut resident = resident;
+        r.set_update(resident.launches(&a.params, &a.grads).unwrap(), None);
+        assert!(r.step().unwrap_err().to_string().contains("prepare_step"));
+        resident.prepare_step().unwrap();
+        r.step().unwrap();
+        assert!(r.step().unwrap_err().to_string().contains("prepare_step"));
+        assert!(
+            ParamStore::read_all(&r)
+                .unwrap()
+                .iter()
+                .all(|v| v.is_finite()),
+            "no NaN from an unprepared step"
+        );
     });
 }

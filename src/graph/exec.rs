@@ -213,6 +213,7 @@ impl Compiled {
     /// Submits one step and returns at once, unless two are already in flight, in which case it
     /// first waits for the older one. `on_done` runs when the GPU has finished this step.
     pub fn encode_step_with(&self, on_done: impl FnOnce() + Send + 'static) -> Result<StepHandle> {
+        self.check_prepared()?;
         loop {
             if let Some(mut permit) = self.permits.try_acquire(1) {
                 permit.disarm();
@@ -292,6 +293,36 @@ impl Compiled {
             index,
             done,
         })
+    }
+
+    /// Refuses a step whose optimizer update was not prepared (`Optimizer::prepare_step` writes
+    /// the step count and bias corrections; replaying without it would, e.g., divide Adam's update
+    /// by 1 - beta1^0 = 0), and consumes each preparation.
+    fn check_prepared(&self) -> Result<()> {
+        let jit = self
+            .jit
+            .iter()
+            .flat_map(|j| j.training.iter().flat_map(|t| t.launches()));
+        let mut flags: Vec<&Arc<AtomicBool>> = Vec::new();
+        for f in self
+            .update
+            .iter()
+            .chain(jit)
+            .filter_map(|l| l.ready.as_ref())
+        {
+            if !flags.iter().any(|g| Arc::ptr_eq(g, f)) {
+                flags.push(f);
+            }
+        }
+        if flags.iter().any(|f| !f.load(Ordering::SeqCst)) {
+            return Err(Error::Invalid(
+                "optimizer: call prepare_step() before every step (it writes the step count, bias \
+                 corrections and learning rates the update reads); this step was not prepared"
+                    .into(),
+            ));
+        }
+        flags.iter().for_each(|f| f.store(false, Ordering::SeqCst));
+        Ok(())
     }
 
     /// Encodes `launches` into one compute pass and submits it.

@@ -172,6 +172,13 @@ pub struct JitOptimizer {
 }
 
 impl JitTraining {
+    /// The attached optimizer's update launches (their `ready` flags guard each step).
+    pub fn launches(&self) -> impl Iterator<Item = &Launch> {
+        self.optimizer
+            .iter()
+            .flat_map(|o| o.launches.iter().flatten())
+    }
+
     /// Records `opt`'s update of every parameter against the update slot (one for all of them).
     pub fn attach(&mut self, device: &Device, opt: &Optimizer) -> Result<()> {
         let state = opt.host_state().ok_or_else(|| {

@@ -98,6 +98,9 @@ pub struct Launch {
     /// The parameter uniform, kept so per-step values (dropout seeds, optimizer step and learning
     /// rate) can be rewritten between replays without re-recording (`Device::rewrite_params`).
     pub(crate) uniform: wgpu::Buffer,
+    /// Set by `Optimizer::prepare_step` for the update it records: a compiled step refuses to
+    /// replay an update whose per-step values (step count, bias corrections) were not written.
+    pub(crate) ready: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Workgroups for `n` items at `per_group` items each, folded into 2-D when one row would exceed
@@ -236,6 +239,7 @@ impl Device {
             groups,
             label: entry,
             uniform,
+            ready: None,
         })
     }
 

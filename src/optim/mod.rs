@@ -408,6 +408,8 @@ pub struct Optimizer {
     chunk_base: usize,
     norm: Tensor,
     step_uniform: Arc<wgpu::Buffer>,
+    /// Whether `prepare_step` ran since the last step used the launches (see `Launch::ready`).
+    prepared: Arc<std::sync::atomic::AtomicBool>,
     step: u64,
     schedule_pos: u64,
     custom: Option<&'static Shader>,
@@ -506,6 +508,7 @@ impl Optimizer {
             chunk_base: table.chunk_base,
             norm,
             step_uniform,
+            prepared: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             step: 0,
             schedule_pos: 0,
             custom,
@@ -642,6 +645,8 @@ impl Optimizer {
             .scoped(|_| q.write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&words)))?;
         self.step = t;
         self.schedule_pos += 1;
+        self.prepared
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(StepInfo { step: t, lr: lrs })
     }
 
@@ -861,7 +866,7 @@ impl Optimizer {
             (Algorithm::Custom(_), Some(s)) => (s, "custom_update"),
             (Algorithm::Custom(_), None) => unreachable!("compiled in Optimizer::new"),
         };
-        self.device.launch(
+        let mut launch = self.device.launch(
             shader,
             entry,
             &[],
@@ -875,7 +880,9 @@ impl Optimizer {
                 state.buffer(),
             ],
             grid_1d(n_chunks, 1),
-        )
+        )?;
+        launch.ready = Some(self.prepared.clone());
+        Ok(launch)
     }
 
     /// One step, eagerly: `prepare_step`, then the launches, submitted and waited for.
