@@ -5,8 +5,13 @@
 //! neuron too (batch norm + ReLU at inference), and so do convolutions and fully connected layers,
 //! in their GEMM epilogue after the bias (conv + bias + neuron in one dispatch).
 //!
-//! In a training graph the gradient ops read most intermediates (a neuron's gradient needs its
-//! input), so chains fuse mainly in inference graphs and where no gradient needs the value.
+//! Training graphs fuse too: a neuron whose derivative is a function of its output (ReLU,
+//! sigmoid, tanh, … — `UnaryOp::grad_from`) gets a gradient reading its output y and dy, not its
+//! input, so the pre-activation (conv/FC + bias, a norm's output, an elementwise op) is read by
+//! the neuron alone and the neuron folds into its producer. y stays materialised: it is the
+//! fused dispatch's output. A value some gradient reads has a second reader and never fuses away
+//! — nor does a neuron whose own output is read twice (e.g. by its gradient) extend the chain past
+//! it, since only the end of a chain is written.
 
 use std::collections::HashMap;
 
