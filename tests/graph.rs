@@ -716,3 +716,75 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
         assert!(e.contains("attach an optimizer"), "{e}");
     });
 }
+
+/// conv + bias + `conv_act`, batch norm (batch statistics) + leaky ReLU, group norm + tanh, FC,
+/// bias add + sigmoid: a training graph whose neurons all have a producer to fuse into.
+fn fusable_training_graph(conv_act: UnaryOp) -> (Graph, Value, [Value; 4]) {
+    use wgtrain::ops::conv::{Conv2d, Padding};
+    use wgtrain::ops::{dense::FullyConnected, norm::BatchNorm, norm::GroupNorm};
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 3, 6, 6]).unwrap();
+    let mut c = Conv2d::new(3, 4, (3, 3));
+    c.padding = Padding::Same;
+    let h = g.conv2d("conv", x, c).unwrap();
+    let a1 = g.unary("conv_act", conv_act, h).unwrap();
+    let h = g.batch_norm("bn", a1, BatchNorm::default()).unwrap();
+    let a2 = g
+        .unary("bn_act", UnaryOp::LeakyRelu { alpha: 0.1 }, h)
+        .unwrap();
+    let h = g
+        .group_norm("gn", a2, GroupNorm::new(2, 1e-5).unwrap())
+        .unwrap();
+    let a3 = g.unary("gn_act", UnaryOp::Tanh, h).unwrap();
+    let h = g.dense("fc", a3, FullyConnected::new(144, 5)).unwrap();
+    let h = g.flatten("flat", h).unwrap();
+    let b = g.param("b", &[5]).unwrap();
+    let h = g.binary("bias", BinaryOp::Add, h, b).unwrap();
+    let a4 = g.unary("sig", UnaryOp::Sigmoid, h).unwrap();
+    let s = g.unary("sq", UnaryOp::Square, a4).unwrap();
+    let loss = g.sum("loss", s, 1).unwrap();
+    (g, loss, [a1, a2, a3, a4])
+}
+
+#[test]
+fn training_graphs_fuse_neurons_whose_gradient_reads_the_output() {
+    let (mut g, loss, acts) = fusable_training_graph(UnaryOp::Relu);
+    let tr = g.training(loss).unwrap();
+    let mut f = feeds(&g, 71);
+    let rv = f["bn.running_var"].data.iter().map(|v| v.abs() + 0.5);
+    f.insert("bn.running_var".into(), Array::new(&[4], rv.collect()));
+    assert_autograd_matches_fd(&g, loss, &tr, &f, 1e-5);
+    let mut outs = vec![loss];
+    outs.extend(&tr.grads);
+    let live = vec![true; g.nodes.len()];
+    let fusion = wgtrain::graph::fusion::fuse(&g, &live, &outs);
+    for a in acts {
+        assert!(fusion.absorbed[a.node], "{} was not fused", g.node(a).name);
+    }
+    // With an x-based gradient (softplus) the conv output has two readers: that neuron stays.
+    let (mut gs, ls, acts_s) = fusable_training_graph(UnaryOp::Softplus);
+    let trs = gs.training(ls).unwrap();
+    let mut outs_s = vec![ls];
+    outs_s.extend(&trs.grads);
+    let fs = wgtrain::graph::fusion::fuse(&gs, &vec![true; gs.nodes.len()], &outs_s);
+    assert!(!fs.absorbed[acts_s[0].node] && fs.absorbed[acts_s[1].node]);
+    each_device("training fusion", |dev| {
+        let s = assert_compiled_matches_reference(dev, &g, loss, &tr, &f, 2e-4);
+        let opts = wgtrain::graph::Options {
+            fuse: false,
+            ..Default::default()
+        };
+        let (plain, sp) = run_with(dev, &g, &outs, &opts, &f, 1);
+        let want = g.eval_reference(&f, &outs).unwrap();
+        for (k, w) in want.iter().enumerate() {
+            assert_close("unfused", &plain[k], &w.data, 2e-4, 2e-4);
+        }
+        assert_eq!(
+            sp.dispatches_per_step - s.dispatches_per_step,
+            4,
+            "conv + relu, bn + leaky relu, gn + tanh, bias + sigmoid: {s:?} vs {sp:?}"
+        );
+        // Fewer intermediates; the first-fit arena itself is not monotone (here +128 B).
+        assert!(s.naive_bytes < sp.naive_bytes, "{s:?} vs {sp:?}");
+    });
+}

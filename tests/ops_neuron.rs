@@ -1,13 +1,14 @@
 //! Every MPS neuron through its unary kernel (`UnaryOp::from(&Neuron)`) vs `reference::neuron`,
-//! forward and backward, on awkward lengths, away from kinks.
+//! forward and backward, on awkward lengths, away from kinks; and the gradients read from the
+//! output (`Op::UnaryGradOut`) vs `reference::basic`, kinks included.
 
 mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::Tensor;
-use wgtrain::kernels::elementwise::{self, UnaryOp};
+use wgtrain::kernels::elementwise::{self, GradFrom, UnaryOp};
 use wgtrain::ops::neuron::Neuron;
-use wgtrain::reference::{Array, neuron};
+use wgtrain::reference::{Array, basic, neuron};
 
 fn all() -> Vec<Neuron> {
     vec![
@@ -97,5 +98,73 @@ fn gelu_tanh_saturates_cleanly() {
         let ones = Tensor::from_f32(dev, &[4], &[1.0; 4]).unwrap();
         let dx = elementwise::unary_backward(UnaryOp::GeluTanh, &gx, &ones).unwrap();
         assert_eq!(dx.to_f32().unwrap(), vec![0.0, 0.0, 1.0, 1.0]);
+    });
+}
+
+/// Every unary op whose gradient reads its output y (`UnaryOp::grad_from`), plus the edge
+/// parameters that still qualify (slope / alpha 0).
+fn output_based() -> Vec<UnaryOp> {
+    let mut ops: Vec<UnaryOp> = UnaryOp::all()
+        .into_iter()
+        .filter(|op| op.grad_from() == GradFrom::Output)
+        .collect();
+    ops.extend([
+        UnaryOp::LeakyRelu { alpha: 0.0 },
+        UnaryOp::Elu { alpha: 0.0 },
+    ]);
+    ops
+}
+
+#[test]
+fn gradient_from_the_output_matches_reference() {
+    each_device("neuron grad from output", |dev| {
+        for op in output_based() {
+            for len in [1, 7, 33] {
+                // x in (−4, 4) (positive for sqrt / recip) with the kinks themselves at the front.
+                let mut x = Array::seeded(&[len], 61).map_scaled(4.0);
+                let positive = matches!(op, UnaryOp::Sqrt | UnaryOp::Recip);
+                let kinks = match op {
+                    _ if positive => vec![],
+                    UnaryOp::ReluN { n } => vec![0.0, n as f64],
+                    UnaryOp::HardSigmoid { a, b } => {
+                        vec![-b as f64 / a as f64, (1.0 - b as f64) / a as f64]
+                    }
+                    _ => vec![0.0, -0.0],
+                };
+                for (v, k) in x.data.iter_mut().zip(&kinks) {
+                    *v = *k;
+                }
+                if positive {
+                    x.data.iter_mut().for_each(|v| *v = v.abs() + 0.1);
+                }
+                let x = Array::from_f32(&[len], &x.to_f32());
+                let y = Array::from_f32(&[len], &basic::unary(op, &x).to_f32());
+                let dy = Array::from_f32(&[len], &Array::seeded(&[len], 62).to_f32());
+                let gy = Tensor::from_f32(dev, &[len], &y.to_f32()).unwrap();
+                let gdy = Tensor::from_f32(dev, &[len], &dy.to_f32()).unwrap();
+                let dx = elementwise::unary_backward_out(op, &gy, &gdy)
+                    .unwrap()
+                    .to_f32()
+                    .unwrap();
+                let what = format!("{op:?} len {len}");
+                let want = basic::unary_backward_out(op, &y, &dy).unwrap();
+                assert_close(&what, &dx, &want.data, 1e-6, 1e-5);
+                // The x-based reference agrees, kinks included (y is rounded to f32 here).
+                let from_x = basic::unary_backward(op, &x, &dy);
+                assert_close(&format!("{what} vs x-based"), &dx, &from_x.data, 1e-5, 1e-4);
+            }
+        }
+        // Ops whose derivative is not a function of y are refused, not computed wrongly.
+        let t = Tensor::from_f32(dev, &[3], &[1.0, 2.0, 3.0]).unwrap();
+        for op in [
+            UnaryOp::Softplus,
+            UnaryOp::Gelu,
+            UnaryOp::LeakyRelu { alpha: -0.5 },
+        ] {
+            assert!(
+                elementwise::unary_backward_out(op, &t, &t).is_err(),
+                "{op:?}"
+            );
+        }
     });
 }

@@ -65,6 +65,25 @@ fn unary_b(op: u32, x: f32, dy: f32, a: f32, b: f32) -> f32 {
     }
 }
 
+// d(op)/dx from the output y = op(x), times dy: only the ops whose derivative is a function of y
+// (UnaryOp::grad_from in kernels/elementwise.rs). Kinks as unary_b: relu(0) -> 0, leaky(0) -> a,
+// relu-n at 0 and n -> 0, hard sigmoid at its corners -> 0, elu(0) -> a.
+fn unary_b_out(op: u32, y: f32, dy: f32, a: f32, b: f32) -> f32 {
+    switch op {
+        case 0u: { return select(0.0, dy, y > 0.0); }                // relu
+        case 1u: { return select(a * dy, dy, y > 0.0); }             // leaky relu, a >= 0
+        case 2u: { return select(0.0, dy, y > 0.0 && y < a); }       // relu-n, n > 0
+        case 3u: { return select((y + a) * dy, dy, y > 0.0); }       // elu, a >= 0: a e^x = y + a
+        case 4u: { return y * (1.0 - y) * dy; }                      // sigmoid
+        case 5u: { return select(0.0, a * dy, y > 0.0 && y < 1.0); } // hard sigmoid
+        case 6u: { return (1.0 - y * y) * dy; }                      // tanh
+        case 11u: { return y * dy; }                                 // exp
+        case 15u: { return 0.5 * dy / y; }                           // sqrt
+        case 17u: { return -dy * (y * y); }                          // recip: -1/x^2 = -y^2
+        default: { return dy; }
+    }
+}
+
 // The fused chain: y = f_k(...f_1(v)) for the unary ops the graph folded into this dispatch.
 fn apply_chain(v: f32) -> f32 {
     var y = v;
@@ -97,6 +116,15 @@ fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     ub_dx[i] = unary_b(p.op, ub_x[i], ub_dy[i], p.a, p.b);
+}
+
+// dx = op'(x) * dy from y = op(x) (the bindings of unary_backward, binding 1 holding y)
+@compute @workgroup_size(256)
+fn unary_backward_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    ub_dx[i] = unary_b_out(p.op, ub_x[i], ub_dy[i], p.a, p.b);
 }
 
 // Offsets of output element i into a and b through their broadcast strides.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::{Graph, Op, Value};
 use crate::error::{Error, Result};
-use crate::kernels::elementwise::BinaryOp;
+use crate::kernels::elementwise::{BinaryOp, GradFrom};
 use crate::kernels::reduce::ReduceOp;
 use crate::kernels::transpose;
 
@@ -163,7 +163,17 @@ impl Graph {
             Op::Layer(l) => return l.vjp(self, i, dy),
             Op::Stateful(s) => return s.vjp(self, i, dy),
             Op::Head(h) => return h.vjp(self, i, dy),
-            Op::Unary(u) => vec![d(self, 0, Op::UnaryGrad(*u), &[x[0], dy])?],
+            // Read as little of the forward as the derivative needs: from the output y where it
+            // is a function of y, so the input stays free to fuse into its producer (conv + bias
+            // + ReLU in one dispatch in training too; y itself is the fused dispatch's output).
+            Op::Unary(u) => vec![match u.grad_from() {
+                GradFrom::Nothing(scale) => d(self, 0, Op::Unary(scale), &[dy])?,
+                GradFrom::Output => {
+                    let y = Value { node: i, port: 0 };
+                    d(self, 0, Op::UnaryGradOut(*u), &[y, dy])?
+                }
+                GradFrom::Input => d(self, 0, Op::UnaryGrad(*u), &[x[0], dy])?,
+            }],
             Op::Binary(b) => vec![
                 d(self, 0, Op::BinaryGrad(*b, 0), &[x[0], x[1], dy])?,
                 d(self, 1, Op::BinaryGrad(*b, 1), &[x[0], x[1], dy])?,
@@ -206,7 +216,7 @@ impl Graph {
                 };
                 vec![d(self, 0, op, &[dy])?]
             }
-            Op::UnaryGrad(_) | Op::BinaryGrad(..) | Op::ReduceGrad(..) => {
+            Op::UnaryGrad(_) | Op::UnaryGradOut(_) | Op::BinaryGrad(..) | Op::ReduceGrad(..) => {
                 return Err(Error::Invalid(format!(
                     "node {:?}: {:?} has no gradient (second derivatives are not supported)",
                     node.name, node.op

@@ -2,11 +2,16 @@
 //! elementwise op (unary or broadcasting binary — e.g. the bias add after a conv or FC) and read by
 //! nothing else is folded into that producer's dispatch as a post-op; the folded node's output
 //! then aliases the producer's, and the intermediate never touches memory. A norm takes one such
-//! neuron too (batch norm + ReLU at inference), and so do convolutions and fully connected layers,
-//! in their GEMM epilogue after the bias (conv + bias + neuron in one dispatch).
+//! neuron too (batch norm + ReLU, in training and at inference), and so do convolutions and fully
+//! connected layers, in their GEMM epilogue after the bias (conv + bias + neuron in one dispatch).
 //!
-//! In a training graph the gradient ops read most intermediates (a neuron's gradient needs its
-//! input), so chains fuse mainly in inference graphs and where no gradient needs the value.
+//! Training graphs fuse too: a neuron whose derivative is a function of its output (ReLU,
+//! sigmoid, tanh, … — `UnaryOp::grad_from`) gets a gradient reading its output y and dy, not its
+//! input, so the pre-activation (conv/FC + bias, a norm's output, an elementwise op) is read by
+//! the neuron alone and the neuron folds into its producer. y stays materialised: it is the
+//! fused dispatch's output. A value some gradient reads has a second reader and never fuses away
+//! — nor does a neuron whose own output is read twice (e.g. by its gradient) extend the chain past
+//! it, since only the end of a chain is written.
 
 use std::collections::HashMap;
 
@@ -43,16 +48,12 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
         let v = node.inputs[0];
         let h = head[v.node];
         let have = f.chains.get(&h).map_or(0, |c| c.len());
-        // Elementwise producers take a chain; norms (batch norm on running statistics at
-        // inference, instance/group/layer norm) take one neuron as their post-op.
+        // Elementwise producers take a chain; norms (batch norm, on batch or running statistics,
+        // instance/group/layer norm) take one neuron as their post-op on y (port 0; the
+        // statistics they save for the gradient are of the input and unaffected).
         let (producer_ok, room) = match &g.nodes[h].op {
             Op::Unary(_) | Op::Binary(_) => (true, have < MAX_CHAIN),
-            Op::Stateful(
-                Stateful::BatchNorm {
-                    training: false, ..
-                }
-                | Stateful::Norm(_),
-            ) => (v.port == 0, have < 1),
+            Op::Stateful(Stateful::BatchNorm { .. } | Stateful::Norm(_)) => (v.port == 0, have < 1),
             // Convolution / fully connected + bias + neuron: the neuron runs in the GEMM epilogue.
             Op::Layer(Layer::Conv(_) | Layer::Dense(_)) => (true, have < 1),
             _ => (false, false),

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::conv::Prepared;
-use crate::kernels::elementwise::{self, BinaryOp, UnaryOp};
+use crate::kernels::elementwise::{self, BinaryOp, GradFrom, UnaryOp};
 use crate::kernels::matmul;
 use crate::kernels::reduce::{self, ReduceOp};
 use crate::kernels::transpose;
@@ -23,6 +23,9 @@ pub enum Op {
     Unary(UnaryOp),
     /// `[x, dy] -> dx`
     UnaryGrad(UnaryOp),
+    /// `[y, dy] -> dx` from the forward's output `y = op(x)`, for ops whose derivative is a
+    /// function of y (`UnaryOp::grad_from`): x is then read by the forward alone and can fuse.
+    UnaryGradOut(UnaryOp),
     /// `[a, b] -> a (op) b` with broadcasting.
     Binary(BinaryOp),
     /// `[a, b, dy] -> d(operand)`; operand 0 = a, 1 = b.
@@ -80,7 +83,7 @@ impl Op {
             | Op::Reshape(_)
             | Op::View(_)
             | Op::OnesLike => 1,
-            Op::UnaryGrad(_) | Op::Binary(_) | Op::MatMul { .. } => 2,
+            Op::UnaryGrad(_) | Op::UnaryGradOut(_) | Op::Binary(_) | Op::MatMul { .. } => 2,
             Op::BinaryGrad(..) => 3,
             Op::ReduceGrad(op, _) => 2 + (*op == ReduceOp::Max) as usize,
         };
@@ -95,7 +98,13 @@ impl Op {
                 unreachable!("sources have no inputs to infer from")
             }
             Op::Unary(_) | Op::OnesLike => vec![f32(ins[0].to_vec())],
-            Op::UnaryGrad(_) => {
+            Op::UnaryGradOut(u) if u.grad_from() != GradFrom::Output => {
+                return Err(shape_err(
+                    self,
+                    format!("the derivative of {u:?} is not a function of its output"),
+                ));
+            }
+            Op::UnaryGrad(_) | Op::UnaryGradOut(_) => {
                 if ins[0] != ins[1] {
                     return Err(shape_err(
                         self,
@@ -216,6 +225,9 @@ impl Op {
             Op::UnaryGrad(u) => vec![elementwise::unary_backward_launch(
                 *u, ins[0], ins[1], outs[0],
             )?],
+            Op::UnaryGradOut(u) => vec![elementwise::unary_backward_out_launch(
+                *u, ins[0], ins[1], outs[0],
+            )?],
             Op::Binary(b) => vec![elementwise::binary_chain_launch(
                 *b, then, ins[0], ins[1], outs[0],
             )?],
@@ -271,6 +283,7 @@ impl Op {
             Op::Unary(u) => vec![basic::unary(*u, ins[0])],
             Op::OnesLike => vec![Array::new(shape0, vec![1.0; ins[0].len()])],
             Op::UnaryGrad(u) => vec![basic::unary_backward(*u, ins[0], ins[1])],
+            Op::UnaryGradOut(u) => vec![basic::unary_backward_out(*u, ins[0], ins[1])?],
             Op::Binary(b) => vec![basic::binary(*b, ins[0], ins[1], shape0)],
             Op::BinaryGrad(b, which) => {
                 let (ga, gb) = basic::binary_backward(*b, ins[0], ins[1], ins[2]);

@@ -105,14 +105,7 @@ impl Stateful {
     ) -> Result<Prepared> {
         let fused = post.first().copied();
         if post.len() > 1
-            || (fused.is_some()
-                && !matches!(
-                    self,
-                    Stateful::BatchNorm {
-                        training: false,
-                        ..
-                    } | Stateful::Norm(_)
-                ))
+            || (fused.is_some() && !matches!(self, Stateful::BatchNorm { .. } | Stateful::Norm(_)))
         {
             return Err(Error::Invalid(format!(
                 "{self:?} cannot take the fused post-ops {post:?}"
@@ -128,6 +121,7 @@ impl Stateful {
                 ins[4],
                 outs[0],
                 outs[1],
+                fused,
             )?,
             Stateful::BatchNorm {
                 op,

@@ -110,6 +110,49 @@ impl UnaryOp {
     }
 }
 
+/// What the vjp rule of a unary op reads besides `dy` ([`UnaryOp::grad_from`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GradFrom {
+    /// The derivative is a constant: `dx` is this unary op applied to `dy` (reads neither x nor y).
+    Nothing(UnaryOp),
+    /// The derivative is a function of the output y: `Op::UnaryGradOut` reads (y, dy), so the
+    /// input x stays free to be fused into its producer (conv/FC + bias + ReLU in training).
+    Output,
+    /// The derivative needs the input x: `Op::UnaryGrad` reads (x, dy).
+    Input,
+}
+
+impl UnaryOp {
+    /// Which value the gradient reads. Output-based only where `f'(x)` is an exact function of
+    /// `y = f(x)` with the same kink conventions as the x-based gradient (ReLU at 0 → 0, leaky
+    /// ReLU at 0 → alpha, ReLU-n at 0 and n → 0, hard sigmoid at its corners → 0, ELU at 0 →
+    /// alpha) and no f32 precision loss beyond what the x-based kernel already has:
+    /// - ReLU `y > 0`; leaky ReLU (alpha ≥ 0) `y > 0 ? 1 : alpha`; ReLU-n (n > 0) `0 < y < n`;
+    ///   hard sigmoid `0 < y < 1 ? a : 0` (its `0 < a·x + b < 1`). `y > 0 ⇔ x > 0` needs
+    ///   alpha ≥ 0: with alpha < 0 (or NaN) the negative side maps to y > 0, so those stay x-based;
+    ///   so does ReLU-n with n ≤ 0;
+    /// - ELU (alpha ≥ 0) `y > 0 ? 1 : y + alpha` (PyTorch's `is_result` form; absolute error at
+    ///   most one ulp of alpha where `alpha·eˣ` is tiny);
+    /// - sigmoid `y(1 − y)`, tanh `1 − y²` (what the x-based kernel computes from y anyway),
+    ///   exp `y`, sqrt `0.5 / y`, reciprocal `−y²`.
+    ///
+    /// Not output-based: softplus (`1 − e^(−y)`) and softsign (`(1 − |y|)²`) are exact in exact
+    /// arithmetic but cancel in f32 in the tails where the x-based forms are accurate; log
+    /// (`e^(−y)`) amplifies y's rounding by |y|; GELU (both), abs and square are not injective,
+    /// so y does not determine the derivative. Linear and neg have constant derivatives.
+    pub fn grad_from(self) -> GradFrom {
+        use UnaryOp::*;
+        match self {
+            Linear { a, .. } => GradFrom::Nothing(Linear { a, b: 0.0 }),
+            Neg => GradFrom::Nothing(Neg),
+            Relu | Sigmoid | HardSigmoid { .. } | Tanh | Exp | Sqrt | Recip => GradFrom::Output,
+            LeakyRelu { alpha } | Elu { alpha } if alpha >= 0.0 => GradFrom::Output,
+            ReluN { n } if n > 0.0 => GradFrom::Output,
+            _ => GradFrom::Input,
+        }
+    }
+}
+
 /// Every MPS neuron is one of the unary kernels, so the graph needs no neuron shader of its own.
 impl From<&Neuron> for UnaryOp {
     fn from(n: &Neuron) -> UnaryOp {
@@ -296,6 +339,36 @@ pub fn unary_backward_launch(op: UnaryOp, x: &Tensor, dy: &Tensor, dx: &Tensor) 
     )
 }
 
+/// Prepares `dx = f'(x) · dy` from the output `y = f(x)` (ops whose [`UnaryOp::grad_from`] is
+/// `Output`; any other op is an `Err`).
+pub fn unary_backward_out_launch(
+    op: UnaryOp,
+    y: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let name = format!("{op:?} backward from the output");
+    if op.grad_from() != GradFrom::Output {
+        return Err(Error::Invalid(format!(
+            "{name}: the derivative of {op:?} is not a function of its output"
+        )));
+    }
+    f32_in(&name, y)?;
+    same_shape(&name, y, dy)?;
+    same_shape(&name, y, dx)?;
+    let (code, a, b) = op.code();
+    let n = y.numel();
+    let p = [n as u32, code, 0, 0, f(a), f(b)];
+    y.device.launch(
+        &SHADER,
+        "unary_backward_out",
+        &[],
+        &p,
+        &[y.buffer(), dy.buffer(), dx.buffer()],
+        grid_1d(n, 256),
+    )
+}
+
 /// Prepares `y = a (op) b`; `y` has the broadcast shape.
 pub fn binary_launch(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Launch> {
     binary_chain_launch(op, &[], a, b, y)
@@ -383,6 +456,14 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
 pub fn unary_backward(op: UnaryOp, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let dx = new_like(x, &x.shape)?;
     x.device.run(&[unary_backward_launch(op, x, dy, &dx)?])?;
+    Ok(dx)
+}
+
+/// `f'(x) · dy` from `y = f(x)`.
+pub fn unary_backward_out(op: UnaryOp, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let dx = new_like(y, &y.shape)?;
+    y.device
+        .run(&[unary_backward_out_launch(op, y, dy, &dx)?])?;
     Ok(dx)
 }
 

@@ -364,7 +364,7 @@ fn bn_check_running(bn: &BatchNorm, x: &Tensor, mean: &Tensor, var: &Tensor) -> 
 
 /// Prepares training-mode batch norm on x (N, C, *): y and `state` (2, C) from the batch
 /// statistics, then `running_mean`/`running_var` (C) updated in place towards the batch mean and
-/// unbiased variance. Two launches, to run in order.
+/// unbiased variance. Two launches, to run in order. `post`: a neuron fused onto y (not `state`).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_launch(
     bn: &BatchNorm,
@@ -375,13 +375,14 @@ pub fn batch_norm_train_launch(
     running_var: &Tensor,
     y: &Tensor,
     state: &Tensor,
+    post: Option<UnaryOp>,
 ) -> Result<Vec<Launch>> {
     let (lay, _) = bn_check(bn, x, gamma, beta)?;
     bn_check_running(bn, x, running_mean, running_var)?;
     bn.check_training(&x.shape)?;
     let op = BatchNorm::OP;
     let sshape = batch_norm_state_shape(&x.shape);
-    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, None)?;
+    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, post)?;
     let run = x.device.launch(
         &SHADER,
         "norm_running",
@@ -529,7 +530,8 @@ pub fn batch_norm_train(
     bn_channels(x)?;
     let y = zeros(x, &x.shape)?;
     let state = zeros(x, &batch_norm_state_shape(&x.shape))?;
-    let l = batch_norm_train_launch(bn, x, gamma, beta, running_mean, running_var, &y, &state)?;
+    let (rm, rv) = (running_mean, running_var);
+    let l = batch_norm_train_launch(bn, x, gamma, beta, rm, rv, &y, &state, None)?;
     x.device.run(&l)?;
     Ok((y, state))
 }

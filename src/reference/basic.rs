@@ -2,7 +2,8 @@
 //! matmul, permute — forward and backward, in f64.
 
 use super::{Array, strides};
-use crate::kernels::elementwise::{BinaryOp, UnaryOp};
+use crate::error::{Error, Result};
+use crate::kernels::elementwise::{BinaryOp, GradFrom, UnaryOp};
 use crate::kernels::reduce::ReduceOp;
 
 fn erf(x: f64) -> f64 {
@@ -140,6 +141,67 @@ pub fn unary_backward(op: UnaryOp, x: &Array, dy: &Array) -> Array {
             .map(|(&v, &g)| unary_d(op, v) * g)
             .collect(),
     )
+}
+
+/// Derivative of a unary op from its output `y = f(x)`, for the ops whose
+/// [`UnaryOp::grad_from`] is `Output` (`None` for the others). Kinks as [`unary_d`]: every test
+/// below is `x`'s test rewritten in `y` (`y > 0 ⇔ x > 0` for ReLU, leaky ReLU and ELU with
+/// alpha ≥ 0; `0 < y < n ⇔ 0 < x < n`; hard sigmoid's `0 < y < 1` is its `0 < a·x + b < 1`).
+pub fn unary_d_out(op: UnaryOp, y: f64) -> Option<f64> {
+    use UnaryOp::*;
+    if op.grad_from() != GradFrom::Output {
+        return None;
+    }
+    Some(match op {
+        Relu => (y > 0.0) as u8 as f64,
+        LeakyRelu { alpha } => {
+            if y > 0.0 {
+                1.0
+            } else {
+                alpha as f64
+            }
+        }
+        ReluN { n } => (y > 0.0 && y < n as f64) as u8 as f64,
+        // alpha·eˣ = y + alpha on the x ≤ 0 branch.
+        Elu { alpha } => {
+            if y > 0.0 {
+                1.0
+            } else {
+                y + alpha as f64
+            }
+        }
+        Sigmoid => y * (1.0 - y),
+        HardSigmoid { a, .. } => {
+            if y > 0.0 && y < 1.0 {
+                a as f64
+            } else {
+                0.0
+            }
+        }
+        Tanh => 1.0 - y * y,
+        Exp => y,
+        Sqrt => 0.5 / y,
+        Recip => -y * y,
+        _ => unreachable!("grad_from said {op:?} is output-based"),
+    })
+}
+
+/// `dx = f'(x)·dy` from the output `y = f(x)`; an `Err` for an op whose derivative is not a
+/// function of its output.
+pub fn unary_backward_out(op: UnaryOp, y: &Array, dy: &Array) -> Result<Array> {
+    if unary_d_out(op, 0.5).is_none() {
+        return Err(Error::Invalid(format!(
+            "the derivative of {op:?} is not a function of its output"
+        )));
+    }
+    Ok(Array::new(
+        &y.shape,
+        y.data
+            .iter()
+            .zip(&dy.data)
+            .map(|(&v, &g)| unary_d_out(op, v).unwrap() * g)
+            .collect(),
+    ))
 }
 
 fn binary_f(op: BinaryOp, a: f64, b: f64) -> f64 {
@@ -367,6 +429,98 @@ mod tests {
                 g.data,
                 fd.data
             );
+        }
+    }
+
+    fn output_based() -> Vec<UnaryOp> {
+        let mut ops: Vec<UnaryOp> = UnaryOp::all()
+            .into_iter()
+            .filter(|op| op.grad_from() == GradFrom::Output)
+            .collect();
+        // Edge parameters that are still output-based: slope / alpha 0.
+        ops.extend([
+            UnaryOp::LeakyRelu { alpha: 0.0 },
+            UnaryOp::Elu { alpha: 0.0 },
+        ]);
+        ops
+    }
+
+    #[test]
+    fn which_unary_ops_differentiate_from_their_output() {
+        use UnaryOp::*;
+        let out = output_based();
+        for op in [Relu, Sigmoid, Tanh, Exp, Sqrt, Recip] {
+            assert!(out.contains(&op), "{op:?}");
+        }
+        for op in [
+            LeakyRelu { alpha: -0.1 },
+            Elu { alpha: -1.0 },
+            ReluN { n: 0.0 },
+            LeakyRelu { alpha: f32::NAN },
+            Softplus,
+            Softsign,
+            Gelu,
+            GeluTanh,
+            Abs,
+            Log,
+            Square,
+        ] {
+            assert_eq!(op.grad_from(), GradFrom::Input, "{op:?}");
+            assert!(unary_backward_out(op, &Array::zeros(&[2]), &Array::zeros(&[2])).is_err());
+        }
+        let l = Linear { a: 1.5, b: -0.25 };
+        assert_eq!(l.grad_from(), GradFrom::Nothing(Linear { a: 1.5, b: 0.0 }));
+        assert_eq!(Neg.grad_from(), GradFrom::Nothing(Neg));
+    }
+
+    #[test]
+    fn output_based_backward_matches_finite_differences_and_the_input_based_one() {
+        // Away from kinks for the finite differences; positive for sqrt / recip.
+        for op in output_based() {
+            for len in [1usize, 7, 33] {
+                let mut x = Array::seeded(&[len], 40 + len as u64);
+                for v in &mut x.data {
+                    *v = if matches!(op, UnaryOp::Sqrt | UnaryOp::Recip) {
+                        v.abs() * 3.0 + 0.1
+                    } else {
+                        *v * 4.0
+                    };
+                    if matches!(op, UnaryOp::ReluN { .. }) && (*v - 0.5).abs() < 0.01 {
+                        *v += 0.05;
+                    }
+                }
+                let dy = Array::seeded(&x.shape, 3);
+                let g = unary_backward_out(op, &unary(op, &x), &dy).unwrap();
+                let fd = finite_diff(&x, 1e-6, |x| dot(&unary(op, x), &dy));
+                assert!(
+                    max_rel_diff(&g.data, &fd.data) < 1e-6,
+                    "{op:?} len {len}: {:?} vs {:?}",
+                    g.data,
+                    fd.data
+                );
+                let gx = unary_backward(op, &x, &dy);
+                assert!(max_rel_diff(&g.data, &gx.data) < 1e-12, "{op:?} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn output_based_kinks_match_the_input_based_convention() {
+        // At every kink (and at ±0, ±inf) both forms take the same branch.
+        let xs = [0.0, -0.0, 0.5, -2.5, 2.5, f64::INFINITY, f64::NEG_INFINITY];
+        for op in output_based() {
+            for &x in &xs {
+                if matches!(op, UnaryOp::Sqrt | UnaryOp::Recip) && x <= 0.0 {
+                    continue; // 0: ±inf either way; < 0: NaN
+                }
+                let (from_x, from_y) = (unary_d(op, x), unary_d_out(op, unary_f(op, x)).unwrap());
+                // Equal at the kinks; off them to rounding (ELU's y + alpha vs alpha·eˣ).
+                let close = (from_x - from_y).abs() <= 1e-12 * from_x.abs().max(1.0);
+                assert!(
+                    from_x == from_y || close,
+                    "{op:?} at {x}: from x {from_x}, from y {from_y}"
+                );
+            }
         }
     }
 
