@@ -30,6 +30,7 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
 
 #[test]
 fn every_shader_translates_to_msl_spirv_hlsl() {
+    let mut specialised = 0;
     for shader in wgtrain::kernels::all_shaders() {
         let src = shader.source();
         let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
@@ -69,42 +70,70 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
                 }
             }
             let stage = ep.stage;
-            msl::write_string(
-                &module,
-                &info,
-                &msl::Options {
-                    lang_version: (2, 4),
+            // Overrides are fixed per pipeline, as wgpu does: the defaults, and every fused
+            // neuron a GEMM epilogue can be specialised for (`POST_OP`, neuron.wgsl).
+            let mut variants = vec![(String::new(), naga::back::PipelineConstants::default())];
+            if module
+                .overrides
+                .iter()
+                .any(|(_, o)| o.name.as_deref() == Some("POST_OP"))
+            {
+                for code in 0..=18 {
+                    let mut c = naga::back::PipelineConstants::default();
+                    c.insert("POST_OP".to_string(), code as f64);
+                    variants.push((format!(" with POST_OP = {code}"), c));
+                    specialised += 1;
+                }
+            }
+            for (what, constants) in &variants {
+                let (m, mi) = naga::back::pipeline_constants::process_overrides(
+                    &module,
+                    &info,
+                    Some((stage, &ep.name)),
+                    constants,
+                )
+                .unwrap_or_else(|e| panic!("{name}{what}: overrides: {e:?}"));
+                msl::write_string(
+                    &m,
+                    &mi,
+                    &msl::Options {
+                        lang_version: (2, 4),
+                        ..Default::default()
+                    },
+                    &msl::PipelineOptions {
+                        entry_point: Some((stage, ep.name.clone())),
+                        ..Default::default()
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{name}{what}: MSL: {e:?}"));
+                spv::write_vec(
+                    &m,
+                    &mi,
+                    &spv::Options::default(),
+                    Some(&spv::PipelineOptions {
+                        shader_stage: stage,
+                        entry_point: ep.name.clone(),
+                    }),
+                )
+                .unwrap_or_else(|e| panic!("{name}{what}: SPIR-V: {e:?}"));
+                let mut out = String::new();
+                let opts = hlsl::Options {
+                    shader_model: hlsl::ShaderModel::V6_0,
                     ..Default::default()
-                },
-                &msl::PipelineOptions {
+                };
+                let popts = hlsl::PipelineOptions {
                     entry_point: Some((stage, ep.name.clone())),
-                    ..Default::default()
-                },
-            )
-            .unwrap_or_else(|e| panic!("{name}: MSL: {e:?}"));
-            spv::write_vec(
-                &module,
-                &info,
-                &spv::Options::default(),
-                Some(&spv::PipelineOptions {
-                    shader_stage: stage,
-                    entry_point: ep.name.clone(),
-                }),
-            )
-            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e:?}"));
-            let mut out = String::new();
-            let opts = hlsl::Options {
-                shader_model: hlsl::ShaderModel::V6_0,
-                ..Default::default()
-            };
-            let popts = hlsl::PipelineOptions {
-                entry_point: Some((stage, ep.name.clone())),
-            };
-            hlsl::Writer::new(&mut out, &opts, &popts)
-                .write(&module, &info, None)
-                .unwrap_or_else(|e| panic!("{name}: HLSL: {e:?}"));
+                };
+                hlsl::Writer::new(&mut out, &opts, &popts)
+                    .write(&m, &mi, None)
+                    .unwrap_or_else(|e| panic!("{name}{what}: HLSL: {e:?}"));
+            }
         }
     }
+    assert!(
+        specialised >= 4 * 19,
+        "only {specialised} neuron-specialised variants (matmul, conv, norm, elementwise)"
+    );
 }
 
 #[test]

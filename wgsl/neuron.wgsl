@@ -54,10 +54,18 @@ fn unary_f(op: u32, x: f32, a: f32, b: f32) -> f32 {
     }
 }
 
+// The fused neuron fixed when the pipeline is made (`kernels::elementwise::post_constants`), so
+// the compiler keeps only its branch: the generic switch of unary_f costs a GEMM registers and
+// occupancy. The default (all ones) reads the op from the uniform instead.
+override POST_OP: u32 = 4294967295u;
+
 // A kernel's fused post-op: `len` 0 (none) or 1 neuron `op` with its parameters.
 fn post_op(len: u32, op: u32, a: f32, b: f32, v: f32) -> f32 {
     if (len == 0u) {
         return v;
+    }
+    if (POST_OP != 4294967295u) {
+        return unary_f(POST_OP, v, a, b);
     }
     return unary_f(op, v, a, b);
 }

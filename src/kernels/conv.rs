@@ -197,7 +197,7 @@ pub fn conv_data_launch(
     x.device.launch(
         &FORWARD,
         entry,
-        &[],
+        &super::elementwise::post_constants(post),
         &params_post(g, b.is_some(), 1, 0, post),
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
         groups,
@@ -219,7 +219,7 @@ pub fn conv_data_adjoint_launch(
     dy.device.launch(
         &DGRAD,
         entry,
-        &[],
+        &super::elementwise::post_constants(post),
         &params_post(g, b.is_some(), 1, 0, post),
         &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
         groups,

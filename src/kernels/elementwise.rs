@@ -56,6 +56,14 @@ pub enum UnaryOp {
     GeluTanh,
 }
 
+/// Pipeline constants that fix a kernel's fused neuron (`POST_OP` in `wgsl/neuron.wgsl`) so the
+/// compiler drops the other neurons' branches: with the generic switch the GEMM epilogue cost
+/// ~9 % of an MNIST training step on an H100 (BENCHMARKS.md). None without a post-op.
+pub fn post_constants(post: Option<UnaryOp>) -> Vec<(&'static str, f64)> {
+    post.map(|u| vec![("POST_OP", u.code().0 as f64)])
+        .unwrap_or_default()
+}
+
 impl UnaryOp {
     /// (op code, parameter a, parameter b) as the shader reads them.
     pub fn code(self) -> (u32, f32, f32) {

@@ -78,7 +78,7 @@ pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launc
     a.device.launch(
         &SHADER,
         entry,
-        &[],
+        &super::elementwise::post_constants(g.post),
         &p,
         &[a.buffer(), b.buffer(), c.buffer()],
         groups,
