@@ -348,8 +348,21 @@ impl Device {
             self.0.queue.submit([enc.finish()]);
             staging
         })?;
+        let mut out = self.map_read(&staging, size, |b| b.to_vec())?;
+        out.truncate(bytes as usize);
+        Ok(out)
+    }
+
+    /// Maps the first `bytes` of `staging` (MAP_READ, its copy already submitted), waits for the
+    /// GPU, hands them to `read`, and unmaps.
+    pub(crate) fn map_read<R>(
+        &self,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
             let _ = tx.send(r);
         });
         self.wait()?;
@@ -357,12 +370,11 @@ impl Device {
             .map_err(|_| Error::Device("readback callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("map_async: {e}")))?;
         let view = staging
-            .get_mapped_range(..)
+            .get_mapped_range(..bytes)
             .map_err(|e| Error::Gpu(format!("map range: {e}")))?;
-        let mut out = view.to_vec();
+        let out = read(&view);
         drop(view);
         staging.unmap();
-        out.truncate(bytes as usize);
         Ok(out)
     }
 }

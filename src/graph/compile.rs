@@ -200,7 +200,7 @@ impl Graph {
         // Just-in-time: the parameters each launching node reads (through views), and each
         // parameter's update point: the last node reading it or producing its gradient. Its
         // gradient stays alive until then.
-        let mut reads: Vec<(usize, Vec<Value>)> = Vec::new();
+        let mut reads: HashMap<usize, Vec<Value>> = HashMap::new();
         let mut update_node: HashMap<Value, usize> = HashMap::new();
         if opts.just_in_time {
             for (i, node) in self.nodes.iter().enumerate() {
@@ -213,20 +213,23 @@ impl Graph {
                     .map(|u| owner(&root, *u))
                     .filter(|o| self.nodes[o.node].op == Op::Param)
                     .collect();
+                ps.sort();
                 ps.dedup();
                 for p in &ps {
                     update_node.insert(*p, i);
                 }
                 if !ps.is_empty() {
-                    reads.push((i, ps));
+                    reads.insert(i, ps);
                 }
             }
         }
+        // Node → (layout entry, parameter) of the parameters updated right after it.
+        let mut update_after: HashMap<usize, Vec<(usize, Value)>> = HashMap::new();
         if let (true, Some(tr)) = (jit_training, opts.training) {
-            for (p, gr) in tr.params.iter().zip(&tr.grads) {
+            for (k, (p, gr)) in tr.params.iter().zip(&tr.grads).enumerate() {
                 let g = owner(&root, *gr);
                 let at = update_node.get(p).copied().unwrap_or(0).max(g.node);
-                update_node.insert(*p, at);
+                update_after.entry(at).or_default().push((k, *p));
                 if let Some(l) = life.get_mut(&g) {
                     l.1 = l.1.max(at);
                 }
@@ -329,7 +332,7 @@ impl Graph {
         }
         let mut persistent_bytes = 0;
         let jit = if opts.just_in_time {
-            let groups: Vec<Vec<Value>> = reads.iter().map(|r| r.1.clone()).collect();
+            let groups: Vec<Vec<Value>> = reads.values().cloned().collect();
             let plan = JitPlan::place(self, &groups, device)?;
             for (&p, &at) in &plan.offsets {
                 let shape = &self.nodes[p.node].outputs[p.port].0;
@@ -434,16 +437,8 @@ impl Graph {
         let mut read_at: Vec<(usize, Vec<Value>)> = Vec::new();
         let mut updates: Vec<(usize, usize, Value)> = Vec::new();
         let add_updates = |updates: &mut Vec<(usize, usize, Value)>, i: usize, at: usize| {
-            for (k, p) in opts
-                .training
-                .map_or(&[][..], |t| &t.params[..])
-                .iter()
-                .enumerate()
-            {
-                if jit_training && update_node.get(p) == Some(&i) {
-                    updates.push((at, k, *p));
-                }
-            }
+            let after = update_after.get(&i).map_or(&[][..], |u| &u[..]);
+            updates.extend(after.iter().map(|&(k, p)| (at, k, p)));
         };
         let max_bindings = caps.max_storage_buffers_per_stage as usize;
         for (i, node) in self.nodes.iter().enumerate() {
@@ -475,8 +470,8 @@ impl Graph {
                 .op
                 .lower(&ins, &outs, then, 0)
                 .map_err(|e| Error::Invalid(format!("node {:?}: {e}", node.name)))?;
-            if let Some(r) = reads.iter().find(|r| r.0 == i) {
-                read_at.push((launches.len(), r.1.clone()));
+            if let Some(r) = reads.get(&i) {
+                read_at.push((launches.len(), r.clone()));
             }
             launches.extend(prepared.launches);
             scratch.extend(prepared.scratch);

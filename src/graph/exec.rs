@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_intrusive::sync::Semaphore;
 
 use super::compile::ParamArena;
-use super::residency::{Event, JitState};
+use super::residency::{self, Event, JitState};
 use super::{Graph, Op, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -112,7 +112,6 @@ impl Compiled {
             .ok_or_else(|| Error::Invalid(format!("{v:?} is not part of this compiled graph")))
     }
 
-    /// The parameter tensor named `name`.
     /// The parameter or state tensor named `name` (what `compile_sharing` shares).
     /// Just-in-time weights have none (their slot is shared): `None`.
     pub fn param(&self, name: &str) -> Option<&Tensor> {
@@ -200,12 +199,8 @@ impl Compiled {
             .as_ref()
             .filter(|_| self.graph.node(v).op == Op::Param)
         {
-            return j.host.lock().unwrap().get(&v).cloned().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "weight {:?} was never set",
-                    self.graph.node(v).name
-                ))
-            });
+            return residency::host_weight(&j.host.lock().unwrap(), &self.graph, v)
+                .map(<[f32]>::to_vec);
         }
         self.tensor(v)?.to_f32()
     }
@@ -259,12 +254,7 @@ impl Compiled {
                 Event::Upload(params) => {
                     let host = j.host.lock().unwrap();
                     for p in params {
-                        let data = host.get(p).ok_or_else(|| {
-                            Error::Invalid(format!(
-                                "weight {:?} was never set",
-                                self.graph.nodes[p.node].name
-                            ))
-                        })?;
+                        let data = residency::host_weight(&host, &self.graph, *p)?;
                         let at = j.plan.offsets[p];
                         self.device.scoped(|_| {
                             q.write_buffer(&j.plan.slot, at, bytemuck::cast_slice(data))
@@ -273,8 +263,7 @@ impl Compiled {
                 }
                 Event::Update(k) => {
                     let tr = j.training.as_ref().expect("updates only when training");
-                    let name = |v: Value| self.graph.nodes[v.node].name.clone();
-                    tr.update(&self.device, &j.host, *k, &name)?;
+                    tr.update(&self.device, &j.host, *k, &self.graph)?;
                 }
             }
         }
@@ -328,21 +317,7 @@ impl Compiled {
     /// Encodes `launches` into one compute pass and submits it.
     fn submit(&self, launches: &[&Launch]) -> wgpu::SubmissionIndex {
         let (d, q) = self.device.wgpu();
-        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("step"),
-        });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("step"),
-                timestamp_writes: None,
-            });
-            for l in launches {
-                pass.set_pipeline(&l.pipeline);
-                pass.set_bind_group(0, &l.bind_group, &[]);
-                pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
-            }
-        }
-        q.submit([enc.finish()])
+        q.submit([crate::kernels::encode(d, "step", launches.iter().copied()).finish()])
     }
 
     /// Steps encoded so far (the next step's dropout seed).
@@ -460,17 +435,20 @@ impl ParamStore for Compiled {
         if let Some(a) = &self.param_arena {
             return a.params.to_f32();
         }
-        let layout = self.param_layout().ok_or_else(|| {
-            Error::Invalid("not a training graph: it has no parameter layout".into())
-        })?;
-        self.wait_all()?;
-        let mut out = vec![0f32; layout.len()];
-        for e in layout.entries() {
-            let v = self
-                .graph
-                .find(&e.name)
-                .expect("layout names are graph params");
-            out[e.range()].copy_from_slice(&self.read(v)?);
+        let mut out = vec![0f32; self.elements()?];
+        let j = self
+            .jit
+            .as_ref()
+            .expect("a layout without an arena is just-in-time");
+        let tr = j
+            .training
+            .as_ref()
+            .expect("a just-in-time layout comes from training");
+        // Each update reads its parameter back before `encode_step` returns: the host copies
+        // are current without waiting for the GPU.
+        let host = j.host.lock().unwrap();
+        for (e, p) in tr.layout.entries().iter().zip(&tr.params) {
+            out[e.range()].copy_from_slice(residency::host_weight(&host, &self.graph, *p)?);
         }
         Ok(out)
     }

@@ -32,12 +32,21 @@ pub struct JitPlan {
     pub offsets: HashMap<Value, u64>,
     /// The slot's size: the peak weight memory.
     pub slot_bytes: u64,
-    /// What the same weights take resident.
-    pub resident_bytes: u64,
 }
 
 fn param_bytes(g: &Graph, p: Value) -> u64 {
     g.nodes[p.node].outputs[p.port].0.iter().product::<usize>() as u64 * 4
+}
+
+/// The host copy of weight `p`, or an `Err` naming the weight if it was never set.
+pub fn host_weight<'a>(
+    host: &'a HashMap<Value, Vec<f32>>,
+    g: &Graph,
+    p: Value,
+) -> Result<&'a [f32]> {
+    host.get(&p)
+        .map(|w| &w[..])
+        .ok_or_else(|| Error::Invalid(format!("weight {:?} was never set", g.nodes[p.node].name)))
 }
 
 impl JitPlan {
@@ -49,7 +58,7 @@ impl JitPlan {
         params.sort();
         params.dedup();
         let mut offsets: HashMap<Value, u64> = HashMap::new();
-        let (mut slot_bytes, mut resident_bytes) = (0u64, 0u64);
+        let mut slot_bytes = 0u64;
         for &p in &params {
             let bytes = param_bytes(g, p);
             // Byte ranges of the already placed parameters some launch reads together with p.
@@ -69,7 +78,6 @@ impl JitPlan {
             }
             offsets.insert(p, at);
             slot_bytes = slot_bytes.max(at + bytes);
-            resident_bytes += bytes;
         }
         device.check_binding("just-in-time weight slot", slot_bytes)?;
         let slot = Arc::new(device.scoped(|d| {
@@ -84,7 +92,6 @@ impl JitPlan {
             slot,
             offsets,
             slot_bytes,
-            resident_bytes,
         })
     }
 
@@ -253,7 +260,7 @@ impl JitTraining {
         device: &Device,
         host: &Mutex<HashMap<Value, Vec<f32>>>,
         k: usize,
-        names: &dyn Fn(Value) -> String,
+        g: &Graph,
     ) -> Result<()> {
         let o = self.optimizer.as_ref().ok_or_else(|| {
             Error::Invalid(
@@ -270,9 +277,7 @@ impl JitTraining {
         let (d, q) = device.wgpu();
         {
             let host = host.lock().unwrap();
-            let w = host
-                .get(&p)
-                .ok_or_else(|| Error::Invalid(format!("weight {:?} was never set", names(p))))?;
+            let w = host_weight(&host, g, p)?;
             let state = o.state.lock().unwrap();
             device.scoped(|_| {
                 q.write_buffer(&o.slot, 0, bytemuck::cast_slice(w));
@@ -284,46 +289,19 @@ impl JitTraining {
         }
         let bytes = (rows * s * 4) as u64;
         device.scoped(|_| {
-            let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("update"),
-            });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("update"),
-                    timestamp_writes: None,
-                });
-                for l in &o.launches[k] {
-                    pass.set_pipeline(&l.pipeline);
-                    pass.set_bind_group(0, &l.bind_group, &[]);
-                    pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
-                }
-            }
+            let mut enc = crate::kernels::encode(d, "update", &o.launches[k]);
             enc.copy_buffer_to_buffer(&o.slot, 0, &o.staging, 0, bytes);
             q.submit([enc.finish()]);
         })?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        o.staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
-            let _ = tx.send(r);
-        });
-        device.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Device("readback callback never ran".into()))?
-            .map_err(|err| Error::Gpu(format!("map_async: {err}")))?;
-        {
-            let view = o
-                .staging
-                .get_mapped_range(..bytes)
-                .map_err(|err| Error::Gpu(format!("map range: {err}")))?;
-            let f: &[f32] = bytemuck::cast_slice(&view);
+        device.map_read(&o.staging, bytes, |b| {
+            let f: &[f32] = bytemuck::cast_slice(b);
             host.lock().unwrap().insert(p, f[..n].to_vec());
             let mut state = o.state.lock().unwrap();
             for r in 0..o.slots {
                 let row = &f[(1 + r) * s..(1 + r) * s + n];
                 state[r * total + e.offset..r * total + e.offset + n].copy_from_slice(row);
             }
-        }
-        o.staging.unmap();
-        Ok(())
+        })
     }
 }
 

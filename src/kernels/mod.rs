@@ -269,23 +269,32 @@ impl Device {
     /// Encodes `launches` `times` times over into one submit (benchmarks, replayed steps).
     pub fn run_repeated(&self, launches: &[Launch], times: usize) -> Result<()> {
         self.scoped(|d| {
-            let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgtrain step"),
-            });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: None,
-                });
-                for l in (0..times).flat_map(|_| launches) {
-                    pass.set_pipeline(&l.pipeline);
-                    pass.set_bind_group(0, &l.bind_group, &[]);
-                    pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
-                }
-            }
+            let enc = encode(d, "wgtrain step", (0..times).flat_map(|_| launches));
             self.0.queue.submit([enc.finish()]);
         })
     }
+}
+
+/// A command encoder holding one compute pass of `launches`, in order (more commands, e.g.
+/// copies, may follow before it is finished and submitted).
+pub(crate) fn encode<'a>(
+    d: &wgpu::Device,
+    label: &str,
+    launches: impl IntoIterator<Item = &'a Launch>,
+) -> wgpu::CommandEncoder {
+    let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        for l in launches {
+            pass.set_pipeline(&l.pipeline);
+            pass.set_bind_group(0, &l.bind_group, &[]);
+            pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+        }
+    }
+    enc
 }
 
 impl std::fmt::Debug for Launch {
