@@ -156,6 +156,20 @@ pub struct StepInfo {
     pub lr: Vec<f64>,
 }
 
+/// `params` and `grads` must be f32 with `n` elements (`of`: what those `n` are).
+fn check_operands(params: &Tensor, grads: &Tensor, n: usize, of: &str) -> Result<()> {
+    for (what, t) in [("params", params), ("grads", grads)] {
+        t.expect_dtype(&format!("optimizer {what}"), DType::F32)?;
+        if t.numel() != n {
+            return Err(Error::Shape {
+                op: format!("optimizer {what}"),
+                msg: format!("{:?} holds {} elements, {of} {n}", t.shape(), t.numel()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The chunk table: group settings, then (start, end, group) per chunk in arena order.
 struct Table {
     words: Vec<u32>,
@@ -209,12 +223,16 @@ fn build_table(groups: &[ParamGroup], n: usize, cuts: &[usize]) -> Result<Table>
         words.extend([f(g.weight_decay as f32), f(g.l1 as f32), f(g.l2 as f32), 0]);
     }
     let chunk_base = words.len();
+    let mut cuts = cuts.to_vec();
+    cuts.sort_unstable();
     let mut chunks = Vec::new();
     for (s, e, g) in spans {
         let mut a = s;
         while a < e {
-            let next_cut = cuts.iter().copied().filter(|&c| c > a).min();
-            let b = (a + CHUNK).min(e).min(next_cut.unwrap_or(usize::MAX));
+            let next_cut = cuts.get(cuts.partition_point(|&c| c <= a));
+            let b = (a + CHUNK)
+                .min(e)
+                .min(next_cut.copied().unwrap_or(usize::MAX));
             words.extend([a as u32, b as u32, g as u32, 0]);
             chunks.push(a..b);
             a = b;
@@ -604,20 +622,7 @@ impl Optimizer {
                     .into(),
             ));
         };
-        for (what, t) in [("params", params), ("grads", grads)] {
-            t.expect_dtype(&format!("optimizer {what}"), DType::F32)?;
-            if t.numel() != self.n {
-                return Err(Error::Shape {
-                    op: format!("optimizer {what}"),
-                    msg: format!(
-                        "{:?} holds {} elements, the optimizer's arena {}",
-                        t.shape(),
-                        t.numel(),
-                        self.n
-                    ),
-                });
-            }
-        }
+        check_operands(params, grads, self.n, "the optimizer's arena")?;
         let p = self.params_words(self.n, 0..self.chunks.len(), 0);
         let d = &self.device;
         let mut out = Vec::new();
@@ -654,15 +659,7 @@ impl Optimizer {
         state: &Tensor,
         stride: usize,
     ) -> Result<Vec<Launch>> {
-        for (what, t) in [("params", params), ("grads", grads)] {
-            t.expect_dtype(&format!("optimizer {what}"), DType::F32)?;
-            if t.numel() != range.len() {
-                return Err(Error::Shape {
-                    op: format!("optimizer {what}"),
-                    msg: format!("{} elements for the range {range:?}", t.numel()),
-                });
-            }
-        }
+        check_operands(params, grads, range.len(), &format!("the range {range:?}"))?;
         if self.config.grad.clip_norm.is_some() {
             return Err(Error::Invalid(
                 "optimizer: clipping by global norm cannot run one parameter at a time".into(),
