@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::Tensor;
-use wgtrain::kernels::elementwise::{self, GradFrom, UnaryOp};
+use wgtrain::kernels::elementwise::{self, UnaryOp};
 use wgtrain::ops::neuron::Neuron;
 use wgtrain::reference::{Array, basic, neuron};
 
@@ -101,24 +101,10 @@ fn gelu_tanh_saturates_cleanly() {
     });
 }
 
-/// Every unary op whose gradient reads its output y (`UnaryOp::grad_from`), plus the edge
-/// parameters that still qualify (slope / alpha 0).
-fn output_based() -> Vec<UnaryOp> {
-    let mut ops: Vec<UnaryOp> = UnaryOp::all()
-        .into_iter()
-        .filter(|op| op.grad_from() == GradFrom::Output)
-        .collect();
-    ops.extend([
-        UnaryOp::LeakyRelu { alpha: 0.0 },
-        UnaryOp::Elu { alpha: 0.0 },
-    ]);
-    ops
-}
-
 #[test]
 fn gradient_from_the_output_matches_reference() {
     each_device("neuron grad from output", |dev| {
-        for op in output_based() {
+        for op in basic::output_based_ops() {
             for len in [1, 7, 33] {
                 // x in (−4, 4) (positive for sqrt / recip) with the kinks themselves at the front.
                 let mut x = Array::seeded(&[len], 61).map_scaled(4.0);

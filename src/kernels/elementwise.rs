@@ -330,21 +330,7 @@ pub fn unary_chain_launch(op: UnaryOp, then: &[UnaryOp], x: &Tensor, y: &Tensor)
 
 /// Prepares `dx = op'(x) · dy`.
 pub fn unary_backward_launch(op: UnaryOp, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Launch> {
-    let name = format!("{op:?} backward");
-    f32_in(&name, x)?;
-    same_shape(&name, x, dy)?;
-    same_shape(&name, x, dx)?;
-    let (code, a, b) = op.code();
-    let n = x.numel();
-    let p = [n as u32, code, 0, 0, f(a), f(b)];
-    x.device.launch(
-        &SHADER,
-        "unary_backward",
-        &[],
-        &p,
-        &[x.buffer(), dy.buffer(), dx.buffer()],
-        grid_1d(n, 256),
-    )
+    unary_grad_launch("unary_backward", &format!("{op:?} backward"), op, x, dy, dx)
 }
 
 /// Prepares `dx = f'(x) · dy` from the output `y = f(x)` (ops whose [`UnaryOp::grad_from`] is
@@ -361,18 +347,29 @@ pub fn unary_backward_out_launch(
             "{name}: the derivative of {op:?} is not a function of its output"
         )));
     }
-    f32_in(&name, y)?;
-    same_shape(&name, y, dy)?;
-    same_shape(&name, y, dx)?;
+    unary_grad_launch("unary_backward_out", &name, op, y, dy, dx)
+}
+
+/// The two gradient entries share bindings: `v` (x or y), dy, dx, all of one shape.
+fn unary_grad_launch(
+    entry: &'static str,
+    name: &str,
+    op: UnaryOp,
+    v: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    f32_in(name, v)?;
+    same_shape(name, v, dy)?;
+    same_shape(name, v, dx)?;
     let (code, a, b) = op.code();
-    let n = y.numel();
-    let p = [n as u32, code, 0, 0, f(a), f(b)];
-    y.device.launch(
+    let n = v.numel();
+    v.device.launch(
         &SHADER,
-        "unary_backward_out",
+        entry,
         &[],
-        &p,
-        &[y.buffer(), dy.buffer(), dx.buffer()],
+        &[n as u32, code, 0, 0, f(a), f(b)],
+        &[v.buffer(), dy.buffer(), dx.buffer()],
         grid_1d(n, 256),
     )
 }

@@ -143,6 +143,20 @@ pub fn unary_backward(op: UnaryOp, x: &Array, dy: &Array) -> Array {
     )
 }
 
+/// Every unary op whose gradient reads its output (`UnaryOp::grad_from`), plus the edge
+/// parameters that still qualify (slope / alpha 0): what the output-based gradient is tested on.
+pub fn output_based_ops() -> Vec<UnaryOp> {
+    let mut ops: Vec<UnaryOp> = UnaryOp::all()
+        .into_iter()
+        .filter(|op| op.grad_from() == GradFrom::Output)
+        .collect();
+    ops.extend([
+        UnaryOp::LeakyRelu { alpha: 0.0 },
+        UnaryOp::Elu { alpha: 0.0 },
+    ]);
+    ops
+}
+
 /// Derivative of a unary op from its output `y = f(x)`, for the ops whose
 /// [`UnaryOp::grad_from`] is `Output` (`None` for the others). Kinks as [`unary_d`]: every test
 /// below is `x`'s test rewritten in `y` (`y > 0 ⇔ x > 0` for ReLU, leaky ReLU and ELU with
@@ -432,23 +446,10 @@ mod tests {
         }
     }
 
-    fn output_based() -> Vec<UnaryOp> {
-        let mut ops: Vec<UnaryOp> = UnaryOp::all()
-            .into_iter()
-            .filter(|op| op.grad_from() == GradFrom::Output)
-            .collect();
-        // Edge parameters that are still output-based: slope / alpha 0.
-        ops.extend([
-            UnaryOp::LeakyRelu { alpha: 0.0 },
-            UnaryOp::Elu { alpha: 0.0 },
-        ]);
-        ops
-    }
-
     #[test]
     fn which_unary_ops_differentiate_from_their_output() {
         use UnaryOp::*;
-        let out = output_based();
+        let out = output_based_ops();
         for op in [Relu, Sigmoid, Tanh, Exp, Sqrt, Recip] {
             assert!(out.contains(&op), "{op:?}");
         }
@@ -476,7 +477,7 @@ mod tests {
     #[test]
     fn output_based_backward_matches_finite_differences_and_the_input_based_one() {
         // Away from kinks for the finite differences; positive for sqrt / recip.
-        for op in output_based() {
+        for op in output_based_ops() {
             for len in [1usize, 7, 33] {
                 let mut x = Array::seeded(&[len], 40 + len as u64);
                 for v in &mut x.data {
@@ -508,7 +509,7 @@ mod tests {
     fn output_based_kinks_match_the_input_based_convention() {
         // At every kink (and at ±0, ±inf) both forms take the same branch.
         let xs = [0.0, -0.0, 0.5, -2.5, 2.5, f64::INFINITY, f64::NEG_INFINITY];
-        for op in output_based() {
+        for op in output_based_ops() {
             for &x in &xs {
                 if matches!(op, UnaryOp::Sqrt | UnaryOp::Recip) && x <= 0.0 {
                     continue; // 0: ±inf either way; < 0: NaN
