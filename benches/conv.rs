@@ -5,8 +5,8 @@
 //! Its PyTorch twin is `benches/conv_torch.py`; run both on the same card (BENCHMARKS.md).
 
 use std::time::Instant;
-use wgtrain::kernels::Launch;
-use wgtrain::kernels::conv::{self, Grads};
+use wgtrain::launch::Launch;
+use wgtrain::ops::conv::gpu::{self as conv, Grads};
 use wgtrain::ops::conv::{Conv2d, Padding};
 use wgtrain::{DType, Device, Tensor};
 

@@ -3,7 +3,7 @@
 //! Its PyTorch twin is `benches/gemm_torch.py`; run both on the same card (BENCHMARKS.md).
 
 use std::time::Instant;
-use wgtrain::kernels::matmul::{Gemm, gemm_launch};
+use wgtrain::ops::matmul::gpu::{Gemm, gemm_launch};
 use wgtrain::{DType, Device, Tensor};
 
 fn main() -> wgtrain::Result<()> {

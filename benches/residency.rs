@@ -7,8 +7,9 @@
 
 use std::time::Instant;
 
-use wgtrain::graph::{Graph, Options};
-use wgtrain::kernels::elementwise::UnaryOp;
+use wgtrain::compile::Options;
+use wgtrain::graph::Graph;
+use wgtrain::ops::elementwise::UnaryOp;
 use wgtrain::ops::dense::FullyConnected;
 use wgtrain::optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 use wgtrain::{Device, Result};
@@ -66,7 +67,7 @@ fn main() -> Result<()> {
 }
 
 /// The input and every layer's weights (the same in every mode).
-fn feed(c: &wgtrain::graph::Compiled, layers: usize, width: usize, batch: usize) -> Result<()> {
+fn feed(c: &wgtrain::compile::Compiled, layers: usize, width: usize, batch: usize) -> Result<()> {
     c.set("x", &vec![0.01; batch * width])?;
     let w: Vec<f32> = (0..width * width)
         .map(|i| ((i % 13) as f32 - 6.0) * 1e-3)

@@ -3,11 +3,11 @@
 //!
 //! Run: `cargo run --release --example xor`
 
-use wgtrain::kernels::elementwise::{
-    BinaryOp, UnaryOp, binary, binary_backward, unary, unary_backward,
-};
-use wgtrain::kernels::matmul::{matmul, matmul_backward};
-use wgtrain::kernels::reduce::{ReduceOp, reduce};
+use wgtrain::ops::elementwise::gpu::{binary, binary_backward, unary, unary_backward};
+use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
+use wgtrain::ops::matmul::gpu::{matmul, matmul_backward};
+use wgtrain::ops::reduce::ReduceKind;
+use wgtrain::ops::reduce::gpu::reduce;
 use wgtrain::reference::Array;
 use wgtrain::{Device, Tensor};
 
@@ -46,7 +46,7 @@ fn main() -> wgtrain::Result<()> {
         // 5. Loss: mean squared error; its gradient is 2(y - t)/N.
         let diff = binary(BinaryOp::Sub, &y, &t)?;
         let loss = reduce(
-            ReduceOp::Mean,
+            ReduceKind::Mean,
             &unary(UnaryOp::Square, &diff)?.reshape(&[4])?,
             0,
         )?

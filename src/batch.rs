@@ -4,7 +4,8 @@
 
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::graph::{Compiled, Op};
+use crate::compile::Compiled;
+use crate::graph::Op;
 use crate::tensor::Tensor;
 
 /// N images of C×H×W f32 values packed NCHW.

@@ -6,10 +6,11 @@
 //!   left out: on Linux it duplicates the Vulkan adapters and lacks compute features we rely on.
 //! - `WGTRAIN_ADAPTER` = a case-insensitive substring of the adapter name (e.g. `llvmpipe`, `h100`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::kernels::PipelineCache;
+use crate::launch::Shader;
 
 /// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
 #[derive(Clone, Debug)]
@@ -383,4 +384,69 @@ impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Device({})", self.name())
     }
+}
+
+type Key = (&'static str, String, String);
+
+/// Compiled pipelines by (shader name, entry point, constants).
+#[derive(Default)]
+pub struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    pipelines: Mutex<HashMap<Key, Arc<wgpu::ComputePipeline>>>,
+}
+
+
+impl Device {
+    pub(crate) fn pipeline(
+        &self,
+        shader: &'static Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key: Key = (shader.name, entry.to_string(), format!("{constants:?}"));
+        let cache = &self.0.cache;
+        if let Some(p) = cache.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let module = {
+            let mut modules = cache.modules.lock().unwrap();
+            match modules.get(shader.name) {
+                Some(m) => m.clone(),
+                None => {
+                    let src = shader.source();
+                    let m = self
+                        .scoped(|d| {
+                            d.create_shader_module(wgpu::ShaderModuleDescriptor {
+                                label: Some(shader.name),
+                                source: wgpu::ShaderSource::Wgsl(src.into()),
+                            })
+                        })
+                        .map_err(|e| Error::Gpu(format!("shader {}: {e}", shader.name)))?;
+                    let m = Arc::new(m);
+                    modules.insert(shader.name, m.clone());
+                    m
+                }
+            }
+        };
+        let consts: Vec<(&str, f64)> = constants.to_vec();
+        let pipeline = self
+            .scoped(|d| {
+                d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &consts,
+                        ..Default::default()
+                    },
+                    cache: None,
+                })
+            })
+            .map_err(|e| Error::Gpu(format!("pipeline {}::{entry}: {e}", shader.name)))?;
+        let p = Arc::new(pipeline);
+        cache.pipelines.lock().unwrap().insert(key, p.clone());
+        Ok(p)
+    }
+
 }

@@ -4,20 +4,25 @@
 //! DX12 elsewhere, lavapipe (software Vulkan) in CI — in the spirit of Apple's Metal Performance
 //! Shaders training graph.
 
-pub mod batch;
-pub mod data;
+// Modules in dependency order: each uses only those above it.
 pub mod error;
+pub mod device;
+pub mod tensor;
+pub mod launch;
+pub mod reference;
+pub mod neuron;
+pub mod layout;
 pub mod graph;
 pub mod ops;
+pub mod autograd;
 pub mod optim;
-pub mod reference;
+pub mod weights;
+pub mod compile;
+pub mod data;
+pub mod batch;
+pub mod train;
 
 pub use error::{Error, Result};
-pub mod device;
-pub mod kernels;
-pub mod tensor;
-pub mod train;
-pub mod weights;
 
 pub use device::Device;
 pub use tensor::{DType, Tensor};
@@ -26,3 +31,14 @@ pub use tensor::{DType, Tensor};
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// Every shader the crate compiles (each op family's and the optimizers'); the naga translation
+/// test walks this list.
+pub fn all_shaders() -> Vec<&'static launch::Shader> {
+    let mut all: Vec<&'static launch::Shader> = ops::FAMILIES
+        .iter()
+        .flat_map(|(_, shaders)| shaders.iter().copied())
+        .collect();
+    all.extend([&optim::SHADER, &optim::custom::EXAMPLE_SHADER]);
+    all
+}

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{assert_close, each_device};
-use wgtrain::graph::autograd::Training;
+use wgtrain::autograd::Training;
 use wgtrain::graph::{Graph, Value};
-use wgtrain::kernels::elementwise::{BinaryOp, UnaryOp};
+use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
 use wgtrain::reference::{Array, finite_diff, max_rel_diff};
 
 /// Small MLP with a branch, a value used twice and a max (state): returns (graph, loss, params).
@@ -53,10 +53,10 @@ fn run_with(
     dev: &wgtrain::Device,
     g: &Graph,
     outs: &[Value],
-    opts: &wgtrain::graph::Options,
+    opts: &wgtrain::compile::Options,
     f: &HashMap<String, Array>,
     steps: usize,
-) -> (Vec<Vec<f32>>, wgtrain::graph::exec::PlanStats) {
+) -> (Vec<Vec<f32>>, wgtrain::compile::PlanStats) {
     let c = g.compile_with(dev, outs, opts).unwrap();
     for (name, a) in f {
         c.set(name, &a.to_f32()).unwrap();
@@ -105,7 +105,7 @@ fn assert_compiled_matches_reference(
     tr: &Training,
     f: &HashMap<String, Array>,
     tol: f64,
-) -> wgtrain::graph::exec::PlanStats {
+) -> wgtrain::compile::PlanStats {
     let mut outs = vec![loss];
     outs.extend(&tr.grads);
     let (got, stats) = run_with(dev, g, &outs, &Default::default(), f, 1);
@@ -257,7 +257,7 @@ fn fused_and_unfused_plans_agree() {
         let out = g.unary("sq", UnaryOp::Square, out).unwrap();
         let f = feeds(&g, 5);
         let run = |fuse: bool| {
-            let opts = wgtrain::graph::Options {
+            let opts = wgtrain::compile::Options {
                 fuse,
                 ..Default::default()
             };
@@ -293,7 +293,7 @@ fn gradient_node_of_a_single_forward_node() {
     assert_eq!(g.shape(dw), &[4, 2]);
     let f = feeds(&g, 9);
     let got = g.eval_reference(&f, &[dx, dw]).unwrap();
-    let (rx, rw) = wgtrain::reference::basic::matmul_backward(&f["x"], &f["w"], &f["dy"]);
+    let (rx, rw) = wgtrain::ops::matmul::reference::matmul_backward(&f["x"], &f["w"], &f["dy"]);
     assert_eq!(got[0].data, rx.data);
     assert_eq!(got[1].data, rw.data);
     let bad = g.input("bad", &[2, 2]).unwrap();
@@ -354,7 +354,7 @@ fn cnn_with_states(batch: usize) -> (Graph, Value) {
     use wgtrain::ops::dropout::Dropout;
     use wgtrain::ops::loss::{Loss, LossKind, Reduction};
     use wgtrain::ops::norm::BatchNorm;
-    use wgtrain::ops::shape_ops::Concat;
+    use wgtrain::ops::shape::Concat;
     let mut g = Graph::new();
     let x = g.input("image", &[batch, 3, 6, 6]).unwrap();
     let labels = g.input_u32("labels", &[batch]).unwrap();
@@ -498,7 +498,7 @@ fn training_compile_places_params_and_grads_in_flat_arenas() {
     each_device("param arena", |dev| {
         let (mut g, loss) = cnn(2);
         let tr = g.training(loss).unwrap();
-        let opts = wgtrain::graph::Options {
+        let opts = wgtrain::compile::Options {
             training: Some(&tr),
             ..Default::default()
         };
@@ -534,7 +534,7 @@ fn training_compile_places_params_and_grads_in_flat_arenas() {
 
 #[test]
 fn concat_producers_write_into_their_slice_when_contiguous() {
-    use wgtrain::ops::shape_ops::Concat;
+    use wgtrain::ops::shape::Concat;
     each_device("concat elision", |dev| {
         let align = dev.caps().storage_offset_alignment as usize / 4; // floats per aligned offset
         let mut g = Graph::new();
@@ -552,7 +552,7 @@ fn concat_producers_write_into_their_slice_when_contiguous() {
         let outs = [loss, tr.grads[0]];
         let f = feeds(&g, 31);
         let run = |fuse: bool| {
-            let opts = wgtrain::graph::Options {
+            let opts = wgtrain::compile::Options {
                 fuse,
                 ..Default::default()
             };
@@ -595,7 +595,7 @@ fn batch_norm_and_relu_fuse_at_inference() {
             .collect();
         f.insert("bn.running_var".into(), Array::new(&[4], rv));
         let run = |fuse: bool| {
-            let opts = wgtrain::graph::Options {
+            let opts = wgtrain::compile::Options {
                 fuse,
                 ..Default::default()
             };
@@ -625,7 +625,7 @@ fn conv_and_dense_take_their_neuron_in_the_gemm_epilogue() {
             .conv(
                 "convt",
                 y,
-                wgtrain::graph::ConvKind::T2(ConvTranspose2d::new(5, 2, (2, 2))),
+                wgtrain::ops::conv::ConvKind::T2(ConvTranspose2d::new(5, 2, (2, 2))),
             )
             .unwrap();
         let t = g.unary("tanh", UnaryOp::Tanh, t).unwrap();
@@ -634,7 +634,7 @@ fn conv_and_dense_take_their_neuron_in_the_gemm_epilogue() {
         let out = g.flatten("out", d).unwrap();
         let f = feeds(&g, 51);
         let run = |fuse: bool| {
-            let opts = wgtrain::graph::Options {
+            let opts = wgtrain::compile::Options {
                 fuse,
                 ..Default::default()
             };
@@ -666,7 +666,7 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
         let y = g.dense("fc3", h, FullyConnected::new(160, 33)).unwrap();
         let f = feeds(&g, 61);
         let run = |jit: bool| {
-            let opts = wgtrain::graph::Options {
+            let opts = wgtrain::compile::Options {
                 just_in_time: jit,
                 ..Default::default()
             };
@@ -692,7 +692,7 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
             .compile_with(
                 dev,
                 &[y],
-                &wgtrain::graph::Options {
+                &wgtrain::compile::Options {
                     just_in_time: true,
                     ..Default::default()
                 },
@@ -703,7 +703,7 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
         let mut gt = g.clone();
         let s = gt.sum("s", y, 1).unwrap();
         let tr = gt.training(s).unwrap();
-        let opts = wgtrain::graph::Options {
+        let opts = wgtrain::compile::Options {
             just_in_time: true,
             training: Some(&tr),
             ..Default::default()
@@ -757,7 +757,7 @@ fn training_graphs_fuse_neurons_whose_gradient_reads_the_output() {
     let mut outs = vec![loss];
     outs.extend(&tr.grads);
     let live = vec![true; g.nodes.len()];
-    let fusion = wgtrain::graph::fusion::fuse(&g, &live, &outs);
+    let fusion = wgtrain::compile::fusion::fuse(&g, &live, &outs);
     for a in acts {
         assert!(fusion.absorbed[a.node], "{} was not fused", g.node(a).name);
     }
@@ -766,11 +766,11 @@ fn training_graphs_fuse_neurons_whose_gradient_reads_the_output() {
     let trs = gs.training(ls).unwrap();
     let mut outs_s = vec![ls];
     outs_s.extend(&trs.grads);
-    let fs = wgtrain::graph::fusion::fuse(&gs, &vec![true; gs.nodes.len()], &outs_s);
+    let fs = wgtrain::compile::fusion::fuse(&gs, &vec![true; gs.nodes.len()], &outs_s);
     assert!(!fs.absorbed[acts_s[0].node] && fs.absorbed[acts_s[1].node]);
     each_device("training fusion", |dev| {
         let s = assert_compiled_matches_reference(dev, &g, loss, &tr, &f, 2e-4);
-        let opts = wgtrain::graph::Options {
+        let opts = wgtrain::compile::Options {
             fuse: false,
             ..Default::default()
         };

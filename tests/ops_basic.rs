@@ -3,11 +3,14 @@
 mod common;
 
 use common::{assert_close, each_device};
-use wgtrain::kernels::elementwise::{self, BinaryOp, UnaryOp};
-use wgtrain::kernels::matmul;
-use wgtrain::kernels::reduce::{self, ReduceOp};
-use wgtrain::kernels::transpose;
-use wgtrain::reference::{Array, basic};
+use wgtrain::ops::elementwise::gpu as elementwise;
+use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
+use wgtrain::ops::matmul::gpu as matmul;
+use wgtrain::ops::reduce::ReduceKind;
+use wgtrain::ops::reduce::gpu as reduce;
+use wgtrain::ops::shape::permute as transpose;
+use wgtrain::ops::elementwise::reference as basic;
+use wgtrain::reference::Array;
 use wgtrain::{Device, Error, Tensor};
 
 fn up(dev: &Device, a: &Array) -> Tensor {
@@ -130,10 +133,10 @@ fn reductions_forward_backward() {
     each_device("reduce", |dev| {
         for shape in [vec![1], vec![7], vec![257], vec![3, 33], vec![2, 7, 5]] {
             for axis in 0..shape.len() {
-                for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+                for op in [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max] {
                     let what = format!("{op:?} {shape:?} axis {axis}");
                     let x = rounded(&Array::seeded(&shape, 31));
-                    let (ry, rarg) = basic::reduce(op, &x, axis);
+                    let (ry, rarg) = wgtrain::ops::reduce::reference::reduce(op, &x, axis);
                     let (y, arg) = reduce::reduce(op, &up(dev, &x), axis).unwrap();
                     assert_close(&what, &y.to_f32().unwrap(), &ry.data, 1e-5, 1e-5);
                     if let Some(a) = &arg {
@@ -144,7 +147,7 @@ fn reductions_forward_backward() {
                     let dy = rounded(&Array::seeded(&ry.shape, 32));
                     let dx = reduce::reduce_backward(op, &shape, axis, &up(dev, &dy), arg.as_ref())
                         .unwrap();
-                    let rdx = basic::reduce_backward(op, &shape, axis, &dy, &rarg);
+                    let rdx = wgtrain::ops::reduce::reference::reduce_backward(op, &shape, axis, &dy, &rarg);
                     assert_close(
                         &format!("{what} dx"),
                         &dx.to_f32().unwrap(),
@@ -170,15 +173,15 @@ fn matmul_all_transposes_awkward_shapes() {
         ] {
             let a = rounded(&Array::seeded(&[m, k], 41));
             let b = rounded(&Array::seeded(&[k, n], 42));
-            let want = basic::matmul(&a, &b, false, false);
+            let want = wgtrain::ops::matmul::reference::matmul(&a, &b, false, false);
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let ga = if ta {
-                    basic::permute(&a, &[1, 0])
+                    wgtrain::ops::shape::reference::permute(&a, &[1, 0])
                 } else {
                     a.clone()
                 };
                 let gb = if tb {
-                    basic::permute(&b, &[1, 0])
+                    wgtrain::ops::shape::reference::permute(&b, &[1, 0])
                 } else {
                     b.clone()
                 };
@@ -195,7 +198,7 @@ fn matmul_all_transposes_awkward_shapes() {
             let dc = rounded(&Array::seeded(&[m, n], 43));
             let (da, db) =
                 matmul::matmul_backward(&up(dev, &a), &up(dev, &b), &up(dev, &dc)).unwrap();
-            let (ra, rb) = basic::matmul_backward(&a, &b, &dc);
+            let (ra, rb) = wgtrain::ops::matmul::reference::matmul_backward(&a, &b, &dc);
             assert_close(
                 &format!("matmul {m}x{k}x{n} da"),
                 &da.to_f32().unwrap(),
@@ -238,9 +241,9 @@ fn batched_matmul_both_tile_widths() {
                 let mut want = Vec::new();
                 for i in 0..bt {
                     let (ai, bi) = (slice(&a, i, m, k), slice(&b, i, k, n));
-                    want.extend(basic::matmul(&ai, &bi, false, false).data);
-                    let ai = if ta { basic::permute(&ai, &[1, 0]) } else { ai };
-                    let bi = if tb { basic::permute(&bi, &[1, 0]) } else { bi };
+                    want.extend(wgtrain::ops::matmul::reference::matmul(&ai, &bi, false, false).data);
+                    let ai = if ta { wgtrain::ops::shape::reference::permute(&ai, &[1, 0]) } else { ai };
+                    let bi = if tb { wgtrain::ops::shape::reference::permute(&bi, &[1, 0]) } else { bi };
                     ga.extend(ai.data);
                     gb.extend(bi.data);
                 }
@@ -278,7 +281,7 @@ fn batched_matmul_with_shared_weight() {
         let mut want = Vec::new();
         for i in 0..bt {
             let ai = Array::new(&[m, k], a.data[i * m * k..(i + 1) * m * k].to_vec());
-            want.extend(basic::matmul(&ai, &w, false, false).data);
+            want.extend(wgtrain::ops::matmul::reference::matmul(&ai, &w, false, false).data);
         }
         assert_close("batched matmul", &got, &want, 1e-4, 1e-4);
         // The shared weight's gradient is summed over the batch.
@@ -289,7 +292,7 @@ fn batched_matmul_with_shared_weight() {
         assert_close(
             "shared dw",
             &dw.to_f32().unwrap(),
-            &basic::matmul(&a2, &dc2, true, false).data,
+            &wgtrain::ops::matmul::reference::matmul(&a2, &dc2, true, false).data,
             1e-4,
             1e-4,
         );
@@ -306,7 +309,7 @@ fn permute_and_its_gradient() {
         ] {
             let x = rounded(&Array::seeded(&shape, 61));
             let y = transpose::permute(&up(dev, &x), &perm).unwrap();
-            let want = basic::permute(&x, &perm);
+            let want = wgtrain::ops::shape::reference::permute(&x, &perm);
             assert_eq!(y.shape(), &want.shape[..]);
             assert_close("permute", &y.to_f32().unwrap(), &want.data, 0.0, 0.0);
             let back = transpose::permute(&y, &transpose::inverse(&perm)).unwrap();
@@ -333,7 +336,7 @@ fn bad_inputs_are_errors_not_panics() {
                 && e.to_string().contains("[4]"),
             "{e}"
         );
-        let e = reduce::reduce(ReduceOp::Sum, &a, 2).unwrap_err();
+        let e = reduce::reduce(ReduceKind::Sum, &a, 2).unwrap_err();
         assert!(e.to_string().contains("axis 2"), "{e}");
         let e = matmul::matmul(&a, &a, false, false).unwrap_err();
         assert!(

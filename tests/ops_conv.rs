@@ -5,13 +5,15 @@
 mod common;
 
 use common::{assert_close, each_device};
-use wgtrain::kernels::{conv, dense, pool};
+use wgtrain::ops::conv::gpu as conv;
+use wgtrain::ops::dense::gpu as dense;
+use wgtrain::ops::pool::gpu as pool;
 use wgtrain::ops::conv::{
-    Conv1d, Conv2d, ConvOp, ConvTranspose1d, ConvTranspose2d, Padding, Padding1d,
+    Conv1d, Conv2d, Convolution, ConvTranspose1d, ConvTranspose2d, Padding, Padding1d,
 };
 use wgtrain::ops::dense::FullyConnected;
 use wgtrain::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
-use wgtrain::reference::{self, Array};
+use wgtrain::reference::Array;
 use wgtrain::{DType, Device, Tensor};
 
 fn up(dev: &Device, a: &Array) -> Tensor {
@@ -30,18 +32,18 @@ fn close(what: &str, gpu: &Tensor, reference: &Array) {
 }
 
 /// Forward, dx, dw and db of `op` on the GPU against `reference::conv`.
-fn check_conv<Op: ConvOp + std::fmt::Debug>(dev: &Device, op: &Op, x_shape: &[usize], seed: u64) {
+fn check_conv<Op: Convolution + std::fmt::Debug>(dev: &Device, op: &Op, x_shape: &[usize], seed: u64) {
     let what = format!("{} {x_shape:?} {op:?}", op.name());
     let x = data(x_shape, seed);
     let w = data(&op.weight_shape(), seed + 1);
     let b = op.has_bias().then(|| data(&[op.out_channels()], seed + 2));
     let (xt, wt) = (up(dev, &x), up(dev, &w));
     let bt = b.as_ref().map(|b| up(dev, b));
-    let y = reference::conv::forward(op, &x, &w, b.as_ref()).unwrap();
+    let y = wgtrain::ops::conv::reference::forward(op, &x, &w, b.as_ref()).unwrap();
     let yt = conv::forward(op, &xt, &wt, bt.as_ref()).unwrap();
     close(&format!("{what}: y"), &yt, &y);
     let dy = data(&y.shape, seed + 3);
-    let g = reference::conv::backward(op, &x, &w, &dy).unwrap();
+    let g = wgtrain::ops::conv::reference::backward(op, &x, &w, &dy).unwrap();
     let gt = conv::backward(op, &xt, &wt, &up(dev, &dy)).unwrap();
     close(&format!("{what}: dx"), &gt.dx, &g.dx);
     close(&format!("{what}: dw"), &gt.dw, &g.dw);
@@ -229,7 +231,7 @@ fn conv1d_and_transpose_forward_backward() {
 /// Forward (and argmax) and backward of `op` against `reference::pool`.
 fn check_pool(dev: &Device, op: &Pool2d, x: &Array, seed: u64) {
     let what = format!("{} {:?} {op:?}", op.name(), x.shape);
-    let (y, arg) = reference::pool::forward(op, x).unwrap();
+    let (y, arg) = wgtrain::ops::pool::reference::forward(op, x).unwrap();
     let (yt, argt) = pool::forward(op, &up(dev, x)).unwrap();
     close(&format!("{what}: y"), &yt, &y);
     assert_eq!(arg.is_some(), argt.is_some(), "{what}: argmax presence");
@@ -238,7 +240,7 @@ fn check_pool(dev: &Device, op: &Pool2d, x: &Array, seed: u64) {
         assert_eq!(&at, a, "{what}: argmax");
     }
     let dy = data(&y.shape, seed);
-    let dx = reference::pool::backward(op, &x.shape, &dy, arg.as_deref()).unwrap();
+    let dx = wgtrain::ops::pool::reference::backward(op, &x.shape, &dy, arg.as_deref()).unwrap();
     let dxt = pool::backward(op, &x.shape, &up(dev, &dy), argt.as_ref()).unwrap();
     close(&format!("{what}: dx"), &dxt, &dx);
 }
@@ -325,11 +327,11 @@ fn pooling_forward_backward() {
             let what = format!("global_avg_pool {shape:?}");
             let x = data(shape, 500 + i as u64);
             let op = GlobalAvgPool;
-            let y = reference::pool::global_avg_forward(&op, &x).unwrap();
+            let y = wgtrain::ops::pool::reference::global_avg_forward(&op, &x).unwrap();
             let yt = pool::global_avg_forward(&op, &up(dev, &x)).unwrap();
             close(&format!("{what}: y"), &yt, &y);
             let dy = data(&y.shape, 510 + i as u64);
-            let dx = reference::pool::global_avg_backward(&op, shape, &dy).unwrap();
+            let dx = wgtrain::ops::pool::reference::global_avg_backward(&op, shape, &dy).unwrap();
             let dxt = pool::global_avg_backward(&op, shape, &up(dev, &dy)).unwrap();
             close(&format!("{what}: dx"), &dxt, &dx);
         }
@@ -359,11 +361,11 @@ fn fully_connected_forward_backward() {
             let b = op.bias.then(|| data(&[op.out_features], s + 2));
             let (xt, wt) = (up(dev, &x), up(dev, &w));
             let bt = b.as_ref().map(|b| up(dev, b));
-            let y = reference::dense::forward(&op, &x, &w, b.as_ref()).unwrap();
+            let y = wgtrain::ops::dense::reference::forward(&op, &x, &w, b.as_ref()).unwrap();
             let yt = dense::forward(&op, &xt, &wt, bt.as_ref()).unwrap();
             close(&format!("{what}: y"), &yt, &y);
             let dy = data(&y.shape, s + 3);
-            let g = reference::dense::backward(&op, &x, &w, &dy).unwrap();
+            let g = wgtrain::ops::dense::reference::backward(&op, &x, &w, &dy).unwrap();
             let gt = dense::backward(&op, &xt, &wt, &up(dev, &dy)).unwrap();
             close(&format!("{what}: dx"), &gt.dx, &g.dx);
             close(&format!("{what}: dw"), &gt.dw, &g.dw);

@@ -4,10 +4,10 @@
 mod common;
 
 use common::{assert_close, each_device};
-use wgtrain::kernels::loss::{self, GpuLoss};
+use wgtrain::ops::loss::gpu::{self as loss, GpuLoss};
 use wgtrain::ops::loss::{Loss, LossKind, Reduction};
 use wgtrain::reference::Array;
-use wgtrain::reference::loss::{Labels, loss_backward, loss_forward};
+use wgtrain::ops::loss::reference::{Labels, loss_backward, loss_forward};
 use wgtrain::{DType, Device, Tensor};
 
 fn up(dev: &Device, a: &Array) -> Tensor {

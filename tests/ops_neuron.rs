@@ -6,9 +6,12 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::Tensor;
-use wgtrain::kernels::elementwise::{self, UnaryOp};
-use wgtrain::ops::neuron::Neuron;
-use wgtrain::reference::{Array, basic, neuron};
+use wgtrain::ops::elementwise::UnaryOp;
+use wgtrain::ops::elementwise::gpu as elementwise;
+use wgtrain::ops::elementwise::neuron::Neuron;
+use wgtrain::ops::elementwise::neuron_reference as neuron;
+use wgtrain::ops::elementwise::reference as basic;
+use wgtrain::reference::Array;
 
 fn all() -> Vec<Neuron> {
     vec![

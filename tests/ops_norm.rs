@@ -4,13 +4,16 @@
 mod common;
 
 use common::{assert_close, each_device};
-use wgtrain::kernels::dropout as gdrop;
-use wgtrain::kernels::norm::{self as gnorm, Norm};
-use wgtrain::kernels::softmax as gsoft;
+use wgtrain::ops::dropout::gpu as gdrop;
+use wgtrain::ops::norm::gpu::{self as gnorm, Norm};
+use wgtrain::ops::softmax::gpu as gsoft;
 use wgtrain::ops::dropout::{Dropout, dropout_mask};
 use wgtrain::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
 use wgtrain::ops::softmax::Softmax;
-use wgtrain::reference::{Array, dropout as rdrop, norm as rnorm, softmax as rsoft};
+use wgtrain::ops::dropout::reference as rdrop;
+use wgtrain::ops::norm::reference as rnorm;
+use wgtrain::ops::softmax::reference as rsoft;
+use wgtrain::reference::Array;
 use wgtrain::{DType, Device, Error, Tensor};
 
 fn up(dev: &Device, a: &Array) -> Tensor {

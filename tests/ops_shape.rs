@@ -4,11 +4,12 @@
 mod common;
 
 use common::{assert_close, each_device};
-use wgtrain::kernels::shape;
-use wgtrain::ops::shape_ops::{
+use wgtrain::ops::shape::gpu as shape;
+use wgtrain::ops::shape::{
     Concat, Pad, PadMode, Slice, SliceRange, Split, Upsample, UpsampleMode, UpsampleSize,
 };
-use wgtrain::reference::{Array, shape_ops as reference};
+use wgtrain::ops::shape::reference;
+use wgtrain::reference::Array;
 use wgtrain::{DType, Device, Tensor};
 
 fn up(dev: &Device, a: &Array) -> Tensor {

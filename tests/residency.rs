@@ -6,9 +6,10 @@
 mod common;
 
 use common::each_device;
-use wgtrain::graph::autograd::Training;
-use wgtrain::graph::{Compiled, Graph, Options, Value};
-use wgtrain::kernels::elementwise::UnaryOp;
+use wgtrain::autograd::Training;
+use wgtrain::compile::{Compiled, Options};
+use wgtrain::graph::{Graph, Value};
+use wgtrain::ops::elementwise::UnaryOp;
 use wgtrain::ops::dense::FullyConnected;
 use wgtrain::ops::dropout::Dropout;
 use wgtrain::ops::norm::BatchNorm;

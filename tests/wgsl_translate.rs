@@ -7,7 +7,7 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 #[test]
 fn every_wgsl_file_is_compiled_by_some_shader() {
-    let parts: Vec<&str> = wgtrain::kernels::all_shaders()
+    let parts: Vec<&str> = wgtrain::all_shaders()
         .iter()
         .flat_map(|s| s.parts.iter().copied())
         .collect();
@@ -19,7 +19,7 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(
                 parts.contains(&text.as_str()),
-                "{} is not part of any shader in kernels::all_shaders()",
+                "{} is not part of any shader in all_shaders()",
                 path.display()
             );
             n += 1;
@@ -31,7 +31,7 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
 #[test]
 fn every_shader_translates_to_msl_spirv_hlsl() {
     let mut specialised = 0;
-    for shader in wgtrain::kernels::all_shaders() {
+    for shader in wgtrain::all_shaders() {
         let src = shader.source();
         let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
             panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src))
@@ -139,7 +139,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
 #[test]
 fn no_shader_uses_more_workgroup_memory_than_declared() {
     let mut most = 0;
-    for shader in wgtrain::kernels::all_shaders() {
+    for shader in wgtrain::all_shaders() {
         let module = naga::front::wgsl::parse_str(&shader.source()).unwrap();
         let bytes: u32 = module
             .global_variables
@@ -148,7 +148,7 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
             .map(|(_, v)| module.types[v.ty].inner.size(module.to_ctx()))
             .sum();
         assert!(
-            bytes <= wgtrain::kernels::MAX_WORKGROUP_BYTES,
+            bytes <= wgtrain::launch::MAX_WORKGROUP_BYTES,
             "{} declares {bytes} bytes of workgroup memory, more than MAX_WORKGROUP_BYTES",
             shader.name
         );
@@ -156,7 +156,7 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
     }
     assert_eq!(
         most,
-        wgtrain::kernels::MAX_WORKGROUP_BYTES,
+        wgtrain::launch::MAX_WORKGROUP_BYTES,
         "MAX_WORKGROUP_BYTES is stale"
     );
 }

@@ -1,9 +1,10 @@
-//! The graph: value nodes connected by ops, built with shape inference, differentiated by
-//! `autograd`, planned by `memory` and replayed by `exec` — what MPSNNGraph does.
+//! The graph: value nodes connected by ops, built with shape inference — what MPSNNGraph is.
+//! The op families (`src/ops/`) add their builder methods and implement `Primitive`;
+//! `autograd` appends the gradient graph; `compile` plans and replays it.
 //!
 //! ```no_run
 //! use wgtrain::graph::Graph;
-//! use wgtrain::kernels::elementwise::UnaryOp;
+//! use wgtrain::ops::elementwise::UnaryOp;
 //! # fn main() -> wgtrain::Result<()> {
 //! let mut g = Graph::new();
 //! let x = g.input("x", &[4, 3])?;                 // (N, 3); N may change per step
@@ -15,27 +16,11 @@
 //! # let _ = grads; Ok(()) }
 //! ```
 
-pub mod autograd;
-pub mod compile;
-pub mod exec;
-pub mod fusion;
-pub mod heads;
-pub mod layers;
-pub mod memory;
-pub mod op;
-pub mod residency;
-pub mod stateful;
+mod op;
 
 use crate::error::{Error, Result};
-use crate::kernels::elementwise::{BinaryOp, UnaryOp};
-use crate::kernels::reduce::ReduceOp;
 use crate::tensor::DType;
-pub use compile::{Options, ParamArena};
-pub use exec::{Compiled, StepHandle};
-pub use heads::Head;
-pub use layers::{ConvKind, Layer};
-pub use op::Op;
-pub use stateful::Stateful;
+pub use op::{Op, Out, Primitive};
 
 /// One output of one node: what ops consume and produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,7 +68,8 @@ impl Graph {
     }
 
     /// Adds a node, inferring its output shapes; a mismatch names the node and its inputs.
-    pub fn add(&mut self, name: &str, op: Op, inputs: &[Value]) -> Result<Value> {
+    pub fn add(&mut self, name: &str, op: impl Into<Op>, inputs: &[Value]) -> Result<Value> {
+        let op = op.into();
         if self.find(name).is_some() {
             return Err(Error::Invalid(format!("node name {name:?} is used twice")));
         }
@@ -163,51 +149,58 @@ impl Graph {
         self.source(name, Op::Param, shape)
     }
 
-    pub fn unary(&mut self, name: &str, op: UnaryOp, x: Value) -> Result<Value> {
-        self.add(name, Op::Unary(op), &[x])
+    /// A fresh node name derived from `base`.
+    pub fn fresh(&self, base: String) -> String {
+        let mut name = base.clone();
+        let mut k = 1;
+        while self.find(&name).is_some() {
+            k += 1;
+            name = format!("{base}#{k}");
+        }
+        name
     }
 
-    pub fn binary(&mut self, name: &str, op: BinaryOp, a: Value, b: Value) -> Result<Value> {
-        self.add(name, Op::Binary(op), &[a, b])
+    /// Appends a gradient node of `node` (named `grad/<node name>[/suffix]`): what vjp rules use.
+    pub fn add_grad(
+        &mut self,
+        node: usize,
+        suffix: &str,
+        op: impl Into<Op>,
+        inputs: &[Value],
+    ) -> Result<Value> {
+        let mut base = format!("grad/{}", self.nodes[node].name);
+        if !suffix.is_empty() {
+            base = format!("{base}/{suffix}");
+        }
+        let name = self.fresh(base);
+        self.add(&name, op, inputs)
     }
 
-    pub fn matmul(&mut self, name: &str, a: Value, b: Value) -> Result<Value> {
-        self.add(
-            name,
-            Op::MatMul {
-                ta: false,
-                tb: false,
-            },
-            &[a, b],
-        )
+    /// The error of a vjp rule asked to differentiate a gradient op.
+    pub fn no_second_derivative(&self, node: usize) -> Error {
+        let n = &self.nodes[node];
+        Error::Invalid(format!(
+            "node {:?}: {:?} has no gradient (second derivatives are not supported)",
+            n.name, n.op
+        ))
     }
 
-    pub fn sum(&mut self, name: &str, x: Value, axis: usize) -> Result<Value> {
-        self.add(name, Op::Reduce(ReduceOp::Sum, axis), &[x])
-    }
-
-    pub fn mean(&mut self, name: &str, x: Value, axis: usize) -> Result<Value> {
-        self.add(name, Op::Reduce(ReduceOp::Mean, axis), &[x])
-    }
-
-    /// Max over `axis`; the argmax is kept as the node's state for the gradient.
-    pub fn max(&mut self, name: &str, x: Value, axis: usize) -> Result<Value> {
-        self.add(name, Op::Reduce(ReduceOp::Max, axis), &[x])
-    }
-
-    pub fn permute(&mut self, name: &str, x: Value, perm: &[usize]) -> Result<Value> {
-        self.add(name, Op::Permute(perm.to_vec()), &[x])
-    }
-
-    /// `(N, ...) -> (N, rest...)`, e.g. flatten with `rest = [C·H·W]`.
-    pub fn reshape(&mut self, name: &str, x: Value, rest: &[usize]) -> Result<Value> {
-        self.add(name, Op::Reshape(rest.to_vec()), &[x])
-    }
-
-    /// `(N, ...) -> (N, product of the rest)`.
-    pub fn flatten(&mut self, name: &str, x: Value) -> Result<Value> {
-        let rest: usize = self.shape(x)[1..].iter().product();
-        self.reshape(name, x, &[rest])
+    /// Adds `op` over `x` with its own parameters `<name>.weight` (`w_shape`) and, when `bias`
+    /// gives its length, `<name>.bias` — PyTorch's state-dict names.
+    pub fn add_with_params(
+        &mut self,
+        name: &str,
+        op: impl Into<Op>,
+        x: Value,
+        w_shape: &[usize],
+        bias: Option<usize>,
+    ) -> Result<Value> {
+        let w = self.param(&format!("{name}.weight"), w_shape)?;
+        let mut ins = vec![x, w];
+        if let Some(c) = bias {
+            ins.push(self.param(&format!("{name}.bias"), &[c])?);
+        }
+        self.add(name, op, &ins)
     }
 
     /// The same graph with every `Input` given batch size `batch` and all shapes re-inferred.
@@ -236,8 +229,8 @@ impl Graph {
     pub fn for_inference(&self) -> Graph {
         let mut g = self.clone();
         for n in &mut g.nodes {
-            if let Op::Stateful(s) = &n.op {
-                n.op = Op::Stateful(s.for_inference());
+            if let Some(op) = n.op.primitive().and_then(|p| p.for_inference()) {
+                n.op = op;
             }
         }
         g

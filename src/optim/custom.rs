@@ -1,5 +1,5 @@
 //! Custom optimizers: the user writes the per-element update in WGSL and the engine wraps it in
-//! the arena kernel (`wgsl/optim_custom.wgsl`), with the same chunk table, gradient preprocessing,
+//! the arena kernel (`wgsl/optim/custom.wgsl`), with the same chunk table, gradient preprocessing,
 //! groups, schedule and state layout as the built-in optimizers.
 //!
 //! The user's code must define
@@ -23,19 +23,19 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::kernels::Shader;
+use crate::launch::Shader;
 
-const COMMON: &str = include_str!("../../wgsl/optim_common.wgsl");
-const TEMPLATE: &str = include_str!("../../wgsl/optim_custom.wgsl");
+const COMMON: &str = include_str!("../../wgsl/optim/common.wgsl");
+const TEMPLATE: &str = include_str!("../../wgsl/optim/custom.wgsl");
 
 /// The example update (SGD with momentum 0.9) as a user would write it.
-pub const EXAMPLE_SGD_MOMENTUM: &str = include_str!("../../wgsl/optim_custom_sgd.wgsl");
+pub const EXAMPLE_SGD_MOMENTUM: &str = include_str!("../../wgsl/optim/custom_sgd.wgsl");
 
 /// The template instantiated with the example, so the translation test validates the template.
 pub static EXAMPLE_SHADER: Shader = Shader {
     name: "optim_custom_example",
     parts: &[
-        include_str!("../../wgsl/optim_custom_sgd.wgsl"),
+        include_str!("../../wgsl/optim/custom_sgd.wgsl"),
         COMMON,
         TEMPLATE,
     ],

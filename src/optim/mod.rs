@@ -18,11 +18,12 @@
 //! values written before its submit, even with a step still in flight).
 //!
 //! **Determinism.** Every kernel is elementwise except the global-norm reduction, which sums in a
-//! fixed order (per chunk, then over chunks; see `wgsl/optim.wgsl`), so the same inputs give the
+//! fixed order (per chunk, then over chunks; see `wgsl/optim/builtin.wgsl`), so the same inputs give the
 //! same bits on the same device — what makes save/resume bit-identical.
 
 mod algorithm;
 pub mod custom;
+pub mod reference;
 pub mod schedule;
 
 use std::ops::Range;
@@ -30,17 +31,17 @@ use std::sync::{Arc, Mutex};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::kernels::{Launch, Shader, f, grid_1d};
+use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::tensor::{Binding, DType, Tensor};
-use crate::weights::ParamLayout;
+use crate::layout::ParamLayout;
 pub use algorithm::Algorithm;
 pub use schedule::Schedule;
 
 pub static SHADER: Shader = Shader {
     name: "optim",
     parts: &[
-        include_str!("../../wgsl/optim_common.wgsl"),
-        include_str!("../../wgsl/optim.wgsl"),
+        include_str!("../../wgsl/optim/common.wgsl"),
+        include_str!("../../wgsl/optim/builtin.wgsl"),
     ],
 };
 

@@ -3,7 +3,7 @@
 use super::Classifier;
 use crate::error::Result;
 use crate::graph::Graph;
-use crate::kernels::elementwise::UnaryOp;
+use crate::neuron::UnaryOp;
 use crate::ops::conv::{Conv2d, Padding};
 use crate::ops::dense::FullyConnected;
 use crate::ops::dropout::Dropout;

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView, View};
 
-use super::{ParamLayout, ParamStore, fnv1a};
+use super::{ParamLayout, ParamStore, check_arena, fnv1a};
 use crate::error::{Error, Result};
 use crate::optim::Optimizer;
 
@@ -127,7 +127,7 @@ pub fn save(
     optimizer: Option<&Optimizer>,
     train: &TrainState,
 ) -> Result<()> {
-    super::check_arena(layout, params)?;
+    check_arena(layout, params)?;
     let host = params.read_all()?;
     let mut tensors: BTreeMap<String, Owned> = BTreeMap::new();
     for e in layout.entries() {
@@ -335,7 +335,7 @@ pub fn load(
     params: &dyn ParamStore,
     optimizer: Option<&mut Optimizer>,
 ) -> Result<TrainState> {
-    super::check_arena(layout, params)?;
+    check_arena(layout, params)?;
     let bytes = read(path)?;
     let file = File::parse(path, &bytes)?;
     file.check_format()?;
@@ -424,7 +424,7 @@ pub fn load(
 /// Loads only the weights of `layout` (fine-tuning, inference): any safetensors file with those
 /// names, shapes and F32 data, e.g. one PyTorch wrote; other tensors are ignored.
 pub fn load_weights(path: &Path, layout: &ParamLayout, params: &dyn ParamStore) -> Result<()> {
-    super::check_arena(layout, params)?;
+    check_arena(layout, params)?;
     let bytes = read(path)?;
     let file = File::parse(path, &bytes)?;
     let mut weights = Vec::new();

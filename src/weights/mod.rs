@@ -5,9 +5,7 @@
 //! Layouts follow PyTorch so a checkpoint reads like a `state_dict`: convolution weights OIHW,
 //! dense weights `(out_features, in_features)`, names such as `conv1.weight`.
 
-pub mod checkpoint;
 
-use std::ops::Range;
 use std::path::PathBuf;
 
 use rand::rngs::StdRng;
@@ -16,110 +14,9 @@ use rand::{RngExt, SeedableRng};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// One parameter tensor inside the flat arena.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParamEntry {
-    pub name: String,
-    pub shape: Vec<usize>,
-    /// First element in the arena.
-    pub offset: usize,
-}
+pub mod checkpoint;
 
-impl ParamEntry {
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// Its element range in the arena.
-    pub fn range(&self) -> Range<usize> {
-        self.offset..self.offset + self.numel()
-    }
-}
-
-/// Where each named parameter lives in the flat arena (the gradient arena has the same layout).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParamLayout {
-    entries: Vec<ParamEntry>,
-    len: usize,
-}
-
-impl ParamLayout {
-    /// A layout from explicit entries; names must be unique and ranges disjoint inside `len`.
-    pub fn new(entries: Vec<ParamEntry>, len: usize) -> Result<ParamLayout> {
-        let mut sorted: Vec<&ParamEntry> = entries.iter().collect();
-        sorted.sort_by_key(|e| e.offset);
-        for (k, e) in sorted.iter().enumerate() {
-            if e.name.is_empty() || e.range().end > len {
-                return Err(Error::Invalid(format!(
-                    "parameter layout: {:?} {:?} at {} does not fit an arena of {len}",
-                    e.name, e.shape, e.offset
-                )));
-            }
-            if let Some(next) = sorted.get(k + 1)
-                && next.offset < e.range().end
-            {
-                return Err(Error::Invalid(format!(
-                    "parameter layout: {:?} overlaps {:?}",
-                    e.name, next.name
-                )));
-            }
-        }
-        let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-        names.sort();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::Invalid(format!(
-                "parameter layout: name {:?} is used twice",
-                w[0]
-            )));
-        }
-        Ok(ParamLayout { entries, len })
-    }
-
-    /// Parameters placed one after another, each at a multiple of `align` elements (e.g. 64, so
-    /// each can also be bound as its own tensor view at the 256-byte storage alignment).
-    pub fn packed(params: &[(&str, &[usize])], align: usize) -> Result<ParamLayout> {
-        let align = align.max(1);
-        let mut offset = 0usize;
-        let mut entries = Vec::new();
-        for (name, shape) in params {
-            offset = offset.div_ceil(align) * align;
-            entries.push(ParamEntry {
-                name: name.to_string(),
-                shape: shape.to_vec(),
-                offset,
-            });
-            offset += shape.iter().product::<usize>();
-        }
-        Self::new(entries, offset)
-    }
-
-    pub fn entries(&self) -> &[ParamEntry] {
-        &self.entries
-    }
-
-    /// Elements of the arena.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn get(&self, name: &str) -> Option<&ParamEntry> {
-        self.entries.iter().find(|e| e.name == name)
-    }
-
-    /// The ranges of the entries `pred` selects: the ranges of an optimizer parameter group
-    /// (e.g. `|e| e.shape.len() == 1` picks biases and norm scales, kept free of weight decay).
-    pub fn ranges(&self, pred: impl Fn(&ParamEntry) -> bool) -> Vec<Range<usize>> {
-        self.entries
-            .iter()
-            .filter(|e| pred(e))
-            .map(|e| e.range())
-            .collect()
-    }
-}
+pub use crate::layout::{ParamEntry, ParamLayout};
 
 /// `(fan_in, fan_out)` of a weight as PyTorch computes them: dense `(out, in)` gives `(in, out)`;
 /// convolution OIHW (or OI, OIL, OIDHW) multiplies both by the receptive field.
@@ -442,7 +339,7 @@ impl ParamStore for Tensor {
     }
 }
 
-fn check_arena(layout: &ParamLayout, params: &dyn ParamStore) -> Result<()> {
+pub(crate) fn check_arena(layout: &ParamLayout, params: &dyn ParamStore) -> Result<()> {
     let n = params.elements()?;
     if n != layout.len() {
         return Err(Error::Shape {

@@ -1,6 +1,6 @@
 //! Transposed convolutions: the adjoints of the convolutions in the parent module.
 
-use super::{ConvGeometry, ConvOp, Ctx, Padding, Padding1d, dilated};
+use super::{ConvGeometry, Convolution, Ctx, Padding, Padding1d, dilated};
 use crate::error::{Result, attr_err, shape_err};
 
 const CONVT2D: Ctx = Ctx::two_d("conv_transpose2d");

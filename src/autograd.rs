@@ -1,0 +1,129 @@
+//! Reverse-mode differentiation: one vjp rule per op (`vjp`), applied from the loss back to the
+//! requested values. Gradient nodes are ordinary nodes appended to the same graph, so they are
+//! planned and replayed like the forward. Where a value feeds several ops its gradients are summed.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, Value};
+use crate::ops::elementwise::{BinaryOp, ElementwiseOp};
+
+/// What `Graph::training` derived: the loss and, for each parameter, its gradient node.
+#[derive(Clone, Debug)]
+pub struct Training {
+    pub loss: Value,
+    pub params: Vec<Value>,
+    pub grads: Vec<Value>,
+}
+
+impl Graph {
+    fn grad_node(&mut self, base: String, op: impl Into<Op>, inputs: &[Value]) -> Result<Value> {
+        let name = self.fresh(base);
+        self.add(&name, op, inputs)
+    }
+
+    /// Gradients of `sum(loss)` with respect to each of `wrt`, as new nodes of this graph.
+    /// A `wrt` value the loss does not depend on is an `Err` (its gradient would be a silent zero).
+    pub fn gradients(&mut self, loss: Value, wrt: &[Value]) -> Result<Vec<Value>> {
+        let n = self.nodes.len();
+        // Which nodes depend on a `wrt` value (only those need gradients).
+        let mut needs = vec![false; n];
+        for v in wrt {
+            needs[v.node] = true;
+        }
+        for i in 0..n {
+            if self.nodes[i].inputs.iter().any(|v| needs[v.node]) {
+                needs[i] = true;
+            }
+        }
+        let seed = self.grad_node(
+            format!("grad/{}", self.nodes[loss.node].name),
+            ElementwiseOp::OnesLike,
+            &[loss],
+        )?;
+        let mut pending: HashMap<Value, Vec<Value>> = HashMap::new();
+        pending.insert(loss, vec![seed]);
+        let mut done: HashMap<Value, Value> = HashMap::new();
+        for i in (0..=loss.node).rev() {
+            let v = Value { node: i, port: 0 };
+            let Some(parts) = pending.remove(&v) else {
+                continue;
+            };
+            let dy = self.accumulate(v, parts)?;
+            done.insert(v, dy);
+            let node = self.nodes[i].clone();
+            if node.inputs.iter().all(|u| !needs[u.node]) {
+                continue;
+            }
+            let grads = self.vjp(i, dy)?;
+            for (k, (u, g)) in node.inputs.iter().zip(grads).enumerate() {
+                if !needs[u.node] || self.nodes[u.node].op == Op::State {
+                    continue;
+                }
+                let g = g.ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "node {:?} ({:?}) has no gradient for its input {k}",
+                        node.name, node.op
+                    ))
+                })?;
+                pending.entry(*u).or_default().push(g);
+            }
+        }
+        wrt.iter()
+            .map(|w| {
+                done.get(w).copied().ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "the loss does not depend on {:?}: its gradient would be zero",
+                        self.nodes[w.node].name
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Sums the gradient contributions of a value fed to several ops.
+    fn accumulate(&mut self, v: Value, mut parts: Vec<Value>) -> Result<Value> {
+        let base = format!("grad/{}", self.nodes[v.node].name);
+        let mut acc = parts.remove(0);
+        for p in parts {
+            acc = self.grad_node(format!("{base}/acc"), ElementwiseOp::Binary(BinaryOp::Add), &[acc, p])?;
+        }
+        Ok(acc)
+    }
+
+    /// The whole gradient graph: gradients of `sum(loss)` for every parameter.
+    pub fn training(&mut self, loss: Value) -> Result<Training> {
+        let params = self.params();
+        let grads = self.gradients(loss, &params)?;
+        Ok(Training {
+            loss,
+            params,
+            grads,
+        })
+    }
+
+    /// The gradient node(s) of one forward node, as MPS's `gradientFilterWithSource`: given `dy`
+    /// (the gradient arriving at `forward`'s output), the gradient of each of its inputs.
+    pub fn gradient_of(&mut self, forward: Value, dy: Value) -> Result<Vec<Option<Value>>> {
+        if self.shape(forward) != self.shape(dy) {
+            return Err(Error::Shape {
+                op: format!("gradient of {:?}", self.nodes[forward.node].name),
+                msg: format!(
+                    "dy {:?} vs output {:?}",
+                    self.shape(dy),
+                    self.shape(forward)
+                ),
+            });
+        }
+        self.vjp(forward.node, dy)
+    }
+
+    /// The vjp rule of node `i`: given dy (the gradient of its output), the gradient of each input
+    /// (`None` where the op has none).
+    fn vjp(&mut self, i: usize, dy: Value) -> Result<Vec<Option<Value>>> {
+        match self.nodes[i].op.clone() {
+            Op::Compute(p) => p.vjp(self, i, dy),
+            _ => Ok(vec![]),
+        }
+    }
+}

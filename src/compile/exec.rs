@@ -1,0 +1,472 @@
+//! Compile once, replay every step: dead nodes dropped, intermediates placed in one arena by the
+//! memory plan, every op lowered to launches recorded once. A step is one command buffer and one
+//! submit; `encode_step` returns at once and at most two steps are in flight (a semaphore of two
+//! permits, released by the queue's completion callback — MPS's double-buffering pattern).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_intrusive::sync::Semaphore;
+
+use super::ParamArena;
+use super::residency::{self, Event, JitState};
+use crate::graph::{Graph, Op, Value};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::launch::Launch;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use crate::weights::{ParamLayout, ParamStore};
+
+/// Steps allowed in flight at once.
+pub const IN_FLIGHT: usize = 2;
+
+/// What the compiled plan costs; reported in BENCHMARKS.md.
+#[derive(Clone, Debug)]
+pub struct PlanStats {
+    pub nodes: usize,
+    pub live_nodes: usize,
+    pub dispatches_per_step: usize,
+    pub submits_per_step: usize,
+    /// Bytes of the intermediates' arena (the planned peak).
+    pub arena_bytes: u64,
+    /// What the intermediates would take without aliasing.
+    pub naive_bytes: u64,
+    /// Bytes of inputs, parameters and requested outputs (never aliased).
+    pub persistent_bytes: u64,
+    /// Weight bytes on the GPU at the peak: all of them resident, or the slot just-in-time.
+    pub weight_bytes: u64,
+}
+
+/// Computes, for step `n`, new parameter words for some of the update launches: `(index, words)`.
+pub type StepParams = dyn Fn(u64) -> Vec<(usize, Vec<u32>)> + Send + Sync;
+
+/// A step submitted to the GPU.
+pub struct StepHandle {
+    device: Device,
+    index: wgpu::SubmissionIndex,
+    done: Arc<AtomicBool>,
+}
+
+impl StepHandle {
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Blocks until this step's work is complete.
+    pub fn wait(&self) -> Result<()> {
+        let (d, _) = self.device.wgpu();
+        d.poll(wgpu::PollType::Wait {
+            submission_index: Some(self.index.clone()),
+            timeout: None,
+        })
+        .map_err(|e| Error::Device(format!("waiting for a step: {e}")))?;
+        self.device.take_uncaptured()
+    }
+}
+
+/// A graph compiled for one device and batch size.
+pub struct Compiled {
+    pub(super) device: Device,
+    pub graph: Graph,
+    /// Tensor of every (live) node output; views alias their input.
+    pub(super) tensors: HashMap<Value, Tensor>,
+    pub(super) launches: Vec<Launch>,
+    /// Launches appended after the graph's (the optimizer update), re-parameterised every step
+    /// by `update_params`.
+    pub(super) update: Vec<Launch>,
+    pub(super) update_params: Option<Box<StepParams>>,
+    pub(super) param_arena: Option<ParamArena>,
+    pub(super) jit: Option<JitState>,
+    /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
+    pub(super) _scratch: Vec<Tensor>,
+    /// (launch index, node, elements) of launches re-parameterised every step (dropout).
+    pub(super) per_step: Vec<(usize, usize, usize)>,
+    /// Steps encoded so far: seeds dropout, part of what a checkpoint saves.
+    pub(super) step: AtomicU64,
+    pub(super) outputs: Vec<Value>,
+    pub(super) stats: PlanStats,
+    pub(super) permits: Arc<Semaphore>,
+    pub(super) in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
+}
+
+impl Compiled {
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn stats(&self) -> &PlanStats {
+        &self.stats
+    }
+
+    pub fn outputs(&self) -> &[Value] {
+        &self.outputs
+    }
+
+    /// The tensor holding `v` (valid for inputs, parameters and requested outputs between steps).
+    pub fn tensor(&self, v: Value) -> Result<&Tensor> {
+        self.tensors
+            .get(&v)
+            .ok_or_else(|| Error::Invalid(format!("{v:?} is not part of this compiled graph")))
+    }
+
+    /// The parameter or state tensor named `name` (what `compile_sharing` shares).
+    /// Just-in-time weights have none (their slot is shared): `None`.
+    pub fn param(&self, name: &str) -> Option<&Tensor> {
+        if self.is_jit_param(name) {
+            return None;
+        }
+        let v = self.graph.find(name)?;
+        matches!(self.graph.node(v).op, Op::Param | Op::State)
+            .then(|| self.tensors.get(&v))
+            .flatten()
+    }
+
+    /// Whether `name` is a weight kept just-in-time (on the host, written into the slot per step).
+    pub fn is_jit_param(&self, name: &str) -> bool {
+        let Some(j) = &self.jit else { return false };
+        self.graph
+            .find(name)
+            .is_some_and(|v| self.graph.node(v).op == Op::Param && j.plan.offsets.contains_key(&v))
+    }
+
+    /// Writes f32 data into the input or parameter named `name` (queue-ordered: a step already
+    /// submitted still sees the old contents).
+    pub fn set(&self, name: &str, data: &[f32]) -> Result<()> {
+        let v = self
+            .graph
+            .find(name)
+            .ok_or_else(|| Error::Invalid(format!("no node named {name:?}")))?;
+        if !matches!(self.graph.node(v).op, Op::Input | Op::Param | Op::State) {
+            return Err(Error::Invalid(format!(
+                "node {name:?} is computed, not fed"
+            )));
+        }
+        if let Some(j) = self
+            .jit
+            .as_ref()
+            .filter(|_| self.graph.node(v).op == Op::Param)
+        {
+            // Just-in-time weights stay on the host until their layer runs.
+            let want: usize = self.graph.shape(v).iter().product();
+            if data.len() != want {
+                return Err(Error::Shape {
+                    op: format!("node {name:?}"),
+                    msg: format!(
+                        "{} values for a weight {:?}",
+                        data.len(),
+                        self.graph.shape(v)
+                    ),
+                });
+            }
+            j.host.lock().unwrap().insert(v, data.to_vec());
+            return Ok(());
+        }
+        self.tensor(v)?
+            .write_f32(data)
+            .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
+    }
+
+    /// Writes u32 data (class-index labels) into the input named `name`.
+    pub fn set_u32(&self, name: &str, data: &[u32]) -> Result<()> {
+        let v = self
+            .graph
+            .find(name)
+            .ok_or_else(|| Error::Invalid(format!("no node named {name:?}")))?;
+        if self.graph.node(v).op != Op::Input {
+            return Err(Error::Invalid(format!("node {name:?} is not an input")));
+        }
+        self.tensor(v)?
+            .write_u32(data)
+            .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
+    }
+
+    /// Reads a requested output (waits for the steps in flight).
+    pub fn read(&self, v: Value) -> Result<Vec<f32>> {
+        if !self.outputs.contains(&v)
+            && !matches!(self.graph.node(v).op, Op::Input | Op::Param | Op::State)
+        {
+            return Err(Error::Invalid(format!(
+                "{:?} was not requested as an output; its memory is reused within the step",
+                self.graph.node(v).name
+            )));
+        }
+        self.wait_all()?;
+        if let Some(j) = self
+            .jit
+            .as_ref()
+            .filter(|_| self.graph.node(v).op == Op::Param)
+        {
+            return residency::host_weight(&j.host.lock().unwrap(), &self.graph, v)
+                .map(<[f32]>::to_vec);
+        }
+        self.tensor(v)?.to_f32()
+    }
+
+    /// Submits one step and returns at once, unless two are already in flight, in which case it
+    /// first waits for the older one. `on_done` runs when the GPU has finished this step.
+    pub fn encode_step_with(&self, on_done: impl FnOnce() + Send + 'static) -> Result<StepHandle> {
+        self.check_prepared()?;
+        loop {
+            if let Some(mut permit) = self.permits.try_acquire(1) {
+                permit.disarm();
+                break;
+            }
+            let oldest = self.in_flight.lock().unwrap().pop_front();
+            let (d, _) = self.device.wgpu();
+            d.poll(wgpu::PollType::Wait {
+                submission_index: oldest,
+                timeout: Some(Duration::from_secs(60)),
+            })
+            .map_err(|e| Error::Device(format!("waiting for a step in flight: {e}")))?;
+        }
+        let step = self.step.fetch_add(1, Ordering::SeqCst);
+        for &(l, node, n) in &self.per_step {
+            if let Some(p) = self.graph.nodes[node].op.primitive()
+                && let Some(p) = p.step_params(step, n)
+            {
+                self.device.rewrite_params(&self.launches[l], &p)?;
+            }
+        }
+        if let Some(f) = &self.update_params {
+            for (k, p) in f(step) {
+                let l = self
+                    .update
+                    .get(k)
+                    .ok_or_else(|| Error::Invalid(format!("update launch {k} does not exist")))?;
+                self.device.rewrite_params(l, &p)?;
+            }
+        }
+        let (_, q) = self.device.wgpu();
+        let all: Vec<&Launch> = self.launches.iter().chain(&self.update).collect();
+        // One submit, or, just-in-time, one per stretch between host events: weights written
+        // into the slot (queue-ordered between submits) and per-parameter updates.
+        let mut cursor = 0;
+        for (at, event) in self.jit.iter().flat_map(|j| &j.events) {
+            let j = self.jit.as_ref().expect("events come from the plan");
+            if *at > cursor {
+                self.submit(&all[cursor..*at]);
+                cursor = *at;
+            }
+            match event {
+                Event::Upload(params) => {
+                    let host = j.host.lock().unwrap();
+                    for p in params {
+                        let data = residency::host_weight(&host, &self.graph, *p)?;
+                        let at = j.plan.offsets[p];
+                        self.device.scoped(|_| {
+                            q.write_buffer(&j.plan.slot, at, bytemuck::cast_slice(data))
+                        })?;
+                    }
+                }
+                Event::Update(k) => {
+                    let tr = j.training.as_ref().expect("updates only when training");
+                    tr.update(&self.device, &j.host, *k, &self.graph)?;
+                }
+            }
+        }
+        let index = self.submit(&all[cursor..]);
+        let done = Arc::new(AtomicBool::new(false));
+        let (flag, permits) = (done.clone(), self.permits.clone());
+        q.on_submitted_work_done(move || {
+            flag.store(true, Ordering::Release);
+            permits.release(1);
+            on_done();
+        });
+        self.in_flight.lock().unwrap().push_back(index.clone());
+        self.device.take_uncaptured()?;
+        Ok(StepHandle {
+            device: self.device.clone(),
+            index,
+            done,
+        })
+    }
+
+    /// Refuses a step whose optimizer update was not prepared (`Optimizer::prepare_step` writes
+    /// the step count and bias corrections; replaying without it would, e.g., divide Adam's update
+    /// by 1 - beta1^0 = 0), and consumes each preparation.
+    fn check_prepared(&self) -> Result<()> {
+        let jit = self
+            .jit
+            .iter()
+            .flat_map(|j| j.training.iter().flat_map(|t| t.launches()));
+        let mut flags: Vec<&Arc<AtomicBool>> = Vec::new();
+        for f in self
+            .update
+            .iter()
+            .chain(jit)
+            .filter_map(|l| l.ready.as_ref())
+        {
+            if !flags.iter().any(|g| Arc::ptr_eq(g, f)) {
+                flags.push(f);
+            }
+        }
+        if flags.iter().any(|f| !f.load(Ordering::SeqCst)) {
+            return Err(Error::Invalid(
+                "optimizer: call prepare_step() before every step (it writes the step count, bias \
+                 corrections and learning rates the update reads); this step was not prepared"
+                    .into(),
+            ));
+        }
+        flags.iter().for_each(|f| f.store(false, Ordering::SeqCst));
+        Ok(())
+    }
+
+    /// Encodes `launches` into one compute pass and submits it.
+    fn submit(&self, launches: &[&Launch]) -> wgpu::SubmissionIndex {
+        let (d, q) = self.device.wgpu();
+        q.submit([crate::launch::encode(d, "step", launches.iter().copied()).finish()])
+    }
+
+    /// Steps encoded so far (the next step's dropout seed).
+    pub fn step_count(&self) -> u64 {
+        self.step.load(Ordering::SeqCst)
+    }
+
+    /// Continues counting from `step` (resuming from a checkpoint reproduces the same masks).
+    pub fn set_step_count(&self, step: u64) {
+        self.step.store(step, Ordering::SeqCst)
+    }
+
+    /// The flat parameter and gradient arenas (graphs compiled with `Options::training`).
+    pub fn param_arena(&self) -> Option<&ParamArena> {
+        self.param_arena.as_ref()
+    }
+
+    /// The parameter layout of a training graph, resident or just-in-time (the same for both).
+    pub fn param_layout(&self) -> Option<&ParamLayout> {
+        match (&self.param_arena, &self.jit) {
+            (Some(a), _) => Some(&a.layout),
+            (None, Some(j)) => j.training.as_ref().map(|t| &t.layout),
+            _ => None,
+        }
+    }
+
+    /// Whether the weights are kept just-in-time (`Options::just_in_time`).
+    pub fn is_just_in_time(&self) -> bool {
+        self.jit.is_some()
+    }
+
+    /// Just-in-time training: records `opt` (made with `Optimizer::just_in_time` for this
+    /// graph's `param_layout`) into every step, one parameter at its update point. Call
+    /// `opt.prepare_step()` before each step, as with resident weights.
+    ///
+    /// ```
+    /// use wgtrain::graph::{Graph, Options};
+    /// use wgtrain::ops::dense::FullyConnected;
+    /// use wgtrain::optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
+    /// # fn main() -> wgtrain::Result<()> {
+    /// let mut g = Graph::new();
+    /// let x = g.input("x", &[4, 8])?; // (N, features)
+    /// let y = g.dense("fc", x, FullyConnected::new(8, 2))?;
+    /// let loss = g.sum("loss", y, 1)?;
+    /// let training = g.training(loss)?;
+    /// let dev = wgtrain::Device::new()?;
+    /// let opts = Options { training: Some(&training), just_in_time: true, ..Options::default() };
+    /// let mut step = g.compile_with(&dev, &[loss], &opts)?;
+    /// let layout = step.param_layout().expect("a training graph").clone();
+    /// let config = OptimizerConfig::new(Algorithm::adam(), 1e-3);
+    /// let groups = vec![ParamGroup::range(0..layout.len())];
+    /// let mut opt = Optimizer::just_in_time(&dev, config, groups, &layout)?;
+    /// step.attach_optimizer(&opt)?;
+    /// step.set("x", &[0.5; 32])?;
+    /// step.set("fc.weight", &[0.1; 16])?; // kept on the host, written into the slot per step
+    /// step.set("fc.bias", &[0.0; 2])?;
+    /// opt.prepare_step()?;
+    /// step.step()?; // forward, backward and Adam, one layer at a time on the GPU
+    /// let w = step.read(g.find("fc.weight").expect("a param"))?;
+    /// assert!(w.iter().all(|&v| v < 0.1)); // d(sum y)/dw > 0: Adam moved every weight down
+    /// # Ok(()) }
+    /// ```
+    pub fn attach_optimizer(&mut self, opt: &Optimizer) -> Result<()> {
+        let tr = self
+            .jit
+            .as_mut()
+            .and_then(|j| j.training.as_mut())
+            .ok_or_else(|| {
+                Error::Invalid(
+                    "attach_optimizer is for just-in-time training graphs; resident ones take \
+                     set_update(opt.launches(params, grads))"
+                        .into(),
+                )
+            })?;
+        tr.attach(&self.device, opt)?;
+        let bytes = tr.optimizer.as_ref().map_or(0, |o| o.bytes);
+        self.stats.weight_bytes = self.jit.as_ref().map_or(0, |j| j.plan.slot_bytes) + bytes;
+        Ok(())
+    }
+
+    /// Appends launches to every step after the graph's own (the optimizer update over the
+    /// arena); `params` rewrites their parameters before each step (step count, learning rate).
+    pub fn set_update(&mut self, launches: Vec<Launch>, params: Option<Box<StepParams>>) {
+        self.stats.dispatches_per_step = self.launches.len() + launches.len();
+        self.update = launches;
+        self.update_params = params;
+    }
+
+    pub fn encode_step(&self) -> Result<StepHandle> {
+        self.encode_step_with(|| {})
+    }
+
+    /// One step, waited for.
+    pub fn step(&self) -> Result<()> {
+        self.encode_step()?.wait()
+    }
+
+    /// Waits for every step in flight.
+    pub fn wait_all(&self) -> Result<()> {
+        self.in_flight.lock().unwrap().clear();
+        self.device.wait()
+    }
+}
+
+/// A training graph's parameters in layout order, wherever they live: the resident arena, or the
+/// host copies of just-in-time weights (what data sources and checkpoints read and write).
+impl ParamStore for Compiled {
+    fn elements(&self) -> Result<usize> {
+        self.param_layout().map(|l| l.len()).ok_or_else(|| {
+            Error::Invalid("not a training graph: it has no parameter layout".into())
+        })
+    }
+
+    fn read_all(&self) -> Result<Vec<f32>> {
+        if let Some(a) = &self.param_arena {
+            return a.params.to_f32();
+        }
+        let mut out = vec![0f32; self.elements()?];
+        let j = self
+            .jit
+            .as_ref()
+            .expect("a layout without an arena is just-in-time");
+        let tr = j
+            .training
+            .as_ref()
+            .expect("a just-in-time layout comes from training");
+        // Each update reads its parameter back before `encode_step` returns: the host copies
+        // are current without waiting for the GPU.
+        let host = j.host.lock().unwrap();
+        for (e, p) in tr.layout.entries().iter().zip(&tr.params) {
+            out[e.range()].copy_from_slice(residency::host_weight(&host, &self.graph, *p)?);
+        }
+        Ok(out)
+    }
+
+    fn write_all(&self, values: &[f32]) -> Result<()> {
+        if let Some(a) = &self.param_arena {
+            return a.params.write_f32(values);
+        }
+        let n = self.elements()?;
+        if values.len() != n {
+            return Err(Error::Shape {
+                op: "parameter arena".into(),
+                msg: format!("{} values for {n} elements", values.len()),
+            });
+        }
+        for e in self.param_layout().expect("checked by elements").entries() {
+            self.set(&e.name, &values[e.range()])?;
+        }
+        Ok(())
+    }
+}

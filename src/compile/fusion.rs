@@ -1,0 +1,66 @@
+//! Fusion: elementwise chains collapse into one dispatch. A unary op whose input is produced by an
+//! elementwise op (unary or broadcasting binary — e.g. the bias add after a conv or FC) and read by
+//! nothing else is folded into that producer's dispatch as a post-op; the folded node's output
+//! then aliases the producer's, and the intermediate never touches memory. A norm takes one such
+//! neuron too (batch norm + ReLU, in training and at inference), and so do convolutions and fully
+//! connected layers, in their GEMM epilogue after the bias (conv + bias + neuron in one dispatch).
+//!
+//! Training graphs fuse too: a neuron whose derivative is a function of its output (ReLU,
+//! sigmoid, tanh, … — `UnaryOp::grad_from`) gets a gradient reading its output y and dy, not its
+//! input, so the pre-activation (conv/FC + bias, a norm's output, an elementwise op) is read by
+//! the neuron alone and the neuron folds into its producer. y stays materialised: it is the
+//! fused dispatch's output. A value some gradient reads has a second reader and never fuses away
+//! — nor does a neuron whose own output is read twice (e.g. by its gradient) extend the chain past
+//! it, since only the end of a chain is written.
+
+use std::collections::HashMap;
+
+use crate::graph::{Graph, Value};
+use crate::neuron::UnaryOp;
+
+/// The result of the fusion pass over the live nodes.
+#[derive(Clone, Debug, Default)]
+pub struct Fusion {
+    /// Nodes folded into a producer: they launch nothing and alias the producer's output.
+    pub absorbed: Vec<bool>,
+    /// Producer node → the unary ops it applies after its own, in order.
+    pub chains: HashMap<usize, Vec<UnaryOp>>,
+}
+
+/// Finds the chains among `live` nodes; values in `outputs` are never fused away.
+pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
+    let n = g.nodes.len();
+    let mut uses: HashMap<Value, usize> = HashMap::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        if live[i] {
+            for u in &node.inputs {
+                *uses.entry(*u).or_default() += 1;
+            }
+        }
+    }
+    let mut f = Fusion {
+        absorbed: vec![false; n],
+        chains: HashMap::new(),
+    };
+    let mut head: Vec<usize> = (0..n).collect();
+    for (i, node) in g.nodes.iter().enumerate() {
+        let Some(u) = node.op.primitive().and_then(|p| p.as_neuron()) else {
+            continue;
+        };
+        let v = node.inputs[0];
+        let h = head[v.node];
+        let have = f.chains.get(&h).map_or(0, |c| c.len());
+        // The head producer says how many neurons it applies at this port (a chain for
+        // elementwise ops, one for norms on y and for GEMM epilogues, none for the rest).
+        let room = g.nodes[h]
+            .op
+            .primitive()
+            .map_or(0, |p| p.fusable_neurons(v.port));
+        if live[i] && have < room && uses.get(&v) == Some(&1) && !outputs.contains(&v) {
+            f.chains.entry(h).or_default().push(u);
+            f.absorbed[i] = true;
+            head[i] = h;
+        }
+    }
+    f
+}

@@ -1,0 +1,233 @@
+//! Launches: WGSL shaders embedded with `include_str!` (compiled and cached per device by
+//! `Device::pipeline`) and `Launch`es — a pipeline with its bind group and grid, prepared once and
+//! replayed any number of times into one command buffer.
+//!
+//! API convention of every family: `*_launch(inputs.., outputs..) -> Result<Launch>` checks shapes
+//! and prepares a dispatch into outputs the caller owns (the compiled graph places them in its
+//! arena); an eager wrapper of the same name without `_launch` allocates the outputs and runs it.
+//!
+//! Binding convention of every kernel: `@binding(0)` is a uniform of parameters (u32 words; f32
+//! values are bit-cast), `@binding(1..)` are storage buffers in the order the Rust side passes them.
+//! Kernels with more elements than one grid row can hold use a 2-D grid: the linear workgroup id is
+//! `wid.x + wid.y * nwg.x` (see `grid_1d`).
+
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::tensor::{Binding, Tensor};
+
+/// A WGSL module made of one or more source parts concatenated (so a shared core, e.g. the GEMM
+/// main loop, can be combined with op-specific loaders without copying it).
+pub struct Shader {
+    pub name: &'static str,
+    pub parts: &'static [&'static str],
+}
+
+impl Shader {
+    /// The WGSL compiled: the parts concatenated, with every `var<storage, read>` declared
+    /// `read_write`. wgpu tracks usage per buffer, not per range, and refuses a buffer bound
+    /// read-only and read-write in one dispatch — which is exactly what happens when a kernel reads
+    /// one slice of the activation arena and writes another. Kernels still say `read` for the
+    /// reader; the memory plan guarantees a dispatch never writes bytes it reads.
+    pub fn source(&self) -> String {
+        self.parts
+            .concat()
+            .replace("var<storage, read>", "var<storage, read_write>")
+    }
+}
+
+/// The most workgroup (shared) memory any kernel declares: the GEMM core's two double-buffered
+/// tiles. `tests/wgsl_translate.rs` holds every shader to it; `Graph::compile` checks the device.
+pub const MAX_WORKGROUP_BYTES: u32 = 16_896;
+
+/// Size of every kernel's parameter uniform, in u32 words.
+pub const UNIFORM_WORDS: usize = 64;
+
+/// One dispatch, ready to encode: pipeline, bound buffers (the uniform included), grid.
+pub struct Launch {
+    pub(crate) pipeline: Arc<wgpu::ComputePipeline>,
+    pub(crate) bind_group: wgpu::BindGroup,
+    pub(crate) groups: [u32; 3],
+    pub(crate) label: &'static str,
+    /// The parameter uniform, kept so per-step values (dropout seeds, optimizer step and learning
+    /// rate) can be rewritten between replays without re-recording (`Device::rewrite_params`).
+    pub(crate) uniform: wgpu::Buffer,
+    /// Set by `Optimizer::prepare_step` for the update it records: a compiled step refuses to
+    /// replay an update whose per-step values (step count, bias corrections) were not written.
+    pub(crate) ready: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// Dispatches ready to encode, and the scratch tensors they write (kept alive with them).
+#[derive(Default)]
+pub struct Prepared {
+    pub launches: Vec<Launch>,
+    pub scratch: Vec<Tensor>,
+}
+
+impl Prepared {
+    pub fn one(l: Launch) -> Self {
+        Prepared {
+            launches: vec![l],
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn extend(&mut self, other: Prepared) {
+        self.launches.extend(other.launches);
+        self.scratch.extend(other.scratch);
+    }
+}
+
+/// Workgroups for `n` items at `per_group` items each, folded into 2-D when one row would exceed
+/// the 65,535 per-dimension limit that every backend guarantees.
+pub fn grid_1d(n: usize, per_group: usize) -> [u32; 3] {
+    let groups = n.div_ceil(per_group).max(1) as u32;
+    if groups <= 65_535 {
+        [groups, 1, 1]
+    } else {
+        let y = groups.div_ceil(65_535);
+        [groups.div_ceil(y), y, 1]
+    }
+}
+
+impl Device {
+    /// Prepares one dispatch of `shader::entry` over `groups`, with `params` as the uniform at
+    /// binding 0 and `buffers` at bindings 1.. .
+    pub fn launch(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        constants: &[(&str, f64)],
+        params: &[u32],
+        buffers: &[Binding<'_>],
+        groups: [u32; 3],
+    ) -> Result<Launch> {
+        let max = self.caps().max_workgroups_per_dim;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::TooLarge {
+                what: format!(
+                    "{}::{entry} grid {groups:?} (workgroups per dimension)",
+                    shader.name
+                ),
+                bytes: *groups.iter().max().unwrap() as u64,
+                limit: max as u64,
+            });
+        }
+        let pipeline = self.pipeline(shader, entry, constants)?;
+        // Entries of one shader share a parameter struct but may fill only its head: pad to a fixed
+        // 256 bytes so every struct fits (and uniform arrays stay 16-byte strided).
+        if params.len() > UNIFORM_WORDS {
+            return Err(Error::Invalid(format!(
+                "{}::{entry}: {} parameter words exceed {UNIFORM_WORDS}",
+                shader.name,
+                params.len()
+            )));
+        }
+        let mut words = params.to_vec();
+        words.resize(UNIFORM_WORDS, 0);
+        let (bind_group, uniform) = self.scoped(|d| {
+            let ubuf = d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(entry),
+                size: (words.len() * 4) as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.0
+                .queue
+                .write_buffer(&ubuf, 0, bytemuck::cast_slice(&words));
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: ubuf.as_entire_binding(),
+            }];
+            for (i, b) in buffers.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: b.buffer,
+                        offset: b.offset,
+                        size: wgpu::BufferSize::new(b.size),
+                    }),
+                });
+            }
+            let bg = d.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            (bg, ubuf)
+        })?;
+        Ok(Launch {
+            pipeline,
+            bind_group,
+            groups,
+            label: entry,
+            uniform,
+            ready: None,
+        })
+    }
+
+    /// Rewrites a prepared launch's parameters (queue-ordered: steps already submitted keep the
+    /// old values). The words must describe the same buffers and grid.
+    pub fn rewrite_params(&self, launch: &Launch, params: &[u32]) -> Result<()> {
+        if params.len() > UNIFORM_WORDS {
+            return Err(Error::Invalid(format!(
+                "{}: {} parameter words exceed {UNIFORM_WORDS}",
+                launch.label,
+                params.len()
+            )));
+        }
+        self.scoped(|_| {
+            self.0
+                .queue
+                .write_buffer(&launch.uniform, 0, bytemuck::cast_slice(params))
+        })
+    }
+
+    /// Encodes `launches` in order into one compute pass and submits once. wgpu inserts the
+    /// barriers between dispatches that touch the same buffers.
+    pub fn run(&self, launches: &[Launch]) -> Result<()> {
+        self.run_repeated(launches, 1)
+    }
+
+    /// Encodes `launches` `times` times over into one submit (benchmarks, replayed steps).
+    pub fn run_repeated(&self, launches: &[Launch], times: usize) -> Result<()> {
+        self.scoped(|d| {
+            let enc = encode(d, "wgtrain step", (0..times).flat_map(|_| launches));
+            self.0.queue.submit([enc.finish()]);
+        })
+    }
+}
+
+/// A command encoder holding one compute pass of `launches`, in order (more commands, e.g.
+/// copies, may follow before it is finished and submitted).
+pub(crate) fn encode<'a>(
+    d: &wgpu::Device,
+    label: &str,
+    launches: impl IntoIterator<Item = &'a Launch>,
+) -> wgpu::CommandEncoder {
+    let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        for l in launches {
+            pass.set_pipeline(&l.pipeline);
+            pass.set_bind_group(0, &l.bind_group, &[]);
+            pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
+        }
+    }
+    enc
+}
+
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Launch({} {:?})", self.label, self.groups)
+    }
+}
+
+/// Bit-casts an f32 into a parameter word.
+pub fn f(x: f32) -> u32 {
+    x.to_bits()
+}

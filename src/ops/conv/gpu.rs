@@ -1,0 +1,481 @@
+//! Convolutions on the GPU — `Conv2d`, `Conv1d`, `ConvTranspose2d`, `ConvTranspose1d` — forward
+//! and all gradients, through one generic API over [`Convolution`] (mirroring `reference::conv`).
+//!
+//! Every op resolves to a [`ConvGeometry`], and three implicit GEMMs over it do all the work,
+//! each a module made of its own loaders plus the matmul main loop `wgsl/gemm_core.wgsl` (so a
+//! faster GEMM core speeds up the convolutions too). Groups run on workgroup z.
+//!
+//! * `conv_fwd`   `y  = x ⊛ w (+ b)`: M = N·OH·OW, N = C_out/g, K = (C_in/g)·kh·kw, A = im2col(x).
+//! * `conv_dgrad` `dx = dy ⊛ᵀ w (+ b)`: M = N·H·W, N = C_in/g, K = (C_out/g)·kh·kw; A gathers, for
+//!   each input pixel, the dy of the output pixels whose taps read it (divisibility check for
+//!   stride), so stride, dilation, groups and asymmetric padding need no special case.
+//! * `conv_wgrad` `dw = dy · im2col(x)`: M = C_out/g, N = (C_in/g)·kh·kw, K = N·OH·OW, split
+//!   over workgroup z (K is long, M·N small) and the partial sums added by `reduce.wgsl`.
+//! * `conv_bias`  `db = Σ dy` over (N, spatial) per channel: one workgroup per channel.
+//!
+//! A conv-transpose is the adjoint of its geometry's convolution: its forward is `conv_dgrad`
+//! (with the bias in the epilogue), its backward-data is `conv_fwd`, and its weight gradient is
+//! `conv_wgrad` with the roles of x and dy exchanged. 1-D ops are the H = 1 case.
+//!
+//! The `*_launches` functions prepare dispatches for replay (graphs, benchmarks); the plain
+//! functions allocate outputs and run at once.
+
+use crate::ops::elementwise::UnaryOp;
+use crate::ops::matmul::gpu::gemm_grid;
+use crate::launch::{Launch, Prepared, Shader, grid_1d};
+use crate::ops::reduce::gpu as reduce;
+use crate::error::{Result, shape_err};
+use crate::ops::conv::{ConvGeometry, Convolution};
+use crate::tensor::{DType, Tensor};
+
+const GEMM_CORE: &str = include_str!("../../../wgsl/gemm_core.wgsl");
+const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
+
+/// Convolution forward (and conv-transpose backward-data).
+/// Neuron functions for the fused post-op of the forward-type modules.
+const NEURON: &str = include_str!("../../../wgsl/neuron.wgsl");
+
+pub static FORWARD: Shader = Shader {
+    name: "conv_fwd",
+    parts: &[
+        NEURON,
+        CONV_COMMON,
+        include_str!("../../../wgsl/conv/forward.wgsl"),
+        GEMM_CORE,
+    ],
+};
+
+/// Convolution backward-data (and conv-transpose forward).
+pub static DGRAD: Shader = Shader {
+    name: "conv_dgrad",
+    parts: &[
+        NEURON,
+        CONV_COMMON,
+        include_str!("../../../wgsl/conv/grad_data.wgsl"),
+        GEMM_CORE,
+    ],
+};
+
+/// Convolution weight gradient (both kinds).
+pub static WGRAD: Shader = Shader {
+    name: "conv_wgrad",
+    parts: &[
+        CONV_COMMON,
+        include_str!("../../../wgsl/conv/grad_weight.wgsl"),
+        GEMM_CORE,
+    ],
+};
+
+/// Bias gradient and bias broadcast (also used by the fully connected layer).
+pub static BIAS: Shader = Shader {
+    name: "conv_bias",
+    parts: &[include_str!("../../../wgsl/conv/grad_bias.wgsl")],
+};
+
+/// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU several times.
+const WGRAD_TARGET_GROUPS: usize = 512;
+/// Two K steps of `gemm_core.wgsl` (its loop's unit): the weight gradient's K chunks are a multiple.
+const GEMM_K_UNIT: usize = 16;
+/// Smallest K per split: below this the partial sums cost more than they save.
+const WGRAD_MIN_CHUNK: usize = 64;
+
+/// Gradients of a layer with weights: input, weights and (if the layer has one) bias.
+#[derive(Debug)]
+pub struct Grads {
+    pub dx: Tensor,
+    pub dw: Tensor,
+    pub db: Option<Tensor>,
+}
+
+/// Errors unless `t` is f32 of shape `expected`; `what` names the tensor.
+pub(crate) fn check(op: &str, what: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
+    if t.shape != expected {
+        return shape_err(
+            op,
+            format!("{what} has shape {:?}, expected {expected:?}", t.shape),
+        );
+    }
+    t.expect_dtype(&format!("{op} {what}"), DType::F32)
+}
+
+/// The bias must be given exactly when the op has one, f32 of shape `(channels,)`.
+pub(crate) fn check_bias(
+    op: &str,
+    has_bias: bool,
+    b: Option<&Tensor>,
+    channels: usize,
+) -> Result<()> {
+    match (has_bias, b) {
+        (true, Some(b)) => check(op, "bias", b, &[channels]),
+        (false, None) => Ok(()),
+        (true, None) => shape_err(
+            op,
+            format!("the op has a bias ({channels},) but none was given"),
+        ),
+        (false, Some(b)) => shape_err(
+            op,
+            format!("the op has no bias but a bias {:?} was given", b.shape),
+        ),
+    }
+}
+
+/// The uniform of the three GEMM modules (`Params` in `wgsl/conv/common.wgsl`).
+fn params(g: &ConvGeometry, has_bias: bool, splits: usize, k_chunk: usize) -> Vec<u32> {
+    params_post(g, has_bias, splits, k_chunk, None)
+}
+
+/// `params` with a neuron fused onto the output of a forward-type module.
+fn params_post(
+    g: &ConvGeometry,
+    has_bias: bool,
+    splits: usize,
+    k_chunk: usize,
+    post: Option<UnaryOp>,
+) -> Vec<u32> {
+    let p = [
+        g.batch,
+        g.in_channels,
+        g.in_size.0,
+        g.in_size.1,
+        g.out_channels,
+        g.out_size.0,
+        g.out_size.1,
+        g.groups,
+        g.kernel.0,
+        g.kernel.1,
+        g.stride.0,
+        g.stride.1,
+        g.dilation.0,
+        g.dilation.1,
+        g.padding.0,
+        g.padding.2,
+        g.in_channels / g.groups,
+        g.out_channels / g.groups,
+        has_bias as usize,
+        splits,
+        k_chunk,
+        post.is_some() as usize,
+    ];
+    let (code, a, b) = post.map_or((0, 0.0, 0.0), |u| u.code());
+    let mut w: Vec<u32> = p.iter().map(|&v| v as u32).collect();
+    w.extend([code, crate::launch::f(a), crate::launch::f(b)]);
+    w
+}
+
+/// `y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w) (+ b per C_out)` of the geometry `g`.
+pub fn conv_data_launch(
+    g: &ConvGeometry,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Launch> {
+    let (oh, ow) = g.out_size;
+    // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
+    let bias = b.unwrap_or(w);
+    let (entry, groups) = gemm_grid(g.batch * oh * ow, g.out_channels / g.groups, g.groups);
+    x.device.launch(
+        &FORWARD,
+        entry,
+        &crate::neuron::post_constants(post),
+        &params_post(g, b.is_some(), 1, 0, post),
+        &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
+        groups,
+    )
+}
+
+/// `dx (N, C_in, H, W) = convᵀ(dy (N, C_out, OH, OW), w) (+ b per C_in)` of the geometry `g`.
+pub fn conv_data_adjoint_launch(
+    g: &ConvGeometry,
+    dy: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    dx: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Launch> {
+    let (h, wd) = g.in_size;
+    let bias = b.unwrap_or(w);
+    let (entry, groups) = gemm_grid(g.batch * h * wd, g.in_channels / g.groups, g.groups);
+    dy.device.launch(
+        &DGRAD,
+        entry,
+        &crate::neuron::post_constants(post),
+        &params_post(g, b.is_some(), 1, 0, post),
+        &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
+        groups,
+    )
+}
+
+/// `(splits, k_chunk)` for the weight gradient: enough workgroups to fill the GPU, chunks a
+/// multiple of the GEMM's K step.
+fn wgrad_split(g: &ConvGeometry) -> (usize, usize) {
+    let k = g.batch * g.out_size.0 * g.out_size.1;
+    let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
+    // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see conv_wgrad.wgsl).
+    let [gx, gy, gz] = gemm_grid(n, g.out_channels / g.groups, g.groups).1;
+    let tiles = (gx * gy * gz) as usize;
+    let want = WGRAD_TARGET_GROUPS
+        .div_ceil(tiles)
+        .min(k.div_ceil(WGRAD_MIN_CHUNK))
+        .min(65_535 / g.groups)
+        .max(1);
+    let chunk = k.div_ceil(want).div_ceil(GEMM_K_UNIT) * GEMM_K_UNIT;
+    (k.div_ceil(chunk), chunk)
+}
+
+/// `dw (C_out, C_in/g, kh, kw) = Σ_{n, oy, ox} dy ⊗ x-taps` of the geometry `g` (split-K, then
+/// the splits summed with `reduce.wgsl`).
+pub fn conv_weight_grad_launches(
+    g: &ConvGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+) -> Result<Prepared> {
+    let (splits, chunk) = wgrad_split(g);
+    let dev = &x.device;
+    let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
+    let numel = g.out_channels * n;
+    let out = if splits == 1 {
+        dw.clone()
+    } else {
+        Tensor::zeros(dev, &[splits, numel], DType::F32)?
+    };
+    let (entry, groups) = gemm_grid(n, g.out_channels / g.groups, g.groups * splits);
+    let l = dev.launch(
+        &WGRAD,
+        entry,
+        &[],
+        &params(g, false, splits, chunk),
+        &[x.buffer(), dy.buffer(), out.buffer()],
+        groups,
+    )?;
+    let mut prep = Prepared::one(l);
+    if splits > 1 {
+        // (splits, numel) summed over axis 0: reduce's (outer, len, inner) = (1, splits, numel).
+        prep.launches.push(dev.launch(
+            &reduce::SHADER,
+            "sum_forward",
+            &[],
+            &[1, splits as u32, numel as u32, 0],
+            &[out.buffer(), dw.buffer()],
+            grid_1d(numel, 256),
+        )?);
+        prep.scratch.push(out);
+    }
+    Ok(prep)
+}
+
+/// `db[c] = Σ dy[n, c, ...]` for `dy` viewed as `(N, C, inner)` with `C = db.numel()`.
+pub fn bias_grad_launch(dy: &Tensor, db: &Tensor) -> Result<Launch> {
+    let c = db.numel();
+    let n = dy.shape.first().copied().unwrap_or(1);
+    let inner = dy.numel() / (n * c).max(1);
+    dy.device.launch(
+        &BIAS,
+        "bias_grad",
+        &[],
+        &[n as u32, c as u32, inner as u32, 0],
+        &[dy.buffer(), db.buffer()],
+        grid_1d(c, 1),
+    )
+}
+
+/// `y[n, c, ...] = b[c]` for `y` viewed as `(N, C, inner)` with `C = b.numel()`.
+pub fn bias_fill_launch(b: &Tensor, y: &Tensor) -> Result<Launch> {
+    let c = b.numel();
+    let n = y.shape.first().copied().unwrap_or(1);
+    let inner = y.numel() / (n * c).max(1);
+    y.device.launch(
+        &BIAS,
+        "bias_fill",
+        &[],
+        &[n as u32, c as u32, inner as u32, 0],
+        &[b.buffer(), y.buffer()],
+        grid_1d(y.numel(), 256),
+    )
+}
+
+/// The geometry for `x_shape`, after checking the weight.
+fn geometry_and_weight(
+    op: &(impl Convolution + ?Sized),
+    x_shape: &[usize],
+    w: &Tensor,
+) -> Result<ConvGeometry> {
+    let g = op.geometry(x_shape)?;
+    check(op.name(), "weight", w, &op.weight_shape())?;
+    Ok(g)
+}
+
+/// Prepares `y = op(x; w) + b` into `y` (shape `op.out_shape(x)`). `b` is given exactly when the
+/// op has a bias.
+pub fn forward_launches(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+) -> Result<Prepared> {
+    forward_post_launches(op, x, w, b, y, None)
+}
+
+/// `forward_launches` with a neuron fused into the GEMM epilogue (conv + bias + neuron in one
+/// dispatch).
+pub fn forward_post_launches(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Prepared> {
+    let name = op.name();
+    let g = geometry_and_weight(op, &x.shape, w)?;
+    x.expect_dtype(name, DType::F32)?;
+    check_bias(name, op.has_bias(), b, op.out_channels())?;
+    check(name, "output", y, &op.out_shape(&x.shape)?)?;
+    Ok(Prepared::one(if op.is_transposed() {
+        conv_data_adjoint_launch(&g, x, w, b, y, post)?
+    } else {
+        conv_data_launch(&g, x, w, b, y, post)?
+    }))
+}
+
+/// Prepares `dx` (shape `x_shape`) from the output gradient `dy`.
+pub fn backward_data_launches(
+    op: &(impl Convolution + ?Sized),
+    x_shape: &[usize],
+    w: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Prepared> {
+    let name = op.name();
+    let g = geometry_and_weight(op, x_shape, w)?;
+    check(name, "output gradient", dy, &op.out_shape(x_shape)?)?;
+    check(name, "input gradient", dx, x_shape)?;
+    Ok(Prepared::one(if op.is_transposed() {
+        conv_data_launch(&g, dy, w, None, dx, None)?
+    } else {
+        conv_data_adjoint_launch(&g, dy, w, None, dx, None)?
+    }))
+}
+
+/// Prepares `dw` (the op's weight shape).
+pub fn backward_weights_launches(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+) -> Result<Prepared> {
+    let name = op.name();
+    let g = op.geometry(&x.shape)?;
+    x.expect_dtype(name, DType::F32)?;
+    check(name, "output gradient", dy, &op.out_shape(&x.shape)?)?;
+    check(name, "weight gradient", dw, &op.weight_shape())?;
+    if op.is_transposed() {
+        conv_weight_grad_launches(&g, dy, x, dw)
+    } else {
+        conv_weight_grad_launches(&g, x, dy, dw)
+    }
+}
+
+/// Prepares `db` `(C_out,)`: `dy` summed over everything but channels.
+pub fn backward_bias_launches(
+    op: &(impl Convolution + ?Sized),
+    x_shape: &[usize],
+    dy: &Tensor,
+    db: &Tensor,
+) -> Result<Prepared> {
+    let name = op.name();
+    check(name, "output gradient", dy, &op.out_shape(x_shape)?)?;
+    check(name, "bias gradient", db, &[op.out_channels()])?;
+    Ok(Prepared::one(bias_grad_launch(dy, db)?))
+}
+
+/// `y = op(x; w) + b`, as `reference::conv::forward`.
+pub fn forward(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+) -> Result<Tensor> {
+    let y = Tensor::zeros(&x.device, &op.out_shape(&x.shape)?, DType::F32)?;
+    let p = forward_launches(op, x, w, b, &y)?;
+    x.device.run(&p.launches)?;
+    Ok(y)
+}
+
+/// `dx` for an input of `x_shape`, given the output gradient `dy`.
+pub fn backward_data(
+    op: &(impl Convolution + ?Sized),
+    x_shape: &[usize],
+    w: &Tensor,
+    dy: &Tensor,
+) -> Result<Tensor> {
+    op.geometry(x_shape)?;
+    let dx = Tensor::zeros(&dy.device, x_shape, DType::F32)?;
+    let p = backward_data_launches(op, x_shape, w, dy, &dx)?;
+    dy.device.run(&p.launches)?;
+    Ok(dx)
+}
+
+/// `dw`, in the op's weight layout.
+pub fn backward_weights(op: &(impl Convolution + ?Sized), x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    op.geometry(&x.shape)?;
+    let dw = Tensor::zeros(&x.device, &op.weight_shape(), DType::F32)?;
+    let p = backward_weights_launches(op, x, dy, &dw)?;
+    x.device.run(&p.launches)?;
+    Ok(dw)
+}
+
+/// `db` `(C_out,)`.
+pub fn backward_bias(
+    op: &(impl Convolution + ?Sized),
+    x_shape: &[usize],
+    dy: &Tensor,
+) -> Result<Tensor> {
+    let db = Tensor::zeros(&dy.device, &[op.out_channels()], DType::F32)?;
+    let p = backward_bias_launches(op, x_shape, dy, &db)?;
+    dy.device.run(&p.launches)?;
+    Ok(db)
+}
+
+/// Prepares every gradient into the given tensors; `db` exactly when the op has a bias.
+pub fn backward_launches(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    grads: &Grads,
+) -> Result<Prepared> {
+    let mut p = backward_data_launches(op, &x.shape, w, dy, &grads.dx)?;
+    p.extend(backward_weights_launches(op, x, dy, &grads.dw)?);
+    check_bias(
+        op.name(),
+        op.has_bias(),
+        grads.db.as_ref(),
+        op.out_channels(),
+    )?;
+    if let Some(db) = &grads.db {
+        p.extend(backward_bias_launches(op, &x.shape, dy, db)?);
+    }
+    Ok(p)
+}
+
+/// All gradients in one submit; `db` is `Some` exactly when the op has a bias.
+pub fn backward(op: &(impl Convolution + ?Sized), x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Grads> {
+    op.geometry(&x.shape)?;
+    let dev = &x.device;
+    let grads = Grads {
+        dx: Tensor::zeros(dev, &x.shape, DType::F32)?,
+        dw: Tensor::zeros(dev, &op.weight_shape(), DType::F32)?,
+        db: if op.has_bias() {
+            Some(Tensor::zeros(dev, &[op.out_channels()], DType::F32)?)
+        } else {
+            None
+        },
+    };
+    let p = backward_launches(op, x, w, dy, &grads)?;
+    dev.run(&p.launches)?;
+    Ok(grads)
+}

@@ -1,0 +1,213 @@
+//! Convolutions as graph ops: `[x, w, b?] -> y` with its neuron fused into the GEMM epilogue,
+//! and the data, weight and bias gradients.
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Out, Primitive, Value};
+use crate::launch::Prepared;
+use crate::neuron::UnaryOp;
+use crate::reference::Array;
+use crate::tensor::{DType, Tensor};
+
+use super::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Convolution, gpu, reference};
+
+/// Any of the four convolutions (they share kernels through `Convolution`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConvKind {
+    D2(Conv2d),
+    D1(Conv1d),
+    T2(ConvTranspose2d),
+    T1(ConvTranspose1d),
+}
+
+impl ConvKind {
+    pub fn op(&self) -> &dyn Convolution {
+        match self {
+            ConvKind::D2(c) => c,
+            ConvKind::D1(c) => c,
+            ConvKind::T2(c) => c,
+            ConvKind::T1(c) => c,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ConvOp {
+    /// `[x, w, b?] -> y`
+    Forward(ConvKind),
+    /// `[w, dy, x] -> dx` (x only for its shape)
+    GradData(ConvKind),
+    /// `[x, dy] -> dw`
+    GradWeight(ConvKind),
+    /// `[dy] -> db`: dy summed over every axis but 1 (channels / features); fully connected
+    /// layers use it too.
+    BiasGrad,
+}
+
+fn f32(s: Vec<usize>) -> Out {
+    (s, DType::F32)
+}
+
+/// Errors unless `ins.len()` is in `lo..=hi`.
+pub(crate) fn arity(op: &str, ins: &[&[usize]], lo: usize, hi: usize) -> Result<()> {
+    if ins.len() < lo || ins.len() > hi {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!("takes {lo}..={hi} inputs, got {}", ins.len()),
+        });
+    }
+    Ok(())
+}
+
+/// Errors unless the optional third input is a bias of `[channels]` exactly when `has` is set.
+pub(crate) fn check_bias(op: &str, has: bool, ins: &[&[usize]], channels: usize) -> Result<()> {
+    match (has, ins.get(2)) {
+        (true, Some(b)) if *b == [channels] => Ok(()),
+        (true, Some(b)) => Err(Error::Shape {
+            op: op.into(),
+            msg: format!("bias {b:?}, expected [{channels}]"),
+        }),
+        (true, None) => Err(Error::Shape {
+            op: op.into(),
+            msg: "the op has a bias but none was given".into(),
+        }),
+        (false, Some(_)) => Err(Error::Shape {
+            op: op.into(),
+            msg: "a bias was given to an op without one".into(),
+        }),
+        (false, None) => Ok(()),
+    }
+}
+
+/// Errors unless `got == want`; `what` names the value.
+pub(crate) fn same(op: &str, what: &str, got: &[usize], want: &[usize]) -> Result<()> {
+    if got != want {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!("{what} {got:?}, expected {want:?}"),
+        });
+    }
+    Ok(())
+}
+
+impl Primitive for ConvOp {
+    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
+        Ok(vec![match self {
+            ConvOp::Forward(k) => {
+                let c = k.op();
+                arity(c.name(), ins, 2, 3)?;
+                same(c.name(), "weight", ins[1], &c.weight_shape())?;
+                check_bias(c.name(), c.has_bias(), ins, c.out_channels())?;
+                f32(c.out_shape(ins[0])?)
+            }
+            ConvOp::GradData(k) => {
+                let c = k.op();
+                arity(c.name(), ins, 3, 3)?;
+                same(c.name(), "output gradient", ins[1], &c.out_shape(ins[2])?)?;
+                f32(ins[2].to_vec())
+            }
+            ConvOp::GradWeight(k) => {
+                let c = k.op();
+                arity(c.name(), ins, 2, 2)?;
+                same(c.name(), "output gradient", ins[1], &c.out_shape(ins[0])?)?;
+                f32(c.weight_shape())
+            }
+            ConvOp::BiasGrad => {
+                arity("bias gradient", ins, 1, 1)?;
+                if ins[0].len() < 2 {
+                    return Err(Error::Shape {
+                        op: "bias gradient".into(),
+                        msg: format!("dy {:?} has no channel axis", ins[0]),
+                    });
+                }
+                f32(vec![ins[0][1]])
+            }
+        }])
+    }
+
+    fn lower(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        fused: &[UnaryOp],
+        _step: u64,
+    ) -> Result<Prepared> {
+        Ok(match self {
+            ConvOp::Forward(k) => gpu::forward_post_launches(
+                k.op(),
+                ins[0],
+                ins[1],
+                ins.get(2).copied(),
+                outs[0],
+                fused.first().copied(),
+            )?,
+            ConvOp::GradData(k) => {
+                gpu::backward_data_launches(k.op(), ins[2].shape(), ins[0], ins[1], outs[0])?
+            }
+            ConvOp::GradWeight(k) => gpu::backward_weights_launches(k.op(), ins[0], ins[1], outs[0])?,
+            ConvOp::BiasGrad => Prepared::one(gpu::bias_grad_launch(ins[0], outs[0])?),
+        })
+    }
+
+    fn reference(&self, ins: &[&Array], _outs: &[Out], _step: u64) -> Result<Vec<Array>> {
+        Ok(vec![match self {
+            ConvOp::Forward(k) => reference::forward(k.op(), ins[0], ins[1], ins.get(2).copied())?,
+            ConvOp::GradData(k) => {
+                reference::backward_data(k.op(), &ins[2].shape, ins[0], ins[1])?
+            }
+            ConvOp::GradWeight(k) => reference::backward_weights(k.op(), ins[0], ins[1])?,
+            ConvOp::BiasGrad => {
+                let dy = ins[0];
+                let (n, c) = (dy.shape[0], dy.shape[1]);
+                let inner = dy.len() / (n * c);
+                let mut db = Array::zeros(&[c]);
+                for (i, v) in dy.data.iter().enumerate() {
+                    db.data[(i / inner) % c] += v;
+                }
+                db
+            }
+        }])
+    }
+
+    fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
+        let ConvOp::Forward(k) = *self else {
+            return Err(g.no_second_derivative(node));
+        };
+        let x = g.nodes[node].inputs.clone();
+        let mut v = vec![
+            Some(g.add_grad(node, "d0", ConvOp::GradData(k), &[x[1], dy, x[0]])?),
+            Some(g.add_grad(node, "d1", ConvOp::GradWeight(k), &[x[0], dy])?),
+        ];
+        if x.len() == 3 {
+            v.push(Some(g.add_grad(node, "d2", ConvOp::BiasGrad, &[dy])?));
+        }
+        Ok(v)
+    }
+
+    fn fusable_neurons(&self, port: usize) -> usize {
+        // Convolution + bias + neuron: the neuron runs in the GEMM epilogue.
+        usize::from(matches!(self, ConvOp::Forward(_)) && port == 0)
+    }
+}
+
+/// Builder methods; weights are `param` nodes named `<name>.weight` / `<name>.bias` (PyTorch's
+/// state-dict names and layouts: OIHW).
+impl Graph {
+    /// A convolution of any kind with its own weight (and bias) parameters.
+    pub fn conv(&mut self, name: &str, x: Value, kind: ConvKind) -> Result<Value> {
+        let c = kind.op();
+        c.out_shape(self.shape(x)).map_err(|e| Error::Shape {
+            op: format!("node {name:?}"),
+            msg: e.to_string(),
+        })?;
+        let bias = c.has_bias().then(|| c.out_channels());
+        self.add_with_params(name, ConvOp::Forward(kind), x, &c.weight_shape(), bias)
+    }
+
+    pub fn conv2d(&mut self, name: &str, x: Value, op: Conv2d) -> Result<Value> {
+        self.conv(name, x, ConvKind::D2(op))
+    }
+
+    pub fn conv1d(&mut self, name: &str, x: Value, op: Conv1d) -> Result<Value> {
+        self.conv(name, x, ConvKind::D1(op))
+    }
+}

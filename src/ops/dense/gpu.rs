@@ -1,0 +1,157 @@
+//! Fully connected layer on the GPU: `y = x · Wᵀ + b`, forward and gradients, all on the shared
+//! matmul (`kernels::matmul`, main loop `gemm_core.wgsl`). CPU reference: `reference::dense`.
+//!
+//! The input is the `(N, K)` matrix, or an image batch `(N, C, H, W)` used as that matrix as it
+//! lies in memory (then the output is `(N, out, 1, 1)`). The bias costs no extra pass over y:
+//! y is first filled with the bias rows and the GEMM accumulates `x · Wᵀ` onto them.
+//!
+//! * forward `y (N, out) = b + x (N, K) · Wᵀ` (W is `(out, K)`, read transposed)
+//! * `dx (N, K) = dy (N, out) · W`
+//! * `dW (out, K) = dyᵀ · x`
+//! * `db (out,) = Σ_n dy` (`conv_bias.wgsl`)
+
+use crate::launch::Launch;
+use crate::launch::Prepared;
+use crate::ops::conv::gpu::{Grads, bias_fill_launch, bias_grad_launch, check, check_bias};
+use crate::ops::elementwise::UnaryOp;
+use crate::ops::matmul::gpu::{Gemm, gemm_launch};
+use crate::error::Result;
+use crate::ops::dense::FullyConnected;
+use crate::tensor::{DType, Tensor};
+
+const OP: &str = "fully_connected";
+
+fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, accumulate: bool) -> Gemm {
+    Gemm {
+        m,
+        n,
+        k,
+        batch: 1,
+        trans_a,
+        trans_b,
+        accumulate,
+        alpha: 1.0,
+        a_stride: 0,
+        b_stride: 0,
+        c_stride: 0,
+        post: None,
+    }
+}
+
+/// Prepares `y = x · Wᵀ + b` into `y` (shape `op.out_shape(x)`).
+pub fn forward_launches(
+    op: &FullyConnected,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+) -> Result<Prepared> {
+    forward_post_launches(op, x, w, b, y, None)
+}
+
+/// `forward_launches` with a neuron fused into the GEMM epilogue (FC + bias + neuron).
+pub fn forward_post_launches(
+    op: &FullyConnected,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Prepared> {
+    let (n, k) = op.matrix_shape(&x.shape)?;
+    x.expect_dtype(OP, DType::F32)?;
+    check(OP, "weight", w, &op.weight_shape())?;
+    check_bias(OP, op.bias, b, op.out_features)?;
+    check(OP, "output", y, &op.out_shape(&x.shape)?)?;
+    let mut launches = Vec::new();
+    if let Some(b) = b {
+        launches.push(bias_fill_launch(b, y)?);
+    }
+    let g = Gemm {
+        post,
+        ..gemm(n, op.out_features, k, false, true, b.is_some())
+    };
+    launches.push(gemm_launch(&g, x, w, y)?);
+    Ok(Prepared {
+        launches,
+        scratch: Vec::new(),
+    })
+}
+
+/// Prepares every gradient into `grads` (`dx` shaped like x, `dw` like W, `db` exactly when the
+/// layer has a bias).
+pub fn backward_launches(
+    op: &FullyConnected,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    grads: &Grads,
+) -> Result<Prepared> {
+    check_bias(OP, op.bias, grads.db.as_ref(), op.out_features)?;
+    let mut launches = vec![
+        backward_data_launch(op, &x.shape, w, dy, &grads.dx)?,
+        backward_weights_launch(op, x, dy, &grads.dw)?,
+    ];
+    if let Some(db) = &grads.db {
+        launches.push(bias_grad_launch(dy, db)?);
+    }
+    Ok(Prepared {
+        launches,
+        scratch: Vec::new(),
+    })
+}
+
+/// Prepares `dx (N, K) = dy (N, out) · W (out, K)` for an input of `x_shape`.
+pub fn backward_data_launch(
+    op: &FullyConnected,
+    x_shape: &[usize],
+    w: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let (n, k) = op.matrix_shape(x_shape)?;
+    check(OP, "weight", w, &op.weight_shape())?;
+    check(OP, "output gradient", dy, &op.out_shape(x_shape)?)?;
+    check(OP, "input gradient", dx, x_shape)?;
+    gemm_launch(&gemm(n, k, op.out_features, false, false, false), dy, w, dx)
+}
+
+/// Prepares `dW (out, K) = dyᵀ (out, N) · x (N, K)`.
+pub fn backward_weights_launch(
+    op: &FullyConnected,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+) -> Result<Launch> {
+    let (n, k) = op.matrix_shape(&x.shape)?;
+    x.expect_dtype(OP, DType::F32)?;
+    check(OP, "output gradient", dy, &op.out_shape(&x.shape)?)?;
+    check(OP, "weight gradient", dw, &op.weight_shape())?;
+    gemm_launch(&gemm(op.out_features, k, n, true, false, false), dy, x, dw)
+}
+
+/// `y = x · Wᵀ + b`, as `reference::dense::forward`.
+pub fn forward(op: &FullyConnected, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let y = Tensor::zeros(&x.device, &op.out_shape(&x.shape)?, DType::F32)?;
+    let p = forward_launches(op, x, w, b, &y)?;
+    x.device.run(&p.launches)?;
+    Ok(y)
+}
+
+/// All gradients in one submit, as `reference::dense::backward`.
+pub fn backward(op: &FullyConnected, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Grads> {
+    op.matrix_shape(&x.shape)?;
+    let dev = &x.device;
+    let grads = Grads {
+        dx: Tensor::zeros(dev, &x.shape, DType::F32)?,
+        dw: Tensor::zeros(dev, &op.weight_shape(), DType::F32)?,
+        db: if op.bias {
+            Some(Tensor::zeros(dev, &[op.out_features], DType::F32)?)
+        } else {
+            None
+        },
+    };
+    let p = backward_launches(op, x, w, dy, &grads)?;
+    dev.run(&p.launches)?;
+    Ok(grads)
+}

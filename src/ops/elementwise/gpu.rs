@@ -1,0 +1,326 @@
+//! Elementwise ops: unary (neurons and math) and broadcasting binary ops, forward and backward.
+//! WGSL: `wgsl/elementwise.wgsl`. CPU reference: `reference.rs`.
+
+use crate::launch::{Launch, Shader, f, grid_1d};
+use crate::error::{Error, Result};
+use crate::neuron::{GradFrom, UnaryOp};
+use crate::tensor::{DType, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "elementwise",
+    parts: &[
+        include_str!("../../../wgsl/neuron.wgsl"),
+        include_str!("../../../wgsl/elementwise.wgsl"),
+    ],
+};
+
+/// Binary ops with numpy broadcasting. The discriminant is the op code in the shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add = 0,
+    Sub = 1,
+    Mul = 2,
+    Div = 3,
+    Max = 4,
+    Min = 5,
+}
+
+/// Max rank the broadcasting kernels take.
+pub const MAX_RANK: usize = 8;
+
+/// The broadcasting kernels' parameters: `n` outputs of shape `out`, op code, and a's and b's
+/// strides in output coordinates (`Params` in `elementwise.wgsl`; chain fields left empty).
+fn broadcast_params(n: usize, op: BinaryOp, a: &[usize], b: &[usize], out: &[usize]) -> Vec<u32> {
+    let mut w = vec![n as u32, op as u32, out.len() as u32, 0, 0, 0, 0, 0];
+    for d in [
+        out.to_vec(),
+        broadcast_strides(a, out),
+        broadcast_strides(b, out),
+    ] {
+        let mut v = [1u32; MAX_RANK];
+        for (i, &x) in d.iter().enumerate() {
+            v[i] = x as u32;
+        }
+        w.extend_from_slice(&v);
+    }
+    w
+}
+
+fn f32_in(op: &str, t: &Tensor) -> Result<()> {
+    t.expect_dtype(op, DType::F32)
+}
+
+/// The numpy broadcast of two shapes; an `Err` naming both otherwise.
+pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let r = a.len().max(b.len());
+    if r > MAX_RANK {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!("rank {r} exceeds {MAX_RANK}"),
+        });
+    }
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => {
+                return Err(Error::Shape {
+                    op: op.into(),
+                    msg: format!("{a:?} and {b:?} do not broadcast (dim {i}: {da} vs {db})"),
+                });
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// Strides of `shape` read at the coordinates of `out` (right-aligned; 0 on broadcast dims).
+pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let st = crate::reference::strides(shape);
+    let off = out.len() - shape.len();
+    (0..out.len())
+        .map(|i| {
+            if i < off || shape[i - off] == 1 {
+                0
+            } else {
+                st[i - off]
+            }
+        })
+        .collect()
+}
+
+fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape != b.shape {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!("{:?} vs {:?}", a.shape, b.shape),
+        });
+    }
+    Ok(())
+}
+
+/// Prepares `y = op(x)`; `y` has x's shape.
+pub fn unary_launch(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Launch> {
+    unary_chain_launch(op, &[], x, y)
+}
+
+/// Most unary ops a dispatch can fuse after its own op.
+pub const MAX_CHAIN: usize = 8;
+
+/// Appends the fused chain `then` (applied in order after the op) to a parameter block.
+fn with_chain(mut p: Vec<u32>, then: &[UnaryOp]) -> Result<Vec<u32>> {
+    if then.len() > MAX_CHAIN {
+        return Err(Error::Invalid(format!(
+            "a fused chain of {} unary ops exceeds {MAX_CHAIN}",
+            then.len()
+        )));
+    }
+    p.resize(32, 0);
+    p[3] = then.len() as u32;
+    let mut codes = [0u32; 3 * MAX_CHAIN];
+    for (k, op) in then.iter().enumerate() {
+        let (c, a, b) = op.code();
+        codes[k] = c;
+        codes[MAX_CHAIN + k] = f(a);
+        codes[2 * MAX_CHAIN + k] = f(b);
+    }
+    p.extend_from_slice(&codes);
+    Ok(p)
+}
+
+/// Prepares `y = then(op(x))`: `op` followed by the fused unary chain `then`.
+pub fn unary_chain_launch(op: UnaryOp, then: &[UnaryOp], x: &Tensor, y: &Tensor) -> Result<Launch> {
+    let name = format!("{op:?}");
+    f32_in(&name, x)?;
+    same_shape(&name, x, y)?;
+    let (code, a, b) = op.code();
+    let n = x.numel();
+    let p = with_chain(vec![n as u32, code, 0, 0, f(a), f(b)], then)?;
+    x.device.launch(
+        &SHADER,
+        "unary_forward",
+        &[],
+        &p,
+        &[x.buffer(), y.buffer()],
+        grid_1d(n, 256),
+    )
+}
+
+/// Prepares `dx = op'(x) · dy`.
+pub fn unary_backward_launch(op: UnaryOp, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Launch> {
+    unary_grad_launch("unary_backward", &format!("{op:?} backward"), op, x, dy, dx)
+}
+
+/// Prepares `dx = f'(x) · dy` from the output `y = f(x)` (ops whose [`UnaryOp::grad_from`] is
+/// `Output`; any other op is an `Err`).
+pub fn unary_backward_out_launch(
+    op: UnaryOp,
+    y: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let name = format!("{op:?} backward from the output");
+    if op.grad_from() != GradFrom::Output {
+        return Err(Error::Invalid(format!(
+            "{name}: the derivative of {op:?} is not a function of its output"
+        )));
+    }
+    unary_grad_launch("unary_backward_out", &name, op, y, dy, dx)
+}
+
+/// The two gradient entries share bindings: `v` (x or y), dy, dx, all of one shape.
+fn unary_grad_launch(
+    entry: &'static str,
+    name: &str,
+    op: UnaryOp,
+    v: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    f32_in(name, v)?;
+    same_shape(name, v, dy)?;
+    same_shape(name, v, dx)?;
+    let (code, a, b) = op.code();
+    let n = v.numel();
+    v.device.launch(
+        &SHADER,
+        entry,
+        &[],
+        &[n as u32, code, 0, 0, f(a), f(b)],
+        &[v.buffer(), dy.buffer(), dx.buffer()],
+        grid_1d(n, 256),
+    )
+}
+
+/// Prepares `y = a (op) b`; `y` has the broadcast shape.
+pub fn binary_launch(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Launch> {
+    binary_chain_launch(op, &[], a, b, y)
+}
+
+/// Prepares `y = then(a (op) b)`: e.g. a bias add with its neuron fused.
+pub fn binary_chain_launch(
+    op: BinaryOp,
+    then: &[UnaryOp],
+    a: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+) -> Result<Launch> {
+    let name = format!("{op:?}");
+    f32_in(&name, a)?;
+    f32_in(&name, b)?;
+    let out = broadcast_shape(&name, &a.shape, &b.shape)?;
+    if y.shape != out {
+        return Err(Error::Shape {
+            op: name,
+            msg: format!(
+                "output {:?} but {:?} and {:?} broadcast to {out:?}",
+                y.shape, a.shape, b.shape
+            ),
+        });
+    }
+    let n = y.numel();
+    let p = broadcast_params(n, op, &a.shape, &b.shape, &out);
+    let p = with_chain(p, then)?;
+    a.device.launch(
+        &SHADER,
+        "binary_forward",
+        &[],
+        &p,
+        &[a.buffer(), b.buffer(), y.buffer()],
+        grid_1d(n, 256),
+    )
+}
+
+/// Prepares the gradient of operand `which` (0 = a, 1 = b) of `a (op) b` into `g` (that
+/// operand's shape), summed over the dims it was broadcast along.
+pub fn binary_grad_launch(
+    op: BinaryOp,
+    which: usize,
+    a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+    g: &Tensor,
+) -> Result<Launch> {
+    let name = format!("{op:?} backward");
+    let out = broadcast_shape(&name, &a.shape, &b.shape)?;
+    if dy.shape != out {
+        return Err(Error::Shape {
+            op: name,
+            msg: format!("dy {:?} but the output is {out:?}", dy.shape),
+        });
+    }
+    let target = if which == 0 { a } else { b };
+    same_shape(&name, target, g)?;
+    let n = g.numel();
+    let mut p = broadcast_params(n, op, &a.shape, &b.shape, &out);
+    p[6] = which as u32;
+    a.device.launch(
+        &SHADER,
+        "binary_grad",
+        &[],
+        &p,
+        &[a.buffer(), b.buffer(), dy.buffer(), g.buffer()],
+        grid_1d(n, 256),
+    )
+}
+
+fn new_like(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    Tensor::zeros(&x.device, shape, DType::F32)
+}
+
+/// `op(x)`.
+pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    let y = new_like(x, &x.shape)?;
+    x.device.run(&[unary_launch(op, x, &y)?])?;
+    Ok(y)
+}
+
+/// `op'(x) · dy`.
+pub fn unary_backward(op: UnaryOp, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let dx = new_like(x, &x.shape)?;
+    x.device.run(&[unary_backward_launch(op, x, dy, &dx)?])?;
+    Ok(dx)
+}
+
+/// `f'(x) · dy` from `y = f(x)`.
+pub fn unary_backward_out(op: UnaryOp, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let dx = new_like(y, &y.shape)?;
+    y.device
+        .run(&[unary_backward_out_launch(op, y, dy, &dx)?])?;
+    Ok(dx)
+}
+
+/// `a (op) b` with broadcasting.
+pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let y = new_like(a, &broadcast_shape(&format!("{op:?}"), &a.shape, &b.shape)?)?;
+    a.device.run(&[binary_launch(op, a, b, &y)?])?;
+    Ok(y)
+}
+
+/// Gradients `(da, db)` of `a (op) b`, each summed back to its operand's shape.
+pub fn binary_backward(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let (da, db) = (new_like(a, &a.shape)?, new_like(b, &b.shape)?);
+    let l = [
+        binary_grad_launch(op, 0, a, b, dy, &da)?,
+        binary_grad_launch(op, 1, a, b, dy, &db)?,
+    ];
+    a.device.run(&l)?;
+    Ok((da, db))
+}

@@ -1,0 +1,12 @@
+//! The elementwise family: neurons (unary ops) alone or chained, broadcasting binary ops, their
+//! gradients. Shaders: `wgsl/elementwise.wgsl` with the neuron table of `wgsl/neuron.wgsl`.
+
+pub mod gpu;
+pub mod neuron;
+pub mod neuron_reference;
+mod op;
+pub mod reference;
+
+pub use crate::neuron::{GradFrom, UnaryOp};
+pub use gpu::{BinaryOp, MAX_CHAIN};
+pub use op::ElementwiseOp;

@@ -1,0 +1,180 @@
+//! The elementwise graph ops: a neuron (unary), a broadcasting binary op, their gradients, and
+//! the ones that seed the backward pass.
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Out, Primitive, Value};
+use crate::launch::Prepared;
+use crate::neuron::{GradFrom, UnaryOp};
+use crate::reference::Array;
+use crate::tensor::{DType, Tensor};
+
+use super::gpu::{self, BinaryOp, MAX_CHAIN};
+use super::reference;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ElementwiseOp {
+    /// `[x] -> op(x)`
+    Unary(UnaryOp),
+    /// `[x, dy] -> dx`
+    UnaryGrad(UnaryOp),
+    /// `[y, dy] -> dx` from the forward's output `y = op(x)`, for ops whose derivative is a
+    /// function of y (`UnaryOp::grad_from`): x is then read by the forward alone and can fuse.
+    UnaryGradOut(UnaryOp),
+    /// `[a, b] -> a (op) b` with broadcasting.
+    Binary(BinaryOp),
+    /// `[a, b, dy] -> d(operand)`; operand 0 = a, 1 = b.
+    BinaryGrad(BinaryOp, usize),
+    /// `[x] -> ones of x's shape`: the seed of the backward pass (d sum(loss) / d loss).
+    OnesLike,
+}
+
+fn f32(s: &[usize]) -> Out {
+    (s.to_vec(), DType::F32)
+}
+
+impl ElementwiseOp {
+    fn arity(&self) -> usize {
+        match self {
+            ElementwiseOp::Unary(_) | ElementwiseOp::OnesLike => 1,
+            ElementwiseOp::UnaryGrad(_)
+            | ElementwiseOp::UnaryGradOut(_)
+            | ElementwiseOp::Binary(_) => 2,
+            ElementwiseOp::BinaryGrad(..) => 3,
+        }
+    }
+
+    fn shape_err(&self, msg: String) -> Error {
+        Error::Shape {
+            op: format!("{self:?}"),
+            msg,
+        }
+    }
+}
+
+impl Primitive for ElementwiseOp {
+    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
+        let arity = self.arity();
+        if ins.len() != arity {
+            return Err(self.shape_err(format!("takes {arity} inputs, got {}", ins.len())));
+        }
+        Ok(match self {
+            ElementwiseOp::Unary(_) | ElementwiseOp::OnesLike => vec![f32(ins[0])],
+            ElementwiseOp::UnaryGradOut(u) if u.grad_from() != GradFrom::Output => {
+                return Err(self.shape_err(format!(
+                    "the derivative of {u:?} is not a function of its output"
+                )));
+            }
+            ElementwiseOp::UnaryGrad(_) | ElementwiseOp::UnaryGradOut(_) => {
+                if ins[0] != ins[1] {
+                    return Err(self.shape_err(format!("x {:?} vs dy {:?}", ins[0], ins[1])));
+                }
+                vec![f32(ins[0])]
+            }
+            ElementwiseOp::Binary(b) => {
+                vec![f32(&gpu::broadcast_shape(&format!("{b:?}"), ins[0], ins[1])?)]
+            }
+            ElementwiseOp::BinaryGrad(b, which) => {
+                let out = gpu::broadcast_shape(&format!("{b:?}"), ins[0], ins[1])?;
+                if out != ins[2] {
+                    return Err(self.shape_err(format!("dy {:?} vs output {out:?}", ins[2])));
+                }
+                vec![f32(ins[*which])]
+            }
+        })
+    }
+
+    fn lower(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        fused: &[UnaryOp],
+        _step: u64,
+    ) -> Result<Prepared> {
+        Ok(Prepared::one(match self {
+            ElementwiseOp::Unary(u) => gpu::unary_chain_launch(*u, fused, ins[0], outs[0])?,
+            ElementwiseOp::OnesLike => {
+                gpu::unary_launch(UnaryOp::Linear { a: 0.0, b: 1.0 }, ins[0], outs[0])?
+            }
+            ElementwiseOp::UnaryGrad(u) => {
+                gpu::unary_backward_launch(*u, ins[0], ins[1], outs[0])?
+            }
+            ElementwiseOp::UnaryGradOut(u) => {
+                gpu::unary_backward_out_launch(*u, ins[0], ins[1], outs[0])?
+            }
+            ElementwiseOp::Binary(b) => {
+                gpu::binary_chain_launch(*b, fused, ins[0], ins[1], outs[0])?
+            }
+            ElementwiseOp::BinaryGrad(b, which) => {
+                gpu::binary_grad_launch(*b, *which, ins[0], ins[1], ins[2], outs[0])?
+            }
+        }))
+    }
+
+    fn reference(&self, ins: &[&Array], outs: &[Out], _step: u64) -> Result<Vec<Array>> {
+        let shape0 = &outs[0].0;
+        Ok(vec![match self {
+            ElementwiseOp::Unary(u) => reference::unary(*u, ins[0]),
+            ElementwiseOp::OnesLike => Array::new(shape0, vec![1.0; ins[0].len()]),
+            ElementwiseOp::UnaryGrad(u) => reference::unary_backward(*u, ins[0], ins[1]),
+            ElementwiseOp::UnaryGradOut(u) => reference::unary_backward_out(*u, ins[0], ins[1])?,
+            ElementwiseOp::Binary(b) => reference::binary(*b, ins[0], ins[1], shape0),
+            ElementwiseOp::BinaryGrad(b, which) => {
+                let (ga, gb) = reference::binary_backward(*b, ins[0], ins[1], ins[2]);
+                if *which == 0 { ga } else { gb }
+            }
+        }])
+    }
+
+    fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
+        let x = g.nodes[node].inputs.clone();
+        let mut d = |k: usize, op: ElementwiseOp, ins: &[Value]| -> Result<Option<Value>> {
+            g.add_grad(node, &format!("d{k}"), op, ins).map(Some)
+        };
+        Ok(match self {
+            ElementwiseOp::OnesLike => vec![None],
+            // Read as little of the forward as the derivative needs: from the output y where it
+            // is a function of y, so the input stays free to fuse into its producer (conv + bias
+            // + ReLU in one dispatch in training too; y itself is the fused dispatch's output).
+            ElementwiseOp::Unary(u) => vec![match u.grad_from() {
+                GradFrom::Nothing(scale) => d(0, ElementwiseOp::Unary(scale), &[dy])?,
+                GradFrom::Output => {
+                    let y = Value { node, port: 0 };
+                    d(0, ElementwiseOp::UnaryGradOut(*u), &[y, dy])?
+                }
+                GradFrom::Input => d(0, ElementwiseOp::UnaryGrad(*u), &[x[0], dy])?,
+            }],
+            ElementwiseOp::Binary(b) => vec![
+                d(0, ElementwiseOp::BinaryGrad(*b, 0), &[x[0], x[1], dy])?,
+                d(1, ElementwiseOp::BinaryGrad(*b, 1), &[x[0], x[1], dy])?,
+            ],
+            _ => return Err(g.no_second_derivative(node)),
+        })
+    }
+
+    fn fusable_neurons(&self, port: usize) -> usize {
+        match self {
+            ElementwiseOp::Unary(_) | ElementwiseOp::Binary(_) if port == 0 => MAX_CHAIN,
+            _ => 0,
+        }
+    }
+
+    fn as_neuron(&self) -> Option<UnaryOp> {
+        match self {
+            ElementwiseOp::Unary(u) => Some(*u),
+            _ => None,
+        }
+    }
+}
+
+/// Builder methods.
+impl Graph {
+    /// `op(x)`, elementwise.
+    pub fn unary(&mut self, name: &str, op: UnaryOp, x: Value) -> Result<Value> {
+        self.add(name, ElementwiseOp::Unary(op), &[x])
+    }
+
+    /// `a (op) b` with numpy broadcasting.
+    pub fn binary(&mut self, name: &str, op: BinaryOp, a: Value, b: Value) -> Result<Value> {
+        self.add(name, ElementwiseOp::Binary(op), &[a, b])
+    }
+}

@@ -1,0 +1,300 @@
+//! Losses on the GPU: the per-sample loss (N), its reduction (1), and the gradient w.r.t. the
+//! logits, for every [`LossKind`] and [`Reduction`] of `ops::loss`.
+//! WGSL: `wgsl/loss.wgsl`. CPU reference: `reference::loss`.
+//!
+//! Labels are a tensor of either dtype: u32 (N) means class indices, f32 shaped like the logits
+//! means dense labels (one-hot or probabilities). As MPS does with the labels' companion tensor,
+//! the forward always writes the weighted per-sample losses `w_n·l_n` (N) — the whole output
+//! for `Reduction::None`, the input of the reduction otherwise.
+//!
+//! Class indices out of range: the eager [`loss_forward`] / [`loss_backward`] download the labels
+//! and return an `Err` naming the sample before anything runs. The prepared launches cannot see
+//! the data (it changes every step), so the kernels poison such a sample instead — NaN loss, NaN
+//! gradient row — rather than read another sample's values; the graph checks labels on the host
+//! where it feeds them (`Loss::check_class_indices`).
+
+use crate::launch::{Launch, Shader, f, grid_1d};
+use crate::device::Device;
+use crate::error::{Error, Result, shape_err};
+use crate::ops::axis::fmt_shape;
+use crate::ops::loss::{LabelsShape, Loss, LossKind, Reduction};
+use crate::tensor::{DType, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "loss",
+    parts: &[include_str!("../../../wgsl/loss.wgsl")],
+};
+
+/// A loss prepared for one device: the descriptor plus its class weights uploaded once (D), so
+/// a compiled graph replays its launches without touching the host.
+#[derive(Clone, Debug)]
+pub struct GpuLoss {
+    pub loss: Loss,
+    class_weights: Option<Tensor>,
+}
+
+impl GpuLoss {
+    /// Validates `loss` and uploads its class weights.
+    pub fn new(device: &Device, loss: &Loss) -> Result<GpuLoss> {
+        loss.validate()?;
+        let class_weights = match loss.class_weights() {
+            Some(w) if !w.is_empty() => Some(Tensor::from_f32(device, &[w.len()], w)?),
+            _ => None,
+        };
+        Ok(GpuLoss {
+            loss: loss.clone(),
+            class_weights,
+        })
+    }
+}
+
+/// The eager forward's results.
+#[derive(Clone, Debug)]
+pub struct LossOutput {
+    /// `(N)` for `Reduction::None` (the same tensor as `per_sample`), else `(1)`.
+    pub loss: Tensor,
+    /// `(N)` weighted per-sample losses `w_n·l_n`.
+    pub per_sample: Tensor,
+}
+
+/// (kind code, smoothing, smoothing classes K, Huber δ) as the shader reads them.
+fn kind_code(kind: &LossKind, d: usize) -> (u32, f32, f32, f32) {
+    use LossKind::*;
+    let d = d.max(1) as f32;
+    match *kind {
+        SoftmaxCrossEntropy {
+            label_smoothing, ..
+        } => (0, label_smoothing, d, 0.0),
+        SigmoidCrossEntropy { label_smoothing } => (1, label_smoothing, 2.0, 0.0),
+        CategoricalCrossEntropy {
+            label_smoothing, ..
+        } => (2, label_smoothing, d, 0.0),
+        MeanSquaredError => (3, 0.0, 1.0, 0.0),
+        MeanAbsoluteError => (4, 0.0, 1.0, 0.0),
+        Huber { delta } => (5, 0.0, 1.0, delta),
+        Hinge => (6, 0.0, 1.0, 0.0),
+        KlDivergence => (7, 0.0, 1.0, 0.0),
+        CosineDistance => (8, 0.0, 1.0, 0.0),
+    }
+}
+
+fn reduction_code(r: Reduction) -> u32 {
+    match r {
+        Reduction::None => 0,
+        Reduction::Sum => 1,
+        Reduction::Mean => 2,
+        Reduction::SumByNonZeroWeights => 3,
+    }
+}
+
+/// Shape and dtype checks shared by forward and backward; returns (N, D, parameter words).
+fn check(
+    k: &GpuLoss,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+) -> Result<(usize, usize, Vec<u32>)> {
+    let op = k.loss.name();
+    logits.expect_dtype(op, DType::F32)?;
+    let ls = match labels.dtype {
+        DType::U32 if labels.shape.len() == 1 => LabelsShape::Indices(labels.shape[0]),
+        DType::U32 => {
+            return shape_err(
+                op,
+                format!(
+                    "u32 labels are class indices (N), got {} for logits {}",
+                    fmt_shape(&labels.shape),
+                    fmt_shape(&logits.shape)
+                ),
+            );
+        }
+        DType::F32 => LabelsShape::Dense(&labels.shape),
+        DType::F16 => {
+            return Err(Error::Invalid(format!(
+                "{op}: labels must be u32 class indices or f32, got f16 {}",
+                fmt_shape(&labels.shape)
+            )));
+        }
+    };
+    if let Some(w) = weights {
+        w.expect_dtype(op, DType::F32)?;
+    }
+    let (n, d) = k
+        .loss
+        .check(&logits.shape, ls, weights.map(|w| &w.shape[..]))?;
+    let (code, smooth, smooth_k, delta) = kind_code(&k.loss.kind, d);
+    let flags = matches!(ls, LabelsShape::Indices(_)) as u32
+        | (weights.is_some() as u32) << 1
+        | (k.class_weights.is_some() as u32) << 2;
+    let words = vec![
+        n as u32,
+        d as u32,
+        code,
+        flags,
+        reduction_code(k.loss.reduction),
+        0,
+        0,
+        0,
+        f(smooth),
+        f(smooth_k),
+        f(delta),
+        0,
+    ];
+    Ok((n, d, words))
+}
+
+fn expect_shape(op: &str, what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    t.expect_dtype(op, DType::F32)?;
+    if t.shape != want {
+        return shape_err(
+            op,
+            format!("{what} {} must be {}", fmt_shape(&t.shape), fmt_shape(want)),
+        );
+    }
+    Ok(())
+}
+
+/// Prepares the forward: `per_sample` (N) ← `w_n·l_n`, then for a reducing loss `reduced` (1) ←
+/// the reduction of it. `logits` (N, *); `labels` u32 (N) or f32 like the logits; `weights` (N).
+/// `reduced` is required exactly when the reduction is not `None`.
+pub fn loss_forward_launch(
+    k: &GpuLoss,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+    per_sample: &Tensor,
+    reduced: Option<&Tensor>,
+) -> Result<Vec<Launch>> {
+    let op = k.loss.name();
+    let (n, _, words) = check(k, logits, labels, weights)?;
+    expect_shape(op, "per-sample output", per_sample, &[n])?;
+    let dev = &logits.device;
+    // Absent optional inputs are flagged off; bind a read-only input in their place.
+    let w = weights.unwrap_or(logits).buffer();
+    let cw = k.class_weights.as_ref().unwrap_or(logits).buffer();
+    let mut launches = vec![dev.launch(
+        &SHADER,
+        "loss_forward",
+        &[],
+        &words,
+        &[logits.buffer(), labels.buffer(), w, cw, per_sample.buffer()],
+        grid_1d(n, 1),
+    )?];
+    match (k.loss.reduction, reduced) {
+        (Reduction::None, None) => {}
+        (Reduction::None, Some(_)) => {
+            return Err(Error::Invalid(format!(
+                "{op}: reduction None outputs only the per-sample loss; got a reduced output too"
+            )));
+        }
+        (r, None) => {
+            return Err(Error::Invalid(format!(
+                "{op}: reduction {r:?} needs a (1) output for the reduced loss"
+            )));
+        }
+        (_, Some(out)) => {
+            expect_shape(op, "reduced output", out, &[1])?;
+            let w = weights.unwrap_or(per_sample).buffer();
+            launches.push(dev.launch(
+                &SHADER,
+                "loss_reduce",
+                &[],
+                &words,
+                &[per_sample.buffer(), w, out.buffer()],
+                [1, 1, 1],
+            )?);
+        }
+    }
+    Ok(launches)
+}
+
+/// Prepares `dx` (the logits' shape) ← d(loss output)/d(logits) · `dloss`, with `dloss` shaped
+/// like the loss output: (N) for `Reduction::None`, else (1). Labels and weights are constants.
+pub fn loss_backward_launch(
+    k: &GpuLoss,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+    dloss: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let op = k.loss.name();
+    let (n, _, words) = check(k, logits, labels, weights)?;
+    expect_shape(op, "dloss", dloss, &k.loss.output_shape(n))?;
+    expect_shape(op, "dx", dx, &logits.shape)?;
+    let w = weights.unwrap_or(logits).buffer();
+    let cw = k.class_weights.as_ref().unwrap_or(logits).buffer();
+    logits.device.launch(
+        &SHADER,
+        "loss_backward",
+        &[],
+        &words,
+        &[
+            logits.buffer(),
+            labels.buffer(),
+            w,
+            cw,
+            dloss.buffer(),
+            dx.buffer(),
+        ],
+        grid_1d(n, 1),
+    )
+}
+
+/// Host-side check of u32 class-index labels (a download): an `Err` naming the loss, the sample,
+/// the index and the logits' shape. Dense labels pass.
+pub fn check_labels(loss: &Loss, logits: &Tensor, labels: &Tensor) -> Result<()> {
+    if labels.dtype != DType::U32 {
+        return Ok(());
+    }
+    let d = logits.shape.iter().skip(1).product();
+    let idx: Vec<usize> = labels.to_u32()?.iter().map(|&v| v as usize).collect();
+    loss.check_class_indices(&idx, d).map_err(|e| match e {
+        Error::Attr { op, msg } => Error::Attr {
+            op,
+            msg: format!("{msg} (logits {})", fmt_shape(&logits.shape)),
+        },
+        e => e,
+    })
+}
+
+/// The loss of `logits` against `labels` (u32 indices (N) or f32 like the logits), with optional
+/// per-sample `weights` (N). Index labels are range-checked on the host first.
+pub fn loss_forward(
+    loss: &Loss,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+) -> Result<LossOutput> {
+    let k = GpuLoss::new(&logits.device, loss)?;
+    let (n, _, _) = check(&k, logits, labels, weights)?;
+    check_labels(loss, logits, labels)?;
+    let per_sample = Tensor::zeros(&logits.device, &[n], DType::F32)?;
+    let reduced = match loss.reduction {
+        Reduction::None => None,
+        _ => Some(Tensor::zeros(&logits.device, &[1], DType::F32)?),
+    };
+    let l = loss_forward_launch(&k, logits, labels, weights, &per_sample, reduced.as_ref())?;
+    logits.device.run(&l)?;
+    Ok(LossOutput {
+        loss: reduced.unwrap_or_else(|| per_sample.clone()),
+        per_sample,
+    })
+}
+
+/// The gradient w.r.t. the logits for upstream `dloss` ((N) for `Reduction::None`, else (1)).
+pub fn loss_backward(
+    loss: &Loss,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+    dloss: &Tensor,
+) -> Result<Tensor> {
+    let k = GpuLoss::new(&logits.device, loss)?;
+    check(&k, logits, labels, weights)?;
+    check_labels(loss, logits, labels)?;
+    let dx = Tensor::zeros(&logits.device, &logits.shape, DType::F32)?;
+    let l = loss_backward_launch(&k, logits, labels, weights, dloss, &dx)?;
+    logits.device.run(&[l])?;
+    Ok(dx)
+}

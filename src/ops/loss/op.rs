@@ -1,0 +1,148 @@
+//! Losses as graph ops: `[logits, labels, weights?] -> (loss, per-sample loss (N))` — the
+//! per-sample loss kept as a second output, as MPS's loss labels hold it after a step.
+
+use crate::error::Result;
+use crate::graph::{Graph, Out, Primitive, Value};
+use crate::launch::Prepared;
+use crate::neuron::UnaryOp;
+use crate::ops::conv::arity;
+use crate::reference::Array;
+use crate::tensor::{DType, Tensor};
+
+use super::gpu::{self, GpuLoss};
+use super::{LabelsShape, Loss, Reduction, reference};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LossOp {
+    /// `[logits, labels, weights?] -> (loss (1) or (N) for Reduction::None, per-sample loss
+    /// (N))`. Labels shaped like the logits are dense; labels of shape (N) are u32 class indices.
+    Loss(Loss),
+    /// `[logits, labels, weights?, dloss] -> dlogits`
+    Grad(Loss),
+}
+
+fn f32(s: &[usize]) -> Out {
+    (s.to_vec(), DType::F32)
+}
+
+fn labels_shape<'a>(logits: &[usize], labels: &'a [usize]) -> LabelsShape<'a> {
+    if labels == logits {
+        LabelsShape::Dense(labels)
+    } else {
+        LabelsShape::Indices(labels.iter().product())
+    }
+}
+
+fn ref_labels<'a>(
+    logits: &Array,
+    labels: &'a Array,
+    idx: &'a mut Vec<usize>,
+) -> reference::Labels<'a> {
+    if labels.shape == logits.shape {
+        reference::Labels::Dense(labels)
+    } else {
+        *idx = labels.data.iter().map(|&v| v as usize).collect();
+        reference::Labels::Indices(idx)
+    }
+}
+
+impl Primitive for LossOp {
+    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
+        let name = format!("{self:?}");
+        Ok(match self {
+            LossOp::Loss(l) => {
+                arity(&name, ins, 2, 3)?;
+                let (n, _) = l.check(ins[0], labels_shape(ins[0], ins[1]), ins.get(2).copied())?;
+                vec![f32(&l.output_shape(n)), f32(&[n])]
+            }
+            LossOp::Grad(l) => {
+                arity(&name, ins, 3, 4)?;
+                let w = if ins.len() == 4 { Some(ins[2]) } else { None };
+                l.check(ins[0], labels_shape(ins[0], ins[1]), w)?;
+                vec![f32(ins[0])]
+            }
+        })
+    }
+
+    fn lower(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        _fused: &[UnaryOp],
+        _step: u64,
+    ) -> Result<Prepared> {
+        let launches = match self {
+            LossOp::Loss(l) => {
+                let k = GpuLoss::new(ins[0].device(), l)?;
+                let reduced = (l.reduction != Reduction::None).then_some(outs[0]);
+                gpu::loss_forward_launch(&k, ins[0], ins[1], ins.get(2).copied(), outs[1], reduced)?
+            }
+            LossOp::Grad(l) => {
+                let k = GpuLoss::new(ins[0].device(), l)?;
+                let w = if ins.len() == 4 { Some(ins[2]) } else { None };
+                let dloss = ins[ins.len() - 1];
+                vec![gpu::loss_backward_launch(&k, ins[0], ins[1], w, dloss, outs[0])?]
+            }
+        };
+        Ok(Prepared {
+            launches,
+            scratch: vec![],
+        })
+    }
+
+    fn reference(&self, ins: &[&Array], _outs: &[Out], _step: u64) -> Result<Vec<Array>> {
+        let mut idx = Vec::new();
+        let labels = ref_labels(ins[0], ins[1], &mut idx);
+        Ok(match self {
+            LossOp::Loss(l) => {
+                let w = ins.get(2).copied();
+                let out = reference::loss_forward(l, ins[0], &labels, w)?;
+                let per_sample = Loss {
+                    kind: l.kind.clone(),
+                    reduction: Reduction::None,
+                };
+                let per = reference::loss_forward(&per_sample, ins[0], &labels, w)?;
+                vec![out, per]
+            }
+            LossOp::Grad(l) => {
+                let w = if ins.len() == 4 { Some(ins[2]) } else { None };
+                let dloss = ins[ins.len() - 1];
+                vec![reference::loss_backward(l, ins[0], &labels, w, dloss)?]
+            }
+        })
+    }
+
+    fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
+        let LossOp::Loss(l) = self else {
+            return Err(g.no_second_derivative(node));
+        };
+        let x = g.nodes[node].inputs.clone();
+        let mut ins = x.clone();
+        ins.push(dy);
+        // Labels and weights are data: no gradient flows to them.
+        let mut v = vec![Some(g.add_grad(node, "", LossOp::Grad(l.clone()), &ins)?), None];
+        if x.len() == 3 {
+            v.push(None);
+        }
+        Ok(v)
+    }
+}
+
+/// Builder methods.
+impl Graph {
+    /// A loss over `logits` and `labels` (dense like the logits, or (N) u32 class indices from
+    /// `input_u32`), with optional per-sample weights (N). Port 0 is the loss, port 1
+    /// (`Value { port: 1, .. }`) the per-sample loss.
+    pub fn loss(
+        &mut self,
+        name: &str,
+        logits: Value,
+        labels: Value,
+        weights: Option<Value>,
+        op: Loss,
+    ) -> Result<Value> {
+        let mut ins = vec![logits, labels];
+        ins.extend(weights);
+        self.add(name, LossOp::Loss(op), &ins)
+    }
+}

@@ -1,0 +1,210 @@
+//! Batched matmul with either operand transposed (the backward needs both).
+//! WGSL: `wgsl/matmul.wgsl` + the shared main loop `wgsl/gemm_core.wgsl`.
+//! CPU reference: `reference::basic::matmul`.
+
+use crate::ops::elementwise::UnaryOp;
+use crate::launch::{Launch, Shader, f};
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "matmul",
+    parts: &[
+        include_str!("../../../wgsl/neuron.wgsl"),
+        include_str!("../../../wgsl/matmul.wgsl"),
+        include_str!("../../../wgsl/gemm_core.wgsl"),
+    ],
+};
+
+/// Output rows per workgroup of `gemm_core.wgsl` (both entries).
+pub const TILE_M: usize = 128;
+/// Output columns per workgroup of the `gemm` entry; `gemm_wide` does twice as many.
+pub const TILE_N: usize = 64;
+/// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
+/// tiles reuse more data but leave a big GPU idle on small problems.
+const WIDE_MIN_GROUPS: usize = 256;
+
+/// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z).
+pub fn gemm_grid(m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
+    let rows = m.div_ceil(TILE_M);
+    let wide = n.div_ceil(2 * TILE_N);
+    if n > TILE_N && rows * wide * batch >= WIDE_MIN_GROUPS {
+        ("gemm_wide", [wide as u32, rows as u32, batch as u32])
+    } else {
+        (
+            "gemm",
+            [n.div_ceil(TILE_N) as u32, rows as u32, batch as u32],
+        )
+    }
+}
+
+/// Problem description: `C = alpha · op(A) · op(B) (+ C)`, batched.
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub accumulate: bool,
+    pub alpha: f32,
+    /// Batch strides in elements (0 shares one matrix across the batch).
+    pub a_stride: usize,
+    pub b_stride: usize,
+    pub c_stride: usize,
+    /// A neuron fused onto every output (`y = post(alpha·op(A)·op(B) (+ C))`).
+    pub post: Option<UnaryOp>,
+}
+
+/// Prepares one GEMM over raw buffers; the caller has checked sizes.
+pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
+    let p = [
+        g.m as u32,
+        g.n as u32,
+        g.k as u32,
+        g.trans_a as u32,
+        g.trans_b as u32,
+        g.accumulate as u32,
+        f(g.alpha),
+        g.post.is_some() as u32,
+        g.a_stride as u32,
+        g.b_stride as u32,
+        g.c_stride as u32,
+    ];
+    let (code, pa, pb) = g.post.map_or((0, 0.0, 0.0), |u| u.code());
+    let p = [&p[..], &[code, f(pa), f(pb)]].concat();
+    let (entry, groups) = gemm_grid(g.m, g.n, g.batch);
+    a.device.launch(
+        &SHADER,
+        entry,
+        &crate::neuron::post_constants(g.post),
+        &p,
+        &[a.buffer(), b.buffer(), c.buffer()],
+        groups,
+    )
+}
+
+/// `op(a) · op(b)` for a of shape `[batch..] (M, K)` (or `(K, M)` when `trans_a`) and b likewise;
+/// a 2-D operand is shared across the other's batch. Output `[batch..] (M, N)`.
+pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    let (g, out_shape) = plan(&a.shape, &b.shape, trans_a, trans_b)?;
+    let c = Tensor::zeros(&a.device, &out_shape, DType::F32)?;
+    a.device.run(&[matmul_launch(&g, a, b, &c)?])?;
+    Ok(c)
+}
+
+/// Prepares `c = op(a) · op(b)` as planned by `plan` (which checked the shapes).
+pub fn matmul_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
+    a.expect_dtype("matmul", DType::F32)?;
+    b.expect_dtype("matmul", DType::F32)?;
+    if c.numel() != g.batch * g.m * g.n {
+        return Err(Error::Shape {
+            op: "matmul".into(),
+            msg: format!(
+                "output {:?} does not hold {}×{}×{}",
+                c.shape, g.batch, g.m, g.n
+            ),
+        });
+    }
+    gemm_launch(g, a, b, c)
+}
+
+/// The GEMM and output shape of `op(a) · op(b)`, or an `Err` naming both shapes.
+pub fn plan(
+    a_shape: &[usize],
+    b_shape: &[usize],
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<(Gemm, Vec<usize>)> {
+    let op = "matmul";
+    let (ra, rb) = (a_shape.len(), b_shape.len());
+    if ra < 2 || rb < 2 {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!(
+                "operands must be at least 2-D, got {:?} and {:?}",
+                a_shape, b_shape
+            ),
+        });
+    }
+    let (am, ak) = if trans_a {
+        (a_shape[ra - 1], a_shape[ra - 2])
+    } else {
+        (a_shape[ra - 2], a_shape[ra - 1])
+    };
+    let (bk, bn) = if trans_b {
+        (b_shape[rb - 1], b_shape[rb - 2])
+    } else {
+        (b_shape[rb - 2], b_shape[rb - 1])
+    };
+    if ak != bk {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!(
+                "inner dimensions differ: {:?}{} · {:?}{} ({ak} vs {bk})",
+                a_shape,
+                if trans_a { "ᵀ" } else { "" },
+                b_shape,
+                if trans_b { "ᵀ" } else { "" }
+            ),
+        });
+    }
+    let ba: usize = a_shape[..ra - 2].iter().product();
+    let bb: usize = b_shape[..rb - 2].iter().product();
+    let batch_shape = match (ra, rb) {
+        (2, _) => b_shape[..rb - 2].to_vec(),
+        (_, 2) => a_shape[..ra - 2].to_vec(),
+        _ if a_shape[..ra - 2] == b_shape[..rb - 2] => a_shape[..ra - 2].to_vec(),
+        _ => {
+            return Err(Error::Shape {
+                op: op.into(),
+                msg: format!("batch dimensions differ: {:?} vs {:?}", a_shape, b_shape),
+            });
+        }
+    };
+    let batch = ba.max(bb);
+    if batch > 65_535 {
+        return Err(Error::TooLarge {
+            what: format!("matmul batch of {:?}", batch_shape),
+            bytes: batch as u64,
+            limit: 65_535,
+        });
+    }
+    let mut out_shape = batch_shape;
+    out_shape.extend_from_slice(&[am, bn]);
+    let g = Gemm {
+        m: am,
+        n: bn,
+        k: ak,
+        batch,
+        trans_a,
+        trans_b,
+        accumulate: false,
+        alpha: 1.0,
+        a_stride: if ra == 2 { 0 } else { am * ak },
+        b_stride: if rb == 2 { 0 } else { ak * bn },
+        c_stride: am * bn,
+        post: None,
+    };
+    Ok((g, out_shape))
+}
+
+/// Gradients of `c = a · b` (no transposes, 2-D or equal batch): `da = dc · bᵀ`, `db = aᵀ · dc`.
+/// A 2-D operand shared over a batch gets its gradient summed over the batch.
+pub fn matmul_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, Tensor)> {
+    let da = matmul(dc, b, false, true)?;
+    let db = matmul(a, dc, true, false)?;
+    let fold = |g: Tensor, want: &[usize]| -> Result<Tensor> {
+        if g.shape == want {
+            return Ok(g);
+        }
+        // Shared 2-D operand: sum its per-batch gradients.
+        let r = g.shape.len();
+        let rows: usize = g.shape[..r - 2].iter().product();
+        let flat = g.reshape(&[rows, want.iter().product()])?;
+        let (s, _) = crate::ops::reduce::gpu::reduce(crate::ops::reduce::ReduceKind::Sum, &flat, 0)?;
+        s.reshape(want)
+    };
+    Ok((fold(da, &a.shape)?, fold(db, &b.shape)?))
+}

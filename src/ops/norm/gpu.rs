@@ -1,0 +1,791 @@
+//! Normalisation: batch norm (training with running-stat update, and inference), instance, group
+//! and layer norm, forward and backward. WGSL: `wgsl/norm.wgsl`. CPU reference:
+//! `reference::norm`. Descriptors and shape rules: `ops::norm`.
+//!
+//! Training forwards keep a **state** the backward reads: an f32 tensor `(2, groups...)` whose row
+//! 0 is the mean and row 1 the biased variance of each statistics group (batch norm `(2, C)`,
+//! instance norm `(2, N, C)`, group norm `(2, N, groups)`, layer norm `(2, leading dims...)`).
+//!
+//! γ and β are optional (`None` = 1 and 0). An absent one is not read: the kernel's slot is bound
+//! to x, so every entry keeps one fixed binding layout.
+
+use crate::ops::elementwise::UnaryOp;
+use crate::launch::{Launch, Shader, f, grid_1d};
+use crate::error::{Error, Result, shape_err};
+use crate::ops::axis::fmt_shape;
+use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
+use crate::tensor::{Binding, DType, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "norm",
+    parts: &[
+        include_str!("../../../wgsl/neuron.wgsl"),
+        include_str!("../../../wgsl/norm.wgsl"),
+    ],
+};
+
+/// Invocations per workgroup of every norm kernel (`WG` in the shader).
+const WG: usize = 256;
+
+/// Which elements share statistics and which share an affine parameter (see `norm.wgsl`).
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    groups: usize,
+    m: usize,
+    run: usize,
+    run_stride: usize,
+    gdiv: usize,
+    pdiv: usize,
+    pmod: usize,
+    total: usize,
+}
+
+/// (N, C, *) → (N, C, S) with S the product of the spatial dims.
+fn ncs(x: &[usize]) -> (usize, usize, usize) {
+    (x[0], x[1], x[2..].iter().product())
+}
+
+impl Layout {
+    /// Batch norm: group c = all (n, c, s), N runs of S.
+    fn per_channel(x: &[usize]) -> Layout {
+        let (n, c, s) = ncs(x);
+        Layout {
+            groups: c,
+            m: n * s,
+            run: s,
+            run_stride: c * s,
+            gdiv: s,
+            pdiv: s,
+            pmod: c,
+            total: n * c * s,
+        }
+    }
+
+    /// Instance (`groups` = C) and group norm: group (n, g) = one run of (C/groups)·S.
+    fn per_sample_group(x: &[usize], groups: usize) -> Layout {
+        let (n, c, s) = ncs(x);
+        let m = c / groups * s;
+        Layout {
+            groups: n * groups,
+            m,
+            run: m,
+            run_stride: m,
+            gdiv: m,
+            pdiv: s,
+            pmod: c,
+            total: n * c * s,
+        }
+    }
+
+    /// Layer norm: group r = one run of the `inner` trailing elements, elementwise parameters.
+    fn trailing(x: &[usize], dims: usize) -> Layout {
+        let inner: usize = x[x.len() - dims..].iter().product();
+        let total: usize = x.iter().product();
+        Layout {
+            groups: total / inner.max(1),
+            m: inner,
+            run: inner,
+            run_stride: inner,
+            gdiv: inner,
+            pdiv: 1,
+            pmod: inner,
+            total,
+        }
+    }
+
+    /// The uniform: the layout, then flags, var_off, eps, momentum, 1 − momentum, M/(M − 1).
+    fn params(&self, flags: u32, var_off: usize, eps: f32, momentum: f32) -> Vec<u32> {
+        let m = self.m as f64;
+        let unbias = if self.m > 1 { m / (m - 1.0) } else { 0.0 };
+        let mut w: Vec<u32> = [
+            self.groups,
+            self.m,
+            self.run,
+            self.run_stride,
+            self.gdiv,
+            self.pdiv,
+            self.pmod,
+            self.total,
+        ]
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
+        w.extend([
+            flags,
+            var_off as u32,
+            f(eps),
+            f(momentum),
+            f((1.0 - momentum as f64) as f32),
+            f(unbias as f32),
+            0,
+            0,
+            0,
+            0,
+        ]);
+        w
+    }
+
+    /// `params` with a fused post-op neuron applied to the forward output.
+    fn params_post(&self, flags: u32, eps: f32, post: Option<UnaryOp>) -> Vec<u32> {
+        let mut w = self.params(flags, 0, eps, 0.0);
+        if let Some(op) = post {
+            let (code, a, b) = op.code();
+            w[14..18].copy_from_slice(&[1, code, f(a), f(b)]);
+        }
+        w
+    }
+}
+
+/// Checks that `t` is an f32 tensor of exactly shape `want`, naming `op` and the tensor.
+fn expect(op: &str, name: &str, t: &Tensor, want: &[usize]) -> Result<()> {
+    t.expect_dtype(&format!("{op} {name}"), DType::F32)?;
+    if t.shape != want {
+        return shape_err(
+            op,
+            format!(
+                "{name} {} does not match {} expected",
+                fmt_shape(&t.shape),
+                fmt_shape(want)
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn too_big(op: &str, x: &Tensor) -> Result<()> {
+    if x.numel() > u32::MAX as usize {
+        return Err(Error::Invalid(format!(
+            "{op}: x {} has more than 2^32 elements",
+            fmt_shape(&x.shape)
+        )));
+    }
+    Ok(())
+}
+
+/// The shape of an optional parameter: its own, or `want` when absent.
+fn shape_or(t: Option<&Tensor>, want: &[usize]) -> Vec<usize> {
+    t.map_or_else(|| want.to_vec(), |t| t.shape.clone())
+}
+
+/// Affine flags (bit 0 γ, bit 1 β) and the bindings, with x standing in for an absent one.
+fn affine<'a>(
+    x: &'a Tensor,
+    gamma: Option<&'a Tensor>,
+    beta: Option<&'a Tensor>,
+) -> (u32, Binding<'a>, Binding<'a>) {
+    let flags = gamma.is_some() as u32 | (beta.is_some() as u32) << 1;
+    (
+        flags,
+        gamma.unwrap_or(x).buffer(),
+        beta.unwrap_or(x).buffer(),
+    )
+}
+
+/// Training forward of any layout: statistics into `state` (2, groups...), y = γ·x̂ + β.
+#[allow(clippy::too_many_arguments)]
+fn stats_forward_launch(
+    op: &str,
+    lay: &Layout,
+    eps: f32,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    y: &Tensor,
+    state: &Tensor,
+    state_shape: &[usize],
+    post: Option<UnaryOp>,
+) -> Result<Launch> {
+    x.expect_dtype(op, DType::F32)?;
+    too_big(op, x)?;
+    expect(op, "y", y, &x.shape)?;
+    expect(op, "state", state, state_shape)?;
+    let (flags, g, b) = affine(x, gamma, beta);
+    x.device.launch(
+        &SHADER,
+        "norm_forward",
+        &[],
+        &lay.params_post(flags, eps, post),
+        &[x.buffer(), g, b, y.buffer(), state.buffer()],
+        grid_1d(lay.groups, 1),
+    )
+}
+
+/// dγ, dβ of any layout from statistics `mean` (G) and variances at `var[var_off..]`. An absent
+/// output gets a scratch tensor (the kernel writes both).
+#[allow(clippy::too_many_arguments)]
+fn param_grads_launch(
+    op: &str,
+    lay: &Layout,
+    eps: f32,
+    pshape: &[usize],
+    x: &Tensor,
+    dy: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    var_off: usize,
+    dgamma: Option<&Tensor>,
+    dbeta: Option<&Tensor>,
+) -> Result<Option<Launch>> {
+    if dgamma.is_none() && dbeta.is_none() {
+        return Ok(None);
+    }
+    // The kernel writes both; an absent output goes to a scratch tensor.
+    let scratch;
+    let (dg, db) = match (dgamma, dbeta) {
+        (Some(dg), Some(db)) => (dg, db),
+        (dg, db) => {
+            scratch = Tensor::zeros(&x.device, pshape, DType::F32)?;
+            (dg.unwrap_or(&scratch), db.unwrap_or(&scratch))
+        }
+    };
+    expect(op, "dgamma", dg, pshape)?;
+    expect(op, "dbeta", db, pshape)?;
+    let l = x.device.launch(
+        &SHADER,
+        "norm_param_grads",
+        &[],
+        &lay.params(0, var_off, eps, 0.0),
+        &[
+            x.buffer(),
+            dy.buffer(),
+            mean.buffer(),
+            var.buffer(),
+            dg.buffer(),
+            db.buffer(),
+        ],
+        grid_1d(lay.pmod, 1),
+    )?;
+    Ok(Some(l))
+}
+
+/// Training backward of any layout: dx through the statistics, then dγ, dβ if asked for.
+#[allow(clippy::too_many_arguments)]
+fn stats_backward_launch(
+    op: &str,
+    lay: &Layout,
+    eps: f32,
+    pshape: &[usize],
+    state_shape: &[usize],
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    state: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    dgamma: Option<&Tensor>,
+    dbeta: Option<&Tensor>,
+) -> Result<Vec<Launch>> {
+    x.expect_dtype(op, DType::F32)?;
+    too_big(op, x)?;
+    expect(op, "dy", dy, &x.shape)?;
+    expect(op, "dx", dx, &x.shape)?;
+    expect(op, "state", state, state_shape)?;
+    let (flags, g, _) = affine(x, gamma, None);
+    let mut l = vec![x.device.launch(
+        &SHADER,
+        "norm_backward_dx",
+        &[],
+        &lay.params(flags, 0, eps, 0.0),
+        &[x.buffer(), g, dy.buffer(), state.buffer(), dx.buffer()],
+        grid_1d(lay.groups, 1),
+    )?];
+    l.extend(param_grads_launch(
+        op, lay, eps, pshape, x, dy, state, state, lay.groups, dgamma, dbeta,
+    )?);
+    Ok(l)
+}
+
+/// Gradients of a normalisation: dx (x's shape), dγ and dβ (the affine parameters' shape).
+#[derive(Clone, Debug)]
+pub struct NormGrads {
+    pub dx: Tensor,
+    pub dgamma: Tensor,
+    pub dbeta: Tensor,
+}
+
+fn zeros(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    Tensor::zeros(&x.device, shape, DType::F32)
+}
+
+/// Allocates dx, dγ, dβ, prepares them with `launch` and runs.
+fn run_grads(
+    x: &Tensor,
+    pshape: &[usize],
+    launch: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Result<Vec<Launch>>,
+) -> Result<NormGrads> {
+    let g = NormGrads {
+        dx: zeros(x, &x.shape)?,
+        dgamma: zeros(x, pshape)?,
+        dbeta: zeros(x, pshape)?,
+    };
+    x.device.run(&launch(&g.dx, &g.dgamma, &g.dbeta)?)?;
+    Ok(g)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm
+// ---------------------------------------------------------------------------------------------
+
+/// (C) for x (N, C, *), or an `Err` naming batch norm when x has rank < 2.
+fn bn_channels(x: &Tensor) -> Result<usize> {
+    if x.shape.len() < 2 {
+        return shape_err(
+            BatchNorm::OP,
+            format!("x {} must have rank >= 2 (N, C, ...)", fmt_shape(&x.shape)),
+        );
+    }
+    Ok(x.shape[1])
+}
+
+/// Shape of batch norm's state for x (N, C, *): (2, C) = batch mean, biased batch variance.
+pub fn batch_norm_state_shape(x: &[usize]) -> Vec<usize> {
+    vec![2, x.get(1).copied().unwrap_or(0)]
+}
+
+/// Validates a batch-norm call; returns the layout and the parameter shape (C).
+fn bn_check(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+) -> Result<(Layout, Vec<usize>)> {
+    let c = [bn_channels(x)?];
+    bn.check(&x.shape, &shape_or(gamma, &c), &shape_or(beta, &c))?;
+    for t in [Some(x), gamma, beta].into_iter().flatten() {
+        t.expect_dtype(BatchNorm::OP, DType::F32)?;
+    }
+    Ok((Layout::per_channel(&x.shape), c.to_vec()))
+}
+
+fn bn_check_running(bn: &BatchNorm, x: &Tensor, mean: &Tensor, var: &Tensor) -> Result<()> {
+    bn.check_running(&x.shape, &mean.shape, &var.shape)?;
+    mean.expect_dtype(BatchNorm::OP, DType::F32)?;
+    var.expect_dtype(BatchNorm::OP, DType::F32)
+}
+
+/// Prepares training-mode batch norm on x (N, C, *): y and `state` (2, C) from the batch
+/// statistics, then `running_mean`/`running_var` (C) updated in place towards the batch mean and
+/// unbiased variance. Two launches, to run in order. `post`: a neuron fused onto y (not `state`).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_train_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+    state: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Vec<Launch>> {
+    let (lay, _) = bn_check(bn, x, gamma, beta)?;
+    bn_check_running(bn, x, running_mean, running_var)?;
+    bn.check_training(&x.shape)?;
+    let op = BatchNorm::OP;
+    let sshape = batch_norm_state_shape(&x.shape);
+    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, post)?;
+    let run = x.device.launch(
+        &SHADER,
+        "norm_running",
+        &[],
+        &lay.params(0, 0, bn.eps, bn.momentum),
+        &[state.buffer(), running_mean.buffer(), running_var.buffer()],
+        grid_1d(lay.groups, WG),
+    )?;
+    Ok(vec![fwd, run])
+}
+
+/// Prepares the training-mode backward from the forward's `state` (2, C): dx through the batch
+/// statistics, and dγ, dβ (C) into whichever of them is given.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_train_backward_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    state: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    dgamma: Option<&Tensor>,
+    dbeta: Option<&Tensor>,
+) -> Result<Vec<Launch>> {
+    let (lay, c) = bn_check(bn, x, gamma, gamma)?;
+    bn.check_training(&x.shape)?;
+    let sshape = batch_norm_state_shape(&x.shape);
+    stats_backward_launch(
+        BatchNorm::OP,
+        &lay,
+        bn.eps,
+        &c,
+        &sshape,
+        x,
+        gamma,
+        state,
+        dy,
+        dx,
+        dgamma,
+        dbeta,
+    )
+}
+
+/// Prepares inference-mode batch norm: y = γ·(x − running_mean)/√(running_var + eps) + β.
+pub fn batch_norm_infer_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+) -> Result<Launch> {
+    batch_norm_infer_post_launch(bn, x, gamma, beta, running_mean, running_var, y, None)
+}
+
+/// `batch_norm_infer_launch` with a neuron fused onto the output (batch norm + ReLU at inference).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_infer_post_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Launch> {
+    let (lay, _) = bn_check(bn, x, gamma, beta)?;
+    bn_check_running(bn, x, running_mean, running_var)?;
+    too_big(BatchNorm::OP, x)?;
+    expect(BatchNorm::OP, "y", y, &x.shape)?;
+    let (flags, g, b) = affine(x, gamma, beta);
+    x.device.launch(
+        &SHADER,
+        "norm_apply",
+        &[],
+        &lay.params_post(flags, bn.eps, post),
+        &[
+            x.buffer(),
+            g,
+            b,
+            running_mean.buffer(),
+            running_var.buffer(),
+            y.buffer(),
+        ],
+        grid_1d(lay.total, WG),
+    )
+}
+
+/// Prepares the inference-mode backward: the running stats are constants, so
+/// dx = dy·γ/√(rv + eps); dγ, dβ (C) into whichever of them is given.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_infer_backward_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    dgamma: Option<&Tensor>,
+    dbeta: Option<&Tensor>,
+) -> Result<Vec<Launch>> {
+    let op = BatchNorm::OP;
+    let (lay, c) = bn_check(bn, x, gamma, gamma)?;
+    bn_check_running(bn, x, running_mean, running_var)?;
+    too_big(op, x)?;
+    expect(op, "dy", dy, &x.shape)?;
+    expect(op, "dx", dx, &x.shape)?;
+    let (flags, g, _) = affine(x, gamma, None);
+    let mut l = vec![x.device.launch(
+        &SHADER,
+        "norm_backward_dx_const",
+        &[],
+        &lay.params(flags, 0, bn.eps, 0.0),
+        &[dy.buffer(), g, running_var.buffer(), dx.buffer()],
+        grid_1d(lay.total, WG),
+    )?];
+    l.extend(param_grads_launch(
+        op,
+        &lay,
+        bn.eps,
+        &c,
+        x,
+        dy,
+        running_mean,
+        running_var,
+        0,
+        dgamma,
+        dbeta,
+    )?);
+    Ok(l)
+}
+
+/// Training-mode batch norm: returns (y, state (2, C)); updates the running stats in place.
+pub fn batch_norm_train(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    bn_channels(x)?;
+    let y = zeros(x, &x.shape)?;
+    let state = zeros(x, &batch_norm_state_shape(&x.shape))?;
+    let (rm, rv) = (running_mean, running_var);
+    let l = batch_norm_train_launch(bn, x, gamma, beta, rm, rv, &y, &state, None)?;
+    x.device.run(&l)?;
+    Ok((y, state))
+}
+
+/// Gradients of [`batch_norm_train`] from its state.
+pub fn batch_norm_train_backward(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    state: &Tensor,
+    dy: &Tensor,
+) -> Result<NormGrads> {
+    let c = [bn_channels(x)?];
+    run_grads(x, &c, |dx, dg, db| {
+        batch_norm_train_backward_launch(bn, x, gamma, state, dy, dx, Some(dg), Some(db))
+    })
+}
+
+/// Inference-mode batch norm.
+pub fn batch_norm_infer(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+) -> Result<Tensor> {
+    let y = zeros(x, &x.shape)?;
+    let l = batch_norm_infer_launch(bn, x, gamma, beta, running_mean, running_var, &y)?;
+    x.device.run(&[l])?;
+    Ok(y)
+}
+
+/// Gradients of [`batch_norm_infer`].
+pub fn batch_norm_infer_backward(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    dy: &Tensor,
+) -> Result<NormGrads> {
+    let c = [bn_channels(x)?];
+    run_grads(x, &c, |dx, dg, db| {
+        batch_norm_infer_backward_launch(
+            bn,
+            x,
+            gamma,
+            running_mean,
+            running_var,
+            dy,
+            dx,
+            Some(dg),
+            Some(db),
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instance, group and layer norm: statistics per sample, the same in training and inference.
+// ---------------------------------------------------------------------------------------------
+
+/// A per-sample normalisation (always normalises with the statistics of its own input).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Norm {
+    Instance(InstanceNorm),
+    Group(GroupNorm),
+    Layer(LayerNorm),
+}
+
+impl From<InstanceNorm> for Norm {
+    fn from(n: InstanceNorm) -> Self {
+        Norm::Instance(n)
+    }
+}
+
+impl From<GroupNorm> for Norm {
+    fn from(n: GroupNorm) -> Self {
+        Norm::Group(n)
+    }
+}
+
+impl From<LayerNorm> for Norm {
+    fn from(n: LayerNorm) -> Self {
+        Norm::Layer(n)
+    }
+}
+
+impl Norm {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Norm::Instance(_) => InstanceNorm::OP,
+            Norm::Group(_) => GroupNorm::OP,
+            Norm::Layer(_) => LayerNorm::OP,
+        }
+    }
+
+    fn eps(&self) -> f32 {
+        match self {
+            Norm::Instance(n) => n.eps,
+            Norm::Group(n) => n.eps,
+            Norm::Layer(n) => n.eps,
+        }
+    }
+
+    /// The γ/β shape x calls for (best effort on bad x; `check` reports those).
+    fn param_shape(&self, x: &[usize]) -> Vec<usize> {
+        match self {
+            Norm::Layer(n) if n.dims <= x.len() => x[x.len() - n.dims..].to_vec(),
+            Norm::Layer(_) => vec![],
+            _ => x.get(1).map_or_else(Vec::new, |&c| vec![c]),
+        }
+    }
+
+    /// Validates through the descriptor; returns the layout and the γ/β shape.
+    fn check(&self, x: &[usize], gamma: &[usize], beta: &[usize]) -> Result<(Layout, Vec<usize>)> {
+        Ok(match self {
+            Norm::Instance(n) => {
+                let c = n.check(x, gamma, beta)?;
+                (Layout::per_sample_group(x, c), vec![c])
+            }
+            Norm::Group(n) => {
+                let c = n.check(x, gamma, beta)?;
+                (Layout::per_sample_group(x, n.groups), vec![c])
+            }
+            Norm::Layer(n) => {
+                let inner = n.check(x, gamma, beta)?;
+                (Layout::trailing(x, n.dims), inner)
+            }
+        })
+    }
+
+    /// Shape of the state for input shape x: (2, N, C) instance, (2, N, groups) group,
+    /// (2, leading dims...) layer norm; row 0 the means, row 1 the biased variances.
+    pub fn state_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
+        let p = self.param_shape(x);
+        self.check(x, &p, &p)?;
+        let mut s = vec![2];
+        match self {
+            Norm::Instance(_) => s.extend(&x[..2]),
+            Norm::Group(n) => s.extend([x[0], n.groups]),
+            Norm::Layer(n) => s.extend(&x[..x.len() - n.dims]),
+        }
+        Ok(s)
+    }
+
+    fn check_tensors(
+        &self,
+        x: &Tensor,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+    ) -> Result<(Layout, Vec<usize>, Vec<usize>)> {
+        let want = self.param_shape(&x.shape);
+        let (lay, p) = self.check(&x.shape, &shape_or(gamma, &want), &shape_or(beta, &want))?;
+        for t in [Some(x), gamma, beta].into_iter().flatten() {
+            t.expect_dtype(self.name(), DType::F32)?;
+        }
+        Ok((lay, p, self.state_shape(&x.shape)?))
+    }
+}
+
+/// Prepares y = γ·(x − μ)/√(σ² + eps) + β with per-sample statistics, saved into `state`
+/// (see [`Norm::state_shape`]).
+pub fn norm_launch(
+    op: &Norm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    y: &Tensor,
+    state: &Tensor,
+) -> Result<Launch> {
+    norm_post_launch(op, x, gamma, beta, y, state, None)
+}
+
+/// `norm_launch` with a neuron fused onto the output (the graph's norm + neuron fusion).
+pub fn norm_post_launch(
+    op: &Norm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    y: &Tensor,
+    state: &Tensor,
+    post: Option<UnaryOp>,
+) -> Result<Launch> {
+    let (lay, _, sshape) = op.check_tensors(x, gamma, beta)?;
+    stats_forward_launch(
+        op.name(),
+        &lay,
+        op.eps(),
+        x,
+        gamma,
+        beta,
+        y,
+        state,
+        &sshape,
+        post,
+    )
+}
+
+/// Prepares the backward from the forward's `state`: dx through the statistics, and dγ, dβ
+/// (γ's shape) into whichever of them is given.
+#[allow(clippy::too_many_arguments)]
+pub fn norm_backward_launch(
+    op: &Norm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    state: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    dgamma: Option<&Tensor>,
+    dbeta: Option<&Tensor>,
+) -> Result<Vec<Launch>> {
+    let (lay, p, sshape) = op.check_tensors(x, gamma, gamma)?;
+    stats_backward_launch(
+        op.name(),
+        &lay,
+        op.eps(),
+        &p,
+        &sshape,
+        x,
+        gamma,
+        state,
+        dy,
+        dx,
+        dgamma,
+        dbeta,
+    )
+}
+
+/// Instance, group or layer norm: returns (y, state).
+pub fn norm(
+    op: &Norm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let sshape = op.state_shape(&x.shape)?;
+    let (y, state) = (zeros(x, &x.shape)?, zeros(x, &sshape)?);
+    x.device
+        .run(&[norm_launch(op, x, gamma, beta, &y, &state)?])?;
+    Ok((y, state))
+}
+
+/// Gradients of [`norm`] from its state.
+pub fn norm_backward(
+    op: &Norm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    state: &Tensor,
+    dy: &Tensor,
+) -> Result<NormGrads> {
+    let p = op.param_shape(&x.shape);
+    op.state_shape(&x.shape)?;
+    run_grads(x, &p, |dx, dg, db| {
+        norm_backward_launch(op, x, gamma, state, dy, dx, Some(dg), Some(db))
+    })
+}

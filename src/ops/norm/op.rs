@@ -1,0 +1,270 @@
+//! Norms as graph ops. Batch norm: `[x, gamma, beta, running_mean, running_var] -> (y, batch
+//! statistics)`, the running statistics (persistent `State` nodes) updated in place in training;
+//! instance / group / layer norm: `[x, gamma, beta] -> (y, statistics)`. The statistics are an
+//! extra output port that only the gradient reads; y can take one fused neuron.
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Out, Primitive, Value};
+use crate::launch::Prepared;
+use crate::neuron::UnaryOp;
+use crate::ops::conv::arity;
+use crate::reference::Array;
+use crate::tensor::{DType, Tensor};
+
+use super::gpu::{self, Norm};
+use super::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm, reference};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NormOp {
+    /// `[x, gamma, beta, running_mean, running_var] -> (y, batch stats (2, C))`
+    BatchNorm { op: BatchNorm, training: bool },
+    /// `[x, gamma, stats-or-running_mean, running_var?, dy] -> (dx, dgamma, dbeta)`
+    BatchNormGrad { op: BatchNorm, training: bool },
+    /// `[x, gamma, beta] -> (y, stats)`
+    Norm(Norm),
+    /// `[x, gamma, stats, dy] -> (dx, dgamma, dbeta)`
+    NormGrad(Norm),
+}
+
+fn f32(s: &[usize]) -> Out {
+    (s.to_vec(), DType::F32)
+}
+
+fn ref_forward(n: &Norm, x: &Array, g: &Array, b: &Array) -> Result<Array> {
+    match n {
+        Norm::Instance(o) => reference::instance_norm(o, x, g, b),
+        Norm::Group(o) => reference::group_norm(o, x, g, b),
+        Norm::Layer(o) => reference::layer_norm(o, x, g, b),
+    }
+}
+
+fn ref_backward(n: &Norm, x: &Array, g: &Array, dy: &Array) -> Result<reference::NormGrads> {
+    match n {
+        Norm::Instance(o) => reference::instance_norm_backward(o, x, g, dy),
+        Norm::Group(o) => reference::group_norm_backward(o, x, g, dy),
+        Norm::Layer(o) => reference::layer_norm_backward(o, x, g, dy),
+    }
+}
+
+impl Primitive for NormOp {
+    fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
+        let name = format!("{self:?}");
+        Ok(match self {
+            NormOp::BatchNorm { op, training } => {
+                arity(&name, ins, 5, 5)?;
+                op.check(ins[0], ins[1], ins[2])?;
+                op.check_running(ins[0], ins[3], ins[4])?;
+                if *training {
+                    op.check_training(ins[0])?;
+                }
+                vec![f32(ins[0]), f32(&gpu::batch_norm_state_shape(ins[0]))]
+            }
+            NormOp::BatchNormGrad { training, .. } => {
+                let n = if *training { 4 } else { 5 };
+                arity(&name, ins, n, n)?;
+                grad_outs(&name, ins)?
+            }
+            NormOp::NormGrad(_) => {
+                arity(&name, ins, 4, 4)?;
+                grad_outs(&name, ins)?
+            }
+            NormOp::Norm(n) => {
+                arity(&name, ins, 3, 3)?;
+                vec![f32(ins[0]), f32(&n.state_shape(ins[0])?)]
+            }
+        })
+    }
+
+    fn lower(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        fused: &[UnaryOp],
+        _step: u64,
+    ) -> Result<Prepared> {
+        let fused = fused.first().copied();
+        let (g, b) = (Some(ins[1]), ins.get(2).copied());
+        let launches = match self {
+            NormOp::BatchNorm { op, training: true } => gpu::batch_norm_train_launch(
+                op, ins[0], g, b, ins[3], ins[4], outs[0], outs[1], fused,
+            )?,
+            NormOp::BatchNorm { op, training: false } => {
+                vec![gpu::batch_norm_infer_post_launch(
+                    op, ins[0], g, b, ins[3], ins[4], outs[0], fused,
+                )?]
+            }
+            NormOp::BatchNormGrad { op, training: true } => {
+                gpu::batch_norm_train_backward_launch(
+                    op,
+                    ins[0],
+                    g,
+                    ins[2],
+                    ins[3],
+                    outs[0],
+                    Some(outs[1]),
+                    Some(outs[2]),
+                )?
+            }
+            NormOp::BatchNormGrad { op, training: false } => {
+                gpu::batch_norm_infer_backward_launch(
+                    op,
+                    ins[0],
+                    g,
+                    ins[2],
+                    ins[3],
+                    ins[4],
+                    outs[0],
+                    Some(outs[1]),
+                    Some(outs[2]),
+                )?
+            }
+            NormOp::Norm(n) => vec![gpu::norm_post_launch(
+                n, ins[0], g, b, outs[0], outs[1], fused,
+            )?],
+            NormOp::NormGrad(n) => gpu::norm_backward_launch(
+                n,
+                ins[0],
+                g,
+                ins[2],
+                ins[3],
+                outs[0],
+                Some(outs[1]),
+                Some(outs[2]),
+            )?,
+        };
+        Ok(Prepared {
+            launches,
+            scratch: vec![],
+        })
+    }
+
+    /// States the reference does not expose are zeros (only the gradient op reads them, and its
+    /// reference recomputes from x).
+    fn reference(&self, ins: &[&Array], outs: &[Out], _step: u64) -> Result<Vec<Array>> {
+        let zeros = |k: usize| Array::zeros(&outs[k].0);
+        Ok(match self {
+            NormOp::BatchNorm { op, training: true } => {
+                let r = reference::batch_norm_train(op, ins[0], ins[1], ins[2], ins[3], ins[4])?;
+                let mut st = r.mean.data.clone();
+                st.extend(&r.var.data);
+                vec![r.y, Array::new(&outs[1].0, st)]
+            }
+            NormOp::BatchNorm { op, training: false } => vec![
+                reference::batch_norm_infer(op, ins[0], ins[1], ins[2], ins[3], ins[4])?,
+                zeros(1),
+            ],
+            NormOp::BatchNormGrad { op, training } => {
+                let g = if *training {
+                    reference::batch_norm_train_backward(op, ins[0], ins[1], ins[3])?
+                } else {
+                    reference::batch_norm_infer_backward(
+                        op, ins[0], ins[1], ins[2], ins[3], ins[4],
+                    )?
+                };
+                vec![g.dx, g.dgamma, g.dbeta]
+            }
+            NormOp::Norm(n) => vec![ref_forward(n, ins[0], ins[1], ins[2])?, zeros(1)],
+            NormOp::NormGrad(n) => {
+                let g = ref_backward(n, ins[0], ins[1], ins[3])?;
+                vec![g.dx, g.dgamma, g.dbeta]
+            }
+        })
+    }
+
+    fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
+        let x = g.nodes[node].inputs.clone();
+        let state = Value { node, port: 1 };
+        let port = |v: Value, p: usize| Some(Value { node: v.node, port: p });
+        Ok(match self {
+            NormOp::BatchNorm { op, training } => {
+                let ins = if *training {
+                    vec![x[0], x[1], state, dy]
+                } else {
+                    vec![x[0], x[1], x[3], x[4], dy]
+                };
+                let grad = NormOp::BatchNormGrad {
+                    op: *op,
+                    training: *training,
+                };
+                let d = g.add_grad(node, "", grad, &ins)?;
+                // Running statistics are not trained: no gradient flows to them.
+                vec![port(d, 0), port(d, 1), port(d, 2), None, None]
+            }
+            NormOp::Norm(n) => {
+                let d = g.add_grad(node, "", NormOp::NormGrad(*n), &[x[0], x[1], state, dy])?;
+                vec![port(d, 0), port(d, 1), port(d, 2)]
+            }
+            _ => return Err(g.no_second_derivative(node)),
+        })
+    }
+
+    fn fusable_neurons(&self, port: usize) -> usize {
+        // On y only: the statistics saved for the gradient are of the input and unaffected.
+        usize::from(matches!(self, NormOp::BatchNorm { .. } | NormOp::Norm(_)) && port == 0)
+    }
+
+    fn for_inference(&self) -> Option<crate::graph::Op> {
+        match self {
+            NormOp::BatchNorm { op, .. } => Some(
+                NormOp::BatchNorm {
+                    op: *op,
+                    training: false,
+                }
+                .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// `[x, ..., dy] -> (dx, dgamma, dbeta)` shapes, dy checked against x.
+fn grad_outs(name: &str, ins: &[&[usize]]) -> Result<Vec<Out>> {
+    let dy = ins[ins.len() - 1];
+    if dy != ins[0] {
+        return Err(Error::Shape {
+            op: name.into(),
+            msg: format!("dy {dy:?} vs x {:?}", ins[0]),
+        });
+    }
+    Ok(vec![f32(ins[0]), f32(ins[1]), f32(ins[1])])
+}
+
+/// Builder methods. Norm layers get `<name>.weight` / `<name>.bias` params (gamma, beta) and batch
+/// norm also `<name>.running_mean` / `<name>.running_var` states, as PyTorch names them.
+impl Graph {
+    /// Batch norm over the channels of (N, C, ...) in training mode (batch statistics).
+    pub fn batch_norm(&mut self, name: &str, x: Value, op: BatchNorm) -> Result<Value> {
+        let c = *self.shape(x).get(1).ok_or_else(|| Error::Shape {
+            op: format!("node {name:?}"),
+            msg: format!("batch norm needs (N, C, ...), got {:?}", self.shape(x)),
+        })?;
+        let gamma = self.param(&format!("{name}.weight"), &[c])?;
+        let beta = self.param(&format!("{name}.bias"), &[c])?;
+        let rm = self.state(&format!("{name}.running_mean"), &[c])?;
+        let rv = self.state(&format!("{name}.running_var"), &[c])?;
+        let op = NormOp::BatchNorm { op, training: true };
+        self.add(name, op, &[x, gamma, beta, rm, rv])
+    }
+
+    fn affine_norm(&mut self, name: &str, x: Value, n: Norm, p: Vec<usize>) -> Result<Value> {
+        let gamma = self.param(&format!("{name}.weight"), &p)?;
+        let beta = self.param(&format!("{name}.bias"), &p)?;
+        self.add(name, NormOp::Norm(n), &[x, gamma, beta])
+    }
+
+    pub fn instance_norm(&mut self, name: &str, x: Value, op: InstanceNorm) -> Result<Value> {
+        let c = self.shape(x).get(1).copied().unwrap_or(0);
+        self.affine_norm(name, x, op.into(), vec![c])
+    }
+
+    pub fn group_norm(&mut self, name: &str, x: Value, op: GroupNorm) -> Result<Value> {
+        let c = self.shape(x).get(1).copied().unwrap_or(0);
+        self.affine_norm(name, x, op.into(), vec![c])
+    }
+
+    pub fn layer_norm(&mut self, name: &str, x: Value, op: LayerNorm) -> Result<Value> {
+        let s = self.shape(x);
+        let p = s[s.len().saturating_sub(op.dims)..].to_vec();
+        self.affine_norm(name, x, op.into(), p)
+    }
+}

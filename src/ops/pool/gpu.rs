@@ -1,0 +1,236 @@
+//! Pooling on the GPU: windowed max (with its u32 argmax state) and average (both padding count
+//! modes), and global average, forward and backward. WGSL: `wgsl/pool.wgsl`.
+//! CPU reference: `reference::pool`.
+//!
+//! Max pooling's state is, per output, the flat row-major index into the whole input of the
+//! winning element (the first in window order among equals), as the reference. Both backward
+//! passes gather over the windows that cover each input element rather than scatter, so
+//! overlapping windows add up without atomics and the result is deterministic.
+
+use crate::ops::conv::gpu::check;
+use crate::launch::{Launch, Shader, grid_1d};
+use crate::error::{Error, Result};
+use crate::ops::conv::ConvGeometry;
+use crate::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
+use crate::tensor::{DType, Tensor};
+
+pub static SHADER: Shader = Shader {
+    name: "pool",
+    parts: &[include_str!("../../../wgsl/pool.wgsl")],
+};
+
+/// The uniform of `wgsl/pool.wgsl`.
+fn params(g: &ConvGeometry, count_pad: bool) -> Vec<u32> {
+    [
+        g.batch * g.in_channels,
+        g.in_size.0,
+        g.in_size.1,
+        g.out_size.0,
+        g.out_size.1,
+        g.kernel.0,
+        g.kernel.1,
+        g.stride.0,
+        g.stride.1,
+        g.dilation.0,
+        g.dilation.1,
+        g.padding.0,
+        g.padding.2,
+        count_pad as usize,
+        0,
+        0,
+    ]
+    .iter()
+    .map(|&v| v as u32)
+    .collect()
+}
+
+fn count_pad(op: &Pool2d) -> bool {
+    op.kind
+        == PoolKind::Avg {
+            count_include_pad: true,
+        }
+}
+
+/// Prepares the forward into `y` `(N, C, OH, OW)`; max pooling needs `argmax` (u32, same shape).
+pub fn forward_launch(
+    op: &Pool2d,
+    x: &Tensor,
+    y: &Tensor,
+    argmax: Option<&Tensor>,
+) -> Result<Launch> {
+    let name = op.name();
+    let g = op.geometry(&x.shape)?;
+    let out = g.out_shape();
+    x.expect_dtype(name, DType::F32)?;
+    check(name, "output", y, &out)?;
+    let p = params(&g, count_pad(op));
+    let grid = grid_1d(y.numel(), 256);
+    match op.kind {
+        PoolKind::Max => {
+            let arg = argmax_state(name, argmax, &out)?;
+            x.device.launch(
+                &SHADER,
+                "max_forward",
+                &[],
+                &p,
+                &[x.buffer(), y.buffer(), arg.buffer()],
+                grid,
+            )
+        }
+        PoolKind::Avg { .. } => x.device.launch(
+            &SHADER,
+            "avg_forward",
+            &[],
+            &p,
+            &[x.buffer(), y.buffer()],
+            grid,
+        ),
+    }
+}
+
+/// The argmax state, which max pooling requires: u32 shaped like the output.
+fn argmax_state<'a>(name: &str, arg: Option<&'a Tensor>, out: &[usize]) -> Result<&'a Tensor> {
+    let arg = arg.ok_or_else(|| Error::Invalid(format!("{name}: needs the argmax state")))?;
+    if arg.shape != out {
+        return Err(Error::Shape {
+            op: name.into(),
+            msg: format!("argmax has shape {:?}, expected {out:?}", arg.shape),
+        });
+    }
+    arg.expect_dtype(&format!("{name} argmax"), DType::U32)?;
+    Ok(arg)
+}
+
+/// Prepares `dx` (shape `x_shape`) from `dy`; max pooling needs the forward's `argmax`.
+pub fn backward_launch(
+    op: &Pool2d,
+    x_shape: &[usize],
+    dy: &Tensor,
+    argmax: Option<&Tensor>,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let name = op.name();
+    let g = op.geometry(x_shape)?;
+    let out = g.out_shape();
+    check(name, "output gradient", dy, &out)?;
+    check(name, "input gradient", dx, x_shape)?;
+    let p = params(&g, count_pad(op));
+    let grid = grid_1d(dx.numel(), 256);
+    match op.kind {
+        PoolKind::Max => {
+            let arg = argmax_state(&format!("{name} backward"), argmax, &out)?;
+            dy.device.launch(
+                &SHADER,
+                "max_backward",
+                &[],
+                &p,
+                &[dy.buffer(), arg.buffer(), dx.buffer()],
+                grid,
+            )
+        }
+        PoolKind::Avg { .. } => dy.device.launch(
+            &SHADER,
+            "avg_backward",
+            &[],
+            &p,
+            &[dy.buffer(), dx.buffer()],
+            grid,
+        ),
+    }
+}
+
+/// `(N, C, H, W)` → `(N, C, OH, OW)`, plus for max pooling the u32 argmax state.
+pub fn forward(op: &Pool2d, x: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+    let out = op.out_shape(&x.shape)?;
+    let dev = &x.device;
+    let y = Tensor::zeros(dev, &out, DType::F32)?;
+    let arg = match op.kind {
+        PoolKind::Max => Some(Tensor::zeros(dev, &out, DType::U32)?),
+        PoolKind::Avg { .. } => None,
+    };
+    let l = forward_launch(op, x, &y, arg.as_ref())?;
+    dev.run(&[l])?;
+    Ok((y, arg))
+}
+
+/// `dx` for an input of `x_shape`; `argmax` is required for max pooling.
+pub fn backward(
+    op: &Pool2d,
+    x_shape: &[usize],
+    dy: &Tensor,
+    argmax: Option<&Tensor>,
+) -> Result<Tensor> {
+    op.geometry(x_shape)?;
+    let dx = Tensor::zeros(&dy.device, x_shape, DType::F32)?;
+    let l = backward_launch(op, x_shape, dy, argmax, &dx)?;
+    dy.device.run(&[l])?;
+    Ok(dx)
+}
+
+/// Planes and plane size of a global-average input, after checking it.
+fn global_params(op: &GlobalAvgPool, x_shape: &[usize]) -> Result<Vec<u32>> {
+    op.out_shape(x_shape)?;
+    let planes = x_shape[0] * x_shape[1];
+    let mut p = vec![0u32; 16];
+    p[0] = planes as u32;
+    p[1] = x_shape[2] as u32;
+    p[2] = x_shape[3] as u32;
+    Ok(p)
+}
+
+/// Prepares `y (N, C, 1, 1)` = the mean of each plane of `x (N, C, H, W)`.
+pub fn global_avg_forward_launch(op: &GlobalAvgPool, x: &Tensor, y: &Tensor) -> Result<Launch> {
+    let p = global_params(op, &x.shape)?;
+    x.expect_dtype("global_avg_pool", DType::F32)?;
+    check("global_avg_pool", "output", y, &op.out_shape(&x.shape)?)?;
+    x.device.launch(
+        &SHADER,
+        "global_avg_forward",
+        &[],
+        &p,
+        &[x.buffer(), y.buffer()],
+        grid_1d(y.numel(), 1),
+    )
+}
+
+/// Prepares `dx = dy / (H·W)` broadcast over each plane.
+pub fn global_avg_backward_launch(
+    op: &GlobalAvgPool,
+    x_shape: &[usize],
+    dy: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let p = global_params(op, x_shape)?;
+    check(
+        "global_avg_pool",
+        "output gradient",
+        dy,
+        &op.out_shape(x_shape)?,
+    )?;
+    check("global_avg_pool", "input gradient", dx, x_shape)?;
+    dy.device.launch(
+        &SHADER,
+        "global_avg_backward",
+        &[],
+        &p,
+        &[dy.buffer(), dx.buffer()],
+        grid_1d(dx.numel(), 256),
+    )
+}
+
+/// `(N, C, H, W)` → `(N, C, 1, 1)`.
+pub fn global_avg_forward(op: &GlobalAvgPool, x: &Tensor) -> Result<Tensor> {
+    let y = Tensor::zeros(&x.device, &op.out_shape(&x.shape)?, DType::F32)?;
+    let l = global_avg_forward_launch(op, x, &y)?;
+    x.device.run(&[l])?;
+    Ok(y)
+}
+
+/// `dx` for an input of `x_shape`.
+pub fn global_avg_backward(op: &GlobalAvgPool, x_shape: &[usize], dy: &Tensor) -> Result<Tensor> {
+    op.out_shape(x_shape)?;
+    let dx = Tensor::zeros(&dy.device, x_shape, DType::F32)?;
+    let l = global_avg_backward_launch(op, x_shape, dy, &dx)?;
+    dy.device.run(&[l])?;
+    Ok(dx)
+}

@@ -1,0 +1,8 @@
+//! The reduce family: sum, mean and max (with its argmax) over one axis. Shader: `wgsl/reduce.wgsl`.
+
+pub mod gpu;
+mod op;
+pub mod reference;
+
+pub use gpu::ReduceKind;
+pub use op::ReduceOp;

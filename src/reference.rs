@@ -1,0 +1,102 @@
+//! The CPU oracle's value type and checks: `Array` (dense row-major f64), finite differences and
+//! relative differences. Each op family's f64 reference (`src/ops/<family>/reference.rs`) is
+//! slow and obvious on purpose; every GPU kernel is tested against it. Layouts match the GPU
+//! side: row-major, images NCHW, weights OIHW (like PyTorch).
+
+/// A dense row-major f64 array: the value type of the reference implementations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+impl Array {
+    pub fn new(shape: &[usize], data: Vec<f64>) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            data.len(),
+            "Array::new: data does not fit shape {shape:?}"
+        );
+        Array {
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+    pub fn zeros(shape: &[usize]) -> Self {
+        Array {
+            shape: shape.to_vec(),
+            data: vec![0.0; shape.iter().product()],
+        }
+    }
+    pub fn from_f32(shape: &[usize], data: &[f32]) -> Self {
+        Self::new(shape, data.iter().map(|&x| x as f64).collect())
+    }
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.data.iter().map(|&x| x as f32).collect()
+    }
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+    /// Deterministic pseudo-random values in [-1, 1) for tests (no RNG state to carry around).
+    pub fn seeded(shape: &[usize], seed: u64) -> Self {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let data = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect();
+        Array {
+            shape: shape.to_vec(),
+            data,
+        }
+    }
+}
+
+/// Row-major strides of `shape`.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Central finite differences of the scalar `f` at `x`: the check every backward is held to.
+pub fn finite_diff(x: &Array, eps: f64, f: impl Fn(&Array) -> f64) -> Array {
+    let mut g = Array::zeros(&x.shape);
+    let mut xp = x.clone();
+    for i in 0..x.len() {
+        let orig = xp.data[i];
+        xp.data[i] = orig + eps;
+        let fp = f(&xp);
+        xp.data[i] = orig - eps;
+        let fm = f(&xp);
+        xp.data[i] = orig;
+        g.data[i] = (fp - fm) / (2.0 * eps);
+    }
+    g
+}
+
+/// Largest relative difference between two arrays, scaled by `max(1, |b|)`.
+pub fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
+        .fold(0.0, f64::max)
+}
+
+impl Array {
+    /// Every element multiplied by `s` (test inputs over a wider range).
+    pub fn map_scaled(&self, s: f64) -> Array {
+        Array::new(&self.shape, self.data.iter().map(|v| v * s).collect())
+    }
+}
