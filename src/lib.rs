@@ -5,27 +5,47 @@
 //! Shaders training graph.
 
 // Modules in dependency order: each uses only those above it.
-pub mod error;
-pub mod device;
-pub mod tensor;
-pub mod launch;
-pub mod reference;
-pub mod neuron;
-pub mod layout;
-pub mod graph;
-pub mod ops;
 pub mod autograd;
-pub mod optim;
-pub mod weights;
+pub mod batch;
 pub mod compile;
 pub mod data;
-pub mod batch;
+pub mod device;
+pub mod error;
+pub mod graph;
+pub mod launch;
+pub mod layout;
+pub mod neuron;
+pub mod ops;
+pub mod optim;
+pub mod reference;
+pub mod tensor;
 pub mod train;
+pub mod weights;
 
-pub use error::{Error, Result};
-
+// What a user needs, at the crate root: the device and tensors, the graph and its compiled
+// step, the op descriptors, optimizers, the training loop, data sets and checkpoints.
+pub use autograd::Training;
+pub use batch::{ImageBatch, LossLabels, StateBatch};
+pub use compile::{Compiled, Options, StepHandle};
+pub use data::{Har, Mnist};
 pub use device::Device;
+pub use error::{Error, Result};
+pub use graph::{Graph, Value};
+pub use layout::ParamLayout;
+pub use neuron::UnaryOp;
+pub use ops::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Padding};
+pub use ops::dense::FullyConnected;
+pub use ops::dropout::Dropout;
+pub use ops::elementwise::BinaryOp;
+pub use ops::loss::{Loss, LossKind, Reduction};
+pub use ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
+pub use ops::pool::{Pool2d, PoolKind};
+pub use ops::shape::{Concat, Pad, Slice, Upsample};
+pub use ops::softmax::Softmax;
+pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup, Schedule};
 pub use tensor::{DType, Tensor};
+pub use train::{TrainConfig, Trainer};
+pub use weights::checkpoint;
 
 /// The README's Rust snippets, compiled and run as doctests so they stay true.
 #[doc = include_str!("../README.md")]

@@ -1,4 +1,4 @@
-//! Tensors: a shape, a dtype and a GPU buffer. No math here — kernels live in `kernels/`.
+//! Tensors: a shape, a dtype and a GPU buffer. No math here — kernels live with their op family in `src/ops/`.
 
 use std::sync::Arc;
 

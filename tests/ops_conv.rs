@@ -6,12 +6,12 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::ops::conv::gpu as conv;
-use wgtrain::ops::dense::gpu as dense;
-use wgtrain::ops::pool::gpu as pool;
 use wgtrain::ops::conv::{
-    Conv1d, Conv2d, Convolution, ConvTranspose1d, ConvTranspose2d, Padding, Padding1d,
+    Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Convolution, Padding, Padding1d,
 };
 use wgtrain::ops::dense::FullyConnected;
+use wgtrain::ops::dense::gpu as dense;
+use wgtrain::ops::pool::gpu as pool;
 use wgtrain::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
 use wgtrain::reference::Array;
 use wgtrain::{DType, Device, Tensor};
@@ -31,8 +31,13 @@ fn close(what: &str, gpu: &Tensor, reference: &Array) {
     assert_close(what, &gpu.to_f32().unwrap(), &reference.data, 2e-4, 1e-4);
 }
 
-/// Forward, dx, dw and db of `op` on the GPU against `reference::conv`.
-fn check_conv<Op: Convolution + std::fmt::Debug>(dev: &Device, op: &Op, x_shape: &[usize], seed: u64) {
+/// Forward, dx, dw and db of `op` on the GPU against `ops::conv::reference`.
+fn check_conv<Op: Convolution + std::fmt::Debug>(
+    dev: &Device,
+    op: &Op,
+    x_shape: &[usize],
+    seed: u64,
+) {
     let what = format!("{} {x_shape:?} {op:?}", op.name());
     let x = data(x_shape, seed);
     let w = data(&op.weight_shape(), seed + 1);
@@ -228,7 +233,7 @@ fn conv1d_and_transpose_forward_backward() {
     });
 }
 
-/// Forward (and argmax) and backward of `op` against `reference::pool`.
+/// Forward (and argmax) and backward of `op` against `ops::pool::reference`.
 fn check_pool(dev: &Device, op: &Pool2d, x: &Array, seed: u64) {
     let what = format!("{} {:?} {op:?}", op.name(), x.shape);
     let (y, arg) = wgtrain::ops::pool::reference::forward(op, x).unwrap();

@@ -1,4 +1,4 @@
-//! The fused optimizer kernels against the f64 reference (`reference::optim`): several steps on an
+//! The fused optimizer kernels against the f64 reference (`optim::reference`): several steps on an
 //! arena with awkward ranges (1, 7, 33, 257 and one spanning two chunks), three parameter groups
 //! and untouched gaps, launches recorded once and replayed as the compiled graph will.
 
@@ -6,9 +6,9 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::optim::custom::{CustomUpdate, EXAMPLE_SGD_MOMENTUM};
+use wgtrain::optim::reference::RefOptimizer;
 use wgtrain::optim::{Algorithm, GradOptions, Optimizer, OptimizerConfig, ParamGroup, Schedule};
 use wgtrain::reference::Array;
-use wgtrain::optim::reference::RefOptimizer;
 use wgtrain::{DType, Device, Tensor};
 
 const N: usize = 1700;

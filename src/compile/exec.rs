@@ -12,9 +12,9 @@ use futures_intrusive::sync::Semaphore;
 
 use super::ParamArena;
 use super::residency::{self, Event, JitState};
-use crate::graph::{Graph, Op, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, Value};
 use crate::launch::Launch;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
@@ -354,7 +354,7 @@ impl Compiled {
     /// `opt.prepare_step()` before each step, as with resident weights.
     ///
     /// ```
-    /// use wgtrain::graph::{Graph, Options};
+    /// use wgtrain::{graph::Graph, compile::Options};
     /// use wgtrain::ops::dense::FullyConnected;
     /// use wgtrain::optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
     /// # fn main() -> wgtrain::Result<()> {

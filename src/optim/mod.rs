@@ -9,7 +9,7 @@
 //! Parameter groups are sets of ranges of the arena with their own learning-rate multiplier,
 //! weight decay and L1/L2 terms (e.g. no weight decay on biases and norms); elements in no group
 //! are left alone. Formulas and operation order follow PyTorch's single-tensor `SGD`, `Adam`,
-//! `AdamW` and `RMSprop`. `reference::optim` is the f64 oracle.
+//! `AdamW` and `RMSprop`. `optim::reference` is the f64 oracle.
 //!
 //! **Step count.** The host owns it: `prepare_step` increments it, evaluates the schedule for each
 //! group, computes the bias corrections in f64 (as PyTorch does in Python floats) and writes them
@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::launch::{Launch, Shader, f, grid_1d};
-use crate::tensor::{Binding, DType, Tensor};
 use crate::layout::ParamLayout;
+use crate::tensor::{Binding, DType, Tensor};
 pub use algorithm::Algorithm;
 pub use schedule::Schedule;
 
@@ -292,7 +292,7 @@ impl Optimizer {
         Self::build(device, config, groups, n, &[], false)
     }
 
-    /// An optimizer for just-in-time residency (`graph::Options::just_in_time`): its state stays
+    /// An optimizer for just-in-time residency (`compile::Options::just_in_time`): its state stays
     /// on the host and each parameter of `layout` is updated on its own, right after its gradient
     /// is complete. Clipping by global norm is refused (it needs every gradient first).
     pub fn just_in_time(

@@ -1,5 +1,5 @@
 //! Fully connected layer on the GPU: `y = x · Wᵀ + b`, forward and gradients, all on the shared
-//! matmul (`kernels::matmul`, main loop `gemm_core.wgsl`). CPU reference: `reference::dense`.
+//! matmul (`ops::matmul::gpu`, main loop `gemm_core.wgsl`). CPU reference: `reference`.
 //!
 //! The input is the `(N, K)` matrix, or an image batch `(N, C, H, W)` used as that matrix as it
 //! lies in memory (then the output is `(N, out, 1, 1)`). The bias costs no extra pass over y:
@@ -10,13 +10,13 @@
 //! * `dW (out, K) = dyᵀ · x`
 //! * `db (out,) = Σ_n dy` (`conv_bias.wgsl`)
 
+use crate::error::Result;
 use crate::launch::Launch;
 use crate::launch::Prepared;
 use crate::ops::conv::gpu::{Grads, bias_fill_launch, bias_grad_launch, check, check_bias};
+use crate::ops::dense::FullyConnected;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::{Gemm, gemm_launch};
-use crate::error::Result;
-use crate::ops::dense::FullyConnected;
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "fully_connected";
@@ -130,7 +130,7 @@ pub fn backward_weights_launch(
     gemm_launch(&gemm(op.out_features, k, n, true, false, false), dy, x, dw)
 }
 
-/// `y = x · Wᵀ + b`, as `reference::dense::forward`.
+/// `y = x · Wᵀ + b`, as `reference::forward`.
 pub fn forward(op: &FullyConnected, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let y = Tensor::zeros(&x.device, &op.out_shape(&x.shape)?, DType::F32)?;
     let p = forward_launches(op, x, w, b, &y)?;
@@ -138,7 +138,7 @@ pub fn forward(op: &FullyConnected, x: &Tensor, w: &Tensor, b: Option<&Tensor>) 
     Ok(y)
 }
 
-/// All gradients in one submit, as `reference::dense::backward`.
+/// All gradients in one submit, as `reference::backward`.
 pub fn backward(op: &FullyConnected, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Grads> {
     op.matrix_shape(&x.shape)?;
     let dev = &x.device;

@@ -2,10 +2,10 @@
 //! `ops::dropout`), computed in the kernel bit-for-bit as `dropout_mask` does on the host; the
 //! forward still keeps it as a **state** tensor (u32, x's shape, 1 = kept), as MPS does, so the
 //! backward reads it instead of re-deriving the step. WGSL: `wgsl/dropout.wgsl`. CPU reference:
-//! `reference::dropout`. Inference is the identity.
+//! `reference`. Inference is the identity.
 
-use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::error::{Error, Result, shape_err};
+use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::dropout::Dropout;
 use crate::tensor::{DType, Tensor};

@@ -1,6 +1,6 @@
 //! Losses on the GPU: the per-sample loss (N), its reduction (1), and the gradient w.r.t. the
 //! logits, for every [`LossKind`] and [`Reduction`] of `ops::loss`.
-//! WGSL: `wgsl/loss.wgsl`. CPU reference: `reference::loss`.
+//! WGSL: `wgsl/loss.wgsl`. CPU reference: `reference`.
 //!
 //! Labels are a tensor of either dtype: u32 (N) means class indices, f32 shaped like the logits
 //! means dense labels (one-hot or probabilities). As MPS does with the labels' companion tensor,
@@ -13,9 +13,9 @@
 //! gradient row — rather than read another sample's values; the graph checks labels on the host
 //! where it feeds them (`Loss::check_class_indices`).
 
-use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::device::Device;
 use crate::error::{Error, Result, shape_err};
+use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::loss::{LabelsShape, Loss, LossKind, Reduction};
 use crate::tensor::{DType, Tensor};

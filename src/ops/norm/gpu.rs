@@ -1,6 +1,6 @@
 //! Normalisation: batch norm (training with running-stat update, and inference), instance, group
 //! and layer norm, forward and backward. WGSL: `wgsl/norm.wgsl`. CPU reference:
-//! `reference::norm`. Descriptors and shape rules: `ops::norm`.
+//! `reference`. Descriptors and shape rules: `ops::norm`.
 //!
 //! Training forwards keep a **state** the backward reads: an f32 tensor `(2, groups...)` whose row
 //! 0 is the mean and row 1 the biased variance of each statistics group (batch norm `(2, C)`,
@@ -9,10 +9,10 @@
 //! γ and β are optional (`None` = 1 and 0). An absent one is not read: the kernel's slot is bound
 //! to x, so every entry keeps one fixed binding layout.
 
-use crate::ops::elementwise::UnaryOp;
-use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::error::{Error, Result, shape_err};
+use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
+use crate::ops::elementwise::UnaryOp;
 use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
 use crate::tensor::{Binding, DType, Tensor};
 

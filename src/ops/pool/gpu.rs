@@ -1,16 +1,16 @@
 //! Pooling on the GPU: windowed max (with its u32 argmax state) and average (both padding count
 //! modes), and global average, forward and backward. WGSL: `wgsl/pool.wgsl`.
-//! CPU reference: `reference::pool`.
+//! CPU reference: `reference`.
 //!
 //! Max pooling's state is, per output, the flat row-major index into the whole input of the
 //! winning element (the first in window order among equals), as the reference. Both backward
 //! passes gather over the windows that cover each input element rather than scatter, so
 //! overlapping windows add up without atomics and the result is deterministic.
 
-use crate::ops::conv::gpu::check;
-use crate::launch::{Launch, Shader, grid_1d};
 use crate::error::{Error, Result};
+use crate::launch::{Launch, Shader, grid_1d};
 use crate::ops::conv::ConvGeometry;
+use crate::ops::conv::gpu::check;
 use crate::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
 use crate::tensor::{DType, Tensor};
 

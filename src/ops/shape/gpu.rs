@@ -2,16 +2,16 @@
 //! slice (crop) with steps, zero / edge pad and nearest / bilinear upsample — forward and
 //! backward. Every backward is a gather (one invocation per gradient element, reading all that
 //! map to it): deterministic, no atomics, no zero-fill pass.
-//! WGSL: `wgsl/shape/shape.wgsl`. CPU reference: `reference::shape_ops`.
+//! WGSL: `wgsl/shape/shape.wgsl`. CPU reference: `reference`.
 //!
 //! Concat is built from [`copy_into_launch`] so a producer could later write straight into its
 //! slice of the output and the copy disappear; split and concat's backward from
 //! [`copy_from_launch`].
 
-use crate::launch::{Launch, Shader, grid_1d};
 use crate::error::{Result, attr_err, shape_err};
-use crate::ops::elementwise::gpu::MAX_RANK;
+use crate::launch::{Launch, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
+use crate::ops::elementwise::gpu::MAX_RANK;
 use crate::ops::shape::{Concat, Pad, PadMode, Slice, Split, Upsample, UpsampleMode};
 use crate::reference::strides;
 use crate::tensor::{DType, Tensor};
