@@ -1,5 +1,5 @@
 //! The smallest narrated example: a 2-8-1 MLP learns XOR on the GPU, with every forward and
-//! backward kernel called by hand — the pieces the graph (coming next) will string together.
+//! backward kernel called by hand — the pieces a compiled graph (`examples/mnist.rs`) strings together.
 //!
 //! Run: `cargo run --release --example xor`
 
