@@ -60,14 +60,7 @@ impl Array {
     }
 }
 
-/// Row-major strides of `shape`.
-pub fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; shape.len()];
-    for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
-    }
-    s
-}
+pub use crate::tensor::strides;
 
 /// Central finite differences of the scalar `f` at `x`: the check every backward is held to.
 pub fn finite_diff(x: &Array, eps: f64, f: impl Fn(&Array) -> f64) -> Array {

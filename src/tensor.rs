@@ -303,3 +303,12 @@ impl std::fmt::Debug for Tensor {
         write!(f, "Tensor({:?}, {:?})", self.shape, self.dtype)
     }
 }
+
+/// Row-major strides of `shape`.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}

@@ -88,7 +88,7 @@ pub fn broadcast_shape(op: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>>
 
 /// Strides of `shape` read at the coordinates of `out` (right-aligned; 0 on broadcast dims).
 pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
-    let st = crate::reference::strides(shape);
+    let st = crate::tensor::strides(shape);
     let off = out.len() - shape.len();
     (0..out.len())
         .map(|i| {

@@ -13,7 +13,7 @@ use crate::launch::{Launch, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::elementwise::gpu::MAX_RANK;
 use crate::ops::shape::{Concat, Pad, PadMode, Slice, Split, Upsample, UpsampleMode};
-use crate::reference::strides;
+use crate::tensor::strides;
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
