@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::launch::Shader;
 
 /// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
 #[derive(Clone, Debug)]
@@ -396,33 +395,36 @@ pub struct PipelineCache {
 }
 
 impl Device {
+    /// The compute pipeline of `entry` in the WGSL module `name` (compiled from `source()` the
+    /// first time the name is seen) with these pipeline constants, cached for the device's life.
     pub(crate) fn pipeline(
         &self,
-        shader: &'static Shader,
+        name: &'static str,
+        source: impl FnOnce() -> String,
         entry: &str,
         constants: &[(&str, f64)],
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key: Key = (shader.name, entry.to_string(), format!("{constants:?}"));
+        let key: Key = (name, entry.to_string(), format!("{constants:?}"));
         let cache = &self.0.cache;
         if let Some(p) = cache.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
         let module = {
             let mut modules = cache.modules.lock().unwrap();
-            match modules.get(shader.name) {
+            match modules.get(name) {
                 Some(m) => m.clone(),
                 None => {
-                    let src = shader.source();
+                    let src = source();
                     let m = self
                         .scoped(|d| {
                             d.create_shader_module(wgpu::ShaderModuleDescriptor {
-                                label: Some(shader.name),
+                                label: Some(name),
                                 source: wgpu::ShaderSource::Wgsl(src.into()),
                             })
                         })
-                        .map_err(|e| Error::Gpu(format!("shader {}: {e}", shader.name)))?;
+                        .map_err(|e| Error::Gpu(format!("shader {name}: {e}")))?;
                     let m = Arc::new(m);
-                    modules.insert(shader.name, m.clone());
+                    modules.insert(name, m.clone());
                     m
                 }
             }
@@ -442,7 +444,7 @@ impl Device {
                     cache: None,
                 })
             })
-            .map_err(|e| Error::Gpu(format!("pipeline {}::{entry}: {e}", shader.name)))?;
+            .map_err(|e| Error::Gpu(format!("pipeline {name}::{entry}: {e}")))?;
         let p = Arc::new(pipeline);
         cache.pipelines.lock().unwrap().insert(key, p.clone());
         Ok(p)

@@ -114,7 +114,7 @@ impl Device {
                 limit: max as u64,
             });
         }
-        let pipeline = self.pipeline(shader, entry, constants)?;
+        let pipeline = self.pipeline(shader.name, || shader.source(), entry, constants)?;
         // Entries of one shader share a parameter struct but may fill only its head: pad to a fixed
         // 256 bytes so every struct fits (and uniform arrays stay 16-byte strided).
         if params.len() > UNIFORM_WORDS {

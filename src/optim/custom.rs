@@ -114,15 +114,17 @@ fn shader_for(source: &str) -> &'static Shader {
 /// Compiles the custom update on `device`; invalid WGSL is an `Err` with naga's diagnostic.
 pub(crate) fn compile(device: &Device, c: &CustomUpdate) -> Result<&'static Shader> {
     let shader = shader_for(&c.source);
-    device.pipeline(shader, "custom_update", &[]).map_err(|e| {
-        let msg = match e {
-            Error::Gpu(m) => m,
-            other => other.to_string(),
-        };
-        Error::Invalid(format!(
-            "custom optimizer {:?}: its WGSL does not compile: {msg}",
-            c.name
-        ))
-    })?;
+    device
+        .pipeline(shader.name, || shader.source(), "custom_update", &[])
+        .map_err(|e| {
+            let msg = match e {
+                Error::Gpu(m) => m,
+                other => other.to_string(),
+            };
+            Error::Invalid(format!(
+                "custom optimizer {:?}: its WGSL does not compile: {msg}",
+                c.name
+            ))
+        })?;
     Ok(shader)
 }
