@@ -74,14 +74,26 @@ impl Primitive for LossOp {
         let launches = match self {
             LossOp::Loss(l) => {
                 let k = GpuLoss::new(ins[0].device(), l)?;
-                let reduced = (l.reduction != Reduction::None).then_some(outs[0]);
-                gpu::loss_forward_launch(&k, ins[0], ins[1], ins.get(2).copied(), outs[1], reduced)?
+                let w = ins.get(2).copied();
+                if l.reduction == Reduction::None {
+                    // Port 0 is the per-sample loss itself: written as well as port 1 (the
+                    // kernel has one per-sample output).
+                    let mut v = gpu::loss_forward_launch(&k, ins[0], ins[1], w, outs[0], None)?;
+                    v.extend(gpu::loss_forward_launch(
+                        &k, ins[0], ins[1], w, outs[1], None,
+                    )?);
+                    v
+                } else {
+                    gpu::loss_forward_launch(&k, ins[0], ins[1], w, outs[1], Some(outs[0]))?
+                }
             }
             LossOp::Grad(l) => {
                 let k = GpuLoss::new(ins[0].device(), l)?;
                 let w = if ins.len() == 4 { Some(ins[2]) } else { None };
                 let dloss = ins[ins.len() - 1];
-                vec![gpu::loss_backward_launch(&k, ins[0], ins[1], w, dloss, outs[0])?]
+                vec![gpu::loss_backward_launch(
+                    &k, ins[0], ins[1], w, dloss, outs[0],
+                )?]
             }
         };
         Ok(Prepared {
@@ -120,7 +132,10 @@ impl Primitive for LossOp {
         let mut ins = x.clone();
         ins.push(dy);
         // Labels and weights are data: no gradient flows to them.
-        let mut v = vec![Some(g.add_grad(node, "", LossOp::Grad(l.clone()), &ins)?), None];
+        let mut v = vec![
+            Some(g.add_grad(node, "", LossOp::Grad(l.clone()), &ins)?),
+            None,
+        ];
         if x.len() == 3 {
             v.push(None);
         }
