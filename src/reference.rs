@@ -78,13 +78,28 @@ pub fn finite_diff(x: &Array, eps: f64, f: impl Fn(&Array) -> f64) -> Array {
     g
 }
 
-/// Largest relative difference between two arrays, scaled by `max(1, |b|)`.
+/// Largest relative difference between two arrays, scaled by `max(1, |b|)`: NaN when a NaN is
+/// on one side only (`f64::max` would drop it), infinite for an infinity on one side only, so
+/// `max_rel_diff(..) < tol` fails on either. Elements equal on both sides (the same infinity,
+/// NaN on both) differ by 0.
 pub fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
-        .map(|(x, y)| (x - y).abs() / y.abs().max(1.0))
-        .fold(0.0, f64::max)
+        .map(|(x, y)| {
+            if x == y || (x.is_nan() && y.is_nan()) {
+                0.0
+            } else {
+                (x - y).abs() / y.abs().max(1.0)
+            }
+        })
+        .fold(0.0, |m: f64, d| {
+            if m.is_nan() || d.is_nan() {
+                f64::NAN
+            } else {
+                m.max(d)
+            }
+        })
 }
 
 impl Array {

@@ -6,6 +6,7 @@ pub mod neuron;
 pub mod neuron_reference;
 mod op;
 pub mod reference;
+pub mod samples;
 
 pub use crate::neuron::{GradFrom, UnaryOp};
 pub use gpu::{BinaryOp, MAX_CHAIN};

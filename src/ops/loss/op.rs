@@ -74,8 +74,18 @@ impl Primitive for LossOp {
         let launches = match self {
             LossOp::Loss(l) => {
                 let k = GpuLoss::new(ins[0].device(), l)?;
-                let reduced = (l.reduction != Reduction::None).then_some(outs[0]);
-                gpu::loss_forward_launch(&k, ins[0], ins[1], ins.get(2).copied(), outs[1], reduced)?
+                let w = ins.get(2).copied();
+                if l.reduction == Reduction::None {
+                    // Port 0 is the per-sample loss itself: written as well as port 1 (the
+                    // kernel has one per-sample output).
+                    let mut v = gpu::loss_forward_launch(&k, ins[0], ins[1], w, outs[0], None)?;
+                    v.extend(gpu::loss_forward_launch(
+                        &k, ins[0], ins[1], w, outs[1], None,
+                    )?);
+                    v
+                } else {
+                    gpu::loss_forward_launch(&k, ins[0], ins[1], w, outs[1], Some(outs[0]))?
+                }
             }
             LossOp::Grad(l) => {
                 let k = GpuLoss::new(ins[0].device(), l)?;

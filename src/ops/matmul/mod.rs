@@ -4,5 +4,6 @@
 pub mod gpu;
 mod op;
 pub mod reference;
+pub mod samples;
 
 pub use op::MatMulOp;

@@ -9,6 +9,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
+pub mod samples;
 
 pub use op::NormOp;
 

@@ -5,6 +5,7 @@ pub mod gpu;
 mod op;
 pub mod permute;
 pub mod reference;
+pub mod samples;
 
 pub use op::ShapeOp;
 

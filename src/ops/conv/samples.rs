@@ -1,0 +1,65 @@
+//! Sample cases of the convolutions: 2-D and 1-D, direct and transposed, with stride, asymmetric
+//! padding, dilation and groups.
+
+use super::{Conv1d, Conv2d, ConvKind, ConvTranspose1d, ConvTranspose2d, Padding, Padding1d};
+use crate::ops::sample::Sample;
+
+pub fn samples() -> Vec<Sample> {
+    vec![
+        Sample::new("conv/2d/same", |g, s| {
+            let x = g.input("x", &[2, 3, 7 * s, 5 * s])?;
+            let mut c = Conv2d::new(3, 4, (3, 3));
+            c.padding = Padding::Same;
+            g.conv2d("y", x, c)
+        }),
+        Sample::new("conv/2d/stride_pad_groups", |g, s| {
+            let x = g.input("x", &[2, 4, 7 * s, 9 * s])?;
+            let mut c = Conv2d::new(4, 6, (3, 2));
+            c.stride = (2, 3);
+            c.groups = 2;
+            c.padding = Padding::Explicit {
+                top: 1,
+                bottom: 0,
+                left: 2,
+                right: 1,
+            };
+            c.bias = false;
+            g.conv2d("y", x, c)
+        }),
+        Sample::new("conv/2d/dilated_1x1_out", |g, s| {
+            let x = g.input("x", &[1, 2, 9 * s, 9 * s])?;
+            let mut c = Conv2d::new(2, 1, (3, 3));
+            c.dilation = (2, 3);
+            g.conv2d("y", x, c)
+        }),
+        Sample::new("conv/1d/stride_groups", |g, s| {
+            let x = g.input("x", &[3, 6, 33 * s])?;
+            let mut c = Conv1d::new(6, 3, 5);
+            c.stride = 2;
+            c.groups = 3;
+            c.padding = Padding1d::Explicit { left: 2, right: 1 };
+            g.conv1d("y", x, c)
+        }),
+        Sample::new("conv/transpose2d/stride_outpad", |g, s| {
+            let x = g.input("x", &[2, 3, 4 * s, 5])?;
+            let mut c = ConvTranspose2d::new(3, 2, (3, 3));
+            c.stride = (2, 2);
+            c.padding = Padding::Explicit {
+                top: 1,
+                bottom: 1,
+                left: 0,
+                right: 1,
+            };
+            c.output_padding = (1, 0);
+            g.conv("y", x, ConvKind::T2(c))
+        }),
+        Sample::new("conv/transpose1d/groups", |g, s| {
+            let x = g.input("x", &[2, 4, 7 * s])?;
+            let mut c = ConvTranspose1d::new(4, 6, 4);
+            c.stride = 3;
+            c.groups = 2;
+            c.bias = false;
+            g.conv("y", x, ConvKind::T1(c))
+        }),
+    ]
+}

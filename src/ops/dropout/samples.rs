@@ -1,0 +1,11 @@
+//! Sample cases of dropout (training: the mask of step 0).
+
+use super::Dropout;
+use crate::ops::sample::Sample;
+
+pub fn samples() -> Vec<Sample> {
+    vec![Sample::new("dropout/rate0.3", |g, s| {
+        let x = g.input("x", &[3, 33 * s])?;
+        g.dropout("y", x, Dropout::new(0.3, 7)?)
+    })]
+}

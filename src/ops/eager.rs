@@ -1,0 +1,47 @@
+//! One eager path for every op: infer the output shapes from the input tensors, allocate the
+//! outputs, lower the op and run it — so any op descriptor runs on tensors without a hand-written
+//! eager twin.
+//!
+//! ```no_run
+//! use wgtrain::ops::elementwise::{ElementwiseOp, UnaryOp};
+//! use wgtrain::{Device, Tensor};
+//! # fn main() -> wgtrain::Result<()> {
+//! let dev = Device::new()?;
+//! let x = Tensor::from_f32(&dev, &[2, 3], &[-1.0, 0.0, 1.0, 2.0, -2.0, 0.5])?;
+//! let y = wgtrain::ops::eager::run(&dev, ElementwiseOp::Unary(UnaryOp::Relu), &[&x])?;
+//! assert_eq!(y[0].to_f32()?, [0.0, 0.0, 1.0, 2.0, 0.0, 0.5]);
+//! # Ok(()) }
+//! ```
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::Op;
+use crate::tensor::Tensor;
+
+/// Runs `op` on `inputs` (lowered at step 0: per-step ops such as dropout draw step 0's mask) and returns every output
+/// port, in order. A view op (reshape) returns its input's buffer under the new shape.
+pub fn run(device: &Device, op: impl Into<Op>, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let op = op.into();
+    if op.is_source() {
+        return Err(Error::Invalid(format!("{op:?} is fed, not computed")));
+    }
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    let outs = op.infer(&shapes)?;
+    if op.is_view() {
+        return outs
+            .iter()
+            .map(|(s, _)| inputs[0].reshape(s))
+            .collect::<Result<Vec<_>>>();
+    }
+    let outs = outs
+        .iter()
+        .map(|(s, dt)| Tensor::zeros(device, s, *dt))
+        .collect::<Result<Vec<_>>>()?;
+    let out_refs: Vec<&Tensor> = outs.iter().collect();
+    let prepared = op.lower(inputs, &out_refs, &[], 0)?;
+    device.run(&prepared.launches)?;
+    // The scratch tensors must outlive the work that writes them.
+    device.wait()?;
+    drop(prepared);
+    Ok(outs)
+}
