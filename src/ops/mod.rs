@@ -13,6 +13,7 @@ pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod prelu;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;
@@ -40,4 +41,5 @@ pub static FAMILIES: &[(&str, &[&Shader])] = &[
     ("dropout", &[&dropout::gpu::SHADER]),
     ("softmax", &[&softmax::gpu::SHADER]),
     ("loss", &[&loss::gpu::SHADER]),
+    ("prelu", &[&prelu::gpu::SHADER]),
 ];
