@@ -15,6 +15,7 @@ pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod prelu;
 pub mod reduce;
 pub mod sample;
 pub mod shape;
@@ -44,6 +45,7 @@ pub static FAMILIES: &[(&str, &[&Shader])] = &[
     ("dropout", &[&dropout::gpu::SHADER]),
     ("softmax", &[&softmax::gpu::SHADER]),
     ("loss", &[&loss::gpu::SHADER]),
+    ("prelu", &[&prelu::gpu::SHADER]),
 ];
 
 /// A family's list of sample cases.
