@@ -1,5 +1,5 @@
 //! µs per op, forward and forward + backward, for every sample of every op family (the cases
-//! `tests/conformance.rs` checks, `wgtrain::ops::SAMPLES`) at a larger size: each sample's
+//! `tests/conformance.rs` checks, `wgtrain::ops::FAMILIES`) at a larger size: each sample's
 //! shapes grown by its size multiplier. Prints a markdown table.
 //!
 //! Run: `cargo bench --bench ops` (multiplier 8). On a software adapter add `-- --quick`

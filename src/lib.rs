@@ -57,7 +57,7 @@ pub struct ReadmeDoctests;
 pub fn all_shaders() -> Vec<&'static launch::Shader> {
     let mut all: Vec<&'static launch::Shader> = ops::FAMILIES
         .iter()
-        .flat_map(|(_, shaders)| shaders.iter().copied())
+        .flat_map(|f| f.shaders.iter().copied())
         .collect();
     all.extend([&optim::SHADER, &optim::custom::EXAMPLE_SHADER]);
     all

@@ -24,50 +24,33 @@ pub mod softmax;
 use crate::launch::Shader;
 pub use sample::{Fill, Sample};
 
-/// The registry: every family by name with the shaders it compiles.
-pub static FAMILIES: &[(&str, &[&Shader])] = &[
-    ("elementwise", &[&elementwise::gpu::SHADER]),
-    ("matmul", &[&matmul::gpu::SHADER]),
-    ("reduce", &[&reduce::gpu::SHADER]),
-    ("shape", &[&shape::gpu::SHADER, &shape::permute::SHADER]),
-    (
-        "conv",
-        &[
-            &conv::gpu::FORWARD,
-            &conv::gpu::DGRAD,
-            &conv::gpu::WGRAD,
-            &conv::gpu::BIAS,
-        ],
-    ),
-    ("dense", &[]),
-    ("pool", &[&pool::gpu::SHADER]),
-    ("norm", &[&norm::gpu::SHADER]),
-    ("dropout", &[&dropout::gpu::SHADER]),
-    ("softmax", &[&softmax::gpu::SHADER]),
-    ("loss", &[&loss::gpu::SHADER]),
-    ("prelu", &[&prelu::gpu::SHADER]),
-];
+/// One op family as the crate knows it: its name, the shaders it compiles (validated by naga in
+/// `tests/wgsl_translate.rs`) and its sample cases (checked by `tests/conformance.rs`, timed by
+/// `benches/ops.rs`).
+pub struct Family {
+    pub name: &'static str,
+    pub shaders: &'static [&'static Shader],
+    pub samples: fn() -> Vec<Sample>,
+}
 
-/// A family's list of sample cases.
-pub type SamplesFn = fn() -> Vec<Sample>;
-
-/// The sample cases of every family, by family name (the names of `FAMILIES`): what
-/// `tests/conformance.rs` checks and `benches/ops.rs` times.
-pub static SAMPLES: &[(&str, SamplesFn)] = &[
-    ("elementwise", elementwise::samples::samples),
-    ("matmul", matmul::samples::samples),
-    ("reduce", reduce::samples::samples),
-    ("shape", shape::samples::samples),
-    ("conv", conv::samples::samples),
-    ("dense", dense::samples::samples),
-    ("pool", pool::samples::samples),
-    ("norm", norm::samples::samples),
-    ("dropout", dropout::samples::samples),
-    ("softmax", softmax::samples::samples),
-    ("loss", loss::samples::samples),
+/// The registry: one line per family.
+#[rustfmt::skip]
+pub static FAMILIES: &[Family] = &[
+    Family { name: "elementwise", shaders: &[&elementwise::gpu::SHADER], samples: elementwise::samples::samples },
+    Family { name: "matmul", shaders: &[&matmul::gpu::SHADER], samples: matmul::samples::samples },
+    Family { name: "reduce", shaders: &[&reduce::gpu::SHADER], samples: reduce::samples::samples },
+    Family { name: "shape", shaders: &[&shape::gpu::SHADER, &shape::permute::SHADER], samples: shape::samples::samples },
+    Family { name: "conv", shaders: &[&conv::gpu::FORWARD, &conv::gpu::DGRAD, &conv::gpu::WGRAD, &conv::gpu::BIAS], samples: conv::samples::samples },
+    Family { name: "dense", shaders: &[], samples: dense::samples::samples },
+    Family { name: "pool", shaders: &[&pool::gpu::SHADER], samples: pool::samples::samples },
+    Family { name: "norm", shaders: &[&norm::gpu::SHADER], samples: norm::samples::samples },
+    Family { name: "dropout", shaders: &[&dropout::gpu::SHADER], samples: dropout::samples::samples },
+    Family { name: "softmax", shaders: &[&softmax::gpu::SHADER], samples: softmax::samples::samples },
+    Family { name: "loss", shaders: &[&loss::gpu::SHADER], samples: loss::samples::samples },
+    Family { name: "prelu", shaders: &[&prelu::gpu::SHADER], samples: prelu::samples::samples },
 ];
 
 /// Every sample of every family, in registry order.
 pub fn all_samples() -> Vec<Sample> {
-    SAMPLES.iter().flat_map(|(_, f)| f()).collect()
+    FAMILIES.iter().flat_map(|f| (f.samples)()).collect()
 }

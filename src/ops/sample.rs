@@ -1,5 +1,5 @@
 //! Sample cases of every op, declared by each family next to its op (`src/ops/<family>/
-//! samples.rs`) and listed in [`SAMPLES`](super::SAMPLES): the conformance tests
+//! samples.rs`) and listed in [`FAMILIES`](super::FAMILIES): the conformance tests
 //! (`tests/conformance.rs`) run each one compiled on the GPU against the f64 reference, its
 //! gradients against the reference vjp and finite differences, and its fused neuron against the
 //! unfused plan; the op benchmark (`benches/ops.rs`) times the same graphs at larger sizes.
@@ -31,6 +31,8 @@ pub enum Fill {
     Probabilities,
     /// ±1 (hinge labels).
     Signs,
+    /// Magnitude uniform in [lo, hi), either sign: inputs kept off a kink at 0.
+    AwayFromZero(f64, f64),
 }
 
 impl Fill {
@@ -53,6 +55,11 @@ impl Fill {
                 .data
                 .iter()
                 .map(|&v| if v < 0.0 { -1.0 } else { 1.0 })
+                .collect(),
+            Fill::AwayFromZero(lo, hi) => u
+                .data
+                .iter()
+                .map(|&v| v.signum() * (lo + v.abs() * (hi - lo)))
                 .collect(),
             Fill::Probabilities => {
                 let d = shape[1..].iter().product::<usize>().max(1);

@@ -24,6 +24,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
+pub mod samples;
 
 pub use op::PReluOp;
 
