@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use wgtrain::compile::Options;
 use wgtrain::graph::Graph;
-use wgtrain::ops::elementwise::UnaryOp;
 use wgtrain::ops::dense::FullyConnected;
+use wgtrain::ops::elementwise::UnaryOp;
 use wgtrain::optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 use wgtrain::{Device, Result};
 

@@ -86,7 +86,11 @@ impl Graph {
         let base = format!("grad/{}", self.nodes[v.node].name);
         let mut acc = parts.remove(0);
         for p in parts {
-            acc = self.grad_node(format!("{base}/acc"), ElementwiseOp::Binary(BinaryOp::Add), &[acc, p])?;
+            acc = self.grad_node(
+                format!("{base}/acc"),
+                ElementwiseOp::Binary(BinaryOp::Add),
+                &[acc, p],
+            )?;
         }
         Ok(acc)
     }

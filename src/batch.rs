@@ -2,9 +2,9 @@
 //! (labels with a described memory layout, optional per-sample weights; after a step they hold the
 //! per-sample loss), and `StateBatch` (the persistent states a compiled graph keeps between steps).
 
+use crate::compile::Compiled;
 use crate::data::ImageSet;
 use crate::error::{Error, Result};
-use crate::compile::Compiled;
 use crate::graph::Op;
 use crate::tensor::Tensor;
 

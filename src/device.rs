@@ -395,7 +395,6 @@ pub struct PipelineCache {
     pipelines: Mutex<HashMap<Key, Arc<wgpu::ComputePipeline>>>,
 }
 
-
 impl Device {
     pub(crate) fn pipeline(
         &self,
@@ -448,5 +447,4 @@ impl Device {
         cache.pipelines.lock().unwrap().insert(key, p.clone());
         Ok(p)
     }
-
 }

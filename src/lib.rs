@@ -5,22 +5,22 @@
 //! Shaders training graph.
 
 // Modules in dependency order: each uses only those above it.
-pub mod error;
-pub mod device;
-pub mod tensor;
-pub mod launch;
-pub mod reference;
-pub mod neuron;
-pub mod layout;
-pub mod graph;
-pub mod ops;
 pub mod autograd;
-pub mod optim;
-pub mod weights;
+pub mod batch;
 pub mod compile;
 pub mod data;
-pub mod batch;
+pub mod device;
+pub mod error;
+pub mod graph;
+pub mod launch;
+pub mod layout;
+pub mod neuron;
+pub mod ops;
+pub mod optim;
+pub mod reference;
+pub mod tensor;
 pub mod train;
+pub mod weights;
 
 pub use error::{Error, Result};
 

@@ -173,4 +173,3 @@ impl From<&Neuron> for UnaryOp {
         }
     }
 }
-

@@ -4,12 +4,12 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::ops::elementwise::gpu as elementwise;
+use wgtrain::ops::elementwise::reference as basic;
 use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
 use wgtrain::ops::matmul::gpu as matmul;
 use wgtrain::ops::reduce::ReduceKind;
 use wgtrain::ops::reduce::gpu as reduce;
 use wgtrain::ops::shape::permute as transpose;
-use wgtrain::ops::elementwise::reference as basic;
 use wgtrain::reference::Array;
 use wgtrain::{Device, Error, Tensor};
 
@@ -147,7 +147,9 @@ fn reductions_forward_backward() {
                     let dy = rounded(&Array::seeded(&ry.shape, 32));
                     let dx = reduce::reduce_backward(op, &shape, axis, &up(dev, &dy), arg.as_ref())
                         .unwrap();
-                    let rdx = wgtrain::ops::reduce::reference::reduce_backward(op, &shape, axis, &dy, &rarg);
+                    let rdx = wgtrain::ops::reduce::reference::reduce_backward(
+                        op, &shape, axis, &dy, &rarg,
+                    );
                     assert_close(
                         &format!("{what} dx"),
                         &dx.to_f32().unwrap(),
@@ -241,9 +243,19 @@ fn batched_matmul_both_tile_widths() {
                 let mut want = Vec::new();
                 for i in 0..bt {
                     let (ai, bi) = (slice(&a, i, m, k), slice(&b, i, k, n));
-                    want.extend(wgtrain::ops::matmul::reference::matmul(&ai, &bi, false, false).data);
-                    let ai = if ta { wgtrain::ops::shape::reference::permute(&ai, &[1, 0]) } else { ai };
-                    let bi = if tb { wgtrain::ops::shape::reference::permute(&bi, &[1, 0]) } else { bi };
+                    want.extend(
+                        wgtrain::ops::matmul::reference::matmul(&ai, &bi, false, false).data,
+                    );
+                    let ai = if ta {
+                        wgtrain::ops::shape::reference::permute(&ai, &[1, 0])
+                    } else {
+                        ai
+                    };
+                    let bi = if tb {
+                        wgtrain::ops::shape::reference::permute(&bi, &[1, 0])
+                    } else {
+                        bi
+                    };
                     ga.extend(ai.data);
                     gb.extend(bi.data);
                 }

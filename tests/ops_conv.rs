@@ -6,12 +6,12 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::ops::conv::gpu as conv;
-use wgtrain::ops::dense::gpu as dense;
-use wgtrain::ops::pool::gpu as pool;
 use wgtrain::ops::conv::{
-    Conv1d, Conv2d, Convolution, ConvTranspose1d, ConvTranspose2d, Padding, Padding1d,
+    Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Convolution, Padding, Padding1d,
 };
 use wgtrain::ops::dense::FullyConnected;
+use wgtrain::ops::dense::gpu as dense;
+use wgtrain::ops::pool::gpu as pool;
 use wgtrain::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
 use wgtrain::reference::Array;
 use wgtrain::{DType, Device, Tensor};
@@ -32,7 +32,12 @@ fn close(what: &str, gpu: &Tensor, reference: &Array) {
 }
 
 /// Forward, dx, dw and db of `op` on the GPU against `reference::conv`.
-fn check_conv<Op: Convolution + std::fmt::Debug>(dev: &Device, op: &Op, x_shape: &[usize], seed: u64) {
+fn check_conv<Op: Convolution + std::fmt::Debug>(
+    dev: &Device,
+    op: &Op,
+    x_shape: &[usize],
+    seed: u64,
+) {
     let what = format!("{} {x_shape:?} {op:?}", op.name());
     let x = data(x_shape, seed);
     let w = data(&op.weight_shape(), seed + 1);

@@ -5,9 +5,9 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::ops::loss::gpu::{self as loss, GpuLoss};
+use wgtrain::ops::loss::reference::{Labels, loss_backward, loss_forward};
 use wgtrain::ops::loss::{Loss, LossKind, Reduction};
 use wgtrain::reference::Array;
-use wgtrain::ops::loss::reference::{Labels, loss_backward, loss_forward};
 use wgtrain::{DType, Device, Tensor};
 
 fn up(dev: &Device, a: &Array) -> Tensor {

@@ -5,13 +5,13 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::ops::dropout::gpu as gdrop;
-use wgtrain::ops::norm::gpu::{self as gnorm, Norm};
-use wgtrain::ops::softmax::gpu as gsoft;
+use wgtrain::ops::dropout::reference as rdrop;
 use wgtrain::ops::dropout::{Dropout, dropout_mask};
+use wgtrain::ops::norm::gpu::{self as gnorm, Norm};
+use wgtrain::ops::norm::reference as rnorm;
 use wgtrain::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
 use wgtrain::ops::softmax::Softmax;
-use wgtrain::ops::dropout::reference as rdrop;
-use wgtrain::ops::norm::reference as rnorm;
+use wgtrain::ops::softmax::gpu as gsoft;
 use wgtrain::ops::softmax::reference as rsoft;
 use wgtrain::reference::Array;
 use wgtrain::{DType, Device, Error, Tensor};

@@ -5,10 +5,10 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::ops::shape::gpu as shape;
+use wgtrain::ops::shape::reference;
 use wgtrain::ops::shape::{
     Concat, Pad, PadMode, Slice, SliceRange, Split, Upsample, UpsampleMode, UpsampleSize,
 };
-use wgtrain::ops::shape::reference;
 use wgtrain::reference::Array;
 use wgtrain::{DType, Device, Tensor};
 

@@ -6,9 +6,9 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::optim::custom::{CustomUpdate, EXAMPLE_SGD_MOMENTUM};
+use wgtrain::optim::reference::RefOptimizer;
 use wgtrain::optim::{Algorithm, GradOptions, Optimizer, OptimizerConfig, ParamGroup, Schedule};
 use wgtrain::reference::Array;
-use wgtrain::optim::reference::RefOptimizer;
 use wgtrain::{DType, Device, Tensor};
 
 const N: usize = 1700;

@@ -12,9 +12,9 @@ use futures_intrusive::sync::Semaphore;
 
 use super::ParamArena;
 use super::residency::{self, Event, JitState};
-use crate::graph::{Graph, Op, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, Value};
 use crate::launch::Launch;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;

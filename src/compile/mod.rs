@@ -16,16 +16,16 @@ use std::sync::{Arc, Mutex};
 use futures_intrusive::sync::Semaphore;
 
 use crate::autograd::Training;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, Value};
+use crate::ops::shape::ShapeOp;
+use crate::tensor::{DType, Tensor};
+use crate::weights::{ParamEntry, ParamLayout};
 use exec::IN_FLIGHT;
 use fusion::{Fusion, fuse};
 use memory::{Interval, place};
 use residency::{JitPlan, JitState, JitTraining};
-use crate::graph::{Graph, Op, Value};
-use crate::device::Device;
-use crate::error::{Error, Result};
-use crate::ops::shape::ShapeOp;
-use crate::tensor::{DType, Tensor};
-use crate::weights::{ParamEntry, ParamLayout};
 
 /// How to compile.
 #[derive(Clone, Copy)]
@@ -253,7 +253,9 @@ impl Graph {
             };
             let out = Value { node: i, port: 0 };
             let shape = &node.outputs[0].0;
-            let Ok(axis) = crate::ops::axis::resolve_axis(crate::ops::shape::Concat::OP, c.axis, shape.len()) else {
+            let Ok(axis) =
+                crate::ops::axis::resolve_axis(crate::ops::shape::Concat::OP, c.axis, shape.len())
+            else {
                 continue;
             };
             if !opts.fuse

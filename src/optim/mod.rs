@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::launch::{Launch, Shader, f, grid_1d};
-use crate::tensor::{Binding, DType, Tensor};
 use crate::layout::ParamLayout;
+use crate::tensor::{Binding, DType, Tensor};
 pub use algorithm::Algorithm;
 pub use schedule::Schedule;
 

@@ -14,10 +14,10 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::batch::LossLabels;
+use crate::compile::{Compiled, Options};
 use crate::data::{HarWindows, ImageSet};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::compile::{Compiled, Options};
 use crate::graph::{Graph, Op, Value};
 use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
 use crate::weights::checkpoint::{self, RngState, TrainState};

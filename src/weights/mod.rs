@@ -5,7 +5,6 @@
 //! Layouts follow PyTorch so a checkpoint reads like a `state_dict`: convolution weights OIHW,
 //! dense weights `(out_features, in_features)`, names such as `conv1.weight`.
 
-
 use std::path::PathBuf;
 
 use rand::rngs::StdRng;

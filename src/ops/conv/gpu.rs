@@ -20,12 +20,12 @@
 //! The `*_launches` functions prepare dispatches for replay (graphs, benchmarks); the plain
 //! functions allocate outputs and run at once.
 
+use crate::error::{Result, shape_err};
+use crate::launch::{Launch, Prepared, Shader, grid_1d};
+use crate::ops::conv::{ConvGeometry, Convolution};
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::gemm_grid;
-use crate::launch::{Launch, Prepared, Shader, grid_1d};
 use crate::ops::reduce::gpu as reduce;
-use crate::error::{Result, shape_err};
-use crate::ops::conv::{ConvGeometry, Convolution};
 use crate::tensor::{DType, Tensor};
 
 const GEMM_CORE: &str = include_str!("../../../wgsl/gemm_core.wgsl");
@@ -420,7 +420,11 @@ pub fn backward_data(
 }
 
 /// `dw`, in the op's weight layout.
-pub fn backward_weights(op: &(impl Convolution + ?Sized), x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+pub fn backward_weights(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    dy: &Tensor,
+) -> Result<Tensor> {
     op.geometry(&x.shape)?;
     let dw = Tensor::zeros(&x.device, &op.weight_shape(), DType::F32)?;
     let p = backward_weights_launches(op, x, dy, &dw)?;
@@ -463,7 +467,12 @@ pub fn backward_launches(
 }
 
 /// All gradients in one submit; `db` is `Some` exactly when the op has a bias.
-pub fn backward(op: &(impl Convolution + ?Sized), x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Grads> {
+pub fn backward(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+) -> Result<Grads> {
     op.geometry(&x.shape)?;
     let dev = &x.device;
     let grads = Grads {

@@ -143,7 +143,9 @@ impl Primitive for ConvOp {
             ConvOp::GradData(k) => {
                 gpu::backward_data_launches(k.op(), ins[2].shape(), ins[0], ins[1], outs[0])?
             }
-            ConvOp::GradWeight(k) => gpu::backward_weights_launches(k.op(), ins[0], ins[1], outs[0])?,
+            ConvOp::GradWeight(k) => {
+                gpu::backward_weights_launches(k.op(), ins[0], ins[1], outs[0])?
+            }
             ConvOp::BiasGrad => Prepared::one(gpu::bias_grad_launch(ins[0], outs[0])?),
         })
     }
@@ -151,9 +153,7 @@ impl Primitive for ConvOp {
     fn reference(&self, ins: &[&Array], _outs: &[Out], _step: u64) -> Result<Vec<Array>> {
         Ok(vec![match self {
             ConvOp::Forward(k) => reference::forward(k.op(), ins[0], ins[1], ins.get(2).copied())?,
-            ConvOp::GradData(k) => {
-                reference::backward_data(k.op(), &ins[2].shape, ins[0], ins[1])?
-            }
+            ConvOp::GradData(k) => reference::backward_data(k.op(), &ins[2].shape, ins[0], ins[1])?,
             ConvOp::GradWeight(k) => reference::backward_weights(k.op(), ins[0], ins[1])?,
             ConvOp::BiasGrad => {
                 let dy = ins[0];

@@ -14,9 +14,9 @@
 //! roles of input and output gradient exchanged. 1-D ops are the H = 1 case; their arrays are
 //! used as they are, since inserting a unit axis does not move row-major data.
 
-use crate::reference::Array;
 use crate::error::{Result, shape_err};
 use crate::ops::conv::{ConvGeometry, Convolution};
+use crate::reference::Array;
 
 /// Gradients of a layer with weights: input, weights and (if the op has one) bias.
 #[derive(Clone, Debug, PartialEq)]
@@ -210,13 +210,22 @@ pub fn backward_weights<Op: Convolution + ?Sized>(op: &Op, x: &Array, dy: &Array
 }
 
 /// `db`, `(C_out,)`: `dy` summed over everything but channels.
-pub fn backward_bias<Op: Convolution + ?Sized>(op: &Op, x_shape: &[usize], dy: &Array) -> Result<Array> {
+pub fn backward_bias<Op: Convolution + ?Sized>(
+    op: &Op,
+    x_shape: &[usize],
+    dy: &Array,
+) -> Result<Array> {
     check_dy(op, x_shape, dy)?;
     Ok(channel_sums(dy))
 }
 
 /// All gradients; `db` is `Some` exactly when the op has a bias.
-pub fn backward<Op: Convolution + ?Sized>(op: &Op, x: &Array, w: &Array, dy: &Array) -> Result<Grads> {
+pub fn backward<Op: Convolution + ?Sized>(
+    op: &Op,
+    x: &Array,
+    w: &Array,
+    dy: &Array,
+) -> Result<Grads> {
     Ok(Grads {
         dx: backward_data(op, &x.shape, w, dy)?,
         dw: backward_weights(op, x, dy)?,

@@ -10,13 +10,13 @@
 //! * `dW (out, K) = dyᵀ · x`
 //! * `db (out,) = Σ_n dy` (`conv_bias.wgsl`)
 
+use crate::error::Result;
 use crate::launch::Launch;
 use crate::launch::Prepared;
 use crate::ops::conv::gpu::{Grads, bias_fill_launch, bias_grad_launch, check, check_bias};
+use crate::ops::dense::FullyConnected;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::{Gemm, gemm_launch};
-use crate::error::Result;
-use crate::ops::dense::FullyConnected;
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "fully_connected";

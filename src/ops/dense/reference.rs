@@ -1,10 +1,10 @@
 //! Reference fully connected layer: `y = x · Wᵀ + b`, forward and backward, as plain matrix
 //! loops over the `(N, K)` view of the input (an image input is the same data flattened).
 
-use crate::reference::Array;
-use crate::ops::conv::reference::{Grads, add_channel_bias, channel_sums, check_bias, check_shape};
 use crate::error::Result;
+use crate::ops::conv::reference::{Grads, add_channel_bias, channel_sums, check_bias, check_shape};
 use crate::ops::dense::FullyConnected;
+use crate::reference::Array;
 
 const OP: &str = "fully_connected";
 
@@ -87,9 +87,9 @@ pub fn backward(op: &FullyConnected, x: &Array, w: &Array, dy: &Array) -> Result
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::conv::reference::testing::{assert_close, assert_fd, dot};
     use super::*;
     use crate::ops::conv::Conv2d;
+    use crate::ops::conv::reference::testing::{assert_close, assert_fd, dot};
 
     fn check_grads(op: &FullyConnected, x_shape: &[usize], seed: u64) {
         let x = Array::seeded(x_shape, seed);

@@ -4,8 +4,8 @@
 //! backward reads it instead of re-deriving the step. WGSL: `wgsl/dropout.wgsl`. CPU reference:
 //! `reference::dropout`. Inference is the identity.
 
-use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::error::{Error, Result, shape_err};
+use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::dropout::Dropout;
 use crate::tensor::{DType, Tensor};

@@ -65,7 +65,10 @@ impl Primitive for DropoutOp {
             DropoutOp::Grad(op) => {
                 let scale = op.scale();
                 let dx = ins[0].data.iter().zip(&ins[1].data);
-                vec![Array::new(&outs[0].0, dx.map(|(m, g)| m * g * scale).collect())]
+                vec![Array::new(
+                    &outs[0].0,
+                    dx.map(|(m, g)| m * g * scale).collect(),
+                )]
             }
         })
     }
@@ -74,7 +77,12 @@ impl Primitive for DropoutOp {
         Ok(match self {
             DropoutOp::Dropout { op, training: true } => {
                 let mask = Value { node, port: 1 };
-                vec![Some(g.add_grad(node, "", DropoutOp::Grad(*op), &[mask, dy])?)]
+                vec![Some(g.add_grad(
+                    node,
+                    "",
+                    DropoutOp::Grad(*op),
+                    &[mask, dy],
+                )?)]
             }
             DropoutOp::Dropout {
                 training: false, ..

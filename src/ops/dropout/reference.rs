@@ -1,10 +1,10 @@
 //! Reference for dropout: mask from [`dropout_mask`], keep-scaled by 1/(1 − rate); backward
 //! applies the same mask and scale to dy; inference is the identity.
 
-use crate::reference::Array;
 use crate::error::Result;
 use crate::ops::dropout::Dropout;
 pub use crate::ops::dropout::dropout_mask;
+use crate::reference::Array;
 
 /// `y = mask·x/(1 − rate)` in training, `y = x` otherwise. Any shape; the mask is over the flat
 /// index.

@@ -1,8 +1,8 @@
 //! Elementwise ops: unary (neurons and math) and broadcasting binary ops, forward and backward.
 //! WGSL: `wgsl/elementwise.wgsl`. CPU reference: `reference.rs`.
 
-use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::error::{Error, Result};
+use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::neuron::{GradFrom, UnaryOp};
 use crate::tensor::{DType, Tensor};
 

@@ -1,10 +1,10 @@
 //! Reference for the neurons (elementwise activations), forward and backward (dx from x and dy).
 //! Kink conventions are documented on [`Neuron`].
 
-use crate::reference::Array;
 use crate::error::{Result, shape_err};
 use crate::ops::axis::fmt_shape;
 use crate::ops::elementwise::neuron::Neuron;
+use crate::reference::Array;
 use std::f64::consts::{FRAC_2_SQRT_PI, PI, SQRT_2};
 
 /// Error function, accurate to a few ulp: a positive-term series below |x| = 2 (no

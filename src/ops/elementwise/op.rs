@@ -71,7 +71,11 @@ impl Primitive for ElementwiseOp {
                 vec![f32(ins[0])]
             }
             ElementwiseOp::Binary(b) => {
-                vec![f32(&gpu::broadcast_shape(&format!("{b:?}"), ins[0], ins[1])?)]
+                vec![f32(&gpu::broadcast_shape(
+                    &format!("{b:?}"),
+                    ins[0],
+                    ins[1],
+                )?)]
             }
             ElementwiseOp::BinaryGrad(b, which) => {
                 let out = gpu::broadcast_shape(&format!("{b:?}"), ins[0], ins[1])?;
@@ -95,9 +99,7 @@ impl Primitive for ElementwiseOp {
             ElementwiseOp::OnesLike => {
                 gpu::unary_launch(UnaryOp::Linear { a: 0.0, b: 1.0 }, ins[0], outs[0])?
             }
-            ElementwiseOp::UnaryGrad(u) => {
-                gpu::unary_backward_launch(*u, ins[0], ins[1], outs[0])?
-            }
+            ElementwiseOp::UnaryGrad(u) => gpu::unary_backward_launch(*u, ins[0], ins[1], outs[0])?,
             ElementwiseOp::UnaryGradOut(u) => {
                 gpu::unary_backward_out_launch(*u, ins[0], ins[1], outs[0])?
             }

@@ -1,9 +1,9 @@
 //! f64 reference of the elementwise ops: unary (every neuron) and broadcasting binary ops,
 //! forward and backward.
 
-use crate::reference::Array;
 use crate::error::{Error, Result};
 use crate::ops::elementwise::{BinaryOp, GradFrom, UnaryOp};
+use crate::reference::Array;
 
 fn erf(x: f64) -> f64 {
     // Maclaurin series for |x| < 3, continued fraction (Lentz) of erfc beyond: both to ~1e-15.
@@ -435,5 +435,4 @@ mod tests {
             assert!(max_rel_diff(&gb.data, &fb.data) < 1e-6, "{op:?} db");
         }
     }
-
 }

@@ -13,9 +13,9 @@
 //! gradient row — rather than read another sample's values; the graph checks labels on the host
 //! where it feeds them (`Loss::check_class_indices`).
 
-use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::device::Device;
 use crate::error::{Error, Result, shape_err};
+use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::loss::{LabelsShape, Loss, LossKind, Reduction};
 use crate::tensor::{DType, Tensor};

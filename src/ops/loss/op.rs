@@ -81,7 +81,9 @@ impl Primitive for LossOp {
                 let k = GpuLoss::new(ins[0].device(), l)?;
                 let w = if ins.len() == 4 { Some(ins[2]) } else { None };
                 let dloss = ins[ins.len() - 1];
-                vec![gpu::loss_backward_launch(&k, ins[0], ins[1], w, dloss, outs[0])?]
+                vec![gpu::loss_backward_launch(
+                    &k, ins[0], ins[1], w, dloss, outs[0],
+                )?]
             }
         };
         Ok(Prepared {
@@ -120,7 +122,10 @@ impl Primitive for LossOp {
         let mut ins = x.clone();
         ins.push(dy);
         // Labels and weights are data: no gradient flows to them.
-        let mut v = vec![Some(g.add_grad(node, "", LossOp::Grad(l.clone()), &ins)?), None];
+        let mut v = vec![
+            Some(g.add_grad(node, "", LossOp::Grad(l.clone()), &ins)?),
+            None,
+        ];
         if x.len() == 3 {
             v.push(None);
         }

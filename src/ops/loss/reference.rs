@@ -1,11 +1,11 @@
 //! Reference for the losses: per-sample loss and its gradient w.r.t. the logits/predictions,
 //! then weighting and reduction. Formulas are on [`crate::ops::loss`].
 
-use crate::reference::Array;
-use crate::ops::elementwise::neuron_reference::{sigmoid, softplus};
 use crate::error::{Result, shape_err};
 use crate::ops::axis::fmt_shape;
+use crate::ops::elementwise::neuron_reference::{sigmoid, softplus};
 use crate::ops::loss::{LabelsShape, Loss, LossKind, Reduction};
+use crate::reference::Array;
 
 /// Labels: one class index per sample, or dense with the logits' shape.
 #[derive(Clone, Copy, Debug)]

@@ -27,7 +27,10 @@ impl Primitive for MatMulOp {
                 msg: format!("takes 2 inputs, got {}", ins.len()),
             });
         }
-        Ok(vec![(gpu::plan(ins[0], ins[1], self.ta, self.tb)?.1, DType::F32)])
+        Ok(vec![(
+            gpu::plan(ins[0], ins[1], self.ta, self.tb)?.1,
+            DType::F32,
+        )])
     }
 
     fn lower(
@@ -38,7 +41,9 @@ impl Primitive for MatMulOp {
         _step: u64,
     ) -> Result<Prepared> {
         let (g, _) = gpu::plan(ins[0].shape(), ins[1].shape(), self.ta, self.tb)?;
-        Ok(Prepared::one(gpu::matmul_launch(&g, ins[0], ins[1], outs[0])?))
+        Ok(Prepared::one(gpu::matmul_launch(
+            &g, ins[0], ins[1], outs[0],
+        )?))
     }
 
     fn reference(&self, ins: &[&Array], outs: &[Out], _step: u64) -> Result<Vec<Array>> {
@@ -64,7 +69,8 @@ impl Primitive for MatMulOp {
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
         let x = g.nodes[node].inputs.clone();
         let (ta, tb) = (self.ta, self.tb);
-        let mut d = |k: usize, op: MatMulOp, ins: &[Value]| g.add_grad(node, &format!("d{k}"), op, ins);
+        let mut d =
+            |k: usize, op: MatMulOp, ins: &[Value]| g.add_grad(node, &format!("d{k}"), op, ins);
         // c = op(a)·op(b): da = op(b)·dyᵀ if ta else dy·op(b)ᵀ; db = dyᵀ·op(a) if tb else op(a)ᵀ·dy.
         let da = if ta {
             d(0, MatMulOp { ta: tb, tb: true }, &[x[1], dy])?
@@ -93,7 +99,12 @@ fn fold_to(g: &mut Graph, node: usize, grad: Value, want: &[usize]) -> Result<Va
     }
     let mut grad = grad;
     for axis in 0..have.len() - want.len() {
-        grad = g.add_grad(node, "fold", ReduceOp::Reduce(ReduceKind::Sum, axis), &[grad])?;
+        grad = g.add_grad(
+            node,
+            "fold",
+            ReduceOp::Reduce(ReduceKind::Sum, axis),
+            &[grad],
+        )?;
     }
     g.add_grad(node, "view", ShapeOp::View(want.to_vec()), &[grad])
 }
@@ -102,6 +113,13 @@ fn fold_to(g: &mut Graph, node: usize, grad: Value, want: &[usize]) -> Result<Va
 impl Graph {
     /// `a · b`, batched over leading dims.
     pub fn matmul(&mut self, name: &str, a: Value, b: Value) -> Result<Value> {
-        self.add(name, MatMulOp { ta: false, tb: false }, &[a, b])
+        self.add(
+            name,
+            MatMulOp {
+                ta: false,
+                tb: false,
+            },
+            &[a, b],
+        )
     }
 }

@@ -9,10 +9,10 @@
 //! γ and β are optional (`None` = 1 and 0). An absent one is not read: the kernel's slot is bound
 //! to x, so every entry keeps one fixed binding layout.
 
-use crate::ops::elementwise::UnaryOp;
-use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::error::{Error, Result, shape_err};
+use crate::launch::{Launch, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
+use crate::ops::elementwise::UnaryOp;
 use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
 use crate::tensor::{Binding, DType, Tensor};
 

@@ -88,36 +88,38 @@ impl Primitive for NormOp {
             NormOp::BatchNorm { op, training: true } => gpu::batch_norm_train_launch(
                 op, ins[0], g, b, ins[3], ins[4], outs[0], outs[1], fused,
             )?,
-            NormOp::BatchNorm { op, training: false } => {
+            NormOp::BatchNorm {
+                op,
+                training: false,
+            } => {
                 vec![gpu::batch_norm_infer_post_launch(
                     op, ins[0], g, b, ins[3], ins[4], outs[0], fused,
                 )?]
             }
-            NormOp::BatchNormGrad { op, training: true } => {
-                gpu::batch_norm_train_backward_launch(
-                    op,
-                    ins[0],
-                    g,
-                    ins[2],
-                    ins[3],
-                    outs[0],
-                    Some(outs[1]),
-                    Some(outs[2]),
-                )?
-            }
-            NormOp::BatchNormGrad { op, training: false } => {
-                gpu::batch_norm_infer_backward_launch(
-                    op,
-                    ins[0],
-                    g,
-                    ins[2],
-                    ins[3],
-                    ins[4],
-                    outs[0],
-                    Some(outs[1]),
-                    Some(outs[2]),
-                )?
-            }
+            NormOp::BatchNormGrad { op, training: true } => gpu::batch_norm_train_backward_launch(
+                op,
+                ins[0],
+                g,
+                ins[2],
+                ins[3],
+                outs[0],
+                Some(outs[1]),
+                Some(outs[2]),
+            )?,
+            NormOp::BatchNormGrad {
+                op,
+                training: false,
+            } => gpu::batch_norm_infer_backward_launch(
+                op,
+                ins[0],
+                g,
+                ins[2],
+                ins[3],
+                ins[4],
+                outs[0],
+                Some(outs[1]),
+                Some(outs[2]),
+            )?,
             NormOp::Norm(n) => vec![gpu::norm_post_launch(
                 n, ins[0], g, b, outs[0], outs[1], fused,
             )?],
@@ -149,7 +151,10 @@ impl Primitive for NormOp {
                 st.extend(&r.var.data);
                 vec![r.y, Array::new(&outs[1].0, st)]
             }
-            NormOp::BatchNorm { op, training: false } => vec![
+            NormOp::BatchNorm {
+                op,
+                training: false,
+            } => vec![
                 reference::batch_norm_infer(op, ins[0], ins[1], ins[2], ins[3], ins[4])?,
                 zeros(1),
             ],
@@ -174,7 +179,12 @@ impl Primitive for NormOp {
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
         let x = g.nodes[node].inputs.clone();
         let state = Value { node, port: 1 };
-        let port = |v: Value, p: usize| Some(Value { node: v.node, port: p });
+        let port = |v: Value, p: usize| {
+            Some(Value {
+                node: v.node,
+                port: p,
+            })
+        };
         Ok(match self {
             NormOp::BatchNorm { op, training } => {
                 let ins = if *training {

@@ -5,10 +5,10 @@
 //! through the statistics, per group of M elements with `x̂ = (x − μ)/√(σ² + eps)`,
 //! `g = dy·γ`: `dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ² + eps)`, `dγ = Σ dy·x̂`, `dβ = Σ dy`.
 
-use crate::reference::Array;
 use crate::error::{Result, shape_err};
 use crate::ops::axis::fmt_shape;
 use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
+use crate::reference::Array;
 
 /// Gradients of a normalisation: dx (shape of x), dγ and dβ (shape of γ).
 #[derive(Clone, Debug)]

@@ -7,10 +7,10 @@
 //! passes gather over the windows that cover each input element rather than scatter, so
 //! overlapping windows add up without atomics and the result is deterministic.
 
-use crate::ops::conv::gpu::check;
-use crate::launch::{Launch, Shader, grid_1d};
 use crate::error::{Error, Result};
+use crate::launch::{Launch, Shader, grid_1d};
 use crate::ops::conv::ConvGeometry;
+use crate::ops::conv::gpu::check;
 use crate::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
 use crate::tensor::{DType, Tensor};
 

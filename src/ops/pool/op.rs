@@ -90,7 +90,12 @@ impl Primitive for PoolOp {
                 let arg: Option<Vec<usize>> = ins
                     .get(2)
                     .map(|a| a.data.iter().map(|&v| v as usize).collect());
-                vec![reference::backward(p, &ins[1].shape, ins[0], arg.as_deref())?]
+                vec![reference::backward(
+                    p,
+                    &ins[1].shape,
+                    ins[0],
+                    arg.as_deref(),
+                )?]
             }
             PoolOp::GlobalAvg => vec![reference::global_avg_forward(&GlobalAvgPool, ins[0])?],
             PoolOp::GlobalAvgGrad => vec![reference::global_avg_backward(

@@ -3,11 +3,11 @@
 //! A pooling window is a depthwise convolution's taps ([`Pool2d::geometry`]), so this walks the
 //! same [`for_each_tap`] as the convolutions; only what is done per tap differs.
 
-use crate::reference::Array;
-use crate::ops::conv::reference::{check_shape, for_each_tap};
 use crate::error::{Error, Result, shape_err};
 use crate::ops::conv::ConvGeometry;
+use crate::ops::conv::reference::{check_shape, for_each_tap};
 use crate::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
+use crate::reference::Array;
 
 /// `(N, C, H, W)` → `(N, C, OH, OW)`. For max pooling also the argmax: per output element, the
 /// flat row-major index into the whole input `x.data` of the element that won (the first one in
@@ -127,9 +127,9 @@ pub fn global_avg_backward(op: &GlobalAvgPool, x_shape: &[usize], dy: &Array) ->
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::conv::reference::testing::{assert_close, assert_fd, dot};
     use super::*;
     use crate::ops::conv::Padding;
+    use crate::ops::conv::reference::testing::{assert_close, assert_fd, dot};
 
     /// Backward against central differences of `Σ dy · forward(x)`. Max pooling is piecewise
     /// linear; random data keeps every window's maximum clear of ties by far more than eps.

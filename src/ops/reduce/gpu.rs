@@ -1,8 +1,8 @@
 //! Reductions over one axis (sum, mean, max with argmax), forward and backward.
 //! WGSL: `wgsl/reduce.wgsl`. CPU reference: `reference::basic`.
 
-use crate::launch::{Launch, Shader, grid_1d};
 use crate::error::{Error, Result};
+use crate::launch::{Launch, Shader, grid_1d};
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {

@@ -93,7 +93,13 @@ impl Primitive for ReduceOp {
                     .get(2)
                     .map(|a| a.data.iter().map(|&v| v as usize).collect())
                     .unwrap_or_default();
-                vec![reference::reduce_backward(*k, &ins[1].shape, *axis, ins[0], &arg)]
+                vec![reference::reduce_backward(
+                    *k,
+                    &ins[1].shape,
+                    *axis,
+                    ins[0],
+                    &arg,
+                )]
             }
         })
     }
@@ -107,7 +113,12 @@ impl Primitive for ReduceOp {
         if k == ReduceKind::Max {
             ins.push(Value { node, port: 1 });
         }
-        Ok(vec![Some(g.add_grad(node, "d0", ReduceOp::Grad(k, axis), &ins)?)])
+        Ok(vec![Some(g.add_grad(
+            node,
+            "d0",
+            ReduceOp::Grad(k, axis),
+            &ins,
+        )?)])
     }
 }
 

@@ -8,10 +8,10 @@
 //! slice of the output and the copy disappear; split and concat's backward from
 //! [`copy_from_launch`].
 
-use crate::launch::{Launch, Shader, grid_1d};
 use crate::error::{Result, attr_err, shape_err};
-use crate::ops::elementwise::gpu::MAX_RANK;
+use crate::launch::{Launch, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
+use crate::ops::elementwise::gpu::MAX_RANK;
 use crate::ops::shape::{Concat, Pad, PadMode, Slice, Split, Upsample, UpsampleMode};
 use crate::reference::strides;
 use crate::tensor::{DType, Tensor};

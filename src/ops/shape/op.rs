@@ -22,7 +22,10 @@ pub enum ShapeOp {
     /// `[x1, x2, ...] -> y`
     Concat(Concat),
     /// `[dy, x_k] -> dx_k`: the slice of dy that input `k` (starting at `offset`) filled.
-    ConcatGrad { op: Concat, offset: usize },
+    ConcatGrad {
+        op: Concat,
+        offset: usize,
+    },
     Slice(Slice),
     /// `[dy, x] -> dx`
     SliceGrad(Slice),

@@ -1,8 +1,8 @@
 //! Permute (generalised transpose) and its gradient, the inverse permutation.
 //! WGSL: `wgsl/shape/permute.wgsl`. CPU reference: `reference::basic::permute`.
 
-use crate::launch::{Launch, Shader, grid_1d};
 use crate::error::{Error, Result};
+use crate::launch::{Launch, Shader, grid_1d};
 use crate::ops::elementwise::gpu::MAX_RANK;
 use crate::tensor::{DType, Tensor};
 

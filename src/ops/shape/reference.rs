@@ -1,12 +1,12 @@
 //! Reference for the shape ops, forward and backward. Backward of a gather is the matching
 //! scatter-add, so every backward here is the exact adjoint of its forward.
 
-use crate::reference::{Array, strides};
 use crate::error::{Result, shape_err};
 use crate::ops::axis::fmt_shape;
 use crate::ops::shape::{
     Concat, Flatten, Pad, PadMode, Reshape, Slice, Split, Upsample, UpsampleMode,
 };
+use crate::reference::{Array, strides};
 
 fn check_dy(op: &str, want: &[usize], dy: &Array) -> Result<()> {
     if dy.shape != want {

@@ -2,8 +2,8 @@
 //! is all the backward needs: no extra state). WGSL: `wgsl/softmax.wgsl`. CPU reference:
 //! `reference::softmax`. Descriptor: `ops::softmax`.
 
-use crate::launch::{Launch, Shader, grid_1d};
 use crate::error::{Error, Result, shape_err};
+use crate::launch::{Launch, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::softmax::Softmax;
 use crate::tensor::{DType, Tensor};

@@ -59,7 +59,12 @@ impl Primitive for SoftmaxOp {
             return Err(g.no_second_derivative(node));
         };
         let y = Value { node, port: 0 };
-        Ok(vec![Some(g.add_grad(node, "", SoftmaxOp::Grad(s), &[y, dy])?)])
+        Ok(vec![Some(g.add_grad(
+            node,
+            "",
+            SoftmaxOp::Grad(s),
+            &[y, dy],
+        )?)])
     }
 }
 

@@ -1,9 +1,9 @@
 //! Reference for softmax and log-softmax along any axis, forward and backward (from the output).
 
-use crate::reference::Array;
 use crate::error::{Result, shape_err};
 use crate::ops::axis::fmt_shape;
 use crate::ops::softmax::Softmax;
+use crate::reference::Array;
 
 /// Splits `shape` at `axis` into (outer, len, inner): element (o, k, i) is at
 /// `(o·len + k)·inner + i`.
