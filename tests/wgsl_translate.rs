@@ -12,9 +12,22 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
         .flat_map(|s| s.parts.iter().copied())
         .collect();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/wgsl");
+    // Every .wgsl file under wgsl/, subfolders included.
+    let mut files = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(dir)];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+    let mut nested = 0;
+    for path in files {
         if path.extension().is_some_and(|e| e == "wgsl") {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(
@@ -22,10 +35,25 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
                 "{} is not part of any shader in all_shaders()",
                 path.display()
             );
+            // The prelude's helpers are defined there alone (a copy would clash where it is
+            // included, or drift where it is not).
+            let prelude = path.ends_with("prelude.wgsl");
+            for f in ["fn linear_id(", "fn group_id("] {
+                assert!(
+                    prelude || !text.contains(f),
+                    "{} defines {f}: use wgsl/prelude.wgsl (launch::PRELUDE)",
+                    path.display()
+                );
+            }
             n += 1;
+            nested += (path.parent() != Some(std::path::Path::new(dir))) as usize;
         }
     }
     assert!(n >= 5, "only {n} WGSL files found in {dir}");
+    assert!(
+        nested >= 5,
+        "only {nested} WGSL files found in subfolders of {dir}"
+    );
 }
 
 #[test]

@@ -21,10 +21,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
-
 fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
     return v[i / 4u][i % 4u];
 }

@@ -2,13 +2,13 @@
 //! WGSL: `wgsl/shape/permute.wgsl`. CPU reference: `reference::basic::permute`.
 
 use crate::error::{Error, Result};
-use crate::launch::{Launch, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::elementwise::gpu::MAX_RANK;
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "transpose",
-    parts: &[include_str!("../../../wgsl/shape/permute.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/shape/permute.wgsl")],
 };
 
 /// Checks that `perm` is a permutation of `0..rank`.
