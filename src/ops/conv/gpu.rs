@@ -31,10 +31,10 @@ use crate::tensor::{DType, Tensor};
 const GEMM_CORE: &str = include_str!("../../../wgsl/gemm_core.wgsl");
 const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 
-/// Convolution forward (and conv-transpose backward-data).
 /// Neuron functions for the fused post-op of the forward-type modules.
-const NEURON: &str = include_str!("../../../wgsl/neuron.wgsl");
+const NEURON: &str = crate::neuron::WGSL;
 
+/// Convolution forward (and conv-transpose backward-data).
 pub static FORWARD: Shader = Shader {
     name: "conv_fwd",
     parts: &[

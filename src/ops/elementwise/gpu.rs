@@ -10,7 +10,7 @@ pub static SHADER: Shader = Shader {
     name: "elementwise",
     parts: &[
         PRELUDE,
-        include_str!("../../../wgsl/neuron.wgsl"),
+        crate::neuron::WGSL,
         include_str!("../../../wgsl/elementwise.wgsl"),
     ],
 };

@@ -20,7 +20,7 @@ pub static SHADER: Shader = Shader {
     name: "norm",
     parts: &[
         PRELUDE,
-        include_str!("../../../wgsl/neuron.wgsl"),
+        crate::neuron::WGSL,
         include_str!("../../../wgsl/norm.wgsl"),
     ],
 };
