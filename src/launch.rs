@@ -17,6 +17,10 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::tensor::{Binding, Tensor};
 
+/// Helpers shared by the kernels of a 2-D grid (`group_id`, `linear_id`; `wgsl/prelude.wgsl`): the
+/// first part of every shader that uses them, once.
+pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
+
 /// A WGSL module made of one or more source parts concatenated (so a shared core, e.g. the GEMM
 /// main loop, can be combined with op-specific loaders without copying it).
 pub struct Shader {

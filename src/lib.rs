@@ -4,23 +4,23 @@
 //! DX12 elsewhere, lavapipe (software Vulkan) in CI — in the spirit of Apple's Metal Performance
 //! Shaders training graph.
 
-// Modules in dependency order: each uses only those above it.
+// Modules in dependency order: each uses only those above it (`scripts/module_deps.py`).
+pub mod error;
+pub mod device;
+pub mod tensor;
+pub mod launch;
+pub mod reference;
+pub mod neuron;
+pub mod layout;
+pub mod graph;
+pub mod ops;
 pub mod autograd;
-pub mod batch;
+pub mod optim;
+pub mod weights;
 pub mod compile;
 pub mod data;
-pub mod device;
-pub mod error;
-pub mod graph;
-pub mod launch;
-pub mod layout;
-pub mod neuron;
-pub mod ops;
-pub mod optim;
-pub mod reference;
-pub mod tensor;
+pub mod batch;
 pub mod train;
-pub mod weights;
 
 // What a user needs, at the crate root: the device and tensors, the graph and its compiled
 // step, the op descriptors, optimizers, the training loop, data sets and checkpoints.

@@ -12,9 +12,22 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
         .flat_map(|s| s.parts.iter().copied())
         .collect();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/wgsl");
+    // Every .wgsl file under wgsl/, subfolders included.
+    let mut files = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(dir)];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+    let mut nested = 0;
+    for path in files {
         if path.extension().is_some_and(|e| e == "wgsl") {
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(
@@ -22,10 +35,33 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
                 "{} is not part of any shader in all_shaders()",
                 path.display()
             );
+            // The prelude's helpers are defined there alone (a copy would clash where it is
+            // included, or drift where it is not).
+            let prelude = path.ends_with("prelude.wgsl");
+            for f in ["fn linear_id(", "fn group_id("] {
+                assert!(
+                    prelude || !text.contains(f),
+                    "{} defines {f}: use wgsl/prelude.wgsl (launch::PRELUDE)",
+                    path.display()
+                );
+            }
             n += 1;
+            nested += (path.parent() != Some(std::path::Path::new(dir))) as usize;
         }
     }
     assert!(n >= 5, "only {n} WGSL files found in {dir}");
+    assert!(
+        nested >= 5,
+        "only {nested} WGSL files found in subfolders of {dir}"
+    );
+}
+
+/// Every neuron's op code: the `POST_OP` values a fused epilogue can be specialised for.
+fn neuron_codes() -> Vec<u32> {
+    wgtrain::neuron::UnaryOp::all()
+        .iter()
+        .map(|op| op.code().0)
+        .collect()
 }
 
 #[test]
@@ -78,7 +114,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
                 .iter()
                 .any(|(_, o)| o.name.as_deref() == Some("POST_OP"))
             {
-                for code in 0..=18 {
+                for code in neuron_codes() {
                     let mut c = naga::back::PipelineConstants::default();
                     c.insert("POST_OP".to_string(), code as f64);
                     variants.push((format!(" with POST_OP = {code}"), c));
@@ -131,7 +167,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
         }
     }
     assert!(
-        specialised >= 4 * 19,
+        specialised >= 4 * neuron_codes().len(),
         "only {specialised} neuron-specialised variants (matmul, conv, norm, elementwise)"
     );
 }

@@ -11,10 +11,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
-
 // PCG-RXS-M-XS (Jarzynski & Olano 2020); u32 arithmetic wraps, as in the Rust spec.
 fn pcg(v: u32) -> u32 {
     let s = v * 747796405u + 2891336453u;

@@ -21,67 +21,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
-
 fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
     return v[i / 4u][i % 4u];
-}
-
-// d(op)/dx at x, times dy.
-fn unary_b(op: u32, x: f32, dy: f32, a: f32, b: f32) -> f32 {
-    switch op {
-        case 0u: { return select(0.0, dy, x > 0.0); }
-        case 1u: { return select(a * dy, dy, x > 0.0); }
-        case 2u: { return select(0.0, dy, x > 0.0 && x < a); }
-        case 3u: { return select(a * exp(x) * dy, dy, x > 0.0); }
-        case 4u: { let s = sigmoid(x); return s * (1.0 - s) * dy; }
-        case 5u: { let y = a * x + b; return select(0.0, a * dy, y > 0.0 && y < 1.0); }
-        case 6u: { let t = tanh(x); return (1.0 - t * t) * dy; }
-        case 7u: { return sigmoid(x) * dy; }
-        case 8u: { let d = 1.0 + abs(x); return dy / (d * d); }
-        case 9u: {
-            let cdf = 0.5 * (1.0 + erf_approx(x * 0.70710678118654752));
-            let pdf = 0.39894228040143268 * exp(-0.5 * x * x);
-            return (cdf + x * pdf) * dy;
-        }
-        case 10u: { return sign(x) * dy; }
-        case 11u: { return exp(x) * dy; }
-        case 12u: { return dy / x; }
-        case 13u: { return a * dy; }
-        case 14u: { return -dy; }
-        case 15u: { return 0.5 * dy / sqrt(x); }
-        case 16u: { return 2.0 * x * dy; }
-        case 17u: { return -dy / (x * x); }
-        case 18u: {
-            let u = gelu_tanh_arg(x);
-            if (abs(u) >= 20.0) { return select(0.0, dy, x > 0.0); } // saturated (no inf·0)
-            let t = tanh(u);
-            let k = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
-            return (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k) * dy;
-        }
-        default: { return dy; }
-    }
-}
-
-// d(op)/dx from the output y = op(x), times dy: only the ops whose derivative is a function of y
-// (UnaryOp::grad_from in kernels/elementwise.rs). Kinks as unary_b: relu(0) -> 0, leaky(0) -> a,
-// relu-n at 0 and n -> 0, hard sigmoid at its corners -> 0, elu(0) -> a.
-fn unary_b_out(op: u32, y: f32, dy: f32, a: f32, b: f32) -> f32 {
-    switch op {
-        case 0u: { return select(0.0, dy, y > 0.0); }                // relu
-        case 1u: { return select(a * dy, dy, y > 0.0); }             // leaky relu, a >= 0
-        case 2u: { return select(0.0, dy, y > 0.0 && y < a); }       // relu-n, n > 0
-        case 3u: { return select((y + a) * dy, dy, y > 0.0); }       // elu, a >= 0: a e^x = y + a
-        case 4u: { return y * (1.0 - y) * dy; }                      // sigmoid
-        case 5u: { return select(0.0, a * dy, y > 0.0 && y < 1.0); } // hard sigmoid
-        case 6u: { return (1.0 - y * y) * dy; }                      // tanh
-        case 11u: { return y * dy; }                                 // exp
-        case 15u: { return 0.5 * dy / y; }                           // sqrt
-        case 17u: { return -dy * (y * y); }                          // recip: -1/x^2 = -y^2
-        default: { return dy; }
-    }
 }
 
 // The fused chain: y = f_k(...f_1(v)) for the unary ops the graph folded into this dispatch.

@@ -1,7 +1,7 @@
 // Losses (see ops/loss.rs for the formulas): per-sample loss, its reduction over the batch, and
 // the gradient w.r.t. the logits. One workgroup per sample walks its row of D values with a
 // stride of WG and combines partial results with a shared-memory tree (barriers only, so nothing
-// depends on the subgroup size). Grid: linear workgroup id = wid.x + wid.y * nwg.x (grid_1d).
+// depends on the subgroup size). Grid: linear workgroup id = group_id (prelude.wgsl).
 //
 // Labels are bound as u32 words: class indices (N) as they are, dense labels (N, D) are f32 bits
 // read through bitcast, so one binding serves both. Absent per-sample or class weights are
@@ -29,10 +29,6 @@ const COS_EPS: f32 = 1e-12;
 
 var<workgroup> sh4: array<vec4<f32>, 64>;
 var<workgroup> sh1: array<f32, 64>;
-
-fn sample_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
-}
 
 fn nan() -> f32 {
     return bitcast<f32>(0x7fc00000u);
@@ -249,7 +245,7 @@ fn divisor_of(lid: u32) -> f32 {
 @compute @workgroup_size(64)
 fn loss_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let n = sample_id(wid, nwg);
+    let n = group_id(wid, nwg);
     if (n >= p.n) { return; }
     let r = row_stats(n, lid);
     if (lid == 0u) {
@@ -266,7 +262,7 @@ fn loss_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(64)
 fn loss_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let n = sample_id(wid, nwg);
+    let n = group_id(wid, nwg);
     if (n >= p.n) { return; }
     let div = divisor_of(lid);
     let r = row_stats(n, lid);

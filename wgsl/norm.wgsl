@@ -74,10 +74,6 @@ fn param_elem(q: u32, r: u32) -> u32 {
     return (r / p.pdiv) * (p.pdiv * p.pmod) + q * p.pdiv + r % p.pdiv;
 }
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
 @group(0) @binding(1) var<storage, read> nf_x: array<f32>;
 @group(0) @binding(2) var<storage, read> nf_gamma: array<f32>;      // (P)
 @group(0) @binding(3) var<storage, read> nf_beta: array<f32>;       // (P)
@@ -88,7 +84,7 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 @compute @workgroup_size(256)
 fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let k = wid.x + wid.y * nwg.x;
+    let k = group_id(wid, nwg);
     if (k >= p.groups) { return; } // uniform: the whole workgroup leaves
     let fm = f32(p.m);
     var s = 0.0;
@@ -129,7 +125,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn norm_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
+    let i = group_id(wid, nwg) * WG + lid;
     if (i >= p.total) { return; }
     let k = group_of(i);
     let c = param_of(i);
@@ -150,7 +146,7 @@ fn norm_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(256)
 fn norm_running(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let k = linear_id(wid, nwg, lid);
+    let k = group_id(wid, nwg) * WG + lid;
     if (k >= p.groups) { return; }
     nr_mean[k] = p.keep * nr_mean[k] + p.momentum * nr_state[k];
     nr_var[k] = p.keep * nr_var[k] + p.momentum * nr_state[p.groups + k] * p.unbias;
@@ -167,7 +163,7 @@ fn norm_running(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn norm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let k = wid.x + wid.y * nwg.x;
+    let k = group_id(wid, nwg);
     if (k >= p.groups) { return; }
     let mean = nb_state[k];
     let inv = 1.0 / sqrt(nb_state[p.groups + k] + p.eps);
@@ -199,7 +195,7 @@ fn norm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 fn norm_backward_dx_const(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
-    let i = linear_id(wid, nwg, lid);
+    let i = group_id(wid, nwg) * WG + lid;
     if (i >= p.total) { return; }
     var g = nc_dy[i];
     if ((p.flags & 1u) != 0u) { g = g * nc_gamma[param_of(i)]; }
@@ -218,7 +214,7 @@ fn norm_backward_dx_const(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(256)
 fn norm_param_grads(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let q = wid.x + wid.y * nwg.x;
+    let q = group_id(wid, nwg);
     if (q >= p.pmod) { return; }
     let count = p.total / p.pmod;
     var acc = vec2<f32>(0.0, 0.0);

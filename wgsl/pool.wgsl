@@ -26,10 +26,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
-
 // The input coordinate of output coordinate `o` at tap `k`, or -1 in the padding.
 fn tap(o: u32, k: u32, s: u32, d: u32, pad: u32, len: u32) -> i32 {
     let i = i32(o * s + k * d) - i32(pad);
@@ -198,7 +194,7 @@ var<workgroup> partial: array<f32, 256>;
 fn global_avg_forward(@builtin(workgroup_id) wid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
-    let plane = wid.x + wid.y * nwg.x;
+    let plane = group_id(wid, nwg);
     let hw = p.h * p.w;
     var acc = 0.0;
     if (plane < p.planes) {

@@ -30,10 +30,6 @@ struct Params {
 
 const WG: u32 = 256u;
 
-fn group_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
-}
-
 // The element of this invocation, or n for the tail of the last workgroup and the fold's spare
 // workgroups. The group is checked first, so the product never wraps, even for n near 2^32.
 fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {

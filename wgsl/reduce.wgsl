@@ -11,10 +11,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
-
 @group(0) @binding(1) var<storage, read> rs_x: array<f32>;   // (outer, len, inner)
 @group(0) @binding(2) var<storage, read_write> rs_y: array<f32>; // (outer, inner)
 

@@ -66,7 +66,7 @@ fn grad_term(y: f32, dy: f32) -> f32 {
 @compute @workgroup_size(256)
 fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let o = wid.x + wid.y * nwg.x;
+    let o = group_id(wid, nwg);
     if (o >= p.outer) { return; } // uniform: the whole workgroup leaves
     let base = o * p.len;
     var a = vec2<f32>(LOWEST, 0.0);
@@ -93,7 +93,7 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(256)
 fn softmax_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let t = (wid.x + wid.y * nwg.x) * WG + lid;
+    let t = group_id(wid, nwg) * WG + lid;
     if (t >= p.outer * p.inner) { return; }
     let base = (t / p.inner) * p.len * p.inner + t % p.inner;
     var a = vec2<f32>(LOWEST, 0.0);
@@ -114,7 +114,7 @@ fn softmax_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn softmax_backward_rows(@builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-    let o = wid.x + wid.y * nwg.x;
+    let o = group_id(wid, nwg);
     if (o >= p.outer) { return; }
     let base = o * p.len;
     var acc = 0.0;
@@ -143,7 +143,7 @@ fn softmax_backward_rows(@builtin(workgroup_id) wid: vec3<u32>,
 fn softmax_backward_cols(@builtin(workgroup_id) wid: vec3<u32>,
                          @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-    let t = (wid.x + wid.y * nwg.x) * WG + lid;
+    let t = group_id(wid, nwg) * WG + lid;
     if (t >= p.outer * p.inner) { return; }
     let base = (t / p.inner) * p.len * p.inner + t % p.inner;
     var sum = 0.0;

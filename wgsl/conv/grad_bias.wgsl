@@ -21,7 +21,7 @@ var<workgroup> partial: array<f32, 256>;
 @compute @workgroup_size(256)
 fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let c = wid.x + wid.y * nwg.x;
+    let c = group_id(wid, nwg);
     var acc = 0.0;
     if (c < p.channels) {
         let total = p.batch * p.inner;
@@ -51,7 +51,7 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(256)
 fn bias_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let j = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let j = linear_id(wid, nwg, lid);
     if (j >= p.batch * p.channels * p.inner) { return; }
     bf_y[j] = bf_b[(j / p.inner) % p.channels];
 }

@@ -21,7 +21,7 @@ fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
 @compute @workgroup_size(256)
 fn permute(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     var rem = i;
     var src = 0u;

@@ -23,10 +23,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> sh_x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sh_y: array<f32>;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * 256u + lid;
-}
-
 fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
     return v[i / 4u][i % 4u];
 }

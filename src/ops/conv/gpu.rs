@@ -21,7 +21,7 @@
 //! functions allocate outputs and run at once.
 
 use crate::error::{Result, shape_err};
-use crate::launch::{Launch, Prepared, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Prepared, Shader, grid_1d};
 use crate::ops::conv::{ConvGeometry, Convolution};
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::gemm_grid;
@@ -31,10 +31,10 @@ use crate::tensor::{DType, Tensor};
 const GEMM_CORE: &str = include_str!("../../../wgsl/gemm_core.wgsl");
 const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 
-/// Convolution forward (and conv-transpose backward-data).
 /// Neuron functions for the fused post-op of the forward-type modules.
-const NEURON: &str = include_str!("../../../wgsl/neuron.wgsl");
+const NEURON: &str = crate::neuron::WGSL;
 
+/// Convolution forward (and conv-transpose backward-data).
 pub static FORWARD: Shader = Shader {
     name: "conv_fwd",
     parts: &[
@@ -69,7 +69,7 @@ pub static WGRAD: Shader = Shader {
 /// Bias gradient and bias broadcast (also used by the fully connected layer).
 pub static BIAS: Shader = Shader {
     name: "conv_bias",
-    parts: &[include_str!("../../../wgsl/conv/grad_bias.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/conv/grad_bias.wgsl")],
 };
 
 /// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU several times.

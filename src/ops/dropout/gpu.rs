@@ -5,14 +5,14 @@
 //! `reference`. Inference is the identity.
 
 use crate::error::{Error, Result, shape_err};
-use crate::launch::{Launch, Shader, f, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::dropout::Dropout;
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "dropout",
-    parts: &[include_str!("../../../wgsl/dropout.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/dropout.wgsl")],
 };
 
 fn check(t: &Tensor, name: &str, dtype: DType, want: &[usize]) -> Result<()> {

@@ -2,14 +2,15 @@
 //! WGSL: `wgsl/elementwise.wgsl`. CPU reference: `reference.rs`.
 
 use crate::error::{Error, Result};
-use crate::launch::{Launch, Shader, f, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::neuron::{GradFrom, UnaryOp};
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "elementwise",
     parts: &[
-        include_str!("../../../wgsl/neuron.wgsl"),
+        PRELUDE,
+        crate::neuron::WGSL,
         include_str!("../../../wgsl/elementwise.wgsl"),
     ],
 };

@@ -1,9 +1,9 @@
 //! The elementwise family: neurons (unary ops) alone or chained, broadcasting binary ops, their
-//! gradients. Shaders: `wgsl/elementwise.wgsl` with the neuron table of `wgsl/neuron.wgsl`.
+//! gradients. The neurons themselves — op codes, f64 functions and derivatives — are one table,
+//! [`crate::neuron::UnaryOp`]. Shaders: `wgsl/elementwise.wgsl` with the neuron table of
+//! `wgsl/neuron.wgsl`.
 
 pub mod gpu;
-pub mod neuron;
-pub mod neuron_reference;
 mod op;
 pub mod reference;
 pub mod samples;

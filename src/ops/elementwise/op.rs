@@ -57,6 +57,12 @@ impl Primitive for ElementwiseOp {
         if ins.len() != arity {
             return Err(self.shape_err(format!("takes {arity} inputs, got {}", ins.len())));
         }
+        if let ElementwiseOp::Unary(u)
+        | ElementwiseOp::UnaryGrad(u)
+        | ElementwiseOp::UnaryGradOut(u) = self
+        {
+            u.validate()?;
+        }
         Ok(match self {
             ElementwiseOp::Unary(_) | ElementwiseOp::OnesLike => vec![f32(ins[0])],
             ElementwiseOp::UnaryGradOut(u) if u.grad_from() != GradFrom::Output => {
@@ -117,7 +123,7 @@ impl Primitive for ElementwiseOp {
         Ok(vec![match self {
             ElementwiseOp::Unary(u) => reference::unary(*u, ins[0]),
             ElementwiseOp::OnesLike => Array::new(shape0, vec![1.0; ins[0].len()]),
-            ElementwiseOp::UnaryGrad(u) => reference::unary_backward(*u, ins[0], ins[1]),
+            ElementwiseOp::UnaryGrad(u) => reference::unary_backward(*u, ins[0], ins[1])?,
             ElementwiseOp::UnaryGradOut(u) => reference::unary_backward_out(*u, ins[0], ins[1])?,
             ElementwiseOp::Binary(b) => reference::binary(*b, ins[0], ins[1], shape0),
             ElementwiseOp::BinaryGrad(b, which) => {

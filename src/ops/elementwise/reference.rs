@@ -1,145 +1,42 @@
-//! f64 reference of the elementwise ops: unary (every neuron) and broadcasting binary ops,
-//! forward and backward.
+//! f64 reference of the elementwise ops: unary (every neuron, through the f64 functions of the
+//! neuron table [`UnaryOp`]) and broadcasting binary ops, forward and backward.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shape_err};
+use crate::ops::axis::fmt_shape;
 use crate::ops::elementwise::{BinaryOp, GradFrom, UnaryOp};
 use crate::reference::Array;
 
-fn erf(x: f64) -> f64 {
-    // Maclaurin series for |x| < 3, continued fraction (Lentz) of erfc beyond: both to ~1e-15.
-    if x.abs() < 3.0 {
-        let mut sum = x;
-        let mut term = x;
-        let x2 = x * x;
-        let mut n = 0.0;
-        loop {
-            n += 1.0;
-            term *= -x2 / n;
-            let t = term / (2.0 * n + 1.0);
-            sum += t;
-            if t.abs() < 1e-17 * sum.abs() {
-                break;
-            }
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    } else {
-        let ax = x.abs();
-        // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))
-        let mut f = 0.0;
-        for k in (1..60).rev() {
-            f = (k as f64 / 2.0) / (ax + f);
-        }
-        let erfc = (-ax * ax).exp() / std::f64::consts::PI.sqrt() / (ax + f);
-        x.signum() * (1.0 - erfc)
-    }
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-const GELU_K: f64 = 0.797_884_560_802_865_4; // √(2/π)
-const GELU_C: f64 = 0.044715;
-
-/// Forward of a unary op at one point.
-pub fn unary_f(op: UnaryOp, x: f64) -> f64 {
-    use UnaryOp::*;
-    match op {
-        Relu => x.max(0.0),
-        LeakyRelu { alpha } => {
-            if x > 0.0 {
-                x
-            } else {
-                alpha as f64 * x
-            }
-        }
-        ReluN { n } => x.clamp(0.0, n as f64),
-        Elu { alpha } => {
-            if x > 0.0 {
-                x
-            } else {
-                alpha as f64 * (x.exp() - 1.0)
-            }
-        }
-        Sigmoid => sigmoid(x),
-        HardSigmoid { a, b } => (a as f64 * x + b as f64).clamp(0.0, 1.0),
-        Tanh => x.tanh(),
-        Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-        Softsign => x / (1.0 + x.abs()),
-        Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
-        Abs => x.abs(),
-        Exp => x.exp(),
-        Log => x.ln(),
-        Linear { a, b } => a as f64 * x + b as f64,
-        Neg => -x,
-        Sqrt => x.sqrt(),
-        Square => x * x,
-        Recip => 1.0 / x,
-        GeluTanh => 0.5 * x * (1.0 + (GELU_K * (x + GELU_C * x * x * x)).tanh()),
-    }
-}
-
-/// Derivative of a unary op at one point (kinks take the one-sided value the GPU uses: 0 at relu(0)).
-pub fn unary_d(op: UnaryOp, x: f64) -> f64 {
-    use UnaryOp::*;
-    match op {
-        Relu => (x > 0.0) as u8 as f64,
-        LeakyRelu { alpha } => {
-            if x > 0.0 {
-                1.0
-            } else {
-                alpha as f64
-            }
-        }
-        ReluN { n } => (x > 0.0 && x < n as f64) as u8 as f64,
-        Elu { alpha } => {
-            if x > 0.0 {
-                1.0
-            } else {
-                alpha as f64 * x.exp()
-            }
-        }
-        Sigmoid => sigmoid(x) * (1.0 - sigmoid(x)),
-        HardSigmoid { a, b } => {
-            let y = a as f64 * x + b as f64;
-            if y > 0.0 && y < 1.0 { a as f64 } else { 0.0 }
-        }
-        Tanh => 1.0 - x.tanh().powi(2),
-        Softplus => sigmoid(x),
-        Softsign => 1.0 / (1.0 + x.abs()).powi(2),
-        Gelu => {
-            let cdf = 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
-            let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            cdf + x * pdf
-        }
-        Abs => x.signum() * (x != 0.0) as u8 as f64,
-        Exp => x.exp(),
-        Log => 1.0 / x,
-        Linear { a, .. } => a as f64,
-        Neg => -1.0,
-        Sqrt => 0.5 / x.sqrt(),
-        Square => 2.0 * x,
-        Recip => -1.0 / (x * x),
-        GeluTanh => {
-            let t = (GELU_K * (x + GELU_C * x * x * x)).tanh();
-            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_K * (1.0 + 3.0 * GELU_C * x * x)
-        }
-    }
-}
-
+/// `y = f(x)` elementwise ([`UnaryOp::f`]); any shape.
 pub fn unary(op: UnaryOp, x: &Array) -> Array {
-    Array::new(&x.shape, x.data.iter().map(|&v| unary_f(op, v)).collect())
+    Array::new(&x.shape, x.data.iter().map(|&v| op.f(v)).collect())
 }
 
-pub fn unary_backward(op: UnaryOp, x: &Array, dy: &Array) -> Array {
-    Array::new(
+/// `dy` must have the shape of `v` (x or y).
+fn check_dy(op: UnaryOp, v: &Array, dy: &Array) -> Result<()> {
+    if v.shape != dy.shape {
+        return shape_err(
+            op.name(),
+            format!(
+                "dy {} does not match {}",
+                fmt_shape(&dy.shape),
+                fmt_shape(&v.shape)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `dx = f'(x)·dy` ([`UnaryOp::df`]); `dy` must have the shape of `x`.
+pub fn unary_backward(op: UnaryOp, x: &Array, dy: &Array) -> Result<Array> {
+    check_dy(op, x, dy)?;
+    Ok(Array::new(
         &x.shape,
         x.data
             .iter()
             .zip(&dy.data)
-            .map(|(&v, &g)| unary_d(op, v) * g)
+            .map(|(&v, &g)| op.df(v) * g)
             .collect(),
-    )
+    ))
 }
 
 /// Every unary op whose gradient reads its output (`UnaryOp::grad_from`), plus the edge
@@ -156,63 +53,21 @@ pub fn output_based_ops() -> Vec<UnaryOp> {
     ops
 }
 
-/// Derivative of a unary op from its output `y = f(x)`, for the ops whose
-/// [`UnaryOp::grad_from`] is `Output` (`None` for the others). Kinks as [`unary_d`]: every test
-/// below is `x`'s test rewritten in `y` (`y > 0 ⇔ x > 0` for ReLU, leaky ReLU and ELU with
-/// alpha ≥ 0; `0 < y < n ⇔ 0 < x < n`; hard sigmoid's `0 < y < 1` is its `0 < a·x + b < 1`).
-pub fn unary_d_out(op: UnaryOp, y: f64) -> Option<f64> {
-    use UnaryOp::*;
-    if op.grad_from() != GradFrom::Output {
-        return None;
-    }
-    Some(match op {
-        Relu => (y > 0.0) as u8 as f64,
-        LeakyRelu { alpha } => {
-            if y > 0.0 {
-                1.0
-            } else {
-                alpha as f64
-            }
-        }
-        ReluN { n } => (y > 0.0 && y < n as f64) as u8 as f64,
-        // alpha·eˣ = y + alpha on the x ≤ 0 branch.
-        Elu { alpha } => {
-            if y > 0.0 {
-                1.0
-            } else {
-                y + alpha as f64
-            }
-        }
-        Sigmoid => y * (1.0 - y),
-        HardSigmoid { a, .. } => {
-            if y > 0.0 && y < 1.0 {
-                a as f64
-            } else {
-                0.0
-            }
-        }
-        Tanh => 1.0 - y * y,
-        Exp => y,
-        Sqrt => 0.5 / y,
-        Recip => -y * y,
-        _ => unreachable!("grad_from said {op:?} is output-based"),
-    })
-}
-
 /// `dx = f'(x)·dy` from the output `y = f(x)`; an `Err` for an op whose derivative is not a
 /// function of its output.
 pub fn unary_backward_out(op: UnaryOp, y: &Array, dy: &Array) -> Result<Array> {
-    if unary_d_out(op, 0.5).is_none() {
+    if op.df_out(0.5).is_none() {
         return Err(Error::Invalid(format!(
             "the derivative of {op:?} is not a function of its output"
         )));
     }
+    check_dy(op, y, dy)?;
     Ok(Array::new(
         &y.shape,
         y.data
             .iter()
             .zip(&dy.data)
-            .map(|(&v, &g)| unary_d_out(op, v).unwrap() * g)
+            .map(|(&v, &g)| op.df_out(v).unwrap() * g)
             .collect(),
     ))
 }
@@ -299,33 +154,55 @@ mod tests {
     }
 
     #[test]
-    fn erf_matches_known_values() {
-        assert!((erf(0.5) - 0.5204998778130465).abs() < 1e-14);
-        assert!((erf(-1.0) + 0.8427007929497149).abs() < 1e-14);
-        assert!((erf(3.5) - 0.9999992569016276).abs() < 1e-14);
+    fn unary_backward_matches_finite_differences() {
+        // Inputs in (−4, 4) on awkward lengths, nudged off the kinks (0, ReLU-n's n, hard
+        // sigmoid's corners); positive for log / sqrt / recip.
+        for op in UnaryOp::all() {
+            let kinks = match op {
+                UnaryOp::ReluN { n } => vec![0.0, n as f64],
+                UnaryOp::HardSigmoid { a, b } => {
+                    vec![-b as f64 / a as f64, (1.0 - b as f64) / a as f64]
+                }
+                _ => vec![0.0],
+            };
+            for shape in [&[1usize][..], &[7], &[3, 33]] {
+                let mut x = Array::seeded(shape, 5);
+                for v in &mut x.data {
+                    *v = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip) {
+                        v.abs() * 3.0 + 0.1
+                    } else {
+                        *v * 4.0
+                    };
+                    for &k in &kinks {
+                        if (*v - k).abs() < 1e-3 {
+                            *v += 2e-3;
+                        }
+                    }
+                }
+                let dy = Array::seeded(&x.shape, 3);
+                let g = unary_backward(op, &x, &dy).unwrap();
+                let fd = finite_diff(&x, 1e-6, |x| dot(&unary(op, x), &dy));
+                assert!(
+                    max_rel_diff(&g.data, &fd.data) < 1e-6,
+                    "{op:?} {shape:?}: {:?} vs {:?}",
+                    g.data,
+                    fd.data
+                );
+            }
+        }
     }
 
     #[test]
-    fn unary_backward_matches_finite_differences() {
-        // Points away from kinks (0, relu-n's n, hard sigmoid's corners); positive for log/sqrt/recip.
-        let x = Array::new(&[7], vec![-2.3, -0.7, -0.2, 0.3, 0.45, 1.1, 2.9]);
-        let xp = Array::new(&[7], x.data.iter().map(|v| v.abs() + 0.1).collect());
-        for op in UnaryOp::all() {
-            let x = if matches!(op, UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip) {
-                &xp
-            } else {
-                &x
-            };
-            let dy = Array::seeded(&x.shape, 3);
-            let g = unary_backward(op, x, &dy);
-            let fd = finite_diff(x, 1e-6, |x| dot(&unary(op, x), &dy));
-            assert!(
-                max_rel_diff(&g.data, &fd.data) < 1e-6,
-                "{op:?}: {:?} vs {:?}",
-                g.data,
-                fd.data
-            );
-        }
+    fn backward_rejects_mismatched_dy() {
+        let (x, dy) = (Array::zeros(&[2, 3]), Array::zeros(&[3, 2]));
+        let e = unary_backward(UnaryOp::Tanh, &x, &dy)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tanh") && e.contains("(3, 2)") && e.contains("(2, 3)"),
+            "{e}"
+        );
+        assert!(unary_backward_out(UnaryOp::Tanh, &x, &dy).is_err());
     }
 
     #[test]
@@ -381,7 +258,7 @@ mod tests {
                     g.data,
                     fd.data
                 );
-                let gx = unary_backward(op, &x, &dy);
+                let gx = unary_backward(op, &x, &dy).unwrap();
                 assert!(max_rel_diff(&g.data, &gx.data) < 1e-12, "{op:?} len {len}");
             }
         }
@@ -396,7 +273,7 @@ mod tests {
                 if matches!(op, UnaryOp::Sqrt | UnaryOp::Recip) && x <= 0.0 {
                     continue; // 0: ±inf either way; < 0: NaN
                 }
-                let (from_x, from_y) = (unary_d(op, x), unary_d_out(op, unary_f(op, x)).unwrap());
+                let (from_x, from_y) = (op.df(x), op.df_out(op.f(x)).unwrap());
                 // Equal at the kinks; off them to rounding (ELU's y + alpha vs alpha·eˣ).
                 let close = (from_x - from_y).abs() <= 1e-12 * from_x.abs().max(1.0);
                 assert!(

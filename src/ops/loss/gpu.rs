@@ -15,14 +15,14 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result, shape_err};
-use crate::launch::{Launch, Shader, f, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::loss::{LabelsShape, Loss, LossKind, Reduction};
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "loss",
-    parts: &[include_str!("../../../wgsl/loss.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/loss.wgsl")],
 };
 
 /// A loss prepared for one device: the descriptor plus its class weights uploaded once (D), so

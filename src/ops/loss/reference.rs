@@ -2,8 +2,8 @@
 //! then weighting and reduction. Formulas are on [`crate::ops::loss`].
 
 use crate::error::{Result, shape_err};
+use crate::neuron::{sigmoid, softplus};
 use crate::ops::axis::fmt_shape;
-use crate::ops::elementwise::neuron_reference::{sigmoid, softplus};
 use crate::ops::loss::{LabelsShape, Loss, LossKind, Reduction};
 use crate::reference::Array;
 

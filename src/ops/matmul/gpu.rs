@@ -10,7 +10,7 @@ use crate::tensor::{DType, Tensor};
 pub static SHADER: Shader = Shader {
     name: "matmul",
     parts: &[
-        include_str!("../../../wgsl/neuron.wgsl"),
+        crate::neuron::WGSL,
         include_str!("../../../wgsl/matmul.wgsl"),
         include_str!("../../../wgsl/gemm_core.wgsl"),
     ],

@@ -10,7 +10,7 @@
 //! to x, so every entry keeps one fixed binding layout.
 
 use crate::error::{Error, Result, shape_err};
-use crate::launch::{Launch, Shader, f, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
@@ -19,7 +19,8 @@ use crate::tensor::{Binding, DType, Tensor};
 pub static SHADER: Shader = Shader {
     name: "norm",
     parts: &[
-        include_str!("../../../wgsl/neuron.wgsl"),
+        PRELUDE,
+        crate::neuron::WGSL,
         include_str!("../../../wgsl/norm.wgsl"),
     ],
 };

@@ -8,7 +8,7 @@
 //! overlapping windows add up without atomics and the result is deterministic.
 
 use crate::error::{Error, Result};
-use crate::launch::{Launch, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::conv::ConvGeometry;
 use crate::ops::conv::gpu::check;
 use crate::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
@@ -16,7 +16,7 @@ use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "pool",
-    parts: &[include_str!("../../../wgsl/pool.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/pool.wgsl")],
 };
 
 /// The uniform of `wgsl/pool.wgsl`.

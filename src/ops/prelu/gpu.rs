@@ -3,14 +3,14 @@
 //! `ops::prelu::reference`. Descriptor: `ops::prelu::PRelu`.
 
 use crate::error::{Error, Result, shape_err};
-use crate::launch::{Launch, Prepared, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Prepared, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::prelu::PRelu;
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "prelu",
-    parts: &[include_str!("../../../wgsl/prelu.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/prelu.wgsl")],
 };
 
 /// Elements of one slot summed by one workgroup in the first level of the slope gradient (16 per

@@ -2,12 +2,12 @@
 //! WGSL: `wgsl/reduce.wgsl`. CPU reference: `reference`.
 
 use crate::error::{Error, Result};
-use crate::launch::{Launch, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "reduce",
-    parts: &[include_str!("../../../wgsl/reduce.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/reduce.wgsl")],
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

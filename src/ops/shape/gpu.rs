@@ -9,7 +9,7 @@
 //! [`copy_from_launch`].
 
 use crate::error::{Result, attr_err, shape_err};
-use crate::launch::{Launch, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::elementwise::gpu::MAX_RANK;
 use crate::ops::shape::{Concat, Pad, PadMode, Slice, Split, Upsample, UpsampleMode};
@@ -18,7 +18,7 @@ use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "shape",
-    parts: &[include_str!("../../../wgsl/shape/shape.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/shape/shape.wgsl")],
 };
 
 /// Parameter words: header (n, rank, mode, src_off, dst_off, 0, 0, 0) then four rank-8 vectors.

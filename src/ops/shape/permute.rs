@@ -2,13 +2,13 @@
 //! WGSL: `wgsl/shape/permute.wgsl`. CPU reference: `reference::permute`.
 
 use crate::error::{Error, Result};
-use crate::launch::{Launch, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::elementwise::gpu::MAX_RANK;
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "transpose",
-    parts: &[include_str!("../../../wgsl/shape/permute.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/shape/permute.wgsl")],
 };
 
 /// Checks that `perm` is a permutation of `0..rank`.
@@ -49,7 +49,7 @@ pub fn permute_launch(x: &Tensor, perm: &[usize], y: &Tensor) -> Result<Launch> 
             msg: format!("output {:?}, expected {out:?}", y.shape),
         });
     }
-    let st = crate::reference::strides(&x.shape);
+    let st = crate::tensor::strides(&x.shape);
     let n = y.numel();
     let mut w = vec![n as u32, out.len() as u32, 0, 0];
     let mut shape = [1u32; MAX_RANK];

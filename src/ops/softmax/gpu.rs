@@ -3,14 +3,14 @@
 //! `reference`. Descriptor: `ops::softmax`.
 
 use crate::error::{Error, Result, shape_err};
-use crate::launch::{Launch, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::softmax::Softmax;
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
     name: "softmax",
-    parts: &[include_str!("../../../wgsl/softmax.wgsl")],
+    parts: &[PRELUDE, include_str!("../../../wgsl/softmax.wgsl")],
 };
 
 /// Rows (inner == 1) longer than this get a workgroup each; shorter rows, and any axis with
