@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unit};
 use crate::launch::Shader;
 
 /// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
@@ -274,8 +274,9 @@ impl Device {
         if bytes > limit {
             return Err(Error::TooLarge {
                 what: what.to_string(),
-                bytes,
+                amount: bytes,
                 limit,
+                unit: Unit::BindingBytes,
             });
         }
         Ok(())
@@ -395,7 +396,6 @@ pub struct PipelineCache {
     pipelines: Mutex<HashMap<Key, Arc<wgpu::ComputePipeline>>>,
 }
 
-
 impl Device {
     pub(crate) fn pipeline(
         &self,
@@ -448,5 +448,4 @@ impl Device {
         cache.pipelines.lock().unwrap().insert(key, p.clone());
         Ok(p)
     }
-
 }

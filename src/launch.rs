@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unit};
 use crate::tensor::{Binding, Tensor};
 
 /// A WGSL module made of one or more source parts concatenated (so a shared core, e.g. the GEMM
@@ -110,8 +110,9 @@ impl Device {
                     "{}::{entry} grid {groups:?} (workgroups per dimension)",
                     shader.name
                 ),
-                bytes: *groups.iter().max().unwrap() as u64,
+                amount: *groups.iter().max().unwrap() as u64,
                 limit: max as u64,
+                unit: Unit::Workgroups,
             });
         }
         let pipeline = self.pipeline(shader, entry, constants)?;

@@ -22,7 +22,7 @@ pub mod data;
 pub mod batch;
 pub mod train;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Unit};
 
 pub use device::Device;
 pub use tensor::{DType, Tensor};

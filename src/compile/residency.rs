@@ -17,9 +17,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::graph::{Graph, Value};
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::graph::{Graph, Value};
 use crate::launch::Launch;
 use crate::optim::Optimizer;
 use crate::tensor::{DType, Tensor};

@@ -2,9 +2,9 @@
 //! WGSL: `wgsl/matmul.wgsl` + the shared main loop `wgsl/gemm_core.wgsl`.
 //! CPU reference: `reference::basic::matmul`.
 
-use crate::ops::elementwise::UnaryOp;
+use crate::error::{Error, Result, Unit};
 use crate::launch::{Launch, Shader, f};
-use crate::error::{Error, Result};
+use crate::ops::elementwise::UnaryOp;
 use crate::tensor::{DType, Tensor};
 
 pub static SHADER: Shader = Shader {
@@ -167,8 +167,9 @@ pub fn plan(
     if batch > 65_535 {
         return Err(Error::TooLarge {
             what: format!("matmul batch of {:?}", batch_shape),
-            bytes: batch as u64,
+            amount: batch as u64,
             limit: 65_535,
+            unit: Unit::Workgroups,
         });
     }
     let mut out_shape = batch_shape;
@@ -203,7 +204,8 @@ pub fn matmul_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, T
         let r = g.shape.len();
         let rows: usize = g.shape[..r - 2].iter().product();
         let flat = g.reshape(&[rows, want.iter().product()])?;
-        let (s, _) = crate::ops::reduce::gpu::reduce(crate::ops::reduce::ReduceKind::Sum, &flat, 0)?;
+        let (s, _) =
+            crate::ops::reduce::gpu::reduce(crate::ops::reduce::ReduceKind::Sum, &flat, 0)?;
         s.reshape(want)
     };
     Ok((fold(da, &a.shape)?, fold(db, &b.shape)?))
