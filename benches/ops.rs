@@ -48,7 +48,7 @@ fn time(
     feeds: &HashMap<String, Array>,
     budget_s: f64,
 ) -> wgtrain::Result<Timing> {
-    let c = g.compile(dev, outs)?;
+    let c = g.compile(dev, outs, &Default::default())?;
     feed(&c, g, feeds)?;
     c.step()?; // warm-up: pipelines, first-touch allocations
     let t = Instant::now();

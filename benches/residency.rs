@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use wgtrain::compile::Options;
+use wgtrain::compile::{Options, Residency};
 use wgtrain::graph::Graph;
 use wgtrain::ops::dense::FullyConnected;
 use wgtrain::ops::elementwise::UnaryOp;
@@ -38,11 +38,15 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|");
     let mut outputs = Vec::new();
     for jit in [false, true] {
-        let c = g.compile_with(
+        let c = g.compile(
             &dev,
             &[h],
             &Options {
-                just_in_time: jit,
+                residency: if jit {
+                    Residency::JustInTime
+                } else {
+                    Residency::Resident
+                },
                 ..Options::default()
             },
         )?;
@@ -120,12 +124,16 @@ fn train(
     println!("|---|---|---|---|---|");
     let mut weights = Vec::new();
     for jit in [false, true] {
-        let mut c = g.compile_with(
+        let mut c = g.compile(
             dev,
             &[loss],
             &Options {
                 training: Some(&tr),
-                just_in_time: jit,
+                residency: if jit {
+                    Residency::JustInTime
+                } else {
+                    Residency::Resident
+                },
                 ..Options::default()
             },
         )?;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unit};
 
 /// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
 #[derive(Clone, Debug)]
@@ -273,8 +273,9 @@ impl Device {
         if bytes > limit {
             return Err(Error::TooLarge {
                 what: what.to_string(),
-                bytes,
+                amount: bytes,
                 limit,
+                unit: Unit::BindingBytes,
             });
         }
         Ok(())

@@ -12,11 +12,13 @@ pub enum Error {
     Device(String),
     /// A wgpu validation or out-of-memory error caught by an error scope.
     Gpu(String),
-    /// A tensor or binding exceeds a device limit.
+    /// A tensor, binding, grid or kernel exceeds a device limit; `unit` says what `amount` and
+    /// `limit` count.
     TooLarge {
         what: String,
-        bytes: u64,
+        amount: u64,
         limit: u64,
+        unit: Unit,
     },
     /// Shapes that do not fit together; names the op and the shapes.
     Shape { op: String, msg: String },
@@ -34,9 +36,14 @@ impl fmt::Display for Error {
             Error::NoAdapter(m) => write!(f, "no GPU adapter: {m}"),
             Error::Device(m) => write!(f, "device: {m}"),
             Error::Gpu(m) => write!(f, "GPU error: {m}"),
-            Error::TooLarge { what, bytes, limit } => write!(
+            Error::TooLarge {
+                what,
+                amount,
+                limit,
+                unit,
+            } => write!(
                 f,
-                "{what} needs {bytes} bytes but the device allows at most {limit} bytes per binding"
+                "{what} needs {amount} {unit} but the device allows at most {limit} {unit}"
             ),
             Error::Shape { op, msg } => write!(f, "{op}: shape mismatch: {msg}"),
             Error::Attr { op, msg } => write!(f, "{op}: bad attribute: {msg}"),
@@ -47,6 +54,61 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// What the `amount` and `limit` of `Error::TooLarge` count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Bytes bound as one storage binding.
+    BindingBytes,
+    /// Bytes of one buffer.
+    BufferBytes,
+    /// Storage buffers bound by one shader stage (one dispatch).
+    Bindings,
+    /// Bytes of workgroup (shared) memory of one kernel.
+    WorkgroupBytes,
+    /// Workgroups along one dimension of a dispatch.
+    Workgroups,
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unit::BindingBytes => "bytes per binding",
+            Unit::BufferBytes => "bytes per buffer",
+            Unit::Bindings => "storage bindings per shader stage",
+            Unit::WorkgroupBytes => "bytes of workgroup memory",
+            Unit::Workgroups => "workgroups per dimension",
+        })
+    }
+}
+
+impl Error {
+    /// The same error, its message prefixed with `context` (the node, the compile pass): the
+    /// variant is kept, so callers match on the kind whatever added context on the way up.
+    pub fn context(self, context: impl fmt::Display) -> Error {
+        let at = |m: String| format!("{context}: {m}");
+        match self {
+            Error::NoAdapter(m) => Error::NoAdapter(at(m)),
+            Error::Device(m) => Error::Device(at(m)),
+            Error::Gpu(m) => Error::Gpu(at(m)),
+            Error::TooLarge {
+                what,
+                amount,
+                limit,
+                unit,
+            } => Error::TooLarge {
+                what: at(what),
+                amount,
+                limit,
+                unit,
+            },
+            Error::Shape { op, msg } => Error::Shape { op: at(op), msg },
+            Error::Attr { op, msg } => Error::Attr { op: at(op), msg },
+            Error::Io { path, msg } => Error::Io { path, msg: at(msg) },
+            Error::Invalid(m) => Error::Invalid(at(m)),
+        }
+    }
+}
 
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unit};
 use crate::tensor::{Binding, Tensor};
 
 /// Helpers shared by the kernels of a 2-D grid (`group_id`, `linear_id`; `wgsl/prelude.wgsl`): the
@@ -114,8 +114,9 @@ impl Device {
                     "{}::{entry} grid {groups:?} (workgroups per dimension)",
                     shader.name
                 ),
-                bytes: *groups.iter().max().unwrap() as u64,
+                amount: *groups.iter().max().unwrap() as u64,
                 limit: max as u64,
+                unit: Unit::Workgroups,
             });
         }
         let pipeline = self.pipeline(shader.name, || shader.source(), entry, constants)?;

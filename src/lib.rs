@@ -26,10 +26,10 @@ pub mod train;
 // step, the op descriptors, optimizers, the training loop, data sets and checkpoints.
 pub use autograd::Training;
 pub use batch::{ImageBatch, LossLabels, StateBatch};
-pub use compile::{Compiled, Options, StepHandle};
+pub use compile::{Compiled, Options, Residency, StepHandle};
 pub use data::{Har, Mnist};
 pub use device::Device;
-pub use error::{Error, Result};
+pub use error::{Error, Result, Unit};
 pub use graph::{Graph, Value};
 pub use layout::ParamLayout;
 pub use neuron::UnaryOp;

@@ -131,7 +131,7 @@ fn run_compiled(
     opts: &Options,
     feeds: &HashMap<String, Array>,
 ) -> Result<(Vec<Vec<f32>>, usize), String> {
-    let c = g.compile_with(dev, outs, opts).map_err(err)?;
+    let c = g.compile(dev, outs, opts).map_err(err)?;
     for n in &g.nodes {
         if !n.op.is_source() {
             continue;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{assert_close, each_device};
 use wgtrain::autograd::Training;
+use wgtrain::compile::{Options, Residency};
 use wgtrain::graph::{Graph, Value};
 use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
 use wgtrain::reference::{Array, finite_diff, max_rel_diff};
@@ -57,7 +58,7 @@ fn run_with(
     f: &HashMap<String, Array>,
     steps: usize,
 ) -> (Vec<Vec<f32>>, wgtrain::compile::PlanStats) {
-    let c = g.compile_with(dev, outs, opts).unwrap();
+    let c = g.compile(dev, outs, opts).unwrap();
     for (name, a) in f {
         c.set(name, &a.to_f32()).unwrap();
     }
@@ -141,14 +142,25 @@ fn batch_size_changes_and_inference_graph_shares_weights() {
     each_device("rebatch", |dev| {
         let (mut g, loss) = mlp(4);
         let tr = g.training(loss).unwrap();
-        let c = g.compile(dev, &[loss, tr.grads[0]]).unwrap();
+        let c = g
+            .compile(dev, &[loss, tr.grads[0]], &Options::default())
+            .unwrap();
         let f = feeds(&g, 3);
         for (name, a) in &f {
             c.set(name, &a.to_f32()).unwrap();
         }
         // Same network at batch 9, forward only, sharing c's parameter tensors.
         let g9 = g.with_batch(9).unwrap();
-        let c9 = g9.compile_sharing(dev, &[loss], Some(&c)).unwrap();
+        let c9 = g9
+            .compile(
+                dev,
+                &[loss],
+                &Options {
+                    share: Some(&c),
+                    ..Options::default()
+                },
+            )
+            .unwrap();
         let x9 = Array::from_f32(&[9, 5], &Array::seeded(&[9, 5], 77).to_f32());
         c9.set("x", &x9.to_f32()).unwrap();
         c9.step().unwrap();
@@ -178,7 +190,9 @@ fn two_steps_in_flight_with_callbacks() {
     each_device("in flight", |dev| {
         let (mut g, loss) = mlp(5);
         let tr = g.training(loss).unwrap();
-        let c = g.compile(dev, &[loss, tr.grads[2]]).unwrap();
+        let c = g
+            .compile(dev, &[loss, tr.grads[2]], &Options::default())
+            .unwrap();
         for (name, a) in &feeds(&g, 4) {
             c.set(name, &a.to_f32()).unwrap();
         }
@@ -231,7 +245,7 @@ fn graph_errors_name_nodes_and_shapes() {
     let e = g.gradients(l2, &[w2]).unwrap_err().to_string();
     assert!(e.contains("no gradient"), "{e}");
     each_device("graph read errors", |dev| {
-        let c = g.compile(dev, &[l]).unwrap();
+        let c = g.compile(dev, &[l], &Options::default()).unwrap();
         assert!(c.read(y).is_err(), "an intermediate is not readable");
         assert!(c.set("x", &[1.0; 5]).is_err(), "wrong element count");
         assert!(c.set("nope", &[1.0]).is_err());
@@ -427,7 +441,7 @@ fn compiled_states_concat_and_loss_match_reference() {
         };
         let mut outs = vec![loss, per_sample];
         outs.extend(&tr.grads);
-        let c = g.compile(dev, &outs).unwrap();
+        let c = g.compile(dev, &outs, &Options::default()).unwrap();
         let f = state_feeds(&g, batch, 22);
         for (name, a) in &f {
             if name == "labels" {
@@ -458,7 +472,16 @@ fn compiled_states_concat_and_loss_match_reference() {
         );
         // Inference twin: dropout off, running statistics, shared weights.
         let gi = g.for_inference();
-        let ci = gi.compile_sharing(dev, &[loss], Some(&c)).unwrap();
+        let ci = gi
+            .compile(
+                dev,
+                &[loss],
+                &Options {
+                    share: Some(&c),
+                    ..Options::default()
+                },
+            )
+            .unwrap();
         ci.set("image", &f["image"].to_f32()).unwrap();
         ci.set_u32(
             "labels",
@@ -502,7 +525,7 @@ fn training_compile_places_params_and_grads_in_flat_arenas() {
             training: Some(&tr),
             ..Default::default()
         };
-        let c = g.compile_with(dev, &[loss], &opts).unwrap();
+        let c = g.compile(dev, &[loss], &opts).unwrap();
         let f = feeds(&g, 13);
         for (name, a) in &f {
             c.set(name, &a.to_f32()).unwrap();
@@ -667,7 +690,11 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
         let f = feeds(&g, 61);
         let run = |jit: bool| {
             let opts = wgtrain::compile::Options {
-                just_in_time: jit,
+                residency: if jit {
+                    Residency::JustInTime
+                } else {
+                    Residency::Resident
+                },
                 ..Default::default()
             };
             let (o, st) = run_with(dev, &g, &[y], &opts, &f, 2);
@@ -689,11 +716,11 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
         );
         // Errors: a weight never set; a just-in-time training graph stepped without an optimizer.
         let c = g
-            .compile_with(
+            .compile(
                 dev,
                 &[y],
                 &wgtrain::compile::Options {
-                    just_in_time: true,
+                    residency: Residency::JustInTime,
                     ..Default::default()
                 },
             )
@@ -704,11 +731,11 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
         let s = gt.sum("s", y, 1).unwrap();
         let tr = gt.training(s).unwrap();
         let opts = wgtrain::compile::Options {
-            just_in_time: true,
+            residency: Residency::JustInTime,
             training: Some(&tr),
             ..Default::default()
         };
-        let c = gt.compile_with(dev, &[s], &opts).unwrap();
+        let c = gt.compile(dev, &[s], &opts).unwrap();
         for (name, a) in &f {
             c.set(name, &a.to_f32()).unwrap();
         }
@@ -787,4 +814,94 @@ fn training_graphs_fuse_neurons_whose_gradient_reads_the_output() {
         // Fewer intermediates; the first-fit arena itself is not monotone (here +128 B).
         assert!(s.naive_bytes < sp.naive_bytes, "{s:?} vs {sp:?}");
     });
+}
+
+/// An op whose lowering always fails with a shape error (what a kernel refusing its operands
+/// looks like), taking any number of inputs.
+#[derive(Debug)]
+struct Unlowerable;
+
+impl wgtrain::graph::Primitive for Unlowerable {
+    fn infer(&self, ins: &[&[usize]]) -> wgtrain::Result<Vec<wgtrain::graph::Out>> {
+        Ok(vec![(ins[0].to_vec(), wgtrain::DType::F32)])
+    }
+
+    fn lower(
+        &self,
+        _: &[&wgtrain::Tensor],
+        _: &[&wgtrain::Tensor],
+        _: &[UnaryOp],
+        _: u64,
+    ) -> wgtrain::Result<wgtrain::launch::Prepared> {
+        wgtrain::error::shape_err("unlowerable", "no kernel for these operands")
+    }
+
+    fn reference(
+        &self,
+        _: &[&Array],
+        _: &[wgtrain::graph::Out],
+        _: u64,
+    ) -> wgtrain::Result<Vec<Array>> {
+        Err(wgtrain::Error::Invalid("no reference".into()))
+    }
+
+    fn vjp(&self, _: &mut Graph, _: usize, _: Value) -> wgtrain::Result<Vec<Option<Value>>> {
+        Err(wgtrain::Error::Invalid("no gradient".into()))
+    }
+}
+
+#[test]
+fn compile_errors_keep_their_kind_and_name_the_node_and_unit() {
+    each_device("compile errors", |dev| {
+        // A lowering error stays a shape error, now naming the node and the pass.
+        let mut g = Graph::new();
+        let x = g.input("x", &[2, 3]).unwrap();
+        let y = g.add("broken", Unlowerable, &[x]).unwrap();
+        let e = g.compile(dev, &[y], &Options::default()).err().unwrap();
+        let s = e.to_string();
+        assert!(
+            matches!(&e, wgtrain::Error::Shape { op, .. } if op.contains("\"broken\"")),
+            "{e:?}"
+        );
+        assert!(
+            s.contains("broken") && s.contains("lower") && s.contains("no kernel"),
+            "{s}"
+        );
+        // More storage bindings than a shader stage allows: counted in bindings, not bytes.
+        let limit = dev.caps().max_storage_buffers_per_stage as usize;
+        let mut g = Graph::new();
+        let ins: Vec<Value> = (0..limit)
+            .map(|k| g.input(&format!("x{k}"), &[2]).unwrap())
+            .collect();
+        let y = g.add("wide", Unlowerable, &ins).unwrap();
+        let e = g.compile(dev, &[y], &Options::default()).err().unwrap();
+        let s = e.to_string();
+        assert!(
+            matches!(
+                e,
+                wgtrain::Error::TooLarge {
+                    unit: wgtrain::Unit::Bindings,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            s.contains("wide")
+                && s.contains(&format!("{} storage bindings per shader stage", limit + 1))
+                && !s.contains("bytes"),
+            "{s}"
+        );
+    });
+    // Each limit names its unit.
+    let e = wgtrain::Error::TooLarge {
+        what: "kernels".into(),
+        amount: 32768,
+        limit: 16384,
+        unit: wgtrain::Unit::WorkgroupBytes,
+    };
+    assert!(
+        e.to_string().ends_with("16384 bytes of workgroup memory"),
+        "{e}"
+    );
 }

@@ -195,7 +195,7 @@ fn run(
         training,
         ..Default::default()
     };
-    let c = g.compile_with(dev, outs, &opts).unwrap();
+    let c = g.compile(dev, outs, &opts).unwrap();
     for (name, a) in f {
         c.set(name, &a.to_f32()).unwrap();
     }

@@ -239,7 +239,7 @@ fn compiled_graph_matches_reference() {
             let mut outs = vec![loss];
             outs.extend(g.gradients(loss, &wrt).unwrap());
             let f = graph_feeds(&g);
-            let c = g.compile(dev, &outs).unwrap();
+            let c = g.compile(dev, &outs, &Default::default()).unwrap();
             for (name, a) in &f {
                 c.set(name, &a.to_f32()).unwrap();
             }

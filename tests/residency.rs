@@ -7,7 +7,7 @@ mod common;
 
 use common::each_device;
 use wgtrain::autograd::Training;
-use wgtrain::compile::{Compiled, Options};
+use wgtrain::compile::{Compiled, Options, Residency};
 use wgtrain::graph::{Graph, Value};
 use wgtrain::ops::dense::FullyConnected;
 use wgtrain::ops::dropout::Dropout;
@@ -80,23 +80,20 @@ fn train(dev: &wgtrain::Device, config: &OptimizerConfig, jit: bool, steps: usiz
     let (g, tr, loss) = net();
     let opts = Options {
         training: Some(&tr),
-        just_in_time: jit,
+        residency: if jit {
+            Residency::JustInTime
+        } else {
+            Residency::Resident
+        },
         ..Options::default()
     };
-    let mut c = g.compile_with(dev, &[loss], &opts).unwrap();
+    let mut c = g.compile(dev, &[loss], &opts).unwrap();
     assert_eq!(c.is_just_in_time(), jit);
     feed(&c, &g);
     let layout = c.param_layout().unwrap().clone();
-    let mut opt = if jit {
-        let opt = Optimizer::just_in_time(dev, config.clone(), groups(&layout), &layout).unwrap();
-        c.attach_optimizer(&opt).unwrap();
-        opt
-    } else {
-        let a = c.param_arena().unwrap().clone();
-        let opt = Optimizer::new(dev, config.clone(), groups(&layout), layout.len()).unwrap();
-        c.set_update(opt.launches(&a.params, &a.grads).unwrap(), None);
-        opt
-    };
+    // One way to attach an optimizer, whatever the residency.
+    let mut opt = c.optimizer(config.clone(), groups(&layout)).unwrap();
+    c.attach_optimizer(&opt).unwrap();
     let mut weights = Vec::new();
     for _ in 0..steps {
         opt.prepare_step().unwrap();
@@ -199,10 +196,10 @@ fn just_in_time_misuse_is_an_error_that_says_what_to_do() {
         let (g, tr, loss) = net();
         let jit = Options {
             training: Some(&tr),
-            just_in_time: true,
+            residency: Residency::JustInTime,
             ..Options::default()
         };
-        let mut c = g.compile_with(dev, &[loss], &jit).unwrap();
+        let mut c = g.compile(dev, &[loss], &jit).unwrap();
         feed(&c, &g);
         let layout = c.param_layout().unwrap().clone();
         let adam = OptimizerConfig::new(Algorithm::adam(), 0.01);
@@ -226,7 +223,7 @@ fn just_in_time_misuse_is_an_error_that_says_what_to_do() {
         assert!(e.contains("per parameter"), "{e}");
         // A resident graph cannot share weights that live on the host.
         let e = g
-            .compile_with(
+            .compile(
                 dev,
                 &[loss],
                 &Options {
@@ -237,7 +234,7 @@ fn just_in_time_misuse_is_an_error_that_says_what_to_do() {
             .err()
             .expect("sharing just-in-time weights")
             .to_string();
-        assert!(e.contains("just_in_time"), "{e}");
+        assert!(e.contains("Residency::JustInTime"), "{e}");
         // Gradients are intermediates just-in-time: not readable after the step.
         c.attach_optimizer(&opt).unwrap();
         let e = c.step().unwrap_err().to_string();
@@ -250,10 +247,10 @@ fn just_in_time_misuse_is_an_error_that_says_what_to_do() {
         // A weight with the wrong number of values.
         let e = c.set("tied", &[0.0; 3]).unwrap_err().to_string();
         assert!(e.contains("tied") && e.contains("3 values"), "{e}");
-        // Resident graphs keep refusing per-parameter attachment.
+        // A resident graph takes a resident optimizer (attach_optimizer, either residency).
         let (g2, tr2, loss2) = net();
         let mut r = g2
-            .compile_with(
+            .compile(
                 dev,
                 &[loss2],
                 &Options {
@@ -263,13 +260,12 @@ fn just_in_time_misuse_is_an_error_that_says_what_to_do() {
             )
             .unwrap();
         let e = r.attach_optimizer(&opt).unwrap_err().to_string();
-        assert!(e.contains("set_update"), "{e}");
+        assert!(e.contains("Optimizer::new"), "{e}");
         // Either way, a step whose optimizer was not prepared is refused (Adam at step 0 would
         // divide by 1 - beta1^0 = 0), and each preparation serves one step.
         feed(&r, &g2);
-        let a = r.param_arena().unwrap().clone();
         let mut resident = resident;
-        r.set_update(resident.launches(&a.params, &a.grads).unwrap(), None);
+        r.attach_optimizer(&resident).unwrap();
         assert!(r.step().unwrap_err().to_string().contains("prepare_step"));
         resident.prepare_step().unwrap();
         r.step().unwrap();

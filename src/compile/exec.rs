@@ -3,42 +3,25 @@
 //! submit; `encode_step` returns at once and at most two steps are in flight (a semaphore of two
 //! permits, released by the queue's completion callback — MPS's double-buffering pattern).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_intrusive::sync::Semaphore;
 
-use super::ParamArena;
-use super::residency::{self, Event, JitState};
+use super::program::{ParamArena, PlanStats, Program};
+use super::residency::{self, Event};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::launch::Launch;
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
 use crate::tensor::Tensor;
 use crate::weights::{ParamLayout, ParamStore};
 
 /// Steps allowed in flight at once.
 pub const IN_FLIGHT: usize = 2;
-
-/// What the compiled plan costs; reported in BENCHMARKS.md.
-#[derive(Clone, Debug)]
-pub struct PlanStats {
-    pub nodes: usize,
-    pub live_nodes: usize,
-    pub dispatches_per_step: usize,
-    pub submits_per_step: usize,
-    /// Bytes of the intermediates' arena (the planned peak).
-    pub arena_bytes: u64,
-    /// What the intermediates would take without aliasing.
-    pub naive_bytes: u64,
-    /// Bytes of inputs, parameters and requested outputs (never aliased).
-    pub persistent_bytes: u64,
-    /// Weight bytes on the GPU at the peak: all of them resident, or the slot just-in-time.
-    pub weight_bytes: u64,
-}
 
 /// Computes, for step `n`, new parameter words for some of the update launches: `(index, words)`.
 pub type StepParams = dyn Fn(u64) -> Vec<(usize, Vec<u32>)> + Send + Sync;
@@ -67,52 +50,57 @@ impl StepHandle {
     }
 }
 
-/// A graph compiled for one device and batch size.
+/// A graph compiled for one device and batch size: its `Program` and the replay state.
 pub struct Compiled {
-    pub(super) device: Device,
+    device: Device,
     pub graph: Graph,
-    /// Tensor of every (live) node output; views alias their input.
-    pub(super) tensors: HashMap<Value, Tensor>,
-    pub(super) launches: Vec<Launch>,
+    program: Program,
     /// Launches appended after the graph's (the optimizer update), re-parameterised every step
     /// by `update_params`.
-    pub(super) update: Vec<Launch>,
-    pub(super) update_params: Option<Box<StepParams>>,
-    pub(super) param_arena: Option<ParamArena>,
-    pub(super) jit: Option<JitState>,
-    /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
-    pub(super) _scratch: Vec<Tensor>,
-    /// (launch index, node, elements) of launches re-parameterised every step (dropout).
-    pub(super) per_step: Vec<(usize, usize, usize)>,
+    update: Vec<Launch>,
+    update_params: Option<Box<StepParams>>,
     /// Steps encoded so far: seeds dropout, part of what a checkpoint saves.
-    pub(super) step: AtomicU64,
-    pub(super) outputs: Vec<Value>,
-    pub(super) stats: PlanStats,
-    pub(super) permits: Arc<Semaphore>,
-    pub(super) in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
+    step: AtomicU64,
+    permits: Arc<Semaphore>,
+    in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
 }
 
 impl Compiled {
+    /// Readies `program`, compiled from `graph`, for replay on `device`.
+    pub fn new(device: &Device, graph: Graph, program: Program) -> Compiled {
+        Compiled {
+            device: device.clone(),
+            graph,
+            program,
+            update: Vec::new(),
+            update_params: None,
+            step: AtomicU64::new(0),
+            permits: Arc::new(Semaphore::new(false, IN_FLIGHT)),
+            in_flight: Mutex::new(VecDeque::new()),
+        }
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
 
     pub fn stats(&self) -> &PlanStats {
-        &self.stats
+        &self.program.stats
     }
 
     pub fn outputs(&self) -> &[Value] {
-        &self.outputs
+        &self.program.outputs
     }
 
     /// The tensor holding `v` (valid for inputs, parameters and requested outputs between steps).
     pub fn tensor(&self, v: Value) -> Result<&Tensor> {
-        self.tensors
+        self.program
+            .tensors
             .get(&v)
             .ok_or_else(|| Error::Invalid(format!("{v:?} is not part of this compiled graph")))
     }
 
-    /// The parameter or state tensor named `name` (what `compile_sharing` shares).
+    /// The parameter or state tensor named `name` (what `Options::share` shares).
     /// Just-in-time weights have none (their slot is shared): `None`.
     pub fn param(&self, name: &str) -> Option<&Tensor> {
         if self.is_jit_param(name) {
@@ -120,13 +108,15 @@ impl Compiled {
         }
         let v = self.graph.find(name)?;
         matches!(self.graph.node(v).op, Op::Param | Op::State)
-            .then(|| self.tensors.get(&v))
+            .then(|| self.program.tensors.get(&v))
             .flatten()
     }
 
     /// Whether `name` is a weight kept just-in-time (on the host, written into the slot per step).
     pub fn is_jit_param(&self, name: &str) -> bool {
-        let Some(j) = &self.jit else { return false };
+        let Some(j) = &self.program.jit else {
+            return false;
+        };
         self.graph
             .find(name)
             .is_some_and(|v| self.graph.node(v).op == Op::Param && j.plan.offsets.contains_key(&v))
@@ -145,6 +135,7 @@ impl Compiled {
             )));
         }
         if let Some(j) = self
+            .program
             .jit
             .as_ref()
             .filter(|_| self.graph.node(v).op == Op::Param)
@@ -185,7 +176,7 @@ impl Compiled {
 
     /// Reads a requested output (waits for the steps in flight).
     pub fn read(&self, v: Value) -> Result<Vec<f32>> {
-        if !self.outputs.contains(&v)
+        if !self.program.outputs.contains(&v)
             && !matches!(self.graph.node(v).op, Op::Input | Op::Param | Op::State)
         {
             return Err(Error::Invalid(format!(
@@ -195,6 +186,7 @@ impl Compiled {
         }
         self.wait_all()?;
         if let Some(j) = self
+            .program
             .jit
             .as_ref()
             .filter(|_| self.graph.node(v).op == Op::Param)
@@ -223,11 +215,11 @@ impl Compiled {
             .map_err(|e| Error::Device(format!("waiting for a step in flight: {e}")))?;
         }
         let step = self.step.fetch_add(1, Ordering::SeqCst);
-        for &(l, node, n) in &self.per_step {
+        for &(l, node, n) in &self.program.per_step {
             if let Some(p) = self.graph.nodes[node].op.primitive()
                 && let Some(p) = p.step_params(step, n)
             {
-                self.device.rewrite_params(&self.launches[l], &p)?;
+                self.device.rewrite_params(&self.program.launches[l], &p)?;
             }
         }
         if let Some(f) = &self.update_params {
@@ -240,12 +232,16 @@ impl Compiled {
             }
         }
         let (_, q) = self.device.wgpu();
-        let all: Vec<&Launch> = self.launches.iter().chain(&self.update).collect();
+        let all: Vec<&Launch> = self.program.launches.iter().chain(&self.update).collect();
         // One submit, or, just-in-time, one per stretch between host events: weights written
         // into the slot (queue-ordered between submits) and per-parameter updates.
         let mut cursor = 0;
-        for (at, event) in self.jit.iter().flat_map(|j| &j.events) {
-            let j = self.jit.as_ref().expect("events come from the plan");
+        for (at, event) in self.program.jit.iter().flat_map(|j| &j.events) {
+            let j = self
+                .program
+                .jit
+                .as_ref()
+                .expect("events come from the plan");
             if *at > cursor {
                 self.submit(&all[cursor..*at]);
                 cursor = *at;
@@ -289,6 +285,7 @@ impl Compiled {
     /// by 1 - beta1^0 = 0), and consumes each preparation.
     fn check_prepared(&self) -> Result<()> {
         let jit = self
+            .program
             .jit
             .iter()
             .flat_map(|j| j.training.iter().flat_map(|t| t.launches()));
@@ -332,31 +329,46 @@ impl Compiled {
 
     /// The flat parameter and gradient arenas (graphs compiled with `Options::training`).
     pub fn param_arena(&self) -> Option<&ParamArena> {
-        self.param_arena.as_ref()
+        self.program.param_arena.as_ref()
     }
 
     /// The parameter layout of a training graph, resident or just-in-time (the same for both).
     pub fn param_layout(&self) -> Option<&ParamLayout> {
-        match (&self.param_arena, &self.jit) {
+        match (&self.program.param_arena, &self.program.jit) {
             (Some(a), _) => Some(&a.layout),
             (None, Some(j)) => j.training.as_ref().map(|t| &t.layout),
             _ => None,
         }
     }
 
-    /// Whether the weights are kept just-in-time (`Options::just_in_time`).
+    /// Whether the weights are kept just-in-time (`Residency::JustInTime`).
     pub fn is_just_in_time(&self) -> bool {
-        self.jit.is_some()
+        self.program.jit.is_some()
     }
 
-    /// Just-in-time training: records `opt` (made with `Optimizer::just_in_time` for this
-    /// graph's `param_layout`) into every step, one parameter at its update point. Call
-    /// `opt.prepare_step()` before each step, as with resident weights.
+    /// The optimizer this training graph's residency takes, over its `param_layout`:
+    /// `Optimizer::new` for resident weights, `Optimizer::just_in_time` for just-in-time ones.
+    /// Hand it to `attach_optimizer`.
+    pub fn optimizer(&self, config: OptimizerConfig, groups: Vec<ParamGroup>) -> Result<Optimizer> {
+        let layout = self.param_layout().ok_or_else(not_training)?;
+        if self.is_just_in_time() {
+            Optimizer::just_in_time(&self.device, config, groups, layout)
+        } else {
+            Optimizer::new(&self.device, config, groups, layout.len())
+        }
+    }
+
+    /// Records `opt`'s update into every step of this training graph, whatever its residency:
+    /// resident, one fused update over the parameter arena after the graph's launches;
+    /// just-in-time, one parameter at its update point. `opt` is made by `optimizer` (or
+    /// `Optimizer::new` / `Optimizer::just_in_time` for this graph's `param_layout`). Call
+    /// `opt.prepare_step()` before each step.
     ///
     /// ```
-    /// use wgtrain::{graph::Graph, compile::Options};
+    /// use wgtrain::compile::{Options, Residency};
+    /// use wgtrain::graph::Graph;
     /// use wgtrain::ops::dense::FullyConnected;
-    /// use wgtrain::optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
+    /// use wgtrain::optim::{Algorithm, OptimizerConfig, ParamGroup};
     /// # fn main() -> wgtrain::Result<()> {
     /// let mut g = Graph::new();
     /// let x = g.input("x", &[4, 8])?; // (N, features)
@@ -364,12 +376,16 @@ impl Compiled {
     /// let loss = g.sum("loss", y, 1)?;
     /// let training = g.training(loss)?;
     /// let dev = wgtrain::Device::new()?;
-    /// let opts = Options { training: Some(&training), just_in_time: true, ..Options::default() };
-    /// let mut step = g.compile_with(&dev, &[loss], &opts)?;
+    /// let opts = Options {
+    ///     training: Some(&training),
+    ///     residency: Residency::JustInTime,
+    ///     ..Options::default()
+    /// };
+    /// let mut step = g.compile(&dev, &[loss], &opts)?;
     /// let layout = step.param_layout().expect("a training graph").clone();
     /// let config = OptimizerConfig::new(Algorithm::adam(), 1e-3);
     /// let groups = vec![ParamGroup::range(0..layout.len())];
-    /// let mut opt = Optimizer::just_in_time(&dev, config, groups, &layout)?;
+    /// let mut opt = step.optimizer(config, groups)?;
     /// step.attach_optimizer(&opt)?;
     /// step.set("x", &[0.5; 32])?;
     /// step.set("fc.weight", &[0.1; 16])?; // kept on the host, written into the slot per step
@@ -381,27 +397,30 @@ impl Compiled {
     /// # Ok(()) }
     /// ```
     pub fn attach_optimizer(&mut self, opt: &Optimizer) -> Result<()> {
-        let tr = self
-            .jit
-            .as_mut()
-            .and_then(|j| j.training.as_mut())
-            .ok_or_else(|| {
-                Error::Invalid(
-                    "attach_optimizer is for just-in-time training graphs; resident ones take \
-                     set_update(opt.launches(params, grads))"
+        if let Some(a) = &self.program.param_arena {
+            if opt.host_state().is_some() {
+                return Err(Error::Invalid(
+                    "this training graph keeps its weights resident: make its optimizer with \
+                     Optimizer::new (or Compiled::optimizer)"
                         .into(),
-                )
-            })?;
+                ));
+            }
+            let launches = opt.launches(&a.params, &a.grads)?;
+            self.set_update(launches, None);
+            return Ok(());
+        }
+        let j = self.program.jit.as_mut().ok_or_else(not_training)?;
+        let tr = j.training.as_mut().ok_or_else(not_training)?;
         tr.attach(&self.device, opt)?;
         let bytes = tr.optimizer.as_ref().map_or(0, |o| o.bytes);
-        self.stats.weight_bytes = self.jit.as_ref().map_or(0, |j| j.plan.slot_bytes) + bytes;
+        self.program.stats.weight_bytes = j.plan.slot_bytes + bytes;
         Ok(())
     }
 
     /// Appends launches to every step after the graph's own (the optimizer update over the
     /// arena); `params` rewrites their parameters before each step (step count, learning rate).
     pub fn set_update(&mut self, launches: Vec<Launch>, params: Option<Box<StepParams>>) {
-        self.stats.dispatches_per_step = self.launches.len() + launches.len();
+        self.program.stats.dispatches_per_step = self.program.launches.len() + launches.len();
         self.update = launches;
         self.update_params = params;
     }
@@ -422,6 +441,10 @@ impl Compiled {
     }
 }
 
+fn not_training() -> Error {
+    Error::Invalid("not a training graph: compile it with Options::training".into())
+}
+
 /// A training graph's parameters in layout order, wherever they live: the resident arena, or the
 /// host copies of just-in-time weights (what data sources and checkpoints read and write).
 impl ParamStore for Compiled {
@@ -432,11 +455,12 @@ impl ParamStore for Compiled {
     }
 
     fn read_all(&self) -> Result<Vec<f32>> {
-        if let Some(a) = &self.param_arena {
+        if let Some(a) = &self.program.param_arena {
             return a.params.to_f32();
         }
         let mut out = vec![0f32; self.elements()?];
         let j = self
+            .program
             .jit
             .as_ref()
             .expect("a layout without an arena is just-in-time");
@@ -454,7 +478,7 @@ impl ParamStore for Compiled {
     }
 
     fn write_all(&self, values: &[f32]) -> Result<()> {
-        if let Some(a) = &self.param_arena {
+        if let Some(a) = &self.program.param_arena {
             return a.params.write_f32(values);
         }
         let n = self.elements()?;

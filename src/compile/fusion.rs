@@ -27,6 +27,18 @@ pub struct Fusion {
     pub chains: HashMap<usize, Vec<UnaryOp>>,
 }
 
+/// Pass 2, fuse: the chains among `live` nodes when `enabled` (`Options::fuse`), none otherwise.
+pub fn pass(g: &Graph, live: &[bool], outputs: &[Value], enabled: bool) -> Fusion {
+    if enabled {
+        fuse(g, live, outputs)
+    } else {
+        Fusion {
+            absorbed: vec![false; g.nodes.len()],
+            ..Fusion::default()
+        }
+    }
+}
+
 /// Finds the chains among `live` nodes; values in `outputs` are never fused away.
 pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
     let n = g.nodes.len();

@@ -2,6 +2,42 @@
 //! A value is live from the step that writes it to the last step that reads it (inclusive);
 //! offsets are chosen first-fit in that order, each aligned for binding.
 
+use super::lifetimes::Lifetimes;
+use crate::graph::{Graph, Value};
+
+/// Pass 5, memory: where each arena intermediate lives.
+pub struct Memory {
+    /// The arena's values, in value order.
+    pub owned: Vec<Value>,
+    /// `placement.offsets[k]` is `owned[k]`'s byte offset in the arena.
+    pub placement: Placement,
+}
+
+/// Places the intermediates of `lifetimes` in one arena; `align` is the binding offset alignment.
+pub fn pass(g: &Graph, lifetimes: &Lifetimes, align: u64) -> Memory {
+    let life = &lifetimes.life;
+    let mut owned: Vec<Value> = life.keys().copied().collect();
+    owned.sort();
+    let items: Vec<Interval> = owned
+        .iter()
+        .map(|&v| Interval {
+            bytes: value_bytes(g, v),
+            first: life[&v].0,
+            last: life[&v].1,
+        })
+        .collect();
+    Memory {
+        placement: place(&items, align),
+        owned,
+    }
+}
+
+/// Bytes of value `v`.
+pub fn value_bytes(g: &Graph, v: Value) -> u64 {
+    let (s, dt) = &g.nodes[v.node].outputs[v.port];
+    (s.iter().product::<usize>() * dt.size()) as u64
+}
+
 /// One value to place: its size and the first and last step (node positions) it is live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Interval {

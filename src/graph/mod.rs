@@ -225,7 +225,7 @@ impl Graph {
     }
 
     /// The inference twin of this graph: dropout off, batch norm on its running statistics; same
-    /// node names, so `compile_sharing` gives it the trained weights.
+    /// node names, so compiling it with `Options::share` gives it the trained weights.
     pub fn for_inference(&self) -> Graph {
         let mut g = self.clone();
         for n in &mut g.nodes {

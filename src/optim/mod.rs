@@ -292,7 +292,7 @@ impl Optimizer {
         Self::build(device, config, groups, n, &[], false)
     }
 
-    /// An optimizer for just-in-time residency (`compile::Options::just_in_time`): its state stays
+    /// An optimizer for just-in-time residency (`compile::Residency::JustInTime`): its state stays
     /// on the host and each parameter of `layout` is updated on its own, right after its gradient
     /// is complete. Clipping by global norm is refused (it needs every gradient first).
     pub fn just_in_time(

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::batch::LossLabels;
-use crate::compile::{Compiled, Options};
+use crate::compile::{Compiled, Options, Residency};
 use crate::data::{HarWindows, ImageSet};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -100,10 +100,21 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Weight decay of the weights (rank > 1); biases and norm scales get none.
     pub weight_decay: f64,
-    /// Keep weights, gradients and optimizer state just-in-time (`graph::residency`): peak GPU
-    /// memory for them is bounded by the largest layer, at the price of host traffic and one
-    /// wait per parameter per step.
+    /// Keep weights, gradients and optimizer state just-in-time
+    /// (`compile::Residency::JustInTime`): peak GPU memory for them is bounded by the largest
+    /// layer, at the price of host traffic and one wait per parameter per step.
     pub just_in_time: bool,
+}
+
+impl TrainConfig {
+    /// Where the compiled graphs keep the weights (`just_in_time`).
+    fn residency(&self) -> Residency {
+        if self.just_in_time {
+            Residency::JustInTime
+        } else {
+            Residency::Resident
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -197,12 +208,12 @@ impl Trainer {
         let g = model.graph.with_batch(cfg.batch)?;
         let mut gt = g.clone();
         let tr = gt.training(model.loss)?;
-        let mut train = gt.compile_with(
+        let mut train = gt.compile(
             device,
             &[model.loss, per_sample(model.loss)],
             &Options {
                 training: Some(&tr),
-                just_in_time: cfg.just_in_time,
+                residency: cfg.residency(),
                 ..Options::default()
             },
         )?;
@@ -232,18 +243,8 @@ impl Trainer {
             ParamGroup::new(layout.ranges(|e| e.shape.len() > 1)).weight_decay(cfg.weight_decay),
             ParamGroup::new(layout.ranges(|e| e.shape.len() <= 1)).weight_decay(0.0),
         ];
-        let opt = match train.param_arena().cloned() {
-            Some(arena) => {
-                let opt = Optimizer::new(device, opt, groups, layout.len())?;
-                train.set_update(opt.launches(&arena.params, &arena.grads)?, None);
-                opt
-            }
-            None => {
-                let opt = Optimizer::just_in_time(device, opt, groups, &layout)?;
-                train.attach_optimizer(&opt)?;
-                opt
-            }
-        };
+        let opt = train.optimizer(opt, groups)?;
+        train.attach_optimizer(&opt)?;
         Ok(Trainer {
             device: device.clone(),
             model,
@@ -455,13 +456,10 @@ impl Trainer {
             let gi = self.model.graph.with_batch(b)?.for_inference();
             let opts = Options {
                 share: Some(&self.train),
-                just_in_time: self.cfg.just_in_time,
+                residency: self.cfg.residency(),
                 ..Options::default()
             };
-            self.eval = Some((
-                b,
-                gi.compile_with(&self.device, &[self.model.logits], &opts)?,
-            ));
+            self.eval = Some((b, gi.compile(&self.device, &[self.model.logits], &opts)?));
         }
         let c = &self.eval.as_ref().unwrap().1;
         if c.is_just_in_time() {

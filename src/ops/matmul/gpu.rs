@@ -2,7 +2,7 @@
 //! WGSL: `wgsl/matmul.wgsl` + the shared main loop `wgsl/gemm_core.wgsl`.
 //! CPU reference: `reference::matmul`.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unit};
 use crate::launch::{Launch, Shader, f};
 use crate::ops::elementwise::UnaryOp;
 use crate::tensor::{DType, Tensor};
@@ -167,8 +167,9 @@ pub fn plan(
     if batch > 65_535 {
         return Err(Error::TooLarge {
             what: format!("matmul batch of {:?}", batch_shape),
-            bytes: batch as u64,
+            amount: batch as u64,
             limit: 65_535,
+            unit: Unit::Workgroups,
         });
     }
     let mut out_shape = batch_shape;

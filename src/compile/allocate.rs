@@ -1,0 +1,218 @@
+//! Pass 7, allocate: the tensor of every live value. Intermediates are views of one arena at
+//! their planned offsets (an elided concat's inputs, of its output); just-in-time weights, views
+//! of the weight slot; a resident training graph's parameters and gradients, views of the flat
+//! parameter and gradient arenas; views and fused nodes, reshapes of their owner; every other
+//! source or kept output, a buffer of its own (or the shared graph's tensor of the same name).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
+use super::Plan;
+use super::exec::Compiled;
+use super::program::ParamArena;
+use super::residency::{JitPlan, JitTraining};
+use crate::autograd::Training;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Op, Value};
+use crate::tensor::{DType, Tensor};
+use crate::weights::{ParamEntry, ParamLayout};
+
+/// Every live value's tensor, and where the weights live.
+pub struct Bound {
+    pub tensors: HashMap<Value, Tensor>,
+    /// Just-in-time: the weight slot.
+    pub jit: Option<JitPlan>,
+    /// Just-in-time training: the layout and each gradient's tensor.
+    pub jit_training: Option<JitTraining>,
+    /// Resident training: the flat arenas.
+    pub param_arena: Option<ParamArena>,
+    /// Bytes of buffers owned outside the activation arena.
+    pub persistent_bytes: u64,
+}
+
+/// Allocates the plan's memory on `device`. `share`: take parameters and states from that
+/// graph by name; `training`: lay the parameters out for an optimizer.
+pub fn pass(
+    g: &Graph,
+    device: &Device,
+    plan: &Plan,
+    share: Option<&Compiled>,
+    training: Option<&Training>,
+) -> Result<Bound> {
+    let (memory, aliases) = (&plan.memory, &plan.aliases);
+    let arena = Arc::new(device.scoped(|d| {
+        d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("activation arena"),
+            size: memory.placement.peak.max(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    })?);
+    let mut tensors: HashMap<Value, Tensor> = HashMap::new();
+    for (k, &v) in memory.owned.iter().enumerate() {
+        let (s, dt) = &g.nodes[v.node].outputs[v.port];
+        let at = memory.placement.offsets[k];
+        tensors.insert(v, Tensor::view(device, arena.clone(), at, s, *dt)?);
+    }
+    for (u, (out, b)) in &aliases.slices {
+        let t = &tensors[out];
+        let shape = &g.nodes[u.node].outputs[0].0;
+        let view = Tensor::view(device, t.buffer.clone(), t.offset + b, shape, DType::F32)?;
+        tensors.insert(*u, view);
+    }
+    let mut bound = Bound {
+        tensors,
+        jit: None,
+        jit_training: None,
+        param_arena: None,
+        persistent_bytes: 0,
+    };
+    if plan.jit {
+        let groups: Vec<Vec<Value>> = plan.lifetimes.reads.values().cloned().collect();
+        let slot = JitPlan::place(g, &groups, device)?;
+        for (&p, &at) in &slot.offsets {
+            let shape = &g.nodes[p.node].outputs[p.port].0;
+            let view = Tensor::view(device, slot.slot.clone(), at, shape, DType::F32)?;
+            bound.tensors.insert(p, view);
+        }
+        bound.jit = Some(slot);
+    }
+    if let Some(tr) = training {
+        if share.is_some() {
+            return Err(Error::Invalid(
+                "a training graph owns its parameters: do not share them".into(),
+            ));
+        }
+        params(g, device, tr, plan, &mut bound)?;
+    }
+    for (i, node) in g.nodes.iter().enumerate() {
+        if !plan.live[i] {
+            continue;
+        }
+        for port in 0..node.outputs.len() {
+            let v = Value { node: i, port };
+            if aliases.alias[i] {
+                let src = &bound.tensors[&node.inputs[0]];
+                let view = src.reshape(&node.outputs[0].0)?;
+                bound.tensors.insert(v, view);
+            } else if let Entry::Vacant(slot) = bound.tensors.entry(v) {
+                let t = shared(g, share, v)?;
+                if t.is_none() {
+                    bound.persistent_bytes += super::memory::value_bytes(g, v);
+                }
+                let (s, dt) = &node.outputs[port];
+                slot.insert(match t {
+                    Some(t) => t,
+                    None => Tensor::zeros(device, s, *dt)?,
+                });
+            }
+        }
+    }
+    Ok(bound)
+}
+
+/// The tensor a persistent value shares with `share` (a parameter or state of the same name),
+/// `None` when it gets its own.
+fn shared(g: &Graph, share: Option<&Compiled>, v: Value) -> Result<Option<Tensor>> {
+    let node = &g.nodes[v.node];
+    let s = &node.outputs[v.port].0;
+    if share.is_some_and(|c| c.is_jit_param(&node.name)) {
+        return Err(Error::Invalid(format!(
+            "node {:?}: the shared graph keeps this weight just-in-time (on the host); compile \
+             this graph with Residency::JustInTime too and set its weights",
+            node.name
+        )));
+    }
+    let shared = share
+        .filter(|_| matches!(node.op, Op::Param | Op::State))
+        .and_then(|c| c.param(&node.name));
+    match shared {
+        Some(t) if t.shape() == s.as_slice() => Ok(Some(t.clone())),
+        Some(t) => Err(Error::Shape {
+            op: format!("node {:?} (allocate)", node.name),
+            msg: format!(
+                "shared parameter is {:?}, this graph needs {s:?}",
+                t.shape()
+            ),
+        }),
+        None => Ok(None),
+    }
+}
+
+/// A training graph's parameters: views of the flat arenas (resident), or the layout and the
+/// gradients' arena tensors (just-in-time; the weights are in the slot).
+fn params(g: &Graph, device: &Device, tr: &Training, plan: &Plan, bound: &mut Bound) -> Result<()> {
+    let aliases = &plan.aliases;
+    let layout = param_layout(g, device, tr, &|v| aliases.owner(v))?;
+    if bound.jit.is_some() {
+        // Gradients are arena intermediates (placed above), read at the update points.
+        let grads = tr
+            .grads
+            .iter()
+            .zip(layout.entries())
+            .map(|(gr, e)| bound.tensors[&aliases.owner(*gr)].reshape(&[e.numel()]))
+            .collect::<Result<Vec<_>>>()?;
+        bound.jit_training = Some(JitTraining {
+            layout,
+            params: tr.params.clone(),
+            grads,
+            optimizer: None,
+        });
+        return Ok(());
+    }
+    let a = ParamArena {
+        params: Tensor::zeros(device, &[layout.len().max(1)], DType::F32)?,
+        grads: Tensor::zeros(device, &[layout.len().max(1)], DType::F32)?,
+        layout,
+    };
+    for (k, e) in a.layout.entries().iter().enumerate() {
+        let (pv, gv) = (tr.params[k], aliases.owner(tr.grads[k]));
+        let at = e.offset as u64 * 4;
+        let (pb, gb) = (a.params.buffer.clone(), a.grads.buffer.clone());
+        let gshape = &g.nodes[gv.node].outputs[gv.port].0;
+        let (pt, gt) = (
+            Tensor::view(device, pb, at, &e.shape, DType::F32)?,
+            Tensor::view(device, gb, at, gshape, DType::F32)?,
+        );
+        bound.tensors.insert(pv, pt);
+        bound.tensors.insert(gv, gt);
+    }
+    bound.persistent_bytes += 2 * a.params.bytes();
+    bound.param_arena = Some(a);
+    Ok(())
+}
+
+/// The parameters one after another, each at the storage alignment (so each can be bound as
+/// its own view). Just-in-time graphs use the same layout for their host copies, so their
+/// checkpoints and optimizer groups are the resident ones'.
+fn param_layout(
+    g: &Graph,
+    device: &Device,
+    tr: &Training,
+    owner: &dyn Fn(Value) -> Value,
+) -> Result<ParamLayout> {
+    let align = (device.caps().storage_offset_alignment as usize / 4).max(1);
+    let mut entries = Vec::new();
+    let mut at = 0;
+    for (p, gr) in tr.params.iter().zip(&tr.grads) {
+        let (shape, dt) = &g.nodes[p.node].outputs[p.port];
+        let gv = owner(*gr);
+        if *dt != DType::F32 || matches!(g.nodes[gv.node].op, Op::Input | Op::Param | Op::State) {
+            return Err(Error::Invalid(format!(
+                "parameter {:?} cannot live in the arena",
+                g.nodes[p.node].name
+            )));
+        }
+        entries.push(ParamEntry {
+            name: g.nodes[p.node].name.clone(),
+            offset: at,
+            shape: shape.clone(),
+        });
+        at += shape.iter().product::<usize>().div_ceil(align) * align;
+    }
+    ParamLayout::new(entries, at.max(1))
+}

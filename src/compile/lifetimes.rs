@@ -1,0 +1,97 @@
+//! Pass 4, lifetimes: each arena intermediate lives from the node writing it to the last node
+//! reading it (through views). Just-in-time, also the parameters each node reads and each
+//! parameter's update point (the last node reading it or producing its gradient), where its
+//! gradient must still be alive. An elided concat's inputs live inside its output, which lives
+//! as long as all of them.
+
+use std::collections::HashMap;
+
+use super::alias::Aliases;
+use crate::autograd::Training;
+use crate::graph::{Graph, Op, Value};
+
+/// When each intermediate is live, and the just-in-time reads and update points.
+pub struct Lifetimes {
+    /// Memory-owning intermediate → (first, last) node position it is live.
+    pub life: HashMap<Value, (usize, usize)>,
+    /// Just-in-time: launching node → the parameters it reads.
+    pub reads: HashMap<usize, Vec<Value>>,
+    /// Just-in-time training: node → (layout entry, parameter) updated right after it.
+    pub update_after: HashMap<usize, Vec<(usize, Value)>>,
+}
+
+/// The lifetimes of `live` nodes' intermediates. `jit`: weights are just-in-time; `training`
+/// then has update points.
+pub fn pass(
+    g: &Graph,
+    live: &[bool],
+    aliases: &Aliases,
+    jit: bool,
+    training: Option<&Training>,
+) -> Lifetimes {
+    let mut life: HashMap<Value, (usize, usize)> = HashMap::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        if !live[i] || aliases.alias[i] {
+            continue;
+        }
+        for port in 0..node.outputs.len() {
+            let v = Value { node: i, port };
+            if aliases.intermediate(g, v) {
+                life.insert(v, (i, i));
+            }
+        }
+        for u in &node.inputs {
+            if let Some(l) = life.get_mut(&aliases.owner(*u)) {
+                l.1 = l.1.max(i);
+            }
+        }
+    }
+    let mut reads: HashMap<usize, Vec<Value>> = HashMap::new();
+    let mut update_node: HashMap<Value, usize> = HashMap::new();
+    if jit {
+        for (i, node) in g.nodes.iter().enumerate() {
+            if !live[i] || aliases.alias[i] {
+                continue;
+            }
+            let mut ps: Vec<Value> = node
+                .inputs
+                .iter()
+                .map(|u| aliases.owner(*u))
+                .filter(|o| g.nodes[o.node].op == Op::Param)
+                .collect();
+            ps.sort();
+            ps.dedup();
+            for p in &ps {
+                update_node.insert(*p, i);
+            }
+            if !ps.is_empty() {
+                reads.insert(i, ps);
+            }
+        }
+    }
+    let mut update_after: HashMap<usize, Vec<(usize, Value)>> = HashMap::new();
+    if let (true, Some(tr)) = (jit, training) {
+        for (k, (p, gr)) in tr.params.iter().zip(&tr.grads).enumerate() {
+            let grad = aliases.owner(*gr);
+            let at = update_node.get(p).copied().unwrap_or(0).max(grad.node);
+            update_after.entry(at).or_default().push((k, *p));
+            if let Some(l) = life.get_mut(&grad) {
+                l.1 = l.1.max(at);
+            }
+        }
+    }
+    for (u, (out, _)) in &aliases.slices {
+        let lu = life
+            .remove(u)
+            .expect("an elided concat's inputs are intermediates");
+        let lo = life
+            .get_mut(out)
+            .expect("an elided concat's output is an intermediate");
+        *lo = (lo.0.min(lu.0), lo.1.max(lu.1));
+    }
+    Lifetimes {
+        life,
+        reads,
+        update_after,
+    }
+}

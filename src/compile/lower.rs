@@ -1,0 +1,59 @@
+//! Pass 8, lower: every live node that launches (not fused away, not an elided concat) becomes
+//! its launches, recorded once against the allocated tensors and replayed every step. A
+//! lowering error keeps its kind and gains the node's name.
+
+use super::Plan;
+use super::allocate::Bound;
+use crate::error::Result;
+use crate::graph::{Graph, Value};
+use crate::launch::Launch;
+use crate::tensor::Tensor;
+
+/// The recorded step, and where the host work of just-in-time residency goes in it.
+#[derive(Default)]
+pub struct Lowered {
+    pub launches: Vec<Launch>,
+    pub scratch: Vec<Tensor>,
+    /// (launch index, node, elements) of launches re-parameterised every step (dropout).
+    pub per_step: Vec<(usize, usize, usize)>,
+    /// Just-in-time: (first launch of the node, its parameters) for every node reading weights.
+    pub read_at: Vec<(usize, Vec<Value>)>,
+    /// Just-in-time training: (launch after the node, layout entry, parameter) per update point.
+    pub updates: Vec<(usize, usize, Value)>,
+}
+
+/// Lowers the live nodes of `plan` in order.
+pub fn pass(g: &Graph, plan: &Plan, bound: &Bound) -> Result<Lowered> {
+    let mut out = Lowered::default();
+    let lifetimes = &plan.lifetimes;
+    for (i, node) in g.nodes.iter().enumerate() {
+        if !plan.live[i] {
+            continue;
+        }
+        if !plan.fusion.absorbed[i] && !plan.aliases.elided.contains(&i) {
+            let ins: Vec<&Tensor> = node.inputs.iter().map(|u| &bound.tensors[u]).collect();
+            let outs: Vec<&Tensor> = (0..node.outputs.len())
+                .map(|p| &bound.tensors[&Value { node: i, port: p }])
+                .collect();
+            let then = plan.fusion.chains.get(&i).map_or(&[][..], |c| &c[..]);
+            if let Some(p) = node.op.primitive()
+                && p.step_params(0, 0).is_some()
+            {
+                out.per_step.push((out.launches.len(), i, ins[0].numel()));
+            }
+            let prepared = node
+                .op
+                .lower(&ins, &outs, then, 0)
+                .map_err(|e| e.context(format!("node {:?} (lower)", node.name)))?;
+            if let Some(r) = lifetimes.reads.get(&i) {
+                out.read_at.push((out.launches.len(), r.clone()));
+            }
+            out.launches.extend(prepared.launches);
+            out.scratch.extend(prepared.scratch);
+        }
+        let after = lifetimes.update_after.get(&i).map_or(&[][..], |u| &u[..]);
+        let at = out.launches.len();
+        out.updates.extend(after.iter().map(|&(k, p)| (at, k, p)));
+    }
+    Ok(out)
+}

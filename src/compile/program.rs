@@ -1,0 +1,58 @@
+//! The compiled step as data: every tensor, the launches in order, the per-step rewrites, the
+//! parameter arena or just-in-time state, and what it costs. `compile` produces a `Program`;
+//! `exec.rs` replays it. Nothing here depends on either.
+
+use std::collections::HashMap;
+
+use super::residency::JitState;
+use crate::graph::Value;
+use crate::launch::Launch;
+use crate::tensor::Tensor;
+use crate::weights::ParamLayout;
+
+/// What the compiled plan costs; reported in BENCHMARKS.md.
+#[derive(Clone, Debug)]
+pub struct PlanStats {
+    pub nodes: usize,
+    pub live_nodes: usize,
+    pub dispatches_per_step: usize,
+    pub submits_per_step: usize,
+    /// Bytes of the intermediates' arena (the planned peak).
+    pub arena_bytes: u64,
+    /// What the intermediates would take without aliasing.
+    pub naive_bytes: u64,
+    /// Bytes of inputs, parameters and requested outputs (never aliased).
+    pub persistent_bytes: u64,
+    /// Weight bytes on the GPU at the peak: all of them resident, or the slot just-in-time.
+    pub weight_bytes: u64,
+}
+
+/// All parameters in one flat f32 tensor and their gradients in another with the same layout:
+/// what the optimizers run over. Gaps between entries (binding alignment) hold zeros in both.
+#[derive(Clone)]
+pub struct ParamArena {
+    pub params: Tensor,
+    pub grads: Tensor,
+    /// Name, shape and offset (in elements) of every parameter: what checkpoints and optimizer
+    /// parameter groups are expressed in.
+    pub layout: ParamLayout,
+}
+
+/// One compiled step: what the replayer needs, and nothing about how it was planned.
+pub struct Program {
+    /// Tensor of every (live) node output; views alias their input.
+    pub tensors: HashMap<Value, Tensor>,
+    /// The graph's launches, in order.
+    pub launches: Vec<Launch>,
+    /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
+    pub scratch: Vec<Tensor>,
+    /// (launch index, node, elements) of launches re-parameterised every step (dropout).
+    pub per_step: Vec<(usize, usize, usize)>,
+    /// Resident training: the flat parameter and gradient arenas.
+    pub param_arena: Option<ParamArena>,
+    /// Just-in-time residency: the weight slot, the host work between submits, the host copies.
+    pub jit: Option<JitState>,
+    /// The values the caller may read after a step.
+    pub outputs: Vec<Value>,
+    pub stats: PlanStats,
+}
