@@ -39,7 +39,7 @@ fn main() -> wgtrain::Result<()> {
             a_stride: 0,
             b_stride: 0,
             c_stride: 0,
-            post: None,
+            fused: None,
         };
         let l = [gemm_launch(&g, &a, &b, &c)?];
         dev.run(&l)?;

@@ -255,8 +255,9 @@ fn step(c: bool) -> f64 {
 /// Pipeline constants that fix a kernel's fused neuron (`POST_OP` in `wgsl/neuron.wgsl`) so the
 /// compiler drops the other neurons' branches: with the generic switch the GEMM epilogue cost
 /// ~9 % of an MNIST training step on an H100 (BENCHMARKS.md). None without a post-op.
-pub fn post_constants(post: Option<UnaryOp>) -> Vec<(&'static str, f64)> {
-    post.map(|u| vec![("POST_OP", u.code().0 as f64)])
+pub fn fused_constants(fused: Option<UnaryOp>) -> Vec<(&'static str, f64)> {
+    fused
+        .map(|u| vec![("POST_OP", u.code().0 as f64)])
         .unwrap_or_default()
 }
 

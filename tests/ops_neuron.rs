@@ -137,7 +137,7 @@ fn silu_and_mish_chain_in_one_dispatch() {
             ];
             for (first, then) in chains {
                 let y = Tensor::zeros(dev, &[len], wgtrain::DType::F32).unwrap();
-                let l = elementwise::unary_chain_launch(first, then, &gx, &y).unwrap();
+                let l = elementwise::unary_fused_launch(first, then, &gx, &y).unwrap();
                 dev.run(&[l]).unwrap();
                 let mut want = basic::unary(first, &x);
                 for op in then {
@@ -149,7 +149,7 @@ fn silu_and_mish_chain_in_one_dispatch() {
             // A bias add with SiLU fused: the binary kernel's chain.
             let b = Array::from_f32(&[1], &[0.25]);
             let y = Tensor::zeros(dev, &[len], wgtrain::DType::F32).unwrap();
-            let l = elementwise::binary_chain_launch(
+            let l = elementwise::binary_fused_launch(
                 BinaryOp::Add,
                 &[UnaryOp::Silu],
                 &gx,

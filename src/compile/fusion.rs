@@ -1,4 +1,4 @@
-//! Fusion: elementwise chains collapse into one dispatch. A unary op whose input is produced by an
+//! Fusion: elementwise fused collapse into one dispatch. A unary op whose input is produced by an
 //! elementwise op (unary or broadcasting binary — e.g. the bias add after a conv or FC) and read by
 //! nothing else is folded into that producer's dispatch as a post-op; the folded node's output
 //! then aliases the producer's, and the intermediate never touches memory. A norm takes one such
@@ -24,10 +24,10 @@ pub struct Fusion {
     /// Nodes folded into a producer: they launch nothing and alias the producer's output.
     pub absorbed: Vec<bool>,
     /// Producer node → the unary ops it applies after its own, in order.
-    pub chains: HashMap<usize, Vec<UnaryOp>>,
+    pub fused: HashMap<usize, Vec<UnaryOp>>,
 }
 
-/// Pass 2, fuse: the chains among `live` nodes when `enabled` (`Options::fuse`), none otherwise.
+/// Pass 2, fuse: the fused among `live` nodes when `enabled` (`Options::fuse`), none otherwise.
 pub fn pass(g: &Graph, live: &[bool], outputs: &[Value], enabled: bool) -> Fusion {
     if enabled {
         fuse(g, live, outputs)
@@ -39,7 +39,7 @@ pub fn pass(g: &Graph, live: &[bool], outputs: &[Value], enabled: bool) -> Fusio
     }
 }
 
-/// Finds the chains among `live` nodes; values in `outputs` are never fused away.
+/// Finds the fused among `live` nodes; values in `outputs` are never fused away.
 pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
     let n = g.nodes.len();
     let mut uses: HashMap<Value, usize> = HashMap::new();
@@ -52,7 +52,7 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
     }
     let mut f = Fusion {
         absorbed: vec![false; n],
-        chains: HashMap::new(),
+        fused: HashMap::new(),
     };
     let mut head: Vec<usize> = (0..n).collect();
     for (i, node) in g.nodes.iter().enumerate() {
@@ -61,7 +61,7 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
         };
         let v = node.inputs[0];
         let h = head[v.node];
-        let have = f.chains.get(&h).map_or(0, |c| c.len());
+        let have = f.fused.get(&h).map_or(0, |c| c.len());
         // The head producer says how many neurons it applies at this port (a chain for
         // elementwise ops, one for norms on y and for GEMM epilogues, none for the rest).
         let room = g.nodes[h]
@@ -69,7 +69,7 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
             .primitive()
             .map_or(0, |p| p.fusable_neurons(v.port));
         if live[i] && have < room && uses.get(&v) == Some(&1) && !outputs.contains(&v) {
-            f.chains.entry(h).or_default().push(u);
+            f.fused.entry(h).or_default().push(u);
             f.absorbed[i] = true;
             head[i] = h;
         }

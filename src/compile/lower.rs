@@ -35,7 +35,7 @@ pub fn pass(g: &Graph, plan: &Plan, bound: &Bound) -> Result<Lowered> {
             let outs: Vec<&Tensor> = (0..node.outputs.len())
                 .map(|p| &bound.tensors[&Value { node: i, port: p }])
                 .collect();
-            let then = plan.fusion.chains.get(&i).map_or(&[][..], |c| &c[..]);
+            let fused = plan.fusion.fused.get(&i).map_or(&[][..], |c| &c[..]);
             if let Some(p) = node.op.primitive()
                 && p.step_params(0, 0).is_some()
             {
@@ -43,7 +43,7 @@ pub fn pass(g: &Graph, plan: &Plan, bound: &Bound) -> Result<Lowered> {
             }
             let prepared = node
                 .op
-                .lower(&ins, &outs, then, 0)
+                .lower(&ins, &outs, fused, 0)
                 .map_err(|e| e.context(format!("node {:?} (lower)", node.name)))?;
             if let Some(r) = lifetimes.reads.get(&i) {
                 out.read_at.push((out.launches.len(), r.clone()));

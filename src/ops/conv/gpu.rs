@@ -121,16 +121,16 @@ pub(crate) fn check_bias(
 
 /// The uniform of the three GEMM modules (`Params` in `wgsl/conv/common.wgsl`).
 fn params(g: &ConvGeometry, has_bias: bool, splits: usize, k_chunk: usize) -> Vec<u32> {
-    params_post(g, has_bias, splits, k_chunk, None)
+    params_fused(g, has_bias, splits, k_chunk, None)
 }
 
 /// `params` with a neuron fused onto the output of a forward-type module.
-fn params_post(
+fn params_fused(
     g: &ConvGeometry,
     has_bias: bool,
     splits: usize,
     k_chunk: usize,
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Vec<u32> {
     let p = [
         g.batch,
@@ -154,9 +154,9 @@ fn params_post(
         has_bias as usize,
         splits,
         k_chunk,
-        post.is_some() as usize,
+        fused.is_some() as usize,
     ];
-    let (code, a, b) = post.map_or((0, 0.0, 0.0), |u| u.code());
+    let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
     let mut w: Vec<u32> = p.iter().map(|&v| v as u32).collect();
     w.extend([code, crate::launch::f(a), crate::launch::f(b)]);
     w
@@ -169,7 +169,7 @@ pub fn conv_data_launch(
     w: &Tensor,
     b: Option<&Tensor>,
     y: &Tensor,
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Result<Launch> {
     let (oh, ow) = g.out_size;
     // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
@@ -178,8 +178,8 @@ pub fn conv_data_launch(
     x.device.launch(
         &FORWARD,
         entry,
-        &crate::neuron::post_constants(post),
-        &params_post(g, b.is_some(), 1, 0, post),
+        &crate::neuron::fused_constants(fused),
+        &params_fused(g, b.is_some(), 1, 0, fused),
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
         groups,
     )
@@ -192,7 +192,7 @@ pub fn conv_data_adjoint_launch(
     w: &Tensor,
     b: Option<&Tensor>,
     dx: &Tensor,
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Result<Launch> {
     let (h, wd) = g.in_size;
     let bias = b.unwrap_or(w);
@@ -200,8 +200,8 @@ pub fn conv_data_adjoint_launch(
     dy.device.launch(
         &DGRAD,
         entry,
-        &crate::neuron::post_constants(post),
-        &params_post(g, b.is_some(), 1, 0, post),
+        &crate::neuron::fused_constants(fused),
+        &params_fused(g, b.is_some(), 1, 0, fused),
         &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
         groups,
     )
@@ -316,18 +316,18 @@ pub fn forward_launches(
     b: Option<&Tensor>,
     y: &Tensor,
 ) -> Result<Prepared> {
-    forward_post_launches(op, x, w, b, y, None)
+    forward_fused_launches(op, x, w, b, y, None)
 }
 
 /// `forward_launches` with a neuron fused into the GEMM epilogue (conv + bias + neuron in one
 /// dispatch).
-pub fn forward_post_launches(
+pub fn forward_fused_launches(
     op: &(impl Convolution + ?Sized),
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     y: &Tensor,
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Result<Prepared> {
     let name = op.name();
     let g = geometry_and_weight(op, &x.shape, w)?;
@@ -335,9 +335,9 @@ pub fn forward_post_launches(
     check_bias(name, op.has_bias(), b, op.out_channels())?;
     check(name, "output", y, &op.out_shape(&x.shape)?)?;
     Ok(Prepared::one(if op.is_transposed() {
-        conv_data_adjoint_launch(&g, x, w, b, y, post)?
+        conv_data_adjoint_launch(&g, x, w, b, y, fused)?
     } else {
-        conv_data_launch(&g, x, w, b, y, post)?
+        conv_data_launch(&g, x, w, b, y, fused)?
     }))
 }
 

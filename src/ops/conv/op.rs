@@ -132,7 +132,7 @@ impl Primitive for ConvOp {
         _step: u64,
     ) -> Result<Prepared> {
         Ok(match self {
-            ConvOp::Forward(k) => gpu::forward_post_launches(
+            ConvOp::Forward(k) => gpu::forward_fused_launches(
                 k.op(),
                 ins[0],
                 ins[1],

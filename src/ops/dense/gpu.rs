@@ -34,7 +34,7 @@ fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, accumulate: 
         a_stride: 0,
         b_stride: 0,
         c_stride: 0,
-        post: None,
+        fused: None,
     }
 }
 
@@ -46,17 +46,17 @@ pub fn forward_launches(
     b: Option<&Tensor>,
     y: &Tensor,
 ) -> Result<Prepared> {
-    forward_post_launches(op, x, w, b, y, None)
+    forward_fused_launches(op, x, w, b, y, None)
 }
 
 /// `forward_launches` with a neuron fused into the GEMM epilogue (FC + bias + neuron).
-pub fn forward_post_launches(
+pub fn forward_fused_launches(
     op: &FullyConnected,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
     y: &Tensor,
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Result<Prepared> {
     let (n, k) = op.matrix_shape(&x.shape)?;
     x.expect_dtype(OP, DType::F32)?;
@@ -68,7 +68,7 @@ pub fn forward_post_launches(
         launches.push(bias_fill_launch(b, y)?);
     }
     let g = Gemm {
-        post,
+        fused,
         ..gemm(n, op.out_features, k, false, true, b.is_some())
     };
     launches.push(gemm_launch(&g, x, w, y)?);

@@ -55,7 +55,7 @@ impl Primitive for DenseOp {
         _step: u64,
     ) -> Result<Prepared> {
         Ok(match self {
-            DenseOp::Forward(d) => gpu::forward_post_launches(
+            DenseOp::Forward(d) => gpu::forward_fused_launches(
                 d,
                 ins[0],
                 ins[1],

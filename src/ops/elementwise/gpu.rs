@@ -114,24 +114,24 @@ fn same_shape(op: &str, a: &Tensor, b: &Tensor) -> Result<()> {
 
 /// Prepares `y = op(x)`; `y` has x's shape.
 pub fn unary_launch(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Launch> {
-    unary_chain_launch(op, &[], x, y)
+    unary_fused_launch(op, &[], x, y)
 }
 
 /// Most unary ops a dispatch can fuse after its own op.
 pub const MAX_CHAIN: usize = 8;
 
-/// Appends the fused chain `then` (applied in order after the op) to a parameter block.
-fn with_chain(mut p: Vec<u32>, then: &[UnaryOp]) -> Result<Vec<u32>> {
-    if then.len() > MAX_CHAIN {
+/// Appends the fused chain `fused` (applied in order after the op) to a parameter block.
+fn with_fused(mut p: Vec<u32>, fused: &[UnaryOp]) -> Result<Vec<u32>> {
+    if fused.len() > MAX_CHAIN {
         return Err(Error::Invalid(format!(
             "a fused chain of {} unary ops exceeds {MAX_CHAIN}",
-            then.len()
+            fused.len()
         )));
     }
     p.resize(32, 0);
-    p[3] = then.len() as u32;
+    p[3] = fused.len() as u32;
     let mut codes = [0u32; 3 * MAX_CHAIN];
-    for (k, op) in then.iter().enumerate() {
+    for (k, op) in fused.iter().enumerate() {
         let (c, a, b) = op.code();
         codes[k] = c;
         codes[MAX_CHAIN + k] = f(a);
@@ -141,14 +141,19 @@ fn with_chain(mut p: Vec<u32>, then: &[UnaryOp]) -> Result<Vec<u32>> {
     Ok(p)
 }
 
-/// Prepares `y = then(op(x))`: `op` followed by the fused unary chain `then`.
-pub fn unary_chain_launch(op: UnaryOp, then: &[UnaryOp], x: &Tensor, y: &Tensor) -> Result<Launch> {
+/// Prepares `y = fused(op(x))`: `op` followed by the fused unary chain `fused`.
+pub fn unary_fused_launch(
+    op: UnaryOp,
+    fused: &[UnaryOp],
+    x: &Tensor,
+    y: &Tensor,
+) -> Result<Launch> {
     let name = format!("{op:?}");
     f32_in(&name, x)?;
     same_shape(&name, x, y)?;
     let (code, a, b) = op.code();
     let n = x.numel();
-    let p = with_chain(vec![n as u32, code, 0, 0, f(a), f(b)], then)?;
+    let p = with_fused(vec![n as u32, code, 0, 0, f(a), f(b)], fused)?;
     x.device.launch(
         &SHADER,
         "unary_forward",
@@ -207,13 +212,13 @@ fn unary_grad_launch(
 
 /// Prepares `y = a (op) b`; `y` has the broadcast shape.
 pub fn binary_launch(op: BinaryOp, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<Launch> {
-    binary_chain_launch(op, &[], a, b, y)
+    binary_fused_launch(op, &[], a, b, y)
 }
 
-/// Prepares `y = then(a (op) b)`: e.g. a bias add with its neuron fused.
-pub fn binary_chain_launch(
+/// Prepares `y = fused(a (op) b)`: e.g. a bias add with its neuron fused.
+pub fn binary_fused_launch(
     op: BinaryOp,
-    then: &[UnaryOp],
+    fused: &[UnaryOp],
     a: &Tensor,
     b: &Tensor,
     y: &Tensor,
@@ -233,7 +238,7 @@ pub fn binary_chain_launch(
     }
     let n = y.numel();
     let p = broadcast_params(n, op, &a.shape, &b.shape, &out);
-    let p = with_chain(p, then)?;
+    let p = with_fused(p, fused)?;
     a.device.launch(
         &SHADER,
         "binary_forward",

@@ -101,7 +101,7 @@ impl Primitive for ElementwiseOp {
         _step: u64,
     ) -> Result<Prepared> {
         Ok(Prepared::one(match self {
-            ElementwiseOp::Unary(u) => gpu::unary_chain_launch(*u, fused, ins[0], outs[0])?,
+            ElementwiseOp::Unary(u) => gpu::unary_fused_launch(*u, fused, ins[0], outs[0])?,
             ElementwiseOp::OnesLike => {
                 gpu::unary_launch(UnaryOp::Linear { a: 0.0, b: 1.0 }, ins[0], outs[0])?
             }
@@ -110,7 +110,7 @@ impl Primitive for ElementwiseOp {
                 gpu::unary_backward_out_launch(*u, ins[0], ins[1], outs[0])?
             }
             ElementwiseOp::Binary(b) => {
-                gpu::binary_chain_launch(*b, fused, ins[0], ins[1], outs[0])?
+                gpu::binary_fused_launch(*b, fused, ins[0], ins[1], outs[0])?
             }
             ElementwiseOp::BinaryGrad(b, which) => {
                 gpu::binary_grad_launch(*b, *which, ins[0], ins[1], ins[2], outs[0])?

@@ -53,8 +53,8 @@ pub struct Gemm {
     pub a_stride: usize,
     pub b_stride: usize,
     pub c_stride: usize,
-    /// A neuron fused onto every output (`y = post(alpha·op(A)·op(B) (+ C))`).
-    pub post: Option<UnaryOp>,
+    /// A neuron fused onto every output (`y = fused(alpha·op(A)·op(B) (+ C))`).
+    pub fused: Option<UnaryOp>,
 }
 
 /// Prepares one GEMM over raw buffers; the caller has checked sizes.
@@ -67,18 +67,18 @@ pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launc
         g.trans_b as u32,
         g.accumulate as u32,
         f(g.alpha),
-        g.post.is_some() as u32,
+        g.fused.is_some() as u32,
         g.a_stride as u32,
         g.b_stride as u32,
         g.c_stride as u32,
     ];
-    let (code, pa, pb) = g.post.map_or((0, 0.0, 0.0), |u| u.code());
+    let (code, pa, pb) = g.fused.map_or((0, 0.0, 0.0), |u| u.code());
     let p = [&p[..], &[code, f(pa), f(pb)]].concat();
     let (entry, groups) = gemm_grid(g.m, g.n, g.batch);
     a.device.launch(
         &SHADER,
         entry,
-        &crate::neuron::post_constants(g.post),
+        &crate::neuron::fused_constants(g.fused),
         &p,
         &[a.buffer(), b.buffer(), c.buffer()],
         groups,
@@ -186,7 +186,7 @@ pub fn plan(
         a_stride: if ra == 2 { 0 } else { am * ak },
         b_stride: if rb == 2 { 0 } else { ak * bn },
         c_stride: am * bn,
-        post: None,
+        fused: None,
     };
     Ok((g, out_shape))
 }

@@ -127,9 +127,9 @@ impl Layout {
     }
 
     /// `params` with a fused post-op neuron applied to the forward output.
-    fn params_post(&self, flags: u32, eps: f32, post: Option<UnaryOp>) -> Vec<u32> {
+    fn params_fused(&self, flags: u32, eps: f32, fused: Option<UnaryOp>) -> Vec<u32> {
         let mut w = self.params(flags, 0, eps, 0.0);
-        if let Some(op) = post {
+        if let Some(op) = fused {
             let (code, a, b) = op.code();
             w[14..18].copy_from_slice(&[1, code, f(a), f(b)]);
         }
@@ -194,7 +194,7 @@ fn stats_forward_launch(
     y: &Tensor,
     state: &Tensor,
     state_shape: &[usize],
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Result<Launch> {
     x.expect_dtype(op, DType::F32)?;
     too_big(op, x)?;
@@ -205,7 +205,7 @@ fn stats_forward_launch(
         &SHADER,
         "norm_forward",
         &[],
-        &lay.params_post(flags, eps, post),
+        &lay.params_fused(flags, eps, fused),
         &[x.buffer(), g, b, y.buffer(), state.buffer()],
         grid_1d(lay.groups, 1),
     )
@@ -365,7 +365,7 @@ fn bn_check_running(bn: &BatchNorm, x: &Tensor, mean: &Tensor, var: &Tensor) -> 
 
 /// Prepares training-mode batch norm on x (N, C, *): y and `state` (2, C) from the batch
 /// statistics, then `running_mean`/`running_var` (C) updated in place towards the batch mean and
-/// unbiased variance. Two launches, to run in order. `post`: a neuron fused onto y (not `state`).
+/// unbiased variance. Two launches, to run in order. `fused`: a neuron fused onto y (not `state`).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_launch(
     bn: &BatchNorm,
@@ -376,14 +376,14 @@ pub fn batch_norm_train_launch(
     running_var: &Tensor,
     y: &Tensor,
     state: &Tensor,
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Result<Vec<Launch>> {
     let (lay, _) = bn_check(bn, x, gamma, beta)?;
     bn_check_running(bn, x, running_mean, running_var)?;
     bn.check_training(&x.shape)?;
     let op = BatchNorm::OP;
     let sshape = batch_norm_state_shape(&x.shape);
-    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, post)?;
+    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, fused)?;
     let run = x.device.launch(
         &SHADER,
         "norm_running",
@@ -437,12 +437,12 @@ pub fn batch_norm_infer_launch(
     running_var: &Tensor,
     y: &Tensor,
 ) -> Result<Launch> {
-    batch_norm_infer_post_launch(bn, x, gamma, beta, running_mean, running_var, y, None)
+    batch_norm_infer_fused_launch(bn, x, gamma, beta, running_mean, running_var, y, None)
 }
 
 /// `batch_norm_infer_launch` with a neuron fused onto the output (batch norm + ReLU at inference).
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_infer_post_launch(
+pub fn batch_norm_infer_fused_launch(
     bn: &BatchNorm,
     x: &Tensor,
     gamma: Option<&Tensor>,
@@ -450,7 +450,7 @@ pub fn batch_norm_infer_post_launch(
     running_mean: &Tensor,
     running_var: &Tensor,
     y: &Tensor,
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Result<Launch> {
     let (lay, _) = bn_check(bn, x, gamma, beta)?;
     bn_check_running(bn, x, running_mean, running_var)?;
@@ -461,7 +461,7 @@ pub fn batch_norm_infer_post_launch(
         &SHADER,
         "norm_apply",
         &[],
-        &lay.params_post(flags, bn.eps, post),
+        &lay.params_fused(flags, bn.eps, fused),
         &[
             x.buffer(),
             g,
@@ -704,18 +704,18 @@ pub fn norm_launch(
     y: &Tensor,
     state: &Tensor,
 ) -> Result<Launch> {
-    norm_post_launch(op, x, gamma, beta, y, state, None)
+    norm_fused_launch(op, x, gamma, beta, y, state, None)
 }
 
 /// `norm_launch` with a neuron fused onto the output (the graph's norm + neuron fusion).
-pub fn norm_post_launch(
+pub fn norm_fused_launch(
     op: &Norm,
     x: &Tensor,
     gamma: Option<&Tensor>,
     beta: Option<&Tensor>,
     y: &Tensor,
     state: &Tensor,
-    post: Option<UnaryOp>,
+    fused: Option<UnaryOp>,
 ) -> Result<Launch> {
     let (lay, _, sshape) = op.check_tensors(x, gamma, beta)?;
     stats_forward_launch(
@@ -728,7 +728,7 @@ pub fn norm_post_launch(
         y,
         state,
         &sshape,
-        post,
+        fused,
     )
 }
 

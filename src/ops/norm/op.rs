@@ -92,7 +92,7 @@ impl Primitive for NormOp {
                 op,
                 training: false,
             } => {
-                vec![gpu::batch_norm_infer_post_launch(
+                vec![gpu::batch_norm_infer_fused_launch(
                     op, ins[0], g, b, ins[3], ins[4], outs[0], fused,
                 )?]
             }
@@ -120,7 +120,7 @@ impl Primitive for NormOp {
                 Some(outs[1]),
                 Some(outs[2]),
             )?,
-            NormOp::Norm(n) => vec![gpu::norm_post_launch(
+            NormOp::Norm(n) => vec![gpu::norm_fused_launch(
                 n, ins[0], g, b, outs[0], outs[1], fused,
             )?],
             NormOp::NormGrad(n) => gpu::norm_backward_launch(
