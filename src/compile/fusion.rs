@@ -1,4 +1,4 @@
-//! Fusion: elementwise fused collapse into one dispatch. A unary op whose input is produced by an
+//! Fusion: elementwise chains collapse into one dispatch. A unary op whose input is produced by an
 //! elementwise op (unary or broadcasting binary — e.g. the bias add after a conv or FC) and read by
 //! nothing else is folded into that producer's dispatch as a post-op; the folded node's output
 //! then aliases the producer's, and the intermediate never touches memory. A norm takes one such
@@ -27,7 +27,7 @@ pub struct Fusion {
     pub fused: HashMap<usize, Vec<UnaryOp>>,
 }
 
-/// Pass 2, fuse: the fused among `live` nodes when `enabled` (`Options::fuse`), none otherwise.
+/// Pass 2, fuse: the neuron chains among `live` nodes when `enabled` (`Options::fuse`), none otherwise.
 pub fn pass(g: &Graph, live: &[bool], outputs: &[Value], enabled: bool) -> Fusion {
     if enabled {
         fuse(g, live, outputs)
@@ -39,7 +39,7 @@ pub fn pass(g: &Graph, live: &[bool], outputs: &[Value], enabled: bool) -> Fusio
     }
 }
 
-/// Finds the fused among `live` nodes; values in `outputs` are never fused away.
+/// Finds the neuron chains among `live` nodes; values in `outputs` are never fused away.
 pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
     let n = g.nodes.len();
     let mut uses: HashMap<Value, usize> = HashMap::new();

@@ -2,7 +2,7 @@
 //! then the `Program` they produce (the step as data), which `exec.rs` replays.
 //!
 //! 1. `prune`: drop the nodes the outputs do not need (`prune.rs`);
-//! 2. `fuse`: fold elementwise fused into their producer's dispatch (`fusion.rs`);
+//! 2. `fuse`: fold neurons into their producer's dispatch (`fusion.rs`);
 //! 3. `alias`: views and fused nodes alias their owner, contiguous concats are elided
 //!    (`alias.rs`);
 //! 4. `lifetimes`: when each intermediate is live, and the just-in-time update points
@@ -57,7 +57,7 @@ pub enum Residency {
 /// How to compile.
 #[derive(Clone, Copy)]
 pub struct Options<'a> {
-    /// Fold elementwise fused into one dispatch (on by default).
+    /// Fold neurons into their producer's dispatch (on by default).
     pub fuse: bool,
     /// Use this compiled graph's parameter tensors for parameters of the same name.
     pub share: Option<&'a Compiled>,
