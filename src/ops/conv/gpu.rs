@@ -35,7 +35,7 @@ const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 const NEURON: &str = crate::neuron::WGSL;
 
 /// Convolution forward (and conv-transpose backward-data).
-pub static FORWARD: Shader = Shader {
+pub(crate) static FORWARD: Shader = Shader {
     name: "conv_fwd",
     parts: &[
         NEURON,
@@ -46,7 +46,7 @@ pub static FORWARD: Shader = Shader {
 };
 
 /// Convolution backward-data (and conv-transpose forward).
-pub static DGRAD: Shader = Shader {
+pub(crate) static DGRAD: Shader = Shader {
     name: "conv_dgrad",
     parts: &[
         NEURON,
@@ -57,7 +57,7 @@ pub static DGRAD: Shader = Shader {
 };
 
 /// Convolution weight gradient (both kinds).
-pub static WGRAD: Shader = Shader {
+pub(crate) static WGRAD: Shader = Shader {
     name: "conv_wgrad",
     parts: &[
         CONV_COMMON,
@@ -67,7 +67,7 @@ pub static WGRAD: Shader = Shader {
 };
 
 /// Bias gradient and bias broadcast (also used by the fully connected layer).
-pub static BIAS: Shader = Shader {
+pub(crate) static BIAS: Shader = Shader {
     name: "conv_bias",
     parts: &[PRELUDE, include_str!("../../../wgsl/conv/grad_bias.wgsl")],
 };
@@ -82,8 +82,11 @@ const WGRAD_MIN_CHUNK: usize = 64;
 /// Gradients of a layer with weights: input, weights and (if the layer has one) bias.
 #[derive(Debug)]
 pub struct Grads {
+    /// Gradient of the input (shape of x).
     pub dx: Tensor,
+    /// Gradient of the weights (shape of w).
     pub dw: Tensor,
+    /// Gradient of the bias (`(C_out,)`), if the layer has one.
     pub db: Option<Tensor>,
 }
 

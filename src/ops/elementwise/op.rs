@@ -12,7 +12,7 @@ use super::gpu::{self, BinaryOp, MAX_CHAIN};
 use super::reference;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ElementwiseOp {
+pub(crate) enum ElementwiseOp {
     /// `[x] -> op(x)`
     Unary(UnaryOp),
     /// `[x, dy] -> dx`
