@@ -215,7 +215,7 @@ pub fn conv_data_adjoint_launch(
 fn wgrad_split(g: &ConvGeometry) -> (usize, usize) {
     let k = g.batch * g.out_size.0 * g.out_size.1;
     let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
-    // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see conv_wgrad.wgsl).
+    // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see wgsl/conv/grad_weight.wgsl).
     let [gx, gy, gz] = gemm_grid(n, g.out_channels / g.groups, g.groups).1;
     let tiles = (gx * gy * gz) as usize;
     let want = WGRAD_TARGET_GROUPS
