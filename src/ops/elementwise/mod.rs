@@ -11,4 +11,4 @@ pub(crate) mod samples;
 pub(crate) use crate::neuron::GradFrom;
 pub use crate::neuron::UnaryOp;
 pub use gpu::BinaryOp;
-pub(crate) use op::ElementwiseOp;
+pub use op::ElementwiseOp;

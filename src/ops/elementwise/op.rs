@@ -11,8 +11,10 @@ use crate::tensor::{DType, Tensor};
 use super::gpu::{self, BinaryOp, MAX_CHAIN};
 use super::reference;
 
+/// The elementwise graph ops (a [`Primitive`]): what [`Graph::unary`] and [`Graph::binary`] add,
+/// and what [`crate::ops::eager::run`] runs on tensors.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum ElementwiseOp {
+pub enum ElementwiseOp {
     /// `[x] -> op(x)`
     Unary(UnaryOp),
     /// `[x, dy] -> dx`
