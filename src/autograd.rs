@@ -11,8 +11,11 @@ use crate::ops::elementwise::{BinaryOp, ElementwiseOp};
 /// What `Graph::training` derived: the loss and, for each parameter, its gradient node.
 #[derive(Clone, Debug)]
 pub struct Training {
+    /// The loss value.
     pub loss: Value,
+    /// Every parameter the loss depends on, in graph order.
     pub params: Vec<Value>,
+    /// Each parameter's gradient node, in the order of `params`.
     pub grads: Vec<Value>,
 }
 

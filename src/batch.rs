@@ -13,6 +13,7 @@ use crate::tensor::Tensor;
 pub struct ImageBatch {
     /// (N, C, H, W)
     pub shape: [usize; 4],
+    /// The N·C·H·W values, NCHW row-major.
     pub data: Vec<f32>,
 }
 
@@ -48,10 +49,12 @@ impl ImageBatch {
         })
     }
 
+    /// Number of images N.
     pub fn len(&self) -> usize {
         self.shape[0]
     }
 
+    /// Whether the batch has no images.
     pub fn is_empty(&self) -> bool {
         self.shape[0] == 0
     }
@@ -63,13 +66,17 @@ pub enum LabelLayout {
     /// One u32 class index per sample: (N).
     ClassIndices,
     /// One f32 row of `classes` values per sample (one-hot or probabilities): (N, classes).
-    Dense { classes: usize },
+    Dense {
+        /// Values per row.
+        classes: usize,
+    },
 }
 
 /// Labels for a batch, their layout, optional per-sample weights, and — once a step has run and
 /// the trainer read it back — the per-sample loss.
 #[derive(Clone, Debug)]
 pub struct LossLabels {
+    /// Class indices or dense rows.
     pub layout: LabelLayout,
     /// Class indices (`ClassIndices`).
     pub indices: Vec<u32>,
@@ -118,10 +125,12 @@ impl LossLabels {
         })
     }
 
+    /// Number of samples.
     pub fn len(&self) -> usize {
         self.weights.len()
     }
 
+    /// Whether the batch has no samples.
     pub fn is_empty(&self) -> bool {
         self.weights.is_empty()
     }
@@ -159,11 +168,14 @@ impl LossLabels {
 /// counter: what carries over from one step to the next besides the weights.
 #[derive(Clone)]
 pub struct StateBatch {
+    /// Each persistent state, by node name.
     pub states: Vec<(String, Tensor)>,
+    /// Steps the graph has run.
     pub step: u64,
 }
 
 impl StateBatch {
+    /// The states and step counter of `c` (sharing its tensors).
     pub fn of(c: &Compiled) -> StateBatch {
         let states = c
             .graph

@@ -14,28 +14,44 @@ use crate::error::{Error, Result, Unit};
 /// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
 #[derive(Clone, Debug)]
 pub struct CoopTile {
+    /// Tile rows M.
     pub m: u32,
+    /// Tile columns N.
     pub n: u32,
+    /// Tile depth K.
     pub k: u32,
+    /// Input (A and B) element type, as wgpu names it.
     pub ab: String,
+    /// Accumulator element type, as wgpu names it.
     pub acc: String,
 }
 
 /// What the chosen adapter offers, in the terms the kernels care about.
 #[derive(Clone, Debug)]
 pub struct Capabilities {
+    /// f16 in shaders (`enable f16;`).
     pub shader_f16: bool,
+    /// Subgroup operations in shaders.
     pub subgroup: bool,
     /// `(min, max)` subgroup size; kernels must not assume one value inside this range.
     pub subgroup_size: (u32, u32),
+    /// Cooperative-matrix tile shapes the adapter supports (empty if none).
     pub cooperative_matrix: Vec<CoopTile>,
+    /// Raw backend shaders (e.g. MSL) can be passed through.
     pub passthrough_shaders: bool,
+    /// GPU timestamps can be queried.
     pub timestamp_query: bool,
+    /// Largest storage binding, in bytes.
     pub max_storage_binding: u64,
+    /// Largest buffer, in bytes.
     pub max_buffer_size: u64,
+    /// Storage buffers one shader stage may bind.
     pub max_storage_buffers_per_stage: u32,
+    /// Workgroup memory per workgroup, in bytes.
     pub max_workgroup_storage: u32,
+    /// Invocations per workgroup.
     pub max_invocations_per_workgroup: u32,
+    /// Workgroups per grid dimension.
     pub max_workgroups_per_dim: u32,
     /// Byte alignment of a storage binding's offset (arena slices are placed on it).
     pub storage_offset_alignment: u32,
@@ -208,18 +224,22 @@ impl Device {
         })))
     }
 
+    /// The adapter's name, vendor, backend and driver.
     pub fn info(&self) -> &wgpu::AdapterInfo {
         &self.0.info
     }
 
+    /// What the adapter offers.
     pub fn caps(&self) -> &Capabilities {
         &self.0.caps
     }
 
+    /// The underlying wgpu device and queue.
     pub fn wgpu(&self) -> (&wgpu::Device, &wgpu::Queue) {
         (&self.0.device, &self.0.queue)
     }
 
+    /// The underlying wgpu adapter.
     pub fn adapter(&self) -> &wgpu::Adapter {
         &self.0.adapter
     }

@@ -15,17 +15,36 @@ pub enum Error {
     /// A tensor, binding, grid or kernel exceeds a device limit; `unit` says what `amount` and
     /// `limit` count.
     TooLarge {
+        /// The tensor, binding, grid or kernel, by name.
         what: String,
+        /// How much was asked for, in `unit`s.
         amount: u64,
+        /// The device's limit, in `unit`s.
         limit: u64,
+        /// What `amount` and `limit` count.
         unit: Unit,
     },
     /// Shapes that do not fit together; names the op and the shapes.
-    Shape { op: String, msg: String },
+    Shape {
+        /// The op (and node, once the graph knows it).
+        op: String,
+        /// What does not fit, with the shapes.
+        msg: String,
+    },
     /// A bad attribute (stride 0, axis out of range, ...); names the op.
-    Attr { op: String, msg: String },
+    Attr {
+        /// The op (and node, once the graph knows it).
+        op: String,
+        /// Which attribute and why it is wrong.
+        msg: String,
+    },
     /// A file that could not be read or written, or whose contents are wrong.
-    Io { path: String, msg: String },
+    Io {
+        /// The file (and tensor or record, where there is one).
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
     /// Anything else the user asked for that cannot be done.
     Invalid(String),
 }
@@ -110,6 +129,7 @@ impl Error {
     }
 }
 
+/// `std::result::Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Shorthand for a shape error naming `op`.

@@ -24,7 +24,9 @@ pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
 /// A WGSL module made of one or more source parts concatenated (so a shared core, e.g. the GEMM
 /// main loop, can be combined with op-specific loaders without copying it).
 pub struct Shader {
+    /// Name used in errors and pipeline-cache keys.
     pub name: &'static str,
+    /// WGSL source parts, concatenated in order.
     pub parts: &'static [&'static str],
 }
 
@@ -65,11 +67,14 @@ pub struct Launch {
 /// Dispatches ready to encode, and the scratch tensors they write (kept alive with them).
 #[derive(Default)]
 pub struct Prepared {
+    /// The dispatches, in encode order.
     pub launches: Vec<Launch>,
+    /// Tensors the launches write besides their outputs (e.g. split-K partial sums).
     pub scratch: Vec<Tensor>,
 }
 
 impl Prepared {
+    /// A single launch with no scratch.
     pub fn one(l: Launch) -> Self {
         Prepared {
             launches: vec![l],
@@ -77,6 +82,7 @@ impl Prepared {
         }
     }
 
+    /// Appends `other`'s launches and scratch after these.
     pub fn extend(&mut self, other: Prepared) {
         self.launches.extend(other.launches);
         self.scratch.extend(other.scratch);

@@ -8,13 +8,16 @@ use crate::error::{Error, Result};
 /// One parameter tensor inside the flat arena.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamEntry {
+    /// Parameter name, PyTorch style (`conv1.weight`).
     pub name: String,
+    /// Dimensions, as in PyTorch (OIHW for convolution weights).
     pub shape: Vec<usize>,
     /// First element in the arena.
     pub offset: usize,
 }
 
 impl ParamEntry {
+    /// Number of elements.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -82,6 +85,7 @@ impl ParamLayout {
         Self::new(entries, offset)
     }
 
+    /// Every entry, in arena order.
     pub fn entries(&self) -> &[ParamEntry] {
         &self.entries
     }
@@ -91,10 +95,12 @@ impl ParamLayout {
         self.len
     }
 
+    /// Whether the arena holds no elements.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The entry named `name`, if any.
     pub fn get(&self, name: &str) -> Option<&ParamEntry> {
         self.entries.iter().find(|e| e.name == name)
     }

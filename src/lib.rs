@@ -4,6 +4,8 @@
 //! DX12 elsewhere, lavapipe (software Vulkan) in CI — in the spirit of Apple's Metal Performance
 //! Shaders training graph.
 
+#![warn(missing_docs)]
+
 // Modules in dependency order: each uses only those above it (`scripts/module_deps.py`).
 pub mod error;
 pub mod device;

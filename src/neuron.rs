@@ -54,7 +54,10 @@ macro_rules! neurons {
         /// A neuron (unary op). The discriminant order is the op code in `wgsl/neuron.wgsl`.
         #[derive(Clone, Copy, Debug, PartialEq)]
         pub enum UnaryOp {
-            $($(#[$doc])* $V $({ $($p: f32),+ })?,)*
+            $($(#[$doc])* $V $({ $(
+                #[doc = concat!("`", stringify!($p), "` in the formula above.")]
+                $p: f32
+            ),+ })?,)*
         }
 
         #[allow(unused_variables)]

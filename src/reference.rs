@@ -6,11 +6,14 @@
 /// A dense row-major f64 array: the value type of the reference implementations.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Array {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Elements in row-major order; `data.len()` is the product of `shape`.
     pub data: Vec<f64>,
 }
 
 impl Array {
+    /// An array of `shape` holding `data`; panics if the lengths disagree.
     pub fn new(shape: &[usize], data: Vec<f64>) -> Self {
         assert_eq!(
             shape.iter().product::<usize>(),
@@ -22,21 +25,26 @@ impl Array {
             data,
         }
     }
+    /// An array of `shape` filled with zeros.
     pub fn zeros(shape: &[usize]) -> Self {
         Array {
             shape: shape.to_vec(),
             data: vec![0.0; shape.iter().product()],
         }
     }
+    /// An array of `shape` from f32 values, widened to f64.
     pub fn from_f32(shape: &[usize], data: &[f32]) -> Self {
         Self::new(shape, data.iter().map(|&x| x as f64).collect())
     }
+    /// The elements narrowed to f32 (to compare with a GPU result).
     pub fn to_f32(&self) -> Vec<f32> {
         self.data.iter().map(|&x| x as f32).collect()
     }
+    /// Number of elements.
     pub fn len(&self) -> usize {
         self.data.len()
     }
+    /// Whether the array has no elements.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }

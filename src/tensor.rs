@@ -9,12 +9,16 @@ use crate::error::{Error, Result};
 /// u32 carries indices (argmax states, class labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// 32-bit IEEE float.
     F32,
+    /// 16-bit IEEE float (storage; needs the device's `shader_f16`).
     F16,
+    /// 32-bit unsigned integer (indices, labels).
     U32,
 }
 
 impl DType {
+    /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
             DType::F32 | DType::U32 => 4,
@@ -39,8 +43,11 @@ pub struct Tensor {
 /// What a kernel binds: a buffer range. `Tensor::buffer()` gives the tensor's own range.
 #[derive(Clone, Copy, Debug)]
 pub struct Binding<'a> {
+    /// The buffer bound.
     pub buffer: &'a wgpu::Buffer,
+    /// Start of the range, in bytes.
     pub offset: u64,
+    /// Length of the range, in bytes.
     pub size: u64,
 }
 
@@ -166,18 +173,22 @@ impl Tensor {
         Ok(t)
     }
 
+    /// Dimensions, outermost first (row-major, e.g. NCHW).
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
 
+    /// Element type.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
 
+    /// Number of elements (the product of the shape).
     pub fn numel(&self) -> usize {
         numel(&self.shape)
     }
 
+    /// The device that owns the buffer.
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -231,6 +242,7 @@ impl Tensor {
         Ok(())
     }
 
+    /// Size in bytes (`numel × dtype size`).
     pub fn bytes(&self) -> u64 {
         (self.numel() * self.dtype.size()) as u64
     }

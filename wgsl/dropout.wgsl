@@ -1,6 +1,6 @@
 // Dropout: a counter-based keep mask (no RNG state), bit-identical to `ops::dropout::dropout_mask`.
 // keep(i) = pcg(key ^ pcg(i)) >= threshold, with key, threshold and scale computed on the host.
-// One invocation per element; 256 per workgroup; 2-D grid (see kernels/mod.rs).
+// One invocation per element; 256 per workgroup; 2-D grid (see `grid_1d` in src/launch.rs).
 
 struct Params {
     n: u32,

@@ -1,10 +1,11 @@
 // Elementwise kernels: unary ops (neurons and math) forward/backward, and broadcasting binary ops
 // forward/backward (each operand's gradient reduced over its broadcast dims in the same kernel).
-// One invocation per output element; 256 per workgroup; 2-D grid (see kernels/mod.rs).
+// One invocation per output element; 256 per workgroup; 2-D grid (see `grid_1d` in
+// src/launch.rs).
 
 struct Params {
     n: u32,        // elements in the output
-    op: u32,       // op code (see kernels/elementwise.rs)
+    op: u32,       // op code: `UnaryOp::code` (src/neuron.rs) or `BinaryOp` (ops/elementwise/gpu.rs)
     rank: u32,     // number of dims (<= 8) for broadcasting kernels
     chain_len: u32, // unary ops fused after this one (elementwise-chain fusion), <= 8
     a: f32,        // op parameter (alpha, slope, ...)

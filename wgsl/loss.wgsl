@@ -1,4 +1,4 @@
-// Losses (see ops/loss.rs for the formulas): per-sample loss, its reduction over the batch, and
+// Losses (formulas: src/ops/loss/mod.rs): per-sample loss, its reduction over the batch, and
 // the gradient w.r.t. the logits. One workgroup per sample walks its row of D values with a
 // stride of WG and combines partial results with a shared-memory tree (barriers only, so nothing
 // depends on the subgroup size). Grid: linear workgroup id = group_id (prelude.wgsl).
@@ -10,7 +10,7 @@
 struct Params {
     n: u32,          // samples
     d: u32,          // values per sample (classes)
-    kind: u32,       // loss kind code (kernels/loss.rs)
+    kind: u32,       // loss kind code (`kind_code` in src/ops/loss/gpu.rs)
     flags: u32,      // bit 0: class-index labels, bit 1: per-sample weights, bit 2: class weights
     reduction: u32,  // 0 none, 1 sum, 2 mean, 3 sum by non-zero weights
     _p0: u32,

@@ -143,7 +143,7 @@ fn unary_b_out(op: u32, y: f32, dy: f32, a: f32, b: f32) -> f32 {
     }
 }
 
-// The fused neuron fixed when the pipeline is made (`kernels::elementwise::post_constants`), so
+// The fused neuron fixed when the pipeline is made (`neuron::fused_constants`), so
 // the compiler keeps only its branch: the generic switch of unary_f costs a GEMM registers and
 // occupancy. The default (all ones) reads the op from the uniform instead.
 override POST_OP: u32 = 4294967295u;

@@ -34,6 +34,7 @@ pub struct StepHandle {
 }
 
 impl StepHandle {
+    /// Whether the step's GPU work has completed (never blocks).
     pub fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
     }
@@ -53,6 +54,7 @@ impl StepHandle {
 /// A graph compiled for one device and batch size: its `Program` and the replay state.
 pub struct Compiled {
     device: Device,
+    /// The compiled graph (after pruning and fusion).
     pub graph: Graph,
     program: Program,
     /// Launches appended after the graph's (the optimizer update), re-parameterised every step
@@ -67,7 +69,7 @@ pub struct Compiled {
 
 impl Compiled {
     /// Readies `program`, compiled from `graph`, for replay on `device`.
-    pub fn new(device: &Device, graph: Graph, program: Program) -> Compiled {
+    pub(crate) fn new(device: &Device, graph: Graph, program: Program) -> Compiled {
         Compiled {
             device: device.clone(),
             graph,
@@ -80,14 +82,17 @@ impl Compiled {
         }
     }
 
+    /// The device the graph was compiled for.
     pub fn device(&self) -> &Device {
         &self.device
     }
 
+    /// What the plan costs: nodes, dispatches, submits, bytes.
     pub fn stats(&self) -> &PlanStats {
         &self.program.stats
     }
 
+    /// The values readable after a step.
     pub fn outputs(&self) -> &[Value] {
         &self.program.outputs
     }
@@ -425,6 +430,7 @@ impl Compiled {
         self.update_params = params;
     }
 
+    /// Encodes and submits one step; returns once submitted (at most two steps in flight).
     pub fn encode_step(&self) -> Result<StepHandle> {
         self.encode_step_with(|| {})
     }

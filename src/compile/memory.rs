@@ -98,6 +98,7 @@ pub fn place(items: &[Interval], align: u64) -> Placement {
 }
 
 /// Checks a placement: every pair live at the same time occupies disjoint bytes.
+#[cfg(test)]
 pub fn overlaps(items: &[Interval], p: &Placement) -> Option<(usize, usize)> {
     for i in 0..items.len() {
         for j in i + 1..items.len() {

@@ -14,18 +14,19 @@
 
 mod alias;
 mod allocate;
-pub mod exec;
+mod exec;
 pub mod fusion;
 mod lifetimes;
 mod limits;
 mod lower;
-pub mod memory;
-pub mod program;
+mod memory;
+mod program;
 mod prune;
-pub mod residency;
+mod residency;
 
 pub use exec::{Compiled, StepHandle};
-pub use program::{ParamArena, PlanStats, Program};
+pub(crate) use program::Program;
+pub use program::{ParamArena, PlanStats};
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -13,9 +13,13 @@ use crate::weights::ParamLayout;
 /// What the compiled plan costs; reported in BENCHMARKS.md.
 #[derive(Clone, Debug)]
 pub struct PlanStats {
+    /// Nodes in the graph.
     pub nodes: usize,
+    /// Nodes left after pruning and fusion.
     pub live_nodes: usize,
+    /// Compute dispatches per step.
     pub dispatches_per_step: usize,
+    /// Queue submits per step (1 when resident).
     pub submits_per_step: usize,
     /// Bytes of the intermediates' arena (the planned peak).
     pub arena_bytes: u64,
@@ -31,7 +35,9 @@ pub struct PlanStats {
 /// what the optimizers run over. Gaps between entries (binding alignment) hold zeros in both.
 #[derive(Clone)]
 pub struct ParamArena {
+    /// The flat parameter arena (f32).
     pub params: Tensor,
+    /// The gradient arena, same layout as `params`.
     pub grads: Tensor,
     /// Name, shape and offset (in elements) of every parameter: what checkpoints and optimizer
     /// parameter groups are expressed in.
@@ -45,6 +51,8 @@ pub struct Program {
     /// The graph's launches, in order.
     pub launches: Vec<Launch>,
     /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
+    // Held, never read: its owner must outlive the launches that bind it.
+    #[allow(dead_code)]
     pub scratch: Vec<Tensor>,
     /// (launch index, node, elements) of launches re-parameterised every step (dropout).
     pub per_step: Vec<(usize, usize, usize)>,

@@ -13,12 +13,14 @@ const VERSION: u16 = 1;
 const EMBEDDED: &[u8] = include_bytes!("../../data/har/hapt.bin.gz");
 
 /// The users [`Har::split_default`] holds out for testing.
-pub const HAR_TEST_USERS: std::ops::RangeInclusive<u16> = 25..=30;
+pub(crate) const HAR_TEST_USERS: std::ops::RangeInclusive<u16> = 25..=30;
 
 /// One continuous recording of one user.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recording {
+    /// Subject id (1-based, as in HAPT).
     pub user: u16,
+    /// Experiment id (1-based, as in HAPT).
     pub experiment: u16,
     /// Channel-major (channels, n) in physical units (g, rad/s).
     pub signals: Vec<f32>,
@@ -32,6 +34,7 @@ impl Recording {
         self.labels.len()
     }
 
+    /// Whether the recording has no samples.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -45,12 +48,15 @@ impl Recording {
 /// The data set: recordings plus the metadata from the file header.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Har {
+    /// Samples per second (50 for HAPT).
     pub sample_rate_hz: f32,
     /// `acc_x acc_y acc_z gyro_x gyro_y gyro_z` for the shipped file.
     pub channel_names: Vec<String>,
+    /// Unit of each channel (`g`, `rad/s`).
     pub channel_units: Vec<String>,
     /// Index 0 is `UNLABELED`; 1..=12 are the HAPT activities (`WALKING` ... `LIE_TO_STAND`).
     pub label_names: Vec<String>,
+    /// Every recording, in file order.
     pub recordings: Vec<Recording>,
 }
 
@@ -72,8 +78,11 @@ pub struct HarWindows {
     pub labels: Vec<u8>,
     /// The user each window came from.
     pub users: Vec<u16>,
+    /// Number of windows.
     pub n: usize,
+    /// Channels per window.
     pub channels: usize,
+    /// Samples per window.
     pub len: usize,
 }
 
@@ -259,7 +268,7 @@ impl Har {
         (part(false), part(true))
     }
 
-    /// Users 1–24 train, 25–30 ([`HAR_TEST_USERS`]) test.
+    /// Users 1–24 train, 25–30 test.
     pub fn split_default(&self) -> (Har, Har) {
         self.split_by_user(|u| HAR_TEST_USERS.contains(&u))
     }

@@ -13,7 +13,9 @@ use std::path::Path;
 /// A u8 IDX array: dimensions and row-major data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Idx {
+    /// Dimensions, outermost first.
     pub dims: Vec<usize>,
+    /// Elements, row-major.
     pub data: Vec<u8>,
 }
 

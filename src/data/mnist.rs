@@ -15,8 +15,11 @@ pub struct ImageSet {
     pub images: Vec<u8>,
     /// One digit 0..=9 per image.
     pub labels: Vec<u8>,
+    /// Number of images.
     pub n: usize,
+    /// Image height in pixels.
     pub rows: usize,
+    /// Image width in pixels.
     pub cols: usize,
 }
 
@@ -77,10 +80,12 @@ impl ImageSet {
         })
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.n
     }
 
+    /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -120,7 +125,9 @@ impl ImageSet {
 /// The MNIST training and test sets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mnist {
+    /// The training set.
     pub train: ImageSet,
+    /// The test set.
     pub test: ImageSet,
 }
 

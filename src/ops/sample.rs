@@ -83,6 +83,7 @@ impl Fill {
 pub struct Sample {
     /// `<family>/<case>`, unique.
     pub name: String,
+    /// How to build the op's graph.
     pub build: Build,
     /// Fills of sources by node name; the rest are uniform in [-1, 1).
     pub fills: Vec<(String, Fill)>,
@@ -136,6 +137,7 @@ impl Sample {
         self
     }
 
+    /// Sets the tolerance of the GPU-vs-reference comparison.
     pub fn tol(mut self, tol: f64) -> Sample {
         self.tol = tol;
         self

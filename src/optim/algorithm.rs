@@ -8,29 +8,44 @@ use crate::error::{Error, Result};
 pub enum Algorithm {
     /// `torch.optim.SGD`; group weight decay is added to the gradient.
     Sgd {
+        /// Momentum factor (0 = plain SGD).
         momentum: f64,
+        /// Dampening of the momentum.
         dampening: f64,
+        /// Nesterov momentum.
         nesterov: bool,
     },
     /// `torch.optim.Adam`; group weight decay is added to the gradient (L2).
     Adam {
+        /// Decay of the first moment.
         beta1: f64,
+        /// Decay of the second moment.
         beta2: f64,
+        /// Added to the denominator.
         eps: f64,
+        /// Use the running maximum of the second moment.
         amsgrad: bool,
     },
     /// `torch.optim.AdamW`; group weight decay is decoupled (`p *= 1 - lr·wd`).
     AdamW {
+        /// Decay of the first moment.
         beta1: f64,
+        /// Decay of the second moment.
         beta2: f64,
+        /// Added to the denominator.
         eps: f64,
+        /// Use the running maximum of the second moment.
         amsgrad: bool,
     },
     /// `torch.optim.RMSprop`; group weight decay is added to the gradient.
     RmsProp {
+        /// Smoothing constant of the squared-gradient average.
         alpha: f64,
+        /// Added to the denominator.
         eps: f64,
+        /// Momentum factor (0 = none).
         momentum: f64,
+        /// Normalise by the centred second moment (an estimate of the variance).
         centered: bool,
     },
     /// A user-written WGSL update wrapped in the arena kernel (see `custom`).

@@ -32,7 +32,7 @@ const TEMPLATE: &str = include_str!("../../wgsl/optim/custom.wgsl");
 pub const EXAMPLE_SGD_MOMENTUM: &str = include_str!("../../wgsl/optim/custom_sgd.wgsl");
 
 /// The template instantiated with the example, so the translation test validates the template.
-pub static EXAMPLE_SHADER: Shader = Shader {
+pub(crate) static EXAMPLE_SHADER: Shader = Shader {
     name: "optim_custom_example",
     parts: &[
         include_str!("../../wgsl/optim/custom_sgd.wgsl"),
@@ -56,6 +56,7 @@ pub struct CustomUpdate {
 }
 
 impl CustomUpdate {
+    /// An update rule named `name` with WGSL `source` and state `slots` (validated when the optimizer is built).
     pub fn new(name: &str, source: &str, slots: &[&str]) -> Self {
         CustomUpdate {
             name: name.to_string(),

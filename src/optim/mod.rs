@@ -37,7 +37,7 @@ use crate::tensor::{Binding, DType, Tensor};
 pub use algorithm::Algorithm;
 pub use schedule::Schedule;
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "optim",
     parts: &[
         include_str!("../../wgsl/optim/common.wgsl"),
@@ -84,10 +84,13 @@ impl Default for GradOptions {
 /// Everything an optimizer is, except its groups and its arena length.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerConfig {
+    /// The update rule and its hyperparameters.
     pub algorithm: Algorithm,
     /// Base learning rate; each group's is `lr · lr_scale`, then scheduled.
     pub lr: f64,
+    /// Learning-rate schedule over steps.
     pub schedule: Schedule,
+    /// Gradient preprocessing (rescale, clipping).
     pub grad: GradOptions,
 }
 
@@ -106,6 +109,7 @@ impl OptimizerConfig {
 /// A parameter group: ranges (in elements) of the flat arena sharing these settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamGroup {
+    /// Half-open ranges of the arena, in elements.
     pub ranges: Vec<Range<usize>>,
     /// Multiplies the base learning rate.
     pub lr_scale: f64,
@@ -132,18 +136,22 @@ impl ParamGroup {
     pub fn range(r: Range<usize>) -> Self {
         Self::new([r])
     }
+    /// Sets the multiplier of the base learning rate.
     pub fn lr_scale(mut self, s: f64) -> Self {
         self.lr_scale = s;
         self
     }
+    /// Sets the weight decay (coupled or decoupled, as the algorithm has it).
     pub fn weight_decay(mut self, wd: f64) -> Self {
         self.weight_decay = wd;
         self
     }
+    /// Sets the L1 penalty added to the gradient (`l1 · sign(p)`).
     pub fn l1(mut self, l1: f64) -> Self {
         self.l1 = l1;
         self
     }
+    /// Sets the L2 penalty added to the gradient (`l2 · p`).
     pub fn l2(mut self, l2: f64) -> Self {
         self.l2 = l2;
         self
@@ -153,7 +161,9 @@ impl ParamGroup {
 /// What `prepare_step` set up: the 1-based step and each group's learning rate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepInfo {
+    /// The step about to run, 1-based.
     pub step: u64,
+    /// Each group's learning rate for this step, in group order.
     pub lr: Vec<f64>,
 }
 
@@ -380,10 +390,12 @@ impl Optimizer {
         })
     }
 
+    /// The algorithm, base learning rate, schedule and gradient options.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
     }
 
+    /// The parameter groups.
     pub fn groups(&self) -> &[ParamGroup] {
         &self.groups
     }
@@ -393,10 +405,12 @@ impl Optimizer {
         self.n
     }
 
+    /// Whether the arena has no elements.
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
 
+    /// Names of the state slots, as in checkpoints (`momentum_buffer`, `exp_avg`, …).
     pub fn slot_names(&self) -> &[String] {
         &self.slots
     }

@@ -8,12 +8,19 @@ use crate::optim::{Algorithm, OptimizerConfig, ParamGroup};
 /// The CPU twin of `optim::Optimizer`; state is `[slot][element]` in the same slot order.
 #[derive(Clone, Debug)]
 pub struct RefOptimizer {
+    /// Hyperparameters, as the GPU optimizer's.
     pub config: OptimizerConfig,
+    /// Parameter groups (ranges of the flat arena with their own settings).
     pub groups: Vec<ParamGroup>,
+    /// Number of elements in the flat arena.
     pub n: usize,
+    /// Steps taken (Adam's bias correction uses it).
     pub step: u64,
+    /// Position of the learning-rate schedule.
     pub schedule_pos: u64,
+    /// Names of the state slots (`momentum_buffer`, `exp_avg`, …).
     pub slots: Vec<String>,
+    /// State per slot, per element of the arena.
     pub state: Vec<Vec<f64>>,
     /// ‖rescale · g‖₂ over the grouped elements at the last step (when clipping by norm).
     pub last_norm: Option<f64>,

@@ -9,15 +9,28 @@ pub enum Schedule {
     /// `base` at every step.
     Constant,
     /// `base · gamma^(t / step_size)` (integer division): `StepLR`.
-    Step { step_size: u64, gamma: f64 },
+    Step {
+        /// Steps between decays.
+        step_size: u64,
+        /// Factor applied at each decay.
+        gamma: f64,
+    },
     /// `eta_min + (base - eta_min) · (1 + cos(π · min(t, t_max) / t_max)) / 2`: `CosineAnnealingLR`,
     /// held at `eta_min` after `t_max` instead of rising again.
-    Cosine { t_max: u64, eta_min: f64 },
+    Cosine {
+        /// Steps of the half period.
+        t_max: u64,
+        /// Learning rate at the end.
+        eta_min: f64,
+    },
     /// For `t < steps`: `then`'s first value scaled by `start_factor + (1 - start_factor) · t / steps`
     /// (`LinearLR` to factor 1); afterwards `then` at `t - steps`.
     Warmup {
+        /// Warmup length, in steps.
         steps: u64,
+        /// Factor of the first step, in [0, 1].
         start_factor: f64,
+        /// The schedule after the warmup.
         then: Box<Schedule>,
     },
 }

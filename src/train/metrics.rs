@@ -9,11 +9,15 @@ use crate::error::{Error, Result};
 /// One line of the metrics file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
+    /// Epoch, 1-based.
     pub epoch: usize,
+    /// Optimizer steps so far.
     pub step: u64,
+    /// Training loss (mean per sample).
     pub loss: f64,
     /// Test accuracy, on epoch records.
     pub accuracy: Option<f64>,
+    /// Training throughput, in images per second.
     pub images_per_s: f64,
 }
 
@@ -54,6 +58,7 @@ impl Metrics {
         })
     }
 
+    /// Appends `r` to the JSON lines file and, for an epoch record, redraws the plot.
     pub fn log(&mut self, r: &Record) -> Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -68,6 +73,7 @@ impl Metrics {
         Ok(())
     }
 
+    /// Where the plot is written.
     pub fn svg_path(&self) -> &Path {
         &self.svg
     }

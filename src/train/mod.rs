@@ -26,7 +26,9 @@ use metrics::{Metrics, Record};
 
 /// A labelled dataset the loop can draw batches from.
 pub trait Dataset {
+    /// Number of samples.
     fn len(&self) -> usize;
+    /// Whether there are no samples.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -78,16 +80,22 @@ impl Dataset for HarWindows {
 /// `SumByNonZeroWeights` — so a partial last batch is padded with weight-0 samples and still
 /// gives the exact mean over its real samples.
 pub struct Classifier {
+    /// The network with its loss.
     pub graph: Graph,
+    /// The class scores (N, classes).
     pub logits: Value,
+    /// The loss (reduced with `SumByNonZeroWeights`).
     pub loss: Value,
 }
 
 /// How to train.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
+    /// Passes over the training set.
     pub epochs: usize,
+    /// Samples per step.
     pub batch: usize,
+    /// Seed of initialisation, shuffling and dropout.
     pub seed: u64,
     /// Stop after the first epoch whose test accuracy reaches this.
     pub target_accuracy: Option<f64>,
@@ -97,6 +105,7 @@ pub struct TrainConfig {
     pub resume: bool,
     /// Steps between loss readbacks (each one waits for the GPU).
     pub log_every: usize,
+    /// Show a progress bar.
     pub progress: bool,
     /// Weight decay of the weights (rank > 1); biases and norm scales get none.
     pub weight_decay: f64,
@@ -137,10 +146,15 @@ impl Default for TrainConfig {
 /// One epoch's outcome.
 #[derive(Clone, Debug)]
 pub struct EpochReport {
+    /// Epochs completed, this one included.
     pub epoch: usize,
+    /// Mean of the training losses read back during the epoch.
     pub loss: f64,
+    /// Test accuracy, in [0, 1].
     pub accuracy: f64,
+    /// Training throughput, in images per second.
     pub images_per_s: f64,
+    /// Wall time of the epoch (training and evaluation).
     pub seconds: f64,
 }
 
@@ -159,6 +173,7 @@ pub fn default_init(name: &str, shape: &[usize]) -> Init {
     }
 }
 
+/// The training loop: a classifier compiled for training, its optimizer, data sources and counters.
 pub struct Trainer {
     device: Device,
     model: Classifier,
@@ -168,6 +183,7 @@ pub struct Trainer {
     cfg: TrainConfig,
     /// Completed epochs.
     pub epoch: usize,
+    /// Optimizer steps taken.
     pub global_step: u64,
     sources: Vec<Box<dyn DataSource>>,
 }
@@ -258,6 +274,7 @@ impl Trainer {
         })
     }
 
+    /// The compiled training graph.
     pub fn compiled(&self) -> &Compiled {
         &self.train
     }
@@ -275,6 +292,7 @@ impl Trainer {
             .expect("a training compile has a layout")
     }
 
+    /// The optimizer.
     pub fn optimizer(&self) -> &Optimizer {
         &self.opt
     }

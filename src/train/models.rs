@@ -13,8 +13,11 @@ use crate::ops::pool::Pool2d;
 /// Widths of the MNIST network.
 #[derive(Clone, Copy, Debug)]
 pub struct MnistSize {
+    /// Channels of the first convolution.
     pub conv1: usize,
+    /// Channels of the second convolution.
     pub conv2: usize,
+    /// Units of the hidden dense layer.
     pub hidden: usize,
     /// Convolution kernel edge (5 in the MPS sample).
     pub kernel: usize,

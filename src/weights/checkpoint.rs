@@ -34,7 +34,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// exactly (the crate's random streams are counter-based: dropout masks, shuffles per epoch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RngState {
+    /// The stream's seed.
     pub seed: u64,
+    /// Values drawn so far.
     pub counter: u64,
 }
 
@@ -43,6 +45,7 @@ pub struct RngState {
 pub struct TrainState {
     /// Steps of the training loop (may differ from the optimizer's, e.g. with accumulation).
     pub global_step: u64,
+    /// Random streams by name.
     pub rng: BTreeMap<String, RngState>,
     /// Free-form entries (epoch, data position, ...), stored as `user.<key>`.
     pub metadata: BTreeMap<String, String>,

@@ -41,16 +41,22 @@ pub enum FanMode {
 /// The nonlinearity after the layer, for its gain (`torch.nn.init.calculate_gain`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Nonlinearity {
+    /// Gain 1.
     Linear,
+    /// Gain 1.
     Sigmoid,
+    /// Gain 5/3.
     Tanh,
+    /// Gain √2.
     Relu,
     /// With its negative slope (PyTorch's Kaiming default is `LeakyRelu(0.0)`, the gain of ReLU).
     LeakyRelu(f64),
+    /// Gain 3/4.
     Selu,
 }
 
 impl Nonlinearity {
+    /// `torch.nn.init.calculate_gain`.
     pub fn gain(self) -> f64 {
         match self {
             Nonlinearity::Linear | Nonlinearity::Sigmoid => 1.0,
@@ -65,39 +71,53 @@ impl Nonlinearity {
 /// An initialiser, with `torch.nn.init`'s formulas.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Init {
+    /// All zeros.
     Zeros,
+    /// Every element this value.
     Constant(f64),
     /// U(low, high).
     Uniform {
+        /// Lower bound.
         low: f64,
+        /// Upper bound.
         high: f64,
     },
     /// N(mean, std²).
     Normal {
+        /// Mean.
         mean: f64,
+        /// Standard deviation.
         std: f64,
     },
     /// N(0, (gain / √fan)²) — He.
     KaimingNormal {
+        /// Which fan the variance is scaled by.
         mode: FanMode,
+        /// The nonlinearity after the layer, for the gain.
         nonlinearity: Nonlinearity,
     },
     /// U(±gain · √(3 / fan)) — He.
     KaimingUniform {
+        /// Which fan the variance is scaled by.
         mode: FanMode,
+        /// The nonlinearity after the layer, for the gain.
         nonlinearity: Nonlinearity,
     },
     /// N(0, (gain · √(2 / (fan_in + fan_out)))²) — Glorot.
     XavierNormal {
+        /// Scale of the standard deviation.
         gain: f64,
     },
     /// U(±gain · √(6 / (fan_in + fan_out))) — Glorot.
     XavierUniform {
+        /// Scale of the bound.
         gain: f64,
     },
     /// The tensor `tensor` (default: the parameter's own name) of a safetensors file.
     Checkpoint {
+        /// The safetensors file.
         path: PathBuf,
+        /// Tensor name in the file (default: the parameter's name).
         tensor: Option<String>,
     },
 }
@@ -217,6 +237,7 @@ pub struct InitSource {
 }
 
 impl InitSource {
+    /// A data source initialising `label` of `shape` with `init`, seeded by `seed` and the label.
     pub fn new(label: &str, shape: &[usize], init: Init, seed: u64) -> Self {
         InitSource {
             label: label.to_string(),

@@ -1,9 +1,10 @@
 // Optimizers over a flat parameter arena: declarations shared by the built-in kernels
-// (optim.wgsl) and the custom-optimizer template (optim_custom.wgsl).
+// (builtin.wgsl) and the custom-optimizer template (custom.wgsl).
 //
 // The arena is cut into chunks of at most CHUNK elements, each inside one range of one parameter
-// group; workgroup c handles chunk c (2-D grid, see kernels/mod.rs). The chunk table lives in
-// `opt_tbl` after the per-group settings, so a kernel never searches for an element's group.
+// group; workgroup c handles chunk c (2-D grid, see `grid_1d` in src/launch.rs). The chunk table
+// lives in `opt_tbl` after the per-group settings, so a kernel never searches for an element's
+// group.
 // Gradient preprocessing, in this order: rescale, clip by global norm (the scale comes from
 // norm_finish), clip by value, then L1 and L2 regularisation added to the gradient.
 

@@ -1,8 +1,9 @@
-// Shape ops (see ops/shape_ops.rs): strided copies (concat as copies into slices of the output,
+// Shape ops (see src/ops/shape/): strided copies (concat as copies into slices of the output,
 // split as copies out of them, slice forward), and gathers for everything that would otherwise
 // scatter (slice, pad and upsample backward): one invocation per element written, each reading
 // every source that maps to it, so results are deterministic with no atomics.
-// One invocation per element; 256 per workgroup; 2-D grid (see kernels/mod.rs). Rank <= 8.
+// One invocation per element; 256 per workgroup; 2-D grid (see `grid_1d` in src/launch.rs).
+// Rank <= 8.
 
 struct Params {
     n: u32,        // elements written

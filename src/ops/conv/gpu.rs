@@ -35,7 +35,7 @@ const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 const NEURON: &str = crate::neuron::WGSL;
 
 /// Convolution forward (and conv-transpose backward-data).
-pub static FORWARD: Shader = Shader {
+pub(crate) static FORWARD: Shader = Shader {
     name: "conv_fwd",
     parts: &[
         NEURON,
@@ -46,7 +46,7 @@ pub static FORWARD: Shader = Shader {
 };
 
 /// Convolution backward-data (and conv-transpose forward).
-pub static DGRAD: Shader = Shader {
+pub(crate) static DGRAD: Shader = Shader {
     name: "conv_dgrad",
     parts: &[
         NEURON,
@@ -57,7 +57,7 @@ pub static DGRAD: Shader = Shader {
 };
 
 /// Convolution weight gradient (both kinds).
-pub static WGRAD: Shader = Shader {
+pub(crate) static WGRAD: Shader = Shader {
     name: "conv_wgrad",
     parts: &[
         CONV_COMMON,
@@ -67,7 +67,7 @@ pub static WGRAD: Shader = Shader {
 };
 
 /// Bias gradient and bias broadcast (also used by the fully connected layer).
-pub static BIAS: Shader = Shader {
+pub(crate) static BIAS: Shader = Shader {
     name: "conv_bias",
     parts: &[PRELUDE, include_str!("../../../wgsl/conv/grad_bias.wgsl")],
 };
@@ -82,8 +82,11 @@ const WGRAD_MIN_CHUNK: usize = 64;
 /// Gradients of a layer with weights: input, weights and (if the layer has one) bias.
 #[derive(Debug)]
 pub struct Grads {
+    /// Gradient of the input (shape of x).
     pub dx: Tensor,
+    /// Gradient of the weights (shape of w).
     pub dw: Tensor,
+    /// Gradient of the bias (`(C_out,)`), if the layer has one.
     pub db: Option<Tensor>,
 }
 
@@ -212,7 +215,7 @@ pub fn conv_data_adjoint_launch(
 fn wgrad_split(g: &ConvGeometry) -> (usize, usize) {
     let k = g.batch * g.out_size.0 * g.out_size.1;
     let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
-    // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see conv_wgrad.wgsl).
+    // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see wgsl/conv/grad_weight.wgsl).
     let [gx, gy, gz] = gemm_grid(n, g.out_channels / g.groups, g.groups).1;
     let tiles = (gx * gy * gz) as usize;
     let want = WGRAD_TARGET_GROUPS

@@ -9,9 +9,10 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
+pub(crate) mod samples;
 
-pub use op::{ConvKind, ConvOp};
+pub use op::ConvKind;
+pub(crate) use op::ConvOp;
 pub(crate) use op::{arity, check_bias, same};
 
 use crate::error::{Result, attr_err, shape_err};
@@ -21,9 +22,13 @@ use crate::error::{Result, attr_err, shape_err};
 pub enum Padding {
     /// Given amounts on each side; asymmetric is allowed.
     Explicit {
+        /// Rows added above.
         top: usize,
+        /// Rows added below.
         bottom: usize,
+        /// Columns added on the left.
         left: usize,
+        /// Columns added on the right.
         right: usize,
     },
     /// No padding: only windows that fit entirely inside the input.
@@ -92,7 +97,12 @@ fn same_1d(len: usize, k: usize, s: usize, d: usize) -> (usize, usize) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Padding1d {
     /// Given amounts; asymmetric is allowed.
-    Explicit { left: usize, right: usize },
+    Explicit {
+        /// Elements added at the start.
+        left: usize,
+        /// Elements added at the end.
+        right: usize,
+    },
     /// No padding.
     Valid,
     /// As [`Padding::Same`].
@@ -134,16 +144,23 @@ fn dilated(k: usize, d: usize) -> usize {
 /// geometry's convolution computes only the first `out_size` rows / columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvGeometry {
+    /// N.
     pub batch: usize,
+    /// Channels of the convolution's input.
     pub in_channels: usize,
+    /// Channels of the convolution's output.
     pub out_channels: usize,
+    /// Channel groups (1 = dense, `in_channels` = depthwise).
     pub groups: usize,
     /// `(H, W)` of the convolution's input.
     pub in_size: (usize, usize),
     /// `(OH, OW)` of the convolution's output.
     pub out_size: (usize, usize),
+    /// `(kh, kw)`.
     pub kernel: (usize, usize),
+    /// `(sh, sw)`.
     pub stride: (usize, usize),
+    /// `(dh, dw)`.
     pub dilation: (usize, usize),
     /// `(top, bottom, left, right)`; only top and left enter the index rule.
     pub padding: (usize, usize, usize, usize),
@@ -209,8 +226,11 @@ pub trait Convolution {
     fn geometry(&self, input: &[usize]) -> Result<ConvGeometry>;
     /// True for conv-transpose: the op's input is the geometry's *output* side.
     fn is_transposed(&self) -> bool;
+    /// Whether the op adds a bias per output channel.
     fn has_bias(&self) -> bool;
+    /// Output shape for an input of shape `input`.
     fn out_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
+    /// Weight shape, PyTorch's layout (OIHW; `(C_in, C_out/groups, kh, kw)` transposed).
     fn weight_shape(&self) -> Vec<usize>;
     /// Channels of the op's output, the length of its bias.
     fn out_channels(&self) -> usize;
@@ -360,7 +380,9 @@ const CONV1D: Ctx = Ctx {
 /// 2-D convolution (cross-correlation, as in every framework) on `(N, C, H, W)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2d {
+    /// Input channels C.
     pub in_channels: usize,
+    /// Output channels.
     pub out_channels: usize,
     /// `(kh, kw)`.
     pub kernel: (usize, usize),
@@ -368,8 +390,11 @@ pub struct Conv2d {
     pub stride: (usize, usize),
     /// `(dh, dw)`.
     pub dilation: (usize, usize),
+    /// Channel groups, as PyTorch's `groups` (1 = dense, `in_channels` = depthwise).
     pub groups: usize,
+    /// Padding of H and W.
     pub padding: Padding,
+    /// Whether a bias per output channel is learned and added.
     pub bias: bool,
 }
 
@@ -455,13 +480,21 @@ impl Conv2d {
 /// 1-D convolution on `(N, C, L)`: a [`Conv2d`] on `(N, C, 1, L)` with a `1 x k` kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv1d {
+    /// Input channels C.
     pub in_channels: usize,
+    /// Output channels.
     pub out_channels: usize,
+    /// Kernel length k.
     pub kernel: usize,
+    /// Stride.
     pub stride: usize,
+    /// Dilation.
     pub dilation: usize,
+    /// Channel groups, as PyTorch's `groups`.
     pub groups: usize,
+    /// Padding of L.
     pub padding: Padding1d,
+    /// Whether a bias per output channel is learned and added.
     pub bias: bool,
 }
 
@@ -494,6 +527,7 @@ impl Conv1d {
         }
     }
 
+    /// `Err(Attr)` on an invalid attribute (a zero size, channels not divisible by the groups, …).
     pub fn validate(&self) -> Result<()> {
         self.to_2d().validate_as(CONV1D)
     }
@@ -524,6 +558,7 @@ impl Conv1d {
         ]
     }
 
+    /// `(C_out,)` if the op has a bias.
     pub fn bias_shape(&self) -> Option<Vec<usize>> {
         self.bias.then(|| vec![self.out_channels])
     }

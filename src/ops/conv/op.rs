@@ -13,13 +13,18 @@ use super::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Convolution, gpu, 
 /// Any of the four convolutions (they share kernels through `Convolution`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ConvKind {
+    /// A [`Conv2d`].
     D2(Conv2d),
+    /// A [`Conv1d`].
     D1(Conv1d),
+    /// A [`ConvTranspose2d`].
     T2(ConvTranspose2d),
+    /// A [`ConvTranspose1d`].
     T1(ConvTranspose1d),
 }
 
 impl ConvKind {
+    /// The descriptor, as the shared [`Convolution`] interface.
     pub fn op(&self) -> &dyn Convolution {
         match self {
             ConvKind::D2(c) => c,
@@ -31,7 +36,7 @@ impl ConvKind {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ConvOp {
+pub(crate) enum ConvOp {
     /// `[x, w, b?] -> y`
     Forward(ConvKind),
     /// `[w, dy, x] -> dx` (x only for its shape)
@@ -203,10 +208,12 @@ impl Graph {
         self.add_with_params(name, ConvOp::Forward(kind), x, &c.weight_shape(), bias)
     }
 
+    /// Adds a 2-D convolution of `x` (N, C, H, W) with parameters `{name}.weight` (and `{name}.bias`).
     pub fn conv2d(&mut self, name: &str, x: Value, op: Conv2d) -> Result<Value> {
         self.conv(name, x, ConvKind::D2(op))
     }
 
+    /// Adds a 1-D convolution of `x` (N, C, L) with parameters `{name}.weight` (and `{name}.bias`).
     pub fn conv1d(&mut self, name: &str, x: Value, op: Conv1d) -> Result<Value> {
         self.conv(name, x, ConvKind::D1(op))
     }

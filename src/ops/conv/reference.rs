@@ -21,8 +21,11 @@ use crate::reference::Array;
 /// Gradients of a layer with weights: input, weights and (if the op has one) bias.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grads {
+    /// Gradient of the input (shape of x).
     pub dx: Array,
+    /// Gradient of the weights (shape of w).
     pub dw: Array,
+    /// Gradient of the bias (`(C_out,)`), if the op has one.
     pub db: Option<Array>,
 }
 

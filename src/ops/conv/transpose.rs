@@ -18,14 +18,23 @@ const CONVT1D: Ctx = Ctx {
 /// and must be smaller than the stride or the dilation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTranspose2d {
+    /// Input channels C_in.
     pub in_channels: usize,
+    /// Output channels C_out.
     pub out_channels: usize,
+    /// `(kh, kw)`.
     pub kernel: (usize, usize),
+    /// `(sh, sw)`.
     pub stride: (usize, usize),
+    /// `(dh, dw)`.
     pub dilation: (usize, usize),
+    /// Channel groups, as PyTorch's `groups`.
     pub groups: usize,
+    /// Padding removed from the output, as PyTorch's `padding`.
     pub padding: Padding,
+    /// `(rows, columns)` added at the bottom / right of the output.
     pub output_padding: (usize, usize),
+    /// Whether a bias per output channel is learned and added.
     pub bias: bool,
 }
 
@@ -45,6 +54,7 @@ impl ConvTranspose2d {
         }
     }
 
+    /// `Err(Attr)` on an invalid attribute (a zero size, channels not divisible by the groups, `output_padding` too large, …).
     pub fn validate(&self) -> Result<()> {
         self.validate_as(CONVT2D)
     }
@@ -152,6 +162,7 @@ impl ConvTranspose2d {
         ]
     }
 
+    /// `(C_out,)` if the op has a bias.
     pub fn bias_shape(&self) -> Option<Vec<usize>> {
         self.bias.then(|| vec![self.out_channels])
     }
@@ -160,14 +171,23 @@ impl ConvTranspose2d {
 /// 1-D transposed convolution on `(N, C_in, L)`: a [`ConvTranspose2d`] with H = 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvTranspose1d {
+    /// Input channels C_in.
     pub in_channels: usize,
+    /// Output channels C_out.
     pub out_channels: usize,
+    /// Kernel length k.
     pub kernel: usize,
+    /// Stride.
     pub stride: usize,
+    /// Dilation.
     pub dilation: usize,
+    /// Channel groups, as PyTorch's `groups`.
     pub groups: usize,
+    /// Padding removed from the output, as PyTorch's `padding`.
     pub padding: Padding1d,
+    /// Elements added at the end of the output.
     pub output_padding: usize,
+    /// Whether a bias per output channel is learned and added.
     pub bias: bool,
 }
 
@@ -202,6 +222,7 @@ impl ConvTranspose1d {
         }
     }
 
+    /// `Err(Attr)` on an invalid attribute (a zero size, channels not divisible by the groups, `output_padding` too large, …).
     pub fn validate(&self) -> Result<()> {
         self.to_2d().validate_as(CONVT1D)
     }
@@ -232,6 +253,7 @@ impl ConvTranspose1d {
         ]
     }
 
+    /// `(C_out,)` if the op has a bias.
     pub fn bias_shape(&self) -> Option<Vec<usize>> {
         self.bias.then(|| vec![self.out_channels])
     }

@@ -8,7 +8,7 @@
 //! * forward `y (N, out) = b + x (N, K) · Wᵀ` (W is `(out, K)`, read transposed)
 //! * `dx (N, K) = dy (N, out) · W`
 //! * `dW (out, K) = dyᵀ · x`
-//! * `db (out,) = Σ_n dy` (`conv_bias.wgsl`)
+//! * `db (out,) = Σ_n dy` (`wgsl/conv/grad_bias.wgsl`)
 
 use crate::error::Result;
 use crate::launch::Launch;

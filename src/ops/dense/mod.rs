@@ -5,9 +5,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
-
-pub use op::DenseOp;
+pub(crate) mod samples;
 
 use crate::error::{Result, attr_err, shape_err};
 
@@ -22,8 +20,11 @@ const OP: &str = "fully_connected";
 /// The data is the same either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FullyConnected {
+    /// Input features (C·H·W of an image input).
     pub in_features: usize,
+    /// Output features.
     pub out_features: usize,
+    /// Whether a bias per output feature is learned and added.
     pub bias: bool,
 }
 
@@ -37,6 +38,7 @@ impl FullyConnected {
         }
     }
 
+    /// `Err(Attr)` if a size is 0.
     pub fn validate(&self) -> Result<()> {
         if self.in_features == 0 || self.out_features == 0 {
             return attr_err(

@@ -15,7 +15,7 @@ use super::{FullyConnected, gpu, reference};
 const NAME: &str = "fully_connected";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum DenseOp {
+pub(crate) enum DenseOp {
     /// `[x, w, b?] -> y`
     Forward(FullyConnected),
     /// `[w, dy, x] -> dx`

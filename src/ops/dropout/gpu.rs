@@ -10,7 +10,7 @@ use crate::ops::axis::fmt_shape;
 use crate::ops::dropout::Dropout;
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "dropout",
     parts: &[PRELUDE, include_str!("../../../wgsl/dropout.wgsl")],
 };

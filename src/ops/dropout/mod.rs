@@ -35,9 +35,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
-
-pub use op::DropoutOp;
+pub(crate) mod samples;
 
 use crate::error::{Result, attr_err};
 
@@ -45,13 +43,16 @@ use crate::error::{Result, attr_err};
 /// call so each training step draws a fresh mask. Inference is the identity.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dropout {
+    /// Probability of zeroing an element, in [0, 1).
     pub rate: f32,
+    /// Seed of the mask stream.
     pub seed: u64,
 }
 
 impl Dropout {
-    pub const OP: &'static str = "dropout";
+    pub(crate) const OP: &'static str = "dropout";
 
+    /// `Err(Attr)` unless `rate` is in [0, 1).
     pub fn new(rate: f32, seed: u64) -> Result<Self> {
         let d = Dropout { rate, seed };
         d.validate()?;

@@ -12,7 +12,7 @@ use crate::tensor::{DType, Tensor};
 use super::{Dropout, dropout_mask, gpu, reference};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum DropoutOp {
+pub(crate) enum DropoutOp {
     /// `[x] -> (y, mask)`; inference: identity.
     Dropout { op: Dropout, training: bool },
     /// `[mask, dy] -> dx`

@@ -6,7 +6,7 @@ use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::neuron::{GradFrom, UnaryOp};
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "elementwise",
     parts: &[
         PRELUDE,
@@ -18,11 +18,17 @@ pub static SHADER: Shader = Shader {
 /// Binary ops with numpy broadcasting. The discriminant is the op code in the shader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
+    /// `a + b`.
     Add = 0,
+    /// `a − b`.
     Sub = 1,
+    /// `a · b`.
     Mul = 2,
+    /// `a / b`.
     Div = 3,
+    /// `max(a, b)`.
     Max = 4,
+    /// `min(a, b)`.
     Min = 5,
 }
 

@@ -6,8 +6,9 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
+pub(crate) mod samples;
 
-pub use crate::neuron::{GradFrom, UnaryOp};
-pub use gpu::{BinaryOp, MAX_CHAIN};
+pub(crate) use crate::neuron::GradFrom;
+pub use crate::neuron::UnaryOp;
+pub use gpu::BinaryOp;
 pub use op::ElementwiseOp;

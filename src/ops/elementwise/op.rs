@@ -11,6 +11,8 @@ use crate::tensor::{DType, Tensor};
 use super::gpu::{self, BinaryOp, MAX_CHAIN};
 use super::reference;
 
+/// The elementwise graph ops (a [`Primitive`]): what [`Graph::unary`] and [`Graph::binary`] add,
+/// and what [`crate::ops::eager::run`] runs on tensors.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ElementwiseOp {
     /// `[x] -> op(x)`

@@ -20,7 +20,7 @@ use crate::ops::axis::fmt_shape;
 use crate::ops::loss::{LabelsShape, Loss, LossKind, Reduction};
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "loss",
     parts: &[PRELUDE, include_str!("../../../wgsl/loss.wgsl")],
 };
@@ -29,6 +29,7 @@ pub static SHADER: Shader = Shader {
 /// a compiled graph replays its launches without touching the host.
 #[derive(Clone, Debug)]
 pub struct GpuLoss {
+    /// The descriptor.
     pub loss: Loss,
     class_weights: Option<Tensor>,
 }

@@ -27,9 +27,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
-
-pub use op::LossOp;
+pub(crate) mod samples;
 
 use super::axis::fmt_shape;
 use crate::error::{Result, attr_err, shape_err};
@@ -39,25 +37,37 @@ use crate::error::{Result, attr_err, shape_err};
 pub enum LossKind {
     /// Softmax over the row then cross-entropy; `class_weights` (D) scale each class's term.
     SoftmaxCrossEntropy {
+        /// Label smoothing `ls` in [0, 1], as PyTorch's `label_smoothing`.
         label_smoothing: f32,
+        /// Weight per class (D), as PyTorch's `weight`.
         class_weights: Option<Vec<f32>>,
     },
     /// Independent logistic per element, stable in the logits.
     SigmoidCrossEntropy {
+        /// Label smoothing `ls` in [0, 1].
         label_smoothing: f32,
     },
     /// Cross-entropy of probabilities (already softmaxed) against labels.
     CategoricalCrossEntropy {
+        /// Label smoothing `ls` in [0, 1].
         label_smoothing: f32,
+        /// Weight per class (D).
         class_weights: Option<Vec<f32>>,
     },
+    /// Mean squared error over the row (PyTorch's `MSELoss`).
     MeanSquaredError,
+    /// Mean absolute error over the row (PyTorch's `L1Loss`).
     MeanAbsoluteError,
+    /// Huber loss over the row (PyTorch's `HuberLoss`).
     Huber {
+        /// Where the loss turns from quadratic to linear, `δ > 0`.
         delta: f32,
     },
+    /// Hinge loss, labels in {−1, +1}.
     Hinge,
+    /// KL divergence of probabilities from the labels (Keras's `KLDivergence`).
     KlDivergence,
+    /// Cosine distance between the row and its labels.
     CosineDistance,
 }
 
@@ -86,11 +96,14 @@ pub enum LabelsShape<'a> {
 /// A loss function with its reduction.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Loss {
+    /// The loss function and its options.
     pub kind: LossKind,
+    /// How per-sample losses are reduced.
     pub reduction: Reduction,
 }
 
 impl Loss {
+    /// The loss, validated: `Err(Attr)` on an invalid option (e.g. smoothing outside [0, 1]).
     pub fn new(kind: LossKind, reduction: Reduction) -> Result<Self> {
         let l = Loss { kind, reduction };
         l.validate()?;

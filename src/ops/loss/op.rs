@@ -13,7 +13,7 @@ use super::gpu::{self, GpuLoss};
 use super::{LabelsShape, Loss, Reduction, reference};
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum LossOp {
+pub(crate) enum LossOp {
     /// `[logits, labels, weights?] -> (loss (1) or (N) for Reduction::None, per-sample loss
     /// (N))`. Labels shaped like the logits are dense; labels of shape (N) are u32 class indices.
     Loss(Loss),

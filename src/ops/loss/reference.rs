@@ -10,7 +10,9 @@ use crate::reference::Array;
 /// Labels: one class index per sample, or dense with the logits' shape.
 #[derive(Clone, Copy, Debug)]
 pub enum Labels<'a> {
+    /// One class index per sample.
     Indices(&'a [usize]),
+    /// Dense targets with the logits' shape (probabilities, regression targets, ±1 for hinge).
     Dense(&'a Array),
 }
 

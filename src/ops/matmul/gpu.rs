@@ -7,7 +7,7 @@ use crate::launch::{Launch, Shader, f};
 use crate::ops::elementwise::UnaryOp;
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "matmul",
     parts: &[
         crate::neuron::WGSL,
@@ -41,17 +41,27 @@ pub fn gemm_grid(m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
 /// Problem description: `C = alpha · op(A) · op(B) (+ C)`, batched.
 #[derive(Clone, Copy, Debug)]
 pub struct Gemm {
+    /// Rows of op(A) and C.
     pub m: usize,
+    /// Columns of op(B) and C.
     pub n: usize,
+    /// Columns of op(A), rows of op(B).
     pub k: usize,
+    /// Number of matrices.
     pub batch: usize,
+    /// op(A) = Aᵀ (A stored k × m).
     pub trans_a: bool,
+    /// op(B) = Bᵀ (B stored n × k).
     pub trans_b: bool,
+    /// Add to C instead of overwriting it.
     pub accumulate: bool,
+    /// Scale of the product.
     pub alpha: f32,
     /// Batch strides in elements (0 shares one matrix across the batch).
     pub a_stride: usize,
+    /// Batch stride of B, in elements.
     pub b_stride: usize,
+    /// Batch stride of C, in elements.
     pub c_stride: usize,
     /// A neuron fused onto every output (`y = fused(alpha·op(A)·op(B) (+ C))`).
     pub fused: Option<UnaryOp>,

@@ -4,6 +4,6 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
+pub(crate) mod samples;
 
-pub use op::MatMulOp;
+pub(crate) use op::MatMulOp;

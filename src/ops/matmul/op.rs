@@ -14,7 +14,7 @@ use super::{gpu, reference};
 
 /// `[a, b] -> op(a) · op(b)`; `ta`/`tb` transpose the last two dims of an operand.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MatMulOp {
+pub(crate) struct MatMulOp {
     pub ta: bool,
     pub tb: bool,
 }

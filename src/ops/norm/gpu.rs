@@ -16,7 +16,7 @@ use crate::ops::elementwise::UnaryOp;
 use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
 use crate::tensor::{Binding, DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "norm",
     parts: &[
         PRELUDE,
@@ -298,8 +298,11 @@ fn stats_backward_launch(
 /// Gradients of a normalisation: dx (x's shape), dγ and dβ (the affine parameters' shape).
 #[derive(Clone, Debug)]
 pub struct NormGrads {
+    /// Gradient of x.
     pub dx: Tensor,
+    /// Gradient of γ (scale).
     pub dgamma: Tensor,
+    /// Gradient of β (shift).
     pub dbeta: Tensor,
 }
 
@@ -598,8 +601,11 @@ pub fn batch_norm_infer_backward(
 /// A per-sample normalisation (always normalises with the statistics of its own input).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Norm {
+    /// An [`InstanceNorm`].
     Instance(InstanceNorm),
+    /// A [`GroupNorm`].
     Group(GroupNorm),
+    /// A [`LayerNorm`].
     Layer(LayerNorm),
 }
 
@@ -622,6 +628,7 @@ impl From<LayerNorm> for Norm {
 }
 
 impl Norm {
+    /// The op's name, as in errors.
     pub fn name(&self) -> &'static str {
         match self {
             Norm::Instance(_) => InstanceNorm::OP,

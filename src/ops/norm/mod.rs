@@ -9,9 +9,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
-
-pub use op::NormOp;
+pub(crate) mod samples;
 
 use super::axis::fmt_shape;
 use crate::error::{Result, attr_err, shape_err};
@@ -59,7 +57,9 @@ fn channels(op: &str, x: &[usize], min_rank: usize) -> Result<usize> {
 /// Inference mode normalises with the running stats.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BatchNorm {
+    /// Added to the variance before the square root.
     pub eps: f32,
+    /// Weight of the batch statistics in the running-statistics update.
     pub momentum: f32,
 }
 
@@ -74,7 +74,7 @@ impl Default for BatchNorm {
 }
 
 impl BatchNorm {
-    pub const OP: &'static str = "batch_norm";
+    pub(crate) const OP: &'static str = "batch_norm";
 
     /// `eps >= 0`, `momentum` in [0, 1].
     pub fn new(eps: f32, momentum: f32) -> Result<Self> {
@@ -121,6 +121,7 @@ impl BatchNorm {
 /// Instance norm: statistics per (sample, channel) over the spatial dims; γ, β per channel.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct InstanceNorm {
+    /// Added to the variance before the square root.
     pub eps: f32,
 }
 
@@ -131,7 +132,7 @@ impl Default for InstanceNorm {
 }
 
 impl InstanceNorm {
-    pub const OP: &'static str = "instance_norm";
+    pub(crate) const OP: &'static str = "instance_norm";
 
     /// x (N, C, S1, ...) with at least one spatial dim; gamma/beta (C). Returns C.
     pub fn check(&self, x: &[usize], gamma: &[usize], beta: &[usize]) -> Result<usize> {
@@ -147,13 +148,16 @@ impl InstanceNorm {
 /// over (C/groups, *); γ, β per channel.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroupNorm {
+    /// Number of channel groups; must divide C.
     pub groups: usize,
+    /// Added to the variance before the square root.
     pub eps: f32,
 }
 
 impl GroupNorm {
-    pub const OP: &'static str = "group_norm";
+    pub(crate) const OP: &'static str = "group_norm";
 
+    /// `Err(Attr)` if `groups` is 0 or `eps` is negative or not finite.
     pub fn new(groups: usize, eps: f32) -> Result<Self> {
         check_eps(Self::OP, eps)?;
         if groups == 0 {
@@ -186,12 +190,14 @@ impl GroupNorm {
 /// with elementwise γ, β of that shape. Statistics per leading index.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LayerNorm {
+    /// Number of trailing axes normalised over.
     pub dims: usize,
+    /// Added to the variance before the square root.
     pub eps: f32,
 }
 
 impl LayerNorm {
-    pub const OP: &'static str = "layer_norm";
+    pub(crate) const OP: &'static str = "layer_norm";
 
     /// `dims` in 1..=rank(x); gamma/beta of shape `x[rank − dims ..]`. Returns that shape.
     pub fn check(&self, x: &[usize], gamma: &[usize], beta: &[usize]) -> Result<Vec<usize>> {

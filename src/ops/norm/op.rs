@@ -15,7 +15,7 @@ use super::gpu::{self, Norm};
 use super::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm, reference};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum NormOp {
+pub(crate) enum NormOp {
     /// `[x, gamma, beta, running_mean, running_var] -> (y, batch stats (2, C))`
     BatchNorm { op: BatchNorm, training: bool },
     /// `[x, gamma, stats-or-running_mean, running_var?, dy] -> (dx, dgamma, dbeta)`
@@ -262,16 +262,19 @@ impl Graph {
         self.add(name, NormOp::Norm(n), &[x, gamma, beta])
     }
 
+    /// Adds an instance norm of `x` (N, C, *) with parameters `{name}.weight` and `{name}.bias` (C).
     pub fn instance_norm(&mut self, name: &str, x: Value, op: InstanceNorm) -> Result<Value> {
         let c = self.shape(x).get(1).copied().unwrap_or(0);
         self.affine_norm(name, x, op.into(), vec![c])
     }
 
+    /// Adds a group norm of `x` (N, C, *) with parameters `{name}.weight` and `{name}.bias` (C).
     pub fn group_norm(&mut self, name: &str, x: Value, op: GroupNorm) -> Result<Value> {
         let c = self.shape(x).get(1).copied().unwrap_or(0);
         self.affine_norm(name, x, op.into(), vec![c])
     }
 
+    /// Adds a layer norm over the last `dims` axes of `x`, with parameters `{name}.weight` and `{name}.bias` of those axes' shape.
     pub fn layer_norm(&mut self, name: &str, x: Value, op: LayerNorm) -> Result<Value> {
         let s = self.shape(x);
         let p = s[s.len().saturating_sub(op.dims)..].to_vec();

@@ -13,8 +13,11 @@ use crate::reference::Array;
 /// Gradients of a normalisation: dx (shape of x), dγ and dβ (shape of γ).
 #[derive(Clone, Debug)]
 pub struct NormGrads {
+    /// Gradient of x.
     pub dx: Array,
+    /// Gradient of γ (scale).
     pub dgamma: Array,
+    /// Gradient of β (shift).
     pub dbeta: Array,
 }
 
@@ -22,6 +25,7 @@ pub struct NormGrads {
 /// normalise) and the updated running statistics.
 #[derive(Clone, Debug)]
 pub struct BatchNormTrain {
+    /// The normalised output (shape of x).
     pub y: Array,
     /// (C)
     pub mean: Array,
@@ -268,6 +272,7 @@ pub fn instance_norm(op: &InstanceNorm, x: &Array, gamma: &Array, beta: &Array) 
     Ok(Plan::per_sample_group(&x.shape, x.shape[1]).forward(x, gamma, beta, op.eps as f64))
 }
 
+/// Instance-norm backward: gradients of x, γ and β given dy.
 pub fn instance_norm_backward(
     op: &InstanceNorm,
     x: &Array,
@@ -285,6 +290,7 @@ pub fn group_norm(op: &GroupNorm, x: &Array, gamma: &Array, beta: &Array) -> Res
     Ok(Plan::per_sample_group(&x.shape, op.groups).forward(x, gamma, beta, op.eps as f64))
 }
 
+/// Group-norm backward: gradients of x, γ and β given dy.
 pub fn group_norm_backward(
     op: &GroupNorm,
     x: &Array,
@@ -302,6 +308,7 @@ pub fn layer_norm(op: &LayerNorm, x: &Array, gamma: &Array, beta: &Array) -> Res
     Ok(Plan::trailing(&x.shape, op.dims).forward(x, gamma, beta, op.eps as f64))
 }
 
+/// Layer-norm backward: gradients of x, γ and β given dy.
 pub fn layer_norm_backward(
     op: &LayerNorm,
     x: &Array,

@@ -14,7 +14,7 @@ use crate::ops::conv::gpu::check;
 use crate::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "pool",
     parts: &[PRELUDE, include_str!("../../../wgsl/pool.wgsl")],
 };

@@ -5,9 +5,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
-
-pub use op::PoolOp;
+pub(crate) mod samples;
 
 use super::conv::{ConvGeometry, Ctx, Padding};
 use crate::error::{Result, shape_err};
@@ -20,13 +18,17 @@ pub enum PoolKind {
     /// Mean of the window. `count_include_pad: true` divides by `kh·kw` always (PyTorch's
     /// default; padding counts as zeros); `false` divides by the number of taps inside the input
     /// (TensorFlow's and MPS's behaviour at edges).
-    Avg { count_include_pad: bool },
+    Avg {
+        /// Whether padded taps count in the divisor.
+        count_include_pad: bool,
+    },
 }
 
 /// 2-D pooling with any kernel, stride (need not equal the kernel), dilation and padding.
 /// Output size follows the convolution rule (floor), so [`Padding::Same`] gives `ceil(in/stride)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Pool2d {
+    /// Max or average.
     pub kind: PoolKind,
     /// `(kh, kw)`.
     pub kernel: (usize, usize),
@@ -34,6 +36,7 @@ pub struct Pool2d {
     pub stride: (usize, usize),
     /// `(dh, dw)`; `(1, 1)` for ordinary pooling.
     pub dilation: (usize, usize),
+    /// Padding of H and W.
     pub padding: Padding,
 }
 

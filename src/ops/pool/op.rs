@@ -12,7 +12,7 @@ use crate::tensor::{DType, Tensor};
 use super::{GlobalAvgPool, Pool2d, PoolKind, gpu, reference};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum PoolOp {
+pub(crate) enum PoolOp {
     /// `[x] -> (y, argmax state for max pooling)`
     Pool(Pool2d),
     /// `[dy, x, argmax?] -> dx`

@@ -8,7 +8,7 @@ use crate::ops::axis::fmt_shape;
 use crate::ops::prelu::PRelu;
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "prelu",
     parts: &[PRELUDE, include_str!("../../../wgsl/prelu.wgsl")],
 };
@@ -157,7 +157,9 @@ pub fn prelu_backward_weight_launches_chunked(
 /// The gradients of [`prelu`]: w.r.t. the input and the slopes.
 #[derive(Debug)]
 pub struct PReluGrads {
+    /// Gradient of the input.
     pub dx: Tensor,
+    /// Gradient of the slopes (`num_parameters`).
     pub da: Tensor,
 }
 

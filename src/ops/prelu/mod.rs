@@ -24,7 +24,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
+pub(crate) mod samples;
 
 pub use op::PReluOp;
 
@@ -34,11 +34,12 @@ use crate::ops::axis::fmt_shape;
 /// PReLU with `num_parameters` learned slopes: the channel count `C` of the input, or 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PRelu {
+    /// Number of slopes: C or 1.
     pub num_parameters: usize,
 }
 
 impl PRelu {
-    pub const OP: &'static str = "prelu";
+    pub(crate) const OP: &'static str = "prelu";
 
     /// One slope per channel (`num_parameters = C`), or shared (`1`); checked here for ≥ 1 and
     /// against the input's channel count when the op meets one.

@@ -12,6 +12,7 @@ use crate::tensor::{DType, Tensor};
 use super::{PRelu, gpu, reference};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The PReLU graph ops: the forward and its two gradients.
 pub enum PReluOp {
     /// `[x, a] -> y`
     Forward(PRelu),

@@ -5,15 +5,19 @@ use crate::error::{Error, Result};
 use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "reduce",
     parts: &[PRELUDE, include_str!("../../../wgsl/reduce.wgsl")],
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a reduction combines the elements along its axes.
 pub enum ReduceKind {
+    /// Sum.
     Sum,
+    /// Arithmetic mean.
     Mean,
+    /// Maximum.
     Max,
 }
 

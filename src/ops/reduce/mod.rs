@@ -3,7 +3,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
+pub(crate) mod samples;
 
 pub use gpu::ReduceKind;
-pub use op::ReduceOp;
+pub(crate) use op::ReduceOp;

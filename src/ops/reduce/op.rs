@@ -11,7 +11,7 @@ use super::gpu::{self, ReduceKind};
 use super::reference;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ReduceOp {
+pub(crate) enum ReduceOp {
     /// `[x] -> (y, argmax state for Max)`, the axis kept with size 1.
     Reduce(ReduceKind, usize),
     /// `[dy, x (its shape), state?] -> dx`

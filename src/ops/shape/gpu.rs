@@ -16,7 +16,7 @@ use crate::ops::shape::{Concat, Pad, PadMode, Slice, Split, Upsample, UpsampleMo
 use crate::tensor::strides;
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "shape",
     parts: &[PRELUDE, include_str!("../../../wgsl/shape/shape.wgsl")],
 };

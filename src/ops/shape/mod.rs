@@ -5,9 +5,9 @@ pub mod gpu;
 mod op;
 pub mod permute;
 pub mod reference;
-pub mod samples;
+pub(crate) mod samples;
 
-pub use op::ShapeOp;
+pub(crate) use op::ShapeOp;
 
 use super::axis::{fmt_shape, resolve_axis};
 use crate::error::{Result, attr_err, shape_err};
@@ -15,11 +15,13 @@ use crate::error::{Result, attr_err, shape_err};
 /// Concatenate along `axis`; every other dim must agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Concat {
+    /// Signed: −1 is the last axis.
     pub axis: isize,
 }
 
 impl Concat {
-    pub const OP: &'static str = "concat";
+    pub(crate) const OP: &'static str = "concat";
+    /// Along the channels of (N, C, ...).
     pub const CHANNELS: Concat = Concat { axis: 1 };
 
     /// Output shape and the resolved axis.
@@ -51,12 +53,14 @@ impl Concat {
 /// Split along `axis` into pieces of `sizes` (which must sum to that dim).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Split {
+    /// Signed: −1 is the last axis.
     pub axis: isize,
+    /// Size of each piece along `axis`.
     pub sizes: Vec<usize>,
 }
 
 impl Split {
-    pub const OP: &'static str = "split";
+    pub(crate) const OP: &'static str = "split";
 
     /// Output shapes and the resolved axis.
     pub fn output_shapes(&self, input: &[usize]) -> Result<(Vec<Vec<usize>>, usize)> {
@@ -89,12 +93,14 @@ impl Split {
 /// Reinterpret the row-major data with a new shape of the same element count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reshape {
+    /// The new shape.
     pub shape: Vec<usize>,
 }
 
 impl Reshape {
-    pub const OP: &'static str = "reshape";
+    pub(crate) const OP: &'static str = "reshape";
 
+    /// The output shape; `Err(Shape)` if the element counts differ.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let (a, b) = (
             input.iter().product::<usize>(),
@@ -117,14 +123,16 @@ impl Reshape {
 /// Collapse the axes `axis ..` into one: (N, C, H, W) with axis 1 → (N, C·H·W).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flatten {
+    /// First axis merged; signed: −1 is the last axis.
     pub axis: isize,
 }
 
 impl Flatten {
-    pub const OP: &'static str = "flatten";
+    pub(crate) const OP: &'static str = "flatten";
     /// Keep the batch axis, flatten the rest (before a dense layer).
     pub const FROM_CHANNELS: Flatten = Flatten { axis: 1 };
 
+    /// The output shape; `Err(Attr)` if `axis` is out of range.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let axis = resolve_axis(Self::OP, self.axis, input.len())?;
         let mut out = input[..axis].to_vec();
@@ -136,19 +144,23 @@ impl Flatten {
 /// `start .. end` by `step` along one axis (`end` exclusive, `start < end <= dim`, `step >= 1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SliceRange {
+    /// First index taken.
     pub start: usize,
+    /// End index, exclusive.
     pub end: usize,
+    /// Distance between taken indices.
     pub step: usize,
 }
 
 /// Strided slice with one range per axis; a crop is a slice with step 1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slice {
+    /// One range per axis of the input.
     pub ranges: Vec<SliceRange>,
 }
 
 impl Slice {
-    pub const OP: &'static str = "slice";
+    pub(crate) const OP: &'static str = "slice";
 
     /// The window `start .. start + size` on each axis.
     pub fn crop(start: &[usize], size: &[usize]) -> Slice {
@@ -209,14 +221,18 @@ pub enum PadMode {
 /// Pad each axis with `before[k]` and `after[k]` elements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pad {
+    /// Elements added before each axis.
     pub before: Vec<usize>,
+    /// Elements added after each axis.
     pub after: Vec<usize>,
+    /// What the added elements hold.
     pub mode: PadMode,
 }
 
 impl Pad {
-    pub const OP: &'static str = "pad";
+    pub(crate) const OP: &'static str = "pad";
 
+    /// The output shape; `Err` if `before` / `after` do not have one entry per axis, or edge padding of an empty x.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         if self.before.len() != input.len() || self.after.len() != input.len() {
             return attr_err(
@@ -264,13 +280,16 @@ pub enum UpsampleSize {
 /// Resize the last two axes of (…, H, W), usually (N, C, H, W).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Upsample {
+    /// Nearest or bilinear.
     pub mode: UpsampleMode,
+    /// Output size, or scale factors.
     pub size: UpsampleSize,
 }
 
 impl Upsample {
-    pub const OP: &'static str = "upsample";
+    pub(crate) const OP: &'static str = "upsample";
 
+    /// The output shape; `Err` if H or W is 0 or the size is invalid.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         if input.len() < 2 || input[input.len() - 2..].contains(&0) {
             return shape_err(

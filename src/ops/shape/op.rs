@@ -12,7 +12,7 @@ use crate::tensor::{DType, Tensor};
 use super::{Concat, Pad, Slice, Upsample, gpu, permute, reference};
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum ShapeOp {
+pub(crate) enum ShapeOp {
     /// `[x] -> x` permuted.
     Permute(Vec<usize>),
     /// `[x] -> x` as (batch, rest...): `rest` excludes the batch dim, so the batch can change.
@@ -218,14 +218,17 @@ impl Graph {
         self.add(name, ShapeOp::Concat(op), xs)
     }
 
+    /// Adds a strided slice of `x`.
     pub fn slice(&mut self, name: &str, x: Value, op: Slice) -> Result<Value> {
         self.add(name, ShapeOp::Slice(op), &[x])
     }
 
+    /// Adds a padding of `x`.
     pub fn pad(&mut self, name: &str, x: Value, op: Pad) -> Result<Value> {
         self.add(name, ShapeOp::Pad(op), &[x])
     }
 
+    /// Adds a resize of `x`'s last two axes.
     pub fn upsample(&mut self, name: &str, x: Value, op: Upsample) -> Result<Value> {
         self.add(name, ShapeOp::Upsample(op), &[x])
     }

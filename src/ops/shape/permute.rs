@@ -6,7 +6,7 @@ use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::elementwise::gpu::MAX_RANK;
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "transpose",
     parts: &[PRELUDE, include_str!("../../../wgsl/shape/permute.wgsl")],
 };

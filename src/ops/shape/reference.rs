@@ -112,6 +112,7 @@ pub fn split_backward(op: &Split, input_shape: &[usize], dys: &[&Array]) -> Resu
     )
 }
 
+/// `x.reshape(shape)`: same data, new shape.
 pub fn reshape(op: &Reshape, x: &Array) -> Result<Array> {
     Ok(Array::new(&op.output_shape(&x.shape)?, x.data.clone()))
 }
@@ -122,10 +123,12 @@ pub fn reshape_backward(op: &Reshape, input_shape: &[usize], dy: &Array) -> Resu
     Ok(Array::new(input_shape, dy.data.clone()))
 }
 
+/// `torch.flatten(x, axis)`: same data, trailing axes from `axis` merged.
 pub fn flatten(op: &Flatten, x: &Array) -> Result<Array> {
     Ok(Array::new(&op.output_shape(&x.shape)?, x.data.clone()))
 }
 
+/// Flatten's gradient: `dy` reshaped back to `input_shape`.
 pub fn flatten_backward(op: &Flatten, input_shape: &[usize], dy: &Array) -> Result<Array> {
     check_dy(Flatten::OP, &op.output_shape(input_shape)?, dy)?;
     Ok(Array::new(input_shape, dy.data.clone()))
@@ -149,6 +152,7 @@ fn slice_map(op: &Slice, input: &[usize]) -> Result<(Vec<usize>, Vec<usize>)> {
     Ok((out, map))
 }
 
+/// Strided slice, as `x[start:end:step]` per axis.
 pub fn slice(op: &Slice, x: &Array) -> Result<Array> {
     let (out, map) = slice_map(op, &x.shape)?;
     Ok(Array::new(&out, map.iter().map(|&j| x.data[j]).collect()))
@@ -187,6 +191,7 @@ fn pad_map(op: &Pad, input: &[usize]) -> Result<(Vec<usize>, Vec<Option<usize>>)
     Ok((out, map))
 }
 
+/// Padding, as `torch.nn.functional.pad` with the op's mode.
 pub fn pad(op: &Pad, x: &Array) -> Result<Array> {
     let (out, map) = pad_map(op, &x.shape)?;
     Ok(Array::new(

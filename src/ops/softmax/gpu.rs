@@ -8,7 +8,7 @@ use crate::ops::axis::fmt_shape;
 use crate::ops::softmax::Softmax;
 use crate::tensor::{DType, Tensor};
 
-pub static SHADER: Shader = Shader {
+pub(crate) static SHADER: Shader = Shader {
     name: "softmax",
     parts: &[PRELUDE, include_str!("../../../wgsl/softmax.wgsl")],
 };

@@ -6,9 +6,7 @@
 pub mod gpu;
 mod op;
 pub mod reference;
-pub mod samples;
-
-pub use op::SoftmaxOp;
+pub(crate) mod samples;
 
 use super::axis::resolve_axis;
 use crate::error::Result;
@@ -19,6 +17,7 @@ use crate::error::Result;
 pub struct Softmax {
     /// Signed: −1 is the last axis.
     pub axis: isize,
+    /// Log-softmax (`log_softmax`) instead of softmax.
     pub log: bool,
 }
 
@@ -31,6 +30,7 @@ impl Softmax {
     /// Log-softmax over the channels of (N, C, ...).
     pub const LOG_CHANNELS: Softmax = Softmax { axis: 1, log: true };
 
+    /// `"softmax"` or `"log_softmax"`, as in errors.
     pub fn name(&self) -> &'static str {
         if self.log { "log_softmax" } else { "softmax" }
     }

@@ -11,7 +11,7 @@ use crate::tensor::{DType, Tensor};
 use super::{Softmax, gpu, reference};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum SoftmaxOp {
+pub(crate) enum SoftmaxOp {
     /// `[x] -> y`
     Softmax(Softmax),
     /// `[y, dy] -> dx`
