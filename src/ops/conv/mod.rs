@@ -12,7 +12,7 @@ pub mod reference;
 pub(crate) mod samples;
 
 pub use op::ConvKind;
-pub(crate) use op::ConvOp;
+pub use op::ConvOp;
 pub(crate) use op::{arity, check_bias, same};
 
 use crate::error::{Result, attr_err, shape_err};

@@ -35,8 +35,9 @@ impl ConvKind {
     }
 }
 
+/// The convolution family's graph ops: forward and its three gradients.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum ConvOp {
+pub enum ConvOp {
     /// `[x, w, b?] -> y`
     Forward(ConvKind),
     /// `[w, dy, x] -> dx` (x only for its shape)

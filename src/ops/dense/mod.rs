@@ -7,6 +7,8 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
+pub use op::DenseOp;
+
 use crate::error::{Result, attr_err, shape_err};
 
 const OP: &str = "fully_connected";

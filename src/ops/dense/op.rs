@@ -14,8 +14,9 @@ use super::{FullyConnected, gpu, reference};
 
 const NAME: &str = "fully_connected";
 
+/// The fully connected family's graph ops: forward and its data and weight gradients.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum DenseOp {
+pub enum DenseOp {
     /// `[x, w, b?] -> y`
     Forward(FullyConnected),
     /// `[w, dy, x] -> dx`

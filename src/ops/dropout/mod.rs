@@ -37,6 +37,8 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
+pub use op::DropoutOp;
+
 use crate::error::{Result, attr_err};
 
 /// Dropout with drop probability `rate` in [0, 1) and a seed; the step counter is passed per

@@ -11,10 +11,16 @@ use crate::tensor::{DType, Tensor};
 
 use super::{Dropout, dropout_mask, gpu, reference};
 
+/// The dropout family's graph ops.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum DropoutOp {
+pub enum DropoutOp {
     /// `[x] -> (y, mask)`; inference: identity.
-    Dropout { op: Dropout, training: bool },
+    Dropout {
+        /// Rate and seed.
+        op: Dropout,
+        /// Whether it drops (training) or is the identity (inference).
+        training: bool,
+    },
     /// `[mask, dy] -> dx`
     Grad(Dropout),
 }

@@ -29,6 +29,8 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
+pub use op::LossOp;
+
 use super::axis::fmt_shape;
 use crate::error::{Result, attr_err, shape_err};
 

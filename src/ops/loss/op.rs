@@ -12,8 +12,9 @@ use crate::tensor::{DType, Tensor};
 use super::gpu::{self, GpuLoss};
 use super::{LabelsShape, Loss, Reduction, reference};
 
+/// The loss family's graph ops: a loss and its gradient w.r.t. the logits.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum LossOp {
+pub enum LossOp {
     /// `[logits, labels, weights?] -> (loss (1) or (N) for Reduction::None, per-sample loss
     /// (N))`. Labels shaped like the logits are dense; labels of shape (N) are u32 class indices.
     Loss(Loss),

@@ -6,4 +6,4 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
-pub(crate) use op::MatMulOp;
+pub use op::MatMulOp;

@@ -14,8 +14,10 @@ use super::{gpu, reference};
 
 /// `[a, b] -> op(a) · op(b)`; `ta`/`tb` transpose the last two dims of an operand.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct MatMulOp {
+pub struct MatMulOp {
+    /// Transpose the last two dims of `a`.
     pub ta: bool,
+    /// Transpose the last two dims of `b`.
     pub tb: bool,
 }
 

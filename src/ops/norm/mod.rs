@@ -11,6 +11,8 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
+pub use op::NormOp;
+
 use super::axis::fmt_shape;
 use crate::error::{Result, attr_err, shape_err};
 

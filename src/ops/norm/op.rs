@@ -14,12 +14,23 @@ use crate::tensor::{DType, Tensor};
 use super::gpu::{self, Norm};
 use super::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm, reference};
 
+/// The norm family's graph ops: batch norm and the per-sample norms, with their gradients.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum NormOp {
+pub enum NormOp {
     /// `[x, gamma, beta, running_mean, running_var] -> (y, batch stats (2, C))`
-    BatchNorm { op: BatchNorm, training: bool },
+    BatchNorm {
+        /// eps, momentum, affine.
+        op: BatchNorm,
+        /// Batch statistics (training) or the running ones (inference).
+        training: bool,
+    },
     /// `[x, gamma, stats-or-running_mean, running_var?, dy] -> (dx, dgamma, dbeta)`
-    BatchNormGrad { op: BatchNorm, training: bool },
+    BatchNormGrad {
+        /// The forward's descriptor.
+        op: BatchNorm,
+        /// Whether the forward used batch statistics.
+        training: bool,
+    },
     /// `[x, gamma, beta] -> (y, stats)`
     Norm(Norm),
     /// `[x, gamma, stats, dy] -> (dx, dgamma, dbeta)`

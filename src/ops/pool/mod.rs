@@ -7,6 +7,8 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
+pub use op::PoolOp;
+
 use super::conv::{ConvGeometry, Ctx, Padding};
 use crate::error::{Result, shape_err};
 

@@ -11,8 +11,9 @@ use crate::tensor::{DType, Tensor};
 
 use super::{GlobalAvgPool, Pool2d, PoolKind, gpu, reference};
 
+/// The pooling family's graph ops and their gradients.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum PoolOp {
+pub enum PoolOp {
     /// `[x] -> (y, argmax state for max pooling)`
     Pool(Pool2d),
     /// `[dy, x, argmax?] -> dx`

@@ -11,8 +11,8 @@ use crate::tensor::{DType, Tensor};
 
 use super::{PRelu, gpu, reference};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 /// The PReLU graph ops: the forward and its two gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PReluOp {
     /// `[x, a] -> y`
     Forward(PRelu),

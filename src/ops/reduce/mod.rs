@@ -6,4 +6,4 @@ pub mod reference;
 pub(crate) mod samples;
 
 pub use gpu::ReduceKind;
-pub(crate) use op::ReduceOp;
+pub use op::ReduceOp;

@@ -10,8 +10,9 @@ use crate::tensor::{DType, Tensor};
 use super::gpu::{self, ReduceKind};
 use super::reference;
 
+/// The reduce family's graph ops: a reduction and its gradient.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum ReduceOp {
+pub enum ReduceOp {
     /// `[x] -> (y, argmax state for Max)`, the axis kept with size 1.
     Reduce(ReduceKind, usize),
     /// `[dy, x (its shape), state?] -> dx`

@@ -7,7 +7,7 @@ pub mod permute;
 pub mod reference;
 pub(crate) mod samples;
 
-pub(crate) use op::ShapeOp;
+pub use op::ShapeOp;
 
 use super::axis::{fmt_shape, resolve_axis};
 use crate::error::{Result, attr_err, shape_err};

@@ -11,8 +11,9 @@ use crate::tensor::{DType, Tensor};
 
 use super::{Concat, Pad, Slice, Upsample, gpu, permute, reference};
 
+/// The shape family's graph ops: views, permute, concat, slice, pad, upsample, and gradients.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum ShapeOp {
+pub enum ShapeOp {
     /// `[x] -> x` permuted.
     Permute(Vec<usize>),
     /// `[x] -> x` as (batch, rest...): `rest` excludes the batch dim, so the batch can change.
@@ -23,15 +24,20 @@ pub(crate) enum ShapeOp {
     Concat(Concat),
     /// `[dy, x_k] -> dx_k`: the slice of dy that input `k` (starting at `offset`) filled.
     ConcatGrad {
+        /// The forward's descriptor.
         op: Concat,
+        /// Where input `k` starts along the concat axis.
         offset: usize,
     },
+    /// `[x] -> x[ranges]`
     Slice(Slice),
     /// `[dy, x] -> dx`
     SliceGrad(Slice),
+    /// `[x] -> x padded`
     Pad(Pad),
     /// `[dy, x] -> dx`
     PadGrad(Pad),
+    /// `[x] -> x upsampled`
     Upsample(Upsample),
     /// `[dy, x] -> dx`
     UpsampleGrad(Upsample),

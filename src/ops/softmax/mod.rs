@@ -8,6 +8,8 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
+pub use op::SoftmaxOp;
+
 use super::axis::resolve_axis;
 use crate::error::Result;
 

@@ -10,8 +10,9 @@ use crate::tensor::{DType, Tensor};
 
 use super::{Softmax, gpu, reference};
 
+/// The softmax family's graph ops: softmax (or log-softmax) and its gradient.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum SoftmaxOp {
+pub enum SoftmaxOp {
     /// `[x] -> y`
     Softmax(Softmax),
     /// `[y, dy] -> dx`
