@@ -4,7 +4,13 @@
 //!
 //! API convention of every family: `*_launch(inputs.., outputs..) -> Result<Launch>` checks shapes
 //! and prepares a dispatch into outputs the caller owns (the compiled graph places them in its
-//! arena); an eager wrapper of the same name without `_launch` allocates the outputs and runs it.
+//! arena); the family's graph op (`op.rs`) lowers to these launches. Running an op eagerly goes
+//! through one path, `ops::eager::run(device, op, inputs)`: it infers the output shapes, allocates
+//! the outputs, lowers the op and runs it. The eager conveniences named like the launch without
+//! `_launch` (`softmax::gpu::softmax`, `conv::gpu::backward`, ...) are thin wrappers over
+//! `eager::run` with the family's graph op; one returning several gradients runs the family's
+//! gradient ops one after the other. Only ops without a graph op (`shape::gpu::split` and
+//! `split_backward`) allocate and run their launches themselves.
 //!
 //! Binding convention of every kernel: `@binding(0)` is a uniform of parameters (u32 words; f32
 //! values are bit-cast), `@binding(1..)` are storage buffers in the order the Rust side passes them.

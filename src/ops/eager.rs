@@ -1,6 +1,7 @@
 //! One eager path for every op: infer the output shapes from the input tensors, allocate the
 //! outputs, lower the op and run it — so any op descriptor runs on tensors without a hand-written
-//! eager twin.
+//! eager twin. The families' eager conveniences (`softmax::gpu::softmax`, `conv::gpu::backward`,
+//! ...) are thin wrappers over [`run`]: allocation, lowering and running happen here alone.
 //!
 //! ```no_run
 //! use wgtrain::ops::elementwise::{ElementwiseOp, UnaryOp};
@@ -21,6 +22,16 @@ use crate::tensor::Tensor;
 /// Runs `op` on `inputs` (lowered at step 0: per-step ops such as dropout draw step 0's mask) and returns every output
 /// port, in order. A view op (reshape) returns its input's buffer under the new shape.
 pub fn run(device: &Device, op: impl Into<Op>, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    run_at(device, op, inputs, 0)
+}
+
+/// [`run`] lowered at `step` (per-step ops such as dropout draw that step's mask).
+pub fn run_at(
+    device: &Device,
+    op: impl Into<Op>,
+    inputs: &[&Tensor],
+    step: u64,
+) -> Result<Vec<Tensor>> {
     let op = op.into();
     if op.is_source() {
         return Err(Error::Invalid(format!("{op:?} is fed, not computed")));
@@ -38,10 +49,24 @@ pub fn run(device: &Device, op: impl Into<Op>, inputs: &[&Tensor]) -> Result<Vec
         .map(|(s, dt)| Tensor::zeros(device, s, *dt))
         .collect::<Result<Vec<_>>>()?;
     let out_refs: Vec<&Tensor> = outs.iter().collect();
-    let prepared = op.lower(inputs, &out_refs, &[], 0)?;
+    let prepared = op.lower(inputs, &out_refs, &[], step)?;
     device.run(&prepared.launches)?;
     // The scratch tensors must outlive the work that writes them.
     device.wait()?;
     drop(prepared);
     Ok(outs)
+}
+
+/// [`run`], returning the first output port (the only one of most ops).
+pub(crate) fn run_first(device: &Device, op: impl Into<Op>, inputs: &[&Tensor]) -> Result<Tensor> {
+    Ok(run(device, op, inputs)?.swap_remove(0))
+}
+
+/// A stand-in for an input that an op reads only for its shape (the `x` of a gradient op that
+/// produces dx): `like`'s buffer seen as `shape`. Only for ops whose lowering never binds it.
+pub(crate) fn shape_only(like: &Tensor, shape: &[usize]) -> Tensor {
+    Tensor {
+        shape: shape.to_vec(),
+        ..like.clone()
+    }
 }

@@ -22,7 +22,8 @@
 
 use crate::error::{Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Prepared, Shader, grid_1d};
-use crate::ops::conv::{ConvGeometry, Convolution};
+use crate::ops::conv::{ConvGeometry, ConvOp, Convolution};
+use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::gemm_grid;
 use crate::ops::reduce::gpu as reduce;
@@ -402,10 +403,9 @@ pub fn forward(
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let y = Tensor::zeros(&x.device, &op.out_shape(&x.shape)?, DType::F32)?;
-    let p = forward_launches(op, x, w, b, &y)?;
-    x.device.run(&p.launches)?;
-    Ok(y)
+    let mut ins = vec![x, w];
+    ins.extend(b);
+    eager::run_first(&x.device, ConvOp::Forward(op.kind()), &ins)
 }
 
 /// `dx` for an input of `x_shape`, given the output gradient `dy`.
@@ -415,11 +415,8 @@ pub fn backward_data(
     w: &Tensor,
     dy: &Tensor,
 ) -> Result<Tensor> {
-    op.geometry(x_shape)?;
-    let dx = Tensor::zeros(&dy.device, x_shape, DType::F32)?;
-    let p = backward_data_launches(op, x_shape, w, dy, &dx)?;
-    dy.device.run(&p.launches)?;
-    Ok(dx)
+    let x = eager::shape_only(dy, x_shape);
+    eager::run_first(&dy.device, ConvOp::GradData(op.kind()), &[w, dy, &x])
 }
 
 /// `dw`, in the op's weight layout.
@@ -428,11 +425,7 @@ pub fn backward_weights(
     x: &Tensor,
     dy: &Tensor,
 ) -> Result<Tensor> {
-    op.geometry(&x.shape)?;
-    let dw = Tensor::zeros(&x.device, &op.weight_shape(), DType::F32)?;
-    let p = backward_weights_launches(op, x, dy, &dw)?;
-    x.device.run(&p.launches)?;
-    Ok(dw)
+    eager::run_first(&x.device, ConvOp::GradWeight(op.kind()), &[x, dy])
 }
 
 /// `db` `(C_out,)`.
@@ -441,10 +434,8 @@ pub fn backward_bias(
     x_shape: &[usize],
     dy: &Tensor,
 ) -> Result<Tensor> {
-    let db = Tensor::zeros(&dy.device, &[op.out_channels()], DType::F32)?;
-    let p = backward_bias_launches(op, x_shape, dy, &db)?;
-    dy.device.run(&p.launches)?;
-    Ok(db)
+    check(op.name(), "output gradient", dy, &op.out_shape(x_shape)?)?;
+    eager::run_first(&dy.device, ConvOp::BiasGrad, &[dy])
 }
 
 /// Prepares every gradient into the given tensors; `db` exactly when the op has a bias.
@@ -469,25 +460,20 @@ pub fn backward_launches(
     Ok(p)
 }
 
-/// All gradients in one submit; `db` is `Some` exactly when the op has a bias.
+/// All gradients (one run per gradient op); `db` is `Some` exactly when the op has a bias.
 pub fn backward(
     op: &(impl Convolution + ?Sized),
     x: &Tensor,
     w: &Tensor,
     dy: &Tensor,
 ) -> Result<Grads> {
-    op.geometry(&x.shape)?;
-    let dev = &x.device;
-    let grads = Grads {
-        dx: Tensor::zeros(dev, &x.shape, DType::F32)?,
-        dw: Tensor::zeros(dev, &op.weight_shape(), DType::F32)?,
+    Ok(Grads {
+        dx: backward_data(op, &x.shape, w, dy)?,
+        dw: backward_weights(op, x, dy)?,
         db: if op.has_bias() {
-            Some(Tensor::zeros(dev, &[op.out_channels()], DType::F32)?)
+            Some(backward_bias(op, &x.shape, dy)?)
         } else {
             None
         },
-    };
-    let p = backward_launches(op, x, w, dy, &grads)?;
-    dev.run(&p.launches)?;
-    Ok(grads)
+    })
 }

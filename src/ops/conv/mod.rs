@@ -234,6 +234,8 @@ pub trait Convolution {
     fn weight_shape(&self) -> Vec<usize>;
     /// Channels of the op's output, the length of its bias.
     fn out_channels(&self) -> usize;
+    /// This descriptor as a [`ConvKind`], the operand of the graph op [`ConvOp`].
+    fn kind(&self) -> ConvKind;
 }
 
 /// How an op names itself in errors; 1-D ops show only the length of `(H, W)` pairs.
@@ -565,7 +567,7 @@ impl Conv1d {
 }
 
 macro_rules! conv_op {
-    ($t:ty, $ctx:expr, $transposed:expr) => {
+    ($t:ty, $ctx:expr, $transposed:expr, $kind:ident) => {
         impl Convolution for $t {
             fn name(&self) -> &'static str {
                 $ctx.op
@@ -588,12 +590,15 @@ macro_rules! conv_op {
             fn out_channels(&self) -> usize {
                 self.out_channels
             }
+            fn kind(&self) -> $crate::ops::conv::ConvKind {
+                $crate::ops::conv::ConvKind::$kind(*self)
+            }
         }
     };
 }
 
-conv_op!(Conv2d, CONV2D, false);
-conv_op!(Conv1d, CONV1D, false);
+conv_op!(Conv2d, CONV2D, false, D2);
+conv_op!(Conv1d, CONV1D, false, D1);
 
 // Declared after the macro, which the module uses.
 mod transpose;

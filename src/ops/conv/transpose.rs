@@ -259,5 +259,5 @@ impl ConvTranspose1d {
     }
 }
 
-conv_op!(ConvTranspose2d, CONVT2D, true);
-conv_op!(ConvTranspose1d, CONVT1D, true);
+conv_op!(ConvTranspose2d, CONVT2D, true, T2);
+conv_op!(ConvTranspose1d, CONVT1D, true, T1);

@@ -13,8 +13,10 @@
 use crate::error::Result;
 use crate::launch::Launch;
 use crate::launch::Prepared;
+use crate::ops::conv::ConvOp;
 use crate::ops::conv::gpu::{Grads, bias_fill_launch, bias_grad_launch, check, check_bias};
-use crate::ops::dense::FullyConnected;
+use crate::ops::dense::{DenseOp, FullyConnected};
+use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::{Gemm, gemm_launch};
 use crate::tensor::{DType, Tensor};
@@ -132,26 +134,21 @@ pub fn backward_weights_launch(
 
 /// `y = x · Wᵀ + b`, as `reference::forward`.
 pub fn forward(op: &FullyConnected, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    let y = Tensor::zeros(&x.device, &op.out_shape(&x.shape)?, DType::F32)?;
-    let p = forward_launches(op, x, w, b, &y)?;
-    x.device.run(&p.launches)?;
-    Ok(y)
+    let mut ins = vec![x, w];
+    ins.extend(b);
+    eager::run_first(&x.device, DenseOp::Forward(*op), &ins)
 }
 
-/// All gradients in one submit, as `reference::backward`.
+/// All gradients (one run per gradient op), as `reference::backward`.
 pub fn backward(op: &FullyConnected, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Grads> {
-    op.matrix_shape(&x.shape)?;
     let dev = &x.device;
-    let grads = Grads {
-        dx: Tensor::zeros(dev, &x.shape, DType::F32)?,
-        dw: Tensor::zeros(dev, &op.weight_shape(), DType::F32)?,
+    Ok(Grads {
+        dx: eager::run_first(dev, DenseOp::GradData(*op), &[w, dy, x])?,
+        dw: eager::run_first(dev, DenseOp::GradWeight(*op), &[x, dy])?,
         db: if op.bias {
-            Some(Tensor::zeros(dev, &[op.out_features], DType::F32)?)
+            Some(eager::run_first(dev, ConvOp::BiasGrad, &[dy])?)
         } else {
             None
         },
-    };
-    let p = backward_launches(op, x, w, dy, &grads)?;
-    dev.run(&p.launches)?;
-    Ok(grads)
+    })
 }

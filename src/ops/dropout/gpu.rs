@@ -7,7 +7,8 @@
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
-use crate::ops::dropout::Dropout;
+use crate::ops::dropout::{Dropout, DropoutOp};
+use crate::ops::eager;
 use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
@@ -123,10 +124,12 @@ pub fn dropout(
     if !training {
         return Ok((x.clone(), None));
     }
-    let y = Tensor::zeros(&x.device, &x.shape, DType::F32)?;
-    let mask = Tensor::zeros(&x.device, &x.shape, DType::U32)?;
-    x.device.run(&[dropout_launch(d, step, x, &y, &mask)?])?;
-    Ok((y, Some(mask)))
+    let op = DropoutOp::Dropout {
+        op: *d,
+        training: true,
+    };
+    let mut outs = eager::run_at(&x.device, op, &[x], step)?.into_iter();
+    Ok((outs.next().expect("dropout has an output"), outs.next()))
 }
 
 /// Gradient of [`dropout`]: with the forward's mask (training) or without (inference: dy).
@@ -135,8 +138,5 @@ pub fn dropout_backward(d: &Dropout, dy: &Tensor, mask: Option<&Tensor>) -> Resu
     let Some(mask) = mask else {
         return Ok(dy.clone());
     };
-    let dx = Tensor::zeros(&dy.device, &dy.shape, DType::F32)?;
-    dy.device
-        .run(&[dropout_backward_launch(d, dy, mask, &dx)?])?;
-    Ok(dx)
+    eager::run_first(&dy.device, DropoutOp::Grad(*d), &[mask, dy])
 }

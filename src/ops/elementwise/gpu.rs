@@ -4,6 +4,8 @@
 use crate::error::{Error, Result};
 use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::neuron::{GradFrom, UnaryOp};
+use crate::ops::eager;
+use crate::ops::elementwise::ElementwiseOp;
 use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
@@ -288,37 +290,24 @@ pub fn binary_grad_launch(
     )
 }
 
-fn new_like(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    Tensor::zeros(&x.device, shape, DType::F32)
-}
-
 /// `op(x)`.
 pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
-    let y = new_like(x, &x.shape)?;
-    x.device.run(&[unary_launch(op, x, &y)?])?;
-    Ok(y)
+    eager::run_first(&x.device, ElementwiseOp::Unary(op), &[x])
 }
 
 /// `op'(x) · dy`.
 pub fn unary_backward(op: UnaryOp, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    let dx = new_like(x, &x.shape)?;
-    x.device.run(&[unary_backward_launch(op, x, dy, &dx)?])?;
-    Ok(dx)
+    eager::run_first(&x.device, ElementwiseOp::UnaryGrad(op), &[x, dy])
 }
 
 /// `f'(x) · dy` from `y = f(x)`.
 pub fn unary_backward_out(op: UnaryOp, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    let dx = new_like(y, &y.shape)?;
-    y.device
-        .run(&[unary_backward_out_launch(op, y, dy, &dx)?])?;
-    Ok(dx)
+    eager::run_first(&y.device, ElementwiseOp::UnaryGradOut(op), &[y, dy])
 }
 
 /// `a (op) b` with broadcasting.
 pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let y = new_like(a, &broadcast_shape(&format!("{op:?}"), &a.shape, &b.shape)?)?;
-    a.device.run(&[binary_launch(op, a, b, &y)?])?;
-    Ok(y)
+    eager::run_first(&a.device, ElementwiseOp::Binary(op), &[a, b])
 }
 
 /// Gradients `(da, db)` of `a (op) b`, each summed back to its operand's shape.
@@ -328,11 +317,6 @@ pub fn binary_backward(
     b: &Tensor,
     dy: &Tensor,
 ) -> Result<(Tensor, Tensor)> {
-    let (da, db) = (new_like(a, &a.shape)?, new_like(b, &b.shape)?);
-    let l = [
-        binary_grad_launch(op, 0, a, b, dy, &da)?,
-        binary_grad_launch(op, 1, a, b, dy, &db)?,
-    ];
-    a.device.run(&l)?;
-    Ok((da, db))
+    let grad = |k| eager::run_first(&a.device, ElementwiseOp::BinaryGrad(op, k), &[a, b, dy]);
+    Ok((grad(0)?, grad(1)?))
 }

@@ -17,7 +17,8 @@ use crate::device::Device;
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
-use crate::ops::loss::{LabelsShape, Loss, LossKind, Reduction};
+use crate::ops::eager;
+use crate::ops::loss::{LabelsShape, Loss, LossKind, LossOp, Reduction};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
@@ -267,18 +268,18 @@ pub fn loss_forward(
     labels: &Tensor,
     weights: Option<&Tensor>,
 ) -> Result<LossOutput> {
-    let k = GpuLoss::new(&logits.device, loss)?;
-    let (n, _, _) = check(&k, logits, labels, weights)?;
     check_labels(loss, logits, labels)?;
-    let per_sample = Tensor::zeros(&logits.device, &[n], DType::F32)?;
-    let reduced = match loss.reduction {
-        Reduction::None => None,
-        _ => Some(Tensor::zeros(&logits.device, &[1], DType::F32)?),
-    };
-    let l = loss_forward_launch(&k, logits, labels, weights, &per_sample, reduced.as_ref())?;
-    logits.device.run(&l)?;
+    let mut ins = vec![logits, labels];
+    ins.extend(weights);
+    let [reduced, per_sample]: [Tensor; 2] =
+        eager::run(&logits.device, LossOp::Loss(loss.clone()), &ins)?
+            .try_into()
+            .expect("the loss op has two outputs");
     Ok(LossOutput {
-        loss: reduced.unwrap_or_else(|| per_sample.clone()),
+        loss: match loss.reduction {
+            Reduction::None => per_sample.clone(),
+            _ => reduced,
+        },
         per_sample,
     })
 }
@@ -291,11 +292,9 @@ pub fn loss_backward(
     weights: Option<&Tensor>,
     dloss: &Tensor,
 ) -> Result<Tensor> {
-    let k = GpuLoss::new(&logits.device, loss)?;
-    check(&k, logits, labels, weights)?;
     check_labels(loss, logits, labels)?;
-    let dx = Tensor::zeros(&logits.device, &logits.shape, DType::F32)?;
-    let l = loss_backward_launch(&k, logits, labels, weights, dloss, &dx)?;
-    logits.device.run(&[l])?;
-    Ok(dx)
+    let mut ins = vec![logits, labels];
+    ins.extend(weights);
+    ins.push(dloss);
+    eager::run_first(&logits.device, LossOp::Grad(loss.clone()), &ins)
 }

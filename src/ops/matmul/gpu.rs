@@ -98,10 +98,11 @@ pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launc
 /// `op(a) · op(b)` for a of shape `[batch..] (M, K)` (or `(K, M)` when `trans_a`) and b likewise;
 /// a 2-D operand is shared across the other's batch. Output `[batch..] (M, N)`.
 pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
-    let (g, out_shape) = plan(&a.shape, &b.shape, trans_a, trans_b)?;
-    let c = Tensor::zeros(&a.device, &out_shape, DType::F32)?;
-    a.device.run(&[matmul_launch(&g, a, b, &c)?])?;
-    Ok(c)
+    let op = crate::ops::matmul::MatMulOp {
+        ta: trans_a,
+        tb: trans_b,
+    };
+    crate::ops::eager::run_first(&a.device, op, &[a, b])
 }
 
 /// Prepares `c = op(a) · op(b)` as planned by `plan` (which checked the shapes).

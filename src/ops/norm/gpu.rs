@@ -12,8 +12,9 @@
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
+use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
-use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
+use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm, NormOp};
 use crate::tensor::{Binding, DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
@@ -306,25 +307,6 @@ pub struct NormGrads {
     pub dbeta: Tensor,
 }
 
-fn zeros(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    Tensor::zeros(&x.device, shape, DType::F32)
-}
-
-/// Allocates dx, dγ, dβ, prepares them with `launch` and runs.
-fn run_grads(
-    x: &Tensor,
-    pshape: &[usize],
-    launch: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Result<Vec<Launch>>,
-) -> Result<NormGrads> {
-    let g = NormGrads {
-        dx: zeros(x, &x.shape)?,
-        dgamma: zeros(x, pshape)?,
-        dbeta: zeros(x, pshape)?,
-    };
-    x.device.run(&launch(&g.dx, &g.dgamma, &g.dbeta)?)?;
-    Ok(g)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Batch norm
 // ---------------------------------------------------------------------------------------------
@@ -522,6 +504,26 @@ pub fn batch_norm_infer_backward_launch(
     Ok(l)
 }
 
+/// γ or β as the graph op takes it (always given): `fill` of `pshape` when absent.
+fn param_or(x: &Tensor, pshape: &[usize], p: Option<&Tensor>, fill: f32) -> Result<Tensor> {
+    match p {
+        Some(p) => Ok(p.clone()),
+        None => Tensor::from_f32(&x.device, pshape, &vec![fill; pshape.iter().product()]),
+    }
+}
+
+/// The three gradients of a norm's gradient op.
+fn grads(outs: Vec<Tensor>) -> NormGrads {
+    let [dx, dgamma, dbeta]: [Tensor; 3] = outs.try_into().expect("norm gradients are three");
+    NormGrads { dx, dgamma, dbeta }
+}
+
+/// The first two outputs (y, state).
+fn pair(outs: Vec<Tensor>) -> (Tensor, Tensor) {
+    let mut o = outs.into_iter();
+    (o.next().expect("y"), o.next().expect("state"))
+}
+
 /// Training-mode batch norm: returns (y, state (2, C)); updates the running stats in place.
 pub fn batch_norm_train(
     bn: &BatchNorm,
@@ -531,13 +533,14 @@ pub fn batch_norm_train(
     running_mean: &Tensor,
     running_var: &Tensor,
 ) -> Result<(Tensor, Tensor)> {
-    bn_channels(x)?;
-    let y = zeros(x, &x.shape)?;
-    let state = zeros(x, &batch_norm_state_shape(&x.shape))?;
-    let (rm, rv) = (running_mean, running_var);
-    let l = batch_norm_train_launch(bn, x, gamma, beta, rm, rv, &y, &state, None)?;
-    x.device.run(&l)?;
-    Ok((y, state))
+    let c = [bn_channels(x)?];
+    let (g, b) = (param_or(x, &c, gamma, 1.0)?, param_or(x, &c, beta, 0.0)?);
+    let op = NormOp::BatchNorm {
+        op: *bn,
+        training: true,
+    };
+    let ins = [x, &g, &b, running_mean, running_var];
+    Ok(pair(eager::run(&x.device, op, &ins)?))
 }
 
 /// Gradients of [`batch_norm_train`] from its state.
@@ -548,10 +551,12 @@ pub fn batch_norm_train_backward(
     state: &Tensor,
     dy: &Tensor,
 ) -> Result<NormGrads> {
-    let c = [bn_channels(x)?];
-    run_grads(x, &c, |dx, dg, db| {
-        batch_norm_train_backward_launch(bn, x, gamma, state, dy, dx, Some(dg), Some(db))
-    })
+    let g = param_or(x, &[bn_channels(x)?], gamma, 1.0)?;
+    let op = NormOp::BatchNormGrad {
+        op: *bn,
+        training: true,
+    };
+    Ok(grads(eager::run(&x.device, op, &[x, &g, state, dy])?))
 }
 
 /// Inference-mode batch norm.
@@ -563,10 +568,14 @@ pub fn batch_norm_infer(
     running_mean: &Tensor,
     running_var: &Tensor,
 ) -> Result<Tensor> {
-    let y = zeros(x, &x.shape)?;
-    let l = batch_norm_infer_launch(bn, x, gamma, beta, running_mean, running_var, &y)?;
-    x.device.run(&[l])?;
-    Ok(y)
+    let c = [bn_channels(x)?];
+    let (g, b) = (param_or(x, &c, gamma, 1.0)?, param_or(x, &c, beta, 0.0)?);
+    let op = NormOp::BatchNorm {
+        op: *bn,
+        training: false,
+    };
+    let ins = [x, &g, &b, running_mean, running_var];
+    eager::run_first(&x.device, op, &ins)
 }
 
 /// Gradients of [`batch_norm_infer`].
@@ -578,20 +587,13 @@ pub fn batch_norm_infer_backward(
     running_var: &Tensor,
     dy: &Tensor,
 ) -> Result<NormGrads> {
-    let c = [bn_channels(x)?];
-    run_grads(x, &c, |dx, dg, db| {
-        batch_norm_infer_backward_launch(
-            bn,
-            x,
-            gamma,
-            running_mean,
-            running_var,
-            dy,
-            dx,
-            Some(dg),
-            Some(db),
-        )
-    })
+    let g = param_or(x, &[bn_channels(x)?], gamma, 1.0)?;
+    let op = NormOp::BatchNormGrad {
+        op: *bn,
+        training: false,
+    };
+    let ins = [x, &g, running_mean, running_var, dy];
+    Ok(grads(eager::run(&x.device, op, &ins)?))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -776,11 +778,14 @@ pub fn norm(
     gamma: Option<&Tensor>,
     beta: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
-    let sshape = op.state_shape(&x.shape)?;
-    let (y, state) = (zeros(x, &x.shape)?, zeros(x, &sshape)?);
-    x.device
-        .run(&[norm_launch(op, x, gamma, beta, &y, &state)?])?;
-    Ok((y, state))
+    op.state_shape(&x.shape)?;
+    let p = op.param_shape(&x.shape);
+    let (g, b) = (param_or(x, &p, gamma, 1.0)?, param_or(x, &p, beta, 0.0)?);
+    Ok(pair(eager::run(
+        &x.device,
+        NormOp::Norm(*op),
+        &[x, &g, &b],
+    )?))
 }
 
 /// Gradients of [`norm`] from its state.
@@ -791,9 +796,8 @@ pub fn norm_backward(
     state: &Tensor,
     dy: &Tensor,
 ) -> Result<NormGrads> {
-    let p = op.param_shape(&x.shape);
     op.state_shape(&x.shape)?;
-    run_grads(x, &p, |dx, dg, db| {
-        norm_backward_launch(op, x, gamma, state, dy, dx, Some(dg), Some(db))
-    })
+    let g = param_or(x, &op.param_shape(&x.shape), gamma, 1.0)?;
+    let ins = [x, &g, state, dy];
+    Ok(grads(eager::run(&x.device, NormOp::NormGrad(*op), &ins)?))
 }

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::conv::ConvGeometry;
 use crate::ops::conv::gpu::check;
-use crate::ops::pool::{GlobalAvgPool, Pool2d, PoolKind};
+use crate::ops::eager;
+use crate::ops::pool::{GlobalAvgPool, Pool2d, PoolKind, PoolOp};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
@@ -141,16 +142,8 @@ pub fn backward_launch(
 
 /// `(N, C, H, W)` → `(N, C, OH, OW)`, plus for max pooling the u32 argmax state.
 pub fn forward(op: &Pool2d, x: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-    let out = op.out_shape(&x.shape)?;
-    let dev = &x.device;
-    let y = Tensor::zeros(dev, &out, DType::F32)?;
-    let arg = match op.kind {
-        PoolKind::Max => Some(Tensor::zeros(dev, &out, DType::U32)?),
-        PoolKind::Avg { .. } => None,
-    };
-    let l = forward_launch(op, x, &y, arg.as_ref())?;
-    dev.run(&[l])?;
-    Ok((y, arg))
+    let mut outs = eager::run(&x.device, PoolOp::Pool(*op), &[x])?.into_iter();
+    Ok((outs.next().expect("pooling has an output"), outs.next()))
 }
 
 /// `dx` for an input of `x_shape`; `argmax` is required for max pooling.
@@ -160,11 +153,10 @@ pub fn backward(
     dy: &Tensor,
     argmax: Option<&Tensor>,
 ) -> Result<Tensor> {
-    op.geometry(x_shape)?;
-    let dx = Tensor::zeros(&dy.device, x_shape, DType::F32)?;
-    let l = backward_launch(op, x_shape, dy, argmax, &dx)?;
-    dy.device.run(&[l])?;
-    Ok(dx)
+    let x = eager::shape_only(dy, x_shape);
+    let mut ins = vec![dy, &x];
+    ins.extend(argmax);
+    eager::run_first(&dy.device, PoolOp::PoolGrad(*op), &ins)
 }
 
 /// Planes and plane size of a global-average input, after checking it.
@@ -219,18 +211,12 @@ pub fn global_avg_backward_launch(
 }
 
 /// `(N, C, H, W)` → `(N, C, 1, 1)`.
-pub fn global_avg_forward(op: &GlobalAvgPool, x: &Tensor) -> Result<Tensor> {
-    let y = Tensor::zeros(&x.device, &op.out_shape(&x.shape)?, DType::F32)?;
-    let l = global_avg_forward_launch(op, x, &y)?;
-    x.device.run(&[l])?;
-    Ok(y)
+pub fn global_avg_forward(_op: &GlobalAvgPool, x: &Tensor) -> Result<Tensor> {
+    eager::run_first(&x.device, PoolOp::GlobalAvg, &[x])
 }
 
 /// `dx` for an input of `x_shape`.
-pub fn global_avg_backward(op: &GlobalAvgPool, x_shape: &[usize], dy: &Tensor) -> Result<Tensor> {
-    op.out_shape(x_shape)?;
-    let dx = Tensor::zeros(&dy.device, x_shape, DType::F32)?;
-    let l = global_avg_backward_launch(op, x_shape, dy, &dx)?;
-    dy.device.run(&[l])?;
-    Ok(dx)
+pub fn global_avg_backward(_op: &GlobalAvgPool, x_shape: &[usize], dy: &Tensor) -> Result<Tensor> {
+    let x = eager::shape_only(dy, x_shape);
+    eager::run_first(&dy.device, PoolOp::GlobalAvgGrad, &[dy, &x])
 }

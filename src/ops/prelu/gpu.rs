@@ -5,7 +5,8 @@
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Prepared, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
-use crate::ops::prelu::PRelu;
+use crate::ops::eager;
+use crate::ops::prelu::{PRelu, PReluOp};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
@@ -165,17 +166,12 @@ pub struct PReluGrads {
 
 /// PReLU of x with slopes `a`.
 pub fn prelu(op: &PRelu, x: &Tensor, a: &Tensor) -> Result<Tensor> {
-    let y = Tensor::zeros(&x.device, &x.shape, DType::F32)?;
-    x.device.run(&[prelu_launch(op, x, a, &y)?])?;
-    Ok(y)
+    eager::run_first(&x.device, PReluOp::Forward(*op), &[x, a])
 }
 
 /// Gradients of [`prelu`] from the forward's input and the output gradient `dy`.
 pub fn prelu_backward(op: &PRelu, x: &Tensor, a: &Tensor, dy: &Tensor) -> Result<PReluGrads> {
-    let dx = Tensor::zeros(&x.device, &x.shape, DType::F32)?;
-    let da = Tensor::zeros(&x.device, &op.weight_shape(), DType::F32)?;
-    let mut prep = Prepared::one(prelu_backward_input_launch(op, x, a, dy, &dx)?);
-    prep.extend(prelu_backward_weight_launches(op, x, dy, &da)?);
-    x.device.run(&prep.launches)?;
+    let dx = eager::run_first(&x.device, PReluOp::GradInput(*op), &[x, a, dy])?;
+    let da = eager::run_first(&x.device, PReluOp::GradWeight(*op), &[x, dy])?;
     Ok(PReluGrads { dx, da })
 }

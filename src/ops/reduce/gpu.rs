@@ -3,6 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
+use crate::ops::eager;
+use crate::ops::reduce::ReduceOp;
 use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
@@ -155,17 +157,8 @@ pub fn reduce_backward_launch(
 /// Reduces `x` over `axis` (kept as size 1). For `Max` also returns the argmax along the axis (u32),
 /// the state the gradient needs.
 pub fn reduce(op: ReduceKind, x: &Tensor, axis: usize) -> Result<(Tensor, Option<Tensor>)> {
-    split_axis(&format!("{op:?}"), &x.shape, axis)?;
-    let out = reduced_shape(&x.shape, axis);
-    let y = Tensor::zeros(&x.device, &out, DType::F32)?;
-    let arg = if op == ReduceKind::Max {
-        Some(Tensor::zeros(&x.device, &out, DType::U32)?)
-    } else {
-        None
-    };
-    x.device
-        .run(&[reduce_launch(op, x, axis, &y, arg.as_ref())?])?;
-    Ok((y, arg))
+    let mut outs = eager::run(&x.device, ReduceOp::Reduce(op, axis), &[x])?.into_iter();
+    Ok((outs.next().expect("reduce has an output"), outs.next()))
 }
 
 /// Gradient of `reduce` w.r.t. its input of shape `x_shape`; `arg` is required for `Max`.
@@ -177,8 +170,8 @@ pub fn reduce_backward(
     arg: Option<&Tensor>,
 ) -> Result<Tensor> {
     split_axis(&format!("{op:?} backward"), x_shape, axis)?;
-    let dx = Tensor::zeros(&dy.device, x_shape, DType::F32)?;
-    dy.device
-        .run(&[reduce_backward_launch(op, axis, dy, arg, &dx)?])?;
-    Ok(dx)
+    let x = eager::shape_only(dy, x_shape);
+    let mut ins = vec![dy, &x];
+    ins.extend(arg);
+    eager::run_first(&dy.device, ReduceOp::Grad(op, axis), &ins)
 }

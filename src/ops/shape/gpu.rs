@@ -11,8 +11,9 @@
 use crate::error::{Result, attr_err, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
+use crate::ops::eager;
 use crate::ops::elementwise::gpu::MAX_RANK;
-use crate::ops::shape::{Concat, Pad, PadMode, Slice, Split, Upsample, UpsampleMode};
+use crate::ops::shape::{Concat, Pad, PadMode, ShapeOp, Slice, Split, Upsample, UpsampleMode};
 use crate::tensor::strides;
 use crate::tensor::{DType, Tensor};
 
@@ -71,10 +72,6 @@ fn expect_shape(op: &str, what: &str, t: &Tensor, want: &[usize]) -> Result<()> 
         );
     }
     Ok(())
-}
-
-fn run_one(t: &Tensor, l: Launch) -> Result<()> {
-    t.device.run(&[l])
 }
 
 fn zeros(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
@@ -362,22 +359,27 @@ pub fn upsample_backward_launch(op: &Upsample, dy: &Tensor, dx: &Tensor) -> Resu
 
 /// `concat(xs)` along `op.axis`.
 pub fn concat(op: &Concat, xs: &[&Tensor]) -> Result<Tensor> {
-    let shapes: Vec<&[usize]> = xs.iter().map(|x| &x.shape[..]).collect();
-    let (out, _) = op.output_shape(&shapes)?;
-    let y = zeros(xs[0], &out)?;
-    xs[0].device.run(&concat_launch(op, xs, &y)?)?;
-    Ok(y)
+    let Some(first) = xs.first() else {
+        return shape_err(Concat::OP, "no inputs given");
+    };
+    eager::run_first(&first.device, ShapeOp::Concat(*op), xs)
 }
 
-/// Gradients of concat's inputs (of `input_shapes`) from `dy`.
+/// Gradients of concat's inputs (of `input_shapes`) from `dy`: one `ConcatGrad` per input.
 pub fn concat_backward(op: &Concat, input_shapes: &[&[usize]], dy: &Tensor) -> Result<Vec<Tensor>> {
-    op.output_shape(input_shapes)?;
-    let dxs = input_shapes
-        .iter()
-        .map(|s| zeros(dy, s))
-        .collect::<Result<Vec<_>>>()?;
-    let refs: Vec<&Tensor> = dxs.iter().collect();
-    dy.device.run(&concat_backward_launch(op, dy, &refs)?)?;
+    let (out, axis) = op.output_shape(input_shapes)?;
+    expect_shape(Concat::OP, "dy", dy, &out)?;
+    let mut offset = 0;
+    let mut dxs = Vec::with_capacity(input_shapes.len());
+    for s in input_shapes {
+        let grad = ShapeOp::ConcatGrad { op: *op, offset };
+        dxs.push(eager::run_first(
+            &dy.device,
+            grad,
+            &[dy, &eager::shape_only(dy, s)],
+        )?);
+        offset += s[axis];
+    }
     Ok(dxs)
 }
 
@@ -406,45 +408,36 @@ pub fn split_backward(op: &Split, input_shape: &[usize], dys: &[&Tensor]) -> Res
 
 /// `x[start .. end by step]` on every axis.
 pub fn slice(op: &Slice, x: &Tensor) -> Result<Tensor> {
-    let y = zeros(x, &op.output_shape(&x.shape)?)?;
-    run_one(x, slice_launch(op, x, &y)?)?;
-    Ok(y)
+    eager::run_first(&x.device, ShapeOp::Slice(op.clone()), &[x])
 }
 
 /// Gradient of slice's input (of `input_shape`).
 pub fn slice_backward(op: &Slice, input_shape: &[usize], dy: &Tensor) -> Result<Tensor> {
-    op.output_shape(input_shape)?;
-    let dx = zeros(dy, input_shape)?;
-    run_one(dy, slice_backward_launch(op, dy, &dx)?)?;
-    Ok(dx)
+    shape_grad(ShapeOp::SliceGrad(op.clone()), input_shape, dy)
 }
 
 /// `pad(x)`.
 pub fn pad(op: &Pad, x: &Tensor) -> Result<Tensor> {
-    let y = zeros(x, &op.output_shape(&x.shape)?)?;
-    run_one(x, pad_launch(op, x, &y)?)?;
-    Ok(y)
+    eager::run_first(&x.device, ShapeOp::Pad(op.clone()), &[x])
 }
 
 /// Gradient of pad's input (of `input_shape`).
 pub fn pad_backward(op: &Pad, input_shape: &[usize], dy: &Tensor) -> Result<Tensor> {
-    op.output_shape(input_shape)?;
-    let dx = zeros(dy, input_shape)?;
-    run_one(dy, pad_backward_launch(op, dy, &dx)?)?;
-    Ok(dx)
+    shape_grad(ShapeOp::PadGrad(op.clone()), input_shape, dy)
 }
 
 /// `upsample(x)` over the last two axes.
 pub fn upsample(op: &Upsample, x: &Tensor) -> Result<Tensor> {
-    let y = zeros(x, &op.output_shape(&x.shape)?)?;
-    run_one(x, upsample_launch(op, x, &y)?)?;
-    Ok(y)
+    eager::run_first(&x.device, ShapeOp::Upsample(*op), &[x])
 }
 
 /// Gradient of upsample's input (of `input_shape`).
 pub fn upsample_backward(op: &Upsample, input_shape: &[usize], dy: &Tensor) -> Result<Tensor> {
-    op.output_shape(input_shape)?;
-    let dx = zeros(dy, input_shape)?;
-    run_one(dy, upsample_backward_launch(op, dy, &dx)?)?;
-    Ok(dx)
+    shape_grad(ShapeOp::UpsampleGrad(*op), input_shape, dy)
+}
+
+/// Runs a `[dy, x] -> dx` gradient op for an input of `input_shape`.
+fn shape_grad(op: ShapeOp, input_shape: &[usize], dy: &Tensor) -> Result<Tensor> {
+    let x = eager::shape_only(dy, input_shape);
+    eager::run_first(&dy.device, op, &[dy, &x])
 }

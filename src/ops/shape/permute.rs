@@ -72,10 +72,7 @@ pub fn permute_launch(x: &Tensor, perm: &[usize], y: &Tensor) -> Result<Launch> 
 
 /// `y` with `y.shape[i] = x.shape[perm[i]]`.
 pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
-    check_perm("permute", &x.shape, perm)?;
-    let y = Tensor::zeros(&x.device, &permuted_shape(&x.shape, perm), DType::F32)?;
-    x.device.run(&[permute_launch(x, perm, &y)?])?;
-    Ok(y)
+    crate::ops::eager::run_first(&x.device, super::ShapeOp::Permute(perm.to_vec()), &[x])
 }
 
 /// The inverse permutation: the gradient of `permute(x, perm)` is `permute(dy, inverse(perm))`.

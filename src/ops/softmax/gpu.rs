@@ -5,7 +5,8 @@
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
-use crate::ops::softmax::Softmax;
+use crate::ops::eager;
+use crate::ops::softmax::{Softmax, SoftmaxOp};
 use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
@@ -103,14 +104,10 @@ pub fn softmax_backward_launch(
 
 /// Softmax (or log-softmax) of x along `op.axis`.
 pub fn softmax(op: &Softmax, x: &Tensor) -> Result<Tensor> {
-    let y = Tensor::zeros(&x.device, &x.shape, DType::F32)?;
-    x.device.run(&[softmax_launch(op, x, &y)?])?;
-    Ok(y)
+    eager::run_first(&x.device, SoftmaxOp::Softmax(*op), &[x])
 }
 
 /// Gradient of [`softmax`] w.r.t. x, from its output y.
 pub fn softmax_backward(op: &Softmax, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    let dx = Tensor::zeros(&y.device, &y.shape, DType::F32)?;
-    y.device.run(&[softmax_backward_launch(op, y, dy, &dx)?])?;
-    Ok(dx)
+    eager::run_first(&y.device, SoftmaxOp::Grad(*op), &[y, dy])
 }
