@@ -403,6 +403,7 @@ pub fn forward(
     w: &Tensor,
     b: Option<&Tensor>,
 ) -> Result<Tensor> {
+    op.out_shape(&x.shape)?; // the input's errors first, as the launch reports them
     let mut ins = vec![x, w];
     ins.extend(b);
     eager::run_first(&x.device, ConvOp::Forward(op.kind()), &ins)
@@ -415,6 +416,7 @@ pub fn backward_data(
     w: &Tensor,
     dy: &Tensor,
 ) -> Result<Tensor> {
+    op.geometry(x_shape)?;
     let x = eager::shape_only(dy, x_shape);
     eager::run_first(&dy.device, ConvOp::GradData(op.kind()), &[w, dy, &x])
 }
@@ -425,6 +427,7 @@ pub fn backward_weights(
     x: &Tensor,
     dy: &Tensor,
 ) -> Result<Tensor> {
+    op.geometry(&x.shape)?;
     eager::run_first(&x.device, ConvOp::GradWeight(op.kind()), &[x, dy])
 }
 

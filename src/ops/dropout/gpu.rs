@@ -138,5 +138,7 @@ pub fn dropout_backward(d: &Dropout, dy: &Tensor, mask: Option<&Tensor>) -> Resu
     let Some(mask) = mask else {
         return Ok(dy.clone());
     };
+    check(dy, "dy", DType::F32, &dy.shape)?; // the launch's wording, naming dropout
+    check(mask, "mask", DType::U32, &dy.shape)?;
     eager::run_first(&dy.device, DropoutOp::Grad(*d), &[mask, dy])
 }

@@ -268,6 +268,12 @@ pub fn loss_forward(
     labels: &Tensor,
     weights: Option<&Tensor>,
 ) -> Result<LossOutput> {
+    check(
+        &GpuLoss::new(&logits.device, loss)?,
+        logits,
+        labels,
+        weights,
+    )?;
     check_labels(loss, logits, labels)?;
     let mut ins = vec![logits, labels];
     ins.extend(weights);
@@ -292,6 +298,12 @@ pub fn loss_backward(
     weights: Option<&Tensor>,
     dloss: &Tensor,
 ) -> Result<Tensor> {
+    check(
+        &GpuLoss::new(&logits.device, loss)?,
+        logits,
+        labels,
+        weights,
+    )?;
     check_labels(loss, logits, labels)?;
     let mut ins = vec![logits, labels];
     ins.extend(weights);

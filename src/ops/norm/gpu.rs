@@ -552,6 +552,7 @@ pub fn batch_norm_train_backward(
     dy: &Tensor,
 ) -> Result<NormGrads> {
     let g = param_or(x, &[bn_channels(x)?], gamma, 1.0)?;
+    expect(BatchNorm::OP, "dy", dy, &x.shape)?;
     let op = NormOp::BatchNormGrad {
         op: *bn,
         training: true,
@@ -588,6 +589,7 @@ pub fn batch_norm_infer_backward(
     dy: &Tensor,
 ) -> Result<NormGrads> {
     let g = param_or(x, &[bn_channels(x)?], gamma, 1.0)?;
+    expect(BatchNorm::OP, "dy", dy, &x.shape)?;
     let op = NormOp::BatchNormGrad {
         op: *bn,
         training: false,
@@ -798,6 +800,7 @@ pub fn norm_backward(
 ) -> Result<NormGrads> {
     op.state_shape(&x.shape)?;
     let g = param_or(x, &op.param_shape(&x.shape), gamma, 1.0)?;
+    expect(op.name(), "dy", dy, &x.shape)?;
     let ins = [x, &g, state, dy];
     Ok(grads(eager::run(&x.device, NormOp::NormGrad(*op), &ins)?))
 }

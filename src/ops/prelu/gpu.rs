@@ -164,13 +164,22 @@ pub struct PReluGrads {
     pub da: Tensor,
 }
 
+/// The launches' input checks (their wording, naming prelu), before the graph op's.
+fn check_inputs(op: &PRelu, x: &Tensor, a: &Tensor, dy: Option<&Tensor>) -> Result<()> {
+    layout(op, x)?;
+    check("weight", a, &op.weight_shape())?;
+    dy.map_or(Ok(()), |dy| check("dy", dy, &x.shape))
+}
+
 /// PReLU of x with slopes `a`.
 pub fn prelu(op: &PRelu, x: &Tensor, a: &Tensor) -> Result<Tensor> {
+    check_inputs(op, x, a, None)?;
     eager::run_first(&x.device, PReluOp::Forward(*op), &[x, a])
 }
 
 /// Gradients of [`prelu`] from the forward's input and the output gradient `dy`.
 pub fn prelu_backward(op: &PRelu, x: &Tensor, a: &Tensor, dy: &Tensor) -> Result<PReluGrads> {
+    check_inputs(op, x, a, Some(dy))?;
     let dx = eager::run_first(&x.device, PReluOp::GradInput(*op), &[x, a, dy])?;
     let da = eager::run_first(&x.device, PReluOp::GradWeight(*op), &[x, dy])?;
     Ok(PReluGrads { dx, da })

@@ -109,5 +109,7 @@ pub fn softmax(op: &Softmax, x: &Tensor) -> Result<Tensor> {
 
 /// Gradient of [`softmax`] w.r.t. x, from its output y.
 pub fn softmax_backward(op: &Softmax, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    split(op, &y.shape)?;
+    same(op, "dy", dy, "y", &y.shape)?; // the launch's wording, naming softmax
     eager::run_first(&y.device, SoftmaxOp::Grad(*op), &[y, dy])
 }
