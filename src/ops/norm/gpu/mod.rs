@@ -17,12 +17,15 @@ use crate::ops::elementwise::UnaryOp;
 use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm, NormOp};
 use crate::tensor::{Binding, DType, Tensor};
 
+mod batch;
+pub use batch::*;
+
 pub(crate) static SHADER: Shader = Shader {
     name: "norm",
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
-        include_str!("../../../wgsl/norm.wgsl"),
+        include_str!("../../../../wgsl/norm.wgsl"),
     ],
 };
 
@@ -307,203 +310,6 @@ pub struct NormGrads {
     pub dbeta: Tensor,
 }
 
-// ---------------------------------------------------------------------------------------------
-// Batch norm
-// ---------------------------------------------------------------------------------------------
-
-/// (C) for x (N, C, *), or an `Err` naming batch norm when x has rank < 2.
-fn bn_channels(x: &Tensor) -> Result<usize> {
-    if x.shape.len() < 2 {
-        return shape_err(
-            BatchNorm::OP,
-            format!("x {} must have rank >= 2 (N, C, ...)", fmt_shape(&x.shape)),
-        );
-    }
-    Ok(x.shape[1])
-}
-
-/// Shape of batch norm's state for x (N, C, *): (2, C) = batch mean, biased batch variance.
-pub fn batch_norm_state_shape(x: &[usize]) -> Vec<usize> {
-    vec![2, x.get(1).copied().unwrap_or(0)]
-}
-
-/// Validates a batch-norm call; returns the layout and the parameter shape (C).
-fn bn_check(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    beta: Option<&Tensor>,
-) -> Result<(Layout, Vec<usize>)> {
-    let c = [bn_channels(x)?];
-    bn.check(&x.shape, &shape_or(gamma, &c), &shape_or(beta, &c))?;
-    for t in [Some(x), gamma, beta].into_iter().flatten() {
-        t.expect_dtype(BatchNorm::OP, DType::F32)?;
-    }
-    Ok((Layout::per_channel(&x.shape), c.to_vec()))
-}
-
-fn bn_check_running(bn: &BatchNorm, x: &Tensor, mean: &Tensor, var: &Tensor) -> Result<()> {
-    bn.check_running(&x.shape, &mean.shape, &var.shape)?;
-    mean.expect_dtype(BatchNorm::OP, DType::F32)?;
-    var.expect_dtype(BatchNorm::OP, DType::F32)
-}
-
-/// Prepares training-mode batch norm on x (N, C, *): y and `state` (2, C) from the batch
-/// statistics, then `running_mean`/`running_var` (C) updated in place towards the batch mean and
-/// unbiased variance. Two launches, to run in order. `fused`: a neuron fused onto y (not `state`).
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_train_launch(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    beta: Option<&Tensor>,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    y: &Tensor,
-    state: &Tensor,
-    fused: Option<UnaryOp>,
-) -> Result<Vec<Launch>> {
-    let (lay, _) = bn_check(bn, x, gamma, beta)?;
-    bn_check_running(bn, x, running_mean, running_var)?;
-    bn.check_training(&x.shape)?;
-    let op = BatchNorm::OP;
-    let sshape = batch_norm_state_shape(&x.shape);
-    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, fused)?;
-    let run = x.device.launch(
-        &SHADER,
-        "norm_running",
-        &[],
-        &lay.params(0, 0, bn.eps, bn.momentum),
-        &[state.buffer(), running_mean.buffer(), running_var.buffer()],
-        grid_1d(lay.groups, WG),
-    )?;
-    Ok(vec![fwd, run])
-}
-
-/// Prepares the training-mode backward from the forward's `state` (2, C): dx through the batch
-/// statistics, and dγ, dβ (C) into whichever of them is given.
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_train_backward_launch(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    state: &Tensor,
-    dy: &Tensor,
-    dx: &Tensor,
-    dgamma: Option<&Tensor>,
-    dbeta: Option<&Tensor>,
-) -> Result<Vec<Launch>> {
-    let (lay, c) = bn_check(bn, x, gamma, gamma)?;
-    bn.check_training(&x.shape)?;
-    let sshape = batch_norm_state_shape(&x.shape);
-    stats_backward_launch(
-        BatchNorm::OP,
-        &lay,
-        bn.eps,
-        &c,
-        &sshape,
-        x,
-        gamma,
-        state,
-        dy,
-        dx,
-        dgamma,
-        dbeta,
-    )
-}
-
-/// Prepares inference-mode batch norm: y = γ·(x − running_mean)/√(running_var + eps) + β.
-pub fn batch_norm_infer_launch(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    beta: Option<&Tensor>,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    y: &Tensor,
-) -> Result<Launch> {
-    batch_norm_infer_fused_launch(bn, x, gamma, beta, running_mean, running_var, y, None)
-}
-
-/// `batch_norm_infer_launch` with a neuron fused onto the output (batch norm + ReLU at inference).
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_infer_fused_launch(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    beta: Option<&Tensor>,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    y: &Tensor,
-    fused: Option<UnaryOp>,
-) -> Result<Launch> {
-    let (lay, _) = bn_check(bn, x, gamma, beta)?;
-    bn_check_running(bn, x, running_mean, running_var)?;
-    too_big(BatchNorm::OP, x)?;
-    expect(BatchNorm::OP, "y", y, &x.shape)?;
-    let (flags, g, b) = affine(x, gamma, beta);
-    x.device.launch(
-        &SHADER,
-        "norm_apply",
-        &[],
-        &lay.params_fused(flags, bn.eps, fused),
-        &[
-            x.buffer(),
-            g,
-            b,
-            running_mean.buffer(),
-            running_var.buffer(),
-            y.buffer(),
-        ],
-        grid_1d(lay.total, WG),
-    )
-}
-
-/// Prepares the inference-mode backward: the running stats are constants, so
-/// dx = dy·γ/√(rv + eps); dγ, dβ (C) into whichever of them is given.
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_infer_backward_launch(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    dy: &Tensor,
-    dx: &Tensor,
-    dgamma: Option<&Tensor>,
-    dbeta: Option<&Tensor>,
-) -> Result<Vec<Launch>> {
-    let op = BatchNorm::OP;
-    let (lay, c) = bn_check(bn, x, gamma, gamma)?;
-    bn_check_running(bn, x, running_mean, running_var)?;
-    too_big(op, x)?;
-    expect(op, "dy", dy, &x.shape)?;
-    expect(op, "dx", dx, &x.shape)?;
-    let (flags, g, _) = affine(x, gamma, None);
-    let mut l = vec![x.device.launch(
-        &SHADER,
-        "norm_backward_dx_const",
-        &[],
-        &lay.params(flags, 0, bn.eps, 0.0),
-        &[dy.buffer(), g, running_var.buffer(), dx.buffer()],
-        grid_1d(lay.total, WG),
-    )?];
-    l.extend(param_grads_launch(
-        op,
-        &lay,
-        bn.eps,
-        &c,
-        x,
-        dy,
-        running_mean,
-        running_var,
-        0,
-        dgamma,
-        dbeta,
-    )?);
-    Ok(l)
-}
-
 /// γ or β as the graph op takes it (always given): `fill` of `pshape` when absent.
 fn param_or(x: &Tensor, pshape: &[usize], p: Option<&Tensor>, fill: f32) -> Result<Tensor> {
     match p {
@@ -513,89 +319,23 @@ fn param_or(x: &Tensor, pshape: &[usize], p: Option<&Tensor>, fill: f32) -> Resu
 }
 
 /// The three gradients of a norm's gradient op.
-fn grads(outs: Vec<Tensor>) -> NormGrads {
-    let [dx, dgamma, dbeta]: [Tensor; 3] = outs.try_into().expect("norm gradients are three");
-    NormGrads { dx, dgamma, dbeta }
+fn grads(outs: Vec<Tensor>) -> Result<NormGrads> {
+    let [dx, dgamma, dbeta]: [Tensor; 3] = outs.try_into().map_err(|o: Vec<Tensor>| {
+        Error::Invalid(format!("a norm gradient gave {} outputs, not 3", o.len()))
+    })?;
+    Ok(NormGrads { dx, dgamma, dbeta })
 }
 
 /// The first two outputs (y, state).
-fn pair(outs: Vec<Tensor>) -> (Tensor, Tensor) {
+fn pair(outs: Vec<Tensor>) -> Result<(Tensor, Tensor)> {
+    let n = outs.len();
     let mut o = outs.into_iter();
-    (o.next().expect("y"), o.next().expect("state"))
-}
-
-/// Training-mode batch norm: returns (y, state (2, C)); updates the running stats in place.
-pub fn batch_norm_train(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    beta: Option<&Tensor>,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-) -> Result<(Tensor, Tensor)> {
-    let c = [bn_channels(x)?];
-    let (g, b) = (param_or(x, &c, gamma, 1.0)?, param_or(x, &c, beta, 0.0)?);
-    let op = NormOp::BatchNorm {
-        op: *bn,
-        training: true,
-    };
-    let ins = [x, &g, &b, running_mean, running_var];
-    Ok(pair(eager::run(&x.device, op, &ins)?))
-}
-
-/// Gradients of [`batch_norm_train`] from its state.
-pub fn batch_norm_train_backward(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    state: &Tensor,
-    dy: &Tensor,
-) -> Result<NormGrads> {
-    let g = param_or(x, &[bn_channels(x)?], gamma, 1.0)?;
-    expect(BatchNorm::OP, "dy", dy, &x.shape)?;
-    let op = NormOp::BatchNormGrad {
-        op: *bn,
-        training: true,
-    };
-    Ok(grads(eager::run(&x.device, op, &[x, &g, state, dy])?))
-}
-
-/// Inference-mode batch norm.
-pub fn batch_norm_infer(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    beta: Option<&Tensor>,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-) -> Result<Tensor> {
-    let c = [bn_channels(x)?];
-    let (g, b) = (param_or(x, &c, gamma, 1.0)?, param_or(x, &c, beta, 0.0)?);
-    let op = NormOp::BatchNorm {
-        op: *bn,
-        training: false,
-    };
-    let ins = [x, &g, &b, running_mean, running_var];
-    eager::run_first(&x.device, op, &ins)
-}
-
-/// Gradients of [`batch_norm_infer`].
-pub fn batch_norm_infer_backward(
-    bn: &BatchNorm,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    dy: &Tensor,
-) -> Result<NormGrads> {
-    let g = param_or(x, &[bn_channels(x)?], gamma, 1.0)?;
-    expect(BatchNorm::OP, "dy", dy, &x.shape)?;
-    let op = NormOp::BatchNormGrad {
-        op: *bn,
-        training: false,
-    };
-    let ins = [x, &g, running_mean, running_var, dy];
-    Ok(grads(eager::run(&x.device, op, &ins)?))
+    match (o.next(), o.next()) {
+        (Some(y), Some(state)) => Ok((y, state)),
+        _ => Err(Error::Invalid(format!(
+            "a norm gave {n} outputs, not (y, state)"
+        ))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -783,11 +523,7 @@ pub fn norm(
     op.state_shape(&x.shape)?;
     let p = op.param_shape(&x.shape);
     let (g, b) = (param_or(x, &p, gamma, 1.0)?, param_or(x, &p, beta, 0.0)?);
-    Ok(pair(eager::run(
-        &x.device,
-        NormOp::Norm(*op),
-        &[x, &g, &b],
-    )?))
+    pair(eager::run(&x.device, NormOp::Norm(*op), &[x, &g, &b])?)
 }
 
 /// Gradients of [`norm`] from its state.
@@ -802,5 +538,5 @@ pub fn norm_backward(
     let g = param_or(x, &op.param_shape(&x.shape), gamma, 1.0)?;
     expect(op.name(), "dy", dy, &x.shape)?;
     let ins = [x, &g, state, dy];
-    Ok(grads(eager::run(&x.device, NormOp::NormGrad(*op), &ins)?))
+    grads(eager::run(&x.device, NormOp::NormGrad(*op), &ins)?)
 }
