@@ -59,7 +59,17 @@ pub fn run_at(
 
 /// [`run`], returning the first output port (the only one of most ops).
 pub(crate) fn run_first(device: &Device, op: impl Into<Op>, inputs: &[&Tensor]) -> Result<Tensor> {
-    Ok(run(device, op, inputs)?.swap_remove(0))
+    result_and_state(run(device, op, inputs)?).map(|(y, _)| y)
+}
+
+/// An op's outputs as its result (port 0) and, where it has one, its state (port 1: an argmax,
+/// a mask, statistics).
+pub(crate) fn result_and_state(outs: Vec<Tensor>) -> Result<(Tensor, Option<Tensor>)> {
+    let mut outs = outs.into_iter();
+    let y = outs
+        .next()
+        .ok_or_else(|| Error::Invalid("an op produced no output".into()))?;
+    Ok((y, outs.next()))
 }
 
 /// A stand-in for an input that an op reads only for its shape (the `x` of a gradient op that

@@ -128,8 +128,7 @@ pub fn dropout(
         op: *d,
         training: true,
     };
-    let mut outs = eager::run_at(&x.device, op, &[x], step)?.into_iter();
-    Ok((outs.next().expect("dropout has an output"), outs.next()))
+    eager::result_and_state(eager::run_at(&x.device, op, &[x], step)?)
 }
 
 /// Gradient of [`dropout`]: with the forward's mask (training) or without (inference: dy).

@@ -277,10 +277,13 @@ pub fn loss_forward(
     check_labels(loss, logits, labels)?;
     let mut ins = vec![logits, labels];
     ins.extend(weights);
-    let [reduced, per_sample]: [Tensor; 2] =
-        eager::run(&logits.device, LossOp::Loss(loss.clone()), &ins)?
-            .try_into()
-            .expect("the loss op has two outputs");
+    let (reduced, per_sample) = eager::result_and_state(eager::run(
+        &logits.device,
+        LossOp::Loss(loss.clone()),
+        &ins,
+    )?)?;
+    let per_sample =
+        per_sample.ok_or_else(|| Error::Invalid("the loss op gave no per-sample loss".into()))?;
     Ok(LossOutput {
         loss: match loss.reduction {
             Reduction::None => per_sample.clone(),

@@ -142,8 +142,7 @@ pub fn backward_launch(
 
 /// `(N, C, H, W)` → `(N, C, OH, OW)`, plus for max pooling the u32 argmax state.
 pub fn forward(op: &Pool2d, x: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-    let mut outs = eager::run(&x.device, PoolOp::Pool(*op), &[x])?.into_iter();
-    Ok((outs.next().expect("pooling has an output"), outs.next()))
+    eager::result_and_state(eager::run(&x.device, PoolOp::Pool(*op), &[x])?)
 }
 
 /// `dx` for an input of `x_shape`; `argmax` is required for max pooling.

@@ -157,8 +157,7 @@ pub fn reduce_backward_launch(
 /// Reduces `x` over `axis` (kept as size 1). For `Max` also returns the argmax along the axis (u32),
 /// the state the gradient needs.
 pub fn reduce(op: ReduceKind, x: &Tensor, axis: usize) -> Result<(Tensor, Option<Tensor>)> {
-    let mut outs = eager::run(&x.device, ReduceOp::Reduce(op, axis), &[x])?.into_iter();
-    Ok((outs.next().expect("reduce has an output"), outs.next()))
+    eager::result_and_state(eager::run(&x.device, ReduceOp::Reduce(op, axis), &[x])?)
 }
 
 /// Gradient of `reduce` w.r.t. its input of shape `x_shape`; `arg` is required for `Max`.

@@ -328,13 +328,9 @@ fn grads(outs: Vec<Tensor>) -> Result<NormGrads> {
 
 /// The first two outputs (y, state).
 fn pair(outs: Vec<Tensor>) -> Result<(Tensor, Tensor)> {
-    let n = outs.len();
-    let mut o = outs.into_iter();
-    match (o.next(), o.next()) {
-        (Some(y), Some(state)) => Ok((y, state)),
-        _ => Err(Error::Invalid(format!(
-            "a norm gave {n} outputs, not (y, state)"
-        ))),
+    match eager::result_and_state(outs)? {
+        (y, Some(state)) => Ok((y, state)),
+        (_, None) => Err(Error::Invalid("a norm gave no state".into())),
     }
 }
 
