@@ -6,6 +6,7 @@
 //! folder, its shaders, one line in `FAMILIES` and one in `SAMPLES`.
 
 pub(crate) mod axis;
+pub(crate) mod checks;
 pub mod conv;
 pub mod dense;
 pub mod dropout;

@@ -13,7 +13,6 @@ pub(crate) mod samples;
 
 pub use op::ConvKind;
 pub use op::ConvOp;
-pub(crate) use op::{arity, check_bias, same};
 
 use crate::error::{Result, attr_err, shape_err};
 

@@ -5,8 +5,8 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
+use crate::ops::checks::{arity, check_bias, same};
 use crate::ops::conv::ConvOp;
-use crate::ops::conv::{arity, check_bias, same};
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 

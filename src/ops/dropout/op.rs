@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::graph::{Graph, Op, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::conv::arity;
+use crate::ops::checks::arity;
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 
@@ -36,7 +36,7 @@ impl Primitive for DropoutOp {
             }
             DropoutOp::Grad(_) => {
                 arity(&name, ins, 2, 2)?;
-                crate::ops::conv::same(&name, "dy", ins[1], ins[0])?;
+                crate::ops::checks::same(&name, "dy", ins[1], ins[0])?;
                 vec![(ins[1].to_vec(), DType::F32)]
             }
         })

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::conv::arity;
+use crate::ops::checks::arity;
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 

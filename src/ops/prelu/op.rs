@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::conv::{arity, same};
+use crate::ops::checks::{arity, same};
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 
