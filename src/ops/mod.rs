@@ -17,6 +17,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod prelu;
+pub mod recurrent;
 pub mod reduce;
 pub mod sample;
 pub mod shape;
