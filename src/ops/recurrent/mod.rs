@@ -27,7 +27,7 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
-pub use op::{Merge, RecurrentLayers, RecurrentOp, RecurrentOutputs, StateBatch};
+pub use op::{CarriedState, Merge, RecurrentLayers, RecurrentOp, RecurrentOutputs};
 
 use crate::error::{Result, attr_err, shape_err};
 use crate::neuron::UnaryOp;

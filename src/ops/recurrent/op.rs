@@ -277,7 +277,7 @@ pub struct RecurrentLayers {
     /// A second, reversed direction per layer and how the two are merged.
     pub bidirectional: Option<Merge>,
     /// Whether the initial states are inputs (`<name>.h0_l0` … of shape (N, H), for carrying
-    /// state between batches with a [`StateBatch`]); zeros otherwise.
+    /// state between batches with a [`CarriedState`]); zeros otherwise.
     pub initial_state: bool,
 }
 
@@ -306,7 +306,7 @@ impl RecurrentLayers {
         }
     }
 
-    /// Initial states as inputs (and final states carried by a [`StateBatch`]).
+    /// Initial states as inputs (and final states carried by a [`CarriedState`]).
     pub fn with_initial_state(self) -> RecurrentLayers {
         RecurrentLayers {
             initial_state: true,
@@ -337,7 +337,7 @@ pub struct RecurrentOutputs {
     /// sequence classifier reads.
     pub last_hidden: Value,
     /// The initial-state inputs and the final states that feed them next batch.
-    pub state: StateBatch,
+    pub state: CarriedState,
 }
 
 /// The recurrent state carried from one batch to the next (truncated backpropagation through
@@ -345,7 +345,7 @@ pub struct RecurrentOutputs {
 /// so the next batch continues the sequences; no gradient crosses the boundary (the inputs are
 /// fed, not computed). `Compiled::carry` installs it; `Compiled::reset_state` zeroes it.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct StateBatch {
+pub struct CarriedState {
     /// `(final state, initial-state input)` pairs.
     pub pairs: Vec<(Value, Value)>,
 }
@@ -414,7 +414,7 @@ impl Graph {
             h_n: vec![],
             c_n: vec![],
             last_hidden: x,
-            state: StateBatch::default(),
+            state: CarriedState::default(),
         };
         let mut input_size = input;
         for l in 0..layers.num_layers {
