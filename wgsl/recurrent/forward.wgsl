@@ -10,8 +10,12 @@
 @group(0) @binding(7) var<storage, read_write> h_n: array<f32>;     // (N, H)
 @group(0) @binding(8) var<storage, read_write> c_n: array<f32>;     // (N, H) LSTM
 
-var<workgroup> tile_h: array<array<f32, 16>, 16>; // [n][k]: h_{t-1}
-var<workgroup> tile_w: array<array<f32, 16>, 64>; // [g·16 + j][k]: the W_hh rows of each gate
+// The reduction advances FCHUNK hidden units per barrier pair (each invocation loads
+// FCHUNK / 16 elements of each tile row): fewer barriers per step.
+const FCHUNK: u32 = 32u;
+
+var<workgroup> tile_h: array<array<f32, 32>, 16>; // [n][k]: h_{t-1}
+var<workgroup> tile_w: array<array<f32, 32>, 64>; // [g·16 + j][k]: the W_hh rows of each gate
 
 // h_{t-1}[n, k]: h0 (or zeros) at the first step.
 fn h_prev(n: u32, k: u32) -> f32 {
@@ -39,17 +43,19 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let n = wid.y * TILE + lid.y;
     // acc[g] = Σ_k h_{t-1}[n, k] · W_hh[g·H + j, k]
     var acc = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < H; k0 += TILE) {
-        let k = k0 + lid.x;
-        tile_h[lid.y][lid.x] = select(0.0, h_prev(min(n, N - 1u), min(k, H - 1u)), n < N && k < H);
-        // Invocation (x, y) loads column k of W_hh row j' = tile start + y, for each gate.
-        let jr = wid.x * TILE + lid.y;
-        for (var g = 0u; g < G; g++) {
-            let w = w_hh[(g * H + min(jr, H - 1u)) * H + min(k, H - 1u)];
-            tile_w[g * TILE + lid.y][lid.x] = select(0.0, w, jr < H && k < H);
+    for (var k0 = 0u; k0 < H; k0 += FCHUNK) {
+        for (var s = 0u; s < FCHUNK; s += TILE) {
+            let k = k0 + s + lid.x;
+            tile_h[lid.y][s + lid.x] = select(0.0, h_prev(min(n, N - 1u), min(k, H - 1u)), n < N && k < H);
+            // Invocation (x, y) loads column k of W_hh row j' = tile start + y, for each gate.
+            let jr = wid.x * TILE + lid.y;
+            for (var g = 0u; g < G; g++) {
+                let w = w_hh[(g * H + min(jr, H - 1u)) * H + min(k, H - 1u)];
+                tile_w[g * TILE + lid.y][s + lid.x] = select(0.0, w, jr < H && k < H);
+            }
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TILE; kk++) {
+        for (var kk = 0u; kk < FCHUNK; kk++) {
             let h = tile_h[lid.y][kk];
             acc.x += h * tile_w[lid.x][kk];
             acc.y += h * tile_w[TILE + lid.x][kk];
