@@ -130,7 +130,13 @@ fn run(c: &Compiled, opt: &mut Optimizer, n: usize) -> wgtrain::Result<f64> {
 
 /// Times the training step of `cell` at `s` (`budget_s` of steps per run, best of 3; one step
 /// when `budget_s` is 0) and prints its table row.
-fn bench(dev: &Device, cell: Cell, s: Size, budget_s: f64) -> wgtrain::Result<()> {
+fn bench(
+    dev: &Device,
+    cell: Cell,
+    s: Size,
+    budget_s: f64,
+    profile: bool,
+) -> wgtrain::Result<Option<wgtrain::compile::Profile>> {
     let (mut g, _, loss) = build(cell, s)?;
     let training = g.training(loss)?;
     let opts = Options {
@@ -189,13 +195,19 @@ fn bench(dev: &Device, cell: Cell, s: Size, budget_s: f64) -> wgtrain::Result<()
         stats.dispatches_per_step,
         stats.submits_per_step,
     );
-    Ok(())
+    if profile {
+        opt.prepare_step()?;
+        return Ok(Some(c.profile_step()?));
+    }
+    Ok(None)
 }
 
 fn main() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let timing = args.iter().any(|a| a == "--bench");
     let quick = args.iter().any(|a| a == "--quick");
+    // --profile: after the table, where each cell's step spends its GPU time, by kernel.
+    let profile = args.iter().any(|a| a == "--profile");
     let dev = match Device::new() {
         Ok(d) => d,
         Err(e) => {
@@ -237,8 +249,18 @@ fn main() -> wgtrain::Result<()> {
         "| cell | T | batch | input | hidden | ms/step | sequences/s | dispatches/step | submits/step | loss first → last |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut profiles = vec![];
     for cell in cells {
-        bench(&dev, cell, size, budget_s)?;
+        if let Some(p) = bench(&dev, cell, size, budget_s, profile)? {
+            profiles.push((cell, p));
+        }
+    }
+    for (cell, p) in profiles {
+        println!(
+            "\n{} step, GPU time by kernel (each dispatch timed alone):\n{}",
+            cell.name(),
+            p.table()
+        );
     }
     Ok(())
 }

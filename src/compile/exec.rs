@@ -57,10 +57,10 @@ pub struct Compiled {
     device: Device,
     /// The compiled graph (after pruning and fusion).
     pub graph: Graph,
-    program: Program,
+    pub(super) program: Program,
     /// Launches appended after the graph's (the optimizer update), re-parameterised every step
     /// by `update_params`.
-    update: Vec<Launch>,
+    pub(super) update: Vec<Launch>,
     update_params: Option<Box<StepParams>>,
     /// Steps encoded so far: seeds dropout, part of what a checkpoint saves.
     step: AtomicU64,
@@ -68,7 +68,7 @@ pub struct Compiled {
     in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
     /// `(final state, initial-state input)` copied on the GPU at the end of every step
     /// (`carry`).
-    carried: Vec<(Tensor, Tensor, String)>,
+    pub(super) carried: Vec<(Tensor, Tensor, String)>,
 }
 
 impl Compiled {
@@ -224,23 +224,7 @@ impl Compiled {
             })
             .map_err(|e| Error::Device(format!("waiting for a step in flight: {e}")))?;
         }
-        let step = self.step.fetch_add(1, Ordering::SeqCst);
-        for &(l, node, n) in &self.program.per_step {
-            if let Some(p) = self.graph.nodes[node].op.primitive()
-                && let Some(p) = p.step_params(step, n)
-            {
-                self.device.rewrite_params(&self.program.launches[l], &p)?;
-            }
-        }
-        if let Some(f) = &self.update_params {
-            for (k, p) in f(step) {
-                let l = self
-                    .update
-                    .get(k)
-                    .ok_or_else(|| Error::Invalid(format!("update launch {k} does not exist")))?;
-                self.device.rewrite_params(l, &p)?;
-            }
-        }
+        self.begin_step()?;
         let (_, q) = self.device.wgpu();
         let all: Vec<&Launch> = self.program.launches.iter().chain(&self.update).collect();
         // One submit, or, just-in-time, one per stretch between host events: weights written
@@ -290,10 +274,33 @@ impl Compiled {
         })
     }
 
+    /// Counts the step and rewrites the per-step parameters it reads (dropout seeds, optimizer
+    /// step and learning rate); returns the step index.
+    pub(crate) fn begin_step(&self) -> Result<u64> {
+        let step = self.step.fetch_add(1, Ordering::SeqCst);
+        for &(l, node, n) in &self.program.per_step {
+            if let Some(p) = self.graph.nodes[node].op.primitive()
+                && let Some(p) = p.step_params(step, n)
+            {
+                self.device.rewrite_params(&self.program.launches[l], &p)?;
+            }
+        }
+        if let Some(f) = &self.update_params {
+            for (k, p) in f(step) {
+                let l = self
+                    .update
+                    .get(k)
+                    .ok_or_else(|| Error::Invalid(format!("update launch {k} does not exist")))?;
+                self.device.rewrite_params(l, &p)?;
+            }
+        }
+        Ok(step)
+    }
+
     /// Refuses a step whose optimizer update was not prepared (`Optimizer::prepare_step` writes
     /// the step count and bias corrections; replaying without it would, e.g., divide Adam's update
     /// by 1 - beta1^0 = 0), and consumes each preparation.
-    fn check_prepared(&self) -> Result<()> {
+    pub(super) fn check_prepared(&self) -> Result<()> {
         let jit = self
             .program
             .jit

@@ -13,6 +13,8 @@ use crate::tensor::Tensor;
 #[derive(Default)]
 pub struct Lowered {
     pub launches: Vec<Launch>,
+    /// The node each launch belongs to (the profiler's names).
+    pub owners: Vec<usize>,
     pub scratch: Vec<Tensor>,
     /// (launch index, node, elements) of launches re-parameterised every step (dropout).
     pub per_step: Vec<(usize, usize, usize)>,
@@ -48,6 +50,7 @@ pub fn pass(g: &Graph, plan: &Plan, bound: &Bound) -> Result<Lowered> {
             if let Some(r) = lifetimes.reads.get(&i) {
                 out.read_at.push((out.launches.len(), r.clone()));
             }
+            out.owners.extend(prepared.launches.iter().map(|_| i));
             out.launches.extend(prepared.launches);
             out.scratch.extend(prepared.scratch);
         }

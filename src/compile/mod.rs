@@ -21,10 +21,12 @@ mod limits;
 mod lower;
 mod memory;
 mod program;
+mod profile;
 mod prune;
 mod residency;
 
 pub use exec::{Compiled, StepHandle};
+pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
 pub use program::{ParamArena, PlanStats};
 
@@ -178,6 +180,7 @@ fn program(g: &Graph, plan: Plan, bound: Bound, lowered: Lowered) -> Program {
     Program {
         tensors: bound.tensors,
         launches: lowered.launches,
+        owners: lowered.owners,
         scratch: lowered.scratch,
         per_step: lowered.per_step,
         param_arena: bound.param_arena,

@@ -50,6 +50,8 @@ pub struct Program {
     pub tensors: HashMap<Value, Tensor>,
     /// The graph's launches, in order.
     pub launches: Vec<Launch>,
+    /// The node each launch belongs to.
+    pub owners: Vec<usize>,
     /// Kernel scratch (e.g. split-K partial sums), owned for as long as the launches.
     // Held, never read: its owner must outlive the launches that bind it.
     #[allow(dead_code)]

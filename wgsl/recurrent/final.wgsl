@@ -15,18 +15,27 @@ fn whh_at(k: u32, j: u32) -> f32 {
     return w_hh[k * p.hidden + j];
 }
 
-@compute @workgroup_size(16, 16)
-fn backward_final(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let rec = back_product(wid, lid, p.t);
-    let j = wid.x * TILE + lid.x;
-    let n = wid.y * TILE + lid.y;
-    if (j >= p.hidden || n >= p.batch) {
-        return;
-    }
+fn initial_grad(n: u32, j: u32, rec: f32) {
     let NH = p.batch * p.hidden;
     let nj = n * p.hidden + j;
     dh0[nj] = carry[nj] + rec;
     if (p.cell == 1u) {
         dc0[nj] = carry[NH + nj];
     }
+}
+
+@compute @workgroup_size(16, 4)
+fn backward_final(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                  @builtin(local_invocation_index) index: u32) {
+    let rec = back_product(wid, lid, index, p.t);
+    let j = wid.x * TILE + lid.x;
+    if (j >= p.hidden) {
+        return;
+    }
+    let n0 = wid.y * TILE + lid.y * ROWS;
+    let N = p.batch;
+    if (n0 < N) { initial_grad(n0, j, rec.x); }
+    if (n0 + 1u < N) { initial_grad(n0 + 1u, j, rec.y); }
+    if (n0 + 2u < N) { initial_grad(n0 + 2u, j, rec.z); }
+    if (n0 + 3u < N) { initial_grad(n0 + 3u, j, rec.w); }
 }

@@ -10,12 +10,10 @@
 @group(0) @binding(7) var<storage, read_write> h_n: array<f32>;     // (N, H)
 @group(0) @binding(8) var<storage, read_write> c_n: array<f32>;     // (N, H) LSTM
 
-// The reduction advances FCHUNK hidden units per barrier pair (each invocation loads
-// FCHUNK / 16 elements of each tile row): fewer barriers per step.
-const FCHUNK: u32 = 32u;
-
-var<workgroup> tile_h: array<array<f32, 32>, 16>; // [n][k]: h_{t-1}
-var<workgroup> tile_w: array<array<f32, 32>, 64>; // [g·16 + j][k]: the W_hh rows of each gate
+var<workgroup> tile_h: array<array<f32, 16>, 16>; // [n][k]: h_{t-1}
+// [k][g·16 + j]: the W_hh rows of each gate, transposed so a row of invocations reads
+// consecutive words; padded to 65 so the transposing writes spread over the banks.
+var<workgroup> tile_w: array<array<f32, 65>, 16>;
 
 // h_{t-1}[n, k]: h0 (or zeros) at the first step.
 fn h_prev(n: u32, k: u32) -> f32 {
@@ -34,39 +32,11 @@ fn c_prev(n: u32, j: u32) -> f32 {
     return reserve[cells + (before(p.t) * p.batch + n) * p.hidden + j];
 }
 
-@compute @workgroup_size(16, 16)
-fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+// The cell update of sequence n, unit j, given acc[g] = Σ_k h_{t-1}[n, k] · W_hh[g·H + j, k].
+fn cell(n: u32, j: u32, acc: vec4<f32>) {
     let H = p.hidden;
     let N = p.batch;
     let G = gates();
-    let j = wid.x * TILE + lid.x;
-    let n = wid.y * TILE + lid.y;
-    // acc[g] = Σ_k h_{t-1}[n, k] · W_hh[g·H + j, k]
-    var acc = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < H; k0 += FCHUNK) {
-        for (var s = 0u; s < FCHUNK; s += TILE) {
-            let k = k0 + s + lid.x;
-            tile_h[lid.y][s + lid.x] = select(0.0, h_prev(min(n, N - 1u), min(k, H - 1u)), n < N && k < H);
-            // Invocation (x, y) loads column k of W_hh row j' = tile start + y, for each gate.
-            let jr = wid.x * TILE + lid.y;
-            for (var g = 0u; g < G; g++) {
-                let w = w_hh[(g * H + min(jr, H - 1u)) * H + min(k, H - 1u)];
-                tile_w[g * TILE + lid.y][s + lid.x] = select(0.0, w, jr < H && k < H);
-            }
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < FCHUNK; kk++) {
-            let h = tile_h[lid.y][kk];
-            acc.x += h * tile_w[lid.x][kk];
-            acc.y += h * tile_w[TILE + lid.x][kk];
-            acc.z += h * tile_w[2u * TILE + lid.x][kk];
-            acc.w += h * tile_w[3u * TILE + lid.x][kk];
-        }
-        workgroupBarrier();
-    }
-    if (j >= H || n >= N) {
-        return;
-    }
     var bias = vec4<f32>(0.0);
     if (p.has_bias == 1u) {
         for (var g = 0u; g < G; g++) {
@@ -116,4 +86,55 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     if (last) {
         h_n[n * H + j] = h;
     }
+}
+
+@compute @workgroup_size(16, 4)
+fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                @builtin(local_invocation_index) index: u32) {
+    let H = p.hidden;
+    let N = p.batch;
+    let G = gates();
+    let j = wid.x * TILE + lid.x;
+    let r0 = lid.y * ROWS;
+    // acc_r[g] = Σ_k h_{t-1}[n0 + r, k] · W_hh[g·H + j, k]
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < H; k0 += TILE) {
+        // 256 elements of h, 4 per invocation; G·256 of W_hh, 4·G per invocation.
+        for (var q = 0u; q < 4u; q++) {
+            let e = index + 64u * q;
+            let n = wid.y * TILE + e / TILE;
+            let k = k0 + e % TILE;
+            tile_h[e / TILE][e % TILE] = select(0.0, h_prev(min(n, N - 1u), min(k, H - 1u)), n < N && k < H);
+        }
+        for (var q = 0u; q < 4u * G; q++) {
+            let e = index + 64u * q;
+            let g = e / 256u;
+            let jj = (e % 256u) / TILE;
+            let kk = e % TILE;
+            let jr = wid.x * TILE + jj;
+            let k = k0 + kk;
+            let w = w_hh[(g * H + min(jr, H - 1u)) * H + min(k, H - 1u)];
+            tile_w[kk][g * TILE + jj] = select(0.0, w, jr < H && k < H);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE; kk++) {
+            let w = vec4<f32>(tile_w[kk][lid.x], tile_w[kk][TILE + lid.x], tile_w[kk][2u * TILE + lid.x], tile_w[kk][3u * TILE + lid.x]);
+            acc0 += tile_h[r0][kk] * w;
+            acc1 += tile_h[r0 + 1u][kk] * w;
+            acc2 += tile_h[r0 + 2u][kk] * w;
+            acc3 += tile_h[r0 + 3u][kk] * w;
+        }
+        workgroupBarrier();
+    }
+    if (j >= H) {
+        return;
+    }
+    let n0 = wid.y * TILE + r0;
+    if (n0 < N) { cell(n0, j, acc0); }
+    if (n0 + 1u < N) { cell(n0 + 1u, j, acc1); }
+    if (n0 + 2u < N) { cell(n0 + 2u, j, acc2); }
+    if (n0 + 3u < N) { cell(n0 + 3u, j, acc3); }
 }
