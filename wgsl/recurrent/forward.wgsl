@@ -10,10 +10,46 @@
 @group(0) @binding(7) var<storage, read_write> h_n: array<f32>;     // (N, H)
 @group(0) @binding(8) var<storage, read_write> c_n: array<f32>;     // (N, H) LSTM
 
-var<workgroup> tile_h: array<array<f32, 16>, 16>; // [n][k]: h_{t-1}
+// The step is bound by the latency of its global loads, not by arithmetic: each invocation
+// issues its share of the next slice's loads into registers all at once, before computing on the
+// current slice from workgroup memory, so one slice's loads wait while the other computes.
+
+// Hidden units k per slice: 512 elements of h (8 per invocation), 2048 of W_hh (32).
+const FCHUNK: u32 = 32u;
+
+var<workgroup> tile_h: array<array<f32, 32>, 16>; // [n][k]: h_{t-1}
 // [k][g·16 + j]: the W_hh rows of each gate, transposed so a row of invocations reads
 // consecutive words; padded to 65 so the transposing writes spread over the banks.
-var<workgroup> tile_w: array<array<f32, 65>, 16>;
+var<workgroup> tile_w: array<array<f32, 65>, 32>;
+
+struct Slice {
+    h: array<f32, 8>,
+    w: array<f32, 32>,
+}
+
+// Invocation `index`'s share of the slice at k0. Gates past G load a clamped row into columns
+// nobody reads, so the loop has a constant count.
+fn load_slice(wid: vec3<u32>, index: u32, k0: u32) -> Slice {
+    let H = p.hidden;
+    let N = p.batch;
+    let G = gates();
+    var s: Slice;
+    for (var q = 0u; q < 8u; q++) {
+        let e = index + 64u * q;
+        let n = wid.y * TILE + e / FCHUNK;
+        let k = k0 + e % FCHUNK;
+        s.h[q] = select(0.0, h_prev(min(n, N - 1u), min(k, H - 1u)), n < N && k < H);
+    }
+    for (var q = 0u; q < 32u; q++) {
+        let e = index + 64u * q;
+        let g = e / (TILE * FCHUNK);
+        let jr = wid.x * TILE + (e / FCHUNK) % TILE;
+        let k = k0 + e % FCHUNK;
+        let w = w_hh[(min(g, G - 1u) * H + min(jr, H - 1u)) * H + min(k, H - 1u)];
+        s.w[q] = select(0.0, w, g < G && jr < H && k < H);
+    }
+    return s;
+}
 
 // h_{t-1}[n, k]: h0 (or zeros) at the first step.
 fn h_prev(n: u32, k: u32) -> f32 {
@@ -93,7 +129,6 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                 @builtin(local_invocation_index) index: u32) {
     let H = p.hidden;
     let N = p.batch;
-    let G = gates();
     let j = wid.x * TILE + lid.x;
     let r0 = lid.y * ROWS;
     // acc_r[g] = Σ_k h_{t-1}[n0 + r, k] · W_hh[g·H + j, k]
@@ -101,26 +136,21 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < H; k0 += TILE) {
-        // 256 elements of h, 4 per invocation; G·256 of W_hh, 4·G per invocation.
-        for (var q = 0u; q < 4u; q++) {
+    var next = load_slice(wid, index, 0u);
+    for (var k0 = 0u; k0 < H; k0 += FCHUNK) {
+        for (var q = 0u; q < 8u; q++) {
             let e = index + 64u * q;
-            let n = wid.y * TILE + e / TILE;
-            let k = k0 + e % TILE;
-            tile_h[e / TILE][e % TILE] = select(0.0, h_prev(min(n, N - 1u), min(k, H - 1u)), n < N && k < H);
+            tile_h[e / FCHUNK][e % FCHUNK] = next.h[q];
         }
-        for (var q = 0u; q < 4u * G; q++) {
+        for (var q = 0u; q < 32u; q++) {
             let e = index + 64u * q;
-            let g = e / 256u;
-            let jj = (e % 256u) / TILE;
-            let kk = e % TILE;
-            let jr = wid.x * TILE + jj;
-            let k = k0 + kk;
-            let w = w_hh[(g * H + min(jr, H - 1u)) * H + min(k, H - 1u)];
-            tile_w[kk][g * TILE + jj] = select(0.0, w, jr < H && k < H);
+            tile_w[e % FCHUNK][e / FCHUNK] = next.w[q];
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TILE; kk++) {
+        if (k0 + FCHUNK < H) {
+            next = load_slice(wid, index, k0 + FCHUNK);
+        }
+        for (var kk = 0u; kk < FCHUNK; kk++) {
             let w = vec4<f32>(tile_w[kk][lid.x], tile_w[kk][TILE + lid.x], tile_w[kk][2u * TILE + lid.x], tile_w[kk][3u * TILE + lid.x]);
             acc0 += tile_h[r0][kk] * w;
             acc1 += tile_h[r0 + 1u][kk] * w;
