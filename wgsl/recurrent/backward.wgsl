@@ -72,21 +72,16 @@ fn cell_grad(n: u32, j: u32, rec: f32) {
     }
 }
 
-@compute @workgroup_size(16, 4)
+@compute @workgroup_size(16, 16)
 fn step_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
                  @builtin(local_invocation_index) index: u32) {
-    var rec = vec4<f32>(0.0);
+    var rec = 0.0;
     if (p.step + 1u < p.seq) {
         rec = back_product(wid, lid, index, after(p.t));
     }
     let j = wid.x * TILE + lid.x;
-    if (j >= p.hidden) {
-        return;
+    let n = wid.y * TILE + lid.y;
+    if (j < p.hidden && n < p.batch) {
+        cell_grad(n, j, rec);
     }
-    let n0 = wid.y * TILE + lid.y * ROWS;
-    let N = p.batch;
-    if (n0 < N) { cell_grad(n0, j, rec.x); }
-    if (n0 + 1u < N) { cell_grad(n0 + 1u, j, rec.y); }
-    if (n0 + 2u < N) { cell_grad(n0 + 2u, j, rec.z); }
-    if (n0 + 3u < N) { cell_grad(n0 + 3u, j, rec.w); }
 }

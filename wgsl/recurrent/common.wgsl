@@ -10,11 +10,9 @@
 //                                     dG_h[t]; carry_h = GRU's direct z·dh, carry_c = f·dc
 //   final.wgsl     backward_final:    dh0 = carry_h + dG_h[first]·W_hh, dc0 = carry_c
 //
-// The step kernels compute a 16 (hidden units j) × 16 (sequences n) tile per workgroup of 64
-// invocations, each one unit j for ROWS = 4 sequences (registers reuse every value read from
-// workgroup memory four times). The recurrent product goes through workgroup memory in slices
-// of its reduction. Every invocation runs every barrier (out-of-range ones load zeros and write
-// nothing).
+// The step kernels compute a 16 (hidden units j) × 16 (sequences n) tile per workgroup, one
+// (n, j) per invocation; the recurrent product goes through workgroup memory in slices of its
+// reduction. Every invocation runs every barrier (out-of-range ones load zeros and write nothing).
 
 struct Params {
     t: u32,        // time position of this step
@@ -37,7 +35,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 const TILE: u32 = 16u;
-const ROWS: u32 = 4u;
 
 fn gates() -> u32 {
     switch p.cell {

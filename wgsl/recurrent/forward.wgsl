@@ -10,45 +10,21 @@
 @group(0) @binding(7) var<storage, read_write> h_n: array<f32>;     // (N, H)
 @group(0) @binding(8) var<storage, read_write> c_n: array<f32>;     // (N, H) LSTM
 
-// The step is bound by the latency of its global loads, not by arithmetic: each invocation
-// issues its share of the next slice's loads into registers all at once, before computing on the
-// current slice from workgroup memory, so one slice's loads wait while the other computes.
+// A step is bound by the latency of its global loads: each invocation's loads of a slice are
+// independent statements (no loop, no array, so they issue together and stay in registers), and
+// the next slice's are issued before computing on the current one.
 
-// Hidden units k per slice: 512 elements of h (8 per invocation), 2048 of W_hh (32).
-const FCHUNK: u32 = 32u;
+var<workgroup> tile_h: array<array<f32, 16>, 16>; // [n][k]: h_{t-1}
+// [g·16 + j][k]: the W_hh rows of each gate; padded to 17 so the 16 units a row of invocations
+// reads at one k fall in distinct banks.
+var<workgroup> tile_w: array<array<f32, 17>, 64>;
 
-var<workgroup> tile_h: array<array<f32, 32>, 16>; // [n][k]: h_{t-1}
-// [k][g·16 + j]: the W_hh rows of each gate, transposed so a row of invocations reads
-// consecutive words; padded to 65 so the transposing writes spread over the banks.
-var<workgroup> tile_w: array<array<f32, 65>, 32>;
-
-struct Slice {
-    h: array<f32, 8>,
-    w: array<f32, 32>,
-}
-
-// Invocation `index`'s share of the slice at k0. Gates past G load a clamped row into columns
-// nobody reads, so the loop has a constant count.
-fn load_slice(wid: vec3<u32>, index: u32, k0: u32) -> Slice {
+// W_hh[g·H + row, k] for the gates the cell has (zero past them, so the loads need no branch).
+fn w_at(g: u32, row: u32, k: u32) -> f32 {
     let H = p.hidden;
-    let N = p.batch;
     let G = gates();
-    var s: Slice;
-    for (var q = 0u; q < 8u; q++) {
-        let e = index + 64u * q;
-        let n = wid.y * TILE + e / FCHUNK;
-        let k = k0 + e % FCHUNK;
-        s.h[q] = select(0.0, h_prev(min(n, N - 1u), min(k, H - 1u)), n < N && k < H);
-    }
-    for (var q = 0u; q < 32u; q++) {
-        let e = index + 64u * q;
-        let g = e / (TILE * FCHUNK);
-        let jr = wid.x * TILE + (e / FCHUNK) % TILE;
-        let k = k0 + e % FCHUNK;
-        let w = w_hh[(min(g, G - 1u) * H + min(jr, H - 1u)) * H + min(k, H - 1u)];
-        s.w[q] = select(0.0, w, g < G && jr < H && k < H);
-    }
-    return s;
+    let w = w_hh[(min(g, G - 1u) * H + min(row, H - 1u)) * H + min(k, H - 1u)];
+    return select(0.0, w, g < G && row < H && k < H);
 }
 
 // h_{t-1}[n, k]: h0 (or zeros) at the first step.
@@ -124,47 +100,45 @@ fn cell(n: u32, j: u32, acc: vec4<f32>) {
     }
 }
 
-@compute @workgroup_size(16, 4)
-fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-                @builtin(local_invocation_index) index: u32) {
+@compute @workgroup_size(16, 16)
+fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let H = p.hidden;
     let N = p.batch;
     let j = wid.x * TILE + lid.x;
-    let r0 = lid.y * ROWS;
-    // acc_r[g] = Σ_k h_{t-1}[n0 + r, k] · W_hh[g·H + j, k]
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var next = load_slice(wid, index, 0u);
-    for (var k0 = 0u; k0 < H; k0 += FCHUNK) {
-        for (var q = 0u; q < 8u; q++) {
-            let e = index + 64u * q;
-            tile_h[e / FCHUNK][e % FCHUNK] = next.h[q];
-        }
-        for (var q = 0u; q < 32u; q++) {
-            let e = index + 64u * q;
-            tile_w[e % FCHUNK][e / FCHUNK] = next.w[q];
-        }
+    let n = wid.y * TILE + lid.y;
+    // Invocation (x, y) loads h_{t-1}[n, k0 + x] and column k0 + x of W_hh row (tile start + y)
+    // of each gate.
+    let jr = wid.x * TILE + lid.y;
+    let nc = min(n, N - 1u);
+    var hv = select(0.0, h_prev(nc, min(lid.x, H - 1u)), n < N && lid.x < H);
+    var w0 = w_at(0u, jr, lid.x);
+    var w1 = w_at(1u, jr, lid.x);
+    var w2 = w_at(2u, jr, lid.x);
+    var w3 = w_at(3u, jr, lid.x);
+    // acc[g] = Σ_k h_{t-1}[n, k] · W_hh[g·H + j, k]
+    var acc = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < H; k0 += TILE) {
+        tile_h[lid.y][lid.x] = hv;
+        tile_w[lid.y][lid.x] = w0;
+        tile_w[TILE + lid.y][lid.x] = w1;
+        tile_w[2u * TILE + lid.y][lid.x] = w2;
+        tile_w[3u * TILE + lid.y][lid.x] = w3;
         workgroupBarrier();
-        if (k0 + FCHUNK < H) {
-            next = load_slice(wid, index, k0 + FCHUNK);
+        let k = k0 + TILE + lid.x;
+        if (k0 + TILE < H) {
+            hv = select(0.0, h_prev(nc, min(k, H - 1u)), n < N && k < H);
+            w0 = w_at(0u, jr, k);
+            w1 = w_at(1u, jr, k);
+            w2 = w_at(2u, jr, k);
+            w3 = w_at(3u, jr, k);
         }
-        for (var kk = 0u; kk < FCHUNK; kk++) {
-            let w = vec4<f32>(tile_w[kk][lid.x], tile_w[kk][TILE + lid.x], tile_w[kk][2u * TILE + lid.x], tile_w[kk][3u * TILE + lid.x]);
-            acc0 += tile_h[r0][kk] * w;
-            acc1 += tile_h[r0 + 1u][kk] * w;
-            acc2 += tile_h[r0 + 2u][kk] * w;
-            acc3 += tile_h[r0 + 3u][kk] * w;
+        for (var kk = 0u; kk < TILE; kk++) {
+            let h = tile_h[lid.y][kk];
+            acc += h * vec4<f32>(tile_w[lid.x][kk], tile_w[TILE + lid.x][kk], tile_w[2u * TILE + lid.x][kk], tile_w[3u * TILE + lid.x][kk]);
         }
         workgroupBarrier();
     }
-    if (j >= H) {
-        return;
+    if (j < H && n < N) {
+        cell(n, j, acc);
     }
-    let n0 = wid.y * TILE + r0;
-    if (n0 < N) { cell(n0, j, acc0); }
-    if (n0 + 1u < N) { cell(n0 + 1u, j, acc1); }
-    if (n0 + 2u < N) { cell(n0 + 2u, j, acc2); }
-    if (n0 + 3u < N) { cell(n0 + 3u, j, acc3); }
 }

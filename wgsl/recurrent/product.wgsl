@@ -1,58 +1,74 @@
-// The backward recurrent product of one 16×16 tile: Σ_k dG_h[t, n, k] · W_hh[k, j] over the
-// G·H gate rows k, for the invocation's unit j and its ROWS sequences (a vec4, one per row).
-// Each module including it defines `dgh_at` and `whh_at` over its own bindings. Call in uniform
-// control flow (it has barriers).
+// The backward recurrent product for the invocation's (n, j): Σ_k dG_h[t, n, k] · W_hh[k, j]
+// over the G·H gate rows k. Each module including it defines `dgh_at` and `whh_at` over its own
+// bindings. Call in uniform control flow (it has barriers).
 //
-// The step is bound by the latency of its global loads, not by arithmetic: each invocation
-// issues its share of the next slice's loads into registers all at once, before computing on the
-// current slice from workgroup memory, so one slice's loads wait while the other computes.
+// A step is bound by the latency of its global loads: each invocation's loads of a slice are
+// independent statements (no loop, no array, so they issue together and stay in registers), and
+// the next slice's are issued before computing on the current one.
 
-// Gate rows per slice: 2048 elements of each tile, 32 per invocation.
-const CHUNK: u32 = 128u;
+// Gate rows per slice: 1024 elements of each tile, 4 per invocation.
+const CHUNK: u32 = 64u;
 
-var<workgroup> tile_dg: array<array<f32, 128>, 16>; // [n][k]
-var<workgroup> tile_wt: array<array<f32, 16>, 128>; // [k][j]
+var<workgroup> tile_dg: array<array<f32, 64>, 16>; // [n][k]
+var<workgroup> tile_wt: array<array<f32, 16>, 64>; // [k][j]
 
-struct Slice {
-    dg: array<f32, 32>,
-    w: array<f32, 32>,
-}
-
-fn load_slice(wid: vec3<u32>, index: u32, t: u32, k0: u32) -> Slice {
-    let H = p.hidden;
-    let N = p.batch;
-    let GH = gates() * H;
-    var s: Slice;
-    for (var q = 0u; q < 32u; q++) {
-        let e = index + 64u * q;
-        let n = wid.y * TILE + e / CHUNK;
-        let k = k0 + e % CHUNK;
-        s.dg[q] = select(0.0, dgh_at(t, min(n, N - 1u), min(k, GH - 1u)), n < N && k < GH);
-        let kr = k0 + e / TILE;
-        let j = wid.x * TILE + e % TILE;
-        s.w[q] = select(0.0, whh_at(min(kr, GH - 1u), min(j, H - 1u)), kr < GH && j < H);
-    }
-    return s;
-}
-
-fn back_product(wid: vec3<u32>, lid: vec3<u32>, index: u32, t: u32) -> vec4<f32> {
+// Element q of invocation `index`'s share of the dG_h tile at k0 (16 sequences × CHUNK rows).
+fn dg_element(wid: vec3<u32>, index: u32, t: u32, k0: u32, q: u32) -> f32 {
+    let e = index + 256u * q;
+    let n = wid.y * TILE + e / CHUNK;
+    let k = k0 + e % CHUNK;
     let GH = gates() * p.hidden;
-    let r0 = lid.y * ROWS;
-    var acc = vec4<f32>(0.0);
-    var next = load_slice(wid, index, t, 0u);
+    return select(0.0, dgh_at(t, min(n, p.batch - 1u), min(k, GH - 1u)), n < p.batch && k < GH);
+}
+
+// Element q of invocation `index`'s share of the W_hh tile at k0 (CHUNK rows × 16 units).
+fn w_element(wid: vec3<u32>, index: u32, k0: u32, q: u32) -> f32 {
+    let e = index + 256u * q;
+    let k = k0 + e / TILE;
+    let j = wid.x * TILE + e % TILE;
+    let GH = gates() * p.hidden;
+    return select(0.0, whh_at(min(k, GH - 1u), min(j, p.hidden - 1u)), k < GH && j < p.hidden);
+}
+
+fn back_product(wid: vec3<u32>, lid: vec3<u32>, index: u32, t: u32) -> f32 {
+    let GH = gates() * p.hidden;
+    var d0 = dg_element(wid, index, t, 0u, 0u);
+    var d1 = dg_element(wid, index, t, 0u, 1u);
+    var d2 = dg_element(wid, index, t, 0u, 2u);
+    var d3 = dg_element(wid, index, t, 0u, 3u);
+    var w0 = w_element(wid, index, 0u, 0u);
+    var w1 = w_element(wid, index, 0u, 1u);
+    var w2 = w_element(wid, index, 0u, 2u);
+    var w3 = w_element(wid, index, 0u, 3u);
+    var acc = 0.0;
     for (var k0 = 0u; k0 < GH; k0 += CHUNK) {
-        for (var q = 0u; q < 32u; q++) {
-            let e = index + 64u * q;
-            tile_dg[e / CHUNK][e % CHUNK] = next.dg[q];
-            tile_wt[e / TILE][e % TILE] = next.w[q];
-        }
+        // Element e = index + 256·q lands at [e / CHUNK][e % CHUNK] and [e / 16][e % 16].
+        let a = index / CHUNK;
+        let b = index % CHUNK;
+        tile_dg[a][b] = d0;
+        tile_dg[a + 4u][b] = d1;
+        tile_dg[a + 8u][b] = d2;
+        tile_dg[a + 12u][b] = d3;
+        let c = index / TILE;
+        let d = index % TILE;
+        tile_wt[c][d] = w0;
+        tile_wt[c + 16u][d] = w1;
+        tile_wt[c + 32u][d] = w2;
+        tile_wt[c + 48u][d] = w3;
         workgroupBarrier();
-        if (k0 + CHUNK < GH) {
-            next = load_slice(wid, index, t, k0 + CHUNK);
+        let k1 = k0 + CHUNK;
+        if (k1 < GH) {
+            d0 = dg_element(wid, index, t, k1, 0u);
+            d1 = dg_element(wid, index, t, k1, 1u);
+            d2 = dg_element(wid, index, t, k1, 2u);
+            d3 = dg_element(wid, index, t, k1, 3u);
+            w0 = w_element(wid, index, k1, 0u);
+            w1 = w_element(wid, index, k1, 1u);
+            w2 = w_element(wid, index, k1, 2u);
+            w3 = w_element(wid, index, k1, 3u);
         }
         for (var kk = 0u; kk < CHUNK; kk++) {
-            let w = tile_wt[kk][lid.x];
-            acc += w * vec4<f32>(tile_dg[r0][kk], tile_dg[r0 + 1u][kk], tile_dg[r0 + 2u][kk], tile_dg[r0 + 3u][kk]);
+            acc += tile_dg[lid.y][kk] * tile_wt[kk][lid.x];
         }
         workgroupBarrier();
     }
