@@ -14,10 +14,13 @@
 // independent statements (no loop, no array, so they issue together and stay in registers), and
 // the next slice's are issued before computing on the current one.
 
-var<workgroup> tile_h: array<array<f32, 16>, 16>; // [n][k]: h_{t-1}
-// [g·16 + j][k]: the W_hh rows of each gate; padded to 17 so the 16 units a row of invocations
+// Hidden units k per slice (two per invocation and row).
+const FCHUNK: u32 = 32u;
+
+var<workgroup> tile_h: array<array<f32, 32>, 16>; // [n][k]: h_{t-1}
+// [g·16 + j][k]: the W_hh rows of each gate; padded to 33 so the 16 units a row of invocations
 // reads at one k fall in distinct banks.
-var<workgroup> tile_w: array<array<f32, 17>, 64>;
+var<workgroup> tile_w: array<array<f32, 33>, 64>;
 
 // W_hh[g·H + row, k] for the gates the cell has (zero past them, so the loads need no branch).
 fn w_at(g: u32, row: u32, k: u32) -> f32 {
@@ -106,39 +109,59 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let N = p.batch;
     let j = wid.x * TILE + lid.x;
     let n = wid.y * TILE + lid.y;
-    // Invocation (x, y) loads h_{t-1}[n, k0 + x] and column k0 + x of W_hh row (tile start + y)
-    // of each gate.
+    // Invocation (x, y) loads h_{t-1}[n, k] and column k of W_hh row (tile start + y) of each
+    // gate, for k = k0 + x and k0 + 16 + x.
     let jr = wid.x * TILE + lid.y;
     let nc = min(n, N - 1u);
-    var hv = select(0.0, h_prev(nc, min(lid.x, H - 1u)), n < N && lid.x < H);
-    var w0 = w_at(0u, jr, lid.x);
-    var w1 = w_at(1u, jr, lid.x);
-    var w2 = w_at(2u, jr, lid.x);
-    var w3 = w_at(3u, jr, lid.x);
+    var ha = select(0.0, h_prev(nc, min(lid.x, H - 1u)), n < N && lid.x < H);
+    var w0a = w_at(0u, jr, lid.x);
+    var w1a = w_at(1u, jr, lid.x);
+    var w2a = w_at(2u, jr, lid.x);
+    var w3a = w_at(3u, jr, lid.x);
+    var hb = select(0.0, h_prev(nc, min(lid.x + TILE, H - 1u)), n < N && lid.x + TILE < H);
+    var w0b = w_at(0u, jr, lid.x + TILE);
+    var w1b = w_at(1u, jr, lid.x + TILE);
+    var w2b = w_at(2u, jr, lid.x + TILE);
+    var w3b = w_at(3u, jr, lid.x + TILE);
     // acc[g] = Σ_k h_{t-1}[n, k] · W_hh[g·H + j, k]
+    // Two partial sums per gate: two independent chains of FMAs instead of one long one.
     var acc = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < H; k0 += TILE) {
-        tile_h[lid.y][lid.x] = hv;
-        tile_w[lid.y][lid.x] = w0;
-        tile_w[TILE + lid.y][lid.x] = w1;
-        tile_w[2u * TILE + lid.y][lid.x] = w2;
-        tile_w[3u * TILE + lid.y][lid.x] = w3;
+    var acc2 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < H; k0 += FCHUNK) {
+        tile_h[lid.y][lid.x] = ha;
+        tile_w[lid.y][lid.x] = w0a;
+        tile_w[TILE + lid.y][lid.x] = w1a;
+        tile_w[2u * TILE + lid.y][lid.x] = w2a;
+        tile_w[3u * TILE + lid.y][lid.x] = w3a;
+        tile_h[lid.y][lid.x + TILE] = hb;
+        tile_w[lid.y][lid.x + TILE] = w0b;
+        tile_w[TILE + lid.y][lid.x + TILE] = w1b;
+        tile_w[2u * TILE + lid.y][lid.x + TILE] = w2b;
+        tile_w[3u * TILE + lid.y][lid.x + TILE] = w3b;
         workgroupBarrier();
-        let k = k0 + TILE + lid.x;
-        if (k0 + TILE < H) {
-            hv = select(0.0, h_prev(nc, min(k, H - 1u)), n < N && k < H);
-            w0 = w_at(0u, jr, k);
-            w1 = w_at(1u, jr, k);
-            w2 = w_at(2u, jr, k);
-            w3 = w_at(3u, jr, k);
+        let k = k0 + FCHUNK + lid.x;
+        if (k0 + FCHUNK < H) {
+            ha = select(0.0, h_prev(nc, min(k, H - 1u)), n < N && k < H);
+            w0a = w_at(0u, jr, k);
+            w1a = w_at(1u, jr, k);
+            w2a = w_at(2u, jr, k);
+            w3a = w_at(3u, jr, k);
+            hb = select(0.0, h_prev(nc, min(k + TILE, H - 1u)), n < N && k + TILE < H);
+            w0b = w_at(0u, jr, k + TILE);
+            w1b = w_at(1u, jr, k + TILE);
+            w2b = w_at(2u, jr, k + TILE);
+            w3b = w_at(3u, jr, k + TILE);
         }
-        for (var kk = 0u; kk < TILE; kk++) {
+        for (var kk = 0u; kk < FCHUNK; kk += 2u) {
             let h = tile_h[lid.y][kk];
             acc += h * vec4<f32>(tile_w[lid.x][kk], tile_w[TILE + lid.x][kk], tile_w[2u * TILE + lid.x][kk], tile_w[3u * TILE + lid.x][kk]);
+            let k2 = kk + 1u;
+            let h2 = tile_h[lid.y][k2];
+            acc2 += h2 * vec4<f32>(tile_w[lid.x][k2], tile_w[TILE + lid.x][k2], tile_w[2u * TILE + lid.x][k2], tile_w[3u * TILE + lid.x][k2]);
         }
         workgroupBarrier();
     }
     if (j < H && n < N) {
-        cell(n, j, acc);
+        cell(n, j, acc + acc2);
     }
 }
