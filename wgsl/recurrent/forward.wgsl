@@ -103,6 +103,12 @@ fn cell(n: u32, j: u32, acc: vec4<f32>) {
     }
 }
 
+// h_{t-1}[n, k] · W_hh[g·H + j, k] for the four gates, from the tiles.
+fn product(lid: vec3<u32>, kk: u32) -> vec4<f32> {
+    let h = tile_h[lid.y][kk];
+    return h * vec4<f32>(tile_w[lid.x][kk], tile_w[TILE + lid.x][kk], tile_w[2u * TILE + lid.x][kk], tile_w[3u * TILE + lid.x][kk]);
+}
+
 @compute @workgroup_size(16, 16)
 fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let H = p.hidden;
@@ -124,9 +130,11 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var w2b = w_at(2u, jr, lid.x + TILE);
     var w3b = w_at(3u, jr, lid.x + TILE);
     // acc[g] = Σ_k h_{t-1}[n, k] · W_hh[g·H + j, k]
-    // Two partial sums per gate: two independent chains of FMAs instead of one long one.
+    // Four partial sums per gate: independent chains of FMAs instead of one long one.
     var acc = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < H; k0 += FCHUNK) {
         tile_h[lid.y][lid.x] = ha;
         tile_w[lid.y][lid.x] = w0a;
@@ -152,16 +160,15 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             w2b = w_at(2u, jr, k + TILE);
             w3b = w_at(3u, jr, k + TILE);
         }
-        for (var kk = 0u; kk < FCHUNK; kk += 2u) {
-            let h = tile_h[lid.y][kk];
-            acc += h * vec4<f32>(tile_w[lid.x][kk], tile_w[TILE + lid.x][kk], tile_w[2u * TILE + lid.x][kk], tile_w[3u * TILE + lid.x][kk]);
-            let k2 = kk + 1u;
-            let h2 = tile_h[lid.y][k2];
-            acc2 += h2 * vec4<f32>(tile_w[lid.x][k2], tile_w[TILE + lid.x][k2], tile_w[2u * TILE + lid.x][k2], tile_w[3u * TILE + lid.x][k2]);
+        for (var kk = 0u; kk < FCHUNK; kk += 4u) {
+            acc += product(lid, kk);
+            acc2 += product(lid, kk + 1u);
+            acc3 += product(lid, kk + 2u);
+            acc4 += product(lid, kk + 3u);
         }
         workgroupBarrier();
     }
     if (j < H && n < N) {
-        cell(n, j, acc + acc2);
+        cell(n, j, (acc + acc2) + (acc3 + acc4));
     }
 }

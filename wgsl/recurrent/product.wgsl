@@ -48,8 +48,9 @@ fn back_product(wid: vec3<u32>, lid: vec3<u32>, index: u32, t: u32) -> f32 {
     var w5 = w_element(wid, index, 0u, 5u);
     var w6 = w_element(wid, index, 0u, 6u);
     var w7 = w_element(wid, index, 0u, 7u);
-    // Four partial sums: four independent chains of FMAs instead of one long one.
+    // Eight partial sums: independent chains of FMAs instead of one long one.
     var acc = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < GH; k0 += CHUNK) {
         // Element e = index + 256·q lands at [e / CHUNK][e % CHUNK] and [e / 16][e % 16].
         let a = index / CHUNK;
@@ -92,12 +93,16 @@ fn back_product(wid: vec3<u32>, lid: vec3<u32>, index: u32, t: u32) -> f32 {
             w6 = w_element(wid, index, k1, 6u);
             w7 = w_element(wid, index, k1, 7u);
         }
-        for (var kk = 0u; kk < CHUNK; kk += 4u) {
+        for (var kk = 0u; kk < CHUNK; kk += 8u) {
             let dg = vec4<f32>(tile_dg[lid.y][kk], tile_dg[lid.y][kk + 1u], tile_dg[lid.y][kk + 2u], tile_dg[lid.y][kk + 3u]);
             let w = vec4<f32>(tile_wt[kk][lid.x], tile_wt[kk + 1u][lid.x], tile_wt[kk + 2u][lid.x], tile_wt[kk + 3u][lid.x]);
             acc += dg * w;
+            let dg2 = vec4<f32>(tile_dg[lid.y][kk + 4u], tile_dg[lid.y][kk + 5u], tile_dg[lid.y][kk + 6u], tile_dg[lid.y][kk + 7u]);
+            let w2 = vec4<f32>(tile_wt[kk + 4u][lid.x], tile_wt[kk + 5u][lid.x], tile_wt[kk + 6u][lid.x], tile_wt[kk + 7u][lid.x]);
+            acc2 += dg2 * w2;
         }
         workgroupBarrier();
     }
-    return acc.x + acc.y + acc.z + acc.w;
+    let sum = acc + acc2;
+    return sum.x + sum.y + sum.z + sum.w;
 }
