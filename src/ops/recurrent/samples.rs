@@ -52,10 +52,11 @@ pub fn samples() -> Vec<Sample> {
             // The forward direction's h_n times the reversed one's c_n: both final states' vjp.
             g.binary("h_times_c", BinaryOp::Mul, o.h_n[0], o.c_n[1])
         }),
-        // 17 sequences: two 16-row tiles, the second with one of its four 4-row groups.
+        // 17 sequences: two 16-row tiles, the second with one row.
         Sample::new("recurrent/lstm_batch17", |g, s| {
             let x = seq(g, 3, 17, 2)?;
-            Ok(g.lstm("lstm", x, RecurrentLayers::new(9 * s).with_initial_state())?.y)
+            let layers = RecurrentLayers::new(9 * s).with_initial_state();
+            Ok(g.lstm("lstm", x, layers)?.y)
         }),
         Sample::new("recurrent/gru", |g, s| {
             let x = seq(g, 6, 3, 5)?;
