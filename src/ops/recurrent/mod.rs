@@ -21,6 +21,24 @@
 //!   `n = tanh(x_t·W_inᵀ + b_in + r·(h_{t-1}·W_hnᵀ + b_hn))`; `h_t = (1 − z)·n + z·h_{t-1}`
 //!
 //! A reversed layer (`reverse`) processes t = T−1 down to 0; its outputs stay in time order.
+//!
+//! ```no_run
+//! use wgtrain::ops::recurrent::RecurrentLayers;
+//! use wgtrain::{Device, FullyConnected, Graph, Options};
+//! # fn main() -> wgtrain::Result<()> {
+//! let mut g = Graph::new();
+//! let x = g.input("x", &[20, 8, 6])?; // (T, N, I), time-major
+//! let layers = RecurrentLayers::new(32).layers(2).with_initial_state();
+//! let lstm = g.lstm("lstm", x, layers)?; // parameters lstm.weight_ih_l0, ... as in PyTorch
+//! let logits = g.dense("fc", lstm.last_hidden, FullyConnected::new(32, 4))?;
+//! // Truncated BPTT: the final states are requested as outputs and carried into the
+//! // initial-state inputs after every step, on the GPU.
+//! let mut outputs = vec![logits];
+//! outputs.extend(lstm.state.pairs.iter().map(|&(final_state, _)| final_state));
+//! let mut step = g.compile(&Device::new()?, &outputs, &Options::default())?;
+//! step.carry(&lstm.state)?;
+//! # Ok(()) }
+//! ```
 
 pub mod gpu;
 mod op;
