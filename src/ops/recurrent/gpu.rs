@@ -118,11 +118,14 @@ fn check_inputs(op: &Recurrent, i: &Inputs<'_, Tensor>) -> Result<(usize, usize)
     }
     // The kernels index (T, N, G·H + H) with u32.
     let reserve = op.reserve_len(t, n)?;
-    let x_len = i.x.numel();
-    if u32::try_from(reserve.max(x_len)).is_err() {
+    let largest = [reserve, i.x.numel(), i.w_ih.numel(), i.w_hh.numel()]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    if u32::try_from(largest).is_err() {
         return Err(Error::Invalid(format!(
-            "{OP}: {reserve} reserve elements for a sequence {:?} exceed the 2^32 - 1 a kernel indexes",
-            i.x.shape
+            "{OP}: {largest} elements in one tensor (sequence {:?}, hidden {}) exceed the 2^32 - 1 a kernel indexes",
+            i.x.shape, op.hidden_size
         )));
     }
     Ok((t, n))
