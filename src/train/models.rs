@@ -4,10 +4,11 @@ use super::Classifier;
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::neuron::UnaryOp;
-use crate::ops::conv::{Conv2d, Padding};
+use crate::ops::conv::{Conv1d, Conv2d, Padding, Padding1d};
 use crate::ops::dense::FullyConnected;
 use crate::ops::dropout::Dropout;
 use crate::ops::loss::{Loss, LossKind, Reduction};
+use crate::ops::norm::BatchNorm;
 use crate::ops::pool::Pool2d;
 
 /// Widths of the MNIST network.
@@ -64,6 +65,138 @@ pub fn mnist(batch: usize, size: MnistSize, dropout_seed: u64) -> Result<Classif
     let h = g.dropout("dropout", h, Dropout::new(0.25, dropout_seed)?)?;
     let h = g.dense("fc2", h, FullyConnected::new(size.hidden, 10))?;
     let logits = g.flatten("logits", h)?; // (N, 10)
+    let kind = LossKind::SoftmaxCrossEntropy {
+        label_smoothing: 0.0,
+        class_weights: None,
+    };
+    let loss = g.loss(
+        "loss",
+        logits,
+        labels,
+        Some(weights),
+        Loss {
+            kind,
+            reduction: Reduction::SumByNonZeroWeights,
+        },
+    )?;
+    Ok(Classifier {
+        graph: g,
+        logits,
+        loss,
+    })
+}
+
+/// Layer sizes of the activity classifier ([`activity`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivitySize {
+    /// Samples per window (the input length).
+    pub window: usize,
+    /// Input channels (6 for HAPT: accelerometer and gyroscope x, y, z).
+    pub inputs: usize,
+    /// Classes (12 for HAPT).
+    pub classes: usize,
+    /// Output channels of the first convolution.
+    pub conv1_channels: usize,
+    /// Output channels of the second convolution (0: one convolution only).
+    pub conv2_channels: usize,
+    /// Kernel length of both convolutions.
+    pub conv_kernel: usize,
+    /// Stride of the first convolution ("same" padding: the length becomes ceil(len / stride)).
+    pub conv1_stride: usize,
+    /// Stride of the second convolution.
+    pub conv2_stride: usize,
+    /// Hidden units of the LSTM (used when `recurrent`).
+    pub lstm_hidden: usize,
+    /// Units of the hidden fully connected layer of the conv-only head (unused when `recurrent`).
+    pub dense_hidden: usize,
+    /// Dropout rate before the last fully connected layer.
+    pub dropout: f32,
+    /// Conv1d + LSTM over the compressed time steps when true; conv1d + fully connected when false.
+    pub recurrent: bool,
+}
+
+impl ActivitySize {
+    /// 2.56 s windows (128 samples at 50 Hz) compressed 6× to 22 steps of 32 channels, then a
+    /// fully connected head: trains to its best on lavapipe within minutes.
+    pub const CONV: ActivitySize = ActivitySize {
+        window: 128,
+        inputs: 6,
+        classes: 12,
+        conv1_channels: 32,
+        conv2_channels: 32,
+        conv_kernel: 5,
+        conv1_stride: 2,
+        conv2_stride: 3,
+        lstm_hidden: 32,
+        dense_hidden: 64,
+        dropout: 0.3,
+        recurrent: false,
+    };
+
+    /// The time steps the convolutions leave (ceil-divided by each stride).
+    pub fn steps(&self) -> usize {
+        let l = self.window.div_ceil(self.conv1_stride.max(1));
+        if self.conv2_channels > 0 {
+            l.div_ceil(self.conv2_stride.max(1))
+        } else {
+            l
+        }
+    }
+}
+
+/// The human-activity classifier: windows (N, inputs, window) → conv1d (same padding, strided)
+/// → batch norm → ReLU, twice → either flatten → fully connected → ReLU → dropout → fully
+/// connected, or (`recurrent`) an LSTM over the compressed time steps whose last hidden state
+/// goes through dropout → fully connected → softmax cross-entropy. Input `image`
+/// (N, inputs, window), `labels` u32 (N), `weights` (N).
+pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<Classifier> {
+    let mut g = Graph::new();
+    let x = g.input("image", &[batch, size.inputs, size.window])?;
+    let labels = g.input_u32("labels", &[batch])?;
+    let weights = g.input("weights", &[batch])?;
+    let conv = |i, o, stride| {
+        let mut c = Conv1d::new(i, o, size.conv_kernel);
+        c.stride = stride;
+        c.padding = Padding1d::Same;
+        // The batch norm's shift replaces the bias.
+        c.bias = false;
+        c
+    };
+    let mut h = g.conv1d(
+        "conv1",
+        x,
+        conv(size.inputs, size.conv1_channels, size.conv1_stride),
+    )?;
+    h = g.batch_norm("bn1", h, BatchNorm::default())?;
+    h = g.unary("relu1", UnaryOp::Relu, h)?;
+    let mut channels = size.conv1_channels;
+    if size.conv2_channels > 0 {
+        h = g.conv1d(
+            "conv2",
+            h,
+            conv(channels, size.conv2_channels, size.conv2_stride),
+        )?;
+        h = g.batch_norm("bn2", h, BatchNorm::default())?;
+        h = g.unary("relu2", UnaryOp::Relu, h)?; // (N, C, steps)
+        channels = size.conv2_channels;
+    }
+    let features = if size.recurrent {
+        return Err(crate::error::Error::Invalid(
+            "the recurrent activity model needs the LSTM layer".into(),
+        ));
+    } else {
+        let f = g.flatten("flatten", h)?;
+        let f = g.dense(
+            "fc1",
+            f,
+            FullyConnected::new(channels * size.steps(), size.dense_hidden),
+        )?;
+        let f = g.unary("relu3", UnaryOp::Relu, f)?;
+        (f, size.dense_hidden)
+    };
+    let (f, width) = features;
+    let f = g.dropout("dropout", f, Dropout::new(size.dropout, dropout_seed)?)?;
+    let logits = g.dense("fc2", f, FullyConnected::new(width, size.classes))?; // (N, classes)
     let kind = LossKind::SoftmaxCrossEntropy {
         label_smoothing: 0.0,
         class_weights: None,
