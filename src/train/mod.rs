@@ -175,20 +175,6 @@ pub fn default_init(name: &str, shape: &[usize]) -> Init {
     }
 }
 
-/// PyTorch's initialisation of a recurrent layer's parameters (`<layer>.weight_ih_l0`,
-/// `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, and `_reverse`): every one U(±1/√H), H read from
-/// the layer's `weight_hh` (4H or 3H rows by H columns); `None` for any other parameter.
-pub fn recurrent_init(graph: &Graph, name: &str) -> Option<Init> {
-    let (layer, param) = name.rsplit_once('.')?;
-    let rest = ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"]
-        .iter()
-        .find_map(|p| param.strip_prefix(p))?;
-    let hh = graph.find(&format!("{layer}.weight_hh_l{rest}"))?;
-    let h = *graph.shape(hh).get(1)?;
-    let k = 1.0 / (h.max(1) as f64).sqrt();
-    Some(Init::Uniform { low: -k, high: k })
-}
-
 /// The training loop: a classifier compiled for training, its optimizer, data sources and counters.
 pub struct Trainer {
     device: Device,
@@ -213,23 +199,13 @@ impl Trainer {
         opt: OptimizerConfig,
         cfg: TrainConfig,
     ) -> Result<Trainer> {
-        let inits: Vec<(String, Init)> = model
-            .graph
-            .nodes
-            .iter()
-            .filter(|n| n.op == Op::Param)
-            .map(|n| {
-                let init = recurrent_init(&model.graph, &n.name)
-                    .unwrap_or_else(|| default_init(&n.name, &n.outputs[0].0));
-                (n.name.clone(), init)
-            })
-            .collect();
-        Self::with_sources(device, model, opt, cfg, move |name, shape, seed| {
-            let init = inits
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or_else(|| default_init(name, shape), |(_, i)| i.clone());
-            Box::new(InitSource::new(name, shape, init, seed))
+        Self::with_sources(device, model, opt, cfg, |name, shape, seed| {
+            Box::new(InitSource::new(
+                name,
+                shape,
+                default_init(name, shape),
+                seed,
+            ))
         })
     }
 
@@ -633,36 +609,4 @@ fn progress_bar(steps: u64, epoch: usize) -> indicatif::ProgressBar {
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recurrent_parameters_get_pytorchs_uniform_init() {
-        let mut g = Graph::new();
-        for (name, shape) in [
-            ("lstm.weight_ih_l0", vec![128, 6]),
-            ("lstm.weight_hh_l0", vec![128, 32]),
-            ("lstm.bias_hh_l0", vec![128]),
-            ("lstm.weight_ih_l1_reverse", vec![64, 16]),
-            ("lstm.weight_hh_l1_reverse", vec![64, 16]),
-            ("fc.weight", vec![4, 8]),
-        ] {
-            g.param(name, &shape).unwrap();
-        }
-        let u = |h: f64| {
-            Some(Init::Uniform {
-                low: -1.0 / h.sqrt(),
-                high: 1.0 / h.sqrt(),
-            })
-        };
-        assert_eq!(recurrent_init(&g, "lstm.weight_ih_l0"), u(32.0));
-        assert_eq!(recurrent_init(&g, "lstm.bias_hh_l0"), u(32.0));
-        assert_eq!(recurrent_init(&g, "lstm.weight_ih_l1_reverse"), u(16.0));
-        assert_eq!(recurrent_init(&g, "fc.weight"), None);
-        // A bias whose layer has no weight_hh is not guessed at.
-        assert_eq!(recurrent_init(&g, "other.bias_ih_l0"), None);
-    }
 }
