@@ -48,17 +48,25 @@ impl Graph {
         pending.insert(loss, vec![seed]);
         let mut done: HashMap<Value, Value> = HashMap::new();
         for i in (0..=loss.node).rev() {
-            let v = Value { node: i, port: 0 };
-            let Some(parts) = pending.remove(&v) else {
+            // The gradient reaching each output port (most ops have one differentiable output).
+            let ports = self.nodes[i].outputs.len();
+            let mut dys = vec![None; ports];
+            for (port, dy) in dys.iter_mut().enumerate() {
+                let v = Value { node: i, port };
+                if let Some(parts) = pending.remove(&v) {
+                    let acc = self.accumulate(v, parts)?;
+                    done.insert(v, acc);
+                    *dy = Some(acc);
+                }
+            }
+            if dys.iter().all(Option::is_none) {
                 continue;
-            };
-            let dy = self.accumulate(v, parts)?;
-            done.insert(v, dy);
+            }
             let node = self.nodes[i].clone();
             if node.inputs.iter().all(|u| !needs[u.node]) {
                 continue;
             }
-            let grads = self.vjp(i, dy)?;
+            let grads = self.vjp(i, &dys)?;
             for (k, (u, g)) in node.inputs.iter().zip(grads).enumerate() {
                 if !needs[u.node] || self.nodes[u.node].op == Op::State {
                     continue;
@@ -122,14 +130,16 @@ impl Graph {
                 ),
             });
         }
-        self.vjp(forward.node, dy)
+        let mut dys = vec![None; self.nodes[forward.node].outputs.len()];
+        dys[forward.port] = Some(dy);
+        self.vjp(forward.node, &dys)
     }
 
-    /// The vjp rule of node `i`: given dy (the gradient of its output), the gradient of each input
-    /// (`None` where the op has none).
-    fn vjp(&mut self, i: usize, dy: Value) -> Result<Vec<Option<Value>>> {
+    /// The vjp rule of node `i`: given the gradient at each of its outputs, the gradient of each
+    /// input (`None` where the op has none).
+    fn vjp(&mut self, i: usize, dys: &[Option<Value>]) -> Result<Vec<Option<Value>>> {
         match self.nodes[i].op.clone() {
-            Op::Compute(p) => p.vjp(self, i, dy),
+            Op::Compute(p) => p.vjp_ports(self, i, dys),
             _ => Ok(vec![]),
         }
     }

@@ -164,12 +164,16 @@ impl LossLabels {
     }
 }
 
-/// The persistent states of a compiled graph (e.g. batch norm running statistics) and its step
-/// counter: what carries over from one step to the next besides the weights.
+/// The persistent states of a compiled graph (e.g. batch norm running statistics), the
+/// recurrent states it carries from batch to batch (`Compiled::carry`) and its step counter:
+/// what carries over from one step to the next besides the weights.
 #[derive(Clone)]
 pub struct StateBatch {
     /// Each persistent state, by node name.
     pub states: Vec<(String, Tensor)>,
+    /// Each carried recurrent state (an initial-state input the last step's final state was
+    /// copied into), by input name.
+    pub recurrent: Vec<(String, Tensor)>,
     /// Steps the graph has run.
     pub step: u64,
 }
@@ -186,6 +190,7 @@ impl StateBatch {
             .collect();
         StateBatch {
             states,
+            recurrent: c.carried_inputs(),
             step: c.step_count(),
         }
     }

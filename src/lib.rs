@@ -42,6 +42,7 @@ pub use ops::elementwise::BinaryOp;
 pub use ops::loss::{Loss, LossKind, Reduction};
 pub use ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
 pub use ops::pool::{Pool2d, PoolKind};
+pub use ops::recurrent::{CarriedState, Cell, Merge, RecurrentLayers, RecurrentOutputs};
 pub use ops::shape::{Concat, Pad, Slice, Upsample};
 pub use ops::softmax::Softmax;
 pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup, Schedule};

@@ -16,6 +16,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::launch::Launch;
+use crate::ops::recurrent::CarriedState;
 use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
 use crate::tensor::Tensor;
 use crate::weights::{ParamLayout, ParamStore};
@@ -65,6 +66,9 @@ pub struct Compiled {
     step: AtomicU64,
     permits: Arc<Semaphore>,
     in_flight: Mutex<VecDeque<wgpu::SubmissionIndex>>,
+    /// `(final state, initial-state input)` copied on the GPU at the end of every step
+    /// (`carry`).
+    carried: Vec<(Tensor, Tensor, String)>,
 }
 
 impl Compiled {
@@ -79,6 +83,7 @@ impl Compiled {
             step: AtomicU64::new(0),
             permits: Arc::new(Semaphore::new(false, IN_FLIGHT)),
             in_flight: Mutex::new(VecDeque::new()),
+            carried: Vec::new(),
         }
     }
 
@@ -268,7 +273,7 @@ impl Compiled {
                 }
             }
         }
-        let index = self.submit(&all[cursor..]);
+        let index = self.submit_last(&all[cursor..]);
         let done = Arc::new(AtomicBool::new(false));
         let (flag, permits) = (done.clone(), self.permits.clone());
         q.on_submitted_work_done(move || {
@@ -320,6 +325,79 @@ impl Compiled {
     fn submit(&self, launches: &[&Launch]) -> wgpu::SubmissionIndex {
         let (d, q) = self.device.wgpu();
         q.submit([crate::launch::encode(d, "step", launches.iter().copied()).finish()])
+    }
+
+    /// `submit` for a step's last launches, followed in the same command buffer by the copies of
+    /// the carried states (so the next step, queue-ordered, starts from them).
+    fn submit_last(&self, launches: &[&Launch]) -> wgpu::SubmissionIndex {
+        let (d, q) = self.device.wgpu();
+        let mut enc = crate::launch::encode(d, "step", launches.iter().copied());
+        for (from, to, _) in &self.carried {
+            enc.copy_buffer_to_buffer(
+                &from.buffer,
+                from.offset,
+                &to.buffer,
+                to.offset,
+                from.bytes(),
+            );
+        }
+        q.submit([enc.finish()])
+    }
+
+    /// Carries recurrent state from step to step (truncated backpropagation through time): after
+    /// every step, each final state of `state` is copied on the GPU into its initial-state input,
+    /// with no readback. Each final state must be a requested output (its memory is otherwise
+    /// reused within the step) of the same shape as its input. Replaces any earlier carry.
+    pub fn carry(&mut self, state: &CarriedState) -> Result<()> {
+        let mut carried = Vec::with_capacity(state.pairs.len());
+        for &(from, to) in &state.pairs {
+            let name = |v: Value| {
+                self.graph
+                    .nodes
+                    .get(v.node)
+                    .map_or_else(|| format!("{v:?}"), |n| n.name.clone())
+            };
+            if !self.program.outputs.contains(&from) {
+                return Err(Error::Invalid(format!(
+                    "carry: the final state {:?} (port {}) must be requested as an output of the compile",
+                    name(from),
+                    from.port
+                )));
+            }
+            if self.graph.nodes.get(to.node).map(|n| &n.op) != Some(&Op::Input) {
+                return Err(Error::Invalid(format!(
+                    "carry: {:?} is not an input of this graph",
+                    name(to)
+                )));
+            }
+            let (a, b) = (self.tensor(from)?, self.tensor(to)?);
+            if a.shape() != b.shape() || a.dtype() != b.dtype() {
+                return Err(Error::Shape {
+                    op: format!("carry {:?} -> {:?}", name(from), name(to)),
+                    msg: format!("{:?} vs {:?}", a.shape(), b.shape()),
+                });
+            }
+            carried.push((a.clone(), b.clone(), name(to)));
+        }
+        self.carried = carried;
+        Ok(())
+    }
+
+    /// The carried initial-state inputs by name (what `batch::StateBatch` lists).
+    pub fn carried_inputs(&self) -> Vec<(String, Tensor)> {
+        self.carried
+            .iter()
+            .map(|(_, to, name)| (name.clone(), to.clone()))
+            .collect()
+    }
+
+    /// Zeroes the carried initial states (a new batch of sequences starts), queue-ordered: steps
+    /// already submitted keep theirs.
+    pub fn reset_state(&self) -> Result<()> {
+        for (_, to, _) in &self.carried {
+            to.write_f32(&vec![0.0; to.numel()])?;
+        }
+        Ok(())
     }
 
     /// Steps encoded so far (the next step's dropout seed).

@@ -42,6 +42,27 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
     /// (`None` where none flows), appended to `g` as new nodes.
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>>;
 
+    /// The vjp rule given the gradient arriving at each output port (`dys[p]`, `None` where none
+    /// does). The default serves ops whose only differentiable output is port 0; a gradient
+    /// reaching another port is an `Err`, never dropped.
+    fn vjp_ports(
+        &self,
+        g: &mut Graph,
+        node: usize,
+        dys: &[Option<Value>],
+    ) -> Result<Vec<Option<Value>>> {
+        if let Some(p) = (1..dys.len()).find(|&p| dys[p].is_some()) {
+            return Err(Error::Invalid(format!(
+                "node {:?} ({self:?}): no gradient flows back through its output {p}",
+                g.nodes[node].name
+            )));
+        }
+        match dys.first().copied().flatten() {
+            Some(dy) => self.vjp(g, node, dy),
+            None => Ok(vec![]),
+        }
+    }
+
     /// How many neurons this op can apply to its output at `port` inside its own dispatch.
     fn fusable_neurons(&self, _port: usize) -> usize {
         0

@@ -17,6 +17,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod prelu;
+pub mod recurrent;
 pub mod reduce;
 pub mod sample;
 pub mod shape;
@@ -51,6 +52,7 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "dropout", shaders: &[&dropout::gpu::SHADER], samples: dropout::samples::samples },
     Family { name: "softmax", shaders: &[&softmax::gpu::SHADER], samples: softmax::samples::samples },
     Family { name: "loss", shaders: &[&loss::gpu::SHADER], samples: loss::samples::samples },
+    Family { name: "recurrent", shaders: &[&recurrent::gpu::FORWARD, &recurrent::gpu::PREP, &recurrent::gpu::BACKWARD, &recurrent::gpu::FINAL], samples: recurrent::samples::samples },
     Family { name: "prelu", shaders: &[&prelu::gpu::SHADER], samples: prelu::samples::samples },
 ];
 

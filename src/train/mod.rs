@@ -175,6 +175,28 @@ pub fn default_init(name: &str, shape: &[usize]) -> Init {
     }
 }
 
+/// [`default_init`] for a parameter of `graph`, knowing its layer: recurrent weights and biases
+/// (`<layer>.weight_ih_l0`, `bias_hh_l1_reverse`, ...) are uniform in ±1/√H as PyTorch's
+/// `nn.RNN`/`nn.LSTM`/`nn.GRU`, H read from the layer's `weight_hh` (G·H, H).
+pub fn default_init_in(graph: &Graph, name: &str, shape: &[usize]) -> Init {
+    let recurrent = name.rsplit_once('.').and_then(|(layer, param)| {
+        let key = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+            .iter()
+            .find_map(|p| param.strip_prefix(p))
+            .filter(|k| k.starts_with("_l"))?;
+        let hh = graph.find(&format!("{layer}.weight_hh{key}"))?;
+        let hidden = *graph.shape(hh).get(1)?;
+        Some(hidden)
+    });
+    match recurrent {
+        Some(h) if h > 0 => {
+            let k = 1.0 / (h as f64).sqrt();
+            Init::Uniform { low: -k, high: k }
+        }
+        _ => default_init(name, shape),
+    }
+}
+
 /// The training loop: a classifier compiled for training, its optimizer, data sources and counters.
 pub struct Trainer {
     device: Device,
@@ -199,11 +221,12 @@ impl Trainer {
         opt: OptimizerConfig,
         cfg: TrainConfig,
     ) -> Result<Trainer> {
-        Self::with_sources(device, model, opt, cfg, |name, shape, seed| {
+        let graph = model.graph.clone();
+        Self::with_sources(device, model, opt, cfg, move |name, shape, seed| {
             Box::new(InitSource::new(
                 name,
                 shape,
-                default_init(name, shape),
+                default_init_in(&graph, name, shape),
                 seed,
             ))
         })
