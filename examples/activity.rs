@@ -60,7 +60,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         just_in_time: false,
     };
     let lr: f64 = arg(&args, "--lr", 0.003)?;
-    let base = ActivitySize::CONV;
+    let base = if args.iter().any(|a| a == "--conv-only") {
+        ActivitySize::CONV
+    } else {
+        ActivitySize::LSTM
+    };
     let size = ActivitySize {
         window: arg(&args, "--window", base.window)?,
         conv1_channels: arg(&args, "--conv1", base.conv1_channels)?,
@@ -71,7 +75,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         lstm_hidden: arg(&args, "--lstm-hidden", base.lstm_hidden)?,
         dense_hidden: arg(&args, "--hidden", base.dense_hidden)?,
         dropout: arg(&args, "--dropout", base.dropout)?,
-        recurrent: !args.iter().any(|a| a == "--conv-only") && base.recurrent,
         ..base
     };
     let hop: usize = arg(&args, "--hop", size.window / 2)?;

@@ -10,6 +10,7 @@ use crate::ops::dropout::Dropout;
 use crate::ops::loss::{Loss, LossKind, Reduction};
 use crate::ops::norm::BatchNorm;
 use crate::ops::pool::Pool2d;
+use crate::ops::recurrent::RecurrentLayers;
 
 /// Widths of the MNIST network.
 #[derive(Clone, Copy, Debug)]
@@ -133,6 +134,12 @@ impl ActivitySize {
         recurrent: false,
     };
 
+    /// [`ActivitySize::CONV`]'s convolutions feeding an LSTM of 32 units over the 22 steps.
+    pub const LSTM: ActivitySize = ActivitySize {
+        recurrent: true,
+        ..ActivitySize::CONV
+    };
+
     /// The time steps the convolutions leave (ceil-divided by each stride).
     pub fn steps(&self) -> usize {
         let l = self.window.div_ceil(self.conv1_stride.max(1));
@@ -181,9 +188,11 @@ pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<C
         channels = size.conv2_channels;
     }
     let features = if size.recurrent {
-        return Err(crate::error::Error::Invalid(
-            "the recurrent activity model needs the LSTM layer".into(),
-        ));
+        // (N, C, steps) → (steps, N, C): the LSTM reads the compressed steps in time order, and
+        // its final hidden state summarises the window.
+        let seq = g.image_to_sequence("to_sequence", h)?;
+        let out = g.lstm("lstm", seq, RecurrentLayers::new(size.lstm_hidden))?;
+        (out.last_hidden, size.lstm_hidden)
     } else {
         let f = g.flatten("flatten", h)?;
         let f = g.dense(
