@@ -24,6 +24,7 @@ const TINY: ActivitySize = ActivitySize {
     dense_hidden: 16,
     dropout: 0.0,
     recurrent: true,
+    channel_stats: true,
 };
 
 /// Every `step`-th window, up to `n`: a spread over users and activities, not one recording.

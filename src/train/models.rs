@@ -7,10 +7,12 @@ use crate::neuron::UnaryOp;
 use crate::ops::conv::{Conv1d, Conv2d, Padding, Padding1d};
 use crate::ops::dense::FullyConnected;
 use crate::ops::dropout::Dropout;
+use crate::ops::elementwise::BinaryOp;
 use crate::ops::loss::{Loss, LossKind, Reduction};
 use crate::ops::norm::BatchNorm;
 use crate::ops::pool::Pool2d;
 use crate::ops::recurrent::RecurrentLayers;
+use crate::ops::shape::Concat;
 
 /// Widths of the MNIST network.
 #[derive(Clone, Copy, Debug)]
@@ -114,24 +116,29 @@ pub struct ActivitySize {
     pub dropout: f32,
     /// Conv1d + LSTM over the compressed time steps when true; conv1d + fully connected when false.
     pub recurrent: bool,
+    /// Also feed the head each input channel's mean and log-variance over the window: the
+    /// direction of gravity in the phone's frame and how still the body is, the cues that tell
+    /// sitting from standing (batch-normalised, as their scales differ).
+    pub channel_stats: bool,
 }
 
 impl ActivitySize {
-    /// 2.56 s windows (128 samples at 50 Hz) compressed 6× to 22 steps of 32 channels, then a
-    /// fully connected head: trains to its best on lavapipe within minutes.
+    /// 3.84 s windows (192 samples at 50 Hz: a whole postural transition fits) compressed 9× to
+    /// 22 steps of 32 channels, then a fully connected head: the conv-only baseline.
     pub const CONV: ActivitySize = ActivitySize {
-        window: 128,
+        window: 192,
         inputs: 6,
         classes: 12,
         conv1_channels: 32,
         conv2_channels: 32,
         conv_kernel: 5,
-        conv1_stride: 2,
+        conv1_stride: 3,
         conv2_stride: 3,
         lstm_hidden: 32,
         dense_hidden: 64,
         dropout: 0.3,
         recurrent: false,
+        channel_stats: true,
     };
 
     /// [`ActivitySize::CONV`]'s convolutions feeding an LSTM of 32 units over the 22 steps.
@@ -151,11 +158,11 @@ impl ActivitySize {
     }
 }
 
-/// The human-activity classifier: windows (N, inputs, window) → conv1d (same padding, strided)
-/// → batch norm → ReLU, twice → either flatten → fully connected → ReLU → dropout → fully
-/// connected, or (`recurrent`) an LSTM over the compressed time steps whose last hidden state
-/// goes through dropout → fully connected → softmax cross-entropy. Input `image`
-/// (N, inputs, window), `labels` u32 (N), `weights` (N).
+/// The human-activity classifier. Windows `image` (N, inputs, window) → conv1d (same padding,
+/// strided) → batch norm → ReLU, twice, leaving `size.steps()` time steps. Features: with
+/// `recurrent`, an LSTM over the steps and its last hidden state; else flatten → fully connected
+/// → ReLU. With `channel_stats`, each input channel's window mean and log-variance join them.
+/// Then dropout → fully connected → softmax cross-entropy. `labels` u32 (N), `weights` (N).
 pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<Classifier> {
     let mut g = Graph::new();
     let x = g.input("image", &[batch, size.inputs, size.window])?;
@@ -203,7 +210,23 @@ pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<C
         let f = g.unary("relu3", UnaryOp::Relu, f)?;
         (f, size.dense_hidden)
     };
-    let (f, width) = features;
+    let (mut f, mut width) = features;
+    if size.channel_stats {
+        // (N, inputs, window) as (N, inputs, 1, window) for the 2-D pool.
+        let img = g.reshape("as_image", x, &[size.inputs, 1, size.window])?;
+        let mean = g.global_avg_pool("window_mean", img)?; // (N, inputs, 1, 1)
+        let dev = g.binary("deviation", BinaryOp::Sub, img, mean)?;
+        let sq = g.unary("squared", UnaryOp::Square, dev)?;
+        let var = g.global_avg_pool("window_var", sq)?;
+        // A floor far below any real variance keeps the log finite on a flat signal.
+        let var = g.unary("var_floor", UnaryOp::Linear { a: 1.0, b: 1e-6 }, var)?;
+        let log_var = g.unary("log_var", UnaryOp::Log, var)?;
+        let stats = g.concat("stats", &[mean, log_var], Concat::CHANNELS)?; // (N, 2·inputs, 1, 1)
+        let stats = g.batch_norm("stats_bn", stats, BatchNorm::default())?;
+        let stats = g.flatten("stats_flat", stats)?;
+        f = g.concat("head_in", &[f, stats], Concat { axis: 1 })?;
+        width += 2 * size.inputs;
+    }
     let f = g.dropout("dropout", f, Dropout::new(size.dropout, dropout_seed)?)?;
     let logits = g.dense("fc2", f, FullyConnected::new(width, size.classes))?; // (N, classes)
     let kind = LossKind::SoftmaxCrossEntropy {
@@ -225,4 +248,51 @@ pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<C
         logits,
         loss,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(c: &Classifier) -> Vec<String> {
+        c.graph
+            .nodes
+            .iter()
+            .filter(|n| n.op == crate::graph::Op::Param)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn activity_graphs_have_the_promised_shapes_and_parameters() {
+        let lstm = activity(4, ActivitySize::LSTM, 1).unwrap();
+        assert_eq!(lstm.graph.shape(lstm.logits), &[4, 12]);
+        let p = params(&lstm);
+        for name in [
+            "conv1.weight",
+            "bn2.bias",
+            "lstm.weight_hh_l0",
+            "fc2.weight",
+        ] {
+            assert!(p.iter().any(|n| n == name), "{name} missing from {p:?}");
+        }
+        assert!(!p.iter().any(|n| n.starts_with("fc1")));
+        let conv = activity(4, ActivitySize::CONV, 1).unwrap();
+        assert_eq!(conv.graph.shape(conv.logits), &[4, 12]);
+        assert!(!params(&conv).iter().any(|n| n.starts_with("lstm")));
+        // The head sees the LSTM's units plus a mean and a log-variance per input channel.
+        let fc2 = lstm.graph.find("fc2.weight").unwrap();
+        assert_eq!(lstm.graph.shape(fc2), &[12, 32 + 2 * 6]);
+        let one_conv = ActivitySize {
+            conv2_channels: 0,
+            channel_stats: false,
+            ..ActivitySize::LSTM
+        };
+        assert_eq!(
+            one_conv.steps(),
+            one_conv.window.div_ceil(one_conv.conv1_stride)
+        );
+        let g = activity(2, one_conv, 1).unwrap();
+        assert_eq!(g.graph.shape(g.logits), &[2, 12]);
+    }
 }
