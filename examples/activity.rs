@@ -7,9 +7,11 @@
 //! ```text
 //! cargo run --release --example activity [-- --epochs 8 --batch 32 --lr 0.003 --seed 1
 //!                                           --out runs/activity --resume --conv-only
-//!                                           --window 128 --hop 64]
+//!                                           --window 192 --hop 64 --no-stats]
 //! ```
-//! `--conv-only` trains the baseline without the LSTM (a fully connected head instead).
+//! `--conv-only` trains the baseline without the LSTM (a fully connected head instead);
+//! `--no-stats` leaves out the window statistics (each channel's mean and log-variance) that the
+//! head reads beside the learned features.
 //! Writes `runs/activity/metrics.jsonl`, `curves.svg`, `confusion.svg` and a checkpoint per epoch.
 
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use wgtrain::data::{Har, WindowLabel};
 use wgtrain::optim::schedule::Schedule;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
 use wgtrain::train::models::{ActivitySize, activity};
-use wgtrain::train::{TrainConfig, Trainer};
+use wgtrain::train::{ConfusionMatrix, TrainConfig, Trainer};
 
 /// Classes 0–5: WALKING, WALKING_UPSTAIRS, WALKING_DOWNSTAIRS, SITTING, STANDING, LAYING.
 const BASIC: [usize; 6] = [0, 1, 2, 3, 4, 5];
@@ -75,9 +77,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         lstm_hidden: arg(&args, "--lstm-hidden", base.lstm_hidden)?,
         dense_hidden: arg(&args, "--hidden", base.dense_hidden)?,
         dropout: arg(&args, "--dropout", base.dropout)?,
+        channel_stats: base.channel_stats && !args.iter().any(|a| a == "--no-stats"),
         ..base
     };
-    let hop: usize = arg(&args, "--hop", size.window / 2)?;
+    // Windows start every 1.28 s: a third of a window, so each sample is seen three times.
+    let hop: usize = arg(&args, "--hop", 64)?;
 
     // 1. The device: the best adapter found (WGTRAIN_BACKEND / WGTRAIN_ADAPTER choose another).
     let dev = Device::new()?;
@@ -147,7 +151,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     trainer.fit(&train, &test)?;
 
     // 5. What it confuses: the held-out windows by true and predicted activity.
-    let m = trainer.confusion(&test)?;
+    let (truth, predicted) = trainer.predict(&test)?;
+    let m = ConfusionMatrix::from_predictions(trainer.classes(), &truth, &predicted)?;
     println!(
         "final test accuracy: {:.2}% over all 12 classes, {:.2}% on the 6 basic activities \
          ({} epochs, {:.0} s)",
@@ -156,6 +161,26 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         trainer.epoch,
         t0.elapsed().as_secs_f64()
     );
+    // People differ (how they wear the phone, how they sit): the score of each held-out user.
+    let mut users = test.users.clone();
+    users.dedup();
+    let mut line = String::from("per user (12 classes / 6 basic):");
+    for u in users {
+        let of = |v: &[u32]| -> Vec<u32> {
+            v.iter()
+                .zip(&test.users)
+                .filter(|(_, w)| **w == u)
+                .map(|(c, _)| *c)
+                .collect()
+        };
+        let mu = ConfusionMatrix::from_predictions(m.classes(), &of(&truth), &of(&predicted))?;
+        line += &format!(
+            " {u}: {:.1}%/{:.1}%",
+            100.0 * mu.accuracy(),
+            100.0 * mu.accuracy_over(&BASIC)?
+        );
+    }
+    println!("{line}");
     let names = har.class_names();
     print!("{}", m.table(names)?);
     if let Some(dir) = &cfg.out_dir {
