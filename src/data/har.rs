@@ -86,6 +86,92 @@ pub struct HarWindows {
     pub len: usize,
 }
 
+impl HarWindows {
+    /// Mean and standard deviation of each channel over every sample of every window (f64
+    /// sums); normalising the test set with the training set's statistics keeps it unseen.
+    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
+        let (c, l) = (self.channels, self.len);
+        let mut mean = Vec::with_capacity(c);
+        let mut std = Vec::with_capacity(c);
+        for ch in 0..c {
+            let (mut s, mut s2) = (0f64, 0f64);
+            for w in 0..self.n {
+                for &v in &self.x[(w * c + ch) * l..(w * c + ch + 1) * l] {
+                    s += v as f64;
+                    s2 += (v as f64) * (v as f64);
+                }
+            }
+            let m = (self.n * l).max(1) as f64;
+            let mu = s / m;
+            mean.push(mu as f32);
+            std.push((s2 / m - mu * mu).max(0.0).sqrt() as f32);
+        }
+        (mean, std)
+    }
+
+    /// Maps each channel `c` to `(x - mean[c]) / std[c]`; `Err` unless there is one finite mean
+    /// and one positive std per channel.
+    pub fn normalize(&mut self, mean: &[f32], std: &[f32]) -> Result<()> {
+        let c = self.channels;
+        if mean.len() != c || std.len() != c {
+            return Err(Error::Invalid(format!(
+                "HarWindows::normalize: {} means and {} stds for {c} channels",
+                mean.len(),
+                std.len()
+            )));
+        }
+        if let Some(ch) = (0..c).find(|&i| !(mean[i].is_finite() && std[i] > 0.0)) {
+            return Err(Error::Invalid(format!(
+                "HarWindows::normalize: channel {ch} has mean {} and std {}",
+                mean[ch], std[ch]
+            )));
+        }
+        for (i, row) in self.x.chunks_exact_mut(self.len.max(1)).enumerate() {
+            let ch = i % c;
+            row.iter_mut().for_each(|v| *v = (*v - mean[ch]) / std[ch]);
+        }
+        Ok(())
+    }
+
+    /// The windows at `indices`, in that order; `Err` for an index past the end.
+    pub fn subset(&self, indices: &[usize]) -> Result<HarWindows> {
+        let per = self.channels * self.len;
+        let mut out = HarWindows {
+            x: Vec::with_capacity(indices.len() * per),
+            labels: Vec::with_capacity(indices.len()),
+            users: Vec::with_capacity(indices.len()),
+            n: indices.len(),
+            channels: self.channels,
+            len: self.len,
+        };
+        for &i in indices {
+            if i >= self.n {
+                return Err(Error::Invalid(format!(
+                    "HarWindows::subset: window {i} of {}",
+                    self.n
+                )));
+            }
+            out.x.extend_from_slice(&self.x[i * per..(i + 1) * per]);
+            out.labels.push(self.labels[i]);
+            out.users.push(self.users[i]);
+        }
+        Ok(out)
+    }
+
+    /// Windows per class, indexed by class (length: the largest label + 1).
+    pub fn class_counts(&self) -> Vec<usize> {
+        let k = self
+            .labels
+            .iter()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut counts = vec![0; k];
+        self.labels.iter().for_each(|&l| counts[l as usize] += 1);
+        counts
+    }
+}
+
 /// A bounds-checked little-endian reader whose errors say where the data ran out.
 struct Reader<'a> {
     b: &'a [u8],
@@ -463,6 +549,29 @@ mod tests {
         );
         let p = std::env::temp_dir().join("wgtrain-no-such-har.bin.gz");
         assert_io(Har::read(&p), &p.display().to_string(), "cannot read");
+    }
+
+    #[test]
+    fn normalize_subset_and_counts() {
+        let h = Har::from_bytes(&small(), "s").unwrap();
+        let mut w = h.windows(4, 2, WindowLabel::Majority).unwrap();
+        let (mean, std) = w.channel_stats();
+        // Channel a: windows [-5..-2], [-3..0], [-1..2]: 12 values summing to -18.
+        assert!((mean[0] + 1.5).abs() < 1e-6, "{mean:?}");
+        assert!(std[0] > 0.0 && std[1] > 0.0);
+        w.normalize(&mean, &std).unwrap();
+        let (m2, s2) = w.channel_stats();
+        assert!(m2.iter().all(|m| m.abs() < 1e-5) && s2.iter().all(|s| (s - 1.0).abs() < 1e-4));
+        assert!(w.normalize(&mean[..1], &std).is_err());
+        assert!(w.normalize(&mean, &[1.0, 0.0]).is_err());
+        let s = w.subset(&[2, 0]).unwrap();
+        assert_eq!(
+            (s.n, s.labels.clone(), s.users.clone()),
+            (2, vec![1, 0], vec![3, 3])
+        );
+        assert_eq!(s.x[..8], w.x[16..24]);
+        assert!(w.subset(&[3]).is_err());
+        assert_eq!(w.class_counts(), [2, 1]);
     }
 
     #[test]

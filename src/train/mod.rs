@@ -3,6 +3,7 @@
 //! with the inference twin sharing the trained weights after each epoch, early stop at a target
 //! accuracy, a progress bar, a metrics file and plot, and a checkpoint per epoch to resume from.
 
+pub mod confusion;
 pub mod metrics;
 pub mod models;
 
@@ -22,6 +23,7 @@ use crate::graph::{Graph, Op, Value};
 use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
 use crate::weights::checkpoint::{self, RngState, TrainState};
 use crate::weights::{self, DataSource, FanMode, Init, InitSource, Nonlinearity};
+pub use confusion::ConfusionMatrix;
 use metrics::{Metrics, Record};
 
 /// A labelled dataset the loop can draw batches from.
@@ -492,6 +494,31 @@ impl Trainer {
     /// Accuracy on `data` with the inference twin (dropout off, batch norm on running statistics)
     /// sharing the trained weights; batches of `cfg.batch`, the last one padded and trimmed.
     pub fn evaluate(&mut self, data: &dyn Dataset) -> Result<f64> {
+        let (truth, predicted) = self.predict(data)?;
+        let correct = truth.iter().zip(&predicted).filter(|(t, p)| t == p).count();
+        Ok(correct as f64 / data.len().max(1) as f64)
+    }
+
+    /// The confusion matrix of the inference twin's predictions on `data` (as `evaluate`); `Err`
+    /// if a label is not one of the classifier's classes.
+    pub fn confusion(&mut self, data: &dyn Dataset) -> Result<ConfusionMatrix> {
+        let (truth, predicted) = self.predict(data)?;
+        ConfusionMatrix::from_predictions(self.classes(), &truth, &predicted)
+    }
+
+    /// Number of classes: the last axis of the logits.
+    pub fn classes(&self) -> usize {
+        self.model
+            .graph
+            .shape(self.model.logits)
+            .last()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The inference twin's predicted class (argmax of the logits, ties to the smaller class)
+    /// for every sample of `data`, in order, as `(true labels, predictions)`.
+    pub fn predict(&mut self, data: &dyn Dataset) -> Result<(Vec<u32>, Vec<u32>)> {
         let b = self.cfg.batch;
         if self.eval.as_ref().is_none_or(|(n, _)| *n != b) {
             let gi = self.model.graph.with_batch(b)?.for_inference();
@@ -511,7 +538,8 @@ impl Trainer {
             }
         }
         let classes = *c.graph.shape(self.model.logits).last().unwrap();
-        let (mut correct, mut x, mut y) = (0usize, Vec::new(), Vec::new());
+        let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+        let (mut x, mut y) = (Vec::new(), Vec::new());
         for start in (0..data.len()).step_by(b) {
             let real = (data.len() - start).min(b);
             let idx: Vec<usize> = (0..b).map(|i| start + i % real).collect();
@@ -524,10 +552,11 @@ impl Trainer {
             for i in 0..real {
                 let row = &logits[i * classes..(i + 1) * classes];
                 let best = (0..classes).fold(0, |m, k| if row[k] > row[m] { k } else { m });
-                correct += (best as u32 == y[i]) as usize;
+                predicted.push(best as u32);
             }
+            truth.extend_from_slice(&y[..real]);
         }
-        Ok(correct as f64 / data.len().max(1) as f64)
+        Ok((truth, predicted))
     }
 
     /// Trains for the configured epochs (continuing from a checkpoint when `resume`), evaluating
