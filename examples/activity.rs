@@ -7,7 +7,8 @@
 //! ```text
 //! cargo run --release --example activity [-- --epochs 8 --batch 32 --lr 0.003 --seed 1
 //!                                           --out runs/activity --resume --conv-only
-//!                                           --window 192 --hop 64 --no-stats]
+//!                                           --window 192 --hop 64 --no-stats
+//!                                           --lstm-hidden 32 --lstm-layers 1 --bidirectional]
 //! ```
 //! `--conv-only` trains the baseline without the LSTM (a fully connected head instead);
 //! `--no-stats` leaves out the window statistics (each channel's mean and log-variance) that the
@@ -75,6 +76,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         conv1_stride: arg(&args, "--stride1", base.conv1_stride)?,
         conv2_stride: arg(&args, "--stride2", base.conv2_stride)?,
         lstm_hidden: arg(&args, "--lstm-hidden", base.lstm_hidden)?,
+        lstm_layers: arg(&args, "--lstm-layers", base.lstm_layers)?,
+        bidirectional: base.bidirectional || args.iter().any(|a| a == "--bidirectional"),
         dense_hidden: arg(&args, "--hidden", base.dense_hidden)?,
         dropout: arg(&args, "--dropout", base.dropout)?,
         channel_stats: base.channel_stats && !args.iter().any(|a| a == "--no-stats"),

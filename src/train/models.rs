@@ -11,7 +11,7 @@ use crate::ops::elementwise::BinaryOp;
 use crate::ops::loss::{Loss, LossKind, Reduction};
 use crate::ops::norm::BatchNorm;
 use crate::ops::pool::Pool2d;
-use crate::ops::recurrent::RecurrentLayers;
+use crate::ops::recurrent::{Merge, RecurrentLayers};
 use crate::ops::shape::Concat;
 
 /// Widths of the MNIST network.
@@ -110,6 +110,10 @@ pub struct ActivitySize {
     pub conv2_stride: usize,
     /// Hidden units of the LSTM (used when `recurrent`).
     pub lstm_hidden: usize,
+    /// Stacked LSTM layers (used when `recurrent`).
+    pub lstm_layers: usize,
+    /// A second, reversed LSTM direction per layer, outputs concatenated (used when `recurrent`).
+    pub bidirectional: bool,
     /// Units of the hidden fully connected layer of the conv-only head (unused when `recurrent`).
     pub dense_hidden: usize,
     /// Dropout rate before the last fully connected layer.
@@ -135,6 +139,8 @@ impl ActivitySize {
         conv1_stride: 3,
         conv2_stride: 3,
         lstm_hidden: 32,
+        lstm_layers: 1,
+        bidirectional: false,
         dense_hidden: 64,
         dropout: 0.3,
         recurrent: false,
@@ -198,8 +204,13 @@ pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<C
         // (N, C, steps) → (steps, N, C): the LSTM reads the compressed steps in time order, and
         // its final hidden state summarises the window.
         let seq = g.image_to_sequence("to_sequence", h)?;
-        let out = g.lstm("lstm", seq, RecurrentLayers::new(size.lstm_hidden))?;
-        (out.last_hidden, size.lstm_hidden)
+        let mut layers = RecurrentLayers::new(size.lstm_hidden).layers(size.lstm_layers);
+        if size.bidirectional {
+            layers = layers.bidirectional(Merge::Concat);
+        }
+        let out = g.lstm("lstm", seq, layers)?;
+        let directions = 1 + usize::from(size.bidirectional);
+        (out.last_hidden, directions * size.lstm_hidden)
     } else {
         let f = g.flatten("flatten", h)?;
         let f = g.dense(
