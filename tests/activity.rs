@@ -21,6 +21,8 @@ const TINY: ActivitySize = ActivitySize {
     conv1_stride: 2,
     conv2_stride: 2,
     lstm_hidden: 8,
+    lstm_layers: 1,
+    bidirectional: false,
     dense_hidden: 16,
     dropout: 0.0,
     recurrent: true,
