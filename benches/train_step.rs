@@ -2,7 +2,8 @@
 //! Adam) at batch 64 and 256, replayed as one submit per step with two steps in flight; also the
 //! compiled plan's numbers (planned vs naive activation bytes, dispatches and submits per step,
 //! CPU time to encode a step). Twin: `benches/train_step_torch.py` (same network, same sizes).
-//! Run: `cargo bench --bench train_step [-- --mps-size] [-- --quick]`.
+//! Run: `cargo bench --bench train_step [-- --mps-size] [-- --quick] [-- --profile]`
+//! (`--profile`: after the table, each batch's step split by kernel, `Compiled::profile_step`).
 
 use std::time::Instant;
 
@@ -14,6 +15,8 @@ use wgtrain::train::{TrainConfig, Trainer};
 fn main() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let profile = args.iter().any(|a| a == "--profile");
+    let mut profiles = Vec::new();
     let size = if args.iter().any(|a| a == "--mps-size") {
         MnistSize::MPS
     } else {
@@ -86,6 +89,15 @@ fn main() -> wgtrain::Result<()> {
             encode * 1e6,
             stats.arena_bytes as f64 / 1e6,
             stats.naive_bytes as f64 / 1e6
+        );
+        if profile {
+            profiles.push((batch, t.profile_step()?));
+        }
+    }
+    for (batch, p) in profiles {
+        println!(
+            "\nbatch {batch}, GPU time by kernel (each dispatch timed alone):\n{}",
+            p.table()
         );
     }
     Ok(())

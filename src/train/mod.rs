@@ -336,6 +336,15 @@ impl Trainer {
         Ok(())
     }
 
+    /// One training step (on the inputs already written) with every dispatch timed on the GPU:
+    /// where a step's time goes (`Compiled::profile_step`).
+    pub fn profile_step(&mut self) -> Result<crate::compile::Profile> {
+        self.opt.prepare_step()?;
+        let p = self.train.profile_step()?;
+        self.global_step += 1;
+        Ok(p)
+    }
+
     fn checkpoint_path(&self) -> Option<PathBuf> {
         self.cfg
             .out_dir
