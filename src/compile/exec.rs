@@ -339,6 +339,12 @@ impl Compiled {
     fn submit_last(&self, launches: &[&Launch]) -> wgpu::SubmissionIndex {
         let (d, q) = self.device.wgpu();
         let mut enc = crate::launch::encode(d, "step", launches.iter().copied());
+        self.encode_carried(&mut enc);
+        q.submit([enc.finish()])
+    }
+
+    /// Appends the copies of the carried states (final state into initial-state input) to `enc`.
+    pub(super) fn encode_carried(&self, enc: &mut wgpu::CommandEncoder) {
         for (from, to, _) in &self.carried {
             enc.copy_buffer_to_buffer(
                 &from.buffer,
@@ -348,7 +354,6 @@ impl Compiled {
                 from.bytes(),
             );
         }
-        q.submit([enc.finish()])
     }
 
     /// Carries recurrent state from step to step (truncated backpropagation through time): after

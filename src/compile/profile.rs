@@ -148,15 +148,7 @@ impl Compiled {
                 label: Some("carried state"),
             })
         })?;
-        for (from, to, _) in &self.carried {
-            enc.copy_buffer_to_buffer(
-                &from.buffer,
-                from.offset,
-                &to.buffer,
-                to.offset,
-                from.bytes(),
-            );
-        }
+        self.encode_carried(&mut enc);
         self.device().scoped(|_| q.submit([enc.finish()]))?;
         self.device().wait()?;
         let us = |t: u64| t as f64 * period / 1e3;

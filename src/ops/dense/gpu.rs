@@ -23,23 +23,6 @@ use crate::tensor::{DType, Tensor};
 
 const OP: &str = "fully_connected";
 
-fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, accumulate: bool) -> Gemm {
-    Gemm {
-        m,
-        n,
-        k,
-        batch: 1,
-        trans_a,
-        trans_b,
-        accumulate,
-        alpha: 1.0,
-        a_stride: 0,
-        b_stride: 0,
-        c_stride: 0,
-        fused: None,
-    }
-}
-
 /// Prepares `y = x · Wᵀ + b` into `y` (shape `op.out_shape(x)`).
 pub fn forward_launches(
     op: &FullyConnected,
@@ -71,7 +54,7 @@ pub fn forward_fused_launches(
     }
     let g = Gemm {
         fused,
-        ..gemm(n, op.out_features, k, false, true, b.is_some())
+        ..Gemm::plain(n, op.out_features, k, false, true, b.is_some())
     };
     launches.push(gemm_launch(&g, x, w, y)?);
     Ok(Prepared {
@@ -115,7 +98,12 @@ pub fn backward_data_launch(
     check(OP, "weight", w, &op.weight_shape())?;
     check(OP, "output gradient", dy, &op.out_shape(x_shape)?)?;
     check(OP, "input gradient", dx, x_shape)?;
-    gemm_launch(&gemm(n, k, op.out_features, false, false, false), dy, w, dx)
+    gemm_launch(
+        &Gemm::plain(n, k, op.out_features, false, false, false),
+        dy,
+        w,
+        dx,
+    )
 }
 
 /// Prepares `dW (out, K) = dyᵀ (out, N) · x (N, K)`.
@@ -129,7 +117,12 @@ pub fn backward_weights_launch(
     x.expect_dtype(OP, DType::F32)?;
     check(OP, "output gradient", dy, &op.out_shape(&x.shape)?)?;
     check(OP, "weight gradient", dw, &op.weight_shape())?;
-    gemm_launch(&gemm(op.out_features, k, n, true, false, false), dy, x, dw)
+    gemm_launch(
+        &Gemm::plain(op.out_features, k, n, true, false, false),
+        dy,
+        x,
+        dw,
+    )
 }
 
 /// `y = x · Wᵀ + b`, as `reference::forward`.

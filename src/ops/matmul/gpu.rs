@@ -67,6 +67,33 @@ pub struct Gemm {
     pub fused: Option<UnaryOp>,
 }
 
+impl Gemm {
+    /// One `m`×`n`×`k` product, unscaled, no batch, no neuron.
+    pub fn plain(
+        m: usize,
+        n: usize,
+        k: usize,
+        trans_a: bool,
+        trans_b: bool,
+        accumulate: bool,
+    ) -> Gemm {
+        Gemm {
+            m,
+            n,
+            k,
+            batch: 1,
+            trans_a,
+            trans_b,
+            accumulate,
+            alpha: 1.0,
+            a_stride: 0,
+            b_stride: 0,
+            c_stride: 0,
+            fused: None,
+        }
+    }
+}
+
 /// Prepares one GEMM over raw buffers; the caller has checked sizes.
 pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
     let p = [

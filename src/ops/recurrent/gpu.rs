@@ -188,23 +188,6 @@ fn matrix(t: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
     )
 }
 
-fn gemm(m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool, accumulate: bool) -> Gemm {
-    Gemm {
-        m,
-        n,
-        k,
-        batch: 1,
-        trans_a,
-        trans_b,
-        accumulate,
-        alpha: 1.0,
-        a_stride: 0,
-        b_stride: 0,
-        c_stride: 0,
-        fused: None,
-    }
-}
-
 /// Prepares the forward pass into `y (T, N, H)`, the flat `reserve`, `h_n (N, H)` and, for an
 /// LSTM, `c_n (N, H)`.
 pub fn forward_launches(
@@ -233,7 +216,7 @@ pub fn forward_launches(
         launches.push(bias_fill_launch(b, &gates)?);
     }
     launches.push(gemm_launch(
-        &gemm(tn, gh, op.input_size, false, true, i.b_ih.is_some()),
+        &Gemm::plain(tn, gh, op.input_size, false, true, i.b_ih.is_some()),
         i.x,
         i.w_ih,
         &gates,
@@ -377,20 +360,20 @@ pub fn backward_launches(
     }
     // dx (T·N, I) = dG_x · W_ih;  dW_ih (G·H, I) = dG_xᵀ · x;  dW_hh (G·H, H) = dG_hᵀ · h_prev.
     launches.push(gemm_launch(
-        &gemm(tn, op.input_size, gh, false, false, false),
+        &Gemm::plain(tn, op.input_size, gh, false, false, false),
         &dg_x,
         i.w_ih,
         out.dx,
     )?);
     launches.push(gemm_launch(
-        &gemm(gh, op.input_size, tn, true, false, false),
+        &Gemm::plain(gh, op.input_size, tn, true, false, false),
         &dg_x,
         i.x,
         out.dw_ih,
     )?);
     let h_prev = matrix(&prev, tn, h)?;
     launches.push(gemm_launch(
-        &gemm(gh, h, tn, true, false, false),
+        &Gemm::plain(gh, h, tn, true, false, false),
         &dg_h,
         &h_prev,
         out.dw_hh,
