@@ -276,3 +276,21 @@ fn just_in_time_trainer_matches_resident_and_checkpoints_cross() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+/// A batch more than twice the data set: the padding cycles through the data (it used to index
+/// past the shuffled order and panic), and evaluation counts each sample once.
+#[test]
+fn a_batch_larger_than_twice_the_data_trains() {
+    let data = Mnist::embedded().unwrap();
+    let (train, test) = (subset(&data.train, 5), subset(&data.test, 3));
+    each_device("batch larger than the data", |dev| {
+        let opt = OptimizerConfig::new(Algorithm::adam(), 0.003);
+        let mut t =
+            Trainer::new(dev, mnist(16, TINY, 7).unwrap(), opt, config(16, 1, None)).unwrap();
+        let (loss, _) = t.train_epoch(&train, None).unwrap();
+        assert!(loss.is_finite(), "loss {loss}");
+        assert_eq!(t.global_step, 1);
+        let accuracy = t.evaluate(&test).unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "accuracy {accuracy}");
+    });
+}

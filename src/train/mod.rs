@@ -451,8 +451,9 @@ impl Trainer {
             // Pad a partial last batch with samples from the start, at weight 0.
             let mut idx: Vec<usize> = order[s * b..((s + 1) * b).min(order.len())].to_vec();
             let real = idx.len();
+            // (cycling through the data: the batch may be more than twice the data set)
             while idx.len() < b {
-                idx.push(order[idx.len() - real]);
+                idx.push(order[(idx.len() - real) % order.len()]);
             }
             x.clear();
             y.clear();

@@ -216,6 +216,52 @@ fn tap(o: usize, k: usize, s: usize, d: usize, pad: usize, len: usize) -> Option
     (o * s + k * d).checked_sub(pad).filter(|&i| i < len)
 }
 
+/// The first of `out` windows (`taps` taps, stride `s`, dilation `d`, `pad` before a `len`-long
+/// axis) that reads only padding, found from each tap's interval of outputs that read the input —
+/// O(taps·log taps) (O(1) undilated), not O(out·taps), so a huge axis is checked at once. The
+/// caller bounds `taps` of a dilated window.
+pub(crate) fn first_padding_only_window(
+    out: usize,
+    taps: usize,
+    s: usize,
+    d: usize,
+    pad: usize,
+    len: usize,
+) -> Option<usize> {
+    if out == 0 || taps == 0 {
+        return None;
+    }
+    let (s, d, pad, len) = (s.max(1) as u128, d as u128, pad as u128, len as u128);
+    if d == 1 {
+        // Consecutive taps: the outputs reading the input are one interval.
+        let first = (pad.saturating_sub(taps as u128 - 1)).div_ceil(s);
+        let last = (pad + len - 1) / s;
+        return if first > 0 {
+            Some(0)
+        } else {
+            (last + 1 < out as u128).then_some(last as usize + 1)
+        };
+    }
+    // Tap t reads the input for the outputs o with pad ≤ o·s + t·d < pad + len.
+    let mut covered: Vec<(u128, u128)> = (0..taps as u128)
+        .filter_map(|t| {
+            let first = pad.saturating_sub(t * d).div_ceil(s);
+            let end = (pad + len).checked_sub(t * d).filter(|&e| e > 0)?; // o·s < end
+            let last = ((end - 1) / s).min(out as u128 - 1);
+            (first <= last).then_some((first, last))
+        })
+        .collect();
+    covered.sort_unstable();
+    let mut next = 0u128; // every output below `next` reads the input
+    for (first, last) in covered {
+        if first > next {
+            break;
+        }
+        next = next.max(last + 1);
+    }
+    (next < out as u128).then_some(next as usize)
+}
+
 /// What the four convolution descriptors share, so kernels and the CPU oracle can treat them as
 /// one: a [`ConvGeometry`] applied forward, or transposed (its adjoint).
 pub trait Convolution {

@@ -9,7 +9,7 @@ pub(crate) mod samples;
 
 pub use op::PoolOp;
 
-use super::conv::{ConvGeometry, Ctx, Padding};
+use super::conv::{ConvGeometry, Ctx, Padding, first_padding_only_window};
 use crate::error::{Result, shape_err};
 
 /// What a pooling window computes.
@@ -120,8 +120,18 @@ impl Pool2d {
                 count_include_pad: true,
             })
         {
-            let empty_y = (0..oh).find(|&o| (0..k.0).all(|t| g.tap_y(o, t).is_none()));
-            let empty_x = (0..ow).find(|&o| (0..k.1).all(|t| g.tap_x(o, t).is_none()));
+            // The check lists a dilated window's taps; no real pool has this many.
+            const MAX_DILATED_TAPS: usize = 1 << 16;
+            if (d.0 > 1 && k.0 > MAX_DILATED_TAPS) || (d.1 > 1 && k.1 > MAX_DILATED_TAPS) {
+                return shape_err(
+                    ctx.op,
+                    format!(
+                        "a dilated kernel {k:?} has more than {MAX_DILATED_TAPS} taps per axis"
+                    ),
+                );
+            }
+            let empty_y = first_padding_only_window(oh, k.0, s.0, d.0, pad.0, h);
+            let empty_x = first_padding_only_window(ow, k.1, s.1, d.1, pad.2, w);
             if let Some((axis, o)) = empty_y
                 .map(|o| ("row", o))
                 .or(empty_x.map(|o| ("column", o)))
@@ -158,6 +168,60 @@ impl GlobalAvgPool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_padding_only_window_check_matches_the_scan_it_replaced() {
+        use crate::ops::conv::first_padding_only_window;
+        let scan = |out: usize, k: usize, s: usize, d: usize, pad: usize, len: usize| {
+            (0..out).find(|&o| {
+                (0..k).all(|t| (o * s + t * d).checked_sub(pad).is_none_or(|i| i >= len))
+            })
+        };
+        let mut checked = 0;
+        for len in 1..6 {
+            for k in 1..4 {
+                for s in 1..4 {
+                    for d in 1..5 {
+                        for pad in 0..6 {
+                            for out in 1..8 {
+                                assert_eq!(
+                                    first_padding_only_window(out, k, s, d, pad, len),
+                                    scan(out, k, s, d, pad, len),
+                                    "out {out} k {k} s {s} d {d} pad {pad} len {len}"
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 5000);
+    }
+
+    /// A pool over an axis of 2^40 used to scan every window (it never returned).
+    #[test]
+    fn a_huge_axis_is_checked_at_once() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let p = super::Pool2d::max((2, 2), (2, 2));
+            let small = p.geometry(&[1, 1, 1 << 40, 2]).map(|g| g.out_size);
+            // A kernel as long as half the axis, undilated and dilated.
+            let p = super::Pool2d::max((1 << 39, 1), (1 << 39, 1));
+            let long = p.geometry(&[1, 1, 1 << 40, 2]).map(|g| g.out_size);
+            let mut p = super::Pool2d::max((1 << 20, 1), (1, 1));
+            p.dilation = (2, 1);
+            let dilated = p.geometry(&[1, 1, 1 << 40, 2]).map(|g| g.out_size);
+            let _ = tx.send((small, long, dilated));
+        });
+        let (small, long, dilated) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("Pool2d::geometry did not return within 10 s");
+        assert_eq!(small.unwrap(), (1 << 39, 1));
+        assert_eq!(long.unwrap(), (2, 2));
+        let e = dilated.unwrap_err().to_string();
+        assert!(e.contains("taps"), "{e}");
+    }
+
     use super::*;
 
     fn msg<T: std::fmt::Debug>(r: Result<T>) -> String {
