@@ -62,6 +62,25 @@ impl<'a> Binding<'a> {
     }
 }
 
+/// Elements and bytes of `shape` in `dtype`, or an `Err` where the count overflows (a wrapped
+/// product would allocate a tiny buffer for a huge shape).
+fn checked_size(shape: &[usize], dtype: DType) -> Result<(usize, u64)> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Shape {
+            op: "tensor".into(),
+            msg: format!("shape {shape:?} has more elements than a usize counts"),
+        })?;
+    let bytes = (n as u64)
+        .checked_mul(dtype.size() as u64)
+        .ok_or_else(|| Error::Shape {
+            op: "tensor".into(),
+            msg: format!("shape {shape:?} of {dtype:?} has more bytes than a u64 counts"),
+        })?;
+    Ok((n, bytes))
+}
+
 fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
@@ -69,7 +88,7 @@ fn numel(shape: &[usize]) -> usize {
 impl Tensor {
     /// An uninitialised (zero-filled by wgpu) tensor.
     pub fn zeros(device: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let bytes = numel(shape) as u64 * dtype.size() as u64;
+        let (_, bytes) = checked_size(shape, dtype)?;
         let buffer = device.storage_buffer(&format!("tensor {shape:?} {dtype:?}"), bytes)?;
         Ok(Tensor {
             device: device.clone(),
@@ -89,9 +108,13 @@ impl Tensor {
         shape: &[usize],
         dtype: DType,
     ) -> Result<Tensor> {
-        let bytes = numel(shape) as u64 * dtype.size() as u64;
+        let (_, bytes) = checked_size(shape, dtype)?;
         let align = device.caps().storage_offset_alignment as u64;
-        if !offset.is_multiple_of(align) || offset + bytes.max(4) > buffer.size() {
+        if !offset.is_multiple_of(align)
+            || offset
+                .checked_add(bytes.max(4))
+                .is_none_or(|end| end > buffer.size())
+        {
             return Err(Error::Invalid(format!(
                 "view {shape:?} {dtype:?} at byte {offset}: needs {bytes} bytes aligned to {align} inside a buffer of {}",
                 buffer.size()
@@ -148,13 +171,11 @@ impl Tensor {
         bytes: &[u8],
         len: usize,
     ) -> Result<Tensor> {
-        if numel(shape) != len {
+        let (n, _) = checked_size(shape, dtype)?;
+        if n != len {
             return Err(Error::Shape {
                 op: "tensor upload".into(),
-                msg: format!(
-                    "shape {shape:?} holds {} elements but {len} were given",
-                    numel(shape)
-                ),
+                msg: format!("shape {shape:?} holds {n} elements but {len} were given"),
             });
         }
         let t = Self::zeros(device, shape, dtype)?;
@@ -249,7 +270,7 @@ impl Tensor {
 
     /// The same buffer seen with another shape of equal element count (no copy).
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        if numel(shape) != self.numel() {
+        if checked_size(shape, self.dtype)?.0 != self.numel() {
             return Err(Error::Shape {
                 op: "reshape".into(),
                 msg: format!(

@@ -106,3 +106,24 @@ fn compile_errors_keep_their_kind_and_name_the_node_and_unit() {
         "{e}"
     );
 }
+
+/// Shapes whose element or byte count overflows are refused (a wrapped product used to give a
+/// 4-byte buffer for 2^62 elements in release builds).
+#[test]
+fn overflowing_tensor_shapes_are_errors() {
+    each_device("overflowing_tensor_shapes_are_errors", |dev| {
+        use wgtrain::{DType, Tensor};
+        for shape in [
+            vec![1usize << 31, 1 << 31, 4],
+            vec![usize::MAX, 2],
+            vec![1 << 40, 1 << 40],
+        ] {
+            let e = Tensor::zeros(dev, &shape, DType::F32).err();
+            let e = e.unwrap_or_else(|| panic!("{shape:?} was allocated"));
+            assert!(e.to_string().contains(&format!("{shape:?}")), "{e}");
+        }
+        let t = Tensor::zeros(dev, &[4], DType::F32).unwrap();
+        assert!(t.reshape(&[usize::MAX, 2]).is_err());
+        assert!(Tensor::from_f32(dev, &[usize::MAX, 2], &[0.0; 4]).is_err());
+    });
+}
