@@ -37,11 +37,14 @@ pub fn samples() -> Vec<Sample> {
             let x = seq(g, 37, s, 2)?;
             Ok(g.lstm("lstm", x, RecurrentLayers::new(7))?.y)
         }),
-        Sample::new("recurrent/lstm_hidden1_reverse_states", |g, s| {
+        // The reversed direction's h_n plus the forward one's c_n: both final states' vjp.
+        Sample::new("recurrent/lstm_hidden1_bidirectional_states", |g, s| {
             let x = seq(g, 6, 3 * s, 2)?;
-            let layers = RecurrentLayers::new(1).with_initial_state();
+            let layers = RecurrentLayers::new(1)
+                .with_initial_state()
+                .bidirectional(Merge::Sum);
             let o = g.lstm("lstm", x, layers)?;
-            g.binary("h_plus_c", BinaryOp::Add, o.h_n[0], o.c_n[0])
+            g.binary("h_plus_c", BinaryOp::Add, o.h_n[1], o.c_n[0])
         }),
         Sample::new("recurrent/lstm_reverse_final_states", |g, s| {
             let x = seq(g, 5, 2, 3)?;
