@@ -100,3 +100,38 @@ fn mnist_embedded_round_trips_through_idx() {
     assert_eq!(Mnist::from_dir(&dir).unwrap(), m);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Windows built by hand whose fields disagree are an `Err` when a batch is drawn, not an index
+/// panic.
+#[test]
+fn inconsistent_windows_are_refused_by_the_loop() {
+    use wgtrain::data::HarWindows;
+    use wgtrain::train::Dataset;
+    let good = HarWindows {
+        x: vec![0.0; 2 * 3 * 4],
+        labels: vec![0, 1],
+        users: vec![1, 2],
+        n: 2,
+        channels: 3,
+        len: 4,
+    };
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    good.fill(&[1, 0], &mut x, &mut y).unwrap();
+    assert_eq!((x.len(), &y[..]), (24, &[1, 0][..]));
+    let short = HarWindows {
+        x: vec![0.0; 20],
+        ..good.clone()
+    };
+    let huge = HarWindows {
+        channels: usize::MAX,
+        ..good.clone()
+    };
+    let unlabelled = HarWindows {
+        labels: vec![0],
+        ..good.clone()
+    };
+    for bad in [short, huge, unlabelled] {
+        let e = bad.fill(&[0], &mut x, &mut y).unwrap_err().to_string();
+        assert!(e.contains("need"), "{e}");
+    }
+}

@@ -99,6 +99,23 @@ impl ImageSet {
     /// The images at `indices` as NCHW f32 (B, 1, rows, cols) scaled to [0, 1] by x/255, and
     /// their labels: the form a training step consumes.
     pub fn batch(&self, indices: &[usize]) -> Result<(Vec<f32>, Vec<u8>)> {
+        // The fields are public: a set built by hand may not hold what `n` says.
+        let bytes = self
+            .n
+            .checked_mul(self.rows)
+            .and_then(|v| v.checked_mul(self.cols));
+        if bytes != Some(self.images.len()) || self.labels.len() != self.n {
+            return Err(Error::Invalid(format!(
+                "ImageSet::batch: {} images of {}×{} need {} bytes and {} labels; it holds {} bytes and {} labels",
+                self.n,
+                self.rows,
+                self.cols,
+                bytes.map_or_else(|| "more than usize".to_string(), |b| b.to_string()),
+                self.n,
+                self.images.len(),
+                self.labels.len()
+            )));
+        }
         if let Some(&i) = indices.iter().find(|&&i| i >= self.n) {
             return Err(Error::Invalid(format!(
                 "ImageSet::batch: index {i} out of range for {} images",
@@ -112,13 +129,19 @@ impl ImageSet {
         Ok((x, indices.iter().map(|&i| self.labels[i]).collect()))
     }
 
-    /// Labels as one-hot f32 rows (B, 10), for losses that want a dense target.
-    pub fn one_hot(labels: &[u8]) -> Vec<f32> {
+    /// Labels as one-hot f32 rows (B, 10), for losses that want a dense target; a label of 10
+    /// or more is an `Err` (it would mark the next row, or index past the end).
+    pub fn one_hot(labels: &[u8]) -> Result<Vec<f32>> {
         let mut out = vec![0.0; labels.len() * 10];
         for (row, &l) in labels.iter().enumerate() {
+            if l >= 10 {
+                return Err(Error::Invalid(format!(
+                    "ImageSet::one_hot: label {l} of sample {row} is not a digit class (0..10)"
+                )));
+            }
             out[row * 10 + l as usize] = 1.0;
         }
-        out
+        Ok(out)
     }
 }
 
@@ -241,9 +264,39 @@ mod tests {
         assert!(x.iter().all(|v| (0.0..=1.0).contains(v)));
         assert!(x.contains(&1.0));
         assert!(m.test.batch(&[2000]).is_err());
-        let oh = ImageSet::one_hot(&[2, 0]);
+        let oh = ImageSet::one_hot(&[2, 0]).unwrap();
+        assert!(ImageSet::one_hot(&[3, 10]).is_err());
         assert_eq!(oh.len(), 20);
         assert_eq!((oh[2], oh[10], oh.iter().sum::<f32>()), (1.0, 1.0, 2.0));
+    }
+
+    /// A set built by hand whose fields disagree is an `Err` in `batch`, not an index panic.
+    #[test]
+    fn batch_refuses_inconsistent_fields() {
+        let good = ImageSet {
+            images: vec![0; 2 * 4],
+            labels: vec![1, 2],
+            n: 2,
+            rows: 2,
+            cols: 2,
+        };
+        assert!(good.batch(&[0, 1]).is_ok());
+        let short_images = ImageSet {
+            images: vec![0; 5],
+            ..good.clone()
+        };
+        let short_labels = ImageSet {
+            labels: vec![1],
+            ..good.clone()
+        };
+        let huge = ImageSet {
+            n: usize::MAX,
+            ..good.clone()
+        };
+        for bad in [short_images, short_labels, huge] {
+            let e = bad.batch(&[0]).unwrap_err().to_string();
+            assert!(e.contains("need"), "{e}");
+        }
     }
 
     /// Writes a 4-image set, plain or gzipped, and reads it back through `from_dir`.
