@@ -2,7 +2,7 @@
 
 use super::Classifier;
 use crate::error::Result;
-use crate::graph::Graph;
+use crate::graph::{Graph, Value};
 use crate::neuron::UnaryOp;
 use crate::ops::conv::{Conv1d, Conv2d, Padding, Padding1d};
 use crate::ops::dense::FullyConnected;
@@ -68,25 +68,7 @@ pub fn mnist(batch: usize, size: MnistSize, dropout_seed: u64) -> Result<Classif
     let h = g.dropout("dropout", h, Dropout::new(0.25, dropout_seed)?)?;
     let h = g.dense("fc2", h, FullyConnected::new(size.hidden, 10))?;
     let logits = g.flatten("logits", h)?; // (N, 10)
-    let kind = LossKind::SoftmaxCrossEntropy {
-        label_smoothing: 0.0,
-        class_weights: None,
-    };
-    let loss = g.loss(
-        "loss",
-        logits,
-        labels,
-        Some(weights),
-        Loss {
-            kind,
-            reduction: Reduction::SumByNonZeroWeights,
-        },
-    )?;
-    Ok(Classifier {
-        graph: g,
-        logits,
-        loss,
-    })
+    classifier(g, logits, labels, weights)
 }
 
 /// Layer sizes of the activity classifier ([`activity`]).
@@ -240,6 +222,12 @@ pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<C
     }
     let f = g.dropout("dropout", f, Dropout::new(size.dropout, dropout_seed)?)?;
     let logits = g.dense("fc2", f, FullyConnected::new(width, size.classes))?; // (N, classes)
+    classifier(g, logits, labels, weights)
+}
+
+/// The loop's classifier head on `logits`: softmax cross-entropy against `labels`, reduced with
+/// `SumByNonZeroWeights` over the sample `weights` (so padded samples count for nothing).
+fn classifier(mut g: Graph, logits: Value, labels: Value, weights: Value) -> Result<Classifier> {
     let kind = LossKind::SoftmaxCrossEntropy {
         label_smoothing: 0.0,
         class_weights: None,
