@@ -93,28 +93,23 @@ pub struct GradOutputs<'a> {
 
 /// Checks every forward input against the op; returns `(T, N)`.
 fn check_inputs(op: &Recurrent, i: &Inputs<'_, Tensor>) -> Result<(usize, usize)> {
+    op.check_inputs(&i.map(|t| t.shape()))?;
     let (t, n) = op.sequence(&i.x.shape)?;
-    check(OP, "x", i.x, &i.x.shape)?;
-    check(OP, "weight_ih", i.w_ih, &op.weight_ih_shape()?)?;
-    check(OP, "weight_hh", i.w_hh, &op.weight_hh_shape()?)?;
-    let gh = op.gate_rows()?;
-    for (what, b) in [("bias_ih", i.b_ih), ("bias_hh", i.b_hh)] {
-        match b {
-            Some(b) => check(OP, what, b, &[gh])?,
-            None if op.bias => return missing(what),
-            None => {}
+    let named = [
+        ("x", Some(i.x)),
+        ("weight_ih", Some(i.w_ih)),
+        ("weight_hh", Some(i.w_hh)),
+    ];
+    let optional = [
+        ("bias_ih", i.b_ih),
+        ("bias_hh", i.b_hh),
+        ("h0", i.h0),
+        ("c0", i.c0),
+    ];
+    for (what, tensor) in named.into_iter().chain(optional) {
+        if let Some(tensor) = tensor {
+            tensor.expect_dtype(&format!("{OP} {what}"), DType::F32)?;
         }
-    }
-    let state = [n, op.hidden_size];
-    match i.h0 {
-        Some(h0) => check(OP, "h0", h0, &state)?,
-        None if op.initial_state => return missing("h0"),
-        None => {}
-    }
-    match i.c0 {
-        Some(c0) => check(OP, "c0", c0, &state)?,
-        None if op.initial_state && op.cell.has_cell_state() => return missing("c0"),
-        None => {}
     }
     // The kernels index (T, N, G·H + H) with u32.
     let reserve = op.reserve_len(t, n)?;

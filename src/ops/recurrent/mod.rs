@@ -224,6 +224,21 @@ pub struct Inputs<'a, T: ?Sized> {
     pub c0: Option<&'a T>,
 }
 
+impl<'a, T: ?Sized> Inputs<'a, T> {
+    /// The same inputs seen through `f` (e.g. tensors as their shapes).
+    pub fn map<U: ?Sized>(&self, f: impl Fn(&'a T) -> &'a U) -> Inputs<'a, U> {
+        Inputs {
+            x: f(self.x),
+            w_ih: f(self.w_ih),
+            w_hh: f(self.w_hh),
+            b_ih: self.b_ih.map(&f),
+            b_hh: self.b_hh.map(&f),
+            h0: self.h0.map(&f),
+            c0: self.c0.map(&f),
+        }
+    }
+}
+
 impl Recurrent {
     /// The forward inputs by name and what follows them in `ins` (the backward op's extra
     /// inputs); `Err` when `ins` is too short.
@@ -258,6 +273,38 @@ impl Recurrent {
             },
             &ins[count..],
         ))
+    }
+
+    /// Checks the forward inputs: each present exactly when the layer has it, each of its shape;
+    /// returns the forward output shapes (the one check of the graph op and the launches).
+    pub fn check_inputs(&self, i: &Inputs<'_, [usize]>) -> Result<Vec<Vec<usize>>> {
+        let outs = self.output_shapes(i.x)?;
+        let rows = vec![self.gate_rows()?];
+        let with_cell = self.initial_state && self.cell.has_cell_state();
+        // (name, given, whether the layer has it, its shape)
+        let expected = [
+            ("weight_ih", Some(i.w_ih), true, self.weight_ih_shape()?),
+            ("weight_hh", Some(i.w_hh), true, self.weight_hh_shape()?),
+            ("bias_ih", i.b_ih, self.bias, rows.clone()),
+            ("bias_hh", i.b_hh, self.bias, rows),
+            ("h0", i.h0, self.initial_state, outs[2].clone()),
+            ("c0", i.c0, with_cell, outs[2].clone()),
+        ];
+        for (what, given, wanted, shape) in expected {
+            match (given, wanted) {
+                (Some(g), true) if g != shape.as_slice() => {
+                    return shape_err(OP, format!("{what} has shape {g:?}, expected {shape:?}"));
+                }
+                (Some(_), true) | (None, false) => {}
+                (None, true) => {
+                    return shape_err(OP, format!("the layer needs {what} but none was given"));
+                }
+                (Some(g), false) => {
+                    return shape_err(OP, format!("{what} {g:?} given to a layer without one"));
+                }
+            }
+        }
+        Ok(outs)
     }
 
     /// The shapes of the forward outputs for an input `(T, N, I)`: `y (T, N, H)`, the flat

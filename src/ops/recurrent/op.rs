@@ -71,21 +71,7 @@ impl RecurrentOp {
 
 /// Checks the forward inputs' shapes; returns the forward output shapes.
 fn check_forward(op: &Recurrent, ins: &[&[usize]]) -> Result<Vec<Vec<usize>>> {
-    let (i, _) = op.split(ins)?;
-    let outs = op.output_shapes(i.x)?;
-    same(OP, "weight_ih", i.w_ih, &op.weight_ih_shape()?)?;
-    same(OP, "weight_hh", i.w_hh, &op.weight_hh_shape()?)?;
-    for (what, b) in [("bias_ih", i.b_ih), ("bias_hh", i.b_hh)] {
-        if let Some(b) = b {
-            same(OP, what, b, &[op.gate_rows()?])?;
-        }
-    }
-    for (what, s) in [("h0", i.h0), ("c0", i.c0)] {
-        if let Some(s) = s {
-            same(OP, what, s, &outs[H_N])?;
-        }
-    }
-    Ok(outs)
+    op.check_inputs(&op.split(ins)?.0)
 }
 
 fn f32s(shapes: Vec<Vec<usize>>) -> Vec<Out> {
