@@ -27,6 +27,10 @@ use crate::tensor::{Binding, Tensor};
 /// first part of every shader that uses them, once.
 pub const PRELUDE: &str = include_str!("../wgsl/prelude.wgsl");
 
+/// NaN and infinity tests on the bits, and the NaN-propagating max/min (`wgsl/finite.wgsl`): part
+/// of `neuron::WGSL`, and a part of its own in the shaders without neurons that need it.
+pub const FINITE: &str = include_str!("../wgsl/finite.wgsl");
+
 /// A WGSL module made of one or more source parts concatenated (so a shared core, e.g. the GEMM
 /// main loop, can be combined with op-specific loaders without copying it).
 pub struct Shader {

@@ -62,6 +62,10 @@ pub fn all_shaders() -> Vec<&'static launch::Shader> {
         .iter()
         .flat_map(|f| f.shaders.iter().copied())
         .collect();
-    all.extend([&optim::SHADER, &optim::custom::EXAMPLE_SHADER]);
+    all.extend([
+        &optim::SHADER,
+        &optim::custom::EXAMPLE_SHADER,
+        &compile::health::SHADER,
+    ]);
     all
 }

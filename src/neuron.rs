@@ -17,7 +17,11 @@ use std::f64::consts::{FRAC_2_SQRT_PI, PI, SQRT_2};
 
 /// The GPU side of the table (`wgsl/neuron.wgsl`): each neuron's forward and derivatives by op
 /// code, and the `POST_OP` constant that fixes a kernel's fused neuron.
-pub const WGSL: &str = include_str!("../wgsl/neuron.wgsl");
+/// `wgsl/finite.wgsl` comes first: the neurons propagate NaN as PyTorch's do.
+pub const WGSL: &str = concat!(
+    include_str!("../wgsl/finite.wgsl"),
+    include_str!("../wgsl/neuron.wgsl")
+);
 
 /// What the vjp rule of a unary op reads besides `dy` ([`UnaryOp::grad_from`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -137,9 +141,9 @@ macro_rules! neurons {
 }
 
 neurons! {
-    /// `max(x, 0)`.
+    /// `max(x, 0)`; NaN stays NaN, as in PyTorch (Rust's `max` would drop it).
     Relu = 0, "relu", (0.0, 0.0),
-        f |x| x.max(0.0),
+        f |x| if x.is_nan() { x } else { x.max(0.0) },
         dx |x| step(x > 0.0),
         grad: output(|y| step(y > 0.0));
     /// `x` if `x > 0`, else `alpha·x`.
@@ -149,7 +153,7 @@ neurons! {
         grad: output(|y| if y > 0.0 { 1.0 } else { alpha }) if alpha >= 0.0;
     /// `clamp(x, 0, n)` (ReLU6 is `n = 6`).
     ReluN { n } = 2, "relu_n", (n, 0.0),
-        f |x| x.max(0.0).min(n),
+        f |x| if x.is_nan() { x } else { x.max(0.0).min(n) },
         dx |x| step(x > 0.0 && x < n),
         grad: output(|y| step(y > 0.0 && y < n)) if n > 0.0;
     /// `x` if `x > 0`, else `alpha·(eˣ − 1)`.

@@ -91,8 +91,8 @@ fn binary_f(op: u32, a: f32, b: f32) -> f32 {
         case 1u: { return a - b; }
         case 2u: { return a * b; }
         case 3u: { return a / b; }
-        case 4u: { return max(a, b); }
-        case 5u: { return min(a, b); }
+        case 4u: { return max_nan(a, b); }
+        case 5u: { return min_nan(a, b); }
         default: { return a; }
     }
 }

@@ -164,7 +164,7 @@ fn row_stats(n: u32, lid: u32) -> Row {
                 let e = abs(x - t);
                 acc.x = acc.x + select(p.delta * (e - 0.5 * p.delta), 0.5 * e * e, e <= p.delta);
             }
-            case 6u: { acc.x = acc.x + max(0.0, 1.0 - t * x); } // hinge
+            case 6u: { let h = 1.0 - t * x; acc.x = acc.x + select(h, 0.0, h <= 0.0); } // hinge (NaN stays)
             case 7u: { // KL divergence
                 if (t > 0.0) { acc.x = acc.x + t * (log(t) - log(x)); }
             }

@@ -1,5 +1,6 @@
 // Neuron functions shared by every kernel that applies one: the elementwise ops, and the fused
-// post-op of other kernels (e.g. batch norm + ReLU at inference).
+// post-op of other kernels (e.g. batch norm + ReLU at inference). NaN in, NaN out, as PyTorch
+// (`is_nan` from finite.wgsl, which comes first): max and clamp may drop a NaN.
 // The neuron table of the GPU: forward (unary_f), derivative from the input (unary_b) and from
 // the output (unary_b_out) of every neuron, by op code. The op codes, names and f64 references
 // are the table in src/neuron.rs (`UnaryOp`); its unit test checks every op code has its cases
@@ -60,12 +61,12 @@ fn mish_d(x: f32) -> f32 {
 // Forward of unary op `op` with parameters a, b.
 fn unary_f(op: u32, x: f32, a: f32, b: f32) -> f32 {
     switch op {
-        case 0u: { return max(x, 0.0); }                            // relu
+        case 0u: { return select(max(x, 0.0), x, is_nan(x)); }      // relu
         case 1u: { return select(a * x, x, x > 0.0); }              // leaky_relu
-        case 2u: { return clamp(x, 0.0, a); }                       // relu_n
+        case 2u: { return select(clamp(x, 0.0, a), x, is_nan(x)); } // relu_n
         case 3u: { return select(a * (exp(x) - 1.0), x, x > 0.0); } // elu
         case 4u: { return sigmoid(x); }                             // sigmoid
-        case 5u: { return clamp(a * x + b, 0.0, 1.0); }             // hard_sigmoid
+        case 5u: { let y = a * x + b; return select(clamp(y, 0.0, 1.0), y, is_nan(y)); } // hard_sigmoid
         case 6u: { return tanh(x); }                                // tanh
         case 7u: { return softplus(x); }                            // softplus
         case 8u: { return x / (1.0 + abs(x)); }                     // softsign

@@ -91,7 +91,7 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             if (ix < 0) { continue; }
             let j = base + u32(iy) * p.w + u32(ix);
             let v = mf_x[j];
-            if (arg == 0xffffffffu || v > best) {
+            if (arg == 0xffffffffu || beats_max(v, best)) {
                 best = v;
                 arg = j;
             }

@@ -50,7 +50,7 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var arg = 0u;
     for (var l = 1u; l < p.len; l = l + 1u) {
         let v = rm_x[base + l * p.inner];
-        if (v > best) {
+        if (beats_max(v, best)) {
             best = v;
             arg = l;
         }

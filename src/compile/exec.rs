@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_intrusive::sync::Semaphore;
 
+use super::health::{self, Health};
 use super::program::{ParamArena, PlanStats, Program};
 use super::residency::{self, Event};
 use crate::device::Device;
@@ -492,6 +493,9 @@ impl Compiled {
     /// # Ok(()) }
     /// ```
     pub fn attach_optimizer(&mut self, opt: &Optimizer) -> Result<()> {
+        let (d, h) = (&self.device, &self.program.health);
+        // The update skips a step whose loss or gradients hold NaN or infinity (`health`).
+        let mut launches = Vec::new();
         if let Some(a) = &self.program.param_arena {
             if opt.host_state().is_some() {
                 return Err(Error::Invalid(
@@ -500,16 +504,41 @@ impl Compiled {
                         .into(),
                 ));
             }
-            let launches = opt.launches(&a.params, &a.grads)?;
-            self.set_update(launches, None);
-            return Ok(());
+            launches.push(health::scan(d, h, &a.grads, health::GRAD, None, 0)?);
+            launches.extend(opt.guarded_launches(&a.params, &a.grads, h)?);
+        } else {
+            let j = self.program.jit.as_mut().ok_or_else(not_training)?;
+            let tr = j.training.as_mut().ok_or_else(not_training)?;
+            tr.attach(d, opt, h)?;
+            let bytes = tr.optimizer.as_ref().map_or(0, |o| o.bytes);
+            self.program.stats.weight_bytes = j.plan.slot_bytes + bytes;
         }
-        let j = self.program.jit.as_mut().ok_or_else(not_training)?;
-        let tr = j.training.as_mut().ok_or_else(not_training)?;
-        tr.attach(&self.device, opt)?;
-        let bytes = tr.optimizer.as_ref().map_or(0, |o| o.bytes);
-        self.program.stats.weight_bytes = j.plan.slot_bytes + bytes;
+        let finish = launches.len();
+        launches.push(health::finish(d, h)?);
+        launches.push(health::reset(d, h)?);
+        self.set_update(
+            launches,
+            Some(Box::new(move |step| {
+                vec![(finish, health::finish_params(step))]
+            })),
+        );
         Ok(())
+    }
+
+    /// What the non-finite guards found since the last `reset_health` (waits for the steps in
+    /// flight): how many steps were skipped, and where the first one went wrong.
+    pub fn health(&self) -> Result<Health> {
+        let words = self.program.health.to_u32()?;
+        let layout = self.param_layout();
+        Ok(Health::decode(&words, &self.graph, |i| {
+            let e = layout?.entries().iter().find(|e| e.range().contains(&i))?;
+            Some(e.name.clone())
+        }))
+    }
+
+    /// Forgets what the non-finite guards found (queue-ordered: steps in flight may still add).
+    pub fn reset_health(&self) -> Result<()> {
+        self.program.health.write_u32(&health::fresh())
     }
 
     /// Appends launches to every step after the graph's own (the optimizer update over the

@@ -1,13 +1,25 @@
 //! Pass 8, lower: every live node that launches (not fused away, not an elided concat) becomes
 //! its launches, recorded once against the allocated tensors and replayed every step. A
-//! lowering error keeps its kind and gains the node's name.
+//! lowering error keeps its kind and gains the node's name. The non-finite scans
+//! (`health.rs`) follow the loss and, when asked, every node.
 
 use super::Plan;
 use super::allocate::Bound;
+use super::health;
+use crate::device::Device;
 use crate::error::Result;
-use crate::graph::{Graph, Value};
+use crate::graph::{Graph, Op, Value};
 use crate::launch::Launch;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
+
+/// Which outputs get a non-finite scan into `health`.
+pub struct Checks<'a> {
+    pub health: &'a Tensor,
+    /// The training loss's node.
+    pub loss: Option<usize>,
+    /// Every node's outputs, and the inputs at the start of the step.
+    pub activations: bool,
+}
 
 /// The recorded step, and where the host work of just-in-time residency goes in it.
 #[derive(Default)]
@@ -25,13 +37,26 @@ pub struct Lowered {
 }
 
 /// Lowers the live nodes of `plan` in order.
-pub fn pass(g: &Graph, plan: &Plan, bound: &Bound) -> Result<Lowered> {
+pub fn pass(
+    g: &Graph,
+    device: &Device,
+    plan: &Plan,
+    bound: &Bound,
+    checks: &Checks,
+) -> Result<Lowered> {
     let mut out = Lowered::default();
     let lifetimes = &plan.lifetimes;
     for (i, node) in g.nodes.iter().enumerate() {
         if !plan.live[i] {
             continue;
         }
+        let scanned = if checks.loss == Some(i) {
+            Some(health::LOSS)
+        } else if checks.activations && node.op != Op::Param && node.op != Op::State {
+            Some(health::ACTIVATION)
+        } else {
+            None
+        };
         if !plan.fusion.absorbed[i] && !plan.aliases.elided.contains(&i) {
             let ins: Vec<&Tensor> = node.inputs.iter().map(|u| &bound.tensors[u]).collect();
             let outs: Vec<&Tensor> = (0..node.outputs.len())
@@ -53,6 +78,17 @@ pub fn pass(g: &Graph, plan: &Plan, bound: &Bound) -> Result<Lowered> {
             out.owners.extend(prepared.launches.iter().map(|_| i));
             out.launches.extend(prepared.launches);
             out.scratch.extend(prepared.scratch);
+            if let Some(flag) = scanned {
+                for port in 0..node.outputs.len() {
+                    let t = &bound.tensors[&Value { node: i, port }];
+                    if t.dtype() == DType::F32 && t.numel() > 0 {
+                        let code = u32::try_from(i).ok();
+                        out.launches
+                            .push(health::scan(device, checks.health, t, flag, code, 0)?);
+                        out.owners.push(i);
+                    }
+                }
+            }
         }
         let after = lifetimes.update_after.get(&i).map_or(&[][..], |u| &u[..]);
         let at = out.launches.len();

@@ -10,12 +10,14 @@
 //! 5. `memory`: place the intermediates in one arena (`memory.rs`);
 //! 6. `limits`: check the plan against the device's limits (`limits.rs`);
 //! 7. `allocate`: the arena, the parameter arenas or weight slot, every tensor (`allocate.rs`);
-//! 8. `lower`: record every op's launches once (`lower.rs`).
+//! 8. `lower`: record every op's launches once, with the non-finite scans (`lower.rs`,
+//!    `health.rs`).
 
 mod alias;
 mod allocate;
 mod exec;
 pub mod fusion;
+pub mod health;
 mod lifetimes;
 mod limits;
 mod lower;
@@ -26,6 +28,7 @@ mod prune;
 mod residency;
 
 pub use exec::{Compiled, StepHandle};
+pub use health::{Health, NonFiniteStep};
 pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
 pub use program::{ParamArena, PlanStats};
@@ -37,6 +40,7 @@ use crate::autograd::Training;
 use crate::device::Device;
 use crate::error::Result;
 use crate::graph::{Graph, Op, Value};
+use crate::tensor::Tensor;
 use alias::Aliases;
 use allocate::Bound;
 use fusion::Fusion;
@@ -69,6 +73,10 @@ pub struct Options<'a> {
     pub training: Option<&'a Training>,
     /// Where the weights live while a step runs.
     pub residency: Residency,
+    /// Scan every node's output for NaN and infinity (one small dispatch per node), so
+    /// `Compiled::health` names the first node that went non-finite. The loss (training) and
+    /// the gradients (with an optimizer attached) are always scanned.
+    pub check_activations: bool,
 }
 
 impl Default for Options<'_> {
@@ -78,6 +86,7 @@ impl Default for Options<'_> {
             share: None,
             training: None,
             residency: Residency::Resident,
+            check_activations: false,
         }
     }
 }
@@ -121,11 +130,17 @@ impl Graph {
             memory,
         };
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
-        let lowered = lower::pass(g, &plan, &bound)?;
+        let health = health::buffer(device)?;
+        let checks = lower::Checks {
+            health: &health,
+            loss: opts.training.map(|t| t.loss.node),
+            activations: opts.check_activations,
+        };
+        let lowered = lower::pass(g, device, &plan, &bound, &checks)?;
         Ok(Compiled::new(
             device,
             g.clone(),
-            program(g, plan, bound, lowered),
+            program(g, plan, bound, lowered, health),
         ))
     }
 }
@@ -148,7 +163,7 @@ fn targets(outputs: &[Value], training: Option<&Training>, jit: bool) -> (Vec<Va
 }
 
 /// The step as data: the passes' results assembled for replay, with what the plan costs.
-fn program(g: &Graph, plan: Plan, bound: Bound, lowered: Lowered) -> Program {
+fn program(g: &Graph, plan: Plan, bound: Bound, lowered: Lowered, health: Tensor) -> Program {
     let jit = bound.jit.map(|slot| JitState {
         events: slot.events(g, &lowered.read_at, &lowered.updates),
         plan: slot,
@@ -187,5 +202,6 @@ fn program(g: &Graph, plan: Plan, bound: Bound, lowered: Lowered) -> Program {
         jit,
         outputs: plan.kept,
         stats,
+        health,
     }
 }

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::health;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Value};
@@ -186,8 +187,10 @@ impl JitTraining {
             .flat_map(|o| o.launches.iter().flatten())
     }
 
-    /// Records `opt`'s update of every parameter against the update slot (one for all of them).
-    pub fn attach(&mut self, device: &Device, opt: &Optimizer) -> Result<()> {
+    /// Records `opt`'s update of every parameter against the update slot (one for all of them),
+    /// each after a non-finite scan of its gradient into `health`: a flagged step skips this and
+    /// every later update (those before it, in the same step, have run).
+    pub fn attach(&mut self, device: &Device, opt: &Optimizer, health: &Tensor) -> Result<()> {
         let state = opt.host_state().ok_or_else(|| {
             Error::Invalid(
                 "a just-in-time training graph needs an optimizer made with Optimizer::just_in_time"
@@ -240,7 +243,18 @@ impl JitTraining {
                 &[slots.max(1) * s],
                 DType::F32,
             )?;
-            launches.push(opt.launches_for(e.range(), &w, &self.grads[k], &st, s)?);
+            let base = u32::try_from(e.offset).map_err(|_| {
+                Error::Invalid(format!("parameter {:?} lies past a u32 offset", e.name))
+            })?;
+            let update = opt.launches_for(e.range(), &w, &self.grads[k], &st, s, health)?;
+            let mut l = Vec::new();
+            if !update.is_empty() {
+                // (a parameter in no group is frozen: nothing to guard)
+                let g = &self.grads[k];
+                l.push(health::scan(device, health, g, health::GRAD, None, base)?);
+            }
+            l.extend(update);
+            launches.push(l);
         }
         self.optimizer = Some(JitOptimizer {
             slot,

@@ -282,6 +282,8 @@ pub struct Optimizer {
     chunks: Vec<Range<usize>>,
     chunk_base: usize,
     norm: Tensor,
+    /// The non-finite guard the update reads when none is given (`launches`): never set.
+    health: Tensor,
     step_uniform: Arc<wgpu::Buffer>,
     /// Whether `prepare_step` ran since the last step used the launches (see `Launch::ready`).
     prepared: Arc<std::sync::atomic::AtomicBool>,
@@ -359,6 +361,7 @@ impl Optimizer {
         };
         let table_t = Tensor::from_u32(device, &[table.words.len()], &table.words)?;
         let norm = Tensor::zeros(device, &[table.chunks.len() + 2], DType::F32)?;
+        let health = crate::compile::health::buffer(device)?;
         let step_uniform = Arc::new(device.scoped(|d| {
             d.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("optimizer step"),
@@ -382,6 +385,7 @@ impl Optimizer {
             chunks: table.chunks,
             chunk_base: table.chunk_base,
             norm,
+            health,
             step_uniform,
             prepared: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             step: 0,
@@ -630,6 +634,17 @@ impl Optimizer {
     /// with clipping by global norm, the two reduction passes, then the fused update. Record once
     /// and replay; call `prepare_step` before each replay.
     pub fn launches(&self, params: &Tensor, grads: &Tensor) -> Result<Vec<Launch>> {
+        self.guarded_launches(params, grads, &self.health)
+    }
+
+    /// `launches`, skipping the update of any step whose non-finite guard `health` is set
+    /// (`compile::health`; `Compiled::attach_optimizer` adds the scans that set it).
+    pub(crate) fn guarded_launches(
+        &self,
+        params: &Tensor,
+        grads: &Tensor,
+        health: &Tensor,
+    ) -> Result<Vec<Launch>> {
         let State::Gpu(state) = &self.state else {
             return Err(Error::Invalid(
                 "optimizer: made for just-in-time residency; its launches come per parameter \
@@ -659,20 +674,22 @@ impl Optimizer {
                 [1, 1, 1],
             )?);
         }
-        out.push(self.update_launch(&p, self.chunks.len(), params, grads, state)?);
+        out.push(self.update_launch(&p, self.chunks.len(), params, grads, state, health)?);
         Ok(out)
     }
 
     /// The update of one parameter of a just-in-time optimizer: arena elements `range` (one
     /// layout entry), read from `params` and `grads` (exactly that many elements) and `state`
-    /// (rows of `stride` elements).
-    pub fn launches_for(
+    /// (rows of `stride` elements). The update is skipped while `health` (`compile::health`)
+    /// flags the step.
+    pub(crate) fn launches_for(
         &self,
         range: Range<usize>,
         params: &Tensor,
         grads: &Tensor,
         state: &Tensor,
         stride: usize,
+        health: &Tensor,
     ) -> Result<Vec<Launch>> {
         check_operands(params, grads, range.len(), &format!("the range {range:?}"))?;
         if self.config.grad.clip_norm.is_some() {
@@ -706,7 +723,9 @@ impl Optimizer {
             return Ok(Vec::new());
         }
         let p = self.params_words(stride, first..first + count, range.start);
-        Ok(vec![self.update_launch(&p, count, params, grads, state)?])
+        Ok(vec![
+            self.update_launch(&p, count, params, grads, state, health)?,
+        ])
     }
 
     fn update_launch(
@@ -716,6 +735,7 @@ impl Optimizer {
         params: &Tensor,
         grads: &Tensor,
         state: &Tensor,
+        health: &Tensor,
     ) -> Result<Launch> {
         let (shader, entry) = match (&self.config.algorithm, self.custom) {
             (Algorithm::Sgd { .. }, _) => (&SHADER, "sgd"),
@@ -736,6 +756,7 @@ impl Optimizer {
                 Binding::whole(&self.step_uniform),
                 params.buffer(),
                 state.buffer(),
+                health.buffer(),
             ],
             grid_1d(n_chunks, 1),
         )?;

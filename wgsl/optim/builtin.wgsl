@@ -64,7 +64,7 @@ fn norm_finish(@builtin(local_invocation_index) lid: u32) {
 fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
     let c = opt_chunk_id(wid, nwg);
-    if (c >= cfg.n_chunks) {
+    if (c >= cfg.n_chunks || opt_skipped()) {
         return;
     }
     let e = opt_chunk(c);
@@ -102,7 +102,7 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let c = opt_chunk_id(wid, nwg);
-    if (c >= cfg.n_chunks) {
+    if (c >= cfg.n_chunks || opt_skipped()) {
         return;
     }
     let e = opt_chunk(c);
@@ -142,7 +142,7 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 fn rmsprop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
     let c = opt_chunk_id(wid, nwg);
-    if (c >= cfg.n_chunks) {
+    if (c >= cfg.n_chunks || opt_skipped()) {
         return;
     }
     let e = opt_chunk(c);

@@ -60,6 +60,14 @@ struct OptStep {
 // Optimizer state: slot s of bound element j at s * cfg.n + j.
 @group(0) @binding(6) var<storage, read_write> opt_state: array<f32>;
 
+// The step's non-finite guard (src/compile/health.rs): word 0 set means something was NaN or
+// infinite (loss, gradients): the update kernels leave parameters and state as they are.
+@group(0) @binding(7) var<storage, read> opt_health: array<u32>;
+
+fn opt_skipped() -> bool {
+    return opt_health[0] != 0u;
+}
+
 fn opt_chunk_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }

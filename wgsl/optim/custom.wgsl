@@ -21,7 +21,7 @@ fn custom_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     // Binds the state buffer even when the update keeps no state (every binding must be used).
     _ = &opt_state;
     let c = opt_chunk_id(wid, nwg);
-    if (c >= cfg.n_chunks) {
+    if (c >= cfg.n_chunks || opt_skipped()) {
         return;
     }
     let e = opt_chunk(c);

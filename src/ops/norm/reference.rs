@@ -187,11 +187,19 @@ pub fn batch_norm_train(
     let y = plan.apply(x, &mean, &var, gamma, beta, bn.eps as f64);
     let m = bn.momentum as f64;
     let c = mean.len();
+    // A channel whose batch statistics are non-finite keeps its running ones (as the kernel).
+    let keep = |k: usize| !mean[k].is_finite() || !var[k].is_finite();
     let rm = (0..c)
-        .map(|k| (1.0 - m) * running_mean.data[k] + m * mean[k])
+        .map(|k| match keep(k) {
+            true => running_mean.data[k],
+            false => (1.0 - m) * running_mean.data[k] + m * mean[k],
+        })
         .collect();
     let rv = (0..c)
-        .map(|k| (1.0 - m) * running_var.data[k] + m * var[k] * cnt[k] / (cnt[k] - 1.0))
+        .map(|k| match keep(k) {
+            true => running_var.data[k],
+            false => (1.0 - m) * running_var.data[k] + m * var[k] * cnt[k] / (cnt[k] - 1.0),
+        })
         .collect();
     Ok(BatchNormTrain {
         y,

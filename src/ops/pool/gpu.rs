@@ -8,7 +8,7 @@
 //! overlapping windows add up without atomics and the result is deterministic.
 
 use crate::error::{Error, Result};
-use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
+use crate::launch::{FINITE, Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::conv::ConvGeometry;
 use crate::ops::conv::gpu::check;
 use crate::ops::eager;
@@ -17,7 +17,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "pool",
-    parts: &[PRELUDE, include_str!("../../../wgsl/pool.wgsl")],
+    parts: &[PRELUDE, FINITE, include_str!("../../../wgsl/pool.wgsl")],
 };
 
 /// The uniform of `wgsl/pool.wgsl`.

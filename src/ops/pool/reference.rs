@@ -20,7 +20,9 @@ pub fn forward(op: &Pool2d, x: &Array) -> Result<(Array, Option<Vec<usize>>)> {
         PoolKind::Max => {
             let mut argmax = vec![usize::MAX; y.len()];
             for_each_tap(&g, |xi, _, yi| {
-                if argmax[yi] == usize::MAX || x.data[xi] > y.data[yi] {
+                // The first NaN wins and stays, as PyTorch's max pooling.
+                let (v, best) = (x.data[xi], y.data[yi]);
+                if argmax[yi] == usize::MAX || ((v > best || v.is_nan()) && !best.is_nan()) {
                     argmax[yi] = xi;
                     y.data[yi] = x.data[xi];
                 }

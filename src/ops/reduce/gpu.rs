@@ -2,14 +2,14 @@
 //! WGSL: `wgsl/reduce.wgsl`. CPU reference: `reference`.
 
 use crate::error::{Error, Result};
-use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
+use crate::launch::{FINITE, Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::eager;
 use crate::ops::reduce::ReduceOp;
 use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "reduce",
-    parts: &[PRELUDE, include_str!("../../../wgsl/reduce.wgsl")],
+    parts: &[PRELUDE, FINITE, include_str!("../../../wgsl/reduce.wgsl")],
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,7 +22,8 @@ pub fn reduce(op: ReduceKind, x: &Array, axis: usize) -> (Array, Vec<usize>) {
                 ReduceKind::Max => {
                     let mut best = 0;
                     for l in 1..len {
-                        if at(l) > at(best) {
+                        // The first NaN wins and stays, as torch.max.
+                        if (at(l) > at(best) || at(l).is_nan()) && !at(best).is_nan() {
                             best = l;
                         }
                     }
