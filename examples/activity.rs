@@ -61,6 +61,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         progress: true,
         weight_decay: arg(&args, "--weight-decay", 0.0)?,
         just_in_time: false,
+        ..TrainConfig::default()
     };
     let lr: f64 = arg(&args, "--lr", 0.003)?;
     let base = if args.iter().any(|a| a == "--conv-only") {

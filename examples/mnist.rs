@@ -5,10 +5,12 @@
 //! ```text
 //! cargo run --release --example mnist [-- --epochs 5 --batch 32 --lr 0.002 --target 0.98
 //!                                        --out runs/mnist --resume --data DIR --mps-size
-//!                                        --just-in-time]
+//!                                        --just-in-time --skip-non-finite --check-activations]
 //! ```
 //! `--just-in-time` keeps weights, gradients and Adam's moments on the host, one layer at a time
-//! on the GPU (peak memory bounded by the largest layer; slower).
+//! on the GPU (peak memory bounded by the largest layer; slower). A step whose loss or gradients
+//! go NaN or infinite stops the run with an error naming it; `--skip-non-finite` skips such steps
+//! instead, `--check-activations` names the first node that went non-finite.
 //! Writes `runs/mnist/metrics.jsonl`, `runs/mnist/curves.svg` and a checkpoint per epoch.
 
 use std::path::PathBuf;
@@ -18,7 +20,7 @@ use wgtrain::data::Mnist;
 use wgtrain::optim::schedule::Schedule;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
 use wgtrain::train::models::{MnistSize, mnist};
-use wgtrain::train::{TrainConfig, Trainer};
+use wgtrain::train::{NonFinitePolicy, TrainConfig, Trainer};
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
     match args.iter().position(|a| a == name) {
@@ -54,6 +56,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         progress: true,
         weight_decay: arg(&args, "--weight-decay", 0.0)?,
         just_in_time: args.iter().any(|a| a == "--just-in-time"),
+        on_non_finite: if args.iter().any(|a| a == "--skip-non-finite") {
+            NonFinitePolicy::Skip
+        } else {
+            NonFinitePolicy::Stop
+        },
+        check_activations: args.iter().any(|a| a == "--check-activations"),
     };
     let lr: f64 = arg(&args, "--lr", 0.002)?;
     let base = if args.iter().any(|a| a == "--mps-size") {

@@ -45,6 +45,14 @@ pub enum Error {
         /// What went wrong.
         msg: String,
     },
+    /// NaN or infinity where training needs finite values (the loss, gradients, weights, logits);
+    /// `step` is the training step where it was found (0 where no step is involved).
+    NonFinite {
+        /// The step (1-based), or 0.
+        step: u64,
+        /// Where, and what to do about it.
+        msg: String,
+    },
     /// Anything else the user asked for that cannot be done.
     Invalid(String),
 }
@@ -67,6 +75,7 @@ impl fmt::Display for Error {
             Error::Shape { op, msg } => write!(f, "{op}: shape mismatch: {msg}"),
             Error::Attr { op, msg } => write!(f, "{op}: bad attribute: {msg}"),
             Error::Io { path, msg } => write!(f, "{path}: {msg}"),
+            Error::NonFinite { msg, .. } => write!(f, "non-finite values: {msg}"),
             Error::Invalid(m) => write!(f, "{m}"),
         }
     }
@@ -124,6 +133,7 @@ impl Error {
             Error::Shape { op, msg } => Error::Shape { op: at(op), msg },
             Error::Attr { op, msg } => Error::Attr { op: at(op), msg },
             Error::Io { path, msg } => Error::Io { path, msg: at(msg) },
+            Error::NonFinite { step, msg } => Error::NonFinite { step, msg: at(msg) },
             Error::Invalid(m) => Error::Invalid(at(m)),
         }
     }

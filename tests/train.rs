@@ -40,6 +40,7 @@ fn config(batch: usize, epochs: usize, out: Option<std::path::PathBuf>) -> Train
         progress: false,
         weight_decay: 0.0,
         just_in_time: false,
+        ..TrainConfig::default()
     }
 }
 

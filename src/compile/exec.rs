@@ -171,7 +171,8 @@ impl Compiled {
             .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
     }
 
-    /// Writes u32 data (class-index labels) into the input named `name`.
+    /// Writes u32 data (class-index labels) into the input named `name`; a class index out of
+    /// range for a loss that reads it is an `Err` naming the sample (the loss would read NaN).
     pub fn set_u32(&self, name: &str, data: &[u32]) -> Result<()> {
         let v = self
             .graph
@@ -179,6 +180,23 @@ impl Compiled {
             .ok_or_else(|| Error::Invalid(format!("no node named {name:?}")))?;
         if self.graph.node(v).op != Op::Input {
             return Err(Error::Invalid(format!("node {name:?} is not an input")));
+        }
+        for n in &self.graph.nodes {
+            let Some(p) = n.op.primitive() else { continue };
+            let shapes: Vec<&[usize]> = n.inputs.iter().map(|u| self.graph.shape(*u)).collect();
+            for port in (0..n.inputs.len()).filter(|&k| n.inputs[k] == v) {
+                let Some(bound) = p.index_bound(port, &shapes) else {
+                    continue;
+                };
+                if let Some((i, l)) = data.iter().enumerate().find(|(_, l)| **l as usize >= bound) {
+                    return Err(Error::Invalid(format!(
+                        "input {name:?}: sample {i} is class {l}, but {:?} has {bound} classes \
+                         (0..={})",
+                        n.name,
+                        bound.saturating_sub(1)
+                    )));
+                }
+            }
         }
         self.tensor(v)?
             .write_u32(data)

@@ -88,6 +88,12 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
     fn for_inference(&self) -> Option<Op> {
         None
     }
+
+    /// For an index input (a loss's class indices): every value written to input `port` must be
+    /// below this bound, given the input shapes. `Compiled::set_u32` checks it on the host.
+    fn index_bound(&self, _port: usize, _ins: &[&[usize]]) -> Option<usize> {
+        None
+    }
 }
 
 /// The op of a graph node.

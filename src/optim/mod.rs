@@ -500,7 +500,9 @@ impl Optimizer {
     }
 
     /// Advances the step count and schedule and writes the per-step uniform the launches read.
-    /// Call once right before submitting each step.
+    /// Call once right before submitting each step. A schedule whose rate at this step is not a
+    /// finite, non-negative f32 (e.g. a step schedule with gamma 1e300) is an `Err` naming the
+    /// step, and nothing advances.
     pub fn prepare_step(&mut self) -> Result<StepInfo> {
         let t = self.step + 1;
         let lrs = self.lr_at(self.schedule_pos);
@@ -515,13 +517,18 @@ impl Optimizer {
         let bc2_sqrt = (1.0 - beta2.powf(t as f64)).sqrt();
         let mut words: Vec<u32> = vec![t.min(u32::MAX as u64) as u32, 0, 0, 0];
         words.extend([f(bc2_sqrt as f32), 0, 0, 0]);
-        for (g, &lr) in self.groups.iter().zip(&lrs) {
-            words.extend([
-                f(lr as f32),
-                f((lr / bc1) as f32),
-                f((1.0 - lr * g.weight_decay) as f32),
-                0,
-            ]);
+        for (k, (g, &lr)) in self.groups.iter().zip(&lrs).enumerate() {
+            let values = [lr as f32, (lr / bc1) as f32, (1.0 - lr * g.weight_decay) as f32];
+            if lr < 0.0 || values.iter().any(|v| !v.is_finite()) {
+                return Err(Error::Invalid(format!(
+                    "optimizer step {t}: the schedule {:?} gives parameter group {k} the learning \
+                     rate {lr:e}, not a finite non-negative f32 (lr / bias correction {:e}, decay \
+                     factor {:e})",
+                    self.config.schedule, values[1], values[2]
+                )));
+            }
+            words.extend(values.map(f));
+            words.push(0);
         }
         let (_, q) = self.device.wgpu();
         self.device

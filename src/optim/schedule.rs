@@ -78,14 +78,16 @@ impl Schedule {
         match self {
             Schedule::Constant => Ok(()),
             Schedule::Step { step_size, gamma } => {
-                if *step_size == 0 || !gamma.is_finite() {
-                    return bad("step_size must be >= 1 and gamma finite".into());
+                // (a gamma above 1 grows the rate without bound: `prepare_step` refuses the first
+                // step whose rate is not a finite f32)
+                if *step_size == 0 || !gamma.is_finite() || *gamma < 0.0 {
+                    return bad("step_size must be >= 1 and gamma finite and >= 0".into());
                 }
                 Ok(())
             }
             Schedule::Cosine { t_max, eta_min } => {
-                if *t_max == 0 || !eta_min.is_finite() {
-                    return bad("t_max must be >= 1 and eta_min finite".into());
+                if *t_max == 0 || !eta_min.is_finite() || *eta_min < 0.0 {
+                    return bad("t_max must be >= 1 and eta_min finite and >= 0".into());
                 }
                 Ok(())
             }

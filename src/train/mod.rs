@@ -132,6 +132,24 @@ pub struct TrainConfig {
     /// (`compile::Residency::JustInTime`): peak GPU memory for them is bounded by the largest
     /// layer, at the price of host traffic and one wait per parameter per step.
     pub just_in_time: bool,
+    /// What to do with a step whose loss or gradients hold NaN or infinity (its update is skipped
+    /// on the GPU either way; found at the next loss readback).
+    pub on_non_finite: NonFinitePolicy,
+    /// Scan every node's output for NaN and infinity too (`compile::Options::check_activations`),
+    /// so the error names the first node that went non-finite; one small dispatch per node.
+    pub check_activations: bool,
+}
+
+/// What the `Trainer` does when a step's loss or gradients are NaN or infinite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NonFinitePolicy {
+    /// Stop with `Error::NonFinite` naming the step, the parameter of the first non-finite
+    /// gradient and (with `check_activations`) the first non-finite node. No checkpoint is
+    /// written after it.
+    #[default]
+    Stop,
+    /// Skip the step's update, count it (`EpochReport::skipped_steps`), warn, and go on.
+    Skip,
 }
 
 impl TrainConfig {
@@ -158,6 +176,8 @@ impl Default for TrainConfig {
             progress: true,
             weight_decay: 0.0,
             just_in_time: false,
+            on_non_finite: NonFinitePolicy::Stop,
+            check_activations: false,
         }
     }
 }
@@ -175,6 +195,8 @@ pub struct EpochReport {
     pub images_per_s: f64,
     /// Wall time of the epoch (training and evaluation).
     pub seconds: f64,
+    /// Steps whose update was skipped for non-finite values (`NonFinitePolicy::Skip`).
+    pub skipped_steps: u64,
 }
 
 /// The default initialisation: He (Kaiming) uniform for weights of rank > 1, as PyTorch's
@@ -226,6 +248,8 @@ pub struct Trainer {
     pub epoch: usize,
     /// Optimizer steps taken.
     pub global_step: u64,
+    /// Steps skipped for non-finite values so far (`NonFinitePolicy::Skip`).
+    pub skipped_steps: u64,
     sources: Vec<Box<dyn DataSource>>,
 }
 
@@ -272,6 +296,7 @@ impl Trainer {
             &Options {
                 training: Some(&tr),
                 residency: cfg.residency(),
+                check_activations: cfg.check_activations,
                 ..Options::default()
             },
         )?;
@@ -312,6 +337,7 @@ impl Trainer {
             cfg,
             epoch: 0,
             global_step: 0,
+            skipped_steps: 0,
             sources,
         })
     }
@@ -372,6 +398,7 @@ impl Trainer {
     /// Writes the weights, optimizer state, step counters, data order seed and the graph's
     /// persistent states (batch-norm running statistics, bit-exact) atomically.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        self.check_finite_weights()?;
         let mut rng = BTreeMap::new();
         rng.insert(
             "data_order".to_string(),
@@ -402,6 +429,59 @@ impl Trainer {
             metadata,
         };
         checkpoint::save(path, self.layout(), &self.train, Some(&self.opt), &ts)
+    }
+
+    /// An `Err` naming the first parameter holding NaN or infinity: such weights are never
+    /// saved (the guards skip poisoned updates; this catches weights set by hand).
+    fn check_finite_weights(&self) -> Result<()> {
+        let all = crate::weights::ParamStore::read_all(&self.train)?;
+        for e in self.layout().entries() {
+            if let Some(i) = all[e.range()].iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    step: self.global_step,
+                    msg: format!(
+                        "parameter {:?} holds {} at element {i}; not writing a checkpoint",
+                        e.name,
+                        all[e.offset + i]
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the non-finite guards found since the last look: `Err` under
+    /// `NonFinitePolicy::Stop`, else the number of steps skipped (with a warning).
+    fn check_health(&mut self) -> Result<u64> {
+        let h = self.train.health()?;
+        if h.skipped_steps == 0 {
+            return Ok(0);
+        }
+        self.train.reset_health()?;
+        let (step, what) = match &h.first {
+            Some(f) => (f.step, f.to_string()),
+            None => (self.global_step, "a step had non-finite values".to_string()),
+        };
+        match self.cfg.on_non_finite {
+            NonFinitePolicy::Stop => Err(Error::NonFinite {
+                step,
+                msg: format!(
+                    "{what}. Training stopped ({} step(s) flagged since the last check). Look \
+                     for NaN or infinity in the inputs, a learning rate too high, or labels out \
+                     of range; TrainConfig::check_activations names the first node, \
+                     NonFinitePolicy::Skip goes on without such steps",
+                    h.skipped_steps
+                ),
+            }),
+            NonFinitePolicy::Skip => {
+                eprintln!(
+                    "warning: {} step(s) skipped for non-finite values; the first: {what}",
+                    h.skipped_steps
+                );
+                self.skipped_steps += h.skipped_steps;
+                Ok(h.skipped_steps)
+            }
+        }
     }
 
     /// Restores everything `save` wrote; the run continues exactly where it stopped.
@@ -489,7 +569,11 @@ impl Trainer {
                 labels.weights = w;
                 labels.set_loss(self.train.read(per_sample(self.model.loss))?)?;
                 let loss = labels.mean_loss().unwrap_or(0.0) as f64;
-                losses.push(loss);
+                self.check_health()?;
+                // (a skipped step's loss is not part of the epoch's mean)
+                if loss.is_finite() {
+                    losses.push(loss);
+                }
                 let ips = ((s + 1) * b) as f64 / t0.elapsed().as_secs_f64();
                 if let Some(bar) = &bar {
                     bar.set_position(s as u64 + 1);
@@ -507,6 +591,7 @@ impl Trainer {
             }
         }
         self.train.wait_all()?;
+        self.check_health()?;
         if let Some(bar) = bar {
             bar.finish();
         }
@@ -578,6 +663,17 @@ impl Trainer {
             let logits = c.read(self.model.logits)?;
             for i in 0..real {
                 let row = &logits[i * classes..(i + 1) * classes];
+                if let Some(k) = row.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::NonFinite {
+                        step: self.global_step,
+                        msg: format!(
+                            "the logits of sample {} hold {} (class {k}): no prediction; the \
+                             weights or the input are not finite",
+                            start + i,
+                            row[k]
+                        ),
+                    });
+                }
                 let best = (0..classes).fold(0, |m, k| if row[k] > row[m] { k } else { m });
                 predicted.push(best as u32);
             }
@@ -601,7 +697,7 @@ impl Trainer {
         }
         let mut reports = Vec::new();
         while self.epoch < self.cfg.epochs {
-            let t = Instant::now();
+            let (t, skipped_before) = (Instant::now(), self.skipped_steps);
             let (loss, ips) = self.train_epoch(train, metrics.as_mut())?;
             let accuracy = self.evaluate(test)?;
             let r = EpochReport {
@@ -610,6 +706,7 @@ impl Trainer {
                 accuracy,
                 images_per_s: ips,
                 seconds: t.elapsed().as_secs_f64(),
+                skipped_steps: self.skipped_steps - skipped_before,
             };
             println!(
                 "epoch {}: loss {:.4}, test accuracy {:.2}%, {:.0} images/s, {:.1} s",

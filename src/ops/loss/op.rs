@@ -65,6 +65,15 @@ impl Primitive for LossOp {
         })
     }
 
+    fn index_bound(&self, port: usize, ins: &[&[usize]]) -> Option<usize> {
+        let (LossOp::Loss(l) | LossOp::Grad(l)) = self;
+        let (logits, labels) = (ins.first()?, ins.get(1)?);
+        match (port, labels_shape(logits, labels)) {
+            (1, ls @ LabelsShape::Indices(_)) => l.check(logits, ls, None).ok().map(|(_, d)| d),
+            _ => None,
+        }
+    }
+
     fn lower(
         &self,
         ins: &[&Tensor],
