@@ -155,10 +155,13 @@ fn skip_policy_skips_and_counts_the_poisoned_steps_and_training_goes_on() {
         let (loss, _) = t.train_epoch(&poisoned, None).unwrap();
         let steps: HashSet<u64> = poisoned.poisoned_steps.borrow().iter().copied().collect();
         assert_eq!(t.skipped_steps, steps.len() as u64, "steps {steps:?}");
-        assert!(loss.is_finite(), "the epoch's loss leaves skipped steps out");
+        assert!(
+            loss.is_finite(),
+            "the epoch's loss leaves skipped steps out"
+        );
         let after = ParamStore::read_all(t.compiled()).unwrap();
         assert!(all_finite(&after));
-        assert_ne!(before, after, "the clean steps trained");
+        assert!(before != after, "the clean steps trained");
     });
 }
 
@@ -232,7 +235,10 @@ fn labels_out_of_range_are_refused_on_the_host_and_flagged_on_the_gpu() {
         let mut t = Trainer::new(dev, model, opt, config(4, NonFinitePolicy::Stop)).unwrap();
         let c = t.compiled();
         let err = c.set_u32("labels", &[1, 2, 10, 3]).unwrap_err().to_string();
-        assert!(err.contains("sample 2 is class 10") && err.contains("10 classes"), "{err}");
+        assert!(
+            err.contains("sample 2 is class 10") && err.contains("10 classes"),
+            "{err}"
+        );
         // Written past the check (straight into the tensor), the loss kernel poisons the sample
         // and the guard skips the update.
         c.set("image", &vec![0.5; 4 * 28 * 28]).unwrap();
@@ -245,7 +251,8 @@ fn labels_out_of_range_are_refused_on_the_host_and_flagged_on_the_gpu() {
         let h = c.health().unwrap();
         assert_eq!(h.skipped_steps, 1);
         assert!(h.first.as_ref().unwrap().loss, "{h:?}");
-        assert_eq!(ParamStore::read_all(c).unwrap(), before, "the update was skipped");
+        let after = ParamStore::read_all(c).unwrap();
+        assert!(after == before, "the update was skipped");
         c.reset_health().unwrap();
         assert_eq!(c.health().unwrap().skipped_steps, 0);
         // A clean step after it trains.
@@ -253,7 +260,10 @@ fn labels_out_of_range_are_refused_on_the_host_and_flagged_on_the_gpu() {
         t.step_once().unwrap();
         let c = t.compiled();
         assert_eq!(c.health().unwrap().skipped_steps, 0);
-        assert_ne!(ParamStore::read_all(c).unwrap(), before);
+        assert!(
+            ParamStore::read_all(c).unwrap() != before,
+            "a clean step trains"
+        );
     });
 }
 
@@ -268,7 +278,10 @@ fn schedules_that_explode_or_go_negative_are_refused() {
         let mut opt = Optimizer::new(dev, cfg.clone(), vec![ParamGroup::range(0..4)], 4).unwrap();
         opt.prepare_step().unwrap();
         let err = opt.prepare_step().unwrap_err().to_string();
-        assert!(err.contains("step 2") && err.contains("learning rate"), "{err}");
+        assert!(
+            err.contains("step 2") && err.contains("learning rate"),
+            "{err}"
+        );
         assert_eq!(opt.step_count(), 1, "a refused step does not advance");
         cfg.schedule = Schedule::Step {
             step_size: 1,
@@ -304,9 +317,8 @@ fn nan_propagates_through_neurons_and_maxima_as_in_pytorch() {
         c.set("ones", &[1.0; 8]).unwrap();
         c.step().unwrap();
         let read = |v| c.read(v).unwrap();
-        let nan_at = |v: Vec<f32>| -> Vec<usize> {
-            (0..v.len()).filter(|&i| v[i].is_nan()).collect()
-        };
+        let nan_at =
+            |v: Vec<f32>| -> Vec<usize> { (0..v.len()).filter(|&i| v[i].is_nan()).collect() };
         assert_eq!(nan_at(read(relu)), [0, 6]);
         assert_eq!(read(relu)[1..6], [0.0, 2.0, f32::INFINITY, 0.0, 0.5]);
         assert_eq!(nan_at(read(relu6)), [0, 6]);
@@ -334,7 +346,9 @@ fn nan_weights_are_never_predicted_with_nor_saved() {
         )
         .unwrap();
         let e = t.layout().entries().last().unwrap().clone();
-        t.compiled().set(&e.name, &vec![f32::NAN; e.numel()]).unwrap();
+        t.compiled()
+            .set(&e.name, &vec![f32::NAN; e.numel()])
+            .unwrap();
         let err = t.evaluate(&test).unwrap_err();
         assert!(matches!(err, Error::NonFinite { .. }), "{err}");
         let path = std::env::temp_dir().join("wgtrain-nan-weights.safetensors");

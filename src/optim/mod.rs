@@ -518,7 +518,11 @@ impl Optimizer {
         let mut words: Vec<u32> = vec![t.min(u32::MAX as u64) as u32, 0, 0, 0];
         words.extend([f(bc2_sqrt as f32), 0, 0, 0]);
         for (k, (g, &lr)) in self.groups.iter().zip(&lrs).enumerate() {
-            let values = [lr as f32, (lr / bc1) as f32, (1.0 - lr * g.weight_decay) as f32];
+            let values = [
+                lr as f32,
+                (lr / bc1) as f32,
+                (1.0 - lr * g.weight_decay) as f32,
+            ];
             if lr < 0.0 || values.iter().any(|v| !v.is_finite()) {
                 return Err(Error::Invalid(format!(
                     "optimizer step {t}: the schedule {:?} gives parameter group {k} the learning \
