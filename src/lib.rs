@@ -17,6 +17,7 @@ pub mod layout;
 pub mod graph;
 pub mod ops;
 pub mod autograd;
+pub mod health;
 pub mod optim;
 pub mod weights;
 pub mod compile;
@@ -65,7 +66,7 @@ pub fn all_shaders() -> Vec<&'static launch::Shader> {
     all.extend([
         &optim::SHADER,
         &optim::custom::EXAMPLE_SHADER,
-        &compile::health::SHADER,
+        &health::SHADER,
     ]);
     all
 }

@@ -1,4 +1,4 @@
-// Non-finite guards of a training step (src/compile/health.rs). One small buffer of u32 words:
+// Non-finite guards of a training step (src/health.rs). One small buffer of u32 words:
 //   [0] this step's flags (H_LOSS | H_GRAD | H_ACT), [1] smallest gradient-arena index found
 //   non-finite, [2] smallest node index with a non-finite output, [3] scratch;
 //   [4] steps skipped since the last reset, [5] the first skipped step (1-based, 0: none), and

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use futures_intrusive::sync::Semaphore;
 
-use super::health::{self, Health};
 use super::program::{ParamArena, PlanStats, Program};
 use super::residency::{self, Event};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
+use crate::health::{self, Health};
 use crate::launch::Launch;
 use crate::ops::recurrent::CarriedState;
 use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};

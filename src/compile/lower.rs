@@ -1,14 +1,14 @@
 //! Pass 8, lower: every live node that launches (not fused away, not an elided concat) becomes
 //! its launches, recorded once against the allocated tensors and replayed every step. A
 //! lowering error keeps its kind and gains the node's name. The non-finite scans
-//! (`health.rs`) follow the loss and, when asked, every node.
+//! (`crate::health`) follow the loss and, when asked, every node.
 
 use super::Plan;
 use super::allocate::Bound;
-use super::health;
 use crate::device::Device;
 use crate::error::Result;
 use crate::graph::{Graph, Op, Value};
+use crate::health;
 use crate::launch::Launch;
 use crate::tensor::{DType, Tensor};
 

@@ -11,13 +11,12 @@
 //! 6. `limits`: check the plan against the device's limits (`limits.rs`);
 //! 7. `allocate`: the arena, the parameter arenas or weight slot, every tensor (`allocate.rs`);
 //! 8. `lower`: record every op's launches once, with the non-finite scans (`lower.rs`,
-//!    `health.rs`).
+//!    `crate::health`).
 
 mod alias;
 mod allocate;
 mod exec;
 pub mod fusion;
-pub mod health;
 mod lifetimes;
 mod limits;
 mod lower;
@@ -28,7 +27,6 @@ mod prune;
 mod residency;
 
 pub use exec::{Compiled, StepHandle};
-pub use health::{Health, NonFiniteStep};
 pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
 pub use program::{ParamArena, PlanStats};
@@ -130,7 +128,7 @@ impl Graph {
             memory,
         };
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
-        let health = health::buffer(device)?;
+        let health = crate::health::buffer(device)?;
         let checks = lower::Checks {
             health: &health,
             loss: opts.training.map(|t| t.loss.node),

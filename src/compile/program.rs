@@ -65,6 +65,6 @@ pub struct Program {
     /// The values the caller may read after a step.
     pub outputs: Vec<Value>,
     pub stats: PlanStats,
-    /// The non-finite guard's words (`health.rs`).
+    /// The non-finite guard's words (`crate::health`).
     pub health: Tensor,
 }

@@ -17,10 +17,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::health;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Value};
+use crate::health;
 use crate::launch::Launch;
 use crate::optim::Optimizer;
 use crate::tensor::{DType, Tensor};

@@ -361,7 +361,7 @@ impl Optimizer {
         };
         let table_t = Tensor::from_u32(device, &[table.words.len()], &table.words)?;
         let norm = Tensor::zeros(device, &[table.chunks.len() + 2], DType::F32)?;
-        let health = crate::compile::health::buffer(device)?;
+        let health = crate::health::buffer(device)?;
         let step_uniform = Arc::new(device.scoped(|d| {
             d.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("optimizer step"),
@@ -649,7 +649,7 @@ impl Optimizer {
     }
 
     /// `launches`, skipping the update of any step whose non-finite guard `health` is set
-    /// (`compile::health`; `Compiled::attach_optimizer` adds the scans that set it).
+    /// (`crate::health`; `Compiled::attach_optimizer` adds the scans that set it).
     pub(crate) fn guarded_launches(
         &self,
         params: &Tensor,
@@ -691,7 +691,7 @@ impl Optimizer {
 
     /// The update of one parameter of a just-in-time optimizer: arena elements `range` (one
     /// layout entry), read from `params` and `grads` (exactly that many elements) and `state`
-    /// (rows of `stride` elements). The update is skipped while `health` (`compile::health`)
+    /// (rows of `stride` elements). The update is skipped while `health` (`crate::health`)
     /// flags the step.
     pub(crate) fn launches_for(
         &self,

@@ -60,7 +60,7 @@ struct OptStep {
 // Optimizer state: slot s of bound element j at s * cfg.n + j.
 @group(0) @binding(6) var<storage, read_write> opt_state: array<f32>;
 
-// The step's non-finite guard (src/compile/health.rs): word 0 set means something was NaN or
+// The step's non-finite guard (src/health.rs): word 0 set means something was NaN or
 // infinite (loss, gradients): the update kernels leave parameters and state as they are.
 @group(0) @binding(7) var<storage, read> opt_health: array<u32>;
 

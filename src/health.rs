@@ -13,7 +13,7 @@ use crate::tensor::Tensor;
 /// The guards' kernels (`wgsl/health.wgsl`).
 pub static SHADER: Shader = Shader {
     name: "health",
-    parts: &[PRELUDE, FINITE, include_str!("../../wgsl/health.wgsl")],
+    parts: &[PRELUDE, FINITE, include_str!("../wgsl/health.wgsl")],
 };
 
 /// Words of the health buffer (layout in `wgsl/health.wgsl`).
