@@ -8,8 +8,11 @@
 //! cargo run --release --example activity [-- --epochs 8 --batch 32 --lr 0.003 --seed 1
 //!                                           --out runs/activity --resume --conv-only
 //!                                           --window 192 --hop 64 --no-stats
-//!                                           --lstm-hidden 32 --lstm-layers 1 --bidirectional]
+//!                                           --lstm-hidden 32 --lstm-layers 1 --bidirectional
+//!                                           --no-align]
 //! ```
+//! Each user's recordings are first rotated so that their mean gravity direction (the phone's tilt
+//! on the waist) matches the training users' mean (`Har::align_gravity`); `--no-align` skips it.
 //! `--conv-only` trains the baseline without the LSTM (a fully connected head instead);
 //! `--no-stats` leaves out the window statistics (each channel's mean and log-variance) that the
 //! head reads beside the learned features.
@@ -91,10 +94,17 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dev = Device::new()?;
     println!("adapter: {}", dev.name());
 
-    // 2. The data: whole users held out; windows labelled by their majority activity; every
-    //    channel normalised with the training windows' mean and standard deviation.
+    // 2. The data: whole users held out, each user's phone tilt aligned; windows labelled by their
+    //    majority activity; every channel normalised with the training windows' statistics.
     let har = Har::embedded()?;
-    let (train_har, test_har) = har.split_default();
+    let (mut train_har, mut test_har) = har.split_default();
+    if !args.iter().any(|a| a == "--no-align") {
+        // Each user's phone tilt rotated onto the training users' mean (no labels needed): the
+        // cue that tells sitting from standing is a tilt, and phones sit at different tilts.
+        let target = train_har.mean_gravity()?;
+        train_har.align_gravity(target)?;
+        test_har.align_gravity(target)?;
+    }
     let mut train = train_har.windows(size.window, hop, WindowLabel::Majority)?;
     let mut test = test_har.windows(size.window, hop, WindowLabel::Majority)?;
     let (mean, std) = train.channel_stats();

@@ -13,6 +13,7 @@
 
 mod har;
 mod idx;
+mod orientation;
 pub mod mnist;
 
 pub use har::{Har, HarWindows, Recording, WindowLabel};
