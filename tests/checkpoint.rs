@@ -400,7 +400,8 @@ fn bad_checkpoints_are_errors_naming_file_and_tensor() {
         no_ams.algorithm = Algorithm::adamw();
         let e = load_err(dev, &good, &l, &no_ams);
         assert!(
-            e.contains("max_exp_avg_sq") && e.contains("not part of this model"),
+            e.contains("slots \"exp_avg,exp_avg_sq,max_exp_avg_sq\"")
+                && e.contains("has \"exp_avg,exp_avg_sq\""),
             "{e}"
         );
         // A plain safetensors file (not ours) is refused for resuming but fine for weights.
@@ -555,7 +556,7 @@ fn a_refused_load_changes_nothing() {
         // Loaded into a model trained otherwise, so that any write would show.
         let mut m = model(dev, &l, &cfg);
         m.train(10, 12);
-        let cases: [(&str, Option<&str>, &str); 10] = [
+        let cases: [(&str, Option<&str>, &str); 13] = [
             ("global_step", None, "\"global_step\" is missing"),
             ("optimizer.step", None, "\"optimizer.step\" is missing"),
             ("optimizer.schedule_position", None, "is missing"),
@@ -570,6 +571,9 @@ fn a_refused_load_changes_nothing() {
                 "\"optim.conv1.weight.step\" = 3",
             ),
             ("rng.dropout", Some("11"), "not <seed>:<counter>"),
+            ("rng.dropout", Some("011:6"), "not <seed>:<counter>"),
+            ("global_step", Some("03"), "not a count"),
+            ("optimizer.slots", None, "\"optimizer.slots\" is missing"),
         ];
         for (k, (key, value, want)) in cases.into_iter().enumerate() {
             let b = ckpt::resealed(&bytes, |meta| match value {

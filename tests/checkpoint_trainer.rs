@@ -45,6 +45,7 @@ fn a_refused_trainer_load_changes_nothing() {
         let cases: Vec<(&str, Edit, &str)> = vec![
             ("epoch", remove("user.epoch"), "lacks the epoch"),
             ("epoch-text", set("user.epoch", "one"), "not an epoch count"),
+            ("epoch-zero", set("user.epoch", "01"), "not an epoch count"),
             ("dropout", remove("rng.dropout"), "lacks the dropout stream"),
             (
                 "order",

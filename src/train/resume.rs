@@ -85,8 +85,13 @@ impl ResumePoint {
             .metadata
             .get("epoch")
             .ok_or_else(|| bad("checkpoint lacks the epoch (metadata \"user.epoch\")".into()))?;
+        // Digits as `save` writes them: no sign, no leading zero.
+        let canonical = |s: &&str| match s.as_bytes() {
+            [] | [b'0', _, ..] => false,
+            b => b.iter().all(u8::is_ascii_digit),
+        };
         let epoch = Some(epoch_text.as_str())
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .filter(canonical)
             .and_then(|s| s.parse::<u64>().ok())
             .filter(|&e| e <= MAX_COUNTER)
             .and_then(|e| usize::try_from(e).ok())

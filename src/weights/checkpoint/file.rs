@@ -264,6 +264,17 @@ impl<'a> File<'a> {
                 ));
             }
         }
+        let slots = opt.slot_names().join(",");
+        match self.meta.get("optimizer.slots") {
+            Some(saved) if *saved == slots => {}
+            Some(saved) => {
+                return Err(io(
+                    path,
+                    format!("holds optimizer slots {saved:?}, the optimizer has {slots:?}"),
+                ));
+            }
+            None => return Err(io(path, "metadata \"optimizer.slots\" is missing")),
+        }
         let step = self.meta_count("optimizer.step")?;
         let position = self.meta_count("optimizer.schedule_position")?;
         let n = opt.len();
@@ -314,9 +325,15 @@ impl<'a> File<'a> {
     }
 }
 
-/// `s` if it is one or more ASCII digits (`str::parse` would also take a leading `+`).
+/// `s` if it is a number as `save` writes it: ASCII digits, no leading zero (`str::parse`
+/// would also take `+1` and `01`, which `save` never writes: an edit).
 fn plain_digits(s: &str) -> Option<&str> {
-    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then_some(s)
+    let canonical = match s.as_bytes() {
+        [] => false,
+        [b'0', _, ..] => false,
+        b => b.iter().all(u8::is_ascii_digit),
+    };
+    canonical.then_some(s)
 }
 
 /// A decimal count of at most [`MAX_COUNTER`].
