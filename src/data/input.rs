@@ -9,9 +9,10 @@ use std::io::Read;
 use super::io_err;
 use crate::Result;
 
-/// The most bytes a reader builds from one file: the inflated data of a gzipped file, plus
-/// whatever the reader charges for its own structures ([`Input::charge`]). 1 GiB: eight times
-/// the full MNIST training images, far above the shipped data sets.
+/// The most bytes a reader builds from one file, gzipped or not: the (inflated) data, plus what
+/// it decodes the data to (HAR samples become f32, each recording a struct). 1 GiB: twenty
+/// times the full MNIST training images, far above the shipped data sets. A file declaring
+/// more is an `Err` before any of it is read.
 pub const MAX_DECODED_BYTES: u64 = 1 << 30;
 
 /// How many trailing bytes an error counts exactly before it says "more than".
