@@ -342,8 +342,9 @@ impl Har {
     }
 
     /// Names of the classes that [`HarWindows::labels`] index (the labels without `UNLABELED`).
+    /// (Empty when there are no label names: the fields are public, a `Har` may be built by hand.)
     pub fn class_names(&self) -> &[String] {
-        &self.label_names[1..]
+        self.label_names.get(1..).unwrap_or_default()
     }
 
     /// The distinct user ids, sorted.
@@ -403,6 +404,26 @@ impl Har {
             channels: c,
             len,
         };
+        // The fields are public: recordings built by hand may not hold what the header says.
+        for (i, rec) in self.recordings.iter().enumerate() {
+            if Some(rec.signals.len()) != rec.len().checked_mul(c) {
+                return Err(Error::Invalid(format!(
+                    "Har::windows: recording {i} has {} values for {} samples of {c} channels",
+                    rec.signals.len(),
+                    rec.len()
+                )));
+            }
+            if let Some(l) = rec
+                .labels
+                .iter()
+                .find(|&&l| l as usize >= self.label_names.len())
+            {
+                return Err(Error::Invalid(format!(
+                    "Har::windows: recording {i} has label {l}, beyond the {} label names",
+                    self.label_names.len()
+                )));
+            }
+        }
         let mut counts = vec![0usize; self.label_names.len()];
         for rec in &self.recordings {
             let n = rec.len();
@@ -636,6 +657,26 @@ mod tests {
         assert!(h.windows(0, 1, WindowLabel::Last).is_err());
         assert!(h.windows(4, 0, WindowLabel::Last).is_err());
         assert_eq!(h.windows(11, 1, WindowLabel::Last).unwrap().n, 0);
+        // Built by hand (public fields): inconsistent recordings are errors, not index panics.
+        let mut short = h.clone();
+        short.recordings[0].signals.pop();
+        let e = short
+            .windows(4, 2, WindowLabel::Last)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("recording 0 has 19 values for 10 samples of 2 channels"),
+            "{e}"
+        );
+        let mut unnamed = h.clone();
+        unnamed.label_names.truncate(2);
+        let e = unnamed
+            .windows(4, 2, WindowLabel::Majority)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("label 2, beyond the 2 label names"), "{e}");
+        unnamed.label_names.clear();
+        assert!(unnamed.class_names().is_empty());
     }
 
     #[test]
