@@ -3,12 +3,13 @@
 //! and the tensor; writes are atomic. Also the data sources that fill the arena.
 
 mod common;
+#[path = "common/ckpt.rs"]
+mod ckpt;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::each_device;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use wgtrain::optim::{Algorithm, GradOptions, Optimizer, OptimizerConfig, ParamGroup, Schedule};
 use wgtrain::reference::Array;
 use wgtrain::weights::checkpoint::{self, RngState, TrainState};
@@ -376,18 +377,10 @@ fn bad_checkpoints_are_errors_naming_file_and_tensor() {
             "{e}"
         );
 
-        // The wrong dtype: the same file with conv1.bias stored as F16.
-        let st = SafeTensors::deserialize(&bytes).unwrap();
-        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
-        let mut meta = meta.metadata().clone().unwrap();
-        meta.remove("hash.conv1.bias");
-        let half = vec![0u8; 8];
-        let mut views: BTreeMap<String, TensorView> = st.tensors().into_iter().collect();
-        views.insert(
-            "conv1.bias".into(),
-            TensorView::new(Dtype::F16, vec![4], &half).unwrap(),
-        );
-        let f16 = safetensors::tensor::serialize(views.iter(), Some(meta)).unwrap();
+        // The wrong dtype: the same file with conv1.bias stored as F16 (checksums recomputed).
+        let f16 = ckpt::rebuilt(&bytes, |t| {
+            t.insert("conv1.bias".into(), (Dtype::F16, vec![4], vec![0; 8]));
+        });
         let e = load_err(dev, &write("f16.safetensors", &f16), &l, &cfg);
         assert!(e.contains("\"conv1.bias\"") && e.contains("F16"), "{e}");
 
@@ -407,10 +400,12 @@ fn bad_checkpoints_are_errors_naming_file_and_tensor() {
         no_ams.algorithm = Algorithm::adamw();
         let e = load_err(dev, &good, &l, &no_ams);
         assert!(
-            e.contains("max_exp_avg_sq") && e.contains("not part of this model"),
+            e.contains("slots \"exp_avg,exp_avg_sq,max_exp_avg_sq\"")
+                && e.contains("has \"exp_avg,exp_avg_sq\""),
             "{e}"
         );
         // A plain safetensors file (not ours) is refused for resuming but fine for weights.
+        let st = SafeTensors::deserialize(&bytes).unwrap();
         let plain = safetensors::tensor::serialize(st.tensors(), None).unwrap();
         let p = write("plain.safetensors", &plain);
         let e = load_err(dev, &p, &l, &cfg);
@@ -518,4 +513,217 @@ fn data_sources_fill_the_arena_and_receive_trained_values() {
             assert!(e.contains("norm.weight") && e.contains("[8]"), "{e}");
         },
     );
+}
+
+/// The model's bits and both optimizer counters: everything a load may change.
+fn snapshot(m: &Model, l: &ParamLayout) -> (Vec<u32>, u64, u64) {
+    (m.bits(l), m.opt.step_count(), m.opt.schedule_position())
+}
+
+/// Writes `bytes` as `name` in `d`, loads it into `m` and returns the error, asserting that it
+/// names the file and that `m` is unchanged.
+fn refused(d: &Path, name: &str, bytes: &[u8], l: &ParamLayout, m: &mut Model) -> String {
+    let p = d.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    let before = snapshot(m, l);
+    let e = checkpoint::load(&p, l, &m.params, Some(&mut m.opt))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&p.display().to_string()),
+        "{name}: no file in {e}"
+    );
+    assert!(
+        snapshot(m, l) == before,
+        "{name}: a refused load changed the model: {e}"
+    );
+    e
+}
+
+/// A checkpoint missing or mangling any entry the load needs changes nothing: not the weights,
+/// not the optimizer state, not its counters (these were checked only after the weights and the
+/// optimizer state had been replaced).
+#[test]
+fn a_refused_load_changes_nothing() {
+    each_device("a_refused_load_changes_nothing", |dev| {
+        let d = dir("nothing");
+        let (l, cfg) = (layout(), adam_config());
+        let mut saved = model(dev, &l, &cfg);
+        saved.train(0, 3);
+        let good = d.join("good.safetensors");
+        checkpoint::save(&good, &l, &saved.params, Some(&saved.opt), &train_state(3)).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        // Loaded into a model trained otherwise, so that any write would show.
+        let mut m = model(dev, &l, &cfg);
+        m.train(10, 12);
+        let cases: [(&str, Option<&str>, &str); 13] = [
+            ("global_step", None, "\"global_step\" is missing"),
+            ("optimizer.step", None, "\"optimizer.step\" is missing"),
+            ("optimizer.schedule_position", None, "is missing"),
+            ("format_version", None, "\"format_version\" is missing"),
+            ("optimizer", None, "no optimizer state"),
+            ("global_step", Some("+3"), "not a count"),
+            ("global_step", Some("9223372036854775808"), "not a count"),
+            ("optimizer.schedule_position", Some("-1"), "not a count"),
+            (
+                "optimizer.step",
+                Some("4"),
+                "\"optim.conv1.weight.step\" = 3",
+            ),
+            ("rng.dropout", Some("11"), "not <seed>:<counter>"),
+            ("rng.dropout", Some("011:6"), "not <seed>:<counter>"),
+            ("global_step", Some("03"), "not a count"),
+            ("optimizer.slots", None, "\"optimizer.slots\" is missing"),
+        ];
+        for (k, (key, value, want)) in cases.into_iter().enumerate() {
+            let b = ckpt::resealed(&bytes, |meta| match value {
+                Some(v) => drop(meta.insert(key.into(), v.into())),
+                None => drop(meta.remove(key)),
+            });
+            let e = refused(&d, &format!("case{k}.safetensors"), &b, &l, &mut m);
+            assert!(e.contains(want), "{key} = {value:?}: {e}");
+        }
+        // The good file still loads, and does change the model.
+        let before = snapshot(&m, &l);
+        checkpoint::load(&good, &l, &m.params, Some(&mut m.opt)).unwrap();
+        assert!(snapshot(&m, &l) != before);
+        assert!(snapshot(&m, &l) == snapshot(&saved, &l));
+        std::fs::remove_dir_all(&d).unwrap();
+    });
+}
+
+/// The metadata has a checksum too, covering the tensors' checksums: an edited counter or a
+/// deleted checksum is an `Err`, not a silent change.
+#[test]
+fn edited_metadata_and_missing_checksums_are_refused() {
+    each_device("edited_metadata_and_missing_checksums_are_refused", |dev| {
+        let d = dir("edited");
+        let (l, cfg) = (layout(), adam_config());
+        let mut saved = model(dev, &l, &cfg);
+        saved.train(0, 2);
+        let good = d.join("good.safetensors");
+        checkpoint::save(&good, &l, &saved.params, Some(&saved.opt), &train_state(2)).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let mut m = model(dev, &l, &cfg);
+        type Edit = fn(&mut std::collections::HashMap<String, String>);
+        let edits: [(&str, Edit); 5] = [
+            ("step", |m| drop(m.insert("global_step".into(), "3".into()))),
+            ("rng", |m| {
+                drop(m.insert("rng.dropout".into(), "11:0".into()))
+            }),
+            ("added", |m| drop(m.insert("user.note".into(), "x".into()))),
+            ("hash", |m| drop(m.remove("hash.fc.bias"))),
+            ("schedule", |m| {
+                drop(m.insert("optimizer.schedule_position".into(), "0".into()))
+            }),
+        ];
+        for (what, edit) in edits {
+            let b = ckpt::edited(&bytes, |_, meta| edit(meta));
+            let e = refused(&d, &format!("{what}.safetensors"), &b, &l, &mut m);
+            assert!(e.contains("metadata checksum mismatch"), "{what}: {e}");
+        }
+        let b = ckpt::edited(&bytes, |_, meta| {
+            drop(meta.remove(checkpoint::METADATA_HASH))
+        });
+        let e = refused(&d, "unsealed.safetensors", &b, &l, &mut m);
+        assert!(e.contains("\"metadata_hash\" is missing"), "{e}");
+        // A deleted tensor checksum, even with the metadata checksum redone, is refused (it
+        // used to skip that tensor's check), and so is a checksum of no tensor.
+        let b = ckpt::resealed(&bytes, |meta| drop(meta.remove("hash.fc.bias")));
+        let e = refused(&d, "nohash.safetensors", &b, &l, &mut m);
+        assert!(e.contains("tensor \"fc.bias\" has no checksum"), "{e}");
+        let b = ckpt::resealed(&bytes, |meta| {
+            drop(meta.insert("hash.ghost".into(), "0".repeat(16)))
+        });
+        let e = refused(&d, "ghost.safetensors", &b, &l, &mut m);
+        assert!(
+            e.contains("\"ghost\"") && e.contains("does not hold"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    });
+}
+
+/// An error caused by one tensor names that tensor and the file.
+#[test]
+fn errors_name_the_file_and_the_tensor() {
+    each_device("errors_name_the_file_and_the_tensor", |dev| {
+        let d = dir("names");
+        let (l, cfg) = (layout(), adam_config());
+        let mut saved = model(dev, &l, &cfg);
+        saved.train(0, 1);
+        let good = d.join("good.safetensors");
+        checkpoint::save(&good, &l, &saved.params, Some(&saved.opt), &train_state(1)).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let mut m = model(dev, &l, &cfg);
+        let state = "optim.fc.weight.exp_avg";
+        let b = ckpt::edited(&bytes, |t, _| t.get_mut(state).unwrap().2[5] ^= 1);
+        let e = refused(&d, "corrupt.safetensors", &b, &l, &mut m);
+        assert!(
+            e.contains(&format!("tensor {state:?}")) && e.contains("checksum"),
+            "{e}"
+        );
+        let b = ckpt::rebuilt(&bytes, |t| t.get_mut(state).unwrap().1 = vec![330]);
+        let e = refused(&d, "shape.safetensors", &b, &l, &mut m);
+        assert!(
+            e.contains(&format!("tensor {state:?} has shape [330]")),
+            "{e}"
+        );
+        let step = "optim.norm.weight.step";
+        let b = ckpt::rebuilt(&bytes, |t| {
+            t.get_mut(step).unwrap().2 = (-1i64).to_le_bytes().to_vec()
+        });
+        let e = refused(&d, "step.safetensors", &b, &l, &mut m);
+        assert!(e.contains(&format!("tensor {step:?} = -1")), "{e}");
+        let b = ckpt::rebuilt(&bytes, |t| drop(t.remove("optim.conv1.bias.exp_avg_sq")));
+        let e = refused(&d, "gone.safetensors", &b, &l, &mut m);
+        assert!(
+            e.contains("tensor \"optim.conv1.bias.exp_avg_sq\" is missing"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    });
+}
+
+/// Temp files of interrupted saves to the same path are removed by the next successful save;
+/// those of other targets and other files stay.
+#[test]
+fn stale_temp_files_are_removed() {
+    each_device("stale_temp_files_are_removed", |dev| {
+        let d = dir("stale");
+        let l = layout();
+        let m = model(dev, &l, &adam_config());
+        let stale = [
+            ".ckpt.safetensors.tmp-1-0",
+            ".ckpt.safetensors.tmp-4194304-17",
+        ];
+        let others = [
+            ".other.safetensors.tmp-1-0",
+            ".ckpt.safetensors.tmp-x-1",
+            ".ckpt.safetensors.tmp-1-",
+            "ckpt.safetensors.tmp-1-0",
+            ".ckpt.safetensors.tmp-1-0.keep",
+        ];
+        for f in stale.iter().chain(&others) {
+            std::fs::write(d.join(f), b"half a checkpoint").unwrap();
+        }
+        checkpoint::save(
+            &d.join("ckpt.safetensors"),
+            &l,
+            &m.params,
+            None,
+            &train_state(0),
+        )
+        .unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut want: Vec<String> = others.iter().map(|s| s.to_string()).collect();
+        want.push("ckpt.safetensors".into());
+        want.sort();
+        assert_eq!(names, want);
+        std::fs::remove_dir_all(&d).unwrap();
+    });
 }

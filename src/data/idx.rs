@@ -5,7 +5,8 @@
 //! supported, which is what every MNIST-style data set uses: 0x00000801 for labels,
 //! 0x00000803 for images. Files may be gzipped (detected by the `1f 8b` magic, not the name).
 
-use super::{gunzip_if_gzipped, io_err, read_path};
+use super::input::Input;
+use super::{io_err, read_path};
 use crate::Result;
 use std::io::Write;
 use std::path::Path;
@@ -59,23 +60,33 @@ impl Idx {
     }
 
     /// Parses IDX bytes, gzipped or not; `name` is what errors call the data (a path, usually).
+    /// A gzipped file is inflated only as far as its header says the data goes (and never
+    /// past [`MAX_DECODED_BYTES`](super::MAX_DECODED_BYTES)).
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Idx> {
-        let bytes = gunzip_if_gzipped(bytes, name)?;
-        let b = &bytes[..];
-        if b.len() < 4 {
+        Self::parse(Input::new(bytes, name))
+    }
+
+    fn parse(mut input: Input) -> Result<Idx> {
+        let name = input.name();
+        let Some(magic) = input.array::<4>("the magic")? else {
             return Err(io_err(
                 name,
-                format!("not an IDX file: {} bytes, shorter than the magic", b.len()),
+                format!(
+                    "not an IDX file: {} bytes, shorter than the magic",
+                    input.pos()
+                ),
             ));
-        }
-        if b[0] != 0 || b[1] != 0 {
-            let magic = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        };
+        if magic[0] != 0 || magic[1] != 0 {
             return Err(io_err(
                 name,
-                format!("not an IDX file: bad magic 0x{magic:08x}"),
+                format!(
+                    "not an IDX file: bad magic 0x{:08x}",
+                    u32::from_be_bytes(magic)
+                ),
             ));
         }
-        let (dtype, ndim) = (b[2], b[3] as usize);
+        let (dtype, ndim) = (magic[2], magic[3] as usize);
         if dtype != DTYPE_U8 {
             let what = match dtype_name(dtype) {
                 Some(t) => {
@@ -89,42 +100,40 @@ impl Idx {
             return Err(io_err(name, "IDX header declares 0 dimensions"));
         }
         let head = 4 + 4 * ndim;
-        if b.len() < head {
+        let raw = input.up_to(4 * ndim as u64, "the dimensions")?;
+        if raw.len() < 4 * ndim {
             return Err(io_err(
                 name,
                 format!(
                     "truncated: header needs {head} bytes for {ndim} dimensions, file has {}",
-                    b.len()
+                    input.pos()
                 ),
             ));
         }
-        let dims: Vec<usize> = b[4..head]
+        let dims: Vec<usize> = raw
             .chunks_exact(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
             .collect();
         let Some(want) = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) else {
             return Err(io_err(name, format!("dims {dims:?} overflow")));
         };
-        let have = b.len() - head;
-        if have < want {
-            return Err(io_err(
-                name,
-                format!("truncated: dims {dims:?} need {want} data bytes, file has {have}"),
-            ));
-        }
-        if have > want {
+        let data = input.up_to(want as u64, &format!("the data of dims {dims:?}"))?;
+        if data.len() < want {
             return Err(io_err(
                 name,
                 format!(
-                    "trailing garbage: {} bytes after the {want} data bytes of dims {dims:?}",
-                    have - want
+                    "truncated: dims {dims:?} need {want} data bytes, file has {}",
+                    data.len()
                 ),
             ));
         }
-        Ok(Idx {
-            dims,
-            data: b[head..].to_vec(),
-        })
+        if let Some(t) = input.trailing()? {
+            return Err(io_err(
+                name,
+                format!("trailing garbage: {t} after the {want} data bytes of dims {dims:?}"),
+            ));
+        }
+        Ok(Idx { dims, data })
     }
 
     /// The uncompressed IDX encoding.
@@ -280,6 +289,37 @@ mod tests {
             0, 0, 8, 3, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
         ];
         assert!(Idx::from_bytes(&huge, "huge.idx").is_err());
+    }
+
+    /// Gzip as pigz and bgzip write it (several members) reads as one stream; anything else
+    /// after the last member is refused; the declared size bounds what is inflated.
+    #[test]
+    fn members_junk_and_the_ceiling() {
+        let a = sample();
+        let bytes = a.to_bytes();
+        let multi = [gz(&bytes[..5]), gz(&bytes[5..17]), gz(&bytes[17..])].concat();
+        assert_eq!(Idx::from_bytes(&multi, "multi.gz").unwrap(), a);
+        let junk = [gz(&bytes), b"\0\0".to_vec()].concat();
+        assert_io_err(
+            Idx::from_bytes(&junk, "junk.gz"),
+            "junk.gz",
+            "2 bytes of trailing junk after the gzip data",
+        );
+        // Data past the declared size inside the gzip data: counted up to a bound, not inflated.
+        let bomb = gz(&[bytes.clone(), vec![0; 1 << 20]].concat());
+        assert_io_err(
+            Idx::from_bytes(&bomb, "bomb.gz"),
+            "bomb.gz",
+            "trailing garbage: more than 65536 bytes after the 24 data bytes",
+        );
+        // A declared size past the ceiling is refused before anything is inflated.
+        let big = Idx::new(vec![40, 1], vec![7; 40]).unwrap().to_bytes();
+        assert_io_err(
+            Idx::parse(Input::with_ceiling(&gz(&big), "big.gz", 47)),
+            "big.gz",
+            "needs 40 bytes at offset 12: past the limit of 47 bytes",
+        );
+        assert!(Idx::parse(Input::with_ceiling(&gz(&big), "big.gz", 52)).is_ok());
     }
 
     #[test]

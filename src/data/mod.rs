@@ -9,20 +9,22 @@
 //! - [`Idx`]: the IDX reader and writer underneath MNIST.
 //!
 //! `data/*/README.md` gives provenance, licences and formats; `scripts/convert_*.py` made the
-//! files. Every malformed input is an [`Error::Io`] naming the file, never a panic.
+//! files. Every malformed input is an [`Error::Io`] naming the file, never a panic. Files may
+//! be gzipped (one member or several, as pigz and bgzip write them); a reader inflates only as
+//! far as its header declares, and never more than [`MAX_DECODED_BYTES`].
 
 mod har;
 mod idx;
+mod input;
 mod orientation;
 pub mod mnist;
 
 pub use har::{Har, HarWindows, Recording, WindowLabel};
 pub use idx::Idx;
+pub use input::MAX_DECODED_BYTES;
 pub use mnist::{ImageSet, Mnist};
 
 use crate::{Error, Result};
-use std::borrow::Cow;
-use std::io::Read;
 use std::path::Path;
 
 pub(crate) fn io_err(path: &str, msg: impl Into<String>) -> Error {
@@ -36,17 +38,4 @@ pub(crate) fn io_err(path: &str, msg: impl Into<String>) -> Error {
 pub(crate) fn read_path(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path)
         .map_err(|e| io_err(&path.display().to_string(), format!("cannot read: {e}")))
-}
-
-/// Decompresses `bytes` if they start with the gzip magic `1f 8b`, else borrows them unchanged,
-/// so every reader accepts both `foo` and `foo.gz`.
-pub(crate) fn gunzip_if_gzipped<'a>(bytes: &'a [u8], name: &str) -> Result<Cow<'a, [u8]>> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(Cow::Borrowed(bytes));
-    }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|e| io_err(name, format!("corrupt gzip data: {e}")))?;
-    Ok(Cow::Owned(out))
 }

@@ -6,6 +6,7 @@
 pub mod confusion;
 pub mod metrics;
 pub mod models;
+mod resume;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
-use crate::weights::checkpoint::{self, RngState, TrainState};
+use crate::weights::checkpoint::{self, TrainState};
 use crate::weights::{self, DataSource, FanMode, Init, InitSource, Nonlinearity};
 pub use confusion::ConfusionMatrix;
 use metrics::{Metrics, Record};
@@ -399,33 +400,19 @@ impl Trainer {
     /// persistent states (batch-norm running statistics, bit-exact) atomically.
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
         self.check_finite_weights()?;
-        let mut rng = BTreeMap::new();
-        rng.insert(
-            "data_order".to_string(),
-            RngState {
-                seed: self.cfg.seed,
-                counter: self.epoch as u64,
-            },
-        );
-        rng.insert(
-            "dropout".to_string(),
-            RngState {
-                seed: self.cfg.seed,
-                counter: self.train.step_count(),
-            },
-        );
         let mut metadata = BTreeMap::new();
         metadata.insert("epoch".to_string(), self.epoch.to_string());
-        for n in self.train.graph.nodes.iter().filter(|n| n.op == Op::State) {
-            let v = self.train.read(self.train.graph.find(&n.name).unwrap())?;
-            metadata.insert(
-                format!("state.{}", n.name),
-                v.iter().map(|x| format!("{:08x}", x.to_bits())).collect(),
-            );
+        for (name, _) in self.persistent_states() {
+            let v = self
+                .train
+                .read(self.train.graph.find(&name).ok_or_else(|| {
+                    Error::Invalid(format!("state {name:?} is not a node of the graph"))
+                })?)?;
+            metadata.insert(resume::state_key(&name), resume::encode_state(&v));
         }
         let ts = TrainState {
             global_step: self.global_step,
-            rng,
+            rng: resume::rng_streams(self.cfg.seed, self.epoch as u64, self.train.step_count()),
             metadata,
         };
         checkpoint::save(path, self.layout(), &self.train, Some(&self.opt), &ts)
@@ -484,42 +471,32 @@ impl Trainer {
         }
     }
 
-    /// Restores everything `save` wrote; the run continues exactly where it stopped.
+    /// The graph's persistent states (batch-norm running statistics): name and element count.
+    fn persistent_states(&self) -> Vec<(String, usize)> {
+        let nodes = self.train.graph.nodes.iter();
+        nodes
+            .filter(|n| n.op == Op::State)
+            .map(|n| (n.name.clone(), n.outputs[0].0.iter().product()))
+            .collect()
+    }
+
+    /// Restores everything `save` wrote; the run continues exactly where it stopped. The file
+    /// is read and every entry checked (weights, optimizer, counters, this run's seed, each
+    /// state's length) before anything changes: a bad checkpoint is an `Err` naming the file
+    /// and the entry, and leaves the trainer as it was.
     pub fn load(&mut self, path: &std::path::Path) -> Result<()> {
         let layout = self.layout().clone();
-        let ts = checkpoint::load(path, &layout, &self.train, Some(&mut self.opt))?;
-        let bad = |what: &str| Error::Io {
-            path: path.display().to_string(),
-            msg: format!("checkpoint lacks {what}"),
-        };
-        self.epoch = ts
-            .metadata
-            .get("epoch")
-            .and_then(|e| e.parse().ok())
-            .ok_or_else(|| bad("the epoch"))?;
-        self.global_step = ts.global_step;
-        self.train.set_step_count(
-            ts.rng
-                .get("dropout")
-                .ok_or_else(|| bad("the dropout counter"))?
-                .counter,
-        );
-        for n in self.train.graph.nodes.iter().filter(|n| n.op == Op::State) {
-            let hex = ts
-                .metadata
-                .get(&format!("state.{}", n.name))
-                .ok_or_else(|| bad(&format!("state {:?}", n.name)))?;
-            let v: Option<Vec<f32>> = (0..hex.len() / 8)
-                .map(|i| {
-                    u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16)
-                        .ok()
-                        .map(f32::from_bits)
-                })
-                .collect();
-            self.train.set(
-                &n.name,
-                &v.ok_or_else(|| bad(&format!("a readable state {:?}", n.name)))?,
-            )?;
+        let ck = checkpoint::read(path, &layout, Some(&self.opt))?;
+        let states = self.persistent_states();
+        let at = resume::ResumePoint::parse(path, ck.train_state(), self.cfg.seed, &states)?;
+        ck.apply(&self.train, Some(&mut self.opt))?;
+        self.epoch = at.epoch;
+        self.global_step = at.global_step;
+        self.train.set_step_count(at.dropout_steps);
+        for (name, v) in &at.states {
+            self.train
+                .set(name, v)
+                .map_err(|e| e.context(format!("{}: restoring state {name:?}", path.display())))?;
         }
         Ok(())
     }

@@ -7,28 +7,39 @@
 //!   (I64 scalar);
 //! - metadata (strings): `format`, `format_version`, `global_step`, `optimizer`,
 //!   `optimizer.step`, `optimizer.schedule_position`, `rng.<stream>` = `<seed>:<counter>`,
-//!   `user.<key>`, and `hash.<tensor>`, an FNV-1a-64 checksum of each tensor's bytes.
+//!   `user.<key>`; `hash.<tensor>`, an FNV-1a-64 checksum of each tensor's bytes
+//!   ([`tensor_checksum`]); and `metadata_hash`, a checksum of all the other metadata, tensor
+//!   checksums included ([`metadata_checksum`]). A missing or wrong checksum is an `Err`.
 //!
 //! Writes are atomic (temp file in the same directory, fsync, rename over the target, fsync the
-//! directory): a crash leaves the old checkpoint or the new one, never half of one. Loading checks
-//! everything before writing anything to the GPU: a truncated, corrupt or mismatched file is an
-//! `Err` naming the file and the tensor.
+//! directory): a crash leaves the old checkpoint or the new one, never half of one; the temp
+//! files a crash leaves behind are removed by the next successful save to the same path.
+//! Loading is two phases: [`read`] checks everything (tensors, checksums, counters) and returns
+//! a [`Checkpoint`]; [`Checkpoint::apply`] writes it. A truncated, corrupt, edited or mismatched
+//! file is an `Err` naming the file and the tensor, and changes nothing.
+
+mod file;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView, View};
+use safetensors::tensor::{Dtype, View};
 
-use super::{ParamLayout, ParamStore, check_arena, fnv1a};
+use super::{ParamLayout, ParamStore, check_arena};
 use crate::error::{Error, Result};
 use crate::optim::Optimizer;
+use file::File;
+pub use file::{METADATA_HASH, metadata_checksum, tensor_checksum};
 
 /// Value of the `format` metadata key.
 pub const FORMAT: &str = "wgtrain-checkpoint";
 /// Bumped when the meaning of keys changes; files of a newer version are refused.
 pub const FORMAT_VERSION: u32 = 1;
+/// The largest step count, epoch or random-stream counter a checkpoint holds: PyTorch's int64
+/// counters, and room to count on without overflowing.
+pub const MAX_COUNTER: u64 = i64::MAX as u64;
 
 /// A random stream's position: regenerating from `seed` and skipping to `counter` continues it
 /// exactly (the crate's random streams are counter-based: dropout masks, shuffles per epoch).
@@ -88,8 +99,28 @@ fn state_name(param: &str, slot: &str) -> String {
     format!("optim.{param}.{slot}")
 }
 
+/// The prefix of the temp files `write_atomic` writes for a target named `name`:
+/// `.<name>.tmp-<pid>-<counter>` beside it.
+fn temp_prefix(name: &std::ffi::OsStr) -> String {
+    format!(".{}.tmp-", name.to_string_lossy())
+}
+
+/// Whether `file` is one of the temp files of the target whose prefix is `prefix`.
+fn is_temp_of(file: &str, prefix: &str) -> bool {
+    file.strip_prefix(prefix)
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(pid, n)| {
+            [pid, n]
+                .iter()
+                .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 /// Writes `bytes` to `path` atomically: a temp file beside it, fsynced, renamed over `path`, and
-/// the directory fsynced so the rename itself is durable.
+/// the directory fsynced so the rename itself is durable. A failed write removes its temp file;
+/// a successful one also removes the temp files earlier writes to `path` left when they were
+/// interrupted (a crash, a kill). Two writers saving to one path at the same time are not
+/// supported: one of them may find its temp file gone and return an `Err`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path
@@ -99,9 +130,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    let prefix = temp_prefix(name);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
+        "{prefix}{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -118,7 +149,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         io(path, format!("writing the checkpoint failed: {e}"))
-    })
+    })?;
+    // Best effort: a stale temp file that cannot be removed costs disk space, not correctness,
+    // and the checkpoint itself is written.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if is_temp_of(&e.file_name().to_string_lossy(), &prefix)
+                && e.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Saves the weights of `layout` from the `params` arena, the optimizer's state and counters (if
@@ -131,6 +174,23 @@ pub fn save(
     train: &TrainState,
 ) -> Result<()> {
     check_arena(layout, params)?;
+    // Refused here rather than written as a checkpoint `load` would refuse.
+    let counters = std::iter::once(("global_step".to_string(), train.global_step)).chain(
+        train
+            .rng
+            .iter()
+            .map(|(k, r)| (format!("rng.{k}"), r.counter)),
+    );
+    for (what, c) in counters {
+        if c > MAX_COUNTER {
+            return Err(io(
+                path,
+                format!(
+                    "{what} = {c} exceeds the largest counter a checkpoint holds ({MAX_COUNTER})"
+                ),
+            ));
+        }
+    }
     let host = params.read_all()?;
     let mut tensors: BTreeMap<String, Owned> = BTreeMap::new();
     for e in layout.entries() {
@@ -163,6 +223,19 @@ pub fn save(
                     layout.len()
                 ),
             ));
+        }
+        for (what, c) in [
+            ("optimizer.step", opt.step_count()),
+            ("optimizer.schedule_position", opt.schedule_position()),
+        ] {
+            if c > MAX_COUNTER {
+                return Err(io(
+                    path,
+                    format!(
+                        "{what} = {c} exceeds the largest counter a checkpoint holds ({MAX_COUNTER})"
+                    ),
+                ));
+            }
         }
         let state = opt.read_state()?;
         let n = opt.len();
@@ -198,140 +271,112 @@ pub fn save(
         );
     }
     for (k, t) in &tensors {
-        meta.insert(format!("hash.{k}"), format!("{:016x}", fnv1a(&t.data)));
+        meta.insert(format!("hash.{k}"), tensor_checksum(&t.data));
     }
+    meta.insert(METADATA_HASH.into(), metadata_checksum(&meta));
     let bytes = safetensors::tensor::serialize(tensors.iter(), Some(meta))
         .map_err(|e| io(path, format!("serialising: {e}")))?;
     write_atomic(path, &bytes)
 }
 
-/// A parsed checkpoint file: its tensors and metadata, checksums verified.
-struct File<'a> {
-    path: &'a Path,
-    st: SafeTensors<'a>,
-    meta: HashMap<String, String>,
+/// The optimizer's part of a checkpoint, checked against the optimizer it was read for.
+struct OptimState {
+    algorithm: String,
+    slots: Vec<String>,
+    /// `[slots, n]`, slot-major, as `Optimizer::write_state` takes it.
+    state: Vec<f32>,
+    step: u64,
+    position: u64,
 }
 
-impl<'a> File<'a> {
-    fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<File<'a>> {
-        let bad = |e: safetensors::SafeTensorError| {
-            io(
-                path,
-                format!("not a valid safetensors file (truncated or corrupt?): {e}"),
-            )
-        };
-        let st = SafeTensors::deserialize(bytes).map_err(bad)?;
-        let (_, m) = SafeTensors::read_metadata(bytes).map_err(bad)?;
-        let meta = m.metadata().clone().unwrap_or_default();
-        for (name, t) in st.iter() {
-            if let Some(h) = meta.get(&format!("hash.{name}"))
-                && *h != format!("{:016x}", fnv1a(t.data()))
+/// A checkpoint read and checked in full (every tensor present with its dtype, shape and
+/// checksum, every metadata entry parsed, the metadata checksum verified) and not yet applied.
+/// [`read`] gives it, so a caller can check its own metadata (`train_state`) before anything
+/// changes; [`Checkpoint::apply`] then writes it and can fail only on a device error.
+pub struct Checkpoint {
+    path: PathBuf,
+    layout: ParamLayout,
+    /// One vector per layout entry, layout order.
+    weights: Vec<Vec<f32>>,
+    optim: Option<OptimState>,
+    train: TrainState,
+}
+
+impl Checkpoint {
+    /// The file it came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The training loop's state it holds.
+    pub fn train_state(&self) -> &TrainState {
+        &self.train
+    }
+
+    /// Writes the weights into `params` and, when given, the state and counters into
+    /// `optimizer`, which must be the arena and optimizer it was read for (checked first:
+    /// element count, algorithm, slots); returns the training state.
+    pub fn apply(
+        self,
+        params: &dyn ParamStore,
+        optimizer: Option<&mut Optimizer>,
+    ) -> Result<TrainState> {
+        let at = |e: Error| e.context(self.path.display());
+        check_arena(&self.layout, params).map_err(at)?;
+        if let Some(opt) = &optimizer {
+            let Some(s) = &self.optim else {
+                return Err(io(
+                    &self.path,
+                    "was read without an optimizer; it has no optimizer state to apply",
+                ));
+            };
+            let algorithm = opt.config().algorithm.name();
+            if algorithm != s.algorithm
+                || opt.slot_names() != s.slots.as_slice()
+                || opt.len() != self.layout.len()
             {
                 return Err(io(
-                    path,
-                    format!("tensor {name:?}: data corrupt (checksum mismatch)"),
+                    &self.path,
+                    format!(
+                        "was read for a {:?} optimizer with slots {:?} over {} elements, not this {algorithm:?} one with {:?} over {}",
+                        s.algorithm,
+                        s.slots,
+                        self.layout.len(),
+                        opt.slot_names(),
+                        opt.len()
+                    ),
                 ));
             }
         }
-        Ok(File { path, st, meta })
-    }
-
-    fn tensor(&self, name: &str, dtype: Dtype, shape: &[usize]) -> Result<TensorView<'a>> {
-        let t = self
-            .st
-            .tensor(name)
-            .map_err(|_| io(self.path, format!("tensor {name:?} is missing")))?;
-        if t.dtype() != dtype {
-            return Err(io(
-                self.path,
-                format!("tensor {name:?} is {:?}, expected {dtype:?}", t.dtype()),
-            ));
+        write_entries(&self.layout, params, &self.weights).map_err(at)?;
+        if let (Some(opt), Some(s)) = (optimizer, &self.optim) {
+            opt.write_state(&s.state).map_err(at)?;
+            opt.set_counters(s.step, s.position);
         }
-        if t.shape() != shape {
-            return Err(io(
-                self.path,
-                format!(
-                    "tensor {name:?} has shape {:?}, expected {shape:?}",
-                    t.shape()
-                ),
-            ));
-        }
-        Ok(t)
-    }
-
-    fn f32s(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let t = self.tensor(name, Dtype::F32, shape)?;
-        Ok(t.data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
-
-    fn meta_u64(&self, key: &str) -> Result<u64> {
-        let v = self
-            .meta
-            .get(key)
-            .ok_or_else(|| io(self.path, format!("metadata {key:?} is missing")))?;
-        v.parse().map_err(|_| {
-            io(
-                self.path,
-                format!("metadata {key:?} = {v:?} is not a count"),
-            )
-        })
-    }
-
-    fn check_format(&self) -> Result<()> {
-        if self.meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(io(
-                self.path,
-                format!(
-                    "not a wgtrain checkpoint (metadata \"format\" is not {FORMAT:?}); load_weights reads plain safetensors"
-                ),
-            ));
-        }
-        let v = self.meta_u64("format_version")?;
-        if v > FORMAT_VERSION as u64 {
-            return Err(io(
-                self.path,
-                format!("format version {v} is newer than this build reads ({FORMAT_VERSION})"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn train_state(&self) -> Result<TrainState> {
-        let mut t = TrainState {
-            global_step: self.meta_u64("global_step")?,
-            ..Default::default()
-        };
-        for (k, v) in &self.meta {
-            if let Some(name) = k.strip_prefix("rng.") {
-                let parsed = v
-                    .split_once(':')
-                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
-                let (seed, counter) = parsed.ok_or_else(|| {
-                    io(
-                        self.path,
-                        format!("metadata {k:?} = {v:?} is not <seed>:<counter>"),
-                    )
-                })?;
-                t.rng.insert(name.to_string(), RngState { seed, counter });
-            } else if let Some(name) = k.strip_prefix("user.") {
-                t.metadata.insert(name.to_string(), v.clone());
-            }
-        }
-        Ok(t)
+        Ok(self.train)
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| io(path, format!("cannot read: {e}")))
 }
 
+/// Reads `path` and checks it against `layout` and, when given, `optimizer` (algorithm, slots,
+/// arena), writing nothing: every tensor present (F32, or I64 for the step counts), of the
+/// layout's shape, with its checksum; no tensor the model does not have; the metadata checksum
+/// and every counter. The error names the file, and the tensor or entry at fault.
+pub fn read(
+    path: &Path,
+    layout: &ParamLayout,
+    optimizer: Option<&Optimizer>,
+) -> Result<Checkpoint> {
+    let bytes = read_file(path)?;
+    file::read(path, &bytes, layout, optimizer)
+}
+
 /// Restores what `save` wrote: the weights into `params`, the optimizer's state and counters (when
-/// given), and returns the training state. Every tensor is checked (present, F32 or I64 as
-/// saved, the layout's shape, checksum) and no unexpected tensor may be present before anything
-/// is written.
+/// given), and returns the training state. Everything is read and checked first ([`read`]);
+/// a file that fails any check changes nothing.
 pub fn load(
     path: &Path,
     layout: &ParamLayout,
@@ -339,96 +384,14 @@ pub fn load(
     optimizer: Option<&mut Optimizer>,
 ) -> Result<TrainState> {
     check_arena(layout, params)?;
-    let bytes = read(path)?;
-    let file = File::parse(path, &bytes)?;
-    file.check_format()?;
-    let train = file.train_state()?;
-    let mut weights = Vec::new();
-    for e in layout.entries() {
-        weights.push(file.f32s(&e.name, &e.shape)?);
-    }
-    let mut expected: Vec<String> = layout.entries().iter().map(|e| e.name.clone()).collect();
-    let mut opt_state = None;
-    if let Some(opt) = &optimizer {
-        let want = opt.config().algorithm.name();
-        match file.meta.get("optimizer") {
-            Some(saved) if *saved == want => {}
-            Some(saved) => {
-                return Err(io(
-                    path,
-                    format!("holds {saved:?} optimizer state, the optimizer is {want:?}"),
-                ));
-            }
-            None => {
-                return Err(io(
-                    path,
-                    format!(
-                        "holds no optimizer state (saved without one), the optimizer is {want:?}"
-                    ),
-                ));
-            }
-        }
-        let step = file.meta_u64("optimizer.step")?;
-        let pos = file.meta_u64("optimizer.schedule_position")?;
-        let n = opt.len();
-        if n != layout.len() {
-            return Err(io(
-                path,
-                format!(
-                    "the optimizer's arena has {n} elements, the layout {}",
-                    layout.len()
-                ),
-            ));
-        }
-        let mut state = vec![0f32; opt.slot_names().len() * n];
-        for (s, slot) in opt.slot_names().iter().enumerate() {
-            for e in layout.entries() {
-                let name = state_name(&e.name, slot);
-                let v = file.f32s(&name, &e.shape)?;
-                let r = e.range();
-                state[s * n + r.start..s * n + r.end].copy_from_slice(&v);
-                expected.push(name);
-            }
-        }
-        for e in layout.entries() {
-            let name = state_name(&e.name, "step");
-            let t = file.tensor(&name, Dtype::I64, &[])?;
-            let v = i64::from_le_bytes(t.data().try_into().expect("8 bytes checked by shape"));
-            if v < 0 || v as u64 != step {
-                return Err(io(
-                    path,
-                    format!(
-                        "tensor {name:?} = {v}, but the optimizer step is {step} (one step for the whole arena)"
-                    ),
-                ));
-            }
-            expected.push(name);
-        }
-        opt_state = Some((state, step, pos));
-    }
-    for name in file.st.names() {
-        let known = expected.iter().any(|e| e == name)
-            || (optimizer.is_none() && name.starts_with("optim."));
-        if !known {
-            return Err(io(
-                path,
-                format!("tensor {name:?} is not part of this model (not in the layout)"),
-            ));
-        }
-    }
-    write_entries(layout, params, &weights)?;
-    if let (Some(opt), Some((state, step, pos))) = (optimizer, opt_state) {
-        opt.write_state(&state)?;
-        opt.set_counters(step, pos);
-    }
-    Ok(train)
+    read(path, layout, optimizer.as_deref())?.apply(params, optimizer)
 }
 
 /// Loads only the weights of `layout` (fine-tuning, inference): any safetensors file with those
 /// names, shapes and F32 data, e.g. one PyTorch wrote; other tensors are ignored.
 pub fn load_weights(path: &Path, layout: &ParamLayout, params: &dyn ParamStore) -> Result<()> {
     check_arena(layout, params)?;
-    let bytes = read(path)?;
+    let bytes = read_file(path)?;
     let file = File::parse(path, &bytes)?;
     let mut weights = Vec::new();
     for e in layout.entries() {
@@ -452,6 +415,6 @@ fn write_entries(
 
 /// One F32 tensor of a safetensors file, checked against `shape` (the `Init::Checkpoint` path).
 pub fn read_tensor(path: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-    let bytes = read(path)?;
+    let bytes = read_file(path)?;
     File::parse(path, &bytes)?.f32s(name, shape)
 }
