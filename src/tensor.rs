@@ -64,7 +64,7 @@ impl<'a> Binding<'a> {
 
 /// Elements and bytes of `shape` in `dtype`, or an `Err` where the count overflows (a wrapped
 /// product would allocate a tiny buffer for a huge shape).
-fn checked_size(shape: &[usize], dtype: DType) -> Result<(usize, u64)> {
+pub(crate) fn checked_size(shape: &[usize], dtype: DType) -> Result<(usize, u64)> {
     let n = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))

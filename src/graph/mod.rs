@@ -17,12 +17,17 @@
 //! ```
 
 mod op;
+mod validate;
 
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 pub use op::{Op, Out, Primitive};
 
-/// One output of one node: what ops consume and produce.
+/// One output of one node: what ops consume and produce. A value is an index: it names an
+/// output of the graph that made it and of that graph's twins (`clone`, `for_inference`,
+/// `with_batch`), which keep every node at its position. Every function taking a value checks
+/// that it names an existing output of its graph (an `Err` otherwise); a value of an unrelated
+/// graph that happens to be in range cannot be told apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Value {
     /// Index of the producing node in [`Graph::nodes`].
@@ -57,14 +62,34 @@ impl Graph {
         Graph::default()
     }
 
-    /// The node producing `v`.
-    pub fn node(&self, v: Value) -> &Node {
-        &self.nodes[v.node]
+    /// The node producing `v`; an `Err` unless `v` names an output of this graph.
+    pub fn node(&self, v: Value) -> Result<&Node> {
+        self.output(v)?;
+        Ok(&self.nodes[v.node])
     }
 
-    /// Shape of a value at the batch size the graph was built with.
-    pub fn shape(&self, v: Value) -> &[usize] {
-        &self.nodes[v.node].outputs[v.port].0
+    /// Shape and dtype of a value; an `Err` unless `v` names an output of this graph.
+    pub fn output(&self, v: Value) -> Result<&Out> {
+        self.nodes
+            .get(v.node)
+            .and_then(|n| n.outputs.get(v.port))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{v:?} is not a value of this graph ({} nodes{})",
+                    self.nodes.len(),
+                    self.nodes.get(v.node).map_or(String::new(), |n| format!(
+                        "; node {:?} has {} outputs",
+                        n.name,
+                        n.outputs.len()
+                    ))
+                ))
+            })
+    }
+
+    /// Shape of a value at the batch size the graph was built with; an `Err` unless `v` names
+    /// an output of this graph.
+    pub fn shape(&self, v: Value) -> Result<&[usize]> {
+        Ok(&self.output(v)?.0)
     }
 
     /// Finds a node by name.
@@ -76,29 +101,36 @@ impl Graph {
     }
 
     /// Adds a node, inferring its output shapes; a mismatch names the node and its inputs.
+    /// Sources are added by `input`, `param` and `state`, not here.
     pub fn add(&mut self, name: &str, op: impl Into<Op>, inputs: &[Value]) -> Result<Value> {
         let op = op.into();
+        if op.is_source() {
+            return Err(Error::Invalid(format!(
+                "node {name:?}: {op:?} is a source; add it with Graph::input, param or state"
+            )));
+        }
         if self.find(name).is_some() {
             return Err(Error::Invalid(format!("node name {name:?} is used twice")));
         }
-        for v in inputs {
-            if v.node >= self.nodes.len() || v.port >= self.nodes[v.node].outputs.len() {
-                return Err(Error::Invalid(format!(
-                    "node {name:?}: input {v:?} does not exist"
-                )));
-            }
+        let mut shapes: Vec<&[usize]> = Vec::with_capacity(inputs.len());
+        for &v in inputs {
+            let s = self.shape(v).map_err(|_| {
+                Error::Invalid(format!("node {name:?}: input {v:?} does not exist"))
+            })?;
+            shapes.push(s);
         }
-        let shapes: Vec<&[usize]> = inputs.iter().map(|&v| self.shape(v)).collect();
         let outputs = op.infer(&shapes).map_err(|e| {
             let described: Vec<String> = inputs
                 .iter()
-                .map(|&v| format!("{} {:?}", self.node(v).name, self.shape(v)))
+                .zip(&shapes)
+                .map(|(v, s)| format!("{} {s:?}", self.nodes[v.node].name))
                 .collect();
             Error::Shape {
                 op: format!("node {name:?}"),
                 msg: format!("{e} (inputs: {})", described.join(", ")),
             }
         })?;
+        validate::check_outputs(name, &outputs)?;
         self.nodes.push(Node {
             name: name.to_string(),
             op,
@@ -116,12 +148,8 @@ impl Graph {
     }
 
     fn source_typed(&mut self, name: &str, op: Op, shape: &[usize], dtype: DType) -> Result<Value> {
-        if shape.is_empty() || shape.contains(&0) {
-            return Err(Error::Shape {
-                op: format!("node {name:?}"),
-                msg: format!("bad shape {shape:?}"),
-            });
-        }
+        let out = (shape.to_vec(), dtype);
+        validate::check_outputs(name, std::slice::from_ref(&out))?;
         if self.find(name).is_some() {
             return Err(Error::Invalid(format!("node name {name:?} is used twice")));
         }
@@ -129,7 +157,7 @@ impl Graph {
             name: name.into(),
             op,
             inputs: vec![],
-            outputs: vec![(shape.to_vec(), dtype)],
+            outputs: vec![out],
         });
         Ok(Value {
             node: self.nodes.len() - 1,
@@ -176,7 +204,13 @@ impl Graph {
         op: impl Into<Op>,
         inputs: &[Value],
     ) -> Result<Value> {
-        let mut base = format!("grad/{}", self.nodes[node].name);
+        let forward = self.nodes.get(node).ok_or_else(|| {
+            Error::Invalid(format!(
+                "gradient of node {node}: the graph has {} nodes",
+                self.nodes.len()
+            ))
+        })?;
+        let mut base = format!("grad/{}", forward.name);
         if !suffix.is_empty() {
             base = format!("{base}/{suffix}");
         }
@@ -186,11 +220,13 @@ impl Graph {
 
     /// The error of a vjp rule asked to differentiate a gradient op.
     pub fn no_second_derivative(&self, node: usize) -> Error {
-        let n = &self.nodes[node];
-        Error::Invalid(format!(
-            "node {:?}: {:?} has no gradient (second derivatives are not supported)",
-            n.name, n.op
-        ))
+        match self.nodes.get(node) {
+            Some(n) => Error::Invalid(format!(
+                "node {:?}: {:?} has no gradient (second derivatives are not supported)",
+                n.name, n.op
+            )),
+            None => Error::Invalid(format!("node {node} has no gradient (no such node)")),
+        }
     }
 
     /// Adds `op` over `x` with its own parameters `<name>.weight` (`w_shape`) and, when `bias`
@@ -203,16 +239,31 @@ impl Graph {
         w_shape: &[usize],
         bias: Option<usize>,
     ) -> Result<Value> {
-        let w = self.param(&format!("{name}.weight"), w_shape)?;
-        let mut ins = vec![x, w];
-        if let Some(c) = bias {
-            ins.push(self.param(&format!("{name}.bias"), &[c])?);
+        let op = op.into();
+        self.atomic(|g| {
+            let w = g.param(&format!("{name}.weight"), w_shape)?;
+            let mut ins = vec![x, w];
+            if let Some(c) = bias {
+                ins.push(g.param(&format!("{name}.bias"), &[c])?);
+            }
+            g.add(name, op, &ins)
+        })
+    }
+
+    /// Runs a builder that adds several nodes: on an `Err` the graph is left as it was, so a
+    /// failed call leaves no orphan parameter behind (`training` would refuse it later).
+    pub(crate) fn atomic<T>(&mut self, build: impl FnOnce(&mut Graph) -> Result<T>) -> Result<T> {
+        let len = self.nodes.len();
+        let r = build(self);
+        if r.is_err() {
+            self.nodes.truncate(len);
         }
-        self.add(name, op, &ins)
+        r
     }
 
     /// The same graph with every `Input` given batch size `batch` and all shapes re-inferred.
     pub fn with_batch(&self, batch: usize) -> Result<Graph> {
+        self.validate()?;
         let mut g = Graph::new();
         for n in &self.nodes {
             match n.op {
@@ -222,7 +273,7 @@ impl Graph {
                     g.source_typed(&n.name, Op::Input, &s, n.outputs[0].1)?;
                 }
                 Op::Param | Op::State => {
-                    g.source(&n.name, n.op.clone(), &n.outputs[0].0)?;
+                    g.source_typed(&n.name, n.op.clone(), &n.outputs[0].0, n.outputs[0].1)?;
                 }
                 _ => {
                     g.add(&n.name, n.op.clone(), &n.inputs)?;
@@ -251,6 +302,10 @@ impl Graph {
         feeds: &std::collections::HashMap<String, crate::reference::Array>,
         outputs: &[Value],
     ) -> Result<Vec<crate::reference::Array>> {
+        self.validate()?;
+        for &v in outputs {
+            self.output(v)?;
+        }
         let mut vals: std::collections::HashMap<Value, crate::reference::Array> =
             std::collections::HashMap::new();
         let last = outputs.iter().map(|v| v.node).max().unwrap_or(0);
@@ -271,7 +326,16 @@ impl Graph {
                 _ => {
                     let ins: Vec<&crate::reference::Array> =
                         n.inputs.iter().map(|u| &vals[u]).collect();
-                    n.op.eval_reference(&ins, &n.outputs, 0)?
+                    let outs = n.op.eval_reference(&ins, &n.outputs, 0)?;
+                    if outs.len() != n.outputs.len() {
+                        return Err(Error::Invalid(format!(
+                            "node {:?}: the reference gave {} outputs, the op has {}",
+                            n.name,
+                            outs.len(),
+                            n.outputs.len()
+                        )));
+                    }
+                    outs
                 }
             };
             for (port, a) in outs.into_iter().enumerate() {

@@ -370,8 +370,19 @@ impl Graph {
 
     /// A stack of recurrent layers of `cell`. Parameters are `<name>.weight_ih_l{k}`,
     /// `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}` (and `_reverse`), as in a PyTorch state
-    /// dict; layer nodes are `<name>/l{k}` and `<name>/l{k}_reverse`.
+    /// dict; layer nodes are `<name>/l{k}` and `<name>/l{k}_reverse`. On an `Err` the graph is
+    /// left as it was.
     pub fn recurrent(
+        &mut self,
+        name: &str,
+        cell: Cell,
+        x: Value,
+        layers: RecurrentLayers,
+    ) -> Result<RecurrentOutputs> {
+        self.atomic(|g| g.recurrent_stack(name, cell, x, layers))
+    }
+
+    fn recurrent_stack(
         &mut self,
         name: &str,
         cell: Cell,
@@ -385,7 +396,7 @@ impl Graph {
         if layers.num_layers == 0 {
             return Err(err("num_layers must be at least 1".into()));
         }
-        let shape = self.shape(x).to_vec();
+        let shape = self.shape(x)?.to_vec();
         let &[_, n, input] = shape.as_slice() else {
             return Err(err(format!("input {shape:?} must be a sequence (T, N, I)")));
         };
@@ -467,7 +478,7 @@ impl Graph {
             };
             out.y = y;
             out.last_hidden = last;
-            input_size = self.shape(y)[2];
+            input_size = self.shape(y)?[2];
         }
         Ok(out)
     }
