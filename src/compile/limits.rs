@@ -7,8 +7,7 @@ use crate::error::{Error, Result, Unit};
 use crate::graph::Graph;
 use crate::launch::MAX_WORKGROUP_BYTES;
 
-/// The most elements one value may have: every kernel indexes its tensors with u32.
-pub const MAX_ELEMENTS: u64 = u32::MAX as u64;
+pub use crate::tensor::MAX_ELEMENTS;
 
 /// Every live value's element count against [`MAX_ELEMENTS`], before the memory plan sums byte
 /// counts. With each value at most 2^34 bytes, no sum over a graph's values (the arena, the

@@ -28,6 +28,7 @@ mod prune;
 mod residency;
 
 pub use exec::{Compiled, StepHandle};
+pub use limits::MAX_ELEMENTS;
 pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
 pub use program::{ParamArena, PlanStats};

@@ -306,9 +306,24 @@ impl Graph {
         for &v in outputs {
             self.output(v)?;
         }
+        // The oracle evaluates what the compiler could run: a value past the kernels' element
+        // limit is refused here too, not allocated (an f64 array of 2^40 elements aborts).
+        let last = outputs.iter().map(|v| v.node).max().unwrap_or(0);
+        for n in self.nodes.iter().take(last + 1) {
+            for (s, _) in &n.outputs {
+                let count = s.iter().product::<usize>();
+                if count as u64 > crate::tensor::MAX_ELEMENTS {
+                    return Err(Error::TooLarge {
+                        what: format!("node {:?} {s:?} (reference)", n.name),
+                        amount: count as u64,
+                        limit: crate::tensor::MAX_ELEMENTS,
+                        unit: crate::error::Unit::Elements,
+                    });
+                }
+            }
+        }
         let mut vals: std::collections::HashMap<Value, crate::reference::Array> =
             std::collections::HashMap::new();
-        let last = outputs.iter().map(|v| v.node).max().unwrap_or(0);
         for (i, n) in self.nodes.iter().enumerate().take(last + 1) {
             let outs = match n.op {
                 Op::Input | Op::Param | Op::State => {

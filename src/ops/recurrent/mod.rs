@@ -45,7 +45,7 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
-pub use op::{CarriedState, Merge, RecurrentLayers, RecurrentOp, RecurrentOutputs};
+pub use op::{CarriedState, MAX_LAYERS, Merge, RecurrentLayers, RecurrentOp, RecurrentOutputs};
 
 use crate::error::{Result, attr_err, shape_err};
 use crate::neuron::UnaryOp;

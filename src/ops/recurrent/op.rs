@@ -250,6 +250,10 @@ pub enum Merge {
     Sum,
 }
 
+/// The most layers one stack builds: each adds nodes, so a count near usize::MAX would loop
+/// (and allocate) practically forever instead of failing.
+pub const MAX_LAYERS: usize = 1 << 16;
+
 /// A stack of recurrent layers, as PyTorch's `nn.LSTM(input, hidden, num_layers, bias,
 /// bidirectional=...)`; the input size is taken from the graph.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -393,8 +397,11 @@ impl Graph {
             op: format!("node {name:?}"),
             msg,
         };
-        if layers.num_layers == 0 {
-            return Err(err("num_layers must be at least 1".into()));
+        if layers.num_layers == 0 || layers.num_layers > MAX_LAYERS {
+            return Err(err(format!(
+                "num_layers {} must be in 1..={MAX_LAYERS}",
+                layers.num_layers
+            )));
         }
         let shape = self.shape(x)?.to_vec();
         let &[_, n, input] = shape.as_slice() else {
