@@ -22,7 +22,7 @@ use fuzz::Prog;
 use wgtrain::compile::Options;
 use wgtrain::graph::{Op, Value};
 use wgtrain::reference::Array;
-use wgtrain::{DType, Device, Residency};
+use wgtrain::{Algorithm, DType, Device, OptimizerConfig, ParamGroup, Residency};
 
 /// Time one program may take: building is milliseconds, a compile and step on lavapipe seconds.
 const BUILD_LIMIT: Duration = Duration::from_secs(30);
@@ -51,6 +51,8 @@ struct Outcome {
     referenced: bool,
     compiled: Option<bool>,
     stepped: bool,
+    /// Why a compiled step failed (a few are expected, e.g. weights never set).
+    step_err: Option<String>,
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -84,7 +86,9 @@ fn feeds(p: &mut Prog) -> HashMap<String, Array> {
         if !n.op.is_source() {
             continue;
         }
-        let (s, dt) = &n.outputs[0];
+        let Some((s, dt)) = n.outputs.first() else {
+            continue; // a hand-edited source
+        };
         let len: usize = s.iter().product();
         let data = (0..len)
             .map(|_| match dt {
@@ -146,14 +150,26 @@ fn run(seed: u64, log: Arc<Mutex<Vec<String>>>, gpu: Option<Device>) -> Outcome 
             .map_err(|e| e.to_string())
     ));
     out.trained = training.is_ok();
+    if p.hostile && p.rng.percent(5) {
+        // A hand-edited graph: everything below must refuse it (or not need what was edited).
+        p.tamper();
+    }
     let (a, b, c) = (p.value(), p.value(), p.value());
     let r = p.g.gradients(a, &[b, c]);
     p.say(format!("gradients({a:?}, [{b:?}, ..]) -> ok {}", r.is_ok()));
     let (a, b) = (p.value(), p.value());
     let r = p.g.gradient_of(a, b);
     p.say(format!("gradient_of({a:?}, {b:?}) -> ok {}", r.is_ok()));
-    p.g.validate()
-        .expect("still well formed after differentiating");
+    let tampered = p
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.starts_with("tamper"));
+    if !tampered {
+        p.g.validate()
+            .expect("still well formed after differentiating");
+    }
     let batch = p.rng.pick(&[1, 2, 3, 0, 1 << 40, usize::MAX]);
     match p.g.with_batch(batch) {
         Ok(g2) => g2.validate().expect("a re-batched graph is well formed"),
@@ -183,7 +199,13 @@ fn run(seed: u64, log: Arc<Mutex<Vec<String>>>, gpu: Option<Device>) -> Outcome 
     };
     let mut outputs: Vec<Value> = (0..1 + p.rng.below(2)).map(|_| p.value()).collect();
     outputs.dedup();
-    let training = training.ok().filter(|_| p.rng.percent(70));
+    let mut training = training.ok().filter(|_| p.rng.percent(70));
+    if p.hostile && p.rng.percent(10) {
+        training = training.map(|t| fuzz::tamper::tamper_training(&mut p, &t));
+    }
+    if p.hostile && p.rng.percent(10) {
+        p.tamper();
+    }
     if let Some(t) = &training {
         outputs.push(t.loss);
     }
@@ -203,7 +225,7 @@ fn run(seed: u64, log: Arc<Mutex<Vec<String>>>, gpu: Option<Device>) -> Outcome 
         opts.fuse,
         opts.residency
     ));
-    let c = match p.g.compile(&dev, &outputs, &opts) {
+    let mut c = match p.g.compile(&dev, &outputs, &opts) {
         Ok(c) => c,
         Err(e) => {
             p.say(format!("compile -> Err({e})"));
@@ -219,12 +241,26 @@ fn run(seed: u64, log: Arc<Mutex<Vec<String>>>, gpu: Option<Device>) -> Outcome 
             let _ = c.set(&n.name, &vec![0.5; len]);
         }
     }
+    // A training graph runs with an optimizer attached (just-in-time needs one) mostly.
+    let mut opt = None;
+    if let (Some(layout), true) = (c.param_layout().cloned(), p.rng.percent(80)) {
+        let algorithm = p.rng.pick(&[Algorithm::sgd(0.9), Algorithm::adam()]);
+        let groups = vec![ParamGroup::new(layout.ranges(|_| true))];
+        let o = c.optimizer(OptimizerConfig::new(algorithm, 0.01), groups);
+        let attached = o.and_then(|o| c.attach_optimizer(&o).map(|_| o));
+        p.say(format!("attach_optimizer -> ok {}", attached.is_ok()));
+        opt = attached.ok();
+    }
+    if let Some(o) = opt.as_mut() {
+        let _ = o.prepare_step();
+    }
     let r = c.step().and_then(|_| c.wait_all());
     p.say(format!(
         "step -> {:?}",
         r.as_ref().map_err(|e| e.to_string())
     ));
     out.stepped = r.is_ok();
+    out.step_err = r.err().map(|e| e.to_string());
     for &v in &outputs {
         let _ = c.read(v);
     }
@@ -256,7 +292,10 @@ fn random_graph_programs_never_panic_or_hang() {
     let seeds: Vec<u64> = only.unwrap_or_else(|| {
         corpus()
             .into_iter()
-            .chain((0..iters).map(|i| fuzz::Rng(base.wrapping_add(i)).next()))
+            .chain({
+                let mut r = fuzz::Rng(base);
+                (0..iters).map(move |_| r.next())
+            })
             .collect()
     });
     let (mut stats, mut failures) = (Stats::default(), Vec::new());
@@ -291,6 +330,9 @@ fn random_graph_programs_never_panic_or_hang() {
                 stats.compiled += (o.compiled == Some(true)) as usize;
                 stats.compile_errs += (o.compiled == Some(false)) as usize;
                 stats.stepped += o.stepped as usize;
+                if let Some(e) = o.step_err {
+                    eprintln!("fuzz_graph: seed {seed:#x}: the compiled step failed: {e}");
+                }
             }
             Ok(Err(msg)) => {
                 failures.push(format!("seed {seed:#x} PANICKED: {msg}\n    {}", program()))

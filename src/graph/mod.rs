@@ -330,10 +330,15 @@ impl Graph {
                     let a = feeds
                         .get(&n.name)
                         .ok_or_else(|| Error::Invalid(format!("no feed for {:?}", n.name)))?;
-                    if a.shape != n.outputs[0].0 {
+                    let want = &n.outputs[0].0;
+                    if a.shape != *want || a.data.len() != want.iter().product::<usize>() {
                         return Err(Error::Shape {
                             op: format!("node {:?}", n.name),
-                            msg: format!("fed {:?}, expected {:?}", a.shape, n.outputs[0].0),
+                            msg: format!(
+                                "fed {:?} ({} values), expected {want:?}",
+                                a.shape,
+                                a.data.len()
+                            ),
                         });
                     }
                     vec![a.clone()]
@@ -342,12 +347,18 @@ impl Graph {
                     let ins: Vec<&crate::reference::Array> =
                         n.inputs.iter().map(|u| &vals[u]).collect();
                     let outs = n.op.eval_reference(&ins, &n.outputs, 0)?;
-                    if outs.len() != n.outputs.len() {
+                    // The next references index what this one gave: its count and shapes must
+                    // be the node's (a custom op's reference could give anything).
+                    let fits = outs.len() == n.outputs.len()
+                        && outs.iter().zip(&n.outputs).all(|(a, (s, _))| {
+                            a.shape == *s && a.data.len() == s.iter().product::<usize>()
+                        });
+                    if !fits {
+                        let got: Vec<_> = outs.iter().map(|a| (&a.shape, a.data.len())).collect();
                         return Err(Error::Invalid(format!(
-                            "node {:?}: the reference gave {} outputs, the op has {}",
-                            n.name,
-                            outs.len(),
-                            n.outputs.len()
+                            "node {:?}: the reference gave {got:?} (shape, elements), the node \
+                             has outputs {:?}",
+                            n.name, n.outputs
                         )));
                     }
                     outs

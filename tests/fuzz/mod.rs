@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod ops;
+pub mod tamper;
 
 use std::sync::{Arc, Mutex};
 
@@ -186,7 +187,7 @@ impl Prog {
             self.rng.below(n)
         };
         let ports = self.g.nodes[node].outputs.len();
-        let port = if self.rng.percent(85) {
+        let port = if ports == 0 || self.rng.percent(85) {
             0
         } else {
             self.rng.below(ports)

@@ -451,7 +451,7 @@ impl Prog {
         let name = self.name();
         let (x, s) = self.value_of_rank(None);
         let rank = s.len();
-        let action = self.rng.below(26);
+        let action = self.rng.below(27);
         // Logged first, so a hang shows the call it hung in.
         self.say(format!("  (action {action} on {x:?} {s:?})"));
         match action {
@@ -695,6 +695,7 @@ impl Prog {
                 };
                 self.record(format!("{name} = image<->sequence({x:?})"), r);
             }
+            26 => self.weird(),
             _ => {
                 let op = self.raw_op(&s);
                 let count = if self.rng.percent(70) {
