@@ -25,8 +25,13 @@ pub(super) fn check_outputs(name: &str, outputs: &[Out]) -> Result<()> {
                 "bad shape {shape:?} of output {port} (rank >= 1, no zero dimension)"
             )));
         }
-        crate::tensor::checked_size(shape, *dtype)
-            .map_err(|e| err(format!("output {port}: {e}")))?;
+        crate::tensor::checked_size(shape, *dtype).map_err(|e| {
+            let msg = match e {
+                Error::Shape { msg, .. } => msg,
+                e => e.to_string(),
+            };
+            err(format!("output {port}: {msg}"))
+        })?;
     }
     Ok(())
 }

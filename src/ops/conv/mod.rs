@@ -86,14 +86,13 @@ impl Padding {
 }
 
 /// "Same" padding along one axis: `(before, after)`, the odd one after (TensorFlow's rule).
-/// Saturating: a total past usize (hostile attributes) comes out huge, and the geometry's
-/// checked sums then refuse it.
+/// Exact in u128: the total is at most the dilated kernel (`(out - 1)·s < len`), which the
+/// geometries check fits a usize; only an unchecked call can saturate.
 fn same_1d(len: usize, k: usize, s: usize, d: usize) -> (usize, usize) {
-    let s = s.max(1);
-    let out = len.div_ceil(s);
-    let total = ((out.max(1) - 1).saturating_mul(s))
-        .saturating_add(dilated(k, d))
-        .saturating_sub(len);
+    let s = s.max(1) as u128;
+    let out = (len as u128).div_ceil(s);
+    let total = ((out.max(1) - 1) * s + dilated(k, d)).saturating_sub(len as u128);
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
     (total / 2, total - total / 2)
 }
 
@@ -129,10 +128,10 @@ impl Padding1d {
     }
 }
 
-/// Extent of a dilated kernel: `(k - 1) * d + 1`, saturating (callers compare it with the padded
-/// input, which a saturated extent never fits).
-fn dilated(k: usize, d: usize) -> usize {
-    k.saturating_sub(1).saturating_mul(d).saturating_add(1)
+/// Extent of a dilated kernel: `(k - 1) * d + 1`, exact in u128 (`Ctx::check_window` refuses one
+/// past usize).
+fn dilated(k: usize, d: usize) -> u128 {
+    k.saturating_sub(1) as u128 * d as u128 + 1
 }
 
 /// The largest coordinate extent the kernels take: they compute tap coordinates in i32 and mark
@@ -237,8 +236,8 @@ impl ConvGeometry {
         ];
         for (axis, len, before, after, k, s, d) in axes {
             let padded = len.saturating_add(before).saturating_add(after);
-            let extent = padded.max(dilated(k, d)).max(s);
-            if extent > MAX_GPU_EXTENT {
+            let extent = (padded as u128).max(dilated(k, d)).max(s as u128);
+            if extent > MAX_GPU_EXTENT as u128 {
                 return shape_err(
                     op,
                     format!(
@@ -410,6 +409,18 @@ impl Ctx {
                 );
             }
         }
+        // Every size computed from the window (Same padding, output lengths) then fits a usize.
+        let too_long = |k, d| dilated(k, d) > usize::MAX as u128;
+        if too_long(kernel.0, dilation.0) || too_long(kernel.1, dilation.1) {
+            return attr_err(
+                self.op,
+                format!(
+                    "the dilated kernel (kernel {} - 1) · dilation {} + 1 overflows a usize",
+                    self.pair(kernel),
+                    self.pair(dilation)
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -469,7 +480,7 @@ impl Ctx {
                 ),
             );
         };
-        let eff = dilated(k, d);
+        let eff = usize::try_from(dilated(k, d)).unwrap_or(usize::MAX);
         if padded < eff {
             let axis = self.axis(x);
             return shape_err(

@@ -131,7 +131,7 @@ impl ConvTranspose2d {
                 }
             } else {
                 let full = ((i - 1).checked_mul(s))
-                    .and_then(|v| v.checked_add(dilated(k, d)))
+                    .and_then(|v| v.checked_add(usize::try_from(dilated(k, d)).ok()?))
                     .and_then(|v| v.checked_add(op));
                 let (Some(full), Some(pads)) = (full, before.checked_add(after)) else {
                     return overflow();
