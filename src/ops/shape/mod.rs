@@ -178,7 +178,8 @@ impl Slice {
     }
 
     /// The same slice with each step at most `end - start`: a step that long or longer takes
-    /// only `start`, so the result is unchanged, and the step then fits the kernels' u32 words.
+    /// only `start`, so the result is unchanged, and step × stride then neither overflows a
+    /// usize nor wraps the kernels' u32 words.
     pub(crate) fn clamped_steps(&self) -> Slice {
         let ranges = (self.ranges.iter())
             .map(|r| SliceRange {
