@@ -42,6 +42,8 @@ struct Stats {
     compiled: usize,
     compile_errs: usize,
     stepped: usize,
+    /// The slowest program: seconds and seed.
+    slowest: (f64, u64),
 }
 
 /// What one program did, for the totals.
@@ -194,7 +196,7 @@ fn run(seed: u64, log: Arc<Mutex<Vec<String>>>, gpu: Option<Device>) -> Outcome 
                 .fold(1u128, u128::saturating_mul)
         })
         .all(|n| n <= SMALL || n > u32::MAX as u128);
-    let Some(dev) = gpu.filter(|_| small || huge_only) else {
+    let Some(dev) = gpu.filter(|_| (small || huge_only) && p.g.nodes.len() < 2000) else {
         return out;
     };
     let mut outputs: Vec<Value> = (0..1 + p.rng.below(2)).map(|_| p.value()).collect();
@@ -323,7 +325,13 @@ fn random_graph_programs_never_panic_or_hang() {
         });
         let program = || log.lock().unwrap().join("\n    ");
         stats.programs += 1;
-        match rx.recv_timeout(limit) {
+        let t0 = Instant::now();
+        let got = rx.recv_timeout(limit);
+        let secs = t0.elapsed().as_secs_f64();
+        if secs > stats.slowest.0 {
+            stats.slowest = (secs, seed);
+        }
+        match got {
             Ok(Ok(o)) => {
                 stats.trained += o.trained as usize;
                 stats.referenced += o.referenced as usize;
@@ -355,6 +363,10 @@ fn random_graph_programs_never_panic_or_hang() {
     eprintln!(
         "fuzz_graph: {stats:?} in {:.1} s",
         started.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "fuzz_graph: slowest program {:.2} s, seed {:#x}",
+        stats.slowest.0, stats.slowest.1
     );
     assert!(
         failures.is_empty(),

@@ -350,6 +350,10 @@ fn shape_arithmetic_overflow_is_an_error_naming_the_op() {
         sizes: vec![usize::MAX, 4],
     };
     err_names(split.output_shapes(&[2, 3]), &["split", "overflows"]);
+    // An LSTM whose gates fit a usize but whose reserve row (gates and cell) does not.
+    let lstm = Recurrent::new(Cell::Lstm, 1, usize::MAX / 4);
+    assert!(lstm.gate_rows().is_ok());
+    err_names(lstm.reserve_len(1, 1), &["reserve", "overflows"]);
     // A crop whose end passes usize saturates, and the slice refuses it.
     let crop = Slice::crop(&[0, usize::MAX], &[1, 2]);
     err_names(g.slice("crop", small, crop), &["slice"]);
@@ -414,6 +418,31 @@ fn a_recurrent_stack_of_usize_max_layers_is_an_error_at_once() {
     let (r, nodes) = e;
     assert!(r.unwrap_err().contains("num_layers"));
     assert_eq!(nodes, 1, "the failed stack left nodes behind");
+}
+
+/// Found by the fuzzer: every `add` scanned every node for its name, so building was quadratic
+/// (a stack of 2^16 recurrent layers, 330k nodes, took minutes). Now linear.
+#[test]
+fn large_graphs_build_in_linear_time() {
+    let nodes = within(20, || {
+        let mut g = Graph::new();
+        let mut v = g.input("x", &[2, 3]).unwrap();
+        for k in 0..100_000 {
+            v = g.unary(&format!("n{k}"), UnaryOp::Relu, v).unwrap();
+        }
+        // Names stay unique, including after a failed multi-node builder.
+        assert!(g.unary("n7", UnaryOp::Relu, v).is_err());
+        // "n5" is taken: the weight is made, then the layer refused and the weight removed.
+        assert!(g.dense("n5", v, FullyConnected::new(3, 2)).is_err());
+        assert!(g.find("n5.weight").is_none());
+        g.param("n5.weight", &[1]).unwrap();
+        let s = g.input("s", &[3, 2, 4]).unwrap();
+        let max = wgtrain::ops::recurrent::MAX_LAYERS;
+        g.gru("gru", s, RecurrentLayers::new(2).layers(max))
+            .unwrap();
+        g.nodes.len()
+    });
+    assert!(nodes > 400_000, "{nodes}");
 }
 
 /// Issue 16: a max pool over 1×1×2^40×1 must not hang (it scanned every window); the graph
@@ -570,4 +599,30 @@ fn reference_feeds_of_the_wrong_length_are_errors() {
         },
     );
     err_names(g.eval_reference(&feeds, &[y]), &["\"x\"", "5 values"]);
+}
+
+/// The name index behind `find` and `add` follows hand edits of the public `nodes`.
+#[test]
+fn names_follow_hand_edits() {
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 3]).unwrap();
+    let y = g.unary("y", UnaryOp::Relu, x).unwrap();
+    // Pushed by hand: found, and its name is taken.
+    let mut node = g.node(y).unwrap().clone();
+    node.name = "pushed".into();
+    g.nodes.push(node);
+    assert_eq!(g.find("pushed").map(|v| v.node), Some(2));
+    assert!(g.input("pushed", &[1]).is_err());
+    // Truncated by hand: the names are free again.
+    g.nodes.truncate(1);
+    assert!(g.find("y").is_none() && g.find("pushed").is_none());
+    g.unary("y", UnaryOp::Relu, x).unwrap();
+    // Renamed by hand: found under the new name only; a duplicate made so is refused later.
+    g.nodes[1].name = "x".into();
+    assert_eq!(g.find("x").map(|v| v.node), Some(0));
+    g.nodes[1].name = "renamed".into();
+    assert_eq!(g.find("renamed").map(|v| v.node), Some(1));
+    assert!(g.find("y").is_none());
+    g.nodes[1].name = "x".into();
+    err_names(g.validate(), &["\"x\"", "twice"]);
 }

@@ -16,6 +16,7 @@
 //! # let _ = grads; Ok(()) }
 //! ```
 
+mod names;
 mod op;
 mod validate;
 
@@ -54,6 +55,7 @@ pub struct Node {
 pub struct Graph {
     /// Every node, in topological order.
     pub nodes: Vec<Node>,
+    names: names::Names,
 }
 
 impl Graph {
@@ -94,10 +96,19 @@ impl Graph {
 
     /// Finds a node by name.
     pub fn find(&self, name: &str) -> Option<Value> {
-        self.nodes
-            .iter()
-            .position(|n| n.name == name)
+        self.names
+            .find(&self.nodes, name)
             .map(|node| Value { node, port: 0 })
+    }
+
+    /// Appends a node whose name `taken` said is new, and indexes it.
+    fn push(&mut self, node: Node) -> Value {
+        self.names.push(&node.name, self.nodes.len());
+        self.nodes.push(node);
+        Value {
+            node: self.nodes.len() - 1,
+            port: 0,
+        }
     }
 
     /// Adds a node, inferring its output shapes; a mismatch names the node and its inputs.
@@ -109,9 +120,7 @@ impl Graph {
                 "node {name:?}: {op:?} is a source; add it with Graph::input, param or state"
             )));
         }
-        if self.find(name).is_some() {
-            return Err(Error::Invalid(format!("node name {name:?} is used twice")));
-        }
+        self.check_new_name(name)?;
         let mut shapes: Vec<&[usize]> = Vec::with_capacity(inputs.len());
         for &v in inputs {
             let s = self.shape(v).map_err(|_| {
@@ -131,16 +140,21 @@ impl Graph {
             }
         })?;
         validate::check_outputs(name, &outputs)?;
-        self.nodes.push(Node {
+        Ok(self.push(Node {
             name: name.to_string(),
             op,
             inputs: inputs.to_vec(),
             outputs,
-        });
-        Ok(Value {
-            node: self.nodes.len() - 1,
-            port: 0,
-        })
+        }))
+    }
+
+    /// Errors if a node is already named `name`.
+    fn check_new_name(&mut self, name: &str) -> Result<()> {
+        self.names.sync(&self.nodes);
+        if self.names.taken(&self.nodes, name) {
+            return Err(Error::Invalid(format!("node name {name:?} is used twice")));
+        }
+        Ok(())
     }
 
     fn source(&mut self, name: &str, op: Op, shape: &[usize]) -> Result<Value> {
@@ -150,19 +164,13 @@ impl Graph {
     fn source_typed(&mut self, name: &str, op: Op, shape: &[usize], dtype: DType) -> Result<Value> {
         let out = (shape.to_vec(), dtype);
         validate::check_outputs(name, std::slice::from_ref(&out))?;
-        if self.find(name).is_some() {
-            return Err(Error::Invalid(format!("node name {name:?} is used twice")));
-        }
-        self.nodes.push(Node {
+        self.check_new_name(name)?;
+        Ok(self.push(Node {
             name: name.into(),
             op,
             inputs: vec![],
             outputs: vec![out],
-        });
-        Ok(Value {
-            node: self.nodes.len() - 1,
-            port: 0,
-        })
+        }))
     }
 
     /// A value fed every step, e.g. an image batch `(N, C, H, W)`; dim 0 is the batch size.
@@ -189,7 +197,7 @@ impl Graph {
     pub fn fresh(&self, base: String) -> String {
         let mut name = base.clone();
         let mut k = 1;
-        while self.find(&name).is_some() {
+        while self.names.taken(&self.nodes, &name) {
             k += 1;
             name = format!("{base}#{k}");
         }
@@ -256,6 +264,7 @@ impl Graph {
         let len = self.nodes.len();
         let r = build(self);
         if r.is_err() {
+            self.names.forget(&self.nodes, len);
             self.nodes.truncate(len);
         }
         r

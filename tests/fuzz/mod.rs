@@ -45,12 +45,19 @@ impl Rng {
 
 /// Sizes the kernels cannot take or whose products overflow.
 pub const HUGE: &[usize] = &[
+    65_535,
+    65_536,
     1 << 20,
+    (1 << 30) - 1,
+    u32::MAX as usize,
     (1 << 30) + 1,
     1 << 31,
     (1 << 32) + 1,
     1 << 40,
     1 << 62,
+    usize::MAX / 5 + 1,
+    usize::MAX / 4,
+    usize::MAX / 3,
     usize::MAX / 2 + 1,
     usize::MAX - 1,
     usize::MAX,

@@ -662,8 +662,21 @@ impl Prog {
             }
             22 => {
                 let (x, _) = self.of_rank(3);
-                let mut layers = RecurrentLayers::new(self.attr())
-                    .layers(self.attr().min(if self.hostile { usize::MAX } else { 2 }));
+                // Around the layer limit, not at it: a stack of 2^16 layers builds (linearly), but
+                // slowly for a fuzzer.
+                let count = if self.hostile {
+                    self.rng.pick(&[
+                        0,
+                        1,
+                        2,
+                        3,
+                        wgtrain::ops::recurrent::MAX_LAYERS + 1,
+                        usize::MAX,
+                    ])
+                } else {
+                    1 + self.rng.below(2)
+                };
+                let mut layers = RecurrentLayers::new(self.attr()).layers(count);
                 if self.rng.bool() {
                     layers = layers.bidirectional(if self.rng.bool() {
                         Merge::Concat

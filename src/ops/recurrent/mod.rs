@@ -199,9 +199,10 @@ impl Recurrent {
 
     /// Elements of the reserve for `T` steps of `N` sequences (checked).
     pub fn reserve_len(&self, t: usize, n: usize) -> Result<usize> {
-        let per = self.gate_rows()? + self.cell.extra() * self.hidden_size;
-        t.checked_mul(n)
-            .and_then(|tn| tn.checked_mul(per))
+        let gates = self.gate_rows()?;
+        let per =
+            (self.cell.extra().checked_mul(self.hidden_size)).and_then(|e| e.checked_add(gates));
+        per.and_then(|per| t.checked_mul(n)?.checked_mul(per))
             .map_or_else(|| shape_err(OP, "the reserve size overflows"), Ok)
     }
 }
