@@ -84,7 +84,7 @@ fn bench(
 ) -> wgtrain::Result<(Vec<usize>, Timing, Option<Timing>)> {
     let (mut g, y) = s.graph(scale)?;
     let mut feeds = s.feeds(&g);
-    let shape = g.shape(y).to_vec();
+    let shape = g.shape(y).unwrap().to_vec();
     let fwd = time(dev, &g, &[y], &feeds, budget_s)?;
     let wrt = s.wrt(&g);
     if wrt.is_empty() {

@@ -96,7 +96,7 @@ fn check(dev: &Device, cell: Cell) -> wgtrain::Result<std::result::Result<f64, S
     let mut worst = 0f64;
     for (v, w) in outs.iter().zip(&want) {
         let got = c.read(*v)?;
-        let name = &g.node(*v).name;
+        let name = &g.node(*v).unwrap().name;
         // Relative to the output's scale, not each element: the gradients of a mean are ~1e-3
         // and some elements cancel to near zero. f32 against f64 over a few dozen terms is off
         // by ~5e-7 of the scale (lavapipe and an H200); one of the 196 LSTM weights off by 0.01

@@ -19,6 +19,38 @@ pub struct Training {
     pub grads: Vec<Value>,
 }
 
+impl Training {
+    /// Checks it against `g` (its fields are public): the loss is a value of `g`, and each
+    /// parameter a distinct `Param` node with a gradient of its shape. Compiling checks it.
+    pub fn check(&self, g: &Graph) -> Result<()> {
+        g.output(self.loss)?;
+        if self.params.len() != self.grads.len() {
+            return Err(Error::Invalid(format!(
+                "training: {} parameters but {} gradients",
+                self.params.len(),
+                self.grads.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (p, gr) in self.params.iter().zip(&self.grads) {
+            let node = g.node(*p)?;
+            if node.op != Op::Param || p.port != 0 || !seen.insert(p.node) {
+                return Err(Error::Invalid(format!(
+                    "training: {p:?} ({:?}) is not a distinct parameter",
+                    node.name
+                )));
+            }
+            if g.shape(*gr)? != g.shape(*p)? {
+                return Err(Error::Shape {
+                    op: format!("training: gradient of {:?}", node.name),
+                    msg: format!("{:?} vs the parameter's {:?}", g.shape(*gr)?, g.shape(*p)?),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Graph {
     fn grad_node(&mut self, base: String, op: impl Into<Op>, inputs: &[Value]) -> Result<Value> {
         let name = self.fresh(base);
@@ -28,6 +60,10 @@ impl Graph {
     /// Gradients of `sum(loss)` with respect to each of `wrt`, as new nodes of this graph.
     /// A `wrt` value the loss does not depend on is an `Err` (its gradient would be a silent zero).
     pub fn gradients(&mut self, loss: Value, wrt: &[Value]) -> Result<Vec<Value>> {
+        self.validate()?;
+        for &v in std::iter::once(&loss).chain(wrt) {
+            self.output(v)?;
+        }
         let n = self.nodes.len();
         // Which nodes depend on a `wrt` value (only those need gradients).
         let mut needs = vec![false; n];
@@ -67,6 +103,17 @@ impl Graph {
                 continue;
             }
             let grads = self.vjp(i, &dys)?;
+            // A rule giving too few gradients would drop some; one of the wrong shape would be
+            // broadcast into the sum: both are errors, never silent.
+            if grads.len() != node.inputs.len() {
+                return Err(Error::Invalid(format!(
+                    "node {:?} ({:?}): its vjp gave {} gradients for {} inputs",
+                    node.name,
+                    node.op,
+                    grads.len(),
+                    node.inputs.len()
+                )));
+            }
             for (k, (u, g)) in node.inputs.iter().zip(grads).enumerate() {
                 if !needs[u.node] || self.nodes[u.node].op == Op::State {
                     continue;
@@ -77,6 +124,16 @@ impl Graph {
                         node.name, node.op
                     ))
                 })?;
+                if self.shape(g)? != self.shape(*u)? {
+                    return Err(Error::Shape {
+                        op: format!("gradient of node {:?}", node.name),
+                        msg: format!(
+                            "input {k}: gradient {:?} vs the input's {:?}",
+                            self.shape(g)?,
+                            self.shape(*u)?
+                        ),
+                    });
+                }
                 pending.entry(*u).or_default().push(g);
             }
         }
@@ -120,14 +177,12 @@ impl Graph {
     /// The gradient node(s) of one forward node, as MPS's `gradientFilterWithSource`: given `dy`
     /// (the gradient arriving at `forward`'s output), the gradient of each of its inputs.
     pub fn gradient_of(&mut self, forward: Value, dy: Value) -> Result<Vec<Option<Value>>> {
-        if self.shape(forward) != self.shape(dy) {
+        self.validate()?;
+        let (want, got) = (self.shape(forward)?, self.shape(dy)?);
+        if want != got {
             return Err(Error::Shape {
                 op: format!("gradient of {:?}", self.nodes[forward.node].name),
-                msg: format!(
-                    "dy {:?} vs output {:?}",
-                    self.shape(dy),
-                    self.shape(forward)
-                ),
+                msg: format!("dy {got:?} vs output {want:?}"),
             });
         }
         let mut dys = vec![None; self.nodes[forward.node].outputs.len()];

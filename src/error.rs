@@ -96,6 +96,8 @@ pub enum Unit {
     WorkgroupBytes,
     /// Workgroups along one dimension of a dispatch.
     Workgroups,
+    /// Elements of one tensor (kernels index them with u32).
+    Elements,
 }
 
 impl fmt::Display for Unit {
@@ -106,6 +108,7 @@ impl fmt::Display for Unit {
             Unit::Bindings => "storage bindings per shader stage",
             Unit::WorkgroupBytes => "bytes of workgroup memory",
             Unit::Workgroups => "workgroups per dimension",
+            Unit::Elements => "elements per tensor",
         })
     }
 }

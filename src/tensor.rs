@@ -62,9 +62,13 @@ impl<'a> Binding<'a> {
     }
 }
 
+/// The most elements one tensor of a graph may have: every kernel indexes with u32 (compiling
+/// refuses a larger value, and so does the CPU reference of a graph).
+pub const MAX_ELEMENTS: u64 = u32::MAX as u64;
+
 /// Elements and bytes of `shape` in `dtype`, or an `Err` where the count overflows (a wrapped
 /// product would allocate a tiny buffer for a huge shape).
-fn checked_size(shape: &[usize], dtype: DType) -> Result<(usize, u64)> {
+pub(crate) fn checked_size(shape: &[usize], dtype: DType) -> Result<(usize, u64)> {
     let n = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))

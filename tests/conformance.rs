@@ -115,7 +115,7 @@ fn with_weighted_sum(s: &Sample) -> Result<Weighted, String> {
     let (mut g, y) = s.graph(1).map_err(err)?;
     let mut feeds = s.feeds(&g);
     let wrt = s.wrt(&g);
-    let shape = g.shape(y).to_vec();
+    let shape = g.shape(y).unwrap().to_vec();
     let dy = g.input("__dy", &shape).map_err(err)?;
     let p = g.binary("__p", BinaryOp::Mul, y, dy).map_err(err)?;
     let d = Array::seeded(&shape, 4242);
@@ -168,7 +168,7 @@ fn check_forward(dev: &Device, s: &Sample) -> Check {
 fn check_eager(dev: &Device, s: &Sample) -> Check {
     let (g, y) = s.graph(1).map_err(err)?;
     let feeds = s.feeds(&g);
-    let node = g.node(y).clone();
+    let node = g.node(y).unwrap().clone();
     let ins_ref = g.eval_reference(&feeds, &node.inputs).map_err(err)?;
     let mut ins = Vec::new();
     for (v, a) in node.inputs.iter().zip(&ins_ref) {
@@ -230,7 +230,12 @@ fn check_gradients(dev: &Device, s: &Sample) -> Check {
     let want = g.eval_reference(&feeds, &grads).map_err(err)?;
     let (got, _) = run_compiled(dev, &g, &grads, &Options::default(), &feeds)?;
     for ((v, got), w) in wrt.iter().zip(&got).zip(&want) {
-        close(&format!("d/d{}", g.node(*v).name), got, &w.data, s.tol)?;
+        close(
+            &format!("d/d{}", g.node(*v).unwrap().name),
+            got,
+            &w.data,
+            s.tol,
+        )?;
     }
     Ok(())
 }
@@ -253,6 +258,7 @@ fn check_fused(dev: &Device, s: &Sample, i: usize) -> Check {
     let (mut g, y) = s.graph(1).map_err(err)?;
     let fusable = g
         .node(y)
+        .map_err(err)?
         .op
         .primitive()
         .map_or(0, |p| p.fusable_neurons(y.port));
@@ -316,7 +322,7 @@ fn reference_vjp_matches_finite_differences() {
         let grads = g.gradients(p, &wrt).map_err(err)?;
         let got = g.eval_reference(&feeds, &grads).map_err(err)?;
         for (v, grad) in wrt.iter().zip(&got) {
-            let name = g.node(*v).name.clone();
+            let name = g.node(*v).unwrap().name.clone();
             let fd = finite_diff(&feeds[&name], 1e-6, |x| {
                 let mut f = feeds.clone();
                 f.insert(name.clone(), x.clone());

@@ -82,7 +82,7 @@ fn assert_autograd_matches_fd(
 ) {
     let grads = g.eval_reference(f, &tr.grads).unwrap();
     for (p, grad) in tr.params.iter().zip(&grads) {
-        let name = g.node(*p).name.clone();
+        let name = g.node(*p).unwrap().name.clone();
         let fd = finite_diff(&f[&name], 1e-6, |w| {
             let mut f2 = f.clone();
             f2.insert(name.clone(), w.clone());
@@ -112,7 +112,7 @@ fn assert_compiled_matches_reference(
     let (got, stats) = run_with(dev, g, &outs, &Default::default(), f, 1);
     let want = g.eval_reference(f, &outs).unwrap();
     for ((v, got), w) in outs.iter().zip(&got).zip(&want) {
-        assert_close(&g.node(*v).name, got, &w.data, tol, tol);
+        assert_close(&g.node(*v).unwrap().name, got, &w.data, tol, tol);
     }
     stats
 }
@@ -303,8 +303,8 @@ fn gradient_node_of_a_single_forward_node() {
     let grads = g.gradient_of(y, dy).unwrap();
     assert_eq!(grads.len(), 2);
     let (dx, dw) = (grads[0].unwrap(), grads[1].unwrap());
-    assert_eq!(g.shape(dx), &[3, 4]);
-    assert_eq!(g.shape(dw), &[4, 2]);
+    assert_eq!(g.shape(dx).unwrap(), &[3, 4]);
+    assert_eq!(g.shape(dw).unwrap(), &[4, 2]);
     let f = feeds(&g, 9);
     let got = g.eval_reference(&f, &[dx, dw]).unwrap();
     let (rx, rw) = wgtrain::ops::matmul::reference::matmul_backward(&f["x"], &f["w"], &f["dy"]);
@@ -454,7 +454,13 @@ fn compiled_states_concat_and_loss_match_reference() {
         c.step().unwrap(); // step 0: the same dropout mask as the reference
         let want = g.eval_reference(&f, &outs).unwrap();
         for (v, w) in outs.iter().zip(&want) {
-            assert_close(&g.node(*v).name, &c.read(*v).unwrap(), &w.data, 2e-4, 2e-4);
+            assert_close(
+                &g.node(*v).unwrap().name,
+                &c.read(*v).unwrap(),
+                &w.data,
+                2e-4,
+                2e-4,
+            );
         }
         // The running statistics moved; the next step draws a new dropout mask.
         let rm = c.read(g.find("bn.running_mean").unwrap()).unwrap();
@@ -499,10 +505,10 @@ fn compiled_states_concat_and_loss_match_reference() {
             fi.insert(name.into(), Array::from_f32(&[4], &v));
         }
         for p in &tr.params {
-            let n = g.node(*p).name.clone();
+            let n = g.node(*p).unwrap().name.clone();
             fi.insert(
                 n.clone(),
-                Array::from_f32(g.shape(*p), &c.read(*p).unwrap()),
+                Array::from_f32(g.shape(*p).unwrap(), &c.read(*p).unwrap()),
             );
         }
         let wi = gi.eval_reference(&fi, &[loss]).unwrap();
@@ -786,7 +792,11 @@ fn training_graphs_fuse_neurons_whose_gradient_reads_the_output() {
     let live = vec![true; g.nodes.len()];
     let fusion = wgtrain::compile::fusion::fuse(&g, &live, &outs);
     for a in acts {
-        assert!(fusion.absorbed[a.node], "{} was not fused", g.node(a).name);
+        assert!(
+            fusion.absorbed[a.node],
+            "{} was not fused",
+            g.node(a).unwrap().name
+        );
     }
     // With an x-based gradient (softplus) the conv output has two readers: that neuron stays.
     let (mut gs, ls, acts_s) = fusable_training_graph(UnaryOp::Softplus);

@@ -255,7 +255,7 @@ fn silu_and_mish_train_through_a_graph() {
     // The reference gradients (through UnaryGrad of SiLU and Mish) vs finite differences.
     let grads = g.eval_reference(&f, &tr.grads).unwrap();
     for (p, grad) in tr.params.iter().zip(&grads) {
-        let name = g.node(*p).name.clone();
+        let name = g.node(*p).unwrap().name.clone();
         let fd = finite_diff(&f[&name], 1e-6, |w| {
             let mut f2 = f.clone();
             f2.insert(name.clone(), w.clone());
@@ -270,7 +270,7 @@ fn silu_and_mish_train_through_a_graph() {
     each_device("silu mish training", |dev| {
         let (got, _) = run(dev, &g, &outs, &f, true, Some(&tr));
         for ((v, got), w) in outs.iter().zip(&got).zip(&want) {
-            assert_close(&g.node(*v).name, got, &w.data, 2e-4, 2e-4);
+            assert_close(&g.node(*v).unwrap().name, got, &w.data, 2e-4, 2e-4);
         }
     });
 }

@@ -186,15 +186,15 @@ fn prelu_graph(batch: usize) -> (Graph, Value, [Value; 3]) {
         g.find("act1.weight").unwrap(),
         g.find("act2.weight").unwrap(),
     );
-    assert_eq!(g.shape(a1), &[4]);
-    assert_eq!(g.shape(a2), &[1]);
+    assert_eq!(g.shape(a1).unwrap(), &[4]);
+    assert_eq!(g.shape(a2).unwrap(), &[1]);
     (g, loss, [x, a1, a2])
 }
 
 /// x at least 0.1 away from the kink; slopes away from 0, so no finite-difference step crosses a
 /// kink of either layer.
 fn graph_feeds(g: &Graph) -> HashMap<String, Array> {
-    let x = g.shape(g.find("x").unwrap()).to_vec();
+    let x = g.shape(g.find("x").unwrap()).unwrap().to_vec();
     let xs = Array::seeded(&x, 1);
     let xs = xs
         .data
@@ -219,7 +219,7 @@ fn graph_gradients_match_finite_differences() {
     let f = graph_feeds(&g);
     let got = g.eval_reference(&f, &grads).unwrap();
     for (v, grad) in wrt.iter().zip(&got) {
-        let name = g.node(*v).name.clone();
+        let name = g.node(*v).unwrap().name.clone();
         let fd = finite_diff(&f[&name], 1e-6, |w| {
             let mut f2 = f.clone();
             f2.insert(name.clone(), w.clone());
@@ -246,7 +246,7 @@ fn compiled_graph_matches_reference() {
             c.step().unwrap();
             let want = g.eval_reference(&f, &outs).unwrap();
             for (v, w) in outs.iter().zip(&want) {
-                let what = format!("batch {batch}: {}", g.node(*v).name);
+                let what = format!("batch {batch}: {}", g.node(*v).unwrap().name);
                 assert_close(&what, &c.read(*v).unwrap(), &w.data, 1e-4, 1e-4);
             }
         }

@@ -21,7 +21,7 @@ fn params(g: &Graph) -> HashMap<String, Array> {
         .iter()
         .enumerate()
         .map(|(i, &p)| {
-            let n = g.node(p);
+            let n = g.node(p).unwrap();
             let a = Array::seeded(&n.outputs[0].0, 77 + i as u64).map_scaled(0.5);
             (n.name.clone(), Array::from_f32(&a.shape, &a.to_f32()))
         })
@@ -62,9 +62,12 @@ fn carried_state_continues_the_sequence() {
             c.set(name, &a.to_f32()).unwrap();
         }
         for &(_, input) in &so.state.pairs {
-            let n = short.node(input);
-            c.set(&n.name, &vec![0.0; short.shape(input).iter().product()])
-                .unwrap();
+            let n = short.node(input).unwrap();
+            c.set(
+                &n.name,
+                &vec![0.0; short.shape(input).unwrap().iter().product()],
+            )
+            .unwrap();
         }
         let half = x.len() / 2;
         c.set("x", &x.to_f32()[..half]).unwrap();
@@ -151,8 +154,8 @@ fn a_gru_learns() {
             )
             .unwrap();
         for p in g.params() {
-            let name = &g.node(p).name;
-            let shape = g.shape(p).to_vec();
+            let name = &g.node(p).unwrap().name;
+            let shape = g.shape(p).unwrap().to_vec();
             let v = default_init_in(&g, name, &shape)
                 .values(name, &shape, 3)
                 .unwrap();
@@ -200,7 +203,7 @@ fn recurrent_weights_start_as_pytorch() {
         "lstm.bias_hh_l1",
     ] {
         let v = g.find(name).unwrap();
-        match default_init_in(&g, name, g.shape(v)) {
+        match default_init_in(&g, name, g.shape(v).unwrap()) {
             Init::Uniform { low, high } => {
                 let k = 1.0 / 5f64.sqrt();
                 assert!(

@@ -98,7 +98,7 @@ fn build(c: &Case) -> Built {
     let mut g = Graph::new();
     let x = g.input("x", &c.x).unwrap();
     let o = g.recurrent(c.name, c.cell, x, c.layers).unwrap();
-    let y_shape = g.shape(o.y).to_vec();
+    let y_shape = g.shape(o.y).unwrap().to_vec();
     let dy = g.input("dy", &y_shape).unwrap();
     let product = g.binary("y_dy", BinaryOp::Mul, o.y, dy).unwrap();
     let params = g.params();
@@ -128,7 +128,7 @@ fn build(c: &Case) -> Built {
     }
     compare.push(one(format!("{p}_grad.x"), grads[0]));
     for (k, v) in params.iter().enumerate() {
-        let name = &g.node(*v).name;
+        let name = &g.node(*v).unwrap().name;
         let key = name
             .strip_prefix(&format!("{p}."))
             .unwrap_or_else(|| panic!("parameter {name:?} is not under {p:?}"));
@@ -156,7 +156,7 @@ fn feeds(c: &Case, g: &Graph) -> HashMap<String, Array> {
         .collect();
     let mut h0 = Vec::new();
     if let Some(first) = states.first() {
-        let s = g.shape(g.find(first).unwrap()).to_vec();
+        let s = g.shape(g.find(first).unwrap()).unwrap().to_vec();
         h0 = fixture(&format!("{p}_h0"), &[states.len(), s[0], s[1]]);
     }
     let mut out = HashMap::new();
@@ -226,7 +226,7 @@ fn matches_pytorch(c: Case) {
     } in &b.compare
     {
         let ours = stacked(&outs, &reference, values);
-        let shape = b.g.shape(values[0]);
+        let shape = b.g.shape(values[0]).unwrap();
         let shape = if *states {
             [&[values.len()][..], shape].concat()
         } else {

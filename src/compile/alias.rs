@@ -55,8 +55,9 @@ pub fn pass(
     elide: bool,
     align: u64,
 ) -> Aliases {
+    // A view needs an input to alias (an op claiming to be a view of nothing is lowered).
     let alias: Vec<bool> = (0..g.nodes.len())
-        .map(|i| g.nodes[i].op.is_view() || fusion.absorbed[i])
+        .map(|i| (g.nodes[i].op.is_view() && !g.nodes[i].inputs.is_empty()) || fusion.absorbed[i])
         .collect();
     let mut a = Aliases {
         alias,

@@ -87,7 +87,9 @@ pub fn pass(
                 "a training graph owns its parameters: do not share them".into(),
             ));
         }
-        params(g, device, tr, plan, &mut bound)?;
+        if !plan.jit {
+            params(g, device, tr, plan, &mut bound)?;
+        }
     }
     for (i, node) in g.nodes.iter().enumerate() {
         if !plan.live[i] {
@@ -111,6 +113,11 @@ pub fn pass(
                 });
             }
         }
+    }
+    // Just-in-time, after every tensor exists: a gradient the caller also asked for as an
+    // output has a buffer of its own rather than an arena slice.
+    if let Some(tr) = training.filter(|_| plan.jit) {
+        params(g, device, tr, plan, &mut bound)?;
     }
     Ok(bound)
 }
@@ -149,12 +156,18 @@ fn params(g: &Graph, device: &Device, tr: &Training, plan: &Plan, bound: &mut Bo
     let aliases = &plan.aliases;
     let layout = param_layout(g, device, tr, &|v| aliases.owner(v))?;
     if bound.jit.is_some() {
-        // Gradients are arena intermediates (placed above), read at the update points.
+        // Gradients are arena intermediates (or, requested as outputs, buffers of their own),
+        // read at the update points.
         let grads = tr
             .grads
             .iter()
             .zip(layout.entries())
-            .map(|(gr, e)| bound.tensors[&aliases.owner(*gr)].reshape(&[e.numel()]))
+            .map(|(gr, e)| {
+                let t = bound.tensors.get(&aliases.owner(*gr)).ok_or_else(|| {
+                    Error::Invalid(format!("allocate: the gradient {gr:?} has no tensor"))
+                })?;
+                t.reshape(&[e.numel()])
+            })
             .collect::<Result<Vec<_>>>()?;
         bound.jit_training = Some(JitTraining {
             layout,

@@ -118,7 +118,7 @@ impl Compiled {
             return None;
         }
         let v = self.graph.find(name)?;
-        matches!(self.graph.node(v).op, Op::Param | Op::State)
+        matches!(self.graph.node(v).ok()?.op, Op::Param | Op::State)
             .then(|| self.program.tensors.get(&v))
             .flatten()
     }
@@ -128,9 +128,9 @@ impl Compiled {
         let Some(j) = &self.program.jit else {
             return false;
         };
-        self.graph
-            .find(name)
-            .is_some_and(|v| self.graph.node(v).op == Op::Param && j.plan.offsets.contains_key(&v))
+        self.graph.find(name).is_some_and(|v| {
+            self.graph.nodes[v.node].op == Op::Param && j.plan.offsets.contains_key(&v)
+        })
     }
 
     /// Writes f32 data into the input or parameter named `name` (queue-ordered: a step already
@@ -140,7 +140,7 @@ impl Compiled {
             .graph
             .find(name)
             .ok_or_else(|| Error::Invalid(format!("no node named {name:?}")))?;
-        if !matches!(self.graph.node(v).op, Op::Input | Op::Param | Op::State) {
+        if !matches!(self.graph.node(v)?.op, Op::Input | Op::Param | Op::State) {
             return Err(Error::Invalid(format!(
                 "node {name:?} is computed, not fed"
             )));
@@ -149,17 +149,17 @@ impl Compiled {
             .program
             .jit
             .as_ref()
-            .filter(|_| self.graph.node(v).op == Op::Param)
+            .filter(|_| self.graph.nodes[v.node].op == Op::Param)
         {
             // Just-in-time weights stay on the host until their layer runs.
-            let want: usize = self.graph.shape(v).iter().product();
+            let want: usize = self.graph.shape(v)?.iter().product();
             if data.len() != want {
                 return Err(Error::Shape {
                     op: format!("node {name:?}"),
                     msg: format!(
                         "{} values for a weight {:?}",
                         data.len(),
-                        self.graph.shape(v)
+                        self.graph.shape(v)?
                     ),
                 });
             }
@@ -178,7 +178,7 @@ impl Compiled {
             .graph
             .find(name)
             .ok_or_else(|| Error::Invalid(format!("no node named {name:?}")))?;
-        if self.graph.node(v).op != Op::Input {
+        if self.graph.node(v)?.op != Op::Input {
             return Err(Error::Invalid(format!("node {name:?} is not an input")));
         }
         for n in &self.graph.nodes {
@@ -205,21 +205,17 @@ impl Compiled {
 
     /// Reads a requested output (waits for the steps in flight).
     pub fn read(&self, v: Value) -> Result<Vec<f32>> {
+        let node = self.graph.node(v)?;
         if !self.program.outputs.contains(&v)
-            && !matches!(self.graph.node(v).op, Op::Input | Op::Param | Op::State)
+            && !matches!(node.op, Op::Input | Op::Param | Op::State)
         {
             return Err(Error::Invalid(format!(
                 "{:?} was not requested as an output; its memory is reused within the step",
-                self.graph.node(v).name
+                node.name
             )));
         }
         self.wait_all()?;
-        if let Some(j) = self
-            .program
-            .jit
-            .as_ref()
-            .filter(|_| self.graph.node(v).op == Op::Param)
-        {
+        if let Some(j) = self.program.jit.as_ref().filter(|_| node.op == Op::Param) {
             return residency::host_weight(&j.host.lock().unwrap(), &self.graph, v)
                 .map(<[f32]>::to_vec);
         }

@@ -59,7 +59,9 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
         let Some(u) = node.op.primitive().and_then(|p| p.as_neuron()) else {
             continue;
         };
-        let v = node.inputs[0];
+        let Some(&v) = node.inputs.first() else {
+            continue;
+        };
         let h = head[v.node];
         let have = f.fused.get(&h).map_or(0, |c| c.len());
         // The head producer says how many neurons it applies at this port (a chain for

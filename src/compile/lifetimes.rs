@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::alias::Aliases;
 use crate::autograd::Training;
+use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 
 /// When each intermediate is live, and the just-in-time reads and update points.
@@ -28,7 +29,7 @@ pub fn pass(
     aliases: &Aliases,
     jit: bool,
     training: Option<&Training>,
-) -> Lifetimes {
+) -> Result<Lifetimes> {
     let mut life: HashMap<Value, (usize, usize)> = HashMap::new();
     for (i, node) in g.nodes.iter().enumerate() {
         if !live[i] || aliases.alias[i] {
@@ -81,17 +82,16 @@ pub fn pass(
         }
     }
     for (u, (out, _)) in &aliases.slices {
-        let lu = life
-            .remove(u)
-            .expect("an elided concat's inputs are intermediates");
-        let lo = life
-            .get_mut(out)
-            .expect("an elided concat's output is an intermediate");
+        // The alias pass elides only concats of intermediates into an intermediate; an Err,
+        // not a panic, should that ever not hold.
+        let elided = || Error::Invalid(format!("lifetimes: elided concat input {u:?} of {out:?}"));
+        let lu = life.remove(u).ok_or_else(elided)?;
+        let lo = life.get_mut(out).ok_or_else(elided)?;
         *lo = (lo.0.min(lu.0), lo.1.max(lu.1));
     }
-    Lifetimes {
+    Ok(Lifetimes {
         life,
         reads,
         update_after,
-    }
+    })
 }

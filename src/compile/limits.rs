@@ -7,6 +7,34 @@ use crate::error::{Error, Result, Unit};
 use crate::graph::Graph;
 use crate::launch::MAX_WORKGROUP_BYTES;
 
+pub use crate::tensor::MAX_ELEMENTS;
+
+/// Every live value's element count against [`MAX_ELEMENTS`], before the memory plan sums byte
+/// counts. With each value at most 2^34 bytes, no sum over a graph's values (the arena, the
+/// parameter layout, the just-in-time slot) can approach u64.
+pub fn check_sizes(g: &Graph, live: &[bool]) -> Result<()> {
+    for (i, node) in g.nodes.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        for (port, (shape, _)) in node.outputs.iter().enumerate() {
+            let n = shape
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+                .unwrap_or(u64::MAX);
+            if n > MAX_ELEMENTS {
+                return Err(Error::TooLarge {
+                    what: format!("node {:?} output {port} {shape:?} (limits)", node.name),
+                    amount: n,
+                    limit: MAX_ELEMENTS,
+                    unit: Unit::Elements,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Workgroup memory of the kernels, the arena's size, and the storage bindings of every live node.
 pub fn check(g: &Graph, device: &Device, live: &[bool], memory: &Memory) -> Result<()> {
     let caps = device.caps();

@@ -3,6 +3,7 @@
 //! offsets are chosen first-fit in that order, each aligned for binding.
 
 use super::lifetimes::Lifetimes;
+use crate::error::{Error, Result, Unit};
 use crate::graph::{Graph, Value};
 
 /// Pass 5, memory: where each arena intermediate lives.
@@ -14,7 +15,7 @@ pub struct Memory {
 }
 
 /// Places the intermediates of `lifetimes` in one arena; `align` is the binding offset alignment.
-pub fn pass(g: &Graph, lifetimes: &Lifetimes, align: u64) -> Memory {
+pub fn pass(g: &Graph, lifetimes: &Lifetimes, align: u64) -> Result<Memory> {
     let life = &lifetimes.life;
     let mut owned: Vec<Value> = life.keys().copied().collect();
     owned.sort();
@@ -26,16 +27,18 @@ pub fn pass(g: &Graph, lifetimes: &Lifetimes, align: u64) -> Memory {
             last: life[&v].1,
         })
         .collect();
-    Memory {
-        placement: place(&items, align),
+    Ok(Memory {
+        placement: place(&items, align)?,
         owned,
-    }
+    })
 }
 
-/// Bytes of value `v`.
+/// Bytes of value `v` (`Graph::add` checked that the count fits a u64; saturating regardless).
 pub fn value_bytes(g: &Graph, v: Value) -> u64 {
     let (s, dt) = &g.nodes[v.node].outputs[v.port];
-    (s.iter().product::<usize>() * dt.size()) as u64
+    s.iter()
+        .try_fold(dt.size() as u64, |acc, &d| acc.checked_mul(d as u64))
+        .unwrap_or(u64::MAX)
 }
 
 /// One value to place: its size and the first and last step (node positions) it is live.
@@ -56,13 +59,29 @@ pub struct Placement {
     pub naive: u64,
 }
 
-fn align_up(x: u64, a: u64) -> u64 {
-    x.div_ceil(a) * a
+/// `x` rounded up to a multiple of `a`, or an `Err` past u64.
+fn align_up(x: u64, a: u64) -> Result<u64> {
+    x.div_ceil(a).checked_mul(a).ok_or_else(too_large)
+}
+
+/// The arena's byte count overflowed: far past any device's buffer limit.
+fn too_large() -> Error {
+    Error::TooLarge {
+        what: "the activation arena (its byte count overflows a u64)".into(),
+        amount: u64::MAX,
+        limit: u64::MAX,
+        unit: Unit::BufferBytes,
+    }
+}
+
+/// `a + b`, or an `Err` past u64.
+fn add(a: u64, b: u64) -> Result<u64> {
+    a.checked_add(b).ok_or_else(too_large)
 }
 
 /// Places `items` so that no two simultaneously live ones overlap. `align` is the binding offset
-/// alignment (a power of two).
-pub fn place(items: &[Interval], align: u64) -> Placement {
+/// alignment (a power of two). Byte counts past u64 are an `Err`.
+pub fn place(items: &[Interval], align: u64) -> Result<Placement> {
     let align = align.max(4);
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by_key(|&i| (items[i].first, std::cmp::Reverse(items[i].bytes)));
@@ -73,28 +92,29 @@ pub fn place(items: &[Interval], align: u64) -> Placement {
     for &i in &order {
         let it = items[i];
         live.retain(|&(_, _, last)| last >= it.first);
-        let size = align_up(it.bytes.max(4), align);
+        let size = align_up(it.bytes.max(4), align)?;
         let mut at = 0;
         for &(o, e, _) in &live {
-            if at + size <= o {
+            if add(at, size)? <= o {
                 break;
             }
-            at = at.max(align_up(e, align));
+            at = at.max(align_up(e, align)?);
         }
         offsets[i] = at;
+        let end = add(at, size)?;
         let pos = live.partition_point(|&(o, _, _)| o < at);
-        live.insert(pos, (at, at + size, it.last));
-        peak = peak.max(at + size);
+        live.insert(pos, (at, end, it.last));
+        peak = peak.max(end);
     }
-    let naive = items
-        .iter()
-        .map(|it| align_up(it.bytes.max(4), align))
-        .sum();
-    Placement {
+    let mut naive = 0u64;
+    for it in items {
+        naive = add(naive, align_up(it.bytes.max(4), align)?)?;
+    }
+    Ok(Placement {
         offsets,
         peak,
         naive,
-    }
+    })
 }
 
 /// Checks a placement: every pair live at the same time occupies disjoint bytes.
@@ -135,7 +155,7 @@ mod tests {
                 })
                 .collect();
             let align = [4, 16, 256][case % 3];
-            let p = place(&items, align);
+            let p = place(&items, align).unwrap();
             assert_eq!(
                 overlaps(&items, &p),
                 None,
@@ -166,8 +186,27 @@ mod tests {
                 last: i + 1,
             })
             .collect();
-        let p = place(&items, 256);
+        let p = place(&items, 256).unwrap();
         assert_eq!(p.peak, 2 * 1024);
         assert_eq!(p.naive, 4 * 1024);
+    }
+
+    #[test]
+    fn byte_counts_past_u64_are_an_err() {
+        let huge = |first| Interval {
+            bytes: u64::MAX / 2 + 1,
+            first,
+            last: 1,
+        };
+        // Two values live at once, each half of u64: the second's end overflows.
+        let e = place(&[huge(0), huge(0)], 256).unwrap_err().to_string();
+        assert!(e.contains("activation arena"), "{e}");
+        // One value whose aligned size alone overflows.
+        let one = Interval {
+            bytes: u64::MAX - 1,
+            first: 0,
+            last: 0,
+        };
+        assert!(place(&[one], 256).is_err());
     }
 }

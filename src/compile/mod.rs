@@ -1,7 +1,9 @@
 //! Compile once: a sequence of passes over the graph, each a short function filling in the `Plan`,
 //! then the `Program` they produce (the step as data), which `exec.rs` replays.
 //!
-//! 1. `prune`: drop the nodes the outputs do not need (`prune.rs`);
+//! 0. `check`: the graph is well formed and names only its own values (`Graph::validate`);
+//! 1. `prune`: drop the nodes the outputs do not need (`prune.rs`), then refuse a live value
+//!    too large for the kernels' u32 indices (`limits::check_sizes`);
 //! 2. `fuse`: fold neurons into their producer's dispatch (`fusion.rs`);
 //! 3. `alias`: views and fused nodes alias their owner, contiguous concats are elided
 //!    (`alias.rs`);
@@ -27,6 +29,7 @@ mod prune;
 mod residency;
 
 pub use exec::{Compiled, StepHandle};
+pub use limits::MAX_ELEMENTS;
 pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
 pub use program::{ParamArena, PlanStats};
@@ -109,14 +112,16 @@ impl Graph {
     /// parameters out for training, and where the weights live.
     pub fn compile(&self, device: &Device, outputs: &[Value], opts: &Options) -> Result<Compiled> {
         let g = self;
+        check(g, outputs, opts.training)?;
         let jit = opts.residency == Residency::JustInTime;
         let align = device.caps().storage_offset_alignment as u64;
         let (computed, kept) = targets(outputs, opts.training, jit);
         let live = prune::prune(g, &computed);
+        limits::check_sizes(g, &live)?;
         let fusion = fusion::pass(g, &live, &computed, opts.fuse);
         let aliases = alias::pass(g, &live, &fusion, &kept, opts.fuse, align);
-        let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training);
-        let memory = memory::pass(g, &lifetimes, align);
+        let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training)?;
+        let memory = memory::pass(g, &lifetimes, align)?;
         limits::check(g, device, &live, &memory)?;
         let plan = Plan {
             kept,
@@ -141,6 +146,20 @@ impl Graph {
             program(g, plan, bound, lowered, health),
         ))
     }
+}
+
+/// Pass 0, check: the graph is well formed and every value the caller names is one of its
+/// outputs, so no later pass indexes a missing node or port.
+fn check(g: &Graph, outputs: &[Value], training: Option<&Training>) -> Result<()> {
+    g.validate()?;
+    for &v in outputs {
+        g.output(v)
+            .map_err(|e| e.context("compile: a requested output"))?;
+    }
+    if let Some(t) = training {
+        t.check(g)?;
+    }
+    Ok(())
 }
 
 /// What to compute (the outputs and, training, every gradient, into the gradient arena) and

@@ -16,13 +16,19 @@
 //! # let _ = grads; Ok(()) }
 //! ```
 
+mod names;
 mod op;
+mod validate;
 
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 pub use op::{Op, Out, Primitive};
 
-/// One output of one node: what ops consume and produce.
+/// One output of one node: what ops consume and produce. A value is an index: it names an
+/// output of the graph that made it and of that graph's twins (`clone`, `for_inference`,
+/// `with_batch`), which keep every node at its position. Every function taking a value checks
+/// that it names an existing output of its graph (an `Err` otherwise); a value of an unrelated
+/// graph that happens to be in range cannot be told apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Value {
     /// Index of the producing node in [`Graph::nodes`].
@@ -49,6 +55,7 @@ pub struct Node {
 pub struct Graph {
     /// Every node, in topological order.
     pub nodes: Vec<Node>,
+    names: names::Names,
 }
 
 impl Graph {
@@ -57,58 +64,97 @@ impl Graph {
         Graph::default()
     }
 
-    /// The node producing `v`.
-    pub fn node(&self, v: Value) -> &Node {
-        &self.nodes[v.node]
+    /// The node producing `v`; an `Err` unless `v` names an output of this graph.
+    pub fn node(&self, v: Value) -> Result<&Node> {
+        self.output(v)?;
+        Ok(&self.nodes[v.node])
     }
 
-    /// Shape of a value at the batch size the graph was built with.
-    pub fn shape(&self, v: Value) -> &[usize] {
-        &self.nodes[v.node].outputs[v.port].0
+    /// Shape and dtype of a value; an `Err` unless `v` names an output of this graph.
+    pub fn output(&self, v: Value) -> Result<&Out> {
+        self.nodes
+            .get(v.node)
+            .and_then(|n| n.outputs.get(v.port))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{v:?} is not a value of this graph ({} nodes{})",
+                    self.nodes.len(),
+                    self.nodes.get(v.node).map_or(String::new(), |n| format!(
+                        "; node {:?} has {} outputs",
+                        n.name,
+                        n.outputs.len()
+                    ))
+                ))
+            })
+    }
+
+    /// Shape of a value at the batch size the graph was built with; an `Err` unless `v` names
+    /// an output of this graph.
+    pub fn shape(&self, v: Value) -> Result<&[usize]> {
+        Ok(&self.output(v)?.0)
     }
 
     /// Finds a node by name.
     pub fn find(&self, name: &str) -> Option<Value> {
-        self.nodes
-            .iter()
-            .position(|n| n.name == name)
+        self.names
+            .find(&self.nodes, name)
             .map(|node| Value { node, port: 0 })
     }
 
+    /// Appends a node whose name `taken` said is new, and indexes it.
+    fn push(&mut self, node: Node) -> Value {
+        self.names.push(&node.name, self.nodes.len());
+        self.nodes.push(node);
+        Value {
+            node: self.nodes.len() - 1,
+            port: 0,
+        }
+    }
+
     /// Adds a node, inferring its output shapes; a mismatch names the node and its inputs.
+    /// Sources are added by `input`, `param` and `state`, not here.
     pub fn add(&mut self, name: &str, op: impl Into<Op>, inputs: &[Value]) -> Result<Value> {
         let op = op.into();
-        if self.find(name).is_some() {
-            return Err(Error::Invalid(format!("node name {name:?} is used twice")));
+        if op.is_source() {
+            return Err(Error::Invalid(format!(
+                "node {name:?}: {op:?} is a source; add it with Graph::input, param or state"
+            )));
         }
-        for v in inputs {
-            if v.node >= self.nodes.len() || v.port >= self.nodes[v.node].outputs.len() {
-                return Err(Error::Invalid(format!(
-                    "node {name:?}: input {v:?} does not exist"
-                )));
-            }
+        self.check_new_name(name)?;
+        let mut shapes: Vec<&[usize]> = Vec::with_capacity(inputs.len());
+        for &v in inputs {
+            let s = self.shape(v).map_err(|_| {
+                Error::Invalid(format!("node {name:?}: input {v:?} does not exist"))
+            })?;
+            shapes.push(s);
         }
-        let shapes: Vec<&[usize]> = inputs.iter().map(|&v| self.shape(v)).collect();
         let outputs = op.infer(&shapes).map_err(|e| {
             let described: Vec<String> = inputs
                 .iter()
-                .map(|&v| format!("{} {:?}", self.node(v).name, self.shape(v)))
+                .zip(&shapes)
+                .map(|(v, s)| format!("{} {s:?}", self.nodes[v.node].name))
                 .collect();
             Error::Shape {
                 op: format!("node {name:?}"),
                 msg: format!("{e} (inputs: {})", described.join(", ")),
             }
         })?;
-        self.nodes.push(Node {
+        validate::check_outputs(name, &outputs)?;
+        Ok(self.push(Node {
             name: name.to_string(),
             op,
             inputs: inputs.to_vec(),
             outputs,
-        });
-        Ok(Value {
-            node: self.nodes.len() - 1,
-            port: 0,
-        })
+        }))
+    }
+
+    /// Errors if a node is already named `name`.
+    fn check_new_name(&mut self, name: &str) -> Result<()> {
+        self.names.sync(&self.nodes);
+        if self.names.taken(&self.nodes, name) {
+            return Err(Error::Invalid(format!("node name {name:?} is used twice")));
+        }
+        Ok(())
     }
 
     fn source(&mut self, name: &str, op: Op, shape: &[usize]) -> Result<Value> {
@@ -116,25 +162,15 @@ impl Graph {
     }
 
     fn source_typed(&mut self, name: &str, op: Op, shape: &[usize], dtype: DType) -> Result<Value> {
-        if shape.is_empty() || shape.contains(&0) {
-            return Err(Error::Shape {
-                op: format!("node {name:?}"),
-                msg: format!("bad shape {shape:?}"),
-            });
-        }
-        if self.find(name).is_some() {
-            return Err(Error::Invalid(format!("node name {name:?} is used twice")));
-        }
-        self.nodes.push(Node {
+        let out = (shape.to_vec(), dtype);
+        validate::check_outputs(name, std::slice::from_ref(&out))?;
+        self.check_new_name(name)?;
+        Ok(self.push(Node {
             name: name.into(),
             op,
             inputs: vec![],
-            outputs: vec![(shape.to_vec(), dtype)],
-        });
-        Ok(Value {
-            node: self.nodes.len() - 1,
-            port: 0,
-        })
+            outputs: vec![out],
+        }))
     }
 
     /// A value fed every step, e.g. an image batch `(N, C, H, W)`; dim 0 is the batch size.
@@ -161,7 +197,7 @@ impl Graph {
     pub fn fresh(&self, base: String) -> String {
         let mut name = base.clone();
         let mut k = 1;
-        while self.find(&name).is_some() {
+        while self.names.taken(&self.nodes, &name) {
             k += 1;
             name = format!("{base}#{k}");
         }
@@ -176,7 +212,13 @@ impl Graph {
         op: impl Into<Op>,
         inputs: &[Value],
     ) -> Result<Value> {
-        let mut base = format!("grad/{}", self.nodes[node].name);
+        let forward = self.nodes.get(node).ok_or_else(|| {
+            Error::Invalid(format!(
+                "gradient of node {node}: the graph has {} nodes",
+                self.nodes.len()
+            ))
+        })?;
+        let mut base = format!("grad/{}", forward.name);
         if !suffix.is_empty() {
             base = format!("{base}/{suffix}");
         }
@@ -186,11 +228,13 @@ impl Graph {
 
     /// The error of a vjp rule asked to differentiate a gradient op.
     pub fn no_second_derivative(&self, node: usize) -> Error {
-        let n = &self.nodes[node];
-        Error::Invalid(format!(
-            "node {:?}: {:?} has no gradient (second derivatives are not supported)",
-            n.name, n.op
-        ))
+        match self.nodes.get(node) {
+            Some(n) => Error::Invalid(format!(
+                "node {:?}: {:?} has no gradient (second derivatives are not supported)",
+                n.name, n.op
+            )),
+            None => Error::Invalid(format!("node {node} has no gradient (no such node)")),
+        }
     }
 
     /// Adds `op` over `x` with its own parameters `<name>.weight` (`w_shape`) and, when `bias`
@@ -203,16 +247,32 @@ impl Graph {
         w_shape: &[usize],
         bias: Option<usize>,
     ) -> Result<Value> {
-        let w = self.param(&format!("{name}.weight"), w_shape)?;
-        let mut ins = vec![x, w];
-        if let Some(c) = bias {
-            ins.push(self.param(&format!("{name}.bias"), &[c])?);
+        let op = op.into();
+        self.atomic(|g| {
+            let w = g.param(&format!("{name}.weight"), w_shape)?;
+            let mut ins = vec![x, w];
+            if let Some(c) = bias {
+                ins.push(g.param(&format!("{name}.bias"), &[c])?);
+            }
+            g.add(name, op, &ins)
+        })
+    }
+
+    /// Runs a builder that adds several nodes: on an `Err` the graph is left as it was, so a
+    /// failed call leaves no orphan parameter behind (`training` would refuse it later).
+    pub(crate) fn atomic<T>(&mut self, build: impl FnOnce(&mut Graph) -> Result<T>) -> Result<T> {
+        let len = self.nodes.len();
+        let r = build(self);
+        if r.is_err() {
+            self.names.forget(&self.nodes, len);
+            self.nodes.truncate(len);
         }
-        self.add(name, op, &ins)
+        r
     }
 
     /// The same graph with every `Input` given batch size `batch` and all shapes re-inferred.
     pub fn with_batch(&self, batch: usize) -> Result<Graph> {
+        self.validate()?;
         let mut g = Graph::new();
         for n in &self.nodes {
             match n.op {
@@ -222,7 +282,7 @@ impl Graph {
                     g.source_typed(&n.name, Op::Input, &s, n.outputs[0].1)?;
                 }
                 Op::Param | Op::State => {
-                    g.source(&n.name, n.op.clone(), &n.outputs[0].0)?;
+                    g.source_typed(&n.name, n.op.clone(), &n.outputs[0].0, n.outputs[0].1)?;
                 }
                 _ => {
                     g.add(&n.name, n.op.clone(), &n.inputs)?;
@@ -251,19 +311,43 @@ impl Graph {
         feeds: &std::collections::HashMap<String, crate::reference::Array>,
         outputs: &[Value],
     ) -> Result<Vec<crate::reference::Array>> {
+        self.validate()?;
+        for &v in outputs {
+            self.output(v)?;
+        }
+        // The oracle evaluates what the compiler could run: a value past the kernels' element
+        // limit is refused here too, not allocated (an f64 array of 2^40 elements aborts).
+        let last = outputs.iter().map(|v| v.node).max().unwrap_or(0);
+        for n in self.nodes.iter().take(last + 1) {
+            for (s, _) in &n.outputs {
+                let count = s.iter().product::<usize>();
+                if count as u64 > crate::tensor::MAX_ELEMENTS {
+                    return Err(Error::TooLarge {
+                        what: format!("node {:?} {s:?} (reference)", n.name),
+                        amount: count as u64,
+                        limit: crate::tensor::MAX_ELEMENTS,
+                        unit: crate::error::Unit::Elements,
+                    });
+                }
+            }
+        }
         let mut vals: std::collections::HashMap<Value, crate::reference::Array> =
             std::collections::HashMap::new();
-        let last = outputs.iter().map(|v| v.node).max().unwrap_or(0);
         for (i, n) in self.nodes.iter().enumerate().take(last + 1) {
             let outs = match n.op {
                 Op::Input | Op::Param | Op::State => {
                     let a = feeds
                         .get(&n.name)
                         .ok_or_else(|| Error::Invalid(format!("no feed for {:?}", n.name)))?;
-                    if a.shape != n.outputs[0].0 {
+                    let want = &n.outputs[0].0;
+                    if a.shape != *want || a.data.len() != want.iter().product::<usize>() {
                         return Err(Error::Shape {
                             op: format!("node {:?}", n.name),
-                            msg: format!("fed {:?}, expected {:?}", a.shape, n.outputs[0].0),
+                            msg: format!(
+                                "fed {:?} ({} values), expected {want:?}",
+                                a.shape,
+                                a.data.len()
+                            ),
                         });
                     }
                     vec![a.clone()]
@@ -271,7 +355,22 @@ impl Graph {
                 _ => {
                     let ins: Vec<&crate::reference::Array> =
                         n.inputs.iter().map(|u| &vals[u]).collect();
-                    n.op.eval_reference(&ins, &n.outputs, 0)?
+                    let outs = n.op.eval_reference(&ins, &n.outputs, 0)?;
+                    // The next references index what this one gave: its count and shapes must
+                    // be the node's (a custom op's reference could give anything).
+                    let fits = outs.len() == n.outputs.len()
+                        && outs.iter().zip(&n.outputs).all(|(a, (s, _))| {
+                            a.shape == *s && a.data.len() == s.iter().product::<usize>()
+                        });
+                    if !fits {
+                        let got: Vec<_> = outs.iter().map(|a| (&a.shape, a.data.len())).collect();
+                        return Err(Error::Invalid(format!(
+                            "node {:?}: the reference gave {got:?} (shape, elements), the node \
+                             has outputs {:?}",
+                            n.name, n.outputs
+                        )));
+                    }
+                    outs
                 }
             };
             for (port, a) in outs.into_iter().enumerate() {

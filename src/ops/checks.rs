@@ -44,3 +44,30 @@ pub(crate) fn same(op: &str, what: &str, got: &[usize], want: &[usize]) -> Resul
     }
     Ok(())
 }
+
+/// The element count of `shape` (a shape an attribute gives, e.g. a view's target), or an `Err`
+/// naming `op` when it overflows a usize.
+pub(crate) fn numel(op: &str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| overflow(op, &format!("the element count of {shape:?}")))
+}
+
+/// `a + b`, or an `Err` naming `op` and `what` when it overflows.
+pub(crate) fn add(op: &str, what: &str, a: usize, b: usize) -> Result<usize> {
+    a.checked_add(b).ok_or_else(|| overflow(op, what))
+}
+
+/// `a · b`, or an `Err` naming `op` and `what` when it overflows.
+pub(crate) fn mul(op: &str, what: &str, a: usize, b: usize) -> Result<usize> {
+    a.checked_mul(b).ok_or_else(|| overflow(op, what))
+}
+
+/// The error of a size computation that overflows a usize.
+pub(crate) fn overflow(op: &str, what: &str) -> Error {
+    Error::Shape {
+        op: op.into(),
+        msg: format!("{what} overflows a usize"),
+    }
+}

@@ -225,7 +225,7 @@ pub fn default_init_in(graph: &Graph, name: &str, shape: &[usize]) -> Init {
             .find_map(|p| param.strip_prefix(p))
             .filter(|k| k.starts_with("_l"))?;
         let hh = graph.find(&format!("{layer}.weight_hh{key}"))?;
-        let hidden = *graph.shape(hh).get(1)?;
+        let hidden = *graph.shape(hh).ok()?.get(1)?;
         Some(hidden)
     });
     match recurrent {
@@ -600,7 +600,8 @@ impl Trainer {
         self.model
             .graph
             .shape(self.model.logits)
-            .last()
+            .ok()
+            .and_then(|s| s.last())
             .copied()
             .unwrap_or(0)
     }
@@ -626,7 +627,12 @@ impl Trainer {
                 c.set(&e.name, &host[e.range()])?;
             }
         }
-        let classes = *c.graph.shape(self.model.logits).last().unwrap();
+        let classes = c
+            .graph
+            .shape(self.model.logits)?
+            .last()
+            .copied()
+            .unwrap_or(0);
         let (mut truth, mut predicted) = (Vec::new(), Vec::new());
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for start in (0..data.len()).step_by(b) {

@@ -265,7 +265,7 @@ mod tests {
     #[test]
     fn activity_graphs_have_the_promised_shapes_and_parameters() {
         let lstm = activity(4, ActivitySize::LSTM, 1).unwrap();
-        assert_eq!(lstm.graph.shape(lstm.logits), &[4, 12]);
+        assert_eq!(lstm.graph.shape(lstm.logits).unwrap(), &[4, 12]);
         let p = params(&lstm);
         for name in [
             "conv1.weight",
@@ -277,11 +277,11 @@ mod tests {
         }
         assert!(!p.iter().any(|n| n.starts_with("fc1")));
         let conv = activity(4, ActivitySize::CONV, 1).unwrap();
-        assert_eq!(conv.graph.shape(conv.logits), &[4, 12]);
+        assert_eq!(conv.graph.shape(conv.logits).unwrap(), &[4, 12]);
         assert!(!params(&conv).iter().any(|n| n.starts_with("lstm")));
         // The head sees the LSTM's units plus a mean and a log-variance per input channel.
         let fc2 = lstm.graph.find("fc2.weight").unwrap();
-        assert_eq!(lstm.graph.shape(fc2), &[12, 32 + 2 * 6]);
+        assert_eq!(lstm.graph.shape(fc2).unwrap(), &[12, 32 + 2 * 6]);
         let one_conv = ActivitySize {
             conv2_channels: 0,
             channel_stats: false,
@@ -292,6 +292,6 @@ mod tests {
             one_conv.window.div_ceil(one_conv.conv1_stride)
         );
         let g = activity(2, one_conv, 1).unwrap();
-        assert_eq!(g.graph.shape(g.logits), &[2, 12]);
+        assert_eq!(g.graph.shape(g.logits).unwrap(), &[2, 12]);
     }
 }

@@ -124,7 +124,7 @@ pub(crate) fn check_bias(
 }
 
 /// The uniform of the three GEMM modules (`Params` in `wgsl/conv/common.wgsl`).
-fn params(g: &ConvGeometry, has_bias: bool, splits: usize, k_chunk: usize) -> Vec<u32> {
+fn params(g: &ConvGeometry, has_bias: bool, splits: usize, k_chunk: usize) -> Result<Vec<u32>> {
     params_fused(g, has_bias, splits, k_chunk, None)
 }
 
@@ -135,7 +135,9 @@ fn params_fused(
     splits: usize,
     k_chunk: usize,
     fused: Option<UnaryOp>,
-) -> Vec<u32> {
+) -> Result<Vec<u32>> {
+    // The words are u32 and the kernels' coordinates i32: refuse what would wrap.
+    g.check_gpu_range("convolution")?;
     let p = [
         g.batch,
         g.in_channels,
@@ -163,7 +165,7 @@ fn params_fused(
     let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
     let mut w: Vec<u32> = p.iter().map(|&v| v as u32).collect();
     w.extend([code, crate::launch::f(a), crate::launch::f(b)]);
-    w
+    Ok(w)
 }
 
 /// `y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w) (+ b per C_out)` of the geometry `g`.
@@ -183,7 +185,7 @@ pub fn conv_data_launch(
         &FORWARD,
         entry,
         &crate::neuron::fused_constants(fused),
-        &params_fused(g, b.is_some(), 1, 0, fused),
+        &params_fused(g, b.is_some(), 1, 0, fused)?,
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
         groups,
     )
@@ -205,7 +207,7 @@ pub fn conv_data_adjoint_launch(
         &DGRAD,
         entry,
         &crate::neuron::fused_constants(fused),
-        &params_fused(g, b.is_some(), 1, 0, fused),
+        &params_fused(g, b.is_some(), 1, 0, fused)?,
         &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
         groups,
     )
@@ -250,7 +252,7 @@ pub fn conv_weight_grad_launches(
         &WGRAD,
         entry,
         &[],
-        &params(g, false, splits, chunk),
+        &params(g, false, splits, chunk)?,
         &[x.buffer(), dy.buffer(), out.buffer()],
         groups,
     )?;

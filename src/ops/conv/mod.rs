@@ -86,9 +86,13 @@ impl Padding {
 }
 
 /// "Same" padding along one axis: `(before, after)`, the odd one after (TensorFlow's rule).
+/// Exact in u128: the total is at most the dilated kernel (`(out - 1)·s < len`), which the
+/// geometries check fits a usize; only an unchecked call can saturate.
 fn same_1d(len: usize, k: usize, s: usize, d: usize) -> (usize, usize) {
-    let out = len.div_ceil(s);
-    let total = ((out.max(1) - 1) * s + dilated(k, d)).saturating_sub(len);
+    let s = s.max(1) as u128;
+    let out = (len as u128).div_ceil(s);
+    let total = ((out.max(1) - 1) * s + dilated(k, d)).saturating_sub(len as u128);
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
     (total / 2, total - total / 2)
 }
 
@@ -124,10 +128,16 @@ impl Padding1d {
     }
 }
 
-/// Extent of a dilated kernel: `(k - 1) * d + 1`.
-fn dilated(k: usize, d: usize) -> usize {
-    (k - 1) * d + 1
+/// Extent of a dilated kernel: `(k - 1) * d + 1`, exact in u128 (`Ctx::check_window` refuses one
+/// past usize).
+fn dilated(k: usize, d: usize) -> u128 {
+    k.saturating_sub(1) as u128 * d as u128 + 1
 }
+
+/// The largest coordinate extent the kernels take: they compute tap coordinates in i32 and mark
+/// a tap outside the input with -2^30 (`OUTSIDE` in `wgsl/conv/common.wgsl`), so every padded
+/// extent, padding, stride and dilated kernel must stay below 2^30.
+pub const MAX_GPU_EXTENT: usize = (1 << 30) - 1;
 
 /// All sizes of one 2-D convolution (or pooling window pass), resolved for a concrete input.
 ///
@@ -199,6 +209,47 @@ impl ConvGeometry {
             self.in_size.0,
         )
     }
+    /// Errors unless every coordinate the GPU kernels compute for this geometry fits their
+    /// 32-bit arithmetic ([`MAX_GPU_EXTENT`]); the lowering of every convolution and pool
+    /// checks it, so a huge stride or padding is refused rather than wrapped.
+    pub fn check_gpu_range(&self, op: &str) -> Result<()> {
+        let (t, b, l, r) = self.padding;
+        let axes = [
+            (
+                "height",
+                self.in_size.0,
+                t,
+                b,
+                self.kernel.0,
+                self.stride.0,
+                self.dilation.0,
+            ),
+            (
+                "width",
+                self.in_size.1,
+                l,
+                r,
+                self.kernel.1,
+                self.stride.1,
+                self.dilation.1,
+            ),
+        ];
+        for (axis, len, before, after, k, s, d) in axes {
+            let padded = len.saturating_add(before).saturating_add(after);
+            let extent = (padded as u128).max(dilated(k, d)).max(s as u128);
+            if extent > MAX_GPU_EXTENT as u128 {
+                return shape_err(
+                    op,
+                    format!(
+                        "{axis}: input {len} + padding {before} + {after}, kernel {k}, stride {s}, \
+                         dilation {d} exceed the kernels' coordinate range {MAX_GPU_EXTENT}"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Input column read by output column `ox` at kernel column `kx`, or `None` in the padding.
     pub fn tap_x(&self, ox: usize, kx: usize) -> Option<usize> {
         tap(
@@ -213,7 +264,10 @@ impl ConvGeometry {
 }
 
 fn tap(o: usize, k: usize, s: usize, d: usize, pad: usize, len: usize) -> Option<usize> {
-    (o * s + k * d).checked_sub(pad).filter(|&i| i < len)
+    o.checked_mul(s)?
+        .checked_add(k.checked_mul(d)?)?
+        .checked_sub(pad)
+        .filter(|&i| i < len)
 }
 
 /// The first of `out` windows (`taps` taps, stride `s`, dilation `d`, `pad` before a `len`-long
@@ -355,6 +409,18 @@ impl Ctx {
                 );
             }
         }
+        // Every size computed from the window (Same padding, output lengths) then fits a usize.
+        let too_long = |k, d| dilated(k, d) > usize::MAX as u128;
+        if too_long(kernel.0, dilation.0) || too_long(kernel.1, dilation.1) {
+            return attr_err(
+                self.op,
+                format!(
+                    "the dilated kernel (kernel {} - 1) · dilation {} + 1 overflows a usize",
+                    self.pair(kernel),
+                    self.pair(dilation)
+                ),
+            );
+        }
         Ok(())
     }
 
@@ -402,7 +468,19 @@ impl Ctx {
         s: usize,
         d: usize,
     ) -> Result<usize> {
-        let (eff, padded) = (dilated(k, d), len + pad.0 + pad.1);
+        let padded = len.checked_add(pad.0).and_then(|p| p.checked_add(pad.1));
+        let Some(padded) = padded else {
+            return shape_err(
+                self.op,
+                format!(
+                    "the padded {} {len} + {} + {} overflows a usize",
+                    self.axis(x),
+                    pad.0,
+                    pad.1
+                ),
+            );
+        };
+        let eff = usize::try_from(dilated(k, d)).unwrap_or(usize::MAX);
         if padded < eff {
             let axis = self.axis(x);
             return shape_err(

@@ -160,7 +160,7 @@ impl Graph {
     /// A convolution of any kind with its own weight (and bias) parameters.
     pub fn conv(&mut self, name: &str, x: Value, kind: ConvKind) -> Result<Value> {
         let c = kind.op();
-        c.out_shape(self.shape(x)).map_err(|e| Error::Shape {
+        c.out_shape(self.shape(x)?).map_err(|e| Error::Shape {
             op: format!("node {name:?}"),
             msg: e.to_string(),
         })?;

@@ -90,7 +90,8 @@ impl ConvTranspose2d {
     /// (for Same: the convolution's padding on the `h * sh` x `w * sw` output).
     pub fn resolved_padding(&self, h: usize, w: usize) -> (usize, usize, usize, usize) {
         let (s, k, d) = (self.stride, self.kernel, self.dilation);
-        self.padding.resolve((h * s.0, w * s.1), k, s, d)
+        let (h, w) = (h.saturating_mul(s.0), w.saturating_mul(s.1));
+        self.padding.resolve((h, w), k, s, d)
     }
 
     /// The geometry of the convolution this op is the adjoint of: its `in_size` / `in_channels`
@@ -115,12 +116,27 @@ impl ConvTranspose2d {
         ];
         let mut out = [0; 2];
         for (a, &(i, before, after, k, s, d, op)) in axes.iter().enumerate() {
+            let axis = ctx.axis(a == 1);
+            // Checked: hostile sizes must be an Err, never a wrapped output size.
+            let overflow = || {
+                shape_err(
+                    ctx.op,
+                    format!("the output {axis} for input {axis} {i} overflows a usize"),
+                )
+            };
             out[a] = if self.padding == Padding::Same {
-                i * s
+                match i.checked_mul(s) {
+                    Some(o) => o,
+                    None => return overflow(),
+                }
             } else {
-                let full = (i - 1) * s + dilated(k, d) + op;
-                if full <= before + after {
-                    let axis = ctx.axis(a == 1);
+                let full = ((i - 1).checked_mul(s))
+                    .and_then(|v| v.checked_add(usize::try_from(dilated(k, d)).ok()?))
+                    .and_then(|v| v.checked_add(op));
+                let (Some(full), Some(pads)) = (full, before.checked_add(after)) else {
+                    return overflow();
+                };
+                if full <= pads {
                     return shape_err(
                         ctx.op,
                         format!(

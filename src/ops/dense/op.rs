@@ -109,7 +109,7 @@ impl Primitive for DenseOp {
 impl Graph {
     /// Fully connected on (N, K) or on images (N, C, H, W) flattened.
     pub fn dense(&mut self, name: &str, x: Value, op: FullyConnected) -> Result<Value> {
-        op.out_shape(self.shape(x)).map_err(|e| Error::Shape {
+        op.out_shape(self.shape(x)?).map_err(|e| Error::Shape {
             op: format!("node {name:?}"),
             msg: e.to_string(),
         })?;

@@ -34,8 +34,9 @@ impl Primitive for DropoutOp {
                 op.validate()?;
                 vec![(ins[0].to_vec(), DType::F32), (ins[0].to_vec(), DType::U32)]
             }
-            DropoutOp::Grad(_) => {
+            DropoutOp::Grad(op) => {
                 arity(&name, ins, 2, 2)?;
+                op.validate()?;
                 crate::ops::checks::same(&name, "dy", ins[1], ins[0])?;
                 vec![(ins[1].to_vec(), DType::F32)]
             }

@@ -85,6 +85,12 @@ impl Primitive for ElementwiseOp {
                     ins[1],
                 )?)]
             }
+            ElementwiseOp::BinaryGrad(_, which) if *which > 1 => {
+                return Err(Error::Attr {
+                    op: format!("{self:?}"),
+                    msg: format!("operand {which}: a binary op has operands 0 and 1"),
+                });
+            }
             ElementwiseOp::BinaryGrad(b, which) => {
                 let out = gpu::broadcast_shape(&format!("{b:?}"), ins[0], ins[1])?;
                 if out != ins[2] {

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::checks::arity;
+use crate::ops::checks::{arity, same};
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 
@@ -59,7 +59,9 @@ impl Primitive for LossOp {
             LossOp::Grad(l) => {
                 arity(&name, ins, 3, 4)?;
                 let w = if ins.len() == 4 { Some(ins[2]) } else { None };
-                l.check(ins[0], labels_shape(ins[0], ins[1]), w)?;
+                let (n, _) = l.check(ins[0], labels_shape(ins[0], ins[1]), w)?;
+                // dloss is the gradient of the loss output: (1), or (N) unreduced.
+                same(&name, "dloss", ins[ins.len() - 1], &l.output_shape(n))?;
                 vec![f32(ins[0])]
             }
         })

@@ -212,6 +212,11 @@ pub fn plan(
     }
     let mut out_shape = batch_shape;
     out_shape.extend_from_slice(&[am, bn]);
+    // The output's size mixes a's and b's dimensions: checked, as no input's size bounds it.
+    let c_stride = am.checked_mul(bn).ok_or_else(|| Error::Shape {
+        op: op.into(),
+        msg: format!("the output {out_shape:?} has more elements than a usize counts"),
+    })?;
     let g = Gemm {
         m: am,
         n: bn,
@@ -223,7 +228,7 @@ pub fn plan(
         alpha: 1.0,
         a_stride: if ra == 2 { 0 } else { am * ak },
         b_stride: if rb == 2 { 0 } else { ak * bn },
-        c_stride: am * bn,
+        c_stride,
         fused: None,
     };
     Ok((g, out_shape))

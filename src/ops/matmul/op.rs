@@ -84,7 +84,7 @@ impl Primitive for MatMulOp {
         } else {
             d(1, MatMulOp { ta: !ta, tb: false }, &[x[0], dy])?
         };
-        let (sa, sb) = (g.shape(x[0]).to_vec(), g.shape(x[1]).to_vec());
+        let (sa, sb) = (g.shape(x[0])?.to_vec(), g.shape(x[1])?.to_vec());
         Ok(vec![
             Some(fold_to(g, node, da, &sa)?),
             Some(fold_to(g, node, db, &sb)?),
@@ -95,7 +95,7 @@ impl Primitive for MatMulOp {
 /// Folds a gradient computed per batch element back to a shared operand's shape by summing over
 /// the leading (batch) axes.
 fn fold_to(g: &mut Graph, node: usize, grad: Value, want: &[usize]) -> Result<Value> {
-    let have = g.shape(grad).to_vec();
+    let have = g.shape(grad)?.to_vec();
     if have == want {
         return Ok(grad);
     }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::checks::arity;
+use crate::ops::checks::{arity, same};
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 
@@ -70,17 +70,33 @@ impl Primitive for NormOp {
                 }
                 vec![f32(ins[0]), f32(&gpu::batch_norm_state_shape(ins[0]))]
             }
-            NormOp::BatchNormGrad { training, .. } => {
+            // The gradients check what they read against x: a wrong gamma or statistics shape
+            // would otherwise reach the kernels.
+            NormOp::BatchNormGrad { op, training } => {
                 let n = if *training { 4 } else { 5 };
                 arity(&name, ins, n, n)?;
+                op.check(ins[0], ins[1], ins[1])?;
+                if *training {
+                    same(
+                        &name,
+                        "statistics",
+                        ins[2],
+                        &gpu::batch_norm_state_shape(ins[0]),
+                    )?;
+                } else {
+                    op.check_running(ins[0], ins[2], ins[3])?;
+                }
                 grad_outs(&name, ins)?
             }
-            NormOp::NormGrad(_) => {
+            NormOp::NormGrad(n) => {
                 arity(&name, ins, 4, 4)?;
+                n.check_params(ins[0], ins[1], ins[1])?;
+                same(&name, "statistics", ins[2], &n.state_shape(ins[0])?)?;
                 grad_outs(&name, ins)?
             }
             NormOp::Norm(n) => {
                 arity(&name, ins, 3, 3)?;
+                n.check_params(ins[0], ins[1], ins[2])?;
                 vec![f32(ins[0]), f32(&n.state_shape(ins[0])?)]
             }
         })
@@ -255,40 +271,46 @@ fn grad_outs(name: &str, ins: &[&[usize]]) -> Result<Vec<Out>> {
 impl Graph {
     /// Batch norm over the channels of (N, C, ...) in training mode (batch statistics).
     pub fn batch_norm(&mut self, name: &str, x: Value, op: BatchNorm) -> Result<Value> {
-        let c = *self.shape(x).get(1).ok_or_else(|| Error::Shape {
+        let s = self.shape(x)?;
+        let c = *s.get(1).ok_or_else(|| Error::Shape {
             op: format!("node {name:?}"),
-            msg: format!("batch norm needs (N, C, ...), got {:?}", self.shape(x)),
+            msg: format!("batch norm needs (N, C, ...), got {s:?}"),
         })?;
-        let gamma = self.param(&format!("{name}.weight"), &[c])?;
-        let beta = self.param(&format!("{name}.bias"), &[c])?;
-        let rm = self.state(&format!("{name}.running_mean"), &[c])?;
-        let rv = self.state(&format!("{name}.running_var"), &[c])?;
         let op = NormOp::BatchNorm { op, training: true };
-        self.add(name, op, &[x, gamma, beta, rm, rv])
+        self.atomic(|g| {
+            let gamma = g.param(&format!("{name}.weight"), &[c])?;
+            let beta = g.param(&format!("{name}.bias"), &[c])?;
+            let rm = g.state(&format!("{name}.running_mean"), &[c])?;
+            let rv = g.state(&format!("{name}.running_var"), &[c])?;
+            g.add(name, op, &[x, gamma, beta, rm, rv])
+        })
     }
 
-    fn affine_norm(&mut self, name: &str, x: Value, n: Norm, p: Vec<usize>) -> Result<Value> {
-        let gamma = self.param(&format!("{name}.weight"), &p)?;
-        let beta = self.param(&format!("{name}.bias"), &p)?;
-        self.add(name, NormOp::Norm(n), &[x, gamma, beta])
+    /// Checks `n` against x first (a bad x is named as such, not as a bad parameter shape).
+    fn affine_norm(&mut self, name: &str, x: Value, n: Norm) -> Result<Value> {
+        let s = self.shape(x)?;
+        n.state_shape(s)
+            .map_err(|e| e.context(format!("node {name:?}")))?;
+        let p = n.param_shape(s);
+        self.atomic(|g| {
+            let gamma = g.param(&format!("{name}.weight"), &p)?;
+            let beta = g.param(&format!("{name}.bias"), &p)?;
+            g.add(name, NormOp::Norm(n), &[x, gamma, beta])
+        })
     }
 
     /// Adds an instance norm of `x` (N, C, *) with parameters `{name}.weight` and `{name}.bias` (C).
     pub fn instance_norm(&mut self, name: &str, x: Value, op: InstanceNorm) -> Result<Value> {
-        let c = self.shape(x).get(1).copied().unwrap_or(0);
-        self.affine_norm(name, x, op.into(), vec![c])
+        self.affine_norm(name, x, op.into())
     }
 
     /// Adds a group norm of `x` (N, C, *) with parameters `{name}.weight` and `{name}.bias` (C).
     pub fn group_norm(&mut self, name: &str, x: Value, op: GroupNorm) -> Result<Value> {
-        let c = self.shape(x).get(1).copied().unwrap_or(0);
-        self.affine_norm(name, x, op.into(), vec![c])
+        self.affine_norm(name, x, op.into())
     }
 
     /// Adds a layer norm over the last `dims` axes of `x`, with parameters `{name}.weight` and `{name}.bias` of those axes' shape.
     pub fn layer_norm(&mut self, name: &str, x: Value, op: LayerNorm) -> Result<Value> {
-        let s = self.shape(x);
-        let p = s[s.len().saturating_sub(op.dims)..].to_vec();
-        self.affine_norm(name, x, op.into(), p)
+        self.affine_norm(name, x, op.into())
     }
 }

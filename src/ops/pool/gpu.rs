@@ -21,8 +21,10 @@ pub(crate) static SHADER: Shader = Shader {
 };
 
 /// The uniform of `wgsl/pool.wgsl`.
-fn params(g: &ConvGeometry, count_pad: bool) -> Vec<u32> {
-    [
+fn params(op: &str, g: &ConvGeometry, count_pad: bool) -> Result<Vec<u32>> {
+    // The words are u32 and the kernel's coordinates i32: refuse what would wrap.
+    g.check_gpu_range(op)?;
+    Ok([
         g.batch * g.in_channels,
         g.in_size.0,
         g.in_size.1,
@@ -42,7 +44,7 @@ fn params(g: &ConvGeometry, count_pad: bool) -> Vec<u32> {
     ]
     .iter()
     .map(|&v| v as u32)
-    .collect()
+    .collect())
 }
 
 fn count_pad(op: &Pool2d) -> bool {
@@ -64,7 +66,7 @@ pub fn forward_launch(
     let out = g.out_shape();
     x.expect_dtype(name, DType::F32)?;
     check(name, "output", y, &out)?;
-    let p = params(&g, count_pad(op));
+    let p = params(op.name(), &g, count_pad(op))?;
     let grid = grid_1d(y.numel(), 256);
     match op.kind {
         PoolKind::Max => {
@@ -115,7 +117,7 @@ pub fn backward_launch(
     let out = g.out_shape();
     check(name, "output gradient", dy, &out)?;
     check(name, "input gradient", dx, x_shape)?;
-    let p = params(&g, count_pad(op));
+    let p = params(op.name(), &g, count_pad(op))?;
     let grid = grid_1d(dx.numel(), 256);
     match op.kind {
         PoolKind::Max => {

@@ -10,7 +10,12 @@ pub(crate) mod samples;
 pub use op::PoolOp;
 
 use super::conv::{ConvGeometry, Ctx, Padding, first_padding_only_window};
-use crate::error::{Result, shape_err};
+use crate::error::{Result, attr_err, shape_err};
+
+/// The most taps (kh·kw) of one window: the kernels and the reference visit every tap of every
+/// window (and the kernel's average divides by kh·kw in u32), so a kernel near usize::MAX over
+/// a padded plane would run practically forever.
+pub const MAX_POOL_TAPS: usize = 1 << 20;
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,6 +103,17 @@ impl Pool2d {
     pub fn geometry(&self, input: &[usize]) -> Result<ConvGeometry> {
         let ctx = self.ctx();
         self.validate()?;
+        let taps = self.kernel.0.checked_mul(self.kernel.1);
+        if taps.is_none_or(|t| t > MAX_POOL_TAPS) {
+            return attr_err(
+                ctx.op,
+                format!(
+                    "kernel {:?} has more than {MAX_POOL_TAPS} taps (use global_avg_pool to pool \
+                     a whole plane)",
+                    self.kernel
+                ),
+            );
+        }
         let [n, c, h, w] = ctx.input_4d(input)?;
         let pad = self.resolved_padding(h, w);
         let (k, s, d) = (self.kernel, self.stride, self.dilation);
@@ -205,9 +221,13 @@ mod tests {
         std::thread::spawn(move || {
             let p = super::Pool2d::max((2, 2), (2, 2));
             let small = p.geometry(&[1, 1, 1 << 40, 2]).map(|g| g.out_size);
-            // A kernel as long as half the axis, undilated and dilated.
+            // A kernel as long as half the axis: past the taps limit now, and the check it
+            // runs through is O(1) (undilated) regardless.
             let p = super::Pool2d::max((1 << 39, 1), (1 << 39, 1));
             let long = p.geometry(&[1, 1, 1 << 40, 2]).map(|g| g.out_size);
+            let window =
+                crate::ops::conv::first_padding_only_window(2, 1 << 39, 1 << 39, 1, 0, 1 << 40);
+            assert_eq!(window, None);
             let mut p = super::Pool2d::max((1 << 20, 1), (1, 1));
             p.dilation = (2, 1);
             let dilated = p.geometry(&[1, 1, 1 << 40, 2]).map(|g| g.out_size);
@@ -217,7 +237,8 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("Pool2d::geometry did not return within 10 s");
         assert_eq!(small.unwrap(), (1 << 39, 1));
-        assert_eq!(long.unwrap(), (2, 2));
+        let e = long.unwrap_err().to_string();
+        assert!(e.contains("max_pool2d") && e.contains("taps"), "{e}");
         let e = dilated.unwrap_err().to_string();
         assert!(e.contains("taps"), "{e}");
     }

@@ -45,7 +45,7 @@ mod op;
 pub mod reference;
 pub(crate) mod samples;
 
-pub use op::{CarriedState, Merge, RecurrentLayers, RecurrentOp, RecurrentOutputs};
+pub use op::{CarriedState, MAX_LAYERS, Merge, RecurrentLayers, RecurrentOp, RecurrentOutputs};
 
 use crate::error::{Result, attr_err, shape_err};
 use crate::neuron::UnaryOp;
@@ -199,9 +199,10 @@ impl Recurrent {
 
     /// Elements of the reserve for `T` steps of `N` sequences (checked).
     pub fn reserve_len(&self, t: usize, n: usize) -> Result<usize> {
-        let per = self.gate_rows()? + self.cell.extra() * self.hidden_size;
-        t.checked_mul(n)
-            .and_then(|tn| tn.checked_mul(per))
+        let gates = self.gate_rows()?;
+        let per =
+            (self.cell.extra().checked_mul(self.hidden_size)).and_then(|e| e.checked_add(gates));
+        per.and_then(|per| t.checked_mul(n)?.checked_mul(per))
             .map_or_else(|| shape_err(OP, "the reserve size overflows"), Ok)
     }
 }

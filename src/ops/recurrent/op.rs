@@ -250,6 +250,10 @@ pub enum Merge {
     Sum,
 }
 
+/// The most layers one stack builds: each adds nodes, so a count near usize::MAX would loop
+/// (and allocate) practically forever instead of failing.
+pub const MAX_LAYERS: usize = 1 << 16;
+
 /// A stack of recurrent layers, as PyTorch's `nn.LSTM(input, hidden, num_layers, bias,
 /// bidirectional=...)`; the input size is taken from the graph.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -370,8 +374,19 @@ impl Graph {
 
     /// A stack of recurrent layers of `cell`. Parameters are `<name>.weight_ih_l{k}`,
     /// `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}` (and `_reverse`), as in a PyTorch state
-    /// dict; layer nodes are `<name>/l{k}` and `<name>/l{k}_reverse`.
+    /// dict; layer nodes are `<name>/l{k}` and `<name>/l{k}_reverse`. On an `Err` the graph is
+    /// left as it was.
     pub fn recurrent(
+        &mut self,
+        name: &str,
+        cell: Cell,
+        x: Value,
+        layers: RecurrentLayers,
+    ) -> Result<RecurrentOutputs> {
+        self.atomic(|g| g.recurrent_stack(name, cell, x, layers))
+    }
+
+    fn recurrent_stack(
         &mut self,
         name: &str,
         cell: Cell,
@@ -382,10 +397,13 @@ impl Graph {
             op: format!("node {name:?}"),
             msg,
         };
-        if layers.num_layers == 0 {
-            return Err(err("num_layers must be at least 1".into()));
+        if layers.num_layers == 0 || layers.num_layers > MAX_LAYERS {
+            return Err(err(format!(
+                "num_layers {} must be in 1..={MAX_LAYERS}",
+                layers.num_layers
+            )));
         }
-        let shape = self.shape(x).to_vec();
+        let shape = self.shape(x)?.to_vec();
         let &[_, n, input] = shape.as_slice() else {
             return Err(err(format!("input {shape:?} must be a sequence (T, N, I)")));
         };
@@ -467,7 +485,7 @@ impl Graph {
             };
             out.y = y;
             out.last_hidden = last;
-            input_size = self.shape(y)[2];
+            input_size = self.shape(y)?[2];
         }
         Ok(out)
     }

@@ -43,16 +43,21 @@ impl Primitive for ReduceOp {
                 }
                 outs
             }
-            ReduceOp::Grad(_, axis) => {
+            ReduceOp::Grad(k, axis) => {
+                gpu::split_axis(&format!("{k:?}"), ins[1], *axis)?;
                 let mut s = ins[1].to_vec();
-                if *axis < s.len() {
-                    s[*axis] = 1;
-                }
+                s[*axis] = 1;
                 if ins[0] != s.as_slice() {
                     return Err(err(format!(
                         "dy {:?} vs input {:?} reduced over axis {axis}",
                         ins[0], ins[1]
                     )));
+                }
+                // Max reads the forward's argmax, one index per output element.
+                if let Some(arg) = ins.get(2)
+                    && *arg != s.as_slice()
+                {
+                    return Err(err(format!("argmax {arg:?} vs dy {:?}", ins[0])));
                 }
                 vec![(ins[1].to_vec(), DType::F32)]
             }

@@ -88,7 +88,9 @@ fn check_window(op: &str, small: &Tensor, big: &Tensor, axis: usize, offset: usi
     }
     let fits = s.len() == b.len()
         && (0..s.len()).all(|k| k == axis || s[k] == b[k])
-        && offset + s[axis] <= b[axis];
+        && offset
+            .checked_add(s[axis])
+            .is_some_and(|end| end <= b[axis]);
     if !fits {
         return shape_err(
             op,
@@ -217,6 +219,7 @@ pub fn split_backward_launch(op: &Split, dys: &[&Tensor], dx: &Tensor) -> Result
 pub fn slice_launch(op: &Slice, x: &Tensor, y: &Tensor) -> Result<Launch> {
     f32_of_rank(Slice::OP, x)?;
     let out = op.output_shape(&x.shape)?;
+    let op = &op.clamped_steps();
     expect_shape(Slice::OP, "output", y, &out)?;
     let st = strides(&x.shape);
     let src_strides: Vec<usize> = st.iter().zip(&op.ranges).map(|(s, r)| s * r.step).collect();
@@ -244,6 +247,7 @@ pub fn slice_launch(op: &Slice, x: &Tensor, y: &Tensor) -> Result<Launch> {
 pub fn slice_backward_launch(op: &Slice, dy: &Tensor, dx: &Tensor) -> Result<Launch> {
     f32_of_rank(Slice::OP, dx)?;
     let out = op.output_shape(&dx.shape)?;
+    let op = &op.clamped_steps();
     expect_shape(Slice::OP, "dy", dy, &out)?;
     let start: Vec<usize> = op.ranges.iter().map(|r| r.start).collect();
     let step: Vec<usize> = op.ranges.iter().map(|r| r.step).collect();
@@ -314,14 +318,32 @@ pub fn pad_backward_launch(op: &Pad, dy: &Tensor, dx: &Tensor) -> Result<Launch>
 }
 
 /// Parameter words of upsample between `input` (…, h, w) and `out` (…, oh, ow).
-fn upsample_words(op: &Upsample, input: &[usize], out: &[usize], n: usize) -> Vec<u32> {
+/// The largest input or output size per axis the kernels' tap arithmetic takes: they form
+/// `(2·i + 3)·n_out` and `(2·o + 1)·n_in` in 32-bit integers (i32 in the backward's window).
+fn upsample_axis_fits(n_in: usize, n_out: usize) -> bool {
+    let big = n_in.max(n_out) as u128;
+    (2 * big + 3) * big <= i32::MAX as u128
+}
+
+fn upsample_words(op: &Upsample, input: &[usize], out: &[usize], n: usize) -> Result<Vec<u32>> {
     let r = input.len();
     let mode = match op.mode {
         UpsampleMode::Nearest => 0,
         UpsampleMode::Bilinear => 1,
     };
     let hw = [input[r - 2], input[r - 1], out[r - 2], out[r - 1]];
-    words(n, r, mode, (0, 0), [&hw, &[], &[], &[]])
+    if !upsample_axis_fits(hw[0], hw[2]) || !upsample_axis_fits(hw[1], hw[3]) {
+        return shape_err(
+            Upsample::OP,
+            format!(
+                "{} -> {}: an axis this long overflows the kernel's 32-bit tap arithmetic \
+                 (input and output sizes n per axis need (2n + 3)·n <= 2^31 - 1)",
+                fmt_shape(input),
+                fmt_shape(out)
+            ),
+        );
+    }
+    Ok(words(n, r, mode, (0, 0), [&hw, &[], &[], &[]]))
 }
 
 /// Prepares `y = upsample(x)` over the last two axes.
@@ -334,7 +356,7 @@ pub fn upsample_launch(op: &Upsample, x: &Tensor, y: &Tensor) -> Result<Launch> 
         &SHADER,
         "upsample_forward",
         &[],
-        &upsample_words(op, &x.shape, &out, n),
+        &upsample_words(op, &x.shape, &out, n)?,
         &[x.buffer(), y.buffer()],
         grid_1d(n, 256),
     )
@@ -351,7 +373,7 @@ pub fn upsample_backward_launch(op: &Upsample, dy: &Tensor, dx: &Tensor) -> Resu
         &SHADER,
         "upsample_backward",
         &[],
-        &upsample_words(op, &dx.shape, &out, n),
+        &upsample_words(op, &dx.shape, &out, n)?,
         &[dy.buffer(), dx.buffer()],
         grid_1d(n, 256),
     )

@@ -10,6 +10,7 @@ pub(crate) mod samples;
 pub use op::ShapeOp;
 
 use super::axis::{fmt_shape, resolve_axis};
+use super::checks::{add, mul, numel};
 use crate::error::{Result, attr_err, shape_err};
 
 /// Concatenate along `axis`; every other dim must agree.
@@ -44,7 +45,7 @@ impl Concat {
                     ),
                 );
             }
-            out[axis] += s[axis];
+            out[axis] = add(Self::OP, "the concatenated axis", out[axis], s[axis])?;
         }
         Ok((out, axis))
     }
@@ -65,7 +66,9 @@ impl Split {
     /// Output shapes and the resolved axis.
     pub fn output_shapes(&self, input: &[usize]) -> Result<(Vec<Vec<usize>>, usize)> {
         let axis = resolve_axis(Self::OP, self.axis, input.len())?;
-        let total: usize = self.sizes.iter().sum();
+        let total = (self.sizes.iter())
+            .try_fold(0usize, |acc, &n| acc.checked_add(n))
+            .ok_or_else(|| super::checks::overflow(Self::OP, "the sum of the sizes"))?;
         if self.sizes.is_empty() || self.sizes.contains(&0) || total != input[axis] {
             return shape_err(
                 Self::OP,
@@ -102,10 +105,7 @@ impl Reshape {
 
     /// The output shape; `Err(Shape)` if the element counts differ.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        let (a, b) = (
-            input.iter().product::<usize>(),
-            self.shape.iter().product::<usize>(),
-        );
+        let (a, b) = (numel(Self::OP, input)?, numel(Self::OP, &self.shape)?);
         if a != b {
             return shape_err(
                 Self::OP,
@@ -136,7 +136,7 @@ impl Flatten {
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let axis = resolve_axis(Self::OP, self.axis, input.len())?;
         let mut out = input[..axis].to_vec();
-        out.push(input[axis..].iter().product());
+        out.push(numel(Self::OP, &input[axis..])?);
         Ok(out)
     }
 }
@@ -162,15 +162,29 @@ pub struct Slice {
 impl Slice {
     pub(crate) const OP: &'static str = "slice";
 
-    /// The window `start .. start + size` on each axis.
+    /// The window `start .. start + size` on each axis (`start` and `size` of one length each;
+    /// an end past usize saturates, which `output_shape` then refuses as out of range).
     pub fn crop(start: &[usize], size: &[usize]) -> Slice {
         let ranges = start
             .iter()
             .zip(size)
             .map(|(&s, &n)| SliceRange {
                 start: s,
-                end: s + n,
+                end: s.saturating_add(n),
                 step: 1,
+            })
+            .collect();
+        Slice { ranges }
+    }
+
+    /// The same slice with each step at most `end - start`: a step that long or longer takes
+    /// only `start`, so the result is unchanged, and step × stride then neither overflows a
+    /// usize nor wraps the kernels' u32 words.
+    pub(crate) fn clamped_steps(&self) -> Slice {
+        let ranges = (self.ranges.iter())
+            .map(|r| SliceRange {
+                step: r.step.min(r.end.saturating_sub(r.start)).max(1),
+                ..*r
             })
             .collect();
         Slice { ranges }
@@ -251,9 +265,17 @@ impl Pad {
                 format!("edge padding of an empty x {}", fmt_shape(input)),
             );
         }
-        Ok((0..input.len())
-            .map(|k| self.before[k] + input[k] + self.after[k])
-            .collect())
+        (0..input.len())
+            .map(|k| {
+                let what = format!("the padded axis {k}");
+                add(
+                    Self::OP,
+                    &what,
+                    add(Self::OP, &what, self.before[k], input[k])?,
+                    self.after[k],
+                )
+            })
+            .collect()
     }
 }
 
@@ -302,7 +324,10 @@ impl Upsample {
         }
         let (h, w) = (input[input.len() - 2], input[input.len() - 1]);
         let (oh, ow) = match self.size {
-            UpsampleSize::Scale(a, b) => (h * a, w * b),
+            UpsampleSize::Scale(a, b) => (
+                mul(Self::OP, "the output height", h, a)?,
+                mul(Self::OP, "the output width", w, b)?,
+            ),
             UpsampleSize::Size(a, b) => (a, b),
         };
         if oh == 0 || ow == 0 {

@@ -6,6 +6,7 @@ use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
 use crate::ops::axis::resolve_axis;
+use crate::ops::checks::{numel, same};
 use crate::reference::{Array, strides};
 use crate::tensor::{DType, Tensor};
 
@@ -47,6 +48,12 @@ fn f32(s: &[usize]) -> Out {
     (s.to_vec(), DType::F32)
 }
 
+/// `[dy, x] -> dx` of x's shape, with dy checked against `forward`, the forward's output.
+fn grad_of(ins: &[&[usize]], forward: Vec<usize>) -> Result<Out> {
+    same("shape gradient", "dy", ins[0], &forward)?;
+    Ok(f32(ins[1]))
+}
+
 impl ShapeOp {
     /// Inputs taken: (at least, at most).
     fn arity(&self) -> (usize, usize) {
@@ -77,8 +84,10 @@ impl Primitive for ShapeOp {
                 f32(&permute::permuted_shape(ins[0], p))
             }
             ShapeOp::Reshape(rest) => {
-                let (n, have): (usize, usize) = (ins[0][0], ins[0][1..].iter().product());
-                if have != rest.iter().product::<usize>() {
+                let Some((&n, tail)) = ins[0].split_first() else {
+                    return Err(err(format!("{:?} has no batch axis", ins[0])));
+                };
+                if numel("reshape", tail)? != numel("reshape", rest)? {
                     return Err(err(format!("{:?} cannot become (batch, {rest:?})", ins[0])));
                 }
                 let mut s = vec![n];
@@ -86,7 +95,7 @@ impl Primitive for ShapeOp {
                 f32(&s)
             }
             ShapeOp::View(shape) => {
-                if ins[0].iter().product::<usize>() != shape.iter().product::<usize>() {
+                if numel("view", ins[0])? != numel("view", shape)? {
                     return Err(err(format!("{:?} cannot become {shape:?}", ins[0])));
                 }
                 f32(shape)
@@ -95,10 +104,26 @@ impl Primitive for ShapeOp {
             ShapeOp::Slice(s) => f32(&s.output_shape(ins[0])?),
             ShapeOp::Pad(p) => f32(&p.output_shape(ins[0])?),
             ShapeOp::Upsample(u) => f32(&u.output_shape(ins[0])?),
-            ShapeOp::ConcatGrad { .. }
-            | ShapeOp::SliceGrad(_)
-            | ShapeOp::PadGrad(_)
-            | ShapeOp::UpsampleGrad(_) => f32(ins[1]),
+            // [dy, x]: dy must be what the forward made of x, or the gradient would silently
+            // read the wrong elements.
+            ShapeOp::ConcatGrad { op, offset } => {
+                let (dy, x) = (ins[0], ins[1]);
+                let axis = resolve_axis(Concat::OP, op.axis, dy.len())?;
+                let fits = x.len() == dy.len()
+                    && (0..x.len()).all(|k| k == axis || x[k] == dy[k])
+                    && offset
+                        .checked_add(x[axis])
+                        .is_some_and(|end| end <= dy[axis]);
+                if !fits {
+                    return Err(err(format!(
+                        "x {x:?} at offset {offset} of axis {axis} does not fit in dy {dy:?}"
+                    )));
+                }
+                f32(x)
+            }
+            ShapeOp::SliceGrad(s) => grad_of(ins, s.output_shape(ins[1])?)?,
+            ShapeOp::PadGrad(p) => grad_of(ins, p.output_shape(ins[1])?)?,
+            ShapeOp::UpsampleGrad(u) => grad_of(ins, u.output_shape(ins[1])?)?,
         }])
     }
 
@@ -174,18 +199,18 @@ impl Primitive for ShapeOp {
                 vec![Some(g.add_grad(node, "d0", op, &[dy])?)]
             }
             ShapeOp::Reshape(_) => {
-                let s = g.shape(x[0])[1..].to_vec();
+                let s = g.shape(x[0])?[1..].to_vec();
                 vec![Some(g.add_grad(node, "d0", ShapeOp::Reshape(s), &[dy])?)]
             }
             ShapeOp::View(_) => {
-                let s = g.shape(x[0]).to_vec();
+                let s = g.shape(x[0])?.to_vec();
                 vec![Some(g.add_grad(node, "d0", ShapeOp::View(s), &[dy])?)]
             }
             ShapeOp::Concat(c) => {
                 let mut v = Vec::new();
                 let mut offset = 0;
                 for xi in &x {
-                    let sh = g.shape(*xi).to_vec();
+                    let sh = g.shape(*xi)?.to_vec();
                     let axis = resolve_axis(Concat::OP, c.axis, sh.len())?;
                     let op = ShapeOp::ConcatGrad { op: *c, offset };
                     v.push(Some(g.add_grad(node, "", op, &[dy, *xi])?));
@@ -215,7 +240,8 @@ impl Graph {
 
     /// `(N, ...) -> (N, product of the rest)`.
     pub fn flatten(&mut self, name: &str, x: Value) -> Result<Value> {
-        let rest: usize = self.shape(x)[1..].iter().product();
+        let s = self.shape(x)?;
+        let rest = numel("flatten", &s[1..])?;
         self.reshape(name, x, &[rest])
     }
 

@@ -386,7 +386,7 @@ impl Norm {
     }
 
     /// The γ/β shape x calls for (best effort on bad x; `check` reports those).
-    fn param_shape(&self, x: &[usize]) -> Vec<usize> {
+    pub(crate) fn param_shape(&self, x: &[usize]) -> Vec<usize> {
         match self {
             Norm::Layer(n) if n.dims <= x.len() => x[x.len() - n.dims..].to_vec(),
             Norm::Layer(_) => vec![],
@@ -410,6 +410,11 @@ impl Norm {
                 (Layout::trailing(x, n.dims), inner)
             }
         })
+    }
+
+    /// Checks x, gamma and beta through the descriptor (what the graph op's inference needs).
+    pub(crate) fn check_params(&self, x: &[usize], gamma: &[usize], beta: &[usize]) -> Result<()> {
+        self.check(x, gamma, beta).map(|_| ())
     }
 
     /// Shape of the state for input shape x: (2, N, C) instance, (2, N, groups) group,
