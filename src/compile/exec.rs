@@ -183,7 +183,8 @@ impl Compiled {
         }
         for n in &self.graph.nodes {
             let Some(p) = n.op.primitive() else { continue };
-            let shapes: Vec<&[usize]> = n.inputs.iter().map(|u| self.graph.shape(*u)).collect();
+            let shapes = n.inputs.iter().map(|u| self.graph.shape(*u));
+            let shapes: Vec<&[usize]> = shapes.collect::<Result<_>>()?;
             for port in (0..n.inputs.len()).filter(|&k| n.inputs[k] == v) {
                 let Some(bound) = p.index_bound(port, &shapes) else {
                     continue;
