@@ -727,3 +727,33 @@ fn stale_temp_files_are_removed() {
         std::fs::remove_dir_all(&d).unwrap();
     });
 }
+
+/// NaN or infinity in a weight or an optimizer state, even with every checksum redone, is an
+/// `Err` naming the file and the tensor: a poisoned checkpoint is never loaded.
+#[test]
+fn non_finite_tensors_are_refused() {
+    each_device("non_finite_tensors_are_refused", |dev| {
+        let d = dir("nonfinite");
+        let (l, cfg) = (layout(), adam_config());
+        let mut saved = model(dev, &l, &cfg);
+        saved.train(0, 1);
+        let good = d.join("good.safetensors");
+        checkpoint::save(&good, &l, &saved.params, Some(&saved.opt), &train_state(1)).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        let mut m = model(dev, &l, &cfg);
+        for (name, value) in [
+            ("fc.bias", f32::NAN),
+            ("optim.fc.weight.exp_avg_sq", f32::INFINITY),
+        ] {
+            let b = ckpt::rebuilt(&bytes, |t| {
+                t.get_mut(name).unwrap().2[..4].copy_from_slice(&value.to_le_bytes())
+            });
+            let e = refused(&d, "poisoned.safetensors", &b, &l, &mut m);
+            assert!(
+                e.contains(&format!("{name:?}")) && e.contains("poisoned.safetensors"),
+                "{name}: {e}"
+            );
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    });
+}

@@ -337,7 +337,10 @@ pub fn report(target: &str, stats: &Stats) {
     if stats.failures.is_empty() {
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    // (the build machine's target dir is absent where only the test binary was copied)
+    let dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
     let mut list = String::new();
     for (k, (what, input)) in stats.failures.iter().enumerate() {
         let p = dir.join(format!("fuzz-{target}-{k}.bin"));

@@ -61,7 +61,7 @@ impl Primitive for LossOp {
                 let w = if ins.len() == 4 { Some(ins[2]) } else { None };
                 let (n, _) = l.check(ins[0], labels_shape(ins[0], ins[1]), w)?;
                 // dloss is the gradient of the loss output: (1), or (N) unreduced.
-                same(&name, "dloss", ins[ins.len() - 1], &l.output_shape(n))?;
+                same(l.name(), "dloss", ins[ins.len() - 1], &l.output_shape(n))?;
                 vec![f32(ins[0])]
             }
         })

@@ -91,7 +91,7 @@ impl Primitive for NormOp {
             NormOp::NormGrad(n) => {
                 arity(&name, ins, 4, 4)?;
                 n.check_params(ins[0], ins[1], ins[1])?;
-                same(&name, "statistics", ins[2], &n.state_shape(ins[0])?)?;
+                same(n.name(), "state", ins[2], &n.state_shape(ins[0])?)?;
                 grad_outs(&name, ins)?
             }
             NormOp::Norm(n) => {

@@ -12,7 +12,7 @@ use super::{
     Checkpoint, FORMAT, FORMAT_VERSION, MAX_COUNTER, OptimState, RngState, TrainState, io,
     state_name,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::optim::Optimizer;
 use crate::weights::{ParamLayout, fnv1a};
 
@@ -161,12 +161,26 @@ impl<'a> File<'a> {
         Ok(t)
     }
 
+    /// The F32 tensor `name` of `shape`; NaN or infinity in it is an `Err` naming the element
+    /// (weights and optimizer state are never loaded poisoned).
     pub(super) fn f32s(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let t = self.tensor(name, Dtype::F32, shape)?;
-        Ok(t.data()
+        let v: Vec<f32> = t
+            .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+            .collect();
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFinite {
+                step: 0,
+                msg: format!(
+                    "{}: tensor {name:?} holds {} at element {i}; not loading it",
+                    self.path.display(),
+                    v[i]
+                ),
+            });
+        }
+        Ok(v)
     }
 
     fn i64_scalar(&self, name: &str) -> Result<i64> {
