@@ -648,3 +648,26 @@ fn primitives_called_directly_take_anything() {
         }
     }
 }
+
+#[test]
+fn parameter_layouts_past_usize_are_errors() {
+    use wgtrain::layout::ParamEntry;
+    let e = |offset, shape: &[usize]| ParamEntry {
+        name: "w".into(),
+        shape: shape.to_vec(),
+        offset,
+    };
+    err_names(
+        ParamLayout::new(vec![e(usize::MAX, &[2])], 4),
+        &["\"w\"", "overflows"],
+    );
+    err_names(
+        ParamLayout::new(vec![e(0, &[1 << 40, 1 << 40])], 4),
+        &["\"w\"", "overflows"],
+    );
+    let big: &[usize] = &[usize::MAX];
+    err_names(
+        ParamLayout::packed(&[("a", big), ("b", &[2])], 64),
+        &["\"b\"", "overflows"],
+    );
+}
