@@ -38,6 +38,18 @@ pub struct ParamLayout {
 impl ParamLayout {
     /// A layout from explicit entries; names must be unique and ranges disjoint inside `len`.
     pub fn new(entries: Vec<ParamEntry>, len: usize) -> Result<ParamLayout> {
+        // Checked first, so `numel` and `range` of an accepted entry never overflow.
+        for e in &entries {
+            let end = (e.shape.iter())
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .and_then(|n| n.checked_add(e.offset));
+            if end.is_none() {
+                return Err(Error::Invalid(format!(
+                    "parameter layout: {:?} {:?} at {} overflows a usize",
+                    e.name, e.shape, e.offset
+                )));
+            }
+        }
         let mut sorted: Vec<&ParamEntry> = entries.iter().collect();
         sorted.sort_by_key(|e| e.offset);
         for (k, e) in sorted.iter().enumerate() {
@@ -74,13 +86,22 @@ impl ParamLayout {
         let mut offset = 0usize;
         let mut entries = Vec::new();
         for (name, shape) in params {
-            offset = offset.div_ceil(align) * align;
+            let overflow = || {
+                Error::Invalid(format!(
+                    "parameter layout: {name:?} {shape:?} overflows a usize"
+                ))
+            };
+            offset = offset
+                .div_ceil(align)
+                .checked_mul(align)
+                .ok_or_else(overflow)?;
             entries.push(ParamEntry {
                 name: name.to_string(),
                 shape: shape.to_vec(),
                 offset,
             });
-            offset += shape.iter().product::<usize>();
+            let n = (shape.iter()).try_fold(1usize, |acc, &d| acc.checked_mul(d));
+            offset = n.and_then(|n| offset.checked_add(n)).ok_or_else(overflow)?;
         }
         Self::new(entries, offset)
     }

@@ -6,7 +6,7 @@
 //! thread under `catch_unwind` and a time limit: a panic or a hang fails the test and prints the
 //! program. Every graph built through the API must also pass `Graph::validate`.
 //!
-//! `WGTRAIN_FUZZ_ITERS` sets the number of random programs (default 300), `WGTRAIN_FUZZ_SEED`
+//! `WGTRAIN_FUZZ_ITERS` sets the number of random programs (default 3000), `WGTRAIN_FUZZ_SEED`
 //! the first seed (decimal or 0x-hex; default fixed, so CI is reproducible). The seeds in
 //! `tests/fuzz/corpus/graph/seeds.txt` (programs that once panicked) run first, every time.
 
@@ -275,7 +275,7 @@ fn run(seed: u64, log: Arc<Mutex<Vec<String>>>, gpu: Option<Device>) -> Outcome 
 
 #[test]
 fn random_graph_programs_never_panic_or_hang() {
-    let iters = env_u64("WGTRAIN_FUZZ_ITERS").unwrap_or(300);
+    let iters = env_u64("WGTRAIN_FUZZ_ITERS").unwrap_or(3000);
     let base = env_u64("WGTRAIN_FUZZ_SEED").unwrap_or(0x5EED_2016);
     let gpu = Device::all().into_iter().find_map(Result::ok);
     if gpu.is_none() && std::env::var("WGTRAIN_REQUIRE_GPU").as_deref() == Ok("1") {
@@ -291,6 +291,8 @@ fn random_graph_programs_never_panic_or_hang() {
             .map(|s| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).expect("hex seeds"))
             .collect()
     });
+    // Given and corpus programs always compile and step; random ones one in COMPILE_EVERY.
+    let fixed = only.as_ref().map_or(corpus().len(), Vec::len);
     let seeds: Vec<u64> = only.unwrap_or_else(|| {
         corpus()
             .into_iter()
@@ -306,7 +308,7 @@ fn random_graph_programs_never_panic_or_hang() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let dev = gpu
             .clone()
-            .filter(|_| (i as u64).is_multiple_of(COMPILE_EVERY));
+            .filter(|_| i < fixed || ((i - fixed) as u64).is_multiple_of(COMPILE_EVERY));
         let limit = if dev.is_some() {
             GPU_LIMIT
         } else {

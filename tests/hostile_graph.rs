@@ -626,3 +626,48 @@ fn names_follow_hand_edits() {
     g.nodes[1].name = "x".into();
     err_names(g.validate(), &["\"x\"", "twice"]);
 }
+
+/// The trait methods are public too: a vjp rule called with a node out of range, or a node of
+/// another op, and shape inference given rank-0 shapes (an eager tensor of shape `[]`), are
+/// `Err`s or answers, never panics.
+#[test]
+fn primitives_called_directly_take_anything() {
+    let (mut g, x, s, m) = base();
+    let y = g.sum("y", m, 1).unwrap();
+    for (k, op) in every_op().into_iter().enumerate() {
+        let p = op.primitive().expect("a computed op");
+        let scalar: &[usize] = &[];
+        for count in 0..6 {
+            let _ = p.infer(&vec![scalar; count]);
+            let _ = p.infer(&vec![&[1usize][..]; count]);
+        }
+        assert!(p.vjp(&mut g, usize::MAX, y).is_err(), "op {k}");
+        for node in [x.node, s.node, m.node, y.node] {
+            let _ = p.vjp(&mut g, node, y);
+            let _ = p.vjp_ports(&mut g, node, &[None, Some(y), Some(x)]);
+        }
+    }
+}
+
+#[test]
+fn parameter_layouts_past_usize_are_errors() {
+    use wgtrain::layout::ParamEntry;
+    let e = |offset, shape: &[usize]| ParamEntry {
+        name: "w".into(),
+        shape: shape.to_vec(),
+        offset,
+    };
+    err_names(
+        ParamLayout::new(vec![e(usize::MAX, &[2])], 4),
+        &["\"w\"", "overflows"],
+    );
+    err_names(
+        ParamLayout::new(vec![e(0, &[1 << 40, 1 << 40])], 4),
+        &["\"w\"", "overflows"],
+    );
+    let big: &[usize] = &[usize::MAX];
+    err_names(
+        ParamLayout::packed(&[("a", big), ("b", &[2])], 64),
+        &["\"b\"", "overflows"],
+    );
+}

@@ -226,6 +226,23 @@ impl Graph {
         self.add(&name, op, inputs)
     }
 
+    /// The inputs of forward node `node`, at least `at_least` of them: what a vjp rule reads
+    /// first, so a rule called with a node out of range (or of another op) is an `Err`.
+    pub fn forward_inputs(&self, node: usize, at_least: usize) -> Result<Vec<Value>> {
+        match self.nodes.get(node) {
+            Some(n) if n.inputs.len() >= at_least => Ok(n.inputs.clone()),
+            Some(n) => Err(Error::Invalid(format!(
+                "gradient of node {:?}: {} inputs, its op has at least {at_least}",
+                n.name,
+                n.inputs.len()
+            ))),
+            None => Err(Error::Invalid(format!(
+                "gradient of node {node}: the graph has {} nodes",
+                self.nodes.len()
+            ))),
+        }
+    }
+
     /// The error of a vjp rule asked to differentiate a gradient op.
     pub fn no_second_derivative(&self, node: usize) -> Error {
         match self.nodes.get(node) {

@@ -54,7 +54,7 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         if let Some(p) = (1..dys.len()).find(|&p| dys[p].is_some()) {
             return Err(Error::Invalid(format!(
                 "node {:?} ({self:?}): no gradient flows back through its output {p}",
-                g.nodes[node].name
+                g.nodes.get(node).map_or("?", |n| n.name.as_str())
             )));
         }
         match dys.first().copied().flatten() {

@@ -137,7 +137,7 @@ impl Primitive for ConvOp {
         let ConvOp::Forward(k) = *self else {
             return Err(g.no_second_derivative(node));
         };
-        let x = g.nodes[node].inputs.clone();
+        let x = g.forward_inputs(node, 2)?;
         let mut v = vec![
             Some(g.add_grad(node, "d0", ConvOp::GradData(k), &[x[1], dy, x[0]])?),
             Some(g.add_grad(node, "d1", ConvOp::GradWeight(k), &[x[0], dy])?),

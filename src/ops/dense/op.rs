@@ -89,7 +89,7 @@ impl Primitive for DenseOp {
         let DenseOp::Forward(f) = *self else {
             return Err(g.no_second_derivative(node));
         };
-        let x = g.nodes[node].inputs.clone();
+        let x = g.forward_inputs(node, 2)?;
         let mut v = vec![
             Some(g.add_grad(node, "d0", DenseOp::GradData(f), &[x[1], dy, x[0]])?),
             Some(g.add_grad(node, "d1", DenseOp::GradWeight(f), &[x[0], dy])?),

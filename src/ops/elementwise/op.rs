@@ -142,7 +142,7 @@ impl Primitive for ElementwiseOp {
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
-        let x = g.nodes[node].inputs.clone();
+        let x = g.forward_inputs(node, self.arity())?;
         let mut d = |k: usize, op: ElementwiseOp, ins: &[Value]| -> Result<Option<Value>> {
             g.add_grad(node, &format!("d{k}"), op, ins).map(Some)
         };

@@ -69,7 +69,7 @@ impl Primitive for MatMulOp {
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
-        let x = g.nodes[node].inputs.clone();
+        let x = g.forward_inputs(node, 2)?;
         let (ta, tb) = (self.ta, self.tb);
         let mut d =
             |k: usize, op: MatMulOp, ins: &[Value]| g.add_grad(node, &format!("d{k}"), op, ins);

@@ -108,7 +108,7 @@ impl Primitive for PoolOp {
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
-        let x = g.nodes[node].inputs[0];
+        let x = g.forward_inputs(node, 1)?[0];
         Ok(vec![Some(match self {
             PoolOp::Pool(p) => {
                 let mut ins = vec![dy, x];

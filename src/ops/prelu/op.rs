@@ -78,7 +78,7 @@ impl Primitive for PReluOp {
         let PReluOp::Forward(op) = *self else {
             return Err(g.no_second_derivative(node));
         };
-        let ins = g.nodes[node].inputs.clone();
+        let ins = g.forward_inputs(node, 2)?;
         let (x, a) = (ins[0], ins[1]);
         Ok(vec![
             Some(g.add_grad(node, "d0", PReluOp::GradInput(op), &[x, a, dy])?),

@@ -212,6 +212,7 @@ impl Primitive for RecurrentOp {
         let RecurrentOp::Forward(op) = *self else {
             return Err(g.no_second_derivative(node));
         };
+        let mut ins = g.forward_inputs(node, 1)?;
         let at = |p: usize| dys.get(p).copied().flatten();
         if at(RESERVE).is_some() {
             return Err(Error::Invalid(format!(
@@ -220,7 +221,6 @@ impl Primitive for RecurrentOp {
             )));
         }
         let (dy, dh_n, dc_n) = (at(Y), at(H_N), at(C_N));
-        let mut ins = g.nodes[node].inputs.clone();
         ins.push(Value { node, port: Y });
         ins.push(Value {
             node,

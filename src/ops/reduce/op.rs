@@ -114,7 +114,7 @@ impl Primitive for ReduceOp {
         let ReduceOp::Reduce(k, axis) = *self else {
             return Err(g.no_second_derivative(node));
         };
-        let x = g.nodes[node].inputs[0];
+        let x = g.forward_inputs(node, 1)?[0];
         let mut ins = vec![dy, x];
         if k == ReduceKind::Max {
             ins.push(Value { node, port: 1 });
