@@ -2,7 +2,6 @@
 //! shapes that must agree. Each error names the op.
 
 use crate::error::{Error, Result};
-use crate::ops::axis::fmt_shape;
 
 /// Errors unless `ins.len()` is in `lo..=hi`.
 pub(crate) fn arity(op: &str, ins: &[&[usize]], lo: usize, hi: usize) -> Result<()> {
@@ -40,7 +39,7 @@ pub(crate) fn same(op: &str, what: &str, got: &[usize], want: &[usize]) -> Resul
     if got != want {
         return Err(Error::Shape {
             op: op.into(),
-            msg: format!("{what} {}, expected {}", fmt_shape(got), fmt_shape(want)),
+            msg: format!("{what} {got:?}, expected {want:?}"),
         });
     }
     Ok(())

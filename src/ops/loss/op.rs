@@ -61,7 +61,7 @@ impl Primitive for LossOp {
                 let w = if ins.len() == 4 { Some(ins[2]) } else { None };
                 let (n, _) = l.check(ins[0], labels_shape(ins[0], ins[1]), w)?;
                 // dloss is the gradient of the loss output: (1), or (N) unreduced.
-                same(l.name(), "dloss", ins[ins.len() - 1], &l.output_shape(n))?;
+                same(&name, "dloss", ins[ins.len() - 1], &l.output_shape(n))?;
                 vec![f32(ins[0])]
             }
         })
@@ -140,7 +140,7 @@ impl Primitive for LossOp {
         let LossOp::Loss(l) = self else {
             return Err(g.no_second_derivative(node));
         };
-        let x = g.forward_inputs(node, 2)?;
+        let x = g.nodes[node].inputs.clone();
         let mut ins = x.clone();
         ins.push(dy);
         // Labels and weights are data: no gradient flows to them.

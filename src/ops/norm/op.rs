@@ -91,7 +91,7 @@ impl Primitive for NormOp {
             NormOp::NormGrad(n) => {
                 arity(&name, ins, 4, 4)?;
                 n.check_params(ins[0], ins[1], ins[1])?;
-                same(n.name(), "state", ins[2], &n.state_shape(ins[0])?)?;
+                same(&name, "statistics", ins[2], &n.state_shape(ins[0])?)?;
                 grad_outs(&name, ins)?
             }
             NormOp::Norm(n) => {
@@ -204,14 +204,7 @@ impl Primitive for NormOp {
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
-        let x = g.forward_inputs(
-            node,
-            if matches!(self, NormOp::BatchNorm { .. }) {
-                5
-            } else {
-                2
-            },
-        )?;
+        let x = g.nodes[node].inputs.clone();
         let state = Value { node, port: 1 };
         let port = |v: Value, p: usize| {
             Some(Value {

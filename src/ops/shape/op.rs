@@ -48,10 +48,9 @@ fn f32(s: &[usize]) -> Out {
     (s.to_vec(), DType::F32)
 }
 
-/// `[dy, x] -> dx` of x's shape, with dy checked against `forward`, the output of forward op
-/// `op`.
-fn grad_of(op: &str, ins: &[&[usize]], forward: Vec<usize>) -> Result<Out> {
-    same(&format!("{op} backward"), "dy", ins[0], &forward)?;
+/// `[dy, x] -> dx` of x's shape, with dy checked against `forward`, the forward's output.
+fn grad_of(ins: &[&[usize]], forward: Vec<usize>) -> Result<Out> {
+    same("shape gradient", "dy", ins[0], &forward)?;
     Ok(f32(ins[1]))
 }
 
@@ -122,9 +121,9 @@ impl Primitive for ShapeOp {
                 }
                 f32(x)
             }
-            ShapeOp::SliceGrad(s) => grad_of("slice", ins, s.output_shape(ins[1])?)?,
-            ShapeOp::PadGrad(p) => grad_of("pad", ins, p.output_shape(ins[1])?)?,
-            ShapeOp::UpsampleGrad(u) => grad_of("upsample", ins, u.output_shape(ins[1])?)?,
+            ShapeOp::SliceGrad(s) => grad_of(ins, s.output_shape(ins[1])?)?,
+            ShapeOp::PadGrad(p) => grad_of(ins, p.output_shape(ins[1])?)?,
+            ShapeOp::UpsampleGrad(u) => grad_of(ins, u.output_shape(ins[1])?)?,
         }])
     }
 
@@ -192,7 +191,7 @@ impl Primitive for ShapeOp {
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
-        let x = g.forward_inputs(node, 1)?;
+        let x = g.nodes[node].inputs.clone();
         let mut d = |op: ShapeOp, ins: &[Value]| g.add_grad(node, "", op, ins).map(Some);
         Ok(match self {
             ShapeOp::Permute(p) => {
