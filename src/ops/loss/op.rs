@@ -2,10 +2,12 @@
 //! per-sample loss kept as a second output, as MPS's loss labels hold it after a step.
 
 use crate::error::Result;
+use crate::error::shape_err;
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::checks::{arity, same};
+use crate::ops::axis::fmt_shape;
+use crate::ops::checks::arity;
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 
@@ -61,7 +63,11 @@ impl Primitive for LossOp {
                 let w = if ins.len() == 4 { Some(ins[2]) } else { None };
                 let (n, _) = l.check(ins[0], labels_shape(ins[0], ins[1]), w)?;
                 // dloss is the gradient of the loss output: (1), or (N) unreduced.
-                same(&name, "dloss", ins[ins.len() - 1], &l.output_shape(n))?;
+                let (dloss, want) = (ins[ins.len() - 1], l.output_shape(n));
+                if dloss != want.as_slice() {
+                    let (got, want) = (fmt_shape(dloss), fmt_shape(&want));
+                    return shape_err(l.name(), format!("dloss {got} must be {want}"));
+                }
                 vec![f32(ins[0])]
             }
         })

@@ -3,11 +3,13 @@
 //! instance / group / layer norm: `[x, gamma, beta] -> (y, statistics)`. The statistics are an
 //! extra output port that only the gradient reads; y can take one fused neuron.
 
+use crate::error::shape_err;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::checks::{arity, same};
+use crate::ops::axis::fmt_shape;
+use crate::ops::checks::arity;
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 
@@ -70,29 +72,27 @@ impl Primitive for NormOp {
                 }
                 vec![f32(ins[0]), f32(&gpu::batch_norm_state_shape(ins[0]))]
             }
-            // The gradients check what they read against x: a wrong gamma or statistics shape
-            // would otherwise reach the kernels.
+            // The gradients check what they read against x: a wrong dy, gamma or statistics
+            // shape would otherwise reach the kernels.
             NormOp::BatchNormGrad { op, training } => {
                 let n = if *training { 4 } else { 5 };
                 arity(&name, ins, n, n)?;
+                let outs = grad_outs(BatchNorm::OP, ins)?;
                 op.check(ins[0], ins[1], ins[1])?;
                 if *training {
-                    same(
-                        &name,
-                        "statistics",
-                        ins[2],
-                        &gpu::batch_norm_state_shape(ins[0]),
-                    )?;
+                    let want = gpu::batch_norm_state_shape(ins[0]);
+                    expect(BatchNorm::OP, "state", ins[2], &want)?;
                 } else {
                     op.check_running(ins[0], ins[2], ins[3])?;
                 }
-                grad_outs(&name, ins)?
+                outs
             }
             NormOp::NormGrad(n) => {
                 arity(&name, ins, 4, 4)?;
+                let outs = grad_outs(n.name(), ins)?;
                 n.check_params(ins[0], ins[1], ins[1])?;
-                same(&name, "statistics", ins[2], &n.state_shape(ins[0])?)?;
-                grad_outs(&name, ins)?
+                expect(n.name(), "state", ins[2], &n.state_shape(ins[0])?)?;
+                outs
             }
             NormOp::Norm(n) => {
                 arity(&name, ins, 3, 3)?;
@@ -255,15 +255,18 @@ impl Primitive for NormOp {
 }
 
 /// `[x, ..., dy] -> (dx, dgamma, dbeta)` shapes, dy checked against x.
-fn grad_outs(name: &str, ins: &[&[usize]]) -> Result<Vec<Out>> {
-    let dy = ins[ins.len() - 1];
-    if dy != ins[0] {
-        return Err(Error::Shape {
-            op: name.into(),
-            msg: format!("dy {dy:?} vs x {:?}", ins[0]),
-        });
-    }
+fn grad_outs(op: &str, ins: &[&[usize]]) -> Result<Vec<Out>> {
+    expect(op, "dy", ins[ins.len() - 1], ins[0])?;
     Ok(vec![f32(ins[0]), f32(ins[1]), f32(ins[1])])
+}
+
+/// Errors unless `got == want`, worded as the launches word it.
+fn expect(op: &str, what: &str, got: &[usize], want: &[usize]) -> Result<()> {
+    if got != want {
+        let (got, want) = (fmt_shape(got), fmt_shape(want));
+        return shape_err(op, format!("{what} {got} does not match {want} expected"));
+    }
+    Ok(())
 }
 
 /// Builder methods. Norm layers get `<name>.weight` / `<name>.bias` params (gamma, beta) and batch

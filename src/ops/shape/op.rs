@@ -1,12 +1,14 @@
 //! Shape graph ops: views (reshape, view), permute, concat, slice, pad, upsample and their
 //! gradients.
 
+use crate::error::shape_err;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
+use crate::ops::axis::fmt_shape;
 use crate::ops::axis::resolve_axis;
-use crate::ops::checks::{numel, same};
+use crate::ops::checks::numel;
 use crate::reference::{Array, strides};
 use crate::tensor::{DType, Tensor};
 
@@ -48,9 +50,13 @@ fn f32(s: &[usize]) -> Out {
     (s.to_vec(), DType::F32)
 }
 
-/// `[dy, x] -> dx` of x's shape, with dy checked against `forward`, the forward's output.
-fn grad_of(ins: &[&[usize]], forward: Vec<usize>) -> Result<Out> {
-    same("shape gradient", "dy", ins[0], &forward)?;
+/// `[dy, x] -> dx` of x's shape, with dy checked against `forward`, the output of forward op
+/// `op` (worded as the launches word it).
+fn grad_of(op: &str, ins: &[&[usize]], forward: Vec<usize>) -> Result<Out> {
+    if ins[0] != forward.as_slice() {
+        let (dy, want) = (fmt_shape(ins[0]), fmt_shape(&forward));
+        return shape_err(op, format!("dy {dy} does not match {want}"));
+    }
     Ok(f32(ins[1]))
 }
 
@@ -115,15 +121,16 @@ impl Primitive for ShapeOp {
                         .checked_add(x[axis])
                         .is_some_and(|end| end <= dy[axis]);
                 if !fits {
-                    return Err(err(format!(
-                        "x {x:?} at offset {offset} of axis {axis} does not fit in dy {dy:?}"
-                    )));
+                    let (x, dy) = (fmt_shape(x), fmt_shape(dy));
+                    let msg =
+                        format!("x {x} at offset {offset} of axis {axis} does not fit in dy {dy}");
+                    return shape_err(Concat::OP, msg);
                 }
                 f32(x)
             }
-            ShapeOp::SliceGrad(s) => grad_of(ins, s.output_shape(ins[1])?)?,
-            ShapeOp::PadGrad(p) => grad_of(ins, p.output_shape(ins[1])?)?,
-            ShapeOp::UpsampleGrad(u) => grad_of(ins, u.output_shape(ins[1])?)?,
+            ShapeOp::SliceGrad(s) => grad_of(Slice::OP, ins, s.output_shape(ins[1])?)?,
+            ShapeOp::PadGrad(p) => grad_of(Pad::OP, ins, p.output_shape(ins[1])?)?,
+            ShapeOp::UpsampleGrad(u) => grad_of(Upsample::OP, ins, u.output_shape(ins[1])?)?,
         }])
     }
 
