@@ -146,7 +146,7 @@ impl Primitive for LossOp {
         let LossOp::Loss(l) = self else {
             return Err(g.no_second_derivative(node));
         };
-        let x = g.nodes[node].inputs.clone();
+        let x = g.forward_inputs(node, 2)?;
         let mut ins = x.clone();
         ins.push(dy);
         // Labels and weights are data: no gradient flows to them.

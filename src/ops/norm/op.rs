@@ -204,7 +204,14 @@ impl Primitive for NormOp {
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
-        let x = g.nodes[node].inputs.clone();
+        let x = g.forward_inputs(
+            node,
+            if matches!(self, NormOp::BatchNorm { .. }) {
+                5
+            } else {
+                2
+            },
+        )?;
         let state = Value { node, port: 1 };
         let port = |v: Value, p: usize| {
             Some(Value {

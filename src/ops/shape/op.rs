@@ -198,7 +198,7 @@ impl Primitive for ShapeOp {
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
-        let x = g.nodes[node].inputs.clone();
+        let x = g.forward_inputs(node, 1)?;
         let mut d = |op: ShapeOp, ins: &[Value]| g.add_grad(node, "", op, ins).map(Some);
         Ok(match self {
             ShapeOp::Permute(p) => {
