@@ -357,3 +357,15 @@ fn nan_weights_are_never_predicted_with_nor_saved() {
         assert!(!path.exists());
     });
 }
+
+#[test]
+fn counters_at_the_u64_limit_are_an_error_not_an_overflow() {
+    each_device("counters at the limit", |dev| {
+        let cfg = OptimizerConfig::new(Algorithm::adam(), 1e-3);
+        let mut opt = Optimizer::new(dev, cfg, vec![ParamGroup::range(0..4)], 4).unwrap();
+        opt.set_counters(u64::MAX, 0);
+        let err = opt.prepare_step().unwrap_err().to_string();
+        assert!(err.contains("u64::MAX"), "{err}");
+        assert_eq!(opt.step_count(), u64::MAX, "nothing advanced");
+    });
+}

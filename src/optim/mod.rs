@@ -504,7 +504,14 @@ impl Optimizer {
     /// finite, non-negative f32 (e.g. a step schedule with gamma 1e300) is an `Err` naming the
     /// step, and nothing advances.
     pub fn prepare_step(&mut self) -> Result<StepInfo> {
-        let t = self.step + 1;
+        let (Some(t), Some(next_pos)) =
+            (self.step.checked_add(1), self.schedule_pos.checked_add(1))
+        else {
+            return Err(Error::Invalid(format!(
+                "optimizer: step {} / schedule position {} cannot advance past u64::MAX",
+                self.step, self.schedule_pos
+            )));
+        };
         let lrs = self.lr_at(self.schedule_pos);
         let (beta1, beta2) = match self.config.algorithm {
             Algorithm::Adam { beta1, beta2, .. } | Algorithm::AdamW { beta1, beta2, .. } => {
@@ -538,7 +545,7 @@ impl Optimizer {
         self.device
             .scoped(|_| q.write_buffer(&self.step_uniform, 0, bytemuck::cast_slice(&words)))?;
         self.step = t;
-        self.schedule_pos += 1;
+        self.schedule_pos = next_pos;
         self.prepared
             .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(StepInfo { step: t, lr: lrs })
