@@ -9,10 +9,10 @@ mod common;
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 
-use common::each_device;
+use common::{each_device, subset};
 use wgtrain::Error;
 use wgtrain::compile::Options;
-use wgtrain::data::{ImageSet, Mnist};
+use wgtrain::data::Mnist;
 use wgtrain::graph::Graph;
 use wgtrain::neuron::UnaryOp;
 use wgtrain::ops::elementwise::BinaryOp;
@@ -29,17 +29,6 @@ const TINY: MnistSize = MnistSize {
     hidden: 16,
     kernel: 5,
 };
-
-fn subset(s: &ImageSet, n: usize) -> ImageSet {
-    let per = s.rows * s.cols;
-    ImageSet {
-        images: s.images[..n * per].to_vec(),
-        labels: s.labels[..n].to_vec(),
-        n,
-        rows: s.rows,
-        cols: s.cols,
-    }
-}
 
 /// A dataset with `value` in the first element of the samples in `bad`; records the 1-based
 /// step (fill call) of every batch that held one.

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::each_device;
-use wgtrain::data::{ImageSet, Mnist};
+use common::{each_device, subset};
+use wgtrain::data::Mnist;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
 use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{TrainConfig, Trainer};
@@ -16,17 +16,6 @@ const TINY: MnistSize = MnistSize {
     hidden: 32,
     kernel: 5,
 };
-
-fn subset(s: &ImageSet, n: usize) -> ImageSet {
-    let per = s.rows * s.cols;
-    ImageSet {
-        images: s.images[..n * per].to_vec(),
-        labels: s.labels[..n].to_vec(),
-        n,
-        rows: s.rows,
-        cols: s.cols,
-    }
-}
 
 fn config(batch: usize, epochs: usize, out: Option<std::path::PathBuf>) -> TrainConfig {
     TrainConfig {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use wgtrain::Device;
+use wgtrain::data::ImageSet;
 
 /// Runs `f` on every adapter. With no adapter it says it skipped — unless `WGTRAIN_REQUIRE_GPU=1`
 /// (set by `.ci/run`), where a missing adapter fails the test.
@@ -43,5 +44,17 @@ pub fn assert_close(what: &str, gpu: &[f32], reference: &[f64], atol: f64, rtol:
             err <= atol + rtol * r.abs() && g.is_finite() == r.is_finite(),
             "{what}: element {i}: gpu {g} vs reference {r} (err {err:e})"
         );
+    }
+}
+
+/// The first `n` images of `s` (small training runs on lavapipe).
+pub fn subset(s: &ImageSet, n: usize) -> ImageSet {
+    let per = s.rows * s.cols;
+    ImageSet {
+        images: s.images[..n * per].to_vec(),
+        labels: s.labels[..n].to_vec(),
+        n,
+        rows: s.rows,
+        cols: s.cols,
     }
 }
