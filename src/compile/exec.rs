@@ -181,7 +181,8 @@ impl Compiled {
         if self.graph.node(v)?.op != Op::Input {
             return Err(Error::Invalid(format!("node {name:?} is not an input")));
         }
-        for n in &self.graph.nodes {
+        // (runs every step: only the nodes reading `v` are looked at)
+        for n in self.graph.nodes.iter().filter(|n| n.inputs.contains(&v)) {
             let Some(p) = n.op.primitive() else { continue };
             let shapes = n.inputs.iter().map(|u| self.graph.shape(*u));
             let shapes: Vec<&[usize]> = shapes.collect::<Result<_>>()?;
