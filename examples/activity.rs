@@ -53,7 +53,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         epochs: arg(&args, "--epochs", 8)?,
         batch: arg(&args, "--batch", 32)?,
         seed: arg(&args, "--seed", 1)?,
-        target_accuracy: None,
+        target: None,
         out_dir: Some(PathBuf::from(arg(
             &args,
             "--out",
@@ -172,7 +172,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
          ({} epochs, {:.0} s)",
         100.0 * m.accuracy(),
         100.0 * m.accuracy_over(&BASIC)?,
-        trainer.epoch,
+        trainer.epoch(),
         t0.elapsed().as_secs_f64()
     );
     // People differ (how they wear the phone, how they sit): the score of each held-out user.

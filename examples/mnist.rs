@@ -45,7 +45,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         epochs: arg(&args, "--epochs", 5)?,
         batch: arg(&args, "--batch", 32)?,
         seed: arg(&args, "--seed", 1)?,
-        target_accuracy: Some(arg(&args, "--target", 0.985)?),
+        target: Some(arg(&args, "--target", 0.985)?),
         out_dir: Some(PathBuf::from(arg(
             &args,
             "--out",
@@ -121,7 +121,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(last) = reports.last() {
         println!(
             "final test accuracy: {:.2}% after {} epochs",
-            100.0 * last.accuracy,
+            100.0 * last.accuracy().unwrap_or(0.0),
             last.epoch
         );
     }

@@ -36,19 +36,20 @@ pub use error::{Error, Result, Unit};
 pub use graph::{Graph, Value};
 pub use layout::ParamLayout;
 pub use neuron::UnaryOp;
+pub use ops::conv::Padding1d;
 pub use ops::conv::{Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Padding};
 pub use ops::dense::FullyConnected;
 pub use ops::dropout::Dropout;
 pub use ops::elementwise::BinaryOp;
 pub use ops::loss::{Loss, LossKind, Reduction};
 pub use ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
-pub use ops::pool::{Pool2d, PoolKind};
+pub use ops::pool::{Pool1d, Pool2d, PoolKind};
 pub use ops::recurrent::{CarriedState, Cell, Merge, RecurrentLayers, RecurrentOutputs};
 pub use ops::shape::{Concat, Pad, Slice, Upsample};
 pub use ops::softmax::Softmax;
 pub use optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup, Schedule};
 pub use tensor::{DType, Tensor};
-pub use train::{TrainConfig, Trainer};
+pub use train::{Dataset, Inputs, Model, ModelConfig, Network, TrainConfig, Trainer};
 pub use weights::checkpoint;
 
 /// The README's Rust snippets, compiled and run as doctests so they stay true.

@@ -68,9 +68,9 @@ fn short_activity_training_lowers_the_loss_and_counts_every_test_window() {
         };
         let opt = OptimizerConfig::new(Algorithm::adam(), 0.02);
         let mut t = Trainer::new(dev, activity(16, TINY, 3).unwrap(), opt, cfg).unwrap();
-        let mut metrics = Metrics::open(&dir).unwrap();
+        let mut metrics = Metrics::open(&dir, false).unwrap();
         t.train_epoch(&train, Some(&mut metrics)).unwrap();
-        assert_eq!(t.global_step, 20);
+        assert_eq!(t.global_step(), 20);
         // The per-step losses, from the metrics file the loop wrote.
         let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
         let losses: Vec<f64> = text
@@ -95,7 +95,7 @@ fn short_activity_training_lowers_the_loss_and_counts_every_test_window() {
         for (k, &n) in counts.iter().enumerate() {
             assert_eq!(c.support(k), n as u64, "class {k}");
         }
-        let accuracy = t.evaluate(&test).unwrap();
+        let accuracy = t.accuracy(&test).unwrap();
         assert!((c.accuracy() - accuracy).abs() < 1e-12);
         eprintln!("{}", c.table(har.class_names()).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();

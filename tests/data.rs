@@ -106,7 +106,7 @@ fn mnist_embedded_round_trips_through_idx() {
 #[test]
 fn inconsistent_windows_are_refused_by_the_loop() {
     use wgtrain::data::HarWindows;
-    use wgtrain::train::Dataset;
+    use wgtrain::train::{Dataset, Inputs};
     let good = HarWindows {
         x: vec![0.0; 2 * 3 * 4],
         labels: vec![0, 1],
@@ -115,9 +115,13 @@ fn inconsistent_windows_are_refused_by_the_loop() {
         channels: 3,
         len: 4,
     };
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    good.fill(&[1, 0], &mut x, &mut y).unwrap();
-    assert_eq!((x.len(), &y[..]), (24, &[1, 0][..]));
+    let mut batch = Inputs::new();
+    good.fill(&[1, 0], &mut batch).unwrap();
+    let (x, y) = (
+        batch.get_f32("image").unwrap(),
+        batch.get_u32("labels").unwrap(),
+    );
+    assert_eq!((x.len(), y), (24, &[1, 0][..]));
     let short = HarWindows {
         x: vec![0.0; 20],
         ..good.clone()
@@ -131,7 +135,7 @@ fn inconsistent_windows_are_refused_by_the_loop() {
         ..good.clone()
     };
     for bad in [short, huge, unlabelled] {
-        let e = bad.fill(&[0], &mut x, &mut y).unwrap_err().to_string();
+        let e = bad.fill(&[0], &mut batch).unwrap_err().to_string();
         assert!(e.contains("need"), "{e}");
     }
 }

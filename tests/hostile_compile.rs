@@ -116,6 +116,7 @@ fn slice_steps_past_u32_compute_the_right_answer() {
             let t = g.training(loss).unwrap();
             let opts = Options {
                 training: Some(&t),
+                gradients_only: true,
                 ..Options::default()
             };
             let c = g.compile(dev, &[y], &opts).unwrap();

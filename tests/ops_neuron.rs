@@ -193,6 +193,7 @@ fn run(
     let opts = wgtrain::compile::Options {
         fuse,
         training,
+        gradients_only: true,
         ..Default::default()
     };
     let c = g.compile(dev, outs, &opts).unwrap();

@@ -22,7 +22,7 @@ fn config(batch: usize, epochs: usize, out: Option<std::path::PathBuf>) -> Train
         epochs,
         batch,
         seed: 7,
-        target_accuracy: None,
+        target: None,
         out_dir: out,
         resume: false,
         log_every: 10,
@@ -41,15 +41,15 @@ fn loss_falls_and_accuracy_rises_far_above_chance() {
         let cfg = config(16, 2, None);
         let opt = OptimizerConfig::new(Algorithm::adam(), 0.003);
         let mut t = Trainer::new(dev, mnist(16, TINY, 7).unwrap(), opt, cfg).unwrap();
-        let before = t.evaluate(&test).unwrap();
+        let before = t.accuracy(&test).unwrap();
         let (first_loss, _) = t.train_epoch(&train, None).unwrap();
         let (second_loss, _) = t.train_epoch(&train, None).unwrap();
-        let after = t.evaluate(&test).unwrap();
+        let after = t.accuracy(&test).unwrap();
         eprintln!(
             "accuracy {before:.3} -> {after:.3}, loss {first_loss:.3} -> {second_loss:.3} ({} steps)",
-            t.global_step
+            t.global_step()
         );
-        assert_eq!(t.global_step, 200);
+        assert_eq!(t.global_step(), 200);
         assert!(
             second_loss < 0.7 * first_loss,
             "loss did not fall: {first_loss} -> {second_loss}"
@@ -85,7 +85,7 @@ fn resumed_run_is_bit_identical_to_a_straight_run() {
         let mut resumed =
             Trainer::new(dev, mnist(8, TINY, 3).unwrap(), opt(), config(8, 3, None)).unwrap();
         resumed.load(&ckpt).unwrap();
-        assert_eq!((resumed.epoch, resumed.global_step), (1, 8));
+        assert_eq!((resumed.epoch(), resumed.global_step()), (1, 8));
         resumed.train_epoch(&train, None).unwrap();
         resumed.train_epoch(&train, None).unwrap();
         let (a, b) = (weights(&straight), weights(&resumed));
@@ -234,8 +234,8 @@ fn just_in_time_trainer_matches_resident_and_checkpoints_cross() {
             "weights after an epoch (dropout, Adam, weight decay)"
         );
         assert_eq!(
-            resident.evaluate(&test).unwrap(),
-            jit.evaluate(&test).unwrap()
+            resident.accuracy(&test).unwrap(),
+            jit.accuracy(&test).unwrap()
         );
         // A just-in-time checkpoint resumes a resident run, and the other way round.
         let (pj, pr) = (
@@ -279,8 +279,8 @@ fn a_batch_larger_than_twice_the_data_trains() {
             Trainer::new(dev, mnist(16, TINY, 7).unwrap(), opt, config(16, 1, None)).unwrap();
         let (loss, _) = t.train_epoch(&train, None).unwrap();
         assert!(loss.is_finite(), "loss {loss}");
-        assert_eq!(t.global_step, 1);
-        let accuracy = t.evaluate(&test).unwrap();
+        assert_eq!(t.global_step(), 1);
+        let accuracy = t.accuracy(&test).unwrap();
         assert!((0.0..=1.0).contains(&accuracy), "accuracy {accuracy}");
     });
 }

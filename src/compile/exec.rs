@@ -70,11 +70,19 @@ pub struct Compiled {
     /// `(final state, initial-state input)` copied on the GPU at the end of every step
     /// (`carry`).
     pub(super) carried: Vec<(Tensor, Tensor, String)>,
+    /// Which inputs and parameters have been written (`feeds.rs`): a step reading one never
+    /// written is an `Err`, not a step on zeros.
+    pub(super) feeds: super::feeds::Feeds,
+    /// A training graph may step without an optimizer (`Options::gradients_only`).
+    pub(super) gradients_only: bool,
+    /// `attach_optimizer` has run.
+    pub(super) optimizer_attached: bool,
 }
 
 impl Compiled {
     /// Readies `program`, compiled from `graph`, for replay on `device`.
     pub(crate) fn new(device: &Device, graph: Graph, program: Program) -> Compiled {
+        let graph_len = graph.nodes.len();
         Compiled {
             device: device.clone(),
             graph,
@@ -85,6 +93,9 @@ impl Compiled {
             permits: Arc::new(Semaphore::new(false, IN_FLIGHT)),
             in_flight: Mutex::new(VecDeque::new()),
             carried: Vec::new(),
+            feeds: super::feeds::Feeds::new(graph_len),
+            gradients_only: false,
+            optimizer_attached: false,
         }
     }
 
@@ -164,11 +175,14 @@ impl Compiled {
                 });
             }
             j.host.lock().unwrap().insert(v, data.to_vec());
+            self.mark_fed(v);
             return Ok(());
         }
         self.tensor(v)?
             .write_f32(data)
-            .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
+            .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))?;
+        self.mark_fed(v);
+        Ok(())
     }
 
     /// Writes u32 data (class-index labels) into the input named `name`; a class index out of
@@ -202,7 +216,9 @@ impl Compiled {
         }
         self.tensor(v)?
             .write_u32(data)
-            .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))
+            .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))?;
+        self.mark_fed(v);
+        Ok(())
     }
 
     /// Reads a requested output (waits for the steps in flight).
@@ -227,6 +243,7 @@ impl Compiled {
     /// Submits one step and returns at once, unless two are already in flight, in which case it
     /// first waits for the older one. `on_done` runs when the GPU has finished this step.
     pub fn encode_step_with(&self, on_done: impl FnOnce() + Send + 'static) -> Result<StepHandle> {
+        self.check_fed()?;
         self.check_prepared()?;
         loop {
             if let Some(mut permit) = self.permits.try_acquire(1) {
@@ -407,6 +424,7 @@ impl Compiled {
                 });
             }
             carried.push((a.clone(), b.clone(), name(to)));
+            self.mark_fed(to);
         }
         self.carried = carried;
         Ok(())
@@ -529,6 +547,7 @@ impl Compiled {
             let bytes = tr.optimizer.as_ref().map_or(0, |o| o.bytes);
             self.program.stats.weight_bytes = j.plan.slot_bytes + bytes;
         }
+        self.optimizer_attached = true;
         let finish = launches.len();
         launches.push(health::finish(d, h)?);
         launches.push(health::reset(d, h)?);
@@ -620,7 +639,12 @@ impl ParamStore for Compiled {
 
     fn write_all(&self, values: &[f32]) -> Result<()> {
         if let Some(a) = &self.program.param_arena {
-            return a.params.write_f32(values);
+            a.params.write_f32(values)?;
+            a.layout
+                .entries()
+                .iter()
+                .for_each(|e| self.mark_fed_name(&e.name));
+            return Ok(());
         }
         let n = self.elements()?;
         if values.len() != n {

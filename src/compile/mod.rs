@@ -18,6 +18,7 @@
 mod alias;
 mod allocate;
 mod exec;
+mod feeds;
 pub mod fusion;
 mod lifetimes;
 mod limits;
@@ -78,6 +79,9 @@ pub struct Options<'a> {
     /// `Compiled::health` names the first node that went non-finite. The loss (training) and
     /// the gradients (with an optimizer attached) are always scanned.
     pub check_activations: bool,
+    /// A training graph that computes gradients without an optimizer (no update): a step
+    /// without `Compiled::attach_optimizer` is otherwise an `Err`, since it would train nothing.
+    pub gradients_only: bool,
 }
 
 impl Default for Options<'_> {
@@ -88,6 +92,7 @@ impl Default for Options<'_> {
             training: None,
             residency: Residency::Resident,
             check_activations: false,
+            gradients_only: false,
         }
     }
 }
@@ -140,11 +145,11 @@ impl Graph {
             activations: opts.check_activations,
         };
         let lowered = lower::pass(g, device, &plan, &bound, &checks)?;
-        Ok(Compiled::new(
-            device,
-            g.clone(),
-            program(g, plan, bound, lowered, health),
-        ))
+        let live = plan.live.clone();
+        let mut c = Compiled::new(device, g.clone(), program(g, plan, bound, lowered, health));
+        c.require_feeds(&live, opts.share);
+        c.gradients_only = opts.gradients_only;
+        Ok(c)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod dense;
 pub mod dropout;
 pub mod eager;
 pub mod elementwise;
+pub mod layers;
 pub mod loss;
 pub mod matmul;
 pub mod norm;

@@ -106,6 +106,26 @@ impl OptimizerConfig {
             grad: GradOptions::default(),
         }
     }
+
+    /// Adam (β 0.9, 0.999, ε 1e-8) at learning rate `lr`, as `torch.optim.Adam(lr=lr)`.
+    pub fn adam(lr: f64) -> Self {
+        Self::new(Algorithm::adam(), lr)
+    }
+
+    /// AdamW (decoupled weight decay set per group) at learning rate `lr`.
+    pub fn adamw(lr: f64) -> Self {
+        Self::new(Algorithm::adamw(), lr)
+    }
+
+    /// SGD with `momentum` (0 for plain SGD) at learning rate `lr`.
+    pub fn sgd(lr: f64, momentum: f64) -> Self {
+        Self::new(Algorithm::sgd(momentum), lr)
+    }
+
+    /// RMSprop (α 0.99, ε 1e-8) at learning rate `lr`.
+    pub fn rmsprop(lr: f64) -> Self {
+        Self::new(Algorithm::rmsprop(), lr)
+    }
 }
 
 /// A parameter group: ranges (in elements) of the flat arena sharing these settings.

@@ -48,9 +48,14 @@ fn io(path: &Path, e: std::io::Error) -> Error {
 }
 
 impl Metrics {
-    /// Opens (appending, so a resumed run continues the same file) `dir/metrics.jsonl`.
-    pub fn open(dir: &Path) -> Result<Metrics> {
+    /// Opens `dir/metrics.jsonl`: emptied for a fresh run, appended to when `resume` (a
+    /// resumed run continues the same file).
+    pub fn open(dir: &Path, resume: bool) -> Result<Metrics> {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let path = dir.join("metrics.jsonl");
+        if !resume {
+            std::fs::write(&path, b"").map_err(|e| io(&path, e))?;
+        }
         Ok(Metrics {
             path: dir.join("metrics.jsonl"),
             svg: dir.join("curves.svg"),
@@ -139,7 +144,7 @@ mod tests {
     fn writes_jsonl_and_svg() {
         let dir = std::env::temp_dir().join(format!("wgtrain-metrics-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut m = Metrics::open(&dir).unwrap();
+        let mut m = Metrics::open(&dir, false).unwrap();
         m.log(&Record {
             epoch: 1,
             step: 10,

@@ -1,110 +1,52 @@
 //! The training loop: epochs of shuffled batches (seeded, so a resumed run sees the same order),
 //! the next batch uploaded while the GPU runs the current one (two steps in flight), evaluation
-//! with the inference twin sharing the trained weights after each epoch, early stop at a target
-//! accuracy, a progress bar, a metrics file and plot, and a checkpoint per epoch to resume from.
+//! with the inference twin sharing the trained weights after each epoch (test loss and metrics),
+//! early stop at a target, a progress bar, a metrics file and plot, and a checkpoint per epoch to
+//! resume from. Any network trains: `Network` (graph, output, loss) with data from a `Dataset`;
+//! `Graph::train` (`model.rs`) is the loop-less short path it is built on.
 
 pub mod confusion;
+mod dataset;
+mod inputs;
 pub mod metrics;
+mod model;
 pub mod models;
 mod resume;
+pub mod score;
+mod summary;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::batch::LossLabels;
-use crate::compile::{Compiled, Options, Residency};
-use crate::data::{HarWindows, ImageSet};
+use crate::compile::{Compiled, Residency};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
-use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
-use crate::weights::checkpoint::{self, TrainState};
-use crate::weights::{self, DataSource, FanMode, Init, InitSource, Nonlinearity};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::tensor::DType;
+use crate::weights::{DataSource, FanMode, Init, InitSource, Nonlinearity};
 pub use confusion::ConfusionMatrix;
+pub use dataset::{Dataset, InMemory};
+pub use inputs::{Column, Inputs};
 use metrics::{Metrics, Record};
+pub use model::{Model, ModelConfig, SourceFn};
+pub use score::{Accuracy, Confusion, MeanAbsoluteError, MeanSquaredError, Metric, Scored};
 
-/// A labelled dataset the loop can draw batches from.
-pub trait Dataset {
-    /// Number of samples.
-    fn len(&self) -> usize;
-    /// Whether there are no samples.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Shape of one sample, e.g. `[1, 28, 28]`.
-    fn sample_shape(&self) -> Vec<usize>;
-    /// Appends the samples at `indices` (f32, sample after sample) and their class labels.
-    fn fill(&self, indices: &[usize], x: &mut Vec<f32>, y: &mut Vec<u32>) -> Result<()>;
-}
-
-impl Dataset for ImageSet {
-    fn len(&self) -> usize {
-        self.n
-    }
-    fn sample_shape(&self) -> Vec<usize> {
-        vec![1, self.rows, self.cols]
-    }
-    fn fill(&self, indices: &[usize], x: &mut Vec<f32>, y: &mut Vec<u32>) -> Result<()> {
-        let (data, labels) = self.batch(indices)?;
-        x.extend(data);
-        y.extend(labels.iter().map(|&l| l as u32));
-        Ok(())
-    }
-}
-
-impl Dataset for HarWindows {
-    // `HarWindows::len` is the window length; the dataset's length is its window count `n`.
-    #[allow(clippy::misnamed_getters)]
-    fn len(&self) -> usize {
-        self.n
-    }
-    fn sample_shape(&self) -> Vec<usize> {
-        vec![self.channels, self.len]
-    }
-    fn fill(&self, indices: &[usize], x: &mut Vec<f32>, y: &mut Vec<u32>) -> Result<()> {
-        // The fields are public: windows built by hand may not hold what `n` says.
-        let per = self.channels.saturating_mul(self.len);
-        let need = self
-            .channels
-            .checked_mul(self.len)
-            .and_then(|p| p.checked_mul(self.n));
-        if need != Some(self.x.len()) || self.labels.len() != self.n {
-            return Err(Error::Invalid(format!(
-                "HarWindows: {} windows of {}×{} need {} values and {} labels; they hold {} and {}",
-                self.n,
-                self.channels,
-                self.len,
-                per.saturating_mul(self.n),
-                self.n,
-                self.x.len(),
-                self.labels.len()
-            )));
-        }
-        for &i in indices {
-            if i >= self.n {
-                return Err(Error::Invalid(format!("window {i} of {}", self.n)));
-            }
-            x.extend_from_slice(&self.x[i * per..(i + 1) * per]);
-            y.push(self.labels[i] as u32);
-        }
-        Ok(())
-    }
-}
-
-/// A classifier graph built to the loop's conventions: inputs `image` (N, ...), `labels` u32
-/// (N) and `weights` f32 (N), `logits` (N, classes), and a loss reduced with
-/// `SumByNonZeroWeights` — so a partial last batch is padded with weight-0 samples and still
-/// gives the exact mean over its real samples.
-pub struct Classifier {
+/// A network for the loop: the graph with its loss, and the output evaluation reads (logits
+/// for a classifier, the prediction or reconstruction otherwise). A loss reading a per-sample
+/// weights input that the dataset does not fill gets one from the loop: a partial last batch is
+/// then padded with weight-0 samples and still gives the exact mean over its real samples
+/// (`Reduction::SumByNonZeroWeights`); without one, the partial last batch of an epoch is left
+/// out (the order is reshuffled each epoch, so every sample is still seen).
+pub struct Network {
     /// The network with its loss.
     pub graph: Graph,
-    /// The class scores (N, classes).
-    pub logits: Value,
-    /// The loss (reduced with `SumByNonZeroWeights`).
+    /// What evaluation reads: (N, classes) logits, or (N, ...) predictions.
+    pub output: Value,
+    /// The loss.
     pub loss: Value,
 }
 
@@ -117,15 +59,17 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Seed of initialisation, shuffling and dropout.
     pub seed: u64,
-    /// Stop after the first epoch whose test accuracy reaches this.
-    pub target_accuracy: Option<f64>,
+    /// Stop after the first epoch whose first metric reaches this (at or above it, or at or
+    /// below it for a metric where lower is better, such as MSE).
+    pub target: Option<f64>,
     /// Where metrics, the plot and checkpoints go (none: nothing written).
     pub out_dir: Option<PathBuf>,
     /// Continue from `out_dir/checkpoint.safetensors` if it exists.
     pub resume: bool,
     /// Steps between loss readbacks (each one waits for the GPU).
     pub log_every: usize,
-    /// Show a progress bar.
+    /// Show a progress bar and print a line per epoch (`false`: the loop prints nothing but
+    /// warnings).
     pub progress: bool,
     /// Weight decay of the weights (rank > 1); biases and norm scales get none.
     pub weight_decay: f64,
@@ -170,7 +114,7 @@ impl Default for TrainConfig {
             epochs: 5,
             batch: 64,
             seed: 1,
-            target_accuracy: None,
+            target: None,
             out_dir: None,
             resume: false,
             log_every: 50,
@@ -190,14 +134,44 @@ pub struct EpochReport {
     pub epoch: usize,
     /// Mean of the training losses read back during the epoch.
     pub loss: f64,
-    /// Test accuracy, in [0, 1].
-    pub accuracy: f64,
-    /// Training throughput, in images per second.
+    /// Mean loss over the test set (inference twin), where the loss has per-sample values.
+    pub test_loss: Option<f64>,
+    /// Each metric's value over the test set, by name (`"accuracy"` in [0, 1], `"mse"`, ...).
+    pub scores: Vec<(String, f64)>,
+    /// Training throughput, in samples per second.
     pub images_per_s: f64,
     /// Wall time of the epoch (training and evaluation).
     pub seconds: f64,
     /// Steps whose update was skipped for non-finite values (`NonFinitePolicy::Skip`).
     pub skipped_steps: u64,
+}
+
+impl EpochReport {
+    /// The metric `name`'s value, if measured.
+    pub fn score(&self, name: &str) -> Option<f64> {
+        self.scores.iter().find(|(n, _)| n == name).map(|s| s.1)
+    }
+
+    /// The test accuracy, for a classifier.
+    pub fn accuracy(&self) -> Option<f64> {
+        self.score("accuracy")
+    }
+}
+
+/// What evaluation measured on a dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss over the samples (where the loss has per-sample values).
+    pub loss: Option<f64>,
+    /// Each metric's value, by name.
+    pub scores: Vec<(String, f64)>,
+}
+
+impl Evaluation {
+    /// The metric `name`'s value, if measured.
+    pub fn score(&self, name: &str) -> Option<f64> {
+        self.scores.iter().find(|(n, _)| n == name).map(|s| s.1)
+    }
 }
 
 /// The default initialisation: He (Kaiming) uniform for weights of rank > 1, as PyTorch's
@@ -237,34 +211,30 @@ pub fn default_init_in(graph: &Graph, name: &str, shape: &[usize]) -> Init {
     }
 }
 
-/// The training loop: a classifier compiled for training, its optimizer, data sources and counters.
+/// The training loop over a [`Model`]: epochs of a [`Dataset`], evaluation, checkpoints.
 pub struct Trainer {
-    device: Device,
-    model: Classifier,
-    train: Compiled,
-    eval: Option<(usize, Compiled)>,
-    opt: Optimizer,
+    model: Model,
+    output: Value,
     cfg: TrainConfig,
-    /// Completed epochs.
-    pub epoch: usize,
-    /// Optimizer steps taken.
-    pub global_step: u64,
-    /// Steps skipped for non-finite values so far (`NonFinitePolicy::Skip`).
-    pub skipped_steps: u64,
-    sources: Vec<Box<dyn DataSource>>,
+    metrics: Vec<Box<dyn Metric>>,
+    /// The loss's per-sample weights input, when the loop fills it (padding at weight 0).
+    weights_input: Option<String>,
+    /// The u32 input the loss reads (class indices), for classifiers.
+    labels_input: Option<String>,
 }
 
 impl Trainer {
-    /// Compiles the training graph at `cfg.batch` (parameters and gradients in flat arenas),
-    /// initialises the weights (seeded), and records the optimizer update into every step.
+    /// Compiles `net` for training at `cfg.batch`, initialises the weights (seeded, PyTorch's
+    /// defaults: `default_init_in`) and attaches the optimizer. A classifier (a loss reading
+    /// u32 labels, (N, classes) output) is scored by accuracy; `with_metric` adds others.
     pub fn new(
         device: &Device,
-        model: Classifier,
+        net: Network,
         opt: OptimizerConfig,
         cfg: TrainConfig,
     ) -> Result<Trainer> {
-        let graph = model.graph.clone();
-        Self::with_sources(device, model, opt, cfg, move |name, shape, seed| {
+        let graph = net.graph.clone();
+        Self::with_sources(device, net, opt, cfg, move |name, shape, seed| {
             Box::new(InitSource::new(
                 name,
                 shape,
@@ -278,7 +248,7 @@ impl Trainer {
     /// data source provider): `source(name, shape, seed)` is asked for one per parameter.
     pub fn with_sources(
         device: &Device,
-        model: Classifier,
+        net: Network,
         opt: OptimizerConfig,
         cfg: TrainConfig,
         source: impl Fn(&str, &[usize], u64) -> Box<dyn DataSource>,
@@ -288,105 +258,121 @@ impl Trainer {
                 "batch size and log interval must be at least 1".into(),
             ));
         }
-        let g = model.graph.with_batch(cfg.batch)?;
-        let mut gt = g.clone();
-        let tr = gt.training(model.loss)?;
-        let mut train = gt.compile(
-            device,
-            &[model.loss, per_sample(model.loss)],
-            &Options {
-                training: Some(&tr),
-                residency: cfg.residency(),
-                check_activations: cfg.check_activations,
-                ..Options::default()
-            },
-        )?;
-        let layout = train
-            .param_layout()
-            .expect("a training compile has a layout")
-            .clone();
-        // Weights enter only through their data sources.
-        let mut sources: Vec<Box<dyn DataSource>> = layout
-            .entries()
-            .iter()
-            .map(|e| source(&e.name, &e.shape, cfg.seed))
-            .collect();
-        weights::upload(&layout, &mut sources, &train)?;
-        for n in &gt.nodes {
-            if n.op == Op::State {
-                let v = default_init(&n.name, &n.outputs[0].0).values(
-                    &n.name,
-                    &n.outputs[0].0,
-                    cfg.seed,
-                )?;
-                train.set(&n.name, &v)?;
-            }
+        net.graph
+            .output(net.output)
+            .map_err(|e| e.context("Network::output"))?;
+        let g = net.graph.with_batch(cfg.batch)?;
+        let mc = ModelConfig {
+            seed: cfg.seed,
+            weight_decay: cfg.weight_decay,
+            residency: cfg.residency(),
+            check_activations: cfg.check_activations,
+            on_non_finite: cfg.on_non_finite,
+            keep: Vec::new(),
+        };
+        let model = Model::with_sources(device, &g, net.loss, opt, mc, &source)?;
+        let loss_node = g.node(net.loss)?;
+        let input_of = |port: usize| {
+            let v = *loss_node.inputs.get(port)?;
+            let n = g.node(v).ok()?;
+            (n.op == Op::Input).then(|| (n.name.clone(), n.outputs[0].1))
+        };
+        let is_loss_op = loss_node
+            .op
+            .downcast::<crate::ops::loss::LossOp>()
+            .is_some();
+        let labels_input = input_of(1)
+            .filter(|(_, t)| *t == DType::U32)
+            .map(|(n, _)| n);
+        let weights_input = input_of(2)
+            .filter(|(_, t)| is_loss_op && *t == DType::F32)
+            .map(|(n, _)| n);
+        let mut metrics: Vec<Box<dyn Metric>> = Vec::new();
+        if let Some(l) = &labels_input
+            && g.shape(net.output)?.len() == 2
+        {
+            metrics.push(Box::new(Accuracy::new(l)));
         }
-        // No weight decay on biases and norm scales (rank-1 parameters).
-        let groups = vec![
-            ParamGroup::new(layout.ranges(|e| e.shape.len() > 1)).weight_decay(cfg.weight_decay),
-            ParamGroup::new(layout.ranges(|e| e.shape.len() <= 1)).weight_decay(0.0),
-        ];
-        let opt = train.optimizer(opt, groups)?;
-        train.attach_optimizer(&opt)?;
         Ok(Trainer {
-            device: device.clone(),
             model,
-            train,
-            eval: None,
-            opt,
+            output: net.output,
             cfg,
-            epoch: 0,
-            global_step: 0,
-            skipped_steps: 0,
-            sources,
+            metrics,
+            weights_input,
+            labels_input,
         })
+    }
+
+    /// Adds a metric measured after every epoch (the first one decides `TrainConfig::target`).
+    pub fn with_metric(mut self, m: Box<dyn Metric>) -> Trainer {
+        self.metrics.push(m);
+        self
+    }
+
+    /// Replaces the metrics.
+    pub fn set_metrics(&mut self, metrics: Vec<Box<dyn Metric>>) {
+        self.metrics = metrics;
+    }
+
+    /// The model being trained (its optimizer, layout, summary, checkpoints).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The model, mutably.
+    pub fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
     }
 
     /// The compiled training graph.
     pub fn compiled(&self) -> &Compiled {
-        &self.train
-    }
-
-    /// Hands the trained weights back to their data sources (`DataSource::update`).
-    pub fn sync_sources(&mut self) -> Result<()> {
-        let layout = self.layout().clone();
-        weights::sync_sources(&layout, &mut self.sources, &self.train)
+        self.model.compiled()
     }
 
     /// Where each parameter lives in the arena (and in checkpoints).
     pub fn layout(&self) -> &crate::weights::ParamLayout {
-        self.train
-            .param_layout()
-            .expect("a training compile has a layout")
+        self.model.layout()
     }
 
     /// The optimizer.
     pub fn optimizer(&self) -> &Optimizer {
-        &self.opt
+        self.model.optimizer()
     }
 
     /// The loss node (port 0: reduced loss; port 1: per-sample loss).
     pub fn loss_value(&self) -> Value {
-        self.model.loss
+        self.model.loss_value()
+    }
+
+    /// Completed epochs.
+    pub fn epoch(&self) -> usize {
+        self.model.epoch
+    }
+
+    /// Optimizer steps taken.
+    pub fn global_step(&self) -> u64 {
+        self.model.global_step
+    }
+
+    /// Steps skipped so far for non-finite values (`NonFinitePolicy::Skip`).
+    pub fn skipped_steps(&self) -> u64 {
+        self.model.skipped_steps
+    }
+
+    /// Hands the trained weights back to their data sources (`DataSource::update`).
+    pub fn sync_sources(&mut self) -> Result<()> {
+        self.model.sync_sources()
     }
 
     /// One training step on whatever batch the inputs hold (benchmarks; the loop uses
     /// `train_epoch`): the optimizer's per-step values, then the step, returning at once.
     pub fn step_once(&mut self) -> Result<()> {
-        self.opt.prepare_step()?;
-        self.train.encode_step()?;
-        self.global_step += 1;
-        Ok(())
+        self.model.step(&Inputs::new())
     }
 
-    /// One training step (on the inputs already written) with every dispatch timed on the GPU:
-    /// where a step's time goes (`Compiled::profile_step`).
+    /// One training step (on the inputs already written) with every dispatch timed on the GPU.
     pub fn profile_step(&mut self) -> Result<crate::compile::Profile> {
-        self.opt.prepare_step()?;
-        let p = self.train.profile_step()?;
-        self.global_step += 1;
-        Ok(p)
+        self.model.profile_step()
     }
 
     fn checkpoint_path(&self) -> Option<PathBuf> {
@@ -396,157 +382,97 @@ impl Trainer {
             .map(|d| d.join("checkpoint.safetensors"))
     }
 
-    /// Writes the weights, optimizer state, step counters, data order seed and the graph's
-    /// persistent states (batch-norm running statistics, bit-exact) atomically.
+    /// Writes the weights, optimizer state, counters, random streams and persistent states
+    /// atomically (`Model::save`).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        self.check_finite_weights()?;
-        let mut metadata = BTreeMap::new();
-        metadata.insert("epoch".to_string(), self.epoch.to_string());
-        for (name, _) in self.persistent_states() {
-            let v = self
-                .train
-                .read(self.train.graph.find(&name).ok_or_else(|| {
-                    Error::Invalid(format!("state {name:?} is not a node of the graph"))
-                })?)?;
-            metadata.insert(resume::state_key(&name), resume::encode_state(&v));
-        }
-        let ts = TrainState {
-            global_step: self.global_step,
-            rng: resume::rng_streams(self.cfg.seed, self.epoch as u64, self.train.step_count()),
-            metadata,
-        };
-        checkpoint::save(path, self.layout(), &self.train, Some(&self.opt), &ts)
+        self.model.save(path)
     }
 
-    /// An `Err` naming the first parameter holding NaN or infinity: such weights are never
-    /// saved (the guards skip poisoned updates; this catches weights set by hand).
-    fn check_finite_weights(&self) -> Result<()> {
-        let all = crate::weights::ParamStore::read_all(&self.train)?;
-        for e in self.layout().entries() {
-            if let Some(i) = all[e.range()].iter().position(|v| !v.is_finite()) {
-                return Err(Error::NonFinite {
-                    step: self.global_step,
-                    msg: format!(
-                        "parameter {:?} holds {} at element {i}; not writing a checkpoint",
-                        e.name,
-                        all[e.offset + i]
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads what the non-finite guards found since the last look: `Err` under
-    /// `NonFinitePolicy::Stop`, else the number of steps skipped (with a warning).
-    fn check_health(&mut self) -> Result<u64> {
-        let h = self.train.health()?;
-        if h.skipped_steps == 0 {
-            return Ok(0);
-        }
-        self.train.reset_health()?;
-        let (step, what) = match &h.first {
-            Some(f) => (f.step, f.to_string()),
-            None => (self.global_step, "a step had non-finite values".to_string()),
-        };
-        match self.cfg.on_non_finite {
-            NonFinitePolicy::Stop => Err(Error::NonFinite {
-                step,
-                msg: format!(
-                    "{what}. Training stopped ({} step(s) flagged since the last check). Look \
-                     for NaN or infinity in the inputs, a learning rate too high, or labels out \
-                     of range; TrainConfig::check_activations names the first node, \
-                     NonFinitePolicy::Skip goes on without such steps",
-                    h.skipped_steps
-                ),
-            }),
-            NonFinitePolicy::Skip => {
-                eprintln!(
-                    "warning: {} step(s) skipped for non-finite values; the first: {what}",
-                    h.skipped_steps
-                );
-                self.skipped_steps += h.skipped_steps;
-                Ok(h.skipped_steps)
-            }
-        }
-    }
-
-    /// The graph's persistent states (batch-norm running statistics): name and element count.
-    fn persistent_states(&self) -> Vec<(String, usize)> {
-        let nodes = self.train.graph.nodes.iter();
-        nodes
-            .filter(|n| n.op == Op::State)
-            .map(|n| (n.name.clone(), n.outputs[0].0.iter().product()))
-            .collect()
-    }
-
-    /// Restores everything `save` wrote; the run continues exactly where it stopped. The file
-    /// is read and every entry checked (weights, optimizer, counters, this run's seed, each
-    /// state's length) before anything changes: a bad checkpoint is an `Err` naming the file
-    /// and the entry, and leaves the trainer as it was.
+    /// Restores everything `save` wrote, all or nothing (`Model::load`).
     pub fn load(&mut self, path: &std::path::Path) -> Result<()> {
-        let layout = self.layout().clone();
-        let ck = checkpoint::read(path, &layout, Some(&self.opt))?;
-        let states = self.persistent_states();
-        let at = resume::ResumePoint::parse(path, ck.train_state(), self.cfg.seed, &states)?;
-        ck.apply(&self.train, Some(&mut self.opt))?;
-        self.epoch = at.epoch;
-        self.global_step = at.global_step;
-        self.train.set_step_count(at.dropout_steps);
-        for (name, v) in &at.states {
-            self.train
-                .set(name, v)
-                .map_err(|e| e.context(format!("{}: restoring state {name:?}", path.display())))?;
+        self.model.load(path)
+    }
+
+    /// Fills `batch` with the samples at `idx` (the first `real` are real), and the per-sample
+    /// weights (1, then 0 for the padding) when the loop owns them.
+    fn fill(
+        &self,
+        data: &dyn Dataset,
+        idx: &[usize],
+        real: usize,
+        batch: &mut Inputs,
+    ) -> Result<()> {
+        batch.clear();
+        data.fill(idx, batch)?;
+        if let Some(w) = &self.weights_input
+            && (!batch.contains(w) || batch.get(w).is_some_and(|c| c.is_empty()))
+        {
+            let col = batch.f32_mut(w)?;
+            col.resize(idx.len(), 1.0);
+            col[real..].iter_mut().for_each(|v| *v = 0.0);
         }
         Ok(())
     }
 
-    /// One epoch over `data` in a seeded order; returns the mean training loss of the logged steps.
+    /// The mean loss of the step just written, over its real samples (exact with per-sample
+    /// weights; else the loss's own reduction). Waits for the GPU and checks the guards.
+    fn step_loss(&mut self, batch: &Inputs) -> Result<f64> {
+        let w = self.weights_input.as_ref().and_then(|w| batch.get_f32(w));
+        let loss = match w {
+            Some(w) => {
+                let per = self.model.per_sample_loss()?;
+                self.model.check_health()?;
+                let total: f64 = w.iter().map(|&x| x as f64).sum();
+                let s: f64 = per.iter().map(|&x| x as f64).sum();
+                if total > 0.0 { s / total } else { 0.0 }
+            }
+            None => self.model.loss()? as f64,
+        };
+        Ok(loss)
+    }
+
+    /// One epoch over `data` in a seeded order; returns the mean training loss of the logged
+    /// steps and the samples per second.
     pub fn train_epoch(
         &mut self,
         data: &dyn Dataset,
         metrics: Option<&mut Metrics>,
     ) -> Result<(f64, f64)> {
         let b = self.cfg.batch;
+        if data.is_empty() {
+            return Err(Error::Invalid("the training set is empty".into()));
+        }
         let mut order: Vec<usize> = (0..data.len()).collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(
-            self.cfg.seed ^ (self.epoch as u64 + 1).wrapping_mul(0x9E37_79B9),
+            self.cfg.seed ^ (self.model.epoch as u64 + 1).wrapping_mul(0x9E37_79B9),
         );
         order.shuffle(&mut rng);
-        let steps = data.len().div_ceil(b);
+        // Without per-sample weights a padded batch would count its padding: full batches only
+        // (at least one, cycling through a set smaller than a batch).
+        let steps = if self.weights_input.is_some() {
+            data.len().div_ceil(b)
+        } else {
+            (data.len() / b).max(1)
+        };
         let bar = self
             .cfg
             .progress
-            .then(|| progress_bar(steps as u64, self.epoch + 1));
+            .then(|| progress_bar(steps as u64, self.model.epoch + 1));
         let (mut losses, t0) = (Vec::new(), Instant::now());
         let mut metrics = metrics;
-        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut batch = Inputs::new();
         for s in 0..steps {
-            // Pad a partial last batch with samples from the start, at weight 0.
             let mut idx: Vec<usize> = order[s * b..((s + 1) * b).min(order.len())].to_vec();
             let real = idx.len();
             // (cycling through the data: the batch may be more than twice the data set)
             while idx.len() < b {
                 idx.push(order[(idx.len() - real) % order.len()]);
             }
-            x.clear();
-            y.clear();
-            data.fill(&idx, &mut x, &mut y)?;
-            let mut w = vec![1f32; b];
-            w[real..].iter_mut().for_each(|v| *v = 0.0);
             // Queue-ordered writes: the step in flight still reads the previous batch.
-            self.train.set("image", &x)?;
-            self.train.set_u32("labels", &y)?;
-            self.train.set("weights", &w)?;
-            self.opt.prepare_step()?;
-            self.train.encode_step()?;
-            self.global_step += 1;
+            self.fill(data, &idx, real, &mut batch)?;
+            self.model.step_with(&batch, false)?;
             if (s + 1) % self.cfg.log_every == 0 || s + 1 == steps {
-                let mut labels = LossLabels::from_indices(&y, usize::MAX)?;
-                labels.weights = w;
-                labels.set_loss(self.train.read(per_sample(self.model.loss))?)?;
-                let loss = labels.mean_loss().unwrap_or(0.0) as f64;
-                self.check_health()?;
+                let loss = self.step_loss(&batch)?;
                 // (a skipped step's loss is not part of the epoch's mean)
                 if loss.is_finite() {
                     losses.push(loss);
@@ -554,12 +480,12 @@ impl Trainer {
                 let ips = ((s + 1) * b) as f64 / t0.elapsed().as_secs_f64();
                 if let Some(bar) = &bar {
                     bar.set_position(s as u64 + 1);
-                    bar.set_message(format!("loss {loss:.4}  {ips:.0} img/s"));
+                    bar.set_message(format!("loss {loss:.4}  {ips:.0} samples/s"));
                 }
                 if let Some(m) = metrics.as_deref_mut() {
                     m.log(&Record {
-                        epoch: self.epoch + 1,
-                        step: self.global_step,
+                        epoch: self.model.epoch + 1,
+                        step: self.model.global_step,
                         loss,
                         accuracy: None,
                         images_per_s: ips,
@@ -567,161 +493,228 @@ impl Trainer {
                 }
             }
         }
-        self.train.wait_all()?;
-        self.check_health()?;
+        self.model.compiled().wait_all()?;
+        self.model.check_health()?;
         if let Some(bar) = bar {
             bar.finish();
         }
         let secs = t0.elapsed().as_secs_f64();
-        self.epoch += 1;
+        self.model.epoch += 1;
         Ok((
             losses.iter().sum::<f64>() / losses.len().max(1) as f64,
-            data.len() as f64 / secs,
+            (steps * b) as f64 / secs,
         ))
     }
 
-    /// Accuracy on `data` with the inference twin (dropout off, batch norm on running statistics)
-    /// sharing the trained weights; batches of `cfg.batch`, the last one padded and trimmed.
-    pub fn evaluate(&mut self, data: &dyn Dataset) -> Result<f64> {
+    /// Runs the inference twin over `data` in batches of `cfg.batch` (the last one padded and
+    /// trimmed) and hands every batch's output to `visit(output, width, real, batch)`; returns
+    /// the mean per-sample loss where the loss has one.
+    fn each_batch(
+        &mut self,
+        data: &dyn Dataset,
+        mut visit: impl FnMut(&[f32], usize, usize, &Inputs) -> Result<()>,
+    ) -> Result<Option<f64>> {
+        let b = self.cfg.batch;
+        let loss = self.model.loss_value();
+        let has_per_sample = loss.port == 0
+            && self
+                .model
+                .graph()
+                .node(loss)?
+                .op
+                .downcast::<crate::ops::loss::LossOp>()
+                .is_some();
+        let mut outs = vec![self.output];
+        if has_per_sample {
+            outs.push(per_sample(loss));
+        }
+        let width: usize = self.model.graph().shape(self.output)?[1..].iter().product();
+        let (mut batch, mut total, mut count) = (Inputs::new(), 0f64, 0usize);
+        for start in (0..data.len()).step_by(b) {
+            let real = (data.len() - start).min(b);
+            let idx: Vec<usize> = (0..b).map(|i| start + i % real).collect();
+            self.fill(data, &idx, real, &mut batch)?;
+            let got = self.model.predict(&batch, &outs)?;
+            let out = got[0].get(..real * width).ok_or_else(|| {
+                Error::Invalid("the output holds fewer values than the batch".into())
+            })?;
+            visit(out, width, real, &batch)?;
+            if let Some(per) = got.get(1) {
+                total += per[..real].iter().map(|&x| x as f64).sum::<f64>();
+                count += real;
+            }
+        }
+        if count > 0 && !total.is_finite() {
+            return Err(Error::NonFinite {
+                step: self.model.global_step,
+                msg: "the test loss is not finite: the weights or the inputs are not finite".into(),
+            });
+        }
+        Ok((count > 0).then(|| total / count as f64))
+    }
+
+    /// The test loss and every metric on `data`, with the inference twin (dropout off, batch
+    /// norm on running statistics) sharing the trained weights.
+    pub fn evaluate(&mut self, data: &dyn Dataset) -> Result<Evaluation> {
+        let mut metrics = std::mem::take(&mut self.metrics);
+        metrics.iter_mut().for_each(|m| m.reset());
+        let batch = self.cfg.batch;
+        let r = self.each_batch(data, |output, width, rows, inputs| {
+            let scored = Scored {
+                output,
+                width,
+                rows,
+                batch,
+                inputs,
+            };
+            metrics.iter_mut().try_for_each(|m| m.update(&scored))
+        });
+        let scores = metrics.iter().map(|m| (m.name(), m.value())).collect();
+        self.metrics = metrics;
+        Ok(Evaluation { loss: r?, scores })
+    }
+
+    /// The share of `data` classified right (a classifier: a loss reading u32 labels).
+    pub fn accuracy(&mut self, data: &dyn Dataset) -> Result<f64> {
         let (truth, predicted) = self.predict(data)?;
         let correct = truth.iter().zip(&predicted).filter(|(t, p)| t == p).count();
         Ok(correct as f64 / data.len().max(1) as f64)
     }
 
-    /// The confusion matrix of the inference twin's predictions on `data` (as `evaluate`); `Err`
-    /// if a label is not one of the classifier's classes.
+    /// The confusion matrix of the inference twin's predictions on `data`; `Err` if a label is
+    /// not one of the classifier's classes.
     pub fn confusion(&mut self, data: &dyn Dataset) -> Result<ConfusionMatrix> {
         let (truth, predicted) = self.predict(data)?;
         ConfusionMatrix::from_predictions(self.classes(), &truth, &predicted)
     }
 
-    /// Number of classes: the last axis of the logits.
+    /// Number of classes: the last axis of the output.
     pub fn classes(&self) -> usize {
-        self.model
-            .graph
-            .shape(self.model.logits)
-            .ok()
-            .and_then(|s| s.last())
-            .copied()
-            .unwrap_or(0)
+        let s = self.model.graph().shape(self.output).ok();
+        s.and_then(|s| s.last()).copied().unwrap_or(0)
     }
 
-    /// The inference twin's predicted class (argmax of the logits, ties to the smaller class)
-    /// for every sample of `data`, in order, as `(true labels, predictions)`.
+    /// The output of the inference twin for every sample of `data`, in order, sample after
+    /// sample (`classes` or the prediction's size per sample).
+    pub fn outputs(&mut self, data: &dyn Dataset) -> Result<Vec<f32>> {
+        let mut all = Vec::new();
+        self.each_batch(data, |out, _, _, _| {
+            all.extend_from_slice(out);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// A classifier's predicted class (argmax of the output, ties to the smaller class) for
+    /// every sample of `data`, in order, as `(true labels, predictions)`.
     pub fn predict(&mut self, data: &dyn Dataset) -> Result<(Vec<u32>, Vec<u32>)> {
-        let b = self.cfg.batch;
-        if self.eval.as_ref().is_none_or(|(n, _)| *n != b) {
-            let gi = self.model.graph.with_batch(b)?.for_inference();
-            let opts = Options {
-                share: Some(&self.train),
-                residency: self.cfg.residency(),
-                ..Options::default()
-            };
-            self.eval = Some((b, gi.compile(&self.device, &[self.model.logits], &opts)?));
-        }
-        let c = &self.eval.as_ref().unwrap().1;
-        if c.is_just_in_time() {
-            // Just-in-time weights are host copies: hand the twin the trained ones.
-            let host = crate::weights::ParamStore::read_all(&self.train)?;
-            for e in self.layout().entries() {
-                c.set(&e.name, &host[e.range()])?;
-            }
-        }
-        let classes = c
-            .graph
-            .shape(self.model.logits)?
-            .last()
-            .copied()
-            .unwrap_or(0);
+        let labels = self.labels_input.clone().ok_or_else(|| {
+            Error::Invalid(
+                "predict: the loss reads no class-index (u32) input; use outputs() for a \
+                 network that is not a classifier"
+                    .into(),
+            )
+        })?;
         let (mut truth, mut predicted) = (Vec::new(), Vec::new());
-        let (mut x, mut y) = (Vec::new(), Vec::new());
-        for start in (0..data.len()).step_by(b) {
-            let real = (data.len() - start).min(b);
-            let idx: Vec<usize> = (0..b).map(|i| start + i % real).collect();
-            x.clear();
-            y.clear();
-            data.fill(&idx, &mut x, &mut y)?;
-            c.set("image", &x)?;
-            c.step()?;
-            let logits = c.read(self.model.logits)?;
-            for i in 0..real {
-                let row = &logits[i * classes..(i + 1) * classes];
-                if let Some(k) = row.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::NonFinite {
-                        step: self.global_step,
-                        msg: format!(
-                            "the logits of sample {} hold {} (class {k}): no prediction; the \
-                             weights or the input are not finite",
-                            start + i,
-                            row[k]
-                        ),
-                    });
-                }
-                let best = (0..classes).fold(0, |m, k| if row[k] > row[m] { k } else { m });
-                predicted.push(best as u32);
-            }
-            truth.extend_from_slice(&y[..real]);
-        }
+        let step = self.model.global_step;
+        let offset = std::cell::Cell::new(0usize);
+        self.each_batch(data, |out, width, rows, batch| {
+            let y = batch.get_u32(&labels).ok_or_else(|| {
+                Error::Invalid(format!("the dataset filled no labels input {labels:?}"))
+            })?;
+            let p = score::argmax_rows(out, width, rows).map_err(|e| match e {
+                Error::NonFinite { msg, .. } => Error::NonFinite {
+                    step,
+                    msg: msg.replace("sample ", &format!("sample {}+", offset.get())),
+                },
+                e => e,
+            })?;
+            predicted.extend(p);
+            truth.extend_from_slice(&y[..rows]);
+            offset.set(offset.get() + rows);
+            Ok(())
+        })?;
         Ok((truth, predicted))
     }
 
     /// Trains for the configured epochs (continuing from a checkpoint when `resume`), evaluating
-    /// after each, logging metrics, checkpointing, and stopping early at the target accuracy.
+    /// after each, logging metrics, checkpointing, and stopping early at the target.
     pub fn fit(&mut self, train: &dyn Dataset, test: &dyn Dataset) -> Result<Vec<EpochReport>> {
+        let resume_from = self
+            .checkpoint_path()
+            .filter(|p| self.cfg.resume && p.exists());
         let mut metrics = match &self.cfg.out_dir {
-            Some(d) => Some(Metrics::open(d)?),
+            // A fresh run starts a fresh metrics file; a resumed one continues it.
+            Some(d) => Some(Metrics::open(d, resume_from.is_some())?),
             None => None,
         };
-        if let (true, Some(p)) = (self.cfg.resume, self.checkpoint_path())
-            && p.exists()
-        {
+        if let Some(p) = resume_from {
             self.load(&p)?;
-            eprintln!("resumed from {} at epoch {}", p.display(), self.epoch);
+            if self.cfg.progress {
+                eprintln!("resumed from {} at epoch {}", p.display(), self.model.epoch);
+            }
         }
         let mut reports = Vec::new();
-        while self.epoch < self.cfg.epochs {
-            let (t, skipped_before) = (Instant::now(), self.skipped_steps);
+        while self.model.epoch < self.cfg.epochs {
+            let (t, skipped_before) = (Instant::now(), self.model.skipped_steps);
             let (loss, ips) = self.train_epoch(train, metrics.as_mut())?;
-            let accuracy = self.evaluate(test)?;
+            let ev = self.evaluate(test)?;
             let r = EpochReport {
-                epoch: self.epoch,
+                epoch: self.model.epoch,
                 loss,
-                accuracy,
+                test_loss: ev.loss,
+                scores: ev.scores,
                 images_per_s: ips,
                 seconds: t.elapsed().as_secs_f64(),
-                skipped_steps: self.skipped_steps - skipped_before,
+                skipped_steps: self.model.skipped_steps - skipped_before,
             };
-            println!(
-                "epoch {}: loss {:.4}, test accuracy {:.2}%, {:.0} images/s, {:.1} s",
-                r.epoch,
-                r.loss,
-                100.0 * r.accuracy,
-                r.images_per_s,
-                r.seconds
-            );
+            if self.cfg.progress {
+                println!("{}", epoch_line(&r));
+            }
             if let Some(m) = metrics.as_mut() {
                 m.log(&Record {
                     epoch: r.epoch,
-                    step: self.global_step,
+                    step: self.model.global_step,
                     loss,
-                    accuracy: Some(accuracy),
+                    accuracy: r.scores.first().map(|s| s.1).or(r.test_loss),
                     images_per_s: ips,
                 })?;
             }
             if let Some(p) = self.checkpoint_path() {
                 self.save(&p)?;
             }
+            let reached = match (self.cfg.target, self.metrics.first(), r.scores.first()) {
+                (Some(t), Some(m), Some((_, v))) if m.higher_is_better() => *v >= t,
+                (Some(t), Some(_), Some((_, v))) => *v <= t,
+                (Some(t), None, _) => r.test_loss.is_some_and(|l| l <= t),
+                _ => false,
+            };
             reports.push(r);
-            if self.cfg.target_accuracy.is_some_and(|t| accuracy >= t) {
-                println!(
-                    "reached the target accuracy of {:.2}%",
-                    100.0 * self.cfg.target_accuracy.unwrap()
-                );
+            if reached {
+                if self.cfg.progress {
+                    println!("reached the target of {}", self.cfg.target.unwrap_or(0.0));
+                }
                 break;
             }
         }
         Ok(reports)
     }
+}
+
+/// "epoch 3: loss 0.0825, test loss 0.0912, accuracy 97.25%, 103 samples/s, 82.9 s"
+fn epoch_line(r: &EpochReport) -> String {
+    let mut s = format!("epoch {}: loss {:.4}", r.epoch, r.loss);
+    if let Some(l) = r.test_loss {
+        s += &format!(", test loss {l:.4}");
+    }
+    for (name, v) in &r.scores {
+        if name.contains("accuracy") {
+            s += &format!(", test {name} {:.2}%", 100.0 * v);
+        } else {
+            s += &format!(", test {name} {v:.4}");
+        }
+    }
+    s + &format!(", {:.0} samples/s, {:.1} s", r.images_per_s, r.seconds)
 }
 
 fn per_sample(loss: Value) -> Value {

@@ -1,6 +1,6 @@
-//! Ready-made networks, built to the training loop's conventions (see `Classifier`).
+//! Ready-made networks, built to the training loop's conventions (see `Network`).
 
-use super::Classifier;
+use super::Network;
 use crate::error::Result;
 use crate::graph::{Graph, Value};
 use crate::neuron::UnaryOp;
@@ -47,7 +47,7 @@ impl MnistSize {
 /// The network of Apple's MPS MNIST training sample: convolution 5×5 (same) → ReLU → max pool
 /// 2×2 → convolution 5×5 → ReLU → max pool → fully connected → ReLU → dropout → fully connected
 /// → softmax cross-entropy. Input `image` (N, 1, 28, 28), `labels` u32 (N), `weights` (N).
-pub fn mnist(batch: usize, size: MnistSize, dropout_seed: u64) -> Result<Classifier> {
+pub fn mnist(batch: usize, size: MnistSize, dropout_seed: u64) -> Result<Network> {
     let mut g = Graph::new();
     let x = g.input("image", &[batch, 1, 28, 28])?;
     let labels = g.input_u32("labels", &[batch])?;
@@ -151,7 +151,7 @@ impl ActivitySize {
 /// `recurrent`, an LSTM over the steps and its last hidden state; else flatten → fully connected
 /// → ReLU. With `channel_stats`, each input channel's window mean and log-variance join them.
 /// Then dropout → fully connected → softmax cross-entropy. `labels` u32 (N), `weights` (N).
-pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<Classifier> {
+pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<Network> {
     let mut g = Graph::new();
     let x = g.input("image", &[batch, size.inputs, size.window])?;
     let labels = g.input_u32("labels", &[batch])?;
@@ -227,7 +227,7 @@ pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<C
 
 /// The loop's classifier head on `logits`: softmax cross-entropy against `labels`, reduced with
 /// `SumByNonZeroWeights` over the sample `weights` (so padded samples count for nothing).
-fn classifier(mut g: Graph, logits: Value, labels: Value, weights: Value) -> Result<Classifier> {
+fn classifier(mut g: Graph, logits: Value, labels: Value, weights: Value) -> Result<Network> {
     let kind = LossKind::SoftmaxCrossEntropy {
         label_smoothing: 0.0,
         class_weights: None,
@@ -242,9 +242,9 @@ fn classifier(mut g: Graph, logits: Value, labels: Value, weights: Value) -> Res
             reduction: Reduction::SumByNonZeroWeights,
         },
     )?;
-    Ok(Classifier {
+    Ok(Network {
         graph: g,
-        logits,
+        output: logits,
         loss,
     })
 }
@@ -253,7 +253,7 @@ fn classifier(mut g: Graph, logits: Value, labels: Value, weights: Value) -> Res
 mod tests {
     use super::*;
 
-    fn params(c: &Classifier) -> Vec<String> {
+    fn params(c: &Network) -> Vec<String> {
         c.graph
             .nodes
             .iter()
@@ -265,7 +265,7 @@ mod tests {
     #[test]
     fn activity_graphs_have_the_promised_shapes_and_parameters() {
         let lstm = activity(4, ActivitySize::LSTM, 1).unwrap();
-        assert_eq!(lstm.graph.shape(lstm.logits).unwrap(), &[4, 12]);
+        assert_eq!(lstm.graph.shape(lstm.output).unwrap(), &[4, 12]);
         let p = params(&lstm);
         for name in [
             "conv1.weight",
@@ -277,7 +277,7 @@ mod tests {
         }
         assert!(!p.iter().any(|n| n.starts_with("fc1")));
         let conv = activity(4, ActivitySize::CONV, 1).unwrap();
-        assert_eq!(conv.graph.shape(conv.logits).unwrap(), &[4, 12]);
+        assert_eq!(conv.graph.shape(conv.output).unwrap(), &[4, 12]);
         assert!(!params(&conv).iter().any(|n| n.starts_with("lstm")));
         // The head sees the LSTM's units plus a mean and a log-variance per input channel.
         let fc2 = lstm.graph.find("fc2.weight").unwrap();
@@ -292,6 +292,6 @@ mod tests {
             one_conv.window.div_ceil(one_conv.conv1_stride)
         );
         let g = activity(2, one_conv, 1).unwrap();
-        assert_eq!(g.graph.shape(g.logits).unwrap(), &[2, 12]);
+        assert_eq!(g.graph.shape(g.output).unwrap(), &[2, 12]);
     }
 }

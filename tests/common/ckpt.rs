@@ -11,7 +11,7 @@ use wgtrain::checkpoint::{METADATA_HASH, metadata_checksum, tensor_checksum};
 use wgtrain::data::HarWindows;
 use wgtrain::graph::Graph;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
-use wgtrain::train::{Classifier, TrainConfig, Trainer};
+use wgtrain::train::{Network, TrainConfig, Trainer};
 use wgtrain::weights::ParamStore;
 use wgtrain::{BatchNorm, Device, FullyConnected, Loss, LossKind, Reduction};
 
@@ -77,7 +77,7 @@ pub fn rebuilt(bytes: &[u8], edit: impl FnOnce(&mut BTreeMap<String, Owned>)) ->
 /// The smallest classifier the loop takes with a persistent state: `image` (N, 3, 2) → batch
 /// norm `bn` (running statistics `bn.running_mean`, `bn.running_var`) → flatten → dense `fc`
 /// (6 → 2) → softmax cross-entropy.
-pub fn tiny_classifier(batch: usize) -> Classifier {
+pub fn tiny_classifier(batch: usize) -> Network {
     let mut g = Graph::new();
     let x = g.input("image", &[batch, 3, 2]).unwrap();
     let labels = g.input_u32("labels", &[batch]).unwrap();
@@ -101,9 +101,9 @@ pub fn tiny_classifier(batch: usize) -> Classifier {
             },
         )
         .unwrap();
-    Classifier {
+    Network {
         graph: g,
-        logits,
+        output: logits,
         loss,
     }
 }
@@ -145,8 +145,8 @@ pub fn trainer_state(t: &Trainer) -> Vec<u64> {
         out.extend(bits(c.read(c.graph.find(s).unwrap()).unwrap()));
     }
     out.extend([
-        t.epoch as u64,
-        t.global_step,
+        t.epoch() as u64,
+        t.global_step(),
         t.optimizer().step_count(),
         t.optimizer().schedule_position(),
         c.step_count(),

@@ -333,6 +333,8 @@ pub trait Convolution {
     fn weight_shape(&self) -> Vec<usize>;
     /// Channels of the op's output, the length of its bias.
     fn out_channels(&self) -> usize;
+    /// Channels of the op's input (0: to be taken from the input by `Graph::conv`).
+    fn in_channels(&self) -> usize;
     /// This descriptor as a [`ConvKind`], the operand of the graph op [`ConvOp`].
     fn kind(&self) -> ConvKind;
 }
@@ -712,6 +714,9 @@ macro_rules! conv_op {
             }
             fn out_channels(&self) -> usize {
                 self.out_channels
+            }
+            fn in_channels(&self) -> usize {
+                self.in_channels
             }
             fn kind(&self) -> $crate::ops::conv::ConvKind {
                 $crate::ops::conv::ConvKind::$kind(*self)

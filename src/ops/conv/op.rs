@@ -158,7 +158,17 @@ impl Primitive for ConvOp {
 /// state-dict names and layouts: OIHW).
 impl Graph {
     /// A convolution of any kind with its own weight (and bias) parameters.
-    pub fn conv(&mut self, name: &str, x: Value, kind: ConvKind) -> Result<Value> {
+    /// In channels 0 (`Conv2d::out` and kin) are taken from `x`.
+    pub fn conv(&mut self, name: &str, x: Value, mut kind: ConvKind) -> Result<Value> {
+        if kind.op().in_channels() == 0 {
+            let c = crate::ops::layers::channels(self, name, x)?;
+            match &mut kind {
+                ConvKind::D2(o) => o.in_channels = c,
+                ConvKind::D1(o) => o.in_channels = c,
+                ConvKind::T2(o) => o.in_channels = c,
+                ConvKind::T1(o) => o.in_channels = c,
+            }
+        }
         let c = kind.op();
         c.out_shape(self.shape(x)?).map_err(|e| Error::Shape {
             op: format!("node {name:?}"),

@@ -9,7 +9,7 @@ pub(crate) mod samples;
 
 pub use op::PoolOp;
 
-use super::conv::{ConvGeometry, Ctx, Padding, first_padding_only_window};
+use super::conv::{ConvGeometry, Ctx, Padding, Padding1d, first_padding_only_window};
 use crate::error::{Result, attr_err, shape_err};
 
 /// The most taps (kh·kw) of one window: the kernels and the reference visit every tap of every
@@ -45,6 +45,67 @@ pub struct Pool2d {
     pub dilation: (usize, usize),
     /// Padding of H and W.
     pub padding: Padding,
+}
+
+/// 1-D pooling of (N, C, L) along L (`Graph::pool1d`): PyTorch's `MaxPool1d` / `AvgPool1d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pool1d {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Window length.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+    /// Spacing of the taps; 1 for ordinary pooling.
+    pub dilation: usize,
+    /// Padding of L.
+    pub padding: Padding1d,
+}
+
+impl Pool1d {
+    /// Max pooling, no padding.
+    pub fn max(kernel: usize, stride: usize) -> Self {
+        Pool1d {
+            kind: PoolKind::Max,
+            kernel,
+            stride,
+            dilation: 1,
+            padding: Padding1d::Valid,
+        }
+    }
+
+    /// Average pooling, no padding (padding, if added, counts in the divisor as PyTorch's).
+    pub fn avg(kernel: usize, stride: usize) -> Self {
+        Pool1d {
+            kind: PoolKind::Avg {
+                count_include_pad: true,
+            },
+            ..Self::max(kernel, stride)
+        }
+    }
+
+    /// With padding `p`.
+    pub fn padding(mut self, p: Padding1d) -> Self {
+        self.padding = p;
+        self
+    }
+
+    /// With dilation `d`.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = d;
+        self
+    }
+
+    /// The 2-D pooling of the (N, C, 1, L) view.
+    pub fn to_2d(&self) -> Pool2d {
+        Pool2d {
+            kind: self.kind,
+            kernel: (1, self.kernel),
+            stride: (1, self.stride),
+            dilation: (1, self.dilation),
+            padding: self.padding.to_2d(),
+        }
+    }
 }
 
 impl Pool2d {
