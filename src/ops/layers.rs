@@ -138,15 +138,6 @@ impl Pool2d {
     }
 }
 
-/// Channels of `x` (axis 1), for a layer whose input size was left to the input.
-pub(crate) fn channels(g: &Graph, name: &str, x: Value) -> Result<usize> {
-    let s = g.shape(x)?;
-    s.get(1).copied().ok_or_else(|| Error::Shape {
-        op: format!("node {name:?}"),
-        msg: format!("input {s:?} has no channel axis (axis 1)"),
-    })
-}
-
 impl Graph {
     /// Fully connected to `out_features`, the input features (all axes after the batch)
     /// taken from `x`, with bias: PyTorch's `nn.Linear` (after a flatten).

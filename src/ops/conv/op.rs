@@ -161,7 +161,11 @@ impl Graph {
     /// In channels 0 (`Conv2d::out` and kin) are taken from `x`.
     pub fn conv(&mut self, name: &str, x: Value, mut kind: ConvKind) -> Result<Value> {
         if kind.op().in_channels() == 0 {
-            let c = crate::ops::layers::channels(self, name, x)?;
+            let s = self.shape(x)?;
+            let c = *s.get(1).ok_or_else(|| Error::Shape {
+                op: format!("node {name:?}"),
+                msg: format!("input {s:?} has no channel axis (axis 1)"),
+            })?;
             match &mut kind {
                 ConvKind::D2(o) => o.in_channels = c,
                 ConvKind::D1(o) => o.in_channels = c,
