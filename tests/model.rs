@@ -402,3 +402,40 @@ fn a_user_metric_sees_each_test_sample_once() {
         assert_eq!(t.evaluate(&test).unwrap().score("count"), Some(11.0));
     });
 }
+
+/// A fresh run in the same directory starts a fresh metrics file; a resumed run continues it.
+#[test]
+fn metrics_restart_with_a_fresh_run_and_continue_a_resumed_one() {
+    let (xs, ys) = curve(16);
+    let data = InMemory::new(16).f32("x", &xs).f32("y", &ys);
+    let dir = std::env::temp_dir().join(format!("wgtrain-metrics-{}", std::process::id()));
+    each_device("metrics file", |dev| {
+        std::fs::remove_dir_all(&dir).ok();
+        let run = |epochs: usize, resume: bool| {
+            let (g, p, loss) = regression(8);
+            let net = Network {
+                graph: g,
+                output: p,
+                loss,
+            };
+            let cfg = TrainConfig {
+                epochs,
+                batch: 8,
+                progress: false,
+                log_every: 100,
+                out_dir: Some(dir.clone()),
+                resume,
+                ..TrainConfig::default()
+            };
+            let mut t = Trainer::new(dev, net, OptimizerConfig::adam(0.01), cfg).unwrap();
+            t.fit(&data, &data).unwrap();
+            let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+            text.lines().count()
+        };
+        // Two steps a epoch: one step record (the last step) and one epoch record each.
+        assert_eq!(run(2, false), 4);
+        assert_eq!(run(2, false), 4, "a fresh run starts a fresh file");
+        assert_eq!(run(3, true), 6, "a resumed run appends its third epoch");
+    });
+    std::fs::remove_dir_all(&dir).ok();
+}
