@@ -404,12 +404,13 @@ impl Trainer {
     ) -> Result<()> {
         batch.clear();
         data.fill(idx, batch)?;
-        if let Some(w) = &self.weights_input
-            && (!batch.contains(w) || batch.get(w).is_some_and(|c| c.is_empty()))
-        {
+        if let Some(w) = &self.weights_input {
             let col = batch.f32_mut(w)?;
-            col.resize(idx.len(), 1.0);
-            col[real..].iter_mut().for_each(|v| *v = 0.0);
+            if col.is_empty() {
+                col.resize(idx.len(), 1.0);
+            }
+            // Padding never counts, whoever filled the weights.
+            col.iter_mut().skip(real).for_each(|v| *v = 0.0);
         }
         Ok(())
     }
