@@ -73,7 +73,8 @@ fn f64_f16_bf16_tensors_are_converted_to_f32() {
     let c = checkpoint::read_tensor(&path, "c", &[1, 4]).unwrap();
     assert_eq!(c, wb16.map(|x| half::bf16::from_f32(x).to_f32()));
     // The arena path converts too.
-    let layout = ParamLayout::packed(&[("a", &[2, 2][..]), ("b", &[4]), ("c", &[1, 4])], 1).unwrap();
+    let layout =
+        ParamLayout::packed(&[("a", &[2, 2][..]), ("b", &[4]), ("c", &[1, 4])], 1).unwrap();
     each_device("load_weights converts", |dev| {
         let arena = Tensor::zeros(dev, &[layout.len()], wgtrain::DType::F32).unwrap();
         checkpoint::load_weights(&path, &layout, &arena).unwrap();
@@ -81,16 +82,31 @@ fn f64_f16_bf16_tensors_are_converted_to_f32() {
         assert_eq!(&got[layout.entries()[1].range()], &w16);
     });
     // A mis-shaped converted tensor is still refused by shape.
-    let e = checkpoint::read_tensor(&path, "b", &[5]).unwrap_err().to_string();
-    assert!(e.contains("\"b\"") && e.contains("[4]") && e.contains("[5]"), "{e}");
+    let e = checkpoint::read_tensor(&path, "b", &[5])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"b\"") && e.contains("[4]") && e.contains("[5]"),
+        "{e}"
+    );
 }
 
 #[test]
 fn values_that_do_not_fit_f32_are_refused_naming_the_tensor() {
     let d = dir("overflow");
     let cases: [(&str, Dtype, Vec<u8>, &str); 5] = [
-        ("big", Dtype::F64, f64_bytes(&[1.0, 1e39]), "past the f32 range"),
-        ("neg", Dtype::F64, f64_bytes(&[-3.5e38, 0.0]), "past the f32 range"),
+        (
+            "big",
+            Dtype::F64,
+            f64_bytes(&[1.0, 1e39]),
+            "past the f32 range",
+        ),
+        (
+            "neg",
+            Dtype::F64,
+            f64_bytes(&[-3.5e38, 0.0]),
+            "past the f32 range",
+        ),
         ("nan64", Dtype::F64, f64_bytes(&[0.0, f64::NAN]), "NaN"),
         ("inf16", Dtype::F16, f16_bytes(&[f32::INFINITY, 1.0]), "inf"),
         ("nanbf", Dtype::BF16, bf16_bytes(&[1.0, f32::NAN]), "NaN"),
@@ -108,9 +124,17 @@ fn values_that_do_not_fit_f32_are_refused_naming_the_tensor() {
     }
     // Integer tensors are not weights.
     let path = d.join("int.safetensors");
-    write_plain(&path, &[("i", Dtype::I32, vec![1], 7i32.to_le_bytes().to_vec())]);
-    let e = checkpoint::read_tensor(&path, "i", &[1]).unwrap_err().to_string();
-    assert!(e.contains("\"i\"") && e.contains("I32") && e.contains("F64"), "{e}");
+    write_plain(
+        &path,
+        &[("i", Dtype::I32, vec![1], 7i32.to_le_bytes().to_vec())],
+    );
+    let e = checkpoint::read_tensor(&path, "i", &[1])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"i\"") && e.contains("I32") && e.contains("F64"),
+        "{e}"
+    );
 }
 
 /// The tiny classifier's training graph (batch norm with running statistics, dense head),
@@ -208,7 +232,9 @@ fn a_training_checkpoint_loads_into_its_inference_twin() {
         let (a, b) = (loaded.read(logits).unwrap(), direct.read(logits).unwrap());
         assert_eq!(a, b);
         // And the running statistics arrived bit for bit (inference normalises with them).
-        let rm = loaded.read(loaded.graph.find("bn.running_mean").unwrap()).unwrap();
+        let rm = loaded
+            .read(loaded.graph.find("bn.running_mean").unwrap())
+            .unwrap();
         assert_eq!(rm, vals["bn.running_mean"]);
         // The reference agrees (so the logits are not, say, both zero).
         let mut feeds: HashMap<String, Array> = vals
@@ -222,7 +248,10 @@ fn a_training_checkpoint_loads_into_its_inference_twin() {
         feeds.insert("image".into(), Array::from_f32(&[2, 3, 2], &x));
         feeds.insert("labels".into(), Array::zeros(&[2]));
         feeds.insert("weights".into(), Array::zeros(&[2]));
-        let want = forward.for_inference().eval_reference(&feeds, &[logits]).unwrap();
+        let want = forward
+            .for_inference()
+            .eval_reference(&feeds, &[logits])
+            .unwrap();
         common::assert_close("twin logits", &a, &want[0].data, 1e-5, 1e-4);
         assert!(a.iter().any(|v| v.abs() > 1e-3), "{a:?}");
     });
@@ -250,7 +279,11 @@ fn a_bad_file_is_refused_and_changes_nothing() {
             let p = d.join(name);
             std::fs::write(&p, bytes).unwrap();
             let e = checkpoint::load_into(&p, &twin).unwrap_err().to_string();
-            assert_eq!(contents(&twin), before, "{name}: a refused load wrote something");
+            assert_eq!(
+                contents(&twin),
+                before,
+                "{name}: a refused load wrote something"
+            );
             assert!(e.contains(name), "{name}: the error names the file: {e}");
             e
         };
@@ -270,7 +303,10 @@ fn a_bad_file_is_refused_and_changes_nothing() {
                 t.insert("fc2.bias".into(), b);
             }),
         );
-        assert!(e.contains("\"fc2.bias\"") && e.contains("not a parameter"), "{e}");
+        assert!(
+            e.contains("\"fc2.bias\"") && e.contains("not a parameter"),
+            "{e}"
+        );
         let e = refused(
             "shape.safetensors",
             ckpt::rebuilt(&bytes, |t| {
@@ -278,28 +314,40 @@ fn a_bad_file_is_refused_and_changes_nothing() {
                 b.1 = vec![1, 2];
             }),
         );
-        assert!(e.contains("\"fc.bias\"") && e.contains("[1, 2]") && e.contains("[2]"), "{e}");
+        assert!(
+            e.contains("\"fc.bias\"") && e.contains("[1, 2]") && e.contains("[2]"),
+            "{e}"
+        );
         let e = refused(
             "nostate.safetensors",
             ckpt::resealed(&bytes, |m| {
                 m.remove("user.state.bn.running_var");
             }),
         );
-        assert!(e.contains("\"bn.running_var\"") && e.contains("missing"), "{e}");
+        assert!(
+            e.contains("\"bn.running_var\"") && e.contains("missing"),
+            "{e}"
+        );
         let e = refused(
             "badstate.safetensors",
             ckpt::resealed(&bytes, |m| {
                 m.insert("user.state.bn.running_var".into(), "00".into());
             }),
         );
-        assert!(e.contains("\"bn.running_var\"") && e.contains("8 hex digits"), "{e}");
+        assert!(
+            e.contains("\"bn.running_var\"") && e.contains("8 hex digits"),
+            "{e}"
+        );
         let e = refused(
             "extrastate.safetensors",
             ckpt::resealed(&bytes, |m| {
                 m.insert("user.state.bn2.running_mean".into(), "00000000".into());
             }),
         );
-        assert!(e.contains("\"bn2.running_mean\"") && e.contains("not a persistent"), "{e}");
+        assert!(
+            e.contains("\"bn2.running_mean\"") && e.contains("not a persistent"),
+            "{e}"
+        );
         let e = refused(
             "corrupt.safetensors",
             ckpt::edited(&bytes, |t, _| {
@@ -322,7 +370,9 @@ fn a_bad_file_is_refused_and_changes_nothing() {
             .collect();
         write_plain(&plain, &t);
         checkpoint::load_into(&plain, &twin).unwrap();
-        let rv = twin.read(twin.graph.find("bn.running_var").unwrap()).unwrap();
+        let rv = twin
+            .read(twin.graph.find("bn.running_var").unwrap())
+            .unwrap();
         assert_eq!(rv, vals["bn.running_var"]);
     });
 }

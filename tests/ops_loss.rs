@@ -422,7 +422,10 @@ fn compiled_loss(
     let xv = g.input("x", &x.shape).unwrap();
     let t = g.input_u32("t", &[labels.len()]).unwrap();
     let l = g.loss("loss", xv, t, None, loss.clone()).unwrap();
-    let per = wgtrain::Value { node: l.node, port: 1 };
+    let per = wgtrain::Value {
+        node: l.node,
+        port: 1,
+    };
     let dx = g.gradients(l, &[xv]).unwrap()[0];
     let c = g
         .compile(dev, &[l, per, dx], &wgtrain::Options::default())
@@ -464,7 +467,9 @@ fn reduction_none_fills_port_0_in_a_compiled_graph() {
         let mut g = wgtrain::Graph::new();
         let xv = g.input("x", &[5, 4]).unwrap();
         let t = g.input_u32("t", &[5]).unwrap();
-        let h = g.dense("fc", xv, wgtrain::FullyConnected::new(4, 4)).unwrap();
+        let h = g
+            .dense("fc", xv, wgtrain::FullyConnected::new(4, 4))
+            .unwrap();
         let l = g.loss("loss", h, t, None, none.clone()).unwrap();
         let training = g.training(l).unwrap();
         let opts = wgtrain::Options {
@@ -480,7 +485,10 @@ fn reduction_none_fills_port_0_in_a_compiled_graph() {
         c.step().unwrap();
         let feeds = std::collections::HashMap::from([
             ("x".to_string(), x.clone()),
-            ("t".to_string(), Array::new(&[5], idx.iter().map(|&k| k as f64).collect())),
+            (
+                "t".to_string(),
+                Array::new(&[5], idx.iter().map(|&k| k as f64).collect()),
+            ),
             ("fc.weight".to_string(), fc_w),
             ("fc.bias".to_string(), Array::zeros(&[4])),
         ]);
@@ -507,7 +515,10 @@ fn gpu_loss(dev: &Device, loss: &Loss, x: &Array, t: &Array) -> (f64, Vec<f32>) 
     let out = loss::loss_forward(loss, &up(dev, x), &up(dev, t), None).unwrap();
     let v = out.loss.to_f32().unwrap()[0] as f64;
     let want = loss_forward(loss, x, &Labels::Dense(t), None).unwrap().data[0];
-    assert!((v - want).abs() <= 1e-5 * want.abs().max(1.0), "{v} vs {want}");
+    assert!(
+        (v - want).abs() <= 1e-5 * want.abs().max(1.0),
+        "{v} vs {want}"
+    );
     let one = Array::new(&[1], vec![1.0]);
     let dx = loss::loss_backward(loss, &up(dev, x), &up(dev, t), None, &up(dev, &one)).unwrap();
     (v, dx.to_f32().unwrap())
@@ -549,7 +560,13 @@ fn pytorch_numbers() {
             3.0 * p[1] / 4.0,
             3.0 * (p[2] - 1.0) / 4.0,
         ];
-        assert_close("weighted ce dx", &dx.to_f32().unwrap(), &want_dx, 1e-6, 1e-5);
+        assert_close(
+            "weighted ce dx",
+            &dx.to_f32().unwrap(),
+            &want_dx,
+            1e-6,
+            1e-5,
+        );
 
         // F.mse_loss / l1_loss on x = [[1, 2], [3, 4]], t = 0: sum 30 / 10, mean 7.5 / 2.5.
         let x = Array::new(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]);
@@ -591,7 +608,10 @@ fn pytorch_numbers() {
         for (log_target, t) in [(false, &p), (true, &lp)] {
             let kl = Loss::new(LossKind::kl_div(log_target), Reduction::Sum).unwrap();
             let (v, dx) = gpu_loss(dev, &kl, &rounded(&lq), &rounded(t));
-            assert!((v - want).abs() < 1e-6, "log_target {log_target}: {v} vs {want}");
+            assert!(
+                (v - want).abs() < 1e-6,
+                "log_target {log_target}: {v} vs {want}"
+            );
             // d/d(ln q) = −p.
             assert_close("kl dx", &dx, &[-0.5, -0.5], 1e-6, 1e-6);
         }

@@ -619,7 +619,10 @@ fn norms_without_affine_parameters() {
         let mut g = Graph::new();
         let xv = g.input("x", &x.shape).unwrap();
         let y = g.norm("y", xv, n, false).unwrap();
-        assert!(g.params().is_empty(), "{n:?}: parameters in a non-affine norm");
+        assert!(
+            g.params().is_empty(),
+            "{n:?}: parameters in a non-affine norm"
+        );
         let dy = g.input("dy", &x.shape).unwrap();
         let p = g.binary("p", wgtrain::BinaryOp::Mul, y, dy).unwrap();
         let dx = g.gradients(p, &[xv]).unwrap()[0];
@@ -658,7 +661,13 @@ fn norms_without_affine_parameters() {
     let got = g.eval_reference(&feeds, &[y]).unwrap();
     let s = 1.25f64.sqrt();
     let want = [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s];
-    assert!(got[0].data.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12));
+    assert!(
+        got[0]
+            .data
+            .iter()
+            .zip(want)
+            .all(|(a, b)| (a - b).abs() < 1e-12)
+    );
     // A bad x is named as such, and leaves the graph unchanged.
     let n = g.nodes.len();
     let e = g

@@ -146,14 +146,20 @@ fn sample(kind: &LossKind, x: &[f64], t: &[f64]) -> (f64, Vec<f64>) {
     }
 }
 
-/// Validates everything; returns (N, D), the weights (N), the dense label rows (N·D) and the
-/// factor of the reduction over `Σ w_n·l_n` (see [`Reduction`]).
-fn prepare(
-    loss: &Loss,
-    logits: &Array,
-    labels: &Labels,
-    weights: Option<&Array>,
-) -> Result<(usize, usize, Vec<f64>, Vec<f64>, f64)> {
+/// A loss's inputs checked and spelled out for the row loop.
+struct Rows {
+    n: usize,
+    d: usize,
+    /// Per-sample weights (N), ones without.
+    w: Vec<f64>,
+    /// Dense label rows (N·D).
+    t: Vec<f64>,
+    /// The reduction's factor over `Σ w_n·l_n` (see [`Reduction`]); 0 for a zero divisor.
+    factor: f64,
+}
+
+/// Validates everything and spells out the rows.
+fn prepare(loss: &Loss, logits: &Array, labels: &Labels, weights: Option<&Array>) -> Result<Rows> {
     let ls = match labels {
         Labels::Indices(i) => LabelsShape::Indices(i.len()),
         Labels::Dense(a) => LabelsShape::Dense(&a.shape),
@@ -191,7 +197,7 @@ fn prepare(
     } else {
         loss.sum_scale(d) / div
     };
-    Ok((n, d, w, t, factor))
+    Ok(Rows { n, d, w, t, factor })
 }
 
 /// The loss: (N) per-sample weighted losses for `Reduction::None`, else (1).
@@ -202,7 +208,7 @@ pub fn loss_forward(
     labels: &Labels,
     weights: Option<&Array>,
 ) -> Result<Array> {
-    let (n, d, w, t, factor) = prepare(loss, logits, labels, weights)?;
+    let Rows { n, d, w, t, factor } = prepare(loss, logits, labels, weights)?;
     let per: Vec<f64> = (0..n)
         .map(|s| {
             let r = s * d..(s + 1) * d;
@@ -225,7 +231,7 @@ pub fn loss_backward(
     weights: Option<&Array>,
     dloss: &Array,
 ) -> Result<Array> {
-    let (n, d, w, t, factor) = prepare(loss, logits, labels, weights)?;
+    let Rows { n, d, w, t, factor } = prepare(loss, logits, labels, weights)?;
     let out = loss.output_shape(n);
     if dloss.shape != out {
         return shape_err(

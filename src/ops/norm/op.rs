@@ -375,7 +375,13 @@ impl Graph {
     /// (`{name}.weight`, `{name}.bias`) when `affine`, or none at all (`y = (x − μ)/√(σ² +
     /// eps)`), as PyTorch's `InstanceNorm2d(affine=False)` — that one's default; our
     /// `instance_norm` is affine — or `LayerNorm(elementwise_affine=False)`.
-    pub fn norm(&mut self, name: &str, x: Value, op: impl Into<Norm>, affine: bool) -> Result<Value> {
+    pub fn norm(
+        &mut self,
+        name: &str,
+        x: Value,
+        op: impl Into<Norm>,
+        affine: bool,
+    ) -> Result<Value> {
         let n = op.into();
         if affine {
             return self.affine_norm(name, x, n);
