@@ -7,8 +7,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::{assert_close, each_device};
+use wgtrain::ops::loss::reference::{Labels, loss_backward};
 use wgtrain::reference::{Array, finite_diff, max_rel_diff};
-use wgtrain::{FullyConnected, Graph, Options, UnaryOp, Value};
+use wgtrain::{FullyConnected, Graph, Loss, LossKind, Options, Reduction, UnaryOp, Value};
 
 /// x (3, 4) → dense (4 → 5) → tanh = y (3, 5); upstream u (3, 5) an input; the gradients of
 /// `Σ y ⊙ u` w.r.t. x and the dense weight.
@@ -98,4 +99,36 @@ fn a_mis_shaped_or_foreign_upstream_is_an_error() {
     // The upstream gradient of the output itself comes back as the output's gradient.
     let u = g.input("u2", &[3, 4]).unwrap();
     assert_eq!(g.gradients_with(y, u, &[y]).unwrap(), vec![u]);
+}
+
+/// Per-sample losses (`Reduction::None`) weighted by an upstream gradient: the loss's own
+/// backward with that `dloss`, on the GPU too.
+#[test]
+fn per_sample_losses_take_an_upstream_gradient() {
+    let mut g = Graph::new();
+    let x = g.input("x", &[4, 3]).unwrap();
+    let t = g.input("t", &[4, 3]).unwrap();
+    let u = g.input("u", &[4]).unwrap();
+    let loss = Loss::new(LossKind::Huber { delta: 0.5 }, Reduction::None).unwrap();
+    let l = g.loss("l", x, t, None, loss.clone()).unwrap();
+    let dx = g.gradients_with(l, u, &[x]).unwrap()[0];
+    let mut f = HashMap::new();
+    for (i, (name, s)) in [("x", vec![4, 3]), ("t", vec![4, 3]), ("u", vec![4])]
+        .into_iter()
+        .enumerate()
+    {
+        let a = Array::seeded(&s, 30 + i as u64).map_scaled(2.0);
+        f.insert(name.to_string(), Array::from_f32(&s, &a.to_f32()));
+    }
+    let got = g.eval_reference(&f, &[dx]).unwrap();
+    let want = loss_backward(&loss, &f["x"], &Labels::Dense(&f["t"]), None, &f["u"]).unwrap();
+    assert_eq!(got[0], want);
+    each_device("gradients_with loss", |dev| {
+        let c = g.compile(dev, &[dx], &Options::default()).unwrap();
+        for (name, a) in &f {
+            c.set(name, &a.to_f32()).unwrap();
+        }
+        c.step().unwrap();
+        assert_close("dx", &c.read(dx).unwrap(), &want.data, 1e-5, 1e-4);
+    });
 }

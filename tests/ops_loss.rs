@@ -548,6 +548,21 @@ fn pytorch_numbers() {
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
         let r = loss_forward(&ce, &x, &Labels::Indices(&[0, 2]), None).unwrap();
         assert!((r.data[0] - want).abs() < 1e-14);
+        // With label_smoothing=0.3: Σ_n [0.7·w_y·(lse − x_y) + 0.1·Σ_c w_c·(lse − x_c)] / Σ w_y
+        // (PyTorch divides the smoothing term by Σ w_y too).
+        let smooth = Loss::new(
+            LossKind::SoftmaxCrossEntropy {
+                label_smoothing: 0.3,
+                class_weights: Some(vec![1.0, 2.0, 3.0]),
+            },
+            Reduction::Mean,
+        )
+        .unwrap();
+        let all: f64 = (1..=3).map(|c| c as f64 * (lse - c as f64)).sum();
+        let want_s = (0.7 * (lse - 1.0) + 0.1 * all + 0.7 * 3.0 * (lse - 3.0) + 0.1 * all) / 4.0;
+        let out = loss::loss_forward(&smooth, &up(dev, &x), &lab, None).unwrap();
+        let got = out.loss.to_f32().unwrap()[0] as f64;
+        assert!((got - want_s).abs() < 1e-6, "{got} vs {want_s}");
         // Its gradient: w_y·(softmax − onehot) / Σ w_y.
         let one = Tensor::from_f32(dev, &[1], &[1.0]).unwrap();
         let dx = loss::loss_backward(&ce, &up(dev, &x), &lab, None, &one).unwrap();
