@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::ops::elementwise::{BinaryOp, ElementwiseOp};
+use crate::tensor::DType;
 
 /// What `Graph::training` derived: the loss and, for each parameter, its gradient node.
 #[derive(Clone, Debug)]
@@ -60,9 +61,47 @@ impl Graph {
     /// Gradients of `sum(loss)` with respect to each of `wrt`, as new nodes of this graph.
     /// A `wrt` value the loss does not depend on is an `Err` (its gradient would be a silent zero).
     pub fn gradients(&mut self, loss: Value, wrt: &[Value]) -> Result<Vec<Value>> {
+        self.backward(loss, None, wrt)
+    }
+
+    /// Gradients of `sum(output ⊙ upstream)` with respect to each of `wrt`: the vector-Jacobian
+    /// product with an upstream gradient, as `torch.autograd.grad(output, wrt, grad_outputs=
+    /// upstream)`. `upstream` is an f32 value of `output`'s shape, held constant (no gradient
+    /// flows through it); any other shape is an `Err` naming both.
+    pub fn gradients_with(
+        &mut self,
+        output: Value,
+        upstream: Value,
+        wrt: &[Value],
+    ) -> Result<Vec<Value>> {
+        self.backward(output, Some(upstream), wrt)
+    }
+
+    /// `gradients` seeded with ones, or with `upstream`.
+    fn backward(
+        &mut self,
+        loss: Value,
+        upstream: Option<Value>,
+        wrt: &[Value],
+    ) -> Result<Vec<Value>> {
         self.validate()?;
-        for &v in std::iter::once(&loss).chain(wrt) {
+        for &v in std::iter::once(&loss).chain(wrt).chain(upstream.as_ref()) {
             self.output(v)?;
+        }
+        if let Some(u) = upstream {
+            let (want, got) = (self.output(loss)?, self.output(u)?);
+            if want != got || got.1 != DType::F32 {
+                return Err(Error::Shape {
+                    op: format!(
+                        "gradients of {:?} with upstream {:?}",
+                        self.nodes[loss.node].name, self.nodes[u.node].name
+                    ),
+                    msg: format!(
+                        "upstream {:?} {:?} must match the output's {:?} {:?}",
+                        got.1, got.0, want.1, want.0
+                    ),
+                });
+            }
         }
         let n = self.nodes.len();
         // Which nodes depend on a `wrt` value (only those need gradients).
@@ -75,11 +114,14 @@ impl Graph {
                 needs[i] = true;
             }
         }
-        let seed = self.grad_node(
-            format!("grad/{}", self.nodes[loss.node].name),
-            ElementwiseOp::OnesLike,
-            &[loss],
-        )?;
+        let seed = match upstream {
+            Some(u) => u,
+            None => self.grad_node(
+                format!("grad/{}", self.nodes[loss.node].name),
+                ElementwiseOp::OnesLike,
+                &[loss],
+            )?,
+        };
         let mut pending: HashMap<Value, Vec<Value>> = HashMap::new();
         pending.insert(loss, vec![seed]);
         let mut done: HashMap<Value, Value> = HashMap::new();

@@ -377,12 +377,13 @@ fn bad_checkpoints_are_errors_naming_file_and_tensor() {
             "{e}"
         );
 
-        // The wrong dtype: the same file with conv1.bias stored as F16 (checksums recomputed).
-        let f16 = ckpt::rebuilt(&bytes, |t| {
-            t.insert("conv1.bias".into(), (Dtype::F16, vec![4], vec![0; 8]));
+        // The wrong dtype: the same file with conv1.bias stored as I32 (checksums recomputed);
+        // F64, F16 and BF16 would be converted (tests/checkpoint_load_into.rs).
+        let i32s = ckpt::rebuilt(&bytes, |t| {
+            t.insert("conv1.bias".into(), (Dtype::I32, vec![4], vec![0; 16]));
         });
-        let e = load_err(dev, &write("f16.safetensors", &f16), &l, &cfg);
-        assert!(e.contains("\"conv1.bias\"") && e.contains("F16"), "{e}");
+        let e = load_err(dev, &write("i32.safetensors", &i32s), &l, &cfg);
+        assert!(e.contains("\"conv1.bias\"") && e.contains("I32"), "{e}");
 
         // Optimizer mismatches: other algorithm, no state saved, other slots.
         let e = load_err(

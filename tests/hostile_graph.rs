@@ -288,7 +288,12 @@ fn every_op() -> Vec<Op> {
         );
     }
     for n in norms {
-        ops.extend([NormOp::Norm(n).into(), NormOp::NormGrad(n).into()]);
+        ops.extend([
+            NormOp::Norm(n).into(),
+            NormOp::NormGrad(n).into(),
+            NormOp::NonAffine(n).into(),
+            NormOp::NonAffineGrad(n).into(),
+        ]);
     }
     ops
 }
@@ -670,4 +675,18 @@ fn parameter_layouts_past_usize_are_errors() {
         ParamLayout::packed(&[("a", big), ("b", &[2])], 64),
         &["\"b\"", "overflows"],
     );
+}
+
+/// Scalars are shape [1]: a rank-0 source, or a node edited to a rank-0 output, is refused with
+/// a message saying so.
+#[test]
+fn rank_0_is_refused_saying_to_use_shape_1() {
+    let mut g = Graph::new();
+    err_names(g.input("x", &[]), &["\"x\"", "rank-0", "[1]"]);
+    err_names(g.param("w", &[]), &["\"w\"", "rank-0", "[1]"]);
+    assert!(g.nodes.is_empty());
+    let x = g.input("x", &[1]).unwrap();
+    let y = g.unary("y", UnaryOp::Relu, x).unwrap();
+    g.nodes[y.node].outputs[0].0 = vec![];
+    err_names(g.validate(), &["\"y\"", "rank-0", "use [1]"]);
 }

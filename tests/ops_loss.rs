@@ -56,7 +56,12 @@ fn kinds(d: usize) -> Vec<LossKind> {
         LossKind::MeanAbsoluteError,
         LossKind::Huber { delta: 0.5 },
         LossKind::Hinge,
-        LossKind::KlDivergence,
+        LossKind::KlDivergence {
+            log_input: false,
+            log_target: false,
+        },
+        LossKind::kl_div(false),
+        LossKind::kl_div(true),
         LossKind::CosineDistance,
     ]
 }
@@ -86,10 +91,22 @@ fn inputs(kind: &LossKind, shape: &[usize]) -> (Array, Array) {
             x = x.map_scaled(4.0);
             t.data.iter_mut().for_each(|v| *v = v.abs());
         }
-        LossKind::CategoricalCrossEntropy { .. } | LossKind::KlDivergence => {
+        LossKind::CategoricalCrossEntropy { .. } | LossKind::KlDivergence { .. } => {
             x.data.iter_mut().for_each(|v| *v = v.abs() + 0.05);
             t = distributions(shape, 2);
             t.data[0] = 0.0; // KL skips t = 0
+            if let LossKind::KlDivergence {
+                log_input,
+                log_target,
+            } = kind
+            {
+                if *log_input {
+                    x.data.iter_mut().for_each(|v| *v = v.ln());
+                }
+                if *log_target {
+                    t.data.iter_mut().for_each(|v| *v = (*v + 0.01).ln());
+                }
+            }
         }
         LossKind::MeanSquaredError | LossKind::MeanAbsoluteError | LossKind::Huber { .. } => {
             x = x.map_scaled(2.0);
@@ -213,7 +230,8 @@ fn softmax_ce_extremes() {
         let x = Array::new(&[1, 2], vec![1000.0, -1000.0]);
         let t = Array::new(&[1, 2], vec![1.0, 1.0]);
         let l = loss::loss_forward(&sce, &up(dev, &x), &up(dev, &t), None).unwrap();
-        assert_eq!(l.loss.to_f32().unwrap(), vec![500.0]);
+        // Summed over both elements, as PyTorch: 0 + 1000.
+        assert_eq!(l.loss.to_f32().unwrap(), vec![1000.0]);
     });
 }
 
@@ -251,7 +269,8 @@ fn launches_replay_into_caller_outputs() {
             gx.write_f32(&x.to_f32()).unwrap();
             lab.write_f32(&t.to_f32()).unwrap();
             dev.run(&step).unwrap();
-            let l = Labels::Indices(&labels);
+            // Dense one-hot labels: Mean divides by N (PyTorch's rule for probability targets).
+            let l = Labels::Dense(&t);
             let want = loss_forward(&loss, &x, &l, None).unwrap();
             assert_close(
                 "replayed loss",
@@ -388,5 +407,232 @@ fn bad_inputs_are_errors() {
             "{v:?}"
         );
         assert!(dl.to_f32().unwrap()[0].is_nan());
+    });
+}
+
+/// Compiles `loss(x, t)` (with `gradients` w.r.t. x of the loss output summed), feeds it, runs
+/// one step: (port 0, port 1, dx).
+fn compiled_loss(
+    dev: &Device,
+    loss: &Loss,
+    x: &Array,
+    labels: &[u32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut g = wgtrain::Graph::new();
+    let xv = g.input("x", &x.shape).unwrap();
+    let t = g.input_u32("t", &[labels.len()]).unwrap();
+    let l = g.loss("loss", xv, t, None, loss.clone()).unwrap();
+    let per = wgtrain::Value {
+        node: l.node,
+        port: 1,
+    };
+    let dx = g.gradients(l, &[xv]).unwrap()[0];
+    let c = g
+        .compile(dev, &[l, per, dx], &wgtrain::Options::default())
+        .unwrap();
+    c.set("x", &x.to_f32()).unwrap();
+    c.set_u32("t", labels).unwrap();
+    c.step().unwrap();
+    (
+        c.read(l).unwrap(),
+        c.read(per).unwrap(),
+        c.read(dx).unwrap(),
+    )
+}
+
+#[test]
+fn reduction_none_fills_port_0_in_a_compiled_graph() {
+    each_device("loss none compiled", |dev| {
+        let x = rounded(&Array::seeded(&[5, 4], 3).map_scaled(2.0));
+        let idx = [0usize, 3, 1, 1, 2];
+        let lab: Vec<u32> = idx.iter().map(|&k| k as u32).collect();
+        let none = Loss::new(
+            LossKind::SoftmaxCrossEntropy {
+                label_smoothing: 0.1,
+                class_weights: class_weights(4),
+            },
+            Reduction::None,
+        )
+        .unwrap();
+        let (y, per, dx) = compiled_loss(dev, &none, &x, &lab);
+        let want = loss_forward(&none, &x, &Labels::Indices(&idx), None).unwrap();
+        assert_eq!(want.shape, [5]);
+        assert_close("port 0", &y, &want.data, 1e-5, 1e-4);
+        assert_close("port 1", &per, &want.data, 1e-5, 1e-4);
+        assert!(y.iter().all(|v| *v > 0.0), "{y:?}");
+        let ones = Array::new(&[5], vec![1.0; 5]);
+        let g = loss_backward(&none, &x, &Labels::Indices(&idx), None, &ones).unwrap();
+        assert_close("dx", &dx, &g.data, 1e-5, 1e-4);
+        // In a training graph (parameters in the arena, gradient of Σ per-sample losses).
+        let mut g = wgtrain::Graph::new();
+        let xv = g.input("x", &[5, 4]).unwrap();
+        let t = g.input_u32("t", &[5]).unwrap();
+        let h = g
+            .dense("fc", xv, wgtrain::FullyConnected::new(4, 4))
+            .unwrap();
+        let l = g.loss("loss", h, t, None, none.clone()).unwrap();
+        let training = g.training(l).unwrap();
+        let opts = wgtrain::Options {
+            training: Some(&training),
+            ..wgtrain::Options::default()
+        };
+        let c = g.compile(dev, &[l], &opts).unwrap();
+        let fc_w = rounded(&Array::seeded(&[4, 4], 8));
+        c.set("x", &x.to_f32()).unwrap();
+        c.set_u32("t", &lab).unwrap();
+        c.set("fc.weight", &fc_w.to_f32()).unwrap();
+        c.set("fc.bias", &[0.0; 4]).unwrap();
+        c.step().unwrap();
+        let feeds = std::collections::HashMap::from([
+            ("x".to_string(), x.clone()),
+            (
+                "t".to_string(),
+                Array::new(&[5], idx.iter().map(|&k| k as f64).collect()),
+            ),
+            ("fc.weight".to_string(), fc_w),
+            ("fc.bias".to_string(), Array::zeros(&[4])),
+        ]);
+        let want_t = g.eval_reference(&feeds, &[l]).unwrap();
+        let got = c.read(l).unwrap();
+        assert_close("training port 0", &got, &want_t[0].data, 1e-5, 1e-4);
+        assert!(got.iter().all(|v| *v > 0.0), "{got:?}");
+        // Only port 0 requested: still the per-sample losses.
+        let mut g = wgtrain::Graph::new();
+        let xv = g.input("x", &[5, 4]).unwrap();
+        let t = g.input_u32("t", &[5]).unwrap();
+        let l = g.loss("loss", xv, t, None, none.clone()).unwrap();
+        let c = g.compile(dev, &[l], &wgtrain::Options::default()).unwrap();
+        c.set("x", &x.to_f32()).unwrap();
+        c.set_u32("t", &lab).unwrap();
+        c.step().unwrap();
+        assert_close("port 0 alone", &c.read(l).unwrap(), &want.data, 1e-5, 1e-4);
+    });
+}
+
+/// Runs a dense-label loss on the GPU: the reduced loss and dx (for dloss 1), both also checked
+/// against the reference.
+fn gpu_loss(dev: &Device, loss: &Loss, x: &Array, t: &Array) -> (f64, Vec<f32>) {
+    let out = loss::loss_forward(loss, &up(dev, x), &up(dev, t), None).unwrap();
+    let v = out.loss.to_f32().unwrap()[0] as f64;
+    let want = loss_forward(loss, x, &Labels::Dense(t), None).unwrap().data[0];
+    assert!(
+        (v - want).abs() <= 1e-5 * want.abs().max(1.0),
+        "{v} vs {want}"
+    );
+    let one = Array::new(&[1], vec![1.0]);
+    let dx = loss::loss_backward(loss, &up(dev, x), &up(dev, t), None, &up(dev, &one)).unwrap();
+    (v, dx.to_f32().unwrap())
+}
+
+#[test]
+fn pytorch_numbers() {
+    each_device("loss pytorch", |dev| {
+        // F.cross_entropy(x, y, weight=w) with x = [[1, 2, 3]] * 2, y = [0, 2], w = [1, 2, 3]:
+        // per-sample −log_softmax: lse = ln(e + e² + e³) = 3.4076059644443806, so 2.40760596…
+        // and 0.40760596…; mean = (1·2.4076 + 3·0.4076) / (1 + 3).
+        let lse = 3.4076059644443806f64;
+        let ce = Loss::new(
+            LossKind::SoftmaxCrossEntropy {
+                label_smoothing: 0.0,
+                class_weights: Some(vec![1.0, 2.0, 3.0]),
+            },
+            Reduction::Mean,
+        )
+        .unwrap();
+        let x = Array::new(&[2, 3], vec![1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
+        let lab = Tensor::from_u32(dev, &[2], &[0, 2]).unwrap();
+        let out = loss::loss_forward(&ce, &up(dev, &x), &lab, None).unwrap();
+        let want = (1.0 * (lse - 1.0) + 3.0 * (lse - 3.0)) / 4.0;
+        assert!((want - 0.9076059644443806).abs() < 1e-12);
+        let got = out.loss.to_f32().unwrap()[0] as f64;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        let r = loss_forward(&ce, &x, &Labels::Indices(&[0, 2]), None).unwrap();
+        assert!((r.data[0] - want).abs() < 1e-14);
+        // With label_smoothing=0.3: Σ_n [0.7·w_y·(lse − x_y) + 0.1·Σ_c w_c·(lse − x_c)] / Σ w_y
+        // (PyTorch divides the smoothing term by Σ w_y too).
+        let smooth = Loss::new(
+            LossKind::SoftmaxCrossEntropy {
+                label_smoothing: 0.3,
+                class_weights: Some(vec![1.0, 2.0, 3.0]),
+            },
+            Reduction::Mean,
+        )
+        .unwrap();
+        let all: f64 = (1..=3).map(|c| c as f64 * (lse - c as f64)).sum();
+        let want_s = (0.7 * (lse - 1.0) + 0.1 * all + 0.7 * 3.0 * (lse - 3.0) + 0.1 * all) / 4.0;
+        let out = loss::loss_forward(&smooth, &up(dev, &x), &lab, None).unwrap();
+        let got = out.loss.to_f32().unwrap()[0] as f64;
+        assert!((got - want_s).abs() < 1e-6, "{got} vs {want_s}");
+        // Its gradient: w_y·(softmax − onehot) / Σ w_y.
+        let one = Tensor::from_f32(dev, &[1], &[1.0]).unwrap();
+        let dx = loss::loss_backward(&ce, &up(dev, &x), &lab, None, &one).unwrap();
+        let p: Vec<f64> = [1.0f64, 2.0, 3.0].iter().map(|v| (v - lse).exp()).collect();
+        let want_dx = [
+            (p[0] - 1.0) / 4.0,
+            p[1] / 4.0,
+            p[2] / 4.0,
+            3.0 * p[0] / 4.0,
+            3.0 * p[1] / 4.0,
+            3.0 * (p[2] - 1.0) / 4.0,
+        ];
+        assert_close(
+            "weighted ce dx",
+            &dx.to_f32().unwrap(),
+            &want_dx,
+            1e-6,
+            1e-5,
+        );
+
+        // F.mse_loss / l1_loss on x = [[1, 2], [3, 4]], t = 0: sum 30 / 10, mean 7.5 / 2.5.
+        let x = Array::new(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]);
+        let t = Array::zeros(&[2, 2]);
+        for (kind, sum, mean) in [
+            (LossKind::MeanSquaredError, 30.0, 7.5),
+            (LossKind::MeanAbsoluteError, 10.0, 2.5),
+        ] {
+            let s = Loss::new(kind.clone(), Reduction::Sum).unwrap();
+            let (v, dx) = gpu_loss(dev, &s, &x, &t);
+            assert_eq!(v, sum, "{kind:?} sum");
+            // d sum / dx: 2x for MSE, sign(x) for MAE — no 1/D.
+            let want: Vec<f64> = x
+                .data
+                .iter()
+                .map(|&v| if sum == 30.0 { 2.0 * v } else { 1.0 })
+                .collect();
+            assert_close("sum dx", &dx, &want, 1e-6, 1e-6);
+            let m = Loss::new(kind.clone(), Reduction::Mean).unwrap();
+            assert_eq!(gpu_loss(dev, &m, &x, &t).0, mean, "{kind:?} mean");
+        }
+        // F.binary_cross_entropy_with_logits(x, t, reduction='sum') at x = 0: 4·ln 2.
+        let bce = Loss::new(
+            LossKind::SigmoidCrossEntropy {
+                label_smoothing: 0.0,
+            },
+            Reduction::Sum,
+        )
+        .unwrap();
+        let (v, _) = gpu_loss(dev, &bce, &Array::zeros(&[2, 2]), &x.map_scaled(0.1));
+        assert!((v - 4.0 * 2f64.ln()).abs() < 1e-6, "{v}");
+
+        // F.kl_div(ln q, p, reduction='sum') with q = [0.25, 0.75], p = [0.5, 0.5]:
+        // 0.5·ln(0.5/0.25) + 0.5·ln(0.5/0.75) = 0.5·ln(4/3); log_target=True takes ln p.
+        let lq = Array::new(&[1, 2], vec![0.25f64.ln(), 0.75f64.ln()]);
+        let p = Array::new(&[1, 2], vec![0.5, 0.5]);
+        let lp = Array::new(&[1, 2], vec![0.5f64.ln(); 2]);
+        let want = 0.5 * (4.0f64 / 3.0).ln();
+        for (log_target, t) in [(false, &p), (true, &lp)] {
+            let kl = Loss::new(LossKind::kl_div(log_target), Reduction::Sum).unwrap();
+            let (v, dx) = gpu_loss(dev, &kl, &rounded(&lq), &rounded(t));
+            assert!(
+                (v - want).abs() < 1e-6,
+                "log_target {log_target}: {v} vs {want}"
+            );
+            // d/d(ln q) = −p.
+            assert_close("kl dx", &dx, &[-0.5, -0.5], 1e-6, 1e-6);
+        }
+        // 'batchmean' is our Mean: the same over one sample.
+        let kl = Loss::new(LossKind::kl_div(false), Reduction::Mean).unwrap();
+        let (v, _) = gpu_loss(dev, &kl, &rounded(&lq), &p);
+        assert!((v - want).abs() < 1e-6, "{v}");
     });
 }

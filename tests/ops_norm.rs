@@ -601,3 +601,79 @@ fn launch_forms_partial_grads_and_folded_grid() {
         expect_err(gsoft::softmax(&sm, &xu), &["log_softmax", "U32"]);
     });
 }
+
+/// `[x]` through `g.norm(.., affine = false)`: no parameters in the graph, the affine norm's
+/// values at γ = 1, β = 0, PyTorch's numbers for `InstanceNorm1d(affine=False)`, and the
+/// gradient w.r.t. x on the GPU against the reference.
+#[test]
+fn norms_without_affine_parameters() {
+    use std::collections::HashMap;
+    use wgtrain::{Graph, Options};
+    let x = input(&[2, 4, 6], 11, 2.0, 0.5);
+    let norms: [Norm; 3] = [
+        InstanceNorm { eps: 1e-3 }.into(),
+        GroupNorm::new(2, 1e-2).unwrap().into(),
+        LayerNorm { dims: 2, eps: 1e-3 }.into(),
+    ];
+    for n in norms {
+        let mut g = Graph::new();
+        let xv = g.input("x", &x.shape).unwrap();
+        let y = g.norm("y", xv, n, false).unwrap();
+        assert!(
+            g.params().is_empty(),
+            "{n:?}: parameters in a non-affine norm"
+        );
+        let dy = g.input("dy", &x.shape).unwrap();
+        let p = g.binary("p", wgtrain::BinaryOp::Mul, y, dy).unwrap();
+        let dx = g.gradients(p, &[xv]).unwrap()[0];
+        let mut feeds = HashMap::new();
+        feeds.insert("x".to_string(), x.clone());
+        feeds.insert("dy".to_string(), input(&x.shape, 12, 1.0, 0.0));
+        let want = g.eval_reference(&feeds, &[y, dx]).unwrap();
+        // The affine norm at γ = 1, β = 0.
+        let mut a = Graph::new();
+        let av = a.input("x", &x.shape).unwrap();
+        let ay = a.norm("y", av, n, true).unwrap();
+        let ps = a.shape(a.find("y.weight").unwrap()).unwrap().to_vec();
+        let mut af = feeds.clone();
+        let k = ps.iter().product();
+        af.insert("y.weight".into(), Array::new(&ps, vec![1.0; k]));
+        af.insert("y.bias".into(), Array::zeros(&ps));
+        assert_eq!(a.eval_reference(&af, &[ay]).unwrap()[0], want[0], "{n:?}");
+        each_device("norm no affine", |dev| {
+            let c = g.compile(dev, &[y, dx], &Options::default()).unwrap();
+            for (name, v) in &feeds {
+                c.set(name, &v.to_f32()).unwrap();
+            }
+            c.step().unwrap();
+            assert_close("y", &c.read(y).unwrap(), &want[0].data, 1e-5, 1e-4);
+            assert_close("dx", &c.read(dx).unwrap(), &want[1].data, 1e-5, 1e-4);
+        });
+    }
+    // F.instance_norm(x, eps=0) on one row [1, 2, 3, 4]: mean 2.5, biased var 1.25.
+    let mut g = Graph::new();
+    let xv = g.input("x", &[1, 1, 4]).unwrap();
+    let y = g.norm("y", xv, InstanceNorm { eps: 0.0 }, false).unwrap();
+    let feeds = HashMap::from([(
+        "x".to_string(),
+        Array::new(&[1, 1, 4], vec![1.0, 2.0, 3.0, 4.0]),
+    )]);
+    let got = g.eval_reference(&feeds, &[y]).unwrap();
+    let s = 1.25f64.sqrt();
+    let want = [-1.5 / s, -0.5 / s, 0.5 / s, 1.5 / s];
+    assert!(
+        got[0]
+            .data
+            .iter()
+            .zip(want)
+            .all(|(a, b)| (a - b).abs() < 1e-12)
+    );
+    // A bad x is named as such, and leaves the graph unchanged.
+    let n = g.nodes.len();
+    let e = g
+        .norm("bad", xv, GroupNorm::new(3, 1e-5).unwrap(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"bad\"") && e.contains("groups = 3"), "{e}");
+    assert_eq!(g.nodes.len(), n);
+}

@@ -11,7 +11,8 @@ struct Params {
     n: u32,          // samples
     d: u32,          // values per sample (classes)
     kind: u32,       // loss kind code (`kind_code` in src/ops/loss/gpu.rs)
-    flags: u32,      // bit 0: class-index labels, bit 1: per-sample weights, bit 2: class weights
+    flags: u32,      // bit 0: class-index labels, 1: per-sample weights, 2: class weights,
+                     // 3: KL input is log-probabilities, 4: KL labels are log-probabilities
     reduction: u32,  // 0 none, 1 sum, 2 mean, 3 sum by non-zero weights
     _p0: u32,
     _p1: u32,
@@ -19,7 +20,7 @@ struct Params {
     ls: f32,         // label smoothing
     ls_k: f32,       // smoothing spreads ls over this many classes (D, or 2 for sigmoid CE)
     delta: f32,      // Huber's delta
-    _p3: f32,
+    sum_scale: f32,  // Sum's factor: D for elementwise kinds (sum over every element), else 1
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -90,6 +91,8 @@ fn sigmoid(x: f32) -> f32 {
 fn index_labels() -> bool { return (p.flags & 1u) != 0u; }
 fn has_weights() -> bool { return (p.flags & 2u) != 0u; }
 fn has_class_weights() -> bool { return (p.flags & 4u) != 0u; }
+fn kl_log_input() -> bool { return (p.flags & 8u) != 0u; }
+fn kl_log_target() -> bool { return (p.flags & 16u) != 0u; }
 
 // A class index outside 0..D poisons the sample (NaN loss and gradient) rather than read past
 // the row; the eager API rejects it on the host first.
@@ -122,6 +125,34 @@ fn sample_weight(n: u32) -> f32 {
         return ls_w[n];
     }
     return 1.0;
+}
+
+// c_n of the Mean's divisor Σ c_n: the class weight of sample n's target for index labels with
+// class weights (PyTorch's weighted mean), else 1. A bad index gives NaN, not a read past D.
+fn target_weight(n: u32) -> f32 {
+    if (index_labels() && has_class_weights()) {
+        if (ls_lab[n] >= p.d) { return nan(); }
+        return ls_cw[ls_lab[n]];
+    }
+    return 1.0;
+}
+
+// KL's (T, ln T) from a raw label t (T = exp(t) with log_target); `valid` false where T = 0
+// contributes nothing (xlogy).
+struct KlTarget {
+    t: f32,
+    log_t: f32,
+    valid: bool,
+}
+
+fn kl_target(t: f32) -> KlTarget {
+    if (kl_log_target()) {
+        return KlTarget(exp(t), t, true);
+    }
+    if (t > 0.0) {
+        return KlTarget(t, log(t), true);
+    }
+    return KlTarget(0.0, 0.0, false);
 }
 
 // Row statistics: the max of the row (softmax CE's shift) and the per-kind sums
@@ -166,7 +197,10 @@ fn row_stats(n: u32, lid: u32) -> Row {
             }
             case 6u: { let h = 1.0 - t * x; acc.x = acc.x + select(h, 0.0, h <= 0.0); } // hinge (NaN stays)
             case 7u: { // KL divergence
-                if (t > 0.0) { acc.x = acc.x + t * (log(t) - log(x)); }
+                let k = kl_target(t);
+                if (k.valid) {
+                    acc.x = acc.x + k.t * (k.log_t - select(log(x), x, kl_log_input()));
+                }
             }
             case 8u: { acc = acc + vec4<f32>(x * x, t * t, x * t, 0.0); } // cosine distance
             default: {}
@@ -209,7 +243,10 @@ fn row_grad(r: Row, n: u32, j: u32) -> f32 {
         case 4u: { return sign(x - t) / d; }
         case 5u: { return clamp(x - t, -p.delta, p.delta) / d; }
         case 6u: { return select(0.0, -t, 1.0 - t * x > 0.0) / d; }
-        case 7u: { return select(0.0, -t / x, t > 0.0); }
+        case 7u: {
+            let k = kl_target(t);
+            return select(0.0, select(-k.t / x, -k.t, kl_log_input()), k.valid);
+        }
         case 8u: {
             // u = x/‖x‖, v = t/‖t‖: −(v − u·(u·v))/‖x‖; the u term vanishes where ‖x‖ is clamped.
             let nx = sqrt(max(r.s.x, COS_EPS));
@@ -222,11 +259,19 @@ fn row_grad(r: Row, n: u32, j: u32) -> f32 {
     }
 }
 
-// Divisor of the reduction: 1 (none, sum), N (mean), #{w ≠ 0} (sum by non-zero weights; N
-// without weights). Computed cooperatively by the whole workgroup from `w` (N).
+// Divisor of the reduction: 1 (none, sum), Σ c_n (mean: N, or the targets' class weights),
+// #{w ≠ 0} (sum by non-zero weights; N without weights). Computed cooperatively by the whole
+// workgroup from the labels or `w` (N).
 fn divisor_of(lid: u32) -> f32 {
     switch p.reduction {
-        case 2u: { return f32(p.n); }
+        case 2u: {
+            if (!(index_labels() && has_class_weights())) { return f32(p.n); }
+            var c = 0.0;
+            for (var j = lid; j < p.n; j = j + WG) {
+                c = c + target_weight(j);
+            }
+            return combine1(lid, c, 1u);
+        }
         case 3u: {
             if (!has_weights()) { return f32(p.n); }
             var c = 0.0;
@@ -269,7 +314,7 @@ fn loss_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     var up = lb_dloss[0];
     if (p.reduction == 0u) { up = lb_dloss[n]; }
     var scale = 0.0;
-    if (div != 0.0) { scale = up * sample_weight(n) / div; }
+    if (div != 0.0) { scale = up * sample_weight(n) * p.sum_scale / div; }
     let bad = bad_label(n);
     for (var j = lid; j < p.d; j = j + WG) {
         var g = scale * row_grad(r, n, j);
@@ -279,23 +324,26 @@ fn loss_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 }
 
 @group(0) @binding(1) var<storage, read> lr_per: array<f32>;        // (N)
-@group(0) @binding(2) var<storage, read> lr_w: array<f32>;          // (N) weights (or a stand-in)
-@group(0) @binding(3) var<storage, read_write> lr_out: array<f32>;  // (1)
+@group(0) @binding(5) var<storage, read_write> lr_out: array<f32>;  // (1)
+// Bindings 2..4 are the labels, weights and class weights (ls_lab, ls_w, ls_cw) as above.
 
-// out = Σ per / divisor (0 when the divisor is 0). One workgroup.
+// out = Σ per · sum_scale / divisor (0 when the divisor is 0). One workgroup.
 @compute @workgroup_size(64)
 fn loss_reduce(@builtin(local_invocation_index) lid: u32) {
     var acc = vec4<f32>(0.0);
     for (var j = lid; j < p.n; j = j + WG) {
         var nz = 1.0;
-        if (has_weights()) { nz = select(0.0, 1.0, lr_w[j] != 0.0); }
-        acc = acc + vec4<f32>(lr_per[j], nz, 0.0, 0.0);
+        if (has_weights()) { nz = select(0.0, 1.0, ls_w[j] != 0.0); }
+        acc = acc + vec4<f32>(lr_per[j], nz, target_weight(j), 0.0);
     }
     let s = sum4(lid, acc);
     if (lid == 0u) {
         var div = 1.0;
-        if (p.reduction == 2u) { div = f32(p.n); }
+        if (p.reduction == 2u) {
+            div = f32(p.n);
+            if (index_labels() && has_class_weights()) { div = s.z; }
+        }
         if (p.reduction == 3u) { div = s.y; }
-        lr_out[0] = select(s.x / div, 0.0, div == 0.0);
+        lr_out[0] = select(s.x * p.sum_scale / div, 0.0, div == 0.0);
     }
 }

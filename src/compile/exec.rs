@@ -659,3 +659,29 @@ impl ParamStore for Compiled {
         Ok(())
     }
 }
+
+/// Every parameter and persistent state by name, for `checkpoint::load_into`: resident,
+/// just-in-time or in the training arena alike (`set` writes each where it lives).
+impl crate::weights::checkpoint::LoadTarget for Compiled {
+    fn entries(&self) -> Vec<crate::weights::checkpoint::TargetEntry> {
+        let g = &self.graph;
+        g.nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n.op, Op::Param | Op::State))
+            .map(|(i, n)| {
+                let v = Value { node: i, port: 0 };
+                crate::weights::checkpoint::TargetEntry {
+                    name: n.name.clone(),
+                    shape: n.outputs[0].0.clone(),
+                    state: n.op == Op::State,
+                    held: self.program.tensors.contains_key(&v) || self.is_jit_param(&n.name),
+                }
+            })
+            .collect()
+    }
+
+    fn write(&self, name: &str, data: &[f32]) -> Result<()> {
+        self.set(name, data)
+    }
+}

@@ -20,7 +20,13 @@ pub(super) fn check_outputs(name: &str, outputs: &[Out]) -> Result<()> {
         return Err(err("the op infers no output".into()));
     }
     for (port, (shape, dtype)) in outputs.iter().enumerate() {
-        if shape.is_empty() || shape.contains(&0) {
+        if shape.is_empty() {
+            // Scalars are (1) throughout (losses, reductions, kernels' index arithmetic).
+            return Err(err(format!(
+                "output {port} is a rank-0 scalar (): scalars have shape [1] here; use [1]"
+            )));
+        }
+        if shape.contains(&0) {
             return Err(err(format!(
                 "bad shape {shape:?} of output {port} (rank >= 1, no zero dimension)"
             )));

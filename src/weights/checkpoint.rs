@@ -1,7 +1,10 @@
 //! Checkpoints in safetensors, the format PyTorch users load (`safetensors.torch.load_file`).
 //!
 //! Contents:
-//! - weights: `<name>` (e.g. `conv1.weight`), F32, PyTorch's shape and layout;
+//! - weights: `<name>` (e.g. `conv1.weight`), F32, PyTorch's shape and layout (loading also
+//!   takes F64, F16 and BF16 tensors, as PyTorch may save them, converted to f32: an F64 value
+//!   past f32's range, or NaN or infinity in any dtype, is an `Err` naming the tensor; F64
+//!   values below f32's smallest subnormal become 0);
 //! - optimizer state: `optim.<name>.<slot>` (F32, the parameter's shape; slot names as PyTorch's
 //!   optimizer `state_dict`, e.g. `exp_avg`) and the per-parameter step `optim.<name>.step`
 //!   (I64 scalar);
@@ -16,9 +19,12 @@
 //! files a crash leaves behind are removed by the next successful save to the same path.
 //! Loading is two phases: [`read`] checks everything (tensors, checksums, counters) and returns
 //! a [`Checkpoint`]; [`Checkpoint::apply`] writes it. A truncated, corrupt, edited or mismatched
-//! file is an `Err` naming the file and the tensor, and changes nothing.
+//! file is an `Err` naming the file and the tensor, and changes nothing. [`load_into`] loads by
+//! name into any compiled graph (an inference graph has no arena layout), weights and the
+//! persistent states the training loop saves as `user.state.<name>`.
 
 mod file;
+mod into;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -32,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::optim::Optimizer;
 use file::File;
 pub use file::{METADATA_HASH, metadata_checksum, tensor_checksum};
+pub use into::{LoadTarget, TargetEntry, decode_state, encode_state, load_into, state_key};
 
 /// Value of the `format` metadata key.
 pub const FORMAT: &str = "wgtrain-checkpoint";
@@ -388,7 +395,8 @@ pub fn load(
 }
 
 /// Loads only the weights of `layout` (fine-tuning, inference): any safetensors file with those
-/// names, shapes and F32 data, e.g. one PyTorch wrote; other tensors are ignored.
+/// names, shapes and F32 data (F64, F16, BF16 converted), e.g. one PyTorch wrote; other tensors
+/// are ignored.
 pub fn load_weights(path: &Path, layout: &ParamLayout, params: &dyn ParamStore) -> Result<()> {
     check_arena(layout, params)?;
     let bytes = read_file(path)?;
@@ -413,7 +421,8 @@ fn write_entries(
     params.write_all(&host)
 }
 
-/// One F32 tensor of a safetensors file, checked against `shape` (the `Init::Checkpoint` path).
+/// One tensor of a safetensors file as f32 (F64, F16, BF16 converted), checked against `shape`
+/// (the `Init::Checkpoint` path).
 pub fn read_tensor(path: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
     let bytes = read_file(path)?;
     File::parse(path, &bytes)?.f32s(name, shape)

@@ -182,7 +182,7 @@ impl Prog {
                 delta: if self.rng.percent(90) { 1.0 } else { -1.0 },
             },
             6 => LossKind::Hinge,
-            7 => LossKind::KlDivergence,
+            7 => LossKind::kl_div(false),
             _ => LossKind::CosineDistance,
         };
         let reduction = self.rng.pick(&[

@@ -75,7 +75,7 @@ fn kind_code(kind: &LossKind, d: usize) -> (u32, f32, f32, f32) {
         MeanAbsoluteError => (4, 0.0, 1.0, 0.0),
         Huber { delta } => (5, 0.0, 1.0, delta),
         Hinge => (6, 0.0, 1.0, 0.0),
-        KlDivergence => (7, 0.0, 1.0, 0.0),
+        KlDivergence { .. } => (7, 0.0, 1.0, 0.0),
         CosineDistance => (8, 0.0, 1.0, 0.0),
     }
 }
@@ -125,9 +125,18 @@ fn check(
         .loss
         .check(&logits.shape, ls, weights.map(|w| &w.shape[..]))?;
     let (code, smooth, smooth_k, delta) = kind_code(&k.loss.kind, d);
+    let (log_input, log_target) = match k.loss.kind {
+        LossKind::KlDivergence {
+            log_input,
+            log_target,
+        } => (log_input, log_target),
+        _ => (false, false),
+    };
     let flags = matches!(ls, LabelsShape::Indices(_)) as u32
         | (weights.is_some() as u32) << 1
-        | (k.class_weights.is_some() as u32) << 2;
+        | (k.class_weights.is_some() as u32) << 2
+        | (log_input as u32) << 3
+        | (log_target as u32) << 4;
     let words = vec![
         n as u32,
         d as u32,
@@ -140,7 +149,7 @@ fn check(
         f(smooth),
         f(smooth_k),
         f(delta),
-        0,
+        f(k.loss.sum_scale(d) as f32),
     ];
     Ok((n, d, words))
 }
@@ -196,13 +205,12 @@ pub fn loss_forward_launch(
         }
         (_, Some(out)) => {
             expect_shape(op, "reduced output", out, &[1])?;
-            let w = weights.unwrap_or(per_sample).buffer();
             launches.push(dev.launch(
                 &SHADER,
                 "loss_reduce",
                 &[],
                 &words,
-                &[per_sample.buffer(), w, out.buffer()],
+                &[per_sample.buffer(), labels.buffer(), w, cw, out.buffer()],
                 [1, 1, 1],
             )?);
         }

@@ -15,14 +15,36 @@
 //! | MSE / MAE | `mean_j (x − t)²` / `mean_j abs(x − t)` |
 //! | Huber | `mean_j h(x − t)`, `h(e) = e²/2` if `abs(e) ≤ δ` else `δ·(abs(e) − δ/2)` |
 //! | hinge | `mean_j max(0, 1 − t·x)`, t in {−1, +1} |
-//! | KL divergence | `Σ_{t_j > 0} t_j·(ln t_j − ln p_j)` on probabilities p (Keras) |
+//! | KL divergence | `Σ_j T_j·(ln T_j − ln P_j)`: input `x = ln P` (`log_input`, PyTorch) or P; target `t = ln T` (`log_target`) or T, terms with T = 0 skipped |
 //! | cosine distance | `1 − (x·t)/(‖x‖·‖t‖)`, norms `√max(Σ·², 1e-12)` (Keras's l2-normalise) |
 //!
-//! Distribution losses sum over the row, elementwise ones average over it (as Keras), so a
-//! `Mean` reduction of MSE equals PyTorch's `MSELoss()`. Each per-sample loss is then multiplied
-//! by its optional per-sample weight and reduced. Gradient conventions at kinks: MAE's sign(0)
-//! = 0; hinge at `t·x = 1` → 0. With class weights, `Mean` still divides by N (as MPS), not by
-//! the summed weights of the labelled classes as PyTorch's `CrossEntropyLoss(weight=…)` does.
+//! Distribution losses (the cross-entropies except sigmoid CE, KL, cosine) sum over the row;
+//! elementwise ones (sigmoid CE, MSE, MAE, Huber, hinge: [`LossKind::is_elementwise`]) average
+//! over it. Each per-sample loss `l_n` is then multiplied by its optional per-sample weight `w_n`
+//! and reduced ([`Reduction`]):
+//!
+//! - `Sum` adds `w_n·l_n`, times D for elementwise kinds: the sum over every element, as
+//!   PyTorch's `reduction='sum'`.
+//! - `Mean` divides `Σ w_n·l_n` by `Σ_n c_n`, where `c_n` is the class weight of sample n's
+//!   target when the labels are class indices and the loss has class weights, else 1 (so N; dense
+//!   labels divide by N, as PyTorch does for probability targets):
+//!   PyTorch's `CrossEntropyLoss(weight=…)` / `NLLLoss(weight=…)`, and for elementwise kinds
+//!   the mean over every element (PyTorch's `reduction='mean'`).
+//! - `SumByNonZeroWeights` divides by the number of non-zero per-sample weights (MPS), which
+//!   the training loop uses to ignore padded samples.
+//!
+//! Where PyTorch differs (the rest matches `torch.nn.functional` to rounding):
+//!
+//! | here | PyTorch |
+//! |---|---|
+//! | `None` gives one loss per sample (N); elementwise kinds give the row mean | `reduction='none'` gives (N) for the cross-entropies, the elementwise (N, *) tensor for `mse_loss`, `l1_loss`, `huber_loss`, `binary_cross_entropy_with_logits`, `kl_div` (our value is its `.mean(1)`, or `.sum(1)` for KL) |
+//! | KL `Mean` is `Σ/N` | `kl_div(reduction='batchmean')`; its `'mean'` divides by every element |
+//! | `KlDivergence { log_input: false, .. }` takes probabilities (Keras) | `kl_div` always takes log-probabilities |
+//! | KL targets `T ≤ 0` (without `log_target`) add nothing | `T < 0` gives NaN |
+//! | a `Mean` whose divisor is 0 (every target's class weight 0) is 0 | NaN |
+//! | per-sample weights, `SumByNonZeroWeights`, label smoothing on sigmoid CE, hinge, cosine distance (Keras's) | no direct equivalent |
+//!
+//! Gradient conventions at kinks: MAE's sign(0) = 0; hinge at `t·x = 1` → 0.
 
 pub mod gpu;
 mod op;
@@ -34,7 +56,8 @@ pub use op::LossOp;
 use super::axis::fmt_shape;
 use crate::error::{Result, attr_err, shape_err};
 
-/// The loss function and its options.
+/// The loss function and its options (formulas and PyTorch's equivalents: the [module
+/// documentation](crate::ops::loss)).
 #[derive(Clone, Debug, PartialEq)]
 pub enum LossKind {
     /// Softmax over the row then cross-entropy; `class_weights` (D) scale each class's term.
@@ -67,20 +90,52 @@ pub enum LossKind {
     },
     /// Hinge loss, labels in {−1, +1}.
     Hinge,
-    /// KL divergence of probabilities from the labels (Keras's `KLDivergence`).
-    KlDivergence,
+    /// KL divergence of the predictions from the labels: `Σ T·(ln T − ln P)`. With
+    /// `log_input` the input is `ln P` (PyTorch's `kl_div`, see [`LossKind::kl_div`]), else P
+    /// itself (Keras's `KLDivergence`); with `log_target` the labels are `ln T`.
+    KlDivergence {
+        /// The input holds log-probabilities (PyTorch), not probabilities (Keras).
+        log_input: bool,
+        /// The labels hold log-probabilities (PyTorch's `log_target`).
+        log_target: bool,
+    },
     /// Cosine distance between the row and its labels.
     CosineDistance,
 }
 
-/// How per-sample losses become the output.
+impl LossKind {
+    /// PyTorch's `kl_div(input, target, log_target=…)`: the input holds log-probabilities.
+    pub fn kl_div(log_target: bool) -> LossKind {
+        LossKind::KlDivergence {
+            log_input: true,
+            log_target,
+        }
+    }
+
+    /// Whether the per-sample loss is the mean of an elementwise term over the row (sigmoid
+    /// CE, MSE, MAE, Huber, hinge); `Reduction::Sum` then scales by D to sum every element.
+    pub fn is_elementwise(&self) -> bool {
+        matches!(
+            self,
+            LossKind::SigmoidCrossEntropy { .. }
+                | LossKind::MeanSquaredError
+                | LossKind::MeanAbsoluteError
+                | LossKind::Huber { .. }
+                | LossKind::Hinge
+        )
+    }
+}
+
+/// How per-sample losses become the output (see the module documentation for PyTorch's
+/// equivalents).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduction {
-    /// The (N) vector of weighted per-sample losses.
+    /// The (N) vector of weighted per-sample losses `w_n·l_n` (port 0 and port 1 alike).
     None,
-    /// `Σ w_n·l_n`, shape (1).
+    /// `Σ w_n·l_n`, times D for elementwise kinds (the sum over every element), shape (1).
     Sum,
-    /// `Σ w_n·l_n / N`, shape (1).
+    /// `Σ w_n·l_n / Σ_n c_n`, shape (1): `c_n` the class weight of sample n's target (class-index
+    /// labels with class weights, as PyTorch), else 1, so the divisor is N.
     Mean,
     /// `Σ w_n·l_n / #{n : w_n ≠ 0}` (N without weights; 0 if every weight is 0), as MPS.
     SumByNonZeroWeights,
@@ -95,7 +150,9 @@ pub enum LabelsShape<'a> {
     Dense(&'a [usize]),
 }
 
-/// A loss function with its reduction.
+/// A loss function with its reduction. It computes what `torch.nn.functional`'s losses do,
+/// except where the table in the [module documentation](crate::ops::loss) says otherwise (the per-sample
+/// output of `None`, KL's `Mean`, a zero divisor, the options PyTorch lacks).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Loss {
     /// The loss function and its options.
@@ -131,7 +188,7 @@ impl Loss {
             LossKind::MeanAbsoluteError => "mae",
             LossKind::Huber { .. } => "huber",
             LossKind::Hinge => "hinge",
-            LossKind::KlDivergence => "kl_divergence",
+            LossKind::KlDivergence { .. } => "kl_divergence",
             LossKind::CosineDistance => "cosine_distance",
         }
     }
@@ -263,6 +320,16 @@ impl Loss {
             );
         }
         Ok(())
+    }
+
+    /// The factor of `Reduction::Sum` over `Σ w_n·l_n` for rows of D values: D for elementwise
+    /// kinds (so the sum is over every element, as PyTorch), else 1.
+    pub fn sum_scale(&self, d: usize) -> f64 {
+        if self.reduction == Reduction::Sum && self.kind.is_elementwise() {
+            d as f64
+        } else {
+            1.0
+        }
     }
 
     /// (N) for `Reduction::None`, else (1).

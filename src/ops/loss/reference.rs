@@ -110,13 +110,23 @@ fn sample(kind: &LossKind, x: &[f64], t: &[f64]) -> (f64, Vec<f64>) {
             let m = 1.0 - t * x;
             if m > 0.0 { (m, -t) } else { (0.0, 0.0) }
         }),
-        LossKind::KlDivergence => {
+        LossKind::KlDivergence {
+            log_input,
+            log_target,
+        } => {
             let (mut l, mut g) = (0.0, vec![0.0; x.len()]);
             for j in 0..x.len() {
-                if t[j] > 0.0 {
-                    l += t[j] * (t[j].ln() - x[j].ln());
-                    g[j] = -t[j] / x[j];
-                }
+                // T and ln T from the label; T = 0 (not log_target) adds nothing, as xlogy.
+                let (tt, lt) = if *log_target {
+                    (t[j].exp(), t[j])
+                } else if t[j] > 0.0 {
+                    (t[j], t[j].ln())
+                } else {
+                    continue;
+                };
+                let lp = if *log_input { x[j] } else { x[j].ln() };
+                l += tt * (lt - lp);
+                g[j] = if *log_input { -tt } else { -tt / x[j] };
             }
             (l, g)
         }
@@ -136,13 +146,20 @@ fn sample(kind: &LossKind, x: &[f64], t: &[f64]) -> (f64, Vec<f64>) {
     }
 }
 
-/// Validates everything; returns (N, D), the weights (N) and the dense label rows (N·D).
-fn prepare(
-    loss: &Loss,
-    logits: &Array,
-    labels: &Labels,
-    weights: Option<&Array>,
-) -> Result<(usize, usize, Vec<f64>, Vec<f64>)> {
+/// A loss's inputs checked and spelled out for the row loop.
+struct Rows {
+    n: usize,
+    d: usize,
+    /// Per-sample weights (N), ones without.
+    w: Vec<f64>,
+    /// Dense label rows (N·D).
+    t: Vec<f64>,
+    /// The reduction's factor over `Σ w_n·l_n` (see [`Reduction`]); 0 for a zero divisor.
+    factor: f64,
+}
+
+/// Validates everything and spells out the rows.
+fn prepare(loss: &Loss, logits: &Array, labels: &Labels, weights: Option<&Array>) -> Result<Rows> {
     let ls = match labels {
         Labels::Indices(i) => LabelsShape::Indices(i.len()),
         Labels::Dense(a) => LabelsShape::Dense(&a.shape),
@@ -166,16 +183,21 @@ fn prepare(
         }
     };
     let w = weights.map_or(vec![1.0; n], |w| w.data.clone());
-    Ok((n, d, w, t))
-}
-
-/// The divisor of the reduction.
-fn divisor(r: Reduction, n: usize, w: &[f64]) -> f64 {
-    match r {
+    let div = match loss.reduction {
         Reduction::None | Reduction::Sum => 1.0,
-        Reduction::Mean => n as f64,
+        // PyTorch's weighted mean: the targets' class weights (index labels only).
+        Reduction::Mean => match (labels, loss.class_weights()) {
+            (Labels::Indices(idx), Some(cw)) => idx.iter().map(|&k| cw[k] as f64).sum(),
+            _ => n as f64,
+        },
         Reduction::SumByNonZeroWeights => w.iter().filter(|&&v| v != 0.0).count() as f64,
-    }
+    };
+    let factor = if div == 0.0 {
+        0.0
+    } else {
+        loss.sum_scale(d) / div
+    };
+    Ok(Rows { n, d, w, t, factor })
 }
 
 /// The loss: (N) per-sample weighted losses for `Reduction::None`, else (1).
@@ -186,7 +208,7 @@ pub fn loss_forward(
     labels: &Labels,
     weights: Option<&Array>,
 ) -> Result<Array> {
-    let (n, d, w, t) = prepare(loss, logits, labels, weights)?;
+    let Rows { n, d, w, t, factor } = prepare(loss, logits, labels, weights)?;
     let per: Vec<f64> = (0..n)
         .map(|s| {
             let r = s * d..(s + 1) * d;
@@ -196,13 +218,7 @@ pub fn loss_forward(
     if loss.reduction == Reduction::None {
         return Ok(Array::new(&[n], per));
     }
-    let div = divisor(loss.reduction, n, &w);
-    let total = if div == 0.0 {
-        0.0
-    } else {
-        per.iter().sum::<f64>() / div
-    };
-    Ok(Array::new(&[1], vec![total]))
+    Ok(Array::new(&[1], vec![per.iter().sum::<f64>() * factor]))
 }
 
 /// Gradient w.r.t. the logits given `dloss`, the upstream gradient of the output (shaped like
@@ -215,7 +231,7 @@ pub fn loss_backward(
     weights: Option<&Array>,
     dloss: &Array,
 ) -> Result<Array> {
-    let (n, d, w, t) = prepare(loss, logits, labels, weights)?;
+    let Rows { n, d, w, t, factor } = prepare(loss, logits, labels, weights)?;
     let out = loss.output_shape(n);
     if dloss.shape != out {
         return shape_err(
@@ -227,7 +243,6 @@ pub fn loss_backward(
             ),
         );
     }
-    let div = divisor(loss.reduction, n, &w);
     let mut dx = Array::zeros(&logits.shape);
     for (s, &ws) in w.iter().enumerate() {
         let up = if loss.reduction == Reduction::None {
@@ -235,7 +250,7 @@ pub fn loss_backward(
         } else {
             dloss.data[0]
         };
-        let scale = if div == 0.0 { 0.0 } else { up * ws / div };
+        let scale = if factor == 0.0 { 0.0 } else { up * ws * factor };
         let r = s * d..(s + 1) * d;
         let (_, g) = sample(&loss.kind, &logits.data[r.clone()], &t[r.clone()]);
         for (o, gv) in dx.data[r].iter_mut().zip(g) {
@@ -271,7 +286,12 @@ mod tests {
             LossKind::MeanAbsoluteError,
             LossKind::Huber { delta: 0.5 },
             LossKind::Hinge,
-            LossKind::KlDivergence,
+            LossKind::KlDivergence {
+                log_input: false,
+                log_target: false,
+            },
+            LossKind::kl_div(false),
+            LossKind::kl_div(true),
             LossKind::CosineDistance,
         ]
     }
@@ -323,10 +343,22 @@ mod tests {
                 x.data.iter_mut().for_each(|v| *v *= 4.0);
                 t.data.iter_mut().for_each(|v| *v = v.abs());
             }
-            LossKind::CategoricalCrossEntropy { .. } | LossKind::KlDivergence => {
+            LossKind::CategoricalCrossEntropy { .. } | LossKind::KlDivergence { .. } => {
                 x.data.iter_mut().for_each(|v| *v = v.abs() + 0.05);
                 t = distributions(shape, 2);
                 t.data[0] = 0.0; // KL skips t = 0
+                if let LossKind::KlDivergence {
+                    log_input,
+                    log_target,
+                } = kind
+                {
+                    if *log_input {
+                        x.data.iter_mut().for_each(|v| *v = v.ln());
+                    }
+                    if *log_target {
+                        t.data.iter_mut().for_each(|v| *v = (*v + 0.01).ln());
+                    }
+                }
             }
             LossKind::MeanSquaredError | LossKind::MeanAbsoluteError | LossKind::Huber { .. } => {
                 x.data.iter_mut().for_each(|v| *v *= 2.0);
@@ -478,7 +510,8 @@ mod tests {
                 Some(&w),
             )
         };
-        assert!((red(Reduction::Sum) - wsum).abs() < 1e-15);
+        // Sum adds every element (D = 5 per row), as PyTorch's reduction='sum'.
+        assert!((red(Reduction::Sum) - 5.0 * wsum).abs() < 1e-14);
         assert!((red(Reduction::Mean) - wsum / 3.0).abs() < 1e-15);
         assert!((red(Reduction::SumByNonZeroWeights) - wsum / 2.0).abs() < 1e-15);
         let z = Array::zeros(&[3]);
@@ -497,7 +530,11 @@ mod tests {
         assert!(g.unwrap().data.iter().all(|&v| v == 0.0));
         // KL of identical distributions is 0; cosine of parallel 0, antiparallel 2.
         let p = distributions(&[2, 5], 4);
-        assert!(scalar(&sum(LossKind::KlDivergence), &p, &p, None).abs() < 1e-15);
+        let keras_kl = LossKind::KlDivergence {
+            log_input: false,
+            log_target: false,
+        };
+        assert!(scalar(&sum(keras_kl), &p, &p, None).abs() < 1e-15);
         let neg = Array::new(&p.shape, p.data.iter().map(|v| -2.0 * v).collect());
         let two = Array::new(&p.shape, p.data.iter().map(|v| 2.0 * v).collect());
         assert!(scalar(&sum(LossKind::CosineDistance), &two, &p, None).abs() < 1e-15);
@@ -508,7 +545,8 @@ mod tests {
         });
         let x = Array::new(&[1, 2], vec![1000.0, -1000.0]);
         let t = Array::new(&[1, 2], vec![1.0, 1.0]);
-        assert_eq!(scalar(&sce, &x, &t, None), 500.0);
+        // Summed over both elements, as PyTorch: 0 + 1000.
+        assert_eq!(scalar(&sce, &x, &t, None), 1000.0);
     }
 
     fn err(r: Result<Array>) -> String {

@@ -138,11 +138,81 @@ pub fn samples() -> Vec<Sample> {
         ),
         case(
             "kl_divergence",
-            l(LossKind::KlDivergence, Reduction::Mean),
+            l(
+                LossKind::KlDivergence {
+                    log_input: false,
+                    log_target: false,
+                },
+                Reduction::Mean,
+            ),
             false,
             false,
             p,
             p,
+        ),
+        // PyTorch's kl_div: log-probability inputs (any values), probability or log targets.
+        case(
+            "kl_div/log_input",
+            l(LossKind::kl_div(false), Reduction::Mean),
+            false,
+            true,
+            Fill::Uniform(-3.0, -0.1),
+            p,
+        ),
+        case(
+            "kl_div/log_target",
+            l(LossKind::kl_div(true), Reduction::Sum),
+            false,
+            false,
+            Fill::Uniform(-3.0, -0.1),
+            Fill::Uniform(-3.0, 0.0),
+        ),
+        // PyTorch's weighted mean: divided by the summed class weights of the targets.
+        case(
+            "softmax_ce/indices_class_weights_mean",
+            l(sce(0.1, class_weights()), Reduction::Mean),
+            true,
+            true,
+            u,
+            u,
+        ),
+        case(
+            "categorical_ce/indices_class_weights_mean",
+            l(cce(0.0, class_weights()), Reduction::Mean),
+            true,
+            false,
+            p,
+            u,
+        ),
+        // Sum over every element of an elementwise loss; None's per-sample rows, weighted.
+        case(
+            "mse/sum",
+            l(LossKind::MeanSquaredError, Reduction::Sum),
+            false,
+            false,
+            u,
+            u,
+        ),
+        case(
+            "sigmoid_ce/sum_weighted",
+            l(
+                LossKind::SigmoidCrossEntropy {
+                    label_smoothing: 0.0,
+                },
+                Reduction::Sum,
+            ),
+            false,
+            true,
+            u,
+            Fill::Uniform(0.0, 1.0),
+        ),
+        case(
+            "huber/none_weighted",
+            l(LossKind::Huber { delta: 0.5 }, Reduction::None),
+            false,
+            true,
+            u,
+            u,
         ),
         case(
             "cosine_distance",

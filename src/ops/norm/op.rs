@@ -1,7 +1,9 @@
 //! Norms as graph ops. Batch norm: `[x, gamma, beta, running_mean, running_var] -> (y, batch
 //! statistics)`, the running statistics (persistent `State` nodes) updated in place in training;
-//! instance / group / layer norm: `[x, gamma, beta] -> (y, statistics)`. The statistics are an
-//! extra output port that only the gradient reads; y can take one fused neuron.
+//! instance / group / layer norm: `[x, gamma, beta] -> (y, statistics)`, or `[x] -> (y,
+//! statistics)` without the affine parameters (PyTorch's `affine=False` /
+//! `elementwise_affine=False`). The statistics are an extra output port that only the gradient
+//! reads; y can take one fused neuron.
 
 use crate::error::shape_err;
 use crate::error::{Error, Result};
@@ -37,6 +39,10 @@ pub enum NormOp {
     Norm(Norm),
     /// `[x, gamma, stats, dy] -> (dx, dgamma, dbeta)`
     NormGrad(Norm),
+    /// `[x] -> (y, stats)`: the norm without γ and β (no parameters at all).
+    NonAffine(Norm),
+    /// `[x, stats, dy] -> dx`
+    NonAffineGrad(Norm),
 }
 
 fn f32(s: &[usize]) -> Out {
@@ -99,6 +105,16 @@ impl Primitive for NormOp {
                 n.check_params(ins[0], ins[1], ins[2])?;
                 vec![f32(ins[0]), f32(&n.state_shape(ins[0])?)]
             }
+            NormOp::NonAffine(n) => {
+                arity(&name, ins, 1, 1)?;
+                vec![f32(ins[0]), f32(&n.state_shape(ins[0])?)]
+            }
+            NormOp::NonAffineGrad(n) => {
+                arity(&name, ins, 3, 3)?;
+                expect(n.name(), "dy", ins[2], ins[0])?;
+                expect(n.name(), "state", ins[1], &n.state_shape(ins[0])?)?;
+                vec![f32(ins[0])]
+            }
         })
     }
 
@@ -110,7 +126,7 @@ impl Primitive for NormOp {
         _step: u64,
     ) -> Result<Prepared> {
         let fused = fused.first().copied();
-        let (g, b) = (Some(ins[1]), ins.get(2).copied());
+        let (g, b) = (ins.get(1).copied(), ins.get(2).copied());
         let launches = match self {
             NormOp::BatchNorm { op, training: true } => gpu::batch_norm_train_launch(
                 op, ins[0], g, b, ins[3], ins[4], outs[0], outs[1], fused,
@@ -160,6 +176,12 @@ impl Primitive for NormOp {
                 Some(outs[1]),
                 Some(outs[2]),
             )?,
+            NormOp::NonAffine(n) => vec![gpu::norm_fused_launch(
+                n, ins[0], None, None, outs[0], outs[1], fused,
+            )?],
+            NormOp::NonAffineGrad(n) => {
+                gpu::norm_backward_launch(n, ins[0], None, ins[1], ins[2], outs[0], None, None)?
+            }
         };
         Ok(Prepared {
             launches,
@@ -200,16 +222,25 @@ impl Primitive for NormOp {
                 let g = ref_backward(n, ins[0], ins[1], ins[3])?;
                 vec![g.dx, g.dgamma, g.dbeta]
             }
+            // Without γ, β: the affine norm at γ = 1, β = 0.
+            NormOp::NonAffine(n) => {
+                let (one, zero) = unit_affine(n, ins[0]);
+                vec![ref_forward(n, ins[0], &one, &zero)?, zeros(1)]
+            }
+            NormOp::NonAffineGrad(n) => {
+                let (one, _) = unit_affine(n, ins[0]);
+                vec![ref_backward(n, ins[0], &one, ins[2])?.dx]
+            }
         })
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
         let x = g.forward_inputs(
             node,
-            if matches!(self, NormOp::BatchNorm { .. }) {
-                5
-            } else {
-                2
+            match self {
+                NormOp::BatchNorm { .. } => 5,
+                NormOp::NonAffine(_) => 1,
+                _ => 2,
             },
         )?;
         let state = Value { node, port: 1 };
@@ -238,13 +269,22 @@ impl Primitive for NormOp {
                 let d = g.add_grad(node, "", NormOp::NormGrad(*n), &[x[0], x[1], state, dy])?;
                 vec![port(d, 0), port(d, 1), port(d, 2)]
             }
+            NormOp::NonAffine(n) => {
+                let d = g.add_grad(node, "", NormOp::NonAffineGrad(*n), &[x[0], state, dy])?;
+                vec![Some(d)]
+            }
             _ => return Err(g.no_second_derivative(node)),
         })
     }
 
     fn fusable_neurons(&self, port: usize) -> usize {
         // On y only: the statistics saved for the gradient are of the input and unaffected.
-        usize::from(matches!(self, NormOp::BatchNorm { .. } | NormOp::Norm(_)) && port == 0)
+        usize::from(
+            matches!(
+                self,
+                NormOp::BatchNorm { .. } | NormOp::Norm(_) | NormOp::NonAffine(_)
+            ) && port == 0,
+        )
     }
 
     fn for_inference(&self) -> Option<crate::graph::Op> {
@@ -259,6 +299,13 @@ impl Primitive for NormOp {
             _ => None,
         }
     }
+}
+
+/// γ = 1 and β = 0 of the shape x calls for (the reference of the norms without them).
+fn unit_affine(n: &Norm, x: &Array) -> (Array, Array) {
+    let p = n.param_shape(&x.shape);
+    let one = Array::new(&p, vec![1.0; p.iter().product()]);
+    (one, Array::zeros(&p))
 }
 
 /// `[x, ..., dy] -> (dx, dgamma, dbeta)` shapes, dy checked against x.
@@ -322,5 +369,26 @@ impl Graph {
     /// Adds a layer norm over the last `dims` axes of `x`, with parameters `{name}.weight` and `{name}.bias` of those axes' shape.
     pub fn layer_norm(&mut self, name: &str, x: Value, op: LayerNorm) -> Result<Value> {
         self.affine_norm(name, x, op.into())
+    }
+
+    /// Adds an instance, group or layer norm of `x`, with its affine parameters γ, β
+    /// (`{name}.weight`, `{name}.bias`) when `affine`, or none at all (`y = (x − μ)/√(σ² +
+    /// eps)`), as PyTorch's `InstanceNorm2d(affine=False)` — that one's default; our
+    /// `instance_norm` is affine — or `LayerNorm(elementwise_affine=False)`.
+    pub fn norm(
+        &mut self,
+        name: &str,
+        x: Value,
+        op: impl Into<Norm>,
+        affine: bool,
+    ) -> Result<Value> {
+        let n = op.into();
+        if affine {
+            return self.affine_norm(name, x, n);
+        }
+        let s = self.shape(x)?;
+        n.state_shape(s)
+            .map_err(|e| e.context(format!("node {name:?}")))?;
+        self.add(name, NormOp::NonAffine(n), &[x])
     }
 }

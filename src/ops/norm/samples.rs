@@ -37,5 +37,21 @@ pub fn samples() -> Vec<Sample> {
             g.layer_norm("y", x, LayerNorm { dims: 2, eps: 1e-3 })
         })
         .ports(1),
+        // Without γ and β (PyTorch's affine=False / elementwise_affine=False).
+        Sample::new("norm/instance/no_affine", |g, s| {
+            let x = g.input("x", &[2, 3, 5 * s, 2])?;
+            g.norm("y", x, InstanceNorm { eps: 0.05 }, false)
+        })
+        .ports(1),
+        Sample::new("norm/group/no_affine", |g, s| {
+            let x = g.input("x", &[3, 4, 3 * s])?;
+            g.norm("y", x, GroupNorm::new(2, 0.02)?, false)
+        })
+        .ports(1),
+        Sample::new("norm/layer/no_affine", |g, s| {
+            let x = g.input("x", &[3, 2, 9 * s])?;
+            g.norm("y", x, LayerNorm { dims: 2, eps: 0.1 }, false)
+        })
+        .ports(1),
     ]
 }

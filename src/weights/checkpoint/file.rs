@@ -161,26 +161,81 @@ impl<'a> File<'a> {
         Ok(t)
     }
 
-    /// The F32 tensor `name` of `shape`; NaN or infinity in it is an `Err` naming the element
-    /// (weights and optimizer state are never loaded poisoned).
+    /// The tensor `name` of `shape` as f32: F32 as stored, F64, F16 and BF16 converted (PyTorch
+    /// saves any of them). NaN or infinity in it, or an F64 value past f32's range, is an `Err`
+    /// naming the tensor and element (weights and optimizer state are never loaded poisoned).
     pub(super) fn f32s(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let t = self.tensor(name, Dtype::F32, shape)?;
-        let v: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let stored = self
+            .st
+            .tensor(name)
+            .map_err(|_| io(self.path, format!("tensor {name:?} is missing")))?
+            .dtype();
+        if !matches!(stored, Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16) {
+            return Err(io(
+                self.path,
+                format!(
+                    "tensor {name:?} is {stored:?}, expected F32 (or F64, F16, BF16, converted)"
+                ),
+            ));
+        }
+        let t = self.tensor(name, stored, shape)?;
+        let bytes = t.data();
+        let v: Vec<f32> = match stored {
+            Dtype::F64 => {
+                let wide = bytes
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+                let mut v = Vec::with_capacity(bytes.len() / 8);
+                for (i, x) in wide.enumerate() {
+                    let narrow = x as f32;
+                    if x.is_finite() && !narrow.is_finite() {
+                        return Err(io(
+                            self.path,
+                            format!(
+                                "tensor {name:?} (F64) holds {x:e} at element {i}, past the f32 range; not loading it"
+                            ),
+                        ));
+                    }
+                    v.push(narrow);
+                }
+                v
+            }
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            _ => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        };
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
             return Err(Error::NonFinite {
                 step: 0,
                 msg: format!(
-                    "{}: tensor {name:?} holds {} at element {i}; not loading it",
+                    "{}: tensor {name:?} ({stored:?}) holds {} at element {i}; not loading it",
                     self.path.display(),
                     v[i]
                 ),
             });
         }
         Ok(v)
+    }
+
+    /// Whether the file holds a tensor `name`.
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.st.tensor(name).is_ok()
+    }
+
+    /// The file's tensor names, sorted.
+    pub(super) fn names(&self) -> Vec<&str> {
+        let mut names = self.st.names();
+        names.sort_unstable();
+        names
     }
 
     fn i64_scalar(&self, name: &str) -> Result<i64> {
