@@ -148,8 +148,8 @@ fn trained(dev: &Device) -> (Compiled, Value, Graph) {
         training: Some(&training),
         ..Options::default()
     };
-    let step = g.compile(dev, &[c.loss, c.logits], &opts).unwrap();
-    (step, c.logits, forward)
+    let step = g.compile(dev, &[c.loss, c.output], &opts).unwrap();
+    (step, c.output, forward)
 }
 
 /// Distinct values for every parameter and state of `g` (as training would leave them).
