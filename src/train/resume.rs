@@ -6,35 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+pub(super) use crate::weights::checkpoint::{decode_state, encode_state, state_key};
 use crate::weights::checkpoint::{MAX_COUNTER, RngState, TrainState};
-
-/// The metadata key of a persistent state's values.
-pub(super) fn state_key(node: &str) -> String {
-    format!("state.{node}")
-}
-
-/// Values as hex of their bits (8 digits each): exact, unlike decimal.
-pub(super) fn encode_state(values: &[f32]) -> String {
-    values
-        .iter()
-        .map(|x| format!("{:08x}", x.to_bits()))
-        .collect()
-}
-
-/// The inverse of `encode_state` for exactly `n` values; `None` for any other length or a
-/// character that is not a hex digit (bytes, not chars: a multi-byte character cannot split).
-fn decode_state(hex: &str, n: usize) -> Option<Vec<f32>> {
-    let b = hex.as_bytes();
-    if Some(b.len()) != n.checked_mul(8) || !b.iter().all(u8::is_ascii_hexdigit) {
-        return None;
-    }
-    b.chunks_exact(8)
-        .map(|c| {
-            let s = std::str::from_utf8(c).ok()?;
-            u32::from_str_radix(s, 16).ok().map(f32::from_bits)
-        })
-        .collect()
-}
 
 /// The random streams a trainer saves: the shuffle of each epoch and the dropout masks, both
 /// from the run's seed.
