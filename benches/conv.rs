@@ -42,7 +42,7 @@ fn main() -> wgtrain::Result<()> {
     let Some(dev) = common::device("conv") else {
         return Ok(());
     };
-    println!("{}", dev.describe());
+    println!("adapter: {}", dev.describe());
     mode.announce("conv");
     let (n, c, hw) = match mode {
         Mode::Smoke => (1, 16, 14),

@@ -15,7 +15,7 @@ fn main() -> wgtrain::Result<()> {
     let Some(dev) = common::device("gemm") else {
         return Ok(());
     };
-    println!("{}", dev.describe());
+    println!("adapter: {}", dev.describe());
     mode.announce("gemm");
     let sizes: &[usize] = match mode {
         Mode::Smoke => &[256],

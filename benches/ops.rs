@@ -134,7 +134,7 @@ fn main() -> wgtrain::Result<()> {
         return Ok(());
     };
     let budget_s = if mode == Mode::Full { 0.25 } else { 0.05 };
-    println!("{}", dev.describe());
+    println!("adapter: {}", dev.describe());
     mode.announce("ops");
     println!("size multiplier {scale}\n");
     // The GPU's clocks ramp up under load: time the first sample for a while before the table

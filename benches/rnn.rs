@@ -213,7 +213,7 @@ fn main() -> wgtrain::Result<()> {
     let Some(dev) = common::device("rnn") else {
         return Ok(());
     };
-    println!("{}", dev.describe());
+    println!("adapter: {}", dev.describe());
     let cells = [Cell::Lstm, Cell::Gru];
     for cell in cells {
         match check(&dev, cell)? {

@@ -339,10 +339,16 @@ mod tests {
         assert_eq!(m.train.image(1), &[6, 7, 8, 9, 10, 11]);
 
         let short = &img_raw[..10];
-        let msg = msg_of(Mnist::from_bytes([&img_raw, &lab_raw, short, &lab_raw], "mem"));
+        let msg = msg_of(Mnist::from_bytes(
+            [&img_raw, &lab_raw, short, &lab_raw],
+            "mem",
+        ));
         assert!(msg.contains(&format!("mem/{}", MNIST_FILES[2])), "{msg}");
         let bad_label = Idx::new(vec![4], vec![1, 2, 10, 3]).unwrap().to_bytes();
-        let msg = msg_of(Mnist::from_bytes([&img_raw, &bad_label, &img_raw, &lab_raw], "mem"));
+        let msg = msg_of(Mnist::from_bytes(
+            [&img_raw, &bad_label, &img_raw, &lab_raw],
+            "mem",
+        ));
         assert!(
             msg.contains(&format!("mem/{}", MNIST_FILES[1])) && msg.contains("label 10 at index 2"),
             "{msg}"
