@@ -11,7 +11,7 @@ fn main() {
     }
     for d in all {
         match d {
-            Ok(dev) => println!("{}", dev.describe()),
+            Ok(dev) => println!("adapter: {}", dev.describe()),
             Err(e) => println!("adapter failed to open: {e}"),
         }
     }

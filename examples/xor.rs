@@ -14,7 +14,7 @@ use wgtrain::{Device, Tensor};
 fn main() -> wgtrain::Result<()> {
     // 1. Pick the GPU: the best adapter found (WGTRAIN_BACKEND / WGTRAIN_ADAPTER override it).
     let dev = Device::new()?;
-    println!("{}", dev.describe());
+    println!("adapter: {}", dev.describe());
 
     // 2. The four XOR cases, (N=4, 2) inputs and (4, 1) targets.
     let x = Tensor::from_f32(&dev, &[4, 2], &[0., 0., 0., 1., 1., 0., 1., 1.])?;

@@ -104,7 +104,7 @@ def main():
         mean = sum(imgs) / len(imgs)
         per = [sum(1 for _, l in items if l == d) for d in range(10)]
         print(f"{prefix}: {len(items)} images, mean pixel {mean:.2f}, per class {per}")
-    with open(os.path.join(OUT, "LICENSE"), "w") as f:
+    with open(os.path.join(OUT, "LICENSE-DATA"), "w") as f:
         f.write(licence)
     print("per-class totals", [counts[d] for d in range(10)], "test", [k[d] for d in range(10)])
 

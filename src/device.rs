@@ -250,7 +250,8 @@ impl Device {
         format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
     }
 
-    /// A multi-line report of the adapter, its features and the limits that matter.
+    /// A multi-line report of the adapter, its features and the limits that matter. It starts
+    /// with the adapter's name, unlabelled: callers print `adapter: ` before it.
     pub fn describe(&self) -> String {
         let c = &self.0.caps;
         let i = &self.0.info;
@@ -260,7 +261,7 @@ impl Device {
             .map(|t| format!("{}x{}x{} {}->{}", t.m, t.n, t.k, t.ab, t.acc))
             .collect();
         format!(
-            "adapter: {}\n  driver: {} {}\n  SHADER_F16: {}  SUBGROUP: {} (size {}..{})  TIMESTAMP_QUERY: {}  PASSTHROUGH_SHADERS: {}\n  EXPERIMENTAL_COOPERATIVE_MATRIX: {}\n  limits: storage binding {} B, buffer {} B, {} storage buffers/stage, workgroup storage {} B, {} invocations/workgroup",
+            "{}\n  driver: {} {}\n  SHADER_F16: {}  SUBGROUP: {} (size {}..{})  TIMESTAMP_QUERY: {}  PASSTHROUGH_SHADERS: {}\n  EXPERIMENTAL_COOPERATIVE_MATRIX: {}\n  limits: storage binding {} B, buffer {} B, {} storage buffers/stage, workgroup storage {} B, {} invocations/workgroup",
             self.name(),
             i.driver,
             i.driver_info,

@@ -249,7 +249,13 @@ impl Tensor {
 
     /// Queue-ordered overwrite of `len` elements of `dtype` given as bytes.
     fn write(&self, op: &str, dtype: DType, bytes: &[u8], len: usize) -> Result<()> {
-        self.expect_dtype(op, dtype)?;
+        if self.dtype != dtype {
+            // Said from the writer's side: what was written, and what the tensor holds.
+            return Err(Error::Invalid(format!(
+                "{op}: {dtype:?} values written into a {:?} tensor {:?}",
+                self.dtype, self.shape
+            )));
+        }
         if len != self.numel() {
             return Err(Error::Shape {
                 op: op.into(),

