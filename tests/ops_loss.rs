@@ -474,6 +474,7 @@ fn reduction_none_fills_port_0_in_a_compiled_graph() {
         let training = g.training(l).unwrap();
         let opts = wgtrain::Options {
             training: Some(&training),
+            gradients_only: true,
             ..wgtrain::Options::default()
         };
         let c = g.compile(dev, &[l], &opts).unwrap();

@@ -607,6 +607,8 @@ impl Compiled {
     /// Appends launches to every step after the graph's own (the optimizer update over the
     /// arena); `params` rewrites their parameters before each step (step count, learning rate).
     pub fn set_update(&mut self, launches: Vec<Launch>, params: Option<Box<StepParams>>) {
+        // An update of the caller's making counts as the optimizer (`feeds.rs`).
+        self.optimizer_attached |= !launches.is_empty();
         self.program.stats.dispatches_per_step = self.program.launches.len() + launches.len();
         self.update = launches;
         self.update_params = params;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-pub(super) use crate::weights::checkpoint::{decode_state, encode_state, state_key};
 use crate::weights::checkpoint::{MAX_COUNTER, RngState, TrainState};
+pub(super) use crate::weights::checkpoint::{decode_state, encode_state, state_key};
 
 /// The random streams a trainer saves: the shuffle of each epoch and the dropout masks, both
 /// from the run's seed.
