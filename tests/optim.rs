@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::update::{state_mismatch, update_mismatch};
 use common::{assert_close, each_device};
 use wgtrain::optim::custom::{CustomUpdate, EXAMPLE_SGD_MOMENTUM};
 use wgtrain::optim::reference::RefOptimizer;
@@ -38,100 +39,6 @@ fn grads_at(step: usize) -> Vec<f32> {
     Array::seeded(&[N], 100 + step as u64).to_f32()
 }
 
-/// The optimizer tests' tolerance rule, for each step's displacement `after - before` and for
-/// each state slot alike: `|gpu - ref| <= RTOL·(|ref| + max|ref|)` per element, the maximum over
-/// the step's displacements (or the slot), plus one f32 ulp of the parameter for displacements
-/// (the rounding of the stored parameter, which no kernel avoids). Relative to the update, not
-/// to the parameter: Adam moves a parameter of 1 by ~0.01, so 2e-4·|p| let a 2% wrong step pass.
-/// The max term covers cancellation (a clipped gradient minus an L2 term, a moving average of
-/// signed gradients); the squared averages get no median slack. Measured on lavapipe: within
-/// 0.35 of this; a 0.1% wrong learning rate or a 1% wrong decay fails
-/// (`the_update_tolerance_sees_small_mistakes`).
-const RTOL: f64 = 1e-5;
-
-/// The first element of `got` outside the rule against `want`, with `ulp` giving each element's
-/// extra absolute slack; and the worst error as a fraction of its tolerance.
-fn mismatch(
-    what: &str,
-    got: &[f64],
-    want: &[f64],
-    ulp: impl Fn(usize) -> f64,
-) -> (Option<String>, f64) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: length {} vs {}",
-        got.len(),
-        want.len()
-    );
-    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let mut worst = 0.0f64;
-    for i in 0..got.len() {
-        let err = (got[i] - want[i]).abs();
-        let tol = RTOL * (want[i].abs() + scale) + ulp(i);
-        // `!(err <= tol)` also catches NaN.
-        if !(err <= tol) {
-            let e = format!(
-                "{what}: element {i}: gpu {:e} vs reference {:e} (err {err:e}, tolerance {tol:e})",
-                got[i], want[i]
-            );
-            return (Some(e), f64::INFINITY);
-        }
-        worst = worst.max(err / tol);
-    }
-    (None, worst)
-}
-
-/// Each step's displacement against the reference's, under the rule above.
-fn update_mismatch(
-    what: &str,
-    before: &[f32],
-    after: &[f32],
-    ref_before: &[f64],
-    ref_after: &[f64],
-) -> (Option<String>, f64) {
-    assert_eq!(before.len(), ref_before.len(), "{what}: lengths");
-    let got: Vec<f64> = (after.iter().zip(before))
-        .map(|(&a, &b)| a as f64 - b as f64)
-        .collect();
-    let want: Vec<f64> = (ref_after.iter().zip(ref_before))
-        .map(|(a, b)| a - b)
-        .collect();
-    let ulp = |i: usize| f32::EPSILON as f64 * (after[i].abs().max(before[i].abs()) as f64);
-    mismatch(what, &got, &want, ulp)
-}
-
-/// Each state slot (`[slot][element]`, `n` per slot) against the reference's, under the rule above.
-fn state_mismatch(
-    what: &str,
-    slots: &[String],
-    got: &[f32],
-    want: &[f64],
-    n: usize,
-) -> (Option<String>, f64) {
-    assert_eq!(
-        got.len(),
-        slots.len() * n,
-        "{what}: state is not {} slots of {n}",
-        slots.len()
-    );
-    let mut worst = 0.0f64;
-    for (k, slot) in slots.iter().enumerate() {
-        let g: Vec<f64> = got[k * n..(k + 1) * n].iter().map(|&x| x as f64).collect();
-        let (e, w) = mismatch(
-            &format!("{what}: state {slot}"),
-            &g,
-            &want[k * n..(k + 1) * n],
-            |_| 0.0,
-        );
-        if e.is_some() {
-            return (e, w);
-        }
-        worst = worst.max(w);
-    }
-    (None, worst)
-}
-
 /// Runs `cfg` on the GPU and `reference` (the same, or a deliberately wrong twin) in the f64
 /// reference for STEPS steps; the first disagreement in an update, the state or (when clipping
 /// by norm) the measured gradient norm. Elements outside every group must stay bit for bit.
@@ -161,7 +68,7 @@ fn compare(
         let ref_before = rp.clone();
         r.step(&mut rp, &g.iter().map(|&x| x as f64).collect::<Vec<_>>());
         let at = format!("{what}: step {}", s + 1);
-        let (e, w) = update_mismatch(&at, &before, &got, &ref_before, &rp);
+        let (e, w) = update_mismatch(&at, &before, &got, &ref_before, &rp, 1);
         if e.is_some() {
             return e;
         }

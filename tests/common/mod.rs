@@ -1,6 +1,8 @@
 //! Shared test harness: tests are written once as `fn(&Device)` and run on every adapter found.
 #![allow(dead_code)]
 
+pub mod update;
+
 use wgtrain::Device;
 use wgtrain::data::ImageSet;
 
