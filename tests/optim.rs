@@ -90,7 +90,7 @@ fn compare(
     }
     eprintln!("{what}: worst update {worst:.3} and state {w:.3} of the tolerance");
     match (opt.grad_norm().unwrap(), r.last_norm) {
-        (Some(norm), Some(want)) if !((norm as f64 - want).abs() <= 1e-5 * want) => {
+        (Some(norm), Some(want)) if !is_within(norm as f64, want, 1e-5 * want) => {
             Some(format!("{what}: grad norm {norm} vs {want}"))
         }
         (None, Some(_)) | (Some(_), None) => {
@@ -98,6 +98,11 @@ fn compare(
         }
         _ => None,
     }
+}
+
+/// `|got - want| <= tol`, false for NaN.
+fn is_within(got: f64, want: f64, tol: f64) -> bool {
+    (got - want).abs() <= tol
 }
 
 /// Runs `cfg` for STEPS steps on the GPU and in the reference and holds them to the tolerance rule.

@@ -32,8 +32,7 @@ pub fn mismatch(
     for i in 0..got.len() {
         let err = (got[i] - want[i]).abs();
         let tol = RTOL * (want[i].abs() + scale) + ulp(i);
-        // `!(err <= tol)` also catches NaN.
-        if !(err <= tol) {
+        if err.is_nan() || err > tol {
             let e = format!(
                 "{what}: element {i}: gpu {:e} vs reference {:e} (err {err:e}, tolerance {tol:e})",
                 got[i], want[i]
