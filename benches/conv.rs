@@ -1,26 +1,34 @@
 //! A ResNet-style 3×3 convolution — batch 64, 64 → 64 channels, 56×56, stride 1, padding 1, with
 //! bias — forward and backward (data + weights + bias), in ms and GFLOP/s, timed around whole
 //! submits of many passes (best of 3 after a warm-up), as `benches/gemm.rs`.
-//! Run: `cargo bench --bench conv` (add `-- --quick` on a software adapter: batch 2).
+//! Run: `cargo bench --bench conv` (add `-- --quick` on a software adapter: batch 2). Without
+//! `--bench` (`cargo test --benches`): one untimed pass of each at batch 1, 16 channels, 14×14.
 //! Its PyTorch twin is `benches/conv_torch.py`; run both on the same card (BENCHMARKS.md).
 
+mod common;
+
+use common::Mode;
 use std::time::Instant;
 use wgtrain::launch::Launch;
 use wgtrain::ops::conv::gpu::{self as conv, Grads};
 use wgtrain::ops::conv::{Conv2d, Padding};
 use wgtrain::{DType, Device, Tensor};
 
-/// Seconds per replay of `launches`: best of 3 batches of ~0.5 s after a warm-up.
-fn time(dev: &Device, launches: &[Launch]) -> wgtrain::Result<f64> {
-    dev.run(launches)?;
-    dev.wait()?;
-    let t0 = Instant::now();
-    dev.run(launches)?;
-    dev.wait()?;
-    let once = t0.elapsed().as_secs_f64();
-    let reps = ((0.5 / once) as usize).clamp(1, 200);
+/// Seconds per replay of `launches`: best of 3 batches of ~0.5 s after a warm-up (one replay,
+/// untimed, in a smoke run).
+fn time(dev: &Device, launches: &[Launch], mode: Mode) -> wgtrain::Result<f64> {
+    let mut reps = 1;
+    if mode.timed() {
+        dev.run(launches)?;
+        dev.wait()?;
+        let t0 = Instant::now();
+        dev.run(launches)?;
+        dev.wait()?;
+        let once = t0.elapsed().as_secs_f64();
+        reps = ((0.5 / once) as usize).clamp(1, 200);
+    }
     let mut best = f64::MAX;
-    for _ in 0..3 {
+    for _ in 0..mode.runs() {
         let t = Instant::now();
         dev.run_repeated(launches, reps)?;
         dev.wait()?;
@@ -30,16 +38,17 @@ fn time(dev: &Device, launches: &[Launch]) -> wgtrain::Result<f64> {
 }
 
 fn main() -> wgtrain::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let dev = match Device::new() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("conv bench skipped: {e}");
-            return Ok(());
-        }
+    let mode = Mode::from_args();
+    let Some(dev) = common::device("conv") else {
+        return Ok(());
     };
     println!("{}", dev.describe());
-    let (n, c, hw) = (if quick { 2 } else { 64 }, 64, 56);
+    mode.announce("conv");
+    let (n, c, hw) = match mode {
+        Mode::Smoke => (1, 16, 14),
+        Mode::Quick => (2, 64, 56),
+        Mode::Full => (64, 64, 56),
+    };
     let op = Conv2d {
         padding: Padding::symmetric(1),
         ..Conv2d::new(c, c, (3, 3))
@@ -57,13 +66,13 @@ fn main() -> wgtrain::Result<()> {
     };
     let fwd = conv::forward_launches(&op, &x, &w, Some(&b), &y)?;
     let bwd = conv::backward_launches(&op, &x, &w, &dy, &grads)?;
-    let t_fwd = time(&dev, &fwd.launches)?;
-    let t_bwd = time(&dev, &bwd.launches)?;
+    let t_fwd = time(&dev, &fwd.launches, mode)?;
+    let t_bwd = time(&dev, &bwd.launches, mode)?;
     // Each backward dispatch alone (in order: data gradient, weight gradient [, split-K sum], bias).
     let mut parts = Vec::new();
     for i in 0..bwd.launches.len() {
         let l = &bwd.launches[i..i + 1];
-        parts.push(format!("{:?} {:.3} ms", l[0], time(&dev, l)? * 1e3));
+        parts.push(format!("{:?} {:.3} ms", l[0], time(&dev, l, mode)? * 1e3));
     }
 
     // Check the answers so a fast wrong kernel cannot pass. Interior pixels see all 9 taps.

@@ -1,25 +1,26 @@
 //! GFLOP/s of the f32 matmul at 256…4096 (square), timed around whole submits of many GEMMs.
 //! Run: `cargo bench --bench gemm` (add `-- --quick` on a software adapter: 256 and 512 only).
+//! Without `--bench` (`cargo test --benches`): one untimed GEMM at 256, checked.
 //! Its PyTorch twin is `benches/gemm_torch.py`; run both on the same card (BENCHMARKS.md).
 
+mod common;
+
+use common::Mode;
 use std::time::Instant;
 use wgtrain::ops::matmul::gpu::{Gemm, gemm_launch};
-use wgtrain::{DType, Device, Tensor};
+use wgtrain::{DType, Tensor};
 
 fn main() -> wgtrain::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let dev = match Device::new() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("gemm bench skipped: {e}");
-            return Ok(());
-        }
+    let mode = Mode::from_args();
+    let Some(dev) = common::device("gemm") else {
+        return Ok(());
     };
     println!("{}", dev.describe());
-    let sizes: &[usize] = if quick {
-        &[256, 512]
-    } else {
-        &[256, 512, 1024, 2048, 4096]
+    mode.announce("gemm");
+    let sizes: &[usize] = match mode {
+        Mode::Smoke => &[256],
+        Mode::Quick => &[256, 512],
+        Mode::Full => &[256, 512, 1024, 2048, 4096],
     };
     println!("| size | ms/GEMM | GFLOP/s |");
     println!("|---|---|---|");
@@ -50,9 +51,9 @@ fn main() -> wgtrain::Result<()> {
         dev.run(&l)?;
         dev.wait()?;
         let once = t0.elapsed().as_secs_f64();
-        let reps = ((0.5 / once) as usize).clamp(1, 200);
+        let reps = mode.reps(((0.5 / once) as usize).clamp(1, 200));
         let mut best = f64::MAX;
-        for _ in 0..3 {
+        for _ in 0..mode.runs() {
             let t = Instant::now();
             dev.run_repeated(&l, reps)?;
             dev.wait()?;

@@ -3,8 +3,12 @@
 //! only, then training with Adam (just-in-time: gradients as intermediates, Adam's moments on the
 //! host, one parameter updated at a time). Reports GPU bytes and ms per step for each.
 //! Timing: best of three runs. PyTorch twin (resident only): `benches/residency_torch.py`.
-//! Run: `cargo bench --bench residency [-- --quick]`.
+//! Run: `cargo bench --bench residency [-- --quick]`. Without `--bench` (`cargo test --benches`):
+//! one untimed step of each at 2 layers of 64×64, batch 4, both modes still compared.
 
+mod common;
+
+use common::Mode;
 use std::time::Instant;
 
 use wgtrain::compile::{Options, Residency};
@@ -15,15 +19,16 @@ use wgtrain::optim::{Algorithm, Optimizer, OptimizerConfig, ParamGroup};
 use wgtrain::{Device, Result};
 
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (width, layers, batch) = if quick { (512, 4, 16) } else { (4096, 6, 256) };
-    let dev = match Device::new() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("residency bench skipped: {e}");
-            return Ok(());
-        }
+    let mode = Mode::from_args();
+    let (width, layers, batch) = match mode {
+        Mode::Smoke => (64, 2, 4),
+        Mode::Quick => (512, 4, 16),
+        Mode::Full => (4096, 6, 256),
     };
+    let Some(dev) = common::device("residency") else {
+        return Ok(());
+    };
+    mode.announce("residency");
     let mut g = Graph::new();
     let mut h = g.input("x", &[batch, width])?;
     for l in 0..layers {
@@ -52,8 +57,8 @@ fn main() -> Result<()> {
         )?;
         feed(&c, layers, width, batch)?;
         c.step()?;
-        let reps = if quick { 5 } else { 50 };
-        let ms = best_ms(reps, || c.encode_step().map(|_| ()), || c.wait_all())?;
+        let reps = mode.reps(if mode == Mode::Quick { 5 } else { 50 });
+        let ms = best_ms(mode, reps, || c.encode_step().map(|_| ()), || c.wait_all())?;
         let s = c.stats();
         let name = if jit { "just-in-time" } else { "resident" };
         println!(
@@ -67,7 +72,7 @@ fn main() -> Result<()> {
         outputs[0], outputs[1],
         "both residency modes must compute the same outputs"
     );
-    train(&dev, &g, h, quick, layers, width, batch)
+    train(&dev, &g, h, mode, layers, width, batch)
 }
 
 /// The input and every layer's weights (the same in every mode).
@@ -83,14 +88,16 @@ fn feed(c: &wgtrain::compile::Compiled, layers: usize, width: usize, batch: usiz
     Ok(())
 }
 
-/// Best of three runs of `reps` steps, in ms per step (`wait` ends each run).
+/// Best of three runs of `reps` steps (one run in a smoke run), in ms per step (`wait` ends each
+/// run).
 fn best_ms(
+    mode: Mode,
     reps: usize,
     mut step: impl FnMut() -> Result<()>,
     wait: impl Fn() -> Result<()>,
 ) -> Result<f64> {
     let mut best = f64::MAX;
-    for _ in 0..3 {
+    for _ in 0..mode.runs() {
         let t = Instant::now();
         for _ in 0..reps {
             step()?;
@@ -107,7 +114,7 @@ fn train(
     dev: &Device,
     g: &Graph,
     h: wgtrain::graph::Value,
-    quick: bool,
+    mode: Mode,
     layers: usize,
     width: usize,
     batch: usize,
@@ -155,13 +162,15 @@ fn train(
         c.step()?;
         // After one step both modes must hold the same weights (later runs differ in length).
         weights.push(wgtrain::weights::ParamStore::read_all(&c)?);
-        let reps = match (quick, jit) {
-            (true, _) => 3,
-            (false, true) => 5,
-            (false, false) => 20,
+        let reps = match (mode, jit) {
+            (Mode::Smoke, _) => 1,
+            (Mode::Quick, _) => 3,
+            (Mode::Full, true) => 5,
+            (Mode::Full, false) => 20,
         };
         let opt = std::cell::RefCell::new(opt);
         let ms = best_ms(
+            mode,
             reps,
             || {
                 opt.borrow_mut().prepare_step()?;

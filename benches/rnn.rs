@@ -14,6 +14,9 @@
 //! `cargo bench` passes it): without it — `cargo test --all-targets` runs benches that way — it
 //! checks the answer and takes one step at tiny sizes, so CI stays fast.
 
+mod common;
+
+use common::Mode;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -204,16 +207,11 @@ fn bench(
 
 fn main() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let timing = args.iter().any(|a| a == "--bench");
-    let quick = args.iter().any(|a| a == "--quick");
+    let mode = Mode::from(&args);
     // --profile: after the table, where each cell's step spends its GPU time, by kernel.
     let profile = args.iter().any(|a| a == "--profile");
-    let dev = match Device::new() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("rnn bench skipped: {e}");
-            return Ok(());
-        }
+    let Some(dev) = common::device("rnn") else {
+        return Ok(());
     };
     println!("{}", dev.describe());
     let cells = [Cell::Lstm, Cell::Gru];
@@ -237,13 +235,11 @@ fn main() -> wgtrain::Result<()> {
             }
         }
     }
-    let (size, budget_s) = match (timing, quick) {
-        (false, _) => {
-            println!("one step at the check's size, untimed (pass --bench to time)");
-            (CHECK, 0.0)
-        }
-        (true, true) => (QUICK, 0.3),
-        (true, false) => (FULL, 1.0),
+    mode.announce("rnn");
+    let (size, budget_s) = match mode {
+        Mode::Smoke => (CHECK, 0.0),
+        Mode::Quick => (QUICK, 0.3),
+        Mode::Full => (FULL, 1.0),
     };
     println!(
         "| cell | T | batch | input | hidden | ms/step | sequences/s | dispatches/step | submits/step | loss first → last |"

@@ -4,17 +4,20 @@
 //! CPU time to encode a step). Twin: `benches/train_step_torch.py` (same network, same sizes).
 //! Run: `cargo bench --bench train_step [-- --mps-size] [-- --quick] [-- --profile]`
 //! (`--profile`: after the table, each batch's step split by kernel, `Compiled::profile_step`).
+//! Without `--bench` (`cargo test --benches`): one untimed step at batch 8, its loss checked finite.
 
+mod common;
+
+use common::Mode;
 use std::time::Instant;
 
-use wgtrain::Device;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
 use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{TrainConfig, Trainer};
 
 fn main() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
+    let mode = Mode::from(&args[1..]);
     let profile = args.iter().any(|a| a == "--profile");
     let mut profiles = Vec::new();
     let size = if args.iter().any(|a| a == "--mps-size") {
@@ -22,13 +25,10 @@ fn main() -> wgtrain::Result<()> {
     } else {
         MnistSize::SMALL
     };
-    let dev = match Device::new() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("train_step bench skipped: {e}");
-            return Ok(());
-        }
+    let Some(dev) = common::device("train_step") else {
+        return Ok(());
     };
+    mode.announce("train_step");
     println!(
         "adapter: {}; network conv {}, conv {}, fc {}",
         dev.name(),
@@ -40,7 +40,12 @@ fn main() -> wgtrain::Result<()> {
         "| batch | ms/step | images/s | dispatches/step | submits/step | encode µs | activations planned | naive |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for batch in if quick { vec![32] } else { vec![64, 256] } {
+    let batches = match mode {
+        Mode::Smoke => vec![8],
+        Mode::Quick => vec![32],
+        Mode::Full => vec![64, 256],
+    };
+    for batch in batches {
         let cfg = TrainConfig {
             batch,
             progress: false,
@@ -57,7 +62,7 @@ fn main() -> wgtrain::Result<()> {
         let stats = c.stats().clone();
         // CPU time to encode and submit one step (optimizer uniforms included), GPU idle before.
         let mut encode = f64::MAX;
-        for _ in 0..5 {
+        for _ in 0..mode.reps(5) {
             t.compiled().wait_all()?;
             let s = Instant::now();
             t.step_once()?;
@@ -71,12 +76,16 @@ fn main() -> wgtrain::Result<()> {
             t.compiled().wait_all()?;
             Ok(start.elapsed().as_secs_f64() / n as f64)
         };
-        run(&mut t, 3)?;
-        let once = run(&mut t, 2)?;
-        let reps = ((1.0 / once) as usize).clamp(3, 500);
         let mut best = f64::MAX;
-        for _ in 0..3 {
-            best = best.min(run(&mut t, reps)?);
+        if mode.timed() {
+            run(&mut t, 3)?;
+            let once = run(&mut t, 2)?;
+            let reps = ((1.0 / once) as usize).clamp(3, 500);
+            for _ in 0..3 {
+                best = best.min(run(&mut t, reps)?);
+            }
+        } else {
+            best = run(&mut t, 1)?;
         }
         let loss = t.compiled().read(t.loss_value())?[0];
         assert!(loss.is_finite(), "training diverged: loss {loss}");

@@ -2,7 +2,8 @@
 # On the NVIDIA machine (see ../shared/device/README.md): every test binary, then the training
 # step before/after and its PyTorch twin, then the per-op benchmark, all in one command so the
 # numbers share a card. Binaries come packed in .bin/bins.tar.xz (made by scripts/pack_device.sh);
-# logs go to $OUT.
+# logs go to $OUT. A bench binary times only when given --bench (as `cargo bench` passes it);
+# without it, one untimed pass at its smallest size (benches/common).
 set -u
 . .gl/gpu-env.sh
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -20,10 +21,10 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
   {
     for size in "" --mps-size; do
       for b in train_step_before train_step train_step_before train_step; do
-        echo "== $b $size"; timeout 120 .bin/$b $size
+        echo "== $b $size"; timeout 120 .bin/$b --bench $size
       done
       echo "== torch eager $size"; timeout 120 python3 benches/train_step_torch.py $size
     done
   } > "$OUT/train_step.log" 2>&1
-  timeout 240 .bin/ops > "$OUT/ops.md" 2>&1
+  timeout 240 .bin/ops --bench > "$OUT/ops.md" 2>&1
 fi
