@@ -66,14 +66,13 @@ fn log_adapter(outcome: &str, adapter: &str, test: &str) {
     let binary = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .map(|s| s.rsplit_once('-').map_or(s.clone(), |(name, _hash)| name.to_string()))
+        .map(|s| {
+            s.rsplit_once('-')
+                .map_or(s.clone(), |(name, _hash)| name.to_string())
+        })
         .unwrap_or_default();
     let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
-    let line = format!(
-        "{outcome}\t{}\t{binary}\t{}\n",
-        clean(adapter),
-        clean(test)
-    );
+    let line = format!("{outcome}\t{}\t{binary}\t{}\n", clean(adapter), clean(test));
     let path = adapter_log();
     let written = std::fs::OpenOptions::new()
         .create(true)
@@ -81,7 +80,10 @@ fn log_adapter(outcome: &str, adapter: &str, test: &str) {
         .open(&path)
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
-        eprintln!("[{test}] could not append to the adapter log {}: {e}", path.display());
+        eprintln!(
+            "[{test}] could not append to the adapter log {}: {e}",
+            path.display()
+        );
     }
 }
 
