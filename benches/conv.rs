@@ -11,7 +11,7 @@ use common::Mode;
 use std::time::Instant;
 use wgtrain::launch::Launch;
 use wgtrain::ops::conv::gpu::{self as conv, Grads};
-use wgtrain::ops::conv::{Conv2d, Padding};
+use wgtrain::ops::conv::{Conv2d, Padding, reference};
 use wgtrain::{DType, Device, Tensor};
 
 /// Seconds per replay of `launches`: best of 3 batches of ~0.5 s after a warm-up (one replay,
@@ -37,6 +37,104 @@ fn time(dev: &Device, launches: &[Launch], mode: Mode) -> wgtrain::Result<f64> {
     Ok(best)
 }
 
+/// Single elements of the 3×3, stride 1, padding 1 convolution and its gradients, summed
+/// directly (f64), for the full size where the whole reference would take minutes.
+struct Taps<'a> {
+    n: usize,
+    c: usize,
+    hw: usize,
+    x: &'a [f64],
+    w: &'a [f64],
+    b: &'a [f64],
+    dy: &'a [f64],
+}
+
+impl Taps<'_> {
+    /// `x[n, ci, h, w]` (0 in the padding).
+    fn x(&self, n: usize, ci: usize, h: isize, w: isize) -> f64 {
+        let hw = self.hw as isize;
+        if h < 0 || w < 0 || h >= hw || w >= hw {
+            return 0.0;
+        }
+        self.x[((n * self.c + ci) * self.hw + h as usize) * self.hw + w as usize]
+    }
+
+    fn dy(&self, n: usize, co: usize, h: isize, w: isize) -> f64 {
+        let hw = self.hw as isize;
+        if h < 0 || w < 0 || h >= hw || w >= hw {
+            return 0.0;
+        }
+        self.dy[((n * self.c + co) * self.hw + h as usize) * self.hw + w as usize]
+    }
+
+    fn w(&self, co: usize, ci: usize, kh: usize, kw: usize) -> f64 {
+        self.w[((co * self.c + ci) * 3 + kh) * 3 + kw]
+    }
+
+    /// Element `i` (flat, row-major) of output `what`: y, dx, dw or db.
+    fn at(&self, what: &str, i: usize) -> f64 {
+        let (c, hw) = (self.c, self.hw);
+        let split = |i: usize| {
+            (
+                i / (c * hw * hw),
+                i / (hw * hw) % c,
+                (i / hw % hw) as isize,
+                (i % hw) as isize,
+            )
+        };
+        let k3 = |k: usize| k as isize - 1;
+        match what {
+            "y" => {
+                let (n, co, h, w) = split(i);
+                let mut s = self.b[co];
+                for ci in 0..c {
+                    for kh in 0..3 {
+                        for kw in 0..3 {
+                            s += self.x(n, ci, h + k3(kh), w + k3(kw)) * self.w(co, ci, kh, kw);
+                        }
+                    }
+                }
+                s
+            }
+            "dx" => {
+                let (n, ci, h, w) = split(i);
+                let mut s = 0.0;
+                for co in 0..c {
+                    for kh in 0..3 {
+                        for kw in 0..3 {
+                            s += self.dy(n, co, h - k3(kh), w - k3(kw)) * self.w(co, ci, kh, kw);
+                        }
+                    }
+                }
+                s
+            }
+            "dw" => {
+                let (co, ci, kh, kw) = (i / (c * 9), i / 9 % c, i / 3 % 3, i % 3);
+                let mut s = 0.0;
+                for n in 0..self.n {
+                    for h in 0..hw as isize {
+                        for w in 0..hw as isize {
+                            s += self.dy(n, co, h, w) * self.x(n, ci, h + k3(kh), w + k3(kw));
+                        }
+                    }
+                }
+                s
+            }
+            _ => {
+                let mut s = 0.0;
+                for n in 0..self.n {
+                    for h in 0..hw as isize {
+                        for w in 0..hw as isize {
+                            s += self.dy(n, i, h, w);
+                        }
+                    }
+                }
+                s
+            }
+        }
+    }
+}
+
 fn main() -> wgtrain::Result<()> {
     let mode = Mode::from_args();
     let Some(dev) = common::device("conv") else {
@@ -54,11 +152,15 @@ fn main() -> wgtrain::Result<()> {
         ..Conv2d::new(c, c, (3, 3))
     };
     let xs = [n, c, hw, hw];
-    let x = Tensor::from_f32(&dev, &xs, &vec![0.5; n * c * hw * hw])?;
-    let w = Tensor::from_f32(&dev, &op.weight_shape(), &vec![0.25; c * c * 9])?;
-    let b = Tensor::from_f32(&dev, &[c], &vec![1.0; c])?;
+    let (xv, xr) = common::random(&xs, 1);
+    let (wv, wr) = common::random(&op.weight_shape(), 2);
+    let (bv, br) = common::random(&[c], 3);
+    let (dyv, dyr) = common::random(&op.out_shape(&xs)?, 4);
+    let x = Tensor::from_f32(&dev, &xs, &xv)?;
+    let w = Tensor::from_f32(&dev, &op.weight_shape(), &wv)?;
+    let b = Tensor::from_f32(&dev, &[c], &bv)?;
     let y = Tensor::zeros(&dev, &op.out_shape(&xs)?, DType::F32)?;
-    let dy = Tensor::from_f32(&dev, &op.out_shape(&xs)?, &vec![0.125; n * c * hw * hw])?;
+    let dy = Tensor::from_f32(&dev, &op.out_shape(&xs)?, &dyv)?;
     let grads = Grads {
         dx: Tensor::zeros(&dev, &xs, DType::F32)?,
         dw: Tensor::zeros(&dev, &op.weight_shape(), DType::F32)?,
@@ -75,26 +177,59 @@ fn main() -> wgtrain::Result<()> {
         parts.push(format!("{:?} {:.3} ms", l[0], time(&dev, l, mode)? * 1e3));
     }
 
-    // Check the answers so a fast wrong kernel cannot pass. Interior pixels see all 9 taps.
-    let at = |t: &Tensor, i: usize| t.to_f32().map(|v| v[i]);
-    let centre = (hw / 2) * hw + hw / 2; // an interior pixel of plane 0
-    let taps = (c * 9) as f32;
-    let checks = [
-        ("y", at(&y, centre)?, taps * 0.5 * 0.25 + 1.0),
-        ("dx", at(&grads.dx, centre)?, taps * 0.125 * 0.25),
-        // the centre tap of dw sees every output pixel
-        ("dw", at(&grads.dw, 4)?, (n * hw * hw) as f32 * 0.125 * 0.5),
-        (
-            "db",
-            at(grads.db.as_ref().unwrap(), 0)?,
-            (n * hw * hw) as f32 * 0.125,
-        ),
+    // Check the answers so a fast wrong kernel cannot pass: random inputs against the f64
+    // reference, every element below the full size, 256 spread over each tensor at it (the whole
+    // f64 convolution there would take minutes on the CPU).
+    let read = |t: &Tensor| -> wgtrain::Result<Vec<f64>> {
+        Ok(t.to_f32()?.into_iter().map(|v| v as f64).collect())
+    };
+    let outs = [
+        ("y", read(&y)?),
+        ("dx", read(&grads.dx)?),
+        ("dw", read(&grads.dw)?),
+        ("db", read(grads.db.as_ref().unwrap())?),
     ];
-    for (what, got, want) in checks {
-        assert!(
-            (got - want).abs() <= 1e-3 * want.abs(),
-            "conv bench {what}: {got} vs {want}"
-        );
+    let whole = mode != Mode::Full;
+    let want = if whole {
+        let r = reference::backward(&op, &xr, &wr, &dyr)?;
+        Some([
+            reference::forward(&op, &xr, &wr, Some(&br))?,
+            r.dx,
+            r.dw,
+            r.db.expect("bias"),
+        ])
+    } else {
+        None
+    };
+    let taps = Taps {
+        n,
+        c,
+        hw,
+        x: &xr.data,
+        w: &wr.data,
+        b: &br.data,
+        dy: &dyr.data,
+    };
+    for (k, (what, got)) in outs.iter().enumerate() {
+        let at = common::sample(got.len(), if whole { got.len() } else { 256 });
+        let want: Vec<f64> = match &want {
+            Some(w) => at.iter().map(|&i| w[k].data[i]).collect(),
+            None => at.iter().map(|&i| taps.at(what, i)).collect(),
+        };
+        let got: Vec<f64> = at.iter().map(|&i| got[i]).collect();
+        common::assert_matches(&format!("conv bench {what}"), &got, &want, 1e-4);
+        if whole {
+            // The direct sums the full size is checked with, checked here against the reference.
+            let at = common::sample(got.len(), 64);
+            let direct: Vec<f64> = at.iter().map(|&i| taps.at(what, i)).collect();
+            let reference: Vec<f64> = at.iter().map(|&i| want[i]).collect();
+            common::assert_matches(
+                &format!("conv bench direct {what}"),
+                &direct,
+                &reference,
+                1e-9,
+            );
+        }
     }
 
     // 2·N·OH·OW·C_out·C_in·9 per pass; backward does two such passes (dx, dw).

@@ -8,6 +8,8 @@ mod common;
 use common::Mode;
 use std::time::Instant;
 use wgtrain::ops::matmul::gpu::{Gemm, gemm_launch};
+use wgtrain::ops::matmul::reference::matmul;
+use wgtrain::reference::Array;
 use wgtrain::{DType, Tensor};
 
 fn main() -> wgtrain::Result<()> {
@@ -25,8 +27,10 @@ fn main() -> wgtrain::Result<()> {
     println!("| size | ms/GEMM | GFLOP/s |");
     println!("|---|---|---|");
     for &n in sizes {
-        let a = Tensor::from_f32(&dev, &[n, n], &vec![0.5; n * n])?;
-        let b = Tensor::from_f32(&dev, &[n, n], &vec![0.25; n * n])?;
+        let (av, ar) = common::random(&[n, n], 1);
+        let (bv, br) = common::random(&[n, n], 2);
+        let a = Tensor::from_f32(&dev, &[n, n], &av)?;
+        let b = Tensor::from_f32(&dev, &[n, n], &bv)?;
         let c = Tensor::zeros(&dev, &[n, n], DType::F32)?;
         let g = Gemm {
             m: n,
@@ -59,13 +63,18 @@ fn main() -> wgtrain::Result<()> {
             dev.wait()?;
             best = best.min(t.elapsed().as_secs_f64() / reps as f64);
         }
-        // Check the answer so a fast wrong kernel cannot pass: every element is n·0.5·0.25.
+        // Check the answer so a fast wrong kernel cannot pass: random inputs against the f64
+        // reference, every row up to 512, 16 rows spread over the matrix above (the whole f64
+        // product at 4096 would take minutes on the CPU).
         let out = c.to_f32()?;
-        let want = n as f32 * 0.125;
-        assert!(
-            out.iter().all(|&v| (v - want).abs() <= 1e-3 * want),
-            "gemm {n}: wrong result"
-        );
+        let rows = common::sample(n, if n <= 512 { n } else { 16 });
+        let (mut got, mut want) = (Vec::new(), Vec::new());
+        for &i in &rows {
+            let a_row = Array::new(&[1, n], ar.data[i * n..(i + 1) * n].to_vec());
+            want.extend(matmul(&a_row, &br, false, false).data);
+            got.extend(out[i * n..(i + 1) * n].iter().map(|&v| v as f64));
+        }
+        common::assert_matches(&format!("gemm {n}"), &got, &want, 1e-4);
         println!("| {n} | {:.3} | {:.1} |", best * 1e3, flop / best / 1e9);
     }
     Ok(())

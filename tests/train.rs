@@ -89,6 +89,8 @@ fn resumed_run_is_bit_identical_to_a_straight_run() {
         resumed.train_epoch(&train, None).unwrap();
         resumed.train_epoch(&train, None).unwrap();
         let (a, b) = (weights(&straight), weights(&resumed));
+        assert_eq!(a.len(), b.len(), "resumed weights have another length");
+        assert!(!a.is_empty(), "no weights to compare");
         assert!(
             a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
             "resumed weights differ"

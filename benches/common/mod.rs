@@ -77,3 +77,52 @@ pub fn device(bench: &str) -> Option<Device> {
         }
     }
 }
+
+/// Seeded values in [-1, 1) as the f32 the GPU is given, and the `Array` of exactly those values
+/// the f64 reference reads. Random, not constant: a constant input cannot show an indexing or
+/// transpose bug.
+pub fn random(shape: &[usize], seed: u64) -> (Vec<f32>, wgtrain::reference::Array) {
+    let v = wgtrain::reference::Array::seeded(shape, seed).to_f32();
+    let a = wgtrain::reference::Array::from_f32(shape, &v);
+    (v, a)
+}
+
+/// Holds the GPU's values to the reference's, element by element:
+/// `|gpu - want| <= tol·(|want| + max|want|)` (sums of f32 products cancel, so each element also
+/// gets the tensor's scale); NaN fails. Panics naming the first offender, so a bench whose kernel
+/// is wrong fails instead of printing a time.
+pub fn assert_matches(what: &str, gpu: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(
+        gpu.len(),
+        want.len(),
+        "{what}: {} values vs {}",
+        gpu.len(),
+        want.len()
+    );
+    assert!(!want.is_empty(), "{what}: nothing to check");
+    let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    for (i, (&g, &w)) in gpu.iter().zip(want).enumerate() {
+        let err = (g - w).abs();
+        assert!(
+            err <= tol * (w.abs() + scale),
+            "{what}: value {i}: gpu {g} vs reference {w} (err {err:.2e}, scale {scale:.2e})"
+        );
+    }
+}
+
+/// `count` indices spread over `0..n` (all of them when `n <= count`), the same every run.
+pub fn sample(n: usize, count: usize) -> Vec<usize> {
+    if n <= count {
+        return (0..n).collect();
+    }
+    // A stride coprime with n walks every residue; offsets avoid always sampling row 0.
+    let mut step = n / count + 1;
+    while gcd(step, n) != 1 {
+        step += 1;
+    }
+    (0..count).map(|i| (7 + i * step) % n).collect()
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}

@@ -1,30 +1,88 @@
 //! Shared test harness: tests are written once as `fn(&Device)` and run on every adapter found.
 #![allow(dead_code)]
 
+pub mod update;
+
 use wgtrain::Device;
 use wgtrain::data::ImageSet;
 
 /// Runs `f` on every adapter. With no adapter it says it skipped — unless `WGTRAIN_REQUIRE_GPU=1`
-/// (set by `.ci/run`), where a missing adapter fails the test.
+/// (set by `.ci/run`), where a missing adapter fails the test, and so does any adapter found that
+/// failed to open (after `f` ran on the others). Each outcome is appended to the adapter log
+/// (`adapter_log`), which `.ci/adapter_summary` turns into tests per adapter: libtest hides a
+/// passing test's `[test] on <adapter>` line, so the log is what shows where the tests ran.
 pub fn each_device(test: &str, f: impl Fn(&Device)) {
-    let devices = Device::all();
+    let required = std::env::var("WGTRAIN_REQUIRE_GPU").as_deref() == Ok("1");
     let mut ran = 0;
-    for d in devices {
+    let mut failed = Vec::new();
+    for d in Device::all() {
         match d {
             Ok(dev) => {
                 eprintln!("[{test}] on {}", dev.name());
                 f(&dev);
+                log_adapter("ran", &dev.name(), test);
                 ran += 1;
             }
-            Err(e) => eprintln!("[{test}] adapter failed to open: {e}"),
+            Err(e) => {
+                eprintln!("[{test}] adapter failed to open: {e}");
+                log_adapter("failed-to-open", &e.to_string(), test);
+                failed.push(e.to_string());
+            }
         }
     }
+    if required && !failed.is_empty() {
+        panic!(
+            "[{test}] {} adapter(s) found failed to open, and WGTRAIN_REQUIRE_GPU=1: {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
     if ran == 0 {
-        if std::env::var("WGTRAIN_REQUIRE_GPU").as_deref() == Ok("1") {
+        log_adapter("skipped", "no adapter", test);
+        if required {
             panic!("[{test}] no GPU adapter found, and WGTRAIN_REQUIRE_GPU=1");
         }
         eprintln!(
             "[{test}] SKIPPED: no GPU adapter found (install mesa-vulkan-drivers for lavapipe)"
+        );
+    }
+}
+
+/// Where `each_device` appends its `outcome<TAB>adapter<TAB>binary<TAB>test` lines:
+/// `WGTRAIN_ADAPTER_LOG`, else `wgtrain-adapters.tsv` in cargo's scratch directory for tests
+/// (`target/tmp`). `.ci/run` empties it before `cargo test` and summarises it after.
+pub fn adapter_log() -> std::path::PathBuf {
+    match std::env::var_os("WGTRAIN_ADAPTER_LOG") {
+        Some(p) if !p.is_empty() => p.into(),
+        _ => std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wgtrain-adapters.tsv"),
+    }
+}
+
+/// One line of the adapter log, written with one `write` on a file opened for appending (so
+/// lines from parallel tests and test binaries do not interleave). A log that cannot be written
+/// is said on stderr, not a failure: the test itself ran.
+fn log_adapter(outcome: &str, adapter: &str, test: &str) {
+    use std::io::Write as _;
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|s| {
+            s.rsplit_once('-')
+                .map_or(s.clone(), |(name, _hash)| name.to_string())
+        })
+        .unwrap_or_default();
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    let line = format!("{outcome}\t{}\t{binary}\t{}\n", clean(adapter), clean(test));
+    let path = adapter_log();
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "[{test}] could not append to the adapter log {}: {e}",
+            path.display()
         );
     }
 }
