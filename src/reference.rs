@@ -86,6 +86,35 @@ pub fn finite_diff(x: &Array, eps: f64, f: impl Fn(&Array) -> f64) -> Array {
     g
 }
 
+/// ULPs of slack per √term in [`f32_tol`]: rounding is at most ½ ulp per operation, WGSL's
+/// `exp`/`log`/`tanh` a few ulp; 32 covers both with room for an unlucky sum, and is still
+/// 10–100× below what a wrong kernel (a dropped term, a skipped eps, a flushed value) produces.
+pub const F32_TOL_ULPS: f64 = 32.0;
+
+/// The tolerance rule of every GPU-vs-reference check, in one place.
+///
+/// A GPU value is computed in f32 from inputs already rounded to f32 (the reference starts
+/// from the same rounded values and computes in f64), so its error is rounding alone: each f32
+/// operation adds at most ε/2 relative to the values it combines (ε = `f32::EPSILON` ≈
+/// 1.19e-7), WGSL's transcendentals a few ulp. A value that sums `n` terms — a dot product of
+/// length n, a reduction over n elements, a norm's statistics, a chain of n neurons —
+/// accumulates n such errors; they are independent roundings, so they grow like √n (tiled and
+/// tree sums of random data never approach the worst case n·ε). Hence, with the terms of
+/// magnitude about 1 (the tests' inputs are in [-1, 1)):
+///
+/// ```text
+/// tol(n) = F32_TOL_ULPS · ε · √max(n, 1)          (32 ulps: 3.8e-6 for n = 1, 1.2e-4 for n = 1000)
+/// |gpu − reference| ≤ tol(n) · (1 + |reference|)   i.e. atol = rtol = tol(n)
+/// ```
+///
+/// and a non-finite value on one side only always fails. `n` is the longest sum behind the
+/// checked value, in the forward or the backward (for a convolution's weight gradient, batch ×
+/// output pixels). Terms of magnitude s scale atol by s. Checks written before the rule keep
+/// their hand-picked tolerances where those are tighter; new checks take `f32_tol`.
+pub fn f32_tol(n: usize) -> f64 {
+    F32_TOL_ULPS * f32::EPSILON as f64 * (n.max(1) as f64).sqrt()
+}
+
 /// Largest relative difference between two arrays, scaled by `max(1, |b|)`: NaN when a NaN is
 /// on one side only (`f64::max` would drop it), infinite for an infinity on one side only, so
 /// `max_rel_diff(..) < tol` fails on either. Elements equal on both sides (the same infinity,
