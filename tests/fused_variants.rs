@@ -364,16 +364,16 @@ fn chain_variants(dev: &Device, count: &mut Count) {
     gb.check(dev, &gf);
 }
 
-#[test]
-fn every_fused_variant_matches_its_unfused_twin() {
-    each_device("fused variants", |dev| {
+/// Runs `variants` on every adapter and reports how many fused variants it executed of those
+/// the compiler emits.
+fn count_variants(what: &str, variants: fn(&Device, &mut Count)) {
+    each_device(what, |dev| {
         let t = std::time::Instant::now();
         let mut count = Count::default();
-        epilogue_variants(dev, &mut count);
-        chain_variants(dev, &mut count);
+        variants(dev, &mut count);
         eprintln!(
-            "[fused variants] on {}: {} of {} fused variants executed against their unfused \
-             twins ({} in training graphs), {:.1} s",
+            "[{what}] on {}: {} of {} fused variants executed against their unfused twins \
+             ({} also in training graphs), {:.1} s",
             dev.name(),
             count.forward,
             count.emitted,
@@ -382,6 +382,16 @@ fn every_fused_variant_matches_its_unfused_twin() {
         );
         assert_eq!(count.forward, count.emitted);
     });
+}
+
+#[test]
+fn every_epilogue_neuron_matches_its_unfused_twin() {
+    count_variants("fused epilogues", epilogue_variants);
+}
+
+#[test]
+fn every_chain_length_matches_its_unfused_twin() {
+    count_variants("fused chains", chain_variants);
 }
 
 #[test]
