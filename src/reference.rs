@@ -1,5 +1,6 @@
-//! The CPU oracle's value type and checks: `Array` (dense row-major f64), finite differences and
-//! relative differences. Each op family's f64 reference (`src/ops/<family>/reference.rs`) is
+//! The CPU oracle's value type and checks: `Array` (dense row-major f64), finite differences,
+//! relative differences and the tolerance rule every GPU-vs-reference check follows
+//! ([`f32_tol`]). Each op family's f64 reference (`src/ops/<family>/reference.rs`) is
 //! slow and obvious on purpose; every GPU kernel is tested against it. Layouts match the GPU
 //! side: row-major, images NCHW, weights OIHW (like PyTorch).
 
@@ -109,8 +110,8 @@ pub const F32_TOL_ULPS: f64 = 32.0;
 ///
 /// and a non-finite value on one side only always fails. `n` is the longest sum behind the
 /// checked value, in the forward or the backward (for a convolution's weight gradient, batch ×
-/// output pixels). Terms of magnitude s scale atol by s. Checks written before the rule keep
-/// their hand-picked tolerances where those are tighter; new checks take `f32_tol`.
+/// output pixels). Terms of magnitude s scale atol by s. New checks take `f32_tol`; checks
+/// written before the rule keep their hand-picked tolerances (none was loosened to it).
 pub fn f32_tol(n: usize) -> f64 {
     F32_TOL_ULPS * f32::EPSILON as f64 * (n.max(1) as f64).sqrt()
 }
