@@ -1,5 +1,6 @@
-//! The CPU oracle's value type and checks: `Array` (dense row-major f64), finite differences and
-//! relative differences. Each op family's f64 reference (`src/ops/<family>/reference.rs`) is
+//! The CPU oracle's value type and checks: `Array` (dense row-major f64), finite differences,
+//! relative differences and the tolerance rule every GPU-vs-reference check follows
+//! ([`f32_tol`]). Each op family's f64 reference (`src/ops/<family>/reference.rs`) is
 //! slow and obvious on purpose; every GPU kernel is tested against it. Layouts match the GPU
 //! side: row-major, images NCHW, weights OIHW (like PyTorch).
 
@@ -84,6 +85,35 @@ pub fn finite_diff(x: &Array, eps: f64, f: impl Fn(&Array) -> f64) -> Array {
         g.data[i] = (fp - fm) / (2.0 * eps);
     }
     g
+}
+
+/// ULPs of slack per √term in [`f32_tol`]: rounding is at most ½ ulp per operation, WGSL's
+/// `exp`/`log`/`tanh` a few ulp; 32 covers both with room for an unlucky sum, and is still
+/// 10–100× below what a wrong kernel (a dropped term, a skipped eps, a flushed value) produces.
+pub const F32_TOL_ULPS: f64 = 32.0;
+
+/// The tolerance rule of every GPU-vs-reference check, in one place.
+///
+/// A GPU value is computed in f32 from inputs already rounded to f32 (the reference starts
+/// from the same rounded values and computes in f64), so its error is rounding alone: each f32
+/// operation adds at most ε/2 relative to the values it combines (ε = `f32::EPSILON` ≈
+/// 1.19e-7), WGSL's transcendentals a few ulp. A value that sums `n` terms — a dot product of
+/// length n, a reduction over n elements, a norm's statistics, a chain of n neurons —
+/// accumulates n such errors; they are independent roundings, so they grow like √n (tiled and
+/// tree sums of random data never approach the worst case n·ε). Hence, with the terms of
+/// magnitude about 1 (the tests' inputs are in [-1, 1)):
+///
+/// ```text
+/// tol(n) = F32_TOL_ULPS · ε · √max(n, 1)          (32 ulps: 3.8e-6 for n = 1, 1.2e-4 for n = 1000)
+/// |gpu − reference| ≤ tol(n) · (1 + |reference|)   i.e. atol = rtol = tol(n)
+/// ```
+///
+/// and a non-finite value on one side only always fails. `n` is the longest sum behind the
+/// checked value, in the forward or the backward (for a convolution's weight gradient, batch ×
+/// output pixels). Terms of magnitude s scale atol by s. New checks take `f32_tol`; checks
+/// written before the rule keep their hand-picked tolerances (none was loosened to it).
+pub fn f32_tol(n: usize) -> f64 {
+    F32_TOL_ULPS * f32::EPSILON as f64 * (n.max(1) as f64).sqrt()
 }
 
 /// Largest relative difference between two arrays, scaled by `max(1, |b|)`: NaN when a NaN is

@@ -365,3 +365,31 @@ fn max_rel_diff_sees_nan() {
     assert_eq!(max_rel_diff(&[f64::NAN, 1.0], &[f64::NAN, 1.0]), 0.0);
     assert!(max_rel_diff(&[f64::INFINITY], &[1.0]) > 1.0);
 }
+
+/// Every comparison the tests use fails on a non-finite value the reference does not have, and
+/// passes one the reference has too.
+#[test]
+fn comparisons_fail_on_non_finite_values() {
+    let fails = |g: f32, r: f64| {
+        std::panic::catch_unwind(|| common::assert_close("probe", &[g], &[r], 1.0, 1.0)).is_err()
+    };
+    for (g, r) in [
+        (f32::NAN, 1.0),
+        (f32::INFINITY, 1.0),
+        (1.0, f64::NAN),
+        (f32::NEG_INFINITY, f64::INFINITY),
+    ] {
+        assert!(fails(g, r), "assert_close passed {g} vs {r}");
+        assert!(
+            close("probe", &[g], &[r], 1.0).is_err(),
+            "close passed {g} vs {r}"
+        );
+    }
+    for (g, r) in [(f32::NAN, f64::NAN), (f32::INFINITY, f64::INFINITY)] {
+        assert!(!fails(g, r), "assert_close refused {g} vs {r}");
+        assert!(
+            close("probe", &[g], &[r], 1.0).is_ok(),
+            "close refused {g} vs {r}"
+        );
+    }
+}

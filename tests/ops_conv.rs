@@ -83,7 +83,9 @@ fn conv2d_forward_backward() {
         );
         // everything 1
         check_conv(dev, &c(1, 1, (1, 1)), &[1, 1, 1, 1], 10);
-        // 33 → 70 channels (GEMM tiles cross in M, N and K), stride (2, 3), asymmetric padding
+        // 33 → 70 channels (two column tiles in N; K = 198 spans many K steps; M = 12 is one
+        // row tile: `tests/launch_paths.rs` crosses tiles in M and N and takes the wide entry),
+        // stride (2, 3), asymmetric padding
         check_conv(
             dev,
             &Conv2d {

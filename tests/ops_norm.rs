@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, each_device};
+use common::{assert_close, close_to, each_device};
 use wgtrain::ops::dropout::gpu as gdrop;
 use wgtrain::ops::dropout::reference as rdrop;
 use wgtrain::ops::dropout::{Dropout, dropout_mask};
@@ -13,7 +13,7 @@ use wgtrain::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
 use wgtrain::ops::softmax::Softmax;
 use wgtrain::ops::softmax::gpu as gsoft;
 use wgtrain::ops::softmax::reference as rsoft;
-use wgtrain::reference::Array;
+use wgtrain::reference::{Array, f32_tol};
 use wgtrain::{DType, Device, Error, Tensor};
 
 fn up(dev: &Device, a: &Array) -> Tensor {
@@ -103,114 +103,130 @@ const BN_SHAPES: [&[usize]; 5] = [
 #[test]
 fn batch_norm_training_forward_backward_running_stats() {
     each_device("batch_norm train", |dev| {
-        let bn = BatchNorm::new(1e-5, 0.1).unwrap();
-        for shape in BN_SHAPES {
-            for on in [true, false] {
-                let what = format!("batch_norm train {shape:?} affine={on}");
-                let c = [shape[1]];
-                let (g, b, rg, rb) = affine(dev, &c, on);
-                let rm = input(&c, 5, 1.0, 0.0);
-                let rv = input(&c, 6, 0.5, 1.0);
-                let (grm, grv) = (up(dev, &rm), up(dev, &rv));
-                // Mean far from 0 and unequal spread: the variance must not cancel.
-                let x = input(shape, 1, 3.0, 20.0);
-                let r = rnorm::batch_norm_train(&bn, &x, &rg, &rb, &rm, &rv).unwrap();
-                let (y, state) =
-                    gnorm::batch_norm_train(&bn, &up(dev, &x), g.as_ref(), b.as_ref(), &grm, &grv)
-                        .unwrap();
-                assert_eq!(state.shape(), &[2, shape[1]]);
-                assert_close(&format!("{what} y"), &get(&y), &r.y.data, 1e-4, 1e-4);
-                let want_state: Vec<f64> = r.mean.data.iter().chain(&r.var.data).copied().collect();
-                assert_close(
-                    &format!("{what} state"),
-                    &get(&state),
-                    &want_state,
-                    1e-5,
-                    1e-5,
-                );
-                assert_close(
-                    &format!("{what} rmean"),
-                    &get(&grm),
-                    &r.running_mean.data,
-                    1e-5,
-                    1e-5,
-                );
-                assert_close(
-                    &format!("{what} rvar"),
-                    &get(&grv),
-                    &r.running_var.data,
-                    1e-5,
-                    1e-5,
-                );
-                // A second step moves the already-updated running stats again.
-                let x2 = input(shape, 7, 1.0, -2.0);
-                let (rm1, rv1) = (rounded(&r.running_mean), rounded(&r.running_var));
-                let (grm, grv) = (up(dev, &rm1), up(dev, &rv1));
-                let r2 = rnorm::batch_norm_train(&bn, &x2, &rg, &rb, &rm1, &rv1).unwrap();
-                gnorm::batch_norm_train(&bn, &up(dev, &x2), g.as_ref(), b.as_ref(), &grm, &grv)
-                    .unwrap();
-                assert_close(
-                    &format!("{what} rmean 2"),
-                    &get(&grm),
-                    &r2.running_mean.data,
-                    1e-5,
-                    1e-5,
-                );
-                assert_close(
-                    &format!("{what} rvar 2"),
-                    &get(&grv),
-                    &r2.running_var.data,
-                    1e-5,
-                    1e-5,
-                );
-                let dy = input(shape, 4, 1.0, 0.0);
-                let rg_ = rnorm::batch_norm_train_backward(&bn, &x, &rg, &dy).unwrap();
-                let gg = gnorm::batch_norm_train_backward(
-                    &bn,
-                    &up(dev, &x),
-                    g.as_ref(),
-                    &state,
-                    &up(dev, &dy),
-                )
-                .unwrap();
-                check_grads(&what, &gg, &rg_);
-            }
+        // PyTorch's defaults on inputs of mean 20 and variance 3 (the variance must not
+        // cancel), and eps 0.5 with momentum 0.7 on inputs of variance 0.03, where eps and the
+        // momentum each change every output.
+        for (eps, momentum, spread, mean) in [(1e-5, 0.1, 3.0, 20.0), (0.5, 0.7, 0.3, -1.0)] {
+            batch_norm_training_case(dev, BatchNorm::new(eps, momentum).unwrap(), spread, mean);
         }
     });
+}
+
+/// Forward, statistics, two running-statistics updates and the gradients of batch norm `bn` in
+/// training on inputs uniform in `mean ± spread`.
+fn batch_norm_training_case(dev: &Device, bn: BatchNorm, spread: f64, mean: f64) {
+    for shape in BN_SHAPES {
+        for on in [true, false] {
+            let what = format!("batch_norm train {shape:?} affine={on} {bn:?}");
+            let c = [shape[1]];
+            let (g, b, rg, rb) = affine(dev, &c, on);
+            let rm = input(&c, 5, 1.0, 0.0);
+            let rv = input(&c, 6, 0.5, 1.0);
+            let (grm, grv) = (up(dev, &rm), up(dev, &rv));
+            let x = input(shape, 1, spread, mean);
+            let r = rnorm::batch_norm_train(&bn, &x, &rg, &rb, &rm, &rv).unwrap();
+            let (y, state) =
+                gnorm::batch_norm_train(&bn, &up(dev, &x), g.as_ref(), b.as_ref(), &grm, &grv)
+                    .unwrap();
+            assert_eq!(state.shape(), &[2, shape[1]]);
+            assert_close(&format!("{what} y"), &get(&y), &r.y.data, 1e-4, 1e-4);
+            let want_state: Vec<f64> = r.mean.data.iter().chain(&r.var.data).copied().collect();
+            assert_close(
+                &format!("{what} state"),
+                &get(&state),
+                &want_state,
+                1e-5,
+                1e-5,
+            );
+            assert_close(
+                &format!("{what} rmean"),
+                &get(&grm),
+                &r.running_mean.data,
+                1e-5,
+                1e-5,
+            );
+            assert_close(
+                &format!("{what} rvar"),
+                &get(&grv),
+                &r.running_var.data,
+                1e-5,
+                1e-5,
+            );
+            // A second step moves the already-updated running stats again.
+            let x2 = input(shape, 7, 1.0, -2.0);
+            let (rm1, rv1) = (rounded(&r.running_mean), rounded(&r.running_var));
+            let (grm, grv) = (up(dev, &rm1), up(dev, &rv1));
+            let r2 = rnorm::batch_norm_train(&bn, &x2, &rg, &rb, &rm1, &rv1).unwrap();
+            gnorm::batch_norm_train(&bn, &up(dev, &x2), g.as_ref(), b.as_ref(), &grm, &grv)
+                .unwrap();
+            assert_close(
+                &format!("{what} rmean 2"),
+                &get(&grm),
+                &r2.running_mean.data,
+                1e-5,
+                1e-5,
+            );
+            assert_close(
+                &format!("{what} rvar 2"),
+                &get(&grv),
+                &r2.running_var.data,
+                1e-5,
+                1e-5,
+            );
+            let dy = input(shape, 4, 1.0, 0.0);
+            let rg_ = rnorm::batch_norm_train_backward(&bn, &x, &rg, &dy).unwrap();
+            let gg = gnorm::batch_norm_train_backward(
+                &bn,
+                &up(dev, &x),
+                g.as_ref(),
+                &state,
+                &up(dev, &dy),
+            )
+            .unwrap();
+            check_grads(&what, &gg, &rg_);
+        }
+    }
 }
 
 #[test]
 fn batch_norm_inference_forward_backward() {
     each_device("batch_norm infer", |dev| {
-        let bn = BatchNorm::default();
-        for shape in [&[1usize, 3][..], &[7, 3], &[1, 33, 5], &[3, 1, 1, 7]] {
-            for on in [true, false] {
-                let what = format!("batch_norm infer {shape:?} affine={on}");
-                let c = [shape[1]];
-                let (g, b, rg, rb) = affine(dev, &c, on);
-                let rm = input(&c, 5, 1.0, 0.0);
-                let rv = input(&c, 6, 0.5, 1.0);
-                let x = input(shape, 1, 2.0, 0.5);
-                let dy = input(shape, 4, 1.0, 0.0);
-                let (gx, grm, grv) = (up(dev, &x), up(dev, &rm), up(dev, &rv));
-                let y =
-                    gnorm::batch_norm_infer(&bn, &gx, g.as_ref(), b.as_ref(), &grm, &grv).unwrap();
-                let ry = rnorm::batch_norm_infer(&bn, &x, &rg, &rb, &rm, &rv).unwrap();
-                assert_close(&format!("{what} y"), &get(&y), &ry.data, 1e-5, 1e-5);
-                let gg = gnorm::batch_norm_infer_backward(
-                    &bn,
-                    &gx,
-                    g.as_ref(),
-                    &grm,
-                    &grv,
-                    &up(dev, &dy),
-                )
-                .unwrap();
-                let rgr = rnorm::batch_norm_infer_backward(&bn, &x, &rg, &rm, &rv, &dy).unwrap();
-                check_grads(&what, &gg, &rgr);
-                // Running stats are read, not written.
-                assert_eq!(get(&grm), rm.to_f32());
-                assert_eq!(get(&grv), rv.to_f32());
+        // The default eps on running variances in [0.5, 1.5), and eps 0.5 on running variances
+        // in [0.02, 0.06), where it dominates.
+        for (bn, rv_spread, rv_mean) in [
+            (BatchNorm::default(), 0.5, 1.0),
+            (BatchNorm::new(0.5, 0.1).unwrap(), 0.02, 0.04),
+        ] {
+            for shape in [&[1usize, 3][..], &[7, 3], &[1, 33, 5], &[3, 1, 1, 7]] {
+                for on in [true, false] {
+                    let what = format!("batch_norm infer {shape:?} affine={on} {bn:?}");
+                    let c = [shape[1]];
+                    let (g, b, rg, rb) = affine(dev, &c, on);
+                    let rm = input(&c, 5, 1.0, 0.0);
+                    let rv = input(&c, 6, rv_spread, rv_mean);
+                    let x = input(shape, 1, 2.0, 0.5);
+                    let dy = input(shape, 4, 1.0, 0.0);
+                    let (gx, grm, grv) = (up(dev, &x), up(dev, &rm), up(dev, &rv));
+                    let y = gnorm::batch_norm_infer(&bn, &gx, g.as_ref(), b.as_ref(), &grm, &grv)
+                        .unwrap();
+                    let ry = rnorm::batch_norm_infer(&bn, &x, &rg, &rb, &rm, &rv).unwrap();
+                    assert_close(&format!("{what} y"), &get(&y), &ry.data, 1e-5, 1e-5);
+                    let gg = gnorm::batch_norm_infer_backward(
+                        &bn,
+                        &gx,
+                        g.as_ref(),
+                        &grm,
+                        &grv,
+                        &up(dev, &dy),
+                    )
+                    .unwrap();
+                    let rgr =
+                        rnorm::batch_norm_infer_backward(&bn, &x, &rg, &rm, &rv, &dy).unwrap();
+                    check_grads(&what, &gg, &rgr);
+                    // Running stats are read, not written.
+                    assert_eq!(get(&grm), rm.to_f32());
+                    assert_eq!(get(&grv), rv.to_f32());
+                }
             }
         }
     });
@@ -343,6 +359,47 @@ fn layer_norm_forward_backward() {
     });
 }
 
+/// Softmax and log-softmax forward and backward checked so every element counts, under the
+/// tolerance rule with `n` the softmax axis length: y relative to itself (a probability flushed
+/// to zero is off by 100 %), log-softmax absolutely (relative on the probability), softmax's
+/// dx = y·(dy − Σ y·dy) relative to y·(1 + |dy| + |Σ y·dy|) and log-softmax's dx = dy − p·Σ dy
+/// relative to |dy| + p·Σ|dy| — each the size of its terms, not of the row's largest value.
+fn check_softmax(what: &str, op: &Softmax, n: usize, x: &Array, dy: &Array, got: [&[f32]; 2]) {
+    let tol = f32_tol(n);
+    let y = rsoft::softmax_forward(op, x).unwrap();
+    if op.log {
+        close_to(&format!("{what} y"), got[0], &y.data, tol);
+    } else {
+        assert_close(&format!("{what} y"), got[0], &y.data, 1e-30, tol);
+    }
+    // Backward from the same (rounded) y on both sides, as the GPU ran it.
+    let y = rounded(&y);
+    let dx = rsoft::softmax_backward(op, &y, dy).unwrap();
+    // Σ over the softmax axis of |y·dy| (softmax) or |dy| (log-softmax), broadcast back.
+    let axis = op.axis.rem_euclid(x.shape.len() as isize) as usize;
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let len = x.shape[axis];
+    let row_sum = |i: usize, f: &dyn Fn(usize) -> f64| {
+        let (o, j) = (i / (len * inner), i % inner);
+        (0..len).map(|k| f((o * len + k) * inner + j)).sum::<f64>()
+    };
+    for (i, &g) in got[1].iter().enumerate() {
+        let (r, d) = (dx.data[i], dy.data[i]);
+        let scale = if op.log {
+            let p = y.data[i].exp();
+            d.abs() + p * row_sum(i, &|k| dy.data[k].abs())
+        } else {
+            y.data[i] * (1.0 + d.abs() + row_sum(i, &|k| y.data[k] * dy.data[k]).abs())
+        };
+        let err = (g as f64 - r).abs();
+        assert!(
+            err <= tol * scale,
+            "{what} dx: element {i}: gpu {g} vs reference {r} (err {err:e}, allowed {:e})",
+            tol * scale
+        );
+    }
+}
+
 #[test]
 fn softmax_every_axis_forward_backward() {
     each_device("softmax", |dev| {
@@ -361,16 +418,15 @@ fn softmax_every_axis_forward_backward() {
                 for log in [false, true] {
                     let op = Softmax { axis, log };
                     let what = format!("{} {shape:?} axis {axis}", op.name());
-                    // Large logits: overflow without the max subtraction.
-                    let x = input(shape, 1, 20.0, 80.0);
-                    let ry = rsoft::softmax_forward(&op, &x).unwrap();
+                    // Logits in [68, 92): overflow without the max subtraction; probabilities
+                    // down to e^-24 ≈ 4e-11, each checked relatively.
+                    let x = input(shape, 1, 12.0, 80.0);
+                    let dy = input(shape, 2, 1.0, 0.0);
                     let y = gsoft::softmax(&op, &up(dev, &x)).unwrap();
-                    assert_close(&format!("{what} y"), &get(&y), &ry.data, 1e-5, 1e-5);
-                    // Backward from the same (rounded) y on both sides.
-                    let (ry, dy) = (rounded(&ry), input(shape, 2, 1.0, 0.0));
-                    let rdx = rsoft::softmax_backward(&op, &ry, &dy).unwrap();
+                    let ry = rounded(&rsoft::softmax_forward(&op, &x).unwrap());
                     let dx = gsoft::softmax_backward(&op, &up(dev, &ry), &up(dev, &dy)).unwrap();
-                    assert_close(&format!("{what} dx"), &get(&dx), &rdx.data, 1e-5, 1e-4);
+                    let n = shape[axis.rem_euclid(shape.len() as isize) as usize];
+                    check_softmax(&what, &op, n, &x, &dy, [&get(&y), &get(&dx)]);
                 }
             }
         }
@@ -591,10 +647,17 @@ fn launch_forms_partial_grads_and_folded_grid() {
             axis: -1,
             log: true,
         };
-        let x = input(&[66_000, 40], 6, 3.0, 0.0);
-        let y = gsoft::softmax(&sm, &up(dev, &x)).unwrap();
-        let ry = rsoft::softmax_forward(&sm, &x).unwrap();
-        assert_close("folded grid softmax", &get(&y), &ry.data, 1e-5, 1e-5);
+        // Softmax and log-softmax, forward and backward, over more rows than one grid row holds.
+        let x = input(&[66_000, 40], 6, 6.0, 0.0);
+        let dy = input(&[66_000, 40], 7, 1.0, 0.0);
+        for log in [true, false] {
+            let op = Softmax { axis: -1, log };
+            let y = gsoft::softmax(&op, &up(dev, &x)).unwrap();
+            let ry = rounded(&rsoft::softmax_forward(&op, &x).unwrap());
+            let dx = gsoft::softmax_backward(&op, &up(dev, &ry), &up(dev, &dy)).unwrap();
+            let what = format!("folded grid {}", op.name());
+            check_softmax(&what, &op, 40, &x, &dy, [&get(&y), &get(&dx)]);
+        }
         // A u32 x is refused, naming the op.
         let xu = Tensor::zeros(dev, &[2, 3], DType::U32).unwrap();
         expect_err(gnorm::norm(&norm, &xu, None, None), &["layer_norm", "U32"]);

@@ -88,6 +88,8 @@ fn log_adapter(outcome: &str, adapter: &str, test: &str) {
 }
 
 /// Asserts |gpu - reference| <= atol + rtol·|reference| everywhere, naming the first offender.
+/// A non-finite value passes only where the reference has the same one (NaN on both sides, the
+/// same infinity): NaN compares false, so it never slips through the bound.
 pub fn assert_close(what: &str, gpu: &[f32], reference: &[f64], atol: f64, rtol: f64) {
     assert_eq!(
         gpu.len(),
@@ -97,12 +99,23 @@ pub fn assert_close(what: &str, gpu: &[f32], reference: &[f64], atol: f64, rtol:
         reference.len()
     );
     for (i, (&g, &r)) in gpu.iter().zip(reference).enumerate() {
-        let err = (g as f64 - r).abs();
+        let g = g as f64;
+        let err = (g - r).abs();
+        let ok = if g.is_finite() && r.is_finite() {
+            err <= atol + rtol * r.abs()
+        } else {
+            g == r || (g.is_nan() && r.is_nan())
+        };
         assert!(
-            err <= atol + rtol * r.abs() && g.is_finite() == r.is_finite(),
+            ok,
             "{what}: element {i}: gpu {g} vs reference {r} (err {err:e})"
         );
     }
+}
+
+/// [`assert_close`] under the tolerance rule (`wgtrain::reference::f32_tol`): atol = rtol = `tol`.
+pub fn close_to(what: &str, gpu: &[f32], reference: &[f64], tol: f64) {
+    assert_close(what, gpu, reference, tol, tol);
 }
 
 /// The first `n` images of `s` (small training runs on lavapipe).

@@ -24,6 +24,30 @@ pub fn samples() -> Vec<Sample> {
             .fill("x", domain(op)),
         );
     }
+    // Parameters away from `UnaryOp::all()`'s, so a kernel reading a fixed or swapped parameter
+    // fails one of the two: a negative leaky slope (its gradient reads x), a steep one, ReLU6,
+    // a small ELU alpha, a shifted hard sigmoid.
+    let params = [
+        UnaryOp::LeakyRelu { alpha: -0.3 },
+        UnaryOp::LeakyRelu { alpha: 2.5 },
+        UnaryOp::ReluN { n: 6.0 },
+        UnaryOp::Elu { alpha: 0.4 },
+        UnaryOp::HardSigmoid { a: 0.7, b: 0.2 },
+        UnaryOp::Linear { a: -2.0, b: 0.75 },
+    ];
+    for op in params {
+        let (_, a, b) = op.code();
+        v.push(
+            Sample::new(
+                format!("elementwise/unary/{}/{a}/{b}", op.name()),
+                move |g, s| {
+                    let x = g.input("x", &[3, 7 * s])?;
+                    g.unary("y", op, x)
+                },
+            )
+            .fill("x", Fill::Uniform(-8.0, 8.0)),
+        );
+    }
     let binary = [
         BinaryOp::Add,
         BinaryOp::Sub,

@@ -67,6 +67,15 @@ pub fn samples() -> Vec<Sample> {
             u,
             p,
         ),
+        // Smoothing large enough that the smoothed target is mostly uniform.
+        case(
+            "softmax_ce/indices_smooth0.7",
+            l(sce(0.7, None), Reduction::Mean),
+            true,
+            false,
+            u,
+            u,
+        ),
         case(
             "softmax_ce/indices_class_weights",
             l(sce(0.2, class_weights()), Reduction::None),

@@ -1,8 +1,12 @@
-//! Sample cases of the norms, each with a non-default eps so a misplaced eps shows. The
+//! Sample cases of the norms, each with a non-default eps so a misplaced eps shows, and a
+//! `large_eps` case of each norm where eps (0.5) dwarfs the input variance (≈ 0.03): a kernel
+//! that ignored eps, or added it after the square root, would be off by a factor of 4. The
 //! reference leaves the saved statistics of instance / group / layer norm as zeros (its
-//! gradient recomputes them): their eager check compares y only.
+//! gradient recomputes them): their eager check compares y only. (Batch norm's momentum acts on
+//! the running statistics, which `tests/ops_norm.rs` checks at 0.1 and 0.7.)
 
 use super::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
+use crate::graph::Graph;
 use crate::ops::sample::{Fill, Sample};
 
 pub fn samples() -> Vec<Sample> {
@@ -53,5 +57,41 @@ pub fn samples() -> Vec<Sample> {
             g.norm("y", x, LayerNorm { dims: 2, eps: 0.1 }, false)
         })
         .ports(1),
+        // eps 0.5 against inputs of variance ≈ 0.03 (uniform in [-0.3, 0.3)).
+        Sample::new("norm/batch/large_eps", |g, s| {
+            let x = g.input("x", &[4, 3, 5 * s])?;
+            g.batch_norm("y", x, BatchNorm::new(0.5, 0.7)?)
+        })
+        .fill("x", SMALL)
+        .fill("y.running_var", Fill::Uniform(0.5, 1.5)),
+        // At inference: on running variances (≈ 0.04) below eps.
+        Sample::new("norm/batch/inference/large_eps", |g, s| {
+            let x = g.input("x", &[4, 3, 5 * s])?;
+            let y = g.batch_norm("y", x, BatchNorm::new(0.5, 0.7)?)?;
+            *g = Graph::for_inference(g);
+            Ok(y)
+        })
+        .fill("y.running_var", Fill::Uniform(0.02, 0.06)),
+        Sample::new("norm/instance/large_eps", |g, s| {
+            let x = g.input("x", &[2, 3, 7 * s])?;
+            g.instance_norm("y", x, InstanceNorm { eps: 0.5 })
+        })
+        .fill("x", SMALL)
+        .ports(1),
+        Sample::new("norm/group/large_eps", |g, s| {
+            let x = g.input("x", &[2, 6, 3 * s, 3])?;
+            g.group_norm("y", x, GroupNorm::new(3, 0.5)?)
+        })
+        .fill("x", SMALL)
+        .ports(1),
+        Sample::new("norm/layer/large_eps", |g, s| {
+            let x = g.input("x", &[3, 33 * s])?;
+            g.norm("y", x, LayerNorm { dims: 1, eps: 0.5 }, false)
+        })
+        .fill("x", SMALL)
+        .ports(1),
     ]
 }
+
+/// Inputs of variance ≈ 0.03, far below eps = 0.5.
+const SMALL: Fill = Fill::Uniform(-0.3, 0.3);

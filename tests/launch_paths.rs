@@ -1,0 +1,223 @@
+//! The launch paths shapes choose, each taken by the smallest shape that reaches it, on every
+//! adapter: convolutions through both GEMM entries of `gemm_core.wgsl` (narrow 128×64 tiles
+//! crossing several tiles in M and N, and the wide 128×128 entry, for the forward and the data
+//! gradient), and grids past 65,535 workgroups folded into 2-D (`launch::grid_1d`) for the
+//! kernels that launch one workgroup per row (losses, global pooling, the bias gradient) and the
+//! elementwise kernels (256 elements per workgroup: 16.8 M elements). Tolerances follow
+//! `wgtrain::reference::f32_tol`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{close_to, each_device};
+use wgtrain::compile::Options;
+use wgtrain::graph::{Graph, Value};
+use wgtrain::ops::Fill;
+use wgtrain::ops::conv::gpu as conv;
+use wgtrain::ops::conv::{Conv2d, Padding};
+use wgtrain::ops::dense::FullyConnected;
+use wgtrain::ops::elementwise::gpu as ew;
+use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
+use wgtrain::ops::loss::{Loss, LossKind, Reduction};
+use wgtrain::ops::matmul::gpu::{TILE_N, gemm_grid};
+use wgtrain::reference::{Array, f32_tol};
+use wgtrain::{DType, Device, Tensor};
+
+fn up(dev: &Device, a: &Array) -> Tensor {
+    Tensor::from_f32(dev, &a.shape, &a.to_f32()).unwrap()
+}
+
+fn data(shape: &[usize], seed: u64) -> Array {
+    Fill::Uniform(-1.0, 1.0).array(shape, seed)
+}
+
+/// The GEMM entry and grid a convolution's forward (M = N·OH·OW, N = C_out/g) and data gradient
+/// (M = N·H·W, N = C_in/g) take: the test asserts the path it means to cover.
+fn conv_paths(c: &Conv2d, x: &[usize]) -> [(&'static str, [u32; 3]); 2] {
+    let y = c.out_shape(x).unwrap();
+    let g = c.groups;
+    [
+        gemm_grid(y[0] * y[2] * y[3], c.out_channels / g, g),
+        gemm_grid(x[0] * x[2] * x[3], c.in_channels / g, g),
+    ]
+}
+
+/// Forward, dx, dw and db on the GPU against the reference, under the tolerance rule with the
+/// longest sum of the three GEMMs and the bias gradient.
+fn check_conv(dev: &Device, c: &Conv2d, x_shape: &[usize]) {
+    let what = format!("conv {x_shape:?} {c:?}");
+    let x = data(x_shape, 1);
+    let w = data(&c.weight_shape(), 2);
+    let b = data(&[c.out_channels], 3);
+    let y = wgtrain::ops::conv::reference::forward(c, &x, &w, Some(&b)).unwrap();
+    let dy = data(&y.shape, 4);
+    let (kh, kw) = c.kernel;
+    let per_group = |ch: usize| ch / c.groups * kh * kw;
+    let terms = per_group(c.in_channels)
+        .max(per_group(c.out_channels))
+        .max(y.shape[0] * y.shape[2] * y.shape[3]);
+    let tol = f32_tol(terms);
+    let (xt, wt) = (up(dev, &x), up(dev, &w));
+    let yt = conv::forward(c, &xt, &wt, Some(&up(dev, &b))).unwrap();
+    close_to(&format!("{what}: y"), &yt.to_f32().unwrap(), &y.data, tol);
+    let r = wgtrain::ops::conv::reference::backward(c, &x, &w, &dy).unwrap();
+    let g = conv::backward(c, &xt, &wt, &up(dev, &dy)).unwrap();
+    close_to(
+        &format!("{what}: dx"),
+        &g.dx.to_f32().unwrap(),
+        &r.dx.data,
+        tol,
+    );
+    close_to(
+        &format!("{what}: dw"),
+        &g.dw.to_f32().unwrap(),
+        &r.dw.data,
+        tol,
+    );
+    let (db, rdb) = (g.db.unwrap(), r.db.unwrap());
+    close_to(
+        &format!("{what}: db"),
+        &db.to_f32().unwrap(),
+        &rdb.data,
+        tol,
+    );
+}
+
+#[test]
+fn convolutions_take_every_gemm_entry() {
+    each_device("conv gemm entries", |dev| {
+        let t = std::time::Instant::now();
+        // 130 → 130 channels on 2×12×12: M = 288 (3 row tiles), N = 130 (3 column tiles of
+        // 64, the last of 2), for the forward and the data gradient, narrow entry.
+        let several = Conv2d {
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(130, 130, (3, 3))
+        };
+        let x = [2, 130, 12, 12];
+        for (entry, grid) in conv_paths(&several, &x) {
+            assert_eq!(entry, "gemm");
+            assert!(grid[0] >= 3 && grid[1] >= 3, "{grid:?}");
+        }
+        check_conv(dev, &several, &x);
+        // The wide entry needs N > TILE_N and 256 workgroups: 4 groups of 65 output channels
+        // over 90×90 pixels (64 row tiles per group) for the forward; 4 groups of 65 input
+        // channels for the data gradient.
+        let wide_forward = Conv2d {
+            groups: 4,
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(4, 4 * (TILE_N + 1), (3, 3))
+        };
+        let x = [1, 4, 90, 90];
+        assert_eq!(conv_paths(&wide_forward, &x)[0].0, "gemm_wide");
+        check_conv(dev, &wide_forward, &x);
+        let wide_dgrad = Conv2d {
+            groups: 4,
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(4 * (TILE_N + 1), 4, (3, 3))
+        };
+        let x = [1, 4 * (TILE_N + 1), 90, 90];
+        assert_eq!(conv_paths(&wide_dgrad, &x)[1].0, "gemm_wide");
+        check_conv(dev, &wide_dgrad, &x);
+        eprintln!("[conv gemm entries] {:.1} s", t.elapsed().as_secs_f64());
+    });
+}
+
+/// Compiles the gradients of `sum(y ⊙ dy)` with respect to `wrt` (and y itself), runs them and
+/// checks each against the reference under `f32_tol(terms)`.
+fn check_graph(dev: &Device, what: &str, mut g: Graph, y: Value, wrt: &[Value], terms: usize) {
+    let shape = g.shape(y).unwrap().to_vec();
+    let dyv = g.input("dy", &shape).unwrap();
+    let p = g.binary("p", BinaryOp::Mul, y, dyv).unwrap();
+    let mut outs = vec![y];
+    outs.extend(g.gradients(p, wrt).unwrap());
+    let mut f = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if n.op.is_source() {
+            let shape = &n.outputs[0].0;
+            let a = if n.outputs[0].1 == DType::U32 {
+                Fill::Classes(2).array(shape, i as u64)
+            } else {
+                data(shape, i as u64)
+            };
+            f.insert(n.name.clone(), a);
+        }
+    }
+    let want = g.eval_reference(&f, &outs).unwrap();
+    let c = g.compile(dev, &outs, &Options::default()).unwrap();
+    for n in g.nodes.iter().filter(|n| n.op.is_source()) {
+        let a = &f[&n.name];
+        if n.outputs[0].1 == DType::U32 {
+            let d: Vec<u32> = a.data.iter().map(|&v| v as u32).collect();
+            c.set_u32(&n.name, &d).unwrap();
+        } else {
+            c.set(&n.name, &a.to_f32()).unwrap();
+        }
+    }
+    c.step().unwrap();
+    for (k, (v, w)) in outs.iter().zip(&want).enumerate() {
+        let got = c.read(*v).unwrap();
+        close_to(&format!("{what} output {k}"), &got, &w.data, f32_tol(terms));
+    }
+}
+
+/// Rows past 65,535: one workgroup per row, folded into a 2-D grid.
+const ROWS: usize = 66_000;
+
+#[test]
+fn grids_past_65535_workgroups_fold() {
+    each_device("grid fold", |dev| {
+        let t = std::time::Instant::now();
+        // A loss over 66,000 rows (forward and backward: one workgroup per row).
+        let mut g = Graph::new();
+        let x = g.input("x", &[ROWS, 2]).unwrap();
+        let labels = g.input_u32("t", &[ROWS]).unwrap();
+        let kind = LossKind::SoftmaxCrossEntropy {
+            label_smoothing: 0.0,
+            class_weights: None,
+        };
+        let loss = Loss::new(kind, Reduction::None).unwrap();
+        let y = g.loss("y", x, labels, None, loss).unwrap();
+        check_graph(dev, "loss rows", g, y, &[x], 2);
+        // Global average pooling of 66,000 planes (one workgroup per plane).
+        let mut g = Graph::new();
+        let x = g.input("x", &[1, ROWS, 2, 1]).unwrap();
+        let y = g.global_avg_pool("y", x).unwrap();
+        check_graph(dev, "global pool planes", g, y, &[x], 2);
+        // A layer of 66,000 outputs: the bias gradient takes one workgroup per output.
+        let mut g = Graph::new();
+        let x = g.input("x", &[2, 1]).unwrap();
+        let y = g.dense("fc", x, FullyConnected::new(1, ROWS)).unwrap();
+        let wrt = [g.find("fc.weight").unwrap(), g.find("fc.bias").unwrap()];
+        check_graph(dev, "dense bias", g, y, &wrt, 2);
+        // Elementwise kernels, 256 elements per workgroup: 65,536 groups and more.
+        let n = 65_536 * 256 + 1;
+        let a = data(&[n], 5);
+        let b = data(&[1], 6);
+        let (at, bt) = (up(dev, &a), up(dev, &b));
+        let tanh = ew::unary(UnaryOp::Tanh, &at).unwrap().to_f32().unwrap();
+        let want: Vec<f64> = a.data.iter().map(|v| v.tanh()).collect();
+        close_to("folded tanh", &tanh, &want, f32_tol(1));
+        let dx = ew::unary_backward(UnaryOp::Tanh, &at, &at).unwrap();
+        let want: Vec<f64> = a
+            .data
+            .iter()
+            .map(|v| v * (1.0 - v.tanh().powi(2)))
+            .collect();
+        close_to(
+            "folded tanh backward",
+            &dx.to_f32().unwrap(),
+            &want,
+            f32_tol(1),
+        );
+        let prod = ew::binary(BinaryOp::Mul, &at, &bt).unwrap();
+        let want: Vec<f64> = a.data.iter().map(|v| v * b.data[0]).collect();
+        close_to(
+            "folded broadcast mul",
+            &prod.to_f32().unwrap(),
+            &want,
+            f32_tol(1),
+        );
+        eprintln!("[grid fold] {:.1} s", t.elapsed().as_secs_f64());
+    });
+}
