@@ -221,3 +221,33 @@ fn grids_past_65535_workgroups_fold() {
         eprintln!("[grid fold] {:.1} s", t.elapsed().as_secs_f64());
     });
 }
+
+/// Bias gradients of few channels over many pixels are split into chunks summed by their own
+/// workgroups, then the chunks summed (`sum_lanes`), uneven last chunks included.
+#[test]
+fn bias_gradients_split_over_chunks() {
+    use wgtrain::ops::conv::gpu::bias_chunks;
+    each_device("bias chunks", |dev| {
+        // 3 images of 2 channels, 50×47: 7,050 values per channel in 2 chunks of 3,525.
+        let two = Conv2d {
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(3, 2, (3, 3))
+        };
+        assert_eq!(bias_chunks(3 * 50 * 47, 2), 2);
+        check_conv(dev, &two, &[3, 3, 50, 47]);
+        // One channel of 2×70×61 = 8,540 values: 3 chunks, the last one shorter.
+        let one = Conv2d {
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(1, 1, (3, 3))
+        };
+        assert_eq!(bias_chunks(2 * 70 * 61, 1), 3);
+        check_conv(dev, &one, &[2, 1, 70, 61]);
+        // A fully connected layer of 3 outputs over a batch of 5,000 (inner 1): 2 chunks.
+        assert_eq!(bias_chunks(5000, 3), 2);
+        let mut g = Graph::new();
+        let x = g.input("x", &[5000, 2]).unwrap();
+        let y = g.dense("fc", x, FullyConnected::new(2, 3)).unwrap();
+        let wrt = [g.find("fc.weight").unwrap(), g.find("fc.bias").unwrap()];
+        check_graph(dev, "dense bias chunks", g, y, &wrt, 5000);
+    });
+}

@@ -33,6 +33,35 @@ fn sum_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     rs_y[i] = acc;
 }
 
+var<workgroup> lanes: array<f32, 256>;
+
+// y[k] = Σ_l x[l, k] over (len, inner) with outer = 1 (sum only): for a long axis and few
+// outputs — split-K partial sums, chunked bias gradients — where one invocation per output would
+// walk the whole axis alone. 8 outputs per workgroup, 32 invocations each take every 32nd row
+// (consecutive outputs, so loads coalesce), then a tree over the 32 in a fixed order.
+@compute @workgroup_size(256)
+fn sum_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let col = group_id(wid, nwg) * 8u + lid % 8u;
+    var acc = 0.0;
+    if (col < p.inner) {
+        for (var l = lid / 8u; l < p.len; l = l + 32u) {
+            acc = acc + rs_x[l * p.inner + col];
+        }
+    }
+    lanes[lid] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s >= 8u; s = s >> 1u) {
+        if (lid < s) {
+            lanes[lid] = lanes[lid] + lanes[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid < 8u && col < p.inner) {
+        rs_y[col] = lanes[lid];
+    }
+}
+
 @group(0) @binding(1) var<storage, read> rm_x: array<f32>;       // (outer, len, inner)
 @group(0) @binding(2) var<storage, read_write> rm_y: array<f32>; // (outer, inner)
 @group(0) @binding(3) var<storage, read_write> rm_arg: array<u32>; // (outer, inner) index along the axis

@@ -6,26 +6,35 @@ struct Params {
     batch: u32,
     channels: u32,
     inner: u32,
-    _pad: u32,
+    chunks: u32,  // bias_grad: chunks each channel's sum is split into (1: straight into db)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
 @group(0) @binding(1) var<storage, read> bg_dy: array<f32>;       // (N, C, inner)
-@group(0) @binding(2) var<storage, read_write> bg_db: array<f32>; // (C,)
+@group(0) @binding(2) var<storage, read_write> bg_db: array<f32>; // (chunks, C)
 
 var<workgroup> partial: array<f32, 256>;
 
-// db[c] = Σ_{n, i} dy[n, c, i]: one workgroup per channel; its 256 invocations stride over the
-// (n, i) pairs (consecutive i, so loads coalesce) and combine in a tree.
+// db[c] = Σ_{n, i} dy[n, c, i], split over workgroups (c, k): workgroup (c, k) sums chunk k of
+// channel c's (n, i) pairs — 256 invocations striding over consecutive i, so loads coalesce —
+// into part[k, c]; `reduce.wgsl`'s sum_lanes then adds the chunks. A few channels over a large
+// batch would otherwise leave all but a few of the GPU's cores idle.
 @compute @workgroup_size(256)
 fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let c = group_id(wid, nwg);
+    let chunks = max(p.chunks, 1u);
+    let w = group_id(wid, nwg);
+    let c = w / chunks;
+    let k = w - c * chunks;
+    let total = p.batch * p.inner;
+    // ceil(total / chunks) without overflowing near 2^32
+    let per = total / chunks + select(0u, 1u, total % chunks != 0u);
+    let start = min(k * per, total);
+    let end = start + min(per, total - start);
     var acc = 0.0;
     if (c < p.channels) {
-        let total = p.batch * p.inner;
-        for (var j = lid; j < total; j = j + 256u) {
+        for (var j = start + lid; j < end; j = j + 256u) {
             let n = j / p.inner;
             let i = j - n * p.inner;
             acc = acc + bg_dy[(n * p.channels + c) * p.inner + i];
@@ -40,7 +49,7 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     if (lid == 0u && c < p.channels) {
-        bg_db[c] = partial[0];
+        bg_db[k * p.channels + c] = partial[0];
     }
 }
 

@@ -261,30 +261,61 @@ pub fn conv_weight_grad_launches(
         // (splits, numel) summed over axis 0: reduce's (outer, len, inner) = (1, splits, numel).
         prep.launches.push(dev.launch(
             &reduce::SHADER,
-            "sum_forward",
+            "sum_lanes",
             &[],
             &[1, splits as u32, numel as u32, 0],
             &[out.buffer(), dw.buffer()],
-            grid_1d(numel, 256),
+            grid_1d(numel, 8),
         )?);
         prep.scratch.push(out);
     }
     Ok(prep)
 }
 
-/// `db[c] = Σ dy[n, c, ...]` for `dy` viewed as `(N, C, inner)` with `C = db.numel()`.
-pub fn bias_grad_launch(dy: &Tensor, db: &Tensor) -> Result<Launch> {
+/// Chunks each channel's bias-gradient sum is split into: enough workgroups to fill a large GPU
+/// (as the weight gradient's split-K), each summing at least `BIAS_MIN_CHUNK` values.
+pub fn bias_chunks(total: usize, channels: usize) -> usize {
+    const BIAS_MIN_CHUNK: usize = 4096;
+    WGRAD_TARGET_GROUPS
+        .div_ceil(channels.max(1))
+        .min(total.div_ceil(BIAS_MIN_CHUNK))
+        .max(1)
+}
+
+/// `db[c] = Σ dy[n, c, ...]` for `dy` viewed as `(N, C, inner)` with `C = db.numel()`: chunks of
+/// each channel summed by their own workgroups, then the chunks summed (one dispatch when a
+/// single chunk suffices).
+pub fn bias_grad_launches(dy: &Tensor, db: &Tensor) -> Result<Prepared> {
     let c = db.numel();
     let n = dy.shape.first().copied().unwrap_or(1);
     let inner = dy.numel() / (n * c).max(1);
-    dy.device.launch(
+    let chunks = bias_chunks(n * inner, c);
+    let dev = &dy.device;
+    let part = if chunks == 1 {
+        db.clone()
+    } else {
+        Tensor::zeros(dev, &[chunks, c], DType::F32)?
+    };
+    let mut prep = Prepared::one(dev.launch(
         &BIAS,
         "bias_grad",
         &[],
-        &[n as u32, c as u32, inner as u32, 0],
-        &[dy.buffer(), db.buffer()],
-        grid_1d(c, 1),
-    )
+        &[n as u32, c as u32, inner as u32, chunks as u32],
+        &[dy.buffer(), part.buffer()],
+        grid_1d(c * chunks, 1),
+    )?);
+    if chunks > 1 {
+        prep.launches.push(dev.launch(
+            &reduce::SHADER,
+            "sum_lanes",
+            &[],
+            &[1, chunks as u32, c as u32, 0],
+            &[part.buffer(), db.buffer()],
+            grid_1d(c, 8),
+        )?);
+        prep.scratch.push(part);
+    }
+    Ok(prep)
 }
 
 /// `y[n, c, ...] = b[c]` for `y` viewed as `(N, C, inner)` with `C = b.numel()`.
@@ -395,7 +426,7 @@ pub fn backward_bias_launches(
     let name = op.name();
     check(name, "output gradient", dy, &op.out_shape(x_shape)?)?;
     check(name, "bias gradient", db, &[op.out_channels()])?;
-    Ok(Prepared::one(bias_grad_launch(dy, db)?))
+    bias_grad_launches(dy, db)
 }
 
 /// `y = op(x; w) + b`, as `reference::forward`.

@@ -111,7 +111,7 @@ impl Primitive for ConvOp {
             ConvOp::GradWeight(k) => {
                 gpu::backward_weights_launches(k.op(), ins[0], ins[1], outs[0])?
             }
-            ConvOp::BiasGrad => Prepared::one(gpu::bias_grad_launch(ins[0], outs[0])?),
+            ConvOp::BiasGrad => gpu::bias_grad_launches(ins[0], outs[0])?,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::launch::Launch;
 use crate::launch::Prepared;
 use crate::ops::conv::ConvOp;
-use crate::ops::conv::gpu::{Grads, bias_fill_launch, bias_grad_launch, check, check_bias};
+use crate::ops::conv::gpu::{Grads, bias_fill_launch, bias_grad_launches, check, check_bias};
 use crate::ops::dense::{DenseOp, FullyConnected};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
@@ -73,17 +73,17 @@ pub fn backward_launches(
     grads: &Grads,
 ) -> Result<Prepared> {
     check_bias(OP, op.bias, grads.db.as_ref(), op.out_features)?;
-    let mut launches = vec![
-        backward_data_launch(op, &x.shape, w, dy, &grads.dx)?,
-        backward_weights_launch(op, x, dy, &grads.dw)?,
-    ];
-    if let Some(db) = &grads.db {
-        launches.push(bias_grad_launch(dy, db)?);
-    }
-    Ok(Prepared {
-        launches,
+    let mut prep = Prepared {
+        launches: vec![
+            backward_data_launch(op, &x.shape, w, dy, &grads.dx)?,
+            backward_weights_launch(op, x, dy, &grads.dw)?,
+        ],
         scratch: Vec::new(),
-    })
+    };
+    if let Some(db) = &grads.db {
+        prep.extend(bias_grad_launches(dy, db)?);
+    }
+    Ok(prep)
 }
 
 /// Prepares `dx (N, K) = dy (N, out) · W (out, K)` for an input of `x_shape`.

@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::launch::{PRELUDE, Prepared, Shader, f, grid_1d};
-use crate::ops::conv::gpu::{bias_fill_launch, bias_grad_launch, check};
+use crate::ops::conv::gpu::{bias_fill_launch, bias_grad_launches, check};
 use crate::ops::eager;
 use crate::ops::matmul::gpu::{Gemm, gemm_launch};
 use crate::tensor::{DType, Tensor};
@@ -373,17 +373,22 @@ pub fn backward_launches(
         &h_prev,
         out.dw_hh,
     )?);
+    let mut extra_scratch = Vec::new();
     match (out.db_ih, out.db_hh, op.bias) {
         (Some(db_ih), Some(db_hh), true) => {
             check(OP, "db_ih", db_ih, &[gh])?;
             check(OP, "db_hh", db_hh, &[gh])?;
-            launches.push(bias_grad_launch(&dg_x, db_ih)?);
-            launches.push(bias_grad_launch(&dg_h, db_hh)?);
+            for (g, db) in [(&dg_x, db_ih), (&dg_h, db_hh)] {
+                let p = bias_grad_launches(g, db)?;
+                launches.extend(p.launches);
+                extra_scratch.extend(p.scratch);
+            }
         }
         (None, None, false) => {}
         _ => return missing("db_ih and db_hh (exactly when the layer has biases)"),
     }
     let mut scratch = vec![prev, carry, dg_x];
+    scratch.extend(extra_scratch);
     if op.cell == Cell::Gru {
         scratch.push(dg_h);
     }
