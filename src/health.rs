@@ -73,8 +73,8 @@ pub(crate) fn scan(
     )
 }
 
-/// Counts a flagged step and keeps the first one's details; its parameters take the step
-/// number (`finish_params`).
+/// Counts a flagged step, keeps the first one's details and clears the flags for the next step;
+/// its parameters take the step number (`finish_params`).
 pub(crate) fn finish(device: &Device, health: &Tensor) -> Result<Launch> {
     device.launch(
         &SHADER,
@@ -90,11 +90,6 @@ pub(crate) fn finish(device: &Device, health: &Tensor) -> Result<Launch> {
 pub(crate) fn finish_params(step: u64) -> Vec<u32> {
     let step = u32::try_from(step.saturating_add(1)).unwrap_or(u32::MAX);
     vec![0, 0, 0, 0, 0, step]
-}
-
-/// Clears the step's flags (after the update read them).
-pub(crate) fn reset(device: &Device, health: &Tensor) -> Result<Launch> {
-    device.launch(&SHADER, "reset", &[], &[], &[health.buffer()], [1, 1, 1])
 }
 
 /// Where non-finite values were found in one step.

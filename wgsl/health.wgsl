@@ -1,10 +1,10 @@
 // Non-finite guards of a training step (src/health.rs). One small buffer of u32 words:
 //   [0] this step's flags (H_LOSS | H_GRAD | H_ACT), [1] smallest gradient-arena index found
 //   non-finite, [2] smallest node index with a non-finite output, [3] scratch;
-//   [4] steps skipped since the last reset, [5] the first skipped step (1-based, 0: none), and
-//   [6..9] that step's words 0..2; [9] every flag seen.
-// `scan` runs after a node (its outputs) or over the gradient arena; `finish` after the scans;
-// the optimizer's kernels skip the update while word 0 is set; `reset` clears words 0..2.
+//   [4] steps skipped since `Compiled::reset_health`, [5] the first skipped step (1-based, 0:
+//   none), and [6..9] that step's words 0..2; [9] every flag seen.
+// `scan` runs after a node (its outputs) or over the gradient arena; the optimizer's kernels skip
+// the update while word 0 is set; `finish`, after the update, records the step and clears 0..3.
 
 const H_NONE: u32 = 0xffffffffu;
 
@@ -50,7 +50,8 @@ fn scan(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 @group(0) @binding(1) var<storage, read_write> hf_health: array<u32>;
 
-// One invocation: counts a flagged step and keeps the first one's words.
+// One invocation, after the update read the flags: counts a flagged step, keeps the first
+// one's words, and clears the flags so the next step starts clean (one dispatch, not two).
 @compute @workgroup_size(1)
 fn finish() {
     let flags = hf_health[0];
@@ -64,12 +65,6 @@ fn finish() {
         }
         hf_health[9] = hf_health[9] | flags;
     }
-}
-
-// One invocation, after the update: the next step starts clean.
-@compute @workgroup_size(1)
-fn reset() {
-    _ = hp.step; // (every launch binds its parameters)
     hf_health[0] = 0u;
     hf_health[1] = H_NONE;
     hf_health[2] = H_NONE;

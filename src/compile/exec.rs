@@ -578,7 +578,6 @@ impl Compiled {
         self.optimizer_attached = true;
         let finish = launches.len();
         launches.push(health::finish(d, h)?);
-        launches.push(health::reset(d, h)?);
         self.set_update(
             launches,
             Some(Box::new(move |step| {
