@@ -36,6 +36,16 @@ fn regression(batch: usize) -> (Graph, Value, Value) {
     (g, p, loss)
 }
 
+/// `regression(batch)` as the Trainer takes it.
+fn regression_net(batch: usize) -> Network {
+    let (graph, output, loss) = regression(batch);
+    Network {
+        graph,
+        output,
+        loss,
+    }
+}
+
 fn curve(n: usize) -> (Vec<f32>, Vec<f32>) {
     let xs: Vec<f32> = (0..n).map(|i| -1.0 + 2.0 * i as f32 / n as f32).collect();
     let ys = xs.iter().map(|x| (3.0 * x).sin()).collect();
@@ -204,12 +214,7 @@ fn the_trainer_fits_a_regression_scored_by_mse_and_stops_at_its_target() {
     let train = InMemory::new(40).f32("x", &xs).f32("y", &ys);
     let test = InMemory::new(12).f32("x", &tx).f32("y", &ty);
     each_device("trainer regression", |dev| {
-        let (g, p, loss) = regression(8);
-        let net = Network {
-            graph: g,
-            output: p,
-            loss,
-        };
+        let net = regression_net(8);
         let cfg = TrainConfig {
             epochs: 200,
             batch: 8,
@@ -385,12 +390,7 @@ fn a_user_metric_sees_each_test_sample_once() {
     let test = InMemory::new(11).f32("x", &xs).f32("y", &ys);
     assert_eq!(test.len(), 11);
     each_device("user metric", |dev| {
-        let (g, p, loss) = regression(4);
-        let net = Network {
-            graph: g,
-            output: p,
-            loss,
-        };
+        let net = regression_net(4);
         let cfg = TrainConfig {
             batch: 4,
             progress: false,
@@ -412,12 +412,7 @@ fn metrics_restart_with_a_fresh_run_and_continue_a_resumed_one() {
     each_device("metrics file", |dev| {
         std::fs::remove_dir_all(&dir).ok();
         let run = |epochs: usize, resume: bool| {
-            let (g, p, loss) = regression(8);
-            let net = Network {
-                graph: g,
-                output: p,
-                loss,
-            };
+            let net = regression_net(8);
             let cfg = TrainConfig {
                 epochs,
                 batch: 8,

@@ -258,18 +258,27 @@ pub fn conv_weight_grad_launches(
     )?;
     let mut prep = Prepared::one(l);
     if splits > 1 {
-        // (splits, numel) summed over axis 0: reduce's (outer, len, inner) = (1, splits, numel).
-        prep.launches.push(dev.launch(
-            &reduce::SHADER,
-            "sum_lanes",
-            &[],
-            &[1, splits as u32, numel as u32, 0],
-            &[out.buffer(), dw.buffer()],
-            grid_1d(numel, 8),
-        )?);
-        prep.scratch.push(out);
+        prep.extend(sum_partials(&out, dw)?);
     }
     Ok(prep)
+}
+
+/// `out[k] = Σ_s part[s, k]`: partial sums (split-K, chunked bias gradients) added by
+/// `reduce.wgsl`'s sum_lanes; `part` is kept as the step's scratch.
+fn sum_partials(part: &Tensor, out: &Tensor) -> Result<Prepared> {
+    let (rows, cols) = (part.shape[0], out.numel());
+    let l = part.device.launch(
+        &reduce::SHADER,
+        "sum_lanes",
+        &[],
+        &[1, rows as u32, cols as u32, 0],
+        &[part.buffer(), out.buffer()],
+        grid_1d(cols, 8),
+    )?;
+    Ok(Prepared {
+        launches: vec![l],
+        scratch: vec![part.clone()],
+    })
 }
 
 /// Chunks each channel's bias-gradient sum is split into: enough workgroups to fill a large GPU
@@ -305,15 +314,7 @@ pub fn bias_grad_launches(dy: &Tensor, db: &Tensor) -> Result<Prepared> {
         grid_1d(c * chunks, 1),
     )?);
     if chunks > 1 {
-        prep.launches.push(dev.launch(
-            &reduce::SHADER,
-            "sum_lanes",
-            &[],
-            &[1, chunks as u32, c as u32, 0],
-            &[part.buffer(), db.buffer()],
-            grid_1d(c, 8),
-        )?);
-        prep.scratch.push(part);
+        prep.extend(sum_partials(&part, db)?);
     }
     Ok(prep)
 }
