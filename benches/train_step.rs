@@ -3,7 +3,8 @@
 //! compiled plan's numbers (planned vs naive activation bytes, dispatches and submits per step,
 //! CPU time to encode a step). Twin: `benches/train_step_torch.py` (same network, same sizes).
 //! Run: `cargo bench --bench train_step [-- --mps-size] [-- --quick] [-- --profile]`
-//! (`--profile`: after the table, each batch's step split by kernel, `Compiled::profile_step`).
+//! (`--profile`: after the table, each batch's step split by kernel, `Compiled::profile_step`;
+//! `--dispatches` too: every dispatch with its node).
 //! Without `--bench` (`cargo test --benches`): one untimed step at batch 8, its loss checked finite.
 
 mod common;
@@ -108,6 +109,9 @@ fn main() -> wgtrain::Result<()> {
             "\nbatch {batch}, GPU time by kernel (each dispatch timed alone):\n{}",
             p.table()
         );
+        if args.iter().any(|a| a == "--dispatches") {
+            println!("\nbatch {batch}, every dispatch:\n{}", p.dispatch_table());
+        }
     }
     Ok(())
 }

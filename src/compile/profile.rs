@@ -71,6 +71,21 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// A markdown table of every dispatch in step order: its node, kernel, µs and the gap
+    /// before it (where one kernel's time goes by layer).
+    pub fn dispatch_table(&self) -> String {
+        let mut s = String::from("| # | node | kernel | µs | gap µs |\n|---|---|---|---|---|\n");
+        for (i, d) in self.dispatches.iter().enumerate() {
+            s += &format!(
+                "| {i} | {} | {} | {:.1} | {:.1} |\n",
+                d.node, d.kernel, d.micros, d.gap_micros
+            );
+        }
+        s
+    }
+}
+
 /// Timestamps a query set holds (wgpu's limit per set).
 const QUERIES_PER_SET: usize = 4096;
 
