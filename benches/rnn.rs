@@ -104,7 +104,12 @@ fn check(dev: &Device, cell: Cell) -> wgtrain::Result<std::result::Result<f64, S
         // and some elements cancel to near zero. f32 against f64 over a few dozen terms is off
         // by ~5e-7 of the scale (lavapipe and an H200); one of the 196 LSTM weights off by 0.01
         // already gives 6e-5, a wrong kernel far more.
-        let scale = w.data.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+        // (a NaN in the reference must not vanish from the scale: f64::max drops it)
+        let scale = if w.data.iter().any(|v| v.is_nan()) {
+            f64::NAN
+        } else {
+            w.data.iter().fold(1e-30f64, |m, v| m.max(v.abs()))
+        };
         for (k, (&a, &b)) in got.iter().zip(&w.data).enumerate() {
             let err = (a as f64 - b).abs() / scale;
             if err.is_nan() || err > 2e-5 {

@@ -107,7 +107,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut train = train_har.windows(size.window, hop, WindowLabel::Majority)?;
     let mut test = test_har.windows(size.window, hop, WindowLabel::Majority)?;
-    let (mean, std) = train.channel_stats();
+    let (mean, std) = train.channel_stats()?;
     train.normalize(&mean, &std)?;
     test.normalize(&mean, &std)?;
     println!(

@@ -52,7 +52,7 @@ fn short_activity_training_lowers_the_loss_and_counts_every_test_window() {
         &test_har.windows(64, 64, WindowLabel::Majority).unwrap(),
         100,
     );
-    let (m, s) = train.channel_stats();
+    let (m, s) = train.channel_stats().unwrap();
     train.normalize(&m, &s).unwrap();
     test.normalize(&m, &s).unwrap();
     each_device("train activity", |dev| {

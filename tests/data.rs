@@ -134,8 +134,19 @@ fn inconsistent_windows_are_refused_by_the_loop() {
         labels: vec![0],
         ..good.clone()
     };
-    for bad in [short, huge, unlabelled] {
+    let unowned = HarWindows {
+        users: vec![1],
+        ..good.clone()
+    };
+    for mut bad in [short, huge, unlabelled, unowned] {
         let e = bad.fill(&[0], &mut batch).unwrap_err().to_string();
+        assert!(e.contains("need"), "{e}");
+        // Every other reader of the fields refuses them too, instead of indexing past the end.
+        let e = bad.subset(&[0]).unwrap_err().to_string();
+        assert!(e.contains("need"), "{e}");
+        let e = bad.channel_stats().unwrap_err().to_string();
+        assert!(e.contains("need"), "{e}");
+        let e = bad.normalize(&[0.0; 3], &[1.0; 3]).unwrap_err().to_string();
         assert!(e.contains("need"), "{e}");
     }
 }

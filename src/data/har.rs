@@ -88,9 +88,36 @@ pub struct HarWindows {
 }
 
 impl HarWindows {
+    /// `Err` unless the public fields agree: `n` windows of `channels × len` values, `n` labels
+    /// and `n` users (windows built or edited by hand may not).
+    pub fn check(&self) -> Result<()> {
+        let per = self.channels.saturating_mul(self.len);
+        let need = self
+            .channels
+            .checked_mul(self.len)
+            .and_then(|p| p.checked_mul(self.n));
+        if need != Some(self.x.len()) || self.labels.len() != self.n || self.users.len() != self.n {
+            return Err(Error::Invalid(format!(
+                "HarWindows: {} windows of {}×{} need {} values, {} labels and {} users; they \
+                 hold {}, {} and {}",
+                self.n,
+                self.channels,
+                self.len,
+                per.saturating_mul(self.n),
+                self.n,
+                self.n,
+                self.x.len(),
+                self.labels.len(),
+                self.users.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Mean and standard deviation of each channel over every sample of every window (f64
     /// sums); normalising the test set with the training set's statistics keeps it unseen.
-    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
+    pub fn channel_stats(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.check()?;
         let (c, l) = (self.channels, self.len);
         let mut mean = Vec::with_capacity(c);
         let mut std = Vec::with_capacity(c);
@@ -107,12 +134,13 @@ impl HarWindows {
             mean.push(mu as f32);
             std.push((s2 / m - mu * mu).max(0.0).sqrt() as f32);
         }
-        (mean, std)
+        Ok((mean, std))
     }
 
     /// Maps each channel `c` to `(x - mean[c]) / std[c]`; `Err` unless there is one finite mean
     /// and one positive std per channel.
     pub fn normalize(&mut self, mean: &[f32], std: &[f32]) -> Result<()> {
+        self.check()?;
         let c = self.channels;
         if mean.len() != c || std.len() != c {
             return Err(Error::Invalid(format!(
@@ -136,6 +164,7 @@ impl HarWindows {
 
     /// The windows at `indices`, in that order; `Err` for an index past the end.
     pub fn subset(&self, indices: &[usize]) -> Result<HarWindows> {
+        self.check()?;
         let per = self.channels * self.len;
         let mut out = HarWindows {
             x: Vec::with_capacity(indices.len() * per),
@@ -634,12 +663,12 @@ mod tests {
     fn normalize_subset_and_counts() {
         let h = Har::from_bytes(&small(), "s").unwrap();
         let mut w = h.windows(4, 2, WindowLabel::Majority).unwrap();
-        let (mean, std) = w.channel_stats();
+        let (mean, std) = w.channel_stats().unwrap();
         // Channel a: windows [-5..-2], [-3..0], [-1..2]: 12 values summing to -18.
         assert!((mean[0] + 1.5).abs() < 1e-6, "{mean:?}");
         assert!(std[0] > 0.0 && std[1] > 0.0);
         w.normalize(&mean, &std).unwrap();
-        let (m2, s2) = w.channel_stats();
+        let (m2, s2) = w.channel_stats().unwrap();
         assert!(m2.iter().all(|m| m.abs() < 1e-5) && s2.iter().all(|s| (s - 1.0).abs() < 1e-4));
         assert!(w.normalize(&mean[..1], &std).is_err());
         assert!(w.normalize(&mean, &[1.0, 0.0]).is_err());

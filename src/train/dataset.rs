@@ -41,23 +41,8 @@ impl Dataset for HarWindows {
     }
     fn fill(&self, indices: &[usize], batch: &mut Inputs) -> Result<()> {
         // The fields are public: windows built by hand may not hold what `n` says.
-        let per = self.channels.saturating_mul(self.len);
-        let need = self
-            .channels
-            .checked_mul(self.len)
-            .and_then(|p| p.checked_mul(self.n));
-        if need != Some(self.x.len()) || self.labels.len() != self.n {
-            return Err(Error::Invalid(format!(
-                "HarWindows: {} windows of {}×{} need {} values and {} labels; they hold {} and {}",
-                self.n,
-                self.channels,
-                self.len,
-                per.saturating_mul(self.n),
-                self.n,
-                self.x.len(),
-                self.labels.len()
-            )));
-        }
+        self.check()?;
+        let per = self.channels * self.len;
         let x = batch.f32_mut("image")?;
         for &i in indices {
             if i >= self.n {
