@@ -9,7 +9,7 @@ use common::{each_device, subset};
 use wgtrain::compile::Options;
 use wgtrain::data::Mnist;
 use wgtrain::ops::conv::{Conv2d, ConvTranspose2d, Padding};
-use wgtrain::ops::loss::{Loss, LossKind, Reduction};
+use wgtrain::ops::loss::{Loss, LossKind};
 use wgtrain::ops::pool::{Pool1d, Pool2d};
 use wgtrain::optim::OptimizerConfig;
 use wgtrain::train::{
@@ -18,10 +18,7 @@ use wgtrain::train::{
 use wgtrain::{Graph, Model, UnaryOp, Value};
 
 fn mse() -> Loss {
-    Loss {
-        kind: LossKind::MeanSquaredError,
-        reduction: Reduction::Mean,
-    }
+    Loss::mean(LossKind::MeanSquaredError)
 }
 
 /// y = sin(3x) on [-1, 1]: a small MLP, `batch` samples a step.

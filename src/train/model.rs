@@ -78,7 +78,7 @@ impl Graph {
     ///
     /// ```
     /// use wgtrain::{Device, Graph, UnaryOp};
-    /// use wgtrain::ops::loss::{Loss, LossKind, Reduction};
+    /// use wgtrain::ops::loss::{Loss, LossKind};
     /// use wgtrain::optim::OptimizerConfig;
     /// use wgtrain::train::Inputs;
     /// # fn main() -> wgtrain::Result<()> {
@@ -90,8 +90,7 @@ impl Graph {
     /// let h = g.linear("fc1", x, 16)?;
     /// let h = g.unary("tanh", UnaryOp::Tanh, h)?;
     /// let p = g.linear("fc2", h, 1)?;
-    /// let mse = Loss { kind: LossKind::MeanSquaredError, reduction: Reduction::Mean };
-    /// let loss = g.loss("mse", p, y, None, mse)?;
+    /// let loss = g.loss("mse", p, y, None, Loss::mean(LossKind::MeanSquaredError))?;
     /// let mut model = g.train(&dev, loss, OptimizerConfig::adam(0.02))?;
     /// let xs: Vec<f32> = (0..8).map(|i| i as f32 / 8.0).collect();
     /// let ys: Vec<f32> = xs.iter().map(|x| 2.0 * x - 1.0).collect();

@@ -169,6 +169,23 @@ impl Loss {
         Ok(l)
     }
 
+    /// `kind` averaged over the batch (PyTorch's `reduction='mean'`), e.g.
+    /// `Loss::mean(LossKind::MeanSquaredError)` for `nn.MSELoss()`.
+    pub fn mean(kind: LossKind) -> Self {
+        Loss {
+            kind,
+            reduction: Reduction::Mean,
+        }
+    }
+
+    /// `kind` summed (PyTorch's `reduction='sum'`).
+    pub fn sum(kind: LossKind) -> Self {
+        Loss {
+            kind,
+            reduction: Reduction::Sum,
+        }
+    }
+
     /// Plain softmax cross-entropy (no smoothing, no class weights).
     pub fn softmax_cross_entropy(reduction: Reduction) -> Self {
         let kind = LossKind::SoftmaxCrossEntropy {
