@@ -251,3 +251,44 @@ fn bias_gradients_split_over_chunks() {
         check_graph(dev, "dense bias chunks", g, y, &wrt, 5000);
     });
 }
+
+/// GEMMs with a small grid and a long K are split over K, the splits added by `gemm_sum`, which
+/// also accumulates and applies the fused neuron: every operand layout, a batch, an uneven last
+/// split.
+#[test]
+fn gemms_split_over_k() {
+    use wgtrain::ops::matmul::gpu::{Gemm, gemm_split};
+    // x (3, 200) · Wᵀ: 3 splits of 80, 80 and 40.
+    assert_eq!(
+        gemm_split(&Gemm::plain(3, 5, 200, false, true, true)),
+        (3, 80)
+    );
+    // (5, 300) · (300, 3), batch 2; and Aᵀ (4, 300) · (300, 5), a weight gradient's shape.
+    let batched = Gemm {
+        batch: 2,
+        ..Gemm::plain(5, 3, 300, false, false, false)
+    };
+    assert!(gemm_split(&batched).0 > 1);
+    assert!(gemm_split(&Gemm::plain(4, 5, 300, true, false, false)).0 > 1);
+    each_device("split-K gemm", |dev| {
+        // A fully connected layer with its bias (accumulated onto) and a fused ReLU.
+        let mut g = Graph::new();
+        let x = g.input("x", &[3, 200]).unwrap();
+        let h = g.dense("fc", x, FullyConnected::new(200, 5)).unwrap();
+        let y = g.unary("relu", UnaryOp::Relu, h).unwrap();
+        let wrt = [x, g.find("fc.weight").unwrap(), g.find("fc.bias").unwrap()];
+        check_graph(dev, "split dense", g, y, &wrt, 200);
+        // A batched product.
+        let mut g = Graph::new();
+        let a = g.input("a", &[2, 5, 300]).unwrap();
+        let b = g.input("b", &[2, 300, 3]).unwrap();
+        let y = g.matmul("y", a, b).unwrap();
+        check_graph(dev, "split batched matmul", g, y, &[a, b], 300);
+        // dB = Aᵀ · dC with K = 300: the transposed-A split.
+        let mut g = Graph::new();
+        let a = g.input("a", &[300, 4]).unwrap();
+        let b = g.input("b", &[4, 5]).unwrap();
+        let y = g.matmul("y", a, b).unwrap();
+        check_graph(dev, "split transposed matmul", g, y, &[a, b], 300);
+    });
+}

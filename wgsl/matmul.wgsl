@@ -17,6 +17,14 @@ struct Params {
     act_op: u32,
     act_a: f32,
     act_b: f32,
+    // Split-K (`splits` > 1): workgroup z = matrix·splits + split; split s multiplies K range
+    // [s·chunk, (s+1)·chunk) into its own (M, N) slice of the partial buffer, which gemm_sum adds.
+    splits: u32,
+    chunk: u32,
+    batches: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -26,23 +34,31 @@ struct Params {
 
 fn gemm_m() -> u32 { return p.m; }
 fn gemm_n() -> u32 { return p.n; }
-fn gemm_k() -> u32 { return p.k; }
+fn gemm_k() -> u32 { return select(p.k, p.chunk, p.splits > 1u); }
+fn n_splits() -> u32 { return max(p.splits, 1u); }
+// The matrix a workgroup's z belongs to, and where its split's K range starts.
+fn matrix_of(batch: u32) -> u32 { return batch / n_splits(); }
+fn k_offset(batch: u32) -> u32 { return (batch % n_splits()) * p.chunk; }
+// Whether local k of this split is inside the split and the problem.
+fn k_inside(batch: u32, k: u32) -> bool { return k < gemm_k() && k + k_offset(batch) < p.k; }
 fn a_k_fastest() -> bool { return p.ta == 0u; }
 fn b_n_fastest() -> bool { return p.tb == 0u; }
 
 // The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
 fn load_a(batch: u32, m: u32, k: u32) -> f32 {
-    if (m >= p.m || k >= p.k) { return 0.0; }
-    var idx = m * p.k + k;
-    if (p.ta != 0u) { idx = k * p.m + m; }
-    return mat_a[batch * p.a_stride + idx];
+    if (m >= p.m || !k_inside(batch, k)) { return 0.0; }
+    let kg = k + k_offset(batch);
+    var idx = m * p.k + kg;
+    if (p.ta != 0u) { idx = kg * p.m + m; }
+    return mat_a[matrix_of(batch) * p.a_stride + idx];
 }
 
 fn load_b(batch: u32, k: u32, n: u32) -> f32 {
-    if (k >= p.k || n >= p.n) { return 0.0; }
-    var idx = k * p.n + n;
-    if (p.tb != 0u) { idx = n * p.k + k; }
-    return mat_b[batch * p.b_stride + idx];
+    if (n >= p.n || !k_inside(batch, k)) { return 0.0; }
+    let kg = k + k_offset(batch);
+    var idx = kg * p.n + n;
+    if (p.tb != 0u) { idx = n * p.k + kg; }
+    return mat_b[matrix_of(batch) * p.b_stride + idx];
 }
 
 // Four consecutive rows (or columns) of an operand, fixed over the K loop: element (i, k) is at
@@ -57,22 +73,24 @@ alias ARows = Lines;
 alias BCols = Lines;
 
 fn a_rows(batch: u32, m: u32) -> Lines {
-    let base = batch * p.a_stride;
+    let base = matrix_of(batch) * p.a_stride;
+    let ko = k_offset(batch);
     let valid = select(0u, min(p.m - m, 4u), m < p.m);
-    if (p.ta != 0u) { return Lines(base + m, 1u, p.m, valid); }
-    return Lines(base + m * p.k, p.k, 1u, valid);
+    if (p.ta != 0u) { return Lines(base + ko * p.m + m, 1u, p.m, valid); }
+    return Lines(base + m * p.k + ko, p.k, 1u, valid);
 }
 
 fn b_cols(batch: u32, n: u32) -> Lines {
-    let base = batch * p.b_stride;
+    let base = matrix_of(batch) * p.b_stride;
+    let ko = k_offset(batch);
     let valid = select(0u, min(p.n - n, 4u), n < p.n);
-    if (p.tb != 0u) { return Lines(base + n * p.k, p.k, 1u, valid); }
-    return Lines(base + n, 1u, p.n, valid);
+    if (p.tb != 0u) { return Lines(base + n * p.k + ko, p.k, 1u, valid); }
+    return Lines(base + ko * p.n + n, 1u, p.n, valid);
 }
 
 // A(m..m+3, k) = four load_a.
 fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
-    if (k >= p.k) { return vec4<f32>(0.0); }
+    if (!k_inside(batch, k)) { return vec4<f32>(0.0); }
     let i = r.idx + k * r.kstep;
     if (r.valid == 4u) {
         return vec4<f32>(mat_a[i], mat_a[i + r.step], mat_a[i + 2u * r.step], mat_a[i + 3u * r.step]);
@@ -86,7 +104,7 @@ fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
 
 // B(k, n..n+3) = four load_b.
 fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
-    if (k >= p.k) { return vec4<f32>(0.0); }
+    if (!k_inside(batch, k)) { return vec4<f32>(0.0); }
     let i = c.idx + k * c.kstep;
     if (c.valid == 4u) {
         return vec4<f32>(mat_b[i], mat_b[i + c.step], mat_b[i + 2u * c.step], mat_b[i + 3u * c.step]);
@@ -99,8 +117,35 @@ fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
 }
 
 fn store_c(batch: u32, m: u32, n: u32, acc: f32) {
+    if (p.splits > 1u) {
+        // A split's partial product; gemm_sum adds the splits and applies the epilogue.
+        mat_c[(batch * p.m + m) * p.n + n] = p.alpha * acc;
+        return;
+    }
     let idx = batch * p.c_stride + m * p.n + n;
     var v = p.alpha * acc;
     if (p.accumulate != 0u) { v = v + mat_c[idx]; }
     mat_c[idx] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
+}
+
+@group(0) @binding(1) var<storage, read> gs_part: array<f32>;     // (batches·splits, M, N)
+@group(0) @binding(2) var<storage, read_write> gs_c: array<f32>;  // (batches, M, N), c_stride apart
+
+// C = post_op(Σ_s part[matrix, s] (+ C)): the split-K GEMM's epilogue, one invocation per output,
+// the splits added in order (deterministic).
+@compute @workgroup_size(256)
+fn gemm_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    let mn = p.m * p.n;
+    if (i >= mn * p.batches) { return; }
+    let b = i / mn;
+    let j = i - b * mn;
+    var v = 0.0;
+    for (var s = 0u; s < p.splits; s = s + 1u) {
+        v = v + gs_part[(b * p.splits + s) * mn + j];
+    }
+    let idx = b * p.c_stride + j;
+    if (p.accumulate != 0u) { v = v + gs_c[idx]; }
+    gs_c[idx] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
 }

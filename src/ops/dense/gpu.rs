@@ -11,14 +11,13 @@
 //! * `db (out,) = Σ_n dy` (`wgsl/conv/grad_bias.wgsl`)
 
 use crate::error::Result;
-use crate::launch::Launch;
 use crate::launch::Prepared;
 use crate::ops::conv::ConvOp;
 use crate::ops::conv::gpu::{Grads, bias_fill_launch, bias_grad_launches, check, check_bias};
 use crate::ops::dense::{DenseOp, FullyConnected};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
-use crate::ops::matmul::gpu::{Gemm, gemm_launch};
+use crate::ops::matmul::gpu::{Gemm, gemm_launches};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "fully_connected";
@@ -48,19 +47,16 @@ pub fn forward_fused_launches(
     check(OP, "weight", w, &op.weight_shape())?;
     check_bias(OP, op.bias, b, op.out_features)?;
     check(OP, "output", y, &op.out_shape(&x.shape)?)?;
-    let mut launches = Vec::new();
+    let mut prep = Prepared::default();
     if let Some(b) = b {
-        launches.push(bias_fill_launch(b, y)?);
+        prep.launches.push(bias_fill_launch(b, y)?);
     }
     let g = Gemm {
         fused,
         ..Gemm::plain(n, op.out_features, k, false, true, b.is_some())
     };
-    launches.push(gemm_launch(&g, x, w, y)?);
-    Ok(Prepared {
-        launches,
-        scratch: Vec::new(),
-    })
+    prep.extend(gemm_launches(&g, x, w, y)?);
+    Ok(prep)
 }
 
 /// Prepares every gradient into `grads` (`dx` shaped like x, `dw` like W, `db` exactly when the
@@ -73,13 +69,8 @@ pub fn backward_launches(
     grads: &Grads,
 ) -> Result<Prepared> {
     check_bias(OP, op.bias, grads.db.as_ref(), op.out_features)?;
-    let mut prep = Prepared {
-        launches: vec![
-            backward_data_launch(op, &x.shape, w, dy, &grads.dx)?,
-            backward_weights_launch(op, x, dy, &grads.dw)?,
-        ],
-        scratch: Vec::new(),
-    };
+    let mut prep = backward_data_launches(op, &x.shape, w, dy, &grads.dx)?;
+    prep.extend(backward_weights_launches(op, x, dy, &grads.dw)?);
     if let Some(db) = &grads.db {
         prep.extend(bias_grad_launches(dy, db)?);
     }
@@ -87,18 +78,18 @@ pub fn backward_launches(
 }
 
 /// Prepares `dx (N, K) = dy (N, out) · W (out, K)` for an input of `x_shape`.
-pub fn backward_data_launch(
+pub fn backward_data_launches(
     op: &FullyConnected,
     x_shape: &[usize],
     w: &Tensor,
     dy: &Tensor,
     dx: &Tensor,
-) -> Result<Launch> {
+) -> Result<Prepared> {
     let (n, k) = op.matrix_shape(x_shape)?;
     check(OP, "weight", w, &op.weight_shape())?;
     check(OP, "output gradient", dy, &op.out_shape(x_shape)?)?;
     check(OP, "input gradient", dx, x_shape)?;
-    gemm_launch(
+    gemm_launches(
         &Gemm::plain(n, k, op.out_features, false, false, false),
         dy,
         w,
@@ -107,17 +98,17 @@ pub fn backward_data_launch(
 }
 
 /// Prepares `dW (out, K) = dyᵀ (out, N) · x (N, K)`.
-pub fn backward_weights_launch(
+pub fn backward_weights_launches(
     op: &FullyConnected,
     x: &Tensor,
     dy: &Tensor,
     dw: &Tensor,
-) -> Result<Launch> {
+) -> Result<Prepared> {
     let (n, k) = op.matrix_shape(&x.shape)?;
     x.expect_dtype(OP, DType::F32)?;
     check(OP, "output gradient", dy, &op.out_shape(&x.shape)?)?;
     check(OP, "weight gradient", dw, &op.weight_shape())?;
-    gemm_launch(
+    gemm_launches(
         &Gemm::plain(op.out_features, k, n, true, false, false),
         dy,
         x,

@@ -64,16 +64,10 @@ impl Primitive for DenseOp {
                 outs[0],
                 fused.first().copied(),
             )?,
-            DenseOp::GradData(d) => Prepared::one(gpu::backward_data_launch(
-                d,
-                ins[2].shape(),
-                ins[0],
-                ins[1],
-                outs[0],
-            )?),
-            DenseOp::GradWeight(d) => {
-                Prepared::one(gpu::backward_weights_launch(d, ins[0], ins[1], outs[0])?)
+            DenseOp::GradData(d) => {
+                gpu::backward_data_launches(d, ins[2].shape(), ins[0], ins[1], outs[0])?
             }
+            DenseOp::GradWeight(d) => gpu::backward_weights_launches(d, ins[0], ins[1], outs[0])?,
         })
     }
 

@@ -3,7 +3,7 @@
 //! CPU reference: `reference::matmul`.
 
 use crate::error::{Error, Result, Unit};
-use crate::launch::{Launch, Shader, f};
+use crate::launch::{Launch, Prepared, Shader, f};
 use crate::ops::elementwise::UnaryOp;
 use crate::tensor::{DType, Tensor};
 
@@ -96,7 +96,21 @@ impl Gemm {
 
 /// Prepares one GEMM over raw buffers; the caller has checked sizes.
 pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
-    let p = [
+    let (entry, groups) = gemm_grid(g.m, g.n, g.batch);
+    a.device.launch(
+        &SHADER,
+        entry,
+        &crate::neuron::fused_constants(g.fused),
+        &gemm_params(g, 1, g.k),
+        &[a.buffer(), b.buffer(), c.buffer()],
+        groups,
+    )
+}
+
+/// The shader's parameter words for `g` split into `splits` K ranges of `chunk`.
+fn gemm_params(g: &Gemm, splits: usize, chunk: usize) -> Vec<u32> {
+    let (code, pa, pb) = g.fused.map_or((0, 0.0, 0.0), |u| u.code());
+    vec![
         g.m as u32,
         g.n as u32,
         g.k as u32,
@@ -108,18 +122,83 @@ pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launc
         g.a_stride as u32,
         g.b_stride as u32,
         g.c_stride as u32,
-    ];
-    let (code, pa, pb) = g.fused.map_or((0, 0.0, 0.0), |u| u.code());
-    let p = [&p[..], &[code, f(pa), f(pb)]].concat();
-    let (entry, groups) = gemm_grid(g.m, g.n, g.batch);
-    a.device.launch(
+        code,
+        f(pa),
+        f(pb),
+        splits as u32,
+        chunk as u32,
+        g.batch as u32,
+        0,
+        0,
+        0,
+    ]
+}
+
+/// Below this many workgroups a GEMM with a long K is split over K: a small output (a fully
+/// connected layer at batch 64: 2 tiles) would otherwise walk all of K on a few cores.
+const SPLIT_BELOW_GROUPS: usize = 64;
+/// Workgroups a split GEMM aims for.
+const SPLIT_TARGET_GROUPS: usize = 256;
+/// K values per split at the least (8 steps of the main loop).
+const SPLIT_MIN_CHUNK: usize = 64;
+
+/// `(splits, chunk)` of `g`: `(1, k)` unless its grid is small and its K long; chunks are a
+/// multiple of the main loop's unrolled K step (16).
+pub fn gemm_split(g: &Gemm) -> (usize, usize) {
+    let grid = gemm_grid(g.m, g.n, g.batch).1;
+    let tiles: usize = grid.iter().map(|&d| d as usize).product();
+    if tiles >= SPLIT_BELOW_GROUPS || g.k < 2 * SPLIT_MIN_CHUNK {
+        return (1, g.k);
+    }
+    let want = SPLIT_TARGET_GROUPS
+        .div_ceil(tiles)
+        .min(g.k / SPLIT_MIN_CHUNK)
+        .min(65_535 / g.batch.max(1));
+    let chunk = g.k.div_ceil(want.max(1)).div_ceil(16) * 16;
+    let splits = g.k.div_ceil(chunk);
+    // The partial products are indexed in u32.
+    let partials = [g.batch, splits, g.m, g.n]
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d));
+    if splits <= 1 || partials.is_none_or(|n| n > u32::MAX as usize) {
+        return (1, g.k);
+    }
+    (splits, chunk)
+}
+
+/// `C = alpha · op(A) · op(B) (+ C)`, split over K when the grid is small and K long
+/// (`gemm_split`): the splits' partial products go to a scratch tensor and `gemm_sum` adds them,
+/// then accumulates and applies the fused neuron.
+pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Prepared> {
+    let (splits, chunk) = gemm_split(g);
+    if splits == 1 {
+        return Ok(Prepared::one(gemm_launch(g, a, b, c)?));
+    }
+    let dev = &a.device;
+    let part = Tensor::zeros(dev, &[g.batch * splits, g.m, g.n], DType::F32)?;
+    let (entry, groups) = gemm_grid(g.m, g.n, g.batch * splits);
+    let consts = crate::neuron::fused_constants(g.fused);
+    let words = gemm_params(g, splits, chunk);
+    let products = dev.launch(
         &SHADER,
         entry,
-        &crate::neuron::fused_constants(g.fused),
-        &p,
-        &[a.buffer(), b.buffer(), c.buffer()],
+        &consts,
+        &words,
+        &[a.buffer(), b.buffer(), part.buffer()],
         groups,
-    )
+    )?;
+    let sum = dev.launch(
+        &SHADER,
+        "gemm_sum",
+        &consts,
+        &words,
+        &[part.buffer(), c.buffer()],
+        crate::launch::grid_1d(g.batch * g.m * g.n, 256),
+    )?;
+    Ok(Prepared {
+        launches: vec![products, sum],
+        scratch: vec![part],
+    })
 }
 
 /// `op(a) · op(b)` for a of shape `[batch..] (M, K)` (or `(K, M)` when `trans_a`) and b likewise;
@@ -133,7 +212,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Te
 }
 
 /// Prepares `c = op(a) · op(b)` as planned by `plan` (which checked the shapes).
-pub fn matmul_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
+pub fn matmul_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Prepared> {
     a.expect_dtype("matmul", DType::F32)?;
     b.expect_dtype("matmul", DType::F32)?;
     if c.numel() != g.batch * g.m * g.n {
@@ -145,7 +224,7 @@ pub fn matmul_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Lau
             ),
         });
     }
-    gemm_launch(g, a, b, c)
+    gemm_launches(g, a, b, c)
 }
 
 /// The GEMM and output shape of `op(a) · op(b)`, or an `Err` naming both shapes.
