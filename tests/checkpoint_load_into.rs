@@ -376,3 +376,55 @@ fn a_bad_file_is_refused_and_changes_nothing() {
         assert_eq!(rv, vals["bn.running_var"]);
     });
 }
+
+/// A PyTorch state dict carries `num_batches_tracked` (int64, rank 0) per batch norm: ignored
+/// for a norm the graph has, refused for one it has not.
+#[test]
+fn pytorch_batch_norm_counters_are_ignored() {
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 3, 4, 4]).unwrap();
+    let c = g
+        .conv2d("c", x, wgtrain::Conv2d::out(2, 1).no_bias())
+        .unwrap();
+    let y = g
+        .batch_norm("bn", c, wgtrain::BatchNorm::default())
+        .unwrap();
+    let gi = g.for_inference();
+    let d = dir("counters");
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut tensors = vec![
+        ("c.weight", Dtype::F32, vec![2, 3, 1, 1], f32s(&[0.5; 6])),
+        ("bn.weight", Dtype::F32, vec![2], f32s(&[2.0, 3.0])),
+        ("bn.bias", Dtype::F32, vec![2], f32s(&[0.0, 1.0])),
+        ("bn.running_mean", Dtype::F32, vec![2], f32s(&[0.0, 0.0])),
+        ("bn.running_var", Dtype::F32, vec![2], f32s(&[1.0, 1.0])),
+        (
+            "bn.num_batches_tracked",
+            Dtype::I64,
+            vec![],
+            7i64.to_le_bytes().to_vec(),
+        ),
+    ];
+    let path = d.join("torch.safetensors");
+    write_plain(&path, &tensors);
+    each_device("bn counters", |dev| {
+        let step = gi.compile(dev, &[y], &Options::default()).unwrap();
+        checkpoint::load_into(&path, &step).unwrap();
+        let bn_w = step.read(gi.find("bn.weight").unwrap()).unwrap();
+        assert_eq!(bn_w, vec![2.0, 3.0]);
+    });
+    tensors.push((
+        "other.num_batches_tracked",
+        Dtype::I64,
+        vec![],
+        1i64.to_le_bytes().to_vec(),
+    ));
+    let bad = d.join("extra.safetensors");
+    write_plain(&bad, &tensors);
+    each_device("bn counters extra", |dev| {
+        let step = gi.compile(dev, &[y], &Options::default()).unwrap();
+        let e = checkpoint::load_into(&bad, &step).unwrap_err().to_string();
+        assert!(e.contains("other.num_batches_tracked"), "{e}");
+    });
+    let _ = std::fs::remove_dir_all(&d);
+}

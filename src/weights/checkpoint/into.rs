@@ -69,7 +69,8 @@ pub trait LoadTarget {
 /// file at `path`, by name: all or nothing. Everything is read and checked first — each held
 /// parameter present with its shape (F32, or F64/F16/BF16 converted), each held state as a
 /// tensor or a `user.state.<name>` entry, checksums where the file has them, and no tensor or
-/// state the graph does not have (optimizer tensors `optim.*` are ignored) — then written. The
+/// state the graph does not have (optimizer tensors `optim.*` and PyTorch's batch-norm counters
+/// `num_batches_tracked` are ignored) — then written. The
 /// error names the file and the tensor.
 pub fn load_into(path: &Path, target: &dyn LoadTarget) -> Result<()> {
     let bytes = read_file(path)?;
@@ -88,7 +89,7 @@ pub fn load_into(path: &Path, target: &dyn LoadTarget) -> Result<()> {
     if let Some(name) = file
         .names()
         .into_iter()
-        .find(|n| !n.starts_with("optim.") && !known.contains(n))
+        .find(|n| !n.starts_with("optim.") && !known.contains(n) && !batch_counter(n, &known))
     {
         return Err(io(
             path,
@@ -117,6 +118,13 @@ pub fn load_into(path: &Path, target: &dyn LoadTarget) -> Result<()> {
             .map_err(|e| e.context(format!("{}: writing {name:?}", path.display())))?;
     }
     Ok(())
+}
+
+/// PyTorch's `<bn>.num_batches_tracked` of a batch norm this graph has (torchvision state
+/// dicts carry one per norm): a counter only `momentum=None` reads, which this batch norm has not.
+fn batch_counter(name: &str, known: &BTreeSet<&str>) -> bool {
+    name.strip_suffix(".num_batches_tracked")
+        .is_some_and(|bn| known.contains(format!("{bn}.running_mean").as_str()))
 }
 
 /// A state's values from the metadata entry the training loop writes.
