@@ -145,15 +145,7 @@ fn check_graph(dev: &Device, what: &str, mut g: Graph, y: Value, wrt: &[Value], 
     }
     let want = g.eval_reference(&f, &outs).unwrap();
     let c = g.compile(dev, &outs, &Options::default()).unwrap();
-    for n in g.nodes.iter().filter(|n| n.op.is_source()) {
-        let a = &f[&n.name];
-        if n.outputs[0].1 == DType::U32 {
-            let d: Vec<u32> = a.data.iter().map(|&v| v as u32).collect();
-            c.set_u32(&n.name, &d).unwrap();
-        } else {
-            c.set(&n.name, &a.to_f32()).unwrap();
-        }
-    }
+    common::set_sources(&c, &g, &f);
     c.step().unwrap();
     for (k, (v, w)) in outs.iter().zip(&want).enumerate() {
         let got = c.read(*v).unwrap();

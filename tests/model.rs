@@ -431,3 +431,38 @@ fn metrics_restart_with_a_fresh_run_and_continue_a_resumed_one() {
     });
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A non-finite output is an error naming its sample by its index in the dataset, whichever
+/// batch it falls in.
+#[test]
+fn a_nan_output_names_its_sample_in_the_dataset() {
+    let mut xs: Vec<f32> = (0..10).map(|i| i as f32 / 10.0).collect();
+    xs[5] = f32::NAN;
+    let labels: Vec<u32> = (0..10).map(|i| i % 2).collect();
+    let data = InMemory::new(10).f32("x", &xs).u32("labels", &labels);
+    each_device("nan sample", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[4, 1]).unwrap();
+        let y = g.input_u32("labels", &[4]).unwrap();
+        let logits = g.linear("fc", x, 2).unwrap();
+        let ce = Loss::softmax_cross_entropy(wgtrain::Reduction::Mean);
+        let loss = g.loss("loss", logits, y, None, ce).unwrap();
+        let net = Network {
+            graph: g,
+            output: logits,
+            loss,
+        };
+        let cfg = TrainConfig {
+            batch: 4,
+            progress: false,
+            ..TrainConfig::default()
+        };
+        let mut t = Trainer::new(dev, net, OptimizerConfig::adam(0.01), cfg).unwrap();
+        for e in [
+            t.predict(&data).unwrap_err().to_string(),
+            t.evaluate(&data).unwrap_err().to_string(),
+        ] {
+            assert!(e.contains("sample 5 "), "{e}");
+        }
+    });
+}

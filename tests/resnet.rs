@@ -109,15 +109,7 @@ fn a_narrow_resnet50_matches_the_reference() {
             ..Options::default()
         };
         let c = g.compile(dev, &outs, &opts).unwrap();
-        for n in g.nodes.iter().filter(|n| n.op.is_source()) {
-            let a = &feeds[&n.name];
-            if n.name == "labels" {
-                let d: Vec<u32> = a.data.iter().map(|&v| v as u32).collect();
-                c.set_u32(&n.name, &d).unwrap();
-            } else {
-                c.set(&n.name, &a.to_f32()).unwrap();
-            }
-        }
+        common::set_sources(&c, &g, &feeds);
         c.step().unwrap();
         // Batch norm over 2×1×1 values in layer4 (statistics of two numbers) amplifies f32
         // rounding through 53 layers: conv1's gradient is off by 1.7e-3 of its size (lavapipe),

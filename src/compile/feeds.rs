@@ -73,6 +73,11 @@ impl Compiled {
             .for_each(|f| *f = true);
     }
 
+    /// Whether a step reads `v` (a live input or parameter).
+    pub fn reads(&self, v: Value) -> bool {
+        self.feeds.required.contains(&v.node)
+    }
+
     /// The names of the live inputs (what a step must be fed).
     pub fn input_names(&self) -> Vec<String> {
         let g = &self.graph;

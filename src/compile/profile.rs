@@ -69,9 +69,7 @@ impl Profile {
         );
         s
     }
-}
 
-impl Profile {
     /// A markdown table of every dispatch in step order: its node, kernel, µs and the gap
     /// before it (where one kernel's time goes by layer).
     pub fn dispatch_table(&self) -> String {

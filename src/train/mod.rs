@@ -277,10 +277,8 @@ impl Trainer {
             let n = g.node(v).ok()?;
             (n.op == Op::Input).then(|| (n.name.clone(), n.outputs[0].1))
         };
-        let is_loss_op = loss_node
-            .op
-            .downcast::<crate::ops::loss::LossOp>()
-            .is_some();
+        // Per-sample weights count only where the loop reads per-sample losses.
+        let is_loss_op = model.per_sample_value().is_some();
         let labels_input = input_of(1)
             .filter(|(_, t)| *t == DType::U32)
             .map(|(n, _)| n);
@@ -508,27 +506,18 @@ impl Trainer {
     }
 
     /// Runs the inference twin over `data` in batches of `cfg.batch` (the last one padded and
-    /// trimmed) and hands every batch's output to `visit(output, width, real, batch)`; returns
+    /// trimmed) and hands every batch's output to `visit(output, width, first sample, real
+    /// samples, batch)`; returns
     /// the mean per-sample loss where the loss has one.
     fn each_batch(
         &mut self,
         data: &dyn Dataset,
-        mut visit: impl FnMut(&[f32], usize, usize, &Inputs) -> Result<()>,
+        mut visit: impl FnMut(&[f32], usize, usize, usize, &Inputs) -> Result<()>,
     ) -> Result<Option<f64>> {
         let b = self.cfg.batch;
-        let loss = self.model.loss_value();
-        let has_per_sample = loss.port == 0
-            && self
-                .model
-                .graph()
-                .node(loss)?
-                .op
-                .downcast::<crate::ops::loss::LossOp>()
-                .is_some();
-        let mut outs = vec![self.output];
-        if has_per_sample {
-            outs.push(per_sample(loss));
-        }
+        let outs: Vec<Value> = std::iter::once(self.output)
+            .chain(self.model.per_sample_value())
+            .collect();
         let width: usize = self.model.graph().shape(self.output)?[1..].iter().product();
         let (mut batch, mut total, mut count) = (Inputs::new(), 0f64, 0usize);
         for start in (0..data.len()).step_by(b) {
@@ -539,7 +528,12 @@ impl Trainer {
             let out = got[0].get(..real * width).ok_or_else(|| {
                 Error::Invalid("the output holds fewer values than the batch".into())
             })?;
-            visit(out, width, real, &batch)?;
+            // (a non-finite output found by the visitor happened after this many steps)
+            let step = self.model.global_step;
+            visit(out, width, start, real, &batch).map_err(|e| match e {
+                Error::NonFinite { msg, .. } => Error::NonFinite { step, msg },
+                e => e,
+            })?;
             if let Some(per) = got.get(1) {
                 total += per[..real].iter().map(|&x| x as f64).sum::<f64>();
                 count += real;
@@ -560,10 +554,11 @@ impl Trainer {
         let mut metrics = std::mem::take(&mut self.metrics);
         metrics.iter_mut().for_each(|m| m.reset());
         let batch = self.cfg.batch;
-        let r = self.each_batch(data, |output, width, rows, inputs| {
+        let r = self.each_batch(data, |output, width, first, rows, inputs| {
             let scored = Scored {
                 output,
                 width,
+                first,
                 rows,
                 batch,
                 inputs,
@@ -599,7 +594,7 @@ impl Trainer {
     /// sample (`classes` or the prediction's size per sample).
     pub fn outputs(&mut self, data: &dyn Dataset) -> Result<Vec<f32>> {
         let mut all = Vec::new();
-        self.each_batch(data, |out, _, _, _| {
+        self.each_batch(data, |out, _, _, _, _| {
             all.extend_from_slice(out);
             Ok(())
         })?;
@@ -617,22 +612,12 @@ impl Trainer {
             )
         })?;
         let (mut truth, mut predicted) = (Vec::new(), Vec::new());
-        let step = self.model.global_step;
-        let offset = std::cell::Cell::new(0usize);
-        self.each_batch(data, |out, width, rows, batch| {
+        self.each_batch(data, |out, width, first, rows, batch| {
             let y = batch.get_u32(&labels).ok_or_else(|| {
                 Error::Invalid(format!("the dataset filled no labels input {labels:?}"))
             })?;
-            let p = score::argmax_rows(out, width, rows).map_err(|e| match e {
-                Error::NonFinite { msg, .. } => Error::NonFinite {
-                    step,
-                    msg: msg.replace("sample ", &format!("sample {}+", offset.get())),
-                },
-                e => e,
-            })?;
-            predicted.extend(p);
+            predicted.extend(score::argmax_rows(out, width, first, rows)?);
             truth.extend_from_slice(&y[..rows]);
-            offset.set(offset.get() + rows);
             Ok(())
         })?;
         Ok((truth, predicted))
@@ -716,13 +701,6 @@ fn epoch_line(r: &EpochReport) -> String {
         }
     }
     s + &format!(", {:.0} samples/s, {:.1} s", r.images_per_s, r.seconds)
-}
-
-fn per_sample(loss: Value) -> Value {
-    Value {
-        node: loss.node,
-        port: 1,
-    }
 }
 
 fn progress_bar(steps: u64, epoch: usize) -> indicatif::ProgressBar {

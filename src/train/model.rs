@@ -57,6 +57,8 @@ pub struct Model {
     /// The forward graph with its loss, at the training batch size.
     graph: Graph,
     loss: Value,
+    /// The loss op's per-sample losses (port 1), when the loss is a loss op's reduced port.
+    per_sample: Option<Value>,
     train: Compiled,
     opt: Optimizer,
     /// The inference twin and the outputs it was compiled for.
@@ -147,14 +149,14 @@ impl Model {
     ) -> Result<Model> {
         graph.validate()?;
         let node = graph.node(loss).map_err(|e| e.context("the loss"))?;
-        let mut outputs = vec![loss];
-        // A loss op's second port holds the per-sample losses (the Trainer's exact means).
-        if loss.port == 0 && node.outputs.len() > 1 && node.op.primitive().is_some() {
-            outputs.push(Value {
-                node: loss.node,
-                port: 1,
-            });
-        }
+        // A loss op's second port holds the per-sample losses (the Trainer's exact means); another
+        // op's second port is something else (max's argmax).
+        let is_loss_op = node.op.downcast::<crate::ops::loss::LossOp>().is_some();
+        let per_sample = (loss.port == 0 && is_loss_op).then_some(Value {
+            node: loss.node,
+            port: 1,
+        });
+        let mut outputs: Vec<Value> = std::iter::once(loss).chain(per_sample).collect();
         for &v in &cfg.keep {
             graph
                 .output(v)
@@ -204,6 +206,7 @@ impl Model {
             device: device.clone(),
             graph: graph.clone(),
             loss,
+            per_sample,
             train,
             opt,
             eval: None,
@@ -223,6 +226,11 @@ impl Model {
     /// The loss value.
     pub fn loss_value(&self) -> Value {
         self.loss
+    }
+
+    /// The per-sample losses, when the loss is a loss op's reduced output (`graph.loss`).
+    pub fn per_sample_value(&self) -> Option<Value> {
+        self.per_sample
     }
 
     /// The compiled training graph.
@@ -255,14 +263,6 @@ impl Model {
     /// Steps skipped so far for non-finite values (`NonFinitePolicy::Skip`).
     pub fn skipped_steps(&self) -> u64 {
         self.skipped_steps
-    }
-
-    /// The batch size every input's first axis has.
-    pub fn batch(&self) -> usize {
-        let ins = self.graph.nodes.iter().filter(|n| n.op == Op::Input);
-        ins.filter_map(|n| n.outputs[0].0.first().copied())
-            .next()
-            .unwrap_or(0)
     }
 
     /// Writes `inputs` into the training graph (without stepping): `Err` for a name that is not
@@ -299,10 +299,10 @@ impl Model {
 
     /// The per-sample losses of the last step (port 1 of a loss op).
     pub fn per_sample_loss(&self) -> Result<Vec<f32>> {
-        self.train.read(Value {
-            node: self.loss.node,
-            port: 1,
-        })
+        let v = self.per_sample.ok_or_else(|| {
+            Error::Invalid("the loss is not a loss op's output: it has no per-sample losses".into())
+        })?;
+        self.train.read(v)
     }
 
     /// Reads a value of the last step: the loss, a parameter, or one of `ModelConfig::keep`.
@@ -479,24 +479,23 @@ impl Model {
 
 /// Writes each column of `inputs` into the input of that name; with `strict`, a name that is
 /// no input of the graph is an `Err` (in the inference twin, inputs it does not read are skipped).
+/// Runs every step: the names of the inputs are gathered only for the error.
 pub(super) fn write_inputs(c: &Compiled, inputs: &Inputs, strict: bool) -> Result<()> {
-    let live = c.input_names();
     for (name, col) in inputs.iter() {
-        let is_input = c
+        let input = c
             .graph
             .find(name)
-            .and_then(|v| c.graph.node(v).ok())
-            .is_some_and(|n| n.op == Op::Input);
-        if !is_input {
+            .filter(|&v| c.graph.node(v).is_ok_and(|n| n.op == Op::Input));
+        let Some(v) = input else {
             if strict {
                 return Err(Error::Invalid(format!(
                     "{name:?} is not an input of the graph; its inputs are {:?}",
-                    live
+                    c.input_names()
                 )));
             }
             continue;
-        }
-        if !strict && !live.iter().any(|l| l == name) {
+        };
+        if !strict && !c.reads(v) {
             // (an input the compiled step does not read)
             continue;
         }

@@ -14,6 +14,8 @@ pub struct Scored<'a> {
     pub output: &'a [f32],
     /// Values per sample of the output (classes, for logits).
     pub width: usize,
+    /// The dataset index of the batch's first sample (errors name samples by it).
+    pub first: usize,
     /// Real samples in this batch.
     pub rows: usize,
     /// Samples the dataset filled (the real ones first, then padding).
@@ -46,8 +48,8 @@ fn missing(metric: &str, input: &str, inputs: &Inputs) -> Error {
 }
 
 /// The class of each output row: its argmax (ties to the smaller class); `Err` on a
-/// non-finite value, naming the sample.
-pub fn argmax_rows(output: &[f32], width: usize, rows: usize) -> Result<Vec<u32>> {
+/// non-finite value, naming the sample (row `i` is sample `first + i`).
+pub fn argmax_rows(output: &[f32], width: usize, first: usize, rows: usize) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(rows);
     for i in 0..rows {
         let row = output
@@ -57,8 +59,9 @@ pub fn argmax_rows(output: &[f32], width: usize, rows: usize) -> Result<Vec<u32>
             return Err(Error::NonFinite {
                 step: 0,
                 msg: format!(
-                    "the output of sample {i} holds {} (class {k}): no prediction; the weights \
+                    "the output of sample {} holds {} (class {k}): no prediction; the weights \
                      or the input are not finite",
+                    first + i,
                     row[k]
                 ),
             });
@@ -98,7 +101,7 @@ impl Metric for Accuracy {
             .inputs
             .get_u32(&self.labels)
             .ok_or_else(|| missing("accuracy", &self.labels, b.inputs))?;
-        let p = argmax_rows(b.output, b.width, b.rows)?;
+        let p = argmax_rows(b.output, b.width, b.first, b.rows)?;
         let y = y.get(..b.rows).ok_or_else(|| {
             Error::Invalid(format!(
                 "accuracy: fewer labels than the {} samples",
@@ -150,7 +153,7 @@ impl Metric for Confusion {
             .inputs
             .get_u32(&self.labels)
             .ok_or_else(|| missing("confusion", &self.labels, b.inputs))?;
-        let p = argmax_rows(b.output, b.width, b.rows)?;
+        let p = argmax_rows(b.output, b.width, b.first, b.rows)?;
         for (t, q) in y.iter().zip(&p).take(b.rows) {
             self.matrix.add(*t as usize, *q as usize)?;
         }
@@ -203,66 +206,52 @@ impl Elementwise {
     }
 }
 
-/// Mean squared error between the output and the f32 input `target` (every element).
-pub struct MeanSquaredError(Elementwise);
+/// A public metric over [`Elementwise`]: one definition for MSE and MAE.
+macro_rules! elementwise_metric {
+    ($(#[$doc:meta])* $t:ident, $name:literal, $f:expr) => {
+        $(#[$doc])*
+        pub struct $t(Elementwise);
 
-impl MeanSquaredError {
-    /// Against the input `target` (e.g. `"image"` for an autoencoder).
-    pub fn new(target: &str) -> MeanSquaredError {
-        MeanSquaredError(Elementwise {
-            target: target.to_string(),
-            sum: 0.0,
-            count: 0,
-        })
-    }
+        impl $t {
+            /// Against the f32 input `target` (e.g. `"image"` for an autoencoder).
+            pub fn new(target: &str) -> $t {
+                $t(Elementwise {
+                    target: target.to_string(),
+                    sum: 0.0,
+                    count: 0,
+                })
+            }
+        }
+
+        impl Metric for $t {
+            fn name(&self) -> String {
+                $name.into()
+            }
+            fn higher_is_better(&self) -> bool {
+                false
+            }
+            fn reset(&mut self) {
+                (self.0.sum, self.0.count) = (0.0, 0);
+            }
+            fn update(&mut self, b: &Scored) -> Result<()> {
+                self.0.update($name, b, $f)
+            }
+            fn value(&self) -> f64 {
+                self.0.sum / self.0.count as f64
+            }
+        }
+    };
 }
 
-impl Metric for MeanSquaredError {
-    fn name(&self) -> String {
-        "mse".into()
-    }
-    fn higher_is_better(&self) -> bool {
-        false
-    }
-    fn reset(&mut self) {
-        (self.0.sum, self.0.count) = (0.0, 0);
-    }
-    fn update(&mut self, b: &Scored) -> Result<()> {
-        self.0.update("mse", b, |d| d * d)
-    }
-    fn value(&self) -> f64 {
-        self.0.sum / self.0.count as f64
-    }
-}
-
-/// Mean absolute error between the output and the f32 input `target` (every element).
-pub struct MeanAbsoluteError(Elementwise);
-
-impl MeanAbsoluteError {
-    /// Against the input `target`.
-    pub fn new(target: &str) -> MeanAbsoluteError {
-        MeanAbsoluteError(Elementwise {
-            target: target.to_string(),
-            sum: 0.0,
-            count: 0,
-        })
-    }
-}
-
-impl Metric for MeanAbsoluteError {
-    fn name(&self) -> String {
-        "mae".into()
-    }
-    fn higher_is_better(&self) -> bool {
-        false
-    }
-    fn reset(&mut self) {
-        (self.0.sum, self.0.count) = (0.0, 0);
-    }
-    fn update(&mut self, b: &Scored) -> Result<()> {
-        self.0.update("mae", b, f64::abs)
-    }
-    fn value(&self) -> f64 {
-        self.0.sum / self.0.count as f64
-    }
-}
+elementwise_metric!(
+    /// Mean squared error between the output and the f32 input `target` (every element).
+    MeanSquaredError,
+    "mse",
+    |d| d * d
+);
+elementwise_metric!(
+    /// Mean absolute error between the output and the f32 input `target` (every element).
+    MeanAbsoluteError,
+    "mae",
+    f64::abs
+);

@@ -129,3 +129,21 @@ pub fn subset(s: &ImageSet, n: usize) -> ImageSet {
         cols: s.cols,
     }
 }
+
+/// Writes `feeds[name]` into every source node of `g` that `c` has (`set_u32` for u32 inputs:
+/// class indices, `set` for the rest).
+pub fn set_sources(
+    c: &wgtrain::Compiled,
+    g: &wgtrain::Graph,
+    feeds: &std::collections::HashMap<String, wgtrain::reference::Array>,
+) {
+    for n in g.nodes.iter().filter(|n| n.op.is_source()) {
+        let a = &feeds[&n.name];
+        if n.outputs[0].1 == wgtrain::DType::U32 {
+            let d: Vec<u32> = a.data.iter().map(|&v| v as u32).collect();
+            c.set_u32(&n.name, &d).unwrap();
+        } else {
+            c.set(&n.name, &a.to_f32()).unwrap();
+        }
+    }
+}
