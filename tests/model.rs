@@ -320,6 +320,11 @@ fn layer_builders_take_sizes_from_the_input() {
     assert_eq!(g.shape(mp).unwrap(), &[2, 4, 5]);
     assert_eq!(g.shape(ga).unwrap(), &[2, 4, 1]);
     assert_eq!(g.shape(gm).unwrap(), &[2, 4, 1]);
+    // A window longer than the signal fails after the view was added: nothing stays behind.
+    let before = g.nodes.len();
+    assert!(g.pool1d("long", s, Pool1d::max(20, 1)).is_err());
+    assert!(g.linear("zero", s, 0).is_err());
+    assert_eq!(g.nodes.len(), before);
     // A rank the builder cannot read is an Err, not a panic.
     let e = g
         .pool1d("bad", x, Pool1d::avg(2, 2))

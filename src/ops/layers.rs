@@ -151,13 +151,15 @@ impl Graph {
                 op: format!("node {name:?}"),
                 msg: format!("input {s:?}: a linear layer needs (N, features...)"),
             })?;
-        let y = self.dense(name, x, FullyConnected::new(k, out_features))?;
-        // dense keeps images 4-D (N, out, 1, 1); a linear layer gives (N, out).
-        if self.shape(y)?.len() == 2 {
-            return Ok(y);
-        }
-        let flat = self.fresh(format!("{name}.flat"));
-        self.flatten(&flat, y)
+        self.atomic(|g| {
+            let y = g.dense(name, x, FullyConnected::new(k, out_features))?;
+            // dense keeps images 4-D (N, out, 1, 1); a linear layer gives (N, out).
+            if g.shape(y)?.len() == 2 {
+                return Ok(y);
+            }
+            let flat = g.fresh(format!("{name}.flat"));
+            g.flatten(&flat, y)
+        })
     }
 
     /// A transposed 2-D convolution of `x` (N, C, H, W) with parameters `{name}.weight`
@@ -173,46 +175,44 @@ impl Graph {
 
     /// Max or average pooling of `x` (N, C, L) along L: a 2-D pooling of the (N, C, 1, L) view.
     pub fn pool1d(&mut self, name: &str, x: Value, op: Pool1d) -> Result<Value> {
-        let s = self.shape(x)?.to_vec();
-        let [_, c, l] = s[..] else {
-            return Err(Error::Shape {
-                op: format!("node {name:?}"),
-                msg: format!("1-D pooling takes (N, C, L), got {s:?}"),
-            });
-        };
-        let as_2d = self.fresh(format!("{name}.as_2d"));
-        let v = self.reshape(&as_2d, x, &[c, 1, l])?;
-        let pooled = self.fresh(format!("{name}.pool2d"));
-        let p = self.pool(&pooled, v, op.to_2d())?;
-        let out = self.shape(p)?[3];
-        self.reshape(name, p, &[c, out])
+        let (c, l) = ncl(self, name, x, "1-D pooling")?;
+        // Several nodes: none stays behind on an Err.
+        self.atomic(|g| {
+            let as_2d = g.fresh(format!("{name}.as_2d"));
+            let v = g.reshape(&as_2d, x, &[c, 1, l])?;
+            let pooled = g.fresh(format!("{name}.pool2d"));
+            let p = g.pool(&pooled, v, op.to_2d())?;
+            let out = g.shape(p)?[3];
+            g.reshape(name, p, &[c, out])
+        })
     }
 
     /// Mean over L: (N, C, L) -> (N, C, 1), PyTorch's `AdaptiveAvgPool1d(1)`.
     pub fn global_avg_pool1d(&mut self, name: &str, x: Value) -> Result<Value> {
-        let s = self.shape(x)?.to_vec();
-        if s.len() != 3 {
-            return Err(Error::Shape {
-                op: format!("node {name:?}"),
-                msg: format!("1-D global pooling takes (N, C, L), got {s:?}"),
-            });
-        }
-        let as_2d = self.fresh(format!("{name}.as_2d"));
-        let v = self.reshape(&as_2d, x, &[s[1], 1, s[2]])?;
-        let pooled = self.fresh(format!("{name}.pool2d"));
-        let p = self.global_avg_pool(&pooled, v)?;
-        self.reshape(name, p, &[s[1], 1])
+        let (c, l) = ncl(self, name, x, "1-D global pooling")?;
+        self.atomic(|g| {
+            let as_2d = g.fresh(format!("{name}.as_2d"));
+            let v = g.reshape(&as_2d, x, &[c, 1, l])?;
+            let pooled = g.fresh(format!("{name}.pool2d"));
+            let p = g.global_avg_pool(&pooled, v)?;
+            g.reshape(name, p, &[c, 1])
+        })
     }
 
     /// Max over L: (N, C, L) -> (N, C, 1), PyTorch's `AdaptiveMaxPool1d(1)`.
     pub fn global_max_pool1d(&mut self, name: &str, x: Value) -> Result<Value> {
-        let s = self.shape(x)?.to_vec();
-        if s.len() != 3 {
-            return Err(Error::Shape {
-                op: format!("node {name:?}"),
-                msg: format!("1-D global pooling takes (N, C, L), got {s:?}"),
-            });
-        }
+        ncl(self, name, x, "1-D global pooling")?;
         self.max(name, x, 2)
+    }
+}
+
+/// `(C, L)` of an `(N, C, L)` input, or an `Err` naming the layer.
+fn ncl(g: &Graph, name: &str, x: Value, what: &str) -> Result<(usize, usize)> {
+    match *g.shape(x)? {
+        [_, c, l] => Ok((c, l)),
+        ref s => Err(Error::Shape {
+            op: format!("node {name:?}"),
+            msg: format!("{what} takes (N, C, L), got {s:?}"),
+        }),
     }
 }
