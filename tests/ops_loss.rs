@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, each_device};
 use wgtrain::ops::loss::gpu::{self as loss, GpuLoss};
-use wgtrain::ops::loss::reference::{Labels, loss_backward, loss_forward};
+use wgtrain::ops::loss::reference::{Labels, loss_backward, loss_forward, suitable_inputs};
 use wgtrain::ops::loss::{Loss, LossKind, Reduction};
 use wgtrain::reference::Array;
 use wgtrain::{DType, Device, Tensor};
@@ -66,63 +66,9 @@ fn kinds(d: usize) -> Vec<LossKind> {
     ]
 }
 
-/// Rows of positive values summing to 1.
-fn distributions(shape: &[usize], seed: u64) -> Array {
-    let mut a = Array::seeded(shape, seed);
-    let d = a.len() / shape[0];
-    for row in a.data.chunks_mut(d) {
-        row.iter_mut().for_each(|v| *v = v.abs() + 0.05);
-        let s: f64 = row.iter().sum();
-        row.iter_mut().for_each(|v| *v /= s);
-    }
-    a
-}
-
-/// Suitable (predictions, dense labels) for each kind, rounded to f32.
+/// The reference's suitable inputs for each kind, rounded to f32 (what the GPU is given).
 fn inputs(kind: &LossKind, shape: &[usize]) -> (Array, Array) {
-    let mut x = Array::seeded(shape, 1);
-    let mut t = Array::seeded(shape, 2);
-    match kind {
-        LossKind::SoftmaxCrossEntropy { .. } => {
-            x = x.map_scaled(3.0);
-            t = distributions(shape, 2);
-        }
-        LossKind::SigmoidCrossEntropy { .. } => {
-            x = x.map_scaled(4.0);
-            t.data.iter_mut().for_each(|v| *v = v.abs());
-        }
-        LossKind::CategoricalCrossEntropy { .. } | LossKind::KlDivergence { .. } => {
-            x.data.iter_mut().for_each(|v| *v = v.abs() + 0.05);
-            t = distributions(shape, 2);
-            t.data[0] = 0.0; // KL skips t = 0
-            if let LossKind::KlDivergence {
-                log_input,
-                log_target,
-            } = kind
-            {
-                if *log_input {
-                    x.data.iter_mut().for_each(|v| *v = v.ln());
-                }
-                if *log_target {
-                    t.data.iter_mut().for_each(|v| *v = (*v + 0.01).ln());
-                }
-            }
-        }
-        LossKind::MeanSquaredError | LossKind::MeanAbsoluteError | LossKind::Huber { .. } => {
-            x = x.map_scaled(2.0);
-        }
-        LossKind::Hinge => {
-            x = x.map_scaled(3.0);
-            t.data
-                .iter_mut()
-                .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
-        }
-        LossKind::CosineDistance => {
-            // The gradient scales as 1/|x| and, for one-element rows, is a cancellation that f32
-            // resolves only to eps/|x| (seen on NVIDIA: 1.7e-4 at |x| ≈ 1e-3): keep |x| away from 0.
-            x.data.iter_mut().for_each(|v| *v += 0.5 * v.signum());
-        }
-    }
+    let (x, t) = suitable_inputs(kind, shape);
     (rounded(&x), rounded(&t))
 }
 
