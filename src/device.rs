@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result, Unit};
+use crate::dtype::DType;
 
 /// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
 #[derive(Clone, Debug)]
@@ -407,36 +408,82 @@ impl std::fmt::Debug for Device {
     }
 }
 
-type Key = (&'static str, String, String);
+type Key = (&'static str, DType, String, String);
 
-/// Compiled pipelines by (shader name, entry point, constants).
+/// Byte width of the elements each entry point reads at each storage binding.
+type Widths = HashMap<String, Arc<HashMap<u32, u32>>>;
+
+/// Compiled pipelines by (shader name, storage variant, entry point, constants).
 #[derive(Default)]
 pub struct PipelineCache {
-    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
-    pipelines: Mutex<HashMap<Key, Arc<wgpu::ComputePipeline>>>,
+    modules: Mutex<HashMap<(&'static str, DType), (Arc<wgpu::ShaderModule>, Arc<Widths>)>>,
+    pipelines: Mutex<HashMap<Key, (Arc<wgpu::ComputePipeline>, Arc<HashMap<u32, u32>>)>>,
+}
+
+/// Per entry point, the element width (bytes of its scalar) of every storage binding it uses,
+/// read from naga's IR so a launch can refuse a tensor of the wrong width (an f16 tensor bound
+/// where a kernel reads f32) instead of computing garbage.
+fn binding_widths(src: &str) -> std::result::Result<Widths, String> {
+    use naga::{AddressSpace, TypeInner};
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| format!("{e:?}"))?;
+    fn width(m: &naga::Module, ty: naga::Handle<naga::Type>) -> Option<u32> {
+        match &m.types[ty].inner {
+            TypeInner::Scalar(s) | TypeInner::Atomic(s) => Some(s.width as u32),
+            TypeInner::Vector { scalar, .. } | TypeInner::Matrix { scalar, .. } => {
+                Some(scalar.width as u32)
+            }
+            TypeInner::Array { base, .. } => width(m, *base),
+            _ => None,
+        }
+    }
+    let mut out = Widths::new();
+    for (k, ep) in module.entry_points.iter().enumerate() {
+        let uses = info.get_entry_point(k);
+        let mut w = HashMap::new();
+        for (h, var) in module.global_variables.iter() {
+            if uses[h].is_empty() || !matches!(var.space, AddressSpace::Storage { .. }) {
+                continue;
+            }
+            if let (Some(b), Some(bytes)) = (&var.binding, width(&module, var.ty)) {
+                w.insert(b.binding, bytes);
+            }
+        }
+        out.insert(ep.name.clone(), Arc::new(w));
+    }
+    Ok(out)
 }
 
 impl Device {
-    /// The compute pipeline of `entry` in the WGSL module `name` (compiled from `source()` the
-    /// first time the name is seen) with these pipeline constants, cached for the device's life.
+    /// The compute pipeline of `entry` in the WGSL module `name` compiled for storage type `act`
+    /// (from `source()` the first time the pair is seen) with these pipeline constants, cached
+    /// for the device's life, and the element width each storage binding of the entry reads.
     pub(crate) fn pipeline(
         &self,
         name: &'static str,
+        act: DType,
         source: impl FnOnce() -> String,
         entry: &str,
         constants: &[(&str, f64)],
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key: Key = (name, entry.to_string(), format!("{constants:?}"));
+    ) -> Result<(Arc<wgpu::ComputePipeline>, Arc<HashMap<u32, u32>>)> {
+        let key: Key = (name, act, entry.to_string(), format!("{constants:?}"));
         let cache = &self.0.cache;
         if let Some(p) = cache.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
-        let module = {
+        let (module, widths) = {
             let mut modules = cache.modules.lock().unwrap();
-            match modules.get(name) {
+            match modules.get(&(name, act)) {
                 Some(m) => m.clone(),
                 None => {
                     let src = source();
+                    let widths = binding_widths(&src)
+                        .map_err(|e| Error::Gpu(format!("shader {name} ({act:?}): {e}")))?;
                     let m = self
                         .scoped(|d| {
                             d.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -445,12 +492,13 @@ impl Device {
                             })
                         })
                         .map_err(|e| Error::Gpu(format!("shader {name}: {e}")))?;
-                    let m = Arc::new(m);
-                    modules.insert(name, m.clone());
+                    let m = (Arc::new(m), Arc::new(widths));
+                    modules.insert((name, act), m.clone());
                     m
                 }
             }
         };
+        let entry_widths = widths.get(entry).cloned().unwrap_or_default();
         let consts: Vec<(&str, f64)> = constants.to_vec();
         let pipeline = self
             .scoped(|d| {
@@ -467,7 +515,7 @@ impl Device {
                 })
             })
             .map_err(|e| Error::Gpu(format!("pipeline {name}::{entry}: {e}")))?;
-        let p = Arc::new(pipeline);
+        let p = (Arc::new(pipeline), entry_widths);
         cache.pipelines.lock().unwrap().insert(key, p.clone());
         Ok(p)
     }

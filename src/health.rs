@@ -86,6 +86,24 @@ pub(crate) fn finish(device: &Device, health: &Tensor) -> Result<Launch> {
     )
 }
 
+/// Dynamic loss scaling's update of `state` (`[scale, clean steps]`) from this step's flags,
+/// recorded just before `finish`.
+pub(crate) fn scale_update(
+    device: &Device,
+    health: &Tensor,
+    state: &Tensor,
+    growth_interval: u32,
+) -> Result<Launch> {
+    device.launch(
+        &SHADER,
+        "scale_update",
+        &[],
+        &[growth_interval.max(1), 0, 0, 0, 0, 0],
+        &[health.buffer(), state.buffer()],
+        [1, 1, 1],
+    )
+}
+
 /// The parameter words of `finish` for the step with 0-based index `step`.
 pub(crate) fn finish_params(step: u64) -> Vec<u32> {
     let step = u32::try_from(step.saturating_add(1)).unwrap_or(u32::MAX);

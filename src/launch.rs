@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::device::Device;
 use crate::error::{Error, Result, Unit};
-use crate::tensor::{Binding, Tensor};
+use crate::tensor::{Binding, DType, Tensor};
 
 /// Helpers shared by the kernels of a 2-D grid (`group_id`, `linear_id`; `wgsl/prelude.wgsl`): the
 /// first part of every shader that uses them, once.
@@ -41,15 +41,61 @@ pub struct Shader {
 }
 
 impl Shader {
-    /// The WGSL compiled: the parts concatenated, with every `var<storage, read>` declared
-    /// `read_write`. wgpu tracks usage per buffer, not per range, and refuses a buffer bound
-    /// read-only and read-write in one dispatch — which is exactly what happens when a kernel reads
-    /// one slice of the activation arena and writes another. Kernels still say `read` for the
-    /// reader; the memory plan guarantees a dispatch never writes bytes it reads.
+    /// The f32 variant's WGSL: `source_for(DType::F32)`.
     pub fn source(&self) -> String {
-        self.parts
+        self.source_for(DType::F32)
+    }
+
+    /// The WGSL compiled for storage type `act`: the parts concatenated with `alias act = f32;`
+    /// (or `enable f16;` and `alias act = f16;`), any `enable` directive hoisted first.
+    /// Kernels declare activations and their gradients `array<act>` and compute in f32 (`f32(x[i])`
+    /// loads, `act(v)` stores), so one source gives both variants. Every `var<storage, read>` is
+    /// declared `read_write`: wgpu tracks usage per buffer, not per range, and refuses a buffer
+    /// bound read-only and read-write in one dispatch — which is exactly what happens when a kernel
+    /// reads one slice of the activation arena and writes another. Kernels still say `read` for
+    /// the reader; the memory plan guarantees a dispatch never writes bytes it reads.
+    pub fn source_for(&self, act: DType) -> String {
+        let body = self
+            .parts
             .concat()
-            .replace("var<storage, read>", "var<storage, read_write>")
+            .replace("var<storage, read>", "var<storage, read_write>");
+        let alias = if act == DType::F16 { "f16" } else { "f32" };
+        // Declared last (WGSL allows any order) so that line numbers stay the parts' own.
+        let tail = format!("alias act = {alias};\n");
+        let mut enables: Vec<&str> = Vec::new();
+        if act == DType::F16 {
+            enables.push("enable f16;");
+        }
+        if enables.is_empty() && !body.lines().any(|l| l.trim().starts_with("enable ")) {
+            return body + "\n" + &tail;
+        }
+        let mut rest = String::with_capacity(body.len() + 64);
+        for line in body.lines() {
+            let t = line.trim();
+            if t.starts_with("enable ") {
+                if !enables.contains(&t) {
+                    enables.push(t);
+                }
+            } else {
+                rest.push_str(line);
+                rest.push('\n');
+            }
+        }
+        format!("{}\n{rest}{tail}", enables.join("\n"))
+    }
+
+    /// Whether the kernels have an f16 variant (they name the `act` storage type).
+    pub fn has_f16(&self) -> bool {
+        self.parts.iter().any(|p| p.contains("array<act>") || p.contains("<act>"))
+    }
+}
+
+/// The storage variant a launch takes: f16 when any tensor bound holds f16.
+pub fn act_of(buffers: &[Binding<'_>]) -> DType {
+    if buffers.iter().any(|b| b.dtype == Some(DType::F16)) {
+        DType::F16
+    } else {
+        DType::F32
     }
 }
 
@@ -135,7 +181,33 @@ impl Device {
                 unit: Unit::Workgroups,
             });
         }
-        let pipeline = self.pipeline(shader.name, || shader.source(), entry, constants)?;
+        let act = act_of(buffers);
+        if act == DType::F16 && !self.caps().shader_f16 {
+            return Err(Error::Device(format!(
+                "{}::{entry}: f16 tensors need SHADER_F16, which {} does not offer",
+                shader.name,
+                self.name()
+            )));
+        }
+        let (pipeline, widths) =
+            self.pipeline(shader.name, act, || shader.source_for(act), entry, constants)?;
+        for (i, b) in buffers.iter().enumerate() {
+            let slot = i as u32 + 1;
+            if let (Some(dt), Some(&w)) = (b.dtype, widths.get(&slot))
+                && dt.size() as u32 != w
+            {
+                return Err(Error::Invalid(format!(
+                    "{}::{entry}: binding {slot} reads {w}-byte elements but holds a {dt:?} \
+                     tensor{}",
+                    shader.name,
+                    if dt == DType::F16 {
+                        " (this kernel has no f16 variant for it)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
         // Entries of one shader share a parameter struct but may fill only its head: pad to a fixed
         // 256 bytes so every struct fits (and uniform arrays stay 16-byte strided).
         if params.len() > UNIFORM_WORDS {

@@ -8,6 +8,7 @@
 
 // Modules in dependency order: each uses only those above it (`scripts/module_deps.py`).
 pub mod error;
+pub mod dtype;
 pub mod device;
 pub mod tensor;
 pub mod launch;
@@ -17,6 +18,7 @@ pub mod layout;
 pub mod graph;
 pub mod ops;
 pub mod autograd;
+pub mod autocast;
 pub mod health;
 pub mod optim;
 pub mod weights;

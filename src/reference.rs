@@ -116,6 +116,24 @@ pub fn f32_tol(n: usize) -> f64 {
     F32_TOL_ULPS * f32::EPSILON as f64 * (n.max(1) as f64).sqrt()
 }
 
+/// f16's machine epsilon, 2^-10.
+pub const F16_EPSILON: f64 = 0.000_976_562_5;
+
+/// The tolerance of a value computed with f16 storage (mixed precision): every stored
+/// intermediate — the op's output, its f16 inputs made by earlier ops, split-K partials — is
+/// rounded to f16 (relative ε_f16/2 each), and the roundings of the n terms of the longest sum
+/// add up like a random walk, so
+///
+/// ```text
+/// |gpu − ref| ≤ f16_tol(n) · (1 + |ref|),   f16_tol(n) = 4 · ε_f16 · √n  (+ the f32 rule)
+/// ```
+///
+/// with the reference fed the same f16-rounded inputs (so their rounding is not counted). The
+/// same form as `f32_tol`: accumulation stays f32, storage is what costs precision.
+pub fn f16_tol(n: usize) -> f64 {
+    4.0 * F16_EPSILON * (n.max(1) as f64).sqrt() + f32_tol(n)
+}
+
 /// Largest relative difference between two arrays, scaled by `max(1, |b|)`: NaN when a NaN is
 /// on one side only (`f64::max` would drop it), infinite for an infinity on one side only, so
 /// `max_rel_diff(..) < tol` fails on either. Elements equal on both sides (the same infinity,

@@ -5,27 +5,7 @@ use std::sync::Arc;
 use crate::device::Device;
 use crate::error::{Error, Result};
 
-/// Element type of a tensor. f16 is designed in (storage and the f16 accumulator paths);
-/// u32 carries indices (argmax states, class labels).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    /// 32-bit IEEE float.
-    F32,
-    /// 16-bit IEEE float (storage; needs the device's `shader_f16`).
-    F16,
-    /// 32-bit unsigned integer (indices, labels).
-    U32,
-}
-
-impl DType {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            DType::F32 | DType::U32 => 4,
-            DType::F16 => 2,
-        }
-    }
-}
+pub use crate::dtype::DType;
 
 /// A dense row-major tensor on one device: a range of a buffer (its own, or a slice of an arena
 /// shared with other tensors, which is how the memory plan aliases intermediates). Cloning shares
@@ -49,6 +29,9 @@ pub struct Binding<'a> {
     pub offset: u64,
     /// Length of the range, in bytes.
     pub size: u64,
+    /// The element type of the tensor bound, when it is one: picks the kernel's variant (an
+    /// f16 tensor selects `act = f16`) and is checked against the width the kernel reads.
+    pub dtype: Option<DType>,
 }
 
 impl<'a> Binding<'a> {
@@ -58,6 +41,7 @@ impl<'a> Binding<'a> {
             buffer,
             offset: 0,
             size: buffer.size(),
+            dtype: None,
         }
     }
 }
@@ -116,7 +100,7 @@ impl Tensor {
         let align = device.caps().storage_offset_alignment as u64;
         if !offset.is_multiple_of(align)
             || offset
-                .checked_add(bytes.max(4))
+                .checked_add(bytes.max(4).div_ceil(4) * 4)
                 .is_none_or(|end| end > buffer.size())
         {
             return Err(Error::Invalid(format!(
@@ -224,6 +208,7 @@ impl Tensor {
             buffer: &self.buffer,
             offset: self.offset,
             size: self.bytes().max(4).div_ceil(4) * 4,
+            dtype: Some(self.dtype),
         }
     }
 
@@ -237,8 +222,18 @@ impl Tensor {
         )
     }
 
-    /// Overwrites the tensor's contents with f32 data of the same element count.
+    /// Overwrites the tensor's contents with f32 data of the same element count (rounded to
+    /// nearest when the tensor holds f16).
     pub fn write_f32(&self, data: &[f32]) -> Result<()> {
+        if self.dtype == DType::F16 {
+            let mut h: Vec<half::f16> = data.iter().map(|&x| half::f16::from_f32(x)).collect();
+            let len = h.len();
+            // write_buffer needs a multiple of 4 bytes; the binding is rounded up likewise.
+            if len % 2 == 1 {
+                h.push(half::f16::ZERO);
+            }
+            return self.write("write_f32", DType::F16, bytemuck::cast_slice(&h), len);
+        }
         self.write(
             "write_f32",
             DType::F32,
@@ -331,7 +326,10 @@ impl Tensor {
 
     /// Checks the dtype, naming `op` on mismatch.
     pub fn expect_dtype(&self, op: &str, dtype: DType) -> Result<()> {
-        if self.dtype != dtype {
+        // F32 stands for "a float": f16 tensors pick the kernels' f16 variant, and a launch
+        // refuses a kernel without one (`Device::launch` checks each binding's width).
+        let float = dtype == DType::F32 && self.dtype == DType::F16;
+        if self.dtype != dtype && !float {
             return Err(Error::Invalid(format!(
                 "{op}: expected a {dtype:?} tensor, got {:?} {:?}",
                 self.dtype, self.shape

@@ -69,102 +69,16 @@ fn neuron_codes() -> Vec<u32> {
 fn every_shader_translates_to_msl_spirv_hlsl() {
     let mut specialised = 0;
     for shader in wgtrain::all_shaders() {
-        let src = shader.source();
-        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
-            panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src))
-        });
-        let info = Validator::new(ValidationFlags::all(), Capabilities::all())
-            .validate(&module)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: validation error:\n{}",
-                    shader.name,
-                    e.emit_to_string(&src)
-                )
-            });
-        assert!(
-            !module.entry_points.is_empty(),
-            "{} has no entry point",
-            shader.name
-        );
-        for ep in &module.entry_points {
-            let name = format!("{}::{}", shader.name, ep.name);
-            // Bindings an entry point uses must be distinct (duplicates across entry points are fine).
-            let mut seen = std::collections::HashSet::new();
-            let fi = info.get_entry_point(
-                module
-                    .entry_points
-                    .iter()
-                    .position(|e| e.name == ep.name)
-                    .unwrap(),
+        translate(shader, &shader.source(), hlsl::ShaderModel::V6_0, &mut specialised);
+        // The f16 variant (`act = f16`) of every kernel that has one; HLSL needs SM 6.2 for f16.
+        if shader.has_f16() {
+            let mut f16_variants = 0;
+            translate(
+                shader,
+                &shader.source_for(wgtrain::DType::F16),
+                hlsl::ShaderModel::V6_2,
+                &mut f16_variants,
             );
-            for (h, var) in module.global_variables.iter() {
-                if let (Some(b), false) = (&var.binding, fi[h].is_empty()) {
-                    assert!(
-                        seen.insert((b.group, b.binding)),
-                        "{name}: binding {b:?} used twice"
-                    );
-                }
-            }
-            let stage = ep.stage;
-            // Overrides are fixed per pipeline, as wgpu does: the defaults, and every fused
-            // neuron a GEMM epilogue can be specialised for (`POST_OP`, neuron.wgsl).
-            let mut variants = vec![(String::new(), naga::back::PipelineConstants::default())];
-            if module
-                .overrides
-                .iter()
-                .any(|(_, o)| o.name.as_deref() == Some("POST_OP"))
-            {
-                for code in neuron_codes() {
-                    let mut c = naga::back::PipelineConstants::default();
-                    c.insert("POST_OP".to_string(), code as f64);
-                    variants.push((format!(" with POST_OP = {code}"), c));
-                    specialised += 1;
-                }
-            }
-            for (what, constants) in &variants {
-                let (m, mi) = naga::back::pipeline_constants::process_overrides(
-                    &module,
-                    &info,
-                    Some((stage, &ep.name)),
-                    constants,
-                )
-                .unwrap_or_else(|e| panic!("{name}{what}: overrides: {e:?}"));
-                msl::write_string(
-                    &m,
-                    &mi,
-                    &msl::Options {
-                        lang_version: (2, 4),
-                        ..Default::default()
-                    },
-                    &msl::PipelineOptions {
-                        entry_point: Some((stage, ep.name.clone())),
-                        ..Default::default()
-                    },
-                )
-                .unwrap_or_else(|e| panic!("{name}{what}: MSL: {e:?}"));
-                spv::write_vec(
-                    &m,
-                    &mi,
-                    &spv::Options::default(),
-                    Some(&spv::PipelineOptions {
-                        shader_stage: stage,
-                        entry_point: ep.name.clone(),
-                    }),
-                )
-                .unwrap_or_else(|e| panic!("{name}{what}: SPIR-V: {e:?}"));
-                let mut out = String::new();
-                let opts = hlsl::Options {
-                    shader_model: hlsl::ShaderModel::V6_0,
-                    ..Default::default()
-                };
-                let popts = hlsl::PipelineOptions {
-                    entry_point: Some((stage, ep.name.clone())),
-                };
-                hlsl::Writer::new(&mut out, &opts, &popts)
-                    .write(&m, &mi, None)
-                    .unwrap_or_else(|e| panic!("{name}{what}: HLSL: {e:?}"));
-            }
         }
     }
     assert!(
@@ -196,4 +110,106 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
         wgtrain::launch::MAX_WORKGROUP_BYTES,
         "MAX_WORKGROUP_BYTES is stale"
     );
+}
+
+/// Parses, validates and translates one variant of a shader (MSL, SPIR-V, HLSL), every override
+/// specialisation included; counts the neuron-specialised variants.
+fn translate(shader: &wgtrain::launch::Shader, src: &str, hlsl_model: hlsl::ShaderModel, specialised: &mut usize) {
+    let src = src.to_string();
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+        panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src))
+    });
+    let info = Validator::new(ValidationFlags::all(), Capabilities::all())
+        .validate(&module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: validation error:\n{}",
+                shader.name,
+                e.emit_to_string(&src)
+            )
+        });
+    assert!(
+        !module.entry_points.is_empty(),
+        "{} has no entry point",
+        shader.name
+    );
+    for ep in &module.entry_points {
+        let name = format!("{}::{}", shader.name, ep.name);
+        // Bindings an entry point uses must be distinct (duplicates across entry points are fine).
+        let mut seen = std::collections::HashSet::new();
+        let fi = info.get_entry_point(
+            module
+                .entry_points
+                .iter()
+                .position(|e| e.name == ep.name)
+                .unwrap(),
+        );
+        for (h, var) in module.global_variables.iter() {
+            if let (Some(b), false) = (&var.binding, fi[h].is_empty()) {
+                assert!(
+                    seen.insert((b.group, b.binding)),
+                    "{name}: binding {b:?} used twice"
+                );
+            }
+        }
+        let stage = ep.stage;
+        // Overrides are fixed per pipeline, as wgpu does: the defaults, and every fused
+        // neuron a GEMM epilogue can be specialised for (`POST_OP`, neuron.wgsl).
+        let mut variants = vec![(String::new(), naga::back::PipelineConstants::default())];
+        if module
+            .overrides
+            .iter()
+            .any(|(_, o)| o.name.as_deref() == Some("POST_OP"))
+        {
+            for code in neuron_codes() {
+                let mut c = naga::back::PipelineConstants::default();
+                c.insert("POST_OP".to_string(), code as f64);
+                variants.push((format!(" with POST_OP = {code}"), c));
+                *specialised += 1;
+            }
+        }
+        for (what, constants) in &variants {
+            let (m, mi) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some((stage, &ep.name)),
+                constants,
+            )
+            .unwrap_or_else(|e| panic!("{name}{what}: overrides: {e:?}"));
+            msl::write_string(
+                &m,
+                &mi,
+                &msl::Options {
+                    lang_version: (2, 4),
+                    ..Default::default()
+                },
+                &msl::PipelineOptions {
+                    entry_point: Some((stage, ep.name.clone())),
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name}{what}: MSL: {e:?}"));
+            spv::write_vec(
+                &m,
+                &mi,
+                &spv::Options::default(),
+                Some(&spv::PipelineOptions {
+                    shader_stage: stage,
+                    entry_point: ep.name.clone(),
+                }),
+            )
+            .unwrap_or_else(|e| panic!("{name}{what}: SPIR-V: {e:?}"));
+            let mut out = String::new();
+            let opts = hlsl::Options {
+                shader_model: hlsl_model,
+                ..Default::default()
+            };
+            let popts = hlsl::PipelineOptions {
+                entry_point: Some((stage, ep.name.clone())),
+            };
+            hlsl::Writer::new(&mut out, &opts, &popts)
+                .write(&m, &mi, None)
+                .unwrap_or_else(|e| panic!("{name}{what}: HLSL: {e:?}"));
+        }
+    }
 }

@@ -18,8 +18,8 @@ fn pcg(v: u32) -> u32 {
     return (w >> 22u) ^ w;
 }
 
-@group(0) @binding(1) var<storage, read> df_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> df_y: array<f32>;
+@group(0) @binding(1) var<storage, read> df_x: array<act>;
+@group(0) @binding(2) var<storage, read_write> df_y: array<act>;
 @group(0) @binding(3) var<storage, read_write> df_mask: array<u32>; // 1 = kept
 
 // y = keep ? x·scale : 0; the mask is kept as the state the backward reads.
@@ -30,12 +30,12 @@ fn dropout_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     if (i >= p.n) { return; }
     let keep = pcg(p.key ^ pcg(i)) >= p.threshold;
     df_mask[i] = select(0u, 1u, keep);
-    df_y[i] = select(0.0, df_x[i] * p.scale, keep);
+    df_y[i] = act(select(0.0, f32(df_x[i]) * p.scale, keep));
 }
 
-@group(0) @binding(1) var<storage, read> db_dy: array<f32>;
+@group(0) @binding(1) var<storage, read> db_dy: array<act>;
 @group(0) @binding(2) var<storage, read> db_mask: array<u32>;
-@group(0) @binding(3) var<storage, read_write> db_dx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> db_dx: array<act>;
 
 // dx = mask ? dy·scale : 0 (dropout is linear in x).
 @compute @workgroup_size(256)
@@ -43,11 +43,11 @@ fn dropout_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                     @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
-    db_dx[i] = select(0.0, db_dy[i] * p.scale, db_mask[i] != 0u);
+    db_dx[i] = act(select(0.0, f32(db_dy[i]) * p.scale, db_mask[i] != 0u));
 }
 
-@group(0) @binding(1) var<storage, read> dc_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dc_y: array<f32>;
+@group(0) @binding(1) var<storage, read> dc_x: array<act>;
+@group(0) @binding(2) var<storage, read_write> dc_y: array<act>;
 
 // Inference: y = x, for when the output must land in a buffer of its own.
 @compute @workgroup_size(256)
@@ -55,5 +55,5 @@ fn dropout_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
-    dc_y[i] = dc_x[i];
+    dc_y[i] = act(f32(dc_x[i]));
 }

@@ -35,8 +35,8 @@ fn apply_chain(v: f32) -> f32 {
     return y;
 }
 
-@group(0) @binding(1) var<storage, read> x_in: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y_out: array<f32>;
+@group(0) @binding(1) var<storage, read> x_in: array<act>;
+@group(0) @binding(2) var<storage, read_write> y_out: array<act>;
 
 // y = chain(op(x))
 @compute @workgroup_size(256)
@@ -44,12 +44,12 @@ fn unary_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
                  @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
-    y_out[i] = apply_chain(unary_f(p.op, x_in[i], p.a, p.b));
+    y_out[i] = act(apply_chain(unary_f(p.op, f32(x_in[i]), p.a, p.b)));
 }
 
-@group(0) @binding(1) var<storage, read> ub_x: array<f32>;
-@group(0) @binding(2) var<storage, read> ub_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ub_dx: array<f32>;
+@group(0) @binding(1) var<storage, read> ub_x: array<act>;
+@group(0) @binding(2) var<storage, read> ub_dy: array<act>;
+@group(0) @binding(3) var<storage, read_write> ub_dx: array<act>;
 
 // dx = op'(x) * dy
 @compute @workgroup_size(256)
@@ -57,7 +57,7 @@ fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
                   @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
-    ub_dx[i] = unary_b(p.op, ub_x[i], ub_dy[i], p.a, p.b);
+    ub_dx[i] = act(unary_b(p.op, f32(ub_x[i]), f32(ub_dy[i]), p.a, p.b));
 }
 
 // dx = op'(x) * dy from y = op(x) (the bindings of unary_backward, binding 1 holding y)
@@ -66,7 +66,7 @@ fn unary_backward_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
                       @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
-    ub_dx[i] = unary_b_out(p.op, ub_x[i], ub_dy[i], p.a, p.b);
+    ub_dx[i] = act(unary_b_out(p.op, f32(ub_x[i]), f32(ub_dy[i]), p.a, p.b));
 }
 
 // Offsets of output element i into a and b through their broadcast strides.
@@ -110,9 +110,9 @@ fn binary_d(op: u32, a: f32, b: f32) -> vec2<f32> {
     }
 }
 
-@group(0) @binding(1) var<storage, read> bf_a: array<f32>;
-@group(0) @binding(2) var<storage, read> bf_b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bf_y: array<f32>;
+@group(0) @binding(1) var<storage, read> bf_a: array<act>;
+@group(0) @binding(2) var<storage, read> bf_b: array<act>;
+@group(0) @binding(3) var<storage, read_write> bf_y: array<act>;
 
 // y = chain(a (op) b) with numpy broadcasting
 @compute @workgroup_size(256)
@@ -121,13 +121,13 @@ fn binary_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let i = linear_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     let o = broadcast_offsets(i);
-    bf_y[i] = apply_chain(binary_f(p.op, bf_a[o.x], bf_b[o.y]));
+    bf_y[i] = act(apply_chain(binary_f(p.op, f32(bf_a[o.x]), f32(bf_b[o.y]))));
 }
 
-@group(0) @binding(1) var<storage, read> bb_a: array<f32>;
-@group(0) @binding(2) var<storage, read> bb_b: array<f32>;
-@group(0) @binding(3) var<storage, read> bb_dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bb_g: array<f32>; // (shape of the operand `which`)
+@group(0) @binding(1) var<storage, read> bb_a: array<act>;
+@group(0) @binding(2) var<storage, read> bb_b: array<act>;
+@group(0) @binding(3) var<storage, read> bb_dy: array<act>;
+@group(0) @binding(4) var<storage, read_write> bb_g: array<act>; // (shape of the operand `which`)
 
 // Gradient of one operand (`_p0`: 0 = a, 1 = b), one invocation per element of that operand:
 // the local derivative times dy, summed over the output dims the operand was broadcast along
@@ -176,10 +176,10 @@ fn binary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             oa = oa + c * dim(p.a_strides, k);
             ob = ob + c * dim(p.b_strides, k);
         }
-        let dd = binary_d(p.op, bb_a[oa], bb_b[ob]);
+        let dd = binary_d(p.op, f32(bb_a[oa]), f32(bb_b[ob]));
         var g = dd.x;
         if (p._p0 == 1u) { g = dd.y; }
-        acc = acc + g * bb_dy[oo];
+        acc = acc + g * f32(bb_dy[oo]);
     }
-    bb_g[t] = acc;
+    bb_g[t] = act(acc);
 }

@@ -70,3 +70,25 @@ fn finish() {
     hf_health[2] = H_NONE;
     hf_health[3] = H_NONE;
 }
+
+@group(0) @binding(1) var<storage, read_write> hu_health: array<u32>;
+@group(0) @binding(2) var<storage, read_write> hu_scale: array<f32>; // [scale, clean steps]
+
+// Dynamic loss scaling, after the update read the flags and before `finish` clears them: a
+// flagged step (its update skipped) halves the scale; `hp.n` clean steps in a row double it.
+// Bounded to [2^-24, 2^24] so the scale itself never flushes to 0 or overflows.
+@compute @workgroup_size(1)
+fn scale_update() {
+    if (hu_health[0] != 0u) {
+        hu_scale[0] = max(hu_scale[0] * 0.5, 5.9604645e-8);
+        hu_scale[1] = 0.0;
+        return;
+    }
+    let clean = hu_scale[1] + 1.0;
+    if (clean >= f32(hp.n)) {
+        hu_scale[0] = min(hu_scale[0] * 2.0, 16777216.0);
+        hu_scale[1] = 0.0;
+    } else {
+        hu_scale[1] = clean;
+    }
+}

@@ -28,9 +28,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> mat_a: array<f32>;
-@group(0) @binding(2) var<storage, read> mat_b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> mat_c: array<f32>;
+@group(0) @binding(1) var<storage, read> mat_a: array<act>;
+@group(0) @binding(2) var<storage, read> mat_b: array<act>;
+@group(0) @binding(3) var<storage, read_write> mat_c: array<act>;
 
 fn gemm_m() -> u32 { return p.m; }
 fn gemm_n() -> u32 { return p.n; }
@@ -50,7 +50,7 @@ fn load_a(batch: u32, m: u32, k: u32) -> f32 {
     let kg = k + k_offset(batch);
     var idx = m * p.k + kg;
     if (p.ta != 0u) { idx = kg * p.m + m; }
-    return mat_a[matrix_of(batch) * p.a_stride + idx];
+    return f32(mat_a[matrix_of(batch) * p.a_stride + idx]);
 }
 
 fn load_b(batch: u32, k: u32, n: u32) -> f32 {
@@ -58,7 +58,7 @@ fn load_b(batch: u32, k: u32, n: u32) -> f32 {
     let kg = k + k_offset(batch);
     var idx = kg * p.n + n;
     if (p.tb != 0u) { idx = n * p.k + kg; }
-    return mat_b[matrix_of(batch) * p.b_stride + idx];
+    return f32(mat_b[matrix_of(batch) * p.b_stride + idx]);
 }
 
 // Four consecutive rows (or columns) of an operand, fixed over the K loop: element (i, k) is at
@@ -93,12 +93,12 @@ fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
     if (!k_inside(batch, k)) { return vec4<f32>(0.0); }
     let i = r.idx + k * r.kstep;
     if (r.valid == 4u) {
-        return vec4<f32>(mat_a[i], mat_a[i + r.step], mat_a[i + 2u * r.step], mat_a[i + 3u * r.step]);
+        return vec4<f32>(f32(mat_a[i]), f32(mat_a[i + r.step]), f32(mat_a[i + 2u * r.step]), f32(mat_a[i + 3u * r.step]));
     }
     var v = vec4<f32>(0.0);
-    if (r.valid > 0u) { v.x = mat_a[i]; }
-    if (r.valid > 1u) { v.y = mat_a[i + r.step]; }
-    if (r.valid > 2u) { v.z = mat_a[i + 2u * r.step]; }
+    if (r.valid > 0u) { v.x = f32(mat_a[i]); }
+    if (r.valid > 1u) { v.y = f32(mat_a[i + r.step]); }
+    if (r.valid > 2u) { v.z = f32(mat_a[i + 2u * r.step]); }
     return v;
 }
 
@@ -107,29 +107,29 @@ fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
     if (!k_inside(batch, k)) { return vec4<f32>(0.0); }
     let i = c.idx + k * c.kstep;
     if (c.valid == 4u) {
-        return vec4<f32>(mat_b[i], mat_b[i + c.step], mat_b[i + 2u * c.step], mat_b[i + 3u * c.step]);
+        return vec4<f32>(f32(mat_b[i]), f32(mat_b[i + c.step]), f32(mat_b[i + 2u * c.step]), f32(mat_b[i + 3u * c.step]));
     }
     var v = vec4<f32>(0.0);
-    if (c.valid > 0u) { v.x = mat_b[i]; }
-    if (c.valid > 1u) { v.y = mat_b[i + c.step]; }
-    if (c.valid > 2u) { v.z = mat_b[i + 2u * c.step]; }
+    if (c.valid > 0u) { v.x = f32(mat_b[i]); }
+    if (c.valid > 1u) { v.y = f32(mat_b[i + c.step]); }
+    if (c.valid > 2u) { v.z = f32(mat_b[i + 2u * c.step]); }
     return v;
 }
 
 fn store_c(batch: u32, m: u32, n: u32, acc: f32) {
     if (p.splits > 1u) {
         // A split's partial product; gemm_sum adds the splits and applies the epilogue.
-        mat_c[(batch * p.m + m) * p.n + n] = p.alpha * acc;
+        mat_c[(batch * p.m + m) * p.n + n] = act(p.alpha * acc);
         return;
     }
     let idx = batch * p.c_stride + m * p.n + n;
     var v = p.alpha * acc;
-    if (p.accumulate != 0u) { v = v + mat_c[idx]; }
-    mat_c[idx] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
+    if (p.accumulate != 0u) { v = v + f32(mat_c[idx]); }
+    mat_c[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }
 
-@group(0) @binding(1) var<storage, read> gs_part: array<f32>;     // (batches·splits, M, N)
-@group(0) @binding(2) var<storage, read_write> gs_c: array<f32>;  // (batches, M, N), c_stride apart
+@group(0) @binding(1) var<storage, read> gs_part: array<act>;     // (batches·splits, M, N)
+@group(0) @binding(2) var<storage, read_write> gs_c: array<act>;  // (batches, M, N), c_stride apart
 
 // C = post_op(Σ_s part[matrix, s] (+ C)): the split-K GEMM's epilogue, one invocation per output,
 // the splits added in order (deterministic).
@@ -143,9 +143,9 @@ fn gemm_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let j = i - b * mn;
     var v = 0.0;
     for (var s = 0u; s < p.splits; s = s + 1u) {
-        v = v + gs_part[(b * p.splits + s) * mn + j];
+        v = v + f32(gs_part[(b * p.splits + s) * mn + j]);
     }
     let idx = b * p.c_stride + j;
-    if (p.accumulate != 0u) { v = v + gs_c[idx]; }
-    gs_c[idx] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
+    if (p.accumulate != 0u) { v = v + f32(gs_c[idx]); }
+    gs_c[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }

@@ -65,8 +65,8 @@ fn divisor(oy: u32, ox: u32) -> f32 {
     return f32(inside_y(oy) * inside_x(ox));
 }
 
-@group(0) @binding(1) var<storage, read> mf_x: array<f32>;          // (N, C, H, W)
-@group(0) @binding(2) var<storage, read_write> mf_y: array<f32>;    // (N, C, OH, OW)
+@group(0) @binding(1) var<storage, read> mf_x: array<act>;          // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> mf_y: array<act>;    // (N, C, OH, OW)
 @group(0) @binding(3) var<storage, read_write> mf_arg: array<u32>;  // (N, C, OH, OW)
 
 // y = max over the window's taps inside the input; arg = the flat index into x of the first
@@ -90,20 +90,20 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             let ix = tap(ox, kx, p.sw, p.dw, p.pad_l, p.w);
             if (ix < 0) { continue; }
             let j = base + u32(iy) * p.w + u32(ix);
-            let v = mf_x[j];
+            let v = f32(mf_x[j]);
             if (arg == 0xffffffffu || beats_max(v, best)) {
                 best = v;
                 arg = j;
             }
         }
     }
-    mf_y[i] = best;
+    mf_y[i] = act(best);
     mf_arg[i] = arg;
 }
 
-@group(0) @binding(1) var<storage, read> mb_dy: array<f32>;        // (N, C, OH, OW)
+@group(0) @binding(1) var<storage, read> mb_dy: array<act>;        // (N, C, OH, OW)
 @group(0) @binding(2) var<storage, read> mb_arg: array<u32>;       // (N, C, OH, OW)
-@group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>;  // (N, C, H, W)
+@group(0) @binding(3) var<storage, read_write> mb_dx: array<act>;  // (N, C, H, W)
 
 // dx[j] = Σ dy over the windows covering j whose argmax is j.
 @compute @workgroup_size(256)
@@ -124,14 +124,14 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             let ox = source(ix, kx, p.sw, p.dw, p.pad_l, p.ow);
             if (ox < 0) { continue; }
             let o = base + u32(oy) * p.ow + u32(ox);
-            if (mb_arg[o] == j) { acc = acc + mb_dy[o]; }
+            if (mb_arg[o] == j) { acc = acc + f32(mb_dy[o]); }
         }
     }
-    mb_dx[j] = acc;
+    mb_dx[j] = act(acc);
 }
 
-@group(0) @binding(1) var<storage, read> af_x: array<f32>;        // (N, C, H, W)
-@group(0) @binding(2) var<storage, read_write> af_y: array<f32>;  // (N, C, OH, OW)
+@group(0) @binding(1) var<storage, read> af_x: array<act>;        // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> af_y: array<act>;  // (N, C, OH, OW)
 
 // y = Σ taps inside the input / divisor
 @compute @workgroup_size(256)
@@ -151,14 +151,14 @@ fn avg_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
             let ix = tap(ox, kx, p.sw, p.dw, p.pad_l, p.w);
             if (ix < 0) { continue; }
-            acc = acc + af_x[base + u32(iy) * p.w + u32(ix)];
+            acc = acc + f32(af_x[base + u32(iy) * p.w + u32(ix)]);
         }
     }
-    af_y[i] = acc / divisor(oy, ox);
+    af_y[i] = act(acc / divisor(oy, ox));
 }
 
-@group(0) @binding(1) var<storage, read> ab_dy: array<f32>;       // (N, C, OH, OW)
-@group(0) @binding(2) var<storage, read_write> ab_dx: array<f32>; // (N, C, H, W)
+@group(0) @binding(1) var<storage, read> ab_dy: array<act>;       // (N, C, OH, OW)
+@group(0) @binding(2) var<storage, read_write> ab_dx: array<act>; // (N, C, H, W)
 
 // dx[j] = Σ dy / divisor over the windows covering j
 @compute @workgroup_size(256)
@@ -178,14 +178,14 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
             let ox = source(ix, kx, p.sw, p.dw, p.pad_l, p.ow);
             if (ox < 0) { continue; }
-            acc = acc + ab_dy[base + u32(oy) * p.ow + u32(ox)] / divisor(u32(oy), u32(ox));
+            acc = acc + f32(ab_dy[base + u32(oy) * p.ow + u32(ox)]) / divisor(u32(oy), u32(ox));
         }
     }
-    ab_dx[j] = acc;
+    ab_dx[j] = act(acc);
 }
 
-@group(0) @binding(1) var<storage, read> gf_x: array<f32>;        // (N, C, H, W)
-@group(0) @binding(2) var<storage, read_write> gf_y: array<f32>;  // (N, C)
+@group(0) @binding(1) var<storage, read> gf_x: array<act>;        // (N, C, H, W)
+@group(0) @binding(2) var<storage, read_write> gf_y: array<act>;  // (N, C)
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -199,7 +199,7 @@ fn global_avg_forward(@builtin(workgroup_id) wid: vec3<u32>,
     var acc = 0.0;
     if (plane < p.planes) {
         for (var j = lid; j < hw; j = j + 256u) {
-            acc = acc + gf_x[plane * hw + j];
+            acc = acc + f32(gf_x[plane * hw + j]);
         }
     }
     partial[lid] = acc;
@@ -211,12 +211,12 @@ fn global_avg_forward(@builtin(workgroup_id) wid: vec3<u32>,
         workgroupBarrier();
     }
     if (lid == 0u && plane < p.planes) {
-        gf_y[plane] = partial[0] / f32(hw);
+        gf_y[plane] = act(partial[0] / f32(hw));
     }
 }
 
-@group(0) @binding(1) var<storage, read> gb_dy: array<f32>;       // (N, C)
-@group(0) @binding(2) var<storage, read_write> gb_dx: array<f32>; // (N, C, H, W)
+@group(0) @binding(1) var<storage, read> gb_dy: array<act>;       // (N, C)
+@group(0) @binding(2) var<storage, read_write> gb_dx: array<act>; // (N, C, H, W)
 
 // dx = dy / (H·W) broadcast over each plane
 @compute @workgroup_size(256)
@@ -226,5 +226,5 @@ fn global_avg_backward(@builtin(workgroup_id) wid: vec3<u32>,
     let j = linear_id(wid, nwg, lid);
     let hw = p.h * p.w;
     if (j >= p.planes * hw) { return; }
-    gb_dx[j] = gb_dy[j / hw] / f32(hw);
+    gb_dx[j] = act(f32(gb_dy[j / hw]) / f32(hw));
 }

@@ -11,8 +11,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-@group(0) @binding(1) var<storage, read> rs_x: array<f32>;   // (outer, len, inner)
-@group(0) @binding(2) var<storage, read_write> rs_y: array<f32>; // (outer, inner)
+@group(0) @binding(1) var<storage, read> rs_x: array<act>;   // (outer, len, inner)
+@group(0) @binding(2) var<storage, read_write> rs_y: array<act>; // (outer, inner)
 
 // y = sum (or mean) of x over the axis
 @compute @workgroup_size(256)
@@ -25,12 +25,12 @@ fn sum_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let base = o * p.len * p.inner + k;
     var acc = 0.0;
     for (var l = 0u; l < p.len; l = l + 1u) {
-        acc = acc + rs_x[base + l * p.inner];
+        acc = acc + f32(rs_x[base + l * p.inner]);
     }
     if (p.op == 1u) {
         acc = acc / f32(p.len);
     }
-    rs_y[i] = acc;
+    rs_y[i] = act(acc);
 }
 
 var<workgroup> lanes: array<f32, 256>;
@@ -46,7 +46,7 @@ fn sum_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     var acc = 0.0;
     if (col < p.inner) {
         for (var l = lid / 8u; l < p.len; l = l + 32u) {
-            acc = acc + rs_x[l * p.inner + col];
+            acc = acc + f32(rs_x[l * p.inner + col]);
         }
     }
     lanes[lid] = acc;
@@ -58,12 +58,12 @@ fn sum_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     if (lid < 8u && col < p.inner) {
-        rs_y[col] = lanes[lid];
+        rs_y[col] = act(lanes[lid]);
     }
 }
 
-@group(0) @binding(1) var<storage, read> rm_x: array<f32>;       // (outer, len, inner)
-@group(0) @binding(2) var<storage, read_write> rm_y: array<f32>; // (outer, inner)
+@group(0) @binding(1) var<storage, read> rm_x: array<act>;       // (outer, len, inner)
+@group(0) @binding(2) var<storage, read_write> rm_y: array<act>; // (outer, inner)
 @group(0) @binding(3) var<storage, read_write> rm_arg: array<u32>; // (outer, inner) index along the axis
 
 // y = max of x over the axis; arg = the first index reaching it (the state the gradient needs)
@@ -75,21 +75,21 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let o = i / p.inner;
     let k = i % p.inner;
     let base = o * p.len * p.inner + k;
-    var best = rm_x[base];
+    var best = f32(rm_x[base]);
     var arg = 0u;
     for (var l = 1u; l < p.len; l = l + 1u) {
-        let v = rm_x[base + l * p.inner];
+        let v = f32(rm_x[base + l * p.inner]);
         if (beats_max(v, best)) {
             best = v;
             arg = l;
         }
     }
-    rm_y[i] = best;
+    rm_y[i] = act(best);
     rm_arg[i] = arg;
 }
 
-@group(0) @binding(1) var<storage, read> sb_dy: array<f32>;       // (outer, inner)
-@group(0) @binding(2) var<storage, read_write> sb_dx: array<f32>; // (outer, len, inner)
+@group(0) @binding(1) var<storage, read> sb_dy: array<act>;       // (outer, inner)
+@group(0) @binding(2) var<storage, read_write> sb_dx: array<act>; // (outer, len, inner)
 
 // dx = dy broadcast along the axis (divided by len for mean)
 @compute @workgroup_size(256)
@@ -99,16 +99,16 @@ fn sum_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.outer * p.len * p.inner) { return; }
     let k = i % p.inner;
     let o = i / (p.len * p.inner);
-    var g = sb_dy[o * p.inner + k];
+    var g = f32(sb_dy[o * p.inner + k]);
     if (p.op == 1u) {
         g = g / f32(p.len);
     }
-    sb_dx[i] = g;
+    sb_dx[i] = act(g);
 }
 
-@group(0) @binding(1) var<storage, read> mb_dy: array<f32>;       // (outer, inner)
+@group(0) @binding(1) var<storage, read> mb_dy: array<act>;       // (outer, inner)
 @group(0) @binding(2) var<storage, read> mb_arg: array<u32>;      // (outer, inner)
-@group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>; // (outer, len, inner)
+@group(0) @binding(3) var<storage, read_write> mb_dx: array<act>; // (outer, len, inner)
 
 // dx = dy at the argmax, 0 elsewhere
 @compute @workgroup_size(256)
@@ -120,5 +120,5 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let l = (i / p.inner) % p.len;
     let o = i / (p.len * p.inner);
     let j = o * p.inner + k;
-    mb_dx[i] = select(0.0, mb_dy[j], mb_arg[j] == l);
+    mb_dx[i] = act(select(0.0, f32(mb_dy[j]), mb_arg[j] == l));
 }

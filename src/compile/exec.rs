@@ -77,6 +77,10 @@ pub struct Compiled {
     pub(super) gradients_only: bool,
     /// `attach_optimizer` has run.
     pub(super) optimizer_attached: bool,
+    /// Compiled in mixed precision: the rewrite, mapping the caller's values onto `graph`.
+    pub(super) autocast: Option<std::sync::Arc<crate::autocast::Autocast>>,
+    /// Loss-scaled: the `[scale, clean steps]` state and the scaler's settings.
+    pub(super) loss_scale: Option<(Tensor, super::LossScale)>,
 }
 
 impl Compiled {
@@ -96,6 +100,8 @@ impl Compiled {
             feeds: super::feeds::Feeds::new(graph_len),
             gradients_only: false,
             optimizer_attached: false,
+            autocast: None,
+            loss_scale: None,
         }
     }
 
@@ -116,6 +122,11 @@ impl Compiled {
 
     /// The tensor holding `v` (valid for inputs, parameters and requested outputs between steps).
     pub fn tensor(&self, v: Value) -> Result<&Tensor> {
+        self.own_tensor(self.resolve(v)?)
+    }
+
+    /// The tensor of `v`, a value of `self.graph` (mixed precision: the rewritten graph).
+    pub(crate) fn own_tensor(&self, v: Value) -> Result<&Tensor> {
         self.program
             .tensors
             .get(&v)
@@ -179,7 +190,7 @@ impl Compiled {
             self.mark_fed(v);
             return Ok(());
         }
-        self.tensor(v)?
+        self.own_tensor(v)?
             .write_f32(data)
             .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))?;
         self.mark_fed(v);
@@ -242,7 +253,7 @@ impl Compiled {
                 }
             }
         }
-        self.tensor(v)?
+        self.own_tensor(v)?
             .write_u32(data)
             .map_err(|e| Error::Invalid(format!("node {name:?}: {e}")))?;
         self.mark_fed(v);
@@ -251,6 +262,7 @@ impl Compiled {
 
     /// Reads a requested output (waits for the steps in flight).
     pub fn read(&self, v: Value) -> Result<Vec<f32>> {
+        let v = self.resolve(v)?;
         let node = self.graph.node(v)?;
         if !self.program.outputs.contains(&v)
             && !matches!(node.op, Op::Input | Op::Param | Op::State)
@@ -265,7 +277,7 @@ impl Compiled {
             return residency::host_weight(&j.host.lock().unwrap(), &self.graph, v)
                 .map(<[f32]>::to_vec);
         }
-        self.tensor(v)?.to_f32()
+        self.own_tensor(v)?.to_f32()
     }
 
     /// Submits one step and returns at once, unless two are already in flight, in which case it
@@ -576,6 +588,9 @@ impl Compiled {
             self.program.stats.weight_bytes = j.plan.slot_bytes + bytes;
         }
         self.optimizer_attached = true;
+        if let Some((state, ls)) = &self.loss_scale {
+            launches.push(health::scale_update(d, h, state, ls.growth_interval)?);
+        }
         let finish = launches.len();
         launches.push(health::finish(d, h)?);
         self.set_update(

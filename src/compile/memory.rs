@@ -38,6 +38,8 @@ pub fn value_bytes(g: &Graph, v: Value) -> u64 {
     let (s, dt) = &g.nodes[v.node].outputs[v.port];
     s.iter()
         .try_fold(dt.size() as u64, |acc, &d| acc.checked_mul(d as u64))
+        // Bindings are whole 4-byte words (an odd count of f16 rounds up).
+        .and_then(|b| b.checked_next_multiple_of(4))
         .unwrap_or(u64::MAX)
 }
 

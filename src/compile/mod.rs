@@ -26,11 +26,13 @@ mod lower;
 mod memory;
 mod program;
 mod profile;
+mod precision;
 mod prune;
 mod residency;
 
 pub use exec::{Compiled, StepHandle};
 pub use limits::MAX_ELEMENTS;
+pub use precision::LOSS_SCALE;
 pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
 pub use program::{ParamArena, PlanStats};
@@ -63,6 +65,42 @@ pub enum Residency {
     JustInTime,
 }
 
+/// The storage precision of a graph's values (MPS's per-op precision, PyTorch's autocast).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// Everything f32.
+    #[default]
+    F32,
+    /// Mixed precision (`crate::autocast`): activations and their gradients stored as f16 by
+    /// every op with f16 kernels, accumulating in f32; weights, their gradients and optimizer
+    /// state, losses and statistics f32. An adapter without SHADER_F16 is an `Err`.
+    F16,
+    /// `F16` where the adapter has SHADER_F16, else `F32` with a warning saying so.
+    BestAvailable,
+}
+
+/// Dynamic loss scaling for mixed-precision training (PyTorch's `GradScaler`): the backward pass
+/// is seeded with `scale` instead of 1 so small f16 gradients do not flush to zero; gradients are
+/// divided by it on their way to the f32 arena. A step whose gradients overflow is skipped and
+/// the scale halved; after `growth_interval` clean steps it doubles. All on the GPU: the scale
+/// lives in the graph state `loss_scale` (`[scale, clean steps]`, saved by checkpoints).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossScale {
+    /// The first scale (PyTorch: 2^16).
+    pub init: f32,
+    /// Clean steps before the scale doubles (PyTorch: 2000).
+    pub growth_interval: u32,
+}
+
+impl Default for LossScale {
+    fn default() -> Self {
+        LossScale {
+            init: 65_536.0,
+            growth_interval: 2000,
+        }
+    }
+}
+
 /// How to compile.
 #[derive(Clone, Copy)]
 pub struct Options<'a> {
@@ -82,6 +120,12 @@ pub struct Options<'a> {
     /// A training graph that computes gradients without an optimizer (no update): a step
     /// without `Compiled::attach_optimizer` is otherwise an `Err`, since it would train nothing.
     pub gradients_only: bool,
+    /// Storage precision (mixed precision with `F16`).
+    pub precision: Precision,
+    /// Nodes kept in f32 under `Precision::F16` (by name), e.g. a sensitive layer.
+    pub f32_nodes: &'a [&'a str],
+    /// Dynamic loss scaling of a mixed-precision training graph (resident weights only).
+    pub loss_scale: Option<LossScale>,
 }
 
 impl Default for Options<'_> {
@@ -93,6 +137,9 @@ impl Default for Options<'_> {
             residency: Residency::Resident,
             check_activations: false,
             gradients_only: false,
+            precision: Precision::F32,
+            f32_nodes: &[],
+            loss_scale: None,
         }
     }
 }
@@ -116,6 +163,19 @@ impl Graph {
     /// the same network at another batch size, uses the same weights), whether to lay the
     /// parameters out for training, and where the weights live.
     pub fn compile(&self, device: &Device, outputs: &[Value], opts: &Options) -> Result<Compiled> {
+        if !precision::f16(device, opts)? {
+            return self.compile_as_given(device, outputs, opts);
+        }
+        precision::compile_mixed(self, device, outputs, opts)
+    }
+
+    /// `compile` on the graph's own dtypes.
+    fn compile_as_given(
+        &self,
+        device: &Device,
+        outputs: &[Value],
+        opts: &Options,
+    ) -> Result<Compiled> {
         let g = self;
         check(g, outputs, opts.training)?;
         let jit = opts.residency == Residency::JustInTime;

@@ -111,6 +111,13 @@ impl Graph {
         }
     }
 
+    /// Appends a node as given (outputs not re-inferred): how `crate::autocast` copies a node
+    /// with f16 outputs. `validate` checks the result.
+    pub(crate) fn push_node(&mut self, node: Node) -> Value {
+        self.names.sync(&self.nodes);
+        self.push(node)
+    }
+
     /// Adds a node, inferring its output shapes; a mismatch names the node and its inputs.
     /// Sources are added by `input`, `param` and `state`, not here.
     pub fn add(&mut self, name: &str, op: impl Into<Op>, inputs: &[Value]) -> Result<Value> {
@@ -302,10 +309,15 @@ impl Graph {
                     g.source_typed(&n.name, n.op.clone(), &n.outputs[0].0, n.outputs[0].1)?;
                 }
                 _ => {
-                    g.add(&n.name, n.op.clone(), &n.inputs)?;
+                    let v = g.add(&n.name, n.op.clone(), &n.inputs)?;
+                    // Keep f16 storage chosen by mixed precision (`add` infers f32).
+                    for (o, was) in g.nodes[v.node].outputs.iter_mut().zip(&n.outputs) {
+                        o.1 = was.1;
+                    }
                 }
             }
         }
+        g.validate()?;
         Ok(g)
     }
 

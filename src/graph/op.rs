@@ -63,6 +63,27 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         }
     }
 
+    /// Whether the op's kernels have f16 variants (they store activations as WGSL `act`), so
+    /// mixed precision (`crate::autocast`) runs it on f16 values.
+    fn supports_f16(&self) -> bool {
+        false
+    }
+
+    /// An f32 input that stays f32 in an f16 node (a scale, a per-sample weight).
+    fn fixed_f32_input(&self, _slot: usize) -> bool {
+        false
+    }
+
+    /// An f32 output that stays f32 in an f16 node (a loss, a norm's statistics).
+    fn fixed_f32_output(&self, _port: usize) -> bool {
+        false
+    }
+
+    /// An op that chooses its own dtypes (a cast): mixed precision leaves it as it is.
+    fn keeps_precision(&self) -> bool {
+        false
+    }
+
     /// How many neurons this op can apply to its output at `port` inside its own dispatch.
     fn fusable_neurons(&self, _port: usize) -> usize {
         0

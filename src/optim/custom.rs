@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::launch::Shader;
 
@@ -116,7 +117,7 @@ fn shader_for(source: &str) -> &'static Shader {
 pub(crate) fn compile(device: &Device, c: &CustomUpdate) -> Result<&'static Shader> {
     let shader = shader_for(&c.source);
     device
-        .pipeline(shader.name, || shader.source(), "custom_update", &[])
+        .pipeline(shader.name, DType::F32, || shader.source(), "custom_update", &[])
         .map_err(|e| {
             let msg = match e {
                 Error::Gpu(m) => m,

@@ -3,10 +3,10 @@
 //   A = im2col(x) (never materialised), B = wᵀ of the group, epilogue adds the bias.
 // Also the backward-data of a conv-transpose (its adjoint relation).
 
-@group(0) @binding(1) var<storage, read> fx: array<f32>;        // (N, C_in, H, W)
-@group(0) @binding(2) var<storage, read> fw: array<f32>;        // (C_out, C_in/g, kh, kw)
-@group(0) @binding(3) var<storage, read> fbias: array<f32>;     // (C_out,), or any buffer
-@group(0) @binding(4) var<storage, read_write> fy: array<f32>;  // (N, C_out, OH, OW)
+@group(0) @binding(1) var<storage, read> fx: array<act>;        // (N, C_in, H, W)
+@group(0) @binding(2) var<storage, read> fw: array<act>;        // (C_out, C_in/g, kh, kw)
+@group(0) @binding(3) var<storage, read> fbias: array<act>;     // (C_out,), or any buffer
+@group(0) @binding(4) var<storage, read_write> fy: array<act>;  // (N, C_out, OH, OW)
 
 fn gemm_m() -> u32 { return p.batch * p.oh * p.ow; }
 fn gemm_n() -> u32 { return p.cout_g; }
@@ -21,12 +21,12 @@ fn load_a(g: u32, m: u32, k: u32) -> f32 {
     if (m >= gemm_m() || k >= gemm_k()) { return 0.0; }
     let i = x_tap(g, m, k);
     if (i < 0) { return 0.0; }
-    return fx[u32(i)];
+    return f32(fx[u32(i)]);
 }
 
 fn load_b(g: u32, k: u32, n: u32) -> f32 {
     if (k >= gemm_k() || n >= gemm_n()) { return 0.0; }
-    return fw[(g * p.cout_g + n) * gemm_k() + k];
+    return f32(fw[(g * p.cout_g + n) * gemm_k() + k]);
 }
 
 alias ARows = Win4;
@@ -39,7 +39,7 @@ fn a_rows(g: u32, m: u32) -> Win4 {
 // x at coordinate (y, x) of the window offset `base` + channel offset `coff`, 0 in the padding.
 fn x_at(base: u32, coff: u32, y: i32, x: i32) -> f32 {
     if (u32(y) >= p.h || u32(x) >= p.w) { return 0.0; }
-    return fx[base + coff + u32(y) * p.w + u32(x)];
+    return f32(fx[base + coff + u32(y) * p.w + u32(x)]);
 }
 
 // Four output pixels at tap k.
@@ -68,12 +68,12 @@ fn load_b4(g: u32, k: u32, c: BCols) -> vec4<f32> {
     if (k >= kk) { return vec4<f32>(0.0); }
     let i = c.idx + k;
     if (c.valid == 4u) {
-        return vec4<f32>(fw[i], fw[i + kk], fw[i + 2u * kk], fw[i + 3u * kk]);
+        return vec4<f32>(f32(fw[i]), f32(fw[i + kk]), f32(fw[i + 2u * kk]), f32(fw[i + 3u * kk]));
     }
     var v = vec4<f32>(0.0);
-    if (c.valid > 0u) { v.x = fw[i]; }
-    if (c.valid > 1u) { v.y = fw[i + kk]; }
-    if (c.valid > 2u) { v.z = fw[i + 2u * kk]; }
+    if (c.valid > 0u) { v.x = f32(fw[i]); }
+    if (c.valid > 1u) { v.y = f32(fw[i + kk]); }
+    if (c.valid > 2u) { v.z = f32(fw[i + 2u * kk]); }
     return v;
 }
 
@@ -83,6 +83,6 @@ fn store_c(g: u32, m: u32, n: u32, acc: f32) {
     let img = m / ohw;
     let pix = m - img * ohw;
     var v = acc;
-    if (p.has_bias != 0u) { v = v + fbias[oc]; }
-    fy[(img * p.cout + oc) * ohw + pix] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
+    if (p.has_bias != 0u) { v = v + f32(fbias[oc]); }
+    fy[(img * p.cout + oc) * ohw + pix] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }

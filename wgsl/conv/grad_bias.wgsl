@@ -11,8 +11,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-@group(0) @binding(1) var<storage, read> bg_dy: array<f32>;       // (N, C, inner)
-@group(0) @binding(2) var<storage, read_write> bg_db: array<f32>; // (chunks, C)
+@group(0) @binding(1) var<storage, read> bg_dy: array<act>;       // (N, C, inner)
+@group(0) @binding(2) var<storage, read_write> bg_db: array<act>; // (chunks, C)
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -37,7 +37,7 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         for (var j = start + lid; j < end; j = j + 256u) {
             let n = j / p.inner;
             let i = j - n * p.inner;
-            acc = acc + bg_dy[(n * p.channels + c) * p.inner + i];
+            acc = acc + f32(bg_dy[(n * p.channels + c) * p.inner + i]);
         }
     }
     partial[lid] = acc;
@@ -49,12 +49,12 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     if (lid == 0u && c < p.channels) {
-        bg_db[k * p.channels + c] = partial[0];
+        bg_db[k * p.channels + c] = act(partial[0]);
     }
 }
 
-@group(0) @binding(1) var<storage, read> bf_b: array<f32>;        // (C,)
-@group(0) @binding(2) var<storage, read_write> bf_y: array<f32>;  // (N, C, inner)
+@group(0) @binding(1) var<storage, read> bf_b: array<act>;        // (C,)
+@group(0) @binding(2) var<storage, read_write> bf_y: array<act>;  // (N, C, inner)
 
 // y[n, c, i] = b[c]
 @compute @workgroup_size(256)
@@ -62,5 +62,5 @@ fn bias_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
              @builtin(local_invocation_index) lid: u32) {
     let j = linear_id(wid, nwg, lid);
     if (j >= p.batch * p.channels * p.inner) { return; }
-    bf_y[j] = bf_b[(j / p.inner) % p.channels];
+    bf_y[j] = act(f32(bf_b[(j / p.inner) % p.channels]));
 }

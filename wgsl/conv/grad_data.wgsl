@@ -6,10 +6,10 @@
 // Every dx element is written once (no col2im scatter, no atomics). Also the forward of a
 // conv-transpose, so the epilogue can add a bias per dx channel.
 
-@group(0) @binding(1) var<storage, read> ddy: array<f32>;       // (N, C_out, OH, OW)
-@group(0) @binding(2) var<storage, read> dgw: array<f32>;       // (C_out, C_in/g, kh, kw)
-@group(0) @binding(3) var<storage, read> dbias: array<f32>;     // (C_in,), or any buffer
-@group(0) @binding(4) var<storage, read_write> ddx: array<f32>; // (N, C_in, H, W)
+@group(0) @binding(1) var<storage, read> ddy: array<act>;       // (N, C_out, OH, OW)
+@group(0) @binding(2) var<storage, read> dgw: array<act>;       // (C_out, C_in/g, kh, kw)
+@group(0) @binding(3) var<storage, read> dbias: array<act>;     // (C_in,), or any buffer
+@group(0) @binding(4) var<storage, read_write> ddx: array<act>; // (N, C_in, H, W)
 
 fn gemm_m() -> u32 { return p.batch * p.h * p.w; }
 fn gemm_n() -> u32 { return p.cin_g; }
@@ -39,7 +39,7 @@ fn load_a(g: u32, m: u32, k: u32) -> f32 {
     let ox = tap_source(ix, tap.z, p.sw, p.dw, p.pad_l, p.ow);
     if (oy < 0 || ox < 0) { return 0.0; }
     let oc = g * p.cout_g + tap.x;
-    return ddy[((n * p.cout + oc) * p.oh + u32(oy)) * p.ow + u32(ox)];
+    return f32(ddy[((n * p.cout + oc) * p.oh + u32(oy)) * p.ow + u32(ox)]);
 }
 
 fn load_b(g: u32, k: u32, n: u32) -> f32 {
@@ -47,7 +47,7 @@ fn load_b(g: u32, k: u32, n: u32) -> f32 {
     let khw = p.kh * p.kw;
     let ocg = k / khw;
     let t = k - ocg * khw;
-    return dgw[((g * p.cout_g + ocg) * p.cin_g + n) * khw + t];
+    return f32(dgw[((g * p.cout_g + ocg) * p.cin_g + n) * khw + t]);
 }
 
 // Input pixel m of group g as a window of dy: the offset of its image's group channels, and its
@@ -75,13 +75,13 @@ fn dy_at(base: u32, coff: u32, ty: i32, tx: i32) -> f32 {
     let oy = u32(ty) / p.sh;
     let ox = u32(tx) / p.sw;
     if (oy * p.sh != u32(ty) || ox * p.sw != u32(tx) || oy >= p.oh || ox >= p.ow) { return 0.0; }
-    return ddy[base + coff + oy * p.ow + ox];
+    return f32(ddy[base + coff + oy * p.ow + ox]);
 }
 
 // The same for stride 1 (no division).
 fn dy_at_s1(base: u32, coff: u32, oy: i32, ox: i32) -> f32 {
     if (u32(oy) >= p.oh || u32(ox) >= p.ow) { return 0.0; }
-    return ddy[base + coff + u32(oy) * p.ow + u32(ox)];
+    return f32(ddy[base + coff + u32(oy) * p.ow + u32(ox)]);
 }
 
 // Four input pixels at tap k = (ocg, ky, kx).
@@ -115,12 +115,12 @@ fn load_b4(g: u32, k: u32, c: BCols) -> vec4<f32> {
     let ocg = k / khw;
     let i = c.idx + ocg * p.cin_g * khw + (k - ocg * khw);
     if (c.valid == 4u) {
-        return vec4<f32>(dgw[i], dgw[i + khw], dgw[i + 2u * khw], dgw[i + 3u * khw]);
+        return vec4<f32>(f32(dgw[i]), f32(dgw[i + khw]), f32(dgw[i + 2u * khw]), f32(dgw[i + 3u * khw]));
     }
     var v = vec4<f32>(0.0);
-    if (c.valid > 0u) { v.x = dgw[i]; }
-    if (c.valid > 1u) { v.y = dgw[i + khw]; }
-    if (c.valid > 2u) { v.z = dgw[i + 2u * khw]; }
+    if (c.valid > 0u) { v.x = f32(dgw[i]); }
+    if (c.valid > 1u) { v.y = f32(dgw[i + khw]); }
+    if (c.valid > 2u) { v.z = f32(dgw[i + 2u * khw]); }
     return v;
 }
 
@@ -130,6 +130,6 @@ fn store_c(g: u32, m: u32, n: u32, acc: f32) {
     let img = m / hw;
     let pix = m - img * hw;
     var v = acc;
-    if (p.has_bias != 0u) { v = v + dbias[c]; }
-    ddx[(img * p.cin + c) * hw + pix] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, v);
+    if (p.has_bias != 0u) { v = v + f32(dbias[c]); }
+    ddx[(img * p.cin + c) * hw + pix] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }

@@ -7,9 +7,9 @@
 // each split writes its partial dw to its own slab of `wout` (splits, C_out, C_in/g·kh·kw),
 // summed afterwards by reduce.wgsl (deterministic, no atomics). With one split `wout` is dw itself.
 
-@group(0) @binding(1) var<storage, read> gx: array<f32>;         // (N, C_in, H, W)
-@group(0) @binding(2) var<storage, read> gdy: array<f32>;        // (N, C_out, OH, OW)
-@group(0) @binding(3) var<storage, read_write> wout: array<f32>; // (splits, C_out, C_in/g, kh, kw)
+@group(0) @binding(1) var<storage, read> gx: array<act>;         // (N, C_in, H, W)
+@group(0) @binding(2) var<storage, read> gdy: array<act>;        // (N, C_out, OH, OW)
+@group(0) @binding(3) var<storage, read_write> wout: array<act>; // (splits, C_out, C_in/g, kh, kw)
 
 fn gemm_m() -> u32 { return p.cin_g * p.kh * p.kw; }
 fn gemm_n() -> u32 { return p.cout_g; }
@@ -32,7 +32,7 @@ fn load_a(z: u32, m: u32, k: u32) -> f32 {
     if (m >= gemm_m() || kg == 0xffffffffu) { return 0.0; }
     let i = x_tap(z / p.splits, kg, m);
     if (i < 0) { return 0.0; }
-    return gx[u32(i)];
+    return f32(gx[u32(i)]);
 }
 
 // dy of output channel `n` of the group at output pixel `k`.
@@ -43,7 +43,7 @@ fn load_b(z: u32, k: u32, n: u32) -> f32 {
     let ohw = p.oh * p.ow;
     let img = kg / ohw;
     let pix = kg - img * ohw;
-    return gdy[(img * p.cout + g * p.cout_g + n) * ohw + pix];
+    return f32(gdy[(img * p.cout + g * p.cout_g + n) * ohw + pix]);
 }
 
 // This split's first global K index and its length (chunk-local k below it are inside).
@@ -75,7 +75,7 @@ fn a_rows(z: u32, m: u32) -> ARows {
 
 fn x_at(base: u32, y: i32, x: i32) -> f32 {
     if (u32(y) >= p.h || u32(x) >= p.w) { return 0.0; }
-    return gx[base + u32(y) * p.w + u32(x)];
+    return f32(gx[base + u32(y) * p.w + u32(x)]);
 }
 
 // Four taps at output pixel k: the pixel is decomposed once.
@@ -113,17 +113,17 @@ fn load_b4(z: u32, k: u32, c: BCols) -> vec4<f32> {
     let img = kg / ohw;
     let i = img * p.cout * ohw + c.idx + (kg - img * ohw);
     if (c.valid == 4u) {
-        return vec4<f32>(gdy[i], gdy[i + ohw], gdy[i + 2u * ohw], gdy[i + 3u * ohw]);
+        return vec4<f32>(f32(gdy[i]), f32(gdy[i + ohw]), f32(gdy[i + 2u * ohw]), f32(gdy[i + 3u * ohw]));
     }
     var v = vec4<f32>(0.0);
-    if (c.valid > 0u) { v.x = gdy[i]; }
-    if (c.valid > 1u) { v.y = gdy[i + ohw]; }
-    if (c.valid > 2u) { v.z = gdy[i + 2u * ohw]; }
+    if (c.valid > 0u) { v.x = f32(gdy[i]); }
+    if (c.valid > 1u) { v.y = f32(gdy[i + ohw]); }
+    if (c.valid > 2u) { v.z = f32(gdy[i + 2u * ohw]); }
     return v;
 }
 
 fn store_c(z: u32, m: u32, n: u32, acc: f32) {
     let g = z / p.splits;
     let s = z % p.splits;
-    wout[(s * p.cout + g * p.cout_g + n) * gemm_m() + m] = acc;
+    wout[(s * p.cout + g * p.cout_g + n) * gemm_m() + m] = act(acc);
 }

@@ -11,8 +11,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> tp_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> tp_y: array<f32>;
+@group(0) @binding(1) var<storage, read> tp_x: array<act>;
+@group(0) @binding(2) var<storage, read_write> tp_y: array<act>;
 
 fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
     return v[i / 4u][i % 4u];
@@ -31,5 +31,5 @@ fn permute(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         src = src + (rem % s) * dim(p.src_strides, k);
         rem = rem / s;
     }
-    tp_y[p.dst_offset + i] = tp_x[src];
+    tp_y[p.dst_offset + i] = act(f32(tp_x[src]));
 }

@@ -21,8 +21,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> sh_x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sh_y: array<f32>;
+@group(0) @binding(1) var<storage, read> sh_x: array<act>;
+@group(0) @binding(2) var<storage, read_write> sh_y: array<act>;
 
 fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
     return v[i / 4u][i % 4u];
@@ -46,7 +46,7 @@ fn strided_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         src = src + c * dim(p.v1, k);
         dst = dst + c * dim(p.v2, k);
     }
-    sh_y[dst] = sh_x[src];
+    sh_y[dst] = act(f32(sh_x[src]));
 }
 
 // Slice backward as a gather: dx (shape v0) at index c takes dy at (c − start)/step where that
@@ -73,7 +73,7 @@ fn slice_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         src = src + o * stride;
         stride = stride * dim(p.v3, k);
     }
-    sh_y[i] = select(0.0, sh_x[src], hit);
+    sh_y[i] = act(select(0.0, f32(sh_x[src]), hit));
 }
 
 // Pad forward as a gather: y (shape v1) at index c reads x (shape v0) at c − before (v2),
@@ -99,8 +99,8 @@ fn pad_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         stride = stride * u32(n_in);
     }
     var v = 0.0;
-    if (inside || p.mode == 1u) { v = sh_x[src]; }
-    sh_y[i] = v;
+    if (inside || p.mode == 1u) { v = f32(sh_x[src]); }
+    sh_y[i] = act(v);
 }
 
 // Pad backward as a gather: dx (shape v0) at index c sums dy (shape v1) over the box of output
@@ -142,9 +142,9 @@ fn pad_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             r = r / ext[k];
             stride = stride * dim(p.v1, k);
         }
-        acc = acc + sh_x[off];
+        acc = acc + f32(sh_x[off]);
     }
-    sh_y[i] = acc;
+    sh_y[i] = act(acc);
 }
 
 // Taps of output index o on an axis of n_in → n_out: (i0, i1, weight of i1); i0 has 1 − weight.
@@ -195,9 +195,9 @@ fn upsample_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let tx = taps(ox, w, ow);
     let r0 = base + u32(ty.x) * w;
     let r1 = base + u32(ty.y) * w;
-    let top = (1.0 - tx.z) * sh_x[r0 + u32(tx.x)] + tx.z * sh_x[r0 + u32(tx.y)];
-    let bot = (1.0 - tx.z) * sh_x[r1 + u32(tx.x)] + tx.z * sh_x[r1 + u32(tx.y)];
-    sh_y[i] = (1.0 - ty.z) * top + ty.z * bot;
+    let top = (1.0 - tx.z) * f32(sh_x[r0 + u32(tx.x)]) + tx.z * f32(sh_x[r0 + u32(tx.y)]);
+    let bot = (1.0 - tx.z) * f32(sh_x[r1 + u32(tx.x)]) + tx.z * f32(sh_x[r1 + u32(tx.y)]);
+    sh_y[i] = act((1.0 - ty.z) * top + ty.z * bot);
 }
 
 // Output indices on one axis that can read input index i: a conservative window around
@@ -231,9 +231,9 @@ fn upsample_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         if (a == 0.0) { continue; }
         var row = 0.0;
         for (var ox = wx.x; ox <= wx.y; ox = ox + 1u) {
-            row = row + tap_weight(ox, ix, w, ow) * sh_x[base + oy * ow + ox];
+            row = row + tap_weight(ox, ix, w, ow) * f32(sh_x[base + oy * ow + ox]);
         }
         acc = acc + a * row;
     }
-    sh_y[i] = acc;
+    sh_y[i] = act(acc);
 }

@@ -245,7 +245,7 @@ pub fn conv_weight_grad_launches(
     let out = if splits == 1 {
         dw.clone()
     } else {
-        Tensor::zeros(dev, &[splits, numel], DType::F32)?
+        Tensor::zeros(dev, &[splits, numel], dw.dtype())?
     };
     let (entry, groups) = gemm_grid(n, g.out_channels / g.groups, g.groups * splits);
     let l = dev.launch(
@@ -303,7 +303,7 @@ pub fn bias_grad_launches(dy: &Tensor, db: &Tensor) -> Result<Prepared> {
     let part = if chunks == 1 {
         db.clone()
     } else {
-        Tensor::zeros(dev, &[chunks, c], DType::F32)?
+        Tensor::zeros(dev, &[chunks, c], db.dtype())?
     };
     let mut prep = Prepared::one(dev.launch(
         &BIAS,

@@ -55,6 +55,10 @@ fn f32(s: Vec<usize>) -> Out {
 }
 
 impl Primitive for ConvOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         Ok(vec![match self {
             ConvOp::Forward(k) => {

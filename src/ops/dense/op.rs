@@ -26,6 +26,10 @@ pub enum DenseOp {
 }
 
 impl Primitive for DenseOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let s = match self {
             DenseOp::Forward(d) => {

@@ -26,6 +26,10 @@ pub enum DropoutOp {
 }
 
 impl Primitive for DropoutOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let name = format!("{self:?}");
         Ok(match self {

@@ -54,6 +54,10 @@ impl ElementwiseOp {
 }
 
 impl Primitive for ElementwiseOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let arity = self.arity();
         if ins.len() != arity {

@@ -175,7 +175,7 @@ pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Pre
         return Ok(Prepared::one(gemm_launch(g, a, b, c)?));
     }
     let dev = &a.device;
-    let part = Tensor::zeros(dev, &[g.batch * splits, g.m, g.n], DType::F32)?;
+    let part = Tensor::zeros(dev, &[g.batch * splits, g.m, g.n], c.dtype())?;
     let (entry, groups) = gemm_grid(g.m, g.n, g.batch * splits);
     let consts = crate::neuron::fused_constants(g.fused);
     let words = gemm_params(g, splits, chunk);

@@ -22,6 +22,10 @@ pub struct MatMulOp {
 }
 
 impl Primitive for MatMulOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         if ins.len() != 2 {
             return Err(crate::error::Error::Shape {

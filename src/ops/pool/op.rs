@@ -29,6 +29,10 @@ fn f32(s: Vec<usize>) -> Out {
 }
 
 impl Primitive for PoolOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         Ok(match self {
             PoolOp::Pool(p) => {

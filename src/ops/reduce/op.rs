@@ -20,6 +20,10 @@ pub enum ReduceOp {
 }
 
 impl Primitive for ReduceOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let arity = match self {
             ReduceOp::Reduce(..) => 1,

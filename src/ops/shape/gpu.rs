@@ -75,7 +75,7 @@ fn expect_shape(op: &str, what: &str, t: &Tensor, want: &[usize]) -> Result<()> 
 }
 
 fn zeros(t: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    Tensor::zeros(&t.device, shape, DType::F32)
+    Tensor::zeros(&t.device, shape, t.dtype())
 }
 
 /// Checks that `small` fits in `big` at `offset` along `axis` with every other dim equal.

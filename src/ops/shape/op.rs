@@ -75,6 +75,10 @@ impl ShapeOp {
 }
 
 impl Primitive for ShapeOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let err = |msg: String| Error::Shape {
             op: format!("{self:?}"),
