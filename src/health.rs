@@ -162,6 +162,9 @@ pub struct Health {
     pub skipped_steps: u64,
     /// The first of them.
     pub first: Option<NonFiniteStep>,
+    /// Every skipped step had a finite loss and non-finite gradients only: under dynamic loss
+    /// scaling, overflows the scaler handles (it halved the scale), not a failure.
+    pub only_gradients: bool,
 }
 
 impl Health {
@@ -186,6 +189,7 @@ impl Health {
         Health {
             skipped_steps: word(4) as u64,
             first,
+            only_gradients: word(4) > 0 && word(9) == GRAD,
         }
     }
 }

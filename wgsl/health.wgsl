@@ -18,7 +18,7 @@ struct HealthParams {
 }
 
 @group(0) @binding(0) var<uniform> hp: HealthParams;
-@group(0) @binding(1) var<storage, read> hs_x: array<f32>;
+@group(0) @binding(1) var<storage, read> hs_x: array<act>;
 @group(0) @binding(2) var<storage, read_write> hs_health: array<atomic<u32>>;
 
 var<workgroup> hs_first: atomic<u32>;
@@ -34,7 +34,7 @@ fn scan(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let start = group_id(wid, nwg) * 1024u;
     for (var k = 0u; k < 4u; k = k + 1u) {
         let i = start + k * 256u + lid;
-        if (i < hp.n && is_nonfinite(hs_x[i])) {
+        if (i < hp.n && is_nonfinite(f32(hs_x[i]))) {
             atomicMin(&hs_first, i);
         }
     }

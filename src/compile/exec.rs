@@ -260,9 +260,23 @@ impl Compiled {
         Ok(())
     }
 
+    /// Reads the input, parameter or state named `name` (waits for the steps in flight): also
+    /// those a mixed-precision rewrite added, such as the loss scale.
+    pub fn read_named(&self, name: &str) -> Result<Vec<f32>> {
+        let v = self
+            .graph
+            .find(name)
+            .ok_or_else(|| Error::Invalid(format!("no node {name:?} in the compiled graph")))?;
+        self.read_own(v)
+    }
+
     /// Reads a requested output (waits for the steps in flight).
     pub fn read(&self, v: Value) -> Result<Vec<f32>> {
-        let v = self.resolve(v)?;
+        self.read_own(self.resolve(v)?)
+    }
+
+    /// `read` of a value of `self.graph`.
+    fn read_own(&self, v: Value) -> Result<Vec<f32>> {
         let node = self.graph.node(v)?;
         if !self.program.outputs.contains(&v)
             && !matches!(node.op, Op::Input | Op::Param | Op::State)

@@ -81,7 +81,7 @@ pub fn pass(
             if let Some(flag) = scanned {
                 for port in 0..node.outputs.len() {
                     let t = &bound.tensors[&Value { node: i, port }];
-                    if t.dtype() == DType::F32 && t.numel() > 0 {
+                    if t.dtype() != DType::U32 && t.numel() > 0 {
                         let code = u32::try_from(i).ok();
                         out.launches
                             .push(health::scan(device, checks.health, t, flag, code, 0)?);

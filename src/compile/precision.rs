@@ -120,6 +120,11 @@ fn seed_node(g: &Graph, loss: Value) -> Result<usize> {
 }
 
 impl Compiled {
+    /// Whether the step is loss-scaled (mixed precision with a `LossScale`).
+    pub fn loss_scaled(&self) -> bool {
+        self.loss_scale.is_some()
+    }
+
     /// The value of this compiled graph that the caller's `v` became (itself unless compiled in
     /// mixed precision).
     pub(crate) fn resolve(&self, v: Value) -> Result<Value> {

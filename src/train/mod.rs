@@ -83,6 +83,8 @@ pub struct TrainConfig {
     /// Scan every node's output for NaN and infinity too (`compile::Options::check_activations`),
     /// so the error names the first node that went non-finite; one small dispatch per node.
     pub check_activations: bool,
+    /// Mixed precision (`ModelConfig::precision`), with PyTorch's default loss scaler.
+    pub precision: crate::compile::Precision,
 }
 
 /// What the `Trainer` does when a step's loss or gradients are NaN or infinite.
@@ -123,6 +125,7 @@ impl Default for TrainConfig {
             just_in_time: false,
             on_non_finite: NonFinitePolicy::Stop,
             check_activations: false,
+            precision: crate::compile::Precision::F32,
         }
     }
 }
@@ -269,6 +272,8 @@ impl Trainer {
             check_activations: cfg.check_activations,
             on_non_finite: cfg.on_non_finite,
             keep: Vec::new(),
+            precision: cfg.precision,
+            ..ModelConfig::default()
         };
         let model = Model::with_sources(device, &g, net.loss, opt, mc, &source)?;
         let loss_node = g.node(net.loss)?;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::inputs::{Column, Inputs};
 use super::{NonFinitePolicy, default_init, default_init_in, resume};
-use crate::compile::{Compiled, Options, PlanStats, Residency};
+use crate::compile::{Compiled, LossScale, Options, PlanStats, Precision, Residency};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
@@ -33,6 +33,12 @@ pub struct ModelConfig {
     pub on_non_finite: NonFinitePolicy,
     /// More values to keep readable after each step (`Model::read`), besides the loss.
     pub keep: Vec<Value>,
+    /// Mixed precision with `Precision::F16` (or `BestAvailable`): activations and their
+    /// gradients in f16 where the ops have f16 kernels, f32 weights and optimizer state, with
+    /// dynamic loss scaling (`loss_scale`). The inference twin (`predict`) runs in f32.
+    pub precision: Precision,
+    /// The loss scaler of mixed precision (PyTorch's `GradScaler` defaults unless set).
+    pub loss_scale: LossScale,
 }
 
 impl Default for ModelConfig {
@@ -44,6 +50,8 @@ impl Default for ModelConfig {
             check_activations: false,
             on_non_finite: NonFinitePolicy::Stop,
             keep: Vec::new(),
+            precision: Precision::F32,
+            loss_scale: LossScale::default(),
         }
     }
 }
@@ -71,6 +79,8 @@ pub struct Model {
     pub(super) epoch: usize,
     /// Steps skipped for non-finite values (`NonFinitePolicy::Skip`).
     pub(super) skipped_steps: u64,
+    /// Mixed precision: steps whose f16 gradients overflowed (skipped, the scale halved).
+    overflow_steps: u64,
 }
 
 impl Graph {
@@ -174,6 +184,8 @@ impl Model {
                 training: Some(&tr),
                 residency: cfg.residency,
                 check_activations: cfg.check_activations,
+                precision: cfg.precision,
+                loss_scale: (cfg.precision != Precision::F32).then_some(cfg.loss_scale),
                 ..Options::default()
             },
         )?;
@@ -215,6 +227,7 @@ impl Model {
             global_step: 0,
             epoch: 0,
             skipped_steps: 0,
+            overflow_steps: 0,
         })
     }
 
@@ -258,6 +271,20 @@ impl Model {
     /// Optimizer steps taken.
     pub fn steps(&self) -> u64 {
         self.global_step
+    }
+
+    /// Mixed precision: steps skipped so far because their gradients overflowed f16 (each
+    /// halved the loss scale, as PyTorch's `GradScaler` does); counted at `check_health`.
+    pub fn overflow_steps(&self) -> u64 {
+        self.overflow_steps
+    }
+
+    /// Mixed precision: the current loss scale (waits for the steps in flight); `None` in f32.
+    pub fn loss_scale(&self) -> Result<Option<f32>> {
+        if !self.train.loss_scaled() {
+            return Ok(None);
+        }
+        Ok(Some(self.train.read_named(crate::compile::LOSS_SCALE)?[0]))
     }
 
     /// Steps skipped so far for non-finite values (`NonFinitePolicy::Skip`).
@@ -366,6 +393,10 @@ impl Model {
             return Ok(0);
         }
         self.train.reset_health()?;
+        if self.train.loss_scaled() && h.only_gradients {
+            self.overflow_steps += h.skipped_steps;
+            return Ok(h.skipped_steps);
+        }
         let (step, what) = match &h.first {
             Some(f) => (f.step, f.to_string()),
             None => (self.global_step, "a step had non-finite values".to_string()),
@@ -435,11 +466,7 @@ impl Model {
         let mut metadata = BTreeMap::new();
         metadata.insert("epoch".to_string(), self.epoch.to_string());
         for (name, _) in self.persistent_states() {
-            let v = self
-                .train
-                .read(self.train.graph.find(&name).ok_or_else(|| {
-                    Error::Invalid(format!("state {name:?} is not a node of the graph"))
-                })?)?;
+            let v = self.train.read_named(&name)?;
             metadata.insert(resume::state_key(&name), resume::encode_state(&v));
         }
         let ts = TrainState {

@@ -1,0 +1,268 @@
+//! Mixed precision (issue 12): a regression and MNIST trained with f16 activations and f32
+//! weights; dynamic loss scaling grows, skips an overflowing step (weights untouched) and
+//! recovers, all on the GPU; a mixed-precision model resumes exactly, scaler included; and the
+//! options that cannot work are refused. The per-op f16 checks are in `tests/conformance.rs`.
+
+mod common;
+
+use common::{each_device, subset};
+use wgtrain::compile::{LossScale, Options, Precision, Residency};
+use wgtrain::data::Mnist;
+use wgtrain::graph::{Graph, Value};
+use wgtrain::ops::elementwise::UnaryOp;
+use wgtrain::ops::loss::{Loss, LossKind};
+use wgtrain::ops::softmax::Softmax;
+use wgtrain::optim::OptimizerConfig;
+use wgtrain::train::models::{MnistSize, mnist};
+use wgtrain::train::{Inputs, Model, ModelConfig, TrainConfig, Trainer};
+use wgtrain::{DType, Device};
+
+fn regression(batch: usize) -> (Graph, Value) {
+    let mut g = Graph::new();
+    let x = g.input("x", &[batch, 1]).unwrap();
+    let y = g.input("y", &[batch, 1]).unwrap();
+    let h = g.linear("fc1", x, 32).unwrap();
+    let h = g.unary("tanh", UnaryOp::Tanh, h).unwrap();
+    let p = g.linear("fc2", h, 1).unwrap();
+    let loss = g
+        .loss("mse", p, y, None, Loss::mean(LossKind::MeanSquaredError))
+        .unwrap();
+    (g, loss)
+}
+
+fn curve(n: usize) -> Inputs {
+    let xs: Vec<f32> = (0..n).map(|i| -1.0 + 2.0 * i as f32 / n as f32).collect();
+    let ys: Vec<f32> = xs.iter().map(|x| (3.0 * x).sin()).collect();
+    Inputs::new().f32("x", &xs).f32("y", &ys)
+}
+
+fn mixed(loss_scale: LossScale) -> ModelConfig {
+    ModelConfig {
+        seed: 3,
+        precision: Precision::F16,
+        loss_scale,
+        ..ModelConfig::default()
+    }
+}
+
+/// Runs `f` on each device with SHADER_F16; on one without, asserts that `Precision::F16` is
+/// refused with an error naming the feature (never a silent f32 run).
+fn each_f16_device(test: &str, f: impl Fn(&Device)) {
+    each_device(test, |dev| {
+        if dev.caps().shader_f16 {
+            return f(dev);
+        }
+        let (g, loss) = regression(4);
+        let e = Model::new(dev, &g, loss, OptimizerConfig::adam(0.01), mixed(LossScale::default()))
+            .err()
+            .expect("F16 without SHADER_F16 is refused");
+        assert!(e.to_string().contains("SHADER_F16"), "{e}");
+        eprintln!("{}: no SHADER_F16; refused as it should be", dev.name());
+    });
+}
+
+#[test]
+fn a_regression_trains_in_mixed_precision_like_f32() {
+    each_f16_device("mixed regression", |dev| {
+        let (g, loss) = regression(16);
+        let batch = curve(16);
+        let adam = OptimizerConfig::adam(0.01);
+        let mut m = Model::new(dev, &g, loss, adam.clone(), mixed(LossScale::default())).unwrap();
+        let f32_cfg = ModelConfig {
+            seed: 3,
+            ..ModelConfig::default()
+        };
+        let mut f = Model::new(dev, &g, loss, adam, f32_cfg).unwrap();
+        // Activations really are f16, weights f32.
+        let s = m.summary();
+        assert!(m.compiled().graph.nodes.iter().any(|n| n.outputs[0].1 == DType::F16), "{s}");
+        assert_eq!(m.compiled().param("fc1.weight").unwrap().dtype(), DType::F32);
+        m.step(&batch).unwrap();
+        f.step(&batch).unwrap();
+        let (m0, f0) = (m.loss().unwrap(), f.loss().unwrap());
+        assert!((m0 - f0).abs() <= 0.01 * (1.0 + f0.abs()), "first loss {m0} vs f32 {f0}");
+        for _ in 0..300 {
+            m.step(&batch).unwrap();
+            f.step(&batch).unwrap();
+        }
+        let (m1, f1) = (m.loss().unwrap(), f.loss().unwrap());
+        eprintln!("mixed {m0} -> {m1}, f32 {f0} -> {f1}");
+        assert!(m1 < 0.05 * m0, "mixed loss {m0} -> {m1}");
+        assert!(m1 < 2.0 * f1 + 1e-3, "mixed {m1} vs f32 {f1}");
+        // The default scale (2^16) may overflow the first step or two, as PyTorch's does.
+        assert!(m.overflow_steps() <= 3, "{} overflows", m.overflow_steps());
+    });
+}
+
+#[test]
+fn the_loss_scale_halves_on_overflow_skips_the_update_and_grows_back() {
+    each_f16_device("loss scaler", |dev| {
+        let (g, loss) = regression(8);
+        let batch = curve(8);
+        // 2^24 times these gradients overflows f16 (max 65504): the first steps must be skipped.
+        let ls = LossScale {
+            init: 16_777_216.0,
+            growth_interval: 3,
+        };
+        let mut m = Model::new(dev, &g, loss, OptimizerConfig::adam(0.01), mixed(ls)).unwrap();
+        assert_eq!(m.loss_scale().unwrap(), Some(16_777_216.0));
+        let mut scales = Vec::new();
+        let mut skipped = Vec::new();
+        for _ in 0..16 {
+            let before = m.param("fc1.weight").unwrap();
+            let scale = m.loss_scale().unwrap().unwrap();
+            m.step(&batch).unwrap();
+            let after = m.param("fc1.weight").unwrap();
+            let n = m.check_health().unwrap();
+            scales.push(scale);
+            skipped.push(n);
+            if n > 0 {
+                assert_eq!(before, after, "a skipped step changed the weights");
+                assert_eq!(m.loss_scale().unwrap(), Some(scale / 2.0), "{scales:?}");
+            } else {
+                assert_ne!(before, after, "a clean step changed nothing");
+            }
+        }
+        eprintln!("scales {scales:?}, skipped {skipped:?}");
+        let first_clean = skipped.iter().position(|&n| n == 0).expect("a clean step");
+        assert!(first_clean >= 1, "the first step must overflow: {skipped:?}");
+        // Three clean steps in a row double the scale (here back to one that overflows, which
+        // the next step halves again: the scaler settles, as PyTorch's does).
+        let s = scales[first_clean];
+        assert!(skipped[first_clean..first_clean + 3].iter().all(|&n| n == 0), "{skipped:?}");
+        assert_eq!(scales[first_clean + 3], 2.0 * s, "{scales:?}");
+        assert_eq!(m.overflow_steps(), skipped.iter().sum::<u64>());
+        assert_eq!(m.skipped_steps(), 0, "overflows are not failures");
+    });
+}
+
+#[test]
+fn a_mixed_precision_model_resumes_exactly_with_its_loss_scale() {
+    each_f16_device("mixed resume", |dev| {
+        let (g, loss) = regression(8);
+        let batch = curve(8);
+        let ls = LossScale {
+            init: 1024.0,
+            growth_interval: 4,
+        };
+        let adam = OptimizerConfig::adam(0.01);
+        let mut a = Model::new(dev, &g, loss, adam.clone(), mixed(ls)).unwrap();
+        for _ in 0..6 {
+            a.step(&batch).unwrap();
+        }
+        let dir = std::env::temp_dir().join(format!("wgtrain-mixed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.safetensors");
+        a.save(&path).unwrap();
+        let mut b = Model::new(dev, &g, loss, adam, mixed(ls)).unwrap();
+        assert_eq!(b.loss_scale().unwrap(), Some(1024.0));
+        b.load(&path).unwrap();
+        assert_eq!(b.loss_scale().unwrap(), a.loss_scale().unwrap());
+        assert_eq!(a.loss_scale().unwrap(), Some(2048.0), "4 clean steps doubled it");
+        for _ in 0..5 {
+            a.step(&batch).unwrap();
+            b.step(&batch).unwrap();
+        }
+        assert_eq!(a.loss().unwrap().to_bits(), b.loss().unwrap().to_bits());
+        assert_eq!(a.param("fc2.weight").unwrap(), b.param("fc2.weight").unwrap());
+        assert_eq!(a.loss_scale().unwrap(), b.loss_scale().unwrap());
+        std::fs::remove_dir_all(&dir).ok();
+    });
+}
+
+#[test]
+fn options_that_cannot_work_are_refused() {
+    each_f16_device("mixed refusals", |dev| {
+        let (mut g, loss) = regression(4);
+        let tr = g.training(loss).unwrap();
+        let ls = Some(LossScale::default());
+        let cases: Vec<(&str, Options, &str)> = vec![
+            (
+                "a loss scale in f32",
+                Options {
+                    training: Some(&tr),
+                    loss_scale: ls,
+                    ..Options::default()
+                },
+                "Precision::F16",
+            ),
+            (
+                "a loss scale without training",
+                Options {
+                    precision: Precision::F16,
+                    loss_scale: ls,
+                    ..Options::default()
+                },
+                "training",
+            ),
+            (
+                "a loss scale just in time",
+                Options {
+                    training: Some(&tr),
+                    precision: Precision::F16,
+                    loss_scale: ls,
+                    residency: Residency::JustInTime,
+                    ..Options::default()
+                },
+                "Resident",
+            ),
+        ];
+        for (what, opts, says) in cases {
+            let e = g.compile(dev, &[loss], &opts).err().unwrap_or_else(|| panic!("{what}"));
+            assert!(e.to_string().contains(says), "{what}: {e}");
+        }
+        // A graph that already has a node named like the scale's state.
+        let mut h = g.clone();
+        h.state(wgtrain::compile::LOSS_SCALE, &[2]).unwrap();
+        let tr = h.training(loss).unwrap();
+        let opts = Options {
+            training: Some(&tr),
+            precision: Precision::F16,
+            loss_scale: ls,
+            ..Options::default()
+        };
+        let e = h.compile(dev, &[loss], &opts).err().expect("name clash");
+        assert!(e.to_string().contains("loss_scale"), "{e}");
+        // An f16 tensor bound where a kernel without an f16 variant reads f32 is an Err.
+        let x = wgtrain::Tensor::from_f32_as_f16(dev, &[2, 3], &[1.0; 6]).unwrap();
+        let e = wgtrain::ops::softmax::gpu::softmax(
+            &Softmax {
+                axis: -1,
+                log: false,
+            },
+            &x,
+        ).err().expect("no f16 softmax yet");
+        assert!(e.to_string().contains("f16"), "{e}");
+    });
+}
+
+#[test]
+fn mnist_trains_in_mixed_precision() {
+    let data = Mnist::embedded().unwrap();
+    let (train, test) = (subset(&data.train, 1600), subset(&data.test, 400));
+    each_f16_device("mixed mnist", |dev| {
+        let size = MnistSize {
+            conv1: 4,
+            conv2: 8,
+            hidden: 32,
+            kernel: 5,
+        };
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch: 16,
+            seed: 7,
+            progress: false,
+            precision: Precision::F16,
+            ..TrainConfig::default()
+        };
+        let opt = OptimizerConfig::adam(0.003);
+        let mut t = Trainer::new(dev, mnist(16, size, 7).unwrap(), opt, cfg).unwrap();
+        let before = t.accuracy(&test).unwrap();
+        let (first, _) = t.train_epoch(&train, None).unwrap();
+        let (second, _) = t.train_epoch(&train, None).unwrap();
+        let after = t.accuracy(&test).unwrap();
+        eprintln!("mixed mnist: accuracy {before:.3} -> {after:.3}, loss {first:.3} -> {second:.3}");
+        assert!(second < 0.7 * first, "loss {first} -> {second}");
+        assert!(after > 0.6 && after > before + 0.4, "accuracy {before} -> {after}");
+    });
+}
