@@ -212,6 +212,15 @@ impl Tensor {
         }
     }
 
+    /// This tensor's range bound in a slot the kernel never reads (an absent optional input):
+    /// untyped, so it neither picks the kernel's variant nor is checked against its width.
+    pub fn placeholder(&self) -> Binding<'_> {
+        Binding {
+            dtype: None,
+            ..self.buffer()
+        }
+    }
+
     /// Overwrites the tensor's contents with u32 data (indices, labels) of the same element count.
     pub fn write_u32(&self, data: &[u32]) -> Result<()> {
         self.write(

@@ -11,7 +11,7 @@ use wgtrain::data::Mnist;
 use wgtrain::graph::{Graph, Value};
 use wgtrain::ops::elementwise::UnaryOp;
 use wgtrain::ops::loss::{Loss, LossKind};
-use wgtrain::ops::softmax::Softmax;
+use wgtrain::ops::recurrent::{Cell, Recurrent};
 use wgtrain::optim::OptimizerConfig;
 use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{Inputs, Model, ModelConfig, TrainConfig, Trainer};
@@ -223,16 +223,17 @@ fn options_that_cannot_work_are_refused() {
         };
         let e = h.compile(dev, &[loss], &opts).err().expect("name clash");
         assert!(e.to_string().contains("loss_scale"), "{e}");
-        // An f16 tensor bound where a kernel without an f16 variant reads f32 is an Err.
-        let x = wgtrain::Tensor::from_f32_as_f16(dev, &[2, 3], &[1.0; 6]).unwrap();
-        let e = wgtrain::ops::softmax::gpu::softmax(
-            &Softmax {
-                axis: -1,
-                log: false,
-            },
-            &x,
-        ).err().expect("no f16 softmax yet");
-        assert!(e.to_string().contains("f16"), "{e}");
+        // Tensors of mixed storage in one kernel (an f16 input, f32 weights: what autocast
+        // never produces, but an eager caller can) are an Err naming the binding.
+        let op = Recurrent::new(Cell::Lstm, 3, 4);
+        let x = wgtrain::Tensor::from_f32_as_f16(dev, &[2, 1, 3], &[0.5; 6]).unwrap();
+        let w_ih = wgtrain::Tensor::from_f32(dev, &[16, 3], &[0.1; 48]).unwrap();
+        let w_hh = wgtrain::Tensor::from_f32(dev, &[16, 4], &[0.1; 64]).unwrap();
+        let b = wgtrain::Tensor::from_f32(dev, &[16], &[0.0; 16]).unwrap();
+        let e = wgtrain::ops::recurrent::gpu::forward(&op, &[&x, &w_ih, &w_hh, &b, &b])
+            .err()
+            .expect("f16 x with f32 weights");
+        assert!(e.to_string().contains("binding"), "{e}");
     });
 }
 

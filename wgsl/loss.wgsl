@@ -83,7 +83,7 @@ fn sigmoid(x: f32) -> f32 {
 
 // ---- per-row inputs, shared by forward and backward (same globals at bindings 1..4) ----
 
-@group(0) @binding(1) var<storage, read> ls_x: array<f32>;   // (N, D) logits / predictions
+@group(0) @binding(1) var<storage, read> ls_x: array<act>;   // (N, D) logits / predictions
 @group(0) @binding(2) var<storage, read> ls_lab: array<u32>; // (N) class indices or (N, D) f32 bits
 @group(0) @binding(3) var<storage, read> ls_w: array<f32>;   // (N) per-sample weights
 @group(0) @binding(4) var<storage, read> ls_cw: array<f32>;  // (D) class weights
@@ -169,13 +169,13 @@ fn row_stats(n: u32, lid: u32) -> Row {
     var m = -3.4028235e38;
     if (p.kind == 0u) {
         for (var j = lid; j < p.d; j = j + WG) {
-            m = max(m, ls_x[base + j]);
+            m = max(m, f32(ls_x[base + j]));
         }
         m = combine1(lid, m, 0u);
     }
     var acc = vec4<f32>(0.0);
     for (var j = lid; j < p.d; j = j + WG) {
-        let x = ls_x[base + j];
+        let x = f32(ls_x[base + j]);
         let t = label(n, j);
         switch p.kind {
             case 0u: { // softmax CE
@@ -226,7 +226,7 @@ fn row_loss(r: Row) -> f32 {
 
 // d(per-sample loss)/dx_j.
 fn row_grad(r: Row, n: u32, j: u32) -> f32 {
-    let x = ls_x[n * p.d + j];
+    let x = f32(ls_x[n * p.d + j]);
     let t = label(n, j);
     let d = f32(p.d);
     switch p.kind {
@@ -301,7 +301,7 @@ fn loss_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 @group(0) @binding(5) var<storage, read> lb_dloss: array<f32>;     // (N) or (1) upstream gradient
-@group(0) @binding(6) var<storage, read_write> lb_dx: array<f32>;  // (N, D)
+@group(0) @binding(6) var<storage, read_write> lb_dx: array<act>;  // (N, D)
 
 // dx[n, j] = dloss · w_n / divisor · d loss(row n)/dx_j
 @compute @workgroup_size(64)
@@ -319,7 +319,7 @@ fn loss_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     for (var j = lid; j < p.d; j = j + WG) {
         var g = scale * row_grad(r, n, j);
         if (bad) { g = nan(); }
-        lb_dx[n * p.d + j] = g;
+        lb_dx[n * p.d + j] = act(g);
     }
 }
 

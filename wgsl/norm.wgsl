@@ -74,10 +74,10 @@ fn param_elem(q: u32, r: u32) -> u32 {
     return (r / p.pdiv) * (p.pdiv * p.pmod) + q * p.pdiv + r % p.pdiv;
 }
 
-@group(0) @binding(1) var<storage, read> nf_x: array<f32>;
+@group(0) @binding(1) var<storage, read> nf_x: array<act>;
 @group(0) @binding(2) var<storage, read> nf_gamma: array<f32>;      // (P)
 @group(0) @binding(3) var<storage, read> nf_beta: array<f32>;       // (P)
-@group(0) @binding(4) var<storage, read_write> nf_y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> nf_y: array<act>;
 @group(0) @binding(5) var<storage, read_write> nf_state: array<f32>; // (2, G): mean, biased var
 
 // Training forward, one workgroup per group: statistics of the batch, then y = γ·x̂ + β.
@@ -89,12 +89,12 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let fm = f32(p.m);
     var s = 0.0;
     for (var j = lid; j < p.m; j = j + WG) {
-        s = s + nf_x[group_elem(k, j)];
+        s = s + f32(nf_x[group_elem(k, j)]);
     }
     let mean = reduce2(lid, vec2<f32>(s, 0.0)).x / fm;
     var q = 0.0;
     for (var j = lid; j < p.m; j = j + WG) {
-        let d = nf_x[group_elem(k, j)] - mean;
+        let d = f32(nf_x[group_elem(k, j)]) - mean;
         q = q + d * d;
     }
     let var_b = reduce2(lid, vec2<f32>(q, 0.0)).x / fm;
@@ -106,7 +106,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         var b = 0.0;
         if ((p.flags & 1u) != 0u) { g = nf_gamma[c]; }
         if ((p.flags & 2u) != 0u) { b = nf_beta[c]; }
-        nf_y[i] = post_op(p.act_len, p.act_op, p.act_a, p.act_b, g * (nf_x[i] - mean) * inv + b);
+        nf_y[i] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, g * (f32(nf_x[i]) - mean) * inv + b));
     }
     if (lid == 0u) {
         nf_state[k] = mean;
@@ -114,12 +114,12 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
-@group(0) @binding(1) var<storage, read> na_x: array<f32>;
+@group(0) @binding(1) var<storage, read> na_x: array<act>;
 @group(0) @binding(2) var<storage, read> na_gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> na_beta: array<f32>;
 @group(0) @binding(4) var<storage, read> na_mean: array<f32>; // (G)
 @group(0) @binding(5) var<storage, read> na_var: array<f32>;  // variances from var_off
-@group(0) @binding(6) var<storage, read_write> na_y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> na_y: array<act>;
 
 // Inference forward with given statistics (batch norm's running stats), one invocation per element.
 @compute @workgroup_size(256)
@@ -133,8 +133,8 @@ fn norm_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var b = 0.0;
     if ((p.flags & 1u) != 0u) { g = na_gamma[c]; }
     if ((p.flags & 2u) != 0u) { b = na_beta[c]; }
-    na_y[i] = post_op(p.act_len, p.act_op, p.act_a, p.act_b,
-                      g * (na_x[i] - na_mean[k]) / sqrt(na_var[p.var_off + k] + p.eps) + b);
+    na_y[i] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b,
+                      g * (f32(na_x[i]) - na_mean[k]) / sqrt(na_var[p.var_off + k] + p.eps) + b));
 }
 
 @group(0) @binding(1) var<storage, read> nr_state: array<f32>;       // (2, C)
@@ -155,11 +155,11 @@ fn norm_running(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     nr_var[k] = p.keep * nr_var[k] + p.momentum * nr_state[p.groups + k] * p.unbias;
 }
 
-@group(0) @binding(1) var<storage, read> nb_x: array<f32>;
+@group(0) @binding(1) var<storage, read> nb_x: array<act>;
 @group(0) @binding(2) var<storage, read> nb_gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> nb_dy: array<f32>;
+@group(0) @binding(3) var<storage, read> nb_dy: array<act>;
 @group(0) @binding(4) var<storage, read> nb_state: array<f32>; // (2, G) from norm_forward
-@group(0) @binding(5) var<storage, read_write> nb_dx: array<f32>;
+@group(0) @binding(5) var<storage, read_write> nb_dx: array<act>;
 
 // dx through the batch statistics, one workgroup per group. With g = dy·γ and
 // x̂ = (x − μ)·inv: dx = (g − mean(g) − x̂·mean(g·x̂))·inv.
@@ -174,24 +174,24 @@ fn norm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     var acc = vec2<f32>(0.0, 0.0);
     for (var j = lid; j < p.m; j = j + WG) {
         let i = group_elem(k, j);
-        var g = nb_dy[i];
+        var g = f32(nb_dy[i]);
         if (has_gamma) { g = g * nb_gamma[param_of(i)]; }
-        acc = acc + vec2<f32>(g, g * (nb_x[i] - mean) * inv);
+        acc = acc + vec2<f32>(g, g * (f32(nb_x[i]) - mean) * inv);
     }
     let sums = reduce2(lid, acc) / f32(p.m); // (mean(g), mean(g·x̂))
     for (var j = lid; j < p.m; j = j + WG) {
         let i = group_elem(k, j);
-        var g = nb_dy[i];
+        var g = f32(nb_dy[i]);
         if (has_gamma) { g = g * nb_gamma[param_of(i)]; }
-        let xh = (nb_x[i] - mean) * inv;
-        nb_dx[i] = (g - sums.x - xh * sums.y) * inv;
+        let xh = (f32(nb_x[i]) - mean) * inv;
+        nb_dx[i] = act((g - sums.x - xh * sums.y) * inv);
     }
 }
 
-@group(0) @binding(1) var<storage, read> nc_dy: array<f32>;
+@group(0) @binding(1) var<storage, read> nc_dy: array<act>;
 @group(0) @binding(2) var<storage, read> nc_gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> nc_var: array<f32>; // variances from var_off
-@group(0) @binding(4) var<storage, read_write> nc_dx: array<f32>;
+@group(0) @binding(4) var<storage, read_write> nc_dx: array<act>;
 
 // dx with constant statistics (inference): dx = dy·γ/√(var + eps), one invocation per element.
 @compute @workgroup_size(256)
@@ -200,13 +200,13 @@ fn norm_backward_dx_const(@builtin(workgroup_id) wid: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
     let i = group_id(wid, nwg) * WG + lid;
     if (i >= p.total) { return; }
-    var g = nc_dy[i];
+    var g = f32(nc_dy[i]);
     if ((p.flags & 1u) != 0u) { g = g * nc_gamma[param_of(i)]; }
-    nc_dx[i] = g / sqrt(nc_var[p.var_off + group_of(i)] + p.eps);
+    nc_dx[i] = act(g / sqrt(nc_var[p.var_off + group_of(i)] + p.eps));
 }
 
-@group(0) @binding(1) var<storage, read> ng_x: array<f32>;
-@group(0) @binding(2) var<storage, read> ng_dy: array<f32>;
+@group(0) @binding(1) var<storage, read> ng_x: array<act>;
+@group(0) @binding(2) var<storage, read> ng_dy: array<act>;
 @group(0) @binding(3) var<storage, read> ng_mean: array<f32>; // (G)
 @group(0) @binding(4) var<storage, read> ng_var: array<f32>;  // variances from var_off
 @group(0) @binding(5) var<storage, read_write> ng_dgamma: array<f32>; // (P)
@@ -224,8 +224,8 @@ fn norm_param_grads(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var r = lid; r < count; r = r + WG) {
         let i = param_elem(q, r);
         let k = group_of(i);
-        let xh = (ng_x[i] - ng_mean[k]) / sqrt(ng_var[p.var_off + k] + p.eps);
-        let dy = ng_dy[i];
+        let xh = (f32(ng_x[i]) - ng_mean[k]) / sqrt(ng_var[p.var_off + k] + p.eps);
+        let dy = f32(ng_dy[i]);
         acc = acc + vec2<f32>(dy * xh, dy);
     }
     let sums = reduce2(lid, acc);

@@ -42,23 +42,23 @@ fn slope_of(j: u32) -> u32 {
     return (j / p.inner) % p.slots;
 }
 
-@group(0) @binding(1) var<storage, read> f_x: array<f32>;
-@group(0) @binding(2) var<storage, read> f_a: array<f32>;        // (slots,)
-@group(0) @binding(3) var<storage, read_write> f_y: array<f32>;
+@group(0) @binding(1) var<storage, read> f_x: array<act>;
+@group(0) @binding(2) var<storage, read> f_a: array<act>;        // (slots,)
+@group(0) @binding(3) var<storage, read_write> f_y: array<act>;
 
 @compute @workgroup_size(256)
 fn prelu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let j = element(wid, nwg, lid);
     if (j >= p.n) { return; }
-    let x = f_x[j];
-    f_y[j] = select(f_a[slope_of(j)] * x, x, x > 0.0);
+    let x = f32(f_x[j]);
+    f_y[j] = act(select(f32(f_a[slope_of(j)]) * x, x, x > 0.0));
 }
 
-@group(0) @binding(1) var<storage, read> bi_x: array<f32>;
-@group(0) @binding(2) var<storage, read> bi_a: array<f32>;       // (slots,)
-@group(0) @binding(3) var<storage, read> bi_dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> bi_dx: array<f32>;
+@group(0) @binding(1) var<storage, read> bi_x: array<act>;
+@group(0) @binding(2) var<storage, read> bi_a: array<act>;       // (slots,)
+@group(0) @binding(3) var<storage, read> bi_dy: array<act>;
+@group(0) @binding(4) var<storage, read_write> bi_dx: array<act>;
 
 @compute @workgroup_size(256)
 fn prelu_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
@@ -66,8 +66,8 @@ fn prelu_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
     let j = element(wid, nwg, lid);
     if (j >= p.n) { return; }
-    let dy = bi_dy[j];
-    bi_dx[j] = select(bi_a[slope_of(j)] * dy, dy, bi_x[j] > 0.0);
+    let dy = f32(bi_dy[j]);
+    bi_dx[j] = act(select(f32(bi_a[slope_of(j)]) * dy, dy, f32(bi_x[j]) > 0.0));
 }
 
 var<workgroup> red: array<f32, 256>;
@@ -83,9 +83,9 @@ fn tree_sum(lid: u32) {
     }
 }
 
-@group(0) @binding(1) var<storage, read> dp_x: array<f32>;
-@group(0) @binding(2) var<storage, read> dp_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dp_part: array<f32>; // (slots, chunks)
+@group(0) @binding(1) var<storage, read> dp_x: array<act>;
+@group(0) @binding(2) var<storage, read> dp_dy: array<act>;
+@group(0) @binding(3) var<storage, read_write> dp_part: array<act>; // (slots, chunks)
 
 // One workgroup per (slot k, chunk c), grid slots·chunks (folded): part[k·chunks + c].
 @compute @workgroup_size(256)
@@ -101,18 +101,18 @@ fn prelu_da_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         // t-th element of slot k: (outer t / inner, slot k, inner t % inner).
         let o = t / p.inner;
         let j = (o * p.slots + k) * p.inner + (t - o * p.inner);
-        let x = dp_x[j];
-        acc = acc + select(x, 0.0, x > 0.0) * dp_dy[j];
+        let x = f32(dp_x[j]);
+        acc = acc + select(x, 0.0, x > 0.0) * f32(dp_dy[j]);
     }
     red[lid] = acc;
     tree_sum(lid);
     if (lid == 0u) {
-        dp_part[g] = red[0];
+        dp_part[g] = act(red[0]);
     }
 }
 
-@group(0) @binding(1) var<storage, read> df_part: array<f32>;       // (slots, chunks)
-@group(0) @binding(2) var<storage, read_write> df_da: array<f32>;   // (slots,)
+@group(0) @binding(1) var<storage, read> df_part: array<act>;       // (slots, chunks)
+@group(0) @binding(2) var<storage, read_write> df_da: array<act>;   // (slots,)
 
 // One workgroup per slot: da[k] = Σ_c part[k·chunks + c].
 @compute @workgroup_size(256)
@@ -122,11 +122,11 @@ fn prelu_da_finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     if (k >= p.slots) { return; } // uniform
     var acc = 0.0;
     for (var c = lid; c < p.chunks; c = c + WG) {
-        acc = acc + df_part[k * p.chunks + c];
+        acc = acc + f32(df_part[k * p.chunks + c]);
     }
     red[lid] = acc;
     tree_sum(lid);
     if (lid == 0u) {
-        df_da[k] = red[0];
+        df_da[k] = act(red[0]);
     }
 }

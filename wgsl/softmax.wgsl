@@ -60,8 +60,8 @@ fn grad_term(y: f32, dy: f32) -> f32 {
     return dy * y;
 }
 
-@group(0) @binding(1) var<storage, read> sr_x: array<f32>;       // (outer, len)
-@group(0) @binding(2) var<storage, read_write> sr_y: array<f32>; // (outer, len)
+@group(0) @binding(1) var<storage, read> sr_x: array<act>;       // (outer, len)
+@group(0) @binding(2) var<storage, read_write> sr_y: array<act>; // (outer, len)
 
 @compute @workgroup_size(256)
 fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -71,7 +71,7 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let base = o * p.len;
     var a = vec2<f32>(LOWEST, 0.0);
     for (var k = lid; k < p.len; k = k + WG) {
-        a = lse_push(a, sr_x[base + k]);
+        a = lse_push(a, f32(sr_x[base + k]));
     }
     red[lid] = a;
     workgroupBarrier();
@@ -83,12 +83,12 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
     let ms = red[0];
     for (var k = lid; k < p.len; k = k + WG) {
-        sr_y[base + k] = softmax_out(sr_x[base + k], ms);
+        sr_y[base + k] = act(softmax_out(f32(sr_x[base + k]), ms));
     }
 }
 
-@group(0) @binding(1) var<storage, read> sc_x: array<f32>;       // (outer, len, inner)
-@group(0) @binding(2) var<storage, read_write> sc_y: array<f32>; // (outer, len, inner)
+@group(0) @binding(1) var<storage, read> sc_x: array<act>;       // (outer, len, inner)
+@group(0) @binding(2) var<storage, read_write> sc_y: array<act>; // (outer, len, inner)
 
 @compute @workgroup_size(256)
 fn softmax_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -98,17 +98,17 @@ fn softmax_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let base = (t / p.inner) * p.len * p.inner + t % p.inner;
     var a = vec2<f32>(LOWEST, 0.0);
     for (var k = 0u; k < p.len; k = k + 1u) {
-        a = lse_push(a, sc_x[base + k * p.inner]);
+        a = lse_push(a, f32(sc_x[base + k * p.inner]));
     }
     for (var k = 0u; k < p.len; k = k + 1u) {
         let i = base + k * p.inner;
-        sc_y[i] = softmax_out(sc_x[i], a);
+        sc_y[i] = act(softmax_out(f32(sc_x[i]), a));
     }
 }
 
-@group(0) @binding(1) var<storage, read> br_y: array<f32>;
-@group(0) @binding(2) var<storage, read> br_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> br_dx: array<f32>;
+@group(0) @binding(1) var<storage, read> br_y: array<act>;
+@group(0) @binding(2) var<storage, read> br_dy: array<act>;
+@group(0) @binding(3) var<storage, read_write> br_dx: array<act>;
 
 @compute @workgroup_size(256)
 fn softmax_backward_rows(@builtin(workgroup_id) wid: vec3<u32>,
@@ -119,7 +119,7 @@ fn softmax_backward_rows(@builtin(workgroup_id) wid: vec3<u32>,
     let base = o * p.len;
     var acc = 0.0;
     for (var k = lid; k < p.len; k = k + WG) {
-        acc = acc + grad_term(br_y[base + k], br_dy[base + k]);
+        acc = acc + grad_term(f32(br_y[base + k]), f32(br_dy[base + k]));
     }
     red[lid] = vec2<f32>(acc, 0.0);
     workgroupBarrier();
@@ -131,13 +131,13 @@ fn softmax_backward_rows(@builtin(workgroup_id) wid: vec3<u32>,
     }
     let sum = red[0].x;
     for (var k = lid; k < p.len; k = k + WG) {
-        br_dx[base + k] = softmax_grad(br_y[base + k], br_dy[base + k], sum);
+        br_dx[base + k] = act(softmax_grad(f32(br_y[base + k]), f32(br_dy[base + k]), sum));
     }
 }
 
-@group(0) @binding(1) var<storage, read> bc_y: array<f32>;
-@group(0) @binding(2) var<storage, read> bc_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bc_dx: array<f32>;
+@group(0) @binding(1) var<storage, read> bc_y: array<act>;
+@group(0) @binding(2) var<storage, read> bc_dy: array<act>;
+@group(0) @binding(3) var<storage, read_write> bc_dx: array<act>;
 
 @compute @workgroup_size(256)
 fn softmax_backward_cols(@builtin(workgroup_id) wid: vec3<u32>,
@@ -149,10 +149,10 @@ fn softmax_backward_cols(@builtin(workgroup_id) wid: vec3<u32>,
     var sum = 0.0;
     for (var k = 0u; k < p.len; k = k + 1u) {
         let i = base + k * p.inner;
-        sum = sum + grad_term(bc_y[i], bc_dy[i]);
+        sum = sum + grad_term(f32(bc_y[i]), f32(bc_dy[i]));
     }
     for (var k = 0u; k < p.len; k = k + 1u) {
         let i = base + k * p.inner;
-        bc_dx[i] = softmax_grad(bc_y[i], bc_dy[i], sum);
+        bc_dx[i] = act(softmax_grad(f32(bc_y[i]), f32(bc_dy[i]), sum));
     }
 }

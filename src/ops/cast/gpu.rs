@@ -36,16 +36,13 @@ pub fn cast_launch(x: &Tensor, y: &Tensor, scale: Option<&Tensor>) -> Result<Lau
         }
     }
     // Unscaled casts bind x again in the scale's slot (never read).
-    let s = scale.map_or(
-        if x.dtype() == DType::F32 { x } else { y },
-        |s| s,
-    );
+    let s = scale.map_or_else(|| x.placeholder(), |s| s.buffer());
     x.device().launch(
         &SHADER,
         entry,
         &[],
         &[x.numel() as u32, scale.is_some() as u32],
-        &[x.buffer(), y.buffer(), s.buffer()],
+        &[x.buffer(), y.buffer(), s],
         grid_1d(x.numel(), 256),
     )
 }

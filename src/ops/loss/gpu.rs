@@ -198,9 +198,10 @@ pub fn loss_forward_launch(
     let (n, _, words) = check(k, logits, labels, weights)?;
     expect_shape(op, "per-sample output", per_sample, &[n])?;
     let dev = &logits.device;
-    // Absent optional inputs are flagged off; bind a read-only input in their place.
-    let w = weights.unwrap_or(logits).buffer();
-    let cw = k.class_weights.as_ref().unwrap_or(logits).buffer();
+    // Absent optional inputs are flagged off; bind an f32 tensor in their place (never read;
+    // f32 as they are, whatever the logits' storage).
+    let w = weights.unwrap_or(per_sample).buffer();
+    let cw = k.class_weights.as_ref().unwrap_or(per_sample).buffer();
     let mut launches = vec![dev.launch(
         &SHADER,
         "loss_forward",
@@ -250,8 +251,8 @@ pub fn loss_backward_launch(
     let (n, _, words) = check(k, logits, labels, weights)?;
     expect_shape(op, "dloss", dloss, &k.loss.output_shape(n))?;
     expect_shape(op, "dx", dx, &logits.shape)?;
-    let w = weights.unwrap_or(logits).buffer();
-    let cw = k.class_weights.as_ref().unwrap_or(logits).buffer();
+    let w = weights.unwrap_or(dloss).buffer();
+    let cw = k.class_weights.as_ref().unwrap_or(dloss).buffer();
     logits.device.launch(
         &SHADER,
         "loss_backward",

@@ -86,6 +86,20 @@ fn ref_labels<'a>(
 }
 
 impl Primitive for LossOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
+    /// Labels, per-sample weights and the upstream gradient of the loss stay f32.
+    fn fixed_f32_input(&self, slot: usize) -> bool {
+        slot >= 1
+    }
+
+    /// The losses are f32; the logits' gradient follows the logits.
+    fn fixed_f32_output(&self, _port: usize) -> bool {
+        matches!(self, LossOp::Loss(_))
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let name = format!("{self:?}");
         Ok(match self {

@@ -66,6 +66,26 @@ fn ref_backward(n: &Norm, x: &Array, g: &Array, dy: &Array) -> Result<reference:
 }
 
 impl Primitive for NormOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
+    /// γ, β, statistics and running statistics stay f32; x and dy follow the precision.
+    fn fixed_f32_input(&self, slot: usize) -> bool {
+        let dy = match self {
+            NormOp::BatchNormGrad { training, .. } => Some(if *training { 3 } else { 4 }),
+            NormOp::NormGrad(_) => Some(3),
+            NormOp::NonAffineGrad(_) => Some(2),
+            _ => None,
+        };
+        slot != 0 && Some(slot) != dy
+    }
+
+    /// Statistics and γ/β gradients stay f32; y and dx follow the precision.
+    fn fixed_f32_output(&self, port: usize) -> bool {
+        port != 0
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let name = format!("{self:?}");
         Ok(match self {

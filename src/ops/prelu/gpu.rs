@@ -131,7 +131,7 @@ pub fn prelu_backward_weight_launches_chunked(
     let part = if chunks == 1 {
         da.clone()
     } else {
-        Tensor::zeros(dev, &[slots as usize, chunks], DType::F32)?
+        Tensor::zeros(dev, &[slots as usize, chunks], da.dtype())?
     };
     let mut prep = Prepared::one(dev.launch(
         &SHADER,

@@ -23,6 +23,10 @@ pub enum PReluOp {
 }
 
 impl Primitive for PReluOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let name = format!("{self:?}");
         Ok(vec![match self {

@@ -20,6 +20,10 @@ pub enum SoftmaxOp {
 }
 
 impl Primitive for SoftmaxOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let name = format!("{self:?}");
         match self {

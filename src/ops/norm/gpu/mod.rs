@@ -181,8 +181,8 @@ fn affine<'a>(
     let flags = gamma.is_some() as u32 | (beta.is_some() as u32) << 1;
     (
         flags,
-        gamma.unwrap_or(x).buffer(),
-        beta.unwrap_or(x).buffer(),
+        gamma.map_or_else(|| x.placeholder(), |t| t.buffer()),
+        beta.map_or_else(|| x.placeholder(), |t| t.buffer()),
     )
 }
 
