@@ -33,7 +33,7 @@ pub use exec::{Compiled, StepHandle};
 pub use limits::MAX_ELEMENTS;
 pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
-pub use program::{ParamArena, PlanStats};
+pub use program::{ArenaPlan, ParamArena, PlanStats};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -117,26 +117,8 @@ impl Graph {
     /// parameters out for training, and where the weights live.
     pub fn compile(&self, device: &Device, outputs: &[Value], opts: &Options) -> Result<Compiled> {
         let g = self;
-        check(g, outputs, opts.training)?;
-        let jit = opts.residency == Residency::JustInTime;
-        let align = device.caps().storage_offset_alignment as u64;
-        let (computed, kept) = targets(outputs, opts.training, jit);
-        let live = prune::prune(g, &computed);
-        limits::check_sizes(g, &live)?;
-        let fusion = fusion::pass(g, &live, &computed, opts.fuse);
-        let aliases = alias::pass(g, &live, &fusion, &kept, opts.fuse, align);
-        let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training)?;
-        let memory = memory::pass(g, &lifetimes, align)?;
-        limits::check(g, device, &live, &memory)?;
-        let plan = Plan {
-            kept,
-            jit,
-            live,
-            fusion,
-            aliases,
-            lifetimes,
-            memory,
-        };
+        let plan = plan(g, outputs, opts, device.caps().storage_offset_alignment as u64)?;
+        limits::check(g, device, &plan.live, &plan.memory)?;
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
         let health = crate::health::buffer(device)?;
         let checks = lower::Checks {
@@ -151,6 +133,45 @@ impl Graph {
         c.gradients_only = opts.gradients_only;
         Ok(c)
     }
+}
+
+impl Graph {
+    /// The activation arena `compile` would plan for `outputs` under `opts` (passes 0 to 5:
+    /// check, prune, fuse, alias, lifetimes, memory), without a device: `align` is the device's
+    /// storage offset alignment (`Capabilities::storage_offset_alignment`, 256 on most). Tells
+    /// what a graph costs before allocating it: whether its arena fits a device's
+    /// `max_buffer_size`, and how much aliasing saves.
+    pub fn plan_arena(&self, outputs: &[Value], opts: &Options, align: u64) -> Result<ArenaPlan> {
+        let p = plan(self, outputs, opts, align)?;
+        Ok(ArenaPlan {
+            arena_bytes: p.memory.placement.peak,
+            naive_bytes: p.memory.placement.naive,
+            intermediates: p.memory.owned.len(),
+            elided_concats: p.aliases.elided.len(),
+        })
+    }
+}
+
+/// Passes 0 to 5, which need no device: `align` is its storage offset alignment.
+fn plan(g: &Graph, outputs: &[Value], opts: &Options, align: u64) -> Result<Plan> {
+    check(g, outputs, opts.training)?;
+    let jit = opts.residency == Residency::JustInTime;
+    let (computed, kept) = targets(outputs, opts.training, jit);
+    let live = prune::prune(g, &computed);
+    limits::check_sizes(g, &live)?;
+    let fusion = fusion::pass(g, &live, &computed, opts.fuse);
+    let aliases = alias::pass(g, &live, &fusion, &kept, opts.fuse, align);
+    let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training)?;
+    let memory = memory::pass(g, &lifetimes, align)?;
+    Ok(Plan {
+        kept,
+        jit,
+        live,
+        fusion,
+        aliases,
+        lifetimes,
+        memory,
+    })
 }
 
 /// Pass 0, check: the graph is well formed and every value the caller names is one of its
