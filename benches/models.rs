@@ -21,15 +21,31 @@ use wgtrain::optim::OptimizerConfig;
 use wgtrain::train::models::{InceptionSize, ResNetSize, inception_v3, resnet50};
 use wgtrain::train::{Network, TrainConfig, Trainer};
 
-/// One row of the table: a network at a batch and image size.
-struct Case {
-    name: &'static str,
-    batch: usize,
-    image: (usize, usize),
-    build: Box<dyn Fn(usize, (usize, usize)) -> wgtrain::Result<Network>>,
+/// A network of the zoo at its widths.
+#[derive(Clone, Copy)]
+enum Zoo {
+    Inception(InceptionSize),
+    ResNet(ResNetSize),
 }
 
-fn cases(mode: Mode) -> Vec<Case> {
+impl Zoo {
+    fn name(self) -> &'static str {
+        match self {
+            Zoo::Inception(_) => "inception_v3",
+            Zoo::ResNet(_) => "resnet50",
+        }
+    }
+
+    fn build(self, batch: usize, image: (usize, usize)) -> wgtrain::Result<Network> {
+        match self {
+            Zoo::Inception(size) => inception_v3(batch, image, size),
+            Zoo::ResNet(size) => resnet50(batch, image, size),
+        }
+    }
+}
+
+/// The rows of the table: (network, batch, image).
+fn cases(mode: Mode) -> Vec<(Zoo, usize, (usize, usize))> {
     let (narrow, batch, sizes) = match mode {
         Mode::Smoke => (16, 2, [(75, 75), (32, 32)]),
         Mode::Quick => (1, 8, [(75, 75), (64, 64)]),
@@ -44,18 +60,8 @@ fn cases(mode: Mode) -> Vec<Case> {
         ..ResNetSize::TORCHVISION
     };
     vec![
-        Case {
-            name: "inception_v3",
-            batch,
-            image: sizes[0],
-            build: Box::new(move |b, i| inception_v3(b, i, inception)),
-        },
-        Case {
-            name: "resnet50",
-            batch,
-            image: sizes[1],
-            build: Box::new(move |b, i| resnet50(b, i, resnet)),
-        },
+        (Zoo::Inception(inception), batch, sizes[0]),
+        (Zoo::ResNet(resnet), batch, sizes[1]),
     ]
 }
 
@@ -77,10 +83,10 @@ fn main() -> wgtrain::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut profiles = Vec::new();
-    for case in cases(mode) {
-        let (batch, (h, w)) = (case.batch, case.image);
-        let lead = format!("| {} | {batch} | {h}×{w} |", case.name);
-        let mut net = (case.build)(batch, case.image)?;
+    for (zoo, batch, image) in cases(mode) {
+        let (h, w) = image;
+        let lead = format!("| {} | {batch} | {h}×{w} |", zoo.name());
+        let mut net = zoo.build(batch, image)?;
         // Plan the arena first: past the adapter's buffer limit compiling would only fail.
         let tr = net.graph.training(net.loss)?;
         let opts = Options {
@@ -100,7 +106,7 @@ fn main() -> wgtrain::Result<()> {
             );
             continue;
         }
-        let net = (case.build)(batch, case.image)?;
+        let net = zoo.build(batch, image)?;
         let cfg = TrainConfig {
             batch,
             progress: false,
@@ -138,7 +144,11 @@ fn main() -> wgtrain::Result<()> {
             best = run(&mut t, 1)?;
         }
         let loss = t.compiled().read(t.loss_value())?[0];
-        assert!(loss.is_finite(), "{}: training diverged: loss {loss}", case.name);
+        assert!(
+            loss.is_finite(),
+            "{}: training diverged: loss {loss}",
+            zoo.name()
+        );
         println!(
             "{lead} {:.2} | {:.1} | {} | {} | {compile_s:.2} | {} | {} |",
             best * 1e3,
@@ -149,11 +159,14 @@ fn main() -> wgtrain::Result<()> {
             mb(stats.naive_bytes)
         );
         if profile {
-            profiles.push((case.name, t.profile_step()?));
+            profiles.push((zoo.name(), t.profile_step()?));
         }
     }
     for (name, p) in profiles {
-        println!("\n{name}, GPU time by kernel (each dispatch timed alone):\n{}", p.table());
+        println!(
+            "\n{name}, GPU time by kernel (each dispatch timed alone):\n{}",
+            p.table()
+        );
     }
     Ok(())
 }

@@ -31,7 +31,10 @@ fn inception_v3_has_torchvision_state_dict_names_and_shapes() {
     // 94 BasicConv2d (a weight and four norm tensors each) and fc's two.
     assert_eq!(zoo::torchvision_keys(FIXTURE).len(), 94 * 5 + 2);
     let params = zoo::assert_state_dict(&net, FIXTURE);
-    assert_eq!(params, 23_834_568, "torchvision's inception_v3 without AuxLogits");
+    assert_eq!(
+        params, 23_834_568,
+        "torchvision's inception_v3 without AuxLogits"
+    );
     assert_eq!(net.graph.shape(net.output).unwrap(), &[1, 1000]);
     let mixed_7c = net.graph.find("Mixed_7c").unwrap();
     assert_eq!(net.graph.shape(mixed_7c).unwrap(), &[1, 2048, 8, 8]);

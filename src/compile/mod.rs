@@ -117,7 +117,8 @@ impl Graph {
     /// parameters out for training, and where the weights live.
     pub fn compile(&self, device: &Device, outputs: &[Value], opts: &Options) -> Result<Compiled> {
         let g = self;
-        let plan = plan(g, outputs, opts, device.caps().storage_offset_alignment as u64)?;
+        let align = device.caps().storage_offset_alignment as u64;
+        let plan = plan(g, outputs, opts, align)?;
         limits::check(g, device, &plan.live, &plan.memory)?;
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
         let health = crate::health::buffer(device)?;

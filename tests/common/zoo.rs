@@ -54,7 +54,13 @@ pub fn assert_state_dict(net: &Network, fixture: &str) -> usize {
 /// Compiles `net`'s training graph (gradients only) on every adapter and holds its loss and the
 /// gradients of the `picked` parameters to the f64 reference, within `tol`. Inputs and weights
 /// are seeded uniform in ±0.5, running variances 1, labels below `classes`.
-pub fn assert_matches_reference(test: &str, net: Network, classes: usize, picked: &[&str], tol: f64) {
+pub fn assert_matches_reference(
+    test: &str,
+    net: Network,
+    classes: usize,
+    picked: &[&str],
+    tol: f64,
+) {
     let mut g = net.graph;
     let tr = g.training(net.loss).unwrap();
     let mut feeds = HashMap::new();
@@ -117,5 +123,7 @@ pub fn bright_channel_images(n: usize, (h, w): (usize, usize)) -> InMemory {
                 });
         }
     }
-    InMemory::new(n).f32("image", &images).u32("labels", &labels)
+    InMemory::new(n)
+        .f32("image", &images)
+        .u32("labels", &labels)
 }

@@ -29,10 +29,7 @@ impl InceptionSize {
     pub const TORCHVISION: InceptionSize = InceptionSize {
         width_divisor: 1,
         classes: 1000,
-        dropout: Some(Dropout {
-            rate: 0.5,
-            seed: 0,
-        }),
+        dropout: Some(Dropout { rate: 0.5, seed: 0 }),
     };
 }
 
@@ -44,7 +41,10 @@ impl InceptionSize {
 /// loop's: `image` (N, 3, H, W), at least 75×75 as torchvision's; `labels` u32 (N); `weights` (N).
 pub fn inception_v3(batch: usize, image: (usize, usize), size: InceptionSize) -> Result<Network> {
     if size.width_divisor == 0 {
-        return attr_err("inception_v3", "width_divisor = 0 (1 is torchvision's widths)");
+        return attr_err(
+            "inception_v3",
+            "width_divisor = 0 (1 is torchvision's widths)",
+        );
     }
     let mut g = Graph::new();
     let x = g.input("image", &[batch, 3, image.0, image.1])?;

@@ -235,7 +235,12 @@ pub fn activity(batch: usize, size: ActivitySize, dropout_seed: u64) -> Result<N
 
 /// The loop's classifier head on `logits`: softmax cross-entropy against `labels`, reduced with
 /// `SumByNonZeroWeights` over the sample `weights` (so padded samples count for nothing).
-pub(super) fn classifier(mut g: Graph, logits: Value, labels: Value, weights: Value) -> Result<Network> {
+pub(super) fn classifier(
+    mut g: Graph,
+    logits: Value,
+    labels: Value,
+    weights: Value,
+) -> Result<Network> {
     let kind = LossKind::SoftmaxCrossEntropy {
         label_smoothing: 0.0,
         class_weights: None,
