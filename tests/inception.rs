@@ -56,13 +56,23 @@ fn inception_v3_refuses_what_it_cannot_build() {
         width_divisor: 0,
         ..NARROW
     };
-    let e = refused(inception_v3(1, (75, 75), zero));
+    let e = refused(inception_v3(2, (75, 75), zero));
     assert!(e.contains("width_divisor"), "{e}");
     // Below 75×75 the 8×8 grid of 299×299 shrinks to nothing before Mixed_7a's strided 3×3.
-    let e = refused(inception_v3(1, (74, 74), NARROW));
-    assert!(e.contains("Mixed_7a"), "{e}");
+    let e = refused(inception_v3(2, (74, 74), NARROW));
+    assert!(e.contains("Mixed_7a.branch3x3_2.conv"), "{e}");
+    // At 75×75 the last blocks are 1×1: one image leaves batch norm a single value per channel
+    // to take statistics of (PyTorch refuses it too).
+    let e = refused(inception_v3(1, (75, 75), NARROW));
+    assert!(e.contains("more than 1 value per channel"), "{e}");
     let e = refused(inception_v3(0, (75, 75), NARROW));
     assert!(e.contains("image"), "{e}");
+    let no_classes = InceptionSize {
+        classes: 0,
+        ..NARROW
+    };
+    let e = refused(inception_v3(2, (75, 75), no_classes));
+    assert!(e.contains("fc"), "{e}");
 }
 
 #[test]

@@ -113,3 +113,32 @@ fn the_zoo_compiles_at_batch_32_at_half_the_edge() {
         }
     });
 }
+
+#[test]
+fn plan_arena_refuses_a_bad_alignment_and_foreign_values() {
+    let mut net = resnet50(
+        2,
+        (32, 32),
+        ResNetSize {
+            base: 2,
+            classes: 3,
+        },
+    )
+    .unwrap();
+    let tr = net.graph.training(net.loss).unwrap();
+    let opts = Options {
+        training: Some(&tr),
+        ..Options::default()
+    };
+    for align in [0, 3, 96] {
+        let e = net.graph.plan_arena(&[net.loss], &opts, align).unwrap_err();
+        assert!(e.to_string().contains("power of two"), "{align}: {e}");
+    }
+    let foreign = Value {
+        node: net.graph.nodes.len(),
+        port: 0,
+    };
+    let e = net.graph.plan_arena(&[foreign], &opts, 256).unwrap_err();
+    assert!(e.to_string().contains("requested output"), "{e}");
+    assert!(net.graph.plan_arena(&[net.loss], &opts, 256).is_ok());
+}

@@ -40,7 +40,7 @@ use std::sync::Mutex;
 
 use crate::autograd::Training;
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::tensor::Tensor;
 use alias::Aliases;
@@ -139,10 +139,16 @@ impl Graph {
 impl Graph {
     /// The activation arena `compile` would plan for `outputs` under `opts` (passes 0 to 5:
     /// check, prune, fuse, alias, lifetimes, memory), without a device: `align` is the device's
-    /// storage offset alignment (`Capabilities::storage_offset_alignment`, 256 on most). Tells
+    /// storage offset alignment (`Capabilities::storage_offset_alignment`, 256 on most; a power
+    /// of two, else an `Err`). Tells
     /// what a graph costs before allocating it: whether its arena fits a device's
     /// `max_buffer_size`, and how much aliasing saves.
     pub fn plan_arena(&self, outputs: &[Value], opts: &Options, align: u64) -> Result<ArenaPlan> {
+        if !align.is_power_of_two() {
+            return Err(Error::Invalid(format!(
+                "plan_arena: the alignment {align} is not a power of two"
+            )));
+        }
         let p = plan(self, outputs, opts, align)?;
         Ok(ArenaPlan {
             arena_bytes: p.memory.placement.peak,

@@ -39,6 +39,7 @@ impl InceptionSize {
 /// dict names it (`Conv2d_1a_3x3.conv.weight`, `Mixed_6b.branch7x7_2.bn.running_var`, `fc.bias`;
 /// no `num_batches_tracked`), so its weights load from and save to PyTorch's. The inputs are the
 /// loop's: `image` (N, 3, H, W), at least 75×75 as torchvision's; `labels` u32 (N); `weights` (N).
+/// At 75×75 the last blocks are 1×1, so batch norm needs a batch of 2 or more (an `Err` below).
 pub fn inception_v3(batch: usize, image: (usize, usize), size: InceptionSize) -> Result<Network> {
     if size.width_divisor == 0 {
         return attr_err(
