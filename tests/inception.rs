@@ -58,7 +58,8 @@ fn inception_v3_refuses_what_it_cannot_build() {
     };
     let e = refused(inception_v3(2, (75, 75), zero));
     assert!(e.contains("width_divisor"), "{e}");
-    // Below 75×75 the 8×8 grid of 299×299 shrinks to nothing before Mixed_7a's strided 3×3.
+    // Below 75×75 the grid of Mixed_6 (17×17 at 299×299) is 2×2, too small for Mixed_7a's
+    // strided 3×3.
     let e = refused(inception_v3(2, (74, 74), NARROW));
     assert!(e.contains("Mixed_7a.branch3x3_2.conv"), "{e}");
     // At 75×75 the last blocks are 1×1: one image leaves batch norm a single value per channel
