@@ -35,14 +35,14 @@ pub use limits::MAX_ELEMENTS;
 pub use precision::LOSS_SCALE;
 pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
-pub use program::{ParamArena, PlanStats};
+pub use program::{ArenaPlan, ParamArena, PlanStats};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::autograd::Training;
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::tensor::Tensor;
 use alias::Aliases;
@@ -177,26 +177,9 @@ impl Graph {
         opts: &Options,
     ) -> Result<Compiled> {
         let g = self;
-        check(g, outputs, opts.training)?;
-        let jit = opts.residency == Residency::JustInTime;
         let align = device.caps().storage_offset_alignment as u64;
-        let (computed, kept) = targets(outputs, opts.training, jit);
-        let live = prune::prune(g, &computed);
-        limits::check_sizes(g, &live)?;
-        let fusion = fusion::pass(g, &live, &computed, opts.fuse);
-        let aliases = alias::pass(g, &live, &fusion, &kept, opts.fuse, align);
-        let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training)?;
-        let memory = memory::pass(g, &lifetimes, align)?;
-        limits::check(g, device, &live, &memory)?;
-        let plan = Plan {
-            kept,
-            jit,
-            live,
-            fusion,
-            aliases,
-            lifetimes,
-            memory,
-        };
+        let plan = plan(g, outputs, opts, align)?;
+        limits::check(g, device, &plan.live, &plan.memory)?;
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
         let health = crate::health::buffer(device)?;
         let checks = lower::Checks {
@@ -211,6 +194,51 @@ impl Graph {
         c.gradients_only = opts.gradients_only;
         Ok(c)
     }
+}
+
+impl Graph {
+    /// The activation arena `compile` would plan for `outputs` under `opts` (passes 0 to 5:
+    /// check, prune, fuse, alias, lifetimes, memory), without a device: `align` is the device's
+    /// storage offset alignment (`Capabilities::storage_offset_alignment`, 256 on most; a power
+    /// of two, else an `Err`). Tells
+    /// what a graph costs before allocating it: whether its arena fits a device's
+    /// `max_buffer_size`, and how much aliasing saves.
+    pub fn plan_arena(&self, outputs: &[Value], opts: &Options, align: u64) -> Result<ArenaPlan> {
+        if !align.is_power_of_two() {
+            return Err(Error::Invalid(format!(
+                "plan_arena: the alignment {align} is not a power of two"
+            )));
+        }
+        let p = plan(self, outputs, opts, align)?;
+        Ok(ArenaPlan {
+            arena_bytes: p.memory.placement.peak,
+            naive_bytes: p.memory.placement.naive,
+            intermediates: p.memory.owned.len(),
+            elided_concats: p.aliases.elided.len(),
+        })
+    }
+}
+
+/// Passes 0 to 5, which need no device: `align` is its storage offset alignment.
+fn plan(g: &Graph, outputs: &[Value], opts: &Options, align: u64) -> Result<Plan> {
+    check(g, outputs, opts.training)?;
+    let jit = opts.residency == Residency::JustInTime;
+    let (computed, kept) = targets(outputs, opts.training, jit);
+    let live = prune::prune(g, &computed);
+    limits::check_sizes(g, &live)?;
+    let fusion = fusion::pass(g, &live, &computed, opts.fuse);
+    let aliases = alias::pass(g, &live, &fusion, &kept, opts.fuse, align);
+    let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training)?;
+    let memory = memory::pass(g, &lifetimes, align)?;
+    Ok(Plan {
+        kept,
+        jit,
+        live,
+        fusion,
+        aliases,
+        lifetimes,
+        memory,
+    })
 }
 
 /// Pass 0, check: the graph is well formed and every value the caller names is one of its

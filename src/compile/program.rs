@@ -31,6 +31,19 @@ pub struct PlanStats {
     pub weight_bytes: u64,
 }
 
+/// The activation arena a graph would get (`Graph::plan_arena`), planned without a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArenaPlan {
+    /// Bytes of the arena: the planned peak (`PlanStats::arena_bytes` once compiled).
+    pub arena_bytes: u64,
+    /// What the intermediates would take without aliasing (`PlanStats::naive_bytes`).
+    pub naive_bytes: u64,
+    /// Intermediates placed in the arena.
+    pub intermediates: usize,
+    /// Concats whose inputs are written in place (they launch nothing).
+    pub elided_concats: usize,
+}
+
 /// All parameters in one flat f32 tensor and their gradients in another with the same layout:
 /// what the optimizers run over. Gaps between entries (binding alignment) hold zeros in both.
 #[derive(Clone)]

@@ -1,0 +1,172 @@
+//! Images/s of the model zoo's full training step — Inception v3 at 299×299 and ResNet-50 at
+//! 224×224, batch 32, forward, softmax cross-entropy, backward and SGD with momentum 0.9, one
+//! submit per step with two steps in flight — with each plan's numbers: compile time,
+//! dispatches and submits per step, planned and naive activation bytes. Twin:
+//! `benches/models_torch.py` (torchvision's networks, eager fp32, TF32 off, `cudnn.benchmark`).
+//! Run: `cargo bench --bench models [-- --quick] [-- --profile]` (`--quick`: batch 8 at 75×75
+//! and 64×64, which a software adapter can time; `--profile`: each network's step by kernel).
+//! Without `--bench` (`cargo test --benches`): one untimed step of each at its smallest size
+//! and a sixteenth of the width, its loss checked finite.
+//!
+//! A network whose activation arena exceeds the adapter's `max_buffer_size` is reported as not
+//! fitting (planned without a device, `Graph::plan_arena`) and skipped, not an error.
+
+mod common;
+
+use common::Mode;
+use std::time::Instant;
+
+use wgtrain::compile::Options;
+use wgtrain::optim::OptimizerConfig;
+use wgtrain::train::models::{InceptionSize, ResNetSize, inception_v3, resnet50};
+use wgtrain::train::{Network, TrainConfig, Trainer};
+
+/// A network of the zoo at its widths.
+#[derive(Clone, Copy)]
+enum Zoo {
+    Inception(InceptionSize),
+    ResNet(ResNetSize),
+}
+
+impl Zoo {
+    fn name(self) -> &'static str {
+        match self {
+            Zoo::Inception(_) => "inception_v3",
+            Zoo::ResNet(_) => "resnet50",
+        }
+    }
+
+    fn build(self, batch: usize, image: (usize, usize)) -> wgtrain::Result<Network> {
+        match self {
+            Zoo::Inception(size) => inception_v3(batch, image, size),
+            Zoo::ResNet(size) => resnet50(batch, image, size),
+        }
+    }
+}
+
+/// The rows of the table: (network, batch, image).
+fn cases(mode: Mode) -> Vec<(Zoo, usize, (usize, usize))> {
+    let (narrow, batch, sizes) = match mode {
+        Mode::Smoke => (16, 2, [(75, 75), (32, 32)]),
+        Mode::Quick => (1, 8, [(75, 75), (64, 64)]),
+        Mode::Full => (1, 32, [(299, 299), (224, 224)]),
+    };
+    let inception = InceptionSize {
+        width_divisor: narrow,
+        ..InceptionSize::TORCHVISION
+    };
+    let resnet = ResNetSize {
+        base: 64 / narrow,
+        ..ResNetSize::TORCHVISION
+    };
+    vec![
+        (Zoo::Inception(inception), batch, sizes[0]),
+        (Zoo::ResNet(resnet), batch, sizes[1]),
+    ]
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn main() -> wgtrain::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = Mode::from(&args[1..]);
+    let profile = args.iter().any(|a| a == "--profile");
+    let Some(dev) = common::device("models") else {
+        return Ok(());
+    };
+    mode.announce("models");
+    println!("adapter: {}; SGD lr 0.01 momentum 0.9, fp32", dev.name());
+    println!(
+        "| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut profiles = Vec::new();
+    for (zoo, batch, image) in cases(mode) {
+        let (h, w) = image;
+        let lead = format!("| {} | {batch} | {h}×{w} |", zoo.name());
+        let mut net = zoo.build(batch, image)?;
+        // Plan the arena first: past the adapter's buffer limit compiling would only fail.
+        let tr = net.graph.training(net.loss)?;
+        let opts = Options {
+            training: Some(&tr),
+            ..Options::default()
+        };
+        let align = dev.caps().storage_offset_alignment as u64;
+        let arena = net.graph.plan_arena(&[net.loss], &opts, align)?;
+        let limit = dev.caps().max_buffer_size;
+        if arena.arena_bytes > limit {
+            println!(
+                "{lead} does not fit: arena {} > max_buffer_size {} | | | | | {} | {} |",
+                mb(arena.arena_bytes),
+                mb(limit),
+                mb(arena.arena_bytes),
+                mb(arena.naive_bytes)
+            );
+            continue;
+        }
+        let net = zoo.build(batch, image)?;
+        let cfg = TrainConfig {
+            batch,
+            progress: false,
+            ..TrainConfig::default()
+        };
+        let compile = Instant::now();
+        let mut t = Trainer::new(&dev, net, OptimizerConfig::sgd(0.01, 0.9), cfg)?;
+        let compile_s = compile.elapsed().as_secs_f64();
+        let c = t.compiled();
+        let x: Vec<f32> = (0..batch * 3 * h * w)
+            .map(|i| (i % 251) as f32 / 251.0 - 0.5)
+            .collect();
+        let y: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 1000).collect();
+        c.set("image", &x)?;
+        c.set_u32("labels", &y)?;
+        c.set("weights", &vec![1.0; batch])?;
+        let stats = c.stats().clone();
+        let run = |t: &mut Trainer, n: usize| -> wgtrain::Result<f64> {
+            let start = Instant::now();
+            for _ in 0..n {
+                t.step_once()?;
+            }
+            t.compiled().wait_all()?;
+            Ok(start.elapsed().as_secs_f64() / n as f64)
+        };
+        let mut best = f64::MAX;
+        if mode.timed() {
+            run(&mut t, 3)?;
+            let once = run(&mut t, 2)?;
+            let reps = ((2.0 / once) as usize).clamp(3, 200);
+            for _ in 0..3 {
+                best = best.min(run(&mut t, reps)?);
+            }
+        } else {
+            best = run(&mut t, 1)?;
+        }
+        let loss = t.compiled().read(t.loss_value())?[0];
+        assert!(
+            loss.is_finite(),
+            "{}: training diverged: loss {loss}",
+            zoo.name()
+        );
+        println!(
+            "{lead} {:.2} | {:.1} | {} | {} | {compile_s:.2} | {} | {} |",
+            best * 1e3,
+            batch as f64 / best,
+            stats.dispatches_per_step,
+            stats.submits_per_step,
+            mb(stats.arena_bytes),
+            mb(stats.naive_bytes)
+        );
+        if profile {
+            profiles.push((zoo.name(), t.profile_step()?));
+        }
+    }
+    for (name, p) in profiles {
+        println!(
+            "\n{name}, GPU time by kernel (each dispatch timed alone):\n{}",
+            p.table()
+        );
+    }
+    Ok(())
+}

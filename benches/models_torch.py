@@ -1,0 +1,69 @@
+"""PyTorch twin of benches/models.rs: images/s of the full training step (forward, cross-entropy,
+backward, SGD lr 0.01 momentum 0.9) of torchvision's inception_v3(aux_logits=False,
+init_weights=False) at 299x299 and resnet50 at 224x224, batch 32, eager fp32 with TF32 off and
+cudnn.benchmark, in train mode (batch statistics, inception's dropout 0.5) as ours.
+`--quick`: batch 8 at 75x75 and 64x64, as `cargo bench --bench models -- --quick`.
+Timing: best of 3 runs of ~2 s after 20 warm-up steps. Printed in the same table format as
+the Rust bench (its plan columns left empty)."""
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torchvision
+
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cudnn.benchmark = True
+dev = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+sync = {"cuda": torch.cuda.synchronize, "mps": lambda: torch.mps.synchronize()}.get(dev, lambda: None)
+
+quick = "--quick" in sys.argv[1:]
+batch = 8 if quick else 32
+cases = [
+    ("inception_v3", (75, 75) if quick else (299, 299),
+     lambda: torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)),
+    ("resnet50", (64, 64) if quick else (224, 224), lambda: torchvision.models.resnet50(weights=None)),
+]
+
+
+def best_of_3(step):
+    for _ in range(20):
+        step()
+    sync()
+    t = time.perf_counter(); step(); sync(); once = time.perf_counter() - t
+    reps = min(200, max(3, int(2.0 / max(once, 1e-6))))
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            step()
+        sync()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return best
+
+
+name = torch.cuda.get_device_name() if dev == "cuda" else dev
+print(f"torch {torch.__version__}, torchvision {torchvision.__version__} on {name}; "
+      "SGD lr 0.01 momentum 0.9, fp32 (TF32 off)")
+print("| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for net_name, (h, w), build in cases:
+    torch.manual_seed(0)
+    model = build().to(dev).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.rand(batch, 3, h, w, device=dev) - 0.5
+    y = (torch.arange(batch, device=dev) * 7) % 1000
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    best = best_of_3(step)
+    loss = step().item()
+    assert loss == loss and abs(loss) < 1e6, f"{net_name}: training diverged: loss {loss}"
+    print(f"| {net_name} | {batch} | {h}×{w} | {best*1e3:.2f} | {batch/best:.1f} | | | | | |")

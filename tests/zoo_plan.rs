@@ -1,0 +1,144 @@
+//! The model zoo's compiled training plans at the benchmark's size (batch 32, Inception v3 at
+//! 299×299, ResNet-50 at 224×224): the activation arena planned against the naive sum of every
+//! intermediate (issue 14's goal: at most half), and what compiling costs.
+
+mod common;
+
+use std::time::Instant;
+
+use wgtrain::optim::OptimizerConfig;
+use wgtrain::train::{TrainConfig, Trainer};
+
+use wgtrain::compile::{ArenaPlan, Options};
+use wgtrain::graph::Value;
+use wgtrain::train::Network;
+use wgtrain::train::models::{InceptionSize, ResNetSize, inception_v3, resnet50};
+
+/// The arena of `net`'s training graph (gradients of every parameter; the loss and its
+/// per-sample losses, port 1, read back), as `Trainer` compiles it, planned for binding offsets
+/// aligned to `align` bytes.
+fn training_arena(mut net: Network, align: u64) -> ArenaPlan {
+    let tr = net.graph.training(net.loss).unwrap();
+    let opts = Options {
+        training: Some(&tr),
+        ..Options::default()
+    };
+    let per_sample = Value {
+        node: net.loss.node,
+        port: 1,
+    };
+    net.graph
+        .plan_arena(&[net.loss, per_sample], &opts, align)
+        .unwrap()
+}
+
+fn report(name: &str, p: &ArenaPlan, secs: f64) {
+    eprintln!(
+        "{name}: arena {:.1} MB planned, {:.1} MB naive ({:.3}×), {} intermediates, {} concats elided; planned in {secs:.2} s",
+        p.arena_bytes as f64 / 1e6,
+        p.naive_bytes as f64 / 1e6,
+        p.arena_bytes as f64 / p.naive_bytes as f64,
+        p.intermediates,
+        p.elided_concats
+    );
+}
+
+#[test]
+fn the_zoo_plans_at_most_half_the_naive_activation_memory_at_batch_32() {
+    let t = Instant::now();
+    // Planned without a device, for a 256-byte binding alignment (most adapters').
+    let net = inception_v3(32, (299, 299), InceptionSize::TORCHVISION).unwrap();
+    let inception = training_arena(net, 256);
+    report(
+        "inception_v3 299×299",
+        &inception,
+        t.elapsed().as_secs_f64(),
+    );
+    let t = Instant::now();
+    let resnet = training_arena(
+        resnet50(32, (224, 224), ResNetSize::TORCHVISION).unwrap(),
+        256,
+    );
+    report("resnet50 224×224", &resnet, t.elapsed().as_secs_f64());
+    for (name, p) in [("inception_v3", inception), ("resnet50", resnet)] {
+        assert!(
+            2 * p.arena_bytes <= p.naive_bytes,
+            "{name}: {} planned vs {} naive",
+            p.arena_bytes,
+            p.naive_bytes
+        );
+    }
+}
+
+/// Compiling at the full size is out of reach of lavapipe: wgpu caps a buffer at 2 GiB on
+/// Mesa drivers and the arenas are 3.1 and 3.6 GB, so the compiled check takes half the edge
+/// (a quarter of the activations; the same nodes and dispatches). Reports compile time
+/// (`Trainer::new`: compile, optimizer, initialisation), dispatches and submits per step.
+#[test]
+fn the_zoo_compiles_at_batch_32_at_half_the_edge() {
+    common::each_device("the zoo compiles at batch 32", |dev| {
+        let align = dev.caps().storage_offset_alignment as u64;
+        let build = |name: &str| match name {
+            "inception_v3" => inception_v3(32, (149, 149), InceptionSize::TORCHVISION).unwrap(),
+            _ => resnet50(32, (112, 112), ResNetSize::TORCHVISION).unwrap(),
+        };
+        for name in ["resnet50", "inception_v3"] {
+            let planned = training_arena(build(name), align);
+            let cfg = TrainConfig {
+                batch: 32,
+                progress: false,
+                ..TrainConfig::default()
+            };
+            let t = Instant::now();
+            let opt = OptimizerConfig::sgd(0.01, 0.9);
+            let trainer = Trainer::new(dev, build(name), opt, cfg).unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            let s = trainer.compiled().stats();
+            eprintln!(
+                "{name} batch 32 at half the edge: compiled in {secs:.2} s; {} dispatches and {} submit(s) per step; arena {:.1} MB planned, {:.1} MB naive ({:.3}×)",
+                s.dispatches_per_step,
+                s.submits_per_step,
+                s.arena_bytes as f64 / 1e6,
+                s.naive_bytes as f64 / 1e6,
+                s.arena_bytes as f64 / s.naive_bytes as f64
+            );
+            // The device-free plan is the one the compiler makes.
+            assert_eq!(
+                (s.arena_bytes, s.naive_bytes),
+                (planned.arena_bytes, planned.naive_bytes),
+                "{name}"
+            );
+            assert!(2 * s.arena_bytes <= s.naive_bytes, "{name}");
+            assert_eq!(s.submits_per_step, 1, "{name}");
+        }
+    });
+}
+
+#[test]
+fn plan_arena_refuses_a_bad_alignment_and_foreign_values() {
+    let mut net = resnet50(
+        2,
+        (32, 32),
+        ResNetSize {
+            base: 2,
+            classes: 3,
+        },
+    )
+    .unwrap();
+    let tr = net.graph.training(net.loss).unwrap();
+    let opts = Options {
+        training: Some(&tr),
+        ..Options::default()
+    };
+    for align in [0, 3, 96] {
+        let e = net.graph.plan_arena(&[net.loss], &opts, align).unwrap_err();
+        assert!(e.to_string().contains("power of two"), "{align}: {e}");
+    }
+    let foreign = Value {
+        node: net.graph.nodes.len(),
+        port: 0,
+    };
+    let e = net.graph.plan_arena(&[foreign], &opts, 256).unwrap_err();
+    assert!(e.to_string().contains("requested output"), "{e}");
+    assert!(net.graph.plan_arena(&[net.loss], &opts, 256).is_ok());
+}
