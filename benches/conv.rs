@@ -4,6 +4,8 @@
 //! Run: `cargo bench --bench conv` (add `-- --quick` on a software adapter: batch 2). Without
 //! `--bench` (`cargo test --benches`): one untimed pass of each at batch 1, 16 channels, 14×14.
 //! Its PyTorch twin is `benches/conv_torch.py`; run both on the same card (BENCHMARKS.md).
+//! `--f16`: every tensor in f16 (the kernels' f16 variants, f32 accumulation), checked against
+//! the reference of the f16-rounded inputs; the twin's `--f16` is cuDNN in fp16.
 
 mod common;
 
@@ -152,19 +154,36 @@ fn main() -> wgtrain::Result<()> {
         ..Conv2d::new(c, c, (3, 3))
     };
     let xs = [n, c, hw, hw];
-    let (xv, xr) = common::random(&xs, 1);
-    let (wv, wr) = common::random(&op.weight_shape(), 2);
-    let (bv, br) = common::random(&[c], 3);
-    let (dyv, dyr) = common::random(&op.out_shape(&xs)?, 4);
-    let x = Tensor::from_f32(&dev, &xs, &xv)?;
-    let w = Tensor::from_f32(&dev, &op.weight_shape(), &wv)?;
-    let b = Tensor::from_f32(&dev, &[c], &bv)?;
-    let y = Tensor::zeros(&dev, &op.out_shape(&xs)?, DType::F32)?;
-    let dy = Tensor::from_f32(&dev, &op.out_shape(&xs)?, &dyv)?;
+    let f16 = std::env::args().any(|a| a == "--f16");
+    let dt = if f16 { DType::F16 } else { DType::F32 };
+    // In f16 the reference starts from the f16-rounded inputs, as the GPU does.
+    let random = |shape: &[usize], seed| {
+        let (mut v, _) = common::random(shape, seed);
+        if f16 {
+            v.iter_mut()
+                .for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+        }
+        let a = wgtrain::reference::Array::from_f32(shape, &v);
+        (v, a)
+    };
+    let upload = |shape: &[usize], v: &[f32]| {
+        let t = Tensor::zeros(&dev, shape, dt)?;
+        t.write_f32(v)?;
+        Ok::<_, wgtrain::Error>(t)
+    };
+    let (xv, xr) = random(&xs, 1);
+    let (wv, wr) = random(&op.weight_shape(), 2);
+    let (bv, br) = random(&[c], 3);
+    let (dyv, dyr) = random(&op.out_shape(&xs)?, 4);
+    let x = upload(&xs, &xv)?;
+    let w = upload(&op.weight_shape(), &wv)?;
+    let b = upload(&[c], &bv)?;
+    let y = Tensor::zeros(&dev, &op.out_shape(&xs)?, dt)?;
+    let dy = upload(&op.out_shape(&xs)?, &dyv)?;
     let grads = Grads {
-        dx: Tensor::zeros(&dev, &xs, DType::F32)?,
-        dw: Tensor::zeros(&dev, &op.weight_shape(), DType::F32)?,
-        db: Some(Tensor::zeros(&dev, &[c], DType::F32)?),
+        dx: Tensor::zeros(&dev, &xs, dt)?,
+        dw: Tensor::zeros(&dev, &op.weight_shape(), dt)?,
+        db: Some(Tensor::zeros(&dev, &[c], dt)?),
     };
     let fwd = conv::forward_launches(&op, &x, &w, Some(&b), &y)?;
     let bwd = conv::backward_launches(&op, &x, &w, &dy, &grads)?;
@@ -217,7 +236,9 @@ fn main() -> wgtrain::Result<()> {
             None => at.iter().map(|&i| taps.at(what, i)).collect(),
         };
         let got: Vec<f64> = at.iter().map(|&i| got[i]).collect();
-        common::assert_matches(&format!("conv bench {what}"), &got, &want, 1e-4);
+        // f16: the output's rounding (ε_f16 / 2) and f16 split-K partials.
+        let tol = if f16 { 4e-3 } else { 1e-4 };
+        common::assert_matches(&format!("conv bench {what}"), &got, &want, tol);
         if whole {
             // The direct sums the full size is checked with, checked here against the reference.
             let at = common::sample(got.len(), 64);
@@ -234,7 +255,10 @@ fn main() -> wgtrain::Result<()> {
 
     // 2·N·OH·OW·C_out·C_in·9 per pass; backward does two such passes (dx, dw).
     let flop = 2.0 * (n * hw * hw * c * c * 9) as f64;
-    println!("\nconv 3x3, N={n}, {c}->{c} ch, {hw}x{hw}, stride 1, pad 1, bias");
+    println!(
+        "\nconv 3x3, N={n}, {c}->{c} ch, {hw}x{hw}, stride 1, pad 1, bias, {}",
+        if f16 { "f16" } else { "f32" }
+    );
     println!("| pass | ms | GFLOP/s |");
     println!("|---|---|---|");
     println!(

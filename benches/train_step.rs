@@ -6,12 +6,14 @@
 //! (`--profile`: after the table, each batch's step split by kernel, `Compiled::profile_step`;
 //! `--dispatches` too: every dispatch with its node).
 //! Without `--bench` (`cargo test --benches`): one untimed step at batch 8, its loss checked finite.
+//! `--f16`: mixed precision (`Precision::F16`, dynamic loss scaling), as the twin's `--amp`.
 
 mod common;
 
 use common::Mode;
 use std::time::Instant;
 
+use wgtrain::compile::Precision;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
 use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{TrainConfig, Trainer};
@@ -31,11 +33,16 @@ fn main() -> wgtrain::Result<()> {
     };
     mode.announce("train_step");
     println!(
-        "adapter: {}; network conv {}, conv {}, fc {}",
+        "adapter: {}; network conv {}, conv {}, fc {}; {}",
         dev.name(),
         size.conv1,
         size.conv2,
-        size.hidden
+        size.hidden,
+        if args.iter().any(|a| a == "--f16") {
+            "mixed precision (f16)"
+        } else {
+            "f32"
+        }
     );
     println!(
         "| batch | ms/step | images/s | dispatches/step | submits/step | encode µs | activations planned | naive |"
@@ -50,6 +57,11 @@ fn main() -> wgtrain::Result<()> {
         let cfg = TrainConfig {
             batch,
             progress: false,
+            precision: if args.iter().any(|a| a == "--f16") {
+                Precision::F16
+            } else {
+                Precision::F32
+            },
             ..TrainConfig::default()
         };
         let opt = OptimizerConfig::new(Algorithm::adam(), 1e-3);

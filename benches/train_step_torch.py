@@ -6,7 +6,11 @@ MPS sample's 32 64 1024). TF32 off (true fp32 like wgtrain). Timing: best of 3 r
 Then (CUDA only, issue 13) the same step captured whole in a CUDA graph and replayed: zero_grad,
 forward, loss, backward and Adam(capturable=True) in one graph, static inputs, warm-up on a side
 stream first as the torch.cuda.graph docs show; printed as a second table after the eager one
-(whose format is unchanged). Dropout draws new masks at every replay (graph-safe RNG)."""
+(whose format is unchanged). Dropout draws new masks at every replay (graph-safe RNG).
+
+--amp: mixed precision as PyTorch users run it: autocast(fp16) around forward and loss, eager
+with GradScaler (dynamic loss scaling, as wgtrain's --f16); the CUDA graph captures autocast with
+a fixed loss scale (GradScaler's overflow check reads back to the host, which a graph cannot)."""
 import sys, time
 import torch
 import torch.nn as nn
@@ -18,6 +22,9 @@ dev = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_a
 sync = {"cuda": torch.cuda.synchronize, "mps": lambda: torch.mps.synchronize()}.get(dev, lambda: None)
 
 args = sys.argv[1:]
+amp = "--amp" in args
+def autocast():
+    return torch.autocast(device_type=dev, dtype=torch.float16, enabled=amp)
 c1, c2, hidden = 8, 16, 128
 if "--mps-size" in args:
     c1, c2, hidden = 32, 64, 1024
@@ -35,7 +42,7 @@ def net():
     ).to(dev)
 
 name = torch.cuda.get_device_name() if dev == "cuda" else dev
-print(f"torch {torch.__version__} on {name}; network conv {c1}, conv {c2}, fc {hidden}")
+print(f"torch {torch.__version__} on {name}; network conv {c1}, conv {c2}, fc {hidden}; {'autocast fp16' if amp else 'fp32'}")
 print("| batch | ms/step | images/s |")
 print("|---|---|---|")
 def best_of_3(step):
@@ -64,11 +71,14 @@ for batch in (64, 256):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     x, y = batch_data(batch)
+    scaler = torch.amp.GradScaler(dev, enabled=amp)
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
+        with autocast():
+            loss = loss_fn(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
     best = best_of_3(step)
     print(f"| {batch} | {best*1e3:.3f} | {batch/best:.0f} |")
 
@@ -77,6 +87,8 @@ def graphed_step(batch):
     torch.manual_seed(0)
     model = net()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
+    # A fixed loss scale under --amp (Adam is invariant to it up to eps); 1 in fp32.
+    scale = 1024.0 if amp else 1.0
     loss_fn = nn.CrossEntropyLoss()
     static_x, static_y = batch_data(batch)
     # Warm-up on a side stream (cuDNN autotuning, Adam's state created) before capture.
@@ -85,7 +97,9 @@ def graphed_step(batch):
     with torch.cuda.stream(s):
         for _ in range(3):
             opt.zero_grad(set_to_none=True)
-            loss_fn(model(static_x), static_y).backward()
+            with autocast():
+                l = loss_fn(model(static_x), static_y)
+            (l * scale).backward()
             opt.step()
     torch.cuda.current_stream().wait_stream(s)
     g = torch.cuda.CUDAGraph()
@@ -93,8 +107,9 @@ def graphed_step(batch):
     # overwrites them (zero_grad's job), as in the docs' whole-network example.
     opt.zero_grad(set_to_none=True)
     with torch.cuda.graph(g):
-        static_loss = loss_fn(model(static_x), static_y)
-        static_loss.backward()
+        with autocast():
+            static_loss = loss_fn(model(static_x), static_y)
+        (static_loss * scale).backward()
         opt.step()
     return g.replay, static_loss
 
