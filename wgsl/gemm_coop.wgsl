@@ -53,15 +53,27 @@ const BM: u32 = 128u;
 const BN: u32 = 128u;
 const BK: u32 = 32u;
 const THREADS: u32 = 128u;
-// Units (vec4<f16>) per shared row: a block stored with K contiguous (32 + 8 pad halves), and
-// one stored with M or N contiguous (128 + 8).
-const LD_K: u32 = 10u;
-const LD_W: u32 = 34u;
-// One buffer of either orientation: max(128 · LD_K, 32 · LD_W).
-const BUF: u32 = 1280u;
+// Shared rows in halves: a block stored with K contiguous (32 + 8 pad), and one stored with M
+// or N contiguous (128 + 8); one buffer of either orientation: max(128 · LDK, 32 · LDW).
+const LDK: u32 = 40u;
+const LDW: u32 = 136u;
+const BUF: u32 = 5120u;
 
+// The shared element: 4 halves, one staged unit (coopLoad's pointer may point at a vector; its
+// stride then counts vectors).
+const UNIT: u32 = 4u;
 var<workgroup> sa: array<vec4<f16>, 2560>;
 var<workgroup> sb: array<vec4<f16>, 2560>;
+
+// Stores the unit at half h (a multiple of 4).
+fn put_a(h: u32, v: vec4<f16>) {
+    sa[h / UNIT] = v;
+}
+
+fn put_b(h: u32, v: vec4<f16>) {
+    sb[h / UNIT] = v;
+}
+
 // The guarded epilogue's staging: one 16×16 tile per subgroup.
 var<workgroup> scratch: array<f32, 1024>;
 
@@ -95,7 +107,7 @@ struct Stage {
 
 fn stage_of(wide: bool, lid: u32) -> Stage {
     let per_row = select(8u, 32u, wide);
-    return Stage(lid / per_row, THREADS / per_row, lid % per_row, select(LD_K, LD_W, wide));
+    return Stage(lid / per_row, THREADS / per_row, lid % per_row, select(LDK, LDW, wide));
 }
 
 // Stored origin (row, column) of a block: (m or n, k) when K is contiguous, else (k, m or n).
@@ -125,48 +137,48 @@ fn fetch_step(batch: u32, sa_: Stage, sb_: Stage, m0: u32, n0: u32, k0: u32) {
 }
 
 fn stash_step(buf: u32, sa_: Stage, sb_: Stage) {
-    let a = buf * BUF + sa_.row * sa_.ld + sa_.col4;
+    let a = buf * BUF + sa_.row * sa_.ld + 4u * sa_.col4;
     let as_ = sa_.step * sa_.ld;
-    sa[a] = ra0;
-    sa[a + as_] = ra1;
-    sa[a + 2u * as_] = ra2;
-    sa[a + 3u * as_] = ra3;
-    sa[a + 4u * as_] = ra4;
-    sa[a + 5u * as_] = ra5;
-    sa[a + 6u * as_] = ra6;
-    sa[a + 7u * as_] = ra7;
-    let b = buf * BUF + sb_.row * sb_.ld + sb_.col4;
+    put_a(a, ra0);
+    put_a(a + as_, ra1);
+    put_a(a + 2u * as_, ra2);
+    put_a(a + 3u * as_, ra3);
+    put_a(a + 4u * as_, ra4);
+    put_a(a + 5u * as_, ra5);
+    put_a(a + 6u * as_, ra6);
+    put_a(a + 7u * as_, ra7);
+    let b = buf * BUF + sb_.row * sb_.ld + 4u * sb_.col4;
     let bs = sb_.step * sb_.ld;
-    sb[b] = rb0;
-    sb[b + bs] = rb1;
-    sb[b + 2u * bs] = rb2;
-    sb[b + 3u * bs] = rb3;
-    sb[b + 4u * bs] = rb4;
-    sb[b + 5u * bs] = rb5;
-    sb[b + 6u * bs] = rb6;
-    sb[b + 7u * bs] = rb7;
+    put_b(b, rb0);
+    put_b(b + bs, rb1);
+    put_b(b + 2u * bs, rb2);
+    put_b(b + 3u * bs, rb3);
+    put_b(b + 4u * bs, rb4);
+    put_b(b + 5u * bs, rb5);
+    put_b(b + 6u * bs, rb6);
+    put_b(b + 7u * bs, rb7);
 }
 
 // The A tile of rows m..m+15 (block-relative) and k kk..kk+15 of shared buffer `buf`.
 fn tile_a(buf: u32, m: u32, kk: u32) -> coop_mat16x16<f16, A> {
     if (TA) {
-        // Stored (k, m): element (m, k) at k · LD_W + m, column-major.
-        let i = buf * BUF + kk * LD_W + m / 4u;
-        return coopLoad<coop_mat16x16<f16, A>>(&sa[i], LD_W);
+        // Stored (k, m): element (m, k) at k · LDW + m, column-major.
+        let i = (buf * BUF + kk * LDW + m) / UNIT;
+        return coopLoad<coop_mat16x16<f16, A>>(&sa[i], LDW / UNIT);
     }
-    let i = buf * BUF + m * LD_K + kk / 4u;
-    return coopLoadT<coop_mat16x16<f16, A>>(&sa[i], LD_K);
+    let i = (buf * BUF + m * LDK + kk) / UNIT;
+    return coopLoadT<coop_mat16x16<f16, A>>(&sa[i], LDK / UNIT);
 }
 
 // The B tile of k kk..kk+15 and columns n..n+15 (block-relative) of shared buffer `buf`.
 fn tile_b(buf: u32, kk: u32, n: u32) -> coop_mat16x16<f16, B> {
     if (TB) {
-        // Stored (n, k): element (k, n) at n · LD_K + k, column-major.
-        let i = buf * BUF + n * LD_K + kk / 4u;
-        return coopLoad<coop_mat16x16<f16, B>>(&sb[i], LD_K);
+        // Stored (n, k): element (k, n) at n · LDK + k, column-major.
+        let i = (buf * BUF + n * LDK + kk) / UNIT;
+        return coopLoad<coop_mat16x16<f16, B>>(&sb[i], LDK / UNIT);
     }
-    let i = buf * BUF + kk * LD_W + n / 4u;
-    return coopLoadT<coop_mat16x16<f16, B>>(&sb[i], LD_W);
+    let i = (buf * BUF + kk * LDW + n) / UNIT;
+    return coopLoadT<coop_mat16x16<f16, B>>(&sb[i], LDW / UNIT);
 }
 
 // One 16×16 tile of C at (m, n) (absolute): straight from the accumulator when `direct` (the
