@@ -99,10 +99,7 @@ mod f16 {
     /// Seeded values in [-1, 1) rounded to f16, and the `Array` of exactly those values.
     fn random_f16(shape: &[usize], seed: u64) -> (Vec<f32>, Array) {
         let (v, _) = common::random(shape, seed);
-        let h: Vec<f32> = v
-            .iter()
-            .map(|&x| half::f16::from_f32(x).to_f32())
-            .collect();
+        let h: Vec<f32> = v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
         let a = Array::from_f32(shape, &h);
         (h, a)
     }
@@ -114,7 +111,10 @@ mod f16 {
         }
         let mut shapes: Vec<(usize, bool, bool, DType)> = match mode {
             Mode::Smoke => vec![(256, false, false, DType::F32)],
-            Mode::Quick => vec![(256, false, false, DType::F32), (512, false, false, DType::F32)],
+            Mode::Quick => vec![
+                (256, false, false, DType::F32),
+                (512, false, false, DType::F32),
+            ],
             Mode::Full => [256, 512, 1024, 2048, 4096, 8192]
                 .iter()
                 .map(|&n| (n, false, false, DType::F32))
@@ -159,13 +159,23 @@ mod f16 {
             for &i in &rows {
                 // Row i of op(A) as a 1×n matrix.
                 let a_row: Vec<f64> = (0..n)
-                    .map(|k| if ta { ar.data[k * n + i] } else { ar.data[i * n + k] })
+                    .map(|k| {
+                        if ta {
+                            ar.data[k * n + i]
+                        } else {
+                            ar.data[i * n + k]
+                        }
+                    })
                     .collect();
                 let a_row = Array::new(&[1, n], a_row);
                 want.extend(matmul(&a_row, &br, false, tb).data);
                 got.extend(out[i * n..(i + 1) * n].iter().map(|&v| v as f64));
             }
-            let layout = format!("{}{}", if ta { "T" } else { "N" }, if tb { "T" } else { "N" });
+            let layout = format!(
+                "{}{}",
+                if ta { "T" } else { "N" },
+                if tb { "T" } else { "N" }
+            );
             common::assert_matches(&format!("gemm --f16 {n} {layout}"), &got, &want, f16_tol(n));
             println!(
                 "| {n} | {layout} | {c_dtype:?} | {:.3} | {:.1} |",

@@ -60,9 +60,8 @@ fn check(dev: &Device, case: &Case) {
     let got: Vec<f64> = c.to_f32().unwrap().iter().map(|&v| v as f64).collect();
     let mut want: Vec<f64> = c0.iter().map(|&v| v as f64).collect();
     for i in 0..g.batch {
-        let slice = |v: &[f32], at: usize, r: usize, c: usize| {
-            Array::from_f32(&[r, c], &v[at..at + r * c])
-        };
+        let slice =
+            |v: &[f32], at: usize, r: usize, c: usize| Array::from_f32(&[r, c], &v[at..at + r * c]);
         let p = matmul(
             &slice(&av, i * g.a_stride, ar, ac),
             &slice(&bv, i * g.b_stride, br, bc),
@@ -164,7 +163,10 @@ fn coop_gemm_matches_f64_reference_or_refuses_explicitly() {
                 text.contains("no cooperative-matrix f16 tiles") || text.contains("subgroups"),
                 "{text}"
             );
-            eprintln!("[coop_gemm_reference] {}: refused as expected: {text}", dev.name());
+            eprintln!(
+                "[coop_gemm_reference] {}: refused as expected: {text}",
+                dev.name()
+            );
             REFUSED.lock().unwrap().push(dev.name());
             return;
         }
@@ -206,14 +208,38 @@ fn coop_gemm_refuses_bad_arguments() {
         };
         // Operands of the wrong dtype.
         let a32 = Tensor::from_f32(dev, &[16], &[0.5; 16]).unwrap();
-        expect(coop_gemm_launch(&g, &a32, &h(16), &c32(16)), "f32 A", "coop_gemm A");
-        expect(coop_gemm_launch(&g, &h(16), &a32, &c32(16)), "f32 B", "coop_gemm B");
+        expect(
+            coop_gemm_launch(&g, &a32, &h(16), &c32(16)),
+            "f32 A",
+            "coop_gemm A",
+        );
+        expect(
+            coop_gemm_launch(&g, &h(16), &a32, &c32(16)),
+            "f32 B",
+            "coop_gemm B",
+        );
         let cu = Tensor::zeros(dev, &[16], DType::U32).unwrap();
-        expect(coop_gemm_launch(&g, &h(16), &h(16), &cu), "u32 C", "coop_gemm C");
+        expect(
+            coop_gemm_launch(&g, &h(16), &h(16), &cu),
+            "u32 C",
+            "coop_gemm C",
+        );
         // Tensors too small for the problem.
-        expect(coop_gemm_launch(&g, &h(15), &h(16), &c32(16)), "short A", "A [15]");
-        expect(coop_gemm_launch(&g, &h(16), &h(12), &c32(16)), "short B", "B [12]");
-        expect(coop_gemm_launch(&g, &h(16), &h(16), &c32(15)), "short C", "C [15]");
+        expect(
+            coop_gemm_launch(&g, &h(15), &h(16), &c32(16)),
+            "short A",
+            "A [15]",
+        );
+        expect(
+            coop_gemm_launch(&g, &h(16), &h(12), &c32(16)),
+            "short B",
+            "B [12]",
+        );
+        expect(
+            coop_gemm_launch(&g, &h(16), &h(16), &c32(15)),
+            "short C",
+            "C [15]",
+        );
         let mut batched = g;
         batched.batch = 2;
         batched.a_stride = 16;

@@ -79,7 +79,11 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
         let info = Validator::new(ValidationFlags::all(), Capabilities::all())
             .validate(&module)
             .unwrap_or_else(|e| {
-                panic!("{}: validation error:\n{}", shader.name, e.emit_to_string(&src))
+                panic!(
+                    "{}: validation error:\n{}",
+                    shader.name,
+                    e.emit_to_string(&src)
+                )
             });
         assert!(
             Validator::new(ValidationFlags::all(), hlsl::supported_capabilities())
@@ -89,7 +93,10 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             shader.name
         );
         let ep = &module.entry_points[0];
-        assert_eq!((module.entry_points.len(), ep.name.as_str()), (1, coop::ENTRY));
+        assert_eq!(
+            (module.entry_points.len(), ep.name.as_str()),
+            (1, coop::ENTRY)
+        );
         let mut variants = Vec::new();
         for (ta, tb) in [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)] {
             let mut c = naga::back::PipelineConstants::default();
@@ -156,7 +163,12 @@ fn neuron_codes() -> Vec<u32> {
 fn every_shader_translates_to_msl_spirv_hlsl() {
     let mut specialised = 0;
     for shader in wgtrain::all_shaders() {
-        translate(shader, &shader.source(), hlsl::ShaderModel::V6_0, &mut specialised);
+        translate(
+            shader,
+            &shader.source(),
+            hlsl::ShaderModel::V6_0,
+            &mut specialised,
+        );
         // The f16 variant (`act = f16`) of every kernel that has one; HLSL needs SM 6.2 for f16.
         if shader.has_f16() {
             let mut f16_variants = 0;
@@ -217,11 +229,15 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
 
 /// Parses, validates and translates one variant of a shader (MSL, SPIR-V, HLSL), every override
 /// specialisation included; counts the neuron-specialised variants.
-fn translate(shader: &wgtrain::launch::Shader, src: &str, hlsl_model: hlsl::ShaderModel, specialised: &mut usize) {
+fn translate(
+    shader: &wgtrain::launch::Shader,
+    src: &str,
+    hlsl_model: hlsl::ShaderModel,
+    specialised: &mut usize,
+) {
     let src = src.to_string();
-    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
-        panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src))
-    });
+    let module = naga::front::wgsl::parse_str(&src)
+        .unwrap_or_else(|e| panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src)));
     let info = Validator::new(ValidationFlags::all(), Capabilities::all())
         .validate(&module)
         .unwrap_or_else(|e| {

@@ -114,7 +114,9 @@ pub fn coop_supported(dev: &Device) -> Result<()> {
 
 /// Elements an operand of `rows`×`cols` per batch, `stride` apart, spans: `None` on overflow.
 fn span(batch: usize, stride: usize, rows: usize, cols: usize) -> Option<usize> {
-    (batch - 1).checked_mul(stride)?.checked_add(rows.checked_mul(cols)?)
+    (batch - 1)
+        .checked_mul(stride)?
+        .checked_add(rows.checked_mul(cols)?)
 }
 
 /// Checks `g` against the tensors: dimensions of at least 1, each operand's span inside its
