@@ -2,6 +2,9 @@
 //! Run: `cargo bench --bench gemm` (add `-- --quick` on a software adapter: 256 and 512 only).
 //! Without `--bench` (`cargo test --benches`): one untimed GEMM at 256, checked.
 //! Its PyTorch twin is `benches/gemm_torch.py`; run both on the same card (BENCHMARKS.md).
+//! `--f16`: the tensor-core GEMM (`ops::matmul::coop`, f16 operands, f32 accumulation) in
+//! TFLOP/s at 256…8192, every stored layout and an f16 C at 4096, against `gemm_torch.py --f16`;
+//! an adapter without cooperative-matrix f16 tiles says so and skips.
 
 mod common;
 
@@ -19,6 +22,9 @@ fn main() -> wgtrain::Result<()> {
     };
     println!("adapter: {}", dev.describe());
     mode.announce("gemm");
+    if std::env::args().any(|a| a == "--f16") {
+        return f16::run(&dev, mode);
+    }
     let sizes: &[usize] = match mode {
         Mode::Smoke => &[256],
         Mode::Quick => &[256, 512],
@@ -78,4 +84,105 @@ fn main() -> wgtrain::Result<()> {
         println!("| {n} | {:.3} | {:.1} |", best * 1e3, flop / best / 1e9);
     }
     Ok(())
+}
+
+/// The `--f16` mode: the cooperative-matrix GEMM.
+mod f16 {
+    use super::common::{self, Mode};
+    use std::time::Instant;
+    use wgtrain::ops::matmul::coop::{coop_gemm_launch, coop_supported};
+    use wgtrain::ops::matmul::gpu::Gemm;
+    use wgtrain::ops::matmul::reference::matmul;
+    use wgtrain::reference::{Array, f16_tol};
+    use wgtrain::{DType, Device, Tensor};
+
+    /// Seeded values in [-1, 1) rounded to f16, and the `Array` of exactly those values.
+    fn random_f16(shape: &[usize], seed: u64) -> (Vec<f32>, Array) {
+        let (v, _) = common::random(shape, seed);
+        let h: Vec<f32> = v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
+        let a = Array::from_f32(shape, &h);
+        (h, a)
+    }
+
+    pub fn run(dev: &Device, mode: Mode) -> wgtrain::Result<()> {
+        if let Err(e) = coop_supported(dev) {
+            println!("gemm --f16 skipped: {e}");
+            return Ok(());
+        }
+        let mut shapes: Vec<(usize, bool, bool, DType)> = match mode {
+            Mode::Smoke => vec![(256, false, false, DType::F32)],
+            Mode::Quick => vec![
+                (256, false, false, DType::F32),
+                (512, false, false, DType::F32),
+            ],
+            Mode::Full => [256, 512, 1024, 2048, 4096, 8192]
+                .iter()
+                .map(|&n| (n, false, false, DType::F32))
+                .collect(),
+        };
+        if mode == Mode::Full {
+            for (ta, tb) in [(false, true), (true, false), (true, true)] {
+                shapes.push((4096, ta, tb, DType::F32));
+            }
+            shapes.push((4096, false, false, DType::F16));
+        }
+        println!("f16 GEMM on the tensor cores (f16 A, B; f32 accumulation)");
+        println!("| size | layout | C | ms/GEMM | TFLOP/s |");
+        println!("|---|---|---|---|---|");
+        for (n, ta, tb, c_dtype) in shapes {
+            let (av, ar) = random_f16(&[n, n], 1);
+            let (bv, br) = random_f16(&[n, n], 2);
+            let a = Tensor::from_f32_as_f16(dev, &[n, n], &av)?;
+            let b = Tensor::from_f32_as_f16(dev, &[n, n], &bv)?;
+            let c = Tensor::zeros(dev, &[n, n], c_dtype)?;
+            let g = Gemm::plain(n, n, n, ta, tb, false);
+            let l = [coop_gemm_launch(&g, &a, &b, &c)?];
+            dev.run(&l)?;
+            dev.wait()?;
+            let flop = 2.0 * (n as f64).powi(3);
+            let t0 = Instant::now();
+            dev.run(&l)?;
+            dev.wait()?;
+            let once = t0.elapsed().as_secs_f64();
+            let reps = mode.reps(((0.5 / once) as usize).clamp(1, 200));
+            let mut best = f64::MAX;
+            for _ in 0..mode.runs() {
+                let t = Instant::now();
+                dev.run_repeated(&l, reps)?;
+                dev.wait()?;
+                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            // Sampled rows against the f64 reference of the same f16 values (see gemm's f32 check).
+            let out = c.to_f32()?;
+            let rows = common::sample(n, if n <= 512 { n } else { 16 });
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for &i in &rows {
+                // Row i of op(A) as a 1×n matrix.
+                let a_row: Vec<f64> = (0..n)
+                    .map(|k| {
+                        if ta {
+                            ar.data[k * n + i]
+                        } else {
+                            ar.data[i * n + k]
+                        }
+                    })
+                    .collect();
+                let a_row = Array::new(&[1, n], a_row);
+                want.extend(matmul(&a_row, &br, false, tb).data);
+                got.extend(out[i * n..(i + 1) * n].iter().map(|&v| v as f64));
+            }
+            let layout = format!(
+                "{}{}",
+                if ta { "T" } else { "N" },
+                if tb { "T" } else { "N" }
+            );
+            common::assert_matches(&format!("gemm --f16 {n} {layout}"), &got, &want, f16_tol(n));
+            println!(
+                "| {n} | {layout} | {c_dtype:?} | {:.3} | {:.1} |",
+                best * 1e3,
+                flop / best / 1e12
+            );
+        }
+        Ok(())
+    }
 }

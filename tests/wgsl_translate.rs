@@ -1,14 +1,18 @@
 //! Every WGSL file parses, validates, and translates to MSL, SPIR-V and HLSL through naga's
 //! backends — entry point by entry point, as wgpu compiles them — so a kernel that would break on
-//! Metal or DX12 fails here, on Linux, without either.
+//! Metal or DX12 fails here, on Linux, without either. The cooperative-matrix GEMM
+//! (`ops::matmul::coop`, only for adapters with the tiles) translates to SPIR-V; its HLSL and
+//! MSL outcomes are asserted as the expected failures they are.
 
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
+use wgtrain::ops::matmul::coop;
 
 #[test]
 fn every_wgsl_file_is_compiled_by_some_shader() {
     let parts: Vec<&str> = wgtrain::all_shaders()
         .iter()
+        .chain(coop::shaders().iter())
         .flat_map(|s| s.parts.iter().copied())
         .collect();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/wgsl");
@@ -57,6 +61,96 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
     );
 }
 
+/// The cooperative-matrix GEMM: every variant, stored layout (`TA`, `TB`) and fused neuron
+/// through naga's SPIR-V writer (what wgpu runs it with on Vulkan), and the expected outcomes
+/// elsewhere: naga's HLSL backend has no cooperative matrices (validation against its
+/// capabilities fails; its writer would reach `unimplemented!()`), and its MSL writer emits a
+/// 16×16 simdgroup type that Metal lacks (its simdgroup matrices are 8×8), so `coop_supported`,
+/// which asks the adapter for 16×16 tiles, is what keeps the kernel off DX12 and Metal.
+#[test]
+fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
+    let mut translated = 0;
+    for shader in coop::shaders() {
+        // The operands are f16: the variant wgpu compiles (`act = f16`).
+        let src = shader.source_for(wgtrain::DType::F16);
+        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+            panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src))
+        });
+        let info = Validator::new(ValidationFlags::all(), Capabilities::all())
+            .validate(&module)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: validation error:\n{}",
+                    shader.name,
+                    e.emit_to_string(&src)
+                )
+            });
+        assert!(
+            Validator::new(ValidationFlags::all(), hlsl::supported_capabilities())
+                .validate(&module)
+                .is_err(),
+            "{}: naga's HLSL backend now takes cooperative matrices: translate them here",
+            shader.name
+        );
+        let ep = &module.entry_points[0];
+        assert_eq!(
+            (module.entry_points.len(), ep.name.as_str()),
+            (1, coop::ENTRY)
+        );
+        let mut variants = Vec::new();
+        for (ta, tb) in [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)] {
+            let mut c = naga::back::PipelineConstants::default();
+            c.insert("TA".to_string(), ta);
+            c.insert("TB".to_string(), tb);
+            variants.push((format!(" with TA = {ta}, TB = {tb}"), c));
+        }
+        for code in neuron_codes() {
+            let mut c = naga::back::PipelineConstants::default();
+            c.insert("POST_OP".to_string(), code as f64);
+            variants.push((format!(" with POST_OP = {code}"), c));
+        }
+        for (what, constants) in &variants {
+            let name = format!("{}{what}", shader.name);
+            let (m, mi) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some((ep.stage, &ep.name)),
+                constants,
+            )
+            .unwrap_or_else(|e| panic!("{name}: overrides: {e:?}"));
+            spv::write_vec(
+                &m,
+                &mi,
+                &spv::Options::default(),
+                Some(&spv::PipelineOptions {
+                    shader_stage: ep.stage,
+                    entry_point: ep.name.clone(),
+                }),
+            )
+            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e:?}"));
+            let msl = msl::write_string(
+                &m,
+                &mi,
+                &msl::Options {
+                    lang_version: (2, 4),
+                    ..Default::default()
+                },
+                &msl::PipelineOptions {
+                    entry_point: Some((ep.stage, ep.name.clone())),
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name}: MSL: {e:?}"));
+            assert!(
+                msl.0.contains("simdgroup_half16x16"),
+                "{name}: naga's MSL of the 16×16 matrices changed: check whether Metal can run it"
+            );
+            translated += 1;
+        }
+    }
+    assert_eq!(translated, 4 * (4 + neuron_codes().len()));
+}
+
 /// Every neuron's op code: the `POST_OP` values a fused epilogue can be specialised for.
 fn neuron_codes() -> Vec<u32> {
     wgtrain::neuron::UnaryOp::all()
@@ -69,7 +163,12 @@ fn neuron_codes() -> Vec<u32> {
 fn every_shader_translates_to_msl_spirv_hlsl() {
     let mut specialised = 0;
     for shader in wgtrain::all_shaders() {
-        translate(shader, &shader.source(), hlsl::ShaderModel::V6_0, &mut specialised);
+        translate(
+            shader,
+            &shader.source(),
+            hlsl::ShaderModel::V6_0,
+            &mut specialised,
+        );
         // The f16 variant (`act = f16`) of every kernel that has one; HLSL needs SM 6.2 for f16.
         if shader.has_f16() {
             let mut f16_variants = 0;
@@ -110,15 +209,35 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
         wgtrain::launch::MAX_WORKGROUP_BYTES,
         "MAX_WORKGROUP_BYTES is stale"
     );
+    // The cooperative-matrix GEMM runs only where `coop_supported` found room for its own size.
+    for shader in coop::shaders() {
+        let module = naga::front::wgsl::parse_str(&shader.source_for(wgtrain::DType::F16)).unwrap();
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| v.space == naga::AddressSpace::WorkGroup)
+            .map(|(_, v)| module.types[v.ty].inner.size(module.to_ctx()))
+            .sum();
+        assert_eq!(
+            bytes,
+            coop::WORKGROUP_BYTES,
+            "{}: coop::WORKGROUP_BYTES is stale",
+            shader.name
+        );
+    }
 }
 
 /// Parses, validates and translates one variant of a shader (MSL, SPIR-V, HLSL), every override
 /// specialisation included; counts the neuron-specialised variants.
-fn translate(shader: &wgtrain::launch::Shader, src: &str, hlsl_model: hlsl::ShaderModel, specialised: &mut usize) {
+fn translate(
+    shader: &wgtrain::launch::Shader,
+    src: &str,
+    hlsl_model: hlsl::ShaderModel,
+    specialised: &mut usize,
+) {
     let src = src.to_string();
-    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
-        panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src))
-    });
+    let module = naga::front::wgsl::parse_str(&src)
+        .unwrap_or_else(|e| panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src)));
     let info = Validator::new(ValidationFlags::all(), Capabilities::all())
         .validate(&module)
         .unwrap_or_else(|e| {

@@ -1,0 +1,243 @@
+//! The tensor-core GEMM: f16 operands, f32 accumulation in 16×16×16 cooperative matrices
+//! (wgpu's `EXPERIMENTAL_COOPERATIVE_MATRIX`; the H100/H200 report the tile through Vulkan),
+//! C in f32 or f16. The same problem description as the f32 core ([`Gemm`]: batch, either
+//! operand transposed in memory, alpha, accumulate, a fused neuron), not yet chosen by the
+//! graph compiler: a caller asks for it with [`coop_gemm_launch`], which says with an `Err` when
+//! the adapter has no such tiles.
+//! WGSL: `wgsl/gemm_coop.wgsl` (main loop, epilogue) with its operand loaders
+//! (`gemm_coop_vec4.wgsl` for rows of a multiple of 4 halves, `gemm_coop_any.wgsl` otherwise)
+//! and C's element type (`gemm_coop_f32.wgsl`, `gemm_coop_f16.wgsl`).
+//! CPU reference: `reference::matmul` on the operands rounded to f16; tolerance `reference::f16_tol`.
+
+use crate::device::Device;
+use crate::error::{Error, Result, Unit};
+use crate::launch::{Launch, Shader, f};
+use crate::ops::matmul::gpu::Gemm;
+use crate::tensor::{DType, MAX_ELEMENTS, Tensor};
+
+const CORE: &str = include_str!("../../../wgsl/gemm_coop.wgsl");
+const VEC4: &str = include_str!("../../../wgsl/gemm_coop_vec4.wgsl");
+const ANY: &str = include_str!("../../../wgsl/gemm_coop_any.wgsl");
+const C_F32: &str = include_str!("../../../wgsl/gemm_coop_f32.wgsl");
+const C_F16: &str = include_str!("../../../wgsl/gemm_coop_f16.wgsl");
+
+/// Rows of a multiple of 4 halves, C in f32.
+pub static SHADER_VEC4_F32: Shader = Shader {
+    name: "gemm_coop_vec4_f32",
+    parts: &[CORE, crate::neuron::WGSL, VEC4, C_F32],
+};
+/// Any shape, C in f32.
+pub static SHADER_ANY_F32: Shader = Shader {
+    name: "gemm_coop_any_f32",
+    parts: &[CORE, crate::neuron::WGSL, ANY, C_F32],
+};
+/// Rows of a multiple of 4 halves, C in f16.
+pub static SHADER_VEC4_F16: Shader = Shader {
+    name: "gemm_coop_vec4_f16",
+    parts: &[CORE, crate::neuron::WGSL, VEC4, C_F16],
+};
+/// Any shape, C in f16.
+pub static SHADER_ANY_F16: Shader = Shader {
+    name: "gemm_coop_any_f16",
+    parts: &[CORE, crate::neuron::WGSL, ANY, C_F16],
+};
+
+/// Every variant (the naga translation test walks them; they are not in `all_shaders()`, whose
+/// kernels must run on every adapter).
+pub fn shaders() -> [&'static Shader; 4] {
+    [
+        &SHADER_VEC4_F32,
+        &SHADER_ANY_F32,
+        &SHADER_VEC4_F16,
+        &SHADER_ANY_F16,
+    ]
+}
+
+/// The kernel's entry point.
+pub const ENTRY: &str = "gemm_coop";
+/// Rows and columns of C per workgroup.
+pub const BLOCK: usize = 128;
+/// Workgroup memory the kernel declares: two double-buffered 128×32 operand blocks of f16
+/// (rows padded) and a 16×16 f32 tile per subgroup for the guarded epilogue.
+pub const WORKGROUP_BYTES: u32 = 45_056;
+/// The one subgroup size the kernel is written for: 128 invocations must be 4 subgroups, one per
+/// 64×64 quarter of the block.
+pub const SUBGROUP_SIZE: u32 = 32;
+
+/// `Ok` when `dev` can run the kernel: a 16×16×16 f16 → f32 cooperative-matrix tile, f16 in
+/// shaders, subgroups of exactly 32 and enough workgroup memory; else an `Err` naming what is
+/// missing (the kernel has no fallback of its own: the caller keeps the f32 core).
+pub fn coop_supported(dev: &Device) -> Result<()> {
+    let caps = dev.caps();
+    let tile = caps
+        .cooperative_matrix
+        .iter()
+        .any(|t| t.m == 16 && t.n == 16 && t.k == 16 && t.ab == "F16" && t.acc == "F32");
+    if !tile || !caps.shader_f16 {
+        let offered: Vec<String> = caps
+            .cooperative_matrix
+            .iter()
+            .map(|t| format!("{}×{}×{} {}→{}", t.m, t.n, t.k, t.ab, t.acc))
+            .collect();
+        return Err(Error::Device(format!(
+            "{}: the adapter has no cooperative-matrix f16 tiles (16×16×16 f16 → f32 needed, \
+             with SHADER_F16 {}; it offers: {})",
+            dev.name(),
+            caps.shader_f16,
+            if offered.is_empty() {
+                "none".to_string()
+            } else {
+                offered.join(", ")
+            }
+        )));
+    }
+    if !caps.subgroup || caps.subgroup_size != (SUBGROUP_SIZE, SUBGROUP_SIZE) {
+        return Err(Error::Device(format!(
+            "{}: the cooperative-matrix GEMM needs subgroups of exactly {SUBGROUP_SIZE} \
+             (the adapter reports subgroups {}, sizes {}..{})",
+            dev.name(),
+            caps.subgroup,
+            caps.subgroup_size.0,
+            caps.subgroup_size.1
+        )));
+    }
+    if caps.max_workgroup_storage < WORKGROUP_BYTES {
+        return Err(Error::TooLarge {
+            what: format!("{}: the cooperative-matrix GEMM", dev.name()),
+            amount: WORKGROUP_BYTES as u64,
+            limit: caps.max_workgroup_storage as u64,
+            unit: Unit::WorkgroupBytes,
+        });
+    }
+    Ok(())
+}
+
+/// Elements an operand of `rows`×`cols` per batch, `stride` apart, spans: `None` on overflow.
+fn span(batch: usize, stride: usize, rows: usize, cols: usize) -> Option<usize> {
+    (batch - 1)
+        .checked_mul(stride)?
+        .checked_add(rows.checked_mul(cols)?)
+}
+
+/// Checks `g` against the tensors: dimensions of at least 1, each operand's span inside its
+/// tensor, indices within u32, C's batches not overlapping.
+fn check(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<()> {
+    let op = "coop_gemm";
+    if g.m == 0 || g.n == 0 || g.k == 0 || g.batch == 0 {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!(
+                "M, N, K and the batch must be at least 1, got {}×{}×{} over {}",
+                g.m, g.n, g.k, g.batch
+            ),
+        });
+    }
+    if g.batch > 1 && g.m.checked_mul(g.n).is_none_or(|mn| g.c_stride < mn) {
+        return Err(Error::Shape {
+            op: op.into(),
+            msg: format!(
+                "C's batch stride {} is less than its {}×{} matrix (batches would overlap)",
+                g.c_stride, g.m, g.n
+            ),
+        });
+    }
+    let (ar, ac) = if g.trans_a { (g.k, g.m) } else { (g.m, g.k) };
+    let (br, bc) = if g.trans_b { (g.n, g.k) } else { (g.k, g.n) };
+    for (name, t, stride, rows, cols) in [
+        ("A", a, g.a_stride, ar, ac),
+        ("B", b, g.b_stride, br, bc),
+        ("C", c, g.c_stride, g.m, g.n),
+    ] {
+        if t.numel() as u64 > MAX_ELEMENTS {
+            return Err(Error::TooLarge {
+                what: format!("{op}: {name} {:?}", t.shape),
+                amount: t.numel() as u64,
+                limit: MAX_ELEMENTS,
+                unit: Unit::Elements,
+            });
+        }
+        let need = span(g.batch, stride, rows, cols);
+        if need.is_none_or(|n| n > t.numel()) {
+            return Err(Error::Shape {
+                op: op.into(),
+                msg: format!(
+                    "{name} {:?} does not hold {} matrices of {rows}×{cols}, {stride} elements apart",
+                    t.shape, g.batch
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Prepares `C = fused(alpha · op(A) · op(B) (+ C))` on the tensor cores: A and B in f16, C in f32
+/// or f16 (accumulated in f32 either way, rounded once when stored). Any M, N, K ≥ 1 (edges are
+/// staged as zeros), batch strides as in [`Gemm`] (0 shares an operand). `Err` when the adapter
+/// cannot run it ([`coop_supported`], checked after the arguments), on a dtype other than those,
+/// or when `g` does not fit the tensors; `g.fused` and `accumulate` take the guarded epilogue.
+pub fn coop_gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
+    let dev = &a.device;
+    a.expect_dtype("coop_gemm A", DType::F16)?;
+    b.expect_dtype("coop_gemm B", DType::F16)?;
+    if c.dtype == DType::U32 {
+        return Err(Error::Invalid(format!(
+            "coop_gemm C: expected an F32 or F16 tensor, got U32 {:?}",
+            c.shape
+        )));
+    }
+    check(g, a, b, c)?;
+    // After the argument checks, so that they are testable on any adapter.
+    coop_supported(dev)?;
+    // 8-byte loads need every row and batch of both operands to start on 4 halves.
+    let a_cols = if g.trans_a { g.m } else { g.k };
+    let b_cols = if g.trans_b { g.k } else { g.n };
+    let vec4 = [a_cols, b_cols, g.a_stride, g.b_stride]
+        .iter()
+        .all(|d| d.is_multiple_of(4));
+    let shader = match (vec4, c.dtype) {
+        (true, DType::F32) => &SHADER_VEC4_F32,
+        (false, DType::F32) => &SHADER_ANY_F32,
+        (true, _) => &SHADER_VEC4_F16,
+        (false, _) => &SHADER_ANY_F16,
+    };
+    // Nothing to apply, and 16-byte aligned rows: whole tiles go straight from the accumulators.
+    let direct = c.dtype == DType::F32
+        && !g.accumulate
+        && g.alpha == 1.0
+        && g.fused.is_none()
+        && g.n.is_multiple_of(4)
+        && g.c_stride.is_multiple_of(4);
+    let (code, pa, pb) = g.fused.map_or((0, 0.0, 0.0), |u| u.code());
+    // `check` bounded every span by a u32 element count.
+    let words = [
+        g.m as u32,
+        g.n as u32,
+        g.k as u32,
+        g.a_stride as u32,
+        g.b_stride as u32,
+        g.c_stride as u32,
+        g.accumulate as u32,
+        f(g.alpha),
+        g.fused.is_some() as u32,
+        code,
+        f(pa),
+        f(pb),
+        direct as u32,
+    ];
+    let mut constants = crate::neuron::fused_constants(g.fused);
+    constants.push(("TA", g.trans_a as u32 as f64));
+    constants.push(("TB", g.trans_b as u32 as f64));
+    let groups = [
+        g.n.div_ceil(BLOCK) as u32,
+        g.m.div_ceil(BLOCK) as u32,
+        u32::try_from(g.batch).unwrap_or(u32::MAX),
+    ];
+    dev.launch(
+        shader,
+        ENTRY,
+        &constants,
+        &words,
+        &[a.buffer(), b.buffer(), c.buffer()],
+        groups,
+    )
+}
