@@ -5,8 +5,11 @@
 //! ```text
 //! cargo run --release --example mnist [-- --epochs 5 --batch 32 --lr 0.002 --target 0.98
 //!                                        --out runs/mnist --resume --data DIR --mps-size
-//!                                        --just-in-time --skip-non-finite --check-activations]
+//!                                        --just-in-time --skip-non-finite --check-activations
+//!                                        --f16]
 //! ```
+//! `--f16` trains in mixed precision (f16 activations and gradients, f32 weights, dynamic loss
+//! scaling; needs SHADER_F16).
 //! `--just-in-time` keeps weights, gradients and Adam's moments on the host, one layer at a time
 //! on the GPU (peak memory bounded by the largest layer; slower). A step whose loss or gradients
 //! go NaN or infinite stops the run with an error naming it; `--skip-non-finite` skips such steps
@@ -16,6 +19,7 @@
 use std::path::PathBuf;
 
 use wgtrain::Device;
+use wgtrain::compile::Precision;
 use wgtrain::data::Mnist;
 use wgtrain::optim::schedule::Schedule;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
@@ -62,6 +66,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             NonFinitePolicy::Stop
         },
         check_activations: args.iter().any(|a| a == "--check-activations"),
+        precision: if args.iter().any(|a| a == "--f16") {
+            Precision::F16
+        } else {
+            Precision::F32
+        },
     };
     let lr: f64 = arg(&args, "--lr", 0.002)?;
     let base = if args.iter().any(|a| a == "--mps-size") {

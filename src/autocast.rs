@@ -137,7 +137,11 @@ pub(crate) fn autocast(
             let scale = out.slice("loss_scale/value", state, window)?;
             loss_scale = Some(scale);
             let ones = out_f32(&mut out, &mut casts, v)?;
-            v = out.add(&n.name, ElementwiseOp::Binary(BinaryOp::Mul), &[ones, scale])?;
+            v = out.add(
+                &n.name,
+                ElementwiseOp::Binary(BinaryOp::Mul),
+                &[ones, scale],
+            )?;
         }
         let ports: Vec<Value> = (0..n.outputs.len())
             .map(|port| Value { node: v.node, port })

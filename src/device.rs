@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::{Error, Result, Unit};
 use crate::dtype::DType;
+use crate::error::{Error, Result, Unit};
 
 /// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
 #[derive(Clone, Debug)]
@@ -410,14 +410,23 @@ impl std::fmt::Debug for Device {
 
 type Key = (&'static str, DType, String, String);
 
+/// Per storage binding, the byte width of the elements an entry point reads there.
+pub(crate) type BindingWidths = Arc<HashMap<u32, u32>>;
+
 /// Byte width of the elements each entry point reads at each storage binding.
-type Widths = HashMap<String, Arc<HashMap<u32, u32>>>;
+type Widths = HashMap<String, BindingWidths>;
+
+/// A compiled module and what its entry points read.
+type Module = (Arc<wgpu::ShaderModule>, Arc<Widths>);
+
+/// A pipeline and what it reads.
+type Pipeline = (Arc<wgpu::ComputePipeline>, BindingWidths);
 
 /// Compiled pipelines by (shader name, storage variant, entry point, constants).
 #[derive(Default)]
 pub struct PipelineCache {
-    modules: Mutex<HashMap<(&'static str, DType), (Arc<wgpu::ShaderModule>, Arc<Widths>)>>,
-    pipelines: Mutex<HashMap<Key, (Arc<wgpu::ComputePipeline>, Arc<HashMap<u32, u32>>)>>,
+    modules: Mutex<HashMap<(&'static str, DType), Module>>,
+    pipelines: Mutex<HashMap<Key, Pipeline>>,
 }
 
 /// Per entry point, the element width (bytes of its scalar) of every storage binding it uses,
@@ -470,7 +479,7 @@ impl Device {
         source: impl FnOnce() -> String,
         entry: &str,
         constants: &[(&str, f64)],
-    ) -> Result<(Arc<wgpu::ComputePipeline>, Arc<HashMap<u32, u32>>)> {
+    ) -> Result<Pipeline> {
         let key: Key = (name, act, entry.to_string(), format!("{constants:?}"));
         let cache = &self.0.cache;
         if let Some(p) = cache.pipelines.lock().unwrap().get(&key) {

@@ -86,7 +86,9 @@ impl Shader {
 
     /// Whether the kernels have an f16 variant (they name the `act` storage type).
     pub fn has_f16(&self) -> bool {
-        self.parts.iter().any(|p| p.contains("array<act>") || p.contains("<act>"))
+        self.parts
+            .iter()
+            .any(|p| p.contains("array<act>") || p.contains("<act>"))
     }
 }
 
@@ -189,8 +191,13 @@ impl Device {
                 self.name()
             )));
         }
-        let (pipeline, widths) =
-            self.pipeline(shader.name, act, || shader.source_for(act), entry, constants)?;
+        let (pipeline, widths) = self.pipeline(
+            shader.name,
+            act,
+            || shader.source_for(act),
+            entry,
+            constants,
+        )?;
         for (i, b) in buffers.iter().enumerate() {
             let slot = i as u32 + 1;
             if let (Some(dt), Some(&w)) = (b.dtype, widths.get(&slot))

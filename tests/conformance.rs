@@ -369,9 +369,16 @@ fn check_f16(dev: &Device, s: &Sample) -> Check {
         .op
         .primitive()
         .is_some_and(|p| p.supports_f16() && !p.fixed_f32_output(y.port));
-    let dtype = g.compile(dev, &[y], &opts).map_err(err)?.tensor(y).map_err(err)?.dtype();
+    let dtype = g
+        .compile(dev, &[y], &opts)
+        .map_err(err)?
+        .tensor(y)
+        .map_err(err)?
+        .dtype();
     if f16_op != (dtype == DType::F16) {
-        return Err(format!("f16 kernels: {f16_op}, but the output is {dtype:?}"));
+        return Err(format!(
+            "f16 kernels: {f16_op}, but the output is {dtype:?}"
+        ));
     }
     let Weighted {
         mut g,
@@ -412,7 +419,10 @@ fn gpu_f16_matches_reference() {
                 precision: Precision::F16,
                 ..Options::default()
             };
-            let e = g.compile(dev, &[y], &opts).err().expect("F16 without SHADER_F16");
+            let e = g
+                .compile(dev, &[y], &opts)
+                .err()
+                .expect("F16 without SHADER_F16");
             assert!(e.to_string().contains("SHADER_F16"), "{e}");
             eprintln!("{}: no SHADER_F16, f16 refused as it should be", dev.name());
             return;

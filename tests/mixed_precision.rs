@@ -53,9 +53,15 @@ fn each_f16_device(test: &str, f: impl Fn(&Device)) {
             return f(dev);
         }
         let (g, loss) = regression(4);
-        let e = Model::new(dev, &g, loss, OptimizerConfig::adam(0.01), mixed(LossScale::default()))
-            .err()
-            .expect("F16 without SHADER_F16 is refused");
+        let e = Model::new(
+            dev,
+            &g,
+            loss,
+            OptimizerConfig::adam(0.01),
+            mixed(LossScale::default()),
+        )
+        .err()
+        .expect("F16 without SHADER_F16 is refused");
         assert!(e.to_string().contains("SHADER_F16"), "{e}");
         eprintln!("{}: no SHADER_F16; refused as it should be", dev.name());
     });
@@ -75,12 +81,25 @@ fn a_regression_trains_in_mixed_precision_like_f32() {
         let mut f = Model::new(dev, &g, loss, adam, f32_cfg).unwrap();
         // Activations really are f16, weights f32.
         let s = m.summary();
-        assert!(m.compiled().graph.nodes.iter().any(|n| n.outputs[0].1 == DType::F16), "{s}");
-        assert_eq!(m.compiled().param("fc1.weight").unwrap().dtype(), DType::F32);
+        assert!(
+            m.compiled()
+                .graph
+                .nodes
+                .iter()
+                .any(|n| n.outputs[0].1 == DType::F16),
+            "{s}"
+        );
+        assert_eq!(
+            m.compiled().param("fc1.weight").unwrap().dtype(),
+            DType::F32
+        );
         m.step(&batch).unwrap();
         f.step(&batch).unwrap();
         let (m0, f0) = (m.loss().unwrap(), f.loss().unwrap());
-        assert!((m0 - f0).abs() <= 0.01 * (1.0 + f0.abs()), "first loss {m0} vs f32 {f0}");
+        assert!(
+            (m0 - f0).abs() <= 0.01 * (1.0 + f0.abs()),
+            "first loss {m0} vs f32 {f0}"
+        );
         for _ in 0..300 {
             m.step(&batch).unwrap();
             f.step(&batch).unwrap();
@@ -125,11 +144,19 @@ fn the_loss_scale_halves_on_overflow_skips_the_update_and_grows_back() {
         }
         eprintln!("scales {scales:?}, skipped {skipped:?}");
         let first_clean = skipped.iter().position(|&n| n == 0).expect("a clean step");
-        assert!(first_clean >= 1, "the first step must overflow: {skipped:?}");
+        assert!(
+            first_clean >= 1,
+            "the first step must overflow: {skipped:?}"
+        );
         // Three clean steps in a row double the scale (here back to one that overflows, which
         // the next step halves again: the scaler settles, as PyTorch's does).
         let s = scales[first_clean];
-        assert!(skipped[first_clean..first_clean + 3].iter().all(|&n| n == 0), "{skipped:?}");
+        assert!(
+            skipped[first_clean..first_clean + 3]
+                .iter()
+                .all(|&n| n == 0),
+            "{skipped:?}"
+        );
         assert_eq!(scales[first_clean + 3], 2.0 * s, "{scales:?}");
         assert_eq!(m.overflow_steps(), skipped.iter().sum::<u64>());
         assert_eq!(m.skipped_steps(), 0, "overflows are not failures");
@@ -158,13 +185,20 @@ fn a_mixed_precision_model_resumes_exactly_with_its_loss_scale() {
         assert_eq!(b.loss_scale().unwrap(), Some(1024.0));
         b.load(&path).unwrap();
         assert_eq!(b.loss_scale().unwrap(), a.loss_scale().unwrap());
-        assert_eq!(a.loss_scale().unwrap(), Some(2048.0), "4 clean steps doubled it");
+        assert_eq!(
+            a.loss_scale().unwrap(),
+            Some(2048.0),
+            "4 clean steps doubled it"
+        );
         for _ in 0..5 {
             a.step(&batch).unwrap();
             b.step(&batch).unwrap();
         }
         assert_eq!(a.loss().unwrap().to_bits(), b.loss().unwrap().to_bits());
-        assert_eq!(a.param("fc2.weight").unwrap(), b.param("fc2.weight").unwrap());
+        assert_eq!(
+            a.param("fc2.weight").unwrap(),
+            b.param("fc2.weight").unwrap()
+        );
         assert_eq!(a.loss_scale().unwrap(), b.loss_scale().unwrap());
         std::fs::remove_dir_all(&dir).ok();
     });
@@ -208,7 +242,10 @@ fn options_that_cannot_work_are_refused() {
             ),
         ];
         for (what, opts, says) in cases {
-            let e = g.compile(dev, &[loss], &opts).err().unwrap_or_else(|| panic!("{what}"));
+            let e = g
+                .compile(dev, &[loss], &opts)
+                .err()
+                .unwrap_or_else(|| panic!("{what}"));
             assert!(e.to_string().contains(says), "{what}: {e}");
         }
         // A graph that already has a node named like the scale's state.
@@ -231,8 +268,7 @@ fn options_that_cannot_work_are_refused() {
         let w_hh = wgtrain::Tensor::from_f32(dev, &[16, 4], &[0.1; 64]).unwrap();
         let b = wgtrain::Tensor::from_f32(dev, &[16], &[0.0; 16]).unwrap();
         let e = wgtrain::ops::recurrent::gpu::forward(&op, &[&x, &w_ih, &w_hh, &b, &b])
-            .err()
-            .expect("f16 x with f32 weights");
+            .expect_err("f16 x with f32 weights");
         assert!(e.to_string().contains("binding"), "{e}");
     });
 }
@@ -262,8 +298,48 @@ fn mnist_trains_in_mixed_precision() {
         let (first, _) = t.train_epoch(&train, None).unwrap();
         let (second, _) = t.train_epoch(&train, None).unwrap();
         let after = t.accuracy(&test).unwrap();
-        eprintln!("mixed mnist: accuracy {before:.3} -> {after:.3}, loss {first:.3} -> {second:.3}");
+        eprintln!(
+            "mixed mnist: accuracy {before:.3} -> {after:.3}, loss {first:.3} -> {second:.3}"
+        );
         assert!(second < 0.7 * first, "loss {first} -> {second}");
-        assert!(after > 0.6 && after > before + 0.4, "accuracy {before} -> {after}");
+        assert!(
+            after > 0.6 && after > before + 0.4,
+            "accuracy {before} -> {after}"
+        );
+    });
+}
+
+#[test]
+fn a_large_f16_matmul_matches_the_reference() {
+    // Big enough for the tensor-core GEMM where the adapter has f16 cooperative-matrix tiles
+    // (the H100/H200 through Vulkan), the tiled core elsewhere; K not a multiple of the tile.
+    each_f16_device("mixed matmul", |dev| {
+        let (m, k, n) = (260, 72, 257);
+        let mut g = Graph::new();
+        let a = g.input("a", &[m, k]).unwrap();
+        let b = g.input("b", &[k, n]).unwrap();
+        let y = g.matmul("y", a, b).unwrap();
+        let round = |v: Vec<f32>| -> Vec<f32> {
+            v.into_iter()
+                .map(|x| half::f16::from_f32(x).to_f32())
+                .collect()
+        };
+        let av = round(wgtrain::reference::Array::seeded(&[m, k], 1).to_f32());
+        let bv = round(wgtrain::reference::Array::seeded(&[k, n], 2).to_f32());
+        let opts = Options {
+            precision: Precision::F16,
+            ..Options::default()
+        };
+        let c = g.compile(dev, &[y], &opts).unwrap();
+        c.set("a", &av).unwrap();
+        c.set("b", &bv).unwrap();
+        c.step().unwrap();
+        let got = c.read(y).unwrap();
+        assert_eq!(c.tensor(y).unwrap().dtype(), DType::F16);
+        let mut feeds = std::collections::HashMap::new();
+        feeds.insert("a".to_string(), wgtrain::reference::Array::from_f32(&[m, k], &av));
+        feeds.insert("b".to_string(), wgtrain::reference::Array::from_f32(&[k, n], &bv));
+        let want = g.eval_reference(&feeds, &[y]).unwrap();
+        common::close_to("f16 matmul", &got, &want[0].data, wgtrain::reference::f16_tol(4));
     });
 }

@@ -84,14 +84,18 @@ impl Graph {
                         .map_err(|e| e.context(format!("node {:?}", n.name)))?;
                     // Mixed precision stores an op's f32 outputs as f16 where it has f16 kernels.
                     let agrees = want.len() == n.outputs.len()
-                        && want.iter().zip(&n.outputs).enumerate().all(|(port, (w, o))| {
-                            w == o
-                                || (w.0 == o.0
-                                    && w.1 == DType::F32
-                                    && o.1 == DType::F16
-                                    && p.supports_f16()
-                                    && !p.fixed_f32_output(port))
-                        });
+                        && want
+                            .iter()
+                            .zip(&n.outputs)
+                            .enumerate()
+                            .all(|(port, (w, o))| {
+                                w == o
+                                    || (w.0 == o.0
+                                        && w.1 == DType::F32
+                                        && o.1 == DType::F16
+                                        && p.supports_f16()
+                                        && !p.fixed_f32_output(port))
+                            });
                     if !agrees {
                         return Err(err(format!(
                             "outputs {:?}, but its op infers {want:?}",

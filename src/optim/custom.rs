@@ -117,7 +117,13 @@ fn shader_for(source: &str) -> &'static Shader {
 pub(crate) fn compile(device: &Device, c: &CustomUpdate) -> Result<&'static Shader> {
     let shader = shader_for(&c.source);
     device
-        .pipeline(shader.name, DType::F32, || shader.source(), "custom_update", &[])
+        .pipeline(
+            shader.name,
+            DType::F32,
+            || shader.source(),
+            "custom_update",
+            &[],
+        )
         .map_err(|e| {
             let msg = match e {
                 Error::Gpu(m) => m,

@@ -5,11 +5,9 @@ use crate::ops::sample::Sample;
 use crate::tensor::DType;
 
 pub fn samples() -> Vec<Sample> {
-    vec![
-        Sample::new("cast/round_trip", |g, s| {
-            let x = g.input("x", &[7, 33 * s])?;
-            let h = g.cast("h", x, DType::F16)?;
-            g.cast("y", h, DType::F32)
-        }),
-    ]
+    vec![Sample::new("cast/round_trip", |g, s| {
+        let x = g.input("x", &[7, 33 * s])?;
+        let h = g.cast("h", x, DType::F16)?;
+        g.cast("y", h, DType::F32)
+    })]
 }

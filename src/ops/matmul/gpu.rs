@@ -170,6 +170,16 @@ pub fn gemm_split(g: &Gemm) -> (usize, usize) {
 /// (`gemm_split`): the splits' partial products go to a scratch tensor and `gemm_sum` adds them,
 /// then accumulates and applies the fused neuron.
 pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Prepared> {
+    // f16 operands on an adapter with f16 cooperative-matrix tiles: the tensor-core GEMM, when
+    // the output fills at least a few of its 128×128 blocks.
+    if a.dtype() == DType::F16
+        && b.dtype() == DType::F16
+        && g.m.saturating_mul(g.n).saturating_mul(g.batch)
+            >= 4 * super::coop::BLOCK * super::coop::BLOCK
+        && super::coop::coop_supported(&a.device).is_ok()
+    {
+        return Ok(Prepared::one(super::coop::coop_gemm_launch(g, a, b, c)?));
+    }
     let (splits, chunk) = gemm_split(g);
     if splits == 1 {
         return Ok(Prepared::one(gemm_launch(g, a, b, c)?));
