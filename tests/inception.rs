@@ -112,10 +112,13 @@ fn a_narrow_inception_v3_trains() {
         let mut t = Trainer::new(dev, net, OptimizerConfig::adam(0.003), cfg).unwrap();
         assert_eq!(t.compiled().stats().submits_per_step, 1);
         let (first, _) = t.train_epoch(&data, None).unwrap();
-        let mut last = first;
-        for _ in 0..5 {
-            last = t.train_epoch(&data, None).unwrap().0;
+        let mut losses = Vec::new();
+        for _ in 0..9 {
+            losses.push(t.train_epoch(&data, None).unwrap().0);
         }
-        assert!(last < 0.7 * first, "loss {first} -> {last}");
+        // The H200 fell to 0.74× in 6 steps where lavapipe fell below 0.7× (rounding differs);
+        // 10 steps leave room on both.
+        let last = *losses.last().unwrap();
+        assert!(last < 0.7 * first, "loss {first} -> {losses:?}");
     });
 }
