@@ -337,9 +337,59 @@ fn a_large_f16_matmul_matches_the_reference() {
         let got = c.read(y).unwrap();
         assert_eq!(c.tensor(y).unwrap().dtype(), DType::F16);
         let mut feeds = std::collections::HashMap::new();
-        feeds.insert("a".to_string(), wgtrain::reference::Array::from_f32(&[m, k], &av));
-        feeds.insert("b".to_string(), wgtrain::reference::Array::from_f32(&[k, n], &bv));
+        feeds.insert(
+            "a".to_string(),
+            wgtrain::reference::Array::from_f32(&[m, k], &av),
+        );
+        feeds.insert(
+            "b".to_string(),
+            wgtrain::reference::Array::from_f32(&[k, n], &bv),
+        );
         let want = g.eval_reference(&feeds, &[y]).unwrap();
-        common::close_to("f16 matmul", &got, &want[0].data, wgtrain::reference::f16_tol(4));
+        common::close_to(
+            "f16 matmul",
+            &got,
+            &want[0].data,
+            wgtrain::reference::f16_tol(4),
+        );
+    });
+}
+
+#[test]
+fn just_in_time_weights_train_in_mixed_precision_without_a_loss_scale() {
+    each_f16_device("mixed just in time", |dev| {
+        let (mut g, loss) = regression(8);
+        let tr = g.training(loss).unwrap();
+        let opts = Options {
+            training: Some(&tr),
+            precision: Precision::F16,
+            residency: Residency::JustInTime,
+            ..Options::default()
+        };
+        let mut c = g.compile(dev, &[loss], &opts).unwrap();
+        let layout = c.param_layout().expect("a training graph").clone();
+        let groups = vec![wgtrain::optim::ParamGroup::range(0..layout.len())];
+        let mut opt = c.optimizer(OptimizerConfig::adam(0.01), groups).unwrap();
+        c.attach_optimizer(&opt).unwrap();
+        let w1: Vec<f32> = (0..32).map(|i| (i as f32 / 16.0 - 1.0) * 0.5).collect();
+        c.set("fc1.weight", &w1).unwrap();
+        c.set("fc1.bias", &[0.0; 32]).unwrap();
+        c.set("fc2.weight", &[0.1; 32]).unwrap();
+        c.set("fc2.bias", &[0.0; 1]).unwrap();
+        let (xs, ys): (Vec<f32>, Vec<f32>) = (0..8)
+            .map(|i| {
+                let x = -1.0 + 2.0 * i as f32 / 8.0;
+                (x, (3.0 * x).sin())
+            })
+            .unzip();
+        c.set("x", &xs).unwrap();
+        c.set("y", &ys).unwrap();
+        let mut losses = Vec::new();
+        for _ in 0..40 {
+            opt.prepare_step().unwrap();
+            c.step().unwrap();
+            losses.push(c.read(loss).unwrap()[0]);
+        }
+        assert!(losses[39] < 0.5 * losses[0], "{losses:?}");
     });
 }

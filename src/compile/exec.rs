@@ -115,7 +115,8 @@ impl Compiled {
         &self.program.stats
     }
 
-    /// The values readable after a step.
+    /// The values readable after a step, as values of `self.graph` (in mixed precision, the
+    /// rewritten graph's).
     pub fn outputs(&self) -> &[Value] {
         &self.program.outputs
     }
@@ -451,6 +452,7 @@ impl Compiled {
     pub fn carry(&mut self, state: &CarriedState) -> Result<()> {
         let mut carried = Vec::with_capacity(state.pairs.len());
         for &(from, to) in &state.pairs {
+            let (from, to) = (self.resolve(from)?, self.resolve(to)?);
             let name = |v: Value| {
                 self.graph
                     .nodes
@@ -470,7 +472,7 @@ impl Compiled {
                     name(to)
                 )));
             }
-            let (a, b) = (self.tensor(from)?, self.tensor(to)?);
+            let (a, b) = (self.own_tensor(from)?, self.own_tensor(to)?);
             if a.shape() != b.shape() || a.dtype() != b.dtype() {
                 return Err(Error::Shape {
                     op: format!("carry {:?} -> {:?}", name(from), name(to)),

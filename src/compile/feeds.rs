@@ -75,7 +75,8 @@ impl Compiled {
 
     /// Whether a step reads `v` (a live input or parameter).
     pub fn reads(&self, v: Value) -> bool {
-        self.feeds.required.contains(&v.node)
+        self.resolve(v)
+            .is_ok_and(|v| self.feeds.required.contains(&v.node))
     }
 
     /// The names of the live inputs (what a step must be fed).
