@@ -55,7 +55,7 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "softmax", shaders: &[&softmax::gpu::SHADER], samples: softmax::samples::samples },
     Family { name: "loss", shaders: &[&loss::gpu::SHADER], samples: loss::samples::samples },
     Family { name: "recurrent", shaders: &[&recurrent::gpu::FORWARD, &recurrent::gpu::PREP, &recurrent::gpu::BACKWARD, &recurrent::gpu::FINAL], samples: recurrent::samples::samples },
-    Family { name: "cast", shaders: &[&cast::gpu::SHADER], samples: cast::samples::samples },
+    Family { name: "cast", shaders: &[&cast::gpu::SHADER, &cast::gpu::COPY], samples: cast::samples::samples },
     Family { name: "prelu", shaders: &[&prelu::gpu::SHADER], samples: prelu::samples::samples },
 ];
 

@@ -9,11 +9,19 @@ pub(crate) static SHADER: Shader = Shader {
     parts: &[PRELUDE, include_str!("../../../wgsl/cast.wgsl")],
 };
 
-/// `y = x` in `y`'s dtype (f32 ↔ f16), divided by `scale[0]` when given.
+/// A cast to the dtype the value has: a copy in either storage variant.
+pub(crate) static COPY: Shader = Shader {
+    name: "cast_copy",
+    parts: &[PRELUDE, include_str!("../../../wgsl/cast_copy.wgsl")],
+};
+
+/// `y = x` in `y`'s dtype (f32 ↔ f16, or a copy when they agree), divided by `scale[0]` when
+/// given.
 pub fn cast_launch(x: &Tensor, y: &Tensor, scale: Option<&Tensor>) -> Result<Launch> {
-    let entry = match (x.dtype(), y.dtype()) {
-        (DType::F32, DType::F16) => "to_f16",
-        (DType::F16, DType::F32) => "to_f32",
+    let (shader, entry) = match (x.dtype(), y.dtype()) {
+        (DType::F32, DType::F16) => (&SHADER, "to_f16"),
+        (DType::F16, DType::F32) => (&SHADER, "to_f32"),
+        (a, b) if a == b && a != DType::U32 => (&COPY, "copy"),
         (a, b) => {
             return Err(Error::Invalid(format!(
                 "cast: {a:?} to {b:?} (casts go between f32 and f16)"
@@ -38,7 +46,7 @@ pub fn cast_launch(x: &Tensor, y: &Tensor, scale: Option<&Tensor>) -> Result<Lau
     // Unscaled casts bind x again in the scale's slot (never read).
     let s = scale.map_or_else(|| x.placeholder(), |s| s.buffer());
     x.device().launch(
-        &SHADER,
+        shader,
         entry,
         &[],
         &[x.numel() as u32, scale.is_some() as u32],
