@@ -72,19 +72,8 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
     let mut translated = 0;
     for shader in coop::shaders() {
         // The operands are f16: the variant wgpu compiles (`act = f16`).
-        let src = shader.source_for(wgtrain::DType::F16);
-        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
-            panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src))
-        });
-        let info = Validator::new(ValidationFlags::all(), Capabilities::all())
-            .validate(&module)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: validation error:\n{}",
-                    shader.name,
-                    e.emit_to_string(&src)
-                )
-            });
+        let (module, info) =
+            parse_and_validate(shader.name, &shader.source_for(wgtrain::DType::F16));
         assert!(
             Validator::new(ValidationFlags::all(), hlsl::supported_capabilities())
                 .validate(&module)
@@ -235,18 +224,7 @@ fn translate(
     hlsl_model: hlsl::ShaderModel,
     specialised: &mut usize,
 ) {
-    let src = src.to_string();
-    let module = naga::front::wgsl::parse_str(&src)
-        .unwrap_or_else(|e| panic!("{}: parse error:\n{}", shader.name, e.emit_to_string(&src)));
-    let info = Validator::new(ValidationFlags::all(), Capabilities::all())
-        .validate(&module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: validation error:\n{}",
-                shader.name,
-                e.emit_to_string(&src)
-            )
-        });
+    let (module, info) = parse_and_validate(shader.name, src);
     assert!(
         !module.entry_points.is_empty(),
         "{} has no entry point",
@@ -331,4 +309,14 @@ fn translate(
                 .unwrap_or_else(|e| panic!("{name}{what}: HLSL: {e:?}"));
         }
     }
+}
+
+/// The module and naga's analysis of `src`, panicking with naga's diagnostic on an error.
+fn parse_and_validate(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{name}: parse error:\n{}", e.emit_to_string(src)));
+    let info = Validator::new(ValidationFlags::all(), Capabilities::all())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: validation error:\n{}", e.emit_to_string(src)));
+    (module, info)
 }
