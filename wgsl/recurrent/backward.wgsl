@@ -4,20 +4,20 @@
 // n gate, whose recurrent part sits inside the reset product (dG_h = dG_x · r there). For RNN and
 // LSTM both bindings are the same buffer.
 
-@group(0) @binding(1) var<storage, read> reserve: array<f32>;
-@group(0) @binding(2) var<storage, read> w_hh: array<f32>;         // (G·H, H)
-@group(0) @binding(3) var<storage, read> prev: array<f32>;         // (1 or 2, T, N, H)
-@group(0) @binding(4) var<storage, read> dy: array<f32>;           // (T, N, H) when has_dy
-@group(0) @binding(5) var<storage, read_write> dg_x: array<f32>;   // (T, N, G·H)
-@group(0) @binding(6) var<storage, read_write> dg_h: array<f32>;   // (T, N, G·H)
+@group(0) @binding(1) var<storage, read> reserve: array<act>;
+@group(0) @binding(2) var<storage, read> w_hh: array<act>;         // (G·H, H)
+@group(0) @binding(3) var<storage, read> prev: array<act>;         // (1 or 2, T, N, H)
+@group(0) @binding(4) var<storage, read> dy: array<act>;           // (T, N, H) when has_dy
+@group(0) @binding(5) var<storage, read_write> dg_x: array<act>;   // (T, N, G·H)
+@group(0) @binding(6) var<storage, read_write> dg_h: array<act>;   // (T, N, G·H)
 @group(0) @binding(7) var<storage, read_write> carry: array<f32>;  // (2, N, H)
 
 fn dgh_at(t: u32, n: u32, k: u32) -> f32 {
-    return dg_h[(t * p.batch + n) * gates() * p.hidden + k];
+    return f32(dg_h[(t * p.batch + n) * gates() * p.hidden + k]);
 }
 
 fn whh_at(k: u32, j: u32) -> f32 {
-    return w_hh[k * p.hidden + j];
+    return f32(w_hh[k * p.hidden + j]);
 }
 
 // The gate gradients of sequence n, unit j at step t, given rec = dG_h[t_next]·W_hh there.
@@ -30,43 +30,43 @@ fn cell_grad(n: u32, j: u32, rec: f32) {
     let at = p.t * NH + nj;
     var dh = carry[nj] + rec;
     if (p.has_dy == 1u) {
-        dh += dy[at];
+        dh += f32(dy[at]);
     }
     let row = (p.t * N + n) * G * H;
     let extra = p.seq * N * G * H + at;
     switch p.cell {
         case 1u: {
-            let i = reserve[row + j];
-            let f = reserve[row + H + j];
-            let g = reserve[row + 2u * H + j];
-            let o = reserve[row + 3u * H + j];
-            let tc = tanh(reserve[extra]);
+            let i = f32(reserve[row + j]);
+            let f = f32(reserve[row + H + j]);
+            let g = f32(reserve[row + 2u * H + j]);
+            let o = f32(reserve[row + 3u * H + j]);
+            let tc = tanh(f32(reserve[extra]));
             let dc = carry[NH + nj] + dh * o * (1.0 - tc * tc);
-            dg_x[row + j] = dc * g * i * (1.0 - i);
-            dg_x[row + H + j] = dc * prev[p.seq * NH + at] * f * (1.0 - f);
-            dg_x[row + 2u * H + j] = dc * i * (1.0 - g * g);
-            dg_x[row + 3u * H + j] = dh * tc * o * (1.0 - o);
+            dg_x[row + j] = act(dc * g * i * (1.0 - i));
+            dg_x[row + H + j] = act(dc * f32(prev[p.seq * NH + at]) * f * (1.0 - f));
+            dg_x[row + 2u * H + j] = act(dc * i * (1.0 - g * g));
+            dg_x[row + 3u * H + j] = act(dh * tc * o * (1.0 - o));
             carry[nj] = 0.0;
             carry[NH + nj] = dc * f;
         }
         case 2u: {
-            let r = reserve[row + j];
-            let z = reserve[row + H + j];
-            let nn = reserve[row + 2u * H + j];
-            let hn = reserve[extra];
+            let r = f32(reserve[row + j]);
+            let z = f32(reserve[row + H + j]);
+            let nn = f32(reserve[row + 2u * H + j]);
+            let hn = f32(reserve[extra]);
             let dn = dh * (1.0 - z) * (1.0 - nn * nn);
             let dr = dn * hn * r * (1.0 - r);
-            let dz = dh * (prev[at] - nn) * z * (1.0 - z);
-            dg_x[row + j] = dr;
-            dg_x[row + H + j] = dz;
-            dg_x[row + 2u * H + j] = dn;
-            dg_h[row + j] = dr;
-            dg_h[row + H + j] = dz;
-            dg_h[row + 2u * H + j] = dn * r;
+            let dz = dh * (f32(prev[at]) - nn) * z * (1.0 - z);
+            dg_x[row + j] = act(dr);
+            dg_x[row + H + j] = act(dz);
+            dg_x[row + 2u * H + j] = act(dn);
+            dg_h[row + j] = act(dr);
+            dg_h[row + H + j] = act(dz);
+            dg_h[row + 2u * H + j] = act(dn * r);
             carry[nj] = dh * z;
         }
         default: {
-            dg_x[row + j] = unary_b(p.act, reserve[row + j], dh, p.act_a, p.act_b);
+            dg_x[row + j] = act(unary_b(p.act, f32(reserve[row + j]), dh, p.act_a, p.act_b));
             carry[nj] = 0.0;
         }
     }

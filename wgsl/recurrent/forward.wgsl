@@ -1,14 +1,14 @@
 // step_forward: one time step of a recurrent layer (see common.wgsl). The reserve's gate section
 // holds x_t·W_ihᵀ + b_ih on entry (the input GEMM) and the activated gates on exit.
 
-@group(0) @binding(1) var<storage, read_write> reserve: array<f32>; // gates (T,N,G·H), extra (T,N,H)
-@group(0) @binding(2) var<storage, read> w_hh: array<f32>;          // (G·H, H)
-@group(0) @binding(3) var<storage, read> b_hh: array<f32>;          // (G·H) when has_bias
-@group(0) @binding(4) var<storage, read> h0: array<f32>;            // (N, H) when has_init
-@group(0) @binding(5) var<storage, read> c0: array<f32>;            // (N, H) LSTM with has_init
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;       // (T, N, H)
-@group(0) @binding(7) var<storage, read_write> h_n: array<f32>;     // (N, H)
-@group(0) @binding(8) var<storage, read_write> c_n: array<f32>;     // (N, H) LSTM
+@group(0) @binding(1) var<storage, read_write> reserve: array<act>; // gates (T,N,G·H), extra (T,N,H)
+@group(0) @binding(2) var<storage, read> w_hh: array<act>;          // (G·H, H)
+@group(0) @binding(3) var<storage, read> b_hh: array<act>;          // (G·H) when has_bias
+@group(0) @binding(4) var<storage, read> h0: array<act>;            // (N, H) when has_init
+@group(0) @binding(5) var<storage, read> c0: array<act>;            // (N, H) LSTM with has_init
+@group(0) @binding(6) var<storage, read_write> y: array<act>;       // (T, N, H)
+@group(0) @binding(7) var<storage, read_write> h_n: array<act>;     // (N, H)
+@group(0) @binding(8) var<storage, read_write> c_n: array<act>;     // (N, H) LSTM
 
 // A step is bound by the latency of its global loads: each invocation's loads of a slice are
 // independent statements (no loop, no array, so they issue together and stay in registers), and
@@ -26,25 +26,25 @@ var<workgroup> tile_w: array<array<f32, 33>, 64>;
 fn w_at(g: u32, row: u32, k: u32) -> f32 {
     let H = p.hidden;
     let G = gates();
-    let w = w_hh[(min(g, G - 1u) * H + min(row, H - 1u)) * H + min(k, H - 1u)];
+    let w = f32(w_hh[(min(g, G - 1u) * H + min(row, H - 1u)) * H + min(k, H - 1u)]);
     return select(0.0, w, g < G && row < H && k < H);
 }
 
 // h_{t-1}[n, k]: h0 (or zeros) at the first step.
 fn h_prev(n: u32, k: u32) -> f32 {
     if (p.step == 0u) {
-        return select(0.0, h0[n * p.hidden + k], p.has_init == 1u);
+        return select(0.0, f32(h0[n * p.hidden + k]), p.has_init == 1u);
     }
-    return y[(before(p.t) * p.batch + n) * p.hidden + k];
+    return f32(y[(before(p.t) * p.batch + n) * p.hidden + k]);
 }
 
 // c_{t-1}[n, j] of an LSTM: c0 (or zeros) at the first step, else the reserve's cell section.
 fn c_prev(n: u32, j: u32) -> f32 {
     if (p.step == 0u) {
-        return select(0.0, c0[n * p.hidden + j], p.has_init == 1u);
+        return select(0.0, f32(c0[n * p.hidden + j]), p.has_init == 1u);
     }
     let cells = p.seq * p.batch * 4u * p.hidden;
-    return reserve[cells + (before(p.t) * p.batch + n) * p.hidden + j];
+    return f32(reserve[cells + (before(p.t) * p.batch + n) * p.hidden + j]);
 }
 
 // The cell update of sequence n, unit j, given acc[g] = Σ_k h_{t-1}[n, k] · W_hh[g·H + j, k].
@@ -55,7 +55,7 @@ fn cell(n: u32, j: u32, acc: vec4<f32>) {
     var bias = vec4<f32>(0.0);
     if (p.has_bias == 1u) {
         for (var g = 0u; g < G; g++) {
-            bias[g] = b_hh[g * H + j];
+            bias[g] = f32(b_hh[g * H + j]);
         }
     }
     let row = (p.t * N + n) * G * H;
@@ -65,41 +65,41 @@ fn cell(n: u32, j: u32, acc: vec4<f32>) {
     var h = 0.0;
     switch p.cell {
         case 1u: {
-            let i = sigmoid(reserve[row + j] + acc.x + bias.x);
-            let f = sigmoid(reserve[row + H + j] + acc.y + bias.y);
-            let g = tanh(reserve[row + 2u * H + j] + acc.z + bias.z);
-            let o = sigmoid(reserve[row + 3u * H + j] + acc.w + bias.w);
+            let i = sigmoid(f32(reserve[row + j]) + acc.x + bias.x);
+            let f = sigmoid(f32(reserve[row + H + j]) + acc.y + bias.y);
+            let g = tanh(f32(reserve[row + 2u * H + j]) + acc.z + bias.z);
+            let o = sigmoid(f32(reserve[row + 3u * H + j]) + acc.w + bias.w);
             let c = f * c_prev(n, j) + i * g;
             h = o * tanh(c);
-            reserve[row + j] = i;
-            reserve[row + H + j] = f;
-            reserve[row + 2u * H + j] = g;
-            reserve[row + 3u * H + j] = o;
-            reserve[extra] = c;
+            reserve[row + j] = act(i);
+            reserve[row + H + j] = act(f);
+            reserve[row + 2u * H + j] = act(g);
+            reserve[row + 3u * H + j] = act(o);
+            reserve[extra] = act(c);
             if (last) {
-                c_n[n * H + j] = c;
+                c_n[n * H + j] = act(c);
             }
         }
         case 2u: {
-            let r = sigmoid(reserve[row + j] + acc.x + bias.x);
-            let z = sigmoid(reserve[row + H + j] + acc.y + bias.y);
+            let r = sigmoid(f32(reserve[row + j]) + acc.x + bias.x);
+            let z = sigmoid(f32(reserve[row + H + j]) + acc.y + bias.y);
             let hn = acc.z + bias.z;
-            let nn = tanh(reserve[row + 2u * H + j] + r * hn);
+            let nn = tanh(f32(reserve[row + 2u * H + j]) + r * hn);
             h = (1.0 - z) * nn + z * h_prev(n, j);
-            reserve[row + j] = r;
-            reserve[row + H + j] = z;
-            reserve[row + 2u * H + j] = nn;
-            reserve[extra] = hn;
+            reserve[row + j] = act(r);
+            reserve[row + H + j] = act(z);
+            reserve[row + 2u * H + j] = act(nn);
+            reserve[extra] = act(hn);
         }
         default: {
-            let a = reserve[row + j] + acc.x + bias.x;
-            reserve[row + j] = a;
+            let a = f32(reserve[row + j]) + acc.x + bias.x;
+            reserve[row + j] = act(a);
             h = unary_f(p.act, a, p.act_a, p.act_b);
         }
     }
-    y[at] = h;
+    y[at] = act(h);
     if (last) {
-        h_n[n * H + j] = h;
+        h_n[n * H + j] = act(h);
     }
 }
 

@@ -179,7 +179,7 @@ fn matrix(t: &Tensor, rows: usize, cols: usize) -> Result<Tensor> {
         t.buffer.clone(),
         t.offset,
         &[rows, cols],
-        DType::F32,
+        t.dtype(),
     )
 }
 
@@ -280,11 +280,14 @@ pub fn backward_launches(
     let gh = op.gate_rows()?;
     let tn = seq * n;
     let lstm = op.cell.has_cell_state();
-    let prev = Tensor::zeros(dev, &[1 + usize::from(lstm), seq, n, h], DType::F32)?;
+    // The backward's scratch follows the activations' storage, except the running dh/dc
+    // (`carry`), which accumulates over every step and stays f32.
+    let act = i.x.dtype();
+    let prev = Tensor::zeros(dev, &[1 + usize::from(lstm), seq, n, h], act)?;
     let carry = Tensor::zeros(dev, &[2, n, h], DType::F32)?;
-    let dg_x = Tensor::zeros(dev, &[tn, gh], DType::F32)?;
+    let dg_x = Tensor::zeros(dev, &[tn, gh], act)?;
     let dg_h = if op.cell == Cell::Gru {
-        Tensor::zeros(dev, &[tn, gh], DType::F32)?
+        Tensor::zeros(dev, &[tn, gh], act)?
     } else {
         dg_x.clone()
     };

@@ -79,6 +79,10 @@ fn f32s(shapes: Vec<Vec<usize>>) -> Vec<Out> {
 }
 
 impl Primitive for RecurrentOp {
+    fn supports_f16(&self) -> bool {
+        true
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let op = self.layer();
         let count = op.input_count();
