@@ -10,34 +10,9 @@
 mod common;
 
 use common::Mode;
-use std::time::Instant;
-use wgtrain::launch::Launch;
 use wgtrain::ops::conv::gpu::{self as conv, Grads};
 use wgtrain::ops::conv::{Conv2d, Padding, reference};
-use wgtrain::{DType, Device, Tensor};
-
-/// Seconds per replay of `launches`: best of 3 batches of ~0.5 s after a warm-up (one replay,
-/// untimed, in a smoke run).
-fn time(dev: &Device, launches: &[Launch], mode: Mode) -> wgtrain::Result<f64> {
-    let mut reps = 1;
-    if mode.timed() {
-        dev.run(launches)?;
-        dev.wait()?;
-        let t0 = Instant::now();
-        dev.run(launches)?;
-        dev.wait()?;
-        let once = t0.elapsed().as_secs_f64();
-        reps = ((0.5 / once) as usize).clamp(1, 200);
-    }
-    let mut best = f64::MAX;
-    for _ in 0..mode.runs() {
-        let t = Instant::now();
-        dev.run_repeated(launches, reps)?;
-        dev.wait()?;
-        best = best.min(t.elapsed().as_secs_f64() / reps as f64);
-    }
-    Ok(best)
-}
+use wgtrain::{DType, Tensor};
 
 /// Single elements of the 3×3, stride 1, padding 1 convolution and its gradients, summed
 /// directly (f64), for the full size where the whole reference would take minutes.
@@ -187,13 +162,17 @@ fn main() -> wgtrain::Result<()> {
     };
     let fwd = conv::forward_launches(&op, &x, &w, Some(&b), &y)?;
     let bwd = conv::backward_launches(&op, &x, &w, &dy, &grads)?;
-    let t_fwd = time(&dev, &fwd.launches, mode)?;
-    let t_bwd = time(&dev, &bwd.launches, mode)?;
+    let t_fwd = common::time(&dev, &fwd.launches, mode)?;
+    let t_bwd = common::time(&dev, &bwd.launches, mode)?;
     // Each backward dispatch alone (in order: data gradient, weight gradient [, split-K sum], bias).
     let mut parts = Vec::new();
     for i in 0..bwd.launches.len() {
         let l = &bwd.launches[i..i + 1];
-        parts.push(format!("{:?} {:.3} ms", l[0], time(&dev, l, mode)? * 1e3));
+        parts.push(format!(
+            "{:?} {:.3} ms",
+            l[0],
+            common::time(&dev, l, mode)? * 1e3
+        ));
     }
 
     // Check the answers so a fast wrong kernel cannot pass: random inputs against the f64

@@ -9,7 +9,6 @@
 mod common;
 
 use common::Mode;
-use std::time::Instant;
 use wgtrain::ops::matmul::gpu::{Gemm, gemm_launch};
 use wgtrain::ops::matmul::reference::matmul;
 use wgtrain::reference::Array;
@@ -53,22 +52,9 @@ fn main() -> wgtrain::Result<()> {
             fused: None,
         };
         let l = [gemm_launch(&g, &a, &b, &c)?];
-        dev.run(&l)?;
-        dev.wait()?;
-        // Repeat until ~0.5 s of work per measurement; take the best of 3.
+        // Best of 3 batches of ~0.5 s after a warm-up.
         let flop = 2.0 * (n as f64).powi(3);
-        let t0 = Instant::now();
-        dev.run(&l)?;
-        dev.wait()?;
-        let once = t0.elapsed().as_secs_f64();
-        let reps = mode.reps(((0.5 / once) as usize).clamp(1, 200));
-        let mut best = f64::MAX;
-        for _ in 0..mode.runs() {
-            let t = Instant::now();
-            dev.run_repeated(&l, reps)?;
-            dev.wait()?;
-            best = best.min(t.elapsed().as_secs_f64() / reps as f64);
-        }
+        let best = common::time(&dev, &l, mode)?;
         // Check the answer so a fast wrong kernel cannot pass: random inputs against the f64
         // reference, every row up to 512, 16 rows spread over the matrix above (the whole f64
         // product at 4096 would take minutes on the CPU).
@@ -89,7 +75,6 @@ fn main() -> wgtrain::Result<()> {
 /// The `--f16` mode: the cooperative-matrix GEMM.
 mod f16 {
     use super::common::{self, Mode};
-    use std::time::Instant;
     use wgtrain::ops::matmul::coop::{coop_gemm_launch, coop_supported};
     use wgtrain::ops::matmul::gpu::Gemm;
     use wgtrain::ops::matmul::reference::matmul;
@@ -137,21 +122,8 @@ mod f16 {
             let c = Tensor::zeros(dev, &[n, n], c_dtype)?;
             let g = Gemm::plain(n, n, n, ta, tb, false);
             let l = [coop_gemm_launch(&g, &a, &b, &c)?];
-            dev.run(&l)?;
-            dev.wait()?;
             let flop = 2.0 * (n as f64).powi(3);
-            let t0 = Instant::now();
-            dev.run(&l)?;
-            dev.wait()?;
-            let once = t0.elapsed().as_secs_f64();
-            let reps = mode.reps(((0.5 / once) as usize).clamp(1, 200));
-            let mut best = f64::MAX;
-            for _ in 0..mode.runs() {
-                let t = Instant::now();
-                dev.run_repeated(&l, reps)?;
-                dev.wait()?;
-                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
-            }
+            let best = common::time(dev, &l, mode)?;
             // Sampled rows against the f64 reference of the same f16 values (see gemm's f32 check).
             let out = c.to_f32()?;
             let rows = common::sample(n, if n <= 512 { n } else { 16 });

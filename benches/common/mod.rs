@@ -126,3 +126,30 @@ pub fn sample(n: usize, count: usize) -> Vec<usize> {
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
+
+/// Seconds per replay of `launches`: best of 3 batches of ~0.5 s after a warm-up (one replay,
+/// untimed, in a smoke run).
+pub fn time(
+    dev: &wgtrain::Device,
+    launches: &[wgtrain::launch::Launch],
+    mode: Mode,
+) -> wgtrain::Result<f64> {
+    let mut reps = 1;
+    if mode.timed() {
+        dev.run(launches)?;
+        dev.wait()?;
+        let t0 = std::time::Instant::now();
+        dev.run(launches)?;
+        dev.wait()?;
+        let once = t0.elapsed().as_secs_f64();
+        reps = ((0.5 / once) as usize).clamp(1, 200);
+    }
+    let mut best = f64::MAX;
+    for _ in 0..mode.runs() {
+        let t = std::time::Instant::now();
+        dev.run_repeated(launches, reps)?;
+        dev.wait()?;
+        best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    Ok(best)
+}
