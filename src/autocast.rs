@@ -45,7 +45,8 @@ impl Autocast {
     }
 }
 
-/// Rewrites `g`: ops with f16 kernels on f16 values, except the nodes named in `f32_nodes`.
+/// Rewrites `g` (valid: `compile`'s check ran): ops with f16 kernels on f16 values, except the
+/// nodes named in `f32_nodes`.
 /// `f32_values` stay f32 (get f32 copies). `scaled_seed`: the backward pass's seed node (a
 /// `OnesLike` of the loss) and the gradients to unscale — multiplies the seed by a new
 /// `LOSS_SCALE` state and divides those gradients by it as they are cast back to f32.
@@ -55,7 +56,6 @@ pub(crate) fn autocast(
     f32_nodes: &[&str],
     scaled_seed: Option<(usize, &[Value])>,
 ) -> Result<Autocast> {
-    g.validate()?;
     let mut out = Graph::new();
     let mut map: Vec<Vec<Value>> = Vec::with_capacity(g.nodes.len());
     let mut casts: HashMap<(Value, DType), Value> = HashMap::new();
@@ -136,12 +136,8 @@ pub(crate) fn autocast(
             };
             let scale = out.slice("loss_scale/value", state, window)?;
             loss_scale = Some(scale);
-            let ones = out_f32(&mut out, &mut casts, v)?;
-            v = out.add(
-                &n.name,
-                ElementwiseOp::Binary(BinaryOp::Mul),
-                &[ones, scale],
-            )?;
+            // The seed is f32 (`OnesLike` keeps its output f32).
+            v = out.add(&n.name, ElementwiseOp::Binary(BinaryOp::Mul), &[v, scale])?;
         }
         let ports: Vec<Value> = (0..n.outputs.len())
             .map(|port| Value { node: v.node, port })
@@ -170,14 +166,6 @@ pub(crate) fn autocast(
         kept,
         loss_scale,
     })
-}
-
-/// `v` as f32 (itself when it is).
-fn out_f32(out: &mut Graph, casts: &mut HashMap<(Value, DType), Value>, v: Value) -> Result<Value> {
-    if out.nodes[v.node].outputs[v.port].1 == DType::F32 {
-        return Ok(v);
-    }
-    cast(out, casts, v, DType::F32, None)
 }
 
 /// The cast of `v` to `to` (one per value and dtype, shared by its readers), divided by `scale`.

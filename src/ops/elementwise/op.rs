@@ -171,6 +171,16 @@ impl Primitive for ElementwiseOp {
         })
     }
 
+    /// The backward seed (`OnesLike`) reads only its input's shape, and the loss gradient reads
+    /// it as f32: in and out it stays f32, so mixed precision casts neither.
+    fn fixed_f32_input(&self, _slot: usize) -> bool {
+        *self == ElementwiseOp::OnesLike
+    }
+
+    fn fixed_f32_output(&self, _port: usize) -> bool {
+        *self == ElementwiseOp::OnesLike
+    }
+
     fn fusable_neurons(&self, port: usize) -> usize {
         match self {
             ElementwiseOp::Unary(_) | ElementwiseOp::Binary(_) if port == 0 => MAX_CHAIN,
