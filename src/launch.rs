@@ -59,36 +59,30 @@ impl Shader {
             .parts
             .concat()
             .replace("var<storage, read>", "var<storage, read_write>");
-        let alias = if act == DType::F16 { "f16" } else { "f32" };
-        // Declared last (WGSL allows any order) so that line numbers stay the parts' own.
-        let tail = format!("alias act = {alias};\n");
         let mut enables: Vec<&str> = Vec::new();
         if act == DType::F16 {
             enables.push("enable f16;");
         }
-        if enables.is_empty() && !body.lines().any(|l| l.trim().starts_with("enable ")) {
-            return body + "\n" + &tail;
-        }
         let mut rest = String::with_capacity(body.len() + 64);
         for line in body.lines() {
             let t = line.trim();
-            if t.starts_with("enable ") {
-                if !enables.contains(&t) {
-                    enables.push(t);
-                }
-            } else {
+            if !t.starts_with("enable ") {
                 rest.push_str(line);
                 rest.push('\n');
+            } else if !enables.contains(&t) {
+                enables.push(t);
             }
         }
-        format!("{}\n{rest}{tail}", enables.join("\n"))
+        // The alias is declared last (WGSL allows any order), and directives take a line only
+        // when there are some, so line numbers stay the parts' own in the plain f32 source.
+        let alias = if act == DType::F16 { "f16" } else { "f32" };
+        let head: String = enables.iter().map(|e| format!("{e}\n")).collect();
+        format!("{head}{rest}alias act = {alias};\n")
     }
 
     /// Whether the kernels have an f16 variant (they name the `act` storage type).
     pub fn has_f16(&self) -> bool {
-        self.parts
-            .iter()
-            .any(|p| p.contains("array<act>") || p.contains("<act>"))
+        self.parts.iter().any(|p| p.contains("<act>"))
     }
 }
 
