@@ -12,6 +12,12 @@ use std::sync::{Arc, Mutex};
 use crate::dtype::DType;
 use crate::error::{Error, Result, Unit};
 
+/// `bytes` as a binding or copy takes them: whole 4-byte words (an odd count of f16 rounds up),
+/// never empty.
+pub(crate) fn word_padded(bytes: u64) -> u64 {
+    bytes.max(4).div_ceil(4) * 4
+}
+
 /// A cooperative-matrix tile shape the adapter supports (M×N×K, input and accumulator types).
 #[derive(Clone, Debug)]
 pub struct CoopTile {
@@ -306,7 +312,7 @@ impl Device {
     /// A storage buffer of at least `bytes` (rounded up to 4, never empty).
     pub fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         self.check_binding(label, bytes)?;
-        let size = bytes.max(4).div_ceil(4) * 4;
+        let size = word_padded(bytes);
         self.scoped(|d| {
             d.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -356,7 +362,7 @@ impl Device {
 
     /// Copies `bytes` bytes from `src` at `offset` back to the host.
     pub fn read_buffer(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
-        let size = bytes.max(4).div_ceil(4) * 4;
+        let size = word_padded(bytes);
         let staging = self.scoped(|d| {
             let staging = d.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::device::Device;
+use crate::device::{Device, word_padded};
 use crate::error::{Error, Result};
 
 pub use crate::dtype::DType;
@@ -100,7 +100,7 @@ impl Tensor {
         let align = device.caps().storage_offset_alignment as u64;
         if !offset.is_multiple_of(align)
             || offset
-                .checked_add(bytes.max(4).div_ceil(4) * 4)
+                .checked_add(word_padded(bytes))
                 .is_none_or(|end| end > buffer.size())
         {
             return Err(Error::Invalid(format!(
@@ -167,18 +167,7 @@ impl Tensor {
             });
         }
         let t = Self::zeros(device, shape, dtype)?;
-        if !bytes.is_empty() {
-            // write_buffer needs a multiple of 4 bytes: pad an odd f16 count.
-            let mut padded;
-            let data = if !bytes.len().is_multiple_of(4) {
-                padded = bytes.to_vec();
-                padded.resize(bytes.len().div_ceil(4) * 4, 0);
-                &padded[..]
-            } else {
-                bytes
-            };
-            device.scoped(|_| device.0.queue.write_buffer(&t.buffer, t.offset, data))?;
-        }
+        t.write("tensor upload", dtype, bytes, len)?;
         Ok(t)
     }
 
@@ -207,7 +196,7 @@ impl Tensor {
         Binding {
             buffer: &self.buffer,
             offset: self.offset,
-            size: self.bytes().max(4).div_ceil(4) * 4,
+            size: word_padded(self.bytes()),
             dtype: Some(self.dtype),
         }
     }
@@ -235,13 +224,8 @@ impl Tensor {
     /// nearest when the tensor holds f16).
     pub fn write_f32(&self, data: &[f32]) -> Result<()> {
         if self.dtype == DType::F16 {
-            let mut h: Vec<half::f16> = data.iter().map(|&x| half::f16::from_f32(x)).collect();
-            let len = h.len();
-            // write_buffer needs a multiple of 4 bytes; the binding is rounded up likewise.
-            if len % 2 == 1 {
-                h.push(half::f16::ZERO);
-            }
-            return self.write("write_f32", DType::F16, bytemuck::cast_slice(&h), len);
+            let h: Vec<half::f16> = data.iter().map(|&x| half::f16::from_f32(x)).collect();
+            return self.write("write_f32", DType::F16, bytemuck::cast_slice(&h), h.len());
         }
         self.write(
             "write_f32",
@@ -267,11 +251,21 @@ impl Tensor {
             });
         }
         if !bytes.is_empty() {
+            // write_buffer takes whole 4-byte words: pad an odd f16 count (the binding and the
+            // buffer are rounded up alike, so the pad lands in the tensor's own range).
+            let mut padded;
+            let data = if bytes.len().is_multiple_of(4) {
+                bytes
+            } else {
+                padded = bytes.to_vec();
+                padded.resize(bytes.len().div_ceil(4) * 4, 0);
+                &padded[..]
+            };
             self.device.scoped(|_| {
                 self.device
                     .0
                     .queue
-                    .write_buffer(&self.buffer, self.offset, bytes)
+                    .write_buffer(&self.buffer, self.offset, data)
             })?;
         }
         Ok(())
