@@ -435,10 +435,11 @@ pub struct PipelineCache {
     pipelines: Mutex<HashMap<Key, Pipeline>>,
 }
 
-/// Per entry point, the element width (bytes of its scalar) of every storage binding it uses,
-/// read from naga's IR so a launch can refuse a tensor of the wrong width (an f16 tensor bound
-/// where a kernel reads f32) instead of computing garbage.
-fn binding_widths(src: &str) -> std::result::Result<Widths, String> {
+/// The WGSL parsed, and per entry point the element width (bytes of its scalar) of every storage
+/// binding it uses, read from naga's IR so a launch can refuse a tensor of the wrong width (an
+/// f16 tensor bound where a kernel reads f32) instead of computing garbage. The module goes to
+/// wgpu as it is (`ShaderSource::Naga`).
+fn parse(src: &str) -> std::result::Result<(naga::Module, Widths), String> {
     use naga::{AddressSpace, TypeInner};
     let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
     let info = naga::valid::Validator::new(
@@ -471,7 +472,7 @@ fn binding_widths(src: &str) -> std::result::Result<Widths, String> {
         }
         out.insert(ep.name.clone(), Arc::new(w));
     }
-    Ok(out)
+    Ok((module, out))
 }
 
 impl Device {
@@ -496,14 +497,13 @@ impl Device {
             match modules.get(&(name, act)) {
                 Some(m) => m.clone(),
                 None => {
-                    let src = source();
-                    let widths = binding_widths(&src)
+                    let (module, widths) = parse(&source())
                         .map_err(|e| Error::Gpu(format!("shader {name} ({act:?}): {e}")))?;
                     let m = self
                         .scoped(|d| {
                             d.create_shader_module(wgpu::ShaderModuleDescriptor {
                                 label: Some(name),
-                                source: wgpu::ShaderSource::Wgsl(src.into()),
+                                source: wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module)),
                             })
                         })
                         .map_err(|e| Error::Gpu(format!("shader {name}: {e}")))?;
