@@ -124,25 +124,7 @@ fn main() -> wgtrain::Result<()> {
         c.set_u32("labels", &y)?;
         c.set("weights", &vec![1.0; batch])?;
         let stats = c.stats().clone();
-        let run = |t: &mut Trainer, n: usize| -> wgtrain::Result<f64> {
-            let start = Instant::now();
-            for _ in 0..n {
-                t.step_once()?;
-            }
-            t.compiled().wait_all()?;
-            Ok(start.elapsed().as_secs_f64() / n as f64)
-        };
-        let mut best = f64::MAX;
-        if mode.timed() {
-            run(&mut t, 3)?;
-            let once = run(&mut t, 2)?;
-            let reps = ((2.0 / once) as usize).clamp(3, 200);
-            for _ in 0..3 {
-                best = best.min(run(&mut t, reps)?);
-            }
-        } else {
-            best = run(&mut t, 1)?;
-        }
+        let best = common::time_steps(&mut t, mode, 2.0, 200)?;
         let loss = t.compiled().read(t.loss_value())?[0];
         assert!(
             loss.is_finite(),

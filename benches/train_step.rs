@@ -81,25 +81,7 @@ fn main() -> wgtrain::Result<()> {
             t.step_once()?;
             encode = encode.min(s.elapsed().as_secs_f64());
         }
-        let run = |t: &mut Trainer, n: usize| -> wgtrain::Result<f64> {
-            let start = Instant::now();
-            for _ in 0..n {
-                t.step_once()?;
-            }
-            t.compiled().wait_all()?;
-            Ok(start.elapsed().as_secs_f64() / n as f64)
-        };
-        let mut best = f64::MAX;
-        if mode.timed() {
-            run(&mut t, 3)?;
-            let once = run(&mut t, 2)?;
-            let reps = ((1.0 / once) as usize).clamp(3, 500);
-            for _ in 0..3 {
-                best = best.min(run(&mut t, reps)?);
-            }
-        } else {
-            best = run(&mut t, 1)?;
-        }
+        let best = common::time_steps(&mut t, mode, 1.0, 500)?;
         let loss = t.compiled().read(t.loss_value())?[0];
         assert!(loss.is_finite(), "training diverged: loss {loss}");
         println!(

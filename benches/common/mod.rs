@@ -153,3 +153,33 @@ pub fn time(
     }
     Ok(best)
 }
+
+/// Seconds per training step: after 3 warm-up steps, the best of 3 runs of about `seconds`
+/// each (3 to `max_reps` steps, waiting for the GPU at the end of each); one untimed step in a
+/// smoke run.
+pub fn time_steps(
+    t: &mut wgtrain::train::Trainer,
+    mode: Mode,
+    seconds: f64,
+    max_reps: usize,
+) -> wgtrain::Result<f64> {
+    let run = |t: &mut wgtrain::train::Trainer, n: usize| -> wgtrain::Result<f64> {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            t.step_once()?;
+        }
+        t.compiled().wait_all()?;
+        Ok(start.elapsed().as_secs_f64() / n as f64)
+    };
+    if !mode.timed() {
+        return run(t, 1);
+    }
+    run(t, 3)?;
+    let once = run(t, 2)?;
+    let reps = ((seconds / once) as usize).clamp(3, max_reps);
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        best = best.min(run(t, reps)?);
+    }
+    Ok(best)
+}
