@@ -3,8 +3,9 @@
 //! submit per step with two steps in flight — with each plan's numbers: compile time,
 //! dispatches and submits per step, planned and naive activation bytes. Twin:
 //! `benches/models_torch.py` (torchvision's networks, eager fp32, TF32 off, `cudnn.benchmark`).
-//! Run: `cargo bench --bench models [-- --quick] [-- --profile]` (`--quick`: batch 8 at 75×75
-//! and 64×64, which a software adapter can time; `--profile`: each network's step by kernel).
+//! Run: `cargo bench --bench models [-- --quick] [-- --profile] [-- --f16]` (`--quick`: batch 8
+//! at 75×75 and 64×64, which a software adapter can time; `--profile`: each network's step by
+//! kernel; `--f16`: mixed precision with dynamic loss scaling, twin `models_torch.py --amp`).
 //! Without `--bench` (`cargo test --benches`): one untimed step of each at its smallest size
 //! and a sixteenth of the width, its loss checked finite.
 //!
@@ -16,7 +17,7 @@ mod common;
 use common::Mode;
 use std::time::Instant;
 
-use wgtrain::compile::Options;
+use wgtrain::compile::{Options, Precision};
 use wgtrain::optim::OptimizerConfig;
 use wgtrain::train::models::{InceptionSize, ResNetSize, inception_v3, resnet50};
 use wgtrain::train::{Network, TrainConfig, Trainer};
@@ -73,11 +74,20 @@ fn main() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let mode = Mode::from(&args[1..]);
     let profile = args.iter().any(|a| a == "--profile");
+    let f16 = args.iter().any(|a| a == "--f16");
     let Some(dev) = common::device("models") else {
         return Ok(());
     };
     mode.announce("models");
-    println!("adapter: {}; SGD lr 0.01 momentum 0.9, fp32", dev.name());
+    if f16 && !dev.caps().shader_f16 {
+        println!("{} has no SHADER_F16: nothing to time in f16", dev.name());
+        return Ok(());
+    }
+    let (precision, what) = match f16 {
+        true => (Precision::F16, "mixed precision (f16, loss scale 2^16)"),
+        false => (Precision::F32, "fp32"),
+    };
+    println!("adapter: {}; SGD lr 0.01 momentum 0.9, {what}", dev.name());
     println!(
         "| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive |"
     );
@@ -87,7 +97,8 @@ fn main() -> wgtrain::Result<()> {
         let (h, w) = image;
         let lead = format!("| {} | {batch} | {h}×{w} |", zoo.name());
         let mut net = zoo.build(batch, image)?;
-        // Plan the arena first: past the adapter's buffer limit compiling would only fail.
+        // Plan the arena first: past the adapter's buffer limit compiling would only fail (the
+        // f32 plan: mixed precision's is smaller).
         let tr = net.graph.training(net.loss)?;
         let opts = Options {
             training: Some(&tr),
@@ -110,6 +121,7 @@ fn main() -> wgtrain::Result<()> {
         let cfg = TrainConfig {
             batch,
             progress: false,
+            precision,
             ..TrainConfig::default()
         };
         let compile = Instant::now();

@@ -3,6 +3,7 @@ backward, SGD lr 0.01 momentum 0.9) of torchvision's inception_v3(aux_logits=Fal
 init_weights=False) at 299x299 and resnet50 at 224x224, batch 32, eager fp32 with TF32 off and
 cudnn.benchmark, in train mode (batch statistics, inception's dropout 0.5) as ours.
 `--quick`: batch 8 at 75x75 and 64x64, as `cargo bench --bench models -- --quick`.
+`--amp`: autocast fp16 with GradScaler (PyTorch's mixed precision), the twin of `--f16`.
 Timing: best of 3 runs of ~2 s after 20 warm-up steps. Printed in the same table format as
 the Rust bench (its plan columns left empty)."""
 import sys
@@ -19,6 +20,7 @@ dev = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_a
 sync = {"cuda": torch.cuda.synchronize, "mps": lambda: torch.mps.synchronize()}.get(dev, lambda: None)
 
 quick = "--quick" in sys.argv[1:]
+amp = "--amp" in sys.argv[1:]
 batch = 8 if quick else 32
 cases = [
     ("inception_v3", (75, 75) if quick else (299, 299),
@@ -45,7 +47,7 @@ def best_of_3(step):
 
 name = torch.cuda.get_device_name() if dev == "cuda" else dev
 print(f"torch {torch.__version__}, torchvision {torchvision.__version__} on {name}; "
-      "SGD lr 0.01 momentum 0.9, fp32 (TF32 off)")
+      f"SGD lr 0.01 momentum 0.9, {'autocast fp16 + GradScaler' if amp else 'fp32 (TF32 off)'}")
 print("| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for net_name, (h, w), build in cases:
@@ -56,11 +58,15 @@ for net_name, (h, w), build in cases:
     x = torch.rand(batch, 3, h, w, device=dev) - 0.5
     y = (torch.arange(batch, device=dev) * 7) % 1000
 
+    scaler = torch.amp.GradScaler(dev, enabled=amp)
+
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
+        with torch.autocast(dev, dtype=torch.float16, enabled=amp):
+            loss = loss_fn(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         return loss
 
     best = best_of_3(step)

@@ -6,7 +6,7 @@
 //! kernels. Compiling with `Precision::F16` runs it (`compile/mod.rs`); the compiled graph maps
 //! the caller's values onto the rewritten ones, so reads and names are unchanged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, Value};
@@ -62,15 +62,13 @@ pub(crate) fn autocast(
     let mut kept = HashMap::new();
     let mut loss_scale = None;
     let unscale: &[Value] = scaled_seed.map_or(&[], |s| s.1);
+    let f16_inputs = f16_inputs(g, f32_nodes);
     for (i, n) in g.nodes.iter().enumerate() {
         let p = match &n.op {
             Op::Compute(p) => Some(p.clone()),
             _ => None,
         };
-        let f16 = p
-            .as_ref()
-            .is_some_and(|p| p.supports_f16() && !p.keeps_precision())
-            && !f32_nodes.contains(&n.name.as_str());
+        let f16 = stores_f16(n, f32_nodes);
         let keeps = p.as_ref().is_some_and(|p| p.keeps_precision());
         let mut inputs = Vec::with_capacity(n.inputs.len());
         for (slot, u) in n.inputs.iter().enumerate() {
@@ -95,7 +93,8 @@ pub(crate) fn autocast(
             .enumerate()
             .map(|(port, (s, dt))| {
                 let fixed = p.as_ref().is_some_and(|p| p.fixed_f32_output(port));
-                let dt = if *dt == DType::F32 && f16 && !fixed {
+                let fed_f16 = f16_inputs.contains(&Value { node: i, port });
+                let dt = if *dt == DType::F32 && ((f16 && !fixed) || fed_f16) {
                     DType::F16
                 } else {
                     *dt
@@ -113,19 +112,9 @@ pub(crate) fn autocast(
             continue;
         }
         let is_seed = scaled_seed.is_some_and(|(s, _)| s == i);
-        let name = if is_seed {
-            out.fresh(format!("{}/ones", n.name))
-        } else {
-            n.name.clone()
-        };
-        let mut v = out.push_node(Node {
-            name,
-            op: n.op.clone(),
-            inputs,
-            outputs,
-        });
-        if is_seed {
-            // [scale, clean steps]: the scaler's update (`health.wgsl`) keeps both.
+        let v = if is_seed {
+            // The seed, ones × scale: [scale, clean steps] is the scaler's state (`health.wgsl`
+            // updates both); a loss of shape [1] has the scale itself as its seed.
             let state = out.state(LOSS_SCALE, &[2])?;
             let window = Slice {
                 ranges: vec![SliceRange {
@@ -134,11 +123,38 @@ pub(crate) fn autocast(
                     step: 1,
                 }],
             };
-            let scale = out.slice("loss_scale/value", state, window)?;
+            let one = n.outputs[0].0 == [1];
+            let name = if one {
+                n.name.clone()
+            } else {
+                out.fresh("loss_scale/value".to_string())
+            };
+            let scale = out.slice(&name, state, window)?;
             loss_scale = Some(scale);
-            // The seed is f32 (`OnesLike` keeps its output f32).
-            v = out.add(&n.name, ElementwiseOp::Binary(BinaryOp::Mul), &[v, scale])?;
-        }
+            if one {
+                scale
+            } else {
+                let ones = out.push_node(Node {
+                    name: out.fresh(format!("{}/ones", n.name)),
+                    op: n.op.clone(),
+                    inputs,
+                    outputs,
+                });
+                // The seed is f32 (`OnesLike` keeps its output f32).
+                out.add(
+                    &n.name,
+                    ElementwiseOp::Binary(BinaryOp::Mul),
+                    &[ones, scale],
+                )?
+            }
+        } else {
+            out.push_node(Node {
+                name: n.name.clone(),
+                op: n.op.clone(),
+                inputs,
+                outputs,
+            })
+        };
         let ports: Vec<Value> = (0..n.outputs.len())
             .map(|port| Value { node: v.node, port })
             .collect();
@@ -166,6 +182,36 @@ pub(crate) fn autocast(
         kept,
         loss_scale,
     })
+}
+
+/// Whether node `n` stores its outputs as f16 (an op with f16 kernels, not a cast, not named
+/// in `f32_nodes`); its inputs then want f16 too, except the slots it keeps f32.
+fn stores_f16(n: &Node, f32_nodes: &[&str]) -> bool {
+    n.op.primitive()
+        .is_some_and(|p| p.supports_f16() && !p.keeps_precision())
+        && !f32_nodes.contains(&n.name.as_str())
+}
+
+/// The f32 inputs that every reader takes as f16: fed as f16 (`Compiled::set` converts on the
+/// host), so no cast dispatch reads them, and their upload is half the bytes.
+fn f16_inputs(g: &Graph, f32_nodes: &[&str]) -> HashSet<Value> {
+    let mut all_f16: HashMap<Value, bool> = HashMap::new();
+    for n in &g.nodes {
+        let f16 = stores_f16(n, f32_nodes);
+        for (slot, u) in n.inputs.iter().enumerate() {
+            let src = &g.nodes[u.node];
+            if src.op != Op::Input || src.outputs[u.port].1 != DType::F32 {
+                continue;
+            }
+            let wants = f16 && !n.op.primitive().is_some_and(|p| p.fixed_f32_input(slot));
+            *all_f16.entry(*u).or_insert(true) &= wants;
+        }
+    }
+    all_f16
+        .into_iter()
+        .filter(|&(_, f)| f)
+        .map(|(v, _)| v)
+        .collect()
 }
 
 /// The cast of `v` to `to` (one per value and dtype, shared by its readers), divided by `scale`.

@@ -393,3 +393,80 @@ fn just_in_time_weights_train_in_mixed_precision_without_a_loss_scale() {
         assert!(losses[39] < 0.5 * losses[0], "{losses:?}");
     });
 }
+
+/// With resident weights, one dispatch refreshes every weight's f16 copy and one casts every f16
+/// gradient into the f32 arena (`compile::HalfArenas`); the gradients are bit for bit those of
+/// a cast per parameter (just-in-time weights keep those), with and without the loss scale's
+/// division.
+#[test]
+fn the_f16_arenas_cast_all_weights_and_gradients_in_one_dispatch_each() {
+    each_f16_device("f16 arenas", |dev| {
+        let (mut g, loss) = regression(8);
+        let tr = g.training(loss).unwrap();
+        let outs: Vec<Value> = std::iter::once(loss).chain(tr.grads.clone()).collect();
+        let compile = |precision, residency, loss_scale| {
+            let jit = residency == Residency::JustInTime;
+            let opts = Options {
+                training: Some(&tr),
+                precision,
+                residency,
+                loss_scale,
+                gradients_only: !jit,
+                ..Options::default()
+            };
+            let mut c = g.compile(dev, &outs, &opts).unwrap();
+            // Just in time needs an optimizer: one that changes nothing.
+            let opt = jit.then(|| {
+                let layout = c.param_layout().unwrap().clone();
+                let groups = vec![wgtrain::optim::ParamGroup::range(0..layout.len())];
+                let opt = c.optimizer(OptimizerConfig::sgd(0.0, 0.0), groups).unwrap();
+                c.attach_optimizer(&opt).unwrap();
+                opt
+            });
+            let w1: Vec<f32> = (0..32).map(|i| (i as f32 / 16.0 - 1.0) * 0.5).collect();
+            let b1: Vec<f32> = (0..32).map(|i| i as f32 / 64.0 - 0.25).collect();
+            c.set("fc1.weight", &w1).unwrap();
+            c.set("fc1.bias", &b1).unwrap();
+            c.set("fc2.weight", &[0.1; 32]).unwrap();
+            c.set("fc2.bias", &[0.3; 1]).unwrap();
+            let inputs = curve(8);
+            for (name, v) in [("x", inputs.get_f32("x")), ("y", inputs.get_f32("y"))] {
+                c.set(name, v.unwrap()).unwrap();
+            }
+            if let Some(mut o) = opt {
+                o.prepare_step().unwrap();
+            }
+            c.step().unwrap();
+            let grads: Vec<Vec<f32>> = tr.grads.iter().map(|&v| c.read(v).unwrap()).collect();
+            (c, grads)
+        };
+        let (resident, g_res) = compile(Precision::F16, Residency::Resident, None);
+        let (_, g_jit) = compile(Precision::F16, Residency::JustInTime, None);
+        assert!(resident.param_arena().unwrap().f16.is_some());
+        assert_eq!(g_res, g_jit, "one cast for all vs one per parameter");
+        assert!(
+            g_res.iter().all(|g| g.iter().any(|&v| v != 0.0)),
+            "{g_res:?}"
+        );
+        // Scaled by a power of two and divided back in the one cast: the same gradients, up to
+        // f16 subnormals the scale lifts.
+        let scale = LossScale {
+            init: 1024.0,
+            growth_interval: 2000,
+        };
+        let (_, g_scaled) = compile(Precision::F16, Residency::Resident, Some(scale));
+        for (a, b) in g_scaled.iter().flatten().zip(g_res.iter().flatten()) {
+            assert!((a - b).abs() <= 1e-3 * b.abs() + 1e-6, "{a} vs {b}");
+        }
+        // 4 parameters: their 4 weight casts and 4 gradient casts are 2 dispatches, and the
+        // input x, read only in f16, is fed as f16 (no cast).
+        let (f32_step, _) = compile(Precision::F32, Residency::Resident, None);
+        let (r16, r32) = (
+            resident.stats().dispatches_per_step,
+            f32_step.stats().dispatches_per_step,
+        );
+        assert_eq!(r16, r32 + 2, "mixed {r16} vs f32 {r32} dispatches");
+        let x = resident.graph.find("x").unwrap();
+        assert_eq!(resident.tensor(x).unwrap().dtype(), DType::F16);
+    });
+}

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use super::Plan;
 use super::exec::Compiled;
-use super::program::ParamArena;
+use super::precision::Mirrors;
+use super::program::{HalfArenas, ParamArena};
 use super::residency::{JitPlan, JitTraining};
 use crate::autograd::Training;
 use crate::device::Device;
@@ -154,7 +155,9 @@ fn shared(g: &Graph, share: Option<&Compiled>, v: Value) -> Result<Option<Tensor
 /// gradients' arena tensors (just-in-time; the weights are in the slot).
 fn params(g: &Graph, device: &Device, tr: &Training, plan: &Plan, bound: &mut Bound) -> Result<()> {
     let aliases = &plan.aliases;
-    let layout = param_layout(g, device, tr, &|v| aliases.owner(v))?;
+    // f16 mirrors need every entry's offset aligned for an f16 view: twice the elements.
+    let per_element = if plan.mirrors.is_some() { 2 } else { 4 };
+    let layout = param_layout(g, device, tr, per_element, &|v| aliases.owner(v))?;
     if bound.jit.is_some() {
         // Gradients are arena intermediates (or, requested as outputs, buffers of their own),
         // read at the update points.
@@ -177,10 +180,11 @@ fn params(g: &Graph, device: &Device, tr: &Training, plan: &Plan, bound: &mut Bo
         });
         return Ok(());
     }
-    let a = ParamArena {
+    let mut a = ParamArena {
         params: Tensor::zeros(device, &[layout.len().max(1)], DType::F32)?,
         grads: Tensor::zeros(device, &[layout.len().max(1)], DType::F32)?,
         layout,
+        f16: None,
     };
     for (k, e) in a.layout.entries().iter().enumerate() {
         let (pv, gv) = (tr.params[k], aliases.owner(tr.grads[k]));
@@ -195,8 +199,60 @@ fn params(g: &Graph, device: &Device, tr: &Training, plan: &Plan, bound: &mut Bo
         bound.tensors.insert(gv, gt);
     }
     bound.persistent_bytes += 2 * a.params.bytes();
+    if let Some(m) = &plan.mirrors {
+        let h = half_arenas(g, device, m, &a.layout, &|v| aliases.owner(v), bound)?;
+        bound.persistent_bytes += 2 * h.params.bytes() + h.grad_ranges.bytes();
+        a.f16 = Some(h);
+    }
     bound.param_arena = Some(a);
     Ok(())
+}
+
+/// The f16 mirrors of the arenas (`precision::Mirrors`): each weight's f16 copy and each f16
+/// gradient a view at its entry's offset.
+fn half_arenas(
+    g: &Graph,
+    device: &Device,
+    m: &Mirrors,
+    layout: &ParamLayout,
+    owner: &dyn Fn(Value) -> Value,
+    bound: &mut Bound,
+) -> Result<HalfArenas> {
+    let n = layout.len().max(1);
+    let (params, grads) = (
+        Tensor::zeros(device, &[n], DType::F16)?,
+        Tensor::zeros(device, &[n], DType::F16)?,
+    );
+    let mut ranges = Vec::new();
+    for (k, e) in layout.entries().iter().enumerate() {
+        let at = e.offset as u64 * 2;
+        if let Some(i) = m.param_casts[k] {
+            let v = Value { node: i, port: 0 };
+            let view = Tensor::view(device, params.buffer.clone(), at, &e.shape, DType::F16)?;
+            bound.tensors.insert(v, view);
+        }
+        if let Some(i) = m.grad_casts[k] {
+            let o = owner(g.nodes[i].inputs[0]);
+            let shape = &g.nodes[o.node].outputs[o.port].0;
+            let view = Tensor::view(device, grads.buffer.clone(), at, shape, DType::F16)?;
+            bound.tensors.insert(o, view);
+            ranges.push(e.range());
+        }
+    }
+    let words = crate::ops::cast::gpu::range_table(&ranges)?;
+    Ok(HalfArenas {
+        params,
+        grads,
+        grad_ranges: Tensor::from_u32(device, &[words.len().max(2)], &pad2(words))?,
+    })
+}
+
+/// An empty table still binds one (empty) chunk's words.
+fn pad2(mut w: Vec<u32>) -> Vec<u32> {
+    if w.is_empty() {
+        w = vec![0, 0];
+    }
+    w
 }
 
 /// The parameters one after another, each at the storage alignment (so each can be bound as
@@ -206,9 +262,10 @@ fn param_layout(
     g: &Graph,
     device: &Device,
     tr: &Training,
+    element_bytes: usize,
     owner: &dyn Fn(Value) -> Value,
 ) -> Result<ParamLayout> {
-    let align = (device.caps().storage_offset_alignment as usize / 4).max(1);
+    let align = (device.caps().storage_offset_alignment as usize / element_bytes).max(1);
     let mut entries = Vec::new();
     let mut at = 0;
     for (p, gr) in tr.params.iter().zip(&tr.grads) {

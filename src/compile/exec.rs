@@ -115,6 +115,22 @@ impl Compiled {
         &self.program.stats
     }
 
+    /// Every dispatch of a step in order: the node it belongs to (`"optimizer"` for the attached
+    /// update) and its kernel — what `profile_step` times, listed without running anything.
+    pub fn dispatches(&self) -> Vec<(String, &'static str)> {
+        let graph = self
+            .program
+            .launches
+            .iter()
+            .zip(&self.program.owners)
+            .map(|(l, &n)| (self.graph.nodes[n].name.clone(), l.label));
+        let update = self
+            .update
+            .iter()
+            .map(|l| ("optimizer".to_string(), l.label));
+        graph.chain(update).collect()
+    }
+
     /// The values readable after a step, as values of `self.graph` (in mixed precision, the
     /// rewritten graph's).
     pub fn outputs(&self) -> &[Value] {
@@ -157,7 +173,8 @@ impl Compiled {
     }
 
     /// Writes f32 data into the input or parameter named `name` (queue-ordered: a step already
-    /// submitted still sees the old contents).
+    /// submitted still sees the old contents). An input a mixed-precision graph feeds as f16
+    /// takes f32 values too, rounded to f16 (`Tensor::write_f32`).
     pub fn set(&self, name: &str, data: &[f32]) -> Result<()> {
         let v = self
             .graph
@@ -204,7 +221,8 @@ impl Compiled {
         let holds = self.graph.output(v)?.1;
         let lower = |d: DType| format!("{d:?}").to_lowercase();
         let hint = match (holds, wrote) {
-            (a, b) if a == b => return Ok(()),
+            // An f16 input (mixed precision) takes f32 values, rounded on the way.
+            (a, b) if a == b || (a, b) == (DType::F16, DType::F32) => return Ok(()),
             (DType::U32, _) => format!(
                 "input {name:?} holds u32 values (declared with `input_u32`, e.g. class \
                  indices), but `set` wrote f32 values: write them with `set_u32`"

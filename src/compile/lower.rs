@@ -5,11 +5,13 @@
 
 use super::Plan;
 use super::allocate::Bound;
+use super::program::HalfArenas;
 use crate::device::Device;
 use crate::error::Result;
 use crate::graph::{Graph, Op, Value};
 use crate::health;
 use crate::launch::Launch;
+use crate::ops::cast::gpu;
 use crate::tensor::{DType, Tensor};
 
 /// Which outputs get a non-finite scan into `health`.
@@ -46,8 +48,39 @@ pub fn pass(
 ) -> Result<Lowered> {
     let mut out = Lowered::default();
     let lifetimes = &plan.lifetimes;
+    let half = half_casts(plan, bound);
     for (i, node) in g.nodes.iter().enumerate() {
         if !plan.live[i] {
+            continue;
+        }
+        if let Some(h) = &half
+            && plan.mirrors.as_ref().is_some_and(|m| m.replaces(i))
+        {
+            // One launch stands for every cast of its kind, at the first weight cast (before
+            // any f16 weight is read) and at the last gradient cast (after every f16 gradient
+            // is written). The arenas' own scans cover the values cast here.
+            let launch = if Some(i) == h.params_at {
+                Some(gpu::cast_launch(
+                    h.arenas.params_f32,
+                    &h.arenas.f16.params,
+                    None,
+                )?)
+            } else if Some(i) == h.grads_at {
+                let scale = node.inputs.get(1).map(|u| &bound.tensors[u]);
+                let a = &h.arenas.f16;
+                Some(gpu::ranges_to_f32_launch(
+                    &a.grad_ranges,
+                    &a.grads,
+                    h.arenas.grads_f32,
+                    scale,
+                )?)
+            } else {
+                None
+            };
+            if let Some(l) = launch {
+                out.launches.push(l);
+                out.owners.push(i);
+            }
             continue;
         }
         let scanned = if checks.loss == Some(i) {
@@ -95,4 +128,34 @@ pub fn pass(
         out.updates.extend(after.iter().map(|&(k, p)| (at, k, p)));
     }
     Ok(out)
+}
+
+/// Where the f16 arenas' two casts go (`precision::Mirrors`).
+struct HalfCasts<'a> {
+    arenas: Arenas<'a>,
+    /// The first live weight cast (node), where the weights' copies are refreshed.
+    params_at: Option<usize>,
+    /// The last live gradient cast (node), where every f16 gradient goes into the f32 arena.
+    grads_at: Option<usize>,
+}
+
+struct Arenas<'a> {
+    params_f32: &'a Tensor,
+    grads_f32: &'a Tensor,
+    f16: &'a HalfArenas,
+}
+
+fn half_casts<'a>(plan: &Plan, bound: &'a Bound) -> Option<HalfCasts<'a>> {
+    let m = plan.mirrors.as_ref()?;
+    let a = bound.param_arena.as_ref()?;
+    let f16 = a.f16.as_ref()?;
+    Some(HalfCasts {
+        arenas: Arenas {
+            params_f32: &a.params,
+            grads_f32: &a.grads,
+            f16,
+        },
+        params_at: m.param_casts.iter().flatten().min().copied(),
+        grads_at: m.grad_casts.iter().flatten().max().copied(),
+    })
 }

@@ -35,7 +35,7 @@ pub use limits::MAX_ELEMENTS;
 pub use precision::LOSS_SCALE;
 pub use profile::{DispatchTime, Profile};
 pub(crate) use program::Program;
-pub use program::{ArenaPlan, ParamArena, PlanStats};
+pub use program::{ArenaPlan, HalfArenas, ParamArena, PlanStats};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -51,6 +51,7 @@ use fusion::Fusion;
 use lifetimes::Lifetimes;
 use lower::Lowered;
 use memory::Memory;
+use precision::Mirrors;
 use residency::JitState;
 
 /// Where the weights live while a step runs.
@@ -155,6 +156,8 @@ pub(crate) struct Plan {
     pub aliases: Aliases,
     pub lifetimes: Lifetimes,
     pub memory: Memory,
+    /// Mixed-precision training: the f16 arenas' values and the casts they replace.
+    pub mirrors: Option<Mirrors>,
 }
 
 impl Graph {
@@ -164,21 +167,23 @@ impl Graph {
     /// parameters out for training, and where the weights live.
     pub fn compile(&self, device: &Device, outputs: &[Value], opts: &Options) -> Result<Compiled> {
         if !precision::f16(device, opts)? {
-            return self.compile_as_given(device, outputs, opts);
+            return self.compile_as_given(device, outputs, opts, None);
         }
         precision::compile_mixed(self, device, outputs, opts)
     }
 
-    /// `compile` on the graph's own dtypes.
+    /// `compile` on the graph's own dtypes; `mirrors`: a mixed-precision training graph's f16
+    /// arenas (`precision::Mirrors`).
     fn compile_as_given(
         &self,
         device: &Device,
         outputs: &[Value],
         opts: &Options,
+        mirrors: Option<&Mirrors>,
     ) -> Result<Compiled> {
         let g = self;
         let align = device.caps().storage_offset_alignment as u64;
-        let plan = plan(g, outputs, opts, align)?;
+        let plan = plan(g, outputs, opts, align, mirrors)?;
         limits::check(g, device, &plan.live, &plan.memory)?;
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
         let health = crate::health::buffer(device)?;
@@ -209,7 +214,7 @@ impl Graph {
                 "plan_arena: the alignment {align} is not a power of two"
             )));
         }
-        let p = plan(self, outputs, opts, align)?;
+        let p = plan(self, outputs, opts, align, None)?;
         Ok(ArenaPlan {
             arena_bytes: p.memory.placement.peak,
             naive_bytes: p.memory.placement.naive,
@@ -220,14 +225,28 @@ impl Graph {
 }
 
 /// Passes 0 to 5, which need no device: `align` is its storage offset alignment.
-fn plan(g: &Graph, outputs: &[Value], opts: &Options, align: u64) -> Result<Plan> {
+fn plan(
+    g: &Graph,
+    outputs: &[Value],
+    opts: &Options,
+    align: u64,
+    mirrors: Option<&Mirrors>,
+) -> Result<Plan> {
     check(g, outputs, opts.training)?;
     let jit = opts.residency == Residency::JustInTime;
     let (computed, kept) = targets(outputs, opts.training, jit);
     let live = prune::prune(g, &computed);
     limits::check_sizes(g, &live)?;
-    let fusion = fusion::pass(g, &live, &computed, opts.fuse);
-    let aliases = alias::pass(g, &live, &fusion, &kept, opts.fuse, align);
+    // Values in the f16 mirrors are written once and read across the step, like outputs.
+    let mirrored = mirrors.map_or_else(Vec::new, |m| m.values(g));
+    let outs: Vec<Value> = computed.iter().chain(&mirrored).copied().collect();
+    let fusion = fusion::pass(g, &live, &outs, opts.fuse);
+    let persist: Vec<Value> = kept.iter().chain(&mirrored).copied().collect();
+    let aliases = alias::pass(g, &live, &fusion, &persist, opts.fuse, align);
+    let mirrors = mirrors.cloned().and_then(|mut m| {
+        m.keep_placeable(g, &live, &|v| aliases.owner(v))
+            .then_some(m)
+    });
     let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training)?;
     let memory = memory::pass(g, &lifetimes, align)?;
     Ok(Plan {
@@ -238,6 +257,7 @@ fn plan(g: &Graph, outputs: &[Value], opts: &Options, align: u64) -> Result<Plan
         aliases,
         lifetimes,
         memory,
+        mirrors,
     })
 }
 

@@ -10,7 +10,9 @@ use crate::autograd::Training;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Value};
+use crate::ops::cast::CastOp;
 use crate::ops::elementwise::ElementwiseOp;
+use crate::tensor::DType;
 
 pub use crate::autocast::LOSS_SCALE;
 
@@ -87,7 +89,13 @@ pub(super) fn compile_mixed(
         loss_scale: None,
         ..*opts
     };
-    let mut c = cast.graph.compile_as_given(device, &outs, &inner)?;
+    let mirrors = match (&training, opts.residency) {
+        (Some(t), super::Residency::Resident) => Some(Mirrors::find(&cast.graph, t)),
+        _ => None,
+    };
+    let mut c = cast
+        .graph
+        .compile_as_given(device, &outs, &inner, mirrors.as_ref())?;
     if let (Some(ls), Some(_)) = (opts.loss_scale, cast.loss_scale) {
         let state = c
             .graph
@@ -98,6 +106,117 @@ pub(super) fn compile_mixed(
     }
     c.autocast = Some(Arc::new(cast));
     Ok(c)
+}
+
+/// Mixed-precision training with resident weights keeps f16 mirrors of the parameter and
+/// gradient arenas, in the same layout: one dispatch fills every weight's f16 compute copy at the
+/// start of a step and one casts (and unscales) every f16 gradient into the f32 arena after the
+/// backward pass, instead of a cast per parameter each way. The cast nodes stay in the graph
+/// (reads, names and the profile see them); `lower` replaces their launches.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Mirrors {
+    /// Per training parameter: the node casting it to f16, whose output lives in the f16 mirror
+    /// of the parameter arena.
+    pub param_casts: Vec<Option<usize>>,
+    /// Per training parameter: the node casting its f16 gradient (input 0, which lives in the
+    /// f16 mirror of the gradient arena) into the f32 arena.
+    pub grad_casts: Vec<Option<usize>>,
+}
+
+impl Mirrors {
+    /// The casts `autocast` put at the parameters and gradients of `t` in `g`.
+    fn find(g: &Graph, t: &Training) -> Mirrors {
+        let is_cast = |i: usize, to: DType| {
+            g.nodes[i]
+                .op
+                .downcast::<CastOp>()
+                .is_some_and(|c| c.to == to)
+        };
+        let param_casts = t
+            .params
+            .iter()
+            .map(|&p| {
+                (0..g.nodes.len())
+                    .find(|&i| is_cast(i, DType::F16) && g.nodes[i].inputs.first() == Some(&p))
+            })
+            .collect();
+        let grad_casts = t
+            .grads
+            .iter()
+            .map(|&gr| {
+                let from = g.nodes[gr.node].inputs.first()?;
+                let f16 = g.nodes[from.node].outputs[from.port].1 == DType::F16;
+                (gr.port == 0 && f16 && is_cast(gr.node, DType::F32)).then_some(gr.node)
+            })
+            .collect();
+        Mirrors {
+            param_casts,
+            grad_casts,
+        }
+    }
+
+    /// The values that live in the mirrors: the f16 weight copies and f16 gradients.
+    pub fn values(&self, g: &Graph) -> Vec<Value> {
+        let params = self
+            .param_casts
+            .iter()
+            .flatten()
+            .map(|&i| Value { node: i, port: 0 });
+        let grads = self
+            .grad_casts
+            .iter()
+            .flatten()
+            .map(|&i| g.nodes[i].inputs[0]);
+        params.chain(grads).collect()
+    }
+
+    /// Whether node `i` is a cast whose launch the mirrors replace.
+    pub fn replaces(&self, i: usize) -> bool {
+        self.param_casts.contains(&Some(i)) || self.grad_casts.contains(&Some(i))
+    }
+
+    /// Drops the entries the plan cannot place in a mirror: casts that are not live, f16
+    /// gradients owned by another value of a different size, or shared by two entries.
+    pub fn keep_placeable(
+        &mut self,
+        g: &Graph,
+        live: &[bool],
+        owner: &dyn Fn(Value) -> Value,
+    ) -> bool {
+        for c in self.param_casts.iter_mut() {
+            if c.is_some_and(|i| !live[i]) {
+                *c = None;
+            }
+        }
+        let numel = |v: Value| g.nodes[v.node].outputs[v.port].0.iter().product::<usize>();
+        // One launch casts them all: the same scale (or none) for every one.
+        let scale_of = |i: usize| g.nodes[i].inputs.get(1).copied();
+        let scale = self
+            .grad_casts
+            .iter()
+            .flatten()
+            .next()
+            .map(|&i| scale_of(i));
+        let mut seen = std::collections::HashSet::new();
+        for c in self.grad_casts.iter_mut() {
+            let Some(i) = *c else { continue };
+            let x = g.nodes[i].inputs[0];
+            let o = owner(x);
+            let computed = matches!(g.nodes[o.node].op, crate::graph::Op::Compute(_));
+            if !live[i]
+                || !computed
+                || numel(o) != numel(x)
+                || Some(scale_of(i)) != scale
+                || !seen.insert(o)
+            {
+                *c = None;
+            }
+        }
+        self.param_casts
+            .iter()
+            .chain(&self.grad_casts)
+            .any(Option::is_some)
+    }
 }
 
 /// The backward pass's seed: the `OnesLike` of the loss that `Graph::training` added.

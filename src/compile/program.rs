@@ -55,6 +55,19 @@ pub struct ParamArena {
     /// Name, shape and offset (in elements) of every parameter: what checkpoints and optimizer
     /// parameter groups are expressed in.
     pub layout: ParamLayout,
+    /// Mixed precision: the f16 mirrors of both arenas (same layout), filled by one cast each.
+    pub f16: Option<HalfArenas>,
+}
+
+/// A mixed-precision training graph's f16 arenas, in the layout of the f32 ones.
+#[derive(Clone)]
+pub struct HalfArenas {
+    /// The weights' f16 compute copies, refreshed from `params` at the start of every step.
+    pub params: Tensor,
+    /// The f16 gradients, cast (and unscaled) into `grads` after the backward pass.
+    pub grads: Tensor,
+    /// The `[start, len]` chunks of the entries whose gradient is f16 (`cast::range_table`).
+    pub grad_ranges: Tensor,
 }
 
 /// One compiled step: what the replayer needs, and nothing about how it was planned.

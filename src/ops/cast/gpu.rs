@@ -54,3 +54,82 @@ pub fn cast_launch(x: &Tensor, y: &Tensor, scale: Option<&Tensor>) -> Result<Lau
         grid_1d(x.numel(), 256),
     )
 }
+
+/// Elements per chunk of `ranges_to_f32` (one workgroup of 256 loops over at most this many).
+pub(crate) const RANGE_CHUNK: usize = 256 * 64;
+
+/// The chunk table of `ranges_to_f32`: each range split into chunks of at most `RANGE_CHUNK`
+/// elements, as `[start, len]` pairs. `Err` past u32 (the kernel's indices).
+pub(crate) fn range_table(ranges: &[std::ops::Range<usize>]) -> Result<Vec<u32>> {
+    let mut words = Vec::new();
+    for r in ranges {
+        let mut at = r.start;
+        while at < r.end {
+            let len = (r.end - at).min(RANGE_CHUNK);
+            // The kernel indexes up to start + len - 1 in u32.
+            let last = u32::try_from(at + len - 1);
+            let (Ok(s), Ok(l), Ok(_)) = (u32::try_from(at), u32::try_from(len), last) else {
+                return Err(Error::Invalid(format!(
+                    "cast: the range {r:?} lies past u32 elements"
+                )));
+            };
+            words.extend([s, l]);
+            at += len;
+        }
+    }
+    Ok(words)
+}
+
+/// `y[r] = f32(x[r]) / scale[0]` for every chunk `r` of `table` (`range_table`): the f16
+/// gradient arena into the f32 one in one dispatch, leaving the elements outside the ranges.
+pub(crate) fn ranges_to_f32_launch(
+    table: &Tensor,
+    x: &Tensor,
+    y: &Tensor,
+    scale: Option<&Tensor>,
+) -> Result<Launch> {
+    if x.dtype() != DType::F16
+        || y.dtype() != DType::F32
+        || x.numel() != y.numel()
+        || table.dtype() != DType::U32
+        || !table.numel().is_multiple_of(2)
+    {
+        return Err(Error::Shape {
+            op: "cast ranges".into(),
+            msg: format!(
+                "x {:?} {:?} (f16), y {:?} {:?} (f32), table {:?} {:?} (u32 pairs)",
+                x.shape(),
+                x.dtype(),
+                y.shape(),
+                y.dtype(),
+                table.shape(),
+                table.dtype()
+            ),
+        });
+    }
+    let chunks = table.numel() / 2;
+    let s = scale.map_or_else(|| x.placeholder(), |s| s.buffer());
+    x.device().launch(
+        &SHADER,
+        "ranges_to_f32",
+        &[],
+        &[chunks as u32, scale.is_some() as u32],
+        &[x.buffer(), y.buffer(), s, table.buffer()],
+        grid_1d(chunks, 1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RANGE_CHUNK, range_table};
+
+    #[test]
+    fn range_tables_chunk_each_range_and_refuse_indices_past_u32() {
+        let c = RANGE_CHUNK as u32;
+        let t = range_table(&[0..3, 64..64, 128..128 + RANGE_CHUNK + 5]).unwrap();
+        assert_eq!(t, vec![0, 3, 128, c, 128 + c, 5]);
+        assert!(range_table(&[]).unwrap().is_empty());
+        let far = u32::MAX as usize;
+        assert!(range_table(&[far - 2..far + 2]).is_err());
+    }
+}
