@@ -34,12 +34,14 @@ fn training_arena(mut net: Network, align: u64) -> ArenaPlan {
 
 fn report(name: &str, p: &ArenaPlan, secs: f64) {
     eprintln!(
-        "{name}: arena {:.1} MB planned, {:.1} MB naive ({:.3}×), {} intermediates, {} concats elided; planned in {secs:.2} s",
+        "{name}: arena {:.1} MB planned, {:.1} MB naive ({:.3}×), {} intermediates, {} concats elided, {} sums accumulated by their producer, {} written in place; planned in {secs:.2} s",
         p.arena_bytes as f64 / 1e6,
         p.naive_bytes as f64 / 1e6,
         p.arena_bytes as f64 / p.naive_bytes as f64,
         p.intermediates,
-        p.elided_concats
+        p.elided_concats,
+        p.sums_accumulated,
+        p.sums_in_place
     );
 }
 

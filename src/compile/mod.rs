@@ -6,7 +6,8 @@
 //!    too large for the kernels' u32 indices (`limits::check_sizes`);
 //! 2. `fuse`: fold neurons into their producer's dispatch (`fusion.rs`);
 //! 3. `alias`: views and fused nodes alias their owner, contiguous concats are elided
-//!    (`alias.rs`);
+//!    (`alias.rs`); sums are written in place, a GEMM producer adding into the other operand's
+//!    memory where it can (`sums.rs`);
 //! 4. `lifetimes`: when each intermediate is live, and the just-in-time update points
 //!    (`lifetimes.rs`);
 //! 5. `memory`: place the intermediates in one arena (`memory.rs`);
@@ -29,6 +30,7 @@ mod profile;
 mod precision;
 mod prune;
 mod residency;
+mod sums;
 
 pub use exec::{Compiled, StepHandle};
 pub use limits::MAX_ELEMENTS;
@@ -106,6 +108,10 @@ impl Default for LossScale {
 pub struct Options<'a> {
     /// Fold neurons into their producer's dispatch (on by default).
     pub fuse: bool,
+    /// Write sums (autograd's gradient sums among them) in place: a GEMM producer adds into the
+    /// other operand's memory and the `Add` launches nothing, or the `Add` writes over a dead
+    /// operand (on by default; `sums.rs`).
+    pub sum_in_place: bool,
     /// Use this compiled graph's parameter tensors for parameters of the same name.
     pub share: Option<&'a Compiled>,
     /// Place every parameter in one flat arena and its gradient at the same offset of a second
@@ -132,6 +138,7 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             fuse: true,
+            sum_in_place: true,
             share: None,
             training: None,
             residency: Residency::Resident,
@@ -215,6 +222,8 @@ impl Graph {
             naive_bytes: p.memory.placement.naive,
             intermediates: p.memory.owned.len(),
             elided_concats: p.aliases.elided.len(),
+            sums_accumulated: p.aliases.sums_elided.iter().filter(|&&e| e).count(),
+            sums_in_place: p.aliases.sums_in_place,
         })
     }
 }
@@ -227,7 +236,8 @@ fn plan(g: &Graph, outputs: &[Value], opts: &Options, align: u64) -> Result<Plan
     let live = prune::prune(g, &computed);
     limits::check_sizes(g, &live)?;
     let fusion = fusion::pass(g, &live, &computed, opts.fuse);
-    let aliases = alias::pass(g, &live, &fusion, &kept, opts.fuse, align);
+    let mut aliases = alias::pass(g, &live, &fusion, &kept, opts.fuse, align);
+    sums::pass(g, &live, &fusion, &kept, opts.sum_in_place, &mut aliases);
     let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training)?;
     let memory = memory::pass(g, &lifetimes, align)?;
     Ok(Plan {
