@@ -27,7 +27,10 @@ const GPU_TOL: f64 = 2e-4;
 fn assert_close(what: &str, got: &[f32], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    assert!(scale > 1e-6, "{what}: ~0 everywhere, the check would see nothing");
+    assert!(
+        scale > 1e-6,
+        "{what}: ~0 everywhere, the check would see nothing"
+    );
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w).abs();
         assert!(
@@ -65,9 +68,17 @@ fn compare(name: &str, g: &Graph, outs: &[Value], tr: Option<&Training>, want: C
         ..Options::default()
     };
     let plan = g.plan_arena(outs, &opts(true), 256).unwrap();
-    assert_eq!((plan.sums_accumulated, plan.sums_in_place), want, "{name}: sums in place");
+    assert_eq!(
+        (plan.sums_accumulated, plan.sums_in_place),
+        want,
+        "{name}: sums in place"
+    );
     let off = g.plan_arena(outs, &opts(false), 256).unwrap();
-    assert_eq!((off.sums_accumulated, off.sums_in_place), (0, 0), "{name}: off");
+    assert_eq!(
+        (off.sums_accumulated, off.sums_in_place),
+        (0, 0),
+        "{name}: off"
+    );
     assert!(plan.naive_bytes <= off.naive_bytes, "{name}");
     each_device(name, |dev| {
         let run = |on: bool| {

@@ -106,7 +106,9 @@ pub fn pass(
                     aliases.owner(v)
                 };
                 let src = bound.tensors.get(&src).ok_or_else(|| {
-                    Error::Invalid(format!("allocate: {v:?} aliases {src:?}, which has no tensor"))
+                    Error::Invalid(format!(
+                        "allocate: {v:?} aliases {src:?}, which has no tensor"
+                    ))
                 })?;
                 let view = src.reshape(&node.outputs[0].0)?;
                 bound.tensors.insert(v, view);

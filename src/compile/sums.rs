@@ -90,9 +90,10 @@ impl Sums<'_> {
         node.op.downcast::<ElementwiseOp>() == Some(&add)
             && node.inputs.len() == 2
             && node.outputs.len() == 1
-            && node.inputs.iter().all(|u| {
-                self.g.nodes[u.node].outputs.get(u.port) == Some(&node.outputs[0])
-            })
+            && node
+                .inputs
+                .iter()
+                .all(|u| self.g.nodes[u.node].outputs.get(u.port) == Some(&node.outputs[0]))
     }
 
     /// `v` owns memory of the arena that may be written over: an intermediate, not a concat's

@@ -45,7 +45,9 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
     /// `lower` adding into `outs[0]` instead of overwriting it (no fused neurons). Only called
     /// when `accumulates` says so; the default refuses.
     fn lower_accumulate(&self, _ins: &[&Tensor], _outs: &[&Tensor]) -> Result<Prepared> {
-        Err(Error::Invalid(format!("{self:?} cannot add into its output")))
+        Err(Error::Invalid(format!(
+            "{self:?} cannot add into its output"
+        )))
     }
 
     /// The CPU f64 reference (u32 states as f64 indices): the oracle of the compiled graph.

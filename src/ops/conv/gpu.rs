@@ -162,7 +162,12 @@ fn params_fused(
     ];
     let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
     let mut w: Vec<u32> = p.iter().map(|&v| v as u32).collect();
-    w.extend([code, crate::launch::f(a), crate::launch::f(b), accumulate as u32]);
+    w.extend([
+        code,
+        crate::launch::f(a),
+        crate::launch::f(b),
+        accumulate as u32,
+    ]);
     Ok(w)
 }
 
