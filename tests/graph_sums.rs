@@ -293,3 +293,23 @@ fn an_operand_read_after_the_sum_or_by_the_caller_is_not_written_over() {
     let (g, _, _, s) = build();
     compare("dead operands", &g, &[s], None, (1, 0));
 }
+
+#[test]
+fn convolution_outputs_summed_at_inference_add_into_each_other() {
+    // No gradient reads the operands, so the second convolution (with its bias) adds into the
+    // first's output in its epilogue: a convolution's (the forward shader) and a transposed
+    // convolution's (the data-gradient shader).
+    for transposed in [false, true] {
+        let mut g = Graph::new();
+        let x = g.input("x", &[2, 3, 5, 5]).unwrap();
+        let kind = if transposed {
+            ConvKind::T2(wgtrain::ops::conv::ConvTranspose2d::new(3, 4, (3, 3)))
+        } else {
+            ConvKind::D2(Conv2d::new(3, 4, (3, 3)))
+        };
+        let a = g.conv("a", x, kind).unwrap();
+        let b = g.conv("b", x, kind).unwrap();
+        let s = g.binary("s", BinaryOp::Add, a, b).unwrap();
+        compare("convolutions summed", &g, &[s], None, (1, 0));
+    }
+}
