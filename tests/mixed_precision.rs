@@ -470,3 +470,60 @@ fn the_f16_arenas_cast_all_weights_and_gradients_in_one_dispatch_each() {
         assert_eq!(resident.tensor(x).unwrap().dtype(), DType::F16);
     });
 }
+
+/// Mixed precision with fan-out: a weight shared by two matmuls and an input read by both, so
+/// the shared weight's f16 gradient is a sum, accumulated in place by the second GEMM straight
+/// into the f16 gradient arena (`compile/sums.rs` with `HalfArenas`). The gradients match the
+/// same graph compiled without sums in place, within f16 rounding of the one add.
+#[test]
+fn a_shared_weight_sums_its_f16_gradient_into_the_f16_arena() {
+    each_f16_device("f16 shared weight", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[7, 33]).unwrap();
+        let w = g.param("w", &[33, 9]).unwrap();
+        let a = g.matmul("a", x, w).unwrap();
+        let t = g.unary("t", UnaryOp::Tanh, a).unwrap();
+        let b = g.matmul("b", x, w).unwrap();
+        let s = g
+            .binary("s", wgtrain::ops::elementwise::BinaryOp::Mul, t, b)
+            .unwrap();
+        let y = g.input("y", &[7, 9]).unwrap();
+        let loss = g
+            .loss("mse", s, y, None, Loss::mean(LossKind::MeanSquaredError))
+            .unwrap();
+        let tr = g.training(loss).unwrap();
+        let run = |sum_in_place| {
+            let opts = Options {
+                training: Some(&tr),
+                precision: Precision::F16,
+                gradients_only: true,
+                sum_in_place,
+                ..Options::default()
+            };
+            let c = g.compile(dev, &[loss], &opts).unwrap();
+            assert!(c.param_arena().unwrap().f16.is_some());
+            let xs: Vec<f32> = (0..7 * 33)
+                .map(|i| ((i * 37 % 101) as f32 / 101.0) - 0.5)
+                .collect();
+            let ws: Vec<f32> = (0..33 * 9)
+                .map(|i| ((i * 53 % 89) as f32 / 89.0) - 0.5)
+                .collect();
+            let ys: Vec<f32> = (0..7 * 9).map(|i| (i % 5) as f32 * 0.1).collect();
+            c.set("x", &xs).unwrap();
+            c.set("w", &ws).unwrap();
+            c.set("y", &ys).unwrap();
+            c.step().unwrap();
+            (c.read(tr.grads[0]).unwrap(), c.stats().dispatches_per_step)
+        };
+        let ((on, d_on), (off, d_off)) = (run(true), run(false));
+        assert!(
+            d_on < d_off,
+            "sums in place saved no dispatch: {d_on} vs {d_off}"
+        );
+        let scale = off.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 1e-3, "{off:?}");
+        for (a, b) in on.iter().zip(&off) {
+            assert!((a - b).abs() <= 2e-3 * scale, "{a} vs {b}");
+        }
+    });
+}

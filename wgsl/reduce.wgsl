@@ -6,7 +6,7 @@ struct Params {
     outer: u32,
     len: u32,
     inner: u32,
-    op: u32,     // 0 = sum, 1 = mean
+    op: u32,     // 0 = sum, 1 = mean; sum_lanes: 1 = add to y (a gradient sum in place)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -58,7 +58,9 @@ fn sum_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     if (lid < 8u && col < p.inner) {
-        rs_y[col] = act(lanes[lid]);
+        var v = lanes[lid];
+        if (p.op == 1u) { v = v + f32(rs_y[col]); }
+        rs_y[col] = act(v);
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Concat elision: where every input's slice of a concat's output is one contiguous, aligned byte
 //! range (concat along the first axis, or leading dims of size 1), the producers write straight
-//! into the output and the concat costs nothing. Otherwise it copies.
+//! into the output and the concat costs nothing. Otherwise it copies. Sums written in place
+//! (`sums.rs`, the next pass) add more roots here.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,7 +18,8 @@ use crate::ops::shape::{Concat, ShapeOp};
 pub struct Aliases {
     /// `alias[i]`: node `i` writes nothing of its own (a view, or fused into its producer).
     pub alias: Vec<bool>,
-    /// Output of an aliasing node → the value owning its memory.
+    /// A value without memory of its own → the value whose memory it uses (a view or fused
+    /// node's output; one written in place by `sums.rs`). Followed to the end by `owner`.
     pub root: HashMap<Value, Value>,
     /// Owners of the values the caller reads after a step: never reused within it.
     kept: HashSet<Value>,
@@ -25,12 +27,27 @@ pub struct Aliases {
     pub slices: HashMap<Value, (Value, u64)>,
     /// Concats whose inputs were written in place: they launch nothing.
     pub elided: Vec<usize>,
+    /// `Add` nodes whose second operand's producer added into the first's memory: they launch
+    /// nothing (`sums.rs`).
+    pub sums_elided: Vec<bool>,
+    /// Producers that add their result into the memory they are given (`C += …`).
+    pub accumulating: Vec<bool>,
+    /// `Add` nodes writing over one of their operands (elementwise, in place).
+    pub sums_in_place: usize,
 }
 
 impl Aliases {
-    /// The value owning `v`'s memory.
-    pub fn owner(&self, v: Value) -> Value {
-        *self.root.get(&v).unwrap_or(&v)
+    /// The value owning `v`'s memory. Every root is an earlier node's value, so the walk ends.
+    pub fn owner(&self, mut v: Value) -> Value {
+        while let Some(&r) = self.root.get(&v) {
+            v = r;
+        }
+        v
+    }
+
+    /// Records `kept` (the values read after a step) as the owners they now have.
+    pub fn keep(&mut self, kept: &[Value]) {
+        self.kept = kept.iter().map(|&o| self.owner(o)).collect();
     }
 
     /// Whether `v` keeps its own buffer across steps: a source or a value the caller reads.
@@ -40,7 +57,7 @@ impl Aliases {
 
     /// Whether `v` (of a live node) owns memory in the activation arena.
     pub fn intermediate(&self, g: &Graph, v: Value) -> bool {
-        !self.alias[v.node] && !self.persistent(g, v)
+        !self.alias[v.node] && !self.root.contains_key(&v) && !self.persistent(g, v)
     }
 }
 
@@ -65,6 +82,9 @@ pub fn pass(
         kept: HashSet::new(),
         slices: HashMap::new(),
         elided: Vec::new(),
+        sums_elided: vec![false; g.nodes.len()],
+        accumulating: vec![false; g.nodes.len()],
+        sums_in_place: 0,
     };
     for (i, node) in g.nodes.iter().enumerate() {
         if live[i] && a.alias[i] {
@@ -72,7 +92,7 @@ pub fn pass(
                 .insert(Value { node: i, port: 0 }, a.owner(node.inputs[0]));
         }
     }
-    a.kept = kept.iter().map(|&o| a.owner(o)).collect();
+    a.keep(kept);
     if elide {
         elide_concats(g, live, align, &mut a);
     }

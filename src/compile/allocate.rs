@@ -1,7 +1,8 @@
 //! Pass 7, allocate: the tensor of every live value. Intermediates are views of one arena at
 //! their planned offsets (an elided concat's inputs, of its output); just-in-time weights, views
 //! of the weight slot; a resident training graph's parameters and gradients, views of the flat
-//! parameter and gradient arenas; views and fused nodes, reshapes of their owner; every other
+//! parameter and gradient arenas; views and fused nodes, reshapes of their owner; values written
+//! into another's memory (`sums.rs`), reshapes of its tensor; every other
 //! source or kept output, a buffer of its own (or the shared graph's tensor of the same name).
 
 use std::collections::HashMap;
@@ -98,8 +99,18 @@ pub fn pass(
         }
         for port in 0..node.outputs.len() {
             let v = Value { node: i, port };
-            if aliases.alias[i] {
-                let src = &bound.tensors[&node.inputs[0]];
+            if aliases.alias[i] || aliases.root.contains_key(&v) {
+                // A value written into another's memory (`sums.rs`) is a view of its owner.
+                let src = if aliases.alias[i] {
+                    node.inputs[0]
+                } else {
+                    aliases.owner(v)
+                };
+                let src = bound.tensors.get(&src).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "allocate: {v:?} aliases {src:?}, which has no tensor"
+                    ))
+                })?;
                 let view = src.reshape(&node.outputs[0].0)?;
                 bound.tensors.insert(v, view);
             } else if let Entry::Vacant(slot) = bound.tensors.entry(v) {

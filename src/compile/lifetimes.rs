@@ -2,7 +2,7 @@
 //! reading it (through views). Just-in-time, also the parameters each node reads and each
 //! parameter's update point (the last node reading it or producing its gradient), where its
 //! gradient must still be alive. An elided concat's inputs live inside its output, which lives
-//! as long as all of them.
+//! as long as all of them; memory written in place (`sums.rs`) lives until its last writer too.
 
 use std::collections::HashMap;
 
@@ -39,6 +39,11 @@ pub fn pass(
             let v = Value { node: i, port };
             if aliases.intermediate(g, v) {
                 life.insert(v, (i, i));
+            } else if aliases.root.contains_key(&v)
+                && let Some(l) = life.get_mut(&aliases.owner(v))
+            {
+                // A producer adding into another value's memory writes it here.
+                l.1 = l.1.max(i);
             }
         }
         for u in &node.inputs {
@@ -74,7 +79,9 @@ pub fn pass(
     if let (true, Some(tr)) = (jit, training) {
         for (k, (p, gr)) in tr.params.iter().zip(&tr.grads).enumerate() {
             let grad = aliases.owner(*gr);
-            let at = update_node.get(p).copied().unwrap_or(0).max(grad.node);
+            // The gradient is complete at its own node, which may follow its owner's (a sum
+            // written into the first contribution's memory).
+            let at = update_node.get(p).copied().unwrap_or(0).max(gr.node);
             update_after.entry(at).or_default().push((k, *p));
             if let Some(l) = life.get_mut(&grad) {
                 l.1 = l.1.max(at);

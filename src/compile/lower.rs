@@ -1,5 +1,6 @@
-//! Pass 8, lower: every live node that launches (not fused away, not an elided concat) becomes
-//! its launches, recorded once against the allocated tensors and replayed every step. A
+//! Pass 8, lower: every live node that launches (not fused away, not an elided concat or sum)
+//! becomes its launches, recorded once against the allocated tensors and replayed every step; a
+//! producer of an accumulated sum (`sums.rs`) adds into its output. A
 //! lowering error keeps its kind and gains the node's name. The non-finite scans
 //! (`crate::health`) follow the loss and, when asked, every node.
 
@@ -90,7 +91,8 @@ pub fn pass(
         } else {
             None
         };
-        if !plan.fusion.absorbed[i] && !plan.aliases.elided.contains(&i) {
+        let aliases = &plan.aliases;
+        if !plan.fusion.absorbed[i] && !aliases.elided.contains(&i) && !aliases.sums_elided[i] {
             let ins: Vec<&Tensor> = node.inputs.iter().map(|u| &bound.tensors[u]).collect();
             let outs: Vec<&Tensor> = (0..node.outputs.len())
                 .map(|p| &bound.tensors[&Value { node: i, port: p }])
@@ -101,10 +103,12 @@ pub fn pass(
             {
                 out.per_step.push((out.launches.len(), i, ins[0].numel()));
             }
-            let prepared = node
-                .op
-                .lower(&ins, &outs, fused, 0)
-                .map_err(|e| e.context(format!("node {:?} (lower)", node.name)))?;
+            let prepared = if aliases.accumulating[i] {
+                node.op.lower_accumulate(&ins, &outs)
+            } else {
+                node.op.lower(&ins, &outs, fused, 0)
+            }
+            .map_err(|e| e.context(format!("node {:?} (lower)", node.name)))?;
             if let Some(r) = lifetimes.reads.get(&i) {
                 out.read_at.push((out.launches.len(), r.clone()));
             }

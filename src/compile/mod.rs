@@ -6,7 +6,8 @@
 //!    too large for the kernels' u32 indices (`limits::check_sizes`);
 //! 2. `fuse`: fold neurons into their producer's dispatch (`fusion.rs`);
 //! 3. `alias`: views and fused nodes alias their owner, contiguous concats are elided
-//!    (`alias.rs`);
+//!    (`alias.rs`); sums are written in place, a GEMM producer adding into the other operand's
+//!    memory where it can (`sums.rs`);
 //! 4. `lifetimes`: when each intermediate is live, and the just-in-time update points
 //!    (`lifetimes.rs`);
 //! 5. `memory`: place the intermediates in one arena (`memory.rs`);
@@ -29,6 +30,7 @@ mod profile;
 mod precision;
 mod prune;
 mod residency;
+mod sums;
 
 pub use exec::{Compiled, StepHandle};
 pub use limits::MAX_ELEMENTS;
@@ -107,6 +109,10 @@ impl Default for LossScale {
 pub struct Options<'a> {
     /// Fold neurons into their producer's dispatch (on by default).
     pub fuse: bool,
+    /// Write sums (autograd's gradient sums among them) in place: a GEMM producer adds into the
+    /// other operand's memory and the `Add` launches nothing, or the `Add` writes over a dead
+    /// operand (on by default; `sums.rs`).
+    pub sum_in_place: bool,
     /// Use this compiled graph's parameter tensors for parameters of the same name.
     pub share: Option<&'a Compiled>,
     /// Place every parameter in one flat arena and its gradient at the same offset of a second
@@ -133,6 +139,7 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             fuse: true,
+            sum_in_place: true,
             share: None,
             training: None,
             residency: Residency::Resident,
@@ -220,6 +227,8 @@ impl Graph {
             naive_bytes: p.memory.placement.naive,
             intermediates: p.memory.owned.len(),
             elided_concats: p.aliases.elided.len(),
+            sums_accumulated: p.aliases.sums_elided.iter().filter(|&&e| e).count(),
+            sums_in_place: p.aliases.sums_in_place,
         })
     }
 }
@@ -242,7 +251,8 @@ fn plan(
     let outs: Vec<Value> = computed.iter().chain(&mirrored).copied().collect();
     let fusion = fusion::pass(g, &live, &outs, opts.fuse);
     let persist: Vec<Value> = kept.iter().chain(&mirrored).copied().collect();
-    let aliases = alias::pass(g, &live, &fusion, &persist, opts.fuse, align);
+    let mut aliases = alias::pass(g, &live, &fusion, &persist, opts.fuse, align);
+    sums::pass(g, &live, &fusion, &persist, opts.sum_in_place, &mut aliases);
     let mirrors = mirrors.cloned().and_then(|mut m| {
         m.keep_placeable(g, &live, &|v| aliases.owner(v))
             .then_some(m)

@@ -42,6 +42,10 @@ pub struct ArenaPlan {
     pub intermediates: usize,
     /// Concats whose inputs are written in place (they launch nothing).
     pub elided_concats: usize,
+    /// Sums whose second operand's producer adds into the first's memory (they launch nothing).
+    pub sums_accumulated: usize,
+    /// Sums written over one of their operands (elementwise, in place).
+    pub sums_in_place: usize,
 }
 
 /// All parameters in one flat f32 tensor and their gradients in another with the same layout:

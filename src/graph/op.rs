@@ -35,6 +35,21 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         step: u64,
     ) -> Result<Prepared>;
 
+    /// Whether `lower_accumulate` can add the op's result to what its output already holds
+    /// (`C += …` in a GEMM epilogue), so a sum of this output and another value needs no `Add`
+    /// dispatch (the compiler's `sums` pass).
+    fn accumulates(&self) -> bool {
+        false
+    }
+
+    /// `lower` adding into `outs[0]` instead of overwriting it (no fused neurons). Only called
+    /// when `accumulates` says so; the default refuses.
+    fn lower_accumulate(&self, _ins: &[&Tensor], _outs: &[&Tensor]) -> Result<Prepared> {
+        Err(Error::Invalid(format!(
+            "{self:?} cannot add into its output"
+        )))
+    }
+
     /// The CPU f64 reference (u32 states as f64 indices): the oracle of the compiled graph.
     fn reference(&self, ins: &[&Array], outs: &[Out], step: u64) -> Result<Vec<Array>>;
 
@@ -206,6 +221,15 @@ impl Op {
             }
             _ => Ok(Prepared::default()),
         }
+    }
+
+    /// Launches adding this op's result into `outs[0]` (`Primitive::lower_accumulate`).
+    pub fn lower_accumulate(&self, ins: &[&Tensor], outs: &[&Tensor]) -> Result<Prepared> {
+        let p = self.computed()?;
+        if !p.accumulates() {
+            return Err(Error::Invalid(format!("{p:?} cannot add into its output")));
+        }
+        p.lower_accumulate(ins, outs)
     }
 
     /// The CPU f64 reference of this op.

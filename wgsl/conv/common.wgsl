@@ -33,6 +33,7 @@ struct Params {
     act_op: u32,
     act_a: f32,
     act_b: f32,
+    accumulate: u32, // the epilogue adds to what the output holds (a gradient sum in place)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -84,5 +84,7 @@ fn store_c(g: u32, m: u32, n: u32, acc: f32) {
     let pix = m - img * ohw;
     var v = acc;
     if (p.has_bias != 0u) { v = v + f32(fbias[oc]); }
-    fy[(img * p.cout + oc) * ohw + pix] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
+    let idx = (img * p.cout + oc) * ohw + pix;
+    if (p.accumulate != 0u) { v = v + f32(fy[idx]); }
+    fy[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }

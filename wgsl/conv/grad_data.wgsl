@@ -131,5 +131,7 @@ fn store_c(g: u32, m: u32, n: u32, acc: f32) {
     let pix = m - img * hw;
     var v = acc;
     if (p.has_bias != 0u) { v = v + f32(dbias[c]); }
-    ddx[(img * p.cin + c) * hw + pix] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
+    let idx = (img * p.cin + c) * hw + pix;
+    if (p.accumulate != 0u) { v = v + f32(ddx[idx]); }
+    ddx[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }

@@ -125,5 +125,11 @@ fn load_b4(z: u32, k: u32, c: BCols) -> vec4<f32> {
 fn store_c(z: u32, m: u32, n: u32, acc: f32) {
     let g = z / p.splits;
     let s = z % p.splits;
-    wout[(s * p.cout + g * p.cout_g + n) * gemm_m() + m] = act(acc);
+    let idx = (s * p.cout + g * p.cout_g + n) * gemm_m() + m;
+    // Set only without splits (the sum of the splits adds then).
+    if (p.accumulate != 0u) {
+        wout[idx] = act(acc + f32(wout[idx]));
+        return;
+    }
+    wout[idx] = act(acc);
 }

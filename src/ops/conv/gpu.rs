@@ -123,18 +123,16 @@ pub(crate) fn check_bias(
     }
 }
 
-/// The uniform of the three GEMM modules (`Params` in `wgsl/conv/common.wgsl`).
-fn params(g: &ConvGeometry, has_bias: bool, splits: usize, k_chunk: usize) -> Result<Vec<u32>> {
-    params_fused(g, has_bias, splits, k_chunk, None)
-}
-
-/// `params` with a neuron fused onto the output of a forward-type module.
+/// The uniform of the three GEMM modules (`Params` in `wgsl/conv/common.wgsl`), with a neuron
+/// fused onto the output of a forward-type module; `accumulate` adds the result to what the
+/// output holds (a gradient sum written in place).
 fn params_fused(
     g: &ConvGeometry,
     has_bias: bool,
     splits: usize,
     k_chunk: usize,
     fused: Option<UnaryOp>,
+    accumulate: bool,
 ) -> Result<Vec<u32>> {
     // The words are u32 and the kernels' coordinates i32: refuse what would wrap.
     g.check_gpu_range("convolution")?;
@@ -164,7 +162,12 @@ fn params_fused(
     ];
     let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
     let mut w: Vec<u32> = p.iter().map(|&v| v as u32).collect();
-    w.extend([code, crate::launch::f(a), crate::launch::f(b)]);
+    w.extend([
+        code,
+        crate::launch::f(a),
+        crate::launch::f(b),
+        accumulate as u32,
+    ]);
     Ok(w)
 }
 
@@ -177,6 +180,19 @@ pub fn conv_data_launch(
     y: &Tensor,
     fused: Option<UnaryOp>,
 ) -> Result<Launch> {
+    conv_data_launch_into(g, x, w, b, y, fused, false)
+}
+
+/// `conv_data_launch`, adding into `y` when `accumulate`.
+pub(crate) fn conv_data_launch_into(
+    g: &ConvGeometry,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+) -> Result<Launch> {
     let (oh, ow) = g.out_size;
     // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
     let bias = b.unwrap_or(w);
@@ -185,7 +201,7 @@ pub fn conv_data_launch(
         &FORWARD,
         entry,
         &crate::neuron::fused_constants(fused),
-        &params_fused(g, b.is_some(), 1, 0, fused)?,
+        &params_fused(g, b.is_some(), 1, 0, fused, accumulate)?,
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
         groups,
     )
@@ -200,6 +216,19 @@ pub fn conv_data_adjoint_launch(
     dx: &Tensor,
     fused: Option<UnaryOp>,
 ) -> Result<Launch> {
+    conv_data_adjoint_launch_into(g, dy, w, b, dx, fused, false)
+}
+
+/// `conv_data_adjoint_launch`, adding into `dx` when `accumulate`.
+pub(crate) fn conv_data_adjoint_launch_into(
+    g: &ConvGeometry,
+    dy: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    dx: &Tensor,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+) -> Result<Launch> {
     let (h, wd) = g.in_size;
     let bias = b.unwrap_or(w);
     let (entry, groups) = gemm_grid(g.batch * h * wd, g.in_channels / g.groups, g.groups);
@@ -207,7 +236,7 @@ pub fn conv_data_adjoint_launch(
         &DGRAD,
         entry,
         &crate::neuron::fused_constants(fused),
-        &params_fused(g, b.is_some(), 1, 0, fused)?,
+        &params_fused(g, b.is_some(), 1, 0, fused, accumulate)?,
         &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
         groups,
     )
@@ -238,6 +267,18 @@ pub fn conv_weight_grad_launches(
     dy: &Tensor,
     dw: &Tensor,
 ) -> Result<Prepared> {
+    conv_weight_grad_launches_into(g, x, dy, dw, false)
+}
+
+/// `conv_weight_grad_launches`, adding into `dw` when `accumulate` (the GEMM's epilogue, or the
+/// sum of the splits).
+pub(crate) fn conv_weight_grad_launches_into(
+    g: &ConvGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+) -> Result<Prepared> {
     let (splits, chunk) = wgrad_split(g);
     let dev = &x.device;
     let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
@@ -252,26 +293,26 @@ pub fn conv_weight_grad_launches(
         &WGRAD,
         entry,
         &[],
-        &params(g, false, splits, chunk)?,
+        &params_fused(g, false, splits, chunk, None, accumulate && splits == 1)?,
         &[x.buffer(), dy.buffer(), out.buffer()],
         groups,
     )?;
     let mut prep = Prepared::one(l);
     if splits > 1 {
-        prep.extend(sum_partials(&out, dw)?);
+        prep.extend(sum_partials(&out, dw, accumulate)?);
     }
     Ok(prep)
 }
 
-/// `out[k] = Σ_s part[s, k]`: partial sums (split-K, chunked bias gradients) added by
-/// `reduce.wgsl`'s sum_lanes; `part` is kept as the step's scratch.
-fn sum_partials(part: &Tensor, out: &Tensor) -> Result<Prepared> {
+/// `out[k] = Σ_s part[s, k]` (`+= ` when `accumulate`): partial sums (split-K, chunked bias
+/// gradients) added by `reduce.wgsl`'s sum_lanes; `part` is kept as the step's scratch.
+fn sum_partials(part: &Tensor, out: &Tensor, accumulate: bool) -> Result<Prepared> {
     let (rows, cols) = (part.shape[0], out.numel());
     let l = part.device.launch(
         &reduce::SHADER,
         "sum_lanes",
         &[],
-        &[1, rows as u32, cols as u32, 0],
+        &[1, rows as u32, cols as u32, accumulate as u32],
         &[part.buffer(), out.buffer()],
         grid_1d(cols, 8),
     )?;
@@ -314,7 +355,7 @@ pub fn bias_grad_launches(dy: &Tensor, db: &Tensor) -> Result<Prepared> {
         grid_1d(c * chunks, 1),
     )?);
     if chunks > 1 {
-        prep.extend(sum_partials(&part, db)?);
+        prep.extend(sum_partials(&part, db, false)?);
     }
     Ok(prep)
 }
@@ -367,15 +408,29 @@ pub fn forward_fused_launches(
     y: &Tensor,
     fused: Option<UnaryOp>,
 ) -> Result<Prepared> {
+    forward_into(op, x, w, b, y, fused, false)
+}
+
+/// `forward_fused_launches`, adding into `y` when `accumulate` (`y += neuron(conv + b)` is not
+/// offered: the epilogue adds before the neuron, so the caller passes no neuron then).
+pub(crate) fn forward_into(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+) -> Result<Prepared> {
     let name = op.name();
     let g = geometry_and_weight(op, &x.shape, w)?;
     x.expect_dtype(name, DType::F32)?;
     check_bias(name, op.has_bias(), b, op.out_channels())?;
     check(name, "output", y, &op.out_shape(&x.shape)?)?;
     Ok(Prepared::one(if op.is_transposed() {
-        conv_data_adjoint_launch(&g, x, w, b, y, fused)?
+        conv_data_adjoint_launch_into(&g, x, w, b, y, fused, accumulate)?
     } else {
-        conv_data_launch(&g, x, w, b, y, fused)?
+        conv_data_launch_into(&g, x, w, b, y, fused, accumulate)?
     }))
 }
 
@@ -387,14 +442,26 @@ pub fn backward_data_launches(
     dy: &Tensor,
     dx: &Tensor,
 ) -> Result<Prepared> {
+    backward_data_into(op, x_shape, w, dy, dx, false)
+}
+
+/// `backward_data_launches`, adding into `dx` when `accumulate` (a gradient sum in place).
+pub(crate) fn backward_data_into(
+    op: &(impl Convolution + ?Sized),
+    x_shape: &[usize],
+    w: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    accumulate: bool,
+) -> Result<Prepared> {
     let name = op.name();
     let g = geometry_and_weight(op, x_shape, w)?;
     check(name, "output gradient", dy, &op.out_shape(x_shape)?)?;
     check(name, "input gradient", dx, x_shape)?;
     Ok(Prepared::one(if op.is_transposed() {
-        conv_data_launch(&g, dy, w, None, dx, None)?
+        conv_data_launch_into(&g, dy, w, None, dx, None, accumulate)?
     } else {
-        conv_data_adjoint_launch(&g, dy, w, None, dx, None)?
+        conv_data_adjoint_launch_into(&g, dy, w, None, dx, None, accumulate)?
     }))
 }
 
@@ -405,15 +472,26 @@ pub fn backward_weights_launches(
     dy: &Tensor,
     dw: &Tensor,
 ) -> Result<Prepared> {
+    backward_weights_into(op, x, dy, dw, false)
+}
+
+/// `backward_weights_launches`, adding into `dw` when `accumulate`.
+pub(crate) fn backward_weights_into(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+) -> Result<Prepared> {
     let name = op.name();
     let g = op.geometry(&x.shape)?;
     x.expect_dtype(name, DType::F32)?;
     check(name, "output gradient", dy, &op.out_shape(&x.shape)?)?;
     check(name, "weight gradient", dw, &op.weight_shape())?;
     if op.is_transposed() {
-        conv_weight_grad_launches(&g, dy, x, dw)
+        conv_weight_grad_launches_into(&g, dy, x, dw, accumulate)
     } else {
-        conv_weight_grad_launches(&g, x, dy, dw)
+        conv_weight_grad_launches_into(&g, x, dy, dw, accumulate)
     }
 }
 

@@ -119,6 +119,28 @@ impl Primitive for ConvOp {
         })
     }
 
+    /// The three implicit GEMMs add into their output in the epilogue (the weight gradient's
+    /// split-K, in the sum of its splits); the bias gradient's reduction does not.
+    fn accumulates(&self) -> bool {
+        !matches!(self, ConvOp::BiasGrad)
+    }
+
+    fn lower_accumulate(&self, ins: &[&Tensor], outs: &[&Tensor]) -> Result<Prepared> {
+        match self {
+            ConvOp::Forward(k) => {
+                let b = ins.get(2).copied();
+                gpu::forward_into(k.op(), ins[0], ins[1], b, outs[0], None, true)
+            }
+            ConvOp::GradData(k) => {
+                gpu::backward_data_into(k.op(), ins[2].shape(), ins[0], ins[1], outs[0], true)
+            }
+            ConvOp::GradWeight(k) => {
+                gpu::backward_weights_into(k.op(), ins[0], ins[1], outs[0], true)
+            }
+            ConvOp::BiasGrad => Err(Error::Invalid(format!("{self:?} cannot add into db"))),
+        }
+    }
+
     fn reference(&self, ins: &[&Array], _outs: &[Out], _step: u64) -> Result<Vec<Array>> {
         Ok(vec![match self {
             ConvOp::Forward(k) => reference::forward(k.op(), ins[0], ins[1], ins.get(2).copied())?,

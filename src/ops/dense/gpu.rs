@@ -85,12 +85,24 @@ pub fn backward_data_launches(
     dy: &Tensor,
     dx: &Tensor,
 ) -> Result<Prepared> {
+    backward_data_into(op, x_shape, w, dy, dx, false)
+}
+
+/// `backward_data_launches`, adding into `dx` when `accumulate` (a gradient sum in place).
+pub(crate) fn backward_data_into(
+    op: &FullyConnected,
+    x_shape: &[usize],
+    w: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    accumulate: bool,
+) -> Result<Prepared> {
     let (n, k) = op.matrix_shape(x_shape)?;
     check(OP, "weight", w, &op.weight_shape())?;
     check(OP, "output gradient", dy, &op.out_shape(x_shape)?)?;
     check(OP, "input gradient", dx, x_shape)?;
     gemm_launches(
-        &Gemm::plain(n, k, op.out_features, false, false, false),
+        &Gemm::plain(n, k, op.out_features, false, false, accumulate),
         dy,
         w,
         dx,
@@ -104,12 +116,23 @@ pub fn backward_weights_launches(
     dy: &Tensor,
     dw: &Tensor,
 ) -> Result<Prepared> {
+    backward_weights_into(op, x, dy, dw, false)
+}
+
+/// `backward_weights_launches`, adding into `dw` when `accumulate`.
+pub(crate) fn backward_weights_into(
+    op: &FullyConnected,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+) -> Result<Prepared> {
     let (n, k) = op.matrix_shape(&x.shape)?;
     x.expect_dtype(OP, DType::F32)?;
     check(OP, "output gradient", dy, &op.out_shape(&x.shape)?)?;
     check(OP, "weight gradient", dw, &op.weight_shape())?;
     gemm_launches(
-        &Gemm::plain(op.out_features, k, n, true, false, false),
+        &Gemm::plain(op.out_features, k, n, true, false, accumulate),
         dy,
         x,
         dw,

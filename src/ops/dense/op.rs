@@ -75,6 +75,22 @@ impl Primitive for DenseOp {
         })
     }
 
+    /// The gradients' GEMMs add into their output (the forward's bias fill already uses the
+    /// GEMM's accumulate, so it does not).
+    fn accumulates(&self) -> bool {
+        !matches!(self, DenseOp::Forward(_))
+    }
+
+    fn lower_accumulate(&self, ins: &[&Tensor], outs: &[&Tensor]) -> Result<Prepared> {
+        match self {
+            DenseOp::GradData(d) => {
+                gpu::backward_data_into(d, ins[2].shape(), ins[0], ins[1], outs[0], true)
+            }
+            DenseOp::GradWeight(d) => gpu::backward_weights_into(d, ins[0], ins[1], outs[0], true),
+            DenseOp::Forward(_) => Err(Error::Invalid(format!("{self:?} cannot add into y"))),
+        }
+    }
+
     fn reference(&self, ins: &[&Array], _outs: &[Out], _step: u64) -> Result<Vec<Array>> {
         Ok(vec![match self {
             DenseOp::Forward(d) => reference::forward(d, ins[0], ins[1], ins.get(2).copied())?,

@@ -50,6 +50,19 @@ impl Primitive for MatMulOp {
         gpu::matmul_launches(&g, ins[0], ins[1], outs[0])
     }
 
+    fn accumulates(&self) -> bool {
+        true
+    }
+
+    fn lower_accumulate(&self, ins: &[&Tensor], outs: &[&Tensor]) -> Result<Prepared> {
+        let (g, _) = gpu::plan(ins[0].shape(), ins[1].shape(), self.ta, self.tb)?;
+        let g = gpu::Gemm {
+            accumulate: true,
+            ..g
+        };
+        gpu::matmul_launches(&g, ins[0], ins[1], outs[0])
+    }
+
     fn reference(&self, ins: &[&Array], outs: &[Out], _step: u64) -> Result<Vec<Array>> {
         // Batched: loop over the leading dims (a 2-D operand is shared).
         let shape0 = &outs[0].0;
