@@ -6,6 +6,7 @@
 use super::Plan;
 use super::allocate::Bound;
 use crate::device::Device;
+use crate::dtype::Accumulator;
 use crate::error::Result;
 use crate::graph::{Graph, Op, Value};
 use crate::health;
@@ -36,13 +37,14 @@ pub struct Lowered {
     pub updates: Vec<(usize, usize, Value)>,
 }
 
-/// Lowers the live nodes of `plan` in order.
+/// Lowers the live nodes of `plan` in order, node i accumulating in `accumulators[i]`.
 pub fn pass(
     g: &Graph,
     device: &Device,
     plan: &Plan,
     bound: &Bound,
     checks: &Checks,
+    accumulators: &[Accumulator],
 ) -> Result<Lowered> {
     let mut out = Lowered::default();
     let lifetimes = &plan.lifetimes;
@@ -70,7 +72,7 @@ pub fn pass(
             }
             let prepared = node
                 .op
-                .lower(&ins, &outs, fused, 0)
+                .lower_accumulating(&ins, &outs, fused, 0, accumulators[i])
                 .map_err(|e| e.context(format!("node {:?} (lower)", node.name)))?;
             if let Some(r) = lifetimes.reads.get(&i) {
                 out.read_at.push((out.launches.len(), r.clone()));

@@ -15,6 +15,7 @@
 //! 8. `lower`: record every op's launches once, with the non-finite scans (`lower.rs`,
 //!    `crate::health`).
 
+mod accumulate;
 mod alias;
 mod allocate;
 mod exec;
@@ -42,6 +43,7 @@ use std::sync::Mutex;
 
 use crate::autograd::Training;
 use crate::device::Device;
+use crate::dtype::Accumulator;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::tensor::Tensor;
@@ -126,6 +128,16 @@ pub struct Options<'a> {
     pub f32_nodes: &'a [&'a str],
     /// Dynamic loss scaling of a mixed-precision training graph (resident weights only).
     pub loss_scale: Option<LossScale>,
+    /// What the summing ops accumulate in (MPS's accumulator precision option), independent of
+    /// `precision`: convolutions, matmul, fully connected layers, norms, sum/mean reductions
+    /// and their gradients (`Primitive::accumulation_len`); other ops pass it by. `F16` needs
+    /// SHADER_F16 (an `Err` without).
+    pub accumulator: Accumulator,
+    /// Per-node accumulators by name, overriding `accumulator` either way (one sensitive layer
+    /// in f32, or one layer in f16). Gradient nodes have names of their own
+    /// (`grad/<node>/...`). A name no node has, a name listed twice, or a node named for `F16`
+    /// whose op cannot accumulate in f16 is an `Err` that names it.
+    pub accumulator_nodes: &'a [(&'a str, Accumulator)],
 }
 
 impl Default for Options<'_> {
@@ -140,6 +152,8 @@ impl Default for Options<'_> {
             precision: Precision::F32,
             f32_nodes: &[],
             loss_scale: None,
+            accumulator: Accumulator::F32,
+            accumulator_nodes: &[],
         }
     }
 }
@@ -179,6 +193,7 @@ impl Graph {
         let g = self;
         let align = device.caps().storage_offset_alignment as u64;
         let plan = plan(g, outputs, opts, align)?;
+        let accumulators = accumulate::pass(g, device, opts)?;
         limits::check(g, device, &plan.live, &plan.memory)?;
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
         let health = crate::health::buffer(device)?;
@@ -187,7 +202,7 @@ impl Graph {
             loss: opts.training.map(|t| t.loss.node),
             activations: opts.check_activations,
         };
-        let lowered = lower::pass(g, device, &plan, &bound, &checks)?;
+        let lowered = lower::pass(g, device, &plan, &bound, &checks, &accumulators)?;
         let live = plan.live.clone();
         let mut c = Compiled::new(device, g.clone(), program(g, plan, bound, lowered, health));
         c.require_feeds(&live, opts.share);

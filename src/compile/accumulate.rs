@@ -1,0 +1,62 @@
+//! Pass 7½, accumulate: each node's accumulator (`Options::accumulator`, overridden by name in
+//! `Options::accumulator_nodes`), which `lower` hands to `Op::lower_accumulating`. Only ops whose
+//! kernels sum in `accum` (`Primitive::accumulation_len`) take `F16`; the graph-wide setting
+//! passes the others by, a node *named* for `F16` that cannot is an `Err`.
+
+use super::Options;
+use crate::device::Device;
+use crate::dtype::Accumulator;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+
+/// The accumulator of every node of `g` (f32 for sources and ops that cannot take f16).
+pub(super) fn pass(g: &Graph, device: &Device, opts: &Options) -> Result<Vec<Accumulator>> {
+    let list = opts.accumulator_nodes;
+    for (i, (name, _)) in list.iter().enumerate() {
+        if g.find(name).is_none() {
+            return Err(Error::Invalid(format!(
+                "Options::accumulator_nodes names {name:?}, which is no node of the graph"
+            )));
+        }
+        if list[..i].iter().any(|(n, _)| n == name) {
+            return Err(Error::Invalid(format!(
+                "Options::accumulator_nodes names {name:?} twice"
+            )));
+        }
+    }
+    let asks_f16 =
+        opts.accumulator == Accumulator::F16 || list.iter().any(|&(_, a)| a == Accumulator::F16);
+    if asks_f16 && !device.caps().shader_f16 {
+        return Err(Error::Device(format!(
+            "Accumulator::F16 needs SHADER_F16, which {} does not offer",
+            device.name()
+        )));
+    }
+    let asked = |name: &str| list.iter().find(|(n, _)| *n == name).map(|&(_, a)| a);
+    let mut out = Vec::with_capacity(g.nodes.len());
+    for n in &g.nodes {
+        let named = asked(&n.name);
+        let want = named.unwrap_or(opts.accumulator);
+        let can = n.op.primitive().is_some_and(|p| {
+            let ins: Vec<&[usize]> = n
+                .inputs
+                .iter()
+                .map(|u| g.nodes[u.node].outputs[u.port].0.as_slice())
+                .collect();
+            p.accumulation_len(&ins).is_some()
+        });
+        let acc = match (want, can) {
+            (Accumulator::F16, false) if named.is_some() => {
+                return Err(Error::Invalid(format!(
+                    "node {:?} ({:?}) cannot accumulate in f16: only convolutions, matmul, fully \
+                     connected layers, norms and sum/mean reductions, and their gradients, can",
+                    n.name, n.op
+                )));
+            }
+            (Accumulator::F16, true) => Accumulator::F16,
+            _ => Accumulator::F32,
+        };
+        out.push(acc);
+    }
+    Ok(out)
+}
