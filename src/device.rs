@@ -164,13 +164,19 @@ impl Device {
 
     /// Opens a device on `adapter`, requesting every optional feature we can use.
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
+        Self::from_adapter_without(adapter, wgpu::Features::empty())
+    }
+
+    /// `from_adapter` without requesting `without`: the device an adapter lacking those
+    /// features would give, so the refusals (f16 without SHADER_F16) are tested on any adapter.
+    pub fn from_adapter_without(adapter: wgpu::Adapter, without: wgpu::Features) -> Result<Device> {
         let info = adapter.get_info();
         let have = adapter.features();
         let wanted = wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP
             | wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
-        let features = have & wanted;
+        let features = have & wanted & !without;
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
