@@ -10,7 +10,11 @@ use std::collections::HashMap;
 use common::each_device;
 use wgtrain::compile::{Options, Precision};
 use wgtrain::graph::{Graph, Value};
+use wgtrain::ops::elementwise::UnaryOp;
+use wgtrain::ops::loss::{Loss, LossKind};
+use wgtrain::optim::OptimizerConfig;
 use wgtrain::reference::{Array, f16_acc_tol, f32_tol};
+use wgtrain::train::{Inputs, Model, ModelConfig};
 use wgtrain::{Accumulator, Conv2d, Device, LayerNorm, Softmax, Tensor};
 
 /// A sum of 64 terms that f16 cannot hold: 1024 first, then 63 of 0.25. At 1024 f16's spacing
@@ -300,5 +304,49 @@ fn f16_accumulation_without_shader_f16_is_refused() {
         }
         // f32 accumulation still compiles there.
         g.compile(&bare, &[y], &Options::default()).unwrap();
+    });
+}
+
+/// `ModelConfig::accumulator` reaches the compiled step: a device without SHADER_F16 refuses
+/// it, and a regression trains with f16 sums as with f32 ones.
+#[test]
+fn a_model_trains_with_f16_accumulation() {
+    each_device("f16 accumulation: model", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[16, 1]).unwrap();
+        let t = g.input("t", &[16, 1]).unwrap();
+        let h = g.linear("fc1", x, 32).unwrap();
+        let h = g.unary("tanh", UnaryOp::Tanh, h).unwrap();
+        let p = g.linear("fc2", h, 1).unwrap();
+        let loss = g
+            .loss("mse", p, t, None, Loss::mean(LossKind::MeanSquaredError))
+            .unwrap();
+        let xs: Vec<f32> = (0..16).map(|i| -1.0 + i as f32 / 8.0).collect();
+        let ts: Vec<f32> = xs.iter().map(|x| (3.0 * x).sin()).collect();
+        let batch = Inputs::new().f32("x", &xs).f32("t", &ts);
+        let cfg = |accumulator| ModelConfig {
+            seed: 3,
+            accumulator,
+            ..ModelConfig::default()
+        };
+        let adam = OptimizerConfig::adam(0.01);
+        let bare = Device::from_adapter_without(dev.adapter().clone(), wgpu::Features::SHADER_F16)
+            .unwrap();
+        let e = Model::new(&bare, &g, loss, adam.clone(), cfg(Accumulator::F16)).err();
+        assert!(e.expect("refused").to_string().contains("SHADER_F16"));
+        if !dev.caps().shader_f16 {
+            return;
+        }
+        let mut m16 = Model::new(dev, &g, loss, adam.clone(), cfg(Accumulator::F16)).unwrap();
+        let mut m32 = Model::new(dev, &g, loss, adam, cfg(Accumulator::F32)).unwrap();
+        m16.step(&batch).unwrap();
+        let first = m16.loss().unwrap();
+        for _ in 0..200 {
+            m16.step(&batch).unwrap();
+            m32.step(&batch).unwrap();
+        }
+        let (l16, l32) = (m16.loss().unwrap(), m32.loss().unwrap());
+        assert!(l16 < 0.1 * first, "f16 sums: loss {first} -> {l16}");
+        assert!(l16 < 2.0 * l32 + 1e-3, "f16 sums {l16} vs f32 {l32}");
     });
 }
