@@ -349,16 +349,9 @@ fn check_f16(dev: &Device, s: &Sample) -> Check {
         ..Options::default()
     };
     let tol = f16_tol(F16_SUM) + s.tol;
-    let round = |feeds: &mut HashMap<String, Array>| {
-        for a in feeds.values_mut() {
-            a.data
-                .iter_mut()
-                .for_each(|v| *v = half::f16::from_f64(*v).to_f64());
-        }
-    };
     let (g, y) = s.graph(1).map_err(err)?;
     let mut feeds = s.feeds(&g);
-    round(&mut feeds);
+    round_to_f16(&mut feeds);
     let want = g.eval_reference(&feeds, &[y]).map_err(err)?;
     let (got, _) = run_compiled(dev, &g, &[y], &opts, &feeds)?;
     close("f16 forward", &got[0], &want[0].data, tol)?;
@@ -389,7 +382,7 @@ fn check_f16(dev: &Device, s: &Sample) -> Check {
     if wrt.is_empty() {
         return Ok(());
     }
-    round(&mut feeds);
+    round_to_f16(&mut feeds);
     let grads = g.gradients(p, &wrt).map_err(err)?;
     let want = g.eval_reference(&feeds, &grads).map_err(err)?;
     let (got, _) = run_compiled(dev, &g, &grads, &opts, &feeds)?;
@@ -432,8 +425,10 @@ fn gpu_f16_matches_reference() {
 }
 
 /// Every sample whose graph sums (a node with `Primitive::accumulation_len`, in the forward or in
-/// the gradients) compiled with `Accumulator::F16` and f32 storage, forward and gradients,
-/// against the reference within `f16_acc_tol` of the chain of sums behind each checked value.
+/// the gradients) compiled with `Accumulator::F16`, with f32 storage and in mixed precision,
+/// forward and gradients, against the reference within `f16_acc_tol` of the chain of sums
+/// behind each checked value (plus `f16_tol` for f16 storage, the reference fed f16-rounded
+/// values as in `check_f16`).
 #[test]
 fn gpu_f16_accumulation_matches_reference() {
     each_device("conformance f16 accumulation", |dev| {
@@ -447,15 +442,18 @@ fn gpu_f16_accumulation_matches_reference() {
             assert!(e.to_string().contains("SHADER_F16"), "{e}");
             return;
         }
-        let checked = std::sync::atomic::AtomicUsize::new(0);
-        for_each_sample(&format!("f16 accumulation on {}", dev.name()), |s| {
-            let ran = check_f16_accumulation(dev, s)?;
-            checked.fetch_add(ran as usize, std::sync::atomic::Ordering::Relaxed);
-            Ok(())
-        });
-        // Every family that sums was reached (a filter may narrow the run to fewer).
-        if std::env::var("WGTRAIN_SAMPLES").is_err() {
-            assert!(checked.into_inner() >= 20, "too few samples sum");
+        for precision in [Precision::F32, Precision::F16] {
+            let checked = std::sync::atomic::AtomicUsize::new(0);
+            let what = format!("f16 accumulation, {precision:?} storage, on {}", dev.name());
+            for_each_sample(&what, |s| {
+                let ran = check_f16_accumulation(dev, s, precision)?;
+                checked.fetch_add(ran as usize, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            });
+            // Every family that sums was reached (a filter may narrow the run to fewer).
+            if std::env::var("WGTRAIN_SAMPLES").is_err() {
+                assert!(checked.into_inner() >= 20, "too few samples sum");
+            }
         }
     });
 }
@@ -480,33 +478,49 @@ fn sum_chains(g: &Graph) -> Vec<usize> {
     chain
 }
 
-/// The tolerance of `v` in a graph accumulating in f16: the sample's own where no sum is
-/// behind it.
-fn acc_tol(chains: &[usize], v: Value, s: &Sample) -> f64 {
+/// The tolerance of `v` in a graph accumulating in f16 with storage `storage` (`f16_tol`'s part
+/// for f16 storage): the sample's own where no sum is behind it.
+fn acc_tol(chains: &[usize], v: Value, s: &Sample, storage: f64) -> f64 {
     match chains[v.node] {
-        0 => s.tol,
-        n => f16_acc_tol(n) + s.tol,
+        0 => s.tol + storage,
+        n => f16_acc_tol(n) + s.tol + storage,
     }
 }
 
-/// One sample under `Accumulator::F16`; whether anything behind its checked values sums.
-fn check_f16_accumulation(dev: &Device, s: &Sample) -> Result<bool, String> {
+/// Rounds every feed to f16 (what mixed precision casts them to).
+fn round_to_f16(feeds: &mut HashMap<String, Array>) {
+    for a in feeds.values_mut() {
+        a.data
+            .iter_mut()
+            .for_each(|v| *v = half::f16::from_f64(*v).to_f64());
+    }
+}
+
+/// One sample under `Accumulator::F16` and storage `precision`; whether anything behind its
+/// checked values sums.
+fn check_f16_accumulation(dev: &Device, s: &Sample, precision: Precision) -> Result<bool, String> {
     let opts = Options {
         accumulator: Accumulator::F16,
+        precision,
         ..Options::default()
     };
+    let mixed = precision == Precision::F16;
+    let storage = if mixed { f16_tol(F16_SUM) } else { 0.0 };
     let (g, y) = s.graph(1).map_err(err)?;
     let chains = sum_chains(&g);
     let mut ran = false;
     if chains[y.node] > 0 {
-        let feeds = s.feeds(&g);
+        let mut feeds = s.feeds(&g);
+        if mixed {
+            round_to_f16(&mut feeds);
+        }
         let want = g.eval_reference(&feeds, &[y]).map_err(err)?;
         let (got, _) = run_compiled(dev, &g, &[y], &opts, &feeds)?;
         close(
             "f16-accumulated forward",
             &got[0],
             &want[0].data,
-            acc_tol(&chains, y, s),
+            acc_tol(&chains, y, s, storage),
         )?;
         ran = true;
     }
@@ -514,10 +528,13 @@ fn check_f16_accumulation(dev: &Device, s: &Sample) -> Result<bool, String> {
         mut g,
         p,
         wrt,
-        feeds,
+        mut feeds,
     } = with_weighted_sum(s)?;
     if wrt.is_empty() {
         return Ok(ran);
+    }
+    if mixed {
+        round_to_f16(&mut feeds);
     }
     let grads = g.gradients(p, &wrt).map_err(err)?;
     let chains = sum_chains(&g);
@@ -531,7 +548,7 @@ fn check_f16_accumulation(dev: &Device, s: &Sample) -> Result<bool, String> {
             &format!("f16-accumulated d/d{}", g.node(*v).unwrap().name),
             got,
             &w.data,
-            acc_tol(&chains, *d, s),
+            acc_tol(&chains, *d, s, storage),
         )?;
     }
     Ok(true)

@@ -1,7 +1,8 @@
-//! Pass 7½, accumulate: each node's accumulator (`Options::accumulator`, overridden by name in
-//! `Options::accumulator_nodes`), which `lower` hands to `Op::lower_accumulating`. Only ops whose
-//! kernels sum in `accum` (`Primitive::accumulation_len`) take `F16`; the graph-wide setting
-//! passes the others by, a node *named* for `F16` that cannot is an `Err`.
+//! The accumulate pass (after `memory`, the first that needs the device): each node's
+//! accumulator (`Options::accumulator`, overridden by name in `Options::accumulator_nodes`),
+//! which `lower` hands to `Op::lower_accumulating`. Only ops whose kernels sum in `accum`
+//! (`Primitive::accumulation_len`) take `F16`; the graph-wide setting passes the others by, a
+//! node *named* for `F16` that cannot is an `Err`.
 
 use super::Options;
 use crate::device::Device;

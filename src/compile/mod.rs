@@ -10,6 +10,7 @@
 //! 4. `lifetimes`: when each intermediate is live, and the just-in-time update points
 //!    (`lifetimes.rs`);
 //! 5. `memory`: place the intermediates in one arena (`memory.rs`);
+//!    then, with the device, `accumulate`: each node's accumulator (`accumulate.rs`);
 //! 6. `limits`: check the plan against the device's limits (`limits.rs`);
 //! 7. `allocate`: the arena, the parameter arenas or weight slot, every tensor (`allocate.rs`);
 //! 8. `lower`: record every op's launches once, with the non-finite scans (`lower.rs`,
@@ -74,7 +75,7 @@ pub enum Precision {
     #[default]
     F32,
     /// Mixed precision (`crate::autocast`): activations and their gradients stored as f16 by
-    /// every op with f16 kernels, accumulating in f32; weights, their gradients and optimizer
+    /// every op with f16 kernels, accumulating in f32 (unless `Options::accumulator` says f16); weights, their gradients and optimizer
     /// state, losses and statistics f32. An adapter without SHADER_F16 is an `Err`.
     F16,
     /// `F16` where the adapter has SHADER_F16, else `F32` with a warning saying so.
