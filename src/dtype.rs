@@ -39,6 +39,10 @@ pub enum Accumulator {
     F16,
 }
 
+/// The ops that can accumulate in f16, as the refusals of the others say it.
+pub(crate) const F16_ACCUMULATING_OPS: &str = "only convolutions, matmul, fully connected \
+    layers, norms and sum/mean reductions, and their gradients, can";
+
 /// Which variant of a kernel a launch compiles: its storage type (`act` in WGSL) and its
 /// accumulator type (`accum`). Pipelines are cached per variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

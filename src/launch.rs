@@ -51,13 +51,13 @@ impl Shader {
     /// The WGSL compiled for storage type `act` and accumulator `acc`: the parts concatenated
     /// with `alias act = f32;` and, where the kernels sum in `accum`, `alias accum = f32;` (each
     /// `f16` for the f16 variants, with `enable f16;`), any `enable` directive hoisted first.
-    /// Kernels declare activations and their gradients `array<act>` and compute in f32 (`f32(x[i])`
-    /// loads, `act(v)` stores), except their sums, typed `accum`; so one source gives every
-    /// variant. Every `var<storage, read>` is
-    /// declared `read_write`: wgpu tracks usage per buffer, not per range, and refuses a buffer
-    /// bound read-only and read-write in one dispatch — which is exactly what happens when a kernel
-    /// reads one slice of the activation arena and writes another. Kernels still say `read` for
-    /// the reader; the memory plan guarantees a dispatch never writes bytes it reads.
+    /// Kernels declare activations and their gradients `array<act>` and compute in f32
+    /// (`f32(x[i])` loads, `act(v)` stores) but for their sums, typed `accum`; so one source
+    /// gives every variant. Every `var<storage, read>` is declared `read_write`: wgpu tracks
+    /// usage per buffer, not per range, and refuses a buffer bound read-only and read-write in
+    /// one dispatch — which is exactly what happens when a kernel reads one slice of the
+    /// activation arena and writes another. Kernels still say `read` for the reader; the memory
+    /// plan guarantees a dispatch never writes bytes it reads.
     pub fn source_for(&self, act: DType, acc: Accumulator) -> String {
         let body = self
             .parts

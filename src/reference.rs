@@ -148,7 +148,8 @@ pub const F16_ACC_SIGMAS: f64 = 5.0;
 /// - the running sum rounded at each of the n additions: error u·|s_k| at step k. Unlike f32's
 ///   √n, this does not stay small next to 1 + |s|: with random signs |s_k| grows like √k, so the
 ///   variance is Σ_k u²·k/3 ≈ u²·n²/6 — linear in n once its square root is taken; with terms of
-///   one sign s_k ≈ (k/n)·s and the error is u·|s|·√(n/3), under u·n/√6 · |s|.
+///   one sign s_k ≈ (k/n)·s, the variance Σ_k u²·(k/n)²·s²/3 ≈ u²·s²·n/9, and the error
+///   u·|s|·√n/3, under u·n/√6 · |s|.
 ///
 /// So the error's standard deviation is at most u·(n/√6 + 2·√(n/3)) · (1 + |s|), and
 ///
@@ -156,7 +157,10 @@ pub const F16_ACC_SIGMAS: f64 = 5.0;
 /// |gpu − ref| ≤ f16_acc_tol(n) · (1 + |ref|),   f16_acc_tol(n) = 5 · u · (n/√6 + 2·√(n/3))
 /// ```
 ///
-/// (n = 1: 3.8e-3; n = 33: 4.9e-2; n = 1000: 1.1). Where sums feed sums (a norm's statistics
+/// (n = 1: 3.8e-3; n = 33: 4.9e-2; n = 1000: 1.1). It also covers the deterministic worst case,
+/// n roundings of u·max|s_k| each, wherever no running sum exceeds 5/√6 ≈ 2 times 1 + |s|: so
+/// the stagnation the random model misses (terms far below the sum's spacing all rounding away:
+/// 1024 then 63 × 0.25 sums to 1024 in f16) stays within it. Where sums feed sums (a norm's statistics
 /// into its output, a forward into its gradient) first-order errors add, so `n` is the longest
 /// chain of sums behind the value: the lengths along the path added up. Long f16 sums are
 /// inexact by design: n = 1000 allows an error as large as the value, which is why f32

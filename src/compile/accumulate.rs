@@ -6,7 +6,7 @@
 
 use super::Options;
 use crate::device::Device;
-use crate::dtype::Accumulator;
+use crate::dtype::{Accumulator, F16_ACCUMULATING_OPS};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 
@@ -37,27 +37,30 @@ pub(super) fn pass(g: &Graph, device: &Device, opts: &Options) -> Result<Vec<Acc
     let mut out = Vec::with_capacity(g.nodes.len());
     for n in &g.nodes {
         let named = asked(&n.name);
-        let want = named.unwrap_or(opts.accumulator);
-        let can = n.op.primitive().is_some_and(|p| {
-            let ins: Vec<&[usize]> = n
-                .inputs
-                .iter()
-                .map(|u| g.nodes[u.node].outputs[u.port].0.as_slice())
-                .collect();
-            p.accumulation_len(&ins).is_some()
+        if named.unwrap_or(opts.accumulator) == Accumulator::F32 {
+            out.push(Accumulator::F32);
+            continue;
+        }
+        let ins: Vec<&[usize]> = n
+            .inputs
+            .iter()
+            .map(|u| g.nodes[u.node].outputs[u.port].0.as_slice())
+            .collect();
+        let sums =
+            n.op.primitive()
+                .is_some_and(|p| p.accumulation_len(&ins).is_some());
+        if !sums && named.is_some() {
+            return Err(Error::Invalid(format!(
+                "node {:?} ({:?}) cannot accumulate in f16: {F16_ACCUMULATING_OPS}",
+                n.name, n.op
+            )));
+        }
+        // The graph-wide f16 passes the ops that do not sum by.
+        out.push(if sums {
+            Accumulator::F16
+        } else {
+            Accumulator::F32
         });
-        let acc = match (want, can) {
-            (Accumulator::F16, false) if named.is_some() => {
-                return Err(Error::Invalid(format!(
-                    "node {:?} ({:?}) cannot accumulate in f16: only convolutions, matmul, fully \
-                     connected layers, norms and sum/mean reductions, and their gradients, can",
-                    n.name, n.op
-                )));
-            }
-            (Accumulator::F16, true) => Accumulator::F16,
-            _ => Accumulator::F32,
-        };
-        out.push(acc);
     }
     Ok(out)
 }

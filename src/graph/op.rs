@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{Graph, Value};
-use crate::dtype::Accumulator;
+use crate::dtype::{Accumulator, F16_ACCUMULATING_OPS};
 use crate::error::{Error, Result};
 use crate::launch::{self, Prepared};
 use crate::neuron::UnaryOp;
@@ -230,9 +230,7 @@ impl Op {
                     let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape()).collect();
                     if p.accumulation_len(&shapes).is_none() {
                         return Err(Error::Invalid(format!(
-                            "{p:?} cannot accumulate in f16 (only convolutions, matmul, fully \
-                             connected layers, norms and sum/mean reductions, and their \
-                             gradients, can)"
+                            "{p:?} cannot accumulate in f16 ({F16_ACCUMULATING_OPS})"
                         )));
                     }
                 }
