@@ -6,10 +6,11 @@
 //! cargo run --release --example mnist [-- --epochs 5 --batch 32 --lr 0.002 --target 0.98
 //!                                        --out runs/mnist --resume --data DIR --mps-size
 //!                                        --just-in-time --skip-non-finite --check-activations
-//!                                        --f16]
+//!                                        --f16 --f16-accumulate]
 //! ```
 //! `--f16` trains in mixed precision (f16 activations and gradients, f32 weights, dynamic loss
-//! scaling; needs SHADER_F16).
+//! scaling; needs SHADER_F16). `--f16-accumulate` sums in f16 in the convolutions, fully
+//! connected layers and reductions (`Accumulator::F16`; needs SHADER_F16).
 //! `--just-in-time` keeps weights, gradients and Adam's moments on the host, one layer at a time
 //! on the GPU (peak memory bounded by the largest layer; slower). A step whose loss or gradients
 //! go NaN or infinite stops the run with an error naming it; `--skip-non-finite` skips such steps
@@ -18,13 +19,13 @@
 
 use std::path::PathBuf;
 
-use wgtrain::Device;
 use wgtrain::compile::Precision;
 use wgtrain::data::Mnist;
 use wgtrain::optim::schedule::Schedule;
 use wgtrain::optim::{Algorithm, OptimizerConfig};
 use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{NonFinitePolicy, TrainConfig, Trainer};
+use wgtrain::{Accumulator, Device};
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
     match args.iter().position(|a| a == name) {
@@ -70,6 +71,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             Precision::F16
         } else {
             Precision::F32
+        },
+        accumulator: if args.iter().any(|a| a == "--f16-accumulate") {
+            Accumulator::F16
+        } else {
+            Accumulator::F32
         },
     };
     let lr: f64 = arg(&args, "--lr", 0.002)?;

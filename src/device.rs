@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::dtype::DType;
+use crate::dtype::Variant;
 use crate::error::{Error, Result, Unit};
 
 /// `bytes` as a binding or copy takes them: whole 4-byte words (an odd count of f16 rounds up),
@@ -164,13 +164,19 @@ impl Device {
 
     /// Opens a device on `adapter`, requesting every optional feature we can use.
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
+        Self::from_adapter_without(adapter, wgpu::Features::empty())
+    }
+
+    /// `from_adapter` without requesting `without`: the device an adapter lacking those
+    /// features would give, so the refusals (f16 without SHADER_F16) are tested on any adapter.
+    pub fn from_adapter_without(adapter: wgpu::Adapter, without: wgpu::Features) -> Result<Device> {
         let info = adapter.get_info();
         let have = adapter.features();
         let wanted = wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP
             | wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
-        let features = have & wanted;
+        let features = have & wanted & !without;
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
@@ -414,7 +420,7 @@ impl std::fmt::Debug for Device {
     }
 }
 
-type Key = (&'static str, DType, String, String);
+type Key = (&'static str, Variant, String, String);
 
 /// Per storage binding, the byte width of the elements an entry point reads there.
 pub(crate) type BindingWidths = Arc<HashMap<u32, u32>>;
@@ -428,10 +434,10 @@ type Module = (Arc<wgpu::ShaderModule>, Arc<Widths>);
 /// A pipeline and what it reads.
 type Pipeline = (Arc<wgpu::ComputePipeline>, BindingWidths);
 
-/// Compiled pipelines by (shader name, storage variant, entry point, constants).
+/// Compiled pipelines by (shader name, variant, entry point, constants).
 #[derive(Default)]
 pub struct PipelineCache {
-    modules: Mutex<HashMap<(&'static str, DType), Module>>,
+    modules: Mutex<HashMap<(&'static str, Variant), Module>>,
     pipelines: Mutex<HashMap<Key, Pipeline>>,
 }
 
@@ -476,29 +482,31 @@ fn parse(src: &str) -> std::result::Result<(naga::Module, Widths), String> {
 }
 
 impl Device {
-    /// The compute pipeline of `entry` in the WGSL module `name` compiled for storage type `act`
-    /// (from `source()` the first time the pair is seen) with these pipeline constants, cached
-    /// for the device's life, and the element width each storage binding of the entry reads.
+    /// The compute pipeline of `entry` in the WGSL module `name` compiled for `variant` (storage
+    /// and accumulator types; from `source()` the first time the pair is seen) with these
+    /// pipeline constants, cached for the device's life, and the element width each storage
+    /// binding of the entry reads.
     pub(crate) fn pipeline(
         &self,
         name: &'static str,
-        act: DType,
+        variant: impl Into<Variant>,
         source: impl FnOnce() -> String,
         entry: &str,
         constants: &[(&str, f64)],
     ) -> Result<Pipeline> {
-        let key: Key = (name, act, entry.to_string(), format!("{constants:?}"));
+        let variant = variant.into();
+        let key: Key = (name, variant, entry.to_string(), format!("{constants:?}"));
         let cache = &self.0.cache;
         if let Some(p) = cache.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
         let (module, widths) = {
             let mut modules = cache.modules.lock().unwrap();
-            match modules.get(&(name, act)) {
+            match modules.get(&(name, variant)) {
                 Some(m) => m.clone(),
                 None => {
                     let (module, widths) = parse(&source())
-                        .map_err(|e| Error::Gpu(format!("shader {name} ({act:?}): {e}")))?;
+                        .map_err(|e| Error::Gpu(format!("shader {name} ({variant:?}): {e}")))?;
                     let m = self
                         .scoped(|d| {
                             d.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -508,7 +516,7 @@ impl Device {
                         })
                         .map_err(|e| Error::Gpu(format!("shader {name}: {e}")))?;
                     let m = (Arc::new(m), Arc::new(widths));
-                    modules.insert((name, act), m.clone());
+                    modules.insert((name, variant), m.clone());
                     m
                 }
             }

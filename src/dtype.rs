@@ -21,3 +21,52 @@ impl DType {
         }
     }
 }
+
+/// The precision the summing kernels accumulate in (MPS's
+/// `MPSNNConvolutionAccumulatorPrecisionOption`), independent of the storage `DType`: the
+/// convolutions, matmul, fully connected layers, norms and reductions, forward and gradients
+/// (the ops whose `Primitive::accumulation_len` is `Some`). Chosen per graph and per node at
+/// compile time (`compile::Options::accumulator`, `accumulator_nodes`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Accumulator {
+    /// Sums in f32 (the default, whatever the storage).
+    #[default]
+    F32,
+    /// Sums, and the GEMM core's staged operands, in f16 (needs the device's `shader_f16`):
+    /// faster where f16 arithmetic is, at an error that grows with the sum's length
+    /// (`reference::f16_acc_tol`). With f32 storage the operands are rounded to f16 as they
+    /// enter the sum.
+    F16,
+}
+
+/// The ops that can accumulate in f16, as the refusals of the others say it.
+pub(crate) const F16_ACCUMULATING_OPS: &str = "only convolutions, matmul, fully connected \
+    layers, norms and sum/mean reductions, and their gradients, can";
+
+/// Which variant of a kernel a launch compiles: its storage type (`act` in WGSL) and its
+/// accumulator type (`accum`). Pipelines are cached per variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// Storage of activations and gradients (f32 or f16).
+    pub act: DType,
+    /// Accumulator of the sums.
+    pub acc: Accumulator,
+}
+
+impl Variant {
+    /// f32 storage, f32 accumulation: the plain source.
+    pub const F32: Variant = Variant {
+        act: DType::F32,
+        acc: Accumulator::F32,
+    };
+}
+
+impl From<DType> for Variant {
+    /// Storage `act` with the default f32 accumulator.
+    fn from(act: DType) -> Variant {
+        Variant {
+            act,
+            acc: Accumulator::F32,
+        }
+    }
+}

@@ -17,9 +17,11 @@
 //! Kernels with more elements than one grid row can hold use a 2-D grid: the linear workgroup id is
 //! `wid.x + wid.y * nwg.x` (see `grid_1d`).
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use crate::device::Device;
+use crate::dtype::{Accumulator, Variant};
 use crate::error::{Error, Result, Unit};
 use crate::tensor::{Binding, DType, Tensor};
 
@@ -41,26 +43,28 @@ pub struct Shader {
 }
 
 impl Shader {
-    /// The f32 variant's WGSL: `source_for(DType::F32)`.
+    /// The f32 variant's WGSL: `source_for(DType::F32, Accumulator::F32)`.
     pub fn source(&self) -> String {
-        self.source_for(DType::F32)
+        self.source_for(DType::F32, Accumulator::F32)
     }
 
-    /// The WGSL compiled for storage type `act`: the parts concatenated with `alias act = f32;`
-    /// (or `enable f16;` and `alias act = f16;`), any `enable` directive hoisted first.
-    /// Kernels declare activations and their gradients `array<act>` and compute in f32 (`f32(x[i])`
-    /// loads, `act(v)` stores), so one source gives both variants. Every `var<storage, read>` is
-    /// declared `read_write`: wgpu tracks usage per buffer, not per range, and refuses a buffer
-    /// bound read-only and read-write in one dispatch — which is exactly what happens when a kernel
-    /// reads one slice of the activation arena and writes another. Kernels still say `read` for
-    /// the reader; the memory plan guarantees a dispatch never writes bytes it reads.
-    pub fn source_for(&self, act: DType) -> String {
+    /// The WGSL compiled for storage type `act` and accumulator `acc`: the parts concatenated
+    /// with `alias act = f32;` and, where the kernels sum in `accum`, `alias accum = f32;` (each
+    /// `f16` for the f16 variants, with `enable f16;`), any `enable` directive hoisted first.
+    /// Kernels declare activations and their gradients `array<act>` and compute in f32
+    /// (`f32(x[i])` loads, `act(v)` stores) but for their sums, typed `accum`; so one source
+    /// gives every variant. Every `var<storage, read>` is declared `read_write`: wgpu tracks
+    /// usage per buffer, not per range, and refuses a buffer bound read-only and read-write in
+    /// one dispatch — which is exactly what happens when a kernel reads one slice of the
+    /// activation arena and writes another. Kernels still say `read` for the reader; the memory
+    /// plan guarantees a dispatch never writes bytes it reads.
+    pub fn source_for(&self, act: DType, acc: Accumulator) -> String {
         let body = self
             .parts
             .concat()
             .replace("var<storage, read>", "var<storage, read_write>");
         let mut enables: Vec<&str> = Vec::new();
-        if act == DType::F16 {
+        if act == DType::F16 || acc == Accumulator::F16 {
             enables.push("enable f16;");
         }
         let mut rest = String::with_capacity(body.len() + 64);
@@ -73,16 +77,31 @@ impl Shader {
                 enables.push(t);
             }
         }
-        // The alias is declared last (WGSL allows any order), and directives take a line only
+        // The aliases are declared last (WGSL allows any order), and directives take a line only
         // when there are some, so line numbers stay the parts' own in the plain f32 source.
-        let alias = if act == DType::F16 { "f16" } else { "f32" };
+        // `accum` only where the kernels use it, so it takes no name from the others (the
+        // custom optimizer's user code).
+        let act = if act == DType::F16 { "f16" } else { "f32" };
+        let accum = match (self.has_f16_accumulator(), acc) {
+            (false, _) => "",
+            (true, Accumulator::F32) => "alias accum = f32;\n",
+            (true, Accumulator::F16) => "alias accum = f16;\n",
+        };
         let head: String = enables.iter().map(|e| format!("{e}\n")).collect();
-        format!("{head}{rest}alias act = {alias};\n")
+        format!("{head}{rest}alias act = {act};\n{accum}")
     }
 
     /// Whether the kernels have an f16 variant (they name the `act` storage type).
     pub fn has_f16(&self) -> bool {
         self.parts.iter().any(|p| p.contains("<act>"))
+    }
+
+    /// Whether the kernels have an f16-accumulator variant (they type sums `accum`: a vector or
+    /// array of it, or a conversion to it).
+    pub fn has_f16_accumulator(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| p.contains("<accum>") || p.contains("accum("))
     }
 }
 
@@ -93,6 +112,32 @@ pub fn act_of(buffers: &[Binding<'_>]) -> DType {
     } else {
         DType::F32
     }
+}
+
+thread_local! {
+    /// The accumulator of the launches being prepared on this thread (`accumulating`).
+    static ACCUMULATOR: Cell<Accumulator> = const { Cell::new(Accumulator::F32) };
+}
+
+/// Runs `prepare` (an op's lowering) with its launches compiled for accumulator `acc`, restoring
+/// the previous one after, even on an early return or a panic. The accumulator cannot be read off
+/// the bound tensors as the storage variant is, and every family's launch goes through
+/// `Device::launch`: a scope set by the one caller that decides it (`Op::lower_accumulating`)
+/// reaches every launch of a node without threading it through each family's lowering.
+pub(crate) fn accumulating<R>(acc: Accumulator, prepare: impl FnOnce() -> R) -> R {
+    struct Restore(Accumulator);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ACCUMULATOR.with(|a| a.set(self.0));
+        }
+    }
+    let _restore = Restore(ACCUMULATOR.with(|a| a.replace(acc)));
+    prepare()
+}
+
+/// The accumulator the launches being prepared take (`Accumulator::F32` outside `accumulating`).
+pub(crate) fn accumulator() -> Accumulator {
+    ACCUMULATOR.with(|a| a.get())
 }
 
 /// The most workgroup (shared) memory any kernel declares: the GEMM core's two double-buffered
@@ -185,10 +230,23 @@ impl Device {
                 self.name()
             )));
         }
+        // A kernel without sums typed `accum` has one accumulator; its f32 source serves.
+        let acc = if shader.has_f16_accumulator() {
+            accumulator()
+        } else {
+            Accumulator::F32
+        };
+        if acc == Accumulator::F16 && !self.caps().shader_f16 {
+            return Err(Error::Device(format!(
+                "{}::{entry}: f16 accumulation needs SHADER_F16, which {} does not offer",
+                shader.name,
+                self.name()
+            )));
+        }
         let (pipeline, widths) = self.pipeline(
             shader.name,
-            act,
-            || shader.source_for(act),
+            Variant { act, acc },
+            || shader.source_for(act, acc),
             entry,
             constants,
         )?;

@@ -34,6 +34,7 @@ pub use batch::{ImageBatch, LossLabels, StateBatch};
 pub use compile::{Compiled, Options, Residency, StepHandle};
 pub use data::{Har, Mnist};
 pub use device::Device;
+pub use dtype::Accumulator;
 pub use error::{Error, Result, Unit};
 pub use graph::{Graph, Value};
 pub use layout::ParamLayout;

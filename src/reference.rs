@@ -134,6 +134,43 @@ pub fn f16_tol(n: usize) -> f64 {
     4.0 * F16_EPSILON * (n.max(1) as f64).sqrt() + f32_tol(n)
 }
 
+/// Standard deviations of slack in [`f16_acc_tol`]: a Gaussian exceeds 5σ with probability
+/// 6·10⁻⁷, so a check of thousands of elements fails by chance about once in a thousand runs.
+pub const F16_ACC_SIGMAS: f64 = 5.0;
+
+/// The tolerance of a value summed in f16 (`Accumulator::F16`), derived under the model of
+/// [`f32_tol`]: terms of magnitude at most 1 (the tests' inputs are in [-1, 1)), each rounding an
+/// independent, zero-mean error uniform in ±u·|value| (variance u²·v²/3, u = ε_f16/2 = 2^-11).
+/// Two sources, for a sum s = Σ tᵢ of n terms:
+///
+/// - the operands rounded to f16 as they enter the sum (f32 storage; exact for f16): tᵢ gains a
+///   relative error of at most 2u, variance ≤ n·(2u)²/3 in all;
+/// - the running sum rounded at each of the n additions: error u·|s_k| at step k. Unlike f32's
+///   √n, this does not stay small next to 1 + |s|: with random signs |s_k| grows like √k, so the
+///   variance is Σ_k u²·k/3 ≈ u²·n²/6 — linear in n once its square root is taken; with terms of
+///   one sign s_k ≈ (k/n)·s, the variance Σ_k u²·(k/n)²·s²/3 ≈ u²·s²·n/9, and the error
+///   u·|s|·√n/3, under u·n/√6 · |s|.
+///
+/// So the error's standard deviation is at most u·(n/√6 + 2·√(n/3)) · (1 + |s|), and
+///
+/// ```text
+/// |gpu − ref| ≤ f16_acc_tol(n) · (1 + |ref|),   f16_acc_tol(n) = 5 · u · (n/√6 + 2·√(n/3))
+/// ```
+///
+/// (n = 1: 3.8e-3; n = 33: 4.9e-2; n = 1000: 1.1). It also covers the deterministic worst case,
+/// n roundings of u·max|s_k| each, wherever no running sum exceeds 5/√6 ≈ 2 times 1 + |s|: so
+/// the stagnation the random model misses (terms far below the sum's spacing all rounding away:
+/// 1024 then 63 × 0.25 sums to 1024 in f16) stays within it. Where sums feed sums (a norm's statistics
+/// into its output, a forward into its gradient) first-order errors add, so `n` is the longest
+/// chain of sums behind the value: the lengths along the path added up. Long f16 sums are
+/// inexact by design: n = 1000 allows an error as large as the value, which is why f32
+/// accumulation is the default. Storage in f16 adds [`f16_tol`].
+pub fn f16_acc_tol(n: usize) -> f64 {
+    let n = n.max(1) as f64;
+    let u = F16_EPSILON / 2.0;
+    F16_ACC_SIGMAS * u * (n / 6f64.sqrt() + 2.0 * (n / 3.0).sqrt())
+}
+
 /// Largest relative difference between two arrays, scaled by `max(1, |b|)`: NaN when a NaN is
 /// on one side only (`f64::max` would drop it), infinite for an infinity on one side only, so
 /// `max_rel_diff(..) < tol` fails on either. Elements equal on both sides (the same infinity,

@@ -23,8 +23,8 @@ use wgtrain::compile::{Options, Precision};
 use wgtrain::graph::{Graph, Value};
 use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
 use wgtrain::ops::{FAMILIES, Sample, all_samples, eager};
-use wgtrain::reference::{Array, f16_tol, finite_diff, max_rel_diff};
-use wgtrain::{DType, Device, Tensor};
+use wgtrain::reference::{Array, f16_acc_tol, f16_tol, finite_diff, max_rel_diff};
+use wgtrain::{Accumulator, DType, Device, Tensor};
 
 type Check = Result<(), String>;
 
@@ -349,16 +349,9 @@ fn check_f16(dev: &Device, s: &Sample) -> Check {
         ..Options::default()
     };
     let tol = f16_tol(F16_SUM) + s.tol;
-    let round = |feeds: &mut HashMap<String, Array>| {
-        for a in feeds.values_mut() {
-            a.data
-                .iter_mut()
-                .for_each(|v| *v = half::f16::from_f64(*v).to_f64());
-        }
-    };
     let (g, y) = s.graph(1).map_err(err)?;
     let mut feeds = s.feeds(&g);
-    round(&mut feeds);
+    round_to_f16(&mut feeds);
     let want = g.eval_reference(&feeds, &[y]).map_err(err)?;
     let (got, _) = run_compiled(dev, &g, &[y], &opts, &feeds)?;
     close("f16 forward", &got[0], &want[0].data, tol)?;
@@ -389,7 +382,7 @@ fn check_f16(dev: &Device, s: &Sample) -> Check {
     if wrt.is_empty() {
         return Ok(());
     }
-    round(&mut feeds);
+    round_to_f16(&mut feeds);
     let grads = g.gradients(p, &wrt).map_err(err)?;
     let want = g.eval_reference(&feeds, &grads).map_err(err)?;
     let (got, _) = run_compiled(dev, &g, &grads, &opts, &feeds)?;
@@ -429,6 +422,136 @@ fn gpu_f16_matches_reference() {
         }
         for_each_sample(&format!("f16 on {}", dev.name()), |s| check_f16(dev, s));
     });
+}
+
+/// Every sample whose graph sums (a node with `Primitive::accumulation_len`, in the forward or in
+/// the gradients) compiled with `Accumulator::F16`, with f32 storage and in mixed precision,
+/// forward and gradients, against the reference within `f16_acc_tol` of the chain of sums
+/// behind each checked value (plus `f16_tol` for f16 storage, the reference fed f16-rounded
+/// values as in `check_f16`).
+#[test]
+fn gpu_f16_accumulation_matches_reference() {
+    each_device("conformance f16 accumulation", |dev| {
+        if !dev.caps().shader_f16 {
+            let (g, y) = all_samples()[0].graph(1).unwrap();
+            let opts = Options {
+                accumulator: Accumulator::F16,
+                ..Options::default()
+            };
+            let e = g.compile(dev, &[y], &opts).err().expect("F16 accumulation");
+            assert!(e.to_string().contains("SHADER_F16"), "{e}");
+            return;
+        }
+        for precision in [Precision::F32, Precision::F16] {
+            let checked = std::sync::atomic::AtomicUsize::new(0);
+            let what = format!("f16 accumulation, {precision:?} storage, on {}", dev.name());
+            for_each_sample(&what, |s| {
+                let ran = check_f16_accumulation(dev, s, precision)?;
+                checked.fetch_add(ran as usize, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            });
+            // Every family that sums was reached (a filter may narrow the run to fewer).
+            if std::env::var("WGTRAIN_SAMPLES").is_err() {
+                assert!(checked.into_inner() >= 20, "too few samples sum");
+            }
+        }
+    });
+}
+
+/// The longest chain of sums behind each node's outputs (`f16_acc_tol`'s n): its own sum's
+/// length plus the longest chain behind its inputs; 0 where nothing behind it sums.
+fn sum_chains(g: &Graph) -> Vec<usize> {
+    let mut chain: Vec<usize> = Vec::with_capacity(g.nodes.len());
+    for n in &g.nodes {
+        let ins: Vec<&[usize]> = n
+            .inputs
+            .iter()
+            .map(|u| g.nodes[u.node].outputs[u.port].0.as_slice())
+            .collect();
+        let own =
+            n.op.primitive()
+                .and_then(|p| p.accumulation_len(&ins))
+                .unwrap_or(0);
+        let behind = n.inputs.iter().map(|u| chain[u.node]).max().unwrap_or(0);
+        chain.push(own + behind);
+    }
+    chain
+}
+
+/// The tolerance of `v` in a graph accumulating in f16 with storage `storage` (`f16_tol`'s part
+/// for f16 storage): the sample's own where no sum is behind it.
+fn acc_tol(chains: &[usize], v: Value, s: &Sample, storage: f64) -> f64 {
+    match chains[v.node] {
+        0 => s.tol + storage,
+        n => f16_acc_tol(n) + s.tol + storage,
+    }
+}
+
+/// Rounds every feed to f16 (what mixed precision casts them to).
+fn round_to_f16(feeds: &mut HashMap<String, Array>) {
+    for a in feeds.values_mut() {
+        a.data
+            .iter_mut()
+            .for_each(|v| *v = half::f16::from_f64(*v).to_f64());
+    }
+}
+
+/// One sample under `Accumulator::F16` and storage `precision`; whether anything behind its
+/// checked values sums.
+fn check_f16_accumulation(dev: &Device, s: &Sample, precision: Precision) -> Result<bool, String> {
+    let opts = Options {
+        accumulator: Accumulator::F16,
+        precision,
+        ..Options::default()
+    };
+    let mixed = precision == Precision::F16;
+    let storage = if mixed { f16_tol(F16_SUM) } else { 0.0 };
+    let (g, y) = s.graph(1).map_err(err)?;
+    let chains = sum_chains(&g);
+    let mut ran = false;
+    if chains[y.node] > 0 {
+        let mut feeds = s.feeds(&g);
+        if mixed {
+            round_to_f16(&mut feeds);
+        }
+        let want = g.eval_reference(&feeds, &[y]).map_err(err)?;
+        let (got, _) = run_compiled(dev, &g, &[y], &opts, &feeds)?;
+        close(
+            "f16-accumulated forward",
+            &got[0],
+            &want[0].data,
+            acc_tol(&chains, y, s, storage),
+        )?;
+        ran = true;
+    }
+    let Weighted {
+        mut g,
+        p,
+        wrt,
+        mut feeds,
+    } = with_weighted_sum(s)?;
+    if wrt.is_empty() {
+        return Ok(ran);
+    }
+    if mixed {
+        round_to_f16(&mut feeds);
+    }
+    let grads = g.gradients(p, &wrt).map_err(err)?;
+    let chains = sum_chains(&g);
+    if grads.iter().all(|v| chains[v.node] == 0) {
+        return Ok(ran);
+    }
+    let want = g.eval_reference(&feeds, &grads).map_err(err)?;
+    let (got, _) = run_compiled(dev, &g, &grads, &opts, &feeds)?;
+    for ((v, got), (w, d)) in wrt.iter().zip(&got).zip(want.iter().zip(&grads)) {
+        close(
+            &format!("f16-accumulated d/d{}", g.node(*v).unwrap().name),
+            got,
+            &w.data,
+            acc_tol(&chains, *d, s, storage),
+        )?;
+    }
+    Ok(true)
 }
 
 #[test]

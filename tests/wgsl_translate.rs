@@ -7,6 +7,7 @@
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use wgtrain::ops::matmul::coop;
+use wgtrain::{Accumulator, DType};
 
 #[test]
 fn every_wgsl_file_is_compiled_by_some_shader() {
@@ -72,8 +73,10 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
     let mut translated = 0;
     for shader in coop::shaders() {
         // The operands are f16: the variant wgpu compiles (`act = f16`).
-        let (module, info) =
-            parse_and_validate(shader.name, &shader.source_for(wgtrain::DType::F16));
+        let (module, info) = parse_and_validate(
+            shader.name,
+            &shader.source_for(wgtrain::DType::F16, Accumulator::F32),
+        );
         assert!(
             Validator::new(ValidationFlags::all(), hlsl::supported_capabilities())
                 .validate(&module)
@@ -151,6 +154,7 @@ fn neuron_codes() -> Vec<u32> {
 #[test]
 fn every_shader_translates_to_msl_spirv_hlsl() {
     let mut specialised = 0;
+    let mut accumulating = Vec::new();
     for shader in wgtrain::all_shaders() {
         translate(
             shader,
@@ -163,15 +167,42 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             let mut f16_variants = 0;
             translate(
                 shader,
-                &shader.source_for(wgtrain::DType::F16),
+                &shader.source_for(wgtrain::DType::F16, Accumulator::F32),
                 hlsl::ShaderModel::V6_2,
                 &mut f16_variants,
             );
+        }
+        // The f16-accumulator variants (`accum = f16`), with f32 and with f16 storage.
+        if shader.has_f16_accumulator() {
+            accumulating.push(shader.name);
+            for act in [DType::F32, DType::F16] {
+                let mut acc_variants = 0;
+                translate(
+                    shader,
+                    &shader.source_for(act, Accumulator::F16),
+                    hlsl::ShaderModel::V6_2,
+                    &mut acc_variants,
+                );
+            }
         }
     }
     assert!(
         specialised >= 4 * neuron_codes().len(),
         "only {specialised} neuron-specialised variants (matmul, conv, norm, elementwise)"
+    );
+    // The families that sum have their f16-accumulator variants, and nothing else does.
+    accumulating.sort();
+    assert_eq!(
+        accumulating,
+        [
+            "conv_bias",
+            "conv_dgrad",
+            "conv_fwd",
+            "conv_wgrad",
+            "matmul",
+            "norm",
+            "reduce"
+        ]
     );
 }
 
@@ -200,7 +231,9 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
     );
     // The cooperative-matrix GEMM runs only where `coop_supported` found room for its own size.
     for shader in coop::shaders() {
-        let module = naga::front::wgsl::parse_str(&shader.source_for(wgtrain::DType::F16)).unwrap();
+        let module =
+            naga::front::wgsl::parse_str(&shader.source_for(wgtrain::DType::F16, Accumulator::F32))
+                .unwrap();
         let bytes: u32 = module
             .global_variables
             .iter()

@@ -21,6 +21,9 @@
 // consecutive vec4s). Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered,
 // each K row padded by one vec4 so that transposed stores (k-fastest operands) hit distinct banks
 // (16.5 KiB of workgroup memory in all, within lavapipe's 32 KiB).
+// Tiles, staging registers and sums are `accum`: f32, or f16 under Accumulator::F16 (the
+// operands rounded to f16 as they are staged, half the shared memory, f16 multiply-adds); the
+// loaders and the epilogue stay f32.
 // The next K step is fetched into registers while the current one is multiplied, and one barrier
 // ends each step. Every invocation stages one vec4 of A and (wide, or lid < 128) one of B: four
 // consecutive m (n) at one k; consecutive invocations take consecutive addresses of the operand's
@@ -36,13 +39,13 @@
 const BM: u32 = 128u;
 const BK: u32 = 8u;
 
-var<workgroup> sa: array<array<vec4<f32>, 33>, 16>; // [2·BK][32 columns of 4 rows + pad]
-var<workgroup> sb: array<array<vec4<f32>, 33>, 16>; // [2·BK][32 (narrow: 16) columns + pad]
+var<workgroup> sa: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 columns of 4 rows + pad]
+var<workgroup> sb: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 (narrow: 16) columns + pad]
 // acc[2r + c]: row r (0..3: 4ty + r, 4..7: 64 + 4ty + r − 4), columns c·64 + 4tx .. +3.
-var<private> acc: array<vec4<f32>, 16>;
+var<private> acc: array<vec4<accum>, 16>;
 // The next K step of this invocation's share of A and B, held in registers.
-var<private> pa: vec4<f32>;
-var<private> pb: vec4<f32>;
+var<private> pa: vec4<accum>;
+var<private> pb: vec4<accum>;
 
 // This invocation's staging unit (w, k) in a tile of `width` (along m or n) × BK: four
 // consecutive w at one k. Consecutive invocations take consecutive w when w is the contiguous
@@ -56,9 +59,9 @@ fn stage_unit(w_fastest: bool, width: u32, lid: u32) -> vec2<u32> {
 }
 
 fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
-    pa = load_a4(batch, ar, k0 + au.y);
+    pa = vec4<accum>(load_a4(batch, ar, k0 + au.y));
     if (has_b) {
-        pb = load_b4(batch, k0 + bu.y, bc);
+        pb = vec4<accum>(load_b4(batch, k0 + bu.y, bc));
     }
 }
 
@@ -75,24 +78,24 @@ fn mac(r: u32, ty: u32, tx: u32, wide: bool) {
     let a0 = sa[r][ty];
     let a1 = sa[r][ty + 16u];
     let b0 = sb[r][tx];
-    acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
-    acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
-    acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
-    acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
-    acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
-    acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
-    acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
-    acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
+    acc[0] = fma(vec4<accum>(a0.x), b0, acc[0]);
+    acc[2] = fma(vec4<accum>(a0.y), b0, acc[2]);
+    acc[4] = fma(vec4<accum>(a0.z), b0, acc[4]);
+    acc[6] = fma(vec4<accum>(a0.w), b0, acc[6]);
+    acc[8] = fma(vec4<accum>(a1.x), b0, acc[8]);
+    acc[10] = fma(vec4<accum>(a1.y), b0, acc[10]);
+    acc[12] = fma(vec4<accum>(a1.z), b0, acc[12]);
+    acc[14] = fma(vec4<accum>(a1.w), b0, acc[14]);
     if (wide) {
         let b1 = sb[r][tx + 16u];
-        acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
-        acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
-        acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
-        acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
-        acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
-        acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
-        acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
-        acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
+        acc[1] = fma(vec4<accum>(a0.x), b1, acc[1]);
+        acc[3] = fma(vec4<accum>(a0.y), b1, acc[3]);
+        acc[5] = fma(vec4<accum>(a0.z), b1, acc[5]);
+        acc[7] = fma(vec4<accum>(a0.w), b1, acc[7]);
+        acc[9] = fma(vec4<accum>(a1.x), b1, acc[9]);
+        acc[11] = fma(vec4<accum>(a1.y), b1, acc[11]);
+        acc[13] = fma(vec4<accum>(a1.z), b1, acc[13]);
+        acc[15] = fma(vec4<accum>(a1.w), b1, acc[15]);
     }
 }
 
@@ -110,7 +113,8 @@ fn mac_step(buf: u32, ty: u32, tx: u32, wide: bool) {
 }
 
 // Stores four consecutive outputs of row m from column n, those inside the problem.
-fn store4(batch: u32, m: u32, n: u32, v: vec4<f32>) {
+fn store4(batch: u32, m: u32, n: u32, sums: vec4<accum>) {
+    let v = vec4<f32>(sums);
     let nn = gemm_n();
     if (m < gemm_m()) {
         if (n < nn) { store_c(batch, m, n, v.x); }
@@ -156,7 +160,7 @@ fn gemm_main(wid: vec3<u32>, lid: u32, wide: bool) {
     let has_b = wide || lid < 128u;
     let ar = a_rows(batch, m0 + au.x);
     let bc = b_cols(batch, n0 + bu.x);
-    acc = array<vec4<f32>, 16>();
+    acc = array<vec4<accum>, 16>();
     let kdim = gemm_k();
 
     fetch(batch, ar, bc, 0u, au, bu, has_b);

@@ -141,10 +141,11 @@ fn gemm_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     if (i >= mn * p.batches) { return; }
     let b = i / mn;
     let j = i - b * mn;
-    var v = 0.0;
+    var sum = accum(0.0);
     for (var s = 0u; s < p.splits; s = s + 1u) {
-        v = v + f32(gs_part[(b * p.splits + s) * mn + j]);
+        sum = sum + accum(f32(gs_part[(b * p.splits + s) * mn + j]));
     }
+    var v = f32(sum);
     let idx = b * p.c_stride + j;
     if (p.accumulate != 0u) { v = v + f32(gs_c[idx]); }
     gs_c[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));

@@ -13,6 +13,7 @@
 // Reductions: one workgroup of 256 per group (or per parameter), each invocation sums a strided
 // share, then a shared-memory tree. No subgroup ops, so nothing depends on the subgroup size.
 // Variance is two-pass (mean first, then Σ(x − mean)²), which does not cancel catastrophically.
+// The sums are `accum` (f32, or f16 under Accumulator::F16); everything else is f32.
 
 struct Params {
     groups: u32,     // statistics groups G
@@ -39,10 +40,11 @@ struct Params {
 
 const WG: u32 = 256u;
 
-var<workgroup> red: array<vec2<f32>, 256>;
+var<workgroup> red: array<vec2<accum>, 256>;
 
-// Sum of `v` over the workgroup, returned to every invocation. Call in uniform control flow.
-fn reduce2(lid: u32, v: vec2<f32>) -> vec2<f32> {
+// Sum of `v` over the workgroup, returned to every invocation (in f32). Call in uniform control
+// flow.
+fn reduce2(lid: u32, v: vec2<accum>) -> vec2<f32> {
     red[lid] = v;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s >> 1u) {
@@ -53,7 +55,7 @@ fn reduce2(lid: u32, v: vec2<f32>) -> vec2<f32> {
     }
     let r = red[0];
     workgroupBarrier(); // everyone has read red[0] before the next reduction overwrites it
-    return r;
+    return vec2<f32>(r);
 }
 
 // Flat index of the j-th element of group k.
@@ -87,17 +89,17 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let k = group_id(wid, nwg);
     if (k >= p.groups) { return; } // uniform: the whole workgroup leaves
     let fm = f32(p.m);
-    var s = 0.0;
+    var s = accum(0.0);
     for (var j = lid; j < p.m; j = j + WG) {
-        s = s + f32(nf_x[group_elem(k, j)]);
+        s = s + accum(f32(nf_x[group_elem(k, j)]));
     }
-    let mean = reduce2(lid, vec2<f32>(s, 0.0)).x / fm;
-    var q = 0.0;
+    let mean = reduce2(lid, vec2<accum>(s, 0.0)).x / fm;
+    var q = accum(0.0);
     for (var j = lid; j < p.m; j = j + WG) {
         let d = f32(nf_x[group_elem(k, j)]) - mean;
-        q = q + d * d;
+        q = q + accum(d * d);
     }
-    let var_b = reduce2(lid, vec2<f32>(q, 0.0)).x / fm;
+    let var_b = reduce2(lid, vec2<accum>(q, 0.0)).x / fm;
     let inv = 1.0 / sqrt(var_b + p.eps);
     for (var j = lid; j < p.m; j = j + WG) {
         let i = group_elem(k, j);
@@ -171,12 +173,12 @@ fn norm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let mean = nb_state[k];
     let inv = 1.0 / sqrt(nb_state[p.groups + k] + p.eps);
     let has_gamma = (p.flags & 1u) != 0u;
-    var acc = vec2<f32>(0.0, 0.0);
+    var acc = vec2<accum>(0.0, 0.0);
     for (var j = lid; j < p.m; j = j + WG) {
         let i = group_elem(k, j);
         var g = f32(nb_dy[i]);
         if (has_gamma) { g = g * nb_gamma[param_of(i)]; }
-        acc = acc + vec2<f32>(g, g * (f32(nb_x[i]) - mean) * inv);
+        acc = acc + vec2<accum>(vec2<f32>(g, g * (f32(nb_x[i]) - mean) * inv));
     }
     let sums = reduce2(lid, acc) / f32(p.m); // (mean(g), mean(g·x̂))
     for (var j = lid; j < p.m; j = j + WG) {
@@ -220,13 +222,13 @@ fn norm_param_grads(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let q = group_id(wid, nwg);
     if (q >= p.pmod) { return; }
     let count = p.total / p.pmod;
-    var acc = vec2<f32>(0.0, 0.0);
+    var acc = vec2<accum>(0.0, 0.0);
     for (var r = lid; r < count; r = r + WG) {
         let i = param_elem(q, r);
         let k = group_of(i);
         let xh = (f32(ng_x[i]) - ng_mean[k]) / sqrt(ng_var[p.var_off + k] + p.eps);
         let dy = f32(ng_dy[i]);
-        acc = acc + vec2<f32>(dy * xh, dy);
+        acc = acc + vec2<accum>(vec2<f32>(dy * xh, dy));
     }
     let sums = reduce2(lid, acc);
     if (lid == 0u) {

@@ -1,6 +1,7 @@
 // Reductions over one axis. The input is viewed as (outer, len, inner); the output as (outer, inner).
 // One invocation per output element walks the axis: neighbouring invocations read neighbouring
-// `inner` elements, so loads coalesce whenever inner > 1.
+// `inner` elements, so loads coalesce whenever inner > 1. Sums are `accum` (f32, or f16 under
+// Accumulator::F16).
 
 struct Params {
     outer: u32,
@@ -23,17 +24,18 @@ fn sum_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let o = i / p.inner;
     let k = i % p.inner;
     let base = o * p.len * p.inner + k;
-    var acc = 0.0;
+    var acc = accum(0.0);
     for (var l = 0u; l < p.len; l = l + 1u) {
-        acc = acc + f32(rs_x[base + l * p.inner]);
+        acc = acc + accum(f32(rs_x[base + l * p.inner]));
     }
+    var v = f32(acc);
     if (p.op == 1u) {
-        acc = acc / f32(p.len);
+        v = v / f32(p.len);
     }
-    rs_y[i] = act(acc);
+    rs_y[i] = act(v);
 }
 
-var<workgroup> lanes: array<f32, 256>;
+var<workgroup> lanes: array<accum, 256>;
 
 // y[k] = Σ_l x[l, k] over (len, inner) with outer = 1 (sum only): for a long axis and few
 // outputs — split-K partial sums, chunked bias gradients — where one invocation per output would
@@ -43,10 +45,10 @@ var<workgroup> lanes: array<f32, 256>;
 fn sum_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
     let col = group_id(wid, nwg) * 8u + lid % 8u;
-    var acc = 0.0;
+    var acc = accum(0.0);
     if (col < p.inner) {
         for (var l = lid / 8u; l < p.len; l = l + 32u) {
-            acc = acc + f32(rs_x[l * p.inner + col]);
+            acc = acc + accum(f32(rs_x[l * p.inner + col]));
         }
     }
     lanes[lid] = acc;
@@ -58,7 +60,7 @@ fn sum_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     if (lid < 8u && col < p.inner) {
-        var v = lanes[lid];
+        var v = f32(lanes[lid]);
         if (p.op == 1u) { v = v + f32(rs_y[col]); }
         rs_y[col] = act(v);
     }

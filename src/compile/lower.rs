@@ -8,6 +8,7 @@ use super::Plan;
 use super::allocate::Bound;
 use super::program::HalfArenas;
 use crate::device::Device;
+use crate::dtype::Accumulator;
 use crate::error::Result;
 use crate::graph::{Graph, Op, Value};
 use crate::health;
@@ -39,13 +40,14 @@ pub struct Lowered {
     pub updates: Vec<(usize, usize, Value)>,
 }
 
-/// Lowers the live nodes of `plan` in order.
+/// Lowers the live nodes of `plan` in order, node i accumulating in `accumulators[i]`.
 pub fn pass(
     g: &Graph,
     device: &Device,
     plan: &Plan,
     bound: &Bound,
     checks: &Checks,
+    accumulators: &[Accumulator],
 ) -> Result<Lowered> {
     let mut out = Lowered::default();
     let lifetimes = &plan.lifetimes;
@@ -103,10 +105,15 @@ pub fn pass(
             {
                 out.per_step.push((out.launches.len(), i, ins[0].numel()));
             }
+            // A sum written in place (`sums.rs`) adds into its output; either way the
+            // launches take the node's accumulator (`accumulate.rs`).
             let prepared = if aliases.accumulating[i] {
-                node.op.lower_accumulate(&ins, &outs)
+                crate::launch::accumulating(accumulators[i], || {
+                    node.op.lower_accumulate(&ins, &outs)
+                })
             } else {
-                node.op.lower(&ins, &outs, fused, 0)
+                node.op
+                    .lower_accumulating(&ins, &outs, fused, 0, accumulators[i])
             }
             .map_err(|e| e.context(format!("node {:?} (lower)", node.name)))?;
             if let Some(r) = lifetimes.reads.get(&i) {

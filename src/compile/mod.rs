@@ -11,11 +11,13 @@
 //! 4. `lifetimes`: when each intermediate is live, and the just-in-time update points
 //!    (`lifetimes.rs`);
 //! 5. `memory`: place the intermediates in one arena (`memory.rs`);
+//!    then, with the device, `accumulate`: each node's accumulator (`accumulate.rs`);
 //! 6. `limits`: check the plan against the device's limits (`limits.rs`);
 //! 7. `allocate`: the arena, the parameter arenas or weight slot, every tensor (`allocate.rs`);
 //! 8. `lower`: record every op's launches once, with the non-finite scans (`lower.rs`,
 //!    `crate::health`).
 
+mod accumulate;
 mod alias;
 mod allocate;
 mod exec;
@@ -44,6 +46,7 @@ use std::sync::Mutex;
 
 use crate::autograd::Training;
 use crate::device::Device;
+use crate::dtype::Accumulator;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::tensor::Tensor;
@@ -75,7 +78,7 @@ pub enum Precision {
     #[default]
     F32,
     /// Mixed precision (`crate::autocast`): activations and their gradients stored as f16 by
-    /// every op with f16 kernels, accumulating in f32; weights, their gradients and optimizer
+    /// every op with f16 kernels, accumulating in f32 (unless `Options::accumulator` says f16); weights, their gradients and optimizer
     /// state, losses and statistics f32. An adapter without SHADER_F16 is an `Err`.
     F16,
     /// `F16` where the adapter has SHADER_F16, else `F32` with a warning saying so.
@@ -133,6 +136,16 @@ pub struct Options<'a> {
     pub f32_nodes: &'a [&'a str],
     /// Dynamic loss scaling of a mixed-precision training graph (resident weights only).
     pub loss_scale: Option<LossScale>,
+    /// What the summing ops accumulate in (MPS's accumulator precision option), independent of
+    /// `precision`: convolutions, matmul, fully connected layers, norms, sum/mean reductions
+    /// and their gradients (`Primitive::accumulation_len`); other ops pass it by. `F16` needs
+    /// SHADER_F16 (an `Err` without).
+    pub accumulator: Accumulator,
+    /// Per-node accumulators by name, overriding `accumulator` either way (one sensitive layer
+    /// in f32, or one layer in f16). Gradient nodes have names of their own
+    /// (`grad/<node>/...`). A name no node has, a name listed twice, or a node named for `F16`
+    /// whose op cannot accumulate in f16 is an `Err` that names it.
+    pub accumulator_nodes: &'a [(&'a str, Accumulator)],
 }
 
 impl Default for Options<'_> {
@@ -148,6 +161,8 @@ impl Default for Options<'_> {
             precision: Precision::F32,
             f32_nodes: &[],
             loss_scale: None,
+            accumulator: Accumulator::F32,
+            accumulator_nodes: &[],
         }
     }
 }
@@ -191,6 +206,7 @@ impl Graph {
         let g = self;
         let align = device.caps().storage_offset_alignment as u64;
         let plan = plan(g, outputs, opts, align, mirrors)?;
+        let accumulators = accumulate::pass(g, device, opts)?;
         limits::check(g, device, &plan.live, &plan.memory)?;
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
         let health = crate::health::buffer(device)?;
@@ -199,7 +215,7 @@ impl Graph {
             loss: opts.training.map(|t| t.loss.node),
             activations: opts.check_activations,
         };
-        let lowered = lower::pass(g, device, &plan, &bound, &checks)?;
+        let lowered = lower::pass(g, device, &plan, &bound, &checks, &accumulators)?;
         let live = plan.live.clone();
         let mut c = Compiled::new(device, g.clone(), program(g, plan, bound, lowered, health));
         c.require_feeds(&live, opts.share);

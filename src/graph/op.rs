@@ -9,8 +9,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{Graph, Value};
+use crate::dtype::{Accumulator, F16_ACCUMULATING_OPS};
 use crate::error::{Error, Result};
-use crate::launch::Prepared;
+use crate::launch::{self, Prepared};
 use crate::neuron::UnaryOp;
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
@@ -82,6 +83,15 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
     /// mixed precision (`crate::autocast`) runs it on f16 values.
     fn supports_f16(&self) -> bool {
         false
+    }
+
+    /// For an op whose kernels sum in the WGSL `accum` type, so it can accumulate in f16
+    /// (`Accumulator`): the longest sum behind one of its output elements, given the input
+    /// shapes (a dot product's K, a norm group's size, a weight gradient's batch × pixels).
+    /// `None`: the op sums nothing, or always in f32. The compiler asks whether it is `Some`;
+    /// the tests take the length for `reference::f16_acc_tol`.
+    fn accumulation_len(&self, _ins: &[&[usize]]) -> Option<usize> {
+        None
     }
 
     /// An f32 input that stays f32 in an f16 node (a scale, a per-sample weight).
@@ -202,13 +212,27 @@ impl Op {
         self.computed()?.infer(ins)
     }
 
-    /// Launches for this op (sources launch nothing).
+    /// Launches for this op (sources launch nothing), accumulating in f32.
     pub fn lower(
         &self,
         ins: &[&Tensor],
         outs: &[&Tensor],
         fused: &[UnaryOp],
         step: u64,
+    ) -> Result<Prepared> {
+        self.lower_accumulating(ins, outs, fused, step, Accumulator::F32)
+    }
+
+    /// Launches for this op whose sums accumulate in `acc`: the one place a launch's
+    /// accumulator is chosen (`launch::accumulating`). An op without an f16-accumulating
+    /// kernel (`Primitive::accumulation_len` is `None`) asked for f16 is an `Err`.
+    pub fn lower_accumulating(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        fused: &[UnaryOp],
+        step: u64,
+        acc: Accumulator,
     ) -> Result<Prepared> {
         match self {
             Op::Compute(p) => {
@@ -217,7 +241,15 @@ impl Op {
                         "{p:?} cannot take the fused neurons {fused:?}"
                     )));
                 }
-                p.lower(ins, outs, fused, step)
+                if acc == Accumulator::F16 {
+                    let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape()).collect();
+                    if p.accumulation_len(&shapes).is_none() {
+                        return Err(Error::Invalid(format!(
+                            "{p:?} cannot accumulate in f16 ({F16_ACCUMULATING_OPS})"
+                        )));
+                    }
+                }
+                launch::accumulating(acc, || p.lower(ins, outs, fused, step))
             }
             _ => Ok(Prepared::default()),
         }

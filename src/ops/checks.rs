@@ -71,3 +71,13 @@ pub(crate) fn overflow(op: &str, what: &str) -> Error {
         msg: format!("{what} overflows a usize"),
     }
 }
+
+/// The elements of `shape` per one of `groups` (a sum's length: the elements each output of a
+/// per-channel or per-group sum adds), at least 1; saturating, as it only sizes a tolerance.
+pub(crate) fn per_group(shape: &[usize], groups: usize) -> usize {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .unwrap_or(usize::MAX);
+    n.checked_div(groups).unwrap_or(n).max(1)
+}

@@ -85,6 +85,8 @@ pub struct TrainConfig {
     pub check_activations: bool,
     /// Mixed precision (`ModelConfig::precision`), with PyTorch's default loss scaler.
     pub precision: crate::compile::Precision,
+    /// What the summing ops accumulate in (`ModelConfig::accumulator`).
+    pub accumulator: crate::dtype::Accumulator,
 }
 
 /// What the `Trainer` does when a step's loss or gradients are NaN or infinite.
@@ -126,6 +128,7 @@ impl Default for TrainConfig {
             on_non_finite: NonFinitePolicy::Stop,
             check_activations: false,
             precision: crate::compile::Precision::F32,
+            accumulator: crate::dtype::Accumulator::F32,
         }
     }
 }
@@ -273,6 +276,7 @@ impl Trainer {
             on_non_finite: cfg.on_non_finite,
             keep: Vec::new(),
             precision: cfg.precision,
+            accumulator: cfg.accumulator,
             ..ModelConfig::default()
         };
         let model = Model::with_sources(device, &g, net.loss, opt, mc, &source)?;

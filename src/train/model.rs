@@ -10,6 +10,7 @@ use super::inputs::{Column, Inputs};
 use super::{NonFinitePolicy, default_init, default_init_in, resume};
 use crate::compile::{Compiled, LossScale, Options, PlanStats, Precision, Residency};
 use crate::device::Device;
+use crate::dtype::Accumulator;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
 use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
@@ -39,6 +40,9 @@ pub struct ModelConfig {
     pub precision: Precision,
     /// The loss scaler of mixed precision (PyTorch's `GradScaler` defaults unless set).
     pub loss_scale: LossScale,
+    /// What the summing ops accumulate in (`compile::Options::accumulator`), in the training
+    /// graph and its inference twin alike; `Accumulator::F16` needs SHADER_F16.
+    pub accumulator: Accumulator,
 }
 
 impl Default for ModelConfig {
@@ -52,6 +56,7 @@ impl Default for ModelConfig {
             keep: Vec::new(),
             precision: Precision::F32,
             loss_scale: LossScale::default(),
+            accumulator: Accumulator::F32,
         }
     }
 }
@@ -186,6 +191,7 @@ impl Model {
                 check_activations: cfg.check_activations,
                 precision: cfg.precision,
                 loss_scale: (cfg.precision != Precision::F32).then_some(cfg.loss_scale),
+                accumulator: cfg.accumulator,
                 ..Options::default()
             },
         )?;
@@ -364,6 +370,7 @@ impl Model {
             let opts = Options {
                 share: Some(&self.train),
                 residency: self.cfg.residency,
+                accumulator: self.cfg.accumulator,
                 ..Options::default()
             };
             self.eval = Some((outputs.to_vec(), gi.compile(&self.device, outputs, &opts)?));

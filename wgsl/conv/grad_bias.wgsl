@@ -14,7 +14,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> bg_dy: array<act>;       // (N, C, inner)
 @group(0) @binding(2) var<storage, read_write> bg_db: array<act>; // (chunks, C)
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial: array<accum, 256>; // f32, or f16 under Accumulator::F16
 
 // db[c] = Σ_{n, i} dy[n, c, i], split over workgroups (c, k): workgroup (c, k) sums chunk k of
 // channel c's (n, i) pairs — 256 invocations striding over consecutive i, so loads coalesce —
@@ -32,12 +32,12 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let per = total / chunks + select(0u, 1u, total % chunks != 0u);
     let start = min(k * per, total);
     let end = start + min(per, total - start);
-    var acc = 0.0;
+    var acc = accum(0.0);
     if (c < p.channels) {
         for (var j = start + lid; j < end; j = j + 256u) {
             let n = j / p.inner;
             let i = j - n * p.inner;
-            acc = acc + f32(bg_dy[(n * p.channels + c) * p.inner + i]);
+            acc = acc + accum(f32(bg_dy[(n * p.channels + c) * p.inner + i]));
         }
     }
     partial[lid] = acc;
@@ -49,7 +49,7 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         workgroupBarrier();
     }
     if (lid == 0u && c < p.channels) {
-        bg_db[k * p.channels + c] = act(partial[0]);
+        bg_db[k * p.channels + c] = act(f32(partial[0]));
     }
 }
 

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::checks::{arity, check_bias, same};
+use crate::ops::checks::{arity, check_bias, per_group, same};
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 
@@ -57,6 +57,22 @@ fn f32(s: Vec<usize>) -> Out {
 impl Primitive for ConvOp {
     fn supports_f16(&self) -> bool {
         true
+    }
+
+    /// Forward: C_in/g · kh · kw per output (numel(w) / C_out, transposed too); data gradient:
+    /// numel(w) / C_in; weight gradient: the batch × pixels of one channel of x or dy (the
+    /// longer); bias gradient: dy's batch × pixels.
+    fn accumulation_len(&self, ins: &[&[usize]]) -> Option<usize> {
+        let channels = |s: &[usize]| s.get(1).copied().unwrap_or(1);
+        Some(match self {
+            ConvOp::Forward(k) => per_group(&k.op().weight_shape(), k.op().out_channels()),
+            ConvOp::GradData(k) => per_group(&k.op().weight_shape(), k.op().in_channels()),
+            ConvOp::GradWeight(_) => {
+                let (x, dy) = (ins.first()?, ins.get(1)?);
+                per_group(x, channels(x)).max(per_group(dy, channels(dy)))
+            }
+            ConvOp::BiasGrad => per_group(ins.first()?, channels(ins.first()?)),
+        })
     }
 
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {

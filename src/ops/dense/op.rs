@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
-use crate::ops::checks::{arity, check_bias, same};
+use crate::ops::checks::{arity, check_bias, per_group, same};
 use crate::ops::conv::ConvOp;
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
@@ -28,6 +28,15 @@ pub enum DenseOp {
 impl Primitive for DenseOp {
     fn supports_f16(&self) -> bool {
         true
+    }
+
+    /// Forward: in_features; data gradient: out_features; weight gradient: the batch rows.
+    fn accumulation_len(&self, ins: &[&[usize]]) -> Option<usize> {
+        Some(match self {
+            DenseOp::Forward(d) => d.in_features.max(1),
+            DenseOp::GradData(d) => d.out_features.max(1),
+            DenseOp::GradWeight(d) => per_group(ins.first()?, d.in_features),
+        })
     }
 
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {

@@ -171,9 +171,11 @@ pub fn gemm_split(g: &Gemm) -> (usize, usize) {
 /// then accumulates and applies the fused neuron.
 pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Prepared> {
     // f16 operands on an adapter with f16 cooperative-matrix tiles: the tensor-core GEMM, when
-    // the output fills at least a few of its 128×128 blocks.
+    // the output fills at least a few of its 128×128 blocks. Its tiles accumulate in f32 only,
+    // so f16 accumulation, when asked for, takes the tiled core.
     if a.dtype() == DType::F16
         && b.dtype() == DType::F16
+        && crate::launch::accumulator() == crate::dtype::Accumulator::F32
         && g.m.saturating_mul(g.n).saturating_mul(g.batch)
             >= 4 * super::coop::BLOCK * super::coop::BLOCK
         && super::coop::coop_supported(&a.device).is_ok()

@@ -26,6 +26,13 @@ impl Primitive for MatMulOp {
         true
     }
 
+    /// K, the inner dimension (the gradients are matmuls too).
+    fn accumulation_len(&self, ins: &[&[usize]]) -> Option<usize> {
+        let (a, b) = (ins.first()?, ins.get(1)?);
+        let (g, _) = gpu::plan(a, b, self.ta, self.tb).ok()?;
+        Some(g.k.max(1))
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         if ins.len() != 2 {
             return Err(crate::error::Error::Shape {

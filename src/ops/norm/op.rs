@@ -11,7 +11,7 @@ use crate::graph::{Graph, Out, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
 use crate::ops::axis::fmt_shape;
-use crate::ops::checks::arity;
+use crate::ops::checks::{arity, per_group};
 use crate::reference::Array;
 use crate::tensor::{DType, Tensor};
 
@@ -68,6 +68,28 @@ fn ref_backward(n: &Norm, x: &Array, g: &Array, dy: &Array) -> Result<reference:
 impl Primitive for NormOp {
     fn supports_f16(&self) -> bool {
         true
+    }
+
+    /// The elements of one statistics group (batch norm: a channel's batch × pixels), or of one
+    /// affine parameter's γ/β gradient sum, the longer. Batch norm on running statistics sums
+    /// nothing in its forward (1: asking it for f16 is harmless, as for its training twin).
+    fn accumulation_len(&self, ins: &[&[usize]]) -> Option<usize> {
+        let x = ins.first()?;
+        let channels = x.get(1).copied().unwrap_or(1);
+        Some(match self {
+            NormOp::BatchNorm {
+                training: false, ..
+            } => 1,
+            NormOp::BatchNorm { .. } | NormOp::BatchNormGrad { .. } => per_group(x, channels),
+            NormOp::Norm(n) | NormOp::NormGrad(n) => {
+                let groups = per_group(&n.state_shape(x).ok()?, 2);
+                let params = per_group(&n.param_shape(x), 1);
+                per_group(x, groups).max(per_group(x, params))
+            }
+            NormOp::NonAffine(n) | NormOp::NonAffineGrad(n) => {
+                per_group(x, per_group(&n.state_shape(x).ok()?, 2))
+            }
+        })
     }
 
     /// γ, β, statistics and running statistics stay f32; x and dy follow the precision.

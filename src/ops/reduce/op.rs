@@ -24,6 +24,17 @@ impl Primitive for ReduceOp {
         true
     }
 
+    /// A sum or mean: the axis length. A max compares and the gradients broadcast: they sum
+    /// nothing, so they have no accumulator to choose.
+    fn accumulation_len(&self, ins: &[&[usize]]) -> Option<usize> {
+        match self {
+            ReduceOp::Reduce(ReduceKind::Sum | ReduceKind::Mean, axis) => {
+                Some(ins.first()?.get(*axis).copied().unwrap_or(1).max(1))
+            }
+            _ => None,
+        }
+    }
+
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
         let arity = match self {
             ReduceOp::Reduce(..) => 1,
