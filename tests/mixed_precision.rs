@@ -527,3 +527,72 @@ fn a_shared_weight_sums_its_f16_gradient_into_the_f16_arena() {
         }
     });
 }
+
+/// A norm's γ/β gradients stay f32; under a loss scale they are divided by it in place in the
+/// f32 gradient arena by the same one dispatch that casts the f16 gradients (no `Div` per
+/// parameter), and come out as without the scale (a power of two: exact up to f16 subnormals).
+#[test]
+fn f32_gradients_are_unscaled_in_place_by_the_arena_cast() {
+    each_f16_device("f32 gradients unscaled in place", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[7, 5]).unwrap();
+        let y = g.input("y", &[7, 1]).unwrap();
+        let h = g.linear("fc1", x, 33).unwrap();
+        let ln = wgtrain::ops::norm::LayerNorm { dims: 1, eps: 1e-5 };
+        let h = g.layer_norm("ln", h, ln).unwrap();
+        let h = g.unary("tanh", UnaryOp::Tanh, h).unwrap();
+        let p = g.linear("fc2", h, 1).unwrap();
+        let loss = g
+            .loss("mse", p, y, None, Loss::mean(LossKind::MeanSquaredError))
+            .unwrap();
+        let tr = g.training(loss).unwrap();
+        let run = |loss_scale| {
+            let opts = Options {
+                training: Some(&tr),
+                precision: Precision::F16,
+                loss_scale,
+                gradients_only: true,
+                ..Options::default()
+            };
+            let c = g.compile(dev, &[loss], &opts).unwrap();
+            for (k, e) in c.param_layout().unwrap().entries().iter().enumerate() {
+                let v: Vec<f32> = (0..e.numel())
+                    .map(|i| ((i * 31 + k * 7) % 17) as f32 / 17.0 - 0.4)
+                    .collect();
+                c.set(&e.name, &v).unwrap();
+            }
+            let xs: Vec<f32> = (0..35)
+                .map(|i| ((i * 13 % 11) as f32 / 11.0) - 0.5)
+                .collect();
+            let ys: Vec<f32> = (0..7).map(|i| i as f32 * 0.2 - 0.6).collect();
+            c.set("x", &xs).unwrap();
+            c.set("y", &ys).unwrap();
+            c.step().unwrap();
+            let grads: Vec<Vec<f32>> = tr.grads.iter().map(|&v| c.read(v).unwrap()).collect();
+            (grads, c.dispatches())
+        };
+        let (plain, d_plain) = run(None);
+        let scale = LossScale {
+            init: 1024.0,
+            growth_interval: 2000,
+        };
+        let (scaled, d_scaled) = run(Some(scale));
+        let divides = d_scaled
+            .iter()
+            .filter(|(_, k)| *k == "binary_forward")
+            .count();
+        assert_eq!(divides, 0, "a Div per f32 gradient: {d_scaled:?}");
+        // The scale's copy is the seed itself: at most one dispatch more than unscaled.
+        assert!(
+            d_scaled.len() <= d_plain.len() + 1,
+            "{d_scaled:?} vs {d_plain:?}"
+        );
+        for (k, (a, b)) in scaled.iter().zip(&plain).enumerate() {
+            let m = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(m > 0.0, "gradient {k} is zero");
+            for (u, v) in a.iter().zip(b) {
+                assert!((u - v).abs() <= 1e-3 * m, "gradient {k}: {u} vs {v}");
+            }
+        }
+    });
+}

@@ -43,17 +43,20 @@ fn to_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @group(0) @binding(4) var<storage, read> c32_ranges: array<u32>;
 
 // The f16 gradient arena into the f32 one, chunk by chunk: chunk c is the elements
-// [ranges[2c], ranges[2c] + ranges[2c + 1]) (the entries whose gradient is f16; the others are
-// written in f32 by their producers and must not be overwritten). y = f32(x) / scale.
+// [ranges[3c], ranges[3c] + ranges[3c + 1]), y = f32(x) / scale; or, when ranges[3c + 2] is 1,
+// f32 gradients already in y (a norm's γ/β), divided by the scale where they are. Elements in no
+// chunk are left as they are.
 @compute @workgroup_size(256)
 fn ranges_to_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let c = group_id(wid, nwg);
     if (c >= cp.n) { return; }
-    let start = c32_ranges[2u * c];
-    let len = c32_ranges[2u * c + 1u];
+    let start = c32_ranges[3u * c];
+    let len = c32_ranges[3u * c + 1u];
+    let in_place = c32_ranges[3u * c + 2u] == 1u;
     for (var j = lid; j < len; j += 256u) {
-        var v = f32(c32_x[start + j]);
+        var v: f32;
+        if (in_place) { v = c32_y[start + j]; } else { v = f32(c32_x[start + j]); }
         if (cp.scaled == 1u) { v = v / c32_scale[0]; }
         c32_y[start + j] = v;
     }

@@ -211,7 +211,7 @@ fn params(g: &Graph, device: &Device, tr: &Training, plan: &Plan, bound: &mut Bo
     }
     bound.persistent_bytes += 2 * a.params.bytes();
     if let Some(m) = &plan.mirrors {
-        let h = half_arenas(g, device, m, &a.layout, &|v| aliases.owner(v), bound)?;
+        let h = half_arenas(g, device, m, &a, &|v| aliases.owner(v), bound)?;
         bound.persistent_bytes += 2 * h.params.bytes() + h.grad_ranges.bytes();
         a.f16 = Some(h);
     }
@@ -220,15 +220,17 @@ fn params(g: &Graph, device: &Device, tr: &Training, plan: &Plan, bound: &mut Bo
 }
 
 /// The f16 mirrors of the arenas (`precision::Mirrors`): each weight's f16 copy and each f16
-/// gradient a view at its entry's offset.
+/// gradient a view at its entry's offset; an f32 gradient unscaled in place, a view of the f32
+/// gradient arena.
 fn half_arenas(
     g: &Graph,
     device: &Device,
     m: &Mirrors,
-    layout: &ParamLayout,
+    arena: &ParamArena,
     owner: &dyn Fn(Value) -> Value,
     bound: &mut Bound,
 ) -> Result<HalfArenas> {
+    let layout = &arena.layout;
     let n = layout.len().max(1);
     let (params, grads) = (
         Tensor::zeros(device, &[n], DType::F16)?,
@@ -245,23 +247,30 @@ fn half_arenas(
         if let Some(i) = m.grad_casts[k] {
             let o = owner(g.nodes[i].inputs[0]);
             let shape = &g.nodes[o.node].outputs[o.port].0;
-            let view = Tensor::view(device, grads.buffer.clone(), at, shape, DType::F16)?;
+            let f16 = Mirrors::from_f16(g, i);
+            let view = match f16 {
+                true => Tensor::view(device, grads.buffer.clone(), at, shape, DType::F16)?,
+                false => {
+                    let b = arena.grads.buffer.clone();
+                    Tensor::view(device, b, 2 * at, shape, DType::F32)?
+                }
+            };
             bound.tensors.insert(o, view);
-            ranges.push(e.range());
+            ranges.push((e.range(), !f16));
         }
     }
     let words = crate::ops::cast::gpu::range_table(&ranges)?;
     Ok(HalfArenas {
         params,
         grads,
-        grad_ranges: Tensor::from_u32(device, &[words.len().max(2)], &pad2(words))?,
+        grad_ranges: Tensor::from_u32(device, &[words.len().max(3)], &pad_empty(words))?,
     })
 }
 
 /// An empty table still binds one (empty) chunk's words.
-fn pad2(mut w: Vec<u32>) -> Vec<u32> {
+fn pad_empty(mut w: Vec<u32>) -> Vec<u32> {
     if w.is_empty() {
-        w = vec![0, 0];
+        w = vec![0, 0, 0];
     }
     w
 }

@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_intrusive::sync::Semaphore;
 
@@ -43,12 +42,9 @@ impl StepHandle {
 
     /// Blocks until this step's work is complete.
     pub fn wait(&self) -> Result<()> {
-        let (d, _) = self.device.wgpu();
-        d.poll(wgpu::PollType::Wait {
-            submission_index: Some(self.index.clone()),
-            timeout: None,
-        })
-        .map_err(|e| Error::Device(format!("waiting for a step: {e}")))?;
+        self.device
+            .wait_for(Some(self.index.clone()))
+            .map_err(|e| e.context("waiting for a step"))?;
         self.device.take_uncaptured()
     }
 }
@@ -324,12 +320,9 @@ impl Compiled {
                 break;
             }
             let oldest = self.in_flight.lock().unwrap().pop_front();
-            let (d, _) = self.device.wgpu();
-            d.poll(wgpu::PollType::Wait {
-                submission_index: oldest,
-                timeout: Some(Duration::from_secs(60)),
-            })
-            .map_err(|e| Error::Device(format!("waiting for a step in flight: {e}")))?;
+            self.device
+                .wait_for(oldest)
+                .map_err(|e| e.context("waiting for a step in flight"))?;
         }
         self.begin_step()?;
         let (_, q) = self.device.wgpu();

@@ -11,7 +11,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Value};
 use crate::ops::cast::CastOp;
-use crate::ops::elementwise::ElementwiseOp;
+use crate::ops::elementwise::{BinaryOp, ElementwiseOp};
 use crate::tensor::DType;
 
 pub use crate::autocast::LOSS_SCALE;
@@ -90,7 +90,9 @@ pub(super) fn compile_mixed(
         ..*opts
     };
     let mirrors = match (&training, opts.residency) {
-        (Some(t), super::Residency::Resident) => Some(Mirrors::find(&cast.graph, t)),
+        (Some(t), super::Residency::Resident) => {
+            Some(Mirrors::find(&cast.graph, t, cast.loss_scale))
+        }
         _ => None,
     };
     let mut c = cast
@@ -119,13 +121,16 @@ pub(crate) struct Mirrors {
     /// of the parameter arena.
     pub param_casts: Vec<Option<usize>>,
     /// Per training parameter: the node casting its f16 gradient (input 0, which lives in the
-    /// f16 mirror of the gradient arena) into the f32 arena.
+    /// f16 mirror of the gradient arena) into the f32 arena, or — an f32 gradient under a loss
+    /// scale, e.g. a norm's γ/β — the node dividing it by the scale (input 0 then lives in the
+    /// f32 arena itself and is divided there, in place).
     pub grad_casts: Vec<Option<usize>>,
 }
 
 impl Mirrors {
-    /// The casts `autocast` put at the parameters and gradients of `t` in `g`.
-    fn find(g: &Graph, t: &Training) -> Mirrors {
+    /// The casts `autocast` put at the parameters and gradients of `t` in `g`; `scale`: the loss
+    /// scale's value.
+    fn find(g: &Graph, t: &Training, scale: Option<Value>) -> Mirrors {
         let is_cast = |i: usize, to: DType| {
             g.nodes[i]
                 .op
@@ -144,9 +149,16 @@ impl Mirrors {
             .grads
             .iter()
             .map(|&gr| {
-                let from = g.nodes[gr.node].inputs.first()?;
+                let n = &g.nodes[gr.node];
+                let from = n.inputs.first()?;
                 let f16 = g.nodes[from.node].outputs[from.port].1 == DType::F16;
-                (gr.port == 0 && f16 && is_cast(gr.node, DType::F32)).then_some(gr.node)
+                let cast = f16 && is_cast(gr.node, DType::F32);
+                let div = ElementwiseOp::Binary(BinaryOp::Div);
+                let unscale = !f16
+                    && scale.is_some()
+                    && n.inputs.get(1).copied() == scale
+                    && n.op.downcast::<ElementwiseOp>() == Some(&div);
+                (gr.port == 0 && (cast || unscale)).then_some(gr.node)
             })
             .collect();
         Mirrors {
@@ -155,7 +167,13 @@ impl Mirrors {
         }
     }
 
-    /// The values that live in the mirrors: the f16 weight copies and f16 gradients.
+    /// Whether gradient node `i` casts from the f16 mirror (else it unscales in place).
+    pub fn from_f16(g: &Graph, i: usize) -> bool {
+        g.nodes[i].op.downcast::<CastOp>().is_some()
+    }
+
+    /// The values that live in the arenas: the f16 weight copies, the f16 gradients and the f32
+    /// gradients unscaled in place.
     pub fn values(&self, g: &Graph) -> Vec<Value> {
         let params = self
             .param_casts

@@ -55,14 +55,16 @@ pub fn cast_launch(x: &Tensor, y: &Tensor, scale: Option<&Tensor>) -> Result<Lau
     )
 }
 
-/// Elements per chunk of `ranges_to_f32` (one workgroup of 256 loops over at most this many).
-pub(crate) const RANGE_CHUNK: usize = 256 * 64;
+/// Elements per chunk of `ranges_to_f32` (one workgroup of 256 loops over at most this many):
+/// small, so a small arena still spreads over many workgroups.
+pub(crate) const RANGE_CHUNK: usize = 256 * 4;
 
 /// The chunk table of `ranges_to_f32`: each range split into chunks of at most `RANGE_CHUNK`
-/// elements, as `[start, len]` pairs. `Err` past u32 (the kernel's indices).
-pub(crate) fn range_table(ranges: &[std::ops::Range<usize>]) -> Result<Vec<u32>> {
+/// elements, as `[start, len, in place]` triples (in place: the f32 elements are divided by the
+/// scale where they are, not cast from the f16 arena). `Err` past u32 (the kernel's indices).
+pub(crate) fn range_table(ranges: &[(std::ops::Range<usize>, bool)]) -> Result<Vec<u32>> {
     let mut words = Vec::new();
-    for r in ranges {
+    for (r, in_place) in ranges {
         let mut at = r.start;
         while at < r.end {
             let len = (r.end - at).min(RANGE_CHUNK);
@@ -73,15 +75,16 @@ pub(crate) fn range_table(ranges: &[std::ops::Range<usize>]) -> Result<Vec<u32>>
                     "cast: the range {r:?} lies past u32 elements"
                 )));
             };
-            words.extend([s, l]);
+            words.extend([s, l, *in_place as u32]);
             at += len;
         }
     }
     Ok(words)
 }
 
-/// `y[r] = f32(x[r]) / scale[0]` for every chunk `r` of `table` (`range_table`): the f16
-/// gradient arena into the f32 one in one dispatch, leaving the elements outside the ranges.
+/// `y[r] = f32(x[r]) / scale[0]` (or `y[r] /= scale[0]` for a chunk in place) for every chunk
+/// `r` of `table` (`range_table`): the f16 gradient arena into the f32 one in one dispatch,
+/// leaving the elements outside the ranges.
 pub(crate) fn ranges_to_f32_launch(
     table: &Tensor,
     x: &Tensor,
@@ -92,12 +95,12 @@ pub(crate) fn ranges_to_f32_launch(
         || y.dtype() != DType::F32
         || x.numel() != y.numel()
         || table.dtype() != DType::U32
-        || !table.numel().is_multiple_of(2)
+        || !table.numel().is_multiple_of(3)
     {
         return Err(Error::Shape {
             op: "cast ranges".into(),
             msg: format!(
-                "x {:?} {:?} (f16), y {:?} {:?} (f32), table {:?} {:?} (u32 pairs)",
+                "x {:?} {:?} (f16), y {:?} {:?} (f32), table {:?} {:?} (u32 triples)",
                 x.shape(),
                 x.dtype(),
                 y.shape(),
@@ -107,7 +110,7 @@ pub(crate) fn ranges_to_f32_launch(
             ),
         });
     }
-    let chunks = table.numel() / 2;
+    let chunks = table.numel() / 3;
     let s = scale.map_or_else(|| x.placeholder(), |s| s.buffer());
     x.device().launch(
         &SHADER,
@@ -126,11 +129,15 @@ mod tests {
     #[test]
     fn range_tables_chunk_each_range_and_refuse_indices_past_u32() {
         let c = RANGE_CHUNK as u32;
-        let t = range_table(&[0..3, 64..64, 128..128 + RANGE_CHUNK + 5]).unwrap();
-        assert_eq!(t, vec![0, 3, 128, c, 128 + c, 5]);
+        let t = range_table(&[
+            (0..3, false),
+            (64..64, true),
+            (128..128 + RANGE_CHUNK + 5, true),
+        ])
+        .unwrap();
+        assert_eq!(t, vec![0, 3, 0, 128, c, 1, 128 + c, 5, 1]);
         assert!(range_table(&[]).unwrap().is_empty());
         let far = u32::MAX as usize;
-        let past_u32 = far - 2..far + 2;
-        assert!(range_table(std::slice::from_ref(&past_u32)).is_err());
+        assert!(range_table(&[(far - 2..far + 2, false)]).is_err());
     }
 }

@@ -166,18 +166,24 @@ pub fn gemm_split(g: &Gemm) -> (usize, usize) {
     (splits, chunk)
 }
 
+/// The shortest K the tensor-core GEMM takes.
+const COOP_MIN_K: usize = 128;
+
 /// `C = alpha · op(A) · op(B) (+ C)`, split over K when the grid is small and K long
 /// (`gemm_split`): the splits' partial products go to a scratch tensor and `gemm_sum` adds them,
 /// then accumulates and applies the fused neuron.
 pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Prepared> {
     // f16 operands on an adapter with f16 cooperative-matrix tiles: the tensor-core GEMM, when
-    // the output fills at least a few of its 128×128 blocks. Its tiles accumulate in f32 only,
-    // so f16 accumulation, when asked for, takes the tiled core.
+    // the output fills at least a few of its 128×128 blocks and K is more than a few of its
+    // 32-deep steps (the weight gradient of a dense layer at batch 64, K = 64, ran slower there
+    // than on the tiled core). Its tiles accumulate in f32 only, so f16 accumulation, when asked
+    // for, takes the tiled core.
     if a.dtype() == DType::F16
         && b.dtype() == DType::F16
         && crate::launch::accumulator() == crate::dtype::Accumulator::F32
         && g.m.saturating_mul(g.n).saturating_mul(g.batch)
             >= 4 * super::coop::BLOCK * super::coop::BLOCK
+        && g.k >= COOP_MIN_K
         && super::coop::coop_supported(&a.device).is_ok()
     {
         return Ok(Prepared::one(super::coop::coop_gemm_launch(g, a, b, c)?));
