@@ -119,9 +119,11 @@ pub fn pass(
                     bound.persistent_bytes += super::memory::value_bytes(g, v);
                 }
                 let (s, dt) = &node.outputs[port];
-                slot.insert(match t {
-                    Some(t) => t,
-                    None => Tensor::zeros(device, s, *dt)?,
+                let fill = super::alias::constant(&node.op).filter(|_| port == 0);
+                slot.insert(match (t, fill) {
+                    (Some(t), _) => t,
+                    (None, Some(c)) => constant(device, s, *dt, c)?,
+                    (None, None) => Tensor::zeros(device, s, *dt)?,
                 });
             }
         }
@@ -132,6 +134,19 @@ pub fn pass(
         params(g, device, tr, plan, &mut bound)?;
     }
     Ok(bound)
+}
+
+/// A tensor of `shape` holding `c` everywhere: a constant's value, written once.
+fn constant(device: &Device, shape: &[usize], dt: DType, c: f32) -> Result<Tensor> {
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let data = vec![c; n.ok_or_else(|| Error::Invalid(format!("constant {shape:?}: too large")))?];
+    match dt {
+        DType::F32 => Tensor::from_f32(device, shape, &data),
+        DType::F16 => Tensor::from_f32_as_f16(device, shape, &data),
+        DType::U32 => Err(Error::Invalid(format!(
+            "constant {shape:?}: a u32 constant {c}"
+        ))),
+    }
 }
 
 /// The tensor a persistent value shares with `share` (a parameter or state of the same name),

@@ -92,7 +92,13 @@ pub fn pass(
             None
         };
         let aliases = &plan.aliases;
-        if !plan.fusion.absorbed[i] && !aliases.elided.contains(&i) && !aliases.sums_elided[i] {
+        // A constant was filled when it was allocated.
+        let constant = super::alias::constant(&node.op).is_some();
+        if !plan.fusion.absorbed[i]
+            && !aliases.elided.contains(&i)
+            && !aliases.sums_elided[i]
+            && !constant
+        {
             let ins: Vec<&Tensor> = node.inputs.iter().map(|u| &bound.tensors[u]).collect();
             let outs: Vec<&Tensor> = (0..node.outputs.len())
                 .map(|p| &bound.tensors[&Value { node: i, port: p }])

@@ -114,6 +114,12 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         false
     }
 
+    /// The value of every element of output 0 when it never changes (the backward seed's
+    /// ones): the compiler fills it once, outside the arena, and launches nothing for it.
+    fn constant(&self) -> Option<f32> {
+        None
+    }
+
     /// For ops whose launch depends on the step counter: the first launch's parameter words at
     /// `step` for an input of `n` elements (rewritten before every step).
     fn step_params(&self, _step: u64, _n: usize) -> Option<Vec<u32>> {
