@@ -193,10 +193,11 @@ impl Graph {
         self.own_memory(grads)
     }
 
-    /// Gives each gradient memory of its own, copying where needed: a gradient that is a view
-    /// (a sum's gradient passing through, `ElementwiseOp::Identity`) of a source, of a constant
-    /// (the seed) or of what another gradient already is would otherwise share those bytes —
-    /// and a training graph places each gradient in its own slot of the gradient arena.
+    /// Gives each gradient memory of its own, copying where needed: the seed (a constant, never
+    /// written) and a view (a sum's gradient passing through, `ElementwiseOp::Identity`) of a
+    /// source or of what another gradient already is would otherwise share those bytes — and a
+    /// training graph places each gradient in its own slot of the gradient arena. A source
+    /// that is itself the gradient (an upstream gradient of `wrt`) comes back as it is.
     fn own_memory(&mut self, grads: Vec<Value>) -> Result<Vec<Value>> {
         let mut roots = std::collections::HashSet::new();
         let mut out = Vec::with_capacity(grads.len());
@@ -206,8 +207,9 @@ impl Graph {
                 root = self.nodes[root.node].inputs[0];
             }
             let op = &self.nodes[root.node].op;
-            let fixed = op.is_source() || op.primitive().is_some_and(|p| p.constant().is_some());
-            out.push(if fixed || !roots.insert(root) {
+            let constant = op.primitive().is_some_and(|p| p.constant().is_some());
+            let shared = op.is_source() || !roots.insert(root);
+            out.push(if constant || (gr != root && shared) {
                 let name = format!("{}/copy", self.nodes[gr.node].name);
                 self.grad_node(name, ElementwiseOp::Copy, &[gr])?
             } else {

@@ -97,8 +97,8 @@ pub fn pass(
     };
     for (i, node) in g.nodes.iter().enumerate() {
         if live[i] && a.alias[i] {
-            a.root
-                .insert(Value { node: i, port: 0 }, a.owner(node.inputs[0]));
+            let source = fusion.alias_source(i, node);
+            a.root.insert(Value { node: i, port: 0 }, a.owner(source));
         }
     }
     a.keep(kept);

@@ -102,7 +102,7 @@ pub fn pass(
             if aliases.alias[i] || aliases.root.contains_key(&v) {
                 // A value written into another's memory (`sums.rs`) is a view of its owner.
                 let src = if aliases.alias[i] {
-                    node.inputs[0]
+                    plan.fusion.alias_source(i, node)
                 } else {
                     aliases.owner(v)
                 };
@@ -294,10 +294,17 @@ fn param_layout(
     let align = (device.caps().storage_offset_alignment as usize / element_bytes).max(1);
     let mut entries = Vec::new();
     let mut at = 0;
+    let mut placed = std::collections::HashSet::new();
     for (p, gr) in tr.params.iter().zip(&tr.grads) {
         let (shape, dt) = &g.nodes[p.node].outputs[p.port];
         let gv = owner(*gr);
-        if *dt != DType::F32 || matches!(g.nodes[gv.node].op, Op::Input | Op::Param | Op::State) {
+        let op = &g.nodes[gv.node].op;
+        // Each gradient's memory is its own slot: not a source's or a constant's, and not
+        // shared with another parameter's (`Graph::training` copies where it would be).
+        let foreign = matches!(op, Op::Input | Op::Param | Op::State)
+            || super::alias::constant(op).is_some()
+            || !placed.insert(gv);
+        if *dt != DType::F32 || foreign {
             return Err(Error::Invalid(format!(
                 "parameter {:?} cannot live in the arena",
                 g.nodes[p.node].name

@@ -15,8 +15,9 @@
 
 use std::collections::HashMap;
 
-use crate::graph::{Graph, Value};
+use crate::graph::{Graph, Node, Value};
 use crate::neuron::UnaryOp;
+use crate::ops::elementwise::ElementwiseOp;
 
 /// The result of the fusion pass over the live nodes.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,26 @@ pub struct Fusion {
     pub absorbed: Vec<bool>,
     /// Producer node → the unary ops it applies after its own, in order.
     pub fused: HashMap<usize, Vec<UnaryOp>>,
+    /// Backward producer node → the neuron whose gradient it applies as it writes (its
+    /// `UnaryGradOut` absorbed), and that neuron's output y, which it then reads.
+    pub grad_neurons: HashMap<usize, (UnaryOp, Value)>,
+    /// Absorbed neuron gradient → the producer's output it aliases (its dy, input 1).
+    pub grad_sources: HashMap<usize, Value>,
+}
+
+impl Fusion {
+    /// The value whose memory an aliasing node `i` (a view or an absorbed node) uses.
+    pub fn alias_source(&self, i: usize, node: &Node) -> Value {
+        self.grad_sources
+            .get(&i)
+            .copied()
+            .unwrap_or(node.inputs[0])
+    }
+
+    /// What launching node `i` reads besides its inputs: the y of a folded neuron gradient.
+    pub fn extra_read(&self, i: usize) -> Option<Value> {
+        self.grad_neurons.get(&i).map(|&(_, y)| y)
+    }
 }
 
 /// Pass 2, fuse: the neuron chains among `live` nodes when `enabled` (`Options::fuse`), none otherwise.
@@ -52,7 +73,7 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
     }
     let mut f = Fusion {
         absorbed: vec![false; n],
-        fused: HashMap::new(),
+        ..Fusion::default()
     };
     let mut head: Vec<usize> = (0..n).collect();
     for (i, node) in g.nodes.iter().enumerate() {
@@ -76,5 +97,51 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
             head[i] = h;
         }
     }
+    fold_grad_neurons(g, live, outputs, &uses, &mut f);
     f
+}
+
+/// A neuron's gradient from its output, `UnaryGradOut [y, d]`, folds into the producer of d
+/// when that producer can apply it (`Primitive::folds_grad_neuron`: max pooling's and
+/// dropout's backward) and d is read by nothing else: conv → ReLU → max pool's backward is
+/// then one dispatch instead of two, reading y where it writes dx.
+fn fold_grad_neurons(
+    g: &Graph,
+    live: &[bool],
+    outputs: &[Value],
+    uses: &HashMap<Value, usize>,
+    f: &mut Fusion,
+) {
+    for (i, node) in g.nodes.iter().enumerate() {
+        let Some(&ElementwiseOp::UnaryGradOut(u)) = node.op.downcast::<ElementwiseOp>() else {
+            continue;
+        };
+        let (Some(&y), Some(&d)) = (node.inputs.first(), node.inputs.get(1)) else {
+            continue;
+        };
+        let p = d.node;
+        let dtype = |v: Value| g.nodes[v.node].outputs.get(v.port).map(|o| o.1);
+        let folds = g.nodes[p]
+            .op
+            .primitive()
+            .is_some_and(|q| q.folds_grad_neuron());
+        // y must be complete before the producer runs, in the kernel's one storage dtype.
+        if live[i]
+            && live[p]
+            && folds
+            && d.port == 0
+            && y.node < p
+            && !f.absorbed[p]
+            && !f.fused.contains_key(&p)
+            && !f.grad_neurons.contains_key(&p)
+            && uses.get(&d) == Some(&1)
+            && !outputs.contains(&d)
+            && dtype(y) == dtype(d)
+            && node.outputs.first().map(|o| o.1) == dtype(d)
+        {
+            f.grad_neurons.insert(p, (u, y));
+            f.grad_sources.insert(i, d);
+            f.absorbed[i] = true;
+        }
+    }
 }

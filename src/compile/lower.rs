@@ -109,8 +109,14 @@ pub fn pass(
             {
                 out.per_step.push((out.launches.len(), i, ins[0].numel()));
             }
+            let grad_neuron = plan.fusion.grad_neurons.get(&i);
             let prepared = if aliases.accumulating[i] {
                 node.op.lower_accumulate(&ins, &outs)
+            } else if let (Some(&(u, y)), Some(p)) = (grad_neuron, node.op.primitive()) {
+                let y = bound.tensors.get(&y).ok_or_else(|| {
+                    crate::error::Error::Invalid(format!("lower: the folded neuron's {y:?}"))
+                })?;
+                p.lower_grad_neuron(&ins, &outs, u, y)
             } else {
                 node.op.lower(&ins, &outs, fused, 0)
             }

@@ -58,7 +58,7 @@ pub fn pass(
     };
     for (i, node) in g.nodes.iter().enumerate() {
         if live[i] && !a.alias[i] {
-            for u in &node.inputs {
+            for u in node.inputs.iter().chain(&fusion.extra_read(i)) {
                 s.readers.entry(a.owner(*u)).or_default().push(i);
             }
         }

@@ -78,6 +78,27 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         }
     }
 
+    /// Whether `lower_grad_neuron` can apply a neuron's derivative, taken from the neuron's
+    /// output (`UnaryOp::grad_from` is `Output`), to output 0 as it writes it: the neuron's
+    /// gradient then costs no dispatch of its own (the compiler's fusion pass).
+    fn folds_grad_neuron(&self) -> bool {
+        false
+    }
+
+    /// `lower` with output 0 multiplied by `neuron`'s derivative read from `y` (its output, of
+    /// output 0's shape and dtype). Only called when `folds_grad_neuron` says so.
+    fn lower_grad_neuron(
+        &self,
+        _ins: &[&Tensor],
+        _outs: &[&Tensor],
+        neuron: UnaryOp,
+        _y: &Tensor,
+    ) -> Result<Prepared> {
+        Err(Error::Invalid(format!(
+            "{self:?} cannot apply the gradient of {neuron:?}"
+        )))
+    }
+
     /// Whether the op's kernels have f16 variants (they store activations as WGSL `act`), so
     /// mixed precision (`crate::autocast`) runs it on f16 values.
     fn supports_f16(&self) -> bool {
