@@ -18,6 +18,7 @@ use wgtrain::ops::dropout::Dropout;
 use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
 use wgtrain::ops::loss::{Loss, LossKind};
 use wgtrain::ops::pool::Pool2d;
+use wgtrain::ops::shape::{Pad, PadMode};
 use wgtrain::reference::Array;
 use wgtrain::{DType, Device};
 
@@ -393,5 +394,53 @@ fn a_neurons_gradient_stays_apart_when_its_output_has_two_readers_or_needs_its_i
         let got = run(dev, &g, &outs, &tr, true, Precision::F32, 1);
         check_reference("dropout after GELU", &g, &outs, &got, false);
         assert_eq!(got.of("grad/dropout"), vec!["dropout_backward"]);
+    });
+}
+
+#[test]
+fn operands_taken_for_their_shape_alone_can_be_written_over_by_a_sum() {
+    // p = pad(conv(x)); q = p + bias (broadcast); z = p + r (r an input, never written over).
+    // The bias gradient reduces dy, taking p and the bias for their shapes alone (and the
+    // pad's gradient takes the conv's output so too): nothing reads p after z, which can
+    // therefore write over it. Were p read by the bias gradient, z could not be in place.
+    let mut g = Graph::new();
+    let x = g.input("x", &[7, 2, 5, 5]).unwrap();
+    let r = g.input("r", &[7, 3, 7, 7]).unwrap();
+    let target = g.input("target", &[7, 3 * 7 * 7]).unwrap();
+    let h = g.conv2d("conv", x, Conv2d::new(2, 3, (3, 3))).unwrap(); // (7, 3, 3, 3)
+    let pad = Pad {
+        before: vec![0, 0, 2, 2],
+        after: vec![0, 0, 2, 2],
+        mode: PadMode::Zero,
+    };
+    let p = g.pad("pad", h, pad).unwrap(); // (7, 3, 7, 7)
+    let bias = g.param("bias", &[3, 1, 1]).unwrap();
+    let q = g.binary("q", BinaryOp::Add, p, bias).unwrap();
+    let z = g.binary("z", BinaryOp::Add, p, r).unwrap();
+    let t = g.binary("t", BinaryOp::Mul, q, z).unwrap();
+    let t = g.flatten("flat", t).unwrap();
+    let loss = g
+        .loss(
+            "loss",
+            t,
+            target,
+            None,
+            Loss::mean(LossKind::MeanSquaredError),
+        )
+        .unwrap();
+    let (tr, outs) = training(&mut g, loss);
+    let opts = Options {
+        training: Some(&tr),
+        gradients_only: true,
+        ..Options::default()
+    };
+    let plan = g.plan_arena(&outs, &opts, 256).unwrap();
+    // z over p, and p's gradient (q's part plus z's) over one of its parts; were p read by
+    // the bias gradient, only the second.
+    assert_eq!(plan.sums_in_place, 2, "{plan:?}");
+    each_device("a sum over a value read for its shape", |dev| {
+        let got = run(dev, &g, &outs, &tr, true, Precision::F32, 2);
+        check_reference("pad + bias", &g, &outs, &got, false);
+        assert_eq!(got.of("grad/q/d1"), vec!["binary_grad"]);
     });
 }

@@ -12,6 +12,10 @@
 //! fused dispatch's output. A value some gradient reads has a second reader and never fuses away
 //! — nor does a neuron whose own output is read twice (e.g. by its gradient) extend the chain past
 //! it, since only the end of a chain is written.
+//!
+//! Backward, the same idea the other way round: a neuron's gradient from its output folds into
+//! the max-pool or dropout backward producing its dy (`fold_grad_neurons`). Inputs an op takes
+//! only for their shape (`Primitive::reads_input`) are not reads, here or in the later passes.
 
 use std::collections::HashMap;
 
@@ -36,16 +40,22 @@ pub struct Fusion {
 impl Fusion {
     /// The value whose memory an aliasing node `i` (a view or an absorbed node) uses.
     pub fn alias_source(&self, i: usize, node: &Node) -> Value {
-        self.grad_sources
-            .get(&i)
-            .copied()
-            .unwrap_or(node.inputs[0])
+        self.grad_sources.get(&i).copied().unwrap_or(node.inputs[0])
     }
 
-    /// What launching node `i` reads besides its inputs: the y of a folded neuron gradient.
-    pub fn extra_read(&self, i: usize) -> Option<Value> {
-        self.grad_neurons.get(&i).map(|&(_, y)| y)
+    /// The values launching node `i` reads: its inputs but those taken only for their shape,
+    /// and the y of a neuron gradient folded into it.
+    pub fn reads<'a>(&self, g: &'a Graph, i: usize) -> impl Iterator<Item = Value> + 'a {
+        let extra = self.grad_neurons.get(&i).map(|&(_, y)| y);
+        read_inputs(&g.nodes[i]).chain(extra)
     }
+}
+
+/// The inputs `node`'s launches read (not those taken only for their shape).
+pub fn read_inputs(node: &Node) -> impl Iterator<Item = Value> + '_ {
+    (node.inputs.iter().enumerate())
+        .filter(|(slot, _)| node.op.reads_input(*slot))
+        .map(|(_, u)| *u)
 }
 
 /// Pass 2, fuse: the neuron chains among `live` nodes when `enabled` (`Options::fuse`), none otherwise.
@@ -66,8 +76,8 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
     let mut uses: HashMap<Value, usize> = HashMap::new();
     for (i, node) in g.nodes.iter().enumerate() {
         if live[i] {
-            for u in &node.inputs {
-                *uses.entry(*u).or_default() += 1;
+            for u in read_inputs(node) {
+                *uses.entry(u).or_default() += 1;
             }
         }
     }

@@ -48,8 +48,8 @@ pub fn pass(
                 l.1 = l.1.max(i);
             }
         }
-        for u in node.inputs.iter().chain(&fusion.extra_read(i)) {
-            if let Some(l) = life.get_mut(&aliases.owner(*u)) {
+        for u in fusion.reads(g, i) {
+            if let Some(l) = life.get_mut(&aliases.owner(u)) {
                 l.1 = l.1.max(i);
             }
         }

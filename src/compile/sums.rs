@@ -56,10 +56,10 @@ pub fn pass(
         readers: HashMap::new(),
         last_write: HashMap::new(),
     };
-    for (i, node) in g.nodes.iter().enumerate() {
+    for i in 0..g.nodes.len() {
         if live[i] && !a.alias[i] {
-            for u in node.inputs.iter().chain(&fusion.extra_read(i)) {
-                s.readers.entry(a.owner(*u)).or_default().push(i);
+            for u in fusion.reads(g, i) {
+                s.readers.entry(a.owner(u)).or_default().push(i);
             }
         }
     }

@@ -78,6 +78,14 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         }
     }
 
+    /// Whether the launches read input `slot`'s values; `false` for an input taken only for
+    /// its shape (a forward input a gradient op needs the shape of), which then keeps no
+    /// value alive: the compiler plans its memory and orders writes without that read, and
+    /// mixed precision casts nothing for it.
+    fn reads_input(&self, _slot: usize) -> bool {
+        true
+    }
+
     /// Whether `lower_grad_neuron` can apply a neuron's derivative, taken from the neuron's
     /// output (`UnaryOp::grad_from` is `Output`), to output 0 as it writes it: the neuron's
     /// gradient then costs no dispatch of its own (the compiler's fusion pass).
@@ -267,5 +275,10 @@ impl Op {
     /// Whether `lower` writes nothing: the output aliases the input's memory.
     pub fn is_view(&self) -> bool {
         self.primitive().is_some_and(|p| p.is_view())
+    }
+
+    /// Whether the launches read input `slot`'s values (`Primitive::reads_input`).
+    pub fn reads_input(&self, slot: usize) -> bool {
+        self.primitive().is_none_or(|p| p.reads_input(slot))
     }
 }

@@ -6,9 +6,9 @@
 
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
+use crate::neuron::UnaryOp;
 use crate::ops::axis::fmt_shape;
 use crate::ops::dropout::{Dropout, DropoutOp};
-use crate::neuron::UnaryOp;
 use crate::ops::eager;
 use crate::tensor::{DType, Tensor};
 

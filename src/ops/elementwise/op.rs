@@ -24,7 +24,8 @@ pub enum ElementwiseOp {
     UnaryGradOut(UnaryOp),
     /// `[a, b] -> a (op) b` with broadcasting.
     Binary(BinaryOp),
-    /// `[a, b, dy] -> d(operand)`; operand 0 = a, 1 = b.
+    /// `[a, b, dy] -> d(operand)`; operand 0 = a, 1 = b (for `Add` and `Sub`, a and b only
+    /// for their shapes).
     BinaryGrad(BinaryOp, usize),
     /// `[x] -> ones of x's shape`: the seed of the backward pass (d sum(loss) / d loss). Its
     /// value never changes: the compiler fills it once and launches nothing for it
@@ -223,6 +224,14 @@ impl Primitive for ElementwiseOp {
 
     fn is_view(&self) -> bool {
         *self == ElementwiseOp::Identity
+    }
+
+    /// A sum's or difference's gradient reads dy alone: the operands only for their shapes.
+    fn reads_input(&self, slot: usize) -> bool {
+        match self {
+            ElementwiseOp::BinaryGrad(BinaryOp::Add | BinaryOp::Sub, _) => slot == 2,
+            _ => true,
+        }
     }
 
     fn constant(&self) -> Option<f32> {

@@ -81,6 +81,11 @@ impl Primitive for PoolOp {
         }))
     }
 
+    /// The gradients take the forward input x (input 1) for its shape alone.
+    fn reads_input(&self, slot: usize) -> bool {
+        !matches!(self, PoolOp::PoolGrad(_) | PoolOp::GlobalAvgGrad) || slot != 1
+    }
+
     fn folds_grad_neuron(&self) -> bool {
         matches!(self, PoolOp::PoolGrad(p) if p.kind == PoolKind::Max)
     }
