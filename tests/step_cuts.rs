@@ -444,3 +444,46 @@ fn operands_taken_for_their_shape_alone_can_be_written_over_by_a_sum() {
         assert_eq!(got.of("grad/q/d1"), vec!["binary_grad"]);
     });
 }
+
+#[test]
+fn the_mnist_step_launches_no_seed_and_no_separate_relu_gradient() {
+    use wgtrain::optim::OptimizerConfig;
+    use wgtrain::train::models::{MnistSize, mnist};
+    use wgtrain::train::{TrainConfig, Trainer};
+    each_device("the MNIST step's dispatches", |dev| {
+        for size in [MnistSize::SMALL, MnistSize::MPS] {
+            for precision in [Precision::F32, Precision::F16] {
+                if precision == Precision::F16 && !dev.caps().shader_f16 {
+                    continue;
+                }
+                let cfg = TrainConfig {
+                    batch: 64,
+                    progress: false,
+                    precision,
+                    ..TrainConfig::default()
+                };
+                let net = mnist(64, size, 1).unwrap();
+                let t = Trainer::new(dev, net, OptimizerConfig::adam(1e-3), cfg).unwrap();
+                let d = t.compiled().dispatches();
+                let kernels: Vec<&str> = d.iter().map(|(_, k)| *k).collect();
+                // 42 and 45 before: the seed's fill, and ReLU's gradient after each max pool
+                // and after the dropout, each a dispatch of its own.
+                let want = if precision == Precision::F32 { 38 } else { 42 };
+                assert_eq!(d.len(), want, "{size:?} {precision:?}: {d:?}");
+                assert!(!kernels.contains(&"unary_backward_out"), "{d:?}");
+                assert!(!kernels.contains(&"unary_forward"), "{d:?}");
+                assert_eq!(
+                    kernels.iter().filter(|k| **k == "max_backward_out").count(),
+                    2
+                );
+                assert_eq!(
+                    kernels
+                        .iter()
+                        .filter(|k| **k == "dropout_backward_out")
+                        .count(),
+                    1
+                );
+            }
+        }
+    });
+}
