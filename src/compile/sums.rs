@@ -56,8 +56,8 @@ pub fn pass(
         readers: HashMap::new(),
         last_write: HashMap::new(),
     };
-    for i in 0..g.nodes.len() {
-        if live[i] && !a.alias[i] {
+    for (i, &is_live) in live.iter().enumerate() {
+        if is_live && !a.alias[i] {
             for u in fusion.reads(g, i) {
                 s.readers.entry(a.owner(u)).or_default().push(i);
             }

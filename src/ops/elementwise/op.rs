@@ -190,11 +190,11 @@ impl Primitive for ElementwiseOp {
             }],
             ElementwiseOp::Binary(b) => {
                 let mut grads = Vec::with_capacity(2);
-                for k in 0..2 {
+                for (k, &whole) in whole.iter().enumerate().take(2) {
                     // d(a + b)/da = 1 (so for b, and for a of a − b): unless a was broadcast,
                     // its gradient is dy itself, a view, and nothing reads the forward values.
                     let passes = matches!((b, k), (BinaryOp::Add, _) | (BinaryOp::Sub, 0));
-                    let op = if passes && whole[k] {
+                    let op = if passes && whole {
                         ElementwiseOp::Identity
                     } else {
                         ElementwiseOp::BinaryGrad(*b, k)
