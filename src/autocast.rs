@@ -77,6 +77,8 @@ pub(crate) fn autocast(
             let fixed = p.as_ref().is_some_and(|p| p.fixed_f32_input(slot));
             let want = match have {
                 DType::U32 => DType::U32,
+                // Taken for its shape alone: nothing to cast.
+                _ if !n.op.reads_input(slot) => have,
                 _ if keeps => have,
                 _ if f16 && !fixed => DType::F16,
                 _ => DType::F32,
@@ -201,6 +203,9 @@ fn f16_inputs(g: &Graph, f32_nodes: &[&str]) -> HashSet<Value> {
         for (slot, u) in n.inputs.iter().enumerate() {
             let src = &g.nodes[u.node];
             if src.op != Op::Input || src.outputs[u.port].1 != DType::F32 {
+                continue;
+            }
+            if !n.op.reads_input(slot) {
                 continue;
             }
             let wants = f16 && !n.op.primitive().is_some_and(|p| p.fixed_f32_input(slot));

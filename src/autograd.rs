@@ -179,7 +179,8 @@ impl Graph {
                 pending.entry(*u).or_default().push(g);
             }
         }
-        wrt.iter()
+        let grads = wrt
+            .iter()
             .map(|w| {
                 done.get(w).copied().ok_or_else(|| {
                     Error::Invalid(format!(
@@ -188,7 +189,34 @@ impl Graph {
                     ))
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        self.own_memory(grads)
+    }
+
+    /// Gives each gradient memory of its own, copying where needed: the seed (a constant, never
+    /// written) and a view (a sum's gradient passing through, `ElementwiseOp::Identity`) of a
+    /// source or of what another gradient already is would otherwise share those bytes — and a
+    /// training graph places each gradient in its own slot of the gradient arena. A source
+    /// that is itself the gradient (an upstream gradient of `wrt`) comes back as it is.
+    fn own_memory(&mut self, grads: Vec<Value>) -> Result<Vec<Value>> {
+        let mut roots = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(grads.len());
+        for gr in grads {
+            let mut root = gr;
+            while self.nodes[root.node].op.is_view() && !self.nodes[root.node].inputs.is_empty() {
+                root = self.nodes[root.node].inputs[0];
+            }
+            let op = &self.nodes[root.node].op;
+            let constant = op.primitive().is_some_and(|p| p.constant().is_some());
+            let shared = op.is_source() || !roots.insert(root);
+            out.push(if constant || (gr != root && shared) {
+                let name = format!("{}/copy", self.nodes[gr.node].name);
+                self.grad_node(name, ElementwiseOp::Copy, &[gr])?
+            } else {
+                gr
+            });
+        }
+        Ok(out)
     }
 
     /// Sums the gradient contributions of a value fed to several ops.

@@ -268,6 +268,25 @@ pub fn fused_constants(fused: Option<UnaryOp>) -> Vec<(&'static str, f64)> {
         .unwrap_or_default()
 }
 
+/// Pipeline constants that make a backward kernel apply `u`'s derivative from its output
+/// (`GRAD_OP`, `GRAD_A`, `GRAD_B` in `wgsl/neuron.wgsl`); an `Err` for a neuron whose
+/// derivative is not a function of its output.
+pub fn grad_constants(u: UnaryOp) -> Result<Vec<(&'static str, f64)>> {
+    u.validate()?;
+    if u.grad_from() != GradFrom::Output {
+        return attr_err(
+            "neuron gradient",
+            format!("the derivative of {u:?} is not a function of its output"),
+        );
+    }
+    let (code, a, b) = u.code();
+    Ok(vec![
+        ("GRAD_OP", code as f64),
+        ("GRAD_A", a as f64),
+        ("GRAD_B", b as f64),
+    ])
+}
+
 impl UnaryOp {
     /// MPS's default hard sigmoid.
     pub const HARD_SIGMOID: UnaryOp = UnaryOp::HardSigmoid { a: 0.2, b: 0.5 };

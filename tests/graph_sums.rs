@@ -142,8 +142,10 @@ fn a_residual_block_accumulates_the_branch_into_the_skip_gradient() {
     let a = g.unary("relu", UnaryOp::Relu, a).unwrap();
     let b = g.conv2d("b", a, conv(3, 4, 3)).unwrap();
     let y = g.binary("residual", BinaryOp::Add, x, b).unwrap();
-    // dx = residual's gradient + conv a's data gradient, which adds into it.
-    gradients("residual block", g, y, (1, 0));
+    // dx = residual's gradient + conv a's data gradient, which adds into it; the forward sum
+    // writes over conv b's output, which nothing reads after it (the sum's gradient is a view
+    // of dy, reading neither operand).
+    gradients("residual block", g, y, (1, 1));
 }
 
 #[test]
@@ -204,7 +206,8 @@ fn a_chain_of_contributions_accumulates_only_where_the_order_allows() {
     // x read by a matmul, an elementwise op and another matmul: the contributions arrive as
     // m2's, the elementwise op's, m1's. The first sum cannot be accumulated (the elementwise
     // gradient is no GEMM, and m2's came first), so it writes over m2's gradient; m1's data
-    // gradient ran before that write, so the second sum is written in place too.
+    // gradient ran before that write, so the second sum is written in place too. The forward
+    // sum y = s + m2 writes over one operand as well: its gradient reads neither.
     let mut g = Graph::new();
     let x = g.input("x", &[4, 6]).unwrap();
     let w1 = g.param("w1", &[6, 6]).unwrap();
@@ -214,13 +217,14 @@ fn a_chain_of_contributions_accumulates_only_where_the_order_allows() {
     let m2 = g.matmul("m2", x, w2).unwrap();
     let s = g.binary("s", BinaryOp::Mul, m1, e).unwrap();
     let y = g.binary("y", BinaryOp::Add, s, m2).unwrap();
-    gradients("chain of contributions", g, y, (0, 2));
+    gradients("chain of contributions", g, y, (0, 3));
 }
 
 #[test]
 fn split_k_gemms_and_shared_weights_accumulate_after_summing_their_splits() {
     // dx = dy1·w1ᵀ + dy2·w2ᵀ with M = 8, N = 16, K = 256: split over K (a small grid, a long K),
-    // the splits' sum adding into the other contribution.
+    // the splits' sum adding into the other contribution; the forward sum m1 + m2 is m2's
+    // GEMM adding into m1's output.
     let mut g = Graph::new();
     let x = g.input("x", &[8, 16]).unwrap();
     let w1 = g.param("w1", &[16, 256]).unwrap();
@@ -228,10 +232,11 @@ fn split_k_gemms_and_shared_weights_accumulate_after_summing_their_splits() {
     let m1 = g.matmul("m1", x, w1).unwrap();
     let m2 = g.matmul("m2", x, w2).unwrap();
     let y = g.binary("y", BinaryOp::Add, m1, m2).unwrap();
-    gradients("split-K data gradients", g, y, (1, 0));
+    gradients("split-K data gradients", g, y, (2, 0));
 
     // A weight shared by two matmuls with K = 256 rows: dW = x1ᵀ·dy1 + x2ᵀ·dy2, split over K,
-    // summed into the gradient the caller reads (the sum's memory is the parameter's gradient).
+    // summed into the gradient the caller reads (the sum's memory is the parameter's gradient);
+    // the forward sum, m2 adding into m1.
     let mut g = Graph::new();
     let x1 = g.input("x1", &[256, 16]).unwrap();
     let x2 = g.input("x2", &[256, 16]).unwrap();
@@ -239,7 +244,7 @@ fn split_k_gemms_and_shared_weights_accumulate_after_summing_their_splits() {
     let m1 = g.matmul("m1", x1, w).unwrap();
     let m2 = g.matmul("m2", x2, w).unwrap();
     let y = g.binary("y", BinaryOp::Add, m1, m2).unwrap();
-    gradients("a shared matmul weight", g, y, (1, 0));
+    gradients("a shared matmul weight", g, y, (2, 0));
 }
 
 #[test]
@@ -257,9 +262,9 @@ fn a_shared_convolution_weight_accumulates_with_and_without_split_k() {
         let y1 = g.add("c1", k, &[x1, w]).unwrap();
         let y2 = g.add("c2", k, &[x2, w]).unwrap();
         let y = g.binary("y", BinaryOp::Add, y1, y2).unwrap();
-        // The weight's two gradients are summed (the forward sum's operands stay: the sum's
-        // gradient reads them for their shapes).
-        gradients("a shared conv weight", g, y, (1, 0));
+        // The weight's two gradients are summed, and so is the forward: c2 adds into c1's
+        // output (the sum's gradient is a view of dy and reads neither operand).
+        gradients("a shared conv weight", g, y, (2, 0));
     }
 }
 

@@ -46,6 +46,23 @@ fn dropout_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     db_dx[i] = act(select(0.0, f32(db_dy[i]) * p.scale, db_mask[i] != 0u));
 }
 
+@group(0) @binding(1) var<storage, read> do_dy: array<act>;
+@group(0) @binding(2) var<storage, read> do_mask: array<u32>;
+@group(0) @binding(3) var<storage, read> do_y: array<act>;
+@group(0) @binding(4) var<storage, read_write> do_dx: array<act>;
+
+// dropout_backward followed by the gradient of the neuron whose output y is the dropout's
+// input (`GRAD_OP`): fc → ReLU → dropout's backward in one dispatch.
+@compute @workgroup_size(256)
+fn dropout_backward_out(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let dx = select(0.0, f32(do_dy[i]) * p.scale, do_mask[i] != 0u);
+    do_dx[i] = act(grad_from_out(f32(do_y[i]), dx));
+}
+
 @group(0) @binding(1) var<storage, read> dc_x: array<act>;
 @group(0) @binding(2) var<storage, read_write> dc_y: array<act>;
 

@@ -176,7 +176,10 @@ fn binary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             oa = oa + c * dim(p.a_strides, k);
             ob = ob + c * dim(p.b_strides, k);
         }
-        let dd = binary_d(p.op, f32(bb_a[oa]), f32(bb_b[ob]));
+        // Add and sub (op < 2) have constant derivatives: a and b are not read (dy is bound
+        // in their place, and oa, ob may pass its end).
+        var dd = binary_d(p.op, 0.0, 0.0);
+        if (p.op > 1u) { dd = binary_d(p.op, f32(bb_a[oa]), f32(bb_b[ob])); }
         var g = dd.x;
         if (p._p0 == 1u) { g = dd.y; }
         acc = acc + g * f32(bb_dy[oo]);

@@ -159,3 +159,17 @@ fn post_op(len: u32, op: u32, a: f32, b: f32, v: f32) -> f32 {
     }
     return unary_f(op, v, a, b);
 }
+
+// The neuron whose derivative a backward kernel applies, from the neuron's output y, as it
+// writes dx (`neuron::grad_constants`: a neuron's gradient folded into max pooling's or
+// dropout's backward). The default (all ones) applies none.
+override GRAD_OP: u32 = 4294967295u;
+override GRAD_A: f32 = 0.0;
+override GRAD_B: f32 = 0.0;
+
+fn grad_from_out(y: f32, dx: f32) -> f32 {
+    if (GRAD_OP == 4294967295u) {
+        return dx;
+    }
+    return unary_b_out(GRAD_OP, y, dx, GRAD_A, GRAD_B);
+}

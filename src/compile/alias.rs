@@ -50,15 +50,24 @@ impl Aliases {
         self.kept = kept.iter().map(|&o| self.owner(o)).collect();
     }
 
-    /// Whether `v` keeps its own buffer across steps: a source or a value the caller reads.
+    /// Whether `v` keeps its own buffer across steps: a source, a constant (filled once, so
+    /// never written over) or a value the caller reads.
     pub fn persistent(&self, g: &Graph, v: Value) -> bool {
-        matches!(g.nodes[v.node].op, Op::Input | Op::Param | Op::State) || self.kept.contains(&v)
+        let op = &g.nodes[v.node].op;
+        matches!(op, Op::Input | Op::Param | Op::State)
+            || (v.port == 0 && constant(op).is_some())
+            || self.kept.contains(&v)
     }
 
     /// Whether `v` (of a live node) owns memory in the activation arena.
     pub fn intermediate(&self, g: &Graph, v: Value) -> bool {
         !self.alias[v.node] && !self.root.contains_key(&v) && !self.persistent(g, v)
     }
+}
+
+/// The value every element of `op`'s output 0 always has (`Primitive::constant`).
+pub fn constant(op: &Op) -> Option<f32> {
+    op.primitive().and_then(|p| p.constant())
 }
 
 /// Follows views and fused nodes to their owners and, when `elide` (`Options::fuse`), places
@@ -88,8 +97,8 @@ pub fn pass(
     };
     for (i, node) in g.nodes.iter().enumerate() {
         if live[i] && a.alias[i] {
-            a.root
-                .insert(Value { node: i, port: 0 }, a.owner(node.inputs[0]));
+            let source = fusion.alias_source(i, node);
+            a.root.insert(Value { node: i, port: 0 }, a.owner(source));
         }
     }
     a.keep(kept);

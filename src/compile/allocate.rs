@@ -102,7 +102,7 @@ pub fn pass(
             if aliases.alias[i] || aliases.root.contains_key(&v) {
                 // A value written into another's memory (`sums.rs`) is a view of its owner.
                 let src = if aliases.alias[i] {
-                    node.inputs[0]
+                    plan.fusion.alias_source(i, node)
                 } else {
                     aliases.owner(v)
                 };
@@ -119,9 +119,11 @@ pub fn pass(
                     bound.persistent_bytes += super::memory::value_bytes(g, v);
                 }
                 let (s, dt) = &node.outputs[port];
-                slot.insert(match t {
-                    Some(t) => t,
-                    None => Tensor::zeros(device, s, *dt)?,
+                let fill = super::alias::constant(&node.op).filter(|_| port == 0);
+                slot.insert(match (t, fill) {
+                    (Some(t), _) => t,
+                    (None, Some(c)) => constant(device, s, *dt, c)?,
+                    (None, None) => Tensor::zeros(device, s, *dt)?,
                 });
             }
         }
@@ -132,6 +134,19 @@ pub fn pass(
         params(g, device, tr, plan, &mut bound)?;
     }
     Ok(bound)
+}
+
+/// A tensor of `shape` holding `c` everywhere: a constant's value, written once.
+fn constant(device: &Device, shape: &[usize], dt: DType, c: f32) -> Result<Tensor> {
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let data = vec![c; n.ok_or_else(|| Error::Invalid(format!("constant {shape:?}: too large")))?];
+    match dt {
+        DType::F32 => Tensor::from_f32(device, shape, &data),
+        DType::F16 => Tensor::from_f32_as_f16(device, shape, &data),
+        DType::U32 => Err(Error::Invalid(format!(
+            "constant {shape:?}: a u32 constant {c}"
+        ))),
+    }
 }
 
 /// The tensor a persistent value shares with `share` (a parameter or state of the same name),
@@ -288,10 +303,17 @@ fn param_layout(
     let align = (device.caps().storage_offset_alignment as usize / element_bytes).max(1);
     let mut entries = Vec::new();
     let mut at = 0;
+    let mut placed = std::collections::HashSet::new();
     for (p, gr) in tr.params.iter().zip(&tr.grads) {
         let (shape, dt) = &g.nodes[p.node].outputs[p.port];
         let gv = owner(*gr);
-        if *dt != DType::F32 || matches!(g.nodes[gv.node].op, Op::Input | Op::Param | Op::State) {
+        let op = &g.nodes[gv.node].op;
+        // Each gradient's memory is its own slot: not a source's or a constant's, and not
+        // shared with another parameter's (`Graph::training` copies where it would be).
+        let foreign = matches!(op, Op::Input | Op::Param | Op::State)
+            || super::alias::constant(op).is_some()
+            || !placed.insert(gv);
+        if *dt != DType::F32 || foreign {
             return Err(Error::Invalid(format!(
                 "parameter {:?} cannot live in the arena",
                 g.nodes[p.node].name

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use super::alias::Aliases;
+use super::fusion::Fusion;
 use crate::autograd::Training;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, Value};
@@ -27,6 +28,7 @@ pub fn pass(
     g: &Graph,
     live: &[bool],
     aliases: &Aliases,
+    fusion: &Fusion,
     jit: bool,
     training: Option<&Training>,
 ) -> Result<Lifetimes> {
@@ -46,8 +48,8 @@ pub fn pass(
                 l.1 = l.1.max(i);
             }
         }
-        for u in &node.inputs {
-            if let Some(l) = life.get_mut(&aliases.owner(*u)) {
+        for u in fusion.reads(g, i) {
+            if let Some(l) = life.get_mut(&aliases.owner(u)) {
                 l.1 = l.1.max(i);
             }
         }

@@ -94,7 +94,13 @@ pub fn pass(
             None
         };
         let aliases = &plan.aliases;
-        if !plan.fusion.absorbed[i] && !aliases.elided.contains(&i) && !aliases.sums_elided[i] {
+        // A constant was filled when it was allocated.
+        let constant = super::alias::constant(&node.op).is_some();
+        if !plan.fusion.absorbed[i]
+            && !aliases.elided.contains(&i)
+            && !aliases.sums_elided[i]
+            && !constant
+        {
             let ins: Vec<&Tensor> = node.inputs.iter().map(|u| &bound.tensors[u]).collect();
             let outs: Vec<&Tensor> = (0..node.outputs.len())
                 .map(|p| &bound.tensors[&Value { node: i, port: p }])
@@ -105,11 +111,20 @@ pub fn pass(
             {
                 out.per_step.push((out.launches.len(), i, ins[0].numel()));
             }
-            // A sum written in place (`sums.rs`) adds into its output; either way the
-            // launches take the node's accumulator (`accumulate.rs`).
+            // A sum written in place (`sums.rs`) adds into its output, a folded neuron
+            // gradient is applied as dx is written (`fusion.rs`); the launches take the node's
+            // accumulator either way (`accumulate.rs`).
+            let grad_neuron = plan.fusion.grad_neurons.get(&i);
             let prepared = if aliases.accumulating[i] {
                 crate::launch::accumulating(accumulators[i], || {
                     node.op.lower_accumulate(&ins, &outs)
+                })
+            } else if let (Some(&(u, y)), Some(p)) = (grad_neuron, node.op.primitive()) {
+                let y = bound.tensors.get(&y).ok_or_else(|| {
+                    crate::error::Error::Invalid(format!("lower: the folded neuron's {y:?}"))
+                })?;
+                crate::launch::accumulating(accumulators[i], || {
+                    p.lower_grad_neuron(&ins, &outs, u, y)
                 })
             } else {
                 node.op

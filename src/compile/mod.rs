@@ -273,7 +273,7 @@ fn plan(
         m.keep_placeable(g, &live, &|v| aliases.owner(v))
             .then_some(m)
     });
-    let lifetimes = lifetimes::pass(g, &live, &aliases, jit, opts.training)?;
+    let lifetimes = lifetimes::pass(g, &live, &aliases, &fusion, jit, opts.training)?;
     let memory = memory::pass(g, &lifetimes, align)?;
     Ok(Plan {
         kept,

@@ -56,10 +56,10 @@ pub fn pass(
         readers: HashMap::new(),
         last_write: HashMap::new(),
     };
-    for (i, node) in g.nodes.iter().enumerate() {
-        if live[i] && !a.alias[i] {
-            for u in &node.inputs {
-                s.readers.entry(a.owner(*u)).or_default().push(i);
+    for (i, &is_live) in live.iter().enumerate() {
+        if is_live && !a.alias[i] {
+            for u in fusion.reads(g, i) {
+                s.readers.entry(a.owner(u)).or_default().push(i);
             }
         }
     }

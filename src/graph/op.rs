@@ -79,6 +79,35 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         }
     }
 
+    /// Whether the launches read input `slot`'s values; `false` for an input taken only for
+    /// its shape (a forward input a gradient op needs the shape of), which then keeps no
+    /// value alive: the compiler plans its memory and orders writes without that read, and
+    /// mixed precision casts nothing for it.
+    fn reads_input(&self, _slot: usize) -> bool {
+        true
+    }
+
+    /// Whether `lower_grad_neuron` can apply a neuron's derivative, taken from the neuron's
+    /// output (`UnaryOp::grad_from` is `Output`), to output 0 as it writes it: the neuron's
+    /// gradient then costs no dispatch of its own (the compiler's fusion pass).
+    fn folds_grad_neuron(&self) -> bool {
+        false
+    }
+
+    /// `lower` with output 0 multiplied by `neuron`'s derivative read from `y` (its output, of
+    /// output 0's shape and dtype). Only called when `folds_grad_neuron` says so.
+    fn lower_grad_neuron(
+        &self,
+        _ins: &[&Tensor],
+        _outs: &[&Tensor],
+        neuron: UnaryOp,
+        _y: &Tensor,
+    ) -> Result<Prepared> {
+        Err(Error::Invalid(format!(
+            "{self:?} cannot apply the gradient of {neuron:?}"
+        )))
+    }
+
     /// Whether the op's kernels have f16 variants (they store activations as WGSL `act`), so
     /// mixed precision (`crate::autocast`) runs it on f16 values.
     fn supports_f16(&self) -> bool {
@@ -122,6 +151,12 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
     /// Whether `lower` writes nothing: the output aliases the input's memory.
     fn is_view(&self) -> bool {
         false
+    }
+
+    /// The value of every element of output 0 when it never changes (the backward seed's
+    /// ones): the compiler fills it once, outside the arena, and launches nothing for it.
+    fn constant(&self) -> Option<f32> {
+        None
     }
 
     /// For ops whose launch depends on the step counter: the first launch's parameter words at
@@ -272,5 +307,10 @@ impl Op {
     /// Whether `lower` writes nothing: the output aliases the input's memory.
     pub fn is_view(&self) -> bool {
         self.primitive().is_some_and(|p| p.is_view())
+    }
+
+    /// Whether the launches read input `slot`'s values (`Primitive::reads_input`).
+    pub fn reads_input(&self, slot: usize) -> bool {
+        self.primitive().is_none_or(|p| p.reads_input(slot))
     }
 }

@@ -135,6 +135,11 @@ impl Primitive for ConvOp {
         })
     }
 
+    /// The data gradient takes the forward input x for its shape alone.
+    fn reads_input(&self, slot: usize) -> bool {
+        !matches!(self, ConvOp::GradData(_)) || slot != 2
+    }
+
     /// The three implicit GEMMs add into their output in the epilogue (the weight gradient's
     /// split-K, in the sum of its splits); the bias gradient's reduction does not.
     fn accumulates(&self) -> bool {

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
+use crate::neuron::UnaryOp;
 use crate::ops::axis::fmt_shape;
 use crate::ops::dropout::{Dropout, DropoutOp};
 use crate::ops::eager;
@@ -13,7 +14,11 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "dropout",
-    parts: &[PRELUDE, include_str!("../../../wgsl/dropout.wgsl")],
+    parts: &[
+        PRELUDE,
+        crate::neuron::WGSL,
+        include_str!("../../../wgsl/dropout.wgsl"),
+    ],
 };
 
 fn check(t: &Tensor, name: &str, dtype: DType, want: &[usize]) -> Result<()> {
@@ -92,6 +97,33 @@ pub fn dropout_backward_launch(
         &[],
         &p,
         &[dy.buffer(), mask.buffer(), dx.buffer()],
+        grid_1d(n as usize, 256),
+    )
+}
+
+/// Prepares the training-mode backward followed by the gradient of `neuron` from its output
+/// `y` (the dropout's input): `dx = neuron'(from y) · (mask ? dy/(1 − rate) : 0)`, one dispatch.
+pub fn dropout_backward_out_launch(
+    d: &Dropout,
+    dy: &Tensor,
+    mask: &Tensor,
+    neuron: UnaryOp,
+    y: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    d.validate()?;
+    check(dy, "dy", DType::F32, &dy.shape)?;
+    check(mask, "mask", DType::U32, &dy.shape)?;
+    check(y, "the neuron's output", DType::F32, &dy.shape)?;
+    check(dx, "dx", DType::F32, &dy.shape)?;
+    let n = count(dy)?;
+    let p = [n, 0, 0, f(d.scale() as f32)];
+    dy.device.launch(
+        &SHADER,
+        "dropout_backward_out",
+        &crate::neuron::grad_constants(neuron)?,
+        &p,
+        &[dy.buffer(), mask.buffer(), y.buffer(), dx.buffer()],
         grid_1d(n as usize, 256),
     )
 }

@@ -65,6 +65,26 @@ impl Primitive for DropoutOp {
         }))
     }
 
+    fn folds_grad_neuron(&self) -> bool {
+        matches!(self, DropoutOp::Grad(_))
+    }
+
+    fn lower_grad_neuron(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        neuron: UnaryOp,
+        y: &Tensor,
+    ) -> Result<Prepared> {
+        let DropoutOp::Grad(op) = self else {
+            return Err(crate::error::Error::Invalid(format!(
+                "{self:?} cannot apply the gradient of {neuron:?}"
+            )));
+        };
+        let launch = gpu::dropout_backward_out_launch(op, ins[1], ins[0], neuron, y, outs[0])?;
+        Ok(Prepared::one(launch))
+    }
+
     fn reference(&self, ins: &[&Array], outs: &[Out], step: u64) -> Result<Vec<Array>> {
         Ok(match self {
             DropoutOp::Dropout { op, training } => {

@@ -280,12 +280,18 @@ pub fn binary_grad_launch(
     let n = g.numel();
     let mut p = broadcast_params(n, op, &a.shape, &b.shape, &out);
     p[6] = which as u32;
+    // A sum's derivatives are constants: its operands are taken for their shapes only (their
+    // memory may hold other values by now), and dy is bound in their place, never read there.
+    let (va, vb) = match op {
+        BinaryOp::Add | BinaryOp::Sub => (dy, dy),
+        _ => (a, b),
+    };
     a.device.launch(
         &SHADER,
         "binary_grad",
         &[],
         &p,
-        &[a.buffer(), b.buffer(), dy.buffer(), g.buffer()],
+        &[va.buffer(), vb.buffer(), dy.buffer(), g.buffer()],
         grid_1d(n, 256),
     )
 }

@@ -24,10 +24,18 @@ pub enum ElementwiseOp {
     UnaryGradOut(UnaryOp),
     /// `[a, b] -> a (op) b` with broadcasting.
     Binary(BinaryOp),
-    /// `[a, b, dy] -> d(operand)`; operand 0 = a, 1 = b.
+    /// `[a, b, dy] -> d(operand)`; operand 0 = a, 1 = b (for `Add` and `Sub`, a and b only
+    /// for their shapes).
     BinaryGrad(BinaryOp, usize),
-    /// `[x] -> ones of x's shape`: the seed of the backward pass (d sum(loss) / d loss).
+    /// `[x] -> ones of x's shape`: the seed of the backward pass (d sum(loss) / d loss). Its
+    /// value never changes: the compiler fills it once and launches nothing for it
+    /// (`Primitive::constant`).
     OnesLike,
+    /// `[x] -> x`, a view (no dispatch, no memory): the gradient of a sum's operand that was
+    /// not broadcast is the sum's gradient itself.
+    Identity,
+    /// `[x] -> x`, copied: a gradient that must own its memory (`Graph::gradients`).
+    Copy,
 }
 
 fn f32(s: &[usize]) -> Out {
@@ -37,7 +45,10 @@ fn f32(s: &[usize]) -> Out {
 impl ElementwiseOp {
     fn arity(&self) -> usize {
         match self {
-            ElementwiseOp::Unary(_) | ElementwiseOp::OnesLike => 1,
+            ElementwiseOp::Unary(_)
+            | ElementwiseOp::OnesLike
+            | ElementwiseOp::Identity
+            | ElementwiseOp::Copy => 1,
             ElementwiseOp::UnaryGrad(_)
             | ElementwiseOp::UnaryGradOut(_)
             | ElementwiseOp::Binary(_) => 2,
@@ -70,7 +81,10 @@ impl Primitive for ElementwiseOp {
             u.validate()?;
         }
         Ok(match self {
-            ElementwiseOp::Unary(_) | ElementwiseOp::OnesLike => vec![f32(ins[0])],
+            ElementwiseOp::Unary(_)
+            | ElementwiseOp::OnesLike
+            | ElementwiseOp::Identity
+            | ElementwiseOp::Copy => vec![f32(ins[0])],
             ElementwiseOp::UnaryGradOut(u) if u.grad_from() != GradFrom::Output => {
                 return Err(self.shape_err(format!(
                     "the derivative of {u:?} is not a function of its output"
@@ -117,6 +131,10 @@ impl Primitive for ElementwiseOp {
             ElementwiseOp::OnesLike => {
                 gpu::unary_launch(UnaryOp::Linear { a: 0.0, b: 1.0 }, ins[0], outs[0])?
             }
+            ElementwiseOp::Identity => return Ok(Prepared::default()),
+            ElementwiseOp::Copy => {
+                gpu::unary_launch(UnaryOp::Linear { a: 1.0, b: 0.0 }, ins[0], outs[0])?
+            }
             ElementwiseOp::UnaryGrad(u) => gpu::unary_backward_launch(*u, ins[0], ins[1], outs[0])?,
             ElementwiseOp::UnaryGradOut(u) => {
                 gpu::unary_backward_out_launch(*u, ins[0], ins[1], outs[0])?
@@ -135,6 +153,7 @@ impl Primitive for ElementwiseOp {
         Ok(vec![match self {
             ElementwiseOp::Unary(u) => reference::unary(*u, ins[0]),
             ElementwiseOp::OnesLike => Array::new(shape0, vec![1.0; ins[0].len()]),
+            ElementwiseOp::Identity | ElementwiseOp::Copy => ins[0].clone(),
             ElementwiseOp::UnaryGrad(u) => reference::unary_backward(*u, ins[0], ins[1])?,
             ElementwiseOp::UnaryGradOut(u) => reference::unary_backward_out(*u, ins[0], ins[1])?,
             ElementwiseOp::Binary(b) => reference::binary(*b, ins[0], ins[1], shape0),
@@ -147,6 +166,12 @@ impl Primitive for ElementwiseOp {
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
         let x = g.forward_inputs(node, self.arity())?;
+        // Which operands have the output's shape (were not broadcast).
+        let out = g.shape(Value { node, port: 0 })?.to_vec();
+        let whole = x
+            .iter()
+            .map(|v| Ok(g.shape(*v)? == out.as_slice()))
+            .collect::<Result<Vec<bool>>>()?;
         let mut d = |k: usize, op: ElementwiseOp, ins: &[Value]| -> Result<Option<Value>> {
             g.add_grad(node, &format!("d{k}"), op, ins).map(Some)
         };
@@ -163,10 +188,26 @@ impl Primitive for ElementwiseOp {
                 }
                 GradFrom::Input => d(0, ElementwiseOp::UnaryGrad(*u), &[x[0], dy])?,
             }],
-            ElementwiseOp::Binary(b) => vec![
-                d(0, ElementwiseOp::BinaryGrad(*b, 0), &[x[0], x[1], dy])?,
-                d(1, ElementwiseOp::BinaryGrad(*b, 1), &[x[0], x[1], dy])?,
-            ],
+            ElementwiseOp::Binary(b) => {
+                let mut grads = Vec::with_capacity(2);
+                for (k, &whole) in whole.iter().enumerate().take(2) {
+                    // d(a + b)/da = 1 (so for b, and for a of a − b): unless a was broadcast,
+                    // its gradient is dy itself, a view, and nothing reads the forward values.
+                    let passes = matches!((b, k), (BinaryOp::Add, _) | (BinaryOp::Sub, 0));
+                    let op = if passes && whole {
+                        ElementwiseOp::Identity
+                    } else {
+                        ElementwiseOp::BinaryGrad(*b, k)
+                    };
+                    let ins: &[Value] = match op {
+                        ElementwiseOp::Identity => &[dy],
+                        _ => &[x[0], x[1], dy],
+                    };
+                    grads.push(d(k, op, ins)?);
+                }
+                grads
+            }
+            ElementwiseOp::Identity | ElementwiseOp::Copy => vec![Some(dy)],
             _ => return Err(g.no_second_derivative(node)),
         })
     }
@@ -179,6 +220,22 @@ impl Primitive for ElementwiseOp {
 
     fn fixed_f32_output(&self, _port: usize) -> bool {
         *self == ElementwiseOp::OnesLike
+    }
+
+    fn is_view(&self) -> bool {
+        *self == ElementwiseOp::Identity
+    }
+
+    /// A sum's or difference's gradient reads dy alone: the operands only for their shapes.
+    fn reads_input(&self, slot: usize) -> bool {
+        match self {
+            ElementwiseOp::BinaryGrad(BinaryOp::Add | BinaryOp::Sub, _) => slot == 2,
+            _ => true,
+        }
+    }
+
+    fn constant(&self) -> Option<f32> {
+        (*self == ElementwiseOp::OnesLike).then_some(1.0)
     }
 
     fn fusable_neurons(&self, port: usize) -> usize {

@@ -8,7 +8,8 @@
 //! overlapping windows add up without atomics and the result is deterministic.
 
 use crate::error::{Error, Result};
-use crate::launch::{FINITE, Launch, PRELUDE, Shader, grid_1d};
+use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
+use crate::neuron::UnaryOp;
 use crate::ops::conv::ConvGeometry;
 use crate::ops::conv::gpu::check;
 use crate::ops::eager;
@@ -17,7 +18,11 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "pool",
-    parts: &[PRELUDE, FINITE, include_str!("../../../wgsl/pool.wgsl")],
+    parts: &[
+        PRELUDE,
+        crate::neuron::WGSL,
+        include_str!("../../../wgsl/pool.wgsl"),
+    ],
 };
 
 /// The uniform of `wgsl/pool.wgsl`.
@@ -140,6 +145,39 @@ pub fn backward_launch(
             grid,
         ),
     }
+}
+
+/// Prepares max pooling's `dx` (shape `x_shape`) from `dy` and the forward's `argmax`, times
+/// the derivative of `neuron` read from its output `y` (the pool's input, of `dx`'s shape and
+/// dtype): the neuron's gradient folded into the pool's, one dispatch.
+pub fn max_backward_out_launch(
+    op: &Pool2d,
+    dy: &Tensor,
+    argmax: &Tensor,
+    neuron: UnaryOp,
+    y: &Tensor,
+    dx: &Tensor,
+) -> Result<Launch> {
+    let name = op.name();
+    if op.kind != PoolKind::Max {
+        return Err(Error::Invalid(format!(
+            "{name}: only max pooling's backward applies a neuron's gradient"
+        )));
+    }
+    let g = op.geometry(&dx.shape)?;
+    let out = g.out_shape();
+    check(name, "output gradient", dy, &out)?;
+    check(name, "the neuron's output", y, &dx.shape)?;
+    let arg = argmax_state(&format!("{name} backward"), Some(argmax), &out)?;
+    let p = params(name, &g, false)?;
+    dy.device.launch(
+        &SHADER,
+        "max_backward_out",
+        &crate::neuron::grad_constants(neuron)?,
+        &p,
+        &[dy.buffer(), arg.buffer(), y.buffer(), dx.buffer()],
+        grid_1d(dx.numel(), 256),
+    )
 }
 
 /// `(N, C, H, W)` → `(N, C, OH, OW)`, plus for max pooling the u32 argmax state.

@@ -81,6 +81,31 @@ impl Primitive for PoolOp {
         }))
     }
 
+    /// The gradients take the forward input x (input 1) for its shape alone.
+    fn reads_input(&self, slot: usize) -> bool {
+        !matches!(self, PoolOp::PoolGrad(_) | PoolOp::GlobalAvgGrad) || slot != 1
+    }
+
+    fn folds_grad_neuron(&self) -> bool {
+        matches!(self, PoolOp::PoolGrad(p) if p.kind == PoolKind::Max)
+    }
+
+    fn lower_grad_neuron(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        neuron: UnaryOp,
+        y: &Tensor,
+    ) -> Result<Prepared> {
+        let (PoolOp::PoolGrad(p), Some(arg)) = (self, ins.get(2)) else {
+            return Err(crate::error::Error::Invalid(format!(
+                "{self:?} cannot apply the gradient of {neuron:?}"
+            )));
+        };
+        let launch = gpu::max_backward_out_launch(p, ins[0], arg, neuron, y, outs[0])?;
+        Ok(Prepared::one(launch))
+    }
+
     fn reference(&self, ins: &[&Array], _outs: &[Out], _step: u64) -> Result<Vec<Array>> {
         Ok(match self {
             PoolOp::Pool(p) => {

@@ -142,6 +142,18 @@ impl Primitive for ShapeOp {
         matches!(self, ShapeOp::Reshape(_) | ShapeOp::View(_))
     }
 
+    /// The gradients `[dy, x]` take the forward input x for its shape alone.
+    fn reads_input(&self, slot: usize) -> bool {
+        let grad = matches!(
+            self,
+            ShapeOp::ConcatGrad { .. }
+                | ShapeOp::SliceGrad(_)
+                | ShapeOp::PadGrad(_)
+                | ShapeOp::UpsampleGrad(_)
+        );
+        !grad || slot != 1
+    }
+
     fn lower(
         &self,
         ins: &[&Tensor],
