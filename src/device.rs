@@ -357,28 +357,13 @@ impl Device {
         Err(Error::Gpu(msg))
     }
 
-    /// Blocks until all submitted work is done.
+    /// Blocks (sleeping in the driver, not spinning) until all submitted work is done.
     pub fn wait(&self) -> Result<()> {
-        self.wait_for(None)?;
+        self.0
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Device(format!("poll: {e}")))?;
         self.take_uncaptured()
-    }
-
-    /// Blocks until submission `index` (`None`: the latest) is done, in waits of at most
-    /// `WAIT_SLICE`. One unbounded wait hung intermittently on an NVIDIA H200 (Vulkan) with
-    /// several devices waiting at once in one process: a thread spun in the driver holding a
-    /// lock the others slept on; a bounded wait returns to us, and its lock with it.
-    pub(crate) fn wait_for(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
-        loop {
-            let r = self.0.device.poll(wgpu::PollType::Wait {
-                submission_index: index.clone(),
-                timeout: Some(WAIT_SLICE),
-            });
-            match r {
-                Ok(_) => return Ok(()),
-                Err(wgpu::PollError::Timeout) => std::thread::yield_now(),
-                Err(e) => return Err(Error::Device(format!("waiting for the GPU: {e}"))),
-            }
-        }
     }
 
     /// Copies `bytes` bytes from `src` at `offset` back to the host.
@@ -436,9 +421,6 @@ impl std::fmt::Debug for Device {
 }
 
 type Key = (&'static str, Variant, String, String);
-
-/// The longest single wait for the GPU (`Device::wait_for` loops over them).
-const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Per storage binding, the byte width of the elements an entry point reads there.
 pub(crate) type BindingWidths = Arc<HashMap<u32, u32>>;

@@ -58,6 +58,13 @@ fn with(acc: Accumulator) -> Options<'static> {
     }
 }
 
+/// Whether an f16 sum of `factors()`·`factors()` stalled where the f16 spacing (1 from 1024 on)
+/// swallows the 0.25 terms: 1024 where each product is rounded before its add (lavapipe), 1032
+/// where the f16 multiply-add rounds once (H200); the f32 sum is 1039.75.
+fn stalled(v: f32) -> bool {
+    (1024.0..=1032.0).contains(&v)
+}
+
 /// The largest |got − want| / (1 + |want|).
 fn worst(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
@@ -107,9 +114,9 @@ fn matmul_accumulates_in_f16_when_asked() {
         let y = g.matmul("y", a, b).unwrap();
         let feeds = [("a", factors()), ("b", factors())];
         assert_f16_ran("matmul", dev, &g, y, &feeds, 64);
-        // The tiled core sums k in order: exactly the stuck f16 sum.
+        // The tiled core sums k in order: the f16 sum stalls below 1039.75.
         let (got, _) = run(dev, &g, y, &with(Accumulator::F16), &feeds);
-        assert_eq!(got, [1024.0]);
+        assert!(stalled(got[0]), "{got:?}");
     });
 }
 
@@ -182,7 +189,10 @@ fn named_nodes_override_the_graph_accumulator() {
             }
             c.step().unwrap();
             let got = [c.read(named).unwrap()[0], c.read(other).unwrap()[0]];
-            assert_eq!(got, want, "graph {graph:?}, node {node:?}");
+            for (g, w) in got.iter().zip(want) {
+                let ok = if w == exact { *g == exact } else { stalled(*g) };
+                assert!(ok, "graph {graph:?}, node {node:?}: {got:?}");
+            }
         }
     });
 }
@@ -207,7 +217,13 @@ fn f16_accumulation_combines_with_f16_storage() {
             c.set("a", &factors()).unwrap();
             c.set("b", &factors()).unwrap();
             c.step().unwrap();
-            assert_eq!(c.read(y).unwrap(), [want], "{acc:?}");
+            let got = c.read(y).unwrap()[0];
+            let ok = if want == 1040.0 {
+                got == want
+            } else {
+                stalled(got)
+            };
+            assert!(ok, "{acc:?}: {got}");
         }
     });
 }

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_intrusive::sync::Semaphore;
 
@@ -42,9 +43,12 @@ impl StepHandle {
 
     /// Blocks until this step's work is complete.
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .wait_for(Some(self.index.clone()))
-            .map_err(|e| e.context("waiting for a step"))?;
+        let (d, _) = self.device.wgpu();
+        d.poll(wgpu::PollType::Wait {
+            submission_index: Some(self.index.clone()),
+            timeout: None,
+        })
+        .map_err(|e| Error::Device(format!("waiting for a step: {e}")))?;
         self.device.take_uncaptured()
     }
 }
@@ -320,9 +324,12 @@ impl Compiled {
                 break;
             }
             let oldest = self.in_flight.lock().unwrap().pop_front();
-            self.device
-                .wait_for(oldest)
-                .map_err(|e| e.context("waiting for a step in flight"))?;
+            let (d, _) = self.device.wgpu();
+            d.poll(wgpu::PollType::Wait {
+                submission_index: oldest,
+                timeout: Some(Duration::from_secs(60)),
+            })
+            .map_err(|e| Error::Device(format!("waiting for a step in flight: {e}")))?;
         }
         self.begin_step()?;
         let (_, q) = self.device.wgpu();
