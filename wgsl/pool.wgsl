@@ -104,14 +104,11 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @group(0) @binding(1) var<storage, read> mb_dy: array<act>;        // (N, C, OH, OW)
 @group(0) @binding(2) var<storage, read> mb_arg: array<u32>;       // (N, C, OH, OW)
 @group(0) @binding(3) var<storage, read_write> mb_dx: array<act>;  // (N, C, H, W)
+@group(0) @binding(4) var<storage, read> mb_y: array<act>;         // (N, C, H, W), _out only
 
-// dx[j] = Σ dy over the windows covering j whose argmax is j.
-@compute @workgroup_size(256)
-fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-    let j = linear_id(wid, nwg, lid);
+// Σ dy over the windows covering input element j whose argmax is j.
+fn max_grad_sum(j: u32) -> f32 {
     let hw = p.h * p.w;
-    if (j >= p.planes * hw) { return; }
     let plane = j / hw;
     let iy = (j - plane * hw) / p.w;
     let ix = j - plane * hw - iy * p.w;
@@ -127,13 +124,17 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             if (mb_arg[o] == j) { acc = acc + f32(mb_dy[o]); }
         }
     }
-    mb_dx[j] = act(acc);
+    return acc;
 }
 
-@group(0) @binding(1) var<storage, read> mo_dy: array<act>;        // (N, C, OH, OW)
-@group(0) @binding(2) var<storage, read> mo_arg: array<u32>;       // (N, C, OH, OW)
-@group(0) @binding(3) var<storage, read> mo_y: array<act>;         // (N, C, H, W)
-@group(0) @binding(4) var<storage, read_write> mo_dx: array<act>;  // (N, C, H, W)
+// dx[j] = Σ dy over the windows covering j whose argmax is j.
+@compute @workgroup_size(256)
+fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let j = linear_id(wid, nwg, lid);
+    if (j >= p.planes * p.h * p.w) { return; }
+    mb_dx[j] = act(max_grad_sum(j));
+}
 
 // max_backward followed by the gradient of the neuron whose output y is the pool's input
 // (`GRAD_OP`): dx[j] = op'(from y[j]) · Σ dy — one dispatch for ReLU → max pool's backward.
@@ -141,24 +142,8 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 fn max_backward_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
     let j = linear_id(wid, nwg, lid);
-    let hw = p.h * p.w;
-    if (j >= p.planes * hw) { return; }
-    let plane = j / hw;
-    let iy = (j - plane * hw) / p.w;
-    let ix = j - plane * hw - iy * p.w;
-    let base = plane * p.oh * p.ow;
-    var acc = 0.0;
-    for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
-        let oy = source(iy, ky, p.sh, p.dh, p.pad_t, p.oh);
-        if (oy < 0) { continue; }
-        for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
-            let ox = source(ix, kx, p.sw, p.dw, p.pad_l, p.ow);
-            if (ox < 0) { continue; }
-            let o = base + u32(oy) * p.ow + u32(ox);
-            if (mo_arg[o] == j) { acc = acc + f32(mo_dy[o]); }
-        }
-    }
-    mo_dx[j] = act(grad_from_out(f32(mo_y[j]), acc));
+    if (j >= p.planes * p.h * p.w) { return; }
+    mb_dx[j] = act(grad_from_out(f32(mb_y[j]), max_grad_sum(j)));
 }
 
 @group(0) @binding(1) var<storage, read> af_x: array<act>;        // (N, C, H, W)

@@ -175,7 +175,7 @@ pub fn max_backward_out_launch(
         "max_backward_out",
         &crate::neuron::grad_constants(neuron)?,
         &p,
-        &[dy.buffer(), arg.buffer(), y.buffer(), dx.buffer()],
+        &[dy.buffer(), arg.buffer(), dx.buffer(), y.buffer()],
         grid_1d(dx.numel(), 256),
     )
 }
