@@ -15,7 +15,7 @@ pub fn each_device(test: &str, f: impl Fn(&Device)) {
     let required = std::env::var("WGTRAIN_REQUIRE_GPU").as_deref() == Ok("1");
     let mut ran = 0;
     let mut failed = Vec::new();
-    for d in Device::all() {
+    for d in devices() {
         match d {
             Ok(dev) => {
                 eprintln!("[{test}] on {}", dev.name());
@@ -46,6 +46,25 @@ pub fn each_device(test: &str, f: impl Fn(&Device)) {
             "[{test}] SKIPPED: no GPU adapter found (install mesa-vulkan-drivers for lavapipe)"
         );
     }
+}
+
+/// Every adapter's device, opened once per test binary and shared by its test threads. With a
+/// device per test, parallel tests hung in the NVIDIA driver (H200, Vulkan: 14 of 38 runs of
+/// `optim`; 0 of 24 shared). `WGTRAIN_TEST_DEVICE_PER_TEST=1` opens one per test again.
+fn devices() -> Vec<wgtrain::Result<Device>> {
+    static SHARED: std::sync::OnceLock<Vec<Result<Device, String>>> = std::sync::OnceLock::new();
+    if std::env::var("WGTRAIN_TEST_DEVICE_PER_TEST").as_deref() == Ok("1") {
+        return Device::all();
+    }
+    let all = SHARED.get_or_init(|| {
+        Device::all()
+            .into_iter()
+            .map(|d| d.map_err(|e| e.to_string()))
+            .collect()
+    });
+    all.iter()
+        .map(|d| d.clone().map_err(wgtrain::Error::Device))
+        .collect()
 }
 
 /// Where `each_device` appends its `outcome<TAB>adapter<TAB>binary<TAB>test` lines:
