@@ -49,7 +49,7 @@ pub fn each_device(test: &str, f: impl Fn(&Device)) {
 }
 
 /// Every adapter's device, opened once per test binary and shared by its test threads. With a
-/// device per test, parallel tests hung in the NVIDIA driver (H200, Vulkan: 14 of 38 runs of
+/// device per test, parallel tests hung in the NVIDIA driver (H200, Vulkan: 20 of 58 runs of
 /// `optim`; 0 of 24 shared). `WGTRAIN_TEST_DEVICE_PER_TEST=1` opens one per test again.
 fn devices() -> Vec<wgtrain::Result<Device>> {
     static SHARED: std::sync::OnceLock<Vec<Result<Device, String>>> = std::sync::OnceLock::new();
