@@ -75,7 +75,9 @@ pub(crate) struct Inner {
     pub uncaptured: Arc<Mutex<Vec<String>>>,
 }
 
-/// A handle to one GPU; cheap to clone.
+/// A handle to one GPU; cheap to clone. Open it once per adapter and share clones between
+/// threads: several devices opened on one NVIDIA GPU (Vulkan) and used from parallel threads
+/// of one process hung intermittently in the driver on an H200, where one shared device did not.
 #[derive(Clone)]
 pub struct Device(pub(crate) Arc<Inner>);
 
