@@ -122,8 +122,9 @@ thread_local! {
 /// Runs `prepare` (an op's lowering) with its launches compiled for accumulator `acc`, restoring
 /// the previous one after, even on an early return or a panic. The accumulator cannot be read off
 /// the bound tensors as the storage variant is, and every family's launch goes through
-/// `Device::launch`: a scope set by the one caller that decides it (`Op::lower_accumulating`)
-/// reaches every launch of a node without threading it through each family's lowering.
+/// `Device::launch`: a scope set by the one place that decides it (`Op`'s lowerings in
+/// `graph/op.rs`) reaches every launch of a node without threading it through each family's
+/// lowering.
 pub(crate) fn accumulating<R>(acc: Accumulator, prepare: impl FnOnce() -> R) -> R {
     struct Restore(Accumulator);
     impl Drop for Restore {

@@ -1,8 +1,9 @@
 //! The accumulate pass (after `memory`, the first that needs the device): each node's
 //! accumulator (`Options::accumulator`, overridden by name in `Options::accumulator_nodes`),
-//! which `lower` hands to `Op::lower_accumulating`. Only ops whose kernels sum in `accum`
-//! (`Primitive::accumulation_len`) take `F16`; the graph-wide setting passes the others by, a
-//! node *named* for `F16` that cannot is an `Err`.
+//! which `lower` hands to `Op`'s lowerings (plain, adding into the output, or with a folded
+//! neuron gradient). Only ops whose kernels sum in `accum` (`Primitive::accumulation_len`) take
+//! `F16`; the graph-wide setting passes the others by, a node *named* for `F16` that cannot is
+//! an `Err`.
 
 use super::Options;
 use crate::device::Device;

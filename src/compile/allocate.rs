@@ -263,31 +263,26 @@ fn half_arenas(
             let o = owner(g.nodes[i].inputs[0]);
             let shape = &g.nodes[o.node].outputs[o.port].0;
             let f16 = Mirrors::from_f16(g, i);
-            let view = match f16 {
-                true => Tensor::view(device, grads.buffer.clone(), at, shape, DType::F16)?,
-                false => {
-                    let b = arena.grads.buffer.clone();
-                    Tensor::view(device, b, 2 * at, shape, DType::F32)?
-                }
+            let view = if f16 {
+                Tensor::view(device, grads.buffer.clone(), at, shape, DType::F16)?
+            } else {
+                let b = arena.grads.buffer.clone();
+                Tensor::view(device, b, 2 * at, shape, DType::F32)?
             };
             bound.tensors.insert(o, view);
             ranges.push((e.range(), !f16));
         }
     }
-    let words = crate::ops::cast::gpu::range_table(&ranges)?;
+    let mut words = crate::ops::cast::gpu::range_table(&ranges)?;
+    if words.is_empty() {
+        // An empty table still binds one (empty) chunk's words.
+        words = vec![0, 0, 0];
+    }
     Ok(HalfArenas {
         params,
         grads,
-        grad_ranges: Tensor::from_u32(device, &[words.len().max(3)], &pad_empty(words))?,
+        grad_ranges: Tensor::from_u32(device, &[words.len()], &words)?,
     })
-}
-
-/// An empty table still binds one (empty) chunk's words.
-fn pad_empty(mut w: Vec<u32>) -> Vec<u32> {
-    if w.is_empty() {
-        w = vec![0, 0, 0];
-    }
-    w
 }
 
 /// The parameters one after another, each at the storage alignment (so each can be bound as

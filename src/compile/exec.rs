@@ -118,17 +118,22 @@ impl Compiled {
     /// Every dispatch of a step in order: the node it belongs to (`"optimizer"` for the attached
     /// update) and its kernel — what `profile_step` times, listed without running anything.
     pub fn dispatches(&self) -> Vec<(String, &'static str)> {
+        self.named_launches()
+            .map(|(l, name)| (name, l.label))
+            .collect()
+    }
+
+    /// Every launch of a step in order with the name of the node it belongs to (`"optimizer"`
+    /// for the attached update).
+    pub(super) fn named_launches(&self) -> impl Iterator<Item = (&Launch, String)> {
         let graph = self
             .program
             .launches
             .iter()
             .zip(&self.program.owners)
-            .map(|(l, &n)| (self.graph.nodes[n].name.clone(), l.label));
-        let update = self
-            .update
-            .iter()
-            .map(|l| ("optimizer".to_string(), l.label));
-        graph.chain(update).collect()
+            .map(|(l, &n)| (l, self.graph.nodes[n].name.clone()));
+        let update = self.update.iter().map(|l| (l, "optimizer".to_string()));
+        graph.chain(update)
     }
 
     /// The values readable after a step, as values of `self.graph` (in mixed precision, the

@@ -6,7 +6,7 @@
 
 use super::Plan;
 use super::allocate::Bound;
-use super::program::HalfArenas;
+use super::program::{HalfArenas, ParamArena};
 use crate::device::Device;
 use crate::dtype::Accumulator;
 use crate::error::Result;
@@ -63,18 +63,14 @@ pub fn pass(
             // any f16 weight is read) and at the last gradient cast (after every f16 gradient
             // is written). The arenas' own scans cover the values cast here.
             let launch = if Some(i) == h.params_at {
-                Some(gpu::cast_launch(
-                    h.arenas.params_f32,
-                    &h.arenas.f16.params,
-                    None,
-                )?)
+                Some(gpu::cast_launch(&h.arena.params, &h.f16.params, None)?)
             } else if Some(i) == h.grads_at {
                 let scale = node.inputs.get(1).map(|u| &bound.tensors[u]);
-                let a = &h.arenas.f16;
+                let f = h.f16;
                 Some(gpu::ranges_to_f32_launch(
-                    &a.grad_ranges,
-                    &a.grads,
-                    h.arenas.grads_f32,
+                    &f.grad_ranges,
+                    &f.grads,
+                    &h.arena.grads,
                     scale,
                 )?)
             } else {
@@ -114,21 +110,16 @@ pub fn pass(
             // A sum written in place (`sums.rs`) adds into its output, a folded neuron
             // gradient is applied as dx is written (`fusion.rs`); the launches take the node's
             // accumulator either way (`accumulate.rs`).
-            let grad_neuron = plan.fusion.grad_neurons.get(&i);
+            let acc = accumulators[i];
             let prepared = if aliases.accumulating[i] {
-                crate::launch::accumulating(accumulators[i], || {
-                    node.op.lower_accumulate(&ins, &outs)
-                })
-            } else if let (Some(&(u, y)), Some(p)) = (grad_neuron, node.op.primitive()) {
+                node.op.lower_accumulate(&ins, &outs, acc)
+            } else if let Some(&(u, y)) = plan.fusion.grad_neurons.get(&i) {
                 let y = bound.tensors.get(&y).ok_or_else(|| {
                     crate::error::Error::Invalid(format!("lower: the folded neuron's {y:?}"))
                 })?;
-                crate::launch::accumulating(accumulators[i], || {
-                    p.lower_grad_neuron(&ins, &outs, u, y)
-                })
+                node.op.lower_grad_neuron(&ins, &outs, u, y, acc)
             } else {
-                node.op
-                    .lower_accumulating(&ins, &outs, fused, 0, accumulators[i])
+                node.op.lower_accumulating(&ins, &outs, fused, 0, acc)
             }
             .map_err(|e| e.context(format!("node {:?} (lower)", node.name)))?;
             if let Some(r) = lifetimes.reads.get(&i) {
@@ -158,29 +149,20 @@ pub fn pass(
 
 /// Where the f16 arenas' two casts go (`precision::Mirrors`).
 struct HalfCasts<'a> {
-    arenas: Arenas<'a>,
+    arena: &'a ParamArena,
+    f16: &'a HalfArenas,
     /// The first live weight cast (node), where the weights' copies are refreshed.
     params_at: Option<usize>,
     /// The last live gradient cast (node), where every f16 gradient goes into the f32 arena.
     grads_at: Option<usize>,
 }
 
-struct Arenas<'a> {
-    params_f32: &'a Tensor,
-    grads_f32: &'a Tensor,
-    f16: &'a HalfArenas,
-}
-
 fn half_casts<'a>(plan: &Plan, bound: &'a Bound) -> Option<HalfCasts<'a>> {
     let m = plan.mirrors.as_ref()?;
-    let a = bound.param_arena.as_ref()?;
-    let f16 = a.f16.as_ref()?;
+    let arena = bound.param_arena.as_ref()?;
     Some(HalfCasts {
-        arenas: Arenas {
-            params_f32: &a.params,
-            grads_f32: &a.grads,
-            f16,
-        },
+        arena,
+        f16: arena.f16.as_ref()?,
         params_at: m.param_casts.iter().flatten().min().copied(),
         grads_at: m.grad_casts.iter().flatten().max().copied(),
     })

@@ -78,8 +78,9 @@ pub enum Precision {
     #[default]
     F32,
     /// Mixed precision (`crate::autocast`): activations and their gradients stored as f16 by
-    /// every op with f16 kernels, accumulating in f32 (unless `Options::accumulator` says f16); weights, their gradients and optimizer
-    /// state, losses and statistics f32. An adapter without SHADER_F16 is an `Err`.
+    /// every op with f16 kernels, accumulating in f32 (unless `Options::accumulator` says f16);
+    /// weights, their gradients and optimizer state, losses and statistics f32. An adapter
+    /// without SHADER_F16 is an `Err`.
     F16,
     /// `F16` where the adapter has SHADER_F16, else `F32` with a warning saying so.
     BestAvailable,

@@ -2,6 +2,7 @@
 //! mixed precision (`crate::autocast`) and the rewrite compiled; the compiled graph maps the
 //! caller's values onto it, and with a loss scale records the scale's update.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Compiled, Options, Precision};
@@ -115,7 +116,7 @@ pub(super) fn compile_mixed(
 /// start of a step and one casts (and unscales) every f16 gradient into the f32 arena after the
 /// backward pass, instead of a cast per parameter each way. The cast nodes stay in the graph
 /// (reads, names and the profile see them); `lower` replaces their launches.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Mirrors {
     /// Per training parameter: the node casting it to f16, whose output lives in the f16 mirror
     /// of the parameter arena.
@@ -137,14 +138,12 @@ impl Mirrors {
                 .downcast::<CastOp>()
                 .is_some_and(|c| c.to == to)
         };
-        let param_casts = t
-            .params
-            .iter()
-            .map(|&p| {
-                (0..g.nodes.len())
-                    .find(|&i| is_cast(i, DType::F16) && g.nodes[i].inputs.first() == Some(&p))
-            })
-            .collect();
+        // Each parameter's first f16 cast (`autocast` makes one per value and dtype).
+        let mut f16_casts: HashMap<Value, usize> = HashMap::new();
+        for i in (0..g.nodes.len()).filter(|&i| is_cast(i, DType::F16)) {
+            f16_casts.entry(g.nodes[i].inputs[0]).or_insert(i);
+        }
+        let param_casts = t.params.iter().map(|p| f16_casts.get(p).copied()).collect();
         let grad_casts = t
             .grads
             .iter()

@@ -106,14 +106,7 @@ impl Compiled {
         self.check_prepared()?;
         self.wait_all()?;
         self.begin_step()?;
-        let launches: Vec<(&Launch, String)> = self
-            .program
-            .launches
-            .iter()
-            .zip(&self.program.owners)
-            .map(|(l, &n)| (l, self.graph.nodes[n].name.clone()))
-            .chain(self.update.iter().map(|l| (l, "optimizer".to_string())))
-            .collect();
+        let launches: Vec<(&Launch, String)> = self.named_launches().collect();
         let per_set = QUERIES_PER_SET / 2;
         let (_, q) = self.device().wgpu();
         let period = q.get_timestamp_period() as f64;

@@ -258,8 +258,7 @@ impl Op {
         self.lower_accumulating(ins, outs, fused, step, Accumulator::F32)
     }
 
-    /// Launches for this op whose sums accumulate in `acc`: the one place a launch's
-    /// accumulator is chosen (`launch::accumulating`). An op without an f16-accumulating
+    /// Launches for this op whose sums accumulate in `acc`. An op without an f16-accumulating
     /// kernel (`Primitive::accumulation_len` is `None`) asked for f16 is an `Err`.
     pub fn lower_accumulating(
         &self,
@@ -269,34 +268,44 @@ impl Op {
         step: u64,
         acc: Accumulator,
     ) -> Result<Prepared> {
-        match self {
-            Op::Compute(p) => {
-                if fused.len() > p.fusable_neurons(0) {
-                    return Err(Error::Invalid(format!(
-                        "{p:?} cannot take the fused neurons {fused:?}"
-                    )));
-                }
-                if acc == Accumulator::F16 {
-                    let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape()).collect();
-                    if p.accumulation_len(&shapes).is_none() {
-                        return Err(Error::Invalid(format!(
-                            "{p:?} cannot accumulate in f16 ({F16_ACCUMULATING_OPS})"
-                        )));
-                    }
-                }
-                launch::accumulating(acc, || p.lower(ins, outs, fused, step))
-            }
-            _ => Ok(Prepared::default()),
+        let Op::Compute(p) = self else {
+            return Ok(Prepared::default());
+        };
+        if fused.len() > p.fusable_neurons(0) {
+            return Err(Error::Invalid(format!(
+                "{p:?} cannot take the fused neurons {fused:?}"
+            )));
         }
+        in_accumulator(p.as_ref(), ins, acc, || p.lower(ins, outs, fused, step))
     }
 
-    /// Launches adding this op's result into `outs[0]` (`Primitive::lower_accumulate`).
-    pub fn lower_accumulate(&self, ins: &[&Tensor], outs: &[&Tensor]) -> Result<Prepared> {
+    /// Launches adding this op's result into `outs[0]` (`Primitive::lower_accumulate`), its
+    /// sums in `acc`.
+    pub fn lower_accumulate(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        acc: Accumulator,
+    ) -> Result<Prepared> {
         let p = self.computed()?;
         if !p.accumulates() {
             return Err(Error::Invalid(format!("{p:?} cannot add into its output")));
         }
-        p.lower_accumulate(ins, outs)
+        in_accumulator(p, ins, acc, || p.lower_accumulate(ins, outs))
+    }
+
+    /// Launches with output 0 multiplied by `neuron`'s derivative read from `y`
+    /// (`Primitive::lower_grad_neuron`), its sums in `acc`.
+    pub fn lower_grad_neuron(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        neuron: UnaryOp,
+        y: &Tensor,
+        acc: Accumulator,
+    ) -> Result<Prepared> {
+        let p = self.computed()?;
+        in_accumulator(p, ins, acc, || p.lower_grad_neuron(ins, outs, neuron, y))
     }
 
     /// The CPU f64 reference of this op.
@@ -313,4 +322,24 @@ impl Op {
     pub fn reads_input(&self, slot: usize) -> bool {
         self.primitive().is_none_or(|p| p.reads_input(slot))
     }
+}
+
+/// Runs `prepare` (an op's lowering) with its launches compiled for accumulator `acc`: the one
+/// place a launch's accumulator is chosen (`launch::accumulating`). An op that cannot sum in f16
+/// asked for f16 is an `Err`.
+fn in_accumulator(
+    p: &dyn Primitive,
+    ins: &[&Tensor],
+    acc: Accumulator,
+    prepare: impl FnOnce() -> Result<Prepared>,
+) -> Result<Prepared> {
+    if acc == Accumulator::F16 {
+        let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape()).collect();
+        if p.accumulation_len(&shapes).is_none() {
+            return Err(Error::Invalid(format!(
+                "{p:?} cannot accumulate in f16 ({F16_ACCUMULATING_OPS})"
+            )));
+        }
+    }
+    launch::accumulating(acc, prepare)
 }
