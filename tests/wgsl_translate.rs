@@ -6,6 +6,7 @@
 
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
+use wgtrain::ops::conv::coop as conv_coop;
 use wgtrain::ops::matmul::coop;
 use wgtrain::{Accumulator, DType};
 
@@ -14,6 +15,7 @@ fn every_wgsl_file_is_compiled_by_some_shader() {
     let parts: Vec<&str> = wgtrain::all_shaders()
         .iter()
         .chain(coop::shaders().iter())
+        .chain(conv_coop::shaders().iter())
         .flat_map(|s| s.parts.iter().copied())
         .collect();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/wgsl");
@@ -141,6 +143,62 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
         }
     }
     assert_eq!(translated, 4 * (4 + neuron_codes().len()));
+}
+
+/// The convolutions' tensor-core modules: both widths of each, and with every fused neuron, through naga's SPIR-V writer (see the GEMM's test above for HLSL and MSL).
+#[test]
+fn conv_coop_translates_to_spirv() {
+    let mut translated = 0;
+    for shader in conv_coop::shaders() {
+        let (module, info) = parse_and_validate(
+            shader.name,
+            &shader.source_for(wgtrain::DType::F16, Accumulator::F32),
+        );
+        let names: Vec<&str> = module
+            .entry_points
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(names, [conv_coop::ENTRY], "{}", shader.name);
+        let mut variants = Vec::new();
+        for wide in [0.0, 1.0] {
+            let mut c = naga::back::PipelineConstants::default();
+            c.insert("WIDE".to_string(), wide);
+            variants.push((format!(" with WIDE = {wide}"), c));
+        }
+        // Only the forward-type modules have a fused neuron (POST_OP).
+        if shader.parts.contains(&wgtrain::neuron::WGSL) {
+            for code in neuron_codes() {
+                let mut c = naga::back::PipelineConstants::default();
+                c.insert("POST_OP".to_string(), code as f64);
+                variants.push((format!(" with POST_OP = {code}"), c));
+            }
+        }
+        for ep in &module.entry_points {
+            for (what, constants) in &variants {
+                let name = format!("{}::{}{what}", shader.name, ep.name);
+                let (m, mi) = naga::back::pipeline_constants::process_overrides(
+                    &module,
+                    &info,
+                    Some((ep.stage, &ep.name)),
+                    constants,
+                )
+                .unwrap_or_else(|e| panic!("{name}: overrides: {e:?}"));
+                spv::write_vec(
+                    &m,
+                    &mi,
+                    &spv::Options::default(),
+                    Some(&spv::PipelineOptions {
+                        shader_stage: ep.stage,
+                        entry_point: ep.name.clone(),
+                    }),
+                )
+                .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e:?}"));
+                translated += 1;
+            }
+        }
+    }
+    assert_eq!(translated, 3 * 2 + 2 * neuron_codes().len());
 }
 
 /// Every neuron's op code: the `POST_OP` values a fused epilogue can be specialised for.

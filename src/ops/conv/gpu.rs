@@ -22,10 +22,9 @@
 
 use crate::error::{Result, shape_err};
 use crate::launch::{Launch, PRELUDE, Prepared, Shader, grid_1d};
-use crate::ops::conv::{ConvGeometry, ConvOp, Convolution};
+use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
-use crate::ops::matmul::gpu::gemm_grid;
 use crate::ops::reduce::gpu as reduce;
 use crate::tensor::{DType, Tensor};
 
@@ -196,14 +195,26 @@ pub(crate) fn conv_data_launch_into(
     let (oh, ow) = g.out_size;
     // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
     let bias = b.unwrap_or(w);
-    let (entry, groups) = gemm_grid(g.batch * oh * ow, g.out_channels / g.groups, g.groups);
+    let mnk = (
+        g.batch * oh * ow,
+        g.out_channels / g.groups,
+        g.in_channels / g.groups * g.kernel.0 * g.kernel.1,
+    );
+    let c = coop::pick(
+        (&FORWARD, &coop::FORWARD),
+        &x.device,
+        x.dtype(),
+        mnk,
+        g.groups,
+        crate::neuron::fused_constants(fused),
+    );
     x.device.launch(
-        &FORWARD,
-        entry,
-        &crate::neuron::fused_constants(fused),
+        c.shader,
+        c.entry,
+        &c.constants,
         &params_fused(g, b.is_some(), 1, 0, fused, accumulate)?,
         &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
-        groups,
+        c.groups,
     )
 }
 
@@ -231,31 +242,39 @@ pub(crate) fn conv_data_adjoint_launch_into(
 ) -> Result<Launch> {
     let (h, wd) = g.in_size;
     let bias = b.unwrap_or(w);
-    let (entry, groups) = gemm_grid(g.batch * h * wd, g.in_channels / g.groups, g.groups);
+    let mnk = (
+        g.batch * h * wd,
+        g.in_channels / g.groups,
+        g.out_channels / g.groups * g.kernel.0 * g.kernel.1,
+    );
+    let c = coop::pick(
+        (&DGRAD, &coop::DGRAD),
+        &dy.device,
+        dy.dtype(),
+        mnk,
+        g.groups,
+        crate::neuron::fused_constants(fused),
+    );
     dy.device.launch(
-        &DGRAD,
-        entry,
-        &crate::neuron::fused_constants(fused),
+        c.shader,
+        c.entry,
+        &c.constants,
         &params_fused(g, b.is_some(), 1, 0, fused, accumulate)?,
         &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
-        groups,
+        c.groups,
     )
 }
 
 /// `(splits, k_chunk)` for the weight gradient: enough workgroups to fill the GPU, chunks a
-/// multiple of the GEMM's K step.
-fn wgrad_split(g: &ConvGeometry) -> (usize, usize) {
+/// multiple of the GEMM's K step (`unit`); `tiles` are the workgroups of one split.
+fn wgrad_split(g: &ConvGeometry, tiles: usize, unit: usize) -> (usize, usize) {
     let k = g.batch * g.out_size.0 * g.out_size.1;
-    let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
-    // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see wgsl/conv/grad_weight.wgsl).
-    let [gx, gy, gz] = gemm_grid(n, g.out_channels / g.groups, g.groups).1;
-    let tiles = (gx * gy * gz) as usize;
     let want = WGRAD_TARGET_GROUPS
         .div_ceil(tiles)
         .min(k.div_ceil(WGRAD_MIN_CHUNK))
         .min(65_535 / g.groups)
         .max(1);
-    let chunk = k.div_ceil(want).div_ceil(GEMM_K_UNIT) * GEMM_K_UNIT;
+    let chunk = k.div_ceil(want).div_ceil(unit) * unit;
     (k.div_ceil(chunk), chunk)
 }
 
@@ -279,23 +298,39 @@ pub(crate) fn conv_weight_grad_launches_into(
     dw: &Tensor,
     accumulate: bool,
 ) -> Result<Prepared> {
-    let (splits, chunk) = wgrad_split(g);
     let dev = &x.device;
+    // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see wgsl/conv/grad_weight.wgsl).
     let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
+    let cout_g = g.out_channels / g.groups;
+    let full_k = g.batch * g.out_size.0 * g.out_size.1;
+    let on_coop = coop::core_for(dev, x.dtype(), n, cout_g, full_k, g.groups);
+    let one = coop::core((&WGRAD, &coop::WGRAD), on_coop, (n, cout_g, 1), vec![]);
+    let unit = if on_coop.is_some() {
+        coop::K_STEP
+    } else {
+        GEMM_K_UNIT
+    };
+    let tiles = (one.groups[0] * one.groups[1]) as usize * g.groups;
+    let (splits, chunk) = wgrad_split(g, tiles, unit);
     let numel = g.out_channels * n;
     let out = if splits == 1 {
         dw.clone()
     } else {
         Tensor::zeros(dev, &[splits, numel], dw.dtype())?
     };
-    let (entry, groups) = gemm_grid(n, g.out_channels / g.groups, g.groups * splits);
+    let c = coop::core(
+        (&WGRAD, &coop::WGRAD),
+        on_coop,
+        (n, cout_g, g.groups * splits),
+        vec![],
+    );
     let l = dev.launch(
-        &WGRAD,
-        entry,
-        &[],
+        c.shader,
+        c.entry,
+        &c.constants,
         &params_fused(g, false, splits, chunk, None, accumulate && splits == 1)?,
         &[x.buffer(), dy.buffer(), out.buffer()],
-        groups,
+        c.groups,
     )?;
     let mut prep = Prepared::one(l);
     if splits > 1 {

@@ -6,6 +6,7 @@
 //! that geometry with H = 1; a conv-transpose is the *adjoint* of the geometry's convolution, so
 //! one forward kernel, one backward-data kernel and one weight-gradient kernel serve all four.
 
+pub mod coop;
 pub mod gpu;
 mod op;
 pub mod reference;
