@@ -169,10 +169,7 @@ impl Device {
     /// `AdapterInfo` came before it (identical GPUs whose backend reports no PCI bus id are told
     /// apart by their order).
     fn adapters(backends: wgpu::Backends) -> Vec<(wgpu::Adapter, usize)> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends,
-            ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
-        });
+        let instance = registry::instance(backends);
         let mut list = pollster::block_on(instance.enumerate_adapters(backends));
         let rank = |t: wgpu::DeviceType| match t {
             wgpu::DeviceType::DiscreteGpu => 0,

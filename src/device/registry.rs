@@ -1,5 +1,6 @@
-//! One open device per adapter and feature set in the process, and the sink of uncaptured wgpu
-//! errors kept per thread so that threads sharing that device each hear only their own.
+//! One open device per adapter and feature set in the process (and one wgpu instance per backend
+//! set), and the sink of uncaptured wgpu errors kept per thread so that threads sharing that
+//! device each hear only their own.
 //!
 //! Why share: several devices opened on one NVIDIA GPU (Vulkan) and used from parallel threads of
 //! one process hung intermittently in the driver on an H200 (20 of 58 test runs; 0 of 24 with one
@@ -27,6 +28,25 @@ struct Key {
 /// The devices opened so far. A handful at most, so a list; devices stay open for the process's
 /// life (their pipeline caches with them) unless lost.
 static OPEN: Mutex<Vec<(Key, Device)>> = Mutex::new(Vec::new());
+
+/// The instances made so far, by backend set: one per set for the process, so looking adapters
+/// up again (every `Device::new`) neither creates nor destroys a driver instance beside the open
+/// devices.
+static INSTANCES: Mutex<Vec<(wgpu::Backends, wgpu::Instance)>> = Mutex::new(Vec::new());
+
+/// The process's instance for `backends`.
+pub(super) fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut made = INSTANCES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, i)) = made.iter().find(|(b, _)| *b == backends) {
+        return i.clone();
+    }
+    let i = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+    });
+    made.push((backends, i.clone()));
+    i
+}
 
 /// The device open on `adapter` with `features`, opening it if there is none or the one there
 /// was lost. `ordinal`: how many adapters with the same `AdapterInfo` came before it in the
