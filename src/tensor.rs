@@ -140,9 +140,10 @@ impl Tensor {
         )
     }
 
-    /// Uploads f32 data converted to f16 storage.
+    /// Uploads f32 data converted to f16 storage (a finite value beyond f16's range is an `Err`,
+    /// see `to_f16`).
     pub fn from_f32_as_f16(device: &Device, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        let h: Vec<half::f16> = data.iter().map(|&x| half::f16::from_f32(x)).collect();
+        let h = to_f16("from_f32_as_f16", shape, data)?;
         Self::from_bytes(
             device,
             shape,
@@ -221,13 +222,11 @@ impl Tensor {
     }
 
     /// Overwrites the tensor's contents with f32 data of the same element count (rounded to
-    /// nearest when the tensor holds f16).
+    /// nearest when the tensor holds f16; a finite value beyond f16's range is an `Err`, see
+    /// `to_f16`).
     pub fn write_f32(&self, data: &[f32]) -> Result<()> {
         if self.dtype == DType::F16 {
-            // The slice conversion uses the CPU's f16 instructions where it has them (mixed
-            // precision feeds every batch through here).
-            let mut h = vec![half::f16::ZERO; data.len()];
-            half::slice::HalfFloatSliceExt::convert_from_f32_slice(&mut h[..], data);
+            let h = to_f16("write_f32", &self.shape, data)?;
             return self.write("write_f32", DType::F16, bytemuck::cast_slice(&h), h.len());
         }
         self.write(
@@ -358,4 +357,28 @@ pub fn strides(shape: &[usize]) -> Vec<usize> {
         s[i] = s[i + 1] * shape[i + 1];
     }
     s
+}
+
+/// `data` rounded to f16 for `op` into a tensor of `shape`. A finite value that f16 cannot hold
+/// (it would round to infinity) is an `Err` naming its index and value, not a silent infinity;
+/// NaN and infinity pass as they are, as into an f32 tensor (the non-finite guards report them).
+fn to_f16(op: &str, shape: &[usize], data: &[f32]) -> Result<Vec<half::f16>> {
+    // The slice conversion uses the CPU's f16 instructions where it has them (mixed precision
+    // feeds every batch through here).
+    let mut h = vec![half::f16::ZERO; data.len()];
+    half::slice::HalfFloatSliceExt::convert_from_f32_slice(&mut h[..], data);
+    if let Some(i) = h
+        .iter()
+        .zip(data)
+        .position(|(h, x)| h.is_infinite() && x.is_finite())
+    {
+        return Err(Error::Invalid(format!(
+            "{op}: element {i} is {}, beyond f16's range (±{}) of an F16 tensor {shape:?}: it \
+             would become {}",
+            data[i],
+            half::f16::MAX,
+            h[i]
+        )));
+    }
+    Ok(h)
 }

@@ -355,6 +355,54 @@ fn a_large_f16_matmul_matches_the_reference() {
     });
 }
 
+/// An input fed as f16 refuses a finite value that f16 cannot hold (it would silently become
+/// infinity), naming the input, the first such index, the value and f16's range; the largest f16
+/// and values rounding to it pass, and NaN and infinity pass as into an f32 input.
+#[test]
+fn an_f16_fed_input_refuses_values_beyond_f16s_range() {
+    each_f16_device("f16 input range", |dev| {
+        let mut g = Graph::new();
+        let a = g.input("a", &[2, 3]).unwrap();
+        let b = g.input("b", &[3, 2]).unwrap();
+        let y = g.matmul("y", a, b).unwrap();
+        let opts = Options {
+            precision: Precision::F16,
+            ..Options::default()
+        };
+        let c = g.compile(dev, &[y], &opts).unwrap();
+        assert_eq!(c.tensor(a).unwrap().dtype(), DType::F16, "a is fed as f16");
+        for (bad, at, says) in [(70000.0f32, 4, "70000"), (-1e6, 1, "-1000000")] {
+            let mut data = [1.0f32; 6];
+            data[at] = bad;
+            data[5] = 1e9; // a later offender: the first is named
+            let e = c.set("a", &data).expect_err("beyond f16").to_string();
+            for part in [
+                "\"a\"".to_string(),
+                format!("element {at} is {says}"),
+                "65504".to_string(),
+                if bad > 0.0 {
+                    "become inf"
+                } else {
+                    "become -inf"
+                }
+                .to_string(),
+            ] {
+                assert!(e.contains(&part), "{part:?} missing from: {e}");
+            }
+        }
+        // 65519 rounds to 65504, the largest f16; NaN and infinity are the guards' business.
+        c.set("a", &[65504.0, -65519.0, f32::NAN, f32::INFINITY, 0.0, 1.0])
+            .unwrap();
+        c.set("b", &[1.0; 6]).unwrap();
+        c.step().unwrap();
+        // The eager constructor holds to the same range.
+        let e = wgtrain::Tensor::from_f32_as_f16(dev, &[2], &[0.0, 65520.0])
+            .expect_err("beyond f16")
+            .to_string();
+        assert!(e.contains("element 1 is 65520"), "{e}");
+    });
+}
+
 #[test]
 fn just_in_time_weights_train_in_mixed_precision_without_a_loss_scale() {
     each_f16_device("mixed just in time", |dev| {

@@ -179,7 +179,8 @@ impl Compiled {
 
     /// Writes f32 data into the input or parameter named `name` (queue-ordered: a step already
     /// submitted still sees the old contents). An input a mixed-precision graph feeds as f16
-    /// takes f32 values too, rounded to f16 (`Tensor::write_f32`).
+    /// takes f32 values too, rounded to f16 (`Tensor::write_f32`); a finite value beyond f16's
+    /// range (it would become infinity) is an `Err` naming the input, index and value.
     pub fn set(&self, name: &str, data: &[f32]) -> Result<()> {
         let v = self
             .graph

@@ -48,23 +48,11 @@ pub fn each_device(test: &str, f: impl Fn(&Device)) {
     }
 }
 
-/// Every adapter's device, opened once per test binary and shared by its test threads. With a
-/// device per test, parallel tests hung in the NVIDIA driver (H200, Vulkan: 20 of 58 runs of
-/// `optim`; 0 of 24 shared). `WGTRAIN_TEST_DEVICE_PER_TEST=1` opens one per test again.
+/// Every adapter's device: the process's shared one (`Device::all`), so parallel tests use one
+/// device per adapter. With a device per test, parallel tests hung in the NVIDIA driver (H200,
+/// Vulkan: 20 of 58 runs of `optim`; 0 of 24 shared).
 fn devices() -> Vec<wgtrain::Result<Device>> {
-    static SHARED: std::sync::OnceLock<Vec<Result<Device, String>>> = std::sync::OnceLock::new();
-    if std::env::var("WGTRAIN_TEST_DEVICE_PER_TEST").as_deref() == Ok("1") {
-        return Device::all();
-    }
-    let all = SHARED.get_or_init(|| {
-        Device::all()
-            .into_iter()
-            .map(|d| d.map_err(|e| e.to_string()))
-            .collect()
-    });
-    all.iter()
-        .map(|d| d.clone().map_err(wgtrain::Error::Device))
-        .collect()
+    Device::all()
 }
 
 /// Where `each_device` appends its `outcome<TAB>adapter<TAB>binary<TAB>test` lines:

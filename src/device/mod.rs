@@ -6,7 +6,10 @@
 //!   left out: on Linux it duplicates the Vulkan adapters and lacks compute features we rely on.
 //! - `WGTRAIN_ADAPTER` = a case-insensitive substring of the adapter name (e.g. `llvmpipe`, `h100`).
 
+mod registry;
+
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::dtype::Variant;
@@ -71,13 +74,23 @@ pub(crate) struct Inner {
     pub info: wgpu::AdapterInfo,
     pub caps: Capabilities,
     pub cache: PipelineCache,
-    /// Errors no scope caught (e.g. from a dropped resource); reported at the next sync point.
-    pub uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Errors no scope caught (e.g. from a dropped resource), per thread; reported at that
+    /// thread's next sync point.
+    pub uncaptured: Arc<registry::Uncaptured>,
+    /// Set by wgpu when the device is lost; the registry then opens a fresh one.
+    pub lost: Arc<AtomicBool>,
 }
 
-/// A handle to one GPU; cheap to clone. Open it once per adapter and share clones between
-/// threads: several devices opened on one NVIDIA GPU (Vulkan) and used from parallel threads
-/// of one process hung intermittently in the driver on an H200, where one shared device did not.
+/// A handle to one GPU; cheap to clone, and shared: the process keeps one open device per
+/// adapter (and feature set), and `Device::new`, `Device::all` and `Device::from_adapter` hand
+/// out clones of it, since several devices opened on one NVIDIA GPU (Vulkan) and used from
+/// parallel threads of one process hung intermittently in the driver on an H200, where one
+/// shared device did not. The device stays open for the process's life (with its pipeline
+/// cache), unless it is lost: then the next of those calls opens a fresh one.
+///
+/// Threads sharing it do not see each other's errors: wgpu's error scopes are per thread, and
+/// errors no scope caught are reported to the thread that caused them (`take_uncaptured`).
+/// Settings made on the underlying wgpu device (`wgpu()`) affect every holder.
 #[derive(Clone)]
 pub struct Device(pub(crate) Arc<Inner>);
 
@@ -114,10 +127,10 @@ impl Device {
             .ok()
             .filter(|s| !s.is_empty());
         let adapters = Self::adapters(backends);
-        let adapter = match &name {
+        let (adapter, ordinal) = match &name {
             Some(n) => adapters
                 .into_iter()
-                .find(|a| a.get_info().name.to_lowercase().contains(&n.to_lowercase()))
+                .find(|(a, _)| a.get_info().name.to_lowercase().contains(&n.to_lowercase()))
                 .ok_or_else(|| {
                     Error::NoAdapter(format!(
                         "no adapter whose name contains {n:?} (WGTRAIN_ADAPTER)"
@@ -128,11 +141,13 @@ impl Device {
                 .next()
                 .ok_or_else(|| Error::NoAdapter(install_hint().into()))?,
         };
-        Self::from_adapter(adapter)
+        let features = Self::requested(&adapter, wgpu::Features::empty());
+        registry::shared(adapter, features, ordinal)
     }
 
-    /// Every adapter found, best first (discrete, integrated, virtual, CPU), one device each.
-    /// Tests run on all of them; adapters that fail to open are returned as `Err`.
+    /// Every adapter found, best first (discrete, integrated, virtual, CPU), one device each
+    /// (the process's shared one, as `new` gives). Tests run on all of them; adapters that fail
+    /// to open are returned as `Err`.
     pub fn all() -> Vec<Result<Device>> {
         let backends = match std::env::var("WGTRAIN_BACKEND") {
             Ok(s) if !s.is_empty() => match parse_backend(&s) {
@@ -143,15 +158,18 @@ impl Device {
         };
         Self::adapters(backends)
             .into_iter()
-            .map(Self::from_adapter)
+            .map(|(adapter, ordinal)| {
+                let features = Self::requested(&adapter, wgpu::Features::empty());
+                registry::shared(adapter, features, ordinal)
+            })
             .collect()
     }
 
-    fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends,
-            ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
-        });
+    /// The adapters of `backends`, best first, each with how many adapters with the same
+    /// `AdapterInfo` came before it (identical GPUs whose backend reports no PCI bus id are told
+    /// apart by their order).
+    fn adapters(backends: wgpu::Backends) -> Vec<(wgpu::Adapter, usize)> {
+        let instance = registry::instance(backends);
         let mut list = pollster::block_on(instance.enumerate_adapters(backends));
         let rank = |t: wgpu::DeviceType| match t {
             wgpu::DeviceType::DiscreteGpu => 0,
@@ -161,24 +179,44 @@ impl Device {
             wgpu::DeviceType::Cpu => 4,
         };
         list.sort_by_key(|a| rank(a.get_info().device_type));
-        list
+        let infos: Vec<wgpu::AdapterInfo> = list.iter().map(|a| a.get_info()).collect();
+        list.into_iter()
+            .enumerate()
+            .map(|(i, a)| (a, infos[..i].iter().filter(|o| **o == infos[i]).count()))
+            .collect()
     }
 
-    /// Opens a device on `adapter`, requesting every optional feature we can use.
+    /// The device on `adapter` with every optional feature we can use: the process's open one
+    /// for this adapter, or a new one. Identical adapters whose backend reports no PCI bus id
+    /// cannot be told apart here, so they share the first's device (`new` and `all` tell them
+    /// apart by enumeration order).
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Device> {
         Self::from_adapter_without(adapter, wgpu::Features::empty())
     }
 
     /// `from_adapter` without requesting `without`: the device an adapter lacking those
     /// features would give, so the refusals (f16 without SHADER_F16) are tested on any adapter.
+    /// A different feature set is a different device (shared in turn by the callers asking for
+    /// that set), so the NVIDIA hang above applies if the two are used from parallel threads.
     pub fn from_adapter_without(adapter: wgpu::Adapter, without: wgpu::Features) -> Result<Device> {
-        let info = adapter.get_info();
-        let have = adapter.features();
+        let features = Self::requested(&adapter, without);
+        registry::shared(adapter, features, 0)
+    }
+
+    /// The optional features we use that `adapter` has, less `without`.
+    fn requested(adapter: &wgpu::Adapter, without: wgpu::Features) -> wgpu::Features {
         let wanted = wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP
             | wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
-        let features = have & wanted & !without;
+        adapter.features() & wanted & !without
+    }
+
+    /// Opens a new device on `adapter` requesting `features` (the registry's; everything else
+    /// goes through it).
+    fn open(adapter: wgpu::Adapter, features: wgpu::Features) -> Result<Device> {
+        let info = adapter.get_info();
+        let have = adapter.features();
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
@@ -192,11 +230,12 @@ impl Device {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::Device(format!("{} ({:?}): {e}", info.name, info.backend)))?;
-        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let uncaptured = Arc::new(registry::Uncaptured::default());
         let sink = uncaptured.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            sink.lock().unwrap().push(e.to_string());
-        }));
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.push(e.to_string())));
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |_, _| flag.store(true, Ordering::Release));
         let cooperative_matrix =
             if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
                 adapter
@@ -236,7 +275,20 @@ impl Device {
             caps,
             cache: PipelineCache::default(),
             uncaptured,
+            lost,
         })))
+    }
+
+    /// Whether `self` and `other` are handles to the same open device (and so share its queue,
+    /// pipeline cache and memory).
+    pub fn same_device(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Whether the device was lost (driver reset, out of memory, `destroy` on the wgpu device):
+    /// work on it fails from then on, and `Device::new` and friends open a fresh one.
+    pub fn is_lost(&self) -> bool {
+        self.0.lost.load(Ordering::Acquire)
     }
 
     /// The adapter's name, vendor, backend and driver.
@@ -348,15 +400,15 @@ impl Device {
         Ok(out)
     }
 
-    /// Reports errors that happened outside any scope since the last check.
+    /// Reports errors that happened outside any scope since the last check on this thread: the
+    /// calling thread's own (a thread sharing the device never gets another's), and those left
+    /// by threads that ended without checking.
     pub fn take_uncaptured(&self) -> Result<()> {
-        let mut errs = self.0.uncaptured.lock().unwrap();
+        let errs = self.0.uncaptured.take();
         if errs.is_empty() {
             return Ok(());
         }
-        let msg = errs.join("; ");
-        errs.clear();
-        Err(Error::Gpu(msg))
+        Err(Error::Gpu(errs.join("; ")))
     }
 
     /// Blocks (sleeping in the driver, not spinning) until all submitted work is done.
