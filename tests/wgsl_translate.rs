@@ -89,12 +89,23 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             (module.entry_points.len(), ep.name.as_str()),
             (1, coop::ENTRY)
         );
+        // Only the eight-subgroup core declares `PF2` (its register stages): each layout with
+        // either setting there.
+        let octo = coop::workgroup_bytes(shader) == coop::WORKGROUP_BYTES_OCTO;
+        let pf2s: &[f64] = if octo { &[0.0, 1.0] } else { &[0.0] };
         let mut variants = Vec::new();
         for (ta, tb) in [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)] {
-            let mut c = naga::back::PipelineConstants::default();
-            c.insert("TA".to_string(), ta);
-            c.insert("TB".to_string(), tb);
-            variants.push((format!(" with TA = {ta}, TB = {tb}"), c));
+            for &pf2 in pf2s {
+                let mut c = naga::back::PipelineConstants::default();
+                c.insert("TA".to_string(), ta);
+                c.insert("TB".to_string(), tb);
+                let mut what = format!(" with TA = {ta}, TB = {tb}");
+                if octo {
+                    c.insert("PF2".to_string(), pf2);
+                    what += &format!(", PF2 = {pf2}");
+                }
+                variants.push((what, c));
+            }
         }
         for code in neuron_codes() {
             let mut c = naga::back::PipelineConstants::default();
@@ -140,7 +151,8 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             translated += 1;
         }
     }
-    assert_eq!(translated, 4 * (4 + neuron_codes().len()));
+    // 4 shaders of each core; the eight-subgroup one in both PF2 settings per layout.
+    assert_eq!(translated, 4 * (4 + neuron_codes().len()) + 4 * (8 + neuron_codes().len()));
 }
 
 /// Every neuron's op code: the `POST_OP` values a fused epilogue can be specialised for.
@@ -242,8 +254,8 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
             .sum();
         assert_eq!(
             bytes,
-            coop::WORKGROUP_BYTES,
-            "{}: coop::WORKGROUP_BYTES is stale",
+            coop::workgroup_bytes(shader),
+            "{}: coop::WORKGROUP_BYTES(_OCTO) is stale",
             shader.name
         );
     }
