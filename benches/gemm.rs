@@ -107,7 +107,13 @@ mod f16 {
     }
 
     impl Problem {
-        fn new(dev: &Device, n: usize, ta: bool, tb: bool, c_dtype: DType) -> wgtrain::Result<Self> {
+        fn new(
+            dev: &Device,
+            n: usize,
+            ta: bool,
+            tb: bool,
+            c_dtype: DType,
+        ) -> wgtrain::Result<Self> {
             let (av, ar) = random_f16(&[n, n], 1);
             let (bv, br) = random_f16(&[n, n], 2);
             Ok(Problem {

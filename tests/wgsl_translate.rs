@@ -152,7 +152,10 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
         }
     }
     // 4 shaders of each core; the eight-subgroup one in both PF2 settings per layout.
-    assert_eq!(translated, 4 * (4 + neuron_codes().len()) + 4 * (8 + neuron_codes().len()));
+    assert_eq!(
+        translated,
+        4 * (4 + neuron_codes().len()) + 4 * (8 + neuron_codes().len())
+    );
 }
 
 /// Every neuron's op code: the `POST_OP` values a fused epilogue can be specialised for.
