@@ -89,9 +89,9 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             (module.entry_points.len(), ep.name.as_str()),
             (1, coop::ENTRY)
         );
-        // Only the eight-subgroup core declares `PF2` (its register stages): each layout with
+        // Only the eight-subgroup cores declare `PF2` (their register stages): each layout with
         // either setting there.
-        let octo = coop::workgroup_bytes(shader) == coop::WORKGROUP_BYTES_OCTO;
+        let octo = coop::declares_pf2(shader);
         let pf2s: &[f64] = if octo { &[0.0, 1.0] } else { &[0.0] };
         let mut variants = Vec::new();
         for (ta, tb) in [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)] {
@@ -151,10 +151,10 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             translated += 1;
         }
     }
-    // 4 shaders of each core; the eight-subgroup one in both PF2 settings per layout.
+    // 4 shaders of each core; the eight-subgroup ones in both PF2 settings per layout.
     assert_eq!(
         translated,
-        4 * (4 + neuron_codes().len()) + 4 * (8 + neuron_codes().len())
+        4 * (4 + neuron_codes().len()) + 8 * (8 + neuron_codes().len())
     );
 }
 

@@ -9,8 +9,11 @@
 //! - `wgsl/gemm_coop.wgsl`: 4 subgroups of 64×64, with its operand loaders (`gemm_coop_vec4.wgsl`
 //!   for rows of a multiple of 4 halves, `gemm_coop_any.wgsl` otherwise);
 //! - `wgsl/gemm_coop8.wgsl`: 8 subgroups of 64×32, loaders `gemm_coop8_ld16.wgsl` (16-byte loads,
-//!   rows of a multiple of 8) and `gemm_coop8_ld8.wgsl` (multiple of 4); other shapes take
-//!   `gemm_coop.wgsl` with `gemm_coop_any.wgsl`.
+//!   rows of a multiple of 8) and `gemm_coop8_ld8.wgsl` (multiple of 4);
+//! - `wgsl/gemm_coop_wide.wgsl`: 128×256 blocks, 8 subgroups of 64×64, K steps of 16, the same
+//!   loaders;
+//!
+//! shapes a core has no loader for take `gemm_coop.wgsl` with `gemm_coop_any.wgsl`.
 //!
 //! Both include `gemm_coop_common.wgsl` (parameters, epilogue) and C's element type
 //! (`gemm_coop_f32.wgsl`, `gemm_coop_f16.wgsl`).
@@ -29,6 +32,7 @@ const ANY: &str = include_str!("../../../wgsl/gemm_coop_any.wgsl");
 const CORE8: &str = include_str!("../../../wgsl/gemm_coop8.wgsl");
 const LD16: &str = include_str!("../../../wgsl/gemm_coop8_ld16.wgsl");
 const LD8: &str = include_str!("../../../wgsl/gemm_coop8_ld8.wgsl");
+const CORE_WIDE: &str = include_str!("../../../wgsl/gemm_coop_wide.wgsl");
 const C_F32: &str = include_str!("../../../wgsl/gemm_coop_f32.wgsl");
 const C_F16: &str = include_str!("../../../wgsl/gemm_coop_f16.wgsl");
 
@@ -73,9 +77,30 @@ pub static SHADER8_LD8_F16: Shader = Shader {
     parts: &[COMMON, CORE8, crate::neuron::WGSL, LD8, C_F16],
 };
 
+/// 128×256 blocks, rows of a multiple of 8 halves (16-byte loads), C in f32.
+pub static SHADER_WIDE_LD16_F32: Shader = Shader {
+    name: "gemm_coop_wide_ld16_f32",
+    parts: &[COMMON, CORE_WIDE, crate::neuron::WGSL, LD16, C_F32],
+};
+/// 128×256 blocks, rows of a multiple of 4 halves (8-byte loads), C in f32.
+pub static SHADER_WIDE_LD8_F32: Shader = Shader {
+    name: "gemm_coop_wide_ld8_f32",
+    parts: &[COMMON, CORE_WIDE, crate::neuron::WGSL, LD8, C_F32],
+};
+/// 128×256 blocks, rows of a multiple of 8 halves (16-byte loads), C in f16.
+pub static SHADER_WIDE_LD16_F16: Shader = Shader {
+    name: "gemm_coop_wide_ld16_f16",
+    parts: &[COMMON, CORE_WIDE, crate::neuron::WGSL, LD16, C_F16],
+};
+/// 128×256 blocks, rows of a multiple of 4 halves (8-byte loads), C in f16.
+pub static SHADER_WIDE_LD8_F16: Shader = Shader {
+    name: "gemm_coop_wide_ld8_f16",
+    parts: &[COMMON, CORE_WIDE, crate::neuron::WGSL, LD8, C_F16],
+};
+
 /// Every shader of every kernel (the naga translation test walks them; they are not in
 /// `all_shaders()`, whose kernels must run on every adapter).
-pub fn shaders() -> [&'static Shader; 8] {
+pub fn shaders() -> [&'static Shader; 12] {
     [
         &SHADER_VEC4_F32,
         &SHADER_ANY_F32,
@@ -85,11 +110,15 @@ pub fn shaders() -> [&'static Shader; 8] {
         &SHADER8_LD8_F32,
         &SHADER8_LD16_F16,
         &SHADER8_LD8_F16,
+        &SHADER_WIDE_LD16_F32,
+        &SHADER_WIDE_LD8_F32,
+        &SHADER_WIDE_LD16_F16,
+        &SHADER_WIDE_LD8_F16,
     ]
 }
 
 /// Which core [`coop_gemm_launch`] runs. Shapes a core has no loader for (rows not a multiple
-/// of 4 halves for `Octo`) take `Quad`'s any-shape shaders whatever the choice.
+/// of 4 halves for `Octo` and `Wide`) take `Quad`'s any-shape shaders whatever the choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoopKernel {
     /// `gemm_coop.wgsl`: 128 invocations, 4 subgroups of 64×64, 8-byte operand loads, one K step
@@ -99,8 +128,16 @@ pub enum CoopKernel {
     Octo {
         /// 16-byte operand loads where every row and batch stride is a multiple of 8 halves
         /// (8-byte ones otherwise).
-        wide_loads: bool,
+        ld16: bool,
         /// Two K steps prefetched in registers instead of one.
+        pf2: bool,
+    },
+    /// `gemm_coop_wide.wgsl`: 128×256 blocks, 256 invocations, 8 subgroups of 64×64, K steps
+    /// of 16.
+    Wide {
+        /// As for `Octo`.
+        ld16: bool,
+        /// As for `Octo`.
         pf2: bool,
     },
 }
@@ -110,43 +147,53 @@ pub enum CoopKernel {
 pub const KERNEL: CoopKernel = CoopKernel::Quad;
 
 /// Every kernel variant, for the benchmark and the tests.
-pub const KERNELS: [CoopKernel; 5] = [
+pub const KERNELS: [CoopKernel; 7] = [
     CoopKernel::Quad,
     CoopKernel::Octo {
-        wide_loads: false,
+        ld16: true,
         pf2: false,
     },
     CoopKernel::Octo {
-        wide_loads: true,
-        pf2: false,
-    },
-    CoopKernel::Octo {
-        wide_loads: false,
+        ld16: false,
         pf2: true,
     },
-    CoopKernel::Octo {
-        wide_loads: true,
+    CoopKernel::Wide {
+        ld16: false,
+        pf2: false,
+    },
+    CoopKernel::Wide {
+        ld16: true,
+        pf2: false,
+    },
+    CoopKernel::Wide {
+        ld16: false,
+        pf2: true,
+    },
+    CoopKernel::Wide {
+        ld16: true,
         pf2: true,
     },
 ];
 
 impl CoopKernel {
-    /// A short name for tables: `quad`, `octo`, `octo_ld16`, `octo_pf2`, `octo_ld16_pf2`.
+    /// A short name for tables: `quad`, `octo`, `wide`, with `_ld16` and `_pf2` when set.
     pub fn name(self) -> String {
-        match self {
-            CoopKernel::Quad => "quad".to_string(),
-            CoopKernel::Octo { wide_loads, pf2 } => format!(
-                "octo{}{}",
-                if wide_loads { "_ld16" } else { "" },
-                if pf2 { "_pf2" } else { "" }
-            ),
-        }
+        let (core, ld16, pf2) = match self {
+            CoopKernel::Quad => ("quad", false, false),
+            CoopKernel::Octo { ld16, pf2 } => ("octo", ld16, pf2),
+            CoopKernel::Wide { ld16, pf2 } => ("wide", ld16, pf2),
+        };
+        format!(
+            "{core}{}{}",
+            if ld16 { "_ld16" } else { "" },
+            if pf2 { "_pf2" } else { "" }
+        )
     }
 
     /// Workgroup memory the kernel's shaders declare.
     pub fn workgroup_bytes(self) -> u32 {
         match self {
-            CoopKernel::Quad => WORKGROUP_BYTES,
+            CoopKernel::Quad | CoopKernel::Wide { .. } => WORKGROUP_BYTES,
             CoopKernel::Octo { .. } => WORKGROUP_BYTES_OCTO,
         }
     }
@@ -154,16 +201,26 @@ impl CoopKernel {
 
 /// The kernel's entry point.
 pub const ENTRY: &str = "gemm_coop";
-/// Rows and columns of C per workgroup.
+/// Rows and columns of C per workgroup (`Wide`: rows; its columns are [`BLOCK_WIDE`]).
 pub const BLOCK: usize = 128;
+/// Columns of C per workgroup of `Wide`.
+pub const BLOCK_WIDE: usize = 256;
 /// Workgroup memory `gemm_coop.wgsl` declares: two double-buffered 128×32 operand blocks of f16
-/// (rows padded) and a 16×16 f32 tile per subgroup (4) for the guarded epilogue.
+/// (rows padded) and a 16×16 f32 tile per subgroup (4) for the guarded epilogue. The same for
+/// `gemm_coop_wide.wgsl`: double-buffered 128×16 and 256×16 blocks, 8 scratch tiles.
 pub const WORKGROUP_BYTES: u32 = 45_056;
 /// Workgroup memory `gemm_coop8.wgsl` declares: the same operand blocks, 8 scratch tiles.
 pub const WORKGROUP_BYTES_OCTO: u32 = 49_152;
 
+/// Whether `shader` (one of [`shaders`]) declares the pipeline constant `PF2` (the eight-subgroup
+/// cores do).
+pub fn declares_pf2(shader: &Shader) -> bool {
+    !shader.parts.contains(&CORE)
+}
+
 /// Workgroup memory `shader` (one of [`shaders`]) declares.
 pub fn workgroup_bytes(shader: &Shader) -> u32 {
+    // (`Wide` declares as much as `Quad`.)
     if shader.parts.contains(&CORE8) {
         WORKGROUP_BYTES_OCTO
     } else {
@@ -333,17 +390,26 @@ pub fn coop_gemm_launch_with(
     let pick = |f32_shader: &'static Shader, f16_shader: &'static Shader| {
         if f32_c { f32_shader } else { f16_shader }
     };
-    let (shader, pf2) = match kernel {
-        CoopKernel::Octo { wide_loads, pf2 } if aligned(4) => {
-            let shader = if wide_loads && aligned(8) {
+    // The shader, its block's columns, and PF2 where the core has it.
+    let (shader, block_n, pf2) = match kernel {
+        CoopKernel::Octo { ld16, pf2 } if aligned(4) => {
+            let shader = if ld16 && aligned(8) {
                 pick(&SHADER8_LD16_F32, &SHADER8_LD16_F16)
             } else {
                 pick(&SHADER8_LD8_F32, &SHADER8_LD8_F16)
             };
-            (shader, Some(pf2))
+            (shader, BLOCK, Some(pf2))
         }
-        _ if aligned(4) => (pick(&SHADER_VEC4_F32, &SHADER_VEC4_F16), None),
-        _ => (pick(&SHADER_ANY_F32, &SHADER_ANY_F16), None),
+        CoopKernel::Wide { ld16, pf2 } if aligned(4) => {
+            let shader = if ld16 && aligned(8) {
+                pick(&SHADER_WIDE_LD16_F32, &SHADER_WIDE_LD16_F16)
+            } else {
+                pick(&SHADER_WIDE_LD8_F32, &SHADER_WIDE_LD8_F16)
+            };
+            (shader, BLOCK_WIDE, Some(pf2))
+        }
+        _ if aligned(4) => (pick(&SHADER_VEC4_F32, &SHADER_VEC4_F16), BLOCK, None),
+        _ => (pick(&SHADER_ANY_F32, &SHADER_ANY_F16), BLOCK, None),
     };
     // Nothing to apply, and 16-byte aligned rows: whole tiles go straight from the accumulators.
     let direct = f32_c
@@ -372,12 +438,13 @@ pub fn coop_gemm_launch_with(
     let mut constants = crate::neuron::fused_constants(g.fused);
     constants.push(("TA", g.trans_a as u32 as f64));
     constants.push(("TB", g.trans_b as u32 as f64));
-    // Only gemm_coop8.wgsl declares it (an unknown constant is a pipeline error).
+    // Only gemm_coop8.wgsl and gemm_coop_wide.wgsl declare it (an unknown constant is a pipeline
+    // error).
     if let Some(pf2) = pf2 {
         constants.push(("PF2", pf2 as u32 as f64));
     }
     let groups = [
-        g.n.div_ceil(BLOCK) as u32,
+        g.n.div_ceil(block_n) as u32,
         g.m.div_ceil(BLOCK) as u32,
         u32::try_from(g.batch).unwrap_or(u32::MAX),
     ];
