@@ -79,7 +79,7 @@ fn main() -> wgtrain::Result<()> {
 mod f16 {
     use super::common::{self, Mode};
     use wgtrain::ops::matmul::coop::{
-        CoopKernel, KERNEL, KERNELS, coop_gemm_launch_with, coop_supported, coop_supported_for,
+        CoopKernel, KERNEL, KERNELS, coop_gemm_launch_with, coop_supported,
     };
     use wgtrain::ops::matmul::gpu::Gemm;
     use wgtrain::ops::matmul::reference::matmul;
@@ -242,10 +242,7 @@ mod f16 {
             let p = Problem::new(dev, n, ta, tb, DType::F32)?;
             let flop = 2.0 * (n as f64).powi(3);
             for kernel in KERNELS {
-                let row = match coop_supported_for(dev, kernel).map_err(|e| e.to_string()) {
-                    Ok(()) => p.time(kernel, mode),
-                    Err(e) => Err(e),
-                };
+                let row = p.time(kernel, mode);
                 let name = kernel.name();
                 let layout = p.layout();
                 match row {

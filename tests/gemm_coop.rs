@@ -10,7 +10,7 @@ mod common;
 use std::sync::Mutex;
 use wgtrain::ops::elementwise::UnaryOp;
 use wgtrain::ops::matmul::coop::{
-    CoopKernel, KERNELS, coop_gemm_launch, coop_gemm_launch_with, coop_supported_for,
+    CoopKernel, KERNELS, MAX_DEPTH, coop_gemm_launch, coop_gemm_launch_with, coop_supported,
 };
 use wgtrain::ops::matmul::gpu::Gemm;
 use wgtrain::ops::matmul::reference::matmul;
@@ -164,47 +164,37 @@ static REFUSED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 #[test]
 fn coop_gemm_matches_f64_reference_or_refuses_explicitly() {
     common::each_device("coop_gemm_reference", |dev| {
-        for kernel in KERNELS {
-            let name = format!("{} ({})", dev.name(), kernel.name());
-            if let Err(why) = coop_supported_for(dev, kernel) {
-                // The launch itself must refuse, with the same explicit reason.
-                let a = Tensor::from_f32_as_f16(dev, &[4], &[1.0; 4]).unwrap();
-                let b = Tensor::from_f32_as_f16(dev, &[4], &[1.0; 4]).unwrap();
-                let c = Tensor::zeros(dev, &[4], DType::F32).unwrap();
-                let err = coop_gemm_launch_with(kernel, &gemm(2, 2, 2, false, false), &a, &b, &c)
-                    .expect_err("the launch must refuse where coop_supported_for does");
+        if let Err(why) = coop_supported(dev) {
+            // Every variant's launch must refuse, with the same explicit reason.
+            let a = Tensor::from_f32_as_f16(dev, &[4], &[1.0; 4]).unwrap();
+            let b = Tensor::from_f32_as_f16(dev, &[4], &[1.0; 4]).unwrap();
+            let c = Tensor::zeros(dev, &[4], DType::F32).unwrap();
+            let g = gemm(2, 2, 2, false, false);
+            let mut errs = vec![coop_gemm_launch(&g, &a, &b, &c)];
+            errs.extend(KERNELS.map(|k| coop_gemm_launch_with(k, &g, &a, &b, &c)));
+            for err in errs {
+                let err = err.expect_err("the launch must refuse where coop_supported does");
+                assert!(matches!(err, Error::Device(_)), "{err:?}");
                 assert_eq!(err.to_string(), why.to_string());
-                let text = err.to_string();
-                assert!(
-                    matches!(err, Error::Device(_) | Error::TooLarge { .. }),
-                    "{err:?}"
-                );
-                assert!(
-                    text.contains("no cooperative-matrix f16 tiles")
-                        || text.contains("subgroups")
-                        || text.contains("cooperative-matrix GEMM"),
-                    "{text}"
-                );
-                eprintln!("[coop_gemm_reference] {name}: refused as expected: {text}");
-                REFUSED.lock().unwrap().push(name);
-                continue;
             }
+            let text = why.to_string();
+            assert!(
+                text.contains("no cooperative-matrix f16 tiles") || text.contains("subgroups"),
+                "{text}"
+            );
+            eprintln!(
+                "[coop_gemm_reference] {}: refused as expected: {text}",
+                dev.name()
+            );
+            REFUSED.lock().unwrap().push(dev.name());
+            return;
+        }
+        for kernel in KERNELS {
             for case in cases() {
                 check(dev, &case, kernel);
             }
-            RAN.lock().unwrap().push(name);
         }
-        // The default entry point refuses exactly when its kernel's check does.
-        let a = Tensor::from_f32_as_f16(dev, &[4], &[1.0; 4]).unwrap();
-        let b = Tensor::from_f32_as_f16(dev, &[4], &[1.0; 4]).unwrap();
-        let c = Tensor::zeros(dev, &[4], DType::F32).unwrap();
-        let plain = coop_gemm_launch(&gemm(2, 2, 2, false, false), &a, &b, &c);
-        assert_eq!(
-            plain.err().map(|e| e.to_string()),
-            wgtrain::ops::matmul::coop::coop_supported(dev)
-                .err()
-                .map(|e| e.to_string())
-        );
+        RAN.lock().unwrap().push(dev.name());
     });
     let ran = RAN.lock().unwrap();
     let refused = REFUSED.lock().unwrap();
@@ -312,5 +302,14 @@ fn coop_gemm_refuses_bad_arguments() {
             "no batch",
             "at least 1",
         );
+        // The 128×256 kernel keeps 1 to MAX_DEPTH steps in flight.
+        for depth in [0, MAX_DEPTH + 1, u32::MAX] {
+            let kernel = CoopKernel::Wide { ld16: true, depth };
+            expect(
+                coop_gemm_launch_with(kernel, &g, &h(16), &h(16), &c32(16)),
+                "depth out of range",
+                &format!("1 to {MAX_DEPTH} K steps in flight, got {depth}"),
+            );
+        }
     });
 }

@@ -89,20 +89,24 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             (module.entry_points.len(), ep.name.as_str()),
             (1, coop::ENTRY)
         );
-        // Only the eight-subgroup cores declare `PF2` (their register stages): each layout with
-        // either setting there.
-        let octo = coop::declares_pf2(shader);
-        let pf2s: &[f64] = if octo { &[0.0, 1.0] } else { &[0.0] };
+        // Only the 128×256 core declares `DEPTH` (K steps in flight): each layout with every
+        // depth there.
+        let wide = coop::declares_depth(shader);
+        let depths: Vec<f64> = if wide {
+            (1..=coop::MAX_DEPTH).map(f64::from).collect()
+        } else {
+            vec![0.0]
+        };
         let mut variants = Vec::new();
         for (ta, tb) in [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)] {
-            for &pf2 in pf2s {
+            for &depth in &depths {
                 let mut c = naga::back::PipelineConstants::default();
                 c.insert("TA".to_string(), ta);
                 c.insert("TB".to_string(), tb);
                 let mut what = format!(" with TA = {ta}, TB = {tb}");
-                if octo {
-                    c.insert("PF2".to_string(), pf2);
-                    what += &format!(", PF2 = {pf2}");
+                if wide {
+                    c.insert("DEPTH".to_string(), depth);
+                    what += &format!(", DEPTH = {depth}");
                 }
                 variants.push((what, c));
             }
@@ -151,10 +155,11 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             translated += 1;
         }
     }
-    // 4 shaders of each core; the eight-subgroup ones in both PF2 settings per layout.
+    // 4 shaders of each core; the 128×256 one at every depth per layout.
+    let depths = coop::MAX_DEPTH as usize;
     assert_eq!(
         translated,
-        4 * (4 + neuron_codes().len()) + 8 * (8 + neuron_codes().len())
+        4 * (4 + neuron_codes().len()) + 4 * (4 * depths + neuron_codes().len())
     );
 }
 
@@ -257,8 +262,8 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
             .sum();
         assert_eq!(
             bytes,
-            coop::workgroup_bytes(shader),
-            "{}: coop::WORKGROUP_BYTES(_OCTO) is stale",
+            coop::WORKGROUP_BYTES,
+            "{}: coop::WORKGROUP_BYTES is stale",
             shader.name
         );
     }

@@ -23,7 +23,7 @@ enable wgpu_cooperative_matrix;
 // so edges need no branch in the multiply.
 //
 // The parameters, the layout overrides and the epilogue (`store_tile`) are gemm_coop_common.wgsl,
-// shared with the eight-subgroup kernel (gemm_coop8.wgsl).
+// shared with the 128×256-block kernel (gemm_coop_wide.wgsl).
 //
 // naga's SPIR-V writer panics ("Expression [N] is not cached") when a coopLoad/coopStore
 // pointer holds an inline index expression: every index is bound with `let` first.

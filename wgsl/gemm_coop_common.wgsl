@@ -1,4 +1,4 @@
-// What both cooperative-matrix GEMM cores share (gemm_coop.wgsl, gemm_coop8.wgsl): the
+// What both cooperative-matrix GEMM cores share (gemm_coop.wgsl, gemm_coop_wide.wgsl): the
 // parameters, the stored-layout overrides and the epilogue. The core declares `scratch` (one
 // 16×16 f32 tile per subgroup) and the C part supplies get_c, put_c and store_direct.
 

@@ -8,15 +8,21 @@ enable wgpu_cooperative_matrix;
 //   the 128×256 block as 4×4 accumulator tiles (the per-subgroup work of gemm_coop.wgsl);
 // - K steps of 16 (two stages of a 128×256×16 problem fit the 48 KiB that 32 would not), double
 //   buffered in workgroup memory, one barrier per step;
-// - staging in units of 8 halves as in gemm_coop8.wgsl (its loaders: fetch_a, fetch_b return a
-//   `mat2x4<f16>`), 1 unit of A and 2 of B per invocation per step;
-// - `PF2`: the registers hold two K steps in flight instead of one.
+// - staging in units of 8 halves, 1 of A and 2 of B per invocation per step, from the including
+//   module's loaders
+//     fetch_a(batch, r, c) -> mat2x4<f16>   stored A row r, columns c..c+7 (c a multiple of 8), 0 outside
+//     fetch_b(batch, r, c) -> mat2x4<f16>   likewise for B
+//   (gemm_coop_wide_ld16.wgsl: one 16-byte load, rows of a multiple of 8 halves;
+//   gemm_coop_wide_ld8.wgsl: two 8-byte loads, rows of a multiple of 4);
+// - `DEPTH` (1 to 4) K steps in flight in registers, loaded DEPTH steps before they are stored
+//   to workgroup memory: on the H200 the loads' latency, not the tensor cores, sets the pace.
 //
 // naga's SPIR-V writer panics ("Expression [N] is not cached") when a coopLoad/coopStore
 // pointer holds an inline index expression: every index is bound with `let` first.
 
-// Two register stages instead of one (a pipeline constant: each setting is its own pipeline).
-override PF2: bool = false;
+// K steps in flight in registers, 1 to 4 (coop.rs checks; a pipeline constant: each setting is
+// its own pipeline).
+override DEPTH: u32 = 2u;
 
 const BM: u32 = 128u;
 const BN: u32 = 256u;
@@ -148,30 +154,40 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
     var c33 = coop_mat16x16<f32, C>();
 
     let steps = (p.k + BK - 1u) / BK;
-    // Two register sets. With PF2, at the top of step s, buffer s % 2 holds step s and set
-    // (s + 1) % 2 holds step s + 1; step s loads s + 2 into set s % 2 and stores set (s + 1) % 2.
-    // Without, set 0 alone takes step s + 1 and is stored at the end of step s.
+    // DEPTH register sets r0..r3 rotate: at the top of step s, buffer s % 2 holds step s and set
+    // j holds the step ≡ j (mod DEPTH) among s + 1 .. s + DEPTH - 1. Step s loads step s + DEPTH
+    // into set s % DEPTH (its step s went to workgroup memory at the end of step s - 1) and
+    // stores set (s + 1) % DEPTH. Each set is loaded and stored inside its own branch: a copy
+    // between sets would wait for the loads it copies.
     var r0 = fetch_step(batch, sa_, sb_, m0, n0, 0u);
     stash_step(0u, sa_, sb_, r0);
     var r1 = Regs();
-    if (PF2 && steps > 1u) {
+    var r2 = Regs();
+    var r3 = Regs();
+    if (DEPTH > 1u && steps > 1u) {
         r1 = fetch_step(batch, sa_, sb_, m0, n0, BK);
+    }
+    if (DEPTH > 2u && steps > 2u) {
+        r2 = fetch_step(batch, sa_, sb_, m0, n0, 2u * BK);
+    }
+    if (DEPTH > 3u && steps > 3u) {
+        r3 = fetch_step(batch, sa_, sb_, m0, n0, 3u * BK);
     }
     workgroupBarrier();
     for (var s = 0u; s < steps; s = s + 1u) {
         let buf = s % 2u;
-        let odd = buf == 1u;
-        if (PF2) {
-            if (s + 2u < steps) {
-                let k0 = (s + 2u) * BK;
-                if (odd) {
-                    r1 = fetch_step(batch, sa_, sb_, m0, n0, k0);
-                } else {
-                    r0 = fetch_step(batch, sa_, sb_, m0, n0, k0);
-                }
+        if (s + DEPTH < steps) {
+            let k0 = (s + DEPTH) * BK;
+            let f = s % DEPTH;
+            if (f == 0u) {
+                r0 = fetch_step(batch, sa_, sb_, m0, n0, k0);
+            } else if (f == 1u) {
+                r1 = fetch_step(batch, sa_, sb_, m0, n0, k0);
+            } else if (f == 2u) {
+                r2 = fetch_step(batch, sa_, sb_, m0, n0, k0);
+            } else {
+                r3 = fetch_step(batch, sa_, sb_, m0, n0, k0);
             }
-        } else if (s + 1u < steps) {
-            r0 = fetch_step(batch, sa_, sb_, m0, n0, (s + 1u) * BK);
         }
         // One k16 per step (BK = 16): no inner loop.
         let a0 = tile_a(buf, wm, 0u);
@@ -200,10 +216,15 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
         c33 = coopMultiplyAdd(a3, b3, c33);
         // The other buffer was last read before the previous barrier: free to overwrite.
         if (s + 1u < steps) {
-            if (PF2 && !odd) {
-                stash_step(1u - buf, sa_, sb_, r1);
-            } else {
+            let t = (s + 1u) % DEPTH;
+            if (t == 0u) {
                 stash_step(1u - buf, sa_, sb_, r0);
+            } else if (t == 1u) {
+                stash_step(1u - buf, sa_, sb_, r1);
+            } else if (t == 2u) {
+                stash_step(1u - buf, sa_, sb_, r2);
+            } else {
+                stash_step(1u - buf, sa_, sb_, r3);
             }
         }
         workgroupBarrier();

@@ -4,16 +4,14 @@
 //! operand transposed in memory, alpha, accumulate, a fused neuron), not yet chosen by the
 //! graph compiler: a caller asks for it with [`coop_gemm_launch`], which says with an `Err` when
 //! the adapter has no such tiles.
-//! Two cores, chosen by [`KERNEL`] (every [`CoopKernel`] is timed by `benches/gemm.rs --f16
-//! --variants` and checked by `tests/gemm_coop.rs`):
-//! - `wgsl/gemm_coop.wgsl`: 4 subgroups of 64×64, with its operand loaders (`gemm_coop_vec4.wgsl`
-//!   for rows of a multiple of 4 halves, `gemm_coop_any.wgsl` otherwise);
-//! - `wgsl/gemm_coop8.wgsl`: 8 subgroups of 64×32, loaders `gemm_coop8_ld16.wgsl` (16-byte loads,
-//!   rows of a multiple of 8) and `gemm_coop8_ld8.wgsl` (multiple of 4);
-//! - `wgsl/gemm_coop_wide.wgsl`: 128×256 blocks, 8 subgroups of 64×64, K steps of 16, the same
-//!   loaders;
-//!
-//! shapes a core has no loader for take `gemm_coop.wgsl` with `gemm_coop_any.wgsl`.
+//! Two cores, chosen by [`KERNEL`] (every [`CoopKernel`] in [`KERNELS`] is timed by
+//! `benches/gemm.rs --f16 --variants` and checked by `tests/gemm_coop.rs`):
+//! - `wgsl/gemm_coop.wgsl`: 128×128 blocks, 4 subgroups of 64×64, with its operand loaders
+//!   (`gemm_coop_vec4.wgsl` for rows of a multiple of 4 halves, `gemm_coop_any.wgsl` otherwise);
+//! - `wgsl/gemm_coop_wide.wgsl`: 128×256 blocks, 8 subgroups of 64×64, K steps of 16 with 1–4 of
+//!   them in flight in registers, loaders `gemm_coop_wide_ld16.wgsl` (16-byte loads, rows of a
+//!   multiple of 8 halves) and `gemm_coop_wide_ld8.wgsl` (a multiple of 4); other shapes take
+//!   `gemm_coop.wgsl` with `gemm_coop_any.wgsl`.
 //!
 //! Both include `gemm_coop_common.wgsl` (parameters, epilogue) and C's element type
 //! (`gemm_coop_f32.wgsl`, `gemm_coop_f16.wgsl`).
@@ -29,10 +27,9 @@ const COMMON: &str = include_str!("../../../wgsl/gemm_coop_common.wgsl");
 const CORE: &str = include_str!("../../../wgsl/gemm_coop.wgsl");
 const VEC4: &str = include_str!("../../../wgsl/gemm_coop_vec4.wgsl");
 const ANY: &str = include_str!("../../../wgsl/gemm_coop_any.wgsl");
-const CORE8: &str = include_str!("../../../wgsl/gemm_coop8.wgsl");
-const LD16: &str = include_str!("../../../wgsl/gemm_coop8_ld16.wgsl");
-const LD8: &str = include_str!("../../../wgsl/gemm_coop8_ld8.wgsl");
 const CORE_WIDE: &str = include_str!("../../../wgsl/gemm_coop_wide.wgsl");
+const LD16: &str = include_str!("../../../wgsl/gemm_coop_wide_ld16.wgsl");
+const LD8: &str = include_str!("../../../wgsl/gemm_coop_wide_ld8.wgsl");
 const C_F32: &str = include_str!("../../../wgsl/gemm_coop_f32.wgsl");
 const C_F16: &str = include_str!("../../../wgsl/gemm_coop_f16.wgsl");
 
@@ -56,27 +53,6 @@ pub static SHADER_ANY_F16: Shader = Shader {
     name: "gemm_coop_any_f16",
     parts: &[COMMON, CORE, crate::neuron::WGSL, ANY, C_F16],
 };
-/// Eight subgroups, rows of a multiple of 8 halves (16-byte loads), C in f32.
-pub static SHADER8_LD16_F32: Shader = Shader {
-    name: "gemm_coop8_ld16_f32",
-    parts: &[COMMON, CORE8, crate::neuron::WGSL, LD16, C_F32],
-};
-/// Eight subgroups, rows of a multiple of 4 halves (8-byte loads), C in f32.
-pub static SHADER8_LD8_F32: Shader = Shader {
-    name: "gemm_coop8_ld8_f32",
-    parts: &[COMMON, CORE8, crate::neuron::WGSL, LD8, C_F32],
-};
-/// Eight subgroups, rows of a multiple of 8 halves (16-byte loads), C in f16.
-pub static SHADER8_LD16_F16: Shader = Shader {
-    name: "gemm_coop8_ld16_f16",
-    parts: &[COMMON, CORE8, crate::neuron::WGSL, LD16, C_F16],
-};
-/// Eight subgroups, rows of a multiple of 4 halves (8-byte loads), C in f16.
-pub static SHADER8_LD8_F16: Shader = Shader {
-    name: "gemm_coop8_ld8_f16",
-    parts: &[COMMON, CORE8, crate::neuron::WGSL, LD8, C_F16],
-};
-
 /// 128×256 blocks, rows of a multiple of 8 halves (16-byte loads), C in f32.
 pub static SHADER_WIDE_LD16_F32: Shader = Shader {
     name: "gemm_coop_wide_ld16_f32",
@@ -100,16 +76,12 @@ pub static SHADER_WIDE_LD8_F16: Shader = Shader {
 
 /// Every shader of every kernel (the naga translation test walks them; they are not in
 /// `all_shaders()`, whose kernels must run on every adapter).
-pub fn shaders() -> [&'static Shader; 12] {
+pub fn shaders() -> [&'static Shader; 8] {
     [
         &SHADER_VEC4_F32,
         &SHADER_ANY_F32,
         &SHADER_VEC4_F16,
         &SHADER_ANY_F16,
-        &SHADER8_LD16_F32,
-        &SHADER8_LD8_F32,
-        &SHADER8_LD16_F16,
-        &SHADER8_LD8_F16,
         &SHADER_WIDE_LD16_F32,
         &SHADER_WIDE_LD8_F32,
         &SHADER_WIDE_LD16_F16,
@@ -118,83 +90,60 @@ pub fn shaders() -> [&'static Shader; 12] {
 }
 
 /// Which core [`coop_gemm_launch`] runs. Shapes a core has no loader for (rows not a multiple
-/// of 4 halves for `Octo` and `Wide`) take `Quad`'s any-shape shaders whatever the choice.
+/// of 4 halves for `Wide`) take `Quad`'s any-shape shaders whatever the choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoopKernel {
-    /// `gemm_coop.wgsl`: 128 invocations, 4 subgroups of 64×64, 8-byte operand loads, one K step
-    /// prefetched in registers.
+    /// `gemm_coop.wgsl`: 128×128 blocks, 128 invocations, 4 subgroups of 64×64, 8-byte operand
+    /// loads, K steps of 32 with the next one in flight in registers.
     Quad,
-    /// `gemm_coop8.wgsl`: 256 invocations, 8 subgroups of 64×32.
-    Octo {
-        /// 16-byte operand loads where every row and batch stride is a multiple of 8 halves
-        /// (8-byte ones otherwise).
-        ld16: bool,
-        /// Two K steps prefetched in registers instead of one.
-        pf2: bool,
-    },
     /// `gemm_coop_wide.wgsl`: 128×256 blocks, 256 invocations, 8 subgroups of 64×64, K steps
     /// of 16.
     Wide {
-        /// As for `Octo`.
+        /// 16-byte operand loads where every row and batch stride is a multiple of 8 halves
+        /// (8-byte ones otherwise).
         ld16: bool,
-        /// As for `Octo`.
-        pf2: bool,
+        /// K steps in flight in registers, 1 to [`MAX_DEPTH`] (an `Err` otherwise).
+        depth: u32,
     },
 }
+
+/// The most K steps `Wide` keeps in flight (its register sets).
+pub const MAX_DEPTH: u32 = 4;
 
 /// The kernel [`coop_gemm_launch`] uses. `Quad` until the variants are timed on the H200
 /// (`cargo bench --bench gemm -- --f16 --variants`): set it to the fastest checked one.
 pub const KERNEL: CoopKernel = CoopKernel::Quad;
 
-/// Every kernel variant, for the benchmark and the tests.
-pub const KERNELS: [CoopKernel; 7] = [
+/// Every kernel variant, for the benchmark and the tests (`Wide` with one step in flight, 20%
+/// slower than two on the H200, left out).
+pub const KERNELS: [CoopKernel; 5] = [
     CoopKernel::Quad,
-    CoopKernel::Octo {
-        ld16: true,
-        pf2: false,
-    },
-    CoopKernel::Octo {
-        ld16: false,
-        pf2: true,
-    },
     CoopKernel::Wide {
         ld16: false,
-        pf2: false,
+        depth: 2,
     },
     CoopKernel::Wide {
         ld16: true,
-        pf2: false,
-    },
-    CoopKernel::Wide {
-        ld16: false,
-        pf2: true,
+        depth: 2,
     },
     CoopKernel::Wide {
         ld16: true,
-        pf2: true,
+        depth: 3,
+    },
+    CoopKernel::Wide {
+        ld16: true,
+        depth: 4,
     },
 ];
 
 impl CoopKernel {
-    /// A short name for tables: `quad`, `octo`, `wide`, with `_ld16` and `_pf2` when set.
+    /// A short name for tables: `quad`, or `wide` with `_ld16` when set and `_d` + the depth.
     pub fn name(self) -> String {
-        let (core, ld16, pf2) = match self {
-            CoopKernel::Quad => ("quad", false, false),
-            CoopKernel::Octo { ld16, pf2 } => ("octo", ld16, pf2),
-            CoopKernel::Wide { ld16, pf2 } => ("wide", ld16, pf2),
-        };
-        format!(
-            "{core}{}{}",
-            if ld16 { "_ld16" } else { "" },
-            if pf2 { "_pf2" } else { "" }
-        )
-    }
-
-    /// Workgroup memory the kernel's shaders declare.
-    pub fn workgroup_bytes(self) -> u32 {
         match self {
-            CoopKernel::Quad | CoopKernel::Wide { .. } => WORKGROUP_BYTES,
-            CoopKernel::Octo { .. } => WORKGROUP_BYTES_OCTO,
+            CoopKernel::Quad => "quad".to_string(),
+            CoopKernel::Wide { ld16, depth } => {
+                format!("wide{}_d{depth}", if ld16 { "_ld16" } else { "" })
+            }
         }
     }
 }
@@ -205,42 +154,26 @@ pub const ENTRY: &str = "gemm_coop";
 pub const BLOCK: usize = 128;
 /// Columns of C per workgroup of `Wide`.
 pub const BLOCK_WIDE: usize = 256;
-/// Workgroup memory `gemm_coop.wgsl` declares: two double-buffered 128×32 operand blocks of f16
-/// (rows padded) and a 16×16 f32 tile per subgroup (4) for the guarded epilogue. The same for
-/// `gemm_coop_wide.wgsl`: double-buffered 128×16 and 256×16 blocks, 8 scratch tiles.
+/// Workgroup memory either core declares: `gemm_coop.wgsl` two double-buffered 128×32 operand
+/// blocks of f16 (rows padded) and a 16×16 f32 tile per subgroup (4) for the guarded epilogue,
+/// `gemm_coop_wide.wgsl` double-buffered 128×16 and 256×16 blocks and 8 such tiles.
 pub const WORKGROUP_BYTES: u32 = 45_056;
-/// Workgroup memory `gemm_coop8.wgsl` declares: the same operand blocks, 8 scratch tiles.
-pub const WORKGROUP_BYTES_OCTO: u32 = 49_152;
 
-/// Whether `shader` (one of [`shaders`]) declares the pipeline constant `PF2` (the eight-subgroup
-/// cores do).
-pub fn declares_pf2(shader: &Shader) -> bool {
-    !shader.parts.contains(&CORE)
+/// Whether `shader` (one of [`shaders`]) declares the pipeline constant `DEPTH` (the 128×256
+/// core does).
+pub fn declares_depth(shader: &Shader) -> bool {
+    shader.parts.contains(&CORE_WIDE)
 }
 
-/// Workgroup memory `shader` (one of [`shaders`]) declares.
-pub fn workgroup_bytes(shader: &Shader) -> u32 {
-    // (`Wide` declares as much as `Quad`.)
-    if shader.parts.contains(&CORE8) {
-        WORKGROUP_BYTES_OCTO
-    } else {
-        WORKGROUP_BYTES
-    }
-}
 /// The one subgroup size the kernels are written for: 128 (256) invocations must be 4 (8)
-/// subgroups, one per 64×64 (64×32) piece of the block.
+/// subgroups, one per 64×64 piece of the block.
 pub const SUBGROUP_SIZE: u32 = 32;
 
 /// `Ok` when `dev` can run the kernel: a 16×16×16 f16 → f32 cooperative-matrix tile, f16 in
 /// shaders, subgroups of exactly 32 and enough workgroup memory; else an `Err` naming what is
-/// missing (the kernel has no fallback of its own: the caller keeps the f32 core). For [`KERNEL`];
-/// [`coop_supported_for`] asks about another variant.
+/// missing (the kernel has no fallback of its own: the caller keeps the f32 core). Every
+/// [`CoopKernel`] needs the same.
 pub fn coop_supported(dev: &Device) -> Result<()> {
-    coop_supported_for(dev, KERNEL)
-}
-
-/// [`coop_supported`] for `kernel`'s workgroup memory.
-pub fn coop_supported_for(dev: &Device, kernel: CoopKernel) -> Result<()> {
     let caps = dev.caps();
     let tile = caps
         .cooperative_matrix
@@ -274,15 +207,10 @@ pub fn coop_supported_for(dev: &Device, kernel: CoopKernel) -> Result<()> {
             caps.subgroup_size.1
         )));
     }
-    let bytes = kernel.workgroup_bytes();
-    if caps.max_workgroup_storage < bytes {
+    if caps.max_workgroup_storage < WORKGROUP_BYTES {
         return Err(Error::TooLarge {
-            what: format!(
-                "{}: the cooperative-matrix GEMM ({})",
-                dev.name(),
-                kernel.name()
-            ),
-            amount: bytes as u64,
+            what: format!("{}: the cooperative-matrix GEMM", dev.name()),
+            amount: WORKGROUP_BYTES as u64,
             limit: caps.max_workgroup_storage as u64,
             unit: Unit::WorkgroupBytes,
         });
@@ -376,8 +304,16 @@ pub fn coop_gemm_launch_with(
         )));
     }
     check(g, a, b, c)?;
+    if let CoopKernel::Wide { depth, .. } = kernel
+        && !(1..=MAX_DEPTH).contains(&depth)
+    {
+        return Err(Error::Invalid(format!(
+            "coop_gemm: {} keeps 1 to {MAX_DEPTH} K steps in flight, got {depth}",
+            kernel.name()
+        )));
+    }
     // After the argument checks, so that they are testable on any adapter.
-    coop_supported_for(dev, kernel)?;
+    coop_supported(dev)?;
     // Wide loads need every row and batch of both operands to start on their width in halves.
     let a_cols = if g.trans_a { g.m } else { g.k };
     let b_cols = if g.trans_b { g.k } else { g.n };
@@ -390,23 +326,15 @@ pub fn coop_gemm_launch_with(
     let pick = |f32_shader: &'static Shader, f16_shader: &'static Shader| {
         if f32_c { f32_shader } else { f16_shader }
     };
-    // The shader, its block's columns, and PF2 where the core has it.
-    let (shader, block_n, pf2) = match kernel {
-        CoopKernel::Octo { ld16, pf2 } if aligned(4) => {
-            let shader = if ld16 && aligned(8) {
-                pick(&SHADER8_LD16_F32, &SHADER8_LD16_F16)
-            } else {
-                pick(&SHADER8_LD8_F32, &SHADER8_LD8_F16)
-            };
-            (shader, BLOCK, Some(pf2))
-        }
-        CoopKernel::Wide { ld16, pf2 } if aligned(4) => {
+    // The shader, its block's columns, and DEPTH where the core has it.
+    let (shader, block_n, depth) = match kernel {
+        CoopKernel::Wide { ld16, depth } if aligned(4) => {
             let shader = if ld16 && aligned(8) {
                 pick(&SHADER_WIDE_LD16_F32, &SHADER_WIDE_LD16_F16)
             } else {
                 pick(&SHADER_WIDE_LD8_F32, &SHADER_WIDE_LD8_F16)
             };
-            (shader, BLOCK_WIDE, Some(pf2))
+            (shader, BLOCK_WIDE, Some(depth))
         }
         _ if aligned(4) => (pick(&SHADER_VEC4_F32, &SHADER_VEC4_F16), BLOCK, None),
         _ => (pick(&SHADER_ANY_F32, &SHADER_ANY_F16), BLOCK, None),
@@ -438,10 +366,9 @@ pub fn coop_gemm_launch_with(
     let mut constants = crate::neuron::fused_constants(g.fused);
     constants.push(("TA", g.trans_a as u32 as f64));
     constants.push(("TB", g.trans_b as u32 as f64));
-    // Only gemm_coop8.wgsl and gemm_coop_wide.wgsl declare it (an unknown constant is a pipeline
-    // error).
-    if let Some(pf2) = pf2 {
-        constants.push(("PF2", pf2 as u32 as f64));
+    // Only gemm_coop_wide.wgsl declares it (an unknown constant is a pipeline error).
+    if let Some(depth) = depth {
+        constants.push(("DEPTH", depth as f64));
     }
     let groups = [
         g.n.div_ceil(block_n) as u32,

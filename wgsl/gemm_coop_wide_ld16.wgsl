@@ -1,4 +1,4 @@
-// Operand loaders of gemm_coop8.wgsl when every row of A and B (and each batch stride) is a
+// Operand loaders of gemm_coop_wide.wgsl when every row of A and B (and each batch stride) is a
 // multiple of 8 halves: one 16-byte load per unit (the operands bound as 16-byte elements), the
 // unit then inside or outside the problem as a whole.
 

@@ -1,4 +1,4 @@
-// Operand loaders of gemm_coop8.wgsl when every row of A and B (and each batch stride) is a
+// Operand loaders of gemm_coop_wide.wgsl when every row of A and B (and each batch stride) is a
 // multiple of 4 halves: two 8-byte loads per unit of 8, each half inside or outside the problem
 // as a whole.
 
