@@ -5,9 +5,9 @@
 //! `--f16`: the tensor-core GEMM (`ops::matmul::coop`, f16 operands, f32 accumulation) in
 //! TFLOP/s at 256…8192, every stored layout and an f16 C at 4096, against `gemm_torch.py --f16`;
 //! an adapter without cooperative-matrix f16 tiles says so and skips.
-//! `--f16 --variants`: every `coop::KERNELS` variant at 4096 NN, 2048, 8192 and 4096 NT and TN,
-//! each checked like `--f16`; a variant that fails to build or to match prints why and the
-//! others still run (`coop::KERNEL` is then set to the fastest).
+//! `--f16 --variants`: every `coop::KERNELS` variant at 4096 NN, 2048, 8192, 4096 NT and TN, 1024
+//! and 512, each checked like `--f16`; a variant that fails to build or to match prints why and
+//! the others still run (`coop::KERNEL` is then set to the fastest).
 
 mod common;
 
@@ -224,12 +224,16 @@ mod f16 {
         let problems: &[(usize, bool, bool)] = match mode {
             Mode::Smoke => &[(256, false, false)],
             Mode::Quick => &[(256, false, false), (512, false, true)],
+            // The sizes of the goal, then smaller ones (fewer blocks than multiprocessors
+            // for 128×256 blocks).
             Mode::Full => &[
                 (4096, false, false),
                 (2048, false, false),
                 (8192, false, false),
                 (4096, false, true),
                 (4096, true, false),
+                (1024, false, false),
+                (512, false, false),
             ],
         };
         println!(
