@@ -14,13 +14,14 @@ enable wgpu_cooperative_matrix;
 //     fetch_b(batch, r, c) -> mat2x4<f16>   likewise for B
 //   (gemm_coop_wide_ld16.wgsl: one 16-byte load, rows of a multiple of 8 halves;
 //   gemm_coop_wide_ld8.wgsl: two 8-byte loads, rows of a multiple of 4);
-// - `DEPTH` (1 to 4) K steps in flight in registers, loaded DEPTH steps before they are stored
-//   to workgroup memory: on the H200 the loads' latency, not the tensor cores, sets the pace.
+// - `DEPTH` (1 or 2) K steps in flight in registers, loaded DEPTH steps before they are stored
+//   to workgroup memory: on the H200 two beat one by 20% (the loads' latency sets the pace), and
+//   three or four register sets (tried) were as slow as one.
 //
 // naga's SPIR-V writer panics ("Expression [N] is not cached") when a coopLoad/coopStore
 // pointer holds an inline index expression: every index is bound with `let` first.
 
-// K steps in flight in registers, 1 to 4 (coop.rs checks; a pipeline constant: each setting is
+// K steps in flight in registers, 1 or 2 (coop.rs checks; a pipeline constant: each setting is
 // its own pipeline).
 override DEPTH: u32 = 2u;
 
@@ -154,39 +155,26 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
     var c33 = coop_mat16x16<f32, C>();
 
     let steps = (p.k + BK - 1u) / BK;
-    // DEPTH register sets r0..r3 rotate: at the top of step s, buffer s % 2 holds step s and set
-    // j holds the step ≡ j (mod DEPTH) among s + 1 .. s + DEPTH - 1. Step s loads step s + DEPTH
-    // into set s % DEPTH (its step s went to workgroup memory at the end of step s - 1) and
-    // stores set (s + 1) % DEPTH. Each set is loaded and stored inside its own branch: a copy
-    // between sets would wait for the loads it copies.
+    // DEPTH register sets rotate: at the top of step s, buffer s % 2 holds step s and (DEPTH 2)
+    // set (s + 1) % 2 holds step s + 1. Step s loads step s + DEPTH into set s % DEPTH (its step
+    // s went to workgroup memory at the end of step s - 1) and stores set (s + 1) % DEPTH. Each
+    // set is loaded and stored inside its own branch: a copy between sets would wait for the
+    // loads it copies.
     var r0 = fetch_step(batch, sa_, sb_, m0, n0, 0u);
     stash_step(0u, sa_, sb_, r0);
     var r1 = Regs();
-    var r2 = Regs();
-    var r3 = Regs();
     if (DEPTH > 1u && steps > 1u) {
         r1 = fetch_step(batch, sa_, sb_, m0, n0, BK);
-    }
-    if (DEPTH > 2u && steps > 2u) {
-        r2 = fetch_step(batch, sa_, sb_, m0, n0, 2u * BK);
-    }
-    if (DEPTH > 3u && steps > 3u) {
-        r3 = fetch_step(batch, sa_, sb_, m0, n0, 3u * BK);
     }
     workgroupBarrier();
     for (var s = 0u; s < steps; s = s + 1u) {
         let buf = s % 2u;
         if (s + DEPTH < steps) {
             let k0 = (s + DEPTH) * BK;
-            let f = s % DEPTH;
-            if (f == 0u) {
+            if (s % DEPTH == 0u) {
                 r0 = fetch_step(batch, sa_, sb_, m0, n0, k0);
-            } else if (f == 1u) {
-                r1 = fetch_step(batch, sa_, sb_, m0, n0, k0);
-            } else if (f == 2u) {
-                r2 = fetch_step(batch, sa_, sb_, m0, n0, k0);
             } else {
-                r3 = fetch_step(batch, sa_, sb_, m0, n0, k0);
+                r1 = fetch_step(batch, sa_, sb_, m0, n0, k0);
             }
         }
         // One k16 per step (BK = 16): no inner loop.
@@ -216,15 +204,10 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
         c33 = coopMultiplyAdd(a3, b3, c33);
         // The other buffer was last read before the previous barrier: free to overwrite.
         if (s + 1u < steps) {
-            let t = (s + 1u) % DEPTH;
-            if (t == 0u) {
+            if ((s + 1u) % DEPTH == 0u) {
                 stash_step(1u - buf, sa_, sb_, r0);
-            } else if (t == 1u) {
-                stash_step(1u - buf, sa_, sb_, r1);
-            } else if (t == 2u) {
-                stash_step(1u - buf, sa_, sb_, r2);
             } else {
-                stash_step(1u - buf, sa_, sb_, r3);
+                stash_step(1u - buf, sa_, sb_, r1);
             }
         }
         workgroupBarrier();

@@ -110,8 +110,7 @@ pub fn matches(gpu: &[f64], want: &[f64], tol: f64) -> Result<f64, String> {
     let mut worst = 0.0f64;
     for (i, (&g, &w)) in gpu.iter().zip(want).enumerate() {
         let err = (g - w).abs();
-        // Written so that a NaN fails too.
-        if !(err <= tol * (w.abs() + scale)) {
+        if err.is_nan() || err > tol * (w.abs() + scale) {
             return Err(format!(
                 "value {i}: gpu {g} vs reference {w} (err {err:.2e}, scale {scale:.2e})"
             ));

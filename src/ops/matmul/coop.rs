@@ -8,8 +8,8 @@
 //! `benches/gemm.rs --f16 --variants` and checked by `tests/gemm_coop.rs`):
 //! - `wgsl/gemm_coop.wgsl`: 128×128 blocks, 4 subgroups of 64×64, with its operand loaders
 //!   (`gemm_coop_vec4.wgsl` for rows of a multiple of 4 halves, `gemm_coop_any.wgsl` otherwise);
-//! - `wgsl/gemm_coop_wide.wgsl`: 128×256 blocks, 8 subgroups of 64×64, K steps of 16 with 1–4 of
-//!   them in flight in registers, loaders `gemm_coop_wide_ld16.wgsl` (16-byte loads, rows of a
+//! - `wgsl/gemm_coop_wide.wgsl`: 128×256 blocks, 8 subgroups of 64×64, K steps of 16 with 1 or 2
+//!   of them in flight in registers, loaders `gemm_coop_wide_ld16.wgsl` (16-byte loads, rows of a
 //!   multiple of 8 halves) and `gemm_coop_wide_ld8.wgsl` (a multiple of 4); other shapes take
 //!   `gemm_coop.wgsl` with `gemm_coop_any.wgsl`.
 //!
@@ -108,15 +108,17 @@ pub enum CoopKernel {
 }
 
 /// The most K steps `Wide` keeps in flight (its register sets).
-pub const MAX_DEPTH: u32 = 4;
+pub const MAX_DEPTH: u32 = 2;
 
-/// The kernel [`coop_gemm_launch`] uses. `Quad` until the variants are timed on the H200
-/// (`cargo bench --bench gemm -- --f16 --variants`): set it to the fastest checked one.
+/// The kernel [`coop_gemm_launch`] uses: set it to the fastest checked variant of
+/// `cargo bench --bench gemm -- --f16 --variants`. Still `Quad`: on the H200 `Wide` with 16-byte
+/// loads and two steps in flight was faster from 2048 up (BENCHMARKS.md) but slower at 512,
+/// where its fewer, larger blocks leave multiprocessors idle; the switch is the lead's call.
 pub const KERNEL: CoopKernel = CoopKernel::Quad;
 
 /// Every kernel variant, for the benchmark and the tests (`Wide` with one step in flight, 20%
 /// slower than two on the H200, left out).
-pub const KERNELS: [CoopKernel; 5] = [
+pub const KERNELS: [CoopKernel; 3] = [
     CoopKernel::Quad,
     CoopKernel::Wide {
         ld16: false,
@@ -125,14 +127,6 @@ pub const KERNELS: [CoopKernel; 5] = [
     CoopKernel::Wide {
         ld16: true,
         depth: 2,
-    },
-    CoopKernel::Wide {
-        ld16: true,
-        depth: 3,
-    },
-    CoopKernel::Wide {
-        ld16: true,
-        depth: 4,
     },
 ];
 
