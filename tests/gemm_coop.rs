@@ -189,7 +189,13 @@ fn coop_gemm_matches_f64_reference_or_refuses_explicitly() {
             REFUSED.lock().unwrap().push(dev.name());
             return;
         }
-        for kernel in KERNELS {
+        // Every benchmarked variant, and the 128×256 core with one step in flight (a depth no
+        // variant uses, but `coop_gemm_launch_with` accepts).
+        let one_step = CoopKernel::Wide {
+            ld16: true,
+            depth: 1,
+        };
+        for kernel in KERNELS.into_iter().chain([one_step]) {
             for case in cases() {
                 check(dev, &case, kernel);
             }
