@@ -113,7 +113,7 @@ pub const MAX_DEPTH: u32 = 2;
 /// The kernel [`coop_gemm_launch`] uses: set it to the fastest checked variant of
 /// `cargo bench --bench gemm -- --f16 --variants`. Still `Quad`: on the H200 `Wide` with 16-byte
 /// loads and two steps in flight was faster from 2048 up (BENCHMARKS.md) but slower at 512,
-/// where its fewer, larger blocks leave multiprocessors idle; the switch is the lead's call.
+/// where its fewer, larger blocks leave multiprocessors idle.
 pub const KERNEL: CoopKernel = CoopKernel::Quad;
 
 /// Every kernel variant, for the benchmark and the tests (`Wide` with one step in flight, 20%
