@@ -1,14 +1,17 @@
-//! The tensor-core GEMM (`ops::matmul::coop`) against the f64 reference on awkward shapes, every
-//! stored layout, a batch with a shared operand, the epilogue options and an f16 C — on the
-//! adapters that report 16×16×16 f16 → f32 cooperative-matrix tiles. Elsewhere (lavapipe) the
-//! launch must refuse with the explicit `Err`, and the test says which adapters ran which check.
+//! The tensor-core GEMM (`ops::matmul::coop`), every kernel variant (`coop::KERNELS`), against the
+//! f64 reference on awkward shapes, every stored layout, a batch with a shared operand, the
+//! epilogue options and an f16 C — on the adapters that report 16×16×16 f16 → f32
+//! cooperative-matrix tiles. Elsewhere (lavapipe) the launch must refuse with the explicit `Err`,
+//! and the test says which adapters ran which check.
 //! The argument checks run on every adapter (they come before the adapter's).
 
 mod common;
 
 use std::sync::Mutex;
 use wgtrain::ops::elementwise::UnaryOp;
-use wgtrain::ops::matmul::coop::{coop_gemm_launch, coop_supported};
+use wgtrain::ops::matmul::coop::{
+    CoopKernel, KERNELS, MAX_DEPTH, coop_gemm_launch, coop_gemm_launch_with, coop_supported,
+};
 use wgtrain::ops::matmul::gpu::Gemm;
 use wgtrain::ops::matmul::reference::matmul;
 use wgtrain::reference::{Array, f16_tol, max_rel_diff};
@@ -33,9 +36,9 @@ fn gemm(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Gemm {
     Gemm::plain(m, n, k, ta, tb, false)
 }
 
-/// Runs `case` on `dev` and holds it to the reference: per batch, `alpha · op(A)·op(B) (+ C)`
-/// with the fused neuron, in f64 from the f16 operands.
-fn check(dev: &Device, case: &Case) {
+/// Runs `case` with `kernel` on `dev` and holds it to the reference: per batch,
+/// `alpha · op(A)·op(B) (+ C)` with the fused neuron, in f64 from the f16 operands.
+fn check(dev: &Device, case: &Case, kernel: CoopKernel) {
     let g = &case.g;
     let (ar, ac) = if g.trans_a { (g.k, g.m) } else { (g.m, g.k) };
     let (br, bc) = if g.trans_b { (g.n, g.k) } else { (g.k, g.n) };
@@ -54,8 +57,9 @@ fn check(dev: &Device, case: &Case) {
         DType::F16 => Tensor::from_f32_as_f16(dev, &[c_len], &c0).unwrap(),
         _ => Tensor::from_f32(dev, &[c_len], &c0).unwrap(),
     };
-    let what = format!("{g:?} into {:?}", case.c_dtype);
-    let launch = coop_gemm_launch(g, &a, &b, &c).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let what = format!("{} {g:?} into {:?}", kernel.name(), case.c_dtype);
+    let launch =
+        coop_gemm_launch_with(kernel, g, &a, &b, &c).unwrap_or_else(|e| panic!("{what}: {e}"));
     dev.run(&[launch]).unwrap();
     let got: Vec<f64> = c.to_f32().unwrap().iter().map(|&v| v as f64).collect();
     let mut want: Vec<f64> = c0.iter().map(|&v| v as f64).collect();
@@ -105,11 +109,16 @@ fn cases() -> Vec<Case> {
         }
     }
     // Rows of a multiple of 4: the 8-byte loaders, whole blocks stored straight from the
-    // accumulators, and edges (132, 260) in each layout.
+    // accumulators, and edges (132, 260) in each layout; rows of a multiple of 8 (the 16-byte
+    // loaders) with edges (136, 264, a K of 40 ending inside a step) likewise.
     for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
         v.push(f32c(gemm(256, 128, 96, ta, tb)));
         v.push(f32c(gemm(132, 260, 36, ta, tb)));
+        v.push(f32c(gemm(136, 264, 40, ta, tb)));
     }
+    // Several K steps, odd and even in count (the register stages alternate per step).
+    v.push(f32c(gemm(128, 256, 160, false, false)));
+    v.push(f32c(gemm(256, 128, 128, true, true)));
     // A batch sharing B (stride 0), and one with every operand strided.
     let mut g = gemm(33, 17, 40, false, true);
     g.batch = 3;
@@ -121,6 +130,12 @@ fn cases() -> Vec<Case> {
     g.a_stride = 44 * 20 + 4;
     g.b_stride = 44 * 36;
     g.c_stride = 20 * 36 + 8;
+    v.push(f32c(g));
+    // Strides of a multiple of 8 (the 16-byte loaders), one operand shared.
+    let mut g = gemm(136, 40, 72, false, true);
+    g.batch = 3;
+    g.a_stride = 136 * 72 + 8;
+    g.c_stride = 136 * 40;
     v.push(f32c(g));
     // The epilogue: alpha, accumulate and a neuron, on a block-aligned shape (no direct store).
     let mut g = gemm(128, 128, 64, false, false);
@@ -150,15 +165,19 @@ static REFUSED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 fn coop_gemm_matches_f64_reference_or_refuses_explicitly() {
     common::each_device("coop_gemm_reference", |dev| {
         if let Err(why) = coop_supported(dev) {
-            // The launch itself must refuse, with the same explicit reason.
+            // Every variant's launch must refuse, with the same explicit reason.
             let a = Tensor::from_f32_as_f16(dev, &[4], &[1.0; 4]).unwrap();
             let b = Tensor::from_f32_as_f16(dev, &[4], &[1.0; 4]).unwrap();
             let c = Tensor::zeros(dev, &[4], DType::F32).unwrap();
-            let err = coop_gemm_launch(&gemm(2, 2, 2, false, false), &a, &b, &c)
-                .expect_err("the launch must refuse where coop_supported does");
-            assert!(matches!(err, Error::Device(_)), "{err:?}");
-            assert_eq!(err.to_string(), why.to_string());
-            let text = err.to_string();
+            let g = gemm(2, 2, 2, false, false);
+            let mut errs = vec![coop_gemm_launch(&g, &a, &b, &c)];
+            errs.extend(KERNELS.map(|k| coop_gemm_launch_with(k, &g, &a, &b, &c)));
+            for err in errs {
+                let err = err.expect_err("the launch must refuse where coop_supported does");
+                assert!(matches!(err, Error::Device(_)), "{err:?}");
+                assert_eq!(err.to_string(), why.to_string());
+            }
+            let text = why.to_string();
             assert!(
                 text.contains("no cooperative-matrix f16 tiles") || text.contains("subgroups"),
                 "{text}"
@@ -170,8 +189,16 @@ fn coop_gemm_matches_f64_reference_or_refuses_explicitly() {
             REFUSED.lock().unwrap().push(dev.name());
             return;
         }
-        for case in cases() {
-            check(dev, &case);
+        // Every benchmarked variant, and the 128×256 core with one step in flight (a depth no
+        // variant uses, but `coop_gemm_launch_with` accepts).
+        let one_step = CoopKernel::Wide {
+            ld16: true,
+            depth: 1,
+        };
+        for kernel in KERNELS.into_iter().chain([one_step]) {
+            for case in cases() {
+                check(dev, &case, kernel);
+            }
         }
         RAN.lock().unwrap().push(dev.name());
     });
@@ -281,5 +308,14 @@ fn coop_gemm_refuses_bad_arguments() {
             "no batch",
             "at least 1",
         );
+        // The 128×256 kernel keeps 1 to MAX_DEPTH steps in flight.
+        for depth in [0, MAX_DEPTH + 1, u32::MAX] {
+            let kernel = CoopKernel::Wide { ld16: true, depth };
+            expect(
+                coop_gemm_launch_with(kernel, &g, &h(16), &h(16), &c32(16)),
+                "depth out of range",
+                &format!("1 to {MAX_DEPTH} K steps in flight, got {depth}"),
+            );
+        }
     });
 }

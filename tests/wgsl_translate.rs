@@ -91,12 +91,27 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             (module.entry_points.len(), ep.name.as_str()),
             (1, coop::ENTRY)
         );
+        // Only the 128×256 core declares `DEPTH` (K steps in flight): each layout with every
+        // depth there.
+        let wide = coop::declares_depth(shader);
+        let depths: Vec<f64> = if wide {
+            (1..=coop::MAX_DEPTH).map(f64::from).collect()
+        } else {
+            vec![0.0]
+        };
         let mut variants = Vec::new();
         for (ta, tb) in [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)] {
-            let mut c = naga::back::PipelineConstants::default();
-            c.insert("TA".to_string(), ta);
-            c.insert("TB".to_string(), tb);
-            variants.push((format!(" with TA = {ta}, TB = {tb}"), c));
+            for &depth in &depths {
+                let mut c = naga::back::PipelineConstants::default();
+                c.insert("TA".to_string(), ta);
+                c.insert("TB".to_string(), tb);
+                let mut what = format!(" with TA = {ta}, TB = {tb}");
+                if wide {
+                    c.insert("DEPTH".to_string(), depth);
+                    what += &format!(", DEPTH = {depth}");
+                }
+                variants.push((what, c));
+            }
         }
         for code in neuron_codes() {
             let mut c = naga::back::PipelineConstants::default();
@@ -142,7 +157,12 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
             translated += 1;
         }
     }
-    assert_eq!(translated, 4 * (4 + neuron_codes().len()));
+    // 4 shaders of each core; the 128×256 one at every depth per layout.
+    let depths = coop::MAX_DEPTH as usize;
+    assert_eq!(
+        translated,
+        4 * (4 + neuron_codes().len()) + 4 * (4 * depths + neuron_codes().len())
+    );
 }
 
 /// The convolutions' tensor-core modules: both widths of each, and with every fused neuron, through naga's SPIR-V writer (see the GEMM's test above for HLSL and MSL).

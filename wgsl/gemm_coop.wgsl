@@ -22,32 +22,11 @@ enable wgpu_cooperative_matrix;
 // a tile's 16 rows start on distinct banks. Everything outside the problem is staged as zeros,
 // so edges need no branch in the multiply.
 //
+// The parameters, the layout overrides and the epilogue (`store_tile`) are gemm_coop_common.wgsl,
+// shared with the 128×256-block kernel (gemm_coop_wide.wgsl).
+//
 // naga's SPIR-V writer panics ("Expression [N] is not cached") when a coopLoad/coopStore
 // pointer holds an inline index expression: every index is bound with `let` first.
-
-struct CoopParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    a_stride: u32,   // elements between batches of A (0 = shared)
-    b_stride: u32,
-    c_stride: u32,
-    accumulate: u32,
-    alpha: f32,
-    act_len: u32,    // fused post-op: 0 = none, 1 = the neuron act_op(act_a, act_b)
-    act_op: u32,
-    act_a: f32,
-    act_b: f32,
-    // 1: a workgroup whose block is inside C stores the accumulators straight to C (coop.rs sets
-    // it when there is nothing to apply — alpha 1, no accumulate, no neuron — and rows of C are
-    // 16-byte aligned); 0: every tile goes through workgroup memory and guarded stores.
-    direct: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: CoopParams;
-
-override TA: bool = false;
-override TB: bool = false;
 
 const BM: u32 = 128u;
 const BN: u32 = 128u;
@@ -179,35 +158,6 @@ fn tile_b(buf: u32, kk: u32, n: u32) -> coop_mat16x16<f16, B> {
     }
     let i = (buf * BUF + kk * LDW + n) / UNIT;
     return coopLoadT<coop_mat16x16<f16, B>>(&sb[i], LDW / UNIT);
-}
-
-// One 16×16 tile of C at (m, n) (absolute): straight from the accumulator when `direct` (the
-// whole block is inside C), else through this subgroup's scratch tile, each lane then storing
-// 8 values (two rows of 16 per pass) with alpha, accumulate, the neuron and the bounds applied.
-// Called by every invocation of the workgroup alike (the barriers need uniform control flow).
-fn store_tile(t: coop_mat16x16<f32, C>, batch: u32, m: u32, n: u32, direct: bool, sg: u32,
-              lane: u32) {
-    if (direct) {
-        let i = batch * p.c_stride + m * p.n + n;
-        store_direct(t, i);
-        return;
-    }
-    let s = sg * 256u;
-    coopStoreT(t, &scratch[s], 16u);
-    workgroupBarrier();
-    for (var row2 = 0u; row2 < 8u; row2 = row2 + 1u) {
-        let r = 2u * row2 + lane / 16u;
-        let c = lane % 16u;
-        if (m + r < p.m && n + c < p.n) {
-            let i = batch * p.c_stride + (m + r) * p.n + n + c;
-            var v = p.alpha * scratch[s + r * 16u + c];
-            if (p.accumulate != 0u) {
-                v = v + get_c(i);
-            }
-            put_c(i, post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
-        }
-    }
-    workgroupBarrier();
 }
 
 @compute @workgroup_size(128)

@@ -92,22 +92,32 @@ pub fn random(shape: &[usize], seed: u64) -> (Vec<f32>, wgtrain::reference::Arra
 /// gets the tensor's scale); NaN fails. Panics naming the first offender, so a bench whose kernel
 /// is wrong fails instead of printing a time.
 pub fn assert_matches(what: &str, gpu: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(
-        gpu.len(),
-        want.len(),
-        "{what}: {} values vs {}",
-        gpu.len(),
-        want.len()
-    );
-    assert!(!want.is_empty(), "{what}: nothing to check");
+    if let Err(e) = matches(gpu, want, tol) {
+        panic!("{what}: {e}");
+    }
+}
+
+/// [`assert_matches`] as a `Result`: the largest `|gpu - want| / (|want| + max|want|)` when every
+/// value is within `tol` of it, else the first offender.
+pub fn matches(gpu: &[f64], want: &[f64], tol: f64) -> Result<f64, String> {
+    if gpu.len() != want.len() {
+        return Err(format!("{} values vs {}", gpu.len(), want.len()));
+    }
+    if want.is_empty() {
+        return Err("nothing to check".to_string());
+    }
     let scale = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+    let mut worst = 0.0f64;
     for (i, (&g, &w)) in gpu.iter().zip(want).enumerate() {
         let err = (g - w).abs();
-        assert!(
-            err <= tol * (w.abs() + scale),
-            "{what}: value {i}: gpu {g} vs reference {w} (err {err:.2e}, scale {scale:.2e})"
-        );
+        if err.is_nan() || err > tol * (w.abs() + scale) {
+            return Err(format!(
+                "value {i}: gpu {g} vs reference {w} (err {err:.2e}, scale {scale:.2e})"
+            ));
+        }
+        worst = worst.max(err / (w.abs() + scale).max(f64::MIN_POSITIVE));
     }
+    Ok(worst)
 }
 
 /// `count` indices spread over `0..n` (all of them when `n <= count`), the same every run.
