@@ -319,3 +319,21 @@ fn coop_gemm_refuses_bad_arguments() {
         }
     });
 }
+
+#[test]
+fn large_gemms_take_the_wide_kernel_small_ones_the_quad() {
+    use wgtrain::ops::matmul::coop::{CoopKernel, KERNEL, kernel_for};
+    let plain = |n| wgtrain::ops::matmul::gpu::Gemm::plain(n, n, n, false, false, false);
+    assert!(matches!(
+        kernel_for(&plain(2048)),
+        CoopKernel::Wide {
+            ld16: true,
+            depth: 2
+        }
+    ));
+    assert_eq!(kernel_for(&plain(1024)).name(), KERNEL.name());
+    // A batch of small matrices fills the GPU as one large one does.
+    let mut batched = plain(512);
+    batched.batch = 16;
+    assert!(matches!(kernel_for(&batched), CoopKernel::Wide { .. }));
+}

@@ -110,10 +110,8 @@ pub enum CoopKernel {
 /// The most K steps `Wide` keeps in flight (its register sets).
 pub const MAX_DEPTH: u32 = 2;
 
-/// The kernel [`coop_gemm_launch`] uses: set it to the fastest checked variant of
-/// `cargo bench --bench gemm -- --f16 --variants`. Still `Quad`: on the H200 `Wide` with 16-byte
-/// loads and two steps in flight was faster from 2048 up (BENCHMARKS.md) but slower at 512,
-/// where its fewer, larger blocks leave multiprocessors idle.
+/// The kernel [`coop_gemm_launch`] uses where C has too few blocks for the wide one
+/// ([`kernel_for`]).
 pub const KERNEL: CoopKernel = CoopKernel::Quad;
 
 /// Every kernel variant, for the benchmark and the tests (`Wide` with one step in flight, 20%
@@ -275,9 +273,31 @@ fn check(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<()> {
 /// staged as zeros), batch strides as in [`Gemm`] (0 shares an operand). `Err` when the adapter
 /// cannot run it ([`coop_supported`], checked after the arguments), on a dtype other than those,
 /// or when `g` does not fit the tensors; `g.fused` and `accumulate` take the guarded epilogue.
-/// Runs [`KERNEL`].
+/// Runs [`kernel_for`]`(g)`.
 pub fn coop_gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
-    coop_gemm_launch_with(KERNEL, g, a, b, c)
+    coop_gemm_launch_with(kernel_for(g), g, a, b, c)
+}
+
+/// Wide blocks from this many workgroups up (a 2048² C): below it they leave multiprocessors
+/// idle and the 128×128 blocks win.
+const WIDE_MIN_GROUPS: usize = 128;
+
+/// The variant for `g`: 128×256 blocks with 16-byte loads and two K steps in flight when C has
+/// enough of them to fill the GPU (1.07–1.39× the 128×128 kernel from 2048² on the H200,
+/// BENCHMARKS.md), else [`KERNEL`].
+pub fn kernel_for(g: &Gemm) -> CoopKernel {
+    let groups =
+        g.m.div_ceil(BLOCK)
+            .saturating_mul(g.n.div_ceil(BLOCK_WIDE))
+            .saturating_mul(g.batch);
+    if groups >= WIDE_MIN_GROUPS {
+        CoopKernel::Wide {
+            ld16: true,
+            depth: 2,
+        }
+    } else {
+        KERNEL
+    }
 }
 
 /// [`coop_gemm_launch`] with the variant `kernel` (the benchmark and the tests run each).
