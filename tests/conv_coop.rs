@@ -2,7 +2,8 @@
 //! tensors, every pass (forward with bias and a fused ReLU, data gradient, weight gradient with
 //! and without split-K) against the f64 reference on the same f16-rounded inputs, on shapes that
 //! are not multiples of the 128×128 / 128×64 blocks, the 32-wide K step or the 16×16 tiles:
-//! groups, stride, dilation, asymmetric padding, 1-D and transposed. Each pass asserts which
+//! groups, stride, dilation, asymmetric padding, 1-D, transposed and pointwise (on the matmul's
+//! tensor-core GEMM). Each pass asserts which
 //! core ran: the coop core where the adapter has the tiles and the GEMM is large enough, the
 //! tiled core elsewhere (lavapipe runs the same cases on the tiled core, in f16 storage).
 
@@ -207,6 +208,18 @@ fn conv_passes_on_the_tensor_cores_match_the_reference() {
             &[8, 32, 16, 16],
             [true, true, true],
             50,
+        );
+        // Pointwise without a bias: the data passes are the matmul's tensor-core GEMM, one
+        // product per image (C = 128×256 per image, K = 128), the weight gradient this core.
+        check(
+            dev,
+            &Conv2d {
+                bias: false,
+                ..Conv2d::new(128, 128, (1, 1))
+            },
+            &[4, 128, 16, 16],
+            [true, true, true],
+            55,
         );
         // Too narrow for the tensor cores (16 output, 8 input channels): the tiled core.
         check(

@@ -145,6 +145,64 @@ fn conv2d_forward_backward() {
         );
         // many output pixels per image (M > 64), 1×1 kernel, C_out = 1
         check_conv(dev, &c(5, 1, (1, 1)), &[2, 5, 9, 8], 70);
+        // Pointwise without a bias: the data passes run on the matmul GEMM, one matrix product
+        // per image (odd channels and pixels, and 1 of each).
+        for (cin, cout, x) in [
+            (5, 7, [3, 5, 9, 7]),
+            (1, 1, [1, 1, 1, 1]),
+            (33, 70, [2, 33, 3, 11]),
+        ] {
+            let op = Conv2d {
+                bias: false,
+                ..c(cin, cout, (1, 1))
+            };
+            assert!(conv::pointwise(&op.geometry(&x).unwrap()));
+            check_conv(dev, &op, &x, 80 + cin as u64);
+        }
+        let t = ConvTranspose2d {
+            bias: false,
+            ..ConvTranspose2d::new(6, 4, (1, 1))
+        };
+        check_conv(dev, &t, &[2, 6, 5, 3], 90);
+    });
+}
+
+/// A pointwise convolution's data passes on the matmul GEMM keep the epilogue: the fused neuron,
+/// and adding into the output (a gradient sum written in place).
+#[test]
+fn pointwise_conv_fuses_and_accumulates() {
+    each_device("pointwise conv epilogue", |dev| {
+        let op = Conv2d {
+            bias: false,
+            ..Conv2d::new(6, 5, (1, 1))
+        };
+        let xs = [2, 6, 3, 7];
+        let (x, w) = (data(&xs, 1), data(&op.weight_shape(), 2));
+        let y = wgtrain::ops::conv::reference::forward(&op, &x, &w, None).unwrap();
+        let before = data(&y.shape, 3);
+        // The graph adds into an output only without a neuron: each is checked alone.
+        let yt = up(dev, &before);
+        let p = conv::forward_into(&op, &up(dev, &x), &up(dev, &w), None, &yt, None, true);
+        dev.run(&p.unwrap().launches).unwrap();
+        let mut want = y.clone();
+        want.data
+            .iter_mut()
+            .zip(&before.data)
+            .for_each(|(v, b)| *v += b);
+        close("pointwise accumulate", &yt, &want);
+        let yt = up(dev, &before);
+        let p = conv::forward_fused_launches(
+            &op,
+            &up(dev, &x),
+            &up(dev, &w),
+            None,
+            &yt,
+            Some(wgtrain::ops::elementwise::UnaryOp::Relu),
+        );
+        dev.run(&p.unwrap().launches).unwrap();
+        let mut want = y;
+        want.data.iter_mut().for_each(|v| *v = v.max(0.0));
+        close("pointwise relu", &yt, &want);
     });
 }
 

@@ -218,7 +218,7 @@ fn conv_coop_translates_to_spirv() {
             }
         }
     }
-    assert_eq!(translated, 2 * (3 * 2 + 2 * neuron_codes().len()));
+    assert_eq!(translated, 3 * 2 + 2 * neuron_codes().len());
 }
 
 /// Every neuron's op code: the `POST_OP` values a fused epilogue can be specialised for.

@@ -8,14 +8,16 @@ enable wgpu_cooperative_matrix;
 // 16×16×16 cooperative matrices (`ops::conv::coop`; the adapter must offer that tile and
 // subgroups of 32, as for `ops::matmul::coop`).
 //
-// One entry point, 128 invocations = 4 subgroups of 32 each, K in steps of CK = 32, two widths
-// (the pipeline constant WIDE: naga requires uniform control flow around cooperative-matrix
-// operations and takes function arguments for non-uniform):
-//   WIDE   128×128 outputs per workgroup, a 64×64 quarter per subgroup (4×4 tiles)
-//   !WIDE  128×64 outputs per workgroup, 32×64 per subgroup (2×4 tiles)
+// One entry point, 256 invocations = 8 subgroups of 32 each (4 along m × 2 along n), K in steps
+// of CK = 32, two widths (the pipeline constant WIDE: naga requires uniform control flow around
+// cooperative-matrix operations and takes function arguments for non-uniform):
+//   WIDE   128×128 outputs per workgroup, 32×64 per subgroup (2×4 tiles)
+//   !WIDE  128×64 outputs per workgroup, 32×32 per subgroup (2×2 tiles)
+// Eight subgroups rather than four: the convolutions' loaders gather scalars, so staging is
+// bound by the number of invocations issuing loads, not by the tensor cores.
 // Blocks are staged K-major, [k][m or n], as units of 4 consecutive m (n) at one k (what
 // load_a4/load_b4 return); each invocation keeps one ARows/BCols (its 4 m or n) for the whole
-// loop and takes 8 (narrow B: 4) k of it per step: consecutive invocations take consecutive
+// loop and takes 4 (narrow B: 2) k of it per step: consecutive invocations take consecutive
 // units along the operand's contiguous index (m or n when it is, else k). The next step is
 // fetched into registers while the current one is multiplied; one barrier per step. Rows are
 // padded by 8 halves so a tile's 16 rows start on distinct banks.
@@ -30,7 +32,7 @@ override WIDE: bool = true;
 
 const CM: u32 = 128u;       // block rows (m)
 const CK: u32 = 32u;        // K per step
-const CT: u32 = 128u;       // invocations
+const CT: u32 = 256u;       // invocations
 const CLD_W: u32 = 136u;    // shared row of a 128-wide block, in halves (128 + 8 pad)
 const CLD_N: u32 = 72u;     // shared row of a 64-wide block (64 + 8 pad)
 const CBUF: u32 = 4352u;    // one buffer: CK rows of CLD_W halves
@@ -38,24 +40,16 @@ const CUNIT: u32 = 4u;      // halves per staged unit
 
 var<workgroup> csa: array<vec4<f16>, 2176>; // 2 buffers × CBUF / CUNIT
 var<workgroup> csb: array<vec4<f16>, 2176>;
-var<workgroup> cscratch: array<f32, 1024>;  // a 16×16 tile per subgroup
+var<workgroup> cscratch: array<f32, 2048>;  // a 16×16 tile per subgroup
 
 var<private> ra0: vec4<f16>;
 var<private> ra1: vec4<f16>;
 var<private> ra2: vec4<f16>;
 var<private> ra3: vec4<f16>;
-var<private> ra4: vec4<f16>;
-var<private> ra5: vec4<f16>;
-var<private> ra6: vec4<f16>;
-var<private> ra7: vec4<f16>;
 var<private> rb0: vec4<f16>;
 var<private> rb1: vec4<f16>;
 var<private> rb2: vec4<f16>;
 var<private> rb3: vec4<f16>;
-var<private> rb4: vec4<f16>;
-var<private> rb5: vec4<f16>;
-var<private> rb6: vec4<f16>;
-var<private> rb7: vec4<f16>;
 
 // An invocation's staging units in a block `width` wide (128 or 64) × CK: its 4 columns
 // (w, block-relative), first k and step between its k.
@@ -80,20 +74,12 @@ fn cfetch(batch: u32, ar: ARows, bc: BCols, k0: u32, ua: CUnit, ub: CUnit) {
     ra1 = vec4<f16>(load_a4(batch, ar, ka + ua.step));
     ra2 = vec4<f16>(load_a4(batch, ar, ka + 2u * ua.step));
     ra3 = vec4<f16>(load_a4(batch, ar, ka + 3u * ua.step));
-    ra4 = vec4<f16>(load_a4(batch, ar, ka + 4u * ua.step));
-    ra5 = vec4<f16>(load_a4(batch, ar, ka + 5u * ua.step));
-    ra6 = vec4<f16>(load_a4(batch, ar, ka + 6u * ua.step));
-    ra7 = vec4<f16>(load_a4(batch, ar, ka + 7u * ua.step));
     let kb = k0 + ub.k;
     rb0 = vec4<f16>(load_b4(batch, kb, bc));
     rb1 = vec4<f16>(load_b4(batch, kb + ub.step, bc));
-    rb2 = vec4<f16>(load_b4(batch, kb + 2u * ub.step, bc));
-    rb3 = vec4<f16>(load_b4(batch, kb + 3u * ub.step, bc));
     if (WIDE) {
-        rb4 = vec4<f16>(load_b4(batch, kb + 4u * ub.step, bc));
-        rb5 = vec4<f16>(load_b4(batch, kb + 5u * ub.step, bc));
-        rb6 = vec4<f16>(load_b4(batch, kb + 6u * ub.step, bc));
-        rb7 = vec4<f16>(load_b4(batch, kb + 7u * ub.step, bc));
+        rb2 = vec4<f16>(load_b4(batch, kb + 2u * ub.step, bc));
+        rb3 = vec4<f16>(load_b4(batch, kb + 3u * ub.step, bc));
     }
 }
 
@@ -104,22 +90,14 @@ fn cstash(buf: u32, ua: CUnit, ub: CUnit) {
     csa[a + sa] = ra1;
     csa[a + 2u * sa] = ra2;
     csa[a + 3u * sa] = ra3;
-    csa[a + 4u * sa] = ra4;
-    csa[a + 5u * sa] = ra5;
-    csa[a + 6u * sa] = ra6;
-    csa[a + 7u * sa] = ra7;
     let ld = select(CLD_N, CLD_W, WIDE);
     let b = (buf * CBUF + ub.k * ld + ub.w) / CUNIT;
     let sb = ub.step * ld / CUNIT;
     csb[b] = rb0;
     csb[b + sb] = rb1;
-    csb[b + 2u * sb] = rb2;
-    csb[b + 3u * sb] = rb3;
     if (WIDE) {
-        csb[b + 4u * sb] = rb4;
-        csb[b + 5u * sb] = rb5;
-        csb[b + 6u * sb] = rb6;
-        csb[b + 7u * sb] = rb7;
+        csb[b + 2u * sb] = rb2;
+        csb[b + 3u * sb] = rb3;
     }
 }
 
@@ -154,7 +132,7 @@ fn cstore_tile(t: coop_mat16x16<f32, C>, batch: u32, m: u32, n: u32, sg: u32, la
     workgroupBarrier();
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(256)
 fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
              @builtin(local_invocation_index) lid: u32,
              @builtin(subgroup_id) sg: u32,
@@ -167,9 +145,9 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
     let ub = cunit(b_n_fastest(), bn, lid);
     let ar = a_rows(batch, m0 + ua.w);
     let bc = b_cols(batch, n0 + ub.w);
-    // This subgroup's rows and columns, block-relative: a 64×64 quarter, or 32 rows × 64.
-    let wm = select(sg * 32u, (sg / 2u) * 64u, WIDE);
-    let wn = select(0u, (sg % 2u) * 64u, WIDE);
+    // This subgroup's 32 rows and 64 (narrow: 32) columns, block-relative.
+    let wm = (sg / 2u) * 32u;
+    let wn = (sg % 2u) * select(32u, 64u, WIDE);
 
     var c00 = coop_mat16x16<f32, C>();
     var c01 = coop_mat16x16<f32, C>();
@@ -179,14 +157,6 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
     var c11 = coop_mat16x16<f32, C>();
     var c12 = coop_mat16x16<f32, C>();
     var c13 = coop_mat16x16<f32, C>();
-    var c20 = coop_mat16x16<f32, C>();
-    var c21 = coop_mat16x16<f32, C>();
-    var c22 = coop_mat16x16<f32, C>();
-    var c23 = coop_mat16x16<f32, C>();
-    var c30 = coop_mat16x16<f32, C>();
-    var c31 = coop_mat16x16<f32, C>();
-    var c32 = coop_mat16x16<f32, C>();
-    var c33 = coop_mat16x16<f32, C>();
 
     let steps = (gemm_k() + CK - 1u) / CK;
     cfetch(batch, ar, bc, 0u, ua, ub);
@@ -203,27 +173,17 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
             let a1 = ctile_a(buf, wm + 16u, kk);
             let b0 = ctile_b(buf, kk, wn);
             let b1 = ctile_b(buf, kk, wn + 16u);
-            let b2 = ctile_b(buf, kk, wn + 32u);
-            let b3 = ctile_b(buf, kk, wn + 48u);
             c00 = coopMultiplyAdd(a0, b0, c00);
             c01 = coopMultiplyAdd(a0, b1, c01);
-            c02 = coopMultiplyAdd(a0, b2, c02);
-            c03 = coopMultiplyAdd(a0, b3, c03);
             c10 = coopMultiplyAdd(a1, b0, c10);
             c11 = coopMultiplyAdd(a1, b1, c11);
-            c12 = coopMultiplyAdd(a1, b2, c12);
-            c13 = coopMultiplyAdd(a1, b3, c13);
             if (WIDE) {
-                let a2 = ctile_a(buf, wm + 32u, kk);
-                let a3 = ctile_a(buf, wm + 48u, kk);
-                c20 = coopMultiplyAdd(a2, b0, c20);
-                c21 = coopMultiplyAdd(a2, b1, c21);
-                c22 = coopMultiplyAdd(a2, b2, c22);
-                c23 = coopMultiplyAdd(a2, b3, c23);
-                c30 = coopMultiplyAdd(a3, b0, c30);
-                c31 = coopMultiplyAdd(a3, b1, c31);
-                c32 = coopMultiplyAdd(a3, b2, c32);
-                c33 = coopMultiplyAdd(a3, b3, c33);
+                let b2 = ctile_b(buf, kk, wn + 32u);
+                let b3 = ctile_b(buf, kk, wn + 48u);
+                c02 = coopMultiplyAdd(a0, b2, c02);
+                c03 = coopMultiplyAdd(a0, b3, c03);
+                c12 = coopMultiplyAdd(a1, b2, c12);
+                c13 = coopMultiplyAdd(a1, b3, c13);
             }
         }
         // The other buffer was last read before the previous barrier: free to overwrite.
@@ -237,20 +197,12 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
     let n = n0 + wn;
     cstore_tile(c00, batch, m, n, sg, lane);
     cstore_tile(c01, batch, m, n + 16u, sg, lane);
-    cstore_tile(c02, batch, m, n + 32u, sg, lane);
-    cstore_tile(c03, batch, m, n + 48u, sg, lane);
     cstore_tile(c10, batch, m + 16u, n, sg, lane);
     cstore_tile(c11, batch, m + 16u, n + 16u, sg, lane);
-    cstore_tile(c12, batch, m + 16u, n + 32u, sg, lane);
-    cstore_tile(c13, batch, m + 16u, n + 48u, sg, lane);
     if (WIDE) {
-        cstore_tile(c20, batch, m + 32u, n, sg, lane);
-        cstore_tile(c21, batch, m + 32u, n + 16u, sg, lane);
-        cstore_tile(c22, batch, m + 32u, n + 32u, sg, lane);
-        cstore_tile(c23, batch, m + 32u, n + 48u, sg, lane);
-        cstore_tile(c30, batch, m + 48u, n, sg, lane);
-        cstore_tile(c31, batch, m + 48u, n + 16u, sg, lane);
-        cstore_tile(c32, batch, m + 48u, n + 32u, sg, lane);
-        cstore_tile(c33, batch, m + 48u, n + 48u, sg, lane);
+        cstore_tile(c02, batch, m, n + 32u, sg, lane);
+        cstore_tile(c03, batch, m, n + 48u, sg, lane);
+        cstore_tile(c12, batch, m + 16u, n + 32u, sg, lane);
+        cstore_tile(c13, batch, m + 16u, n + 48u, sg, lane);
     }
 }

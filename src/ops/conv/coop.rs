@@ -14,7 +14,6 @@ use crate::ops::matmul::gpu::gemm_grid;
 use crate::tensor::DType;
 
 const CORE: &str = include_str!("../../../wgsl/gemm_core_coop.wgsl");
-const CORE8: &str = include_str!("../../../wgsl/gemm_core_coop8.wgsl");
 const COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 
 /// Convolution forward (and conv-transpose backward-data) on the tensor cores.
@@ -49,61 +48,19 @@ pub static WGRAD: Shader = Shader {
     ],
 };
 
-/// Forward, eight subgroups (experiment).
-pub static FORWARD8: Shader = Shader {
-    name: "conv_fwd_coop8",
-    parts: &[
-        crate::neuron::WGSL,
-        COMMON,
-        include_str!("../../../wgsl/conv/forward.wgsl"),
-        CORE8,
-    ],
-};
-
-/// Data gradient, eight subgroups (experiment).
-pub static DGRAD8: Shader = Shader {
-    name: "conv_dgrad_coop8",
-    parts: &[
-        crate::neuron::WGSL,
-        COMMON,
-        include_str!("../../../wgsl/conv/grad_data.wgsl"),
-        CORE8,
-    ],
-};
-
-/// Weight gradient, eight subgroups (experiment).
-pub static WGRAD8: Shader = Shader {
-    name: "conv_wgrad_coop8",
-    parts: &[
-        COMMON,
-        include_str!("../../../wgsl/conv/grad_weight.wgsl"),
-        CORE8,
-    ],
-};
-
 /// The three modules (the naga translation test walks them; like the matmul's coop kernels
 /// they are not in `all_shaders()`, whose kernels run on every adapter).
-pub fn shaders() -> [&'static Shader; 6] {
-    [&FORWARD, &DGRAD, &WGRAD, &FORWARD8, &DGRAD8, &WGRAD8]
+pub fn shaders() -> [&'static Shader; 3] {
+    [&FORWARD, &DGRAD, &WGRAD]
 }
 
-/// Experiment switch (`WGTRAIN_CONV_COOP`: 0 off, 4 four subgroups, else eight).
-fn variant() -> u32 {
+/// Experiment switch for one timing run (`WGTRAIN_CONV_COOP`: off, wide = only N > 64, else
+/// all).
+fn variant() -> &'static str {
     match std::env::var("WGTRAIN_CONV_COOP").as_deref() {
-        Ok("0") => 0,
-        Ok("4") => 4,
-        _ => 8,
-    }
-}
-
-/// The eight-subgroup twin of a four-subgroup module.
-fn eight(s: &'static Shader) -> &'static Shader {
-    if std::ptr::eq(s, &FORWARD) {
-        &FORWARD8
-    } else if std::ptr::eq(s, &DGRAD) {
-        &DGRAD8
-    } else {
-        &WGRAD8
+        Ok("off") => "off",
+        Ok("wide") => "wide",
+        _ => "all",
     }
 }
 
@@ -141,7 +98,11 @@ pub(crate) fn core_for(
         && crate::launch::accumulator() == Accumulator::F32
         && n >= MIN_N
         && k >= MIN_K;
-    if !wanted || variant() == 0 || coop_supported(dev).is_err() {
+    if !wanted
+        || variant() == "off"
+        || (variant() == "wide" && n <= 64)
+        || coop_supported(dev).is_err()
+    {
         return None;
     }
     let rows = m.div_ceil(BLOCK_M) as u32;
@@ -193,7 +154,7 @@ pub(crate) fn core(
             constants.push(("WIDE", c.wide as u32 as f64));
             let [x, y, _] = c.groups;
             Core {
-                shader: if variant() == 8 { eight(coop) } else { coop },
+                shader: coop,
                 entry: ENTRY,
                 constants,
                 groups: [x, y, u32::try_from(batch).unwrap_or(u32::MAX)],

@@ -25,6 +25,7 @@ use crate::launch::{Launch, PRELUDE, Prepared, Shader, grid_1d};
 use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
+use crate::ops::matmul::gpu::{Gemm, gemm_launches};
 use crate::ops::reduce::gpu as reduce;
 use crate::tensor::{DType, Tensor};
 
@@ -448,7 +449,7 @@ pub fn forward_fused_launches(
 
 /// `forward_fused_launches`, adding into `y` when `accumulate` (`y += neuron(conv + b)` is not
 /// offered: the epilogue adds before the neuron, so the caller passes no neuron then).
-pub(crate) fn forward_into(
+pub fn forward_into(
     op: &(impl Convolution + ?Sized),
     x: &Tensor,
     w: &Tensor,
@@ -462,11 +463,12 @@ pub(crate) fn forward_into(
     x.expect_dtype(name, DType::F32)?;
     check_bias(name, op.has_bias(), b, op.out_channels())?;
     check(name, "output", y, &op.out_shape(&x.shape)?)?;
-    Ok(Prepared::one(if op.is_transposed() {
-        conv_data_adjoint_launch_into(&g, x, w, b, y, fused, accumulate)?
-    } else {
-        conv_data_launch_into(&g, x, w, b, y, fused, accumulate)?
-    }))
+    let data = Data {
+        b,
+        fused,
+        accumulate,
+    };
+    data_launches(&g, op.is_transposed(), x, w, y, data)
 }
 
 /// Prepares `dx` (shape `x_shape`) from the output gradient `dy`.
@@ -493,11 +495,81 @@ pub(crate) fn backward_data_into(
     let g = geometry_and_weight(op, x_shape, w)?;
     check(name, "output gradient", dy, &op.out_shape(x_shape)?)?;
     check(name, "input gradient", dx, x_shape)?;
-    Ok(Prepared::one(if op.is_transposed() {
-        conv_data_launch_into(&g, dy, w, None, dx, None, accumulate)?
+    let data = Data {
+        b: None,
+        fused: None,
+        accumulate,
+    };
+    data_launches(&g, !op.is_transposed(), dy, w, dx, data)
+}
+
+/// The epilogue of a data pass: bias, neuron, adding into the output.
+struct Data<'a> {
+    b: Option<&'a Tensor>,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+}
+
+/// The geometry's convolution (`adjoint` false: `out = conv(input)`) or its adjoint (`out =
+/// convᵀ(input)`), with the epilogue `d`. A pointwise one without a bias ([`pointwise`]) runs on
+/// the matmul GEMM; every other on the implicit-GEMM modules.
+fn data_launches(
+    g: &ConvGeometry,
+    adjoint: bool,
+    input: &Tensor,
+    w: &Tensor,
+    out: &Tensor,
+    d: Data<'_>,
+) -> Result<Prepared> {
+    if d.b.is_none() && pointwise(g) {
+        return pointwise_launches(g, adjoint, input, w, out, d.fused, d.accumulate);
+    }
+    Ok(Prepared::one(if adjoint {
+        conv_data_adjoint_launch_into(g, input, w, d.b, out, d.fused, d.accumulate)?
     } else {
-        conv_data_adjoint_launch_into(&g, dy, w, None, dx, None, accumulate)?
+        conv_data_launch_into(g, input, w, d.b, out, d.fused, d.accumulate)?
     }))
+}
+
+/// A 1×1 kernel at stride 1 without padding, in one group: then each image's output is one
+/// matrix product with the weight, `y[n] (C_out, HW) = w (C_out, C_in) · x[n] (C_in, HW)`, whose
+/// operands the matmul GEMM reads as rows (vector loads, the tensor cores for f16), where the
+/// implicit GEMM gathers every element through the index rule.
+pub fn pointwise(g: &ConvGeometry) -> bool {
+    g.kernel == (1, 1) && g.stride == (1, 1) && g.padding == (0, 0, 0, 0) && g.groups == 1
+}
+
+/// [`pointwise`]'s data passes as one batched GEMM over the images, the weight shared:
+/// forward `y[n] = w · x[n]`, adjoint `dx[n] = wᵀ · dy[n]`.
+fn pointwise_launches(
+    g: &ConvGeometry,
+    adjoint: bool,
+    input: &Tensor,
+    w: &Tensor,
+    out: &Tensor,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+) -> Result<Prepared> {
+    // check_gpu_range bounds every size and product here by u32.
+    g.check_gpu_range("convolution")?;
+    let hw = g.in_size.0 * g.in_size.1;
+    let (cin, cout) = (g.in_channels, g.out_channels);
+    let (m, k) = if adjoint { (cin, cout) } else { (cout, cin) };
+    let gemm = Gemm {
+        m,
+        n: hw,
+        k,
+        batch: g.batch,
+        trans_a: adjoint,
+        trans_b: false,
+        accumulate,
+        alpha: 1.0,
+        a_stride: 0,
+        b_stride: k * hw,
+        c_stride: m * hw,
+        fused,
+    };
+    gemm_launches(&gemm, w, input, out)
 }
 
 /// Prepares `dw` (the op's weight shape).
