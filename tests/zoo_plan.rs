@@ -150,8 +150,9 @@ fn the_zoo_compiles_at_batch_32_at_half_the_edge() {
             assert!(2 * s.arena_bytes <= s.naive_bytes, "{name}");
             // Reached 506 and 988: 540 and 991 before the sums' gradients became views of dy,
             // the backward seed a constant and ReLU's gradient part of max pooling's (556 and
-            // 1026 before the gradient sums were accumulated).
-            let most = if name == "resnet50" { 506 } else { 988 };
+            // 1026 before the gradient sums were accumulated). 990 since pointwise convolutions
+            // run on the matmul GEMM, which splits two of Inception's over K (a second dispatch).
+            let most = if name == "resnet50" { 506 } else { 990 };
             assert!(s.dispatches_per_step <= most, "{name}: {s:?}");
             assert_eq!(s.submits_per_step, 1, "{name}");
         }
