@@ -18,9 +18,9 @@ enable wgpu_cooperative_matrix;
 // Blocks are staged K-major, [k][m or n], as units of 4 consecutive m (n) at one k (what
 // load_a4/load_b4 return); each invocation keeps one ARows/BCols (its 4 m or n) for the whole
 // loop and takes 4 (narrow B: 2) k of it per step: consecutive invocations take consecutive
-// units along the operand's contiguous index (m or n when it is, else k). The next step is
-// fetched into registers while the current one is multiplied; one barrier per step. Rows are
-// padded by 8 halves so a tile's 16 rows start on distinct banks.
+// units along the operand's contiguous index (m or n when it is, else k). Steps are fetched into
+// registers DEPTH steps ahead while the current one is multiplied; one barrier per step. Rows
+// are padded by 8 halves so a tile's 16 rows start on distinct banks.
 //
 // The epilogue goes through a 16×16 f32 scratch tile per subgroup stored column-major, so
 // consecutive lanes hand store_c consecutive m: the convolutions' outputs are contiguous along
@@ -29,6 +29,8 @@ enable wgpu_cooperative_matrix;
 // `let`-bound indices (naga's SPIR-V writer panics on inline ones).
 
 override WIDE: bool = true;
+// K steps in flight in registers (1 or 2; `ops::conv::coop` sets it).
+override DEPTH: u32 = 2u;
 
 const CM: u32 = 128u;       // block rows (m)
 const CK: u32 = 32u;        // K per step
@@ -42,14 +44,18 @@ var<workgroup> csa: array<vec4<f16>, 2176>; // 2 buffers × CBUF / CUNIT
 var<workgroup> csb: array<vec4<f16>, 2176>;
 var<workgroup> cscratch: array<f32, 2048>;  // a 16×16 tile per subgroup
 
-var<private> ra0: vec4<f16>;
-var<private> ra1: vec4<f16>;
-var<private> ra2: vec4<f16>;
-var<private> ra3: vec4<f16>;
-var<private> rb0: vec4<f16>;
-var<private> rb1: vec4<f16>;
-var<private> rb2: vec4<f16>;
-var<private> rb3: vec4<f16>;
+// One K step of this invocation's units, held in registers between its loads and its store to
+// workgroup memory (named fields: see above).
+struct CRegs {
+    a0: vec4<f16>,
+    a1: vec4<f16>,
+    a2: vec4<f16>,
+    a3: vec4<f16>,
+    b0: vec4<f16>,
+    b1: vec4<f16>,
+    b2: vec4<f16>,
+    b3: vec4<f16>,
+}
 
 // An invocation's staging units in a block `width` wide (128 or 64) × CK: its 4 columns
 // (w, block-relative), first k and step between its k.
@@ -68,36 +74,38 @@ fn cunit(w_fastest: bool, width: u32, lid: u32) -> CUnit {
     return CUnit(4u * (lid / per), lid % per, per);
 }
 
-fn cfetch(batch: u32, ar: ARows, bc: BCols, k0: u32, ua: CUnit, ub: CUnit) {
+fn cfetch(batch: u32, ar: ARows, bc: BCols, k0: u32, ua: CUnit, ub: CUnit) -> CRegs {
+    var r = CRegs();
     let ka = k0 + ua.k;
-    ra0 = vec4<f16>(load_a4(batch, ar, ka));
-    ra1 = vec4<f16>(load_a4(batch, ar, ka + ua.step));
-    ra2 = vec4<f16>(load_a4(batch, ar, ka + 2u * ua.step));
-    ra3 = vec4<f16>(load_a4(batch, ar, ka + 3u * ua.step));
+    r.a0 = vec4<f16>(load_a4(batch, ar, ka));
+    r.a1 = vec4<f16>(load_a4(batch, ar, ka + ua.step));
+    r.a2 = vec4<f16>(load_a4(batch, ar, ka + 2u * ua.step));
+    r.a3 = vec4<f16>(load_a4(batch, ar, ka + 3u * ua.step));
     let kb = k0 + ub.k;
-    rb0 = vec4<f16>(load_b4(batch, kb, bc));
-    rb1 = vec4<f16>(load_b4(batch, kb + ub.step, bc));
+    r.b0 = vec4<f16>(load_b4(batch, kb, bc));
+    r.b1 = vec4<f16>(load_b4(batch, kb + ub.step, bc));
     if (WIDE) {
-        rb2 = vec4<f16>(load_b4(batch, kb + 2u * ub.step, bc));
-        rb3 = vec4<f16>(load_b4(batch, kb + 3u * ub.step, bc));
+        r.b2 = vec4<f16>(load_b4(batch, kb + 2u * ub.step, bc));
+        r.b3 = vec4<f16>(load_b4(batch, kb + 3u * ub.step, bc));
     }
+    return r;
 }
 
-fn cstash(buf: u32, ua: CUnit, ub: CUnit) {
+fn cstash(buf: u32, ua: CUnit, ub: CUnit, r: CRegs) {
     let a = (buf * CBUF + ua.k * CLD_W + ua.w) / CUNIT;
     let sa = ua.step * CLD_W / CUNIT;
-    csa[a] = ra0;
-    csa[a + sa] = ra1;
-    csa[a + 2u * sa] = ra2;
-    csa[a + 3u * sa] = ra3;
+    csa[a] = r.a0;
+    csa[a + sa] = r.a1;
+    csa[a + 2u * sa] = r.a2;
+    csa[a + 3u * sa] = r.a3;
     let ld = select(CLD_N, CLD_W, WIDE);
     let b = (buf * CBUF + ub.k * ld + ub.w) / CUNIT;
     let sb = ub.step * ld / CUNIT;
-    csb[b] = rb0;
-    csb[b + sb] = rb1;
+    csb[b] = r.b0;
+    csb[b + sb] = r.b1;
     if (WIDE) {
-        csb[b + 2u * sb] = rb2;
-        csb[b + 3u * sb] = rb3;
+        csb[b + 2u * sb] = r.b2;
+        csb[b + 3u * sb] = r.b3;
     }
 }
 
@@ -159,14 +167,26 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
     var c13 = coop_mat16x16<f32, C>();
 
     let steps = (gemm_k() + CK - 1u) / CK;
-    cfetch(batch, ar, bc, 0u, ua, ub);
-    cstash(0u, ua, ub);
+    // DEPTH register sets rotate (as in gemm_coop_wide.wgsl): at the top of step s, buffer s % 2
+    // holds step s and (DEPTH 2) set (s + 1) % 2 holds step s + 1. Step s loads step s + DEPTH
+    // into set s % DEPTH and stores set (s + 1) % DEPTH; each set is loaded and stored inside
+    // its own branch (a copy between sets would wait for the loads it copies).
+    var r0 = cfetch(batch, ar, bc, 0u, ua, ub);
+    cstash(0u, ua, ub, r0);
+    var r1 = CRegs();
+    if (DEPTH > 1u && steps > 1u) {
+        r1 = cfetch(batch, ar, bc, CK, ua, ub);
+    }
     workgroupBarrier();
     for (var s = 0u; s < steps; s = s + 1u) {
         let buf = s % 2u;
-        let more = s + 1u < steps;
-        if (more) {
-            cfetch(batch, ar, bc, (s + 1u) * CK, ua, ub);
+        if (s + DEPTH < steps) {
+            let k0 = (s + DEPTH) * CK;
+            if (s % DEPTH == 0u) {
+                r0 = cfetch(batch, ar, bc, k0, ua, ub);
+            } else {
+                r1 = cfetch(batch, ar, bc, k0, ua, ub);
+            }
         }
         for (var kk = 0u; kk < CK; kk = kk + 16u) {
             let a0 = ctile_a(buf, wm, kk);
@@ -187,8 +207,12 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
             }
         }
         // The other buffer was last read before the previous barrier: free to overwrite.
-        if (more) {
-            cstash(1u - buf, ua, ub);
+        if (s + 1u < steps) {
+            if ((s + 1u) % DEPTH == 0u) {
+                cstash(1u - buf, ua, ub, r0);
+            } else {
+                cstash(1u - buf, ua, ub, r1);
+            }
         }
         workgroupBarrier();
     }

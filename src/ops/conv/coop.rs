@@ -54,12 +54,13 @@ pub fn shaders() -> [&'static Shader; 3] {
     [&FORWARD, &DGRAD, &WGRAD]
 }
 
-/// Experiment switch for one timing run (`WGTRAIN_CONV_COOP`: off, wide = only N > 64, else
-/// all).
+/// Experiment switch for one timing run (`WGTRAIN_CONV_COOP`: off, wide = only N > 64, all1 =
+/// one K step in flight, else all with two).
 fn variant() -> &'static str {
     match std::env::var("WGTRAIN_CONV_COOP").as_deref() {
         Ok("off") => "off",
         Ok("wide") => "wide",
+        Ok("all1") => "all1",
         _ => "all",
     }
 }
@@ -152,6 +153,7 @@ pub(crate) fn core(
     match on_coop {
         Some(c) => {
             constants.push(("WIDE", c.wide as u32 as f64));
+            constants.push(("DEPTH", if variant() == "all1" { 1.0 } else { 2.0 }));
             let [x, y, _] = c.groups;
             Core {
                 shader: coop,
