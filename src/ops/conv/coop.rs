@@ -1,7 +1,7 @@
 //! The convolutions on the tensor cores: the three implicit-GEMM modules (forward, data gradient,
 //! weight gradient) with their loaders unchanged and `wgsl/gemm_core_coop.wgsl` as the main loop
 //! instead of `gemm_core.wgsl` — f16 operands, f32 sums in 16×16×16 cooperative matrices.
-//! Chosen by [`core_for`] for f16 tensors on adapters with the tiles (the same test as
+//! Chosen by `core_for` for f16 tensors on adapters with the tiles (the same test as
 //! `ops::matmul::coop::coop_supported`), f32 accumulation, and GEMMs large enough to fill the
 //! 128-row blocks; everything else keeps the tiled core. Same results up to f16 rounding of the
 //! operands, which f16 storage already implies (tolerance `reference::f16_tol`).
