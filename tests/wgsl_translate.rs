@@ -120,23 +120,7 @@ fn coop_gemm_translates_to_spirv_and_fails_hlsl_msl_as_expected() {
         }
         for (what, constants) in &variants {
             let name = format!("{}{what}", shader.name);
-            let (m, mi) = naga::back::pipeline_constants::process_overrides(
-                &module,
-                &info,
-                Some((ep.stage, &ep.name)),
-                constants,
-            )
-            .unwrap_or_else(|e| panic!("{name}: overrides: {e:?}"));
-            spv::write_vec(
-                &m,
-                &mi,
-                &spv::Options::default(),
-                Some(&spv::PipelineOptions {
-                    shader_stage: ep.stage,
-                    entry_point: ep.name.clone(),
-                }),
-            )
-            .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e:?}"));
+            let (m, mi) = spirv_variant(&name, &module, &info, ep, constants);
             let msl = msl::write_string(
                 &m,
                 &mi,
@@ -201,28 +185,41 @@ fn conv_coop_translates_to_spirv() {
         for ep in &module.entry_points {
             for (what, constants) in &variants {
                 let name = format!("{}::{}{what}", shader.name, ep.name);
-                let (m, mi) = naga::back::pipeline_constants::process_overrides(
-                    &module,
-                    &info,
-                    Some((ep.stage, &ep.name)),
-                    constants,
-                )
-                .unwrap_or_else(|e| panic!("{name}: overrides: {e:?}"));
-                spv::write_vec(
-                    &m,
-                    &mi,
-                    &spv::Options::default(),
-                    Some(&spv::PipelineOptions {
-                        shader_stage: ep.stage,
-                        entry_point: ep.name.clone(),
-                    }),
-                )
-                .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e:?}"));
+                spirv_variant(&name, &module, &info, ep, constants);
                 translated += 1;
             }
         }
     }
     assert_eq!(translated, 3 * 4 + 2 * neuron_codes().len());
+}
+
+/// `ep` of `module` with its overrides set to `constants`, through naga's SPIR-V writer (what
+/// wgpu runs on Vulkan); returns the specialised module for further backends.
+fn spirv_variant(
+    name: &str,
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    ep: &naga::EntryPoint,
+    constants: &naga::back::PipelineConstants,
+) -> (naga::Module, naga::valid::ModuleInfo) {
+    let (m, mi) = naga::back::pipeline_constants::process_overrides(
+        module,
+        info,
+        Some((ep.stage, &ep.name)),
+        constants,
+    )
+    .unwrap_or_else(|e| panic!("{name}: overrides: {e:?}"));
+    spv::write_vec(
+        &m,
+        &mi,
+        &spv::Options::default(),
+        Some(&spv::PipelineOptions {
+            shader_stage: ep.stage,
+            entry_point: ep.name.clone(),
+        }),
+    )
+    .unwrap_or_else(|e| panic!("{name}: SPIR-V: {e:?}"));
+    (m.into_owned(), mi.into_owned())
 }
 
 /// Every neuron's op code: the `POST_OP` values a fused epilogue can be specialised for.
