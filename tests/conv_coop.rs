@@ -2,8 +2,7 @@
 //! tensors, every pass (forward with bias and a fused ReLU, data gradient, weight gradient with
 //! and without split-K) against the f64 reference on the same f16-rounded inputs, on shapes that
 //! are not multiples of the 128×128 / 128×64 blocks, the 32-wide K step or the 16×16 tiles:
-//! groups, stride, dilation, asymmetric padding, 1-D, transposed and pointwise (on the matmul's
-//! tensor-core GEMM). Each pass asserts which
+//! groups, stride, dilation, asymmetric padding, 1-D, transposed and pointwise. Each pass asserts which
 //! core ran: the coop core where the adapter has the tiles and the GEMM is large enough, the
 //! tiled core elsewhere (lavapipe runs the same cases on the tiled core, in f16 storage).
 
@@ -209,8 +208,7 @@ fn conv_passes_on_the_tensor_cores_match_the_reference() {
             [true, true, true],
             50,
         );
-        // Pointwise without a bias: the data passes are the matmul's tensor-core GEMM, one
-        // product per image (C = 128×256 per image, K = 128), the weight gradient this core.
+        // Pointwise without a bias (in f32 it takes the matmul GEMM; in f16 this core).
         check(
             dev,
             &Conv2d {

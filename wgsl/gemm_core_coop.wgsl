@@ -18,9 +18,9 @@ enable wgpu_cooperative_matrix;
 // Blocks are staged K-major, [k][m or n], as units of 4 consecutive m (n) at one k (what
 // load_a4/load_b4 return); each invocation keeps one ARows/BCols (its 4 m or n) for the whole
 // loop and takes 4 (narrow B: 2) k of it per step: consecutive invocations take consecutive
-// units along the operand's contiguous index (m or n when it is, else k). Steps are fetched into
-// registers DEPTH steps ahead while the current one is multiplied; one barrier per step. Rows
-// are padded by 8 halves so a tile's 16 rows start on distinct banks.
+// units along the operand's contiguous index (m or n when it is, else k). The next step is
+// fetched into registers while the current one is multiplied; one barrier per step. Rows are
+// padded by 8 halves so a tile's 16 rows start on distinct banks.
 //
 // The epilogue goes through a 16×16 f32 scratch tile per subgroup stored column-major, so
 // consecutive lanes hand store_c consecutive m: the convolutions' outputs are contiguous along
@@ -29,8 +29,6 @@ enable wgpu_cooperative_matrix;
 // `let`-bound indices (naga's SPIR-V writer panics on inline ones).
 
 override WIDE: bool = true;
-// K steps in flight in registers (1 or 2; `ops::conv::coop` sets it).
-override DEPTH: u32 = 2u;
 
 const CM: u32 = 128u;       // block rows (m)
 const CK: u32 = 32u;        // K per step
@@ -167,26 +165,16 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
     var c13 = coop_mat16x16<f32, C>();
 
     let steps = (gemm_k() + CK - 1u) / CK;
-    // DEPTH register sets rotate (as in gemm_coop_wide.wgsl): at the top of step s, buffer s % 2
-    // holds step s and (DEPTH 2) set (s + 1) % 2 holds step s + 1. Step s loads step s + DEPTH
-    // into set s % DEPTH and stores set (s + 1) % DEPTH; each set is loaded and stored inside
-    // its own branch (a copy between sets would wait for the loads it copies).
-    var r0 = cfetch(batch, ar, bc, 0u, ua, ub);
-    cstash(0u, ua, ub, r0);
-    var r1 = CRegs();
-    if (DEPTH > 1u && steps > 1u) {
-        r1 = cfetch(batch, ar, bc, CK, ua, ub);
-    }
+    cstash(0u, ua, ub, cfetch(batch, ar, bc, 0u, ua, ub));
     workgroupBarrier();
+    // The next step's registers (a second step in flight timed no faster on the H200: the
+    // gathers' issue, not their latency, is the limit).
+    var next = CRegs();
     for (var s = 0u; s < steps; s = s + 1u) {
         let buf = s % 2u;
-        if (s + DEPTH < steps) {
-            let k0 = (s + DEPTH) * CK;
-            if (s % DEPTH == 0u) {
-                r0 = cfetch(batch, ar, bc, k0, ua, ub);
-            } else {
-                r1 = cfetch(batch, ar, bc, k0, ua, ub);
-            }
+        let more = s + 1u < steps;
+        if (more) {
+            next = cfetch(batch, ar, bc, (s + 1u) * CK, ua, ub);
         }
         for (var kk = 0u; kk < CK; kk = kk + 16u) {
             let a0 = ctile_a(buf, wm, kk);
@@ -207,12 +195,8 @@ fn gemm_coop(@builtin(workgroup_id) wid: vec3<u32>,
             }
         }
         // The other buffer was last read before the previous barrier: free to overwrite.
-        if (s + 1u < steps) {
-            if ((s + 1u) % DEPTH == 0u) {
-                cstash(1u - buf, ua, ub, r0);
-            } else {
-                cstash(1u - buf, ua, ub, r1);
-            }
+        if (more) {
+            cstash(1u - buf, ua, ub, next);
         }
         workgroupBarrier();
     }

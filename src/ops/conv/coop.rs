@@ -54,17 +54,6 @@ pub fn shaders() -> [&'static Shader; 3] {
     [&FORWARD, &DGRAD, &WGRAD]
 }
 
-/// Experiment switch for one timing run (`WGTRAIN_CONV_COOP`: off, wide = only N > 64, all1 =
-/// one K step in flight, else all with two).
-fn variant() -> &'static str {
-    match std::env::var("WGTRAIN_CONV_COOP").as_deref() {
-        Ok("off") => "off",
-        Ok("wide") => "wide",
-        Ok("all1") => "all1",
-        _ => "all",
-    }
-}
-
 /// The entry point; the pipeline constant `WIDE` chooses 128×128 (1) or 128×64 (0) output blocks.
 pub const ENTRY: &str = "gemm_coop";
 /// Rows of C per workgroup.
@@ -99,11 +88,7 @@ pub(crate) fn core_for(
         && crate::launch::accumulator() == Accumulator::F32
         && n >= MIN_N
         && k >= MIN_K;
-    if !wanted
-        || variant() == "off"
-        || (variant() == "wide" && n <= 64)
-        || coop_supported(dev).is_err()
-    {
+    if !wanted || coop_supported(dev).is_err() {
         return None;
     }
     let rows = m.div_ceil(BLOCK_M) as u32;
@@ -153,7 +138,6 @@ pub(crate) fn core(
     match on_coop {
         Some(c) => {
             constants.push(("WIDE", c.wide as u32 as f64));
-            constants.push(("DEPTH", if variant() == "all1" { 1.0 } else { 2.0 }));
             let [x, y, _] = c.groups;
             Core {
                 shader: coop,

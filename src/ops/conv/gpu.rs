@@ -511,8 +511,10 @@ struct Data<'a> {
 }
 
 /// The geometry's convolution (`adjoint` false: `out = conv(input)`) or its adjoint (`out =
-/// convᵀ(input)`), with the epilogue `d`. A pointwise one without a bias ([`pointwise`]) runs on
-/// the matmul GEMM; every other on the implicit-GEMM modules.
+/// convᵀ(input)`), with the epilogue `d`. A pointwise one in f32 without a bias ([`pointwise`])
+/// runs on the matmul GEMM (ResNet-50's step +3% on the H200; in f16 it was no faster than the
+/// convolutions' tensor-core core, Inception v3's step 5% slower); every other on the
+/// implicit-GEMM modules.
 fn data_launches(
     g: &ConvGeometry,
     adjoint: bool,
@@ -521,7 +523,7 @@ fn data_launches(
     out: &Tensor,
     d: Data<'_>,
 ) -> Result<Prepared> {
-    if d.b.is_none() && pointwise(g) {
+    if d.b.is_none() && input.dtype() == DType::F32 && pointwise(g) {
         return pointwise_launches(g, adjoint, input, w, out, d.fused, d.accumulate);
     }
     Ok(Prepared::one(if adjoint {
