@@ -157,7 +157,13 @@ fn layer_norm_accumulates_in_f16_when_asked() {
         let op = LayerNorm { dims: 1, eps: 1e-5 };
         let y = g.norm("ln", x, op, false).unwrap();
         let data: Vec<f32> = (0..16384)
-            .map(|j| if j % 4096 < 256 { 8.0 } else { 3.0 * 2f32.powi(-10) })
+            .map(|j| {
+                if j % 4096 < 256 {
+                    8.0
+                } else {
+                    3.0 * 2f32.powi(-10)
+                }
+            })
             .collect();
         assert_f16_ran("layer norm", dev, &g, y, &[("x", data)], 16384);
     });

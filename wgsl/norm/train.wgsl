@@ -78,14 +78,24 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     }
     let inv = 1.0 / sqrt(st.y + p.eps);
     let base = param_base(ch.k);
+    let per_group = param_per_group();
+    let has_gamma = (p.flags & 1u) != 0u;
+    let has_beta = (p.flags & 2u) != 0u;
+    // A per-group γ, β is read once (batch norm: no per-element parameter loads).
+    var g0 = 1.0;
+    var b0 = 0.0;
+    if (per_group && has_gamma) { g0 = nf_gamma[base]; }
+    if (per_group && has_beta) { b0 = nf_beta[base]; }
     w = first;
     for (var e = 0u; e < E; e = e + 1u) {
         if (lid + e * WG < ch.count) {
-            let c = walk_param(base, w);
-            var g = 1.0;
-            var b = 0.0;
-            if ((p.flags & 1u) != 0u) { g = nf_gamma[c]; }
-            if ((p.flags & 2u) != 0u) { b = nf_beta[c]; }
+            var g = g0;
+            var b = b0;
+            if (!per_group) {
+                let c = walk_param(base, w);
+                if (has_gamma) { g = nf_gamma[c]; }
+                if (has_beta) { b = nf_beta[c]; }
+            }
             nf_y[walk_index(ch.k, w)] =
                 act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, g * (v[e] - st.x) * inv + b));
         }
