@@ -169,18 +169,16 @@ impl Primitive for NormOp {
     ) -> Result<Prepared> {
         let fused = fused.first().copied();
         let (g, b) = (ins.get(1).copied(), ins.get(2).copied());
-        let launches = match self {
+        Ok(match self {
             NormOp::BatchNorm { op, training: true } => gpu::batch_norm_train_launch(
                 op, ins[0], g, b, ins[3], ins[4], outs[0], outs[1], fused,
             )?,
             NormOp::BatchNorm {
                 op,
                 training: false,
-            } => {
-                vec![gpu::batch_norm_infer_fused_launch(
-                    op, ins[0], g, b, ins[3], ins[4], outs[0], fused,
-                )?]
-            }
+            } => Prepared::one(gpu::batch_norm_infer_fused_launch(
+                op, ins[0], g, b, ins[3], ins[4], outs[0], fused,
+            )?),
             NormOp::BatchNormGrad { op, training: true } => gpu::batch_norm_train_backward_launch(
                 op,
                 ins[0],
@@ -194,20 +192,21 @@ impl Primitive for NormOp {
             NormOp::BatchNormGrad {
                 op,
                 training: false,
-            } => gpu::batch_norm_infer_backward_launch(
-                op,
-                ins[0],
-                g,
-                ins[2],
-                ins[3],
-                ins[4],
-                outs[0],
-                Some(outs[1]),
-                Some(outs[2]),
-            )?,
-            NormOp::Norm(n) => vec![gpu::norm_fused_launch(
-                n, ins[0], g, b, outs[0], outs[1], fused,
-            )?],
+            } => Prepared {
+                launches: gpu::batch_norm_infer_backward_launch(
+                    op,
+                    ins[0],
+                    g,
+                    ins[2],
+                    ins[3],
+                    ins[4],
+                    outs[0],
+                    Some(outs[1]),
+                    Some(outs[2]),
+                )?,
+                scratch: vec![],
+            },
+            NormOp::Norm(n) => gpu::norm_fused_launch(n, ins[0], g, b, outs[0], outs[1], fused)?,
             NormOp::NormGrad(n) => gpu::norm_backward_launch(
                 n,
                 ins[0],
@@ -218,16 +217,12 @@ impl Primitive for NormOp {
                 Some(outs[1]),
                 Some(outs[2]),
             )?,
-            NormOp::NonAffine(n) => vec![gpu::norm_fused_launch(
-                n, ins[0], None, None, outs[0], outs[1], fused,
-            )?],
+            NormOp::NonAffine(n) => {
+                gpu::norm_fused_launch(n, ins[0], None, None, outs[0], outs[1], fused)?
+            }
             NormOp::NonAffineGrad(n) => {
                 gpu::norm_backward_launch(n, ins[0], None, ins[1], ins[2], outs[0], None, None)?
             }
-        };
-        Ok(Prepared {
-            launches,
-            scratch: vec![],
         })
     }
 

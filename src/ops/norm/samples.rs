@@ -21,6 +21,13 @@ pub fn samples() -> Vec<Sample> {
             g.batch_norm("y", x, BatchNorm::new(1e-3, 0.1)?)
         })
         .fill("y.running_var", Fill::Uniform(0.5, 1.5)),
+        // ResNet-50's first batch norm, (32, 64, 56, 56), at the full bench multiplier 8: split
+        // channels (100352 elements each); at 1, (4, 64, 7, 7), one chunk per channel.
+        Sample::new("norm/batch/resnet", |g, s| {
+            let x = g.input("x", &[4 * s, 64, 7 * s, 7 * s])?;
+            g.batch_norm("y", x, BatchNorm::new(1e-5, 0.1)?)
+        })
+        .fill("y.running_var", Fill::Uniform(0.5, 1.5)),
         Sample::new("norm/instance", |g, s| {
             let x = g.input("x", &[2, 3, 7 * s])?;
             g.instance_norm("y", x, InstanceNorm { eps: 0.05 })

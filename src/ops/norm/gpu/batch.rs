@@ -47,7 +47,8 @@ fn bn_check_running(bn: &BatchNorm, x: &Tensor, mean: &Tensor, var: &Tensor) -> 
 
 /// Prepares training-mode batch norm on x (N, C, *): y and `state` (2, C) from the batch
 /// statistics, then `running_mean`/`running_var` (C) updated in place towards the batch mean and
-/// unbiased variance. Two launches, to run in order. `fused`: a neuron fused onto y (not `state`).
+/// unbiased variance. Two launches, to run in order, three where a channel holds more than
+/// [`MAX_CHUNK`] elements. `fused`: a neuron fused onto y (not `state`).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_launch(
     bn: &BatchNorm,
@@ -59,26 +60,28 @@ pub fn batch_norm_train_launch(
     y: &Tensor,
     state: &Tensor,
     fused: Option<UnaryOp>,
-) -> Result<Vec<Launch>> {
+) -> Result<Prepared> {
     let (lay, _) = bn_check(bn, x, gamma, beta)?;
     bn_check_running(bn, x, running_mean, running_var)?;
     bn.check_training(&x.shape)?;
     let op = BatchNorm::OP;
     let sshape = batch_norm_state_shape(&x.shape);
-    let fwd = stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, fused)?;
-    let run = x.device.launch(
+    let mut prep =
+        stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, fused)?;
+    prep.launches.push(x.device.launch(
         &SHADER,
         "norm_running",
         &[],
         &lay.params(0, 0, bn.eps, bn.momentum),
         &[state.buffer(), running_mean.buffer(), running_var.buffer()],
         grid_1d(lay.groups, WG),
-    )?;
-    Ok(vec![fwd, run])
+    )?);
+    Ok(prep)
 }
 
 /// Prepares the training-mode backward from the forward's `state` (2, C): dx through the batch
-/// statistics, and dγ, dβ (C) into whichever of them is given.
+/// statistics, and dγ, dβ (C) into whichever of them is given, by the same kernel (their sums
+/// are the ones dx needs). One launch, two where a channel holds more than [`MAX_CHUNK`] elements.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_backward_launch(
     bn: &BatchNorm,
@@ -89,7 +92,7 @@ pub fn batch_norm_train_backward_launch(
     dx: &Tensor,
     dgamma: Option<&Tensor>,
     dbeta: Option<&Tensor>,
-) -> Result<Vec<Launch>> {
+) -> Result<Prepared> {
     let (lay, c) = bn_check(bn, x, gamma, gamma)?;
     bn.check_training(&x.shape)?;
     let sshape = batch_norm_state_shape(&x.shape);

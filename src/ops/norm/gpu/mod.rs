@@ -1,5 +1,6 @@
 //! Normalisation: batch norm (training with running-stat update, and inference), instance, group
-//! and layer norm, forward and backward. WGSL: `wgsl/norm.wgsl`. CPU reference:
+//! and layer norm, forward and backward. WGSL: `wgsl/norm/` (`common.wgsl` describes the
+//! layouts and the chunked training kernels). CPU reference:
 //! `reference`. Descriptors and shape rules: `ops::norm`.
 //!
 //! Training forwards keep a **state** the backward reads: an f32 tensor `(2, groups...)` whose row
@@ -10,7 +11,7 @@
 //! to x, so every entry keeps one fixed binding layout.
 
 use crate::error::{Error, Result, shape_err};
-use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
+use crate::launch::{Launch, PRELUDE, Prepared, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
@@ -18,21 +19,35 @@ use crate::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm, NormOp};
 use crate::tensor::{Binding, DType, Tensor};
 
 mod batch;
+mod train;
 pub use batch::*;
+use train::*;
 
 pub(crate) static SHADER: Shader = Shader {
     name: "norm",
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
-        include_str!("../../../../wgsl/norm.wgsl"),
+        include_str!("../../../../wgsl/norm/common.wgsl"),
+        include_str!("../../../../wgsl/norm/train.wgsl"),
+        include_str!("../../../../wgsl/norm/fixed.wgsl"),
     ],
 };
 
 /// Invocations per workgroup of every norm kernel (`WG` in the shader).
 const WG: usize = 256;
 
-/// Which elements share statistics and which share an affine parameter (see `norm.wgsl`).
+/// Elements each invocation of a training kernel holds in registers (`E` in the shader).
+const CHUNK_PER_INVOCATION: usize = 16;
+
+/// The largest chunk: a group of at most this many elements is one workgroup's and takes one
+/// dispatch each way; a larger one is split into chunks, with a partial-sum dispatch before.
+pub const MAX_CHUNK: usize = WG * CHUNK_PER_INVOCATION;
+
+/// Which elements share statistics and which share an affine parameter (see
+/// `wgsl/norm/common.wgsl`): `gdiv`, `pdiv`, `pmod` locate them by flat index (the elementwise
+/// and per-parameter kernels), `run`, `run_stride` and `pgroups`, `pmul`, `pstep`, `sstep` by
+/// walking a group (the chunked training kernels).
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     groups: usize,
@@ -43,6 +58,10 @@ struct Layout {
     pdiv: usize,
     pmod: usize,
     total: usize,
+    pgroups: usize,
+    pmul: usize,
+    pstep: usize,
+    sstep: usize,
 }
 
 /// (N, C, *) → (N, C, S) with S the product of the spatial dims.
@@ -63,22 +82,31 @@ impl Layout {
             pdiv: s,
             pmod: c,
             total: n * c * s,
+            pgroups: c.max(1),
+            pmul: 1,
+            pstep: 0,
+            sstep: 0,
         }
     }
 
-    /// Instance (`groups` = C) and group norm: group (n, g) = one run of (C/groups)·S.
+    /// Instance (`groups` = C) and group norm: group (n, g) = (C/groups) contiguous runs of S,
+    /// run r using parameter (g · C/groups + r).
     fn per_sample_group(x: &[usize], groups: usize) -> Layout {
         let (n, c, s) = ncs(x);
-        let m = c / groups * s;
+        let per = c / groups.max(1);
         Layout {
             groups: n * groups,
-            m,
-            run: m,
-            run_stride: m,
-            gdiv: m,
+            m: per * s,
+            run: s,
+            run_stride: s,
+            gdiv: per * s,
             pdiv: s,
             pmod: c,
             total: n * c * s,
+            pgroups: groups.max(1),
+            pmul: per,
+            pstep: 1,
+            sstep: 0,
         }
     }
 
@@ -95,10 +123,30 @@ impl Layout {
             pdiv: 1,
             pmod: inner,
             total,
+            pgroups: 1,
+            pmul: 0,
+            pstep: 0,
+            sstep: 1,
         }
     }
 
-    /// The uniform: the layout, then flags, var_off, eps, momentum, 1 − momentum, M/(M − 1).
+    /// Whether affine parameter k is exactly group k's (batch norm; instance norm of one
+    /// sample): the backward's group sums are then dγ and dβ.
+    fn param_is_group(&self) -> bool {
+        self.pstep == 0 && self.sstep == 0 && self.pmul == 1 && self.pgroups == self.groups
+    }
+
+    /// (chunks per group, elements per chunk) of the training kernels: the fewest chunks of at
+    /// most `MAX_CHUNK`, evened out and rounded to whole workgroup strides.
+    fn chunking(&self) -> (usize, usize) {
+        let chunks = self.m.div_ceil(MAX_CHUNK).max(1);
+        let clen = self.m.div_ceil(chunks).div_ceil(WG).max(1) * WG;
+        // Rounding clen up can leave the last chunk empty: count again.
+        (self.m.div_ceil(clen).max(1), clen)
+    }
+
+    /// The uniform: the layout, then flags, var_off, eps, momentum, 1 − momentum, M/(M − 1), the
+    /// fused neuron (none), the chunking and the walk (the shader's `Params`).
     fn params(&self, flags: u32, var_off: usize, eps: f32, momentum: f32) -> Vec<u32> {
         let m = self.m as f64;
         let unbias = if self.m > 1 { m / (m - 1.0) } else { 0.0 };
@@ -127,6 +175,22 @@ impl Layout {
             0,
             0,
         ]);
+        let (chunks, clen) = self.chunking();
+        let run = self.run.max(1);
+        w.extend(
+            [
+                chunks,
+                clen,
+                WG / run,
+                WG % run,
+                self.pgroups,
+                self.pmul,
+                self.pstep,
+                self.sstep,
+            ]
+            .iter()
+            .map(|&v| v as u32),
+        );
         w
     }
 
@@ -186,35 +250,6 @@ fn affine<'a>(
     )
 }
 
-/// Training forward of any layout: statistics into `state` (2, groups...), y = γ·x̂ + β.
-#[allow(clippy::too_many_arguments)]
-fn stats_forward_launch(
-    op: &str,
-    lay: &Layout,
-    eps: f32,
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    beta: Option<&Tensor>,
-    y: &Tensor,
-    state: &Tensor,
-    state_shape: &[usize],
-    fused: Option<UnaryOp>,
-) -> Result<Launch> {
-    x.expect_dtype(op, DType::F32)?;
-    too_big(op, x)?;
-    expect(op, "y", y, &x.shape)?;
-    expect(op, "state", state, state_shape)?;
-    let (flags, g, b) = affine(x, gamma, beta);
-    x.device.launch(
-        &SHADER,
-        "norm_forward",
-        &[],
-        &lay.params_fused(flags, eps, fused),
-        &[x.buffer(), g, b, y.buffer(), state.buffer()],
-        grid_1d(lay.groups, 1),
-    )
-}
-
 /// dγ, dβ of any layout from statistics `mean` (G) and variances at `var[var_off..]`. An absent
 /// output gets a scratch tensor (the kernel writes both).
 #[allow(clippy::too_many_arguments)]
@@ -261,42 +296,6 @@ fn param_grads_launch(
         grid_1d(lay.pmod, 1),
     )?;
     Ok(Some(l))
-}
-
-/// Training backward of any layout: dx through the statistics, then dγ, dβ if asked for.
-#[allow(clippy::too_many_arguments)]
-fn stats_backward_launch(
-    op: &str,
-    lay: &Layout,
-    eps: f32,
-    pshape: &[usize],
-    state_shape: &[usize],
-    x: &Tensor,
-    gamma: Option<&Tensor>,
-    state: &Tensor,
-    dy: &Tensor,
-    dx: &Tensor,
-    dgamma: Option<&Tensor>,
-    dbeta: Option<&Tensor>,
-) -> Result<Vec<Launch>> {
-    x.expect_dtype(op, DType::F32)?;
-    too_big(op, x)?;
-    expect(op, "dy", dy, &x.shape)?;
-    expect(op, "dx", dx, &x.shape)?;
-    expect(op, "state", state, state_shape)?;
-    let (flags, g, _) = affine(x, gamma, None);
-    let mut l = vec![x.device.launch(
-        &SHADER,
-        "norm_backward_dx",
-        &[],
-        &lay.params(flags, 0, eps, 0.0),
-        &[x.buffer(), g, dy.buffer(), state.buffer(), dx.buffer()],
-        grid_1d(lay.groups, 1),
-    )?];
-    l.extend(param_grads_launch(
-        op, lay, eps, pshape, x, dy, state, state, lay.groups, dgamma, dbeta,
-    )?);
-    Ok(l)
 }
 
 /// Gradients of a normalisation: dx (x's shape), dγ and dβ (the affine parameters' shape).
@@ -447,7 +446,8 @@ impl Norm {
 }
 
 /// Prepares y = γ·(x − μ)/√(σ² + eps) + β with per-sample statistics, saved into `state`
-/// (see [`Norm::state_shape`]).
+/// (see [`Norm::state_shape`]). One launch, two where a group holds more than [`MAX_CHUNK`]
+/// elements (partial moments first, in a scratch tensor).
 pub fn norm_launch(
     op: &Norm,
     x: &Tensor,
@@ -455,7 +455,7 @@ pub fn norm_launch(
     beta: Option<&Tensor>,
     y: &Tensor,
     state: &Tensor,
-) -> Result<Launch> {
+) -> Result<Prepared> {
     norm_fused_launch(op, x, gamma, beta, y, state, None)
 }
 
@@ -468,7 +468,7 @@ pub fn norm_fused_launch(
     y: &Tensor,
     state: &Tensor,
     fused: Option<UnaryOp>,
-) -> Result<Launch> {
+) -> Result<Prepared> {
     let (lay, _, sshape) = op.check_tensors(x, gamma, beta)?;
     stats_forward_launch(
         op.name(),
@@ -496,7 +496,7 @@ pub fn norm_backward_launch(
     dx: &Tensor,
     dgamma: Option<&Tensor>,
     dbeta: Option<&Tensor>,
-) -> Result<Vec<Launch>> {
+) -> Result<Prepared> {
     let (lay, p, sshape) = op.check_tensors(x, gamma, gamma)?;
     stats_backward_launch(
         op.name(),
