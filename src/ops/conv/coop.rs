@@ -66,24 +66,24 @@ pub const MIN_N: usize = 32;
 /// Smallest K: below it the block's staging outweighs its two K steps.
 pub const MIN_K: usize = 64;
 
-/// A GEMM on the tensor-core core: its `WIDE` constant and grid.
+/// A GEMM on the tensor-core core, with 128×128 blocks (`wide`, the pipeline constant `WIDE`)
+/// or 128×64 ones.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct CoopCore {
+pub(crate) struct Coop {
     pub wide: bool,
-    pub groups: [u32; 3],
 }
 
-/// Which core runs a convolution's GEMM of `m`×`n`×`k` over `batch` (groups, or groups ×
-/// splits): the tensor-core core when `dtype` is f16, the launch sums in f32, the adapter has
-/// the tiles and the GEMM is large enough; else `None` (the tiled core, `gemm_grid`).
-pub(crate) fn core_for(
-    dev: &Device,
-    dtype: DType,
-    m: usize,
-    n: usize,
-    k: usize,
-    batch: usize,
-) -> Option<CoopCore> {
+impl Coop {
+    /// Columns of C per workgroup.
+    fn block_n(self) -> usize {
+        if self.wide { 128 } else { 64 }
+    }
+}
+
+/// Whether a convolution's GEMM with `n` columns and depth `k` runs on the tensor-core core: when
+/// `dtype` is f16, the launch sums in f32, the adapter has the tiles and the GEMM is large
+/// enough; else `None` (the tiled core, `gemm_grid`).
+pub(crate) fn core_for(dev: &Device, dtype: DType, n: usize, k: usize) -> Option<Coop> {
     let wanted = dtype == DType::F16
         && crate::launch::accumulator() == Accumulator::F32
         && n >= MIN_N
@@ -91,14 +91,7 @@ pub(crate) fn core_for(
     if !wanted || coop_supported(dev).is_err() {
         return None;
     }
-    let rows = m.div_ceil(BLOCK_M) as u32;
-    let batch = u32::try_from(batch).unwrap_or(u32::MAX);
-    let wide = n > 64;
-    let cols = n.div_ceil(if wide { 128 } else { 64 }) as u32;
-    Some(CoopCore {
-        wide,
-        groups: [cols, rows, batch],
-    })
+    Some(Coop { wide: n > 64 })
 }
 
 /// A launch's core: the shader, entry point, pipeline constants and grid.
@@ -122,7 +115,7 @@ pub(crate) fn pick(
 ) -> Core {
     core(
         (tiled, coop),
-        core_for(dev, dtype, m, n, k, batch),
+        core_for(dev, dtype, n, k),
         (m, n, batch),
         constants,
     )
@@ -131,19 +124,22 @@ pub(crate) fn pick(
 /// `pick` with the choice made: `on_coop` from [`core_for`], `(m, n, batch)` the grid's.
 pub(crate) fn core(
     (tiled, coop): (&'static Shader, &'static Shader),
-    on_coop: Option<CoopCore>,
+    on_coop: Option<Coop>,
     (m, n, batch): (usize, usize, usize),
     mut constants: Vec<(&'static str, f64)>,
 ) -> Core {
     match on_coop {
         Some(c) => {
             constants.push(("WIDE", c.wide as u32 as f64));
-            let [x, y, _] = c.groups;
             Core {
                 shader: coop,
                 entry: ENTRY,
                 constants,
-                groups: [x, y, u32::try_from(batch).unwrap_or(u32::MAX)],
+                groups: [
+                    n.div_ceil(c.block_n()) as u32,
+                    m.div_ceil(BLOCK_M) as u32,
+                    u32::try_from(batch).unwrap_or(u32::MAX),
+                ],
             }
         }
         None => {

@@ -180,43 +180,12 @@ pub fn conv_data_launch(
     y: &Tensor,
     fused: Option<UnaryOp>,
 ) -> Result<Launch> {
-    conv_data_launch_into(g, x, w, b, y, fused, false)
-}
-
-/// `conv_data_launch`, adding into `y` when `accumulate`.
-pub(crate) fn conv_data_launch_into(
-    g: &ConvGeometry,
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    y: &Tensor,
-    fused: Option<UnaryOp>,
-    accumulate: bool,
-) -> Result<Launch> {
-    let (oh, ow) = g.out_size;
-    // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
-    let bias = b.unwrap_or(w);
-    let mnk = (
-        g.batch * oh * ow,
-        g.out_channels / g.groups,
-        g.in_channels / g.groups * g.kernel.0 * g.kernel.1,
-    );
-    let c = coop::pick(
-        (&FORWARD, &coop::FORWARD),
-        &x.device,
-        x.dtype(),
-        mnk,
-        g.groups,
-        crate::neuron::fused_constants(fused),
-    );
-    x.device.launch(
-        c.shader,
-        c.entry,
-        &c.constants,
-        &params_fused(g, b.is_some(), 1, 0, fused, accumulate)?,
-        &[x.buffer(), w.buffer(), bias.buffer(), y.buffer()],
-        c.groups,
-    )
+    let d = Data {
+        b,
+        fused,
+        accumulate: false,
+    };
+    implicit_gemm_launch(g, false, x, w, y, &d)
 }
 
 /// `dx (N, C_in, H, W) = convᵀ(dy (N, C_out, OH, OW), w) (+ b per C_in)` of the geometry `g`.
@@ -228,40 +197,63 @@ pub fn conv_data_adjoint_launch(
     dx: &Tensor,
     fused: Option<UnaryOp>,
 ) -> Result<Launch> {
-    conv_data_adjoint_launch_into(g, dy, w, b, dx, fused, false)
+    let d = Data {
+        b,
+        fused,
+        accumulate: false,
+    };
+    implicit_gemm_launch(g, true, dy, w, dx, &d)
 }
 
-/// `conv_data_adjoint_launch`, adding into `dx` when `accumulate`.
-pub(crate) fn conv_data_adjoint_launch_into(
-    g: &ConvGeometry,
-    dy: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    dx: &Tensor,
+/// The epilogue of a data pass: bias, neuron, adding into the output.
+struct Data<'a> {
+    b: Option<&'a Tensor>,
     fused: Option<UnaryOp>,
     accumulate: bool,
+}
+
+/// The geometry's convolution (`adjoint` false: `conv_fwd`, M = N·OH·OW output pixels, N = C_out/g,
+/// K = (C_in/g)·kh·kw) or its adjoint (`conv_dgrad`, M = N·H·W input pixels, N = C_in/g,
+/// K = (C_out/g)·kh·kw) as one implicit GEMM, on the tensor cores where `coop::pick` says so.
+fn implicit_gemm_launch(
+    g: &ConvGeometry,
+    adjoint: bool,
+    input: &Tensor,
+    w: &Tensor,
+    out: &Tensor,
+    d: &Data<'_>,
 ) -> Result<Launch> {
-    let (h, wd) = g.in_size;
-    let bias = b.unwrap_or(w);
-    let mnk = (
-        g.batch * h * wd,
-        g.in_channels / g.groups,
-        g.out_channels / g.groups * g.kernel.0 * g.kernel.1,
-    );
+    let taps = g.kernel.0 * g.kernel.1;
+    let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
+    let (shaders, mnk) = if adjoint {
+        let (h, wd) = g.in_size;
+        (
+            (&DGRAD, &coop::DGRAD),
+            (g.batch * h * wd, cin_g, cout_g * taps),
+        )
+    } else {
+        let (oh, ow) = g.out_size;
+        (
+            (&FORWARD, &coop::FORWARD),
+            (g.batch * oh * ow, cout_g, cin_g * taps),
+        )
+    };
     let c = coop::pick(
-        (&DGRAD, &coop::DGRAD),
-        &dy.device,
-        dy.dtype(),
+        shaders,
+        &input.device,
+        input.dtype(),
         mnk,
         g.groups,
-        crate::neuron::fused_constants(fused),
+        crate::neuron::fused_constants(d.fused),
     );
-    dy.device.launch(
+    // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
+    let bias = d.b.unwrap_or(w);
+    input.device.launch(
         c.shader,
         c.entry,
         &c.constants,
-        &params_fused(g, b.is_some(), 1, 0, fused, accumulate)?,
-        &[dy.buffer(), w.buffer(), bias.buffer(), dx.buffer()],
+        &params_fused(g, d.b.is_some(), 1, 0, d.fused, d.accumulate)?,
+        &[input.buffer(), w.buffer(), bias.buffer(), out.buffer()],
         c.groups,
     )
 }
@@ -304,7 +296,7 @@ pub(crate) fn conv_weight_grad_launches_into(
     let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;
     let cout_g = g.out_channels / g.groups;
     let full_k = g.batch * g.out_size.0 * g.out_size.1;
-    let on_coop = coop::core_for(dev, x.dtype(), n, cout_g, full_k, g.groups);
+    let on_coop = coop::core_for(dev, x.dtype(), cout_g, full_k);
     let one = coop::core((&WGRAD, &coop::WGRAD), on_coop, (n, cout_g, 1), vec![]);
     let unit = if on_coop.is_some() {
         coop::K_STEP
@@ -503,13 +495,6 @@ pub(crate) fn backward_data_into(
     data_launches(&g, !op.is_transposed(), dy, w, dx, data)
 }
 
-/// The epilogue of a data pass: bias, neuron, adding into the output.
-struct Data<'a> {
-    b: Option<&'a Tensor>,
-    fused: Option<UnaryOp>,
-    accumulate: bool,
-}
-
 /// The geometry's convolution (`adjoint` false: `out = conv(input)`) or its adjoint (`out =
 /// convᵀ(input)`), with the epilogue `d`. A pointwise one in f32 without a bias ([`pointwise`])
 /// runs on the matmul GEMM (ResNet-50's step +3% on the H200; in f16 it was no faster than the
@@ -526,11 +511,9 @@ fn data_launches(
     if d.b.is_none() && input.dtype() == DType::F32 && pointwise(g) {
         return pointwise_launches(g, adjoint, input, w, out, d.fused, d.accumulate);
     }
-    Ok(Prepared::one(if adjoint {
-        conv_data_adjoint_launch_into(g, input, w, d.b, out, d.fused, d.accumulate)?
-    } else {
-        conv_data_launch_into(g, input, w, d.b, out, d.fused, d.accumulate)?
-    }))
+    Ok(Prepared::one(implicit_gemm_launch(
+        g, adjoint, input, w, out, &d,
+    )?))
 }
 
 /// A 1×1 kernel at stride 1 without padding, in one group: then each image's output is one
