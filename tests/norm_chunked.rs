@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_close, each_device};
+use common::{assert_close, chunk_stats, each_device};
 use wgtrain::ops::norm::gpu::{self as gnorm, MAX_CHUNK, Norm};
 use wgtrain::ops::norm::reference as rnorm;
 use wgtrain::ops::norm::{BatchNorm, GroupNorm, InstanceNorm, LayerNorm};
@@ -223,18 +223,6 @@ fn a_large_mean_does_not_swamp_a_small_variance() {
             );
         }
     });
-}
-
-/// Mean and biased variance of consecutive groups of `m` elements (contiguous groups).
-fn chunk_stats(x: &Array, m: usize) -> Vec<f64> {
-    let (mut mean, mut var) = (vec![], vec![]);
-    for c in x.data.chunks(m) {
-        let mu = c.iter().sum::<f64>() / m as f64;
-        mean.push(mu);
-        var.push(c.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / m as f64);
-    }
-    mean.extend(var);
-    mean
 }
 
 /// A per-sample norm over groups of `m` elements: y, state and the gradients.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, close_to, each_device};
+use common::{assert_close, chunk_stats, close_to, each_device};
 use wgtrain::ops::dropout::gpu as gdrop;
 use wgtrain::ops::dropout::reference as rdrop;
 use wgtrain::ops::dropout::{Dropout, dropout_mask};
@@ -77,19 +77,6 @@ fn check_grads(what: &str, g: &gnorm::NormGrads, r: &rnorm::NormGrads) {
         1e-4,
         2e-4,
     );
-}
-
-/// Mean and biased variance of consecutive chunks of `m` elements: the state of instance, group
-/// and layer norm, whose statistics groups are contiguous.
-fn chunk_stats(x: &Array, m: usize) -> Vec<f64> {
-    let (mut mean, mut var) = (vec![], vec![]);
-    for c in x.data.chunks(m) {
-        let mu = c.iter().sum::<f64>() / m as f64;
-        mean.push(mu);
-        var.push(c.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / m as f64);
-    }
-    mean.extend(var);
-    mean
 }
 
 const BN_SHAPES: [&[usize]; 5] = [

@@ -154,3 +154,16 @@ pub fn set_sources(
         }
     }
 }
+
+/// Mean and biased variance of consecutive chunks of `m` elements, means first: the state of
+/// instance, group and layer norm, whose statistics groups are contiguous.
+pub fn chunk_stats(x: &wgtrain::reference::Array, m: usize) -> Vec<f64> {
+    let (mut mean, mut var) = (vec![], vec![]);
+    for c in x.data.chunks(m) {
+        let mu = c.iter().sum::<f64>() / m as f64;
+        mean.push(mu);
+        var.push(c.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / m as f64);
+    }
+    mean.extend(var);
+    mean
+}
