@@ -269,6 +269,30 @@ fn strided_data_gradients_in_phases() {
     });
 }
 
+/// A weight gradient split over K has its partial sums added by one invocation per weight where
+/// the splits are few (`sum_rows`) and by 32 per weight where they are many (`sum_lanes`).
+#[test]
+fn weight_gradient_splits_are_summed_by_rows_or_by_lanes() {
+    each_device("wgrad sums", |dev| {
+        // K = 1·16·16 = 256: 4 splits of 64. K = 3·28·28 = 2,352 on one tile: 37 splits.
+        for (op, x_shape, entry) in [
+            (Conv2d::new(3, 5, (3, 3)), [1, 3, 18, 18], "sum_rows"),
+            (Conv2d::new(1, 2, (3, 3)), [3, 1, 30, 30], "sum_lanes"),
+        ] {
+            let x = up(dev, &data(&x_shape, 140));
+            let dy = up(dev, &data(&op.out_shape(&x_shape).unwrap(), 141));
+            let dw = Tensor::zeros(dev, &op.weight_shape(), DType::F32).unwrap();
+            let prep = conv::backward_weights_launches(&op, &x, &dy, &dw).unwrap();
+            let labels: Vec<String> = prep.launches.iter().map(|l| format!("{l:?}")).collect();
+            assert!(
+                labels.iter().any(|l| l.contains(entry)),
+                "{x_shape:?}: {labels:?}"
+            );
+            check_conv(dev, &op, &x_shape, 140);
+        }
+    });
+}
+
 /// A pointwise convolution's data passes on the matmul GEMM keep the epilogue: the fused neuron,
 /// and adding into the output (a gradient sum written in place).
 #[test]

@@ -453,17 +453,26 @@ pub(crate) fn conv_weight_grad_launches_into(
     Ok(prep)
 }
 
+/// Partial rows up to which each output's sum is one invocation's (`sum_rows`); more rows are
+/// summed by 32 invocations per output (`sum_lanes`).
+const SUM_ROWS_MAX: usize = 32;
+
 /// `out[k] = Σ_s part[s, k]` (`+= ` when `accumulate`): partial sums (split-K, chunked bias
-/// gradients) added by `reduce.wgsl`'s sum_lanes; `part` is kept as the step's scratch.
+/// gradients) added by `reduce.wgsl`; `part` is kept as the step's scratch.
 fn sum_partials(part: &Tensor, out: &Tensor, accumulate: bool) -> Result<Prepared> {
     let (rows, cols) = (part.shape[0], out.numel());
+    let (entry, per_group) = if rows <= SUM_ROWS_MAX {
+        ("sum_rows", 256)
+    } else {
+        ("sum_lanes", 8)
+    };
     let l = part.device.launch(
         &reduce::SHADER,
-        "sum_lanes",
+        entry,
         &[],
         &[1, rows as u32, cols as u32, accumulate as u32],
         &[part.buffer(), out.buffer()],
-        grid_1d(cols, 8),
+        grid_1d(cols, per_group),
     )?;
     Ok(Prepared {
         launches: vec![l],
