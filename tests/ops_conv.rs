@@ -293,6 +293,78 @@ fn weight_gradient_splits_are_summed_by_rows_or_by_lanes() {
     });
 }
 
+/// A forward convolution with a small grid and a long filter is split over K, its partial
+/// products summed by `gemm_sum` onto the bias, with the neuron; adding into the output too.
+#[test]
+fn forward_convolutions_split_over_k() {
+    each_device("forward split-K", |dev| {
+        let relu = Some(wgtrain::ops::elementwise::UnaryOp::Relu);
+        // K = 64·9 = 576 over 9 output pixels: 2 splits of 288. Groups: 2 of K = 576 each.
+        // 5×5 of 33 channels (K = 825, 3 splits, the last shorter), stride 2, padding.
+        let cases = [
+            (Conv2d::new(64, 7, (3, 3)), [1, 64, 5, 5]),
+            (
+                Conv2d {
+                    groups: 2,
+                    ..Conv2d::new(128, 6, (3, 3))
+                },
+                [2, 128, 4, 3],
+            ),
+            (
+                Conv2d {
+                    stride: (2, 2),
+                    padding: Padding::symmetric(2),
+                    bias: false,
+                    ..Conv2d::new(33, 5, (5, 5))
+                },
+                [1, 33, 7, 6],
+            ),
+        ];
+        for (op, xs) in cases {
+            let what = format!("{op:?} {xs:?}");
+            let (x, w) = (data(&xs, 1), data(&op.weight_shape(), 2));
+            let b = op.has_bias().then(|| data(&[op.out_channels], 3));
+            let (xt, wt) = (up(dev, &x), up(dev, &w));
+            let bt = b.as_ref().map(|b| up(dev, b));
+            let (splits, _) = conv::forward_split(&op.geometry(&xs).unwrap(), &xt);
+            assert!(splits > 1, "{what}: not split");
+            let y = wgtrain::ops::conv::reference::forward(&op, &x, &w, b.as_ref()).unwrap();
+            // Plain, and with a fused ReLU.
+            close(
+                &what,
+                &conv::forward(&op, &xt, &wt, bt.as_ref()).unwrap(),
+                &y,
+            );
+            let yt = Tensor::zeros(dev, &y.shape, DType::F32).unwrap();
+            let p = conv::forward_fused_launches(&op, &xt, &wt, bt.as_ref(), &yt, relu).unwrap();
+            assert!(
+                p.launches
+                    .iter()
+                    .any(|l| format!("{l:?}").contains("gemm_sum")),
+                "{what}: {:?}",
+                p.launches
+            );
+            dev.run(&p.launches).unwrap();
+            let mut want = y.clone();
+            want.data.iter_mut().for_each(|v| *v = v.max(0.0));
+            close(&format!("{what} relu"), &yt, &want);
+            // Added into what the output holds (the graph does this without a bias only).
+            if b.is_none() {
+                let before = data(&y.shape, 4);
+                let yt = up(dev, &before);
+                let p = conv::forward_into(&op, &xt, &wt, None, &yt, None, true).unwrap();
+                dev.run(&p.launches).unwrap();
+                let mut want = y;
+                want.data
+                    .iter_mut()
+                    .zip(&before.data)
+                    .for_each(|(v, b)| *v += b);
+                close(&format!("{what} accumulate"), &yt, &want);
+            }
+        }
+    });
+}
+
 /// A pointwise convolution's data passes on the matmul GEMM keep the epilogue: the fused neuron,
 /// and adding into the output (a gradient sum written in place).
 #[test]

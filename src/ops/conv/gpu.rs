@@ -330,10 +330,19 @@ fn implicit_gemm_launch(
     out: &Tensor,
     d: &Data<'_>,
 ) -> Result<Launch> {
-    implicit_gemm_phase_launch(g, adjoint, input, w, out, d, None)
+    implicit_gemm_phase_launch(g, adjoint, input, w, out, d, Part::Whole)
 }
 
-/// [`implicit_gemm_launch`] of the adjoint over one stride phase (`None`: all of it).
+/// What one implicit-GEMM dispatch computes: all of it, one stride phase of the adjoint, or one
+/// K split of the forward into a slab of the partial products (`(splits, chunk)`).
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    Whole,
+    Phase(&'a StridePhase),
+    Split(usize, usize),
+}
+
+/// [`implicit_gemm_launch`] of the `part`.
 fn implicit_gemm_phase_launch(
     g: &ConvGeometry,
     adjoint: bool,
@@ -341,8 +350,16 @@ fn implicit_gemm_phase_launch(
     w: &Tensor,
     out: &Tensor,
     d: &Data<'_>,
-    phase: Option<&StridePhase>,
+    part: Part<'_>,
 ) -> Result<Launch> {
+    let phase = match part {
+        Part::Phase(ph) => Some(ph),
+        _ => None,
+    };
+    let (splits, chunk) = match part {
+        Part::Split(s, c) => (s, c),
+        _ => (1, 0),
+    };
     let taps = g.kernel.0 * g.kernel.1;
     let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
     let (shaders, mnk) = if adjoint {
@@ -354,17 +371,15 @@ fn implicit_gemm_phase_launch(
         )
     } else {
         let (oh, ow) = g.out_size;
-        (
-            (&FORWARD, &coop::FORWARD),
-            (g.batch * oh * ow, cout_g, cin_g * taps),
-        )
+        let k = if splits > 1 { chunk } else { cin_g * taps };
+        ((&FORWARD, &coop::FORWARD), (g.batch * oh * ow, cout_g, k))
     };
     let c = coop::pick(
         shaders,
         &input.device,
         input.dtype(),
         mnk,
-        g.groups,
+        g.groups * splits,
         crate::neuron::fused_constants(d.fused),
     );
     // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
@@ -373,7 +388,15 @@ fn implicit_gemm_phase_launch(
         c.shader,
         c.entry,
         &c.constants,
-        &params_phased(g, d.b.is_some(), 1, 0, d.fused, d.accumulate, phase)?,
+        &params_phased(
+            g,
+            d.b.is_some(),
+            splits,
+            chunk,
+            d.fused,
+            d.accumulate,
+            phase,
+        )?,
         &[input.buffer(), w.buffer(), bias.buffer(), out.buffer()],
         c.groups,
     )
@@ -641,6 +664,14 @@ fn data_launches(
     if d.b.is_none() && input.dtype() == DType::F32 && pointwise(g) {
         return pointwise_launches(g, adjoint, input, w, out, d.fused, d.accumulate);
     }
+    // The split's sum adds onto the bias written first, so it cannot also add into the output.
+    let bias_and_sum = d.b.is_some() && d.accumulate;
+    if !adjoint && !bias_and_sum {
+        let (splits, chunk) = forward_split(g, input);
+        if splits > 1 {
+            return forward_split_launches(g, input, w, out, d, (splits, chunk));
+        }
+    }
     let phases = if adjoint {
         stride_phases(g)
     } else {
@@ -653,11 +684,87 @@ fn data_launches(
     }
     let launches = phases
         .iter()
-        .map(|ph| implicit_gemm_phase_launch(g, adjoint, input, w, out, &d, Some(ph)))
+        .map(|ph| implicit_gemm_phase_launch(g, adjoint, input, w, out, &d, Part::Phase(ph)))
         .collect::<Result<_>>()?;
     Ok(Prepared {
         launches,
         scratch: Vec::new(),
+    })
+}
+
+/// Below this many workgroups a forward convolution with a long filter is split over K: a small
+/// image at many channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large
+/// GPU (an H200 holds two of these 256-invocation workgroups per multiprocessor, 264 in all).
+const FWD_SPLIT_BELOW_GROUPS: usize = 256;
+/// Workgroups a split forward aims for.
+const FWD_SPLIT_TARGET_GROUPS: usize = 512;
+/// K values per split at the least, a multiple of both cores' K steps (16 and 32).
+const FWD_MIN_CHUNK: usize = 256;
+
+/// `(splits, chunk)` of the forward convolution `g` on `input`'s device and dtype: `(1, K)`
+/// unless its grid is small and its filter long.
+pub fn forward_split(g: &ConvGeometry, input: &Tensor) -> (usize, usize) {
+    let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
+    let k = cin_g * g.kernel.0 * g.kernel.1;
+    let m = g.batch * g.out_size.0 * g.out_size.1;
+    let c = coop::pick(
+        (&FORWARD, &coop::FORWARD),
+        &input.device,
+        input.dtype(),
+        (m, cout_g, k),
+        g.groups,
+        Vec::new(),
+    );
+    let tiles: usize = c.groups.iter().map(|&n| n as usize).product();
+    if tiles >= FWD_SPLIT_BELOW_GROUPS || k < 2 * FWD_MIN_CHUNK {
+        return (1, k);
+    }
+    let want = FWD_SPLIT_TARGET_GROUPS
+        .div_ceil(tiles)
+        .min(k / FWD_MIN_CHUNK)
+        .min(65_535 / g.groups.max(1));
+    let chunk = k.div_ceil(want.max(1)).div_ceil(32) * 32;
+    let splits = k.div_ceil(chunk);
+    // The partial products are indexed in u32.
+    let slabs = (g.batch * g.out_channels * g.out_size.0 * g.out_size.1).checked_mul(splits);
+    if splits <= 1 || slabs.is_none_or(|n| n > u32::MAX as usize) {
+        return (1, k);
+    }
+    (splits, chunk)
+}
+
+/// The forward split over K: the bias (if any) written into `out` first, each split's partial
+/// product into its slab of a scratch tensor, then matmul's `gemm_sum` adding the slabs onto
+/// `out` in order with the neuron.
+fn forward_split_launches(
+    g: &ConvGeometry,
+    input: &Tensor,
+    w: &Tensor,
+    out: &Tensor,
+    d: Data<'_>,
+    (splits, chunk): (usize, usize),
+) -> Result<Prepared> {
+    let part = Tensor::zeros(&input.device, &[splits, out.numel()], out.dtype())?;
+    let mut launches = Vec::new();
+    if let Some(b) = d.b {
+        launches.push(bias_fill_launch(b, out)?);
+    }
+    let raw = Data {
+        b: None,
+        fused: None,
+        accumulate: false,
+    };
+    let split = Part::Split(splits, chunk);
+    launches.push(implicit_gemm_phase_launch(
+        g, false, input, w, &part, &raw, split,
+    )?);
+    let onto = d.accumulate || d.b.is_some();
+    launches.push(crate::ops::matmul::gpu::sum_splits_launch(
+        &part, out, splits, onto, d.fused,
+    )?);
+    Ok(Prepared {
+        launches,
+        scratch: vec![part],
     })
 }
 

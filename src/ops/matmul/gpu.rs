@@ -220,6 +220,32 @@ pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Pre
     })
 }
 
+/// `c = neuron(Σ_s part[s] (+ c))` over `splits` slabs of `c`'s size, added in order: the
+/// epilogue of a GEMM split over K elsewhere (a convolution's forward), on `gemm_sum`.
+pub(crate) fn sum_splits_launch(
+    part: &Tensor,
+    c: &Tensor,
+    splits: usize,
+    accumulate: bool,
+    fused: Option<UnaryOp>,
+) -> Result<Launch> {
+    let n = c.numel();
+    let g = Gemm {
+        c_stride: n,
+        accumulate,
+        fused,
+        ..Gemm::plain(1, n, 0, false, false, false)
+    };
+    c.device.launch(
+        &SHADER,
+        "gemm_sum",
+        &crate::neuron::fused_constants(fused),
+        &gemm_params(&g, splits, 0),
+        &[part.buffer(), c.buffer()],
+        crate::launch::grid_1d(n, 256),
+    )
+}
+
 /// `op(a) · op(b)` for a of shape `[batch..] (M, K)` (or `(K, M)` when `trans_a`) and b likewise;
 /// a 2-D operand is shared across the other's batch. Output `[batch..] (M, N)`.
 pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
