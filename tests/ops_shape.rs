@@ -170,7 +170,11 @@ fn row_copies_of_awkward_shapes() {
             sizes: vec![2, 4, 3],
         };
         let parts = shape::split(&op, &up(dev, &x)).unwrap();
-        for (k, (p, w)) in parts.iter().zip(reference::split(&op, &x).unwrap()).enumerate() {
+        for (k, (p, w)) in parts
+            .iter()
+            .zip(reference::split(&op, &x).unwrap())
+            .enumerate()
+        {
             same(&format!("split piece {k}"), p, &w, 0.0);
         }
     });
@@ -205,7 +209,10 @@ fn row_copy_past_one_grid_dimension() {
         let got = gd.to_f32().unwrap();
         for r in 0..rows {
             let row = &got[r * wide..(r + 1) * wide];
-            assert!(row[..44].iter().all(|&v| v == -1.0), "row {r} before the slice");
+            assert!(
+                row[..44].iter().all(|&v| v == -1.0),
+                "row {r} before the slice"
+            );
             assert_eq!(&row[44..], &src[r * len..(r + 1) * len], "row {r}");
         }
     });

@@ -420,17 +420,31 @@ mod tests {
     #[test]
     fn parameters_past_u32_are_errors() {
         let out = [1usize << 20, 1 << 13];
-        let e = broadcast_params("Add", 1 << 33, BinaryOp::Add, &[1 << 20, 1], &[1 << 13], &out)
-            .unwrap_err()
-            .to_string();
+        let e = broadcast_params(
+            "Add",
+            1 << 33,
+            BinaryOp::Add,
+            &[1 << 20, 1],
+            &[1 << 13],
+            &out,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("Add") && e.contains("4294967295"), "{e}");
         // An output whose count overflows a usize (operands that broadcast each other).
         let huge = [usize::MAX, 2];
         let e = broadcast_params("Mul", 0, BinaryOp::Mul, &[usize::MAX, 1], &[2], &huge);
         assert!(e.unwrap_err().to_string().contains("Mul"));
         // Within u32: the maps land at the end of the 64-word uniform.
-        let p = broadcast_params("Add", 120, BinaryOp::Add, &[1, 5, 1, 1], &[2, 5, 3, 4], &[2, 5, 3, 4])
-            .unwrap();
+        let p = broadcast_params(
+            "Add",
+            120,
+            BinaryOp::Add,
+            &[1, 5, 1, 1],
+            &[2, 5, 3, 4],
+            &[2, 5, 3, 4],
+        )
+        .unwrap();
         assert_eq!(p.len(), crate::launch::UNIFORM_WORDS);
         assert_eq!(&p[OPERAND_MAPS_AT..], &[2, 12, 5, 0, 1, 0, 0, 0]);
     }

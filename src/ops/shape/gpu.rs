@@ -138,7 +138,12 @@ fn row_copy_launch(op: &str, c: &RowCopy, src: &Tensor, dst: &Tensor) -> Result<
         2,
         0,
         (c.src_off, c.dst_off),
-        [&[c.rows, c.len], &[c.src_stride, 1], &[c.dst_stride, 1], &[]],
+        [
+            &[c.rows, c.len],
+            &[c.src_stride, 1],
+            &[c.dst_stride, 1],
+            &[],
+        ],
     );
     src.device
         .launch(&SHADER, "strided_copy", &[], &w, &buffers, grid_1d(n, 256))
