@@ -3,9 +3,9 @@
 //! submit per step with two steps in flight — with each plan's numbers: compile time,
 //! dispatches and submits per step, planned and naive activation bytes. Twin:
 //! `benches/models_torch.py` (torchvision's networks, eager fp32, TF32 off, `cudnn.benchmark`).
-//! Run: `cargo bench --bench models [-- --quick] [-- --profile] [-- --f16]` (`--quick`: batch 8
-//! at 75×75 and 64×64, which a software adapter can time; `--profile`: each network's step by
-//! kernel; `--f16`: mixed precision with dynamic loss scaling, twin `models_torch.py --amp`).
+//! Run: `cargo bench --bench models [-- --quick] [-- --profile [--dispatches]] [-- --f16]`
+//! (`--quick`: batch 8 at 75×75 and 64×64, which a software adapter can time; `--profile`: each
+//! network's step by kernel, `--dispatches` every dispatch with its node and grid; `--f16`: mixed precision with dynamic loss scaling, twin `models_torch.py --amp`).
 //! Without `--bench` (`cargo test --benches`): one untimed step of each at its smallest size
 //! and a sixteenth of the width, its loss checked finite.
 //!
@@ -161,6 +161,9 @@ fn main() -> wgtrain::Result<()> {
             "\n{name}, GPU time by kernel (each dispatch timed alone):\n{}",
             p.table()
         );
+        if args.iter().any(|a| a == "--dispatches") {
+            println!("\n{name}, every dispatch:\n{}", p.dispatch_table());
+        }
     }
     Ok(())
 }

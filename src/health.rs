@@ -13,6 +13,7 @@ use crate::tensor::Tensor;
 /// The guards' kernels (`wgsl/health.wgsl`).
 pub static SHADER: Shader = Shader {
     name: "health",
+    user_code: false,
     parts: &[PRELUDE, FINITE, include_str!("../wgsl/health.wgsl")],
 };
 

@@ -40,6 +40,9 @@ pub struct Shader {
     pub name: &'static str,
     /// WGSL source parts, concatenated in order.
     pub parts: &'static [&'static str],
+    /// Holds code the user wrote (a custom optimizer's update): compiled with every runtime check,
+    /// where the crate's own kernels drop some (`Device::runtime_checks`).
+    pub user_code: bool,
 }
 
 impl Shader {
@@ -248,6 +251,7 @@ impl Device {
             shader.name,
             Variant { act, acc },
             || shader.source_for(act, acc),
+            shader.user_code,
             entry,
             constants,
         )?;

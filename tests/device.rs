@@ -179,3 +179,17 @@ fn threads_sharing_a_device_each_hear_only_their_own_uncaptured_errors() {
         });
     });
 }
+
+#[test]
+fn user_code_keeps_every_runtime_check_and_the_crates_kernels_drop_the_costly_ones() {
+    let Some(dev) = device("runtime_checks") else {
+        return;
+    };
+    let user = dev.runtime_checks(true);
+    assert!(user.bounds_checks && user.force_loop_bounding && user.int_div_checks);
+    let kernel = dev.runtime_checks(false);
+    assert!(!kernel.force_loop_bounding && !kernel.int_div_checks);
+    // Index clamps go only where the backend bounds every buffer access itself.
+    let vulkan = dev.info().backend == wgpu::Backend::Vulkan;
+    assert_eq!(kernel.bounds_checks, !vulkan, "{}", dev.name());
+}

@@ -167,6 +167,132 @@ fn conv2d_forward_backward() {
     });
 }
 
+/// The strided data gradient runs one dispatch per stride phase: every input pixel lies in
+/// exactly one phase, and a phase holds exactly the taps whose dy row `(iy + pad − ky) / s` is
+/// whole, that row being `i + offset − a` (on the host over many geometries, one axis at a time).
+#[test]
+fn stride_phases_cover_every_input_pixel_once_with_exactly_its_taps() {
+    for s in 1..=4 {
+        for k in 1..=5 {
+            for pad in 0..k {
+                for len in 1..=9 {
+                    if len + 2 * pad < k {
+                        continue;
+                    }
+                    let op = Conv2d {
+                        stride: (s, 1),
+                        padding: asym(pad, pad, 0, 0),
+                        ..Conv2d::new(1, 1, (k, 1))
+                    };
+                    let g = op.geometry(&[1, 1, len, 1]).unwrap();
+                    let phases = conv::stride_phases(&g);
+                    if s == 1 {
+                        assert!(phases.is_empty(), "stride 1 is unphased");
+                        continue;
+                    }
+                    let mut seen = vec![0; len];
+                    for ph in &phases {
+                        for i in 0..ph.pixels.0 {
+                            let iy = ph.first_pixel.0 + i * s;
+                            seen[iy] += 1;
+                            let mut taps = Vec::new();
+                            for a in 0..ph.taps.0 {
+                                let ky = ph.first_tap.0 + a * s;
+                                let t = iy as i64 + pad as i64 - ky as i64;
+                                let oy = i as i64 + ph.offset.0 as i64 - a as i64;
+                                assert_eq!(
+                                    t,
+                                    oy * s as i64,
+                                    "s {s} k {k} pad {pad} iy {iy} ky {ky}"
+                                );
+                                taps.push(ky);
+                            }
+                            // Taps whose dy row falls outside dy are in too: the kernel reads 0 there.
+                            let want: Vec<usize> = (0..k)
+                                .filter(|&ky| {
+                                    (iy as i64 + pad as i64 - ky as i64).rem_euclid(s as i64) == 0
+                                })
+                                .collect();
+                            assert_eq!(taps, want, "s {s} k {k} pad {pad} len {len} iy {iy}");
+                        }
+                    }
+                    assert!(
+                        seen.iter().all(|&n| n == 1),
+                        "s {s} k {k} pad {pad} len {len}: {seen:?}"
+                    );
+                }
+            }
+        }
+    }
+    // Dilated: unphased.
+    let op = Conv2d {
+        stride: (2, 2),
+        dilation: (2, 1),
+        ..Conv2d::new(1, 1, (3, 3))
+    };
+    assert!(conv::stride_phases(&op.geometry(&[1, 1, 9, 9]).unwrap()).is_empty());
+}
+
+#[test]
+fn strided_data_gradients_in_phases() {
+    each_device("strided_dgrad", |dev| {
+        let c = Conv2d::new;
+        // The input smaller than the stride in both axes: phases without pixels are left out.
+        check_conv(
+            dev,
+            &Conv2d {
+                stride: (3, 2),
+                padding: Padding::symmetric(1),
+                ..c(3, 5, (3, 3))
+            },
+            &[2, 3, 2, 1],
+            110,
+        );
+        // ResNet's downsample (1×1, stride 2: three of four phases have no tap, their gradient
+        // zero) and its strided 3×3, at odd sizes with 33 channels.
+        for (k, pad, x) in [(1, 0, [2, 33, 7, 9]), (3, 1, [1, 33, 9, 7])] {
+            let op = Conv2d {
+                stride: (2, 2),
+                padding: Padding::symmetric(pad),
+                ..c(33, 7, (k, k))
+            };
+            assert_eq!(conv::stride_phases(&op.geometry(&x).unwrap()).len(), 4);
+            check_conv(dev, &op, &x, 120 + k as u64);
+        }
+        // A strided transposed convolution's forward is the phased adjoint, with its bias.
+        let t = ConvTranspose2d {
+            stride: (2, 3),
+            padding: asym(1, 0, 0, 2),
+            ..ConvTranspose2d::new(5, 3, (3, 4))
+        };
+        check_conv(dev, &t, &[2, 5, 4, 3], 130);
+    });
+}
+
+/// A weight gradient split over K has its partial sums added by one invocation per weight where
+/// the splits are few (`sum_rows`) and by 32 per weight where they are many (`sum_lanes`).
+#[test]
+fn weight_gradient_splits_are_summed_by_rows_or_by_lanes() {
+    each_device("wgrad sums", |dev| {
+        // K = 1·16·16 = 256: 4 splits of 64. K = 3·28·28 = 2,352 on one tile: 37 splits.
+        for (op, x_shape, entry) in [
+            (Conv2d::new(3, 5, (3, 3)), [1, 3, 18, 18], "sum_rows"),
+            (Conv2d::new(1, 2, (3, 3)), [3, 1, 30, 30], "sum_lanes"),
+        ] {
+            let x = up(dev, &data(&x_shape, 140));
+            let dy = up(dev, &data(&op.out_shape(&x_shape).unwrap(), 141));
+            let dw = Tensor::zeros(dev, &op.weight_shape(), DType::F32).unwrap();
+            let prep = conv::backward_weights_launches(&op, &x, &dy, &dw).unwrap();
+            let labels: Vec<String> = prep.launches.iter().map(|l| format!("{l:?}")).collect();
+            assert!(
+                labels.iter().any(|l| l.contains(entry)),
+                "{x_shape:?}: {labels:?}"
+            );
+            check_conv(dev, &op, &x_shape, 140);
+        }
+    });
+}
+
 /// A pointwise convolution's data passes on the matmul GEMM keep the epilogue: the fused neuron,
 /// and adding into the output (a gradient sum written in place).
 #[test]

@@ -152,7 +152,8 @@ fn the_zoo_compiles_at_batch_32_at_half_the_edge() {
             // the backward seed a constant and ReLU's gradient part of max pooling's (556 and
             // 1026 before the gradient sums were accumulated). 990 since pointwise convolutions
             // run on the matmul GEMM, which splits two of Inception's over K (a second dispatch).
-            let most = if name == "resnet50" { 506 } else { 990 };
+            // 521 and 964 with the strided data gradients in one dispatch per stride phase.
+            let most = if name == "resnet50" { 521 } else { 964 };
             assert!(s.dispatches_per_step <= most, "{name}: {s:?}");
             assert_eq!(s.submits_per_step, 1, "{name}");
         }

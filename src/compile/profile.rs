@@ -17,6 +17,8 @@ pub struct DispatchTime {
     pub node: String,
     /// The kernel's entry point.
     pub kernel: &'static str,
+    /// Its grid, in workgroups (x, y, z).
+    pub groups: [u32; 3],
     /// GPU time from its start to its end, in microseconds.
     pub micros: f64,
     /// GPU time from the previous dispatch's end to its start, in microseconds.
@@ -73,10 +75,13 @@ impl Profile {
     /// A markdown table of every dispatch in step order: its node, kernel, µs and the gap
     /// before it (where one kernel's time goes by layer).
     pub fn dispatch_table(&self) -> String {
-        let mut s = String::from("| # | node | kernel | µs | gap µs |\n|---|---|---|---|---|\n");
+        let mut s = String::from(
+            "| # | node | kernel | workgroups | µs | gap µs |\n|---|---|---|---|---|---|\n",
+        );
         for (i, d) in self.dispatches.iter().enumerate() {
+            let [x, y, z] = d.groups;
             s += &format!(
-                "| {i} | {} | {} | {:.1} | {:.1} |\n",
+                "| {i} | {} | {} | {x}×{y}×{z} | {:.1} | {:.1} |\n",
                 d.node, d.kernel, d.micros, d.gap_micros
             );
         }
@@ -167,6 +172,7 @@ impl Compiled {
                 DispatchTime {
                     node: node.clone(),
                     kernel: l.label,
+                    groups: l.groups,
                     micros: us(end.saturating_sub(start)),
                     gap_micros: us(start.saturating_sub(prev_end)),
                 }

@@ -5,6 +5,8 @@
 //! - `WGTRAIN_BACKEND` = `vulkan` | `metal` | `dx12` | `gl` picks the backend. Without it, GL is
 //!   left out: on Linux it duplicates the Vulkan adapters and lacks compute features we rely on.
 //! - `WGTRAIN_ADAPTER` = a case-insensitive substring of the adapter name (e.g. `llvmpipe`, `h100`).
+//! - `WGTRAIN_SHADER_CHECKS=all` compiles the crate's own kernels with every runtime check wgpu
+//!   offers, as user code always is (see `Device::runtime_checks`): for chasing a kernel bug.
 
 mod registry;
 
@@ -291,6 +293,23 @@ impl Device {
         self.0.lost.load(Ordering::Acquire)
     }
 
+    /// The runtime checks a shader module is compiled with. User code (a custom optimizer's
+    /// WGSL) gets all of them. The crate's kernels, whose indices and loop bounds come from
+    /// shapes checked on the host and whose tests run on every adapter, drop the loop-bounding
+    /// counters and integer-division guards everywhere, and the index clamps where the backend
+    /// itself keeps every buffer access inside its binding (Vulkan's robust buffer access, which
+    /// every Vulkan device has). The tensor-core GEMMs pay most for them (BENCHMARKS.md).
+    pub fn runtime_checks(&self, user_code: bool) -> wgpu::ShaderRuntimeChecks {
+        let mut checks = wgpu::ShaderRuntimeChecks::checked();
+        if user_code || std::env::var("WGTRAIN_SHADER_CHECKS").is_ok_and(|v| v == "all") {
+            return checks;
+        }
+        checks.force_loop_bounding = false;
+        checks.int_div_checks = false;
+        checks.bounds_checks = self.0.info.backend != wgpu::Backend::Vulkan;
+        checks
+    }
+
     /// The adapter's name, vendor, backend and driver.
     pub fn info(&self) -> &wgpu::AdapterInfo {
         &self.0.info
@@ -545,6 +564,7 @@ impl Device {
         name: &'static str,
         variant: impl Into<Variant>,
         source: impl FnOnce() -> String,
+        user_code: bool,
         entry: &str,
         constants: &[(&str, f64)],
     ) -> Result<Pipeline> {
@@ -563,10 +583,15 @@ impl Device {
                         .map_err(|e| Error::Gpu(format!("shader {name} ({variant:?}): {e}")))?;
                     let m = self
                         .scoped(|d| {
-                            d.create_shader_module(wgpu::ShaderModuleDescriptor {
+                            let desc = wgpu::ShaderModuleDescriptor {
                                 label: Some(name),
                                 source: wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module)),
-                            })
+                            };
+                            // Safety: the crate's kernels are trusted per `runtime_checks`;
+                            // user code keeps every check.
+                            unsafe {
+                                d.create_shader_module_trusted(desc, self.runtime_checks(user_code))
+                            }
                         })
                         .map_err(|e| Error::Gpu(format!("shader {name}: {e}")))?;
                     let m = (Arc::new(m), Arc::new(widths));

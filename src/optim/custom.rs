@@ -35,6 +35,7 @@ pub const EXAMPLE_SGD_MOMENTUM: &str = include_str!("../../wgsl/optim/custom_sgd
 /// The template instantiated with the example, so the translation test validates the template.
 pub(crate) static EXAMPLE_SHADER: Shader = Shader {
     name: "optim_custom_example",
+    user_code: true,
     parts: &[
         include_str!("../../wgsl/optim/custom_sgd.wgsl"),
         COMMON,
@@ -109,7 +110,11 @@ fn shader_for(source: &str) -> &'static Shader {
         let name: &'static str = Box::leak(format!("optim_custom_{n}").into_boxed_str());
         let parts: &'static [&'static str] =
             Box::leak(vec![user, COMMON, TEMPLATE].into_boxed_slice());
-        Box::leak(Box::new(Shader { name, parts }))
+        Box::leak(Box::new(Shader {
+            name,
+            parts,
+            user_code: true,
+        }))
     })
 }
 
@@ -121,6 +126,7 @@ pub(crate) fn compile(device: &Device, c: &CustomUpdate) -> Result<&'static Shad
             shader.name,
             DType::F32,
             || shader.source(),
+            true,
             "custom_update",
             &[],
         )

@@ -34,6 +34,22 @@ struct Params {
     act_a: f32,
     act_b: f32,
     accumulate: u32, // the epilogue adds to what the output holds (a gradient sum in place)
+    // The data gradient's stride phase (conv_dgrad only; see grad_data.wgsl): the input pixels
+    // (iy0 + i·sh, ix0 + j·sw), i < ph_h, j < ph_w, and the taps (ky0 + a·sh, kx0 + b·sw),
+    // a < ph_kh, b < ph_kw, that reach them. Unphased: the whole input, every tap.
+    phased: u32,
+    ph_h: u32,
+    ph_w: u32,
+    ph_kh: u32,
+    ph_kw: u32,
+    iy0: u32,
+    ix0: u32,
+    ky0: u32,
+    kx0: u32,
+    off_y: i32,     // dy row of (i, a) = i + off_y − a·kstep_y (exact when phased or stride 1)
+    off_x: i32,
+    kstep_y: u32,
+    kstep_x: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -3,6 +3,10 @@
 //   A(m, k) = dy at the output pixel whose tap k reads input pixel m — found by inverting the
 //   index rule, oy = (iy + pad_t − ky·dh) / sh, valid only when that divides exactly and lands
 //   inside the output — B(k, n) = w of the group, read as (C_out/g·kh·kw, C_in/g).
+// Strided (with dilation 1) it runs as one dispatch per stride phase: input rows iy ≡ py (mod sh)
+// are reached only by taps ky ≡ py + pad_t (mod sh), and for those oy = i + off_y − a exactly
+// (iy = iy0 + i·sh, ky = ky0 + a·sh), so each phase is a dense stride-1 GEMM over its own pixels
+// and taps, where one dispatch over all would multiply sh·sw times as many zeros.
 // Every dx element is written once (no col2im scatter, no atomics). Also the forward of a
 // conv-transpose, so the epilogue can add a bias per dx channel.
 
@@ -11,55 +15,58 @@
 @group(0) @binding(3) var<storage, read> dbias: array<act>;     // (C_in,), or any buffer
 @group(0) @binding(4) var<storage, read_write> ddx: array<act>; // (N, C_in, H, W)
 
-fn gemm_m() -> u32 { return p.batch * p.h * p.w; }
+fn gemm_m() -> u32 { return p.batch * p.ph_h * p.ph_w; }
 fn gemm_n() -> u32 { return p.cin_g; }
-fn gemm_k() -> u32 { return p.cout_g * p.kh * p.kw; }
+fn gemm_k() -> u32 { return p.cout_g * p.ph_kh * p.ph_kw; }
 fn a_k_fastest() -> bool { return false; }
 fn b_n_fastest() -> bool { return false; }
 
-// The output coordinate whose tap `k` reads input coordinate `i`, or -1.
-fn tap_source(i: u32, k: u32, s: u32, d: u32, pad: u32, out_len: u32) -> i32 {
-    let t = i32(i + pad) - i32(k * d);
-    if (t < 0) { return -1; }
-    let o = u32(t) / s;
-    if (o * s != u32(t) || o >= out_len) { return -1; }
-    return i32(o);
+// Tap k of this phase as (output channel in the group, a, b).
+fn phase_tap(k: u32) -> vec3<u32> {
+    let khw = p.ph_kh * p.ph_kw;
+    let ocg = k / khw;
+    let t = k - ocg * khw;
+    let a = t / p.ph_kw;
+    return vec3<u32>(ocg, a, t - a * p.ph_kw);
+}
+
+// Offset of phase tap (a, b) in a (kh, kw) filter.
+fn filter_tap(a: u32, b: u32) -> u32 {
+    if (p.phased == 0u) { return a * p.kw + b; }
+    return (p.ky0 + a * p.sh) * p.kw + p.kx0 + b * p.sw;
+}
+
+// Offset in an (H, W) plane of pixel `pix` of this phase's (ph_h, ph_w) grid.
+fn plane_pixel(pix: u32) -> u32 {
+    if (p.phased == 0u) { return pix; }
+    let i = pix / p.ph_w;
+    let j = pix - i * p.ph_w;
+    return (p.iy0 + i * p.sh) * p.w + p.ix0 + j * p.sw;
 }
 
 // The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
 fn load_a(g: u32, m: u32, k: u32) -> f32 {
     if (m >= gemm_m() || k >= gemm_k()) { return 0.0; }
-    let hw = p.h * p.w;
-    let n = m / hw;
-    let pix = m - n * hw;
-    let iy = pix / p.w;
-    let ix = pix - iy * p.w;
-    let tap = tap_of(k);
-    let oy = tap_source(iy, tap.y, p.sh, p.dh, p.pad_t, p.oh);
-    let ox = tap_source(ix, tap.z, p.sw, p.dw, p.pad_l, p.ow);
-    if (oy < 0 || ox < 0) { return 0.0; }
-    let oc = g * p.cout_g + tap.x;
-    return f32(ddy[((n * p.cout + oc) * p.oh + u32(oy)) * p.ow + u32(ox)]);
+    let r = a_rows(g, m);
+    return load_a4(g, r, k).x;
 }
 
 fn load_b(g: u32, k: u32, n: u32) -> f32 {
     if (k >= gemm_k() || n >= gemm_n()) { return 0.0; }
-    let khw = p.kh * p.kw;
-    let ocg = k / khw;
-    let t = k - ocg * khw;
-    return f32(dgw[((g * p.cout_g + ocg) * p.cin_g + n) * khw + t]);
+    return load_b4(g, k, b_cols(g, n)).x;
 }
 
-// Input pixel m of group g as a window of dy: the offset of its image's group channels, and its
-// coordinate plus the padding (from which each tap subtracts its offset).
+// Input pixel m of group g (of this phase) as a window of dy: the offset of its image's group
+// channels, and its coordinate plus the padding (or the phase's offset), from which each tap
+// subtracts its own.
 fn in_window(g: u32, m: u32) -> Win {
-    let hw = p.h * p.w;
+    let hw = p.ph_h * p.ph_w;
     if (m >= p.batch * hw) { return Win(0u, OUTSIDE, OUTSIDE); }
     let n = m / hw;
     let pix = m - n * hw;
-    let iy = pix / p.w;
-    let ix = pix - iy * p.w;
-    return Win((n * p.cout + g * p.cout_g) * p.oh * p.ow, i32(iy + p.pad_t), i32(ix + p.pad_l));
+    let i = pix / p.ph_w;
+    let j = pix - i * p.ph_w;
+    return Win((n * p.cout + g * p.cout_g) * p.oh * p.ow, i32(i) + p.off_y, i32(j) + p.off_x);
 }
 
 alias ARows = Win4;
@@ -84,14 +91,14 @@ fn dy_at_s1(base: u32, coff: u32, oy: i32, ox: i32) -> f32 {
     return f32(ddy[base + coff + u32(oy) * p.ow + u32(ox)]);
 }
 
-// Four input pixels at tap k = (ocg, ky, kx).
+// Four input pixels at tap k = (ocg, a, b).
 fn load_a4(g: u32, r: Win4, k: u32) -> vec4<f32> {
     if (k >= gemm_k()) { return vec4<f32>(0.0); }
-    let tap = tap_of(k);
+    let tap = phase_tap(k);
     let coff = tap.x * p.oh * p.ow;
-    let y = r.y - vec4<i32>(i32(tap.y * p.dh));
-    let x = r.x - vec4<i32>(i32(tap.z * p.dw));
-    if (p.sh == 1u && p.sw == 1u) {
+    let y = r.y - vec4<i32>(i32(tap.y * p.kstep_y));
+    let x = r.x - vec4<i32>(i32(tap.z * p.kstep_x));
+    if (p.phased != 0u || (p.sh == 1u && p.sw == 1u)) {
         return vec4<f32>(dy_at_s1(r.base.x, coff, y.x, x.x), dy_at_s1(r.base.y, coff, y.y, x.y),
                          dy_at_s1(r.base.z, coff, y.z, x.z), dy_at_s1(r.base.w, coff, y.w, x.w));
     }
@@ -112,8 +119,8 @@ fn b_cols(g: u32, n: u32) -> BCols {
 fn load_b4(g: u32, k: u32, c: BCols) -> vec4<f32> {
     if (k >= gemm_k()) { return vec4<f32>(0.0); }
     let khw = p.kh * p.kw;
-    let ocg = k / khw;
-    let i = c.idx + ocg * p.cin_g * khw + (k - ocg * khw);
+    let tap = phase_tap(k);
+    let i = c.idx + tap.x * p.cin_g * khw + filter_tap(tap.y, tap.z);
     if (c.valid == 4u) {
         return vec4<f32>(f32(dgw[i]), f32(dgw[i + khw]), f32(dgw[i + 2u * khw]), f32(dgw[i + 3u * khw]));
     }
@@ -126,12 +133,12 @@ fn load_b4(g: u32, k: u32, c: BCols) -> vec4<f32> {
 
 fn store_c(g: u32, m: u32, n: u32, acc: f32) {
     let c = g * p.cin_g + n;
-    let hw = p.h * p.w;
-    let img = m / hw;
-    let pix = m - img * hw;
+    let phw = p.ph_h * p.ph_w;
+    let img = m / phw;
+    let pix = plane_pixel(m - img * phw);
     var v = acc;
     if (p.has_bias != 0u) { v = v + f32(dbias[c]); }
-    let idx = (img * p.cin + c) * hw + pix;
+    let idx = (img * p.cin + c) * p.h * p.w + pix;
     if (p.accumulate != 0u) { v = v + f32(ddx[idx]); }
     ddx[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }

@@ -6,12 +6,14 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "cast",
+    user_code: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/cast.wgsl")],
 };
 
 /// A cast to the dtype the value has: a copy in either storage variant.
 pub(crate) static COPY: Shader = Shader {
     name: "cast_copy",
+    user_code: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/cast_copy.wgsl")],
 };
 

@@ -19,6 +19,7 @@ const COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 /// Convolution forward (and conv-transpose backward-data) on the tensor cores.
 pub static FORWARD: Shader = Shader {
     name: "conv_fwd_coop",
+    user_code: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -30,6 +31,7 @@ pub static FORWARD: Shader = Shader {
 /// Convolution backward-data (and conv-transpose forward) on the tensor cores.
 pub static DGRAD: Shader = Shader {
     name: "conv_dgrad_coop",
+    user_code: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -41,6 +43,7 @@ pub static DGRAD: Shader = Shader {
 /// Convolution weight gradient on the tensor cores.
 pub static WGRAD: Shader = Shader {
     name: "conv_wgrad_coop",
+    user_code: false,
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/grad_weight.wgsl"),

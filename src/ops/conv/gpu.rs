@@ -38,6 +38,7 @@ const NEURON: &str = crate::neuron::WGSL;
 /// Convolution forward (and conv-transpose backward-data).
 pub(crate) static FORWARD: Shader = Shader {
     name: "conv_fwd",
+    user_code: false,
     parts: &[
         NEURON,
         CONV_COMMON,
@@ -49,6 +50,7 @@ pub(crate) static FORWARD: Shader = Shader {
 /// Convolution backward-data (and conv-transpose forward).
 pub(crate) static DGRAD: Shader = Shader {
     name: "conv_dgrad",
+    user_code: false,
     parts: &[
         NEURON,
         CONV_COMMON,
@@ -60,6 +62,7 @@ pub(crate) static DGRAD: Shader = Shader {
 /// Convolution weight gradient (both kinds).
 pub(crate) static WGRAD: Shader = Shader {
     name: "conv_wgrad",
+    user_code: false,
     parts: &[
         CONV_COMMON,
         include_str!("../../../wgsl/conv/grad_weight.wgsl"),
@@ -70,6 +73,7 @@ pub(crate) static WGRAD: Shader = Shader {
 /// Bias gradient and bias broadcast (also used by the fully connected layer).
 pub(crate) static BIAS: Shader = Shader {
     name: "conv_bias",
+    user_code: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/conv/grad_bias.wgsl")],
 };
 
@@ -134,6 +138,74 @@ fn params_fused(
     fused: Option<UnaryOp>,
     accumulate: bool,
 ) -> Result<Vec<u32>> {
+    params_phased(g, has_bias, splits, k_chunk, fused, accumulate, None)
+}
+
+/// One stride phase of the data gradient (`wgsl/conv/grad_data.wgsl`): the input pixels
+/// `(iy0 + i·sh, ix0 + j·sw)` for `i < h`, `j < w`, and the taps `(ky0 + a·sh, kx0 + b·sw)` for
+/// `a < kh`, `b < kw` that reach them, dy's row being `i + off_y − a` (column likewise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StridePhase {
+    /// First input row and column.
+    pub first_pixel: (usize, usize),
+    /// Input rows and columns of the phase.
+    pub pixels: (usize, usize),
+    /// First tap row and column.
+    pub first_tap: (usize, usize),
+    /// Tap rows and columns that reach the phase (0: its gradient is zero).
+    pub taps: (usize, usize),
+    /// dy's row and column offsets.
+    pub offset: (usize, usize),
+}
+
+/// The stride phases the data gradient of `g` runs in, one dispatch each; empty where it runs as
+/// one dispatch (stride 1, or dilated: then a phase's taps are not every sh-th one). Phases with
+/// no input pixel (a stride beyond the input) are left out.
+pub fn stride_phases(g: &ConvGeometry) -> Vec<StridePhase> {
+    let (sh, sw) = g.stride;
+    if (sh, sw) == (1, 1) || g.dilation != (1, 1) {
+        return Vec::new();
+    }
+    // One axis: input positions ≡ q (mod s) are reached by taps ≡ q + pad (mod s) alone.
+    let axis = |q: usize, s: usize, len: usize, k: usize, pad: usize| {
+        let first_tap = (q + pad) % s;
+        (
+            len.saturating_sub(q).div_ceil(s),
+            first_tap,
+            k.saturating_sub(first_tap).div_ceil(s),
+            (q + pad - first_tap) / s,
+        )
+    };
+    let mut phases = Vec::new();
+    for qy in 0..sh {
+        for qx in 0..sw {
+            let y = axis(qy, sh, g.in_size.0, g.kernel.0, g.padding.0);
+            let x = axis(qx, sw, g.in_size.1, g.kernel.1, g.padding.2);
+            if y.0 == 0 || x.0 == 0 {
+                continue;
+            }
+            phases.push(StridePhase {
+                first_pixel: (qy, qx),
+                pixels: (y.0, x.0),
+                first_tap: (y.1, x.1),
+                taps: (y.2, x.2),
+                offset: (y.3, x.3),
+            });
+        }
+    }
+    phases
+}
+
+/// [`params_fused`] for one stride phase of the data gradient (`None`: unphased).
+fn params_phased(
+    g: &ConvGeometry,
+    has_bias: bool,
+    splits: usize,
+    k_chunk: usize,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+    phase: Option<&StridePhase>,
+) -> Result<Vec<u32>> {
     // The words are u32 and the kernels' coordinates i32: refuse what would wrap.
     g.check_gpu_range("convolution")?;
     let p = [
@@ -168,6 +240,41 @@ fn params_fused(
         crate::launch::f(b),
         accumulate as u32,
     ]);
+    // Every value below is at most an input or kernel extent or a padding, which
+    // check_gpu_range bounds by i32.
+    let ph = match phase {
+        Some(ph) => [
+            1,
+            ph.pixels.0,
+            ph.pixels.1,
+            ph.taps.0,
+            ph.taps.1,
+            ph.first_pixel.0,
+            ph.first_pixel.1,
+            ph.first_tap.0,
+            ph.first_tap.1,
+            ph.offset.0,
+            ph.offset.1,
+            1,
+            1,
+        ],
+        None => [
+            0,
+            g.in_size.0,
+            g.in_size.1,
+            g.kernel.0,
+            g.kernel.1,
+            0,
+            0,
+            0,
+            0,
+            g.padding.0,
+            g.padding.2,
+            g.dilation.0,
+            g.dilation.1,
+        ],
+    };
+    w.extend(ph.iter().map(|&v| v as u32));
     Ok(w)
 }
 
@@ -223,10 +330,24 @@ fn implicit_gemm_launch(
     out: &Tensor,
     d: &Data<'_>,
 ) -> Result<Launch> {
+    implicit_gemm_phase_launch(g, adjoint, input, w, out, d, None)
+}
+
+/// [`implicit_gemm_launch`] of the adjoint over one stride phase (`None`: all of it).
+fn implicit_gemm_phase_launch(
+    g: &ConvGeometry,
+    adjoint: bool,
+    input: &Tensor,
+    w: &Tensor,
+    out: &Tensor,
+    d: &Data<'_>,
+    phase: Option<&StridePhase>,
+) -> Result<Launch> {
     let taps = g.kernel.0 * g.kernel.1;
     let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
     let (shaders, mnk) = if adjoint {
-        let (h, wd) = g.in_size;
+        let ((h, wd), taps) =
+            phase.map_or((g.in_size, taps), |ph| (ph.pixels, ph.taps.0 * ph.taps.1));
         (
             (&DGRAD, &coop::DGRAD),
             (g.batch * h * wd, cin_g, cout_g * taps),
@@ -252,7 +373,7 @@ fn implicit_gemm_launch(
         c.shader,
         c.entry,
         &c.constants,
-        &params_fused(g, d.b.is_some(), 1, 0, d.fused, d.accumulate)?,
+        &params_phased(g, d.b.is_some(), 1, 0, d.fused, d.accumulate, phase)?,
         &[input.buffer(), w.buffer(), bias.buffer(), out.buffer()],
         c.groups,
     )
@@ -332,17 +453,26 @@ pub(crate) fn conv_weight_grad_launches_into(
     Ok(prep)
 }
 
+/// Partial rows up to which each output's sum is one invocation's (`sum_rows`); more rows are
+/// summed by 32 invocations per output (`sum_lanes`).
+const SUM_ROWS_MAX: usize = 32;
+
 /// `out[k] = Σ_s part[s, k]` (`+= ` when `accumulate`): partial sums (split-K, chunked bias
-/// gradients) added by `reduce.wgsl`'s sum_lanes; `part` is kept as the step's scratch.
+/// gradients) added by `reduce.wgsl`; `part` is kept as the step's scratch.
 fn sum_partials(part: &Tensor, out: &Tensor, accumulate: bool) -> Result<Prepared> {
     let (rows, cols) = (part.shape[0], out.numel());
+    let (entry, per_group) = if rows <= SUM_ROWS_MAX {
+        ("sum_rows", 256)
+    } else {
+        ("sum_lanes", 8)
+    };
     let l = part.device.launch(
         &reduce::SHADER,
-        "sum_lanes",
+        entry,
         &[],
         &[1, rows as u32, cols as u32, accumulate as u32],
         &[part.buffer(), out.buffer()],
-        grid_1d(cols, 8),
+        grid_1d(cols, per_group),
     )?;
     Ok(Prepared {
         launches: vec![l],
@@ -511,9 +641,24 @@ fn data_launches(
     if d.b.is_none() && input.dtype() == DType::F32 && pointwise(g) {
         return pointwise_launches(g, adjoint, input, w, out, d.fused, d.accumulate);
     }
-    Ok(Prepared::one(implicit_gemm_launch(
-        g, adjoint, input, w, out, &d,
-    )?))
+    let phases = if adjoint {
+        stride_phases(g)
+    } else {
+        Vec::new()
+    };
+    if phases.is_empty() {
+        return Ok(Prepared::one(implicit_gemm_launch(
+            g, adjoint, input, w, out, &d,
+        )?));
+    }
+    let launches = phases
+        .iter()
+        .map(|ph| implicit_gemm_phase_launch(g, adjoint, input, w, out, &d, Some(ph)))
+        .collect::<Result<_>>()?;
+    Ok(Prepared {
+        launches,
+        scratch: Vec::new(),
+    })
 }
 
 /// A 1×1 kernel at stride 1 without padding, in one group: then each image's output is one

@@ -14,6 +14,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "dropout",
+    user_code: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,

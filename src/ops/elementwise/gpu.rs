@@ -10,6 +10,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "elementwise",
+    user_code: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,

@@ -23,6 +23,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "loss",
+    user_code: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/loss.wgsl")],
 };
 

@@ -18,6 +18,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "pool",
+    user_code: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,

@@ -24,6 +24,7 @@ const PRODUCT: &str = include_str!("../../../wgsl/recurrent/product.wgsl");
 
 pub(crate) static FORWARD: Shader = Shader {
     name: "recurrent_forward",
+    user_code: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -33,6 +34,7 @@ pub(crate) static FORWARD: Shader = Shader {
 
 pub(crate) static PREP: Shader = Shader {
     name: "recurrent_prep",
+    user_code: false,
     parts: &[
         PRELUDE,
         COMMON,
@@ -42,6 +44,7 @@ pub(crate) static PREP: Shader = Shader {
 
 pub(crate) static BACKWARD: Shader = Shader {
     name: "recurrent_backward",
+    user_code: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -52,6 +55,7 @@ pub(crate) static BACKWARD: Shader = Shader {
 
 pub(crate) static FINAL: Shader = Shader {
     name: "recurrent_final",
+    user_code: false,
     parts: &[
         COMMON,
         PRODUCT,

@@ -9,6 +9,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "reduce",
+    user_code: false,
     parts: &[PRELUDE, FINITE, include_str!("../../../wgsl/reduce.wgsl")],
 };
 

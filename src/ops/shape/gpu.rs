@@ -20,6 +20,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "shape",
+    user_code: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/shape/shape.wgsl")],
 };
 

@@ -11,6 +11,7 @@ use crate::tensor::{DType, Tensor};
 
 pub(crate) static SHADER: Shader = Shader {
     name: "softmax",
+    user_code: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/softmax.wgsl")],
 };
 

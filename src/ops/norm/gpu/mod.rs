@@ -25,6 +25,7 @@ use train::*;
 
 pub(crate) static SHADER: Shader = Shader {
     name: "norm",
+    user_code: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
