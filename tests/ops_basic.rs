@@ -65,12 +65,20 @@ fn unary_forward_backward() {
 #[test]
 fn binary_broadcast_forward_backward() {
     each_device("binary", |dev| {
-        let cases: [(&[usize], &[usize]); 5] = [
+        // Same layout, runs of the output's dims (per channel, trailing, leading, across a
+        // size-1 dim) and broadcasts between kept dims (the per-dim loop), on either side.
+        let cases: [(&[usize], &[usize]); 11] = [
             (&[1], &[1]),
             (&[7], &[7]),
             (&[33, 1], &[1, 7]),
             (&[2, 3, 33], &[33]),
             (&[5, 1, 7], &[3, 1]),
+            (&[3, 5, 7], &[1, 5, 7]),
+            (&[2, 5, 3, 7], &[1, 5, 1, 1]),
+            (&[5, 1, 1], &[2, 5, 3, 7]),
+            (&[3, 1, 2, 5], &[3, 1, 2, 1]),
+            (&[2, 3, 4], &[2, 1, 4]),
+            (&[4, 1, 7], &[4, 3, 7]),
         ];
         for (sa, sb) in cases {
             let out = elementwise::broadcast_shape("test", sa, sb).unwrap();

@@ -108,6 +108,116 @@ fn split_on_every_axis() {
     });
 }
 
+/// Concat of `outer` rows of pieces `sizes` × `inner` along axis 1, forward and backward, in
+/// `dtype`: exact copies against the reference (fed the values the tensors hold).
+fn concat_rows(dev: &Device, outer: usize, sizes: &[usize], inner: usize, dtype: DType) {
+    let shapes: Vec<Vec<usize>> = sizes.iter().map(|&c| vec![outer, c, inner]).collect();
+    let shape_refs: Vec<&[usize]> = shapes.iter().map(|s| &s[..]).collect();
+    let load = |a: &Array| match dtype {
+        DType::F16 => Tensor::from_f32_as_f16(dev, &a.shape, &a.to_f32()).unwrap(),
+        _ => up(dev, a),
+    };
+    // The values the tensors hold (f16-rounded in f16), so the copies compare exactly.
+    let held = |t: &Tensor| Array::from_f32(t.shape(), &t.to_f32().unwrap());
+    let gs: Vec<Tensor> = (0..sizes.len())
+        .map(|i| load(&seeded(&shapes[i], 40 + i as u64)))
+        .collect();
+    assert!(gs.iter().all(|g| g.dtype() == dtype));
+    let xs: Vec<Array> = gs.iter().map(held).collect();
+    let op = Concat { axis: 1 };
+    let what = format!("concat {outer} × {sizes:?} × {inner} {dtype:?}");
+    // Through the launches, which take outputs of the inputs' dtype (the eager concat's are f32).
+    let want = reference::concat(&op, &xs.iter().collect::<Vec<_>>()).unwrap();
+    let y = Tensor::zeros(dev, &want.shape, dtype).unwrap();
+    let ls = shape::concat_launch(&op, &gs.iter().collect::<Vec<_>>(), &y).unwrap();
+    dev.run(&ls).unwrap();
+    same(&what, &y, &want, 0.0);
+    let gdy = load(&seeded(&want.shape, 50));
+    let dxs: Vec<Tensor> = shapes
+        .iter()
+        .map(|s| Tensor::zeros(dev, s, dtype).unwrap())
+        .collect();
+    let ls = shape::concat_backward_launch(&op, &gdy, &dxs.iter().collect::<Vec<_>>()).unwrap();
+    dev.run(&ls).unwrap();
+    let wants = reference::concat_backward(&op, &shape_refs, &held(&gdy)).unwrap();
+    for (k, (d, w)) in dxs.iter().zip(&wants).enumerate() {
+        assert_eq!(d.dtype(), dtype, "{what} d{k}");
+        same(&format!("{what} d{k}"), d, w, 0.0);
+    }
+}
+
+/// The row kernel's edges: one row, a few, more than a workgroup's worth; rows of whole and
+/// partial chunks (1024), lengths no multiple of 4 or 256, offsets at no alignment; and rows
+/// under a workgroup (255) beside long ones, which take the strided copy.
+const ROW_CASES: [(usize, &[usize], usize); 5] = [
+    (1, &[1, 2, 5], 257),
+    (7, &[3, 1], 341),
+    (33, &[4, 5, 1], 259),
+    (7, &[3, 1, 12], 85),
+    (2, &[1, 3], 1024),
+];
+
+#[test]
+fn row_copies_of_awkward_shapes() {
+    each_device("row copy", |dev| {
+        for (outer, sizes, inner) in ROW_CASES {
+            concat_rows(dev, outer, sizes, inner, DType::F32);
+        }
+        // Split's pieces of one input, and its backward, on the same awkward rows.
+        let x = seeded(&[7, 9, 131], 6);
+        let op = Split {
+            axis: 1,
+            sizes: vec![2, 4, 3],
+        };
+        let parts = shape::split(&op, &up(dev, &x)).unwrap();
+        for (k, (p, w)) in parts
+            .iter()
+            .zip(reference::split(&op, &x).unwrap())
+            .enumerate()
+        {
+            same(&format!("split piece {k}"), p, &w, 0.0);
+        }
+    });
+}
+
+#[test]
+fn row_copies_in_f16() {
+    each_device("row copy f16", |dev| {
+        if !dev.caps().shader_f16 {
+            eprintln!("no SHADER_F16: skipped");
+            return;
+        }
+        for (outer, sizes, inner) in ROW_CASES {
+            concat_rows(dev, outer, sizes, inner, DType::F16);
+        }
+    });
+}
+
+#[test]
+fn row_copy_past_one_grid_dimension() {
+    each_device("row copy grid", |dev| {
+        // 65,537 rows of one workgroup each: the grid folds into a second dimension, and the
+        // one workgroup past the last row must write nothing. (Along the last axis, so the
+        // destination stays within one binding's 128 MiB.)
+        let (rows, len, wide) = (65_537, 256, 300);
+        let src: Vec<f32> = (0..rows * len).map(|i| (i % 4093) as f32).collect();
+        let fill: Vec<f32> = vec![-1.0; rows * wide];
+        let gs = Tensor::from_f32(dev, &[rows, len], &src).unwrap();
+        let gd = Tensor::from_f32(dev, &[rows, wide], &fill).unwrap();
+        dev.run(&[shape::copy_into_launch(&gs, &gd, 1, 44).unwrap()])
+            .unwrap();
+        let got = gd.to_f32().unwrap();
+        for r in 0..rows {
+            let row = &got[r * wide..(r + 1) * wide];
+            assert!(
+                row[..44].iter().all(|&v| v == -1.0),
+                "row {r} before the slice"
+            );
+            assert_eq!(&row[44..], &src[r * len..(r + 1) * len], "row {r}");
+        }
+    });
+}
+
 fn r(start: usize, end: usize, step: usize) -> SliceRange {
     SliceRange { start, end, step }
 }

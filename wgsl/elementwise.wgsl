@@ -18,13 +18,24 @@ struct Params {
     chain_op: array<vec4<u32>, 2>,  // op codes of the fused unary chain
     chain_a: array<vec4<f32>, 2>,   // their parameters
     chain_b: array<vec4<f32>, 2>,
+    a_map: vec4<u32>, // how binary kernels index a: (kind, inner, count, 0); see `operand_offset`
+    b_map: vec4<u32>, // and b
 }
+
+// Operand kinds (`operand_map` in src/ops/elementwise/gpu.rs): read through the strides (any
+// broadcast), in the output's own layout (offset i), or one run of the output's dims (e.g. a
+// per-channel (1, C, 1, 1) operand: offset (i / inner) % count).
+const STRIDED: u32 = 0u;
+const SAME: u32 = 1u;
+const RUN: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
-    return v[i / 4u][i % 4u];
-}
+// Entry k of the rank-8 vectors, read from the uniform in place: a helper taking the array by
+// value would copy it to private memory per call (spilled to local memory on NVIDIA).
+fn out_dim(k: u32) -> u32 { return p.shape[k / 4u][k % 4u]; }
+fn a_stride(k: u32) -> u32 { return p.a_strides[k / 4u][k % 4u]; }
+fn b_stride(k: u32) -> u32 { return p.b_strides[k / 4u][k % 4u]; }
 
 // The fused chain: y = f_k(...f_1(v)) for the unary ops the graph folded into this dispatch.
 fn apply_chain(v: f32) -> f32 {
@@ -70,19 +81,32 @@ fn unary_backward_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
 }
 
 // Offsets of output element i into a and b through their broadcast strides.
-fn broadcast_offsets(i: u32) -> vec2<u32> {
+fn strided_offsets(i: u32) -> vec2<u32> {
     var rem = i;
     var oa = 0u;
     var ob = 0u;
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let k = u32(d);
-        let s = dim(p.shape, k);
+        let s = out_dim(k);
         let c = rem % s;
         rem = rem / s;
-        oa = oa + c * dim(p.a_strides, k);
-        ob = ob + c * dim(p.b_strides, k);
+        oa = oa + c * a_stride(k);
+        ob = ob + c * b_stride(k);
     }
     return vec2<u32>(oa, ob);
+}
+
+// Offsets of output element i into a and b. The branches are on uniforms (no divergence): the
+// same-layout and run operands skip the per-dim loop, with its division and modulo per dim.
+fn broadcast_offsets(i: u32) -> vec2<u32> {
+    let ka = p.a_map.x;
+    let kb = p.b_map.x;
+    if (ka == SAME && kb == SAME) { return vec2<u32>(i, i); }
+    var o = vec2<u32>(i, i);
+    if (ka == STRIDED || kb == STRIDED) { o = strided_offsets(i); }
+    if (ka == RUN) { o.x = (i / p.a_map.y) % p.a_map.z; }
+    if (kb == RUN) { o.y = (i / p.b_map.y) % p.b_map.z; }
+    return o;
 }
 
 fn binary_f(op: u32, a: f32, b: f32) -> f32 {
@@ -137,15 +161,26 @@ fn binary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                @builtin(local_invocation_index) lid: u32) {
     let t = linear_id(wid, nwg, lid);
     if (t >= p.n) { return; }
+    // An operand in the output's layout was broadcast nowhere: its element t is output element
+    // t, nothing to sum, and the other operand is read as the forward reads it.
+    if (select(p.a_map.x, p.b_map.x, p._p0 == 1u) == SAME) {
+        var d1 = binary_d(p.op, 0.0, 0.0);
+        if (p.op > 1u) {
+            let o = broadcast_offsets(t);
+            d1 = binary_d(p.op, f32(bb_a[o.x]), f32(bb_b[o.y]));
+        }
+        bb_g[t] = act(select(d1.x, d1.y, p._p0 == 1u) * f32(bb_dy[t]));
+        return;
+    }
     // Coordinates of this operand element in output space (0 on its broadcast dims).
     var tc: array<u32, 8>;
     var rem = t;
     var count = 1u;
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let k = u32(d);
-        var st = dim(p.a_strides, k);
-        if (p._p0 == 1u) { st = dim(p.b_strides, k); }
-        let s = dim(p.shape, k);
+        var st = a_stride(k);
+        if (p._p0 == 1u) { st = b_stride(k); }
+        let s = out_dim(k);
         if (st != 0u) {
             tc[k] = rem % s;
             rem = rem / s;
@@ -163,9 +198,9 @@ fn binary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         var ob = 0u;
         for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
             let k = u32(d);
-            var st = dim(p.a_strides, k);
-            if (p._p0 == 1u) { st = dim(p.b_strides, k); }
-            let s = dim(p.shape, k);
+            var st = a_stride(k);
+            if (p._p0 == 1u) { st = b_stride(k); }
+            let s = out_dim(k);
             var c = tc[k];
             if (st == 0u) {
                 c = r % s;
@@ -173,8 +208,8 @@ fn binary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             }
             oo = oo + c * ostride;
             ostride = ostride * s;
-            oa = oa + c * dim(p.a_strides, k);
-            ob = ob + c * dim(p.b_strides, k);
+            oa = oa + c * a_stride(k);
+            ob = ob + c * b_stride(k);
         }
         // Add and sub (op < 2) have constant derivatives: a and b are not read (dy is bound
         // in their place, and oa, ob may pass its end).

@@ -46,7 +46,7 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "elementwise", shaders: &[&elementwise::gpu::SHADER], samples: elementwise::samples::samples },
     Family { name: "matmul", shaders: &[&matmul::gpu::SHADER], samples: matmul::samples::samples },
     Family { name: "reduce", shaders: &[&reduce::gpu::SHADER], samples: reduce::samples::samples },
-    Family { name: "shape", shaders: &[&shape::gpu::SHADER, &shape::permute::SHADER], samples: shape::samples::samples },
+    Family { name: "shape", shaders: &[&shape::gpu::SHADER, &shape::permute::SHADER, &shape::row_copy::SHADER], samples: shape::samples::samples },
     Family { name: "conv", shaders: &[&conv::gpu::FORWARD, &conv::gpu::DGRAD, &conv::gpu::WGRAD, &conv::gpu::BIAS], samples: conv::samples::samples },
     Family { name: "dense", shaders: &[], samples: dense::samples::samples },
     Family { name: "pool", shaders: &[&pool::gpu::SHADER], samples: pool::samples::samples },

@@ -14,9 +14,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> tp_x: array<act>;
 @group(0) @binding(2) var<storage, read_write> tp_y: array<act>;
 
-fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
-    return v[i / 4u][i % 4u];
-}
+// Read in place from the uniform (a helper taking the array by value would copy it to private
+// memory per call: local memory on NVIDIA).
+fn out_dim(k: u32) -> u32 { return p.out_shape[k / 4u][k % 4u]; }
+fn src_stride(k: u32) -> u32 { return p.src_strides[k / 4u][k % 4u]; }
 
 @compute @workgroup_size(256)
 fn permute(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -27,8 +28,8 @@ fn permute(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     var src = 0u;
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let k = u32(d);
-        let s = dim(p.out_shape, k);
-        src = src + (rem % s) * dim(p.src_strides, k);
+        let s = out_dim(k);
+        src = src + (rem % s) * src_stride(k);
         rem = rem / s;
     }
     tp_y[p.dst_offset + i] = act(f32(tp_x[src]));

@@ -24,9 +24,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read> sh_x: array<act>;
 @group(0) @binding(2) var<storage, read_write> sh_y: array<act>;
 
-fn dim(v: array<vec4<u32>, 2>, i: u32) -> u32 {
-    return v[i / 4u][i % 4u];
-}
+// Entry k of each parameter vector, read from the uniform in place: a helper taking the array
+// by value would copy it to private memory per call (spilled to local memory on NVIDIA).
+fn v0_at(k: u32) -> u32 { return p.v0[k / 4u][k % 4u]; }
+fn v1_at(k: u32) -> u32 { return p.v1[k / 4u][k % 4u]; }
+fn v2_at(k: u32) -> u32 { return p.v2[k / 4u][k % 4u]; }
+fn v3_at(k: u32) -> u32 { return p.v3[k / 4u][k % 4u]; }
 
 // y[dst_off + Σ c·v2] = x[src_off + Σ c·v1] for every index c of the shape v0. Concat's
 // copy-into-slice, split's copy-out-of-slice and the strided slice are all this one kernel.
@@ -40,11 +43,11 @@ fn strided_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     var dst = p.dst_off;
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let k = u32(d);
-        let s = dim(p.v0, k);
+        let s = v0_at(k);
         let c = rem % s;
         rem = rem / s;
-        src = src + c * dim(p.v1, k);
-        dst = dst + c * dim(p.v2, k);
+        src = src + c * v1_at(k);
+        dst = dst + c * v2_at(k);
     }
     sh_y[dst] = act(f32(sh_x[src]));
 }
@@ -62,16 +65,16 @@ fn slice_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     var hit = true;
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let k = u32(d);
-        let s = dim(p.v0, k);
+        let s = v0_at(k);
         let c = rem % s;
         rem = rem / s;
-        let start = dim(p.v1, k);
-        let step = dim(p.v2, k);
+        let start = v1_at(k);
+        let step = v2_at(k);
         let q = c - min(c, start);
         let o = q / step;
-        hit = hit && c >= start && q % step == 0u && o < dim(p.v3, k);
+        hit = hit && c >= start && q % step == 0u && o < v3_at(k);
         src = src + o * stride;
-        stride = stride * dim(p.v3, k);
+        stride = stride * v3_at(k);
     }
     sh_y[i] = act(select(0.0, f32(sh_x[src]), hit));
 }
@@ -89,11 +92,11 @@ fn pad_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var inside = true;
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let k = u32(d);
-        let s = dim(p.v1, k);
+        let s = v1_at(k);
         let c = i32(rem % s);
         rem = rem / s;
-        let n_in = i32(dim(p.v0, k));
-        let q = c - i32(dim(p.v2, k));
+        let n_in = i32(v0_at(k));
+        let q = c - i32(v2_at(k));
         inside = inside && q >= 0 && q < n_in;
         src = src + u32(clamp(q, 0, n_in - 1)) * stride;
         stride = stride * u32(n_in);
@@ -117,15 +120,15 @@ fn pad_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     var count = 1u;
     for (var d = i32(p.rank) - 1; d >= 0; d = d - 1) {
         let k = u32(d);
-        let n_in = dim(p.v0, k);
+        let n_in = v0_at(k);
         let c = rem % n_in;
         rem = rem / n_in;
-        let at = dim(p.v2, k) + c;
+        let at = v2_at(k) + c;
         var a = at;
         var b = at;
         if (p.mode == 1u) {
             if (c == 0u) { a = 0u; }
-            if (c == n_in - 1u) { b = dim(p.v1, k) - 1u; }
+            if (c == n_in - 1u) { b = v1_at(k) - 1u; }
         }
         lo[k] = a;
         ext[k] = b - a + 1u;
@@ -140,7 +143,7 @@ fn pad_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             let k = u32(d);
             off = off + (lo[k] + r % ext[k]) * stride;
             r = r / ext[k];
-            stride = stride * dim(p.v1, k);
+            stride = stride * v1_at(k);
         }
         acc = acc + f32(sh_x[off]);
     }

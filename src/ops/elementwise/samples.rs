@@ -68,6 +68,26 @@ pub fn samples() -> Vec<Sample> {
         }
         v.push(sample);
     }
+    // ResNet-50's residual add, (32, 256, 56, 56) at the full bench multiplier 8 (channels grow
+    // as s², so at 1, (4, 4, 7, 7), finite differences stay cheap): both operands in the
+    // output's layout. Per channel, (1, C, 1, 1): one run of the output's dims. A
+    // broadcast between kept dims: the per-dim loop.
+    v.push(Sample::new("elementwise/binary/add/resnet", |g, s| {
+        let shape = [4 * s, 4 * s * s, 7 * s, 7 * s];
+        let a = g.input("a", &shape)?;
+        let b = g.input("b", &shape)?;
+        g.binary("y", BinaryOp::Add, a, b)
+    }));
+    v.push(Sample::new("elementwise/binary/Mul/channel", |g, s| {
+        let a = g.input("a", &[2, 3 * s, 4, 5])?;
+        let b = g.input("b", &[1, 3 * s, 1, 1])?;
+        g.binary("y", BinaryOp::Mul, a, b)
+    }));
+    v.push(Sample::new("elementwise/binary/Sub/strided", |g, s| {
+        let a = g.input("a", &[2, 3, 5 * s])?;
+        let b = g.input("b", &[2, 1, 5 * s])?;
+        g.binary("y", BinaryOp::Sub, a, b)
+    }));
     // Both operands broadcast.
     v.push(Sample::new("elementwise/binary/Mul/outer", |g, s| {
         let a = g.input("a", &[1, 5 * s])?;

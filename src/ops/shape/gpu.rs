@@ -6,13 +6,14 @@
 //!
 //! Concat is built from [`copy_into_launch`] so a producer could later write straight into its
 //! slice of the output and the copy disappear; split and concat's backward from
-//! [`copy_from_launch`].
+//! [`copy_from_launch`]. Both are row copies (`row_copy`): no index arithmetic per element.
 
 use crate::error::{Result, attr_err, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::eager;
 use crate::ops::elementwise::gpu::MAX_RANK;
+use crate::ops::shape::row_copy::{self, RowCopy};
 use crate::ops::shape::{Concat, Pad, PadMode, ShapeOp, Slice, Split, Upsample, UpsampleMode};
 use crate::tensor::strides;
 use crate::tensor::{DType, Tensor};
@@ -107,46 +108,46 @@ fn check_window(op: &str, small: &Tensor, big: &Tensor, axis: usize, offset: usi
 
 /// Prepares `dst[.., offset .. offset + src.shape[axis], ..] = src` (dims other than `axis` equal).
 pub fn copy_into_launch(src: &Tensor, dst: &Tensor, axis: usize, offset: usize) -> Result<Launch> {
-    check_window("copy_into", src, dst, axis, offset)?;
-    let ds = strides(&dst.shape);
-    let n = src.numel();
-    let w = words(
-        n,
-        src.shape.len(),
-        0,
-        (0, offset * ds[axis]),
-        [&src.shape, &strides(&src.shape), &ds, &[]],
-    );
-    src.device.launch(
-        &SHADER,
-        "strided_copy",
-        &[],
-        &w,
-        &[src.buffer(), dst.buffer()],
-        grid_1d(n, 256),
-    )
+    let op = "copy_into";
+    check_window(op, src, dst, axis, offset)?;
+    let rows = RowCopy::window(op, &src.shape, &dst.shape, axis, offset, true)?;
+    row_copy_launch(op, &rows, src, dst)
 }
 
 /// Prepares `dst = src[.., offset .. offset + dst.shape[axis], ..]` (dims other than `axis` equal).
 pub fn copy_from_launch(src: &Tensor, axis: usize, offset: usize, dst: &Tensor) -> Result<Launch> {
-    check_window("copy_from", dst, src, axis, offset)?;
-    let ss = strides(&src.shape);
-    let n = dst.numel();
+    let op = "copy_from";
+    check_window(op, dst, src, axis, offset)?;
+    let rows = RowCopy::window(op, &dst.shape, &src.shape, axis, offset, false)?;
+    row_copy_launch(op, &rows, src, dst)
+}
+
+/// Prepares a row copy: the row kernel where its rows fill workgroups, else the strided copy
+/// over (rows, len).
+fn row_copy_launch(op: &str, c: &RowCopy, src: &Tensor, dst: &Tensor) -> Result<Launch> {
+    c.check_u32(op)?;
+    let buffers = [src.buffer(), dst.buffer()];
+    if let Some((w, groups)) = c.plan() {
+        return src
+            .device
+            .launch(&row_copy::SHADER, "row_copy", &[], &w, &buffers, groups);
+    }
+    // rows · len fits: check_u32 bounded the last row's end.
+    let n = c.rows * c.len;
     let w = words(
         n,
-        dst.shape.len(),
+        2,
         0,
-        (offset * ss[axis], 0),
-        [&dst.shape, &ss, &strides(&dst.shape), &[]],
+        (c.src_off, c.dst_off),
+        [
+            &[c.rows, c.len],
+            &[c.src_stride, 1],
+            &[c.dst_stride, 1],
+            &[],
+        ],
     );
-    src.device.launch(
-        &SHADER,
-        "strided_copy",
-        &[],
-        &w,
-        &[src.buffer(), dst.buffer()],
-        grid_1d(n, 256),
-    )
+    src.device
+        .launch(&SHADER, "strided_copy", &[], &w, &buffers, grid_1d(n, 256))
 }
 
 /// Prepares `y = concat(xs)` along `op.axis`: one copy per input into its slice of `y`.

@@ -5,6 +5,7 @@ pub mod gpu;
 mod op;
 pub mod permute;
 pub mod reference;
+pub(crate) mod row_copy;
 pub(crate) mod samples;
 
 pub use op::ShapeOp;

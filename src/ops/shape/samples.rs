@@ -32,6 +32,17 @@ pub fn samples() -> Vec<Sample> {
             let b = g.input("b", &[3, 1])?;
             g.concat("y", &[a, b], Concat { axis: -1 })
         }),
+        // Inception v3's mixed_5b branch concat, (32, 64|64|96|32, 35, 35) -> (32, 256, 35, 35),
+        // at the full bench multiplier 8; at 1, (4, 8|8|12|4, 5, 5): rows of 200, 300, 100
+        // elements, so both the row kernel and the strided copy it leaves short rows to run.
+        Sample::new("shape/concat/inception", |g, s| {
+            let hw = (35 * s).div_ceil(8);
+            let mut xs = Vec::new();
+            for (name, c) in [("b1", 8), ("b5", 8), ("b3", 12), ("pool", 4)] {
+                xs.push(g.input(name, &[4 * s, c * s, hw, hw])?);
+            }
+            g.concat("y", &xs, Concat { axis: 1 })
+        }),
         Sample::new("shape/slice", |g, s| {
             let x = g.input("x", &[3, 7, 9 * s])?;
             let op = Slice {

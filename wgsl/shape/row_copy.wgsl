@@ -1,0 +1,55 @@
+// Row copy (see src/ops/shape/row_copy.rs): `rows` rows of `len` contiguous elements from a source
+// whose rows are `src_stride` apart into a destination whose rows are `dst_stride` apart. Concat
+// writes each input into its slice along an axis this way, split (and so concat's backward)
+// reads each piece out of one: `rows` is the product of the dims before the axis.
+// Each workgroup copies one chunk of CHUNK elements of one row: no division per element, one per
+// invocation (its row). 2-D grid of `groups` workgroups (see `grid_1d` in src/launch.rs).
+
+struct Params {
+    rows: u32,
+    len: u32,        // elements per row
+    src_stride: u32, // elements from one source row to the next
+    dst_stride: u32,
+    src_off: u32,    // element offset of the first source row
+    dst_off: u32,
+    chunks: u32,     // workgroups per row: ceil(len / CHUNK)
+    groups: u32,     // rows · chunks (the folded grid may hold a few more)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> rc_x: array<act>;
+@group(0) @binding(2) var<storage, read_write> rc_y: array<act>;
+
+// Elements per invocation, 256 apart: each load instruction of a subgroup reads consecutive
+// elements (coalesced), and an invocation has four independent loads in flight.
+const PER: u32 = 4u;
+const CHUNK: u32 = 1024u; // 256 · PER
+
+@compute @workgroup_size(256)
+fn row_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let g = group_id(wid, nwg);
+    if (g >= p.groups) { return; }
+    let row = g / p.chunks;
+    // Column of this invocation's first element; the host keeps len + CHUNK within u32.
+    let c = (g - row * p.chunks) * CHUNK + lid;
+    let src = p.src_off + row * p.src_stride + c;
+    let dst = p.dst_off + row * p.dst_stride + c;
+    if (c + (PER - 1u) * 256u < p.len) {
+        // A whole chunk: every load issued before the first store.
+        let v0 = rc_x[src];
+        let v1 = rc_x[src + 256u];
+        let v2 = rc_x[src + 512u];
+        let v3 = rc_x[src + 768u];
+        rc_y[dst] = v0;
+        rc_y[dst + 256u] = v1;
+        rc_y[dst + 512u] = v2;
+        rc_y[dst + 768u] = v3;
+        return;
+    }
+    // The row's last, partial chunk.
+    for (var j = 0u; j < PER; j = j + 1u) {
+        if (c + j * 256u >= p.len) { return; }
+        rc_y[dst + j * 256u] = rc_x[src + j * 256u];
+    }
+}
