@@ -299,25 +299,25 @@ fn weight_gradient_splits_are_summed_by_rows_or_by_lanes() {
 fn forward_convolutions_split_over_k() {
     each_device("forward split-K", |dev| {
         let relu = Some(wgtrain::ops::elementwise::UnaryOp::Relu);
-        // K = 64·9 = 576 over 9 output pixels: 2 splits of 288. Groups: 2 of K = 576 each.
-        // 5×5 of 33 channels (K = 825, 3 splits, the last shorter), stride 2, padding.
+        // K = 128·9 = 1,152 over 9 output pixels: 2 splits of 576. Groups: 2 of K = 1,152 each.
+        // 5×5 of 41 channels (K = 1,025: splits of 544 and 481), stride 2, padding.
         let cases = [
-            (Conv2d::new(64, 7, (3, 3)), [1, 64, 5, 5]),
+            (Conv2d::new(128, 7, (3, 3)), [1, 128, 5, 5]),
             (
                 Conv2d {
                     groups: 2,
-                    ..Conv2d::new(128, 6, (3, 3))
+                    ..Conv2d::new(256, 6, (3, 3))
                 },
-                [2, 128, 4, 3],
+                [2, 256, 4, 3],
             ),
             (
                 Conv2d {
                     stride: (2, 2),
                     padding: Padding::symmetric(2),
                     bias: false,
-                    ..Conv2d::new(33, 5, (5, 5))
+                    ..Conv2d::new(41, 5, (5, 5))
                 },
-                [1, 33, 7, 6],
+                [1, 41, 7, 6],
             ),
         ];
         for (op, xs) in cases {
