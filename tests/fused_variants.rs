@@ -317,7 +317,12 @@ fn epilogue_variants(dev: &Device, count: &mut Count) {
             .filter(|&k| keep[k] && neurons[k].grad_from() == GradFrom::Output)
             .count();
         let folded = if pr.name.contains("norm") { folded } else { 0 };
-        assert_eq!(saved, expect + folded, "{}: neurons fused in training", pr.name);
+        assert_eq!(
+            saved,
+            expect + folded,
+            "{}: neurons fused in training",
+            pr.name
+        );
         count.training += expect;
     }
 }

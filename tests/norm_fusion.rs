@@ -219,7 +219,7 @@ fn f16_tol(shape: [usize; 4], acc: Accumulator) -> f64 {
 /// `MAX_CHUNK` (a partial dispatch each way: batch 2 × 48² = 4,608 per channel, 2 channels ×
 /// 48² per group).
 fn shapes() -> [[usize; 4]; 2] {
-    assert!(2 * 48 * 48 > MAX_CHUNK && 3 * 7 * 9 < MAX_CHUNK);
+    const { assert!(2 * 48 * 48 > MAX_CHUNK && 3 * 7 * 9 < MAX_CHUNK) };
     [[3, 4, 7, 9], [2, 4, 48, 48]]
 }
 
@@ -405,4 +405,87 @@ fn a_residual_sum_folds_into_batch_norm_at_inference() {
             });
         }
     }
+}
+
+#[test]
+fn a_device_binding_8_storage_buffers_keeps_the_relus_gradient_apart() {
+    let (mut g, loss) = relu_after_norm(shapes()[0], Kind::Batch, false);
+    let tr = g.training(loss).unwrap();
+    let outs: Vec<Value> = [loss].iter().chain(&tr.grads).copied().collect();
+    let live = vec![true; g.nodes.len()];
+    let bn_grad = g.find("grad/norm").unwrap().node;
+    let relu_grad = g.find("grad/relu/d0").unwrap().node;
+    for (bindings, folds) in [(8, false), (9, true)] {
+        let f = wgtrain::compile::fusion::fuse_for(&g, &live, &outs, bindings);
+        assert_eq!(
+            f.input_grad_neurons.contains_key(&bn_grad),
+            folds,
+            "{bindings}"
+        );
+        assert_eq!(f.absorbed[relu_grad], folds, "{bindings}");
+    }
+}
+
+/// The message of an `Err`; a panic on `Ok`.
+fn err<T>(r: wgtrain::Result<T>) -> String {
+    match r {
+        Ok(_) => panic!("accepted what it must refuse"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_folded_launches_refuse_what_they_cannot_apply() {
+    use wgtrain::Tensor;
+    use wgtrain::ops::norm::NormOp;
+    use wgtrain::ops::norm::gpu as gnorm;
+    each_device("folded norm launches refuse", |dev| {
+        let t = |s: &[usize]| Tensor::zeros(dev, s, DType::F32).unwrap();
+        let (x, gamma, beta, state) = (t(&[2, 3, 4]), t(&[3]), t(&[3]), t(&[2, 2, 3]));
+        let (y, wrong) = (t(&[2, 3, 4]), t(&[2, 3, 5]));
+        let norm = InstanceNorm::default().into();
+        let (gm, bt) = (Some(&gamma), Some(&beta));
+        // A residual or a neuron's output of another shape than x.
+        let epi = gnorm::Epilogue {
+            residual: Some(&wrong),
+            neuron: None,
+        };
+        let e = err(gnorm::norm_epilogue_launch(
+            &norm, &x, gm, bt, &y, &state, epi,
+        ));
+        assert!(e.contains("residual (2, 3, 5)"), "{e}");
+        let relu = Some((UnaryOp::Relu, &wrong));
+        let e = err(gnorm::norm_backward_neuron_launch(
+            &norm, &x, gm, &state, &y, relu, &y, None, None,
+        ));
+        assert!(e.contains("y (2, 3, 5)"), "{e}");
+        // GELU's derivative is not a function of its output.
+        let gelu = Some((UnaryOp::Gelu, &y));
+        let e = err(gnorm::norm_backward_neuron_launch(
+            &norm, &x, gm, &state, &y, gelu, &y, None, None,
+        ));
+        assert!(e.contains("not a function of its output"), "{e}");
+        // A forward reads no dy to fold into; a backward writes no y to add to.
+        let bn = BatchNorm::default();
+        let fwd: Op = NormOp::BatchNorm {
+            op: bn,
+            training: true,
+        }
+        .into();
+        let bwd: Op = NormOp::BatchNormGrad {
+            op: bn,
+            training: true,
+        }
+        .into();
+        let acc = Accumulator::F32;
+        let relu = UnaryOp::Relu;
+        let e = err(fwd.lower_grad_neuron_input(&[&x], &[&y], relu, &y, acc));
+        assert!(e.contains("cannot read dy"), "{e}");
+        let e = err(bwd.lower_residual(&[&x], &[&y], &[], &y, acc));
+        assert!(e.contains("cannot add a residual"), "{e}");
+        // Two neurons after the residual: the norm's epilogue has room for one.
+        let two = [UnaryOp::Relu, UnaryOp::Tanh];
+        let e = err(fwd.lower_residual(&[&x], &[&y], &two, &y, acc));
+        assert!(e.contains("cannot add a residual"), "{e}");
+    });
 }

@@ -91,7 +91,7 @@ pub fn pass(
     storage_bindings: u32,
 ) -> Fusion {
     if enabled {
-        fuse(g, live, outputs, storage_bindings)
+        fuse_for(g, live, outputs, storage_bindings)
     } else {
         Fusion {
             absorbed: vec![false; g.nodes.len()],
@@ -100,8 +100,14 @@ pub fn pass(
     }
 }
 
-/// Finds the neuron chains among `live` nodes; values in `outputs` are never fused away.
-pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value], storage_bindings: u32) -> Fusion {
+/// Finds the neuron chains among `live` nodes; values in `outputs` are never fused away. As
+/// for a device binding any number of storage buffers per stage.
+pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
+    fuse_for(g, live, outputs, u32::MAX)
+}
+
+/// `fuse` for a device binding `storage_bindings` storage buffers per shader stage.
+pub fn fuse_for(g: &Graph, live: &[bool], outputs: &[Value], storage_bindings: u32) -> Fusion {
     let n = g.nodes.len();
     let mut uses: HashMap<Value, usize> = HashMap::new();
     // The (node, input slot) reading each value, for the folds into a reader.

@@ -4,7 +4,9 @@
 //! 0. `check`: the graph is well formed and names only its own values (`Graph::validate`);
 //! 1. `prune`: drop the nodes the outputs do not need (`prune.rs`), then refuse a live value
 //!    too large for the kernels' u32 indices (`limits::check_sizes`);
-//! 2. `fuse`: fold neurons into their producer's dispatch (`fusion.rs`);
+//! 2. `fuse`: fold neurons into their producer's dispatch, a neuron's gradient into the
+//!    backward making or reading its dy, a residual sum into the norm making its operand
+//!    (`fusion.rs`);
 //! 3. `alias`: views and fused nodes alias their owner, contiguous concats are elided
 //!    (`alias.rs`); sums are written in place, a GEMM producer adding into the other operand's
 //!    memory where it can (`sums.rs`);

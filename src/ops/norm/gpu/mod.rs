@@ -57,19 +57,36 @@ pub const DY_NEURON_BINDINGS: u32 = 9;
 /// y (x's shape and dtype): ReLU → norm backward without the masked gradient in memory.
 pub type DyNeuron<'a> = Option<(UnaryOp, &'a Tensor)>;
 
-/// The backward's shader, its pipeline constants and the bindings after a kernel's own: y, last,
-/// when a neuron is folded (`dy_neuron.wgsl` declares it there).
-fn dy_shader<'a>(
-    op: &str,
-    x: &Tensor,
-    neuron: DyNeuron<'a>,
-) -> Result<(&'static Shader, Vec<(&'static str, f64)>, Vec<Binding<'a>>)> {
-    let Some((u, y)) = neuron else {
-        return Ok((&SHADER, vec![], vec![]));
-    };
-    expect(op, "y", y, &x.shape)?;
-    let constants = crate::neuron::grad_constants(u)?;
-    Ok((&SHADER_DY, constants, vec![y.buffer()]))
+/// The backward kernels' variant: their shader, its pipeline constants and the bindings after
+/// a kernel's own — y, last, when a neuron is folded (`dy_neuron.wgsl` declares it there).
+struct DyVariant<'a> {
+    shader: &'static Shader,
+    constants: Vec<(&'static str, f64)>,
+    extra: Vec<Binding<'a>>,
+}
+
+impl<'a> DyVariant<'a> {
+    fn of(op: &str, x: &Tensor, neuron: DyNeuron<'a>) -> Result<Self> {
+        let Some((u, y)) = neuron else {
+            return Ok(DyVariant {
+                shader: &SHADER,
+                constants: vec![],
+                extra: vec![],
+            });
+        };
+        expect(op, "y", y, &x.shape)?;
+        Ok(DyVariant {
+            shader: &SHADER_DY,
+            constants: crate::neuron::grad_constants(u)?,
+            extra: vec![y.buffer()],
+        })
+    }
+
+    /// `buffers` followed by the variant's own.
+    fn bind(&self, mut buffers: Vec<Binding<'a>>) -> Vec<Binding<'a>> {
+        buffers.extend(self.extra.iter().copied());
+        buffers
+    }
 }
 
 /// What a norm's forward applies to γ·x̂ + β as it writes y: a residual of x's shape added
@@ -352,20 +369,19 @@ fn param_grads_launch(
     };
     expect(op, "dgamma", dg, pshape)?;
     expect(op, "dbeta", db, pshape)?;
-    let (shader, constants, y) = dy_shader(op, x, neuron)?;
-    let mut buffers = vec![
+    let v = DyVariant::of(op, x, neuron)?;
+    let buffers = v.bind(vec![
         x.buffer(),
         dy.buffer(),
         mean.buffer(),
         var.buffer(),
         dg.buffer(),
         db.buffer(),
-    ];
-    buffers.extend(y);
+    ]);
     let l = x.device.launch(
-        shader,
+        v.shader,
         "norm_param_grads",
-        &constants,
+        &v.constants,
         &lay.params(0, var_off, eps, 0.0),
         &buffers,
         grid_1d(lay.pmod, 1),

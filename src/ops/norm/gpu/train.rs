@@ -124,18 +124,22 @@ pub(super) fn stats_backward_launch(
         }
     }
     let params = lay.params(flags, 0, eps, 0.0);
-    let (shader, constants, y) = dy_shader(op, x, neuron)?;
+    let v = DyVariant::of(op, x, neuron)?;
     let part = partials(lay, x)?;
     let mut launches = Vec::with_capacity(2);
     if let Some(part) = &part {
-        let mut buffers = vec![x.buffer(), g, dy.buffer(), state.buffer(), part.buffer()];
-        buffers.extend(y.iter().copied());
         launches.push(x.device.launch(
-            shader,
+            v.shader,
             "norm_backward_partial",
-            &constants,
+            &v.constants,
             &params,
-            &buffers,
+            &v.bind(vec![
+                x.buffer(),
+                g,
+                dy.buffer(),
+                state.buffer(),
+                part.buffer(),
+            ]),
             chunk_grid(lay),
         )?);
     }
@@ -143,7 +147,7 @@ pub(super) fn stats_backward_launch(
         .as_ref()
         .map_or_else(|| x.placeholder(), |t| t.buffer());
     // Unwritten without flag bit 2: dx's range stands in (same buffer, same read-write use).
-    let mut buffers = vec![
+    let buffers = v.bind(vec![
         x.buffer(),
         g,
         dy.buffer(),
@@ -152,12 +156,11 @@ pub(super) fn stats_backward_launch(
         dx.buffer(),
         dg.map_or_else(|| dx.placeholder(), |t| t.buffer()),
         db.map_or_else(|| dx.placeholder(), |t| t.buffer()),
-    ];
-    buffers.extend(y);
+    ]);
     launches.push(x.device.launch(
-        shader,
+        v.shader,
         "norm_backward_dx",
-        &constants,
+        &v.constants,
         &params,
         &buffers,
         chunk_grid(lay),
