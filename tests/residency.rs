@@ -11,23 +11,26 @@ use wgtrain::compile::{Compiled, Options, Residency};
 use wgtrain::graph::{Graph, Value};
 use wgtrain::ops::dense::FullyConnected;
 use wgtrain::ops::dropout::Dropout;
-use wgtrain::ops::elementwise::UnaryOp;
+use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
 use wgtrain::ops::norm::BatchNorm;
 use wgtrain::optim::custom::CustomUpdate;
 use wgtrain::optim::{Algorithm, GradOptions, Optimizer, OptimizerConfig, ParamGroup};
 use wgtrain::reference::Array;
 use wgtrain::weights::{ParamLayout, ParamStore};
 
-/// x (7, 33) → fc1 (33→40, bias) → tanh → batch norm → ·tied (40×40) → relu → dropout → ·tied
-/// again → fc2 (40→5) → a per-sample loss: the tied weight is read by four launches and its
-/// gradient accumulated; batch norm's γ and β come with running statistics (states).
+/// x (7, 33) → fc1 (33→40, bias) → tanh → batch norm + a parameter → ·tied (40×40) → relu →
+/// dropout → ·tied again → fc2 (40→5) → a per-sample loss: the tied weight is read by four
+/// launches and its gradient accumulated; batch norm's γ and β come with running statistics
+/// (states), and the sum after it is written by the norm, which then reads the parameter.
 fn net() -> (Graph, Training, Value) {
     let mut g = Graph::new();
     let x = g.input("x", &[7, 33]).unwrap();
     let tied = g.param("tied", &[40, 40]).unwrap();
+    let shift = g.param("shift", &[7, 40]).unwrap();
     let h = g.dense("fc1", x, FullyConnected::new(33, 40)).unwrap();
     let h = g.unary("t1", UnaryOp::Tanh, h).unwrap();
     let h = g.batch_norm("bn", h, BatchNorm::default()).unwrap();
+    let h = g.binary("bn_shift", BinaryOp::Add, h, shift).unwrap();
     let h = g.matmul("m1", h, tied).unwrap();
     let h = g.unary("r1", UnaryOp::Relu, h).unwrap();
     let h = g

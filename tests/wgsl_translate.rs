@@ -276,6 +276,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             "conv_wgrad",
             "matmul",
             "norm",
+            "norm_dy",
             "reduce"
         ]
     );

@@ -14,14 +14,22 @@
 //! it, since only the end of a chain is written.
 //!
 //! Backward, the same idea the other way round: a neuron's gradient from its output folds into
-//! the max-pool or dropout backward producing its dy (`fold_grad_neurons`). Inputs an op takes
-//! only for their shape (`Primitive::reads_input`) are not reads, here or in the later passes.
+//! the max-pool or dropout backward producing its dy (`fold_grad_neurons`), or else into the
+//! training norm's backward reading it as its dy (`fold_grad_neurons_into_readers`: conv → batch
+//! norm → ReLU's gradient applied as the norm's backward loads dy). Inputs an op takes only for
+//! their shape (`Primitive::reads_input`) are not reads, here or in the later passes.
+//!
+//! A residual sum folds into a norm (`fold_residuals`): `Add(norm(x), r)` of one shape, the
+//! norm's output read by the sum alone, becomes the norm writing neuron(γ·x̂ + β + r) — the sum's
+//! fused neuron moving into the norm's epilogue — and the `Add` launches nothing (ResNet's
+//! bn3 → add → ReLU). The norm's backward reads x and its statistics, never its output, so the
+//! pre-sum value is not needed; the sum's gradient is dy itself either way.
 
 use std::collections::HashMap;
 
 use crate::graph::{Graph, Node, Value};
 use crate::neuron::UnaryOp;
-use crate::ops::elementwise::ElementwiseOp;
+use crate::ops::elementwise::{BinaryOp, ElementwiseOp};
 
 /// The result of the fusion pass over the live nodes.
 #[derive(Clone, Debug, Default)]
@@ -33,21 +41,35 @@ pub struct Fusion {
     /// Backward producer node → the neuron whose gradient it applies as it writes (its
     /// `UnaryGradOut` absorbed), and that neuron's output y, which it then reads.
     pub grad_neurons: HashMap<usize, (UnaryOp, Value)>,
-    /// Absorbed neuron gradient → the producer's output it aliases (its dy, input 1).
-    pub grad_sources: HashMap<usize, Value>,
+    /// Backward node → the neuron whose gradient it applies to its input
+    /// `Primitive::folds_grad_neuron_input` as it reads it (that input's `UnaryGradOut`
+    /// absorbed), and that neuron's output y, which it then reads.
+    pub input_grad_neurons: HashMap<usize, (UnaryOp, Value)>,
+    /// Norm → the residual it adds to its output (the `Add` summing them absorbed).
+    pub residuals: HashMap<usize, Value>,
+    /// Absorbed node → the value whose memory it uses, where that is not its input 0: a neuron
+    /// gradient's dy (input 1), a residual sum's norm output.
+    pub sources: HashMap<usize, Value>,
 }
 
 impl Fusion {
     /// The value whose memory an aliasing node `i` (a view or an absorbed node) uses.
     pub fn alias_source(&self, i: usize, node: &Node) -> Value {
-        self.grad_sources.get(&i).copied().unwrap_or(node.inputs[0])
+        self.sources.get(&i).copied().unwrap_or(node.inputs[0])
     }
 
     /// The values launching node `i` reads: its inputs but those taken only for their shape,
-    /// and the y of a neuron gradient folded into it.
+    /// the y of a neuron gradient folded into it and the residual it adds.
     pub fn reads<'a>(&self, g: &'a Graph, i: usize) -> impl Iterator<Item = Value> + 'a {
-        let extra = self.grad_neurons.get(&i).map(|&(_, y)| y);
-        read_inputs(&g.nodes[i]).chain(extra)
+        read_inputs(&g.nodes[i]).chain(self.extra_reads(i))
+    }
+
+    /// The values a fold made node `i` read besides its inputs.
+    pub fn extra_reads(&self, i: usize) -> impl Iterator<Item = Value> + use<> {
+        let y = self.grad_neurons.get(&i).map(|&(_, y)| y);
+        let y_in = self.input_grad_neurons.get(&i).map(|&(_, y)| y);
+        let r = self.residuals.get(&i).copied();
+        y.into_iter().chain(y_in).chain(r)
     }
 }
 
@@ -58,10 +80,18 @@ pub fn read_inputs(node: &Node) -> impl Iterator<Item = Value> + '_ {
         .map(|(_, u)| *u)
 }
 
-/// Pass 2, fuse: the neuron chains among `live` nodes when `enabled` (`Options::fuse`), none otherwise.
-pub fn pass(g: &Graph, live: &[bool], outputs: &[Value], enabled: bool) -> Fusion {
+/// Pass 2, fuse: the neuron chains among `live` nodes when `enabled` (`Options::fuse`), none
+/// otherwise. `storage_bindings`: the device's storage buffers per shader stage (a folded
+/// kernel may bind more than its plain twin).
+pub fn pass(
+    g: &Graph,
+    live: &[bool],
+    outputs: &[Value],
+    enabled: bool,
+    storage_bindings: u32,
+) -> Fusion {
     if enabled {
-        fuse(g, live, outputs)
+        fuse_for(g, live, outputs, storage_bindings)
     } else {
         Fusion {
             absorbed: vec![false; g.nodes.len()],
@@ -70,14 +100,25 @@ pub fn pass(g: &Graph, live: &[bool], outputs: &[Value], enabled: bool) -> Fusio
     }
 }
 
-/// Finds the neuron chains among `live` nodes; values in `outputs` are never fused away.
+/// Finds the neuron chains among `live` nodes; values in `outputs` are never fused away. As
+/// for a device binding any number of storage buffers per stage.
 pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
+    fuse_for(g, live, outputs, u32::MAX)
+}
+
+/// `fuse` for a device binding `storage_bindings` storage buffers per shader stage.
+pub fn fuse_for(g: &Graph, live: &[bool], outputs: &[Value], storage_bindings: u32) -> Fusion {
     let n = g.nodes.len();
     let mut uses: HashMap<Value, usize> = HashMap::new();
+    // The (node, input slot) reading each value, for the folds into a reader.
+    let mut readers: HashMap<Value, Vec<(usize, usize)>> = HashMap::new();
     for (i, node) in g.nodes.iter().enumerate() {
         if live[i] {
-            for u in read_inputs(node) {
-                *uses.entry(u).or_default() += 1;
+            for (slot, u) in node.inputs.iter().enumerate() {
+                if node.op.reads_input(slot) {
+                    *uses.entry(*u).or_default() += 1;
+                    readers.entry(*u).or_default().push((i, slot));
+                }
             }
         }
     }
@@ -107,8 +148,124 @@ pub fn fuse(g: &Graph, live: &[bool], outputs: &[Value]) -> Fusion {
             head[i] = h;
         }
     }
+    let ctx = Folds {
+        g,
+        live,
+        outputs,
+        readers: &readers,
+    };
+    fold_residuals(&ctx, &mut f);
     fold_grad_neurons(g, live, outputs, &uses, &mut f);
+    fold_grad_neurons_into_readers(&ctx, storage_bindings, &mut f);
     f
+}
+
+/// What the folds into a neighbour read: the graph, the live nodes, the values never fused
+/// away and who reads each value (node, input slot).
+struct Folds<'a> {
+    g: &'a Graph,
+    live: &'a [bool],
+    outputs: &'a [Value],
+    readers: &'a HashMap<Value, Vec<(usize, usize)>>,
+}
+
+impl Folds<'_> {
+    /// The one live node reading `v`, and at which input slot; `None` for none or several.
+    fn only_reader(&self, v: Value) -> Option<(usize, usize)> {
+        match self.readers.get(&v).map(|r| &r[..]) {
+            Some(&[(i, slot)]) if self.live[i] => Some((i, slot)),
+            _ => None,
+        }
+    }
+
+    /// The shape and dtype of `v`.
+    fn out(&self, v: Value) -> Option<&crate::graph::Out> {
+        self.g.nodes.get(v.node)?.outputs.get(v.port)
+    }
+}
+
+/// `Add(h, r)` (either operand order) of one shape and dtype, where h is a norm's output read by
+/// the sum alone, folds into the norm (`Primitive::adds_residual`): it writes
+/// neuron(γ·x̂ + β + r) into its output, which the sum and its fused neurons alias. r must be
+/// complete before the norm runs (an earlier node's), and the norm must have room for the sum's
+/// neurons (`fusable_neurons`).
+fn fold_residuals(c: &Folds, f: &mut Fusion) {
+    let add = ElementwiseOp::Binary(BinaryOp::Add);
+    for (a, node) in c.g.nodes.iter().enumerate() {
+        if !c.live[a] || f.absorbed[a] || node.op.downcast::<ElementwiseOp>() != Some(&add) {
+            continue;
+        }
+        let (Some(&x0), Some(&x1), [sum]) =
+            (node.inputs.first(), node.inputs.get(1), &node.outputs[..])
+        else {
+            continue;
+        };
+        let chain = f.fused.get(&a).map_or(0, |ch| ch.len());
+        for (h, r) in [(x0, x1), (x1, x0)] {
+            let n = h.node;
+            let norm = c.g.nodes[n].op.primitive();
+            let ok = node.inputs.len() == 2
+                && h.port == 0
+                && r.node < n
+                && c.out(h) == Some(sum)
+                && c.out(r) == Some(sum)
+                && norm.is_some_and(|p| p.adds_residual() && chain <= p.fusable_neurons(0))
+                && c.live[n]
+                && !f.absorbed[n]
+                && !f.fused.contains_key(&n)
+                && !f.residuals.contains_key(&n)
+                && c.only_reader(h) == Some((a, usize::from(h != x0)))
+                && !c.outputs.contains(&h);
+            if ok {
+                if let Some(neurons) = f.fused.remove(&a) {
+                    f.fused.insert(n, neurons);
+                }
+                f.residuals.insert(n, r);
+                f.sources.insert(a, h);
+                f.absorbed[a] = true;
+                break;
+            }
+        }
+    }
+}
+
+/// A neuron's gradient from its output, `UnaryGradOut [y, d]`, not folded into d's producer,
+/// folds into the one op reading it when that op can read it through the derivative
+/// (`Primitive::folds_grad_neuron_input`: a training norm's backward, given the device's
+/// `storage_bindings`): conv → batch norm → ReLU's backward then never writes dy·[y > 0]. The
+/// absorbed gradient aliases d, which the reader binds in its place, reading y too.
+fn fold_grad_neurons_into_readers(c: &Folds, storage_bindings: u32, f: &mut Fusion) {
+    for (i, node) in c.g.nodes.iter().enumerate() {
+        let Some(&ElementwiseOp::UnaryGradOut(u)) = node.op.downcast::<ElementwiseOp>() else {
+            continue;
+        };
+        let (Some(&y), Some(&d)) = (node.inputs.first(), node.inputs.get(1)) else {
+            continue;
+        };
+        let out = Value { node: i, port: 0 };
+        let Some((q, slot)) = c.only_reader(out) else {
+            continue;
+        };
+        let folds = c.g.nodes[q]
+            .op
+            .primitive()
+            .and_then(|p| p.folds_grad_neuron_input(storage_bindings));
+        let dtype = |v: Value| c.out(v).map(|o| o.1);
+        // One storage dtype for y, d and what the reader takes in d's place.
+        if c.live[i]
+            && !f.absorbed[i]
+            && !f.absorbed[q]
+            && folds == Some(slot)
+            && !f.input_grad_neurons.contains_key(&q)
+            && !c.outputs.contains(&out)
+            && dtype(y) == dtype(out)
+            && dtype(d) == dtype(out)
+        {
+            f.input_grad_neurons.insert(q, (u, y));
+            f.sources.insert(i, d);
+            f.absorbed[i] = true;
+        }
+    }
 }
 
 /// A neuron's gradient from its output, `UnaryGradOut [y, d]`, folds into the producer of d
@@ -150,7 +307,7 @@ fn fold_grad_neurons(
             && node.outputs.first().map(|o| o.1) == dtype(d)
         {
             f.grad_neurons.insert(p, (u, y));
-            f.grad_sources.insert(i, d);
+            f.sources.insert(i, d);
             f.absorbed[i] = true;
         }
     }

@@ -61,10 +61,10 @@ pub fn pass(
             if !live[i] || aliases.alias[i] {
                 continue;
             }
-            let mut ps: Vec<Value> = node
-                .inputs
-                .iter()
-                .map(|u| aliases.owner(*u))
+            // A residual folded into a norm is read by the norm (`fusion.rs`).
+            let mut ps: Vec<Value> = (node.inputs.iter().copied())
+                .chain(fusion.extra_reads(i))
+                .map(|u| aliases.owner(u))
                 .filter(|o| g.nodes[o.node].op == Op::Param)
                 .collect();
             ps.sort();

@@ -114,10 +114,14 @@ pub fn pass(
             let prepared = if aliases.accumulating[i] {
                 node.op.lower_accumulate(&ins, &outs, acc)
             } else if let Some(&(u, y)) = plan.fusion.grad_neurons.get(&i) {
-                let y = bound.tensors.get(&y).ok_or_else(|| {
-                    crate::error::Error::Invalid(format!("lower: the folded neuron's {y:?}"))
-                })?;
+                let y = tensor(bound, y, "folded neuron")?;
                 node.op.lower_grad_neuron(&ins, &outs, u, y, acc)
+            } else if let Some(&(u, y)) = plan.fusion.input_grad_neurons.get(&i) {
+                let y = tensor(bound, y, "folded neuron")?;
+                node.op.lower_grad_neuron_input(&ins, &outs, u, y, acc)
+            } else if let Some(&r) = plan.fusion.residuals.get(&i) {
+                let r = tensor(bound, r, "residual")?;
+                node.op.lower_residual(&ins, &outs, fused, r, acc)
             } else {
                 node.op.lower_accumulating(&ins, &outs, fused, 0, acc)
             }
@@ -145,6 +149,12 @@ pub fn pass(
         out.updates.extend(after.iter().map(|&(k, p)| (at, k, p)));
     }
     Ok(out)
+}
+
+/// The tensor bound to `v`, a value a fold added to a node's reads (`what`).
+fn tensor<'a>(bound: &'a Bound, v: Value, what: &str) -> Result<&'a Tensor> {
+    (bound.tensors.get(&v))
+        .ok_or_else(|| crate::error::Error::Invalid(format!("lower: the {what}'s {v:?}")))
 }
 
 /// Where the f16 arenas' two casts go (`precision::Mirrors`).

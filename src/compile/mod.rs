@@ -4,7 +4,9 @@
 //! 0. `check`: the graph is well formed and names only its own values (`Graph::validate`);
 //! 1. `prune`: drop the nodes the outputs do not need (`prune.rs`), then refuse a live value
 //!    too large for the kernels' u32 indices (`limits::check_sizes`);
-//! 2. `fuse`: fold neurons into their producer's dispatch (`fusion.rs`);
+//! 2. `fuse`: fold neurons into their producer's dispatch, a neuron's gradient into the
+//!    backward making or reading its dy, a residual sum into the norm making its operand
+//!    (`fusion.rs`);
 //! 3. `alias`: views and fused nodes alias their owner, contiguous concats are elided
 //!    (`alias.rs`); sums are written in place, a GEMM producer adding into the other operand's
 //!    memory where it can (`sums.rs`);
@@ -205,8 +207,15 @@ impl Graph {
         mirrors: Option<&Mirrors>,
     ) -> Result<Compiled> {
         let g = self;
-        let align = device.caps().storage_offset_alignment as u64;
-        let plan = plan(g, outputs, opts, align, mirrors)?;
+        let caps = device.caps();
+        let align = caps.storage_offset_alignment as u64;
+        let plan = plan(
+            g,
+            outputs,
+            opts,
+            (align, caps.max_storage_buffers_per_stage),
+            mirrors,
+        )?;
         let accumulators = accumulate::pass(g, device, opts)?;
         limits::check(g, device, &plan.live, &plan.memory)?;
         let bound = allocate::pass(g, device, &plan, opts.share, opts.training)?;
@@ -231,14 +240,15 @@ impl Graph {
     /// storage offset alignment (`Capabilities::storage_offset_alignment`, 256 on most; a power
     /// of two, else an `Err`). Tells
     /// what a graph costs before allocating it: whether its arena fits a device's
-    /// `max_buffer_size`, and how much aliasing saves.
+    /// `max_buffer_size`, and how much aliasing saves. Planned as for an adapter binding at
+    /// least 9 storage buffers per shader stage (every Vulkan, Metal and DX12 one we know).
     pub fn plan_arena(&self, outputs: &[Value], opts: &Options, align: u64) -> Result<ArenaPlan> {
         if !align.is_power_of_two() {
             return Err(Error::Invalid(format!(
                 "plan_arena: the alignment {align} is not a power of two"
             )));
         }
-        let p = plan(self, outputs, opts, align, None)?;
+        let p = plan(self, outputs, opts, (align, u32::MAX), None)?;
         Ok(ArenaPlan {
             arena_bytes: p.memory.placement.peak,
             naive_bytes: p.memory.placement.naive,
@@ -250,12 +260,13 @@ impl Graph {
     }
 }
 
-/// Passes 0 to 5, which need no device: `align` is its storage offset alignment.
+/// Passes 0 to 5, which need no device: `align` is its storage offset alignment and
+/// `bindings` its storage buffers per shader stage.
 fn plan(
     g: &Graph,
     outputs: &[Value],
     opts: &Options,
-    align: u64,
+    (align, bindings): (u64, u32),
     mirrors: Option<&Mirrors>,
 ) -> Result<Plan> {
     check(g, outputs, opts.training)?;
@@ -266,7 +277,7 @@ fn plan(
     // Values in the f16 mirrors are written once and read across the step, like outputs.
     let mirrored = mirrors.map_or_else(Vec::new, |m| m.values(g));
     let outs: Vec<Value> = computed.iter().chain(&mirrored).copied().collect();
-    let fusion = fusion::pass(g, &live, &outs, opts.fuse);
+    let fusion = fusion::pass(g, &live, &outs, opts.fuse, bindings);
     let persist: Vec<Value> = kept.iter().chain(&mirrored).copied().collect();
     let mut aliases = alias::pass(g, &live, &fusion, &persist, opts.fuse, align);
     sums::pass(g, &live, &fusion, &persist, opts.sum_in_place, &mut aliases);

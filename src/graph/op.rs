@@ -108,6 +108,48 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         )))
     }
 
+    /// The input slot holding a gradient that `lower_grad_neuron_input` can multiply by a
+    /// neuron's derivative, taken from the neuron's output, as it reads it (a training norm's
+    /// dy): the neuron's gradient then costs no dispatch and its result no memory. `None`: the
+    /// op cannot, or not on a device binding `storage_bindings` storage buffers per stage.
+    fn folds_grad_neuron_input(&self, _storage_bindings: u32) -> Option<usize> {
+        None
+    }
+
+    /// `lower` with input `folds_grad_neuron_input` read through `neuron`'s derivative from `y`
+    /// (the neuron's output, of that input's shape and dtype). Only called when
+    /// `folds_grad_neuron_input` is `Some`.
+    fn lower_grad_neuron_input(
+        &self,
+        _ins: &[&Tensor],
+        _outs: &[&Tensor],
+        neuron: UnaryOp,
+        _y: &Tensor,
+    ) -> Result<Prepared> {
+        Err(Error::Invalid(format!(
+            "{self:?} cannot read its input through the gradient of {neuron:?}"
+        )))
+    }
+
+    /// Whether `lower_residual` can add a value of output 0's shape and dtype to output 0 before
+    /// its fused neurons (a norm's epilogue): a sum of that output and another value then needs
+    /// no `Add` dispatch (the compiler's fusion pass).
+    fn adds_residual(&self) -> bool {
+        false
+    }
+
+    /// `lower` with `residual` added to output 0 before the neurons in `fused`. Only called when
+    /// `adds_residual` says so.
+    fn lower_residual(
+        &self,
+        _ins: &[&Tensor],
+        _outs: &[&Tensor],
+        _fused: &[UnaryOp],
+        _residual: &Tensor,
+    ) -> Result<Prepared> {
+        Err(Error::Invalid(format!("{self:?} cannot add a residual")))
+    }
+
     /// Whether the op's kernels have f16 variants (they store activations as WGSL `act`), so
     /// mixed precision (`crate::autocast`) runs it on f16 values.
     fn supports_f16(&self) -> bool {
@@ -306,6 +348,41 @@ impl Op {
     ) -> Result<Prepared> {
         let p = self.computed()?;
         in_accumulator(p, ins, acc, || p.lower_grad_neuron(ins, outs, neuron, y))
+    }
+
+    /// Launches reading input `Primitive::folds_grad_neuron_input` through `neuron`'s
+    /// derivative from `y` (`Primitive::lower_grad_neuron_input`), its sums in `acc`.
+    pub fn lower_grad_neuron_input(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        neuron: UnaryOp,
+        y: &Tensor,
+        acc: Accumulator,
+    ) -> Result<Prepared> {
+        let p = self.computed()?;
+        in_accumulator(p, ins, acc, || {
+            p.lower_grad_neuron_input(ins, outs, neuron, y)
+        })
+    }
+
+    /// Launches adding `residual` to output 0 before the neurons in `fused`
+    /// (`Primitive::lower_residual`), its sums in `acc`.
+    pub fn lower_residual(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        fused: &[UnaryOp],
+        residual: &Tensor,
+        acc: Accumulator,
+    ) -> Result<Prepared> {
+        let p = self.computed()?;
+        if !p.adds_residual() || fused.len() > p.fusable_neurons(0) {
+            return Err(Error::Invalid(format!(
+                "{p:?} cannot add a residual before the neurons {fused:?}"
+            )));
+        }
+        in_accumulator(p, ins, acc, || p.lower_residual(ins, outs, fused, residual))
     }
 
     /// The CPU f64 reference of this op.

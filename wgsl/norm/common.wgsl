@@ -35,7 +35,8 @@ struct Params {
     pmod: u32,       // number of affine parameters P
     total: u32,      // elements of x
     flags: u32,      // bit 0: gamma bound, bit 1: beta bound (else the slot holds x, unread);
-                     // bit 2: norm_backward_dx writes dγ, dβ (parameter k = group k, batch norm)
+                     // bit 2: norm_backward_dx writes dγ, dβ (parameter k = group k, batch norm);
+                     // bit 3: the forwards add a residual before the fused neuron
     var_off: u32,    // index of the first variance in the variance binding
     eps: f32,
     momentum: f32,   // running-stat update: new = keep · old + momentum · batch

@@ -7,8 +7,10 @@
 @group(0) @binding(4) var<storage, read> na_mean: array<f32>; // (G)
 @group(0) @binding(5) var<storage, read> na_var: array<f32>;  // variances from var_off
 @group(0) @binding(6) var<storage, read_write> na_y: array<act>;
+@group(0) @binding(7) var<storage, read> na_res: array<act>; // residual when flags bit 3
 
-// Inference forward with given statistics (batch norm's running stats), one invocation per element.
+// Inference forward with given statistics (batch norm's running stats), one invocation per
+// element: γ·x̂ + β, plus a residual when bound, then the fused neuron.
 @compute @workgroup_size(256)
 fn norm_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
@@ -20,8 +22,9 @@ fn norm_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var b = 0.0;
     if ((p.flags & 1u) != 0u) { g = na_gamma[c]; }
     if ((p.flags & 2u) != 0u) { b = na_beta[c]; }
-    na_y[i] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b,
-                      g * (f32(na_x[i]) - na_mean[k]) / sqrt(na_var[p.var_off + k] + p.eps) + b));
+    var o = g * (f32(na_x[i]) - na_mean[k]) / sqrt(na_var[p.var_off + k] + p.eps) + b;
+    if ((p.flags & 8u) != 0u) { o = o + f32(na_res[i]); }
+    na_y[i] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, o));
 }
 
 @group(0) @binding(1) var<storage, read> nr_state: array<f32>;       // (2, C)
@@ -79,7 +82,7 @@ fn norm_param_grads(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         let i = param_elem(q, r);
         let k = group_of(i);
         let xh = (f32(ng_x[i]) - ng_mean[k]) / sqrt(ng_var[p.var_off + k] + p.eps);
-        let dy = f32(ng_dy[i]);
+        let dy = param_dy(i);
         acc = acc + vec2<accum>(vec2<f32>(dy * xh, dy));
     }
     let sums = reduce2(lid, acc);

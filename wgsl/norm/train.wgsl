@@ -32,6 +32,7 @@ fn norm_stats_partial(@builtin(workgroup_id) wid: vec3<u32>,
 @group(0) @binding(4) var<storage, read> nf_part: array<f32>;       // norm_stats_partial's
 @group(0) @binding(5) var<storage, read_write> nf_y: array<act>;
 @group(0) @binding(6) var<storage, read_write> nf_state: array<f32>; // (2, G): mean, biased var
+@group(0) @binding(7) var<storage, read> nf_res: array<act>;        // residual when flags bit 3
 
 // (mean, biased variance) of group k from its chunks' (mean, M2) (Chan et al.): the mean weighs
 // the chunk means by n_c / m, the variance adds Σ M2_c / m and the spread of the chunk means.
@@ -53,7 +54,8 @@ fn combine_moments(lid: u32, k: u32) -> vec2<f32> {
 }
 
 // Training forward, per chunk: the group's statistics (from the registers when the group is one
-// chunk, else from the partials), then y = γ·x̂ + β over the chunk; chunk 0 saves the statistics.
+// chunk, else from the partials), then y = γ·x̂ + β (+ a residual, then the fused neuron) over
+// the chunk; chunk 0 saves the statistics.
 @compute @workgroup_size(256)
 fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -81,6 +83,7 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let per_group = param_per_group();
     let has_gamma = (p.flags & 1u) != 0u;
     let has_beta = (p.flags & 2u) != 0u;
+    let has_res = (p.flags & 8u) != 0u;
     // A per-group γ, β is read once (batch norm: no per-element parameter loads).
     var g0 = 1.0;
     var b0 = 0.0;
@@ -96,8 +99,10 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 if (has_gamma) { g = nf_gamma[c]; }
                 if (has_beta) { b = nf_beta[c]; }
             }
-            nf_y[walk_index(ch.k, w)] =
-                act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, g * (v[e] - st.x) * inv + b));
+            let i = walk_index(ch.k, w);
+            var o = g * (v[e] - st.x) * inv + b;
+            if (has_res) { o = o + f32(nf_res[i]); }
+            nf_y[i] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, o));
         }
         w = walk_next(w);
     }
@@ -109,7 +114,8 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 
 // Backward: with g = dy·γ and x̂ = (x − μ)·inv, dx = (g − mean(g) − x̂·mean(g·x̂))·inv. The
 // kernels sum h = g, or h = dy where one γ serves the whole group (mean(g) = γ·Σdy / m, and
-// Σdy, Σdy·x̂ are then batch norm's dβ and dγ as well).
+// Σdy, Σdy·x̂ are then batch norm's dβ and dγ as well). dy is loaded through `partial_dy`,
+// `dx_dy` and `param_dy` (dy.wgsl; dy_neuron.wgsl applies a folded neuron's derivative).
 
 @group(0) @binding(1) var<storage, read> nb_x: array<act>;
 @group(0) @binding(2) var<storage, read> nb_gamma: array<f32>;
@@ -134,7 +140,7 @@ fn norm_backward_partial(@builtin(workgroup_id) wid: vec3<u32>,
     for (var e = 0u; e < E; e = e + 1u) {
         if (lid + e * WG < ch.count) {
             let i = walk_index(ch.k, w);
-            var h = f32(nb_dy[i]);
+            var h = partial_dy(i);
             if (scale) { h = h * nb_gamma[walk_param(base, w)]; }
             acc = acc + vec2<accum>(vec2<f32>(h, h * (f32(nb_x[i]) - mean) * inv));
         }
@@ -180,7 +186,7 @@ fn norm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         var xh = 0.0;
         if (lid + e * WG < ch.count) {
             let i = walk_index(ch.k, w);
-            h = f32(nd_dy[i]);
+            h = dx_dy(i);
             if (has_gamma && !per_group) { h = h * nd_gamma[walk_param(base, w)]; }
             xh = (f32(nd_x[i]) - mean) * inv;
             acc = acc + vec2<accum>(vec2<f32>(h, h * xh));

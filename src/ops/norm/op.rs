@@ -167,63 +167,59 @@ impl Primitive for NormOp {
         fused: &[UnaryOp],
         _step: u64,
     ) -> Result<Prepared> {
-        let fused = fused.first().copied();
-        let (g, b) = (ins.get(1).copied(), ins.get(2).copied());
-        Ok(match self {
-            NormOp::BatchNorm { op, training: true } => gpu::batch_norm_train_launch(
-                op, ins[0], g, b, ins[3], ins[4], outs[0], outs[1], fused,
-            )?,
-            NormOp::BatchNorm {
-                op,
-                training: false,
-            } => Prepared::one(gpu::batch_norm_infer_fused_launch(
-                op, ins[0], g, b, ins[3], ins[4], outs[0], fused,
-            )?),
-            NormOp::BatchNormGrad { op, training: true } => gpu::batch_norm_train_backward_launch(
-                op,
-                ins[0],
-                g,
-                ins[2],
-                ins[3],
-                outs[0],
-                Some(outs[1]),
-                Some(outs[2]),
-            )?,
-            NormOp::BatchNormGrad {
-                op,
-                training: false,
-            } => Prepared {
-                launches: gpu::batch_norm_infer_backward_launch(
-                    op,
-                    ins[0],
-                    g,
-                    ins[2],
-                    ins[3],
-                    ins[4],
-                    outs[0],
-                    Some(outs[1]),
-                    Some(outs[2]),
-                )?,
-                scratch: vec![],
-            },
-            NormOp::Norm(n) => gpu::norm_fused_launch(n, ins[0], g, b, outs[0], outs[1], fused)?,
-            NormOp::NormGrad(n) => gpu::norm_backward_launch(
-                n,
-                ins[0],
-                g,
-                ins[2],
-                ins[3],
-                outs[0],
-                Some(outs[1]),
-                Some(outs[2]),
-            )?,
-            NormOp::NonAffine(n) => {
-                gpu::norm_fused_launch(n, ins[0], None, None, outs[0], outs[1], fused)?
-            }
-            NormOp::NonAffineGrad(n) => {
-                gpu::norm_backward_launch(n, ins[0], None, ins[1], ins[2], outs[0], None, None)?
-            }
-        })
+        let epilogue = gpu::Epilogue::neuron(fused.first().copied());
+        self.lower_with(ins, outs, epilogue, None)
+    }
+
+    /// dy: batch norm's in training, the per-sample norms' (their gradients' last input), where
+    /// the device binds the folded dx kernel's storage buffers.
+    fn folds_grad_neuron_input(&self, storage_bindings: u32) -> Option<usize> {
+        let slot = match self {
+            NormOp::BatchNormGrad { training: true, .. } | NormOp::NormGrad(_) => 3,
+            NormOp::NonAffineGrad(_) => 2,
+            _ => return None,
+        };
+        (storage_bindings >= gpu::DY_NEURON_BINDINGS).then_some(slot)
+    }
+
+    fn lower_grad_neuron_input(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        neuron: UnaryOp,
+        y: &Tensor,
+    ) -> Result<Prepared> {
+        if self.folds_grad_neuron_input(u32::MAX).is_none() {
+            return Err(Error::Invalid(format!(
+                "{self:?} cannot read dy through the gradient of {neuron:?}"
+            )));
+        }
+        self.lower_with(ins, outs, gpu::Epilogue::default(), Some((neuron, y)))
+    }
+
+    /// Every forward: y = neuron(γ·x̂ + β + residual) in the kernel writing y.
+    fn adds_residual(&self) -> bool {
+        matches!(
+            self,
+            NormOp::BatchNorm { .. } | NormOp::Norm(_) | NormOp::NonAffine(_)
+        )
+    }
+
+    fn lower_residual(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        fused: &[UnaryOp],
+        residual: &Tensor,
+    ) -> Result<Prepared> {
+        if !self.adds_residual() {
+            return Err(Error::Invalid(format!("{self:?} cannot add a residual")));
+        }
+        let epilogue = gpu::Epilogue {
+            residual: Some(residual),
+            neuron: fused.first().copied(),
+        };
+        self.lower_with(ins, outs, epilogue, None)
     }
 
     /// States the reference does not expose are zeros (only the gradient op reads them, and its
@@ -335,6 +331,81 @@ impl Primitive for NormOp {
             ),
             _ => None,
         }
+    }
+}
+
+impl NormOp {
+    /// The launches of any norm op: a forward with its `epilogue` (residual, neuron), a
+    /// training backward reading dy through `neuron`'s derivative when one is folded.
+    fn lower_with(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        epilogue: gpu::Epilogue,
+        neuron: gpu::DyNeuron,
+    ) -> Result<Prepared> {
+        let (g, b) = (ins.get(1).copied(), ins.get(2).copied());
+        Ok(match self {
+            NormOp::BatchNorm { op, training: true } => gpu::batch_norm_train_epilogue_launch(
+                op, ins[0], g, b, ins[3], ins[4], outs[0], outs[1], epilogue,
+            )?,
+            NormOp::BatchNorm {
+                op,
+                training: false,
+            } => Prepared::one(gpu::batch_norm_infer_epilogue_launch(
+                op, ins[0], g, b, ins[3], ins[4], outs[0], epilogue,
+            )?),
+            NormOp::BatchNormGrad { op, training: true } => {
+                gpu::batch_norm_train_backward_neuron_launch(
+                    op,
+                    ins[0],
+                    g,
+                    ins[2],
+                    ins[3],
+                    neuron,
+                    outs[0],
+                    Some(outs[1]),
+                    Some(outs[2]),
+                )?
+            }
+            NormOp::BatchNormGrad {
+                op,
+                training: false,
+            } => Prepared {
+                launches: gpu::batch_norm_infer_backward_launch(
+                    op,
+                    ins[0],
+                    g,
+                    ins[2],
+                    ins[3],
+                    ins[4],
+                    outs[0],
+                    Some(outs[1]),
+                    Some(outs[2]),
+                )?,
+                scratch: vec![],
+            },
+            NormOp::Norm(n) => {
+                gpu::norm_epilogue_launch(n, ins[0], g, b, outs[0], outs[1], epilogue)?
+            }
+            NormOp::NormGrad(n) => gpu::norm_backward_neuron_launch(
+                n,
+                ins[0],
+                g,
+                ins[2],
+                ins[3],
+                neuron,
+                outs[0],
+                Some(outs[1]),
+                Some(outs[2]),
+            )?,
+            NormOp::NonAffine(n) => {
+                gpu::norm_epilogue_launch(n, ins[0], None, None, outs[0], outs[1], epilogue)?
+            }
+            NormOp::NonAffineGrad(n) => gpu::norm_backward_neuron_launch(
+                n, ins[0], None, ins[1], ins[2], neuron, outs[0], None, None,
+            )?,
+        })
     }
 }
 

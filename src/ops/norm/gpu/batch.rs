@@ -61,13 +61,42 @@ pub fn batch_norm_train_launch(
     state: &Tensor,
     fused: Option<UnaryOp>,
 ) -> Result<Prepared> {
+    let epilogue = Epilogue::neuron(fused);
+    batch_norm_train_epilogue_launch(
+        bn,
+        x,
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        y,
+        state,
+        epilogue,
+    )
+}
+
+/// `batch_norm_train_launch` with a residual added before the neuron (the compiler's
+/// batch norm → add → neuron fusion).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_train_epilogue_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+    state: &Tensor,
+    epilogue: Epilogue,
+) -> Result<Prepared> {
     let (lay, _) = bn_check(bn, x, gamma, beta)?;
     bn_check_running(bn, x, running_mean, running_var)?;
     bn.check_training(&x.shape)?;
     let op = BatchNorm::OP;
     let sshape = batch_norm_state_shape(&x.shape);
-    let mut prep =
-        stats_forward_launch(op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, fused)?;
+    let mut prep = stats_forward_launch(
+        op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, epilogue,
+    )?;
     prep.launches.push(x.device.launch(
         &SHADER,
         "norm_running",
@@ -93,6 +122,23 @@ pub fn batch_norm_train_backward_launch(
     dgamma: Option<&Tensor>,
     dbeta: Option<&Tensor>,
 ) -> Result<Prepared> {
+    batch_norm_train_backward_neuron_launch(bn, x, gamma, state, dy, None, dx, dgamma, dbeta)
+}
+
+/// `batch_norm_train_backward_launch` with `neuron`'s derivative applied to dy as it is read
+/// (dy is then the gradient at that neuron's output y: the compiler's ReLU-gradient fold).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_train_backward_neuron_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    state: &Tensor,
+    dy: &Tensor,
+    neuron: DyNeuron,
+    dx: &Tensor,
+    dgamma: Option<&Tensor>,
+    dbeta: Option<&Tensor>,
+) -> Result<Prepared> {
     let (lay, c) = bn_check(bn, x, gamma, gamma)?;
     bn.check_training(&x.shape)?;
     let sshape = batch_norm_state_shape(&x.shape);
@@ -106,6 +152,7 @@ pub fn batch_norm_train_backward_launch(
         gamma,
         state,
         dy,
+        neuron,
         dx,
         dgamma,
         dbeta,
@@ -137,16 +184,35 @@ pub fn batch_norm_infer_fused_launch(
     y: &Tensor,
     fused: Option<UnaryOp>,
 ) -> Result<Launch> {
+    let epilogue = Epilogue::neuron(fused);
+    batch_norm_infer_epilogue_launch(bn, x, gamma, beta, running_mean, running_var, y, epilogue)
+}
+
+/// `batch_norm_infer_launch` with a residual added before the neuron (batch norm → add → ReLU
+/// at inference).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_infer_epilogue_launch(
+    bn: &BatchNorm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+    epilogue: Epilogue,
+) -> Result<Launch> {
+    let op = BatchNorm::OP;
     let (lay, _) = bn_check(bn, x, gamma, beta)?;
     bn_check_running(bn, x, running_mean, running_var)?;
-    too_big(BatchNorm::OP, x)?;
-    expect(BatchNorm::OP, "y", y, &x.shape)?;
+    too_big(op, x)?;
+    expect(op, "y", y, &x.shape)?;
     let (flags, g, b) = affine(x, gamma, beta);
+    let (flags, res) = epilogue.residual_binding(op, x, flags)?;
     x.device.launch(
         &SHADER,
         "norm_apply",
         &[],
-        &lay.params_fused(flags, bn.eps, fused),
+        &lay.params_fused(flags, bn.eps, epilogue.neuron),
         &[
             x.buffer(),
             g,
@@ -154,6 +220,7 @@ pub fn batch_norm_infer_fused_launch(
             running_mean.buffer(),
             running_var.buffer(),
             y.buffer(),
+            res,
         ],
         grid_1d(lay.total, WG),
     )
@@ -195,6 +262,7 @@ pub fn batch_norm_infer_backward_launch(
         &c,
         x,
         dy,
+        None,
         running_mean,
         running_var,
         0,

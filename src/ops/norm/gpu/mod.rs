@@ -32,8 +32,96 @@ pub(crate) static SHADER: Shader = Shader {
         include_str!("../../../../wgsl/norm/common.wgsl"),
         include_str!("../../../../wgsl/norm/train.wgsl"),
         include_str!("../../../../wgsl/norm/fixed.wgsl"),
+        include_str!("../../../../wgsl/norm/dy.wgsl"),
     ],
 };
+
+/// The same kernels with a neuron's gradient folded into every load of dy (`dy_neuron.wgsl`):
+/// the backward launches take it when the compiler folds a ReLU's gradient into the norm's.
+pub(crate) static SHADER_DY: Shader = Shader {
+    name: "norm_dy",
+    user_code: false,
+    parts: &[
+        PRELUDE,
+        crate::neuron::WGSL,
+        include_str!("../../../../wgsl/norm/common.wgsl"),
+        include_str!("../../../../wgsl/norm/train.wgsl"),
+        include_str!("../../../../wgsl/norm/fixed.wgsl"),
+        include_str!("../../../../wgsl/norm/dy_neuron.wgsl"),
+    ],
+};
+
+/// The storage buffers `norm_dy`'s dx kernel binds (the plain one binds 8): a device binding
+/// fewer per stage gets the neuron's gradient as a dispatch of its own.
+pub const DY_NEURON_BINDINGS: u32 = 9;
+
+/// A neuron whose gradient the backward applies to dy as it loads it, and that neuron's output
+/// y (x's shape and dtype): ReLU → norm backward without the masked gradient in memory.
+pub type DyNeuron<'a> = Option<(UnaryOp, &'a Tensor)>;
+
+/// The backward kernels' variant: their shader, its pipeline constants and the bindings after
+/// a kernel's own — y, last, when a neuron is folded (`dy_neuron.wgsl` declares it there).
+struct DyVariant<'a> {
+    shader: &'static Shader,
+    constants: Vec<(&'static str, f64)>,
+    extra: Vec<Binding<'a>>,
+}
+
+impl<'a> DyVariant<'a> {
+    fn of(op: &str, x: &Tensor, neuron: DyNeuron<'a>) -> Result<Self> {
+        let Some((u, y)) = neuron else {
+            return Ok(DyVariant {
+                shader: &SHADER,
+                constants: vec![],
+                extra: vec![],
+            });
+        };
+        expect(op, "y", y, &x.shape)?;
+        Ok(DyVariant {
+            shader: &SHADER_DY,
+            constants: crate::neuron::grad_constants(u)?,
+            extra: vec![y.buffer()],
+        })
+    }
+
+    /// `buffers` followed by the variant's own.
+    fn bind(&self, mut buffers: Vec<Binding<'a>>) -> Vec<Binding<'a>> {
+        buffers.extend(self.extra.iter().copied());
+        buffers
+    }
+}
+
+/// What a norm's forward applies to γ·x̂ + β as it writes y: a residual of x's shape added
+/// (the compiler's norm → add fusion), then a neuron.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// Added before the neuron: y = neuron(γ·x̂ + β + residual).
+    pub residual: Option<&'a Tensor>,
+    /// Applied last.
+    pub neuron: Option<UnaryOp>,
+}
+
+impl<'a> Epilogue<'a> {
+    /// A neuron alone (no residual).
+    pub fn neuron(neuron: Option<UnaryOp>) -> Self {
+        Epilogue {
+            residual: None,
+            neuron,
+        }
+    }
+
+    /// The flags with bit 3 set when a residual is added, and its binding (x's range, unread,
+    /// when none).
+    fn residual_binding(&self, op: &str, x: &'a Tensor, flags: u32) -> Result<(u32, Binding<'a>)> {
+        match self.residual {
+            Some(r) => {
+                expect(op, "residual", r, &x.shape)?;
+                Ok((flags | 8, r.buffer()))
+            }
+            None => Ok((flags, x.placeholder())),
+        }
+    }
+}
 
 /// Invocations per workgroup of every norm kernel (`WG` in the shader).
 const WG: usize = 256;
@@ -251,8 +339,9 @@ fn affine<'a>(
     )
 }
 
-/// dγ, dβ of any layout from statistics `mean` (G) and variances at `var[var_off..]`. An absent
-/// output gets a scratch tensor (the kernel writes both).
+/// dγ, dβ of any layout from statistics `mean` (G) and variances at `var[var_off..]`, dy through
+/// `neuron`'s derivative when one is folded. An absent output gets a scratch tensor (the kernel
+/// writes both).
 #[allow(clippy::too_many_arguments)]
 fn param_grads_launch(
     op: &str,
@@ -261,6 +350,7 @@ fn param_grads_launch(
     pshape: &[usize],
     x: &Tensor,
     dy: &Tensor,
+    neuron: DyNeuron,
     mean: &Tensor,
     var: &Tensor,
     var_off: usize,
@@ -281,19 +371,21 @@ fn param_grads_launch(
     };
     expect(op, "dgamma", dg, pshape)?;
     expect(op, "dbeta", db, pshape)?;
+    let v = DyVariant::of(op, x, neuron)?;
+    let buffers = v.bind(vec![
+        x.buffer(),
+        dy.buffer(),
+        mean.buffer(),
+        var.buffer(),
+        dg.buffer(),
+        db.buffer(),
+    ]);
     let l = x.device.launch(
-        &SHADER,
+        v.shader,
         "norm_param_grads",
-        &[],
+        &v.constants,
         &lay.params(0, var_off, eps, 0.0),
-        &[
-            x.buffer(),
-            dy.buffer(),
-            mean.buffer(),
-            var.buffer(),
-            dg.buffer(),
-            db.buffer(),
-        ],
+        &buffers,
         grid_1d(lay.pmod, 1),
     )?;
     Ok(Some(l))
@@ -470,6 +562,20 @@ pub fn norm_fused_launch(
     state: &Tensor,
     fused: Option<UnaryOp>,
 ) -> Result<Prepared> {
+    norm_epilogue_launch(op, x, gamma, beta, y, state, Epilogue::neuron(fused))
+}
+
+/// `norm_launch` with a residual added and a neuron applied as y is written (the graph's
+/// norm → add → neuron fusion).
+pub fn norm_epilogue_launch(
+    op: &Norm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    y: &Tensor,
+    state: &Tensor,
+    epilogue: Epilogue,
+) -> Result<Prepared> {
     let (lay, _, sshape) = op.check_tensors(x, gamma, beta)?;
     stats_forward_launch(
         op.name(),
@@ -481,7 +587,7 @@ pub fn norm_fused_launch(
         y,
         state,
         &sshape,
-        fused,
+        epilogue,
     )
 }
 
@@ -498,6 +604,23 @@ pub fn norm_backward_launch(
     dgamma: Option<&Tensor>,
     dbeta: Option<&Tensor>,
 ) -> Result<Prepared> {
+    norm_backward_neuron_launch(op, x, gamma, state, dy, None, dx, dgamma, dbeta)
+}
+
+/// `norm_backward_launch` with `neuron`'s derivative applied to dy as it is read (dy is then
+/// the gradient at that neuron's output y: the compiler's ReLU-gradient fold).
+#[allow(clippy::too_many_arguments)]
+pub fn norm_backward_neuron_launch(
+    op: &Norm,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    state: &Tensor,
+    dy: &Tensor,
+    neuron: DyNeuron,
+    dx: &Tensor,
+    dgamma: Option<&Tensor>,
+    dbeta: Option<&Tensor>,
+) -> Result<Prepared> {
     let (lay, p, sshape) = op.check_tensors(x, gamma, gamma)?;
     stats_backward_launch(
         op.name(),
@@ -509,6 +632,7 @@ pub fn norm_backward_launch(
         gamma,
         state,
         dy,
+        neuron,
         dx,
         dgamma,
         dbeta,

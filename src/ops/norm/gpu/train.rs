@@ -19,7 +19,8 @@ fn chunk_grid(lay: &Layout) -> [u32; 3] {
     grid_1d(lay.groups * lay.chunking().0, 1)
 }
 
-/// Training forward of any layout: statistics into `state` (2, groups...), y = γ·x̂ + β.
+/// Training forward of any layout: statistics into `state` (2, groups...), y = γ·x̂ + β, plus
+/// the epilogue's residual, then its neuron.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn stats_forward_launch(
     op: &str,
@@ -31,14 +32,15 @@ pub(super) fn stats_forward_launch(
     y: &Tensor,
     state: &Tensor,
     state_shape: &[usize],
-    fused: Option<UnaryOp>,
+    epilogue: Epilogue,
 ) -> Result<Prepared> {
     x.expect_dtype(op, DType::F32)?;
     too_big(op, x)?;
     expect(op, "y", y, &x.shape)?;
     expect(op, "state", state, state_shape)?;
     let (flags, g, b) = affine(x, gamma, beta);
-    let params = lay.params_fused(flags, eps, fused);
+    let (flags, res) = epilogue.residual_binding(op, x, flags)?;
+    let params = lay.params_fused(flags, eps, epilogue.neuron);
     let part = partials(lay, x)?;
     let mut launches = Vec::with_capacity(2);
     if let Some(part) = &part {
@@ -59,7 +61,15 @@ pub(super) fn stats_forward_launch(
         "norm_forward",
         &[],
         &params,
-        &[x.buffer(), g, b, part_binding, y.buffer(), state.buffer()],
+        &[
+            x.buffer(),
+            g,
+            b,
+            part_binding,
+            y.buffer(),
+            state.buffer(),
+            res,
+        ],
         chunk_grid(lay),
     )?);
     Ok(Prepared {
@@ -70,6 +80,8 @@ pub(super) fn stats_forward_launch(
 
 /// Training backward of any layout: dx through the statistics, then dγ, dβ if asked for — by
 /// the dx kernel itself where parameter k is group k (batch norm), else by `norm_param_grads`.
+/// With `neuron`, every kernel reading dy applies that neuron's derivative from its output as
+/// it loads it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn stats_backward_launch(
     op: &str,
@@ -81,6 +93,7 @@ pub(super) fn stats_backward_launch(
     gamma: Option<&Tensor>,
     state: &Tensor,
     dy: &Tensor,
+    neuron: DyNeuron,
     dx: &Tensor,
     dgamma: Option<&Tensor>,
     dbeta: Option<&Tensor>,
@@ -111,15 +124,22 @@ pub(super) fn stats_backward_launch(
         }
     }
     let params = lay.params(flags, 0, eps, 0.0);
+    let v = DyVariant::of(op, x, neuron)?;
     let part = partials(lay, x)?;
     let mut launches = Vec::with_capacity(2);
     if let Some(part) = &part {
         launches.push(x.device.launch(
-            &SHADER,
+            v.shader,
             "norm_backward_partial",
-            &[],
+            &v.constants,
             &params,
-            &[x.buffer(), g, dy.buffer(), state.buffer(), part.buffer()],
+            &v.bind(vec![
+                x.buffer(),
+                g,
+                dy.buffer(),
+                state.buffer(),
+                part.buffer(),
+            ]),
             chunk_grid(lay),
         )?);
     }
@@ -127,27 +147,28 @@ pub(super) fn stats_backward_launch(
         .as_ref()
         .map_or_else(|| x.placeholder(), |t| t.buffer());
     // Unwritten without flag bit 2: dx's range stands in (same buffer, same read-write use).
+    let buffers = v.bind(vec![
+        x.buffer(),
+        g,
+        dy.buffer(),
+        state.buffer(),
+        part_binding,
+        dx.buffer(),
+        dg.map_or_else(|| dx.placeholder(), |t| t.buffer()),
+        db.map_or_else(|| dx.placeholder(), |t| t.buffer()),
+    ]);
     launches.push(x.device.launch(
-        &SHADER,
+        v.shader,
         "norm_backward_dx",
-        &[],
+        &v.constants,
         &params,
-        &[
-            x.buffer(),
-            g,
-            dy.buffer(),
-            state.buffer(),
-            part_binding,
-            dx.buffer(),
-            dg.map_or_else(|| dx.placeholder(), |t| t.buffer()),
-            db.map_or_else(|| dx.placeholder(), |t| t.buffer()),
-        ],
+        &buffers,
         chunk_grid(lay),
     )?);
     let scratch: Vec<Tensor> = part.into_iter().chain(spare).collect();
     if !fuse_params {
         launches.extend(param_grads_launch(
-            op, lay, eps, pshape, x, dy, state, state, lay.groups, dgamma, dbeta,
+            op, lay, eps, pshape, x, dy, neuron, state, state, lay.groups, dgamma, dbeta,
         )?);
     }
     Ok(Prepared { launches, scratch })
