@@ -21,7 +21,9 @@
 //! functions allocate outputs and run at once.
 
 use crate::error::{Result, shape_err};
-use crate::launch::{Launch, PRELUDE, Prepared, Shader, grid_1d};
+use crate::launch::{Launch, Prepared, grid_1d};
+use crate::ops::conv::partition::{GEMM_K_UNIT, wgrad_split};
+pub use crate::ops::conv::partition::{StridePhase, bias_chunks, forward_split, stride_phases};
 use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
@@ -29,60 +31,7 @@ use crate::ops::matmul::gpu::{Gemm, gemm_launches};
 use crate::ops::reduce::gpu as reduce;
 use crate::tensor::{DType, Tensor};
 
-const GEMM_CORE: &str = include_str!("../../../wgsl/gemm_core.wgsl");
-const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
-
-/// Neuron functions for the fused post-op of the forward-type modules.
-const NEURON: &str = crate::neuron::WGSL;
-
-/// Convolution forward (and conv-transpose backward-data).
-pub(crate) static FORWARD: Shader = Shader {
-    name: "conv_fwd",
-    user_code: false,
-    parts: &[
-        NEURON,
-        CONV_COMMON,
-        include_str!("../../../wgsl/conv/forward.wgsl"),
-        GEMM_CORE,
-    ],
-};
-
-/// Convolution backward-data (and conv-transpose forward).
-pub(crate) static DGRAD: Shader = Shader {
-    name: "conv_dgrad",
-    user_code: false,
-    parts: &[
-        NEURON,
-        CONV_COMMON,
-        include_str!("../../../wgsl/conv/grad_data.wgsl"),
-        GEMM_CORE,
-    ],
-};
-
-/// Convolution weight gradient (both kinds).
-pub(crate) static WGRAD: Shader = Shader {
-    name: "conv_wgrad",
-    user_code: false,
-    parts: &[
-        CONV_COMMON,
-        include_str!("../../../wgsl/conv/grad_weight.wgsl"),
-        GEMM_CORE,
-    ],
-};
-
-/// Bias gradient and bias broadcast (also used by the fully connected layer).
-pub(crate) static BIAS: Shader = Shader {
-    name: "conv_bias",
-    user_code: false,
-    parts: &[PRELUDE, include_str!("../../../wgsl/conv/grad_bias.wgsl")],
-};
-
-/// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU several times.
-const WGRAD_TARGET_GROUPS: usize = 512;
-/// Two K steps of `gemm_core.wgsl` (its loop's unit): the weight gradient's K chunks are a multiple.
-const GEMM_K_UNIT: usize = 16;
-/// Smallest K per split: below this the partial sums cost more than they save.
-const WGRAD_MIN_CHUNK: usize = 64;
+pub(crate) use crate::ops::conv::shaders::{BIAS, DGRAD, FORWARD, WGRAD};
 
 /// Gradients of a layer with weights: input, weights and (if the layer has one) bias.
 #[derive(Debug)]
@@ -139,61 +88,6 @@ fn params_fused(
     accumulate: bool,
 ) -> Result<Vec<u32>> {
     params_phased(g, has_bias, splits, k_chunk, fused, accumulate, None)
-}
-
-/// One stride phase of the data gradient (`wgsl/conv/grad_data.wgsl`): the input pixels
-/// `(iy0 + i·sh, ix0 + j·sw)` for `i < h`, `j < w`, and the taps `(ky0 + a·sh, kx0 + b·sw)` for
-/// `a < kh`, `b < kw` that reach them, dy's row being `i + off_y − a` (column likewise).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StridePhase {
-    /// First input row and column.
-    pub first_pixel: (usize, usize),
-    /// Input rows and columns of the phase.
-    pub pixels: (usize, usize),
-    /// First tap row and column.
-    pub first_tap: (usize, usize),
-    /// Tap rows and columns that reach the phase (0: its gradient is zero).
-    pub taps: (usize, usize),
-    /// dy's row and column offsets.
-    pub offset: (usize, usize),
-}
-
-/// The stride phases the data gradient of `g` runs in, one dispatch each; empty where it runs as
-/// one dispatch (stride 1, or dilated: then a phase's taps are not every sh-th one). Phases with
-/// no input pixel (a stride beyond the input) are left out.
-pub fn stride_phases(g: &ConvGeometry) -> Vec<StridePhase> {
-    let (sh, sw) = g.stride;
-    if (sh, sw) == (1, 1) || g.dilation != (1, 1) {
-        return Vec::new();
-    }
-    // One axis: input positions ≡ q (mod s) are reached by taps ≡ q + pad (mod s) alone.
-    let axis = |q: usize, s: usize, len: usize, k: usize, pad: usize| {
-        let first_tap = (q + pad) % s;
-        (
-            len.saturating_sub(q).div_ceil(s),
-            first_tap,
-            k.saturating_sub(first_tap).div_ceil(s),
-            (q + pad - first_tap) / s,
-        )
-    };
-    let mut phases = Vec::new();
-    for qy in 0..sh {
-        for qx in 0..sw {
-            let y = axis(qy, sh, g.in_size.0, g.kernel.0, g.padding.0);
-            let x = axis(qx, sw, g.in_size.1, g.kernel.1, g.padding.2);
-            if y.0 == 0 || x.0 == 0 {
-                continue;
-            }
-            phases.push(StridePhase {
-                first_pixel: (qy, qx),
-                pixels: (y.0, x.0),
-                first_tap: (y.1, x.1),
-                taps: (y.2, x.2),
-                offset: (y.3, x.3),
-            });
-        }
-    }
-    phases
 }
 
 /// [`params_fused`] for one stride phase of the data gradient (`None`: unphased).
@@ -402,19 +296,6 @@ fn implicit_gemm_phase_launch(
     )
 }
 
-/// `(splits, k_chunk)` for the weight gradient: enough workgroups to fill the GPU, chunks a
-/// multiple of the GEMM's K step (`unit`); `tiles` are the workgroups of one split.
-fn wgrad_split(g: &ConvGeometry, tiles: usize, unit: usize) -> (usize, usize) {
-    let k = g.batch * g.out_size.0 * g.out_size.1;
-    let want = WGRAD_TARGET_GROUPS
-        .div_ceil(tiles)
-        .min(k.div_ceil(WGRAD_MIN_CHUNK))
-        .min(65_535 / g.groups)
-        .max(1);
-    let chunk = k.div_ceil(want).div_ceil(unit) * unit;
-    (k.div_ceil(chunk), chunk)
-}
-
 /// `dw (C_out, C_in/g, kh, kw) = Σ_{n, oy, ox} dy ⊗ x-taps` of the geometry `g` (split-K, then
 /// the splits summed with `reduce.wgsl`).
 pub fn conv_weight_grad_launches(
@@ -501,16 +382,6 @@ fn sum_partials(part: &Tensor, out: &Tensor, accumulate: bool) -> Result<Prepare
         launches: vec![l],
         scratch: vec![part.clone()],
     })
-}
-
-/// Chunks each channel's bias-gradient sum is split into: enough workgroups to fill a large GPU
-/// (as the weight gradient's split-K), each summing at least `BIAS_MIN_CHUNK` values.
-pub fn bias_chunks(total: usize, channels: usize) -> usize {
-    const BIAS_MIN_CHUNK: usize = 4096;
-    WGRAD_TARGET_GROUPS
-        .div_ceil(channels.max(1))
-        .min(total.div_ceil(BIAS_MIN_CHUNK))
-        .max(1)
 }
 
 /// `db[c] = Σ dy[n, c, ...]` for `dy` viewed as `(N, C, inner)` with `C = db.numel()`: chunks of
@@ -690,48 +561,6 @@ fn data_launches(
         launches,
         scratch: Vec::new(),
     })
-}
-
-/// Below this many workgroups a forward convolution with a long filter is split over K: a small
-/// image at many channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large
-/// GPU (an H200 holds two of these 256-invocation workgroups per multiprocessor, 264 in all).
-const FWD_SPLIT_BELOW_GROUPS: usize = 256;
-/// Workgroups a split forward aims for.
-const FWD_SPLIT_TARGET_GROUPS: usize = 512;
-/// K values per split at the least, a multiple of both cores' K steps (16 and 32). Split in
-/// chunks of 256, the MNIST step's conv2 (K = 800) ran 4% slower on the H200.
-const FWD_MIN_CHUNK: usize = 512;
-
-/// `(splits, chunk)` of the forward convolution `g` on `input`'s device and dtype: `(1, K)`
-/// unless its grid is small and its filter long.
-pub fn forward_split(g: &ConvGeometry, input: &Tensor) -> (usize, usize) {
-    let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
-    let k = cin_g * g.kernel.0 * g.kernel.1;
-    let m = g.batch * g.out_size.0 * g.out_size.1;
-    let c = coop::pick(
-        (&FORWARD, &coop::FORWARD),
-        &input.device,
-        input.dtype(),
-        (m, cout_g, k),
-        g.groups,
-        Vec::new(),
-    );
-    let tiles: usize = c.groups.iter().map(|&n| n as usize).product();
-    if tiles >= FWD_SPLIT_BELOW_GROUPS || k < 2 * FWD_MIN_CHUNK {
-        return (1, k);
-    }
-    let want = FWD_SPLIT_TARGET_GROUPS
-        .div_ceil(tiles)
-        .min(k / FWD_MIN_CHUNK)
-        .min(65_535 / g.groups.max(1));
-    let chunk = k.div_ceil(want.max(1)).div_ceil(32) * 32;
-    let splits = k.div_ceil(chunk);
-    // The partial products are indexed in u32.
-    let slabs = (g.batch * g.out_channels * g.out_size.0 * g.out_size.1).checked_mul(splits);
-    if splits <= 1 || slabs.is_none_or(|n| n > u32::MAX as usize) {
-        return (1, k);
-    }
-    (splits, chunk)
 }
 
 /// The forward split over K: the bias (if any) written into `out` first, each split's partial

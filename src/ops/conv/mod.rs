@@ -9,6 +9,8 @@
 pub mod coop;
 pub mod gpu;
 mod op;
+mod partition;
+mod shaders;
 pub mod reference;
 pub(crate) mod samples;
 

@@ -1,0 +1,134 @@
+//! How one convolution pass is cut into dispatches: the data gradient's stride phases, the K
+//! splits of the forward and of the weight gradient, and the bias gradient's chunks. Pure host
+//! arithmetic on the geometry; `gpu.rs` launches what it decides.
+
+use crate::ops::conv::shaders::FORWARD;
+use crate::ops::conv::{ConvGeometry, coop};
+use crate::tensor::Tensor;
+
+/// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU several times.
+const WGRAD_TARGET_GROUPS: usize = 512;
+/// Two K steps of `gemm_core.wgsl` (its loop's unit): the weight gradient's K chunks are a multiple.
+pub(crate) const GEMM_K_UNIT: usize = 16;
+/// Smallest K per split: below this the partial sums cost more than they save.
+const WGRAD_MIN_CHUNK: usize = 64;
+
+/// One stride phase of the data gradient (`wgsl/conv/grad_data.wgsl`): the input pixels
+/// `(iy0 + i·sh, ix0 + j·sw)` for `i < h`, `j < w`, and the taps `(ky0 + a·sh, kx0 + b·sw)` for
+/// `a < kh`, `b < kw` that reach them, dy's row being `i + off_y − a` (column likewise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StridePhase {
+    /// First input row and column.
+    pub first_pixel: (usize, usize),
+    /// Input rows and columns of the phase.
+    pub pixels: (usize, usize),
+    /// First tap row and column.
+    pub first_tap: (usize, usize),
+    /// Tap rows and columns that reach the phase (0: its gradient is zero).
+    pub taps: (usize, usize),
+    /// dy's row and column offsets.
+    pub offset: (usize, usize),
+}
+
+/// The stride phases the data gradient of `g` runs in, one dispatch each; empty where it runs as
+/// one dispatch (stride 1, or dilated: then a phase's taps are not every sh-th one). Phases with
+/// no input pixel (a stride beyond the input) are left out.
+pub fn stride_phases(g: &ConvGeometry) -> Vec<StridePhase> {
+    let (sh, sw) = g.stride;
+    if (sh, sw) == (1, 1) || g.dilation != (1, 1) {
+        return Vec::new();
+    }
+    // One axis: input positions ≡ q (mod s) are reached by taps ≡ q + pad (mod s) alone.
+    let axis = |q: usize, s: usize, len: usize, k: usize, pad: usize| {
+        let first_tap = (q + pad) % s;
+        (
+            len.saturating_sub(q).div_ceil(s),
+            first_tap,
+            k.saturating_sub(first_tap).div_ceil(s),
+            (q + pad - first_tap) / s,
+        )
+    };
+    let mut phases = Vec::new();
+    for qy in 0..sh {
+        for qx in 0..sw {
+            let y = axis(qy, sh, g.in_size.0, g.kernel.0, g.padding.0);
+            let x = axis(qx, sw, g.in_size.1, g.kernel.1, g.padding.2);
+            if y.0 == 0 || x.0 == 0 {
+                continue;
+            }
+            phases.push(StridePhase {
+                first_pixel: (qy, qx),
+                pixels: (y.0, x.0),
+                first_tap: (y.1, x.1),
+                taps: (y.2, x.2),
+                offset: (y.3, x.3),
+            });
+        }
+    }
+    phases
+}
+
+/// `(splits, k_chunk)` for the weight gradient: enough workgroups to fill the GPU, chunks a
+/// multiple of the GEMM's K step (`unit`); `tiles` are the workgroups of one split.
+pub(crate) fn wgrad_split(g: &ConvGeometry, tiles: usize, unit: usize) -> (usize, usize) {
+    let k = g.batch * g.out_size.0 * g.out_size.1;
+    let want = WGRAD_TARGET_GROUPS
+        .div_ceil(tiles)
+        .min(k.div_ceil(WGRAD_MIN_CHUNK))
+        .min(65_535 / g.groups)
+        .max(1);
+    let chunk = k.div_ceil(want).div_ceil(unit) * unit;
+    (k.div_ceil(chunk), chunk)
+}
+
+/// Chunks each channel's bias-gradient sum is split into: enough workgroups to fill a large GPU
+/// (as the weight gradient's split-K), each summing at least `BIAS_MIN_CHUNK` values.
+pub fn bias_chunks(total: usize, channels: usize) -> usize {
+    const BIAS_MIN_CHUNK: usize = 4096;
+    WGRAD_TARGET_GROUPS
+        .div_ceil(channels.max(1))
+        .min(total.div_ceil(BIAS_MIN_CHUNK))
+        .max(1)
+}
+
+/// Below this many workgroups a forward convolution with a long filter is split over K: a small
+/// image at many channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large
+/// GPU (an H200 holds two of these 256-invocation workgroups per multiprocessor, 264 in all).
+const FWD_SPLIT_BELOW_GROUPS: usize = 256;
+/// Workgroups a split forward aims for.
+const FWD_SPLIT_TARGET_GROUPS: usize = 512;
+/// K values per split at the least, a multiple of both cores' K steps (16 and 32). Split in
+/// chunks of 256, the MNIST step's conv2 (K = 800) ran 4% slower on the H200.
+const FWD_MIN_CHUNK: usize = 512;
+
+/// `(splits, chunk)` of the forward convolution `g` on `input`'s device and dtype: `(1, K)`
+/// unless its grid is small and its filter long.
+pub fn forward_split(g: &ConvGeometry, input: &Tensor) -> (usize, usize) {
+    let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
+    let k = cin_g * g.kernel.0 * g.kernel.1;
+    let m = g.batch * g.out_size.0 * g.out_size.1;
+    let c = coop::pick(
+        (&FORWARD, &coop::FORWARD),
+        &input.device,
+        input.dtype(),
+        (m, cout_g, k),
+        g.groups,
+        Vec::new(),
+    );
+    let tiles: usize = c.groups.iter().map(|&n| n as usize).product();
+    if tiles >= FWD_SPLIT_BELOW_GROUPS || k < 2 * FWD_MIN_CHUNK {
+        return (1, k);
+    }
+    let want = FWD_SPLIT_TARGET_GROUPS
+        .div_ceil(tiles)
+        .min(k / FWD_MIN_CHUNK)
+        .min(65_535 / g.groups.max(1));
+    let chunk = k.div_ceil(want.max(1)).div_ceil(32) * 32;
+    let splits = k.div_ceil(chunk);
+    // The partial products are indexed in u32.
+    let slabs = (g.batch * g.out_channels * g.out_size.0 * g.out_size.1).checked_mul(splits);
+    if splits <= 1 || slabs.is_none_or(|n| n > u32::MAX as usize) {
+        return (1, k);
+    }
+    (splits, chunk)
+}
