@@ -114,6 +114,26 @@ fn max_grad_sum(j: u32) -> f32 {
     let ix = j - plane * hw - iy * p.w;
     let base = plane * p.oh * p.ow;
     var acc = 0.0;
+    if (p.dh == 1u && p.dw == 1u) {
+        // Undilated: the taps reaching iy are ky = ry + a·sh, from output row qy − a (iy + pad_t =
+        // qy·sh + ry), so no division per tap; the same order as below.
+        let qy = (iy + p.pad_t) / p.sh;
+        let qx = (ix + p.pad_l) / p.sw;
+        let rx = ix + p.pad_l - qx * p.sw;
+        var oy = i32(qy);
+        for (var ky = iy + p.pad_t - qy * p.sh; ky < p.kh && oy >= 0; ky = ky + p.sh) {
+            if (u32(oy) < p.oh) {
+                var ox = i32(qx);
+                for (var kx = rx; kx < p.kw && ox >= 0; kx = kx + p.sw) {
+                    let o = base + u32(oy) * p.ow + u32(ox);
+                    if (u32(ox) < p.ow && mb_arg[o] == j) { acc = acc + f32(mb_dy[o]); }
+                    ox = ox - 1;
+                }
+            }
+            oy = oy - 1;
+        }
+        return acc;
+    }
     for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
         let oy = source(iy, ky, p.sh, p.dh, p.pad_t, p.oh);
         if (oy < 0) { continue; }
@@ -188,6 +208,28 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let ix = j - plane * hw - iy * p.w;
     let base = plane * p.oh * p.ow;
     var acc = 0.0;
+    if (p.dh == 1u && p.dw == 1u) {
+        // As in max_grad_sum: the covering windows without a division per tap, in the same order.
+        let qy = (iy + p.pad_t) / p.sh;
+        let qx = (ix + p.pad_l) / p.sw;
+        let rx = ix + p.pad_l - qx * p.sw;
+        var oy = i32(qy);
+        for (var ky = iy + p.pad_t - qy * p.sh; ky < p.kh && oy >= 0; ky = ky + p.sh) {
+            if (u32(oy) < p.oh) {
+                var ox = i32(qx);
+                for (var kx = rx; kx < p.kw && ox >= 0; kx = kx + p.sw) {
+                    if (u32(ox) < p.ow) {
+                        let v = f32(ab_dy[base + u32(oy) * p.ow + u32(ox)]);
+                        acc = acc + v / divisor(u32(oy), u32(ox));
+                    }
+                    ox = ox - 1;
+                }
+            }
+            oy = oy - 1;
+        }
+        ab_dx[j] = act(acc);
+        return;
+    }
     for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
         let oy = source(iy, ky, p.sh, p.dh, p.pad_t, p.oh);
         if (oy < 0) { continue; }
