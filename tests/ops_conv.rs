@@ -293,10 +293,11 @@ fn weight_gradient_splits_are_summed_by_rows_or_by_lanes() {
     });
 }
 
-/// A forward convolution with a small grid and a long filter is split over K, its partial
-/// products summed by `gemm_sum` onto the bias, with the neuron; adding into the output too.
+/// A data pass (forward, or the unphased data gradient) with a small grid and a long K is split
+/// over K, its partial products summed by `gemm_sum` onto the bias, with the neuron; adding into
+/// the output too.
 #[test]
-fn forward_convolutions_split_over_k() {
+fn data_passes_split_over_k() {
     each_device("forward split-K", |dev| {
         let relu = Some(wgtrain::ops::elementwise::UnaryOp::Relu);
         // K = 128·9 = 1,152 over 9 output pixels: 2 splits of 576. Groups: 2 of K = 1,152 each.
@@ -326,7 +327,7 @@ fn forward_convolutions_split_over_k() {
             let b = op.has_bias().then(|| data(&[op.out_channels], 3));
             let (xt, wt) = (up(dev, &x), up(dev, &w));
             let bt = b.as_ref().map(|b| up(dev, b));
-            let (splits, _) = conv::forward_split(&op.geometry(&xs).unwrap(), &xt);
+            let (splits, _) = conv::data_split(&op.geometry(&xs).unwrap(), false, &xt);
             assert!(splits > 1, "{what}: not split");
             let y = wgtrain::ops::conv::reference::forward(&op, &x, &w, b.as_ref()).unwrap();
             // Plain, and with a fused ReLU.
@@ -362,6 +363,29 @@ fn forward_convolutions_split_over_k() {
                 close(&format!("{what} accumulate"), &yt, &want);
             }
         }
+    });
+}
+
+/// The data gradient split over K (C_out·kh·kw = 1,152 over 25 input pixels: 2 splits), and a
+/// transposed convolution's forward, which is that pass with a bias.
+#[test]
+fn data_gradients_split_over_k() {
+    each_device("dgrad split-K", |dev| {
+        let op = Conv2d {
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(7, 128, (3, 3))
+        };
+        let xs = [1, 7, 5, 5];
+        let xt = up(dev, &data(&xs, 150));
+        let g = op.geometry(&xs).unwrap();
+        assert!(conv::stride_phases(&g).is_empty());
+        assert_eq!(conv::data_split(&g, true, &xt).0, 2);
+        check_conv(dev, &op, &xs, 150);
+        let t = ConvTranspose2d::new(128, 5, (3, 3));
+        let ts = [2, 128, 3, 4];
+        let tt = up(dev, &data(&ts, 160));
+        assert!(conv::data_split(&t.geometry(&ts).unwrap(), true, &tt).0 > 1);
+        check_conv(dev, &t, &ts, 160);
     });
 }
 

@@ -17,9 +17,22 @@
 
 fn gemm_m() -> u32 { return p.batch * p.ph_h * p.ph_w; }
 fn gemm_n() -> u32 { return p.cin_g; }
-fn gemm_k() -> u32 { return p.cout_g * p.ph_kh * p.ph_kw; }
+// This phase's K, and the K this workgroup walks: all of it, or one split's chunk.
+fn full_k() -> u32 { return p.cout_g * p.ph_kh * p.ph_kw; }
+fn gemm_k() -> u32 { return select(full_k(), p.k_chunk, p.splits > 1u); }
 fn a_k_fastest() -> bool { return false; }
 fn b_n_fastest() -> bool { return false; }
+
+// Workgroup z is group · splits + split (unphased only). Split s walks K from s·k_chunk and
+// writes its partial product to its own slab of `ddx` (splits, N, C_in, H, W), summed with the
+// bias and the neuron by matmul.wgsl's gemm_sum. With one split ddx is dx and the epilogue is here.
+fn group_of(z: u32) -> u32 { return z / p.splits; }
+
+// This split's first K index and its length.
+fn split_range(z: u32) -> vec2<u32> {
+    let off = (z % p.splits) * p.k_chunk;
+    return vec2<u32>(off, min(gemm_k(), full_k() - min(off, full_k())));
+}
 
 // Tap k of this phase as (output channel in the group, a, b).
 fn phase_tap(k: u32) -> vec3<u32> {
@@ -45,15 +58,15 @@ fn plane_pixel(pix: u32) -> u32 {
 }
 
 // The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
-fn load_a(g: u32, m: u32, k: u32) -> f32 {
+fn load_a(z: u32, m: u32, k: u32) -> f32 {
     if (m >= gemm_m() || k >= gemm_k()) { return 0.0; }
-    let r = a_rows(g, m);
-    return load_a4(g, r, k).x;
+    let r = a_rows(z, m);
+    return load_a4(z, r, k).x;
 }
 
-fn load_b(g: u32, k: u32, n: u32) -> f32 {
+fn load_b(z: u32, k: u32, n: u32) -> f32 {
     if (k >= gemm_k() || n >= gemm_n()) { return 0.0; }
-    return load_b4(g, k, b_cols(g, n)).x;
+    return load_b4(z, k, b_cols(z, n)).x;
 }
 
 // Input pixel m of group g (of this phase) as a window of dy: the offset of its image's group
@@ -69,10 +82,15 @@ fn in_window(g: u32, m: u32) -> Win {
     return Win((n * p.cout + g * p.cout_g) * p.oh * p.ow, i32(i) + p.off_y, i32(j) + p.off_x);
 }
 
-alias ARows = Win4;
+struct ARows {
+    win: Win4,
+    split: vec2<u32>,
+}
 
-fn a_rows(g: u32, m: u32) -> Win4 {
-    return win4(in_window(g, m), in_window(g, m + 1u), in_window(g, m + 2u), in_window(g, m + 3u));
+fn a_rows(z: u32, m: u32) -> ARows {
+    let g = group_of(z);
+    return ARows(win4(in_window(g, m), in_window(g, m + 1u), in_window(g, m + 2u),
+                      in_window(g, m + 3u)), split_range(z));
 }
 
 // dy at output coordinate (t_y, t_x) · stride⁻¹ of the window offset `base` + channel offset
@@ -92,9 +110,10 @@ fn dy_at_s1(base: u32, coff: u32, oy: i32, ox: i32) -> f32 {
 }
 
 // Four input pixels at tap k = (ocg, a, b).
-fn load_a4(g: u32, r: Win4, k: u32) -> vec4<f32> {
-    if (k >= gemm_k()) { return vec4<f32>(0.0); }
-    let tap = phase_tap(k);
+fn load_a4(z: u32, rows: ARows, k: u32) -> vec4<f32> {
+    if (k >= rows.split.y) { return vec4<f32>(0.0); }
+    let r = rows.win;
+    let tap = phase_tap(rows.split.x + k);
     let coff = tap.x * p.oh * p.ow;
     let y = r.y - vec4<i32>(i32(tap.y * p.kstep_y));
     let x = r.x - vec4<i32>(i32(tap.z * p.kstep_x));
@@ -110,16 +129,18 @@ fn load_a4(g: u32, r: Win4, k: u32) -> vec4<f32> {
 struct BCols {
     idx: u32,
     valid: u32,
+    split: vec2<u32>,
 }
 
-fn b_cols(g: u32, n: u32) -> BCols {
-    return BCols((g * p.cout_g * p.cin_g + n) * p.kh * p.kw, valid4(n, p.cin_g));
+fn b_cols(z: u32, n: u32) -> BCols {
+    let g = group_of(z);
+    return BCols((g * p.cout_g * p.cin_g + n) * p.kh * p.kw, valid4(n, p.cin_g), split_range(z));
 }
 
-fn load_b4(g: u32, k: u32, c: BCols) -> vec4<f32> {
-    if (k >= gemm_k()) { return vec4<f32>(0.0); }
+fn load_b4(z: u32, k: u32, c: BCols) -> vec4<f32> {
+    if (k >= c.split.y) { return vec4<f32>(0.0); }
     let khw = p.kh * p.kw;
-    let tap = phase_tap(k);
+    let tap = phase_tap(c.split.x + k);
     let i = c.idx + tap.x * p.cin_g * khw + filter_tap(tap.y, tap.z);
     if (c.valid == 4u) {
         return vec4<f32>(f32(dgw[i]), f32(dgw[i + khw]), f32(dgw[i + 2u * khw]), f32(dgw[i + 3u * khw]));
@@ -131,14 +152,18 @@ fn load_b4(g: u32, k: u32, c: BCols) -> vec4<f32> {
     return v;
 }
 
-fn store_c(g: u32, m: u32, n: u32, acc: f32) {
-    let c = g * p.cin_g + n;
+fn store_c(z: u32, m: u32, n: u32, acc: f32) {
+    let c = group_of(z) * p.cin_g + n;
     let phw = p.ph_h * p.ph_w;
     let img = m / phw;
     let pix = plane_pixel(m - img * phw);
+    let idx = (img * p.cin + c) * p.h * p.w + pix;
+    if (p.splits > 1u) {
+        ddx[(z % p.splits) * p.batch * p.cin * p.h * p.w + idx] = act(acc);
+        return;
+    }
     var v = acc;
     if (p.has_bias != 0u) { v = v + f32(dbias[c]); }
-    let idx = (img * p.cin + c) * p.h * p.w + pix;
     if (p.accumulate != 0u) { v = v + f32(ddx[idx]); }
     ddx[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }

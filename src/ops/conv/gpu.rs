@@ -23,7 +23,7 @@
 use crate::error::{Result, shape_err};
 use crate::launch::{Launch, Prepared, grid_1d};
 use crate::ops::conv::partition::{GEMM_K_UNIT, wgrad_split};
-pub use crate::ops::conv::partition::{StridePhase, bias_chunks, forward_split, stride_phases};
+pub use crate::ops::conv::partition::{StridePhase, bias_chunks, data_split, stride_phases};
 use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
@@ -228,7 +228,7 @@ fn implicit_gemm_launch(
 }
 
 /// What one implicit-GEMM dispatch computes: all of it, one stride phase of the adjoint, or one
-/// K split of the forward into a slab of the partial products (`(splits, chunk)`).
+/// K split into a slab of the partial products (`(splits, chunk)`).
 #[derive(Clone, Copy)]
 enum Part<'a> {
     Whole,
@@ -259,10 +259,8 @@ fn implicit_gemm_phase_launch(
     let (shaders, mnk) = if adjoint {
         let ((h, wd), taps) =
             phase.map_or((g.in_size, taps), |ph| (ph.pixels, ph.taps.0 * ph.taps.1));
-        (
-            (&DGRAD, &coop::DGRAD),
-            (g.batch * h * wd, cin_g, cout_g * taps),
-        )
+        let k = if splits > 1 { chunk } else { cout_g * taps };
+        ((&DGRAD, &coop::DGRAD), (g.batch * h * wd, cin_g, k))
     } else {
         let (oh, ow) = g.out_size;
         let k = if splits > 1 { chunk } else { cin_g * taps };
@@ -535,19 +533,19 @@ fn data_launches(
     if d.b.is_none() && input.dtype() == DType::F32 && pointwise(g) {
         return pointwise_launches(g, adjoint, input, w, out, d.fused, d.accumulate);
     }
-    // The split's sum adds onto the bias written first, so it cannot also add into the output.
-    let bias_and_sum = d.b.is_some() && d.accumulate;
-    if !adjoint && !bias_and_sum {
-        let (splits, chunk) = forward_split(g, input);
-        if splits > 1 {
-            return forward_split_launches(g, input, w, out, d, (splits, chunk));
-        }
-    }
     let phases = if adjoint {
         stride_phases(g)
     } else {
         Vec::new()
     };
+    // The split's sum adds onto the bias written first, so it cannot also add into the output.
+    let bias_and_sum = d.b.is_some() && d.accumulate;
+    if phases.is_empty() && !bias_and_sum {
+        let (splits, chunk) = data_split(g, adjoint, input);
+        if splits > 1 {
+            return split_launches(g, adjoint, input, w, out, d, (splits, chunk));
+        }
+    }
     if phases.is_empty() {
         return Ok(Prepared::one(implicit_gemm_launch(
             g, adjoint, input, w, out, &d,
@@ -563,11 +561,12 @@ fn data_launches(
     })
 }
 
-/// The forward split over K: the bias (if any) written into `out` first, each split's partial
+/// A data pass split over K: the bias (if any) written into `out` first, each split's partial
 /// product into its slab of a scratch tensor, then matmul's `gemm_sum` adding the slabs onto
 /// `out` in order with the neuron.
-fn forward_split_launches(
+fn split_launches(
     g: &ConvGeometry,
+    adjoint: bool,
     input: &Tensor,
     w: &Tensor,
     out: &Tensor,
@@ -586,7 +585,7 @@ fn forward_split_launches(
     };
     let split = Part::Split(splits, chunk);
     launches.push(implicit_gemm_phase_launch(
-        g, false, input, w, &part, &raw, split,
+        g, adjoint, input, w, &part, &raw, split,
     )?);
     let onto = d.accumulate || d.b.is_some();
     launches.push(crate::ops::matmul::gpu::sum_splits_launch(

@@ -2,7 +2,7 @@
 //! splits of the forward and of the weight gradient, and the bias gradient's chunks. Pure host
 //! arithmetic on the geometry; `gpu.rs` launches what it decides.
 
-use crate::ops::conv::shaders::FORWARD;
+use crate::ops::conv::shaders::{DGRAD, FORWARD};
 use crate::ops::conv::{ConvGeometry, coop};
 use crate::tensor::Tensor;
 
@@ -91,42 +91,50 @@ pub fn bias_chunks(total: usize, channels: usize) -> usize {
         .max(1)
 }
 
-/// Below this many workgroups a forward convolution with a long filter is split over K: a small
-/// image at many channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large
-/// GPU (an H200 holds two of these 256-invocation workgroups per multiprocessor, 264 in all).
-const FWD_SPLIT_BELOW_GROUPS: usize = 256;
-/// Workgroups a split forward aims for.
-const FWD_SPLIT_TARGET_GROUPS: usize = 512;
+/// Below this many workgroups a data pass with a long K is split over K: a small image at many
+/// channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large GPU (an H200
+/// holds two of these 256-invocation workgroups per multiprocessor, 264 in all).
+const DATA_SPLIT_BELOW_GROUPS: usize = 256;
+/// Workgroups a split data pass aims for.
+const DATA_SPLIT_TARGET_GROUPS: usize = 512;
 /// K values per split at the least, a multiple of both cores' K steps (16 and 32). Split in
 /// chunks of 256, the MNIST step's conv2 (K = 800) ran 4% slower on the H200.
-const FWD_MIN_CHUNK: usize = 512;
+const DATA_MIN_CHUNK: usize = 512;
 
-/// `(splits, chunk)` of the forward convolution `g` on `input`'s device and dtype: `(1, K)`
-/// unless its grid is small and its filter long.
-pub fn forward_split(g: &ConvGeometry, input: &Tensor) -> (usize, usize) {
+/// `(splits, chunk)` of a data pass of `g` on `input`'s device and dtype — the forward, or with
+/// `adjoint` the unphased data gradient: `(1, K)` unless its grid is small and its K long.
+pub fn data_split(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> (usize, usize) {
     let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
-    let k = cin_g * g.kernel.0 * g.kernel.1;
-    let m = g.batch * g.out_size.0 * g.out_size.1;
+    let taps = g.kernel.0 * g.kernel.1;
+    let (shaders, (m, n, k), out_channels, (h, w)) = if adjoint {
+        let (h, w) = g.in_size;
+        let mnk = (g.batch * h * w, cin_g, cout_g * taps);
+        ((&DGRAD, &coop::DGRAD), mnk, g.in_channels, g.in_size)
+    } else {
+        let (h, w) = g.out_size;
+        let mnk = (g.batch * h * w, cout_g, cin_g * taps);
+        ((&FORWARD, &coop::FORWARD), mnk, g.out_channels, g.out_size)
+    };
     let c = coop::pick(
-        (&FORWARD, &coop::FORWARD),
+        shaders,
         &input.device,
         input.dtype(),
-        (m, cout_g, k),
+        (m, n, k),
         g.groups,
         Vec::new(),
     );
     let tiles: usize = c.groups.iter().map(|&n| n as usize).product();
-    if tiles >= FWD_SPLIT_BELOW_GROUPS || k < 2 * FWD_MIN_CHUNK {
+    if tiles >= DATA_SPLIT_BELOW_GROUPS || k < 2 * DATA_MIN_CHUNK {
         return (1, k);
     }
-    let want = FWD_SPLIT_TARGET_GROUPS
+    let want = DATA_SPLIT_TARGET_GROUPS
         .div_ceil(tiles)
-        .min(k / FWD_MIN_CHUNK)
+        .min(k / DATA_MIN_CHUNK)
         .min(65_535 / g.groups.max(1));
     let chunk = k.div_ceil(want.max(1)).div_ceil(32) * 32;
     let splits = k.div_ceil(chunk);
     // The partial products are indexed in u32.
-    let slabs = (g.batch * g.out_channels * g.out_size.0 * g.out_size.1).checked_mul(splits);
+    let slabs = (g.batch * out_channels * h * w).checked_mul(splits);
     if splits <= 1 || slabs.is_none_or(|n| n > u32::MAX as usize) {
         return (1, k);
     }
