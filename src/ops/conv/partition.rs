@@ -92,13 +92,13 @@ pub fn bias_chunks(total: usize, channels: usize) -> usize {
 }
 
 /// Below this many workgroups a data pass with a long K is split over K: a small image at many
-/// channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large GPU (an H200
-/// holds two of these 256-invocation workgroups per multiprocessor, 264 in all).
+/// channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large GPU (one that
+/// holds two of these 256-invocation workgroups on each of 132 multiprocessors, say).
 const DATA_SPLIT_BELOW_GROUPS: usize = 256;
 /// Workgroups a split data pass aims for.
 const DATA_SPLIT_TARGET_GROUPS: usize = 512;
-/// K values per split at the least, a multiple of both cores' K steps (16 and 32). Split in
-/// chunks of 256, the MNIST step's conv2 (K = 800) ran 4% slower on the H200.
+/// K values per split at the least, a multiple of both cores' K steps (16 and 32): shorter chunks
+/// made the MNIST step's conv2 slower (BENCHMARKS.md, fourth session).
 const DATA_MIN_CHUNK: usize = 512;
 
 /// `(splits, chunk)` of a data pass of `g` on `input`'s device and dtype — the forward, or with
