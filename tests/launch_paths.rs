@@ -215,7 +215,8 @@ fn grids_past_65535_workgroups_fold() {
 }
 
 /// Bias gradients of few channels over many pixels are split into chunks summed by their own
-/// workgroups, then the chunks summed (`sum_lanes`), uneven last chunks included.
+/// workgroups, then the chunks summed (matmul's `gemm_sum` for these few), uneven last chunks
+/// included.
 #[test]
 fn bias_gradients_split_over_chunks() {
     use wgtrain::ops::conv::gpu::bias_chunks;

@@ -270,13 +270,14 @@ fn strided_data_gradients_in_phases() {
 }
 
 /// A weight gradient split over K has its partial sums added by one invocation per weight where
-/// the splits are few (`sum_rows`) and by 32 per weight where they are many (`sum_lanes`).
+/// the splits are few (matmul's `gemm_sum`) and by 32 per weight where they are many
+/// (`sum_lanes`).
 #[test]
 fn weight_gradient_splits_are_summed_by_rows_or_by_lanes() {
     each_device("wgrad sums", |dev| {
         // K = 1·16·16 = 256: 4 splits of 64. K = 3·28·28 = 2,352 on one tile: 37 splits.
         for (op, x_shape, entry) in [
-            (Conv2d::new(3, 5, (3, 3)), [1, 3, 18, 18], "sum_rows"),
+            (Conv2d::new(3, 5, (3, 3)), [1, 3, 18, 18], "gemm_sum"),
             (Conv2d::new(1, 2, (3, 3)), [3, 1, 30, 30], "sum_lanes"),
         ] {
             let x = up(dev, &data(&x_shape, 140));

@@ -7,7 +7,7 @@ struct Params {
     outer: u32,
     len: u32,
     inner: u32,
-    op: u32,     // 0 = sum, 1 = mean; sum_lanes, sum_rows: 1 = add to y (a gradient sum in place)
+    op: u32,     // 0 = sum, 1 = mean; sum_lanes: 1 = add to y (a gradient sum in place)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -33,23 +33,6 @@ fn sum_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         v = v / f32(p.len);
     }
     rs_y[i] = act(v);
-}
-
-// y[k] (+)= Σ_l x[l, k] over (len, inner), one invocation per output walking the rows in order:
-// for split-K partials with few splits over many outputs, where sum_lanes would leave most of its
-// 32 lanes per output idle. op 1 adds to y.
-@compute @workgroup_size(256)
-fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let col = linear_id(wid, nwg, lid);
-    if (col >= p.inner) { return; }
-    var acc = accum(0.0);
-    for (var l = 0u; l < p.len; l = l + 1u) {
-        acc = acc + accum(f32(rs_x[l * p.inner + col]));
-    }
-    var v = f32(acc);
-    if (p.op == 1u) { v = v + f32(rs_y[col]); }
-    rs_y[col] = act(v);
 }
 
 var<workgroup> lanes: array<accum, 256>;

@@ -355,27 +355,27 @@ pub(crate) fn conv_weight_grad_launches_into(
     Ok(prep)
 }
 
-/// Partial rows up to which each output's sum is one invocation's (`sum_rows`); more rows are
-/// summed by 32 invocations per output (`sum_lanes`).
+/// Partial rows up to which each output's sum is one invocation's (matmul's `gemm_sum`, which
+/// also sums the data passes' splits); more rows are summed by 32 invocations per output
+/// (`reduce.wgsl`'s `sum_lanes`).
 const SUM_ROWS_MAX: usize = 32;
 
 /// `out[k] = Σ_s part[s, k]` (`+= ` when `accumulate`): partial sums (split-K, chunked bias
-/// gradients) added by `reduce.wgsl`; `part` is kept as the step's scratch.
+/// gradients); `part` is kept as the step's scratch.
 fn sum_partials(part: &Tensor, out: &Tensor, accumulate: bool) -> Result<Prepared> {
     let (rows, cols) = (part.shape[0], out.numel());
-    let (entry, per_group) = if rows <= SUM_ROWS_MAX {
-        ("sum_rows", 256)
+    let l = if rows <= SUM_ROWS_MAX {
+        crate::ops::matmul::gpu::sum_splits_launch(part, out, rows, accumulate, None)?
     } else {
-        ("sum_lanes", 8)
+        part.device.launch(
+            &reduce::SHADER,
+            "sum_lanes",
+            &[],
+            &[1, rows as u32, cols as u32, accumulate as u32],
+            &[part.buffer(), out.buffer()],
+            grid_1d(cols, 8),
+        )?
     };
-    let l = part.device.launch(
-        &reduce::SHADER,
-        entry,
-        &[],
-        &[1, rows as u32, cols as u32, accumulate as u32],
-        &[part.buffer(), out.buffer()],
-        grid_1d(cols, per_group),
-    )?;
     Ok(Prepared {
         launches: vec![l],
         scratch: vec![part.clone()],

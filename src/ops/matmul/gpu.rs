@@ -220,8 +220,9 @@ pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Pre
     })
 }
 
-/// `c = neuron(Σ_s part[s] (+ c))` over `splits` slabs of `c`'s size, added in order: the
-/// epilogue of a GEMM split over K elsewhere (a convolution's forward), on `gemm_sum`.
+/// `c = neuron(Σ_s part[s] (+ c))` over `splits` slabs of `c`'s size, added in order, one
+/// invocation per output: the epilogue of a GEMM split over K elsewhere (a convolution's data
+/// passes, the few splits of its weight gradient), on `gemm_sum`.
 pub(crate) fn sum_splits_launch(
     part: &Tensor,
     c: &Tensor,
