@@ -54,6 +54,16 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// Workgroup z is group · splits + split in each module (one split where K is not split). Each
+// module's full_k() is its whole K and gemm_k() the K one workgroup walks (a split's chunk).
+fn group_of(z: u32) -> u32 { return z / p.splits; }
+
+// Workgroup z's split: its first K index and its length.
+fn split_range(z: u32) -> vec2<u32> {
+    let off = (z % p.splits) * p.k_chunk;
+    return vec2<u32>(off, min(gemm_k(), full_k() - min(off, full_k())));
+}
+
 // Tap `k` of the implicit im2col matrix as (icg, ky, kx): columns are (C_in/g)·kh·kw taps.
 fn tap_of(k: u32) -> vec3<u32> {
     let khw = p.kh * p.kw;

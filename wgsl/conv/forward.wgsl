@@ -21,13 +21,6 @@ fn b_n_fastest() -> bool { return false; }
 // Workgroup z is group · splits + split. Split s walks K from s·k_chunk; each writes its partial
 // product to its own slab of `fy` (splits, N, C_out, OH, OW), summed with the bias and the neuron
 // by matmul.wgsl's gemm_sum. With one split fy is y and the epilogue is here.
-fn group_of(z: u32) -> u32 { return z / p.splits; }
-
-// This split's first K index and its length.
-fn split_range(z: u32) -> vec2<u32> {
-    let off = (z % p.splits) * p.k_chunk;
-    return vec2<u32>(off, min(gemm_k(), full_k() - min(off, full_k())));
-}
 
 // The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
 fn load_a(z: u32, m: u32, k: u32) -> f32 {

@@ -26,13 +26,6 @@ fn b_n_fastest() -> bool { return false; }
 // Workgroup z is group · splits + split (unphased only). Split s walks K from s·k_chunk and
 // writes its partial product to its own slab of `ddx` (splits, N, C_in, H, W), summed with the
 // bias and the neuron by matmul.wgsl's gemm_sum. With one split ddx is dx and the epilogue is here.
-fn group_of(z: u32) -> u32 { return z / p.splits; }
-
-// This split's first K index and its length.
-fn split_range(z: u32) -> vec2<u32> {
-    let off = (z % p.splits) * p.k_chunk;
-    return vec2<u32>(off, min(gemm_k(), full_k() - min(off, full_k())));
-}
 
 // Tap k of this phase as (output channel in the group, a, b).
 fn phase_tap(k: u32) -> vec3<u32> {

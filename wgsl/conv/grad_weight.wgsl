@@ -5,7 +5,7 @@
 // the GEMM tile is tallest along.)
 // K is long and M·N small, so K is split over workgroup z, which holds group · splits + split;
 // each split writes its partial dw to its own slab of `wout` (splits, C_out, C_in/g·kh·kw),
-// summed afterwards by reduce.wgsl (deterministic, no atomics). With one split `wout` is dw itself.
+// summed afterwards in order (deterministic, no atomics: conv::gpu::sum_partials). With one split `wout` is dw itself.
 
 @group(0) @binding(1) var<storage, read> gx: array<act>;         // (N, C_in, H, W)
 @group(0) @binding(2) var<storage, read> gdy: array<act>;        // (N, C_out, OH, OW)
@@ -13,6 +13,7 @@
 
 fn gemm_m() -> u32 { return p.cin_g * p.kh * p.kw; }
 fn gemm_n() -> u32 { return p.cout_g; }
+fn full_k() -> u32 { return p.batch * p.oh * p.ow; }
 fn gemm_k() -> u32 { return p.k_chunk; }
 // x rows are contiguous along the output pixels k (stride 1); so are dy planes.
 fn a_k_fastest() -> bool { return true; }
@@ -21,7 +22,7 @@ fn b_n_fastest() -> bool { return false; }
 // The global K index of chunk-local `k`, or 0xffffffff past this split or past K.
 fn global_k(z: u32, k: u32) -> u32 {
     let kg = (z % p.splits) * p.k_chunk + k;
-    if (k >= p.k_chunk || kg >= p.batch * p.oh * p.ow) { return 0xffffffffu; }
+    if (k >= p.k_chunk || kg >= full_k()) { return 0xffffffffu; }
     return kg;
 }
 
@@ -30,7 +31,7 @@ fn global_k(z: u32, k: u32) -> u32 {
 fn load_a(z: u32, m: u32, k: u32) -> f32 {
     let kg = global_k(z, k);
     if (m >= gemm_m() || kg == 0xffffffffu) { return 0.0; }
-    let i = x_tap(z / p.splits, kg, m);
+    let i = x_tap(group_of(z), kg, m);
     if (i < 0) { return 0.0; }
     return f32(gx[u32(i)]);
 }
@@ -39,18 +40,11 @@ fn load_a(z: u32, m: u32, k: u32) -> f32 {
 fn load_b(z: u32, k: u32, n: u32) -> f32 {
     let kg = global_k(z, k);
     if (n >= gemm_n() || kg == 0xffffffffu) { return 0.0; }
-    let g = z / p.splits;
+    let g = group_of(z);
     let ohw = p.oh * p.ow;
     let img = kg / ohw;
     let pix = kg - img * ohw;
     return f32(gdy[(img * p.cout + g * p.cout_g + n) * ohw + pix]);
-}
-
-// This split's first global K index and its length (chunk-local k below it are inside).
-fn split_range(z: u32) -> vec2<u32> {
-    let off = (z % p.splits) * p.k_chunk;
-    let total = p.batch * p.oh * p.ow;
-    return vec2<u32>(off, select(0u, min(p.k_chunk, total - off), off < total));
 }
 
 // Tap m of group g as a window of x: the offset of its channel and the input coordinate of
@@ -68,7 +62,7 @@ struct ARows {
 }
 
 fn a_rows(z: u32, m: u32) -> ARows {
-    let g = z / p.splits;
+    let g = group_of(z);
     return ARows(win4(tap_window(g, m), tap_window(g, m + 1u), tap_window(g, m + 2u),
                       tap_window(g, m + 3u)), split_range(z));
 }
@@ -102,7 +96,7 @@ struct BCols {
 }
 
 fn b_cols(z: u32, n: u32) -> BCols {
-    let g = z / p.splits;
+    let g = group_of(z);
     return BCols((g * p.cout_g + n) * p.oh * p.ow, valid4(n, p.cout_g), split_range(z));
 }
 
@@ -123,7 +117,7 @@ fn load_b4(z: u32, k: u32, c: BCols) -> vec4<f32> {
 }
 
 fn store_c(z: u32, m: u32, n: u32, acc: f32) {
-    let g = z / p.splits;
+    let g = group_of(z);
     let s = z % p.splits;
     let idx = (s * p.cout + g * p.cout_g + n) * gemm_m() + m;
     // Set only without splits (the sum of the splits adds then).
