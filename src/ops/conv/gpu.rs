@@ -22,7 +22,7 @@
 
 use crate::error::{Result, shape_err};
 use crate::launch::{Launch, Prepared, grid_1d};
-use crate::ops::conv::partition::{GEMM_K_UNIT, wgrad_split};
+use crate::ops::conv::partition::{GEMM_K_UNIT, data_gemm, wgrad_split};
 pub use crate::ops::conv::partition::{StridePhase, bias_chunks, data_split, stride_phases};
 use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop};
 use crate::ops::eager;
@@ -213,9 +213,8 @@ struct Data<'a> {
     accumulate: bool,
 }
 
-/// The geometry's convolution (`adjoint` false: `conv_fwd`, M = N·OH·OW output pixels, N = C_out/g,
-/// K = (C_in/g)·kh·kw) or its adjoint (`conv_dgrad`, M = N·H·W input pixels, N = C_in/g,
-/// K = (C_out/g)·kh·kw) as one implicit GEMM, on the tensor cores where `coop::pick` says so.
+/// The geometry's convolution (`adjoint` false: `conv_fwd`) or its adjoint (`conv_dgrad`) as one
+/// implicit GEMM of the shape `data_gemm` gives, on the tensor cores where `coop::pick` says so.
 fn implicit_gemm_launch(
     g: &ConvGeometry,
     adjoint: bool,
@@ -254,23 +253,20 @@ fn implicit_gemm_phase_launch(
         Part::Split(s, c) => (s, c),
         _ => (1, 0),
     };
-    let taps = g.kernel.0 * g.kernel.1;
-    let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
-    let (shaders, mnk) = if adjoint {
-        let ((h, wd), taps) =
-            phase.map_or((g.in_size, taps), |ph| (ph.pixels, ph.taps.0 * ph.taps.1));
-        let k = if splits > 1 { chunk } else { cout_g * taps };
-        ((&DGRAD, &coop::DGRAD), (g.batch * h * wd, cin_g, k))
-    } else {
-        let (oh, ow) = g.out_size;
-        let k = if splits > 1 { chunk } else { cin_g * taps };
-        ((&FORWARD, &coop::FORWARD), (g.batch * oh * ow, cout_g, k))
-    };
+    let (shaders, (mut m, n, mut k)) = data_gemm(g, adjoint);
+    // A phase is of the data gradient: its own pixels and taps.
+    if let Some(ph) = phase {
+        m = g.batch * ph.pixels.0 * ph.pixels.1;
+        k = g.out_channels / g.groups * ph.taps.0 * ph.taps.1;
+    }
+    if splits > 1 {
+        k = chunk;
+    }
     let c = coop::pick(
         shaders,
         &input.device,
         input.dtype(),
-        mnk,
+        (m, n, k),
         g.groups * splits,
         crate::neuron::fused_constants(d.fused),
     );

@@ -2,6 +2,7 @@
 //! splits of the forward and of the weight gradient, and the bias gradient's chunks. Pure host
 //! arithmetic on the geometry; `gpu.rs` launches what it decides.
 
+use crate::launch::Shader;
 use crate::ops::conv::shaders::{DGRAD, FORWARD};
 use crate::ops::conv::{ConvGeometry, coop};
 use crate::tensor::Tensor;
@@ -101,20 +102,34 @@ const DATA_SPLIT_TARGET_GROUPS: usize = 512;
 /// made the MNIST step's conv2 slower (BENCHMARKS.md, fourth session).
 const DATA_MIN_CHUNK: usize = 512;
 
+/// The tiled and tensor-core modules of a data pass of `g` — the forward (M = N·OH·OW output
+/// pixels, N = C_out/g, K = (C_in/g)·kh·kw) or with `adjoint` the data gradient (M = N·H·W
+/// input pixels, N = C_in/g, K = (C_out/g)·kh·kw) — and its GEMM's `(M, N, K)`, whole.
+pub(crate) fn data_gemm(
+    g: &ConvGeometry,
+    adjoint: bool,
+) -> ((&'static Shader, &'static Shader), (usize, usize, usize)) {
+    let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
+    let taps = g.kernel.0 * g.kernel.1;
+    if adjoint {
+        let (h, w) = g.in_size;
+        (
+            (&DGRAD, &coop::DGRAD),
+            (g.batch * h * w, cin_g, cout_g * taps),
+        )
+    } else {
+        let (h, w) = g.out_size;
+        (
+            (&FORWARD, &coop::FORWARD),
+            (g.batch * h * w, cout_g, cin_g * taps),
+        )
+    }
+}
+
 /// `(splits, chunk)` of a data pass of `g` on `input`'s device and dtype — the forward, or with
 /// `adjoint` the unphased data gradient: `(1, K)` unless its grid is small and its K long.
 pub fn data_split(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> (usize, usize) {
-    let (cin_g, cout_g) = (g.in_channels / g.groups, g.out_channels / g.groups);
-    let taps = g.kernel.0 * g.kernel.1;
-    let (shaders, (m, n, k), out_channels, (h, w)) = if adjoint {
-        let (h, w) = g.in_size;
-        let mnk = (g.batch * h * w, cin_g, cout_g * taps);
-        ((&DGRAD, &coop::DGRAD), mnk, g.in_channels, g.in_size)
-    } else {
-        let (h, w) = g.out_size;
-        let mnk = (g.batch * h * w, cout_g, cin_g * taps);
-        ((&FORWARD, &coop::FORWARD), mnk, g.out_channels, g.out_size)
-    };
+    let (shaders, (m, n, k)) = data_gemm(g, adjoint);
     let c = coop::pick(
         shaders,
         &input.device,
@@ -133,8 +148,10 @@ pub fn data_split(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> (usize, us
         .min(65_535 / g.groups.max(1));
     let chunk = k.div_ceil(want.max(1)).div_ceil(32) * 32;
     let splits = k.div_ceil(chunk);
-    // The partial products are indexed in u32.
-    let slabs = (g.batch * out_channels * h * w).checked_mul(splits);
+    // The partial products (the output, m × n per group, per split) are indexed in u32.
+    let slabs = [n, g.groups, splits]
+        .iter()
+        .try_fold(m, |a, &d| a.checked_mul(d));
     if splits <= 1 || slabs.is_none_or(|n| n > u32::MAX as usize) {
         return (1, k);
     }
