@@ -78,20 +78,9 @@ pub(crate) fn check_bias(
 
 /// The uniform of the three GEMM modules (`Params` in `wgsl/conv/common.wgsl`), with a neuron
 /// fused onto the output of a forward-type module; `accumulate` adds the result to what the
-/// output holds (a gradient sum written in place).
-fn params_fused(
-    g: &ConvGeometry,
-    has_bias: bool,
-    splits: usize,
-    k_chunk: usize,
-    fused: Option<UnaryOp>,
-    accumulate: bool,
-) -> Result<Vec<u32>> {
-    params_phased(g, has_bias, splits, k_chunk, fused, accumulate, None)
-}
-
-/// [`params_fused`] for one stride phase of the data gradient (`None`: unphased).
-fn params_phased(
+/// output holds (a gradient sum written in place); `phase` one stride phase of the data gradient
+/// (`None`: unphased).
+fn params(
     g: &ConvGeometry,
     has_bias: bool,
     splits: usize,
@@ -276,7 +265,7 @@ fn implicit_gemm_phase_launch(
         c.shader,
         c.entry,
         &c.constants,
-        &params_phased(
+        &params(
             g,
             d.b.is_some(),
             splits,
@@ -340,7 +329,15 @@ pub(crate) fn conv_weight_grad_launches_into(
         c.shader,
         c.entry,
         &c.constants,
-        &params_fused(g, false, splits, chunk, None, accumulate && splits == 1)?,
+        &params(
+            g,
+            false,
+            splits,
+            chunk,
+            None,
+            accumulate && splits == 1,
+            None,
+        )?,
         &[x.buffer(), dy.buffer(), out.buffer()],
         c.groups,
     )?;
