@@ -120,28 +120,69 @@ pub fn act_of(buffers: &[Binding<'_>]) -> DType {
 thread_local! {
     /// The accumulator of the launches being prepared on this thread (`accumulating`).
     static ACCUMULATOR: Cell<Accumulator> = const { Cell::new(Accumulator::F32) };
+    /// The GEMM main loop of the launches being prepared on this thread (`with_gemm_loop`).
+    static GEMM_LOOP: Cell<GemmLoop> = const { Cell::new(GemmLoop::Auto) };
+}
+
+/// Runs `f` with the thread-local `key` set to `value`, restoring the previous value after, even
+/// on an early return or a panic.
+fn scoped<T: Copy + 'static, R>(
+    key: &'static std::thread::LocalKey<Cell<T>>,
+    value: T,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<T: Copy + 'static>(&'static std::thread::LocalKey<Cell<T>>, T);
+    impl<T: Copy + 'static> Drop for Restore<T> {
+        fn drop(&mut self) {
+            self.0.with(|c| c.set(self.1));
+        }
+    }
+    let _restore = Restore(key, key.with(|c| c.replace(value)));
+    f()
 }
 
 /// Runs `prepare` (an op's lowering) with its launches compiled for accumulator `acc`, restoring
-/// the previous one after, even on an early return or a panic. The accumulator cannot be read off
-/// the bound tensors as the storage variant is, and every family's launch goes through
-/// `Device::launch`: a scope set by the one place that decides it (`Op`'s lowerings in
-/// `graph/op.rs`) reaches every launch of a node without threading it through each family's
-/// lowering.
+/// the previous one after. The accumulator cannot be read off the bound tensors as the storage
+/// variant is, and every family's launch goes through `Device::launch`: a scope set by the one
+/// place that decides it (`Op`'s lowerings in `graph/op.rs`) reaches every launch of a node
+/// without threading it through each family's lowering.
 pub(crate) fn accumulating<R>(acc: Accumulator, prepare: impl FnOnce() -> R) -> R {
-    struct Restore(Accumulator);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            ACCUMULATOR.with(|a| a.set(self.0));
-        }
-    }
-    let _restore = Restore(ACCUMULATOR.with(|a| a.replace(acc)));
-    prepare()
+    scoped(&ACCUMULATOR, acc, prepare)
 }
 
 /// The accumulator the launches being prepared take (`Accumulator::F32` outside `accumulating`).
 pub(crate) fn accumulator() -> Accumulator {
     ACCUMULATOR.with(|a| a.get())
+}
+
+/// Which main loop of `wgsl/gemm_core.wgsl` the GEMMs on the f32-summing core take: matmul, the
+/// dense layers and the tiled convolutions (not the tensor-core GEMMs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemmLoop {
+    /// `Direct` on a CPU adapter (lavapipe), else `Tiled`.
+    #[default]
+    Auto,
+    /// Shared-memory tiles of 128 rows by 32, 64 or 128 columns.
+    Tiled,
+    /// One invocation per 4×4 block of the output, no shared memory: no idle tile rows or
+    /// columns, for adapters whose lanes are a CPU's.
+    Direct,
+}
+
+/// Runs `f` (a graph's compile, an eager op) with the GEMMs it prepares on loop `l`, restoring
+/// the previous choice after: for comparing the loops, and for tests that cover both on one
+/// adapter. The results agree to rounding (each output sums over K in the same order).
+pub fn with_gemm_loop<R>(l: GemmLoop, f: impl FnOnce() -> R) -> R {
+    scoped(&GEMM_LOOP, l, f)
+}
+
+/// Whether the GEMMs prepared now on `dev` take the direct loop (`with_gemm_loop`).
+pub(crate) fn direct_gemm(dev: &crate::device::Device) -> bool {
+    match GEMM_LOOP.with(|l| l.get()) {
+        GemmLoop::Auto => dev.info().device_type == wgpu::DeviceType::Cpu,
+        GemmLoop::Tiled => false,
+        GemmLoop::Direct => true,
+    }
 }
 
 /// The most workgroup (shared) memory any kernel declares: the GEMM core's two double-buffered

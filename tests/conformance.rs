@@ -571,6 +571,32 @@ fn gpu_matches_reference() {
     });
 }
 
+/// The families whose launches run on `gemm_core.wgsl`.
+const GEMM_FAMILIES: [&str; 4] = ["matmul/", "conv/", "dense/", "recurrent/"];
+
+/// The GEMM families' samples again on the main loop the adapter does not take by default (the
+/// tiled one on a CPU adapter, the direct one on a GPU): both loops are covered on every adapter.
+#[test]
+fn gpu_matches_reference_on_the_other_gemm_loop() {
+    use wgtrain::launch::{GemmLoop, with_gemm_loop};
+    each_device("conformance, other gemm loop", |dev| {
+        let other = if dev.info().device_type == wgpu::DeviceType::Cpu {
+            GemmLoop::Tiled
+        } else {
+            GemmLoop::Direct
+        };
+        with_gemm_loop(other, || {
+            for_each_sample(&format!("{other:?} loop on {}", dev.name()), |s| {
+                if !GEMM_FAMILIES.iter().any(|f| s.name.starts_with(f)) {
+                    return Ok(());
+                }
+                check_forward(dev, s)?;
+                check_gradients(dev, s)
+            });
+        });
+    });
+}
+
 #[test]
 fn max_rel_diff_sees_nan() {
     assert!(max_rel_diff(&[1.0, f64::NAN], &[1.0, 2.0]).is_nan());

@@ -1,7 +1,7 @@
 //! The launch paths shapes choose, each taken by the smallest shape that reaches it, on every
-//! adapter: convolutions through both GEMM entries of `gemm_core.wgsl` (narrow 128×64 tiles
-//! crossing several tiles in M and N, and the wide 128×128 entry, for the forward and the data
-//! gradient), and grids past 65,535 workgroups folded into 2-D (`launch::grid_1d`) for the
+//! adapter: convolutions through every GEMM entry of `gemm_core.wgsl` (narrow 128×64 tiles
+//! crossing several tiles in M and N, the wide 128×128 and thin 128×32 entries, for the forward
+//! and the data gradient, and the direct loop), and grids past 65,535 workgroups folded into 2-D (`launch::grid_1d`) for the
 //! kernels that launch one workgroup per row (losses, global pooling, the bias gradient) and the
 //! elementwise kernels (256 elements per workgroup: 16.8 M elements). Tolerances follow
 //! `wgtrain::reference::f32_tol`.
@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use common::{close_to, each_device};
 use wgtrain::compile::Options;
 use wgtrain::graph::{Graph, Value};
+use wgtrain::launch::{GemmLoop, with_gemm_loop};
 use wgtrain::ops::Fill;
 use wgtrain::ops::conv::gpu as conv;
 use wgtrain::ops::conv::{Conv2d, Padding};
@@ -20,7 +21,7 @@ use wgtrain::ops::dense::FullyConnected;
 use wgtrain::ops::elementwise::gpu as ew;
 use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
 use wgtrain::ops::loss::{Loss, LossKind, Reduction};
-use wgtrain::ops::matmul::gpu::{TILE_N, gemm_grid};
+use wgtrain::ops::matmul::gpu::{THIN_N, TILE_N, gemm_grid};
 use wgtrain::reference::{Array, f32_tol};
 use wgtrain::{DType, Device, Tensor};
 
@@ -34,12 +35,12 @@ fn data(shape: &[usize], seed: u64) -> Array {
 
 /// The GEMM entry and grid a convolution's forward (M = N·OH·OW, N = C_out/g) and data gradient
 /// (M = N·H·W, N = C_in/g) take: the test asserts the path it means to cover.
-fn conv_paths(c: &Conv2d, x: &[usize]) -> [(&'static str, [u32; 3]); 2] {
+fn conv_paths(dev: &Device, c: &Conv2d, x: &[usize]) -> [(&'static str, [u32; 3]); 2] {
     let y = c.out_shape(x).unwrap();
     let g = c.groups;
     [
-        gemm_grid(y[0] * y[2] * y[3], c.out_channels / g, g),
-        gemm_grid(x[0] * x[2] * x[3], c.in_channels / g, g),
+        gemm_grid(dev, y[0] * y[2] * y[3], c.out_channels / g, g),
+        gemm_grid(dev, x[0] * x[2] * x[3], c.in_channels / g, g),
     ]
 }
 
@@ -87,39 +88,83 @@ fn check_conv(dev: &Device, c: &Conv2d, x_shape: &[usize]) {
 #[test]
 fn convolutions_take_every_gemm_entry() {
     each_device("conv gemm entries", |dev| {
-        let t = std::time::Instant::now();
-        // 130 → 130 channels on 2×12×12: M = 288 (3 row tiles), N = 130 (3 column tiles of
-        // 64, the last of 2), for the forward and the data gradient, narrow entry.
-        let several = Conv2d {
-            padding: Padding::symmetric(1),
-            ..Conv2d::new(130, 130, (3, 3))
-        };
-        let x = [2, 130, 12, 12];
-        for (entry, grid) in conv_paths(&several, &x) {
-            assert_eq!(entry, "gemm");
-            assert!(grid[0] >= 3 && grid[1] >= 3, "{grid:?}");
-        }
-        check_conv(dev, &several, &x);
-        // The wide entry needs N > TILE_N and 256 workgroups: 4 groups of 65 output channels
-        // over 90×90 pixels (64 row tiles per group) for the forward; 4 groups of 65 input
-        // channels for the data gradient.
-        let wide_forward = Conv2d {
-            groups: 4,
-            padding: Padding::symmetric(1),
-            ..Conv2d::new(4, 4 * (TILE_N + 1), (3, 3))
-        };
-        let x = [1, 4, 90, 90];
-        assert_eq!(conv_paths(&wide_forward, &x)[0].0, "gemm_wide");
-        check_conv(dev, &wide_forward, &x);
-        let wide_dgrad = Conv2d {
-            groups: 4,
-            padding: Padding::symmetric(1),
-            ..Conv2d::new(4 * (TILE_N + 1), 4, (3, 3))
-        };
-        let x = [1, 4 * (TILE_N + 1), 90, 90];
-        assert_eq!(conv_paths(&wide_dgrad, &x)[1].0, "gemm_wide");
-        check_conv(dev, &wide_dgrad, &x);
-        eprintln!("[conv gemm entries] {:.1} s", t.elapsed().as_secs_f64());
+        with_gemm_loop(GemmLoop::Tiled, || {
+            let t = std::time::Instant::now();
+            // 130 → 130 channels on 2×12×12: M = 288 (3 row tiles), N = 130 (3 column tiles of
+            // 64, the last of 2), for the forward and the data gradient, narrow entry.
+            let several = Conv2d {
+                padding: Padding::symmetric(1),
+                ..Conv2d::new(130, 130, (3, 3))
+            };
+            let x = [2, 130, 12, 12];
+            for (entry, grid) in conv_paths(dev, &several, &x) {
+                assert_eq!(entry, "gemm");
+                assert!(grid[0] >= 3 && grid[1] >= 3, "{grid:?}");
+            }
+            check_conv(dev, &several, &x);
+            // The wide entry needs N > TILE_N and 256 workgroups: 4 groups of 65 output
+            // channels over 90×90 pixels (64 row tiles per group) for the forward; 4 groups of
+            // 65 input channels for the data gradient.
+            let wide_forward = Conv2d {
+                groups: 4,
+                padding: Padding::symmetric(1),
+                ..Conv2d::new(4, 4 * (TILE_N + 1), (3, 3))
+            };
+            let x = [1, 4, 90, 90];
+            assert_eq!(conv_paths(dev, &wide_forward, &x)[0].0, "gemm_wide");
+            check_conv(dev, &wide_forward, &x);
+            let wide_dgrad = Conv2d {
+                groups: 4,
+                padding: Padding::symmetric(1),
+                ..Conv2d::new(4 * (TILE_N + 1), 4, (3, 3))
+            };
+            let x = [1, 4 * (TILE_N + 1), 90, 90];
+            assert_eq!(conv_paths(dev, &wide_dgrad, &x)[1].0, "gemm_wide");
+            check_conv(dev, &wide_dgrad, &x);
+            // The thin entry (N ≤ 32): 7 → 32 channels strided and grouped by 1, and 32 → 7,
+            // each over several row tiles (M = 2·17·17 = 578 and 2·9·9 = 162).
+            let thin = Conv2d {
+                stride: (2, 2),
+                padding: Padding::symmetric(1),
+                ..Conv2d::new(7, THIN_N, (3, 3))
+            };
+            let x = [2, 7, 17, 17];
+            let [fwd, dgrad] = conv_paths(dev, &thin, &x);
+            assert_eq!((fwd.0, dgrad.0), ("gemm_thin", "gemm_thin"));
+            check_conv(dev, &thin, &x);
+            let thin_back = Conv2d {
+                padding: Padding::symmetric(2),
+                ..Conv2d::new(THIN_N, 7, (5, 5))
+            };
+            let x = [2, THIN_N, 9, 9];
+            assert_eq!(conv_paths(dev, &thin_back, &x)[0].0, "gemm_thin");
+            check_conv(dev, &thin_back, &x);
+            eprintln!("[conv gemm entries] {:.1} s", t.elapsed().as_secs_f64());
+        });
+        // The direct loop (a CPU adapter's default) on the same awkward shapes.
+        with_gemm_loop(GemmLoop::Direct, || {
+            for (c, x) in [
+                (
+                    Conv2d {
+                        stride: (2, 2),
+                        padding: Padding::symmetric(1),
+                        ..Conv2d::new(7, 33, (3, 3))
+                    },
+                    [2, 7, 17, 17],
+                ),
+                (
+                    Conv2d {
+                        groups: 3,
+                        padding: Padding::symmetric(2),
+                        ..Conv2d::new(9, 6, (5, 5))
+                    },
+                    [1, 9, 7, 7],
+                ),
+            ] {
+                assert_eq!(conv_paths(dev, &c, &x)[0].0, "gemm_direct");
+                check_conv(dev, &c, &x);
+            }
+        });
     });
 }
 
@@ -251,37 +296,39 @@ fn bias_gradients_split_over_chunks() {
 #[test]
 fn gemms_split_over_k() {
     use wgtrain::ops::matmul::gpu::{Gemm, gemm_split};
-    // x (3, 200) · Wᵀ: 3 splits of 80, 80 and 40.
-    assert_eq!(
-        gemm_split(&Gemm::plain(3, 5, 200, false, true, true)),
-        (3, 80)
-    );
-    // (5, 300) · (300, 3), batch 2; and Aᵀ (4, 300) · (300, 5), a weight gradient's shape.
-    let batched = Gemm {
-        batch: 2,
-        ..Gemm::plain(5, 3, 300, false, false, false)
-    };
-    assert!(gemm_split(&batched).0 > 1);
-    assert!(gemm_split(&Gemm::plain(4, 5, 300, true, false, false)).0 > 1);
     each_device("split-K gemm", |dev| {
-        // A fully connected layer with its bias (accumulated onto) and a fused ReLU.
-        let mut g = Graph::new();
-        let x = g.input("x", &[3, 200]).unwrap();
-        let h = g.dense("fc", x, FullyConnected::new(200, 5)).unwrap();
-        let y = g.unary("relu", UnaryOp::Relu, h).unwrap();
-        let wrt = [x, g.find("fc.weight").unwrap(), g.find("fc.bias").unwrap()];
-        check_graph(dev, "split dense", g, y, &wrt, 200);
-        // A batched product.
-        let mut g = Graph::new();
-        let a = g.input("a", &[2, 5, 300]).unwrap();
-        let b = g.input("b", &[2, 300, 3]).unwrap();
-        let y = g.matmul("y", a, b).unwrap();
-        check_graph(dev, "split batched matmul", g, y, &[a, b], 300);
-        // dB = Aᵀ · dC with K = 300: the transposed-A split.
-        let mut g = Graph::new();
-        let a = g.input("a", &[300, 4]).unwrap();
-        let b = g.input("b", &[4, 5]).unwrap();
-        let y = g.matmul("y", a, b).unwrap();
-        check_graph(dev, "split transposed matmul", g, y, &[a, b], 300);
+        with_gemm_loop(GemmLoop::Tiled, || {
+            // x (3, 200) · Wᵀ: 3 splits of 80, 80 and 40.
+            assert_eq!(
+                gemm_split(dev, &Gemm::plain(3, 5, 200, false, true, true)),
+                (3, 80)
+            );
+            // (5, 300) · (300, 3), batch 2; and Aᵀ (4, 300) · (300, 5), a weight gradient's.
+            let batched = Gemm {
+                batch: 2,
+                ..Gemm::plain(5, 3, 300, false, false, false)
+            };
+            assert!(gemm_split(dev, &batched).0 > 1);
+            assert!(gemm_split(dev, &Gemm::plain(4, 5, 300, true, false, false)).0 > 1);
+            // A fully connected layer with its bias (accumulated onto) and a fused ReLU.
+            let mut g = Graph::new();
+            let x = g.input("x", &[3, 200]).unwrap();
+            let h = g.dense("fc", x, FullyConnected::new(200, 5)).unwrap();
+            let y = g.unary("relu", UnaryOp::Relu, h).unwrap();
+            let wrt = [x, g.find("fc.weight").unwrap(), g.find("fc.bias").unwrap()];
+            check_graph(dev, "split dense", g, y, &wrt, 200);
+            // A batched product.
+            let mut g = Graph::new();
+            let a = g.input("a", &[2, 5, 300]).unwrap();
+            let b = g.input("b", &[2, 300, 3]).unwrap();
+            let y = g.matmul("y", a, b).unwrap();
+            check_graph(dev, "split batched matmul", g, y, &[a, b], 300);
+            // dB = Aᵀ · dC with K = 300: the transposed-A split.
+            let mut g = Graph::new();
+            let a = g.input("a", &[300, 4]).unwrap();
+            let b = g.input("b", &[4, 5]).unwrap();
+            let y = g.matmul("y", a, b).unwrap();
+            check_graph(dev, "split transposed matmul", g, y, &[a, b], 300);
+        });
     });
 }

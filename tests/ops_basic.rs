@@ -227,64 +227,74 @@ fn matmul_all_transposes_awkward_shapes() {
     });
 }
 
-/// Both entries of `gemm_core.wgsl` (128×64 and 128×128 tiles) on shapes that cut every tile,
-/// its 64-column halves and the K step (8): a batch large enough that the wide entry is chosen,
-/// and a tall grid of narrow tiles.
+/// Every entry of `gemm_core.wgsl` — the 128×32, 128×64 and 128×128 tiles and the direct loop —
+/// on shapes that cut every tile, its 64-column halves and the K step (8): a batch large enough
+/// that the wide entry is chosen, a tall grid of narrow tiles, N under 32 for the thin tile, and
+/// the same shapes on the direct loop (4×4 blocks cut by M and N of 7 and 33).
 #[test]
-fn batched_matmul_both_tile_widths() {
-    each_device("matmul tile widths", |dev| {
-        for (bt, m, k, n, want_entry) in [
-            (64, 130, 37, 200, "gemm_wide"),
-            (2, 129, 9, 63, "gemm"),
-            (1, 1100, 5, 130, "gemm"),
+fn batched_matmul_every_gemm_entry() {
+    use wgtrain::launch::{GemmLoop, with_gemm_loop};
+    each_device("matmul gemm entries", |dev| {
+        for (gemm_loop, bt, m, k, n, want_entry) in [
+            (GemmLoop::Tiled, 64, 130, 37, 200, "gemm_wide"),
+            (GemmLoop::Tiled, 2, 129, 9, 63, "gemm"),
+            (GemmLoop::Tiled, 1, 1100, 5, 130, "gemm"),
+            (GemmLoop::Tiled, 3, 257, 19, 33, "gemm"),
+            (GemmLoop::Tiled, 3, 257, 19, 32, "gemm_thin"),
+            (GemmLoop::Tiled, 2, 7, 40, 1, "gemm_thin"),
+            (GemmLoop::Direct, 2, 129, 9, 63, "gemm_direct"),
+            (GemmLoop::Direct, 3, 7, 33, 33, "gemm_direct"),
+            (GemmLoop::Direct, 1, 1, 7, 1, "gemm_direct"),
         ] {
-            let entry = matmul::gemm_grid(m, n, bt).0;
-            assert_eq!(entry, want_entry);
-            let a = rounded(&Array::seeded(&[bt, m, k], 54));
-            let b = rounded(&Array::seeded(&[bt, k, n], 55));
-            let slice = |x: &Array, i: usize, r: usize, c: usize| {
-                Array::new(&[r, c], x.data[i * r * c..(i + 1) * r * c].to_vec())
-            };
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let mut ga = Vec::new();
-                let mut gb = Vec::new();
-                let mut want = Vec::new();
-                for i in 0..bt {
-                    let (ai, bi) = (slice(&a, i, m, k), slice(&b, i, k, n));
-                    want.extend(
-                        wgtrain::ops::matmul::reference::matmul(&ai, &bi, false, false).data,
+            with_gemm_loop(gemm_loop, || {
+                let entry = matmul::gemm_grid(dev, m, n, bt).0;
+                assert_eq!(entry, want_entry);
+                let a = rounded(&Array::seeded(&[bt, m, k], 54));
+                let b = rounded(&Array::seeded(&[bt, k, n], 55));
+                let slice = |x: &Array, i: usize, r: usize, c: usize| {
+                    Array::new(&[r, c], x.data[i * r * c..(i + 1) * r * c].to_vec())
+                };
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let mut ga = Vec::new();
+                    let mut gb = Vec::new();
+                    let mut want = Vec::new();
+                    for i in 0..bt {
+                        let (ai, bi) = (slice(&a, i, m, k), slice(&b, i, k, n));
+                        want.extend(
+                            wgtrain::ops::matmul::reference::matmul(&ai, &bi, false, false).data,
+                        );
+                        let ai = if ta {
+                            wgtrain::ops::shape::reference::permute(&ai, &[1, 0])
+                        } else {
+                            ai
+                        };
+                        let bi = if tb {
+                            wgtrain::ops::shape::reference::permute(&bi, &[1, 0])
+                        } else {
+                            bi
+                        };
+                        ga.extend(ai.data);
+                        gb.extend(bi.data);
+                    }
+                    let sa = if ta { [bt, k, m] } else { [bt, m, k] };
+                    let sb = if tb { [bt, n, k] } else { [bt, k, n] };
+                    let c = matmul::matmul(
+                        &up(dev, &Array::new(&sa, ga)),
+                        &up(dev, &Array::new(&sb, gb)),
+                        ta,
+                        tb,
+                    )
+                    .unwrap();
+                    assert_eq!(c.shape(), &[bt, m, n]);
+                    assert_close(
+                        &format!("{entry} {bt}x{m}x{k}x{n} ta={ta} tb={tb}"),
+                        &c.to_f32().unwrap(),
+                        &want,
+                        1e-4,
+                        1e-4,
                     );
-                    let ai = if ta {
-                        wgtrain::ops::shape::reference::permute(&ai, &[1, 0])
-                    } else {
-                        ai
-                    };
-                    let bi = if tb {
-                        wgtrain::ops::shape::reference::permute(&bi, &[1, 0])
-                    } else {
-                        bi
-                    };
-                    ga.extend(ai.data);
-                    gb.extend(bi.data);
                 }
-                let sa = if ta { [bt, k, m] } else { [bt, m, k] };
-                let sb = if tb { [bt, n, k] } else { [bt, k, n] };
-                let c = matmul::matmul(
-                    &up(dev, &Array::new(&sa, ga)),
-                    &up(dev, &Array::new(&sb, gb)),
-                    ta,
-                    tb,
-                )
-                .unwrap();
-                assert_eq!(c.shape(), &[bt, m, n]);
-                assert_close(
-                    &format!("{entry} {bt}x{m}x{k}x{n} ta={ta} tb={tb}"),
-                    &c.to_f32().unwrap(),
-                    &want,
-                    1e-4,
-                    1e-4,
-                );
-            }
+            });
         }
     });
 }

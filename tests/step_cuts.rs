@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::HashMap;
+use wgtrain::launch::{GemmLoop, with_gemm_loop};
 
 use common::{assert_close, each_device};
 use wgtrain::compile::{Options, Precision};
@@ -463,7 +464,11 @@ fn the_mnist_step_launches_no_seed_and_no_separate_relu_gradient() {
                     ..TrainConfig::default()
                 };
                 let net = mnist(64, size, 1).unwrap();
-                let t = Trainer::new(dev, net, OptimizerConfig::adam(1e-3), cfg).unwrap();
+                // The split-K counts below are the tiled loop's (a CPU adapter's direct loop
+                // splits fewer GEMMs).
+                let t = with_gemm_loop(GemmLoop::Tiled, || {
+                    Trainer::new(dev, net, OptimizerConfig::adam(1e-3), cfg).unwrap()
+                });
                 let d = t.compiled().dispatches();
                 let kernels: Vec<&str> = d.iter().map(|(_, k)| *k).collect();
                 // 42 and 45 before: the seed's fill, and ReLU's gradient after each max pool

@@ -13,28 +13,31 @@
 // so a loader decomposes k (a convolution tap, say) once per four values and m or n (an output
 // pixel) once per kernel, not per element.
 //
-// Two entry points, 256 invocations each, K in steps of BK = 8:
+// Three tiled entry points, 256 invocations each, K in steps of BK = 8:
+//   gemm_thin  128×32 outputs per workgroup, 4×4 per invocation  (grid ceil(N/32),  ceil(M/128))
 //   gemm       128×64 outputs per workgroup, 8×4 per invocation  (grid ceil(N/64),  ceil(M/128))
 //   gemm_wide  128×128 outputs per workgroup, 8×8 per invocation (grid ceil(N/128), ceil(M/128))
 // Invocation lid = 16·ty + tx owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3 and columns 4tx..4tx+3
 // (and 64+4tx..64+4tx+3 when wide), so it reads the shared tiles as vec4s (A: a broadcast, B:
-// consecutive vec4s). Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered,
+// consecutive vec4s); in the thin tile lid = 8·ty + tx owns rows 4ty..4ty+3 and columns
+// 4tx..4tx+3 (a narrow N, 32 channels say, leaves no tile columns idle).
+// And `gemm_direct`, without shared memory or barriers, for CPU adapters (below). Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered,
 // each K row padded by one vec4 so that transposed stores (k-fastest operands) hit distinct banks
 // (16.5 KiB of workgroup memory in all, within lavapipe's 32 KiB).
 // Tiles, staging registers and sums are `accum`: f32, or f16 under Accumulator::F16 (the
 // operands rounded to f16 as they are staged, half the shared memory, f16 multiply-adds); the
 // loaders and the epilogue stay f32.
 // The next K step is fetched into registers while the current one is multiplied, and one barrier
-// ends each step. Every invocation stages one vec4 of A and (wide, or lid < 128) one of B: four
-// consecutive m (n) at one k; consecutive invocations take consecutive addresses of the operand's
-// contiguous index.
+// ends each step. Every invocation stages one vec4 of A and (lid < 2·bn, the B tile's units) one
+// of B: four consecutive m (n) at one k; consecutive invocations take consecutive addresses of the
+// operand's contiguous index.
 //
 // Written for naga, which bounds every loop (so drivers rarely unroll them) and clamps dynamic
 // indices: every register array is indexed by constants only (a dynamically indexed one lands in
 // local memory), the K step is unrolled by hand (`mac` ×8) and the K loop by two so that the
 // buffer, hence the shared row index, is a constant and the clamped column indices are loop
-// invariants; the width is a literal argument (`wide`) that folds once the driver inlines
-// `gemm_main` into each entry. No assumption on subgroup size.
+// invariants; the tile width is a literal argument (`bn`: 32, 64 or 128) that folds once the
+// driver inlines `gemm_main` into each entry. No assumption on subgroup size.
 
 const BM: u32 = 128u;
 const BK: u32 = 8u;
@@ -72,21 +75,24 @@ fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
     }
 }
 
-// One k (shared row r) of the register tile: the outer product of 8 A values and 4 (8 when wide)
-// B values.
-fn mac(r: u32, ty: u32, tx: u32, wide: bool) {
+// One k (shared row r) of the register tile: the outer product of 8 A values (4 when thin) and
+// 4 B values (8 when wide).
+fn mac(r: u32, ty: u32, tx: u32, bn: u32) {
     let a0 = sa[r][ty];
-    let a1 = sa[r][ty + 16u];
     let b0 = sb[r][tx];
     acc[0] = fma(vec4<accum>(a0.x), b0, acc[0]);
     acc[2] = fma(vec4<accum>(a0.y), b0, acc[2]);
     acc[4] = fma(vec4<accum>(a0.z), b0, acc[4]);
     acc[6] = fma(vec4<accum>(a0.w), b0, acc[6]);
+    if (bn == 32u) {
+        return;
+    }
+    let a1 = sa[r][ty + 16u];
     acc[8] = fma(vec4<accum>(a1.x), b0, acc[8]);
     acc[10] = fma(vec4<accum>(a1.y), b0, acc[10]);
     acc[12] = fma(vec4<accum>(a1.z), b0, acc[12]);
     acc[14] = fma(vec4<accum>(a1.w), b0, acc[14]);
-    if (wide) {
+    if (bn == 128u) {
         let b1 = sb[r][tx + 16u];
         acc[1] = fma(vec4<accum>(a0.x), b1, acc[1]);
         acc[3] = fma(vec4<accum>(a0.y), b1, acc[3]);
@@ -100,16 +106,16 @@ fn mac(r: u32, ty: u32, tx: u32, wide: bool) {
 }
 
 // The BK k of shared buffer `buf` (a literal).
-fn mac_step(buf: u32, ty: u32, tx: u32, wide: bool) {
+fn mac_step(buf: u32, ty: u32, tx: u32, bn: u32) {
     let r = buf * BK;
-    mac(r, ty, tx, wide);
-    mac(r + 1u, ty, tx, wide);
-    mac(r + 2u, ty, tx, wide);
-    mac(r + 3u, ty, tx, wide);
-    mac(r + 4u, ty, tx, wide);
-    mac(r + 5u, ty, tx, wide);
-    mac(r + 6u, ty, tx, wide);
-    mac(r + 7u, ty, tx, wide);
+    mac(r, ty, tx, bn);
+    mac(r + 1u, ty, tx, bn);
+    mac(r + 2u, ty, tx, bn);
+    mac(r + 3u, ty, tx, bn);
+    mac(r + 4u, ty, tx, bn);
+    mac(r + 5u, ty, tx, bn);
+    mac(r + 6u, ty, tx, bn);
+    mac(r + 7u, ty, tx, bn);
 }
 
 // Stores four consecutive outputs of row m from column n, those inside the problem.
@@ -124,13 +130,16 @@ fn store4(batch: u32, m: u32, n: u32, sums: vec4<accum>) {
     }
 }
 
-fn store_half(batch: u32, m: u32, n: u32, c: u32) {
+fn store_half(batch: u32, m: u32, n: u32, c: u32, bn: u32) {
     // c selects the column half; the acc indices stay constants.
     if (c == 0u) {
         store4(batch, m, n, acc[0]);
         store4(batch, m + 1u, n, acc[2]);
         store4(batch, m + 2u, n, acc[4]);
         store4(batch, m + 3u, n, acc[6]);
+        if (bn == 32u) {
+            return;
+        }
         store4(batch, m + 64u, n, acc[8]);
         store4(batch, m + 65u, n, acc[10]);
         store4(batch, m + 66u, n, acc[12]);
@@ -147,17 +156,18 @@ fn store_half(batch: u32, m: u32, n: u32, c: u32) {
     }
 }
 
-fn gemm_main(wid: vec3<u32>, lid: u32, wide: bool) {
+fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
     let batch = wid.z;
-    let bn = select(64u, 128u, wide);
     let m0 = wid.y * BM;
     let n0 = wid.x * bn;
-    let tx = lid % 16u;
-    let ty = lid / 16u;
+    // Invocations per row of the register tiles: 8 of 4 columns (thin), else 16.
+    let row = select(16u, 8u, bn == 32u);
+    let tx = lid % row;
+    let ty = lid / row;
     let au = stage_unit(!a_k_fastest(), BM, lid);
     let bu = stage_unit(b_n_fastest(), bn, lid);
-    // The narrow B tile has 128 staging units.
-    let has_b = wide || lid < 128u;
+    // The B tile has bn·BK / 4 staging units.
+    let has_b = lid < 2u * bn;
     let ar = a_rows(batch, m0 + au.x);
     let bc = b_cols(batch, n0 + bu.x);
     acc = array<vec4<accum>, 16>();
@@ -170,7 +180,7 @@ fn gemm_main(wid: vec3<u32>, lid: u32, wide: bool) {
     // contract), so the last fetch needs no branch.
     for (var k0 = 0u; k0 < kdim; k0 = k0 + 2u * BK) {
         fetch(batch, ar, bc, k0 + BK, au, bu, has_b);
-        mac_step(0u, ty, tx, wide);
+        mac_step(0u, ty, tx, bn);
         // Buffer 1 was last read before the previous barrier: free to overwrite.
         stash(1u, au, bu, has_b);
         workgroupBarrier();
@@ -178,24 +188,69 @@ fn gemm_main(wid: vec3<u32>, lid: u32, wide: bool) {
             break;
         }
         fetch(batch, ar, bc, k0 + 2u * BK, au, bu, has_b);
-        mac_step(1u, ty, tx, wide);
+        mac_step(1u, ty, tx, bn);
         stash(0u, au, bu, has_b);
         workgroupBarrier();
     }
 
     let m = m0 + 4u * ty;
-    store_half(batch, m, n0 + 4u * tx, 0u);
-    if (wide) {
-        store_half(batch, m, n0 + 64u + 4u * tx, 1u);
+    store_half(batch, m, n0 + 4u * tx, 0u, bn);
+    if (bn == 128u) {
+        store_half(batch, m, n0 + 64u + 4u * tx, 1u, bn);
     }
 }
 
 @compute @workgroup_size(256, 1, 1)
+fn gemm_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    gemm_main(wid, lid, 32u);
+}
+
+@compute @workgroup_size(256, 1, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, false);
+    gemm_main(wid, lid, 64u);
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, true);
+    gemm_main(wid, lid, 128u);
+}
+
+// The same product without shared memory or barriers: one invocation per 4×4 block of C, walking
+// all of K through the same loaders, blocks numbered row-major over the grid (x fastest, then y;
+// z is the batch). For CPU adapters (lavapipe), where a tile's idle columns or rows (N = 8, a
+// weight gradient's M = 25) cost real vector instructions and the caches already give the reuse
+// shared memory would. The sums run over k in the same order as the tiled entries'.
+const DIRECT_GROUP: u32 = 64u;
+
+@compute @workgroup_size(64, 1, 1)
+fn gemm_direct(@builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) groups: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let batch = wid.z;
+    let col_blocks = (gemm_n() + 3u) / 4u;
+    let block = (wid.y * groups.x + wid.x) * DIRECT_GROUP + lid;
+    if (block >= col_blocks * ((gemm_m() + 3u) / 4u)) {
+        return;
+    }
+    let m = block / col_blocks * 4u;
+    let n = block % col_blocks * 4u;
+    let ar = a_rows(batch, m);
+    let bc = b_cols(batch, n);
+    var c0 = vec4<accum>();
+    var c1 = vec4<accum>();
+    var c2 = vec4<accum>();
+    var c3 = vec4<accum>();
+    let kdim = gemm_k();
+    for (var k = 0u; k < kdim; k = k + 1u) {
+        let a = vec4<accum>(load_a4(batch, ar, k));
+        let b = vec4<accum>(load_b4(batch, k, bc));
+        c0 = fma(vec4<accum>(a.x), b, c0);
+        c1 = fma(vec4<accum>(a.y), b, c1);
+        c2 = fma(vec4<accum>(a.z), b, c2);
+        c3 = fma(vec4<accum>(a.w), b, c3);
+    }
+    store4(batch, m, n, c0);
+    store4(batch, m + 1u, n, c1);
+    store4(batch, m + 2u, n, c2);
+    store4(batch, m + 3u, n, c3);
 }

@@ -118,6 +118,7 @@ pub(crate) fn pick(
 ) -> Core {
     core(
         (tiled, coop),
+        dev,
         core_for(dev, dtype, n, k),
         (m, n, batch),
         constants,
@@ -127,6 +128,7 @@ pub(crate) fn pick(
 /// `pick` with the choice made: `on_coop` from [`core_for`], `(m, n, batch)` the grid's.
 pub(crate) fn core(
     (tiled, coop): (&'static Shader, &'static Shader),
+    dev: &Device,
     on_coop: Option<Coop>,
     (m, n, batch): (usize, usize, usize),
     mut constants: Vec<(&'static str, f64)>,
@@ -146,7 +148,7 @@ pub(crate) fn core(
             }
         }
         None => {
-            let (entry, groups) = gemm_grid(m, n, batch);
+            let (entry, groups) = gemm_grid(dev, m, n, batch);
             Core {
                 shader: tiled,
                 entry,

@@ -305,7 +305,7 @@ pub(crate) fn conv_weight_grad_launches_into(
     let cout_g = g.out_channels / g.groups;
     let full_k = g.batch * g.out_size.0 * g.out_size.1;
     let on_coop = coop::core_for(dev, x.dtype(), cout_g, full_k);
-    let one = coop::core((&WGRAD, &coop::WGRAD), on_coop, (n, cout_g, 1), vec![]);
+    let one = coop::core((&WGRAD, &coop::WGRAD), dev, on_coop, (n, cout_g, 1), vec![]);
     let unit = if on_coop.is_some() {
         coop::K_STEP
     } else {
@@ -321,6 +321,7 @@ pub(crate) fn conv_weight_grad_launches_into(
     };
     let c = coop::core(
         (&WGRAD, &coop::WGRAD),
+        dev,
         on_coop,
         (n, cout_g, g.groups * splits),
         vec![],

@@ -2,6 +2,7 @@
 //! WGSL: `wgsl/matmul.wgsl` + the shared main loop `wgsl/gemm_core.wgsl`.
 //! CPU reference: `reference::matmul`.
 
+use crate::device::Device;
 use crate::error::{Error, Result, Unit};
 use crate::launch::{Launch, Prepared, Shader, f};
 use crate::ops::elementwise::UnaryOp;
@@ -17,20 +18,33 @@ pub(crate) static SHADER: Shader = Shader {
     ],
 };
 
-/// Output rows per workgroup of `gemm_core.wgsl` (both entries).
+/// Output rows per workgroup of `gemm_core.wgsl`'s tiled entries.
 pub const TILE_M: usize = 128;
 /// Output columns per workgroup of the `gemm` entry; `gemm_wide` does twice as many.
 pub const TILE_N: usize = 64;
+/// Output columns per workgroup of the `gemm_thin` entry, which an N up to this many takes: a
+/// 64-wide tile would leave half its columns idle (32 channels, say).
+pub const THIN_N: usize = 32;
 /// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
 /// tiles reuse more data but leave a big GPU idle on small problems.
 const WIDE_MIN_GROUPS: usize = 256;
+/// Invocations (4×4 output blocks) per workgroup of `gemm_direct`.
+const DIRECT_GROUP: usize = 64;
 
-/// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z).
-pub fn gemm_grid(m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
+/// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z) on
+/// `dev`: the direct loop where `launch::with_gemm_loop` (by default: a CPU adapter) asks for
+/// it, else the tile that leaves the fewest columns idle while filling the GPU.
+pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
+    if crate::launch::direct_gemm(dev) {
+        let [x, y, _] = crate::launch::grid_1d(m.div_ceil(4) * n.div_ceil(4), DIRECT_GROUP);
+        return ("gemm_direct", [x, y, batch as u32]);
+    }
     let rows = m.div_ceil(TILE_M);
     let wide = n.div_ceil(2 * TILE_N);
     if n > TILE_N && rows * wide * batch >= WIDE_MIN_GROUPS {
         ("gemm_wide", [wide as u32, rows as u32, batch as u32])
+    } else if n <= THIN_N {
+        ("gemm_thin", [1, rows as u32, batch as u32])
     } else {
         (
             "gemm",
@@ -97,7 +111,7 @@ impl Gemm {
 
 /// Prepares one GEMM over raw buffers; the caller has checked sizes.
 pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
-    let (entry, groups) = gemm_grid(g.m, g.n, g.batch);
+    let (entry, groups) = gemm_grid(&a.device, g.m, g.n, g.batch);
     a.device.launch(
         &SHADER,
         entry,
@@ -145,8 +159,8 @@ const SPLIT_MIN_CHUNK: usize = 64;
 
 /// `(splits, chunk)` of `g`: `(1, k)` unless its grid is small and its K long; chunks are a
 /// multiple of the main loop's unrolled K step (16).
-pub fn gemm_split(g: &Gemm) -> (usize, usize) {
-    let grid = gemm_grid(g.m, g.n, g.batch).1;
+pub fn gemm_split(dev: &Device, g: &Gemm) -> (usize, usize) {
+    let grid = gemm_grid(dev, g.m, g.n, g.batch).1;
     let tiles: usize = grid.iter().map(|&d| d as usize).product();
     if tiles >= SPLIT_BELOW_GROUPS || g.k < 2 * SPLIT_MIN_CHUNK {
         return (1, g.k);
@@ -189,13 +203,13 @@ pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Pre
     {
         return Ok(Prepared::one(super::coop::coop_gemm_launch(g, a, b, c)?));
     }
-    let (splits, chunk) = gemm_split(g);
+    let (splits, chunk) = gemm_split(&a.device, g);
     if splits == 1 {
         return Ok(Prepared::one(gemm_launch(g, a, b, c)?));
     }
     let dev = &a.device;
     let part = Tensor::zeros(dev, &[g.batch * splits, g.m, g.n], c.dtype())?;
-    let (entry, groups) = gemm_grid(g.m, g.n, g.batch * splits);
+    let (entry, groups) = gemm_grid(dev, g.m, g.n, g.batch * splits);
     let consts = crate::neuron::fused_constants(g.fused);
     let words = gemm_params(g, splits, chunk);
     let products = dev.launch(
