@@ -64,13 +64,28 @@ fn split_range(z: u32) -> vec2<u32> {
     return vec2<u32>(off, min(gemm_k(), full_k() - min(off, full_k())));
 }
 
+// `k` in the mixed radix (·, outer / inner, inner): (k / outer, (k mod outer) / inner, k mod inner).
+fn decompose(k: u32, outer: u32, inner: u32) -> vec3<u32> {
+    let hi = k / outer;
+    let t = k - hi * outer;
+    let mid = t / inner;
+    return vec3<u32>(hi, mid, t - mid * inner);
+}
+
+// The two divisors the main loop's K index is decomposed by at every step, as pipeline
+// constants where the launch gives them (0: the uniform's value): kh·kw and kw of the filter
+// (the forward) or of the stride phase (the data gradient), OH·OW and OW (the weight gradient).
+// A division by a constant compiles to a multiply and a shift; by a uniform, to a long sequence
+// per K step.
+override K_OUTER: u32 = 0u;
+override K_INNER: u32 = 0u;
+
+fn k_outer(uniform_value: u32) -> u32 { return select(uniform_value, K_OUTER, K_OUTER != 0u); }
+fn k_inner(uniform_value: u32) -> u32 { return select(uniform_value, K_INNER, K_INNER != 0u); }
+
 // Tap `k` of the implicit im2col matrix as (icg, ky, kx): columns are (C_in/g)·kh·kw taps.
 fn tap_of(k: u32) -> vec3<u32> {
-    let khw = p.kh * p.kw;
-    let icg = k / khw;
-    let t = k - icg * khw;
-    let ky = t / p.kw;
-    return vec3<u32>(icg, ky, t - ky * p.kw);
+    return decompose(k, p.kh * p.kw, p.kw);
 }
 
 // Flat index into x (N, C_in, H, W) read by output pixel `m` = (n, oy, ox) at tap `k` =

@@ -58,7 +58,7 @@ fn x_at(base: u32, coff: u32, y: i32, x: i32) -> f32 {
 fn load_a4(z: u32, rows: ARows, k: u32) -> vec4<f32> {
     if (k >= rows.split.y) { return vec4<f32>(0.0); }
     let r = rows.win;
-    let tap = tap_of(rows.split.x + k);
+    let tap = decompose(rows.split.x + k, k_outer(p.kh * p.kw), k_inner(p.kw));
     let coff = tap.x * p.h * p.w;
     let y = r.y + vec4<i32>(i32(tap.y * p.dh));
     let x = r.x + vec4<i32>(i32(tap.z * p.dw));

@@ -29,11 +29,7 @@ fn b_n_fastest() -> bool { return false; }
 
 // Tap k of this phase as (output channel in the group, a, b).
 fn phase_tap(k: u32) -> vec3<u32> {
-    let khw = p.ph_kh * p.ph_kw;
-    let ocg = k / khw;
-    let t = k - ocg * khw;
-    let a = t / p.ph_kw;
-    return vec3<u32>(ocg, a, t - a * p.ph_kw);
+    return decompose(k, k_outer(p.ph_kh * p.ph_kw), k_inner(p.ph_kw));
 }
 
 // Offset of phase tap (a, b) in a (kh, kw) filter.

@@ -75,15 +75,10 @@ fn x_at(base: u32, y: i32, x: i32) -> f32 {
 // Four taps at output pixel k: the pixel is decomposed once.
 fn load_a4(z: u32, r: ARows, k: u32) -> vec4<f32> {
     if (k >= r.split.y) { return vec4<f32>(0.0); }
-    let kg = r.split.x + k;
-    let ohw = p.oh * p.ow;
-    let n = kg / ohw;
-    let pix = kg - n * ohw;
-    let oy = pix / p.ow;
-    let ox = pix - oy * p.ow;
-    let base = r.w.base + vec4<u32>(n * p.cin * p.h * p.w);
-    let y = r.w.y + vec4<i32>(i32(oy * p.sh));
-    let x = r.w.x + vec4<i32>(i32(ox * p.sw));
+    let px = decompose(r.split.x + k, k_outer(p.oh * p.ow), k_inner(p.ow)); // (n, oy, ox)
+    let base = r.w.base + vec4<u32>(px.x * p.cin * p.h * p.w);
+    let y = r.w.y + vec4<i32>(i32(px.y * p.sh));
+    let x = r.w.x + vec4<i32>(i32(px.z * p.sw));
     return vec4<f32>(x_at(base.x, y.x, x.x), x_at(base.y, y.y, x.y), x_at(base.z, y.z, x.z),
                      x_at(base.w, y.w, x.w));
 }
@@ -103,7 +98,7 @@ fn b_cols(z: u32, n: u32) -> BCols {
 fn load_b4(z: u32, k: u32, c: BCols) -> vec4<f32> {
     if (k >= c.split.y) { return vec4<f32>(0.0); }
     let kg = c.split.x + k;
-    let ohw = p.oh * p.ow;
+    let ohw = k_outer(p.oh * p.ow);
     let img = kg / ohw;
     let i = img * p.cout * ohw + c.idx + (kg - img * ohw);
     if (c.valid == 4u) {

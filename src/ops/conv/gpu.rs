@@ -161,6 +161,22 @@ fn params(
     Ok(w)
 }
 
+/// The pipeline constants fixing the divisors the main loop decomposes its K index by
+/// (`K_OUTER`, `K_INNER` in `wgsl/conv/common.wgsl`), where both fit in u32; none on a CPU
+/// adapter, where each distinct pair costs a pipeline compiled by LLVM for a few percent of the
+/// step (the kernels divide by the uniform's values then).
+fn k_divisors(dev: &crate::device::Device, outer: usize, inner: usize) -> Vec<(&'static str, f64)> {
+    if dev.info().device_type == wgpu::DeviceType::Cpu {
+        return Vec::new();
+    }
+    match (u32::try_from(outer), u32::try_from(inner)) {
+        (Ok(o), Ok(i)) if o > 0 && i > 0 => {
+            vec![("K_OUTER", f64::from(o)), ("K_INNER", f64::from(i))]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// `y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w) (+ b per C_out)` of the geometry `g`.
 pub fn conv_data_launch(
     g: &ConvGeometry,
@@ -251,13 +267,17 @@ fn implicit_gemm_phase_launch(
     if splits > 1 {
         k = chunk;
     }
+    // The K index is a tap: of the filter, or of the phase's taps.
+    let taps = phase.map_or(g.kernel, |ph| ph.taps);
+    let mut constants = crate::neuron::fused_constants(d.fused);
+    constants.extend(k_divisors(&input.device, taps.0 * taps.1, taps.1));
     let c = coop::pick(
         shaders,
         &input.device,
         input.dtype(),
         (m, n, k),
         g.groups * splits,
-        crate::neuron::fused_constants(d.fused),
+        constants,
     );
     // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
     let bias = d.b.unwrap_or(w);
@@ -319,12 +339,13 @@ pub(crate) fn conv_weight_grad_launches_into(
     } else {
         Tensor::zeros(dev, &[splits, numel], dw.dtype())?
     };
+    // The K index is an output pixel (n, oy, ox).
     let c = coop::core(
         (&WGRAD, &coop::WGRAD),
         dev,
         on_coop,
         (n, cout_g, g.groups * splits),
-        vec![],
+        k_divisors(dev, g.out_size.0 * g.out_size.1, g.out_size.1),
     );
     let l = dev.launch(
         c.shader,
