@@ -187,7 +187,7 @@ pub(crate) fn direct_gemm(dev: &crate::device::Device) -> bool {
 
 /// The most workgroup (shared) memory any kernel declares: the GEMM core's two double-buffered
 /// tiles. `tests/wgsl_translate.rs` holds every shader to it; `Graph::compile` checks the device.
-pub const MAX_WORKGROUP_BYTES: u32 = 25_088;
+pub const MAX_WORKGROUP_BYTES: u32 = 16_896;
 
 /// Size of every kernel's parameter uniform, in u32 words.
 pub const UNIFORM_WORDS: usize = 64;

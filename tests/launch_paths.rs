@@ -1,7 +1,7 @@
 //! The launch paths shapes choose, each taken by the smallest shape that reaches it, on every
 //! adapter: convolutions through every GEMM entry of `gemm_core.wgsl` (narrow 128×64 tiles
-//! crossing several tiles in M and N, the wide 128×128, tall 256×64 and thin 128×32 entries,
-//! for the forward and the data gradient, and the direct loop), and grids past 65,535 workgroups folded into 2-D (`launch::grid_1d`) for the
+//! crossing several tiles in M and N, the wide 128×128 and thin 128×32 entries, for the forward
+//! and the data gradient, and the direct loop), and grids past 65,535 workgroups folded into 2-D (`launch::grid_1d`) for the
 //! kernels that launch one workgroup per row (losses, global pooling, the bias gradient) and the
 //! elementwise kernels (256 elements per workgroup: 16.8 M elements). Tolerances follow
 //! `wgtrain::reference::f32_tol`.
@@ -121,14 +121,6 @@ fn convolutions_take_every_gemm_entry() {
             let x = [1, 4 * (TILE_N + 1), 90, 90];
             assert_eq!(conv_paths(dev, &wide_dgrad, &x)[1].0, "gemm_wide");
             check_conv(dev, &wide_dgrad, &x);
-            // The tall entry (32 < N ≤ 64, 256 workgroups of 256 rows): 4 groups of 1 → 64
-            // channels over 128×128 pixels (64 row tiles per group), 1×1 with a bias (so the
-            // convolution's own loaders, not the pointwise matmul) to keep it quick on lavapipe.
-            let tall = Conv2d::new(4, 4 * TILE_N, (1, 1));
-            let tall = Conv2d { groups: 4, ..tall };
-            let x = [1, 4, 128, 128];
-            assert_eq!(conv_paths(dev, &tall, &x)[0].0, "gemm_tall");
-            check_conv(dev, &tall, &x);
             // The thin entry (N ≤ 32): 7 → 32 channels strided and grouped by 1, and 32 → 7,
             // each over several row tiles (M = 2·17·17 = 578 and 2·9·9 = 162).
             let thin = Conv2d {

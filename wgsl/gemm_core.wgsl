@@ -13,49 +13,41 @@
 // so a loader decomposes k (a convolution tap, say) once per four values and m or n (an output
 // pixel) once per kernel, not per element.
 //
-// Four tiled entry points, 256 invocations each, K in steps of BK = 8:
+// Three tiled entry points, 256 invocations each, K in steps of BK = 8:
 //   gemm_thin  128×32 outputs per workgroup, 4×4 per invocation  (grid ceil(N/32),  ceil(M/128))
 //   gemm       128×64 outputs per workgroup, 8×4 per invocation  (grid ceil(N/64),  ceil(M/128))
 //   gemm_wide  128×128 outputs per workgroup, 8×8 per invocation (grid ceil(N/128), ceil(M/128))
-//   gemm_tall  256×64 outputs per workgroup, 8×8 per invocation  (grid ceil(N/64),  ceil(M/256))
 // Invocation lid = 16·ty + tx owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3 and columns 4tx..4tx+3
 // (and 64+4tx..64+4tx+3 when wide), so it reads the shared tiles as vec4s (A: a broadcast, B:
-// consecutive vec4s). In the thin and tall tiles lid = 8·ty + tx: thin owns rows 4ty..4ty+3 and
-// columns 4tx..4tx+3 (an N of 32 channels leaves no tile columns idle); tall owns rows
-// 4ty..4ty+3 and 128+4ty..128+4ty+3 and columns 4tx..4tx+3 and 32+4tx..32+4tx+3 (the wide tile's
-// reuse for an N of 64).
-// And `gemm_direct`, without shared memory or barriers, for CPU adapters (below).
-// Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered, each K row padded by
-// one vec4 so that transposed stores (k-fastest operands) hit distinct banks: 24.5 KiB of
-// workgroup memory in all (within lavapipe's and Apple's 32 KiB); the tiles of 128 rows use the
-// first 33 columns of A's rows (WGSL gives each entry every array it can reach, so one array
-// serves all four).
+// consecutive vec4s); in the thin tile lid = 8·ty + tx owns rows 4ty..4ty+3 and columns
+// 4tx..4tx+3 (a narrow N, 32 channels say, leaves no tile columns idle).
+// And `gemm_direct`, without shared memory or barriers, for CPU adapters (below). Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered,
+// each K row padded by one vec4 so that transposed stores (k-fastest operands) hit distinct banks
+// (16.5 KiB of workgroup memory in all, within lavapipe's 32 KiB).
 // Tiles, staging registers and sums are `accum`: f32, or f16 under Accumulator::F16 (the
 // operands rounded to f16 as they are staged, half the shared memory, f16 multiply-adds); the
 // loaders and the epilogue stay f32.
 // The next K step is fetched into registers while the current one is multiplied, and one barrier
-// ends each step. Every invocation stages one vec4 of A (two when tall) and (lid < 2·bn, the B
-// tile's units) one of B: four consecutive m (n) at one k; consecutive invocations take
-// consecutive addresses of the operand's contiguous index.
+// ends each step. Every invocation stages one vec4 of A and (lid < 2·bn, the B tile's units) one
+// of B: four consecutive m (n) at one k; consecutive invocations take consecutive addresses of the
+// operand's contiguous index.
 //
 // Written for naga, which bounds every loop (so drivers rarely unroll them) and clamps dynamic
 // indices: every register array is indexed by constants only (a dynamically indexed one lands in
 // local memory), the K step is unrolled by hand (`mac` ×8) and the K loop by two so that the
 // buffer, hence the shared row index, is a constant and the clamped column indices are loop
-// invariants; the tile shape is a pair of literal arguments (`bm`: 128 or 256, `bn`: 32, 64 or
-// 128) that fold once the driver inlines `gemm_main` into each entry. No assumption on subgroup
-// size.
+// invariants; the tile width is a literal argument (`bn`: 32, 64 or 128) that folds once the
+// driver inlines `gemm_main` into each entry. No assumption on subgroup size.
 
 const BM: u32 = 128u;
 const BK: u32 = 8u;
 
-var<workgroup> sa: array<array<vec4<accum>, 65>, 16>; // [2·BK][64 (128 rows: 32) columns of 4 rows + pad]
+var<workgroup> sa: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 columns of 4 rows + pad]
 var<workgroup> sb: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 (narrow: 16) columns + pad]
-// acc[2r + c]: row r (0..3: 4ty + r, 4..7: the second row block), column block c.
+// acc[2r + c]: row r (0..3: 4ty + r, 4..7: 64 + 4ty + r − 4), columns c·64 + 4tx .. +3.
 var<private> acc: array<vec4<accum>, 16>;
 // The next K step of this invocation's share of A and B, held in registers.
 var<private> pa: vec4<accum>;
-var<private> pa2: vec4<accum>; // the tall tile's second A unit, 128 rows down
 var<private> pb: vec4<accum>;
 
 // This invocation's staging unit (w, k) in a tile of `width` (along m or n) × BK: four
@@ -69,33 +61,23 @@ fn stage_unit(w_fastest: bool, width: u32, lid: u32) -> vec2<u32> {
     return vec2<u32>(4u * (lid / BK), lid % BK);
 }
 
-// Staging: A at rows `ar` (and `ar2`, 128 rows down, when tall), B at columns `bc`.
-fn fetch(batch: u32, ar: ARows, ar2: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>,
-         has_b: bool, tall: bool) {
+fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
     pa = vec4<accum>(load_a4(batch, ar, k0 + au.y));
-    if (tall) {
-        pa2 = vec4<accum>(load_a4(batch, ar2, k0 + au.y));
-    }
     if (has_b) {
         pb = vec4<accum>(load_b4(batch, k0 + bu.y, bc));
     }
 }
 
-fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool, tall: bool) {
+fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
     sa[buf * BK + au.y][au.x / 4u] = pa;
-    if (tall) {
-        sa[buf * BK + au.y][au.x / 4u + 32u] = pa2;
-    }
     if (has_b) {
         sb[buf * BK + bu.y][bu.x / 4u] = pb;
     }
 }
 
 // One k (shared row r) of the register tile: the outer product of 8 A values (4 when thin) and
-// 4 B values (8 when wide or tall). The second row block is 16 vec4 columns (64 rows) down, 32
-// (128 rows) when tall; the second column block 16 vec4s (64 columns) on, 8 (32) when tall.
-fn mac(r: u32, ty: u32, tx: u32, bm: u32, bn: u32) {
-    let tall = bm == 256u;
+// 4 B values (8 when wide).
+fn mac(r: u32, ty: u32, tx: u32, bn: u32) {
     let a0 = sa[r][ty];
     let b0 = sb[r][tx];
     acc[0] = fma(vec4<accum>(a0.x), b0, acc[0]);
@@ -105,13 +87,13 @@ fn mac(r: u32, ty: u32, tx: u32, bm: u32, bn: u32) {
     if (bn == 32u) {
         return;
     }
-    let a1 = sa[r][ty + select(16u, 32u, tall)];
+    let a1 = sa[r][ty + 16u];
     acc[8] = fma(vec4<accum>(a1.x), b0, acc[8]);
     acc[10] = fma(vec4<accum>(a1.y), b0, acc[10]);
     acc[12] = fma(vec4<accum>(a1.z), b0, acc[12]);
     acc[14] = fma(vec4<accum>(a1.w), b0, acc[14]);
-    if (bn == 128u || tall) {
-        let b1 = sb[r][tx + select(16u, 8u, tall)];
+    if (bn == 128u) {
+        let b1 = sb[r][tx + 16u];
         acc[1] = fma(vec4<accum>(a0.x), b1, acc[1]);
         acc[3] = fma(vec4<accum>(a0.y), b1, acc[3]);
         acc[5] = fma(vec4<accum>(a0.z), b1, acc[5]);
@@ -124,16 +106,16 @@ fn mac(r: u32, ty: u32, tx: u32, bm: u32, bn: u32) {
 }
 
 // The BK k of shared buffer `buf` (a literal).
-fn mac_step(buf: u32, ty: u32, tx: u32, bm: u32, bn: u32) {
+fn mac_step(buf: u32, ty: u32, tx: u32, bn: u32) {
     let r = buf * BK;
-    mac(r, ty, tx, bm, bn);
-    mac(r + 1u, ty, tx, bm, bn);
-    mac(r + 2u, ty, tx, bm, bn);
-    mac(r + 3u, ty, tx, bm, bn);
-    mac(r + 4u, ty, tx, bm, bn);
-    mac(r + 5u, ty, tx, bm, bn);
-    mac(r + 6u, ty, tx, bm, bn);
-    mac(r + 7u, ty, tx, bm, bn);
+    mac(r, ty, tx, bn);
+    mac(r + 1u, ty, tx, bn);
+    mac(r + 2u, ty, tx, bn);
+    mac(r + 3u, ty, tx, bn);
+    mac(r + 4u, ty, tx, bn);
+    mac(r + 5u, ty, tx, bn);
+    mac(r + 6u, ty, tx, bn);
+    mac(r + 7u, ty, tx, bn);
 }
 
 // Stores four consecutive outputs of row m from column n, those inside the problem.
@@ -148,9 +130,8 @@ fn store4(batch: u32, m: u32, n: u32, sums: vec4<accum>) {
     }
 }
 
-// Column block c (a literal: the acc indices stay constants) of this invocation's outputs, from
-// column n: rows m..m+3 and (unless thin) m2..m2+3.
-fn store_half(batch: u32, m: u32, m2: u32, n: u32, c: u32, bn: u32) {
+fn store_half(batch: u32, m: u32, n: u32, c: u32, bn: u32) {
+    // c selects the column half; the acc indices stay constants.
     if (c == 0u) {
         store4(batch, m, n, acc[0]);
         store4(batch, m + 1u, n, acc[2]);
@@ -159,88 +140,79 @@ fn store_half(batch: u32, m: u32, m2: u32, n: u32, c: u32, bn: u32) {
         if (bn == 32u) {
             return;
         }
-        store4(batch, m2, n, acc[8]);
-        store4(batch, m2 + 1u, n, acc[10]);
-        store4(batch, m2 + 2u, n, acc[12]);
-        store4(batch, m2 + 3u, n, acc[14]);
+        store4(batch, m + 64u, n, acc[8]);
+        store4(batch, m + 65u, n, acc[10]);
+        store4(batch, m + 66u, n, acc[12]);
+        store4(batch, m + 67u, n, acc[14]);
     } else {
         store4(batch, m, n, acc[1]);
         store4(batch, m + 1u, n, acc[3]);
         store4(batch, m + 2u, n, acc[5]);
         store4(batch, m + 3u, n, acc[7]);
-        store4(batch, m2, n, acc[9]);
-        store4(batch, m2 + 1u, n, acc[11]);
-        store4(batch, m2 + 2u, n, acc[13]);
-        store4(batch, m2 + 3u, n, acc[15]);
+        store4(batch, m + 64u, n, acc[9]);
+        store4(batch, m + 65u, n, acc[11]);
+        store4(batch, m + 66u, n, acc[13]);
+        store4(batch, m + 67u, n, acc[15]);
     }
 }
 
-fn gemm_main(wid: vec3<u32>, lid: u32, bm: u32, bn: u32) {
-    let tall = bm == 256u;
+fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
     let batch = wid.z;
-    let m0 = wid.y * bm;
+    let m0 = wid.y * BM;
     let n0 = wid.x * bn;
-    // Invocations per row of the register tiles: 8 (thin, tall), else 16.
-    let row = select(16u, 8u, bn == 32u || tall);
+    // Invocations per row of the register tiles: 8 of 4 columns (thin), else 16.
+    let row = select(16u, 8u, bn == 32u);
     let tx = lid % row;
     let ty = lid / row;
-    // A is staged 128 rows at a time (twice when tall).
     let au = stage_unit(!a_k_fastest(), BM, lid);
     let bu = stage_unit(b_n_fastest(), bn, lid);
     // The B tile has bn·BK / 4 staging units.
     let has_b = lid < 2u * bn;
     let ar = a_rows(batch, m0 + au.x);
-    let ar2 = a_rows(batch, m0 + select(0u, BM, tall) + au.x);
     let bc = b_cols(batch, n0 + bu.x);
     acc = array<vec4<accum>, 16>();
     let kdim = gemm_k();
 
-    fetch(batch, ar, ar2, bc, 0u, au, bu, has_b, tall);
-    stash(0u, au, bu, has_b, tall);
+    fetch(batch, ar, bc, 0u, au, bu, has_b);
+    stash(0u, au, bu, has_b);
     workgroupBarrier();
     // Two K steps per iteration, one per shared buffer. Loads past K read zeros (the loaders'
     // contract), so the last fetch needs no branch.
     for (var k0 = 0u; k0 < kdim; k0 = k0 + 2u * BK) {
-        fetch(batch, ar, ar2, bc, k0 + BK, au, bu, has_b, tall);
-        mac_step(0u, ty, tx, bm, bn);
+        fetch(batch, ar, bc, k0 + BK, au, bu, has_b);
+        mac_step(0u, ty, tx, bn);
         // Buffer 1 was last read before the previous barrier: free to overwrite.
-        stash(1u, au, bu, has_b, tall);
+        stash(1u, au, bu, has_b);
         workgroupBarrier();
         if (k0 + BK >= kdim) {
             break;
         }
-        fetch(batch, ar, ar2, bc, k0 + 2u * BK, au, bu, has_b, tall);
-        mac_step(1u, ty, tx, bm, bn);
-        stash(0u, au, bu, has_b, tall);
+        fetch(batch, ar, bc, k0 + 2u * BK, au, bu, has_b);
+        mac_step(1u, ty, tx, bn);
+        stash(0u, au, bu, has_b);
         workgroupBarrier();
     }
 
     let m = m0 + 4u * ty;
-    let m2 = m + select(64u, 128u, tall);
-    store_half(batch, m, m2, n0 + 4u * tx, 0u, bn);
-    if (bn == 128u || tall) {
-        store_half(batch, m, m2, n0 + select(64u, 32u, tall) + 4u * tx, 1u, bn);
+    store_half(batch, m, n0 + 4u * tx, 0u, bn);
+    if (bn == 128u) {
+        store_half(batch, m, n0 + 64u + 4u * tx, 1u, bn);
     }
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn gemm_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, 128u, 32u);
+    gemm_main(wid, lid, 32u);
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, 128u, 64u);
+    gemm_main(wid, lid, 64u);
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, 128u, 128u);
-}
-
-@compute @workgroup_size(256, 1, 1)
-fn gemm_tall(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, 256u, 64u);
+    gemm_main(wid, lid, 128u);
 }
 
 // The same product without shared memory or barriers: one invocation per 4×4 block of C, walking

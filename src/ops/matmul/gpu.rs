@@ -18,23 +18,22 @@ pub(crate) static SHADER: Shader = Shader {
     ],
 };
 
-/// Output rows per workgroup of `gemm_core.wgsl`'s tiled entries (`gemm_tall`: twice as many).
+/// Output rows per workgroup of `gemm_core.wgsl`'s tiled entries.
 pub const TILE_M: usize = 128;
 /// Output columns per workgroup of the `gemm` entry; `gemm_wide` does twice as many.
 pub const TILE_N: usize = 64;
 /// Output columns per workgroup of the `gemm_thin` entry, which an N up to this many takes: a
 /// 64-wide tile would leave half its columns idle (32 channels, say).
 pub const THIN_N: usize = 32;
-/// Workgroups the wide (or, for N ≤ 64, the tall) entry must still fill before it is preferred to
-/// the narrow one: larger tiles reuse more data but leave a big GPU idle on small problems.
+/// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
+/// tiles reuse more data but leave a big GPU idle on small problems.
 const WIDE_MIN_GROUPS: usize = 256;
 /// Invocations (4×4 output blocks) per workgroup of `gemm_direct`.
 const DIRECT_GROUP: usize = 64;
 
 /// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z) on
 /// `dev`: the direct loop where `launch::with_gemm_loop` (by default: a CPU adapter) asks for
-/// it, else the tile that leaves the fewest columns idle while filling the GPU: 128×128 (wide),
-/// 256×64 (tall, for 32 < N ≤ 64), 128×32 (thin, N ≤ 32), or 128×64.
+/// it, else the tile that leaves the fewest columns idle while filling the GPU.
 pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     if crate::launch::direct_gemm(dev) {
         let [x, y, _] = crate::launch::grid_1d(m.div_ceil(4) * n.div_ceil(4), DIRECT_GROUP);
@@ -42,11 +41,8 @@ pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static st
     }
     let rows = m.div_ceil(TILE_M);
     let wide = n.div_ceil(2 * TILE_N);
-    let tall_rows = m.div_ceil(2 * TILE_M);
     if n > TILE_N && rows * wide * batch >= WIDE_MIN_GROUPS {
         ("gemm_wide", [wide as u32, rows as u32, batch as u32])
-    } else if n > THIN_N && n <= TILE_N && tall_rows * batch >= WIDE_MIN_GROUPS {
-        ("gemm_tall", [1, tall_rows as u32, batch as u32])
     } else if n <= THIN_N {
         ("gemm_thin", [1, rows as u32, batch as u32])
     } else {
