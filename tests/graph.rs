@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::graph_run::{
+    assert_autograd_matches_fd, assert_compiled_matches_reference, feeds, run_with,
+};
 use common::{assert_close, each_device};
-use wgtrain::autograd::Training;
 use wgtrain::compile::{Options, Residency};
 use wgtrain::graph::{Graph, Value};
 use wgtrain::ops::elementwise::{BinaryOp, UnaryOp};
-use wgtrain::reference::{Array, finite_diff, max_rel_diff};
+use wgtrain::reference::Array;
 
 /// Small MLP with a branch, a value used twice and a max (state): returns (graph, loss, params).
 fn mlp(batch: usize) -> (Graph, Value) {
@@ -33,88 +35,6 @@ fn mlp(batch: usize) -> (Graph, Value) {
     let t = g.binary("mix", BinaryOp::Sub, m, s).unwrap();
     let loss = g.unary("sqr", UnaryOp::Square, t).unwrap(); // per-sample loss (N, 1)
     (g, loss)
-}
-
-fn feeds(g: &Graph, seed: u64) -> HashMap<String, Array> {
-    let mut f = HashMap::new();
-    for (i, n) in g.nodes.iter().enumerate() {
-        if matches!(
-            n.op,
-            wgtrain::graph::Op::Input | wgtrain::graph::Op::Param | wgtrain::graph::Op::State
-        ) {
-            let a = Array::seeded(&n.outputs[0].0, seed + i as u64);
-            f.insert(n.name.clone(), Array::from_f32(&a.shape, &a.to_f32()));
-        }
-    }
-    f
-}
-
-/// Compiles `g` for `outs` with `opts`, feeds `f`, runs `steps` steps; each output and the plan.
-fn run_with(
-    dev: &wgtrain::Device,
-    g: &Graph,
-    outs: &[Value],
-    opts: &wgtrain::compile::Options,
-    f: &HashMap<String, Array>,
-    steps: usize,
-) -> (Vec<Vec<f32>>, wgtrain::compile::PlanStats) {
-    let c = g.compile(dev, outs, opts).unwrap();
-    for (name, a) in f {
-        c.set(name, &a.to_f32()).unwrap();
-    }
-    for _ in 0..steps {
-        c.step().unwrap();
-    }
-    (
-        outs.iter().map(|v| c.read(*v).unwrap()).collect(),
-        c.stats().clone(),
-    )
-}
-
-/// Holds the reference gradient of every parameter to central finite differences of the summed
-/// loss, within relative tolerance `tol`.
-fn assert_autograd_matches_fd(
-    g: &Graph,
-    loss: Value,
-    tr: &Training,
-    f: &HashMap<String, Array>,
-    tol: f64,
-) {
-    let grads = g.eval_reference(f, &tr.grads).unwrap();
-    for (p, grad) in tr.params.iter().zip(&grads) {
-        let name = g.node(*p).unwrap().name.clone();
-        let fd = finite_diff(&f[&name], 1e-6, |w| {
-            let mut f2 = f.clone();
-            f2.insert(name.clone(), w.clone());
-            g.eval_reference(&f2, &[loss]).unwrap()[0].data.iter().sum()
-        });
-        assert!(
-            max_rel_diff(&grad.data, &fd.data) < tol,
-            "{name}: {:?} vs {:?}",
-            grad.data,
-            fd.data
-        );
-    }
-}
-
-/// Compiles the training graph for the loss and every gradient, runs one step on `f`, and holds
-/// each output to the reference; returns the plan.
-fn assert_compiled_matches_reference(
-    dev: &wgtrain::Device,
-    g: &Graph,
-    loss: Value,
-    tr: &Training,
-    f: &HashMap<String, Array>,
-    tol: f64,
-) -> wgtrain::compile::PlanStats {
-    let mut outs = vec![loss];
-    outs.extend(&tr.grads);
-    let (got, stats) = run_with(dev, g, &outs, &Default::default(), f, 1);
-    let want = g.eval_reference(f, &outs).unwrap();
-    for ((v, got), w) in outs.iter().zip(&got).zip(&want) {
-        assert_close(&g.node(*v).unwrap().name, got, &w.data, tol, tol);
-    }
-    stats
 }
 
 #[test]
@@ -602,88 +522,6 @@ fn concat_producers_write_into_their_slice_when_contiguous() {
 }
 
 #[test]
-fn batch_norm_and_relu_fuse_at_inference() {
-    use wgtrain::ops::norm::{BatchNorm, GroupNorm};
-    each_device("norm fusion", |dev| {
-        let mut g = Graph::new();
-        let x = g.input("x", &[3, 4, 5, 5]).unwrap();
-        let y = g.batch_norm("bn", x, BatchNorm::default()).unwrap();
-        let y = g.unary("relu", UnaryOp::Relu, y).unwrap();
-        let y = g
-            .group_norm("gn", y, GroupNorm::new(2, 1e-5).unwrap())
-            .unwrap();
-        let y = g
-            .unary("act", UnaryOp::LeakyRelu { alpha: 0.1 }, y)
-            .unwrap();
-        let out = g.sum("out", y, 1).unwrap();
-        let gi = g.for_inference();
-        let mut f = feeds(&gi, 41);
-        let rv = f["bn.running_var"]
-            .data
-            .iter()
-            .map(|v| v.abs() + 0.5)
-            .collect();
-        f.insert("bn.running_var".into(), Array::new(&[4], rv));
-        let run = |fuse: bool| {
-            let opts = wgtrain::compile::Options {
-                fuse,
-                ..Default::default()
-            };
-            let (o, st) = run_with(dev, &gi, &[out], &opts, &f, 1);
-            (o[0].clone(), st.dispatches_per_step)
-        };
-        let ((fused, df), (plain, dp)) = (run(true), run(false));
-        let want = gi.eval_reference(&f, &[out]).unwrap();
-        assert_close("fused", &fused, &want[0].data, 1e-4, 1e-4);
-        assert_close("plain", &plain, &want[0].data, 1e-4, 1e-4);
-        assert_eq!(dp - df, 2, "both neurons should fold into their norms");
-    });
-}
-
-#[test]
-fn conv_and_dense_take_their_neuron_in_the_gemm_epilogue() {
-    use wgtrain::ops::conv::{Conv2d, ConvTranspose2d, Padding};
-    use wgtrain::ops::dense::FullyConnected;
-    each_device("gemm epilogue fusion", |dev| {
-        let mut g = Graph::new();
-        let x = g.input("x", &[2, 3, 7, 7]).unwrap();
-        let mut c = Conv2d::new(3, 5, (3, 3));
-        c.padding = Padding::Same;
-        let y = g.conv2d("conv", x, c).unwrap();
-        let y = g.unary("relu", UnaryOp::Relu, y).unwrap();
-        let t = g
-            .conv(
-                "convt",
-                y,
-                wgtrain::ops::conv::ConvKind::T2(ConvTranspose2d::new(5, 2, (2, 2))),
-            )
-            .unwrap();
-        let t = g.unary("tanh", UnaryOp::Tanh, t).unwrap();
-        let d = g.dense("fc", t, FullyConnected::new(2 * 8 * 8, 6)).unwrap();
-        let d = g.unary("elu", UnaryOp::Elu { alpha: 0.7 }, d).unwrap();
-        let out = g.flatten("out", d).unwrap();
-        let f = feeds(&g, 51);
-        let run = |fuse: bool| {
-            let opts = wgtrain::compile::Options {
-                fuse,
-                ..Default::default()
-            };
-            let (o, st) = run_with(dev, &g, &[out], &opts, &f, 1);
-            (o[0].clone(), st.dispatches_per_step)
-        };
-        let ((fused, df), (plain, dp)) = (run(true), run(false));
-        let want = g.eval_reference(&f, &[out]).unwrap();
-        assert_close("fused", &fused, &want[0].data, 2e-4, 2e-4);
-        assert_close("plain", &plain, &want[0].data, 2e-4, 2e-4);
-        assert_eq!(
-            dp - df,
-            3,
-            "relu, tanh and elu should run in their producers' epilogues"
-        );
-    });
-}
-
-#[test]
 fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
     use wgtrain::ops::dense::FullyConnected;
     each_device("jit residency", |dev| {
@@ -753,83 +591,5 @@ fn just_in_time_weights_bound_peak_weight_memory_by_the_largest_layer() {
         }
         let e = c.step().unwrap_err().to_string();
         assert!(e.contains("attach an optimizer"), "{e}");
-    });
-}
-
-/// conv + bias + `conv_act`, batch norm (batch statistics) + leaky ReLU, group norm + tanh, FC,
-/// bias add + sigmoid: a training graph whose neurons all have a producer to fuse into.
-fn fusable_training_graph(conv_act: UnaryOp) -> (Graph, Value, [Value; 4]) {
-    use wgtrain::ops::conv::{Conv2d, Padding};
-    use wgtrain::ops::{dense::FullyConnected, norm::BatchNorm, norm::GroupNorm};
-    let mut g = Graph::new();
-    let x = g.input("x", &[2, 3, 6, 6]).unwrap();
-    let mut c = Conv2d::new(3, 4, (3, 3));
-    c.padding = Padding::Same;
-    let h = g.conv2d("conv", x, c).unwrap();
-    let a1 = g.unary("conv_act", conv_act, h).unwrap();
-    let h = g.batch_norm("bn", a1, BatchNorm::default()).unwrap();
-    let a2 = g
-        .unary("bn_act", UnaryOp::LeakyRelu { alpha: 0.1 }, h)
-        .unwrap();
-    let h = g
-        .group_norm("gn", a2, GroupNorm::new(2, 1e-5).unwrap())
-        .unwrap();
-    let a3 = g.unary("gn_act", UnaryOp::Tanh, h).unwrap();
-    let h = g.dense("fc", a3, FullyConnected::new(144, 5)).unwrap();
-    let h = g.flatten("flat", h).unwrap();
-    let b = g.param("b", &[5]).unwrap();
-    let h = g.binary("bias", BinaryOp::Add, h, b).unwrap();
-    let a4 = g.unary("sig", UnaryOp::Sigmoid, h).unwrap();
-    let s = g.unary("sq", UnaryOp::Square, a4).unwrap();
-    let loss = g.sum("loss", s, 1).unwrap();
-    (g, loss, [a1, a2, a3, a4])
-}
-
-#[test]
-fn training_graphs_fuse_neurons_whose_gradient_reads_the_output() {
-    let (mut g, loss, acts) = fusable_training_graph(UnaryOp::Relu);
-    let tr = g.training(loss).unwrap();
-    let mut f = feeds(&g, 71);
-    let rv = f["bn.running_var"].data.iter().map(|v| v.abs() + 0.5);
-    f.insert("bn.running_var".into(), Array::new(&[4], rv.collect()));
-    assert_autograd_matches_fd(&g, loss, &tr, &f, 1e-5);
-    let mut outs = vec![loss];
-    outs.extend(&tr.grads);
-    let live = vec![true; g.nodes.len()];
-    let fusion = wgtrain::compile::fusion::fuse(&g, &live, &outs);
-    for a in acts {
-        assert!(
-            fusion.absorbed[a.node],
-            "{} was not fused",
-            g.node(a).unwrap().name
-        );
-    }
-    // With an x-based gradient (softplus) the conv output has two readers: that neuron stays.
-    let (mut gs, ls, acts_s) = fusable_training_graph(UnaryOp::Softplus);
-    let trs = gs.training(ls).unwrap();
-    let mut outs_s = vec![ls];
-    outs_s.extend(&trs.grads);
-    let fs = wgtrain::compile::fusion::fuse(&gs, &vec![true; gs.nodes.len()], &outs_s);
-    assert!(!fs.absorbed[acts_s[0].node] && fs.absorbed[acts_s[1].node]);
-    each_device("training fusion", |dev| {
-        let s = assert_compiled_matches_reference(dev, &g, loss, &tr, &f, 2e-4);
-        let opts = wgtrain::compile::Options {
-            fuse: false,
-            ..Default::default()
-        };
-        let (plain, sp) = run_with(dev, &g, &outs, &opts, &f, 1);
-        let want = g.eval_reference(&f, &outs).unwrap();
-        for (k, w) in want.iter().enumerate() {
-            assert_close("unfused", &plain[k], &w.data, 2e-4, 2e-4);
-        }
-        // And backward, the ReLU's and the leaky ReLU's gradients read by the batch and group
-        // norms' backward as their dy are applied there (`fusion.rs`).
-        assert_eq!(
-            sp.dispatches_per_step - s.dispatches_per_step,
-            6,
-            "conv + relu, bn + leaky relu, gn + tanh, bias + sigmoid, 2 gradients: {s:?} vs {sp:?}"
-        );
-        // Fewer intermediates; the first-fit arena itself is not monotone (here +128 B).
-        assert!(s.naive_bytes < sp.naive_bytes, "{s:?} vs {sp:?}");
     });
 }

@@ -1,6 +1,7 @@
 //! Shared test harness: tests are written once as `fn(&Device)` and run on every adapter found.
 #![allow(dead_code)]
 
+pub mod graph_run;
 pub mod update;
 
 use wgtrain::Device;
