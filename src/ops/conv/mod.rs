@@ -11,6 +11,7 @@ pub mod gpu;
 mod op;
 mod partition;
 mod shaders;
+mod uniform;
 pub mod reference;
 pub(crate) mod samples;
 
