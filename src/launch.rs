@@ -164,7 +164,7 @@ pub enum GemmLoop {
     Auto,
     /// Shared-memory tiles of 128 rows by 32, 64 or 128 columns.
     Tiled,
-    /// One invocation per 4×4 block of the output, no shared memory: no idle tile rows or
+    /// One invocation per 8×8 block of the output, no shared memory: no idle tile rows or
     /// columns, for adapters whose lanes are a CPU's.
     Direct,
 }

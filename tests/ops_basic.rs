@@ -230,7 +230,7 @@ fn matmul_all_transposes_awkward_shapes() {
 /// Every entry of `gemm_core.wgsl` — the 128×32, 128×64 and 128×128 tiles and the direct loop —
 /// on shapes that cut every tile, its 64-column halves and the K step (8): a batch large enough
 /// that the wide entry is chosen, a tall grid of narrow tiles, N under 32 for the thin tile, and
-/// the same shapes on the direct loop (4×4 blocks cut by M and N of 7 and 33).
+/// the same shapes on the direct loop (8×8 blocks cut by M and N of 7 and 33).
 #[test]
 fn batched_matmul_every_gemm_entry() {
     use wgtrain::launch::{GemmLoop, with_gemm_loop};

@@ -215,7 +215,7 @@ fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     gemm_main(wid, lid, 128u);
 }
 
-// The same product without shared memory or barriers: one invocation per 4×4 block of C, walking
+// The same product without shared memory or barriers: one invocation per 8×8 block of C, walking
 // all of K through the same loaders, blocks numbered row-major over the grid (x fastest, then y;
 // z is the batch). For CPU adapters (lavapipe), where a tile's idle columns or rows (N = 8, a
 // weight gradient's M = 25) cost real vector instructions and the caches already give the reuse
@@ -227,30 +227,55 @@ fn gemm_direct(@builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) groups: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
     let batch = wid.z;
-    let col_blocks = (gemm_n() + 3u) / 4u;
+    let col_blocks = (gemm_n() + 7u) / 8u;
     let block = (wid.y * groups.x + wid.x) * DIRECT_GROUP + lid;
-    if (block >= col_blocks * ((gemm_m() + 3u) / 4u)) {
+    if (block >= col_blocks * ((gemm_m() + 7u) / 8u)) {
         return;
     }
-    let m = block / col_blocks * 4u;
-    let n = block % col_blocks * 4u;
+    let m = block / col_blocks * 8u;
+    let n = block % col_blocks * 8u;
     let ar = a_rows(batch, m);
+    let ar2 = a_rows(batch, m + 4u);
     let bc = b_cols(batch, n);
-    var c0 = vec4<accum>();
-    var c1 = vec4<accum>();
-    var c2 = vec4<accum>();
-    var c3 = vec4<accum>();
+    let bc2 = b_cols(batch, n + 4u);
+    var acc8 = array<vec4<accum>, 16>();
     let kdim = gemm_k();
     for (var k = 0u; k < kdim; k = k + 1u) {
         let a = vec4<accum>(load_a4(batch, ar, k));
+        let a2 = vec4<accum>(load_a4(batch, ar2, k));
         let b = vec4<accum>(load_b4(batch, k, bc));
-        c0 = fma(vec4<accum>(a.x), b, c0);
-        c1 = fma(vec4<accum>(a.y), b, c1);
-        c2 = fma(vec4<accum>(a.z), b, c2);
-        c3 = fma(vec4<accum>(a.w), b, c3);
+        let b2 = vec4<accum>(load_b4(batch, k, bc2));
+        acc8[0] = fma(vec4<accum>(a.x), b, acc8[0]);
+        acc8[1] = fma(vec4<accum>(a.y), b, acc8[1]);
+        acc8[2] = fma(vec4<accum>(a.z), b, acc8[2]);
+        acc8[3] = fma(vec4<accum>(a.w), b, acc8[3]);
+        acc8[4] = fma(vec4<accum>(a2.x), b, acc8[4]);
+        acc8[5] = fma(vec4<accum>(a2.y), b, acc8[5]);
+        acc8[6] = fma(vec4<accum>(a2.z), b, acc8[6]);
+        acc8[7] = fma(vec4<accum>(a2.w), b, acc8[7]);
+        acc8[8] = fma(vec4<accum>(a.x), b2, acc8[8]);
+        acc8[9] = fma(vec4<accum>(a.y), b2, acc8[9]);
+        acc8[10] = fma(vec4<accum>(a.z), b2, acc8[10]);
+        acc8[11] = fma(vec4<accum>(a.w), b2, acc8[11]);
+        acc8[12] = fma(vec4<accum>(a2.x), b2, acc8[12]);
+        acc8[13] = fma(vec4<accum>(a2.y), b2, acc8[13]);
+        acc8[14] = fma(vec4<accum>(a2.z), b2, acc8[14]);
+        acc8[15] = fma(vec4<accum>(a2.w), b2, acc8[15]);
     }
-    store4(batch, m, n, c0);
-    store4(batch, m + 1u, n, c1);
-    store4(batch, m + 2u, n, c2);
-    store4(batch, m + 3u, n, c3);
+    store4(batch, m, n, acc8[0]);
+    store4(batch, m + 1u, n, acc8[1]);
+    store4(batch, m + 2u, n, acc8[2]);
+    store4(batch, m + 3u, n, acc8[3]);
+    store4(batch, m + 4u, n, acc8[4]);
+    store4(batch, m + 5u, n, acc8[5]);
+    store4(batch, m + 6u, n, acc8[6]);
+    store4(batch, m + 7u, n, acc8[7]);
+    store4(batch, m, n + 4u, acc8[8]);
+    store4(batch, m + 1u, n + 4u, acc8[9]);
+    store4(batch, m + 2u, n + 4u, acc8[10]);
+    store4(batch, m + 3u, n + 4u, acc8[11]);
+    store4(batch, m + 4u, n + 4u, acc8[12]);
+    store4(batch, m + 5u, n + 4u, acc8[13]);
+    store4(batch, m + 6u, n + 4u, acc8[14]);
+    store4(batch, m + 7u, n + 4u, acc8[15]);
 }

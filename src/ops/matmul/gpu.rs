@@ -28,7 +28,7 @@ pub const THIN_N: usize = 32;
 /// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
 /// tiles reuse more data but leave a big GPU idle on small problems.
 const WIDE_MIN_GROUPS: usize = 256;
-/// Invocations (4×4 output blocks) per workgroup of `gemm_direct`.
+/// Invocations (8×8 output blocks) per workgroup of `gemm_direct`.
 const DIRECT_GROUP: usize = 64;
 
 /// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z) on
@@ -36,7 +36,7 @@ const DIRECT_GROUP: usize = 64;
 /// it, else the tile that leaves the fewest columns idle while filling the GPU.
 pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     if crate::launch::direct_gemm(dev) {
-        let [x, y, _] = crate::launch::grid_1d(m.div_ceil(4) * n.div_ceil(4), DIRECT_GROUP);
+        let [x, y, _] = crate::launch::grid_1d(m.div_ceil(8) * n.div_ceil(8), DIRECT_GROUP);
         return ("gemm_direct", [x, y, batch as u32]);
     }
     let rows = m.div_ceil(TILE_M);
