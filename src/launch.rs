@@ -179,7 +179,7 @@ pub fn with_gemm_loop<R>(l: GemmLoop, f: impl FnOnce() -> R) -> R {
 /// Whether the GEMMs prepared now on `dev` take the direct loop (`with_gemm_loop`).
 pub(crate) fn direct_gemm(dev: &crate::device::Device) -> bool {
     match GEMM_LOOP.with(|l| l.get()) {
-        GemmLoop::Auto => dev.info().device_type == wgpu::DeviceType::Cpu,
+        GemmLoop::Auto => dev.is_cpu(),
         GemmLoop::Tiled => false,
         GemmLoop::Direct => true,
     }

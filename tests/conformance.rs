@@ -580,7 +580,7 @@ const GEMM_FAMILIES: [&str; 4] = ["matmul/", "conv/", "dense/", "recurrent/"];
 fn gpu_matches_reference_on_the_other_gemm_loop() {
     use wgtrain::launch::{GemmLoop, with_gemm_loop};
     each_device("conformance, other gemm loop", |dev| {
-        let other = if dev.info().device_type == wgpu::DeviceType::Cpu {
+        let other = if dev.is_cpu() {
             GemmLoop::Tiled
         } else {
             GemmLoop::Direct

@@ -315,6 +315,12 @@ impl Device {
         &self.0.info
     }
 
+    /// Whether the adapter is a software one running on the CPU (lavapipe, say): its invocations
+    /// are a core's vector lanes.
+    pub fn is_cpu(&self) -> bool {
+        self.0.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// What the adapter offers.
     pub fn caps(&self) -> &Capabilities {
         &self.0.caps

@@ -200,7 +200,7 @@ fn implicit_gemm_phase_launch(
 }
 
 /// `dw (C_out, C_in/g, kh, kw) = Σ_{n, oy, ox} dy ⊗ x-taps` of the geometry `g` (split-K, then
-/// the splits summed with `reduce.wgsl`).
+/// the splits summed in order by `sum_partials`).
 pub fn conv_weight_grad_launches(
     g: &ConvGeometry,
     x: &Tensor,

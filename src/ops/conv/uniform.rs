@@ -101,7 +101,7 @@ pub(crate) fn k_divisors(
     outer: usize,
     inner: usize,
 ) -> Vec<(&'static str, f64)> {
-    if dev.info().device_type == wgpu::DeviceType::Cpu {
+    if dev.is_cpu() {
         return Vec::new();
     }
     match (u32::try_from(outer), u32::try_from(inner)) {
