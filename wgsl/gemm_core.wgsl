@@ -20,10 +20,11 @@
 // Invocation lid = 16·ty + tx owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3 and columns 4tx..4tx+3
 // (and 64+4tx..64+4tx+3 when wide), so it reads the shared tiles as vec4s (A: a broadcast, B:
 // consecutive vec4s); in the thin tile lid = 8·ty + tx owns rows 4ty..4ty+3 and columns
-// 4tx..4tx+3 (a narrow N, 32 channels say, leaves no tile columns idle).
-// And `gemm_direct`, without shared memory or barriers, for CPU adapters (below). Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered,
-// each K row padded by one vec4 so that transposed stores (k-fastest operands) hit distinct banks
-// (16.5 KiB of workgroup memory in all, within lavapipe's 32 KiB).
+// 4tx..4tx+3 (a narrow N, 32 channels say, leaves no tile columns idle). And `gemm_direct`,
+// without shared memory or barriers, for CPU adapters (below).
+// Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered, each K row padded by
+// one vec4 so that transposed stores (k-fastest operands) hit distinct banks (16.5 KiB of
+// workgroup memory in all, within lavapipe's 32 KiB).
 // Tiles, staging registers and sums are `accum`: f32, or f16 under Accumulator::F16 (the
 // operands rounded to f16 as they are staged, half the shared memory, f16 multiply-adds); the
 // loaders and the epilogue stay f32.
@@ -44,7 +45,8 @@ const BK: u32 = 8u;
 
 var<workgroup> sa: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 columns of 4 rows + pad]
 var<workgroup> sb: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 (narrow: 16) columns + pad]
-// acc[2r + c]: row r (0..3: 4ty + r, 4..7: 64 + 4ty + r − 4), columns c·64 + 4tx .. +3.
+// acc[2r + c]: row r (0..3: 4ty + r, 4..7: 64 + 4ty + r − 4), columns c·64 + 4tx .. +3; in
+// gemm_direct, rows m + r and column blocks n + 4c of its 8×8 block.
 var<private> acc: array<vec4<accum>, 16>;
 // The next K step of this invocation's share of A and B, held in registers.
 var<private> pa: vec4<accum>;
@@ -130,8 +132,9 @@ fn store4(batch: u32, m: u32, n: u32, sums: vec4<accum>) {
     }
 }
 
-fn store_half(batch: u32, m: u32, n: u32, c: u32, bn: u32) {
-    // c selects the column half; the acc indices stay constants.
+// Column block c (a literal, so the acc indices stay constants) of this invocation's outputs
+// from column n: rows m..m+3 and (unless thin) m2..m2+3.
+fn store_half(batch: u32, m: u32, m2: u32, n: u32, c: u32, bn: u32) {
     if (c == 0u) {
         store4(batch, m, n, acc[0]);
         store4(batch, m + 1u, n, acc[2]);
@@ -140,19 +143,19 @@ fn store_half(batch: u32, m: u32, n: u32, c: u32, bn: u32) {
         if (bn == 32u) {
             return;
         }
-        store4(batch, m + 64u, n, acc[8]);
-        store4(batch, m + 65u, n, acc[10]);
-        store4(batch, m + 66u, n, acc[12]);
-        store4(batch, m + 67u, n, acc[14]);
+        store4(batch, m2, n, acc[8]);
+        store4(batch, m2 + 1u, n, acc[10]);
+        store4(batch, m2 + 2u, n, acc[12]);
+        store4(batch, m2 + 3u, n, acc[14]);
     } else {
         store4(batch, m, n, acc[1]);
         store4(batch, m + 1u, n, acc[3]);
         store4(batch, m + 2u, n, acc[5]);
         store4(batch, m + 3u, n, acc[7]);
-        store4(batch, m + 64u, n, acc[9]);
-        store4(batch, m + 65u, n, acc[11]);
-        store4(batch, m + 66u, n, acc[13]);
-        store4(batch, m + 67u, n, acc[15]);
+        store4(batch, m2, n, acc[9]);
+        store4(batch, m2 + 1u, n, acc[11]);
+        store4(batch, m2 + 2u, n, acc[13]);
+        store4(batch, m2 + 3u, n, acc[15]);
     }
 }
 
@@ -194,9 +197,9 @@ fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
     }
 
     let m = m0 + 4u * ty;
-    store_half(batch, m, n0 + 4u * tx, 0u, bn);
+    store_half(batch, m, m + 64u, n0 + 4u * tx, 0u, bn);
     if (bn == 128u) {
-        store_half(batch, m, n0 + 64u + 4u * tx, 1u, bn);
+        store_half(batch, m, m + 64u, n0 + 64u + 4u * tx, 1u, bn);
     }
 }
 
@@ -238,44 +241,30 @@ fn gemm_direct(@builtin(workgroup_id) wid: vec3<u32>,
     let ar2 = a_rows(batch, m + 4u);
     let bc = b_cols(batch, n);
     let bc2 = b_cols(batch, n + 4u);
-    var acc8 = array<vec4<accum>, 16>();
+    acc = array<vec4<accum>, 16>();
     let kdim = gemm_k();
     for (var k = 0u; k < kdim; k = k + 1u) {
         let a = vec4<accum>(load_a4(batch, ar, k));
         let a2 = vec4<accum>(load_a4(batch, ar2, k));
         let b = vec4<accum>(load_b4(batch, k, bc));
         let b2 = vec4<accum>(load_b4(batch, k, bc2));
-        acc8[0] = fma(vec4<accum>(a.x), b, acc8[0]);
-        acc8[1] = fma(vec4<accum>(a.y), b, acc8[1]);
-        acc8[2] = fma(vec4<accum>(a.z), b, acc8[2]);
-        acc8[3] = fma(vec4<accum>(a.w), b, acc8[3]);
-        acc8[4] = fma(vec4<accum>(a2.x), b, acc8[4]);
-        acc8[5] = fma(vec4<accum>(a2.y), b, acc8[5]);
-        acc8[6] = fma(vec4<accum>(a2.z), b, acc8[6]);
-        acc8[7] = fma(vec4<accum>(a2.w), b, acc8[7]);
-        acc8[8] = fma(vec4<accum>(a.x), b2, acc8[8]);
-        acc8[9] = fma(vec4<accum>(a.y), b2, acc8[9]);
-        acc8[10] = fma(vec4<accum>(a.z), b2, acc8[10]);
-        acc8[11] = fma(vec4<accum>(a.w), b2, acc8[11]);
-        acc8[12] = fma(vec4<accum>(a2.x), b2, acc8[12]);
-        acc8[13] = fma(vec4<accum>(a2.y), b2, acc8[13]);
-        acc8[14] = fma(vec4<accum>(a2.z), b2, acc8[14]);
-        acc8[15] = fma(vec4<accum>(a2.w), b2, acc8[15]);
+        acc[0] = fma(vec4<accum>(a.x), b, acc[0]);
+        acc[2] = fma(vec4<accum>(a.y), b, acc[2]);
+        acc[4] = fma(vec4<accum>(a.z), b, acc[4]);
+        acc[6] = fma(vec4<accum>(a.w), b, acc[6]);
+        acc[8] = fma(vec4<accum>(a2.x), b, acc[8]);
+        acc[10] = fma(vec4<accum>(a2.y), b, acc[10]);
+        acc[12] = fma(vec4<accum>(a2.z), b, acc[12]);
+        acc[14] = fma(vec4<accum>(a2.w), b, acc[14]);
+        acc[1] = fma(vec4<accum>(a.x), b2, acc[1]);
+        acc[3] = fma(vec4<accum>(a.y), b2, acc[3]);
+        acc[5] = fma(vec4<accum>(a.z), b2, acc[5]);
+        acc[7] = fma(vec4<accum>(a.w), b2, acc[7]);
+        acc[9] = fma(vec4<accum>(a2.x), b2, acc[9]);
+        acc[11] = fma(vec4<accum>(a2.y), b2, acc[11]);
+        acc[13] = fma(vec4<accum>(a2.z), b2, acc[13]);
+        acc[15] = fma(vec4<accum>(a2.w), b2, acc[15]);
     }
-    store4(batch, m, n, acc8[0]);
-    store4(batch, m + 1u, n, acc8[1]);
-    store4(batch, m + 2u, n, acc8[2]);
-    store4(batch, m + 3u, n, acc8[3]);
-    store4(batch, m + 4u, n, acc8[4]);
-    store4(batch, m + 5u, n, acc8[5]);
-    store4(batch, m + 6u, n, acc8[6]);
-    store4(batch, m + 7u, n, acc8[7]);
-    store4(batch, m, n + 4u, acc8[8]);
-    store4(batch, m + 1u, n + 4u, acc8[9]);
-    store4(batch, m + 2u, n + 4u, acc8[10]);
-    store4(batch, m + 3u, n + 4u, acc8[11]);
-    store4(batch, m + 4u, n + 4u, acc8[12]);
-    store4(batch, m + 5u, n + 4u, acc8[13]);
-    store4(batch, m + 6u, n + 4u, acc8[14]);
-    store4(batch, m + 7u, n + 4u, acc8[15]);
+    store_half(batch, m, m + 4u, n, 0u, 64u);
+    store_half(batch, m, m + 4u, n + 4u, 1u, 64u);
 }

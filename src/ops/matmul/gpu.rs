@@ -28,15 +28,20 @@ pub const THIN_N: usize = 32;
 /// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
 /// tiles reuse more data but leave a big GPU idle on small problems.
 const WIDE_MIN_GROUPS: usize = 256;
-/// Invocations (8×8 output blocks) per workgroup of `gemm_direct`.
+/// Invocations per workgroup of `gemm_direct`, each an 8×8 block of the output.
 const DIRECT_GROUP: usize = 64;
+/// Rows and columns of `gemm_direct`'s blocks.
+const DIRECT_BLOCK: usize = 8;
 
 /// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z) on
 /// `dev`: the direct loop where `launch::with_gemm_loop` (by default: a CPU adapter) asks for
 /// it, else the tile that leaves the fewest columns idle while filling the GPU.
 pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     if crate::launch::direct_gemm(dev) {
-        let [x, y, _] = crate::launch::grid_1d(m.div_ceil(8) * n.div_ceil(8), DIRECT_GROUP);
+        let [x, y, _] = crate::launch::grid_1d(
+            m.div_ceil(DIRECT_BLOCK) * n.div_ceil(DIRECT_BLOCK),
+            DIRECT_GROUP,
+        );
         return ("gemm_direct", [x, y, batch as u32]);
     }
     let rows = m.div_ceil(TILE_M);
