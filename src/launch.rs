@@ -17,7 +17,7 @@
 //! Kernels with more elements than one grid row can hold use a 2-D grid: the linear workgroup id is
 //! `wid.x + wid.y * nwg.x` (see `grid_1d`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use crate::device::Device;
@@ -126,7 +126,7 @@ thread_local! {
 
 /// Runs `f` with the thread-local `key` set to `value`, restoring the previous value after, even
 /// on an early return or a panic.
-fn scoped<T: Copy + 'static, R>(
+pub(crate) fn scoped<T: Copy + 'static, R>(
     key: &'static std::thread::LocalKey<Cell<T>>,
     value: T,
     f: impl FnOnce() -> R,
@@ -153,6 +153,78 @@ pub(crate) fn accumulating<R>(acc: Accumulator, prepare: impl FnOnce() -> R) -> 
 /// The accumulator the launches being prepared take (`Accumulator::F32` outside `accumulating`).
 pub(crate) fn accumulator() -> Accumulator {
     ACCUMULATOR.with(|a| a.get())
+}
+
+/// The scratch buffers of one graph's lowering, by slot, and whether a slot had to be replaced by
+/// a larger one.
+#[derive(Default)]
+struct ScratchPool {
+    slots: Vec<Option<Tensor>>,
+    grew: bool,
+}
+
+thread_local! {
+    /// The pool of the lowering in progress on this thread (`sharing_scratch`).
+    static SHARED_SCRATCH: RefCell<Option<ScratchPool>> = const { RefCell::new(None) };
+}
+
+/// Runs `lower` (a graph's lowering) with the scratch its ops ask for through [`shared_scratch`]
+/// shared between them: a step's launches run one after another, each seeing the writes of those
+/// before, so one buffer per slot serves every op that needs its scratch only during its own
+/// launches (Winograd's transformed operands). Where a later op needed a larger buffer than an
+/// earlier one got, `lower` runs again with every slot sized for the largest request up front, so
+/// the graph keeps one buffer per slot.
+pub(crate) fn sharing_scratch<R>(lower: impl Fn() -> Result<R>) -> Result<R> {
+    struct Restore(Option<ScratchPool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            SHARED_SCRATCH.with(|s| *s.borrow_mut() = prev);
+        }
+    }
+    let _restore = Restore(SHARED_SCRATCH.with(|s| s.replace(Some(ScratchPool::default()))));
+    let first = lower()?;
+    let pool = SHARED_SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_default();
+    if !pool.grew {
+        return Ok(first);
+    }
+    drop(first);
+    let sized = ScratchPool {
+        slots: pool.slots,
+        grew: false,
+    };
+    SHARED_SCRATCH.with(|s| *s.borrow_mut() = Some(sized));
+    lower()
+}
+
+/// A scratch tensor for slot `slot` of an op's launches: inside [`sharing_scratch`] a view of the
+/// slot's buffer (replaced by a larger one when it is too small), else a tensor of its own.
+pub(crate) fn shared_scratch(
+    dev: &Device,
+    slot: usize,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<Tensor> {
+    SHARED_SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let Some(pool) = s.as_mut() else {
+            return Tensor::zeros(dev, shape, dtype);
+        };
+        if pool.slots.len() <= slot {
+            pool.slots.resize(slot + 1, None);
+        }
+        if let Some(t) = &pool.slots[slot] {
+            if t.device.same_device(dev)
+                && let Ok(v) = Tensor::view(dev, t.buffer.clone(), 0, shape, dtype)
+            {
+                return Ok(v);
+            }
+            pool.grew = true;
+        }
+        let t = Tensor::zeros(dev, shape, dtype)?;
+        pool.slots[slot] = Some(t.clone());
+        Ok(t)
+    })
 }
 
 /// Which main loop of `wgsl/gemm_core.wgsl` the GEMMs on the f32-summing core take: matmul, the

@@ -274,6 +274,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             "conv_dgrad",
             "conv_fwd",
             "conv_wgrad",
+            "conv_winograd_gemm",
             "matmul",
             "norm",
             "norm_dy",

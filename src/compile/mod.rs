@@ -44,7 +44,7 @@ pub(crate) use program::Program;
 pub use program::{ArenaPlan, HalfArenas, ParamArena, PlanStats};
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::autograd::Training;
 use crate::device::Device;
@@ -225,7 +225,10 @@ impl Graph {
             loss: opts.training.map(|t| t.loss.node),
             activations: opts.check_activations,
         };
-        let lowered = lower::pass(g, device, &plan, &bound, &checks, &accumulators)?;
+        // Winograd's transformed operands: one buffer per slot for all of the graph's passes.
+        let lowered = crate::launch::sharing_scratch(|| {
+            lower::pass(g, device, &plan, &bound, &checks, &accumulators)
+        })?;
         let live = plan.live.clone();
         let mut c = Compiled::new(device, g.clone(), program(g, plan, bound, lowered, health));
         c.require_feeds(&live, opts.share);
@@ -338,7 +341,14 @@ fn program(g: &Graph, plan: Plan, bound: Bound, lowered: Lowered, health: Tensor
         host: Mutex::new(HashMap::new()),
         training: bound.jit_training,
     });
-    let scratch_bytes: u64 = lowered.scratch.iter().map(|t| t.bytes()).sum();
+    // Shared scratch appears once per op using it: count each buffer once.
+    let mut seen = std::collections::HashSet::new();
+    let scratch_bytes: u64 = lowered
+        .scratch
+        .iter()
+        .filter(|t| seen.insert(Arc::as_ptr(&t.buffer)))
+        .map(|t| t.buffer.size())
+        .sum();
     let stats = PlanStats {
         nodes: g.nodes.len(),
         live_nodes: plan.live.iter().filter(|&&l| l).count(),

@@ -25,7 +25,7 @@ use crate::launch::{Launch, Prepared, grid_1d};
 use crate::ops::conv::partition::{GEMM_K_UNIT, data_gemm, wgrad_split};
 pub use crate::ops::conv::partition::{StridePhase, bias_chunks, data_split, stride_phases};
 use crate::ops::conv::uniform::{k_divisors, params};
-use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop};
+use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop, winograd};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::{Gemm, gemm_launches};
@@ -445,6 +445,9 @@ fn data_launches(
     out: &Tensor,
     d: Data<'_>,
 ) -> Result<Prepared> {
+    if winograd::chosen(g, adjoint, input) {
+        return winograd::launches(g, adjoint, input, w, d.b, out, d.fused, d.accumulate);
+    }
     if d.b.is_none() && input.dtype() == DType::F32 && pointwise(g) {
         return pointwise_launches(g, adjoint, input, w, out, d.fused, d.accumulate);
     }

@@ -12,6 +12,7 @@ mod op;
 mod partition;
 mod shaders;
 mod uniform;
+pub mod winograd;
 pub mod reference;
 pub(crate) mod samples;
 

@@ -1,0 +1,269 @@
+//! Winograd F(4×4, 3×3) for the data passes of 3×3 stride-1 convolutions: the forward, the data
+//! gradient (the adjoint of a stride-1 convolution is the correlation with the flipped filter)
+//! and so both passes of a stride-1 3×3 conv-transpose.
+//!
+//! Four dispatches (`wgsl/conv/winograd.wgsl`, `wgsl/conv/winograd_gemm.wgsl`): the filters and
+//! the input tiles are transformed into a 6×6 domain, where the sum over input channels is one
+//! GEMM per point ξ (36, batched on the GEMM core); the products are transformed back to 4×4
+//! output tiles with the epilogue (bias, neuron, accumulate). The GEMMs do 36 multiply-adds per
+//! 16 outputs and input channel where the implicit GEMM does 144. The transformed operands live
+//! in scratch shared by every Winograd pass of a graph (`launch::shared_scratch`).
+//!
+//! Rounding differs from the implicit GEMM's (the transforms scale operands by up to 10 per axis
+//! and the inverse adds terms of either sign); measured on the test shapes it stays within the
+//! implicit GEMM's tolerance rule (`tests/conv_winograd.rs`).
+
+use std::cell::Cell;
+
+use crate::dtype::Accumulator;
+use crate::error::Result;
+use crate::launch::{PRELUDE, Prepared, Shader, grid_1d, shared_scratch};
+use crate::tensor::Binding;
+use crate::ops::conv::ConvGeometry;
+use crate::ops::conv::coop;
+use crate::ops::elementwise::UnaryOp;
+use crate::tensor::{DType, Tensor};
+
+const COMMON: &str = include_str!("../../../wgsl/conv/winograd_common.wgsl");
+
+/// The three transforms.
+pub(crate) static TRANSFORMS: Shader = Shader {
+    name: "conv_winograd",
+    user_code: false,
+    parts: &[
+        PRELUDE,
+        crate::neuron::WGSL,
+        COMMON,
+        include_str!("../../../wgsl/conv/winograd.wgsl"),
+    ],
+};
+
+/// The 36 products, on the GEMM core.
+pub(crate) static GEMM: Shader = Shader {
+    name: "conv_winograd_gemm",
+    user_code: false,
+    parts: &[
+        COMMON,
+        include_str!("../../../wgsl/conv/winograd_gemm.wgsl"),
+        include_str!("../../../wgsl/gemm_core.wgsl"),
+    ],
+};
+
+/// Points of the transformed domain (6×6).
+const XI: usize = 36;
+/// Output tile edge.
+const TILE: usize = 4;
+/// Smallest channel count (of the correlation's input and output) `Auto` takes to Winograd: below
+/// it the transforms' memory traffic outweighs the multiply-adds saved.
+const MIN_CHANNELS: usize = 16;
+
+/// Which algorithm the data passes of eligible convolutions take ([`with_conv_algo`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// Winograd for eligible passes with at least 16 channels in and out on a GPU; the implicit
+    /// GEMM on a CPU adapter and for everything else.
+    #[default]
+    Auto,
+    /// Always the implicit GEMM.
+    ImplicitGemm,
+    /// Winograd wherever the pass is eligible (3×3, stride 1, no dilation, one group, f32,
+    /// padding at most 2, the transformed operands within the binding limit).
+    Winograd,
+}
+
+thread_local! {
+    static ALGO: Cell<ConvAlgo> = const { Cell::new(ConvAlgo::Auto) };
+}
+
+/// Runs `f` (a graph's compile, an eager op) with the convolutions it prepares on algorithm `a`,
+/// restoring the previous choice after: for comparing the algorithms, and for tests that cover
+/// both on one adapter.
+pub fn with_conv_algo<R>(a: ConvAlgo, f: impl FnOnce() -> R) -> R {
+    crate::launch::scoped(&ALGO, a, f)
+}
+
+/// The correlation a data pass of `g` computes: channels in and out, input and output sizes,
+/// top and left padding. The adjoint's padding is 2 − the forward's (`None` past 2).
+struct Correlation {
+    cin: usize,
+    cout: usize,
+    input: (usize, usize),
+    output: (usize, usize),
+    pad: (usize, usize),
+}
+
+impl Correlation {
+    fn of(g: &ConvGeometry, adjoint: bool) -> Option<Correlation> {
+        let (pt, pl) = (g.padding.0, g.padding.2);
+        if pt > 2 || pl > 2 {
+            return None;
+        }
+        Some(if adjoint {
+            Correlation {
+                cin: g.out_channels,
+                cout: g.in_channels,
+                input: g.out_size,
+                output: g.in_size,
+                pad: (2 - pt, 2 - pl),
+            }
+        } else {
+            Correlation {
+                cin: g.in_channels,
+                cout: g.out_channels,
+                input: g.in_size,
+                output: g.out_size,
+                pad: (pt, pl),
+            }
+        })
+    }
+
+    /// Tiles per column and row, and in all (`None` on overflow).
+    fn tiles(&self, batch: usize) -> Option<(usize, usize, usize)> {
+        let th = self.output.0.div_ceil(TILE);
+        let tw = self.output.1.div_ceil(TILE);
+        Some((th, tw, batch.checked_mul(th)?.checked_mul(tw)?))
+    }
+
+    /// Elements of U, V and M (`None` past u32, the kernels' index type).
+    fn sizes(&self, batch: usize) -> Option<[usize; 3]> {
+        let (_, _, tiles) = self.tiles(batch)?;
+        let s = [
+            XI.checked_mul(self.cin)?.checked_mul(self.cout)?,
+            XI.checked_mul(self.cin)?.checked_mul(tiles)?,
+            XI.checked_mul(self.cout)?.checked_mul(tiles)?,
+        ];
+        s.iter()
+            .all(|&n| u32::try_from(n).is_ok())
+            .then_some(s)
+    }
+}
+
+/// Whether the data pass of `g` (`adjoint`: its data gradient) on `input` runs on Winograd.
+pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
+    let algo = ALGO.with(|a| a.get());
+    if algo == ConvAlgo::ImplicitGemm
+        || g.kernel != (3, 3)
+        || g.stride != (1, 1)
+        || g.dilation != (1, 1)
+        || g.groups != 1
+        || input.dtype() != DType::F32
+        || crate::launch::accumulator() != Accumulator::F32
+    {
+        return false;
+    }
+    let Some(c) = Correlation::of(g, adjoint) else {
+        return false;
+    };
+    let dev = &input.device;
+    let fits = c.sizes(g.batch).is_some_and(|s| {
+        s.iter()
+            .all(|&n| dev.check_binding("winograd", (n * 4) as u64).is_ok())
+    });
+    match algo {
+        ConvAlgo::Auto => {
+            fits && !dev.is_cpu() && c.cin >= MIN_CHANNELS && c.cout >= MIN_CHANNELS
+        }
+        _ => fits,
+    }
+}
+
+/// The parameter words of `Params` in `wgsl/conv/winograd_common.wgsl`.
+fn params(
+    g: &ConvGeometry,
+    c: &Correlation,
+    adjoint: bool,
+    has_bias: bool,
+    accumulate: bool,
+    fused: Option<UnaryOp>,
+) -> Result<Vec<u32>> {
+    g.check_gpu_range("convolution")?;
+    let too_large = || {
+        crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into())
+    };
+    let (th, tw, tiles) = c.tiles(g.batch).ok_or_else(too_large)?;
+    let words = [
+        g.batch, c.cin, c.cout, c.input.0, c.input.1, c.output.0, c.output.1, th, tw, tiles,
+        c.pad.0, c.pad.1,
+    ];
+    let mut w = words
+        .iter()
+        .map(|&v| u32::try_from(v).map_err(|_| too_large()))
+        .collect::<Result<Vec<u32>>>()?;
+    let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
+    w.extend([
+        adjoint as u32,
+        has_bias as u32,
+        accumulate as u32,
+        fused.is_some() as u32,
+        code,
+        crate::launch::f(a),
+        crate::launch::f(b),
+    ]);
+    Ok(w)
+}
+
+/// `out = conv(input)` (`adjoint`: `convᵀ`) of `g` with the epilogue: `b` added per output
+/// channel, then what `out` holds when `accumulate`, then the neuron `fused`. Only for passes
+/// [`chosen`] accepts.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launches(
+    g: &ConvGeometry,
+    adjoint: bool,
+    input: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    out: &Tensor,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+) -> Result<Prepared> {
+    let dev = &input.device;
+    let c = Correlation::of(g, adjoint)
+        .ok_or_else(|| crate::error::Error::Invalid("Winograd: padding past 2".into()))?;
+    let [nu, nv, nm] = c.sizes(g.batch).ok_or_else(|| {
+        crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into())
+    })?;
+    let (_, _, tiles) = c.tiles(g.batch).unwrap_or_default();
+    let u = shared_scratch(dev, 0, &[nu], DType::F32)?;
+    let v = shared_scratch(dev, 1, &[nv], DType::F32)?;
+    let m = shared_scratch(dev, 2, &[nm], DType::F32)?;
+    let words = params(g, &c, adjoint, b.is_some(), accumulate, fused)?;
+    let transform = |entry: &'static str, bufs: &[Binding<'_>], n: usize| {
+        dev.launch(
+            &TRANSFORMS,
+            entry,
+            &crate::neuron::fused_constants(fused),
+            &words,
+            bufs,
+            grid_1d(n, 256),
+        )
+    };
+    let filters = transform(
+        "filter_transform",
+        &[w.buffer(), u.buffer()],
+        c.cin * c.cout,
+    )?;
+    let inputs = transform(
+        "input_transform",
+        &[input.buffer(), v.buffer()],
+        c.cin * tiles,
+    )?;
+    let core = coop::core((&GEMM, &GEMM), dev, None, (tiles, c.cout, XI), Vec::new());
+    let products = dev.launch(
+        core.shader,
+        core.entry,
+        &core.constants,
+        &words,
+        &[v.buffer(), u.buffer(), m.buffer()],
+        core.groups,
+    )?;
+    // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
+    let outputs = transform(
+        "output_transform",
+        &[m.buffer(), b.unwrap_or(w).buffer(), out.buffer()],
+        c.cout * tiles,
+    )?;
+    Ok(Prepared {
+        launches: vec![filters, inputs, products, outputs],
+        scratch: vec![u, v, m],
+    })
+}

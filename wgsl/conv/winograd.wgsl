@@ -1,0 +1,227 @@
+// The three transforms of Winograd F(4×4, 3×3) (winograd_common.wgsl has the layouts), one
+// invocation per (channel, tile) or (channel, channel), the tile or the output channel fastest
+// so that the transformed buffers are written (and M read) in consecutive addresses.
+// Transform matrices (Lavin & Gray), interpolation points 0, ±1, ±2, ±1/2:
+//   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
+//   G  = [1/4 0 0; −1/6 −1/6 −1/6; −1/6 1/6 −1/6; 1/24 1/12 1/6; 1/24 −1/12 1/6; 0 0 1]
+//   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
+// Every array below is indexed by constants only (a dynamically indexed one lands in local
+// memory), so the 6×6 tiles stay in registers.
+
+// filter_transform, input_transform:
+@group(0) @binding(1) var<storage, read> src: array<act>;        // w, or the input (N, cin, h, w)
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;  // U or V
+// output_transform:
+@group(0) @binding(1) var<storage, read> om: array<f32>;         // M
+@group(0) @binding(2) var<storage, read> ob: array<act>;         // (cout,), or any buffer
+@group(0) @binding(3) var<storage, read_write> oy: array<act>;   // output (N, cout, oh, ow)
+
+// Bᵀ·d for a column d of six.
+fn bt(d: array<f32, 6>) -> array<f32, 6> {
+    return array<f32, 6>(
+        4.0 * d[0] - 5.0 * d[2] + d[4],
+        -4.0 * (d[1] + d[2]) + d[3] + d[4],
+        4.0 * (d[1] - d[2]) - d[3] + d[4],
+        2.0 * (d[3] - d[1]) - d[2] + d[4],
+        2.0 * (d[1] - d[3]) - d[2] + d[4],
+        4.0 * d[1] - 5.0 * d[3] + d[5],
+    );
+}
+
+// G·g for a column g of three.
+fn gt(g: vec3<f32>) -> array<f32, 6> {
+    let s = g.x + g.z;
+    return array<f32, 6>(
+        0.25 * g.x,
+        -(s + g.y) / 6.0,
+        -(s - g.y) / 6.0,
+        g.x / 24.0 + g.y / 12.0 + g.z / 6.0,
+        g.x / 24.0 - g.y / 12.0 + g.z / 6.0,
+        g.z,
+    );
+}
+
+// Aᵀ·m for a column m of six.
+fn at(m: array<f32, 6>) -> vec4<f32> {
+    let a = m[1] + m[2];
+    let b = m[1] - m[2];
+    let c = m[3] + m[4];
+    let d = m[3] - m[4];
+    return vec4<f32>(m[0] + a + c, b + 2.0 * d, a + 4.0 * c, b + 8.0 * d + m[5]);
+}
+
+// U[ξ, c, o] = (G·F[o, c]·Gᵀ)[r, s], ξ = 6r + s. One invocation per (c, o), o fastest.
+@compute @workgroup_size(256)
+fn filter_transform(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.cin * p.cout) { return; }
+    let c = i / p.cout;
+    let o = i - c * p.cout;
+    // F's 3×3 taps, row-major, from w (o, c) or flipped from w (c, o).
+    var f: array<f32, 9>;
+    if (p.adjoint == 0u) {
+        let b = (o * p.cin + c) * 9u;
+        f = array<f32, 9>(f32(src[b]), f32(src[b + 1u]), f32(src[b + 2u]), f32(src[b + 3u]),
+                          f32(src[b + 4u]), f32(src[b + 5u]), f32(src[b + 6u]),
+                          f32(src[b + 7u]), f32(src[b + 8u]));
+    } else {
+        let b = (c * p.cout + o) * 9u;
+        f = array<f32, 9>(f32(src[b + 8u]), f32(src[b + 7u]), f32(src[b + 6u]),
+                          f32(src[b + 5u]), f32(src[b + 4u]), f32(src[b + 3u]),
+                          f32(src[b + 2u]), f32(src[b + 1u]), f32(src[b]));
+    }
+    // G·F: six rows of three, as columns j of G·(column j of F).
+    let c0 = gt(vec3<f32>(f[0], f[3], f[6]));
+    let c1 = gt(vec3<f32>(f[1], f[4], f[7]));
+    let c2 = gt(vec3<f32>(f[2], f[5], f[8]));
+    // (G·F)·Gᵀ: row r is G·(row r of G·F).
+    let stride = p.cin * p.cout;
+    for (var r = 0u; r < 6u; r = r + 1u) {
+        var row: vec3<f32>;
+        switch r {
+            case 0u: { row = vec3<f32>(c0[0], c1[0], c2[0]); }
+            case 1u: { row = vec3<f32>(c0[1], c1[1], c2[1]); }
+            case 2u: { row = vec3<f32>(c0[2], c1[2], c2[2]); }
+            case 3u: { row = vec3<f32>(c0[3], c1[3], c2[3]); }
+            case 4u: { row = vec3<f32>(c0[4], c1[4], c2[4]); }
+            default: { row = vec3<f32>(c0[5], c1[5], c2[5]); }
+        }
+        let u = gt(row);
+        let base = 6u * r * stride + i;
+        dst[base] = u[0];
+        dst[base + stride] = u[1];
+        dst[base + 2u * stride] = u[2];
+        dst[base + 3u * stride] = u[3];
+        dst[base + 4u * stride] = u[4];
+        dst[base + 5u * stride] = u[5];
+    }
+}
+
+// Input element (y, x) of the plane at `base`, 0 outside.
+fn x_at(base: u32, y: i32, x: i32) -> f32 {
+    if (u32(y) >= p.h || u32(x) >= p.w) { return 0.0; }
+    return f32(src[base + u32(y) * p.w + u32(x)]);
+}
+
+// Row y of the 6×6 input tile from column x0, transformed: (d·B)[row] = Bᵀ·(row).
+fn row_bt(base: u32, y: i32, x0: i32) -> array<f32, 6> {
+    return bt(array<f32, 6>(x_at(base, y, x0), x_at(base, y, x0 + 1), x_at(base, y, x0 + 2),
+                            x_at(base, y, x0 + 3), x_at(base, y, x0 + 4),
+                            x_at(base, y, x0 + 5)));
+}
+
+// V[ξ, c, t] = (Bᵀ·d·B)[r, s] for the 6×6 input tile d of tile t. One invocation per (c, t),
+// t fastest.
+@compute @workgroup_size(256)
+fn input_transform(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.cin * p.tiles) { return; }
+    let c = i / p.tiles;
+    let t = i - c * p.tiles;
+    let per_image = p.th * p.tw;
+    let n = t / per_image;
+    let rest = t - n * per_image;
+    let ty = rest / p.tw;
+    let tx = rest - ty * p.tw;
+    let base = (n * p.cin + c) * p.h * p.w;
+    let y0 = i32(4u * ty) - i32(p.pad_t);
+    let x0 = i32(4u * tx) - i32(p.pad_l);
+    // d·B, row by row; then Bᵀ·(d·B), column by column.
+    let r0 = row_bt(base, y0, x0);
+    let r1 = row_bt(base, y0 + 1, x0);
+    let r2 = row_bt(base, y0 + 2, x0);
+    let r3 = row_bt(base, y0 + 3, x0);
+    let r4 = row_bt(base, y0 + 4, x0);
+    let r5 = row_bt(base, y0 + 5, x0);
+    let stride = p.cin * p.tiles;
+    for (var s = 0u; s < 6u; s = s + 1u) {
+        var col: array<f32, 6>;
+        switch s {
+            case 0u: { col = array<f32, 6>(r0[0], r1[0], r2[0], r3[0], r4[0], r5[0]); }
+            case 1u: { col = array<f32, 6>(r0[1], r1[1], r2[1], r3[1], r4[1], r5[1]); }
+            case 2u: { col = array<f32, 6>(r0[2], r1[2], r2[2], r3[2], r4[2], r5[2]); }
+            case 3u: { col = array<f32, 6>(r0[3], r1[3], r2[3], r3[3], r4[3], r5[3]); }
+            case 4u: { col = array<f32, 6>(r0[4], r1[4], r2[4], r3[4], r4[4], r5[4]); }
+            default: { col = array<f32, 6>(r0[5], r1[5], r2[5], r3[5], r4[5], r5[5]); }
+        }
+        let v = bt(col);
+        // ξ = 6r + s.
+        let base_v = s * stride + i;
+        dst[base_v] = v[0];
+        dst[base_v + 6u * stride] = v[1];
+        dst[base_v + 12u * stride] = v[2];
+        dst[base_v + 18u * stride] = v[3];
+        dst[base_v + 24u * stride] = v[4];
+        dst[base_v + 30u * stride] = v[5];
+    }
+}
+
+// Row r of M for output channel o and tile t, transformed: (M·A)[r] = Aᵀ·(row r).
+fn row_at(i: u32, r: u32, stride: u32) -> vec4<f32> {
+    let b = 6u * r * stride + i;
+    return at(array<f32, 6>(om[b], om[b + stride], om[b + 2u * stride], om[b + 3u * stride],
+                            om[b + 4u * stride], om[b + 5u * stride]));
+}
+
+// Output element (oy, ox) of tile origin (y0, x0) and plane `base` from sum `v`: bias,
+// accumulate, neuron, inside the output only.
+fn put(base: u32, y: u32, x: u32, o: u32, v: f32) {
+    if (y >= p.oh || x >= p.ow) { return; }
+    let idx = base + y * p.ow + x;
+    var s = v;
+    if (p.has_bias != 0u) { s = s + f32(ob[o]); }
+    if (p.accumulate != 0u) { s = s + f32(oy[idx]); }
+    oy[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, s));
+}
+
+// out[n, o, 4ty.., 4tx..] = Aᵀ·M·A for output channel o and tile t (one invocation per (o, t),
+// t fastest), with the epilogue.
+@compute @workgroup_size(256)
+fn output_transform(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.cout * p.tiles) { return; }
+    let o = i / p.tiles;
+    let t = i - o * p.tiles;
+    let per_image = p.th * p.tw;
+    let n = t / per_image;
+    let rest = t - n * per_image;
+    let ty = rest / p.tw;
+    let tx = rest - ty * p.tw;
+    let stride = p.cout * p.tiles;
+    // M·A, row by row (rows r of six columns each become four); then Aᵀ·(M·A), column by column.
+    let m0 = row_at(i, 0u, stride);
+    let m1 = row_at(i, 1u, stride);
+    let m2 = row_at(i, 2u, stride);
+    let m3 = row_at(i, 3u, stride);
+    let m4 = row_at(i, 4u, stride);
+    let m5 = row_at(i, 5u, stride);
+    let base = (n * p.cout + o) * p.oh * p.ow;
+    let y0 = 4u * ty;
+    let x0 = 4u * tx;
+    let c0 = at(array<f32, 6>(m0.x, m1.x, m2.x, m3.x, m4.x, m5.x));
+    let c1 = at(array<f32, 6>(m0.y, m1.y, m2.y, m3.y, m4.y, m5.y));
+    let c2 = at(array<f32, 6>(m0.z, m1.z, m2.z, m3.z, m4.z, m5.z));
+    let c3 = at(array<f32, 6>(m0.w, m1.w, m2.w, m3.w, m4.w, m5.w));
+    put(base, y0, x0, o, c0.x);
+    put(base, y0, x0 + 1u, o, c1.x);
+    put(base, y0, x0 + 2u, o, c2.x);
+    put(base, y0, x0 + 3u, o, c3.x);
+    put(base, y0 + 1u, x0, o, c0.y);
+    put(base, y0 + 1u, x0 + 1u, o, c1.y);
+    put(base, y0 + 1u, x0 + 2u, o, c2.y);
+    put(base, y0 + 1u, x0 + 3u, o, c3.y);
+    put(base, y0 + 2u, x0, o, c0.z);
+    put(base, y0 + 2u, x0 + 1u, o, c1.z);
+    put(base, y0 + 2u, x0 + 2u, o, c2.z);
+    put(base, y0 + 2u, x0 + 3u, o, c3.z);
+    put(base, y0 + 3u, x0, o, c0.w);
+    put(base, y0 + 3u, x0 + 1u, o, c1.w);
+    put(base, y0 + 3u, x0 + 2u, o, c2.w);
+    put(base, y0 + 3u, x0 + 3u, o, c3.w);
+}
