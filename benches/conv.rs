@@ -6,6 +6,7 @@
 //! Its PyTorch twin is `benches/conv_torch.py`; run both on the same card (BENCHMARKS.md).
 //! `--f16`: every tensor in f16 (the kernels' f16 variants, f32 accumulation), checked against
 //! the reference of the f16-rounded inputs; the twin's `--f16` is cuDNN in fp16.
+//! `--implicit-gemm`: the data passes without Winograd (`ops::conv::winograd`).
 
 mod common;
 
@@ -113,6 +114,10 @@ impl Taps<'_> {
 }
 
 fn main() -> wgtrain::Result<()> {
+    wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
+}
+
+fn run() -> wgtrain::Result<()> {
     let mode = Mode::from_args();
     let Some(dev) = common::device("conv") else {
         return Ok(());

@@ -3,7 +3,8 @@
 //! submit per step with two steps in flight — with each plan's numbers: compile time,
 //! dispatches and submits per step, planned and naive activation bytes. Twin:
 //! `benches/models_torch.py` (torchvision's networks, eager fp32, TF32 off, `cudnn.benchmark`).
-//! Run: `cargo bench --bench models [-- --quick] [-- --profile [--dispatches]] [-- --f16]`
+//! Run: `cargo bench --bench models [-- --quick] [-- --profile [--dispatches]] [-- --f16]
+//! [-- --implicit-gemm]`
 //! (`--quick`: batch 8 at 75×75 and 64×64, which a software adapter can time; `--profile`: each
 //! network's step by kernel, `--dispatches` every dispatch with its node and grid; `--f16`: mixed precision with dynamic loss scaling, twin `models_torch.py --amp`).
 //! Without `--bench` (`cargo test --benches`): one untimed step of each at its smallest size
@@ -71,6 +72,10 @@ fn mb(bytes: u64) -> String {
 }
 
 fn main() -> wgtrain::Result<()> {
+    wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
+}
+
+fn run() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let mode = Mode::from(&args[1..]);
     let profile = args.iter().any(|a| a == "--profile");
@@ -89,9 +94,9 @@ fn main() -> wgtrain::Result<()> {
     };
     println!("adapter: {}; SGD lr 0.01 momentum 0.9, {what}", dev.name());
     println!(
-        "| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive |"
+        "| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive | persistent |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut profiles = Vec::new();
     for (zoo, batch, image) in cases(mode) {
         let (h, w) = image;
@@ -109,7 +114,7 @@ fn main() -> wgtrain::Result<()> {
         let limit = dev.caps().max_buffer_size;
         if arena.arena_bytes > limit {
             println!(
-                "{lead} does not fit: arena {} > max_buffer_size {} | | | | | {} | {} |",
+                "{lead} does not fit: arena {} > max_buffer_size {} | | | | | {} | {} | |",
                 mb(arena.arena_bytes),
                 mb(limit),
                 mb(arena.arena_bytes),
@@ -144,13 +149,14 @@ fn main() -> wgtrain::Result<()> {
             zoo.name()
         );
         println!(
-            "{lead} {:.2} | {:.1} | {} | {} | {compile_s:.2} | {} | {} |",
+            "{lead} {:.2} | {:.1} | {} | {} | {compile_s:.2} | {} | {} | {} |",
             best * 1e3,
             batch as f64 / best,
             stats.dispatches_per_step,
             stats.submits_per_step,
             mb(stats.arena_bytes),
-            mb(stats.naive_bytes)
+            mb(stats.naive_bytes),
+            mb(stats.persistent_bytes)
         );
         if profile {
             profiles.push((zoo.name(), t.profile_step()?));

@@ -184,7 +184,9 @@ pub(crate) fn sharing_scratch<R>(lower: impl Fn() -> Result<R>) -> Result<R> {
     }
     let _restore = Restore(SHARED_SCRATCH.with(|s| s.replace(Some(ScratchPool::default()))));
     let first = lower()?;
-    let pool = SHARED_SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_default();
+    let pool = SHARED_SCRATCH
+        .with(|s| s.borrow_mut().take())
+        .unwrap_or_default();
     if !pool.grew {
         return Ok(first);
     }

@@ -597,6 +597,24 @@ fn gpu_matches_reference_on_the_other_gemm_loop() {
     });
 }
 
+/// The convolution samples again with every eligible data pass (3×3, stride 1, one group) on
+/// Winograd, which `Auto` leaves to the implicit GEMM on CPU adapters and for few channels.
+#[test]
+fn gpu_matches_reference_on_winograd() {
+    use wgtrain::ops::conv::winograd::{ConvAlgo, with_conv_algo};
+    each_device("conformance, winograd", |dev| {
+        with_conv_algo(ConvAlgo::Winograd, || {
+            for_each_sample(&format!("winograd on {}", dev.name()), |s| {
+                if !s.name.starts_with("conv/") {
+                    return Ok(());
+                }
+                check_forward(dev, s)?;
+                check_gradients(dev, s)
+            });
+        });
+    });
+}
+
 #[test]
 fn max_rel_diff_sees_nan() {
     assert!(max_rel_diff(&[1.0, f64::NAN], &[1.0, 2.0]).is_nan());

@@ -80,13 +80,26 @@ fn check<Op: Convolution + std::fmt::Debug>(dev: &Device, op: &Op, x_shape: &[us
     with_conv_algo(ConvAlgo::Winograd, || {
         let yt = Tensor::zeros(dev, &y.shape, wgtrain::DType::F32).unwrap();
         let prep = conv::forward_launches(op, &xt, &wt, bt.as_ref(), &yt).unwrap();
-        assert!(labels(&prep).contains("output_transform"), "{what}: forward {}", labels(&prep));
+        assert!(
+            labels(&prep).contains("output_transform"),
+            "{what}: forward {}",
+            labels(&prep)
+        );
         let (cin, cout) = channels(op);
         close_wino(&format!("{what}: y"), &run(dev, &prep, &yt), &y.data, cin);
         let dxt = Tensor::zeros(dev, x_shape, wgtrain::DType::F32).unwrap();
         let prep = conv::backward_data_launches(op, x_shape, &wt, &dyt, &dxt).unwrap();
-        assert!(labels(&prep).contains("output_transform"), "{what}: dx {}", labels(&prep));
-        close_wino(&format!("{what}: dx"), &run(dev, &prep, &dxt), &r.dx.data, cout);
+        assert!(
+            labels(&prep).contains("output_transform"),
+            "{what}: dx {}",
+            labels(&prep)
+        );
+        close_wino(
+            &format!("{what}: dx"),
+            &run(dev, &prep, &dxt),
+            &r.dx.data,
+            cout,
+        );
     });
 }
 
@@ -203,7 +216,11 @@ fn ineligible_passes_keep_the_implicit_gemm() {
             with_conv_algo(ConvAlgo::Winograd, || {
                 let yt = Tensor::zeros(dev, &y.shape, wgtrain::DType::F32).unwrap();
                 let prep = conv::forward_launches(&op, &xt, &wt, Some(&b), &yt).unwrap();
-                assert!(!labels(&prep).contains("transform"), "{op:?}: {}", labels(&prep));
+                assert!(
+                    !labels(&prep).contains("transform"),
+                    "{op:?}: {}",
+                    labels(&prep)
+                );
                 close_to(
                     &format!("{op:?}"),
                     &run(dev, &prep, &yt),
@@ -254,8 +271,9 @@ fn a_compiled_graph_shares_winograd_scratch() {
         let (gemm, gemm_stats) = with_conv_algo(ConvAlgo::ImplicitGemm, || {
             run_with(dev, &g, &outs, &opts, &f, 1)
         });
-        let (wino, wino_stats) =
-            with_conv_algo(ConvAlgo::Winograd, || run_with(dev, &g, &outs, &opts, &f, 1));
+        let (wino, wino_stats) = with_conv_algo(ConvAlgo::Winograd, || {
+            run_with(dev, &g, &outs, &opts, &f, 1)
+        });
         for ((v, a), w) in outs.iter().zip(&wino).zip(&want) {
             let name = &g.node(*v).unwrap().name;
             close_to(name, a, &w.data, tol(8));

@@ -193,3 +193,14 @@ pub fn time_steps(
     }
     Ok(best)
 }
+
+/// The convolutions' algorithm for this run: `--implicit-gemm` keeps every data pass off
+/// Winograd (`ops::conv::winograd`), for comparing the two in one command.
+pub fn conv_algo() -> wgtrain::ops::conv::winograd::ConvAlgo {
+    use wgtrain::ops::conv::winograd::ConvAlgo;
+    if std::env::args().any(|a| a == "--implicit-gemm") {
+        ConvAlgo::ImplicitGemm
+    } else {
+        ConvAlgo::Auto
+    }
+}

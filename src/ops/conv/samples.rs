@@ -53,6 +53,17 @@ pub fn samples() -> Vec<Sample> {
             c.output_padding = (1, 0);
             g.conv("y", x, ConvKind::T2(c))
         }),
+        Sample::new("conv/transpose2d/3x3_stride1", |g, s| {
+            let x = g.input("x", &[2, 5, 3 * s, 6])?;
+            let mut c = ConvTranspose2d::new(5, 3, (3, 3));
+            c.padding = Padding::Explicit {
+                top: 2,
+                bottom: 0,
+                left: 1,
+                right: 1,
+            };
+            g.conv("y", x, ConvKind::T2(c))
+        }),
         Sample::new("conv/transpose1d/groups", |g, s| {
             let x = g.input("x", &[2, 4, 7 * s])?;
             let mut c = ConvTranspose1d::new(4, 6, 4);

@@ -18,10 +18,10 @@ use std::cell::Cell;
 use crate::dtype::Accumulator;
 use crate::error::Result;
 use crate::launch::{PRELUDE, Prepared, Shader, grid_1d, shared_scratch};
-use crate::tensor::Binding;
 use crate::ops::conv::ConvGeometry;
 use crate::ops::conv::coop;
 use crate::ops::elementwise::UnaryOp;
+use crate::tensor::Binding;
 use crate::tensor::{DType, Tensor};
 
 const COMMON: &str = include_str!("../../../wgsl/conv/winograd_common.wgsl");
@@ -132,9 +132,7 @@ impl Correlation {
             XI.checked_mul(self.cin)?.checked_mul(tiles)?,
             XI.checked_mul(self.cout)?.checked_mul(tiles)?,
         ];
-        s.iter()
-            .all(|&n| u32::try_from(n).is_ok())
-            .then_some(s)
+        s.iter().all(|&n| u32::try_from(n).is_ok()).then_some(s)
     }
 }
 
@@ -160,9 +158,7 @@ pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
             .all(|&n| dev.check_binding("winograd", (n * 4) as u64).is_ok())
     });
     match algo {
-        ConvAlgo::Auto => {
-            fits && !dev.is_cpu() && c.cin >= MIN_CHANNELS && c.cout >= MIN_CHANNELS
-        }
+        ConvAlgo::Auto => fits && !dev.is_cpu() && c.cin >= MIN_CHANNELS && c.cout >= MIN_CHANNELS,
         _ => fits,
     }
 }
@@ -177,9 +173,8 @@ fn params(
     fused: Option<UnaryOp>,
 ) -> Result<Vec<u32>> {
     g.check_gpu_range("convolution")?;
-    let too_large = || {
-        crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into())
-    };
+    let too_large =
+        || crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into());
     let (th, tw, tiles) = c.tiles(g.batch).ok_or_else(too_large)?;
     let words = [
         g.batch, c.cin, c.cout, c.input.0, c.input.1, c.output.0, c.output.1, th, tw, tiles,
