@@ -16,6 +16,7 @@ use wgtrain::graph::{Graph, Value};
 use wgtrain::launch::{GemmLoop, with_gemm_loop};
 use wgtrain::ops::Fill;
 use wgtrain::ops::conv::gpu as conv;
+use wgtrain::ops::conv::winograd::{ConvAlgo, with_conv_algo};
 use wgtrain::ops::conv::{Conv2d, Padding};
 use wgtrain::ops::dense::FullyConnected;
 use wgtrain::ops::elementwise::gpu as ew;
@@ -88,82 +89,85 @@ fn check_conv(dev: &Device, c: &Conv2d, x_shape: &[usize]) {
 #[test]
 fn convolutions_take_every_gemm_entry() {
     each_device("conv gemm entries", |dev| {
-        with_gemm_loop(GemmLoop::Tiled, || {
-            let t = std::time::Instant::now();
-            // 130 → 130 channels on 2×12×12: M = 288 (3 row tiles), N = 130 (3 column tiles of
-            // 64, the last of 2), for the forward and the data gradient, narrow entry.
-            let several = Conv2d {
-                padding: Padding::symmetric(1),
-                ..Conv2d::new(130, 130, (3, 3))
-            };
-            let x = [2, 130, 12, 12];
-            for (entry, grid) in conv_paths(dev, &several, &x) {
-                assert_eq!(entry, "gemm");
-                assert!(grid[0] >= 3 && grid[1] >= 3, "{grid:?}");
-            }
-            check_conv(dev, &several, &x);
-            // The wide entry needs N > TILE_N and 256 workgroups: 4 groups of 65 output
-            // channels over 90×90 pixels (64 row tiles per group) for the forward; 4 groups of
-            // 65 input channels for the data gradient.
-            let wide_forward = Conv2d {
-                groups: 4,
-                padding: Padding::symmetric(1),
-                ..Conv2d::new(4, 4 * (TILE_N + 1), (3, 3))
-            };
-            let x = [1, 4, 90, 90];
-            assert_eq!(conv_paths(dev, &wide_forward, &x)[0].0, "gemm_wide");
-            check_conv(dev, &wide_forward, &x);
-            let wide_dgrad = Conv2d {
-                groups: 4,
-                padding: Padding::symmetric(1),
-                ..Conv2d::new(4 * (TILE_N + 1), 4, (3, 3))
-            };
-            let x = [1, 4 * (TILE_N + 1), 90, 90];
-            assert_eq!(conv_paths(dev, &wide_dgrad, &x)[1].0, "gemm_wide");
-            check_conv(dev, &wide_dgrad, &x);
-            // The thin entry (N ≤ 32): 7 → 32 channels strided and grouped by 1, and 32 → 7,
-            // each over several row tiles (M = 2·17·17 = 578 and 2·9·9 = 162).
-            let thin = Conv2d {
-                stride: (2, 2),
-                padding: Padding::symmetric(1),
-                ..Conv2d::new(7, THIN_N, (3, 3))
-            };
-            let x = [2, 7, 17, 17];
-            let [fwd, dgrad] = conv_paths(dev, &thin, &x);
-            assert_eq!((fwd.0, dgrad.0), ("gemm_thin", "gemm_thin"));
-            check_conv(dev, &thin, &x);
-            let thin_back = Conv2d {
-                padding: Padding::symmetric(2),
-                ..Conv2d::new(THIN_N, 7, (5, 5))
-            };
-            let x = [2, THIN_N, 9, 9];
-            assert_eq!(conv_paths(dev, &thin_back, &x)[0].0, "gemm_thin");
-            check_conv(dev, &thin_back, &x);
-            eprintln!("[conv gemm entries] {:.1} s", t.elapsed().as_secs_f64());
-        });
-        // The direct loop (a CPU adapter's default) on the same awkward shapes.
-        with_gemm_loop(GemmLoop::Direct, || {
-            for (c, x) in [
-                (
-                    Conv2d {
-                        stride: (2, 2),
-                        padding: Padding::symmetric(1),
-                        ..Conv2d::new(7, 33, (3, 3))
-                    },
-                    [2, 7, 17, 17],
-                ),
-                (
-                    Conv2d {
-                        groups: 3,
-                        padding: Padding::symmetric(2),
-                        ..Conv2d::new(9, 6, (5, 5))
-                    },
-                    [1, 9, 7, 7],
-                ),
-            ] {
-                assert_eq!(conv_paths(dev, &c, &x)[0].0, "gemm_direct");
-                check_conv(dev, &c, &x);
-            }
+        // The paths of the implicit GEMM, which a GPU would leave for Winograd at 3×3.
+        with_conv_algo(ConvAlgo::ImplicitGemm, || {
+            with_gemm_loop(GemmLoop::Tiled, || {
+                let t = std::time::Instant::now();
+                // 130 → 130 channels on 2×12×12: M = 288 (3 row tiles), N = 130 (3 column tiles of
+                // 64, the last of 2), for the forward and the data gradient, narrow entry.
+                let several = Conv2d {
+                    padding: Padding::symmetric(1),
+                    ..Conv2d::new(130, 130, (3, 3))
+                };
+                let x = [2, 130, 12, 12];
+                for (entry, grid) in conv_paths(dev, &several, &x) {
+                    assert_eq!(entry, "gemm");
+                    assert!(grid[0] >= 3 && grid[1] >= 3, "{grid:?}");
+                }
+                check_conv(dev, &several, &x);
+                // The wide entry needs N > TILE_N and 256 workgroups: 4 groups of 65 output
+                // channels over 90×90 pixels (64 row tiles per group) for the forward; 4 groups of
+                // 65 input channels for the data gradient.
+                let wide_forward = Conv2d {
+                    groups: 4,
+                    padding: Padding::symmetric(1),
+                    ..Conv2d::new(4, 4 * (TILE_N + 1), (3, 3))
+                };
+                let x = [1, 4, 90, 90];
+                assert_eq!(conv_paths(dev, &wide_forward, &x)[0].0, "gemm_wide");
+                check_conv(dev, &wide_forward, &x);
+                let wide_dgrad = Conv2d {
+                    groups: 4,
+                    padding: Padding::symmetric(1),
+                    ..Conv2d::new(4 * (TILE_N + 1), 4, (3, 3))
+                };
+                let x = [1, 4 * (TILE_N + 1), 90, 90];
+                assert_eq!(conv_paths(dev, &wide_dgrad, &x)[1].0, "gemm_wide");
+                check_conv(dev, &wide_dgrad, &x);
+                // The thin entry (N ≤ 32): 7 → 32 channels strided and grouped by 1, and 32 → 7,
+                // each over several row tiles (M = 2·17·17 = 578 and 2·9·9 = 162).
+                let thin = Conv2d {
+                    stride: (2, 2),
+                    padding: Padding::symmetric(1),
+                    ..Conv2d::new(7, THIN_N, (3, 3))
+                };
+                let x = [2, 7, 17, 17];
+                let [fwd, dgrad] = conv_paths(dev, &thin, &x);
+                assert_eq!((fwd.0, dgrad.0), ("gemm_thin", "gemm_thin"));
+                check_conv(dev, &thin, &x);
+                let thin_back = Conv2d {
+                    padding: Padding::symmetric(2),
+                    ..Conv2d::new(THIN_N, 7, (5, 5))
+                };
+                let x = [2, THIN_N, 9, 9];
+                assert_eq!(conv_paths(dev, &thin_back, &x)[0].0, "gemm_thin");
+                check_conv(dev, &thin_back, &x);
+                eprintln!("[conv gemm entries] {:.1} s", t.elapsed().as_secs_f64());
+            });
+            // The direct loop (a CPU adapter's default) on the same awkward shapes.
+            with_gemm_loop(GemmLoop::Direct, || {
+                for (c, x) in [
+                    (
+                        Conv2d {
+                            stride: (2, 2),
+                            padding: Padding::symmetric(1),
+                            ..Conv2d::new(7, 33, (3, 3))
+                        },
+                        [2, 7, 17, 17],
+                    ),
+                    (
+                        Conv2d {
+                            groups: 3,
+                            padding: Padding::symmetric(2),
+                            ..Conv2d::new(9, 6, (5, 5))
+                        },
+                        [1, 9, 7, 7],
+                    ),
+                ] {
+                    assert_eq!(conv_paths(dev, &c, &x)[0].0, "gemm_direct");
+                    check_conv(dev, &c, &x);
+                }
+            });
         });
     });
 }

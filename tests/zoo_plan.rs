@@ -203,8 +203,19 @@ fn the_zoo_compiles_at_batch_32_at_half_the_edge() {
             // 92 fewer since ReLU's gradient folds into the norms' backward (32 and 92) and
             // ResNet's residual sums into its norms (16): 487 and 908; 497 and 943 with the data
             // gradients split over K too (one more each: the sum).
-            let most = if name == "resnet50" { 497 } else { 943 };
-            assert!(s.dispatches_per_step <= most, "{name}: {s:?}");
+            // Each data pass on Winograd (3×3 stride-1 convolutions on a GPU) is four dispatches
+            // where the implicit GEMM's is one.
+            let winograd = trainer
+                .compiled()
+                .dispatches()
+                .iter()
+                .filter(|(_, kernel)| *kernel == "output_transform")
+                .count();
+            let most = if name == "resnet50" { 497 } else { 943 } + 3 * winograd;
+            assert!(
+                s.dispatches_per_step <= most,
+                "{name}: {s:?}, {winograd} Winograd passes"
+            );
             assert_eq!(s.submits_per_step, 1, "{name}");
         }
     });
