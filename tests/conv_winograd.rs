@@ -1,5 +1,5 @@
 //! Winograd F(4×4, 3×3) (`ops::conv::winograd`) against the CPU f64 reference on every adapter:
-//! the forward and the data gradient of 3×3 stride-1 convolutions and conv-transposes on awkward
+//! the forward, data gradient and weight gradient of 3×3 stride-1 convolutions and conv-transposes on awkward
 //! shapes (1×1 to 13×9 images, outputs not a multiple of the 4×4 tile, 1 to 33 channels, every
 //! padding from 0 to 2 and asymmetric), the epilogue (bias, fused neuron, accumulate), the passes
 //! it must leave to the implicit GEMM, and a compiled graph whose convolutions share the
@@ -101,6 +101,23 @@ fn check<Op: Convolution + std::fmt::Debug>(dev: &Device, op: &Op, x_shape: &[us
             &run(dev, &prep, &dxt),
             &r.dx.data,
             cout,
+        );
+        // The weight gradient: a sum over every output pixel of every image.
+        let dwt = Tensor::zeros(dev, &w.shape, wgtrain::DType::F32).unwrap();
+        let prep = conv::backward_weights_launches(op, &xt, &dyt, &dwt).unwrap();
+        assert!(
+            labels(&prep).contains("filter_grad_transform"),
+            "{what}: dw {}",
+            labels(&prep)
+        );
+        // Its sum runs over the convolution's output pixels (the op's input when transposed).
+        let out = if op.is_transposed() { &x } else { &y };
+        let pixels = out.shape[0] * out.shape[2] * out.shape[3];
+        close_wino(
+            &format!("{what}: dw"),
+            &run(dev, &prep, &dwt),
+            &r.dw.data,
+            pixels.div_ceil(9),
         );
     });
 }

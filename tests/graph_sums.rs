@@ -318,3 +318,15 @@ fn convolution_outputs_summed_at_inference_add_into_each_other() {
         compare("convolutions summed", &g, &[s], None, (1, 0));
     }
 }
+
+/// The fan-out and shared-weight sums again with every 3×3 pass on Winograd (forced: `Auto`
+/// leaves CPU adapters and few channels on the implicit GEMM): its forward, data gradient and
+/// weight gradient add into a sum's buffer as the implicit GEMM's epilogues do.
+#[test]
+fn winograd_passes_accumulate_into_their_sums() {
+    use wgtrain::ops::conv::winograd::{ConvAlgo, with_conv_algo};
+    with_conv_algo(ConvAlgo::Winograd, || {
+        a_value_read_by_two_to_four_convolutions_sums_into_one_buffer();
+        a_shared_convolution_weight_accumulates_with_and_without_split_k();
+    });
+}

@@ -275,6 +275,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             "conv_fwd",
             "conv_wgrad",
             "conv_winograd_gemm",
+            "conv_winograd_wgrad_gemm",
             "matmul",
             "norm",
             "norm_dy",

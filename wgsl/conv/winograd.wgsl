@@ -11,8 +11,10 @@
 // filter_transform, input_transform:
 @group(0) @binding(1) var<storage, read> src: array<act>;        // w, or the input (N, cin, h, w)
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;  // U or V
-// output_transform:
-@group(0) @binding(1) var<storage, read> om: array<f32>;         // M
+// output_transform, filter_grad_transform:
+@group(0) @binding(1) var<storage, read> om: array<f32>;         // M, or S
+// filter_grad_transform:
+@group(0) @binding(2) var<storage, read_write> gw: array<act>;   // dF as w (cout, cin, 3, 3)
 @group(0) @binding(2) var<storage, read> ob: array<act>;         // (cout,), or any buffer
 @group(0) @binding(3) var<storage, read_write> oy: array<act>;   // output (N, cout, oh, ow)
 
@@ -25,6 +27,26 @@ fn bt(d: array<f32, 6>) -> array<f32, 6> {
         2.0 * (d[3] - d[1]) - d[2] + d[4],
         2.0 * (d[1] - d[3]) - d[2] + d[4],
         4.0 * d[1] - 5.0 * d[3] + d[5],
+    );
+}
+
+// A·v for a column v of four (A = (Aᵀ)ᵀ, 6×4).
+fn a6(v: vec4<f32>) -> array<f32, 6> {
+    let e = v.x + v.z;
+    let o = v.y + v.w;
+    let e4 = v.x + 4.0 * v.z;
+    let o8 = 2.0 * v.y + 8.0 * v.w;
+    return array<f32, 6>(v.x, e + o, e - o, e4 + o8, e4 - o8, v.w);
+}
+
+// Gᵀ·u for a column u of six (3×6).
+fn gt3(u: array<f32, 6>) -> vec3<f32> {
+    let s = u[3] + u[4];
+    let d = u[3] - u[4];
+    return vec3<f32>(
+        0.25 * u[0] - (u[1] + u[2]) / 6.0 + s / 24.0,
+        (u[2] - u[1]) / 6.0 + d / 12.0,
+        (s - u[1] - u[2]) / 6.0 + u[5],
     );
 }
 
@@ -224,4 +246,108 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>,
     put(base, y0 + 3u, x0 + 1u, o, c1.w);
     put(base, y0 + 3u, x0 + 2u, o, c2.w);
     put(base, y0 + 3u, x0 + 3u, o, c3.w);
+}
+
+// Output-gradient element (y, x) of the plane at `base`, 0 outside.
+fn dy_at(base: u32, y: u32, x: u32) -> f32 {
+    if (y >= p.oh || x >= p.ow) { return 0.0; }
+    return f32(src[base + y * p.ow + x]);
+}
+
+// Row y of the 4×4 output-gradient tile from column x0, transformed: (dy·Aᵀ)[row] = A·(row).
+fn row_a6(base: u32, y: u32, x0: u32) -> array<f32, 6> {
+    return a6(vec4<f32>(dy_at(base, y, x0), dy_at(base, y, x0 + 1u), dy_at(base, y, x0 + 2u),
+                        dy_at(base, y, x0 + 3u)));
+}
+
+// D[ξ, o, t] = (A·dy_t·Aᵀ)[r, s] for the 4×4 output-gradient tile of tile t (the weight
+// gradient). One invocation per (o, t), t fastest.
+@compute @workgroup_size(256)
+fn grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.cout * p.tiles) { return; }
+    let o = i / p.tiles;
+    let t = i - o * p.tiles;
+    let per_image = p.th * p.tw;
+    let n = t / per_image;
+    let rest = t - n * per_image;
+    let ty = rest / p.tw;
+    let tx = rest - ty * p.tw;
+    let base = (n * p.cout + o) * p.oh * p.ow;
+    let y0 = 4u * ty;
+    let x0 = 4u * tx;
+    // dy·Aᵀ, row by row (four rows of six); then A·(dy·Aᵀ), column by column.
+    let r0 = row_a6(base, y0, x0);
+    let r1 = row_a6(base, y0 + 1u, x0);
+    let r2 = row_a6(base, y0 + 2u, x0);
+    let r3 = row_a6(base, y0 + 3u, x0);
+    let stride = p.cout * p.tiles;
+    for (var s = 0u; s < 6u; s = s + 1u) {
+        var col: vec4<f32>;
+        switch s {
+            case 0u: { col = vec4<f32>(r0[0], r1[0], r2[0], r3[0]); }
+            case 1u: { col = vec4<f32>(r0[1], r1[1], r2[1], r3[1]); }
+            case 2u: { col = vec4<f32>(r0[2], r1[2], r2[2], r3[2]); }
+            case 3u: { col = vec4<f32>(r0[3], r1[3], r2[3], r3[3]); }
+            case 4u: { col = vec4<f32>(r0[4], r1[4], r2[4], r3[4]); }
+            default: { col = vec4<f32>(r0[5], r1[5], r2[5], r3[5]); }
+        }
+        let v = a6(col);
+        let base_d = s * stride + i;
+        dst[base_d] = v[0];
+        dst[base_d + 6u * stride] = v[1];
+        dst[base_d + 12u * stride] = v[2];
+        dst[base_d + 18u * stride] = v[3];
+        dst[base_d + 24u * stride] = v[4];
+        dst[base_d + 30u * stride] = v[5];
+    }
+}
+
+// Σ over the splits of S[ξ = 6r + s, ·, c, o] for (c, o) at index i = c·cout + o.
+fn s_sum(i: u32, r: u32, s: u32) -> f32 {
+    let per_split = p.cin * p.cout;
+    var b = (6u * r + s) * p.splits * per_split + i;
+    var v = 0.0;
+    for (var k = 0u; k < p.splits; k = k + 1u) {
+        v = v + om[b];
+        b = b + per_split;
+    }
+    return v;
+}
+
+// Row r of Σ S for (c, o), transformed: (S·G)[row] = Gᵀ·(row).
+fn s_row(i: u32, r: u32) -> vec3<f32> {
+    return gt3(array<f32, 6>(s_sum(i, r, 0u), s_sum(i, r, 1u), s_sum(i, r, 2u), s_sum(i, r, 3u),
+                             s_sum(i, r, 4u), s_sum(i, r, 5u)));
+}
+
+// dw[o, c] = Gᵀ·(Σ S)·G (3×3), added to what dw holds when accumulating. One invocation per
+// (c, o), o fastest.
+@compute @workgroup_size(256)
+fn filter_grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.cin * p.cout) { return; }
+    let c = i / p.cout;
+    let o = i - c * p.cout;
+    let r0 = s_row(i, 0u);
+    let r1 = s_row(i, 1u);
+    let r2 = s_row(i, 2u);
+    let r3 = s_row(i, 3u);
+    let r4 = s_row(i, 4u);
+    let r5 = s_row(i, 5u);
+    // Gᵀ·(S·G), column by column: tap (ky, kx) = (row of Gᵀ, column j).
+    let k0 = gt3(array<f32, 6>(r0.x, r1.x, r2.x, r3.x, r4.x, r5.x));
+    let k1 = gt3(array<f32, 6>(r0.y, r1.y, r2.y, r3.y, r4.y, r5.y));
+    let k2 = gt3(array<f32, 6>(r0.z, r1.z, r2.z, r3.z, r4.z, r5.z));
+    let taps = array<f32, 9>(k0.x, k1.x, k2.x, k0.y, k1.y, k2.y, k0.z, k1.z, k2.z);
+    let b = (o * p.cin + c) * 9u;
+    for (var j = 0u; j < 9u; j = j + 1u) {
+        var v = taps[j];
+        if (p.accumulate != 0u) { v = v + f32(gw[b + j]); }
+        gw[b + j] = act(v);
+    }
 }

@@ -6,7 +6,10 @@
 //   U (36, cin, cout)   transformed filters  G·F·Gᵀ
 //   V (36, cin, tiles)  transformed inputs   Bᵀ·d·B
 //   M (36, cout, tiles) their products       Σ_c V·U, back to 4×4 by Aᵀ·M·A
-// with tile t = (n·th + ty)·tw + tx.
+// with tile t = (n·th + ty)·tw + tx. The weight gradient is the same identity transposed:
+// y = Aᵀ·(G·F·Gᵀ ⊙ Bᵀ·d·B)·A gives dF = Gᵀ·(Σ_t Bᵀ·d_t·B ⊙ A·dy_t·Aᵀ)·G, so
+//   D (36, cout, tiles)          transformed output gradients  A·dy·Aᵀ
+//   S (36, splits, cin, cout)    Σ_t V·D over each split's tiles, back to 3×3 by Gᵀ·(Σ S)·G
 
 struct Params {
     batch: u32,
@@ -30,6 +33,9 @@ struct Params {
     act_op: u32,
     act_a: f32,
     act_b: f32,
+    // The weight gradient's products are split over the tiles (its K): k_chunk tiles per split.
+    splits: u32,
+    k_chunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -219,6 +219,9 @@ pub(crate) fn conv_weight_grad_launches_into(
     dw: &Tensor,
     accumulate: bool,
 ) -> Result<Prepared> {
+    if winograd::chosen_wgrad(g, x) {
+        return winograd::weight_grad_launches(g, x, dy, dw, accumulate);
+    }
     let dev = &x.device;
     // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see wgsl/conv/grad_weight.wgsl).
     let n = g.in_channels / g.groups * g.kernel.0 * g.kernel.1;

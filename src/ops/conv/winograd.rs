@@ -49,6 +49,17 @@ pub(crate) static GEMM: Shader = Shader {
     ],
 };
 
+/// The 36 products of the weight gradient, split over the tiles, on the GEMM core.
+pub(crate) static WGRAD_GEMM: Shader = Shader {
+    name: "conv_winograd_wgrad_gemm",
+    user_code: false,
+    parts: &[
+        COMMON,
+        include_str!("../../../wgsl/conv/winograd_wgrad_gemm.wgsl"),
+        include_str!("../../../wgsl/gemm_core.wgsl"),
+    ],
+};
+
 /// Points of the transformed domain (6×6).
 const XI: usize = 36;
 /// Output tile edge.
@@ -56,6 +67,10 @@ const TILE: usize = 4;
 /// Smallest channel count (of the correlation's input and output) `Auto` takes to Winograd: below
 /// it the transforms' memory traffic outweighs the multiply-adds saved.
 const MIN_CHANNELS: usize = 16;
+/// Workgroups the weight gradient's split over the tiles aims for (as the implicit GEMM's).
+const WGRAD_TARGET_GROUPS: usize = 512;
+/// Fewest tiles per split of the weight gradient, a multiple of the GEMM core's K step.
+const WGRAD_MIN_TILES: usize = 64;
 
 /// Which algorithm the data passes of eligible convolutions take ([`with_conv_algo`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -138,6 +153,23 @@ impl Correlation {
 
 /// Whether the data pass of `g` (`adjoint`: its data gradient) on `input` runs on Winograd.
 pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
+    eligible(g, adjoint, input).is_some_and(|c| {
+        let sizes = c.sizes(g.batch);
+        takes(&c, input, sizes.map(|[u, v, m]| [u, v, m]))
+    })
+}
+
+/// Whether the weight gradient of `g` from `x` runs on Winograd.
+pub(crate) fn chosen_wgrad(g: &ConvGeometry, x: &Tensor) -> bool {
+    eligible(g, false, x).is_some_and(|c| {
+        let sizes = wgrad_sizes(g, &c, &x.device).map(|(s, _)| s);
+        takes(&c, x, sizes)
+    })
+}
+
+/// The pass's correlation when its geometry, dtype and accumulator allow Winograd and the
+/// algorithm chosen is not the implicit GEMM.
+fn eligible(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> Option<Correlation> {
     let algo = ALGO.with(|a| a.get());
     if algo == ConvAlgo::ImplicitGemm
         || g.kernel != (3, 3)
@@ -147,23 +179,61 @@ pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
         || input.dtype() != DType::F32
         || crate::launch::accumulator() != Accumulator::F32
     {
-        return false;
+        return None;
     }
-    let Some(c) = Correlation::of(g, adjoint) else {
-        return false;
-    };
+    Correlation::of(g, adjoint)
+}
+
+/// Whether an eligible pass with scratch of `sizes` elements (`None`: past u32) takes Winograd:
+/// always when forced, under `Auto` on a GPU with enough channels; never past the binding limit.
+fn takes(c: &Correlation, input: &Tensor, sizes: Option<[usize; 3]>) -> bool {
     let dev = &input.device;
-    let fits = c.sizes(g.batch).is_some_and(|s| {
-        s.iter()
-            .all(|&n| dev.check_binding("winograd", (n * 4) as u64).is_ok())
+    let fits = sizes.is_some_and(|s| {
+        s.iter().all(|&n| {
+            n.checked_mul(4)
+                .is_some_and(|b| dev.check_binding("winograd", b as u64).is_ok())
+        })
     });
-    match algo {
+    match ALGO.with(|a| a.get()) {
         ConvAlgo::Auto => fits && !dev.is_cpu() && c.cin >= MIN_CHANNELS && c.cout >= MIN_CHANNELS,
         _ => fits,
     }
 }
 
+/// The weight gradient's scratch — S, V and D elements — and its split `(splits, tiles per
+/// split)` (`None` past u32).
+fn wgrad_sizes(
+    g: &ConvGeometry,
+    c: &Correlation,
+    dev: &crate::device::Device,
+) -> Option<([usize; 3], (usize, usize))> {
+    let (_, _, tiles) = c.tiles(g.batch)?;
+    let core = coop::core(
+        (&WGRAD_GEMM, &WGRAD_GEMM),
+        dev,
+        None,
+        (c.cin, c.cout, XI),
+        vec![],
+    );
+    let groups: usize = core.groups.iter().map(|&n| n as usize).product();
+    let want = WGRAD_TARGET_GROUPS
+        .div_ceil(groups.max(1))
+        .min(tiles.div_ceil(WGRAD_MIN_TILES))
+        .min(65_535 / XI)
+        .max(1);
+    let chunk = tiles.div_ceil(want).div_ceil(16) * 16;
+    let splits = tiles.div_ceil(chunk);
+    let [_, v, d] = c.sizes(g.batch)?;
+    let s = XI
+        .checked_mul(splits)?
+        .checked_mul(c.cin)?
+        .checked_mul(c.cout)?;
+    u32::try_from(s).ok()?;
+    Some(([s, v, d], (splits, chunk)))
+}
+
 /// The parameter words of `Params` in `wgsl/conv/winograd_common.wgsl`.
+#[allow(clippy::too_many_arguments)]
 fn params(
     g: &ConvGeometry,
     c: &Correlation,
@@ -171,6 +241,7 @@ fn params(
     has_bias: bool,
     accumulate: bool,
     fused: Option<UnaryOp>,
+    (splits, chunk): (usize, usize),
 ) -> Result<Vec<u32>> {
     g.check_gpu_range("convolution")?;
     let too_large =
@@ -180,6 +251,10 @@ fn params(
         g.batch, c.cin, c.cout, c.input.0, c.input.1, c.output.0, c.output.1, th, tw, tiles,
         c.pad.0, c.pad.1,
     ];
+    let split = [splits, chunk]
+        .iter()
+        .map(|&v| u32::try_from(v).map_err(|_| too_large()))
+        .collect::<Result<Vec<u32>>>()?;
     let mut w = words
         .iter()
         .map(|&v| u32::try_from(v).map_err(|_| too_large()))
@@ -194,6 +269,7 @@ fn params(
         crate::launch::f(a),
         crate::launch::f(b),
     ]);
+    w.extend(split);
     Ok(w)
 }
 
@@ -221,7 +297,7 @@ pub(crate) fn launches(
     let u = shared_scratch(dev, 0, &[nu], DType::F32)?;
     let v = shared_scratch(dev, 1, &[nv], DType::F32)?;
     let m = shared_scratch(dev, 2, &[nm], DType::F32)?;
-    let words = params(g, &c, adjoint, b.is_some(), accumulate, fused)?;
+    let words = params(g, &c, adjoint, b.is_some(), accumulate, fused, (1, 0))?;
     let transform = |entry: &'static str, bufs: &[Binding<'_>], n: usize| {
         dev.launch(
             &TRANSFORMS,
@@ -260,5 +336,59 @@ pub(crate) fn launches(
     Ok(Prepared {
         launches: vec![filters, inputs, products, outputs],
         scratch: vec![u, v, m],
+    })
+}
+
+/// `dw (+)= Σ_t Gᵀ·(Bᵀ·x_t·B ⊙ A·dy_t·Aᵀ)·G` of `g` (`accumulate`: added to what `dw` holds):
+/// the input and output-gradient tiles transformed, the 36 products split over the tiles, then
+/// the splits summed and transformed back to 3×3 in one dispatch. Only for passes
+/// [`chosen_wgrad`] accepts.
+pub(crate) fn weight_grad_launches(
+    g: &ConvGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+) -> Result<Prepared> {
+    let dev = &x.device;
+    let c = Correlation::of(g, false)
+        .ok_or_else(|| crate::error::Error::Invalid("Winograd: padding past 2".into()))?;
+    let ([ns, nv, nd], split) = wgrad_sizes(g, &c, dev).ok_or_else(|| {
+        crate::error::Error::Invalid("Winograd weight gradient: sizes past u32 (not chosen)".into())
+    })?;
+    let (_, _, tiles) = c.tiles(g.batch).unwrap_or_default();
+    // Slots 1 and 2 as the data passes' V and M; the partial sums in slot 3.
+    let v = shared_scratch(dev, 1, &[nv], DType::F32)?;
+    let d = shared_scratch(dev, 2, &[nd], DType::F32)?;
+    let s = shared_scratch(dev, 3, &[ns], DType::F32)?;
+    let words = params(g, &c, false, false, accumulate, None, split)?;
+    let transform = |entry: &'static str, bufs: &[Binding<'_>], n: usize| {
+        dev.launch(&TRANSFORMS, entry, &[], &words, bufs, grid_1d(n, 256))
+    };
+    let inputs = transform("input_transform", &[x.buffer(), v.buffer()], c.cin * tiles)?;
+    let grads = transform("grad_transform", &[dy.buffer(), d.buffer()], c.cout * tiles)?;
+    let core = coop::core(
+        (&WGRAD_GEMM, &WGRAD_GEMM),
+        dev,
+        None,
+        (c.cin, c.cout, XI * split.0),
+        Vec::new(),
+    );
+    let products = dev.launch(
+        core.shader,
+        core.entry,
+        &core.constants,
+        &words,
+        &[v.buffer(), d.buffer(), s.buffer()],
+        core.groups,
+    )?;
+    let filters = transform(
+        "filter_grad_transform",
+        &[s.buffer(), dw.buffer()],
+        c.cin * c.cout,
+    )?;
+    Ok(Prepared {
+        launches: vec![inputs, grads, products, filters],
+        scratch: vec![v, d, s],
     })
 }
