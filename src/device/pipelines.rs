@@ -365,13 +365,25 @@ impl Device {
             widths: ep.widths.clone(),
         };
         // Another thread may have asked for the same key meanwhile: keep one build per key.
-        let p = lock(&cache.pipelines).entry(key).or_insert(p).clone();
-        if Arc::ptr_eq(&p.handle.0, &build) {
-            cache.builders.submit(&build);
+        let p = {
+            let mut pipelines = lock(&cache.pipelines);
+            match pipelines.get(&key) {
+                Some(other) if other.handle.failed().is_none() => other.clone(),
+                _ => {
+                    pipelines.insert(key, p.clone());
+                    p
+                }
+            }
+        };
+        if !Arc::ptr_eq(&p.handle.0, &build) {
+            return Ok(p);
         }
+        cache.builders.submit(&build);
+        // Built inline, its error is this call's, as before there were threads; with threads,
+        // always the waiter's, however fast the build failed.
         match p.handle.failed() {
-            Some(e) => Err(e),
-            None => Ok(p),
+            Some(e) if cache.builders.threads <= 1 => Err(e),
+            _ => Ok(p),
         }
     }
 
