@@ -23,7 +23,7 @@ const CHILD: &str = "WGTRAIN_PIPELINES_CHILD";
 
 /// Runs the test `test` of this binary in a fresh process with `WGTRAIN_PIPELINE_THREADS` =
 /// `threads`; what it printed after each `RESULT ` (libtest's own line may come first).
-fn in_child(test: &str, threads: usize) -> Vec<String> {
+fn in_child(test: &str, threads: impl std::fmt::Display) -> Vec<String> {
     let exe = std::env::current_exe().expect("the test binary's path");
     let out = Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
@@ -45,6 +45,35 @@ fn in_child(test: &str, threads: usize) -> Vec<String> {
         .collect();
     assert!(!results.is_empty(), "{test} printed no result:\n{stdout}");
     results
+}
+
+const BAD_COUNT: &str = "child_bad_thread_count";
+
+#[test]
+fn a_thread_count_that_is_not_a_number_is_an_err_opening_the_device() {
+    let result = in_child(BAD_COUNT, "many");
+    assert!(
+        result == ["refused"] || result[0].starts_with("skipped"),
+        "{result:?}"
+    );
+}
+
+/// Opens the device with `WGTRAIN_PIPELINE_THREADS=many`.
+#[test]
+fn child_bad_thread_count() {
+    if !is_child(BAD_COUNT) {
+        return;
+    }
+    match Device::new() {
+        Ok(dev) => panic!("{} opened with WGTRAIN_PIPELINE_THREADS=many", dev.name()),
+        Err(e) if e.to_string().contains("WGTRAIN_PIPELINE_THREADS=many") => {
+            println!("RESULT refused")
+        }
+        Err(e) if std::env::var("WGTRAIN_REQUIRE_GPU").as_deref() != Ok("1") => {
+            println!("RESULT skipped: {e}")
+        }
+        Err(e) => panic!("no device, and WGTRAIN_REQUIRE_GPU=1: {e}"),
+    }
 }
 
 /// Whether this process is the child running `test`.
