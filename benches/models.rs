@@ -1,7 +1,9 @@
 //! Images/s of the model zoo's full training step — Inception v3 at 299×299 and ResNet-50 at
 //! 224×224, batch 32, forward, softmax cross-entropy, backward and SGD with momentum 0.9, one
-//! submit per step with two steps in flight — with each plan's numbers: compile time,
-//! dispatches and submits per step, planned and naive activation bytes. Twin:
+//! submit per step with two steps in flight — with each plan's numbers: compile time (the wall
+//! time of `Trainer::new`, every pipeline built: compiling waits for the threads building them,
+//! `WGTRAIN_PIPELINE_THREADS`), dispatches and submits per step, planned and naive activation
+//! bytes. Twin:
 //! `benches/models_torch.py` (torchvision's networks, eager fp32, TF32 off, `cudnn.benchmark`).
 //! Run: `cargo bench --bench models [-- --quick] [-- --profile [--dispatches]] [-- --f16]
 //! [-- --implicit-gemm]`
@@ -92,7 +94,12 @@ fn run() -> wgtrain::Result<()> {
         true => (Precision::F16, "mixed precision (f16, loss scale 2^16)"),
         false => (Precision::F32, "fp32"),
     };
-    println!("adapter: {}; SGD lr 0.01 momentum 0.9, {what}", dev.name());
+    println!(
+        "adapter: {}; SGD lr 0.01 momentum 0.9, {what}; pipelines built on {} thread(s) \
+         (WGTRAIN_PIPELINE_THREADS)",
+        dev.name(),
+        dev.pipeline_threads().max(1)
+    );
     println!(
         "| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive | persistent |"
     );

@@ -1,6 +1,7 @@
 //! Launches: WGSL shaders embedded with `include_str!` (compiled and cached per device by
 //! `Device::pipeline`) and `Launch`es — a pipeline with its bind group and grid, prepared once and
-//! replayed any number of times into one command buffer.
+//! replayed any number of times into one command buffer. A launch is prepared before its
+//! pipeline is built (the device's threads build it meanwhile); encoding waits for it.
 //!
 //! API convention of every family: `*_launch(inputs.., outputs..) -> Result<Launch>` checks shapes
 //! and prepares a dispatch into outputs the caller owns (the compiled graph places them in its
@@ -20,7 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use crate::device::Device;
+use crate::device::{Device, PipelineHandle};
 use crate::dtype::{Accumulator, Variant};
 use crate::error::{Error, Result, Unit};
 use crate::tensor::{Binding, DType, Tensor};
@@ -266,9 +267,10 @@ pub const MAX_WORKGROUP_BYTES: u32 = 16_896;
 /// Size of every kernel's parameter uniform, in u32 words.
 pub const UNIFORM_WORDS: usize = 64;
 
-/// One dispatch, ready to encode: pipeline, bound buffers (the uniform included), grid.
+/// One dispatch, ready to encode: pipeline (perhaps still being built), bound buffers (the
+/// uniform included), grid.
 pub struct Launch {
-    pub(crate) pipeline: Arc<wgpu::ComputePipeline>,
+    pub(crate) pipeline: PipelineHandle,
     pub(crate) bind_group: wgpu::BindGroup,
     pub(crate) groups: [u32; 3],
     pub(crate) label: &'static str,
@@ -362,7 +364,7 @@ impl Device {
                 self.name()
             )));
         }
-        let (pipeline, widths) = self.pipeline(
+        let pipeline = self.pipeline(
             shader.name,
             Variant { act, acc },
             || shader.source_for(act, acc),
@@ -372,7 +374,7 @@ impl Device {
         )?;
         for (i, b) in buffers.iter().enumerate() {
             let slot = i as u32 + 1;
-            if let (Some(dt), Some(&w)) = (b.dtype, widths.get(&slot))
+            if let (Some(dt), Some(&w)) = (b.dtype, pipeline.widths.get(&slot))
                 && dt.size() as u32 != w
             {
                 return Err(Error::Invalid(format!(
@@ -424,13 +426,13 @@ impl Device {
             }
             let bg = d.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(entry),
-                layout: &pipeline.get_bind_group_layout(0),
+                layout: &pipeline.bind_group_layout,
                 entries: &entries,
             });
             (bg, ubuf)
         })?;
         Ok(Launch {
-            pipeline,
+            pipeline: pipeline.handle,
             bind_group,
             groups,
             label: entry,
@@ -464,20 +466,31 @@ impl Device {
 
     /// Encodes `launches` `times` times over into one submit (benchmarks, replayed steps).
     pub fn run_repeated(&self, launches: &[Launch], times: usize) -> Result<()> {
+        built(launches)?;
         self.scoped(|d| {
-            let enc = encode(d, "wgtrain step", (0..times).flat_map(|_| launches));
+            let enc = encode(d, "wgtrain step", (0..times).flat_map(|_| launches))?;
             self.0.queue.submit([enc.finish()]);
-        })
+            Ok(())
+        })?
     }
 }
 
+/// Waits until the pipelines of `launches` are built (`Device::pipeline`); the first failure, in
+/// order, is the `Err`.
+pub(crate) fn built<'a>(launches: impl IntoIterator<Item = &'a Launch>) -> Result<()> {
+    launches
+        .into_iter()
+        .try_for_each(|l| l.pipeline.get().map(drop))
+}
+
 /// A command encoder holding one compute pass of `launches`, in order (more commands, e.g.
-/// copies, may follow before it is finished and submitted).
+/// copies, may follow before it is finished and submitted); waits for pipelines still being
+/// built, and a failed one is the `Err`.
 pub(crate) fn encode<'a>(
     d: &wgpu::Device,
     label: &str,
     launches: impl IntoIterator<Item = &'a Launch>,
-) -> wgpu::CommandEncoder {
+) -> Result<wgpu::CommandEncoder> {
     let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
     {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -485,12 +498,12 @@ pub(crate) fn encode<'a>(
             timestamp_writes: None,
         });
         for l in launches {
-            pass.set_pipeline(&l.pipeline);
+            pass.set_pipeline(l.pipeline.get()?);
             pass.set_bind_group(0, &l.bind_group, &[]);
             pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
         }
     }
-    enc
+    Ok(enc)
 }
 
 impl std::fmt::Debug for Launch {

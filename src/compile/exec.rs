@@ -324,6 +324,10 @@ impl Compiled {
     pub fn encode_step_with(&self, on_done: impl FnOnce() + Send + 'static) -> Result<StepHandle> {
         self.check_fed()?;
         self.check_prepared()?;
+        // Built by now (compile and `attach_optimizer` wait); checked before a permit is taken
+        // or anything submitted, so a failed pipeline of `set_update`'s launches stops nothing
+        // half-way.
+        crate::launch::built(self.program.launches.iter().chain(&self.update))?;
         loop {
             if let Some(mut permit) = self.permits.try_acquire(1) {
                 permit.disarm();
@@ -350,7 +354,7 @@ impl Compiled {
                 .as_ref()
                 .expect("events come from the plan");
             if *at > cursor {
-                self.submit(&all[cursor..*at]);
+                self.submit(&all[cursor..*at])?;
                 cursor = *at;
             }
             match event {
@@ -370,7 +374,7 @@ impl Compiled {
                 }
             }
         }
-        let index = self.submit_last(&all[cursor..]);
+        let index = self.submit_last(&all[cursor..])?;
         let done = Arc::new(AtomicBool::new(false));
         let (flag, permits) = (done.clone(), self.permits.clone());
         q.on_submitted_work_done(move || {
@@ -442,18 +446,19 @@ impl Compiled {
     }
 
     /// Encodes `launches` into one compute pass and submits it.
-    fn submit(&self, launches: &[&Launch]) -> wgpu::SubmissionIndex {
+    fn submit(&self, launches: &[&Launch]) -> Result<wgpu::SubmissionIndex> {
         let (d, q) = self.device.wgpu();
-        q.submit([crate::launch::encode(d, "step", launches.iter().copied()).finish()])
+        let enc = crate::launch::encode(d, "step", launches.iter().copied())?;
+        Ok(q.submit([enc.finish()]))
     }
 
     /// `submit` for a step's last launches, followed in the same command buffer by the copies of
     /// the carried states (so the next step, queue-ordered, starts from them).
-    fn submit_last(&self, launches: &[&Launch]) -> wgpu::SubmissionIndex {
+    fn submit_last(&self, launches: &[&Launch]) -> Result<wgpu::SubmissionIndex> {
         let (d, q) = self.device.wgpu();
-        let mut enc = crate::launch::encode(d, "step", launches.iter().copied());
+        let mut enc = crate::launch::encode(d, "step", launches.iter().copied())?;
         self.encode_carried(&mut enc);
-        q.submit([enc.finish()])
+        Ok(q.submit([enc.finish()]))
     }
 
     /// Appends the copies of the carried states (final state into initial-state input) to `enc`.
@@ -633,6 +638,8 @@ impl Compiled {
         }
         let finish = launches.len();
         launches.push(health::finish(d, h)?);
+        // Built before the first step needs them, so a failed one is this call's `Err`.
+        crate::launch::built(&launches)?;
         self.set_update(
             launches,
             Some(Box::new(move |step| {

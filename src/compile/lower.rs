@@ -2,7 +2,8 @@
 //! becomes its launches, recorded once against the allocated tensors and replayed every step; a
 //! producer of an accumulated sum (`sums.rs`) adds into its output. A
 //! lowering error keeps its kind and gains the node's name. The non-finite scans
-//! (`crate::health`) follow the loss and, when asked, every node.
+//! (`crate::health`) follow the loss and, when asked, every node. The pipelines are built on
+//! the device's threads while the nodes lower; the pass waits for them at its end.
 
 use super::Plan;
 use super::allocate::Bound;
@@ -40,7 +41,8 @@ pub struct Lowered {
     pub updates: Vec<(usize, usize, Value)>,
 }
 
-/// Lowers the live nodes of `plan` in order, node i accumulating in `accumulators[i]`.
+/// Lowers the live nodes of `plan` in order, node i accumulating in `accumulators[i]`, and waits
+/// for their pipelines.
 pub fn pass(
     g: &Graph,
     device: &Device,
@@ -50,6 +52,27 @@ pub fn pass(
     accumulators: &[Accumulator],
 ) -> Result<Lowered> {
     let mut out = Lowered::default();
+    let lowered = lower_nodes(g, device, plan, bound, checks, accumulators, &mut out);
+    // Waited for here so a failed pipeline is compile's `Err` and the first step does not
+    // stall; checked before `lowered`, and in node order, so the error is the one building
+    // each pipeline as its node lowered would have met first.
+    for (l, &i) in out.launches.iter().zip(&out.owners) {
+        (l.pipeline.get()).map_err(|e| e.context(format!("node {:?} (lower)", g.nodes[i].name)))?;
+    }
+    lowered?;
+    Ok(out)
+}
+
+/// Lowers the live nodes into `out`, stopping at the first error.
+fn lower_nodes(
+    g: &Graph,
+    device: &Device,
+    plan: &Plan,
+    bound: &Bound,
+    checks: &Checks,
+    accumulators: &[Accumulator],
+    out: &mut Lowered,
+) -> Result<()> {
     let lifetimes = &plan.lifetimes;
     let half = half_casts(plan, bound);
     for (i, node) in g.nodes.iter().enumerate() {
@@ -148,7 +171,7 @@ pub fn pass(
         let at = out.launches.len();
         out.updates.extend(after.iter().map(|&(k, p)| (at, k, p)));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The tensor bound to `v`, a value a fold added to a node's reads (`what`).

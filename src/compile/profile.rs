@@ -110,13 +110,15 @@ impl Compiled {
         }
         self.check_prepared()?;
         self.wait_all()?;
-        self.begin_step()?;
         let launches: Vec<(&Launch, String)> = self.named_launches().collect();
+        let pipelines = (launches.iter().map(|(l, _)| l.pipeline.get()))
+            .collect::<Result<Vec<&wgpu::ComputePipeline>>>()?;
+        self.begin_step()?;
         let per_set = QUERIES_PER_SET / 2;
         let (_, q) = self.device().wgpu();
         let period = q.get_timestamp_period() as f64;
         let mut ticks: Vec<u64> = Vec::with_capacity(2 * launches.len());
-        for chunk in launches.chunks(per_set) {
+        for (chunk, pipelines) in launches.chunks(per_set).zip(pipelines.chunks(per_set)) {
             let count = 2 * chunk.len() as u32;
             let bytes = u64::from(count) * 8;
             let (resolved, enc) = self.device().scoped(|d| {
@@ -134,7 +136,7 @@ impl Compiled {
                 let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("profiled step"),
                 });
-                for (i, (l, _)) in chunk.iter().enumerate() {
+                for (i, ((l, _), p)) in chunk.iter().zip(pipelines).enumerate() {
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: Some(l.label),
                         timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
@@ -143,7 +145,7 @@ impl Compiled {
                             end_of_pass_write_index: Some(2 * i as u32 + 1),
                         }),
                     });
-                    pass.set_pipeline(&l.pipeline);
+                    pass.set_pipeline(p);
                     pass.set_bind_group(0, &l.bind_group, &[]);
                     pass.dispatch_workgroups(l.groups[0], l.groups[1], l.groups[2]);
                 }

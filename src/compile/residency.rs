@@ -256,6 +256,8 @@ impl JitTraining {
             l.extend(update);
             launches.push(l);
         }
+        // Built before the first step needs them, so a failed one is this call's `Err`.
+        crate::launch::built(launches.iter().flatten())?;
         self.optimizer = Some(JitOptimizer {
             slot,
             staging,
@@ -303,10 +305,11 @@ impl JitTraining {
         }
         let bytes = (rows * s * 4) as u64;
         device.scoped(|_| {
-            let mut enc = crate::launch::encode(d, "update", &o.launches[k]);
+            let mut enc = crate::launch::encode(d, "update", &o.launches[k])?;
             enc.copy_buffer_to_buffer(&o.slot, 0, &o.staging, 0, bytes);
             q.submit([enc.finish()]);
-        })?;
+            Ok(())
+        })??;
         device.map_read(&o.staging, bytes, |b| {
             let f: &[f32] = bytemuck::cast_slice(b);
             host.lock().unwrap().insert(p, f[..n].to_vec());

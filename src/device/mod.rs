@@ -7,15 +7,18 @@
 //! - `WGTRAIN_ADAPTER` = a case-insensitive substring of the adapter name (e.g. `llvmpipe`, `h100`).
 //! - `WGTRAIN_SHADER_CHECKS=all` compiles the crate's own kernels with every runtime check wgpu
 //!   offers, as user code always is (see `Device::runtime_checks`): for chasing a kernel bug.
+//! - `WGTRAIN_PIPELINE_THREADS` = how many threads build compute pipelines (`0` or `1`: each on
+//!   the thread that asks for it; default the cores available, at most 8; see `pipelines.rs`).
 
+mod pipelines;
 mod registry;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
-use crate::dtype::Variant;
 use crate::error::{Error, Result, Unit};
+use pipelines::PipelineCache;
+pub(crate) use pipelines::PipelineHandle;
 
 /// `bytes` as a binding or copy takes them: whole 4-byte words (an odd count of f16 rounds up),
 /// never empty.
@@ -217,6 +220,7 @@ impl Device {
     /// Opens a new device on `adapter` requesting `features` (the registry's; everything else
     /// goes through it).
     fn open(adapter: wgpu::Adapter, features: wgpu::Features) -> Result<Device> {
+        let pipeline_threads = pipelines::threads_from_env()?;
         let info = adapter.get_info();
         let have = adapter.features();
         let limits = adapter.limits();
@@ -275,7 +279,7 @@ impl Device {
             queue,
             info,
             caps,
-            cache: PipelineCache::default(),
+            cache: PipelineCache::new(pipeline_threads),
             uncaptured,
             lost,
         })))
@@ -412,17 +416,15 @@ impl Device {
 
     /// Runs `f` inside validation and out-of-memory error scopes; any error becomes an `Err`.
     pub fn scoped<T>(&self, f: impl FnOnce(&wgpu::Device) -> T) -> Result<T> {
-        let d = &self.0.device;
-        let oom = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let val = d.push_error_scope(wgpu::ErrorFilter::Validation);
-        let out = f(d);
-        let v = pollster::block_on(val.pop());
-        let o = pollster::block_on(oom.pop());
-        if let Some(e) = v.or(o) {
-            return Err(Error::Gpu(e.to_string()));
-        }
+        let out = scope(&self.0.device, f).map_err(Error::Gpu)?;
         self.take_uncaptured()?;
         Ok(out)
+    }
+
+    /// How many threads build this device's compute pipelines (`WGTRAIN_PIPELINE_THREADS`,
+    /// read when the device was opened): 0 or 1 means each is built on the thread asking for it.
+    pub fn pipeline_threads(&self) -> usize {
+        self.0.cache.threads()
     }
 
     /// Reports errors that happened outside any scope since the last check on this thread: the
@@ -493,138 +495,25 @@ impl Device {
     }
 }
 
+/// Runs `f` inside validation and out-of-memory error scopes on the calling thread (wgpu keeps
+/// them per thread); the error they caught, if any.
+fn scope<T>(
+    d: &wgpu::Device,
+    f: impl FnOnce(&wgpu::Device) -> T,
+) -> std::result::Result<T, String> {
+    let oom = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let val = d.push_error_scope(wgpu::ErrorFilter::Validation);
+    let out = f(d);
+    let v = pollster::block_on(val.pop());
+    let o = pollster::block_on(oom.pop());
+    match v.or(o) {
+        Some(e) => Err(e.to_string()),
+        None => Ok(out),
+    }
+}
+
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Device({})", self.name())
-    }
-}
-
-type Key = (&'static str, Variant, String, String);
-
-/// Per storage binding, the byte width of the elements an entry point reads there.
-pub(crate) type BindingWidths = Arc<HashMap<u32, u32>>;
-
-/// Byte width of the elements each entry point reads at each storage binding.
-type Widths = HashMap<String, BindingWidths>;
-
-/// A compiled module and what its entry points read.
-type Module = (Arc<wgpu::ShaderModule>, Arc<Widths>);
-
-/// A pipeline and what it reads.
-type Pipeline = (Arc<wgpu::ComputePipeline>, BindingWidths);
-
-/// Compiled pipelines by (shader name, variant, entry point, constants).
-#[derive(Default)]
-pub struct PipelineCache {
-    modules: Mutex<HashMap<(&'static str, Variant), Module>>,
-    pipelines: Mutex<HashMap<Key, Pipeline>>,
-}
-
-/// The WGSL parsed, and per entry point the element width (bytes of its scalar) of every storage
-/// binding it uses, read from naga's IR so a launch can refuse a tensor of the wrong width (an
-/// f16 tensor bound where a kernel reads f32) instead of computing garbage. The module goes to
-/// wgpu as it is (`ShaderSource::Naga`).
-fn parse(src: &str) -> std::result::Result<(naga::Module, Widths), String> {
-    use naga::{AddressSpace, TypeInner};
-    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .map_err(|e| format!("{e:?}"))?;
-    fn width(m: &naga::Module, ty: naga::Handle<naga::Type>) -> Option<u32> {
-        match &m.types[ty].inner {
-            TypeInner::Scalar(s) | TypeInner::Atomic(s) => Some(s.width as u32),
-            TypeInner::Vector { scalar, .. } | TypeInner::Matrix { scalar, .. } => {
-                Some(scalar.width as u32)
-            }
-            TypeInner::Array { base, .. } => width(m, *base),
-            _ => None,
-        }
-    }
-    let mut out = Widths::new();
-    for (k, ep) in module.entry_points.iter().enumerate() {
-        let uses = info.get_entry_point(k);
-        let mut w = HashMap::new();
-        for (h, var) in module.global_variables.iter() {
-            if uses[h].is_empty() || !matches!(var.space, AddressSpace::Storage { .. }) {
-                continue;
-            }
-            if let (Some(b), Some(bytes)) = (&var.binding, width(&module, var.ty)) {
-                w.insert(b.binding, bytes);
-            }
-        }
-        out.insert(ep.name.clone(), Arc::new(w));
-    }
-    Ok((module, out))
-}
-
-impl Device {
-    /// The compute pipeline of `entry` in the WGSL module `name` compiled for `variant` (storage
-    /// and accumulator types; from `source()` the first time the pair is seen) with these
-    /// pipeline constants, cached for the device's life, and the element width each storage
-    /// binding of the entry reads.
-    pub(crate) fn pipeline(
-        &self,
-        name: &'static str,
-        variant: impl Into<Variant>,
-        source: impl FnOnce() -> String,
-        user_code: bool,
-        entry: &str,
-        constants: &[(&str, f64)],
-    ) -> Result<Pipeline> {
-        let variant = variant.into();
-        let key: Key = (name, variant, entry.to_string(), format!("{constants:?}"));
-        let cache = &self.0.cache;
-        if let Some(p) = cache.pipelines.lock().unwrap().get(&key) {
-            return Ok(p.clone());
-        }
-        let (module, widths) = {
-            let mut modules = cache.modules.lock().unwrap();
-            match modules.get(&(name, variant)) {
-                Some(m) => m.clone(),
-                None => {
-                    let (module, widths) = parse(&source())
-                        .map_err(|e| Error::Gpu(format!("shader {name} ({variant:?}): {e}")))?;
-                    let m = self
-                        .scoped(|d| {
-                            let desc = wgpu::ShaderModuleDescriptor {
-                                label: Some(name),
-                                source: wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module)),
-                            };
-                            // Safety: the crate's kernels are trusted per `runtime_checks`;
-                            // user code keeps every check.
-                            unsafe {
-                                d.create_shader_module_trusted(desc, self.runtime_checks(user_code))
-                            }
-                        })
-                        .map_err(|e| Error::Gpu(format!("shader {name}: {e}")))?;
-                    let m = (Arc::new(m), Arc::new(widths));
-                    modules.insert((name, variant), m.clone());
-                    m
-                }
-            }
-        };
-        let entry_widths = widths.get(entry).cloned().unwrap_or_default();
-        let consts: Vec<(&str, f64)> = constants.to_vec();
-        let pipeline = self
-            .scoped(|d| {
-                d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &consts,
-                        ..Default::default()
-                    },
-                    cache: None,
-                })
-            })
-            .map_err(|e| Error::Gpu(format!("pipeline {name}::{entry}: {e}")))?;
-        let p = (Arc::new(pipeline), entry_widths);
-        cache.pipelines.lock().unwrap().insert(key, p.clone());
-        Ok(p)
     }
 }

@@ -130,6 +130,7 @@ pub(crate) fn compile(device: &Device, c: &CustomUpdate) -> Result<&'static Shad
             "custom_update",
             &[],
         )
+        .and_then(|p| p.handle.get().map(drop))
         .map_err(|e| {
             let msg = match e {
                 Error::Gpu(m) => m,
