@@ -182,7 +182,7 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>,
     }
 }
 
-// Row r of M at index i = t·cout + o, transformed: (M·A)[r] = Aᵀ·(row r).
+// Row r of M for output channel o and tile t, transformed: (M·A)[r] = Aᵀ·(row r).
 fn row_at(i: u32, r: u32, stride: u32) -> vec4<f32> {
     let b = 6u * r * stride + i;
     return at(array<f32, 6>(om[b], om[b + stride], om[b + 2u * stride], om[b + 3u * stride],
@@ -200,16 +200,16 @@ fn put(base: u32, y: u32, x: u32, o: u32, v: f32) {
     oy[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, s));
 }
 
-// out[n, o, 4ty.., 4tx..] = Aᵀ·M·A for output channel o and tile t (one invocation per (t, o),
-// o fastest: M is read in consecutive addresses, the output in rows of four), with the epilogue.
+// out[n, o, 4ty.., 4tx..] = Aᵀ·M·A for output channel o and tile t (one invocation per (o, t),
+// t fastest), with the epilogue.
 @compute @workgroup_size(256)
 fn output_transform(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.cout * p.tiles) { return; }
-    let t = i / p.cout;
-    let o = i - t * p.cout;
+    let o = i / p.tiles;
+    let t = i - o * p.tiles;
     let per_image = p.th * p.tw;
     let n = t / per_image;
     let rest = t - n * per_image;

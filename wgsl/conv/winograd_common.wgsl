@@ -5,7 +5,7 @@
 // domain (ξ = 6r + s) the sum over c is one GEMM per ξ. Buffers (f32, row-major):
 //   U (36, cin, cout)   transformed filters  G·F·Gᵀ
 //   V (36, cin, tiles)  transformed inputs   Bᵀ·d·B
-//   M (36, tiles, cout) their products       Σ_c V·U, back to 4×4 by Aᵀ·M·A
+//   M (36, cout, tiles) their products       Σ_c V·U, back to 4×4 by Aᵀ·M·A
 // with tile t = (n·th + ty)·tw + tx. The weight gradient is the same identity transposed:
 // y = Aᵀ·(G·F·Gᵀ ⊙ Bᵀ·d·B)·A gives dF = Gᵀ·(Σ_t Bᵀ·d_t·B ⊙ A·dy_t·Aᵀ)·G, so
 //   D (36, cout, tiles)          transformed output gradients  A·dy·Aᵀ

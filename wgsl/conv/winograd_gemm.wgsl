@@ -1,11 +1,11 @@
 // The 36 products of Winograd F(4×4, 3×3) (winograd_common.wgsl has the layouts) as one batched
 // GEMM on gemm_core.wgsl, ξ on workgroup z:
-//   M[ξ] (tiles × cout) = V[ξ]ᵀ (tiles × cin) · U[ξ] (cin × cout).
-// Neighbouring tiles are neighbouring addresses of V, neighbouring output channels of U and M.
+//   M[ξ] (tiles × cout, stored transposed: (cout, tiles)) = V[ξ]ᵀ (tiles × cin) · U[ξ] (cin × cout).
+// Neighbouring tiles are neighbouring addresses of V and M, neighbouring output channels of U.
 
 @group(0) @binding(1) var<storage, read> wv: array<f32>;        // V (36, cin, tiles)
 @group(0) @binding(2) var<storage, read> wu: array<f32>;        // U (36, cin, cout)
-@group(0) @binding(3) var<storage, read_write> wm: array<f32>;  // M (36, tiles, cout)
+@group(0) @binding(3) var<storage, read_write> wm: array<f32>;  // M (36, cout, tiles)
 
 fn gemm_m() -> u32 { return p.tiles; }
 fn gemm_n() -> u32 { return p.cout; }
@@ -57,5 +57,5 @@ fn load_a4(z: u32, rows: ARows, k: u32) -> vec4<f32> { return four_v(rows, k); }
 fn load_b4(z: u32, k: u32, cols: BCols) -> vec4<f32> { return four_u(cols, k); }
 
 fn store_c(z: u32, m: u32, n: u32, acc: f32) {
-    wm[(z * p.tiles + m) * p.cout + n] = acc;
+    wm[(z * p.cout + n) * p.tiles + m] = acc;
 }
