@@ -153,10 +153,7 @@ impl Correlation {
 
 /// Whether the data pass of `g` (`adjoint`: its data gradient) on `input` runs on Winograd.
 pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
-    eligible(g, adjoint, input).is_some_and(|c| {
-        let sizes = c.sizes(g.batch);
-        takes(&c, input, sizes.map(|[u, v, m]| [u, v, m]))
-    })
+    eligible(g, adjoint, input).is_some_and(|c| takes(&c, input, c.sizes(g.batch)))
 }
 
 /// Whether the weight gradient of `g` from `x` runs on Winograd.
@@ -216,11 +213,9 @@ fn wgrad_sizes(
         vec![],
     );
     let groups: usize = core.groups.iter().map(|&n| n as usize).product();
-    let want = WGRAD_TARGET_GROUPS
-        .div_ceil(groups.max(1))
-        .min(tiles.div_ceil(WGRAD_MIN_TILES))
-        .min(65_535 / XI)
-        .max(1);
+    // At most one split per 64 tiles, and a grid z within 65,535.
+    let most = tiles.div_ceil(WGRAD_MIN_TILES).clamp(1, 65_535 / XI);
+    let want = WGRAD_TARGET_GROUPS.div_ceil(groups.max(1)).clamp(1, most);
     let chunk = tiles.div_ceil(want).div_ceil(16) * 16;
     let splits = tiles.div_ceil(chunk);
     let [_, v, d] = c.sizes(g.batch)?;
