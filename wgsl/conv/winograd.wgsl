@@ -5,6 +5,11 @@
 //   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
 //   G  = [1/4 0 0; −1/6 −1/6 −1/6; −1/6 1/6 −1/6; 1/24 1/12 1/6; 1/24 −1/12 1/6; 0 0 1]
 //   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
+// F(2×2, 5×5) (`KERNEL` = 5) shares the 6×6 domain, its points and so Bᵀ; G and Aᵀ are the same
+// rows extended to five filter taps and cut to two outputs:
+//   G  = rows c·(1, p, p², p³, p⁴) for (p, c) = (0, 1/4), (1, −1/6), (−1, −1/6), (2, 1/24),
+//        (−2, 1/24), and (0 0 0 0 1) for ∞ (for 3×3: the first three columns)
+//   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 1]
 // Every array below is indexed by constants only (a dynamically indexed one lands in local
 // memory), so the 6×6 tiles stay in registers.
 
@@ -17,6 +22,13 @@
 @group(0) @binding(2) var<storage, read_write> gw: array<act>;   // dF as w (cout, cin, 3, 3)
 @group(0) @binding(2) var<storage, read> ob: array<act>;         // (cout,), or any buffer
 @group(0) @binding(3) var<storage, read_write> oy: array<act>;   // output (N, cout, oh, ow)
+
+// The filter's edge (3 or 5, a pipeline constant) and the output tile's (4 or 2).
+override KERNEL: u32 = 3u;
+
+fn tile_edge() -> u32 {
+    return 7u - KERNEL;
+}
 
 // Bᵀ·d for a column d of six.
 fn bt(d: array<f32, 6>) -> array<f32, 6> {
@@ -81,6 +93,10 @@ fn filter_transform(@builtin(workgroup_id) wid: vec3<u32>,
     if (i >= p.cin * p.cout) { return; }
     let c = i / p.cout;
     let o = i - c * p.cout;
+    if (KERNEL == 5u) {
+        filter_transform5(i, c, o);
+        return;
+    }
     // F's 3×3 taps, row-major, from w (o, c) or flipped from w (c, o).
     var f: array<f32, 9>;
     if (p.adjoint == 0u) {
@@ -150,8 +166,8 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>,
     let ty = rest / p.tw;
     let tx = rest - ty * p.tw;
     let base = (n * p.cin + c) * p.h * p.w;
-    let y0 = i32(4u * ty) - i32(p.pad_t);
-    let x0 = i32(4u * tx) - i32(p.pad_l);
+    let y0 = i32(tile_edge() * ty) - i32(p.pad_t);
+    let x0 = i32(tile_edge() * tx) - i32(p.pad_l);
     // d·B, row by row; then Bᵀ·(d·B), column by column.
     let r0 = row_bt(base, y0, x0);
     let r1 = row_bt(base, y0 + 1, x0);
@@ -216,6 +232,10 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>,
     let ty = rest / p.tw;
     let tx = rest - ty * p.tw;
     let stride = p.cout * p.tiles;
+    if (KERNEL == 5u) {
+        output_transform5(i, o, (n * p.cout + o) * p.oh * p.ow, 2u * ty, 2u * tx, stride);
+        return;
+    }
     // M·A, row by row (rows r of six columns each become four); then Aᵀ·(M·A), column by column.
     let m0 = row_at(i, 0u, stride);
     let m1 = row_at(i, 1u, stride);
@@ -276,6 +296,11 @@ fn grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
     let ty = rest / p.tw;
     let tx = rest - ty * p.tw;
     let base = (n * p.cout + o) * p.oh * p.ow;
+    let stride = p.cout * p.tiles;
+    if (KERNEL == 5u) {
+        grad_transform5(i, base, 2u * ty, 2u * tx, stride);
+        return;
+    }
     let y0 = 4u * ty;
     let x0 = 4u * tx;
     // dy·Aᵀ, row by row (four rows of six); then A·(dy·Aᵀ), column by column.
@@ -283,7 +308,6 @@ fn grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
     let r1 = row_a6(base, y0 + 1u, x0);
     let r2 = row_a6(base, y0 + 2u, x0);
     let r3 = row_a6(base, y0 + 3u, x0);
-    let stride = p.cout * p.tiles;
     for (var s = 0u; s < 6u; s = s + 1u) {
         var col: vec4<f32>;
         switch s {
@@ -333,6 +357,10 @@ fn filter_grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
     if (i >= p.cin * p.cout) { return; }
     let c = i / p.cout;
     let o = i - c * p.cout;
+    if (KERNEL == 5u) {
+        filter_grad_transform5(i, c, o);
+        return;
+    }
     let r0 = s_row(i, 0u);
     let r1 = s_row(i, 1u);
     let r2 = s_row(i, 2u);
@@ -349,5 +377,114 @@ fn filter_grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
         var v = taps[j];
         if (p.accumulate != 0u) { v = v + f32(gw[b + j]); }
         gw[b + j] = act(v);
+    }
+}
+
+// ---- F(2×2, 5×5) ----
+
+// G·g for a column g of five.
+fn g5(g: array<f32, 5>) -> array<f32, 6> {
+    let e = g[0] + g[2] + g[4];
+    let o = g[1] + g[3];
+    let e2 = g[0] + 4.0 * g[2] + 16.0 * g[4];
+    let o2 = 2.0 * g[1] + 8.0 * g[3];
+    return array<f32, 6>(0.25 * g[0], -(e + o) / 6.0, -(e - o) / 6.0, (e2 + o2) / 24.0,
+                         (e2 - o2) / 24.0, g[4]);
+}
+
+// Gᵀ·u for a column u of six (5×6).
+fn gt5(u: array<f32, 6>) -> array<f32, 5> {
+    let s = -(u[1] + u[2]) / 6.0;
+    let d = (u[2] - u[1]) / 6.0;
+    let s4 = (u[3] + u[4]) / 24.0;
+    let d4 = (u[3] - u[4]) / 24.0;
+    return array<f32, 5>(0.25 * u[0] + s + s4, d + 2.0 * d4, s + 4.0 * s4, d + 8.0 * d4,
+                         s + 16.0 * s4 + u[5]);
+}
+
+// Aᵀ·m for a column m of six (2×6).
+fn at2(m: array<f32, 6>) -> vec2<f32> {
+    return vec2<f32>(m[0] + m[1] + m[2] + m[3] + m[4], m[1] - m[2] + 2.0 * (m[3] - m[4]) + m[5]);
+}
+
+// A·v for a column v of two (6×2).
+fn a6_2(v: vec2<f32>) -> array<f32, 6> {
+    return array<f32, 6>(v.x, v.x + v.y, v.x - v.y, v.x + 2.0 * v.y, v.x - 2.0 * v.y, v.y);
+}
+
+// U[ξ, c, o] = (G·F·Gᵀ)[r, s] for a 5×5 filter (the indexing of filter_transform).
+fn filter_transform5(i: u32, c: u32, o: u32) {
+    var f: array<f32, 25>;
+    for (var k = 0u; k < 25u; k = k + 1u) {
+        if (p.adjoint == 0u) {
+            f[k] = f32(src[(o * p.cin + c) * 25u + k]);
+        } else {
+            f[k] = f32(src[(c * p.cout + o) * 25u + 24u - k]);
+        }
+    }
+    // G·F, column by column: gf[j][r].
+    var gf: array<array<f32, 6>, 5>;
+    for (var j = 0u; j < 5u; j = j + 1u) {
+        gf[j] = g5(array<f32, 5>(f[j], f[5u + j], f[10u + j], f[15u + j], f[20u + j]));
+    }
+    let stride = p.cin * p.cout;
+    for (var r = 0u; r < 6u; r = r + 1u) {
+        let u = g5(array<f32, 5>(gf[0][r], gf[1][r], gf[2][r], gf[3][r], gf[4][r]));
+        let base = 6u * r * stride + i;
+        for (var s = 0u; s < 6u; s = s + 1u) {
+            dst[base + s * stride] = u[s];
+        }
+    }
+}
+
+// The 2×2 output tile at (y0, x0) of the plane at `base` from M at index i (output_transform's).
+fn output_transform5(i: u32, o: u32, base: u32, y0: u32, x0: u32, stride: u32) {
+    var ma: array<vec2<f32>, 6>;
+    for (var r = 0u; r < 6u; r = r + 1u) {
+        let b = 6u * r * stride + i;
+        ma[r] = at2(array<f32, 6>(om[b], om[b + stride], om[b + 2u * stride],
+                                  om[b + 3u * stride], om[b + 4u * stride],
+                                  om[b + 5u * stride]));
+    }
+    let c0 = at2(array<f32, 6>(ma[0].x, ma[1].x, ma[2].x, ma[3].x, ma[4].x, ma[5].x));
+    let c1 = at2(array<f32, 6>(ma[0].y, ma[1].y, ma[2].y, ma[3].y, ma[4].y, ma[5].y));
+    put(base, y0, x0, o, c0.x);
+    put(base, y0, x0 + 1u, o, c1.x);
+    put(base, y0 + 1u, x0, o, c0.y);
+    put(base, y0 + 1u, x0 + 1u, o, c1.y);
+}
+
+// D[ξ, o, t] = (A·dy_t·Aᵀ)[r, s] for the 2×2 output-gradient tile at (y0, x0) of the plane at
+// `base` (grad_transform's indexing).
+fn grad_transform5(i: u32, base: u32, y0: u32, x0: u32, stride: u32) {
+    let r0 = a6_2(vec2<f32>(dy_at(base, y0, x0), dy_at(base, y0, x0 + 1u)));
+    let r1 = a6_2(vec2<f32>(dy_at(base, y0 + 1u, x0), dy_at(base, y0 + 1u, x0 + 1u)));
+    for (var s = 0u; s < 6u; s = s + 1u) {
+        let v = a6_2(vec2<f32>(r0[s], r1[s]));
+        let b = s * stride + i;
+        for (var r = 0u; r < 6u; r = r + 1u) {
+            dst[b + 6u * r * stride] = v[r];
+        }
+    }
+}
+
+// dw[o, c] = Gᵀ·(Σ S)·G (5×5), as filter_grad_transform.
+fn filter_grad_transform5(i: u32, c: u32, o: u32) {
+    // (Σ S)·G, row by row: sg[r][k].
+    var sg: array<array<f32, 5>, 6>;
+    for (var r = 0u; r < 6u; r = r + 1u) {
+        sg[r] = gt5(array<f32, 6>(s_sum(i, r, 0u), s_sum(i, r, 1u), s_sum(i, r, 2u),
+                                  s_sum(i, r, 3u), s_sum(i, r, 4u), s_sum(i, r, 5u)));
+    }
+    let b = (o * p.cin + c) * 25u;
+    for (var kx = 0u; kx < 5u; kx = kx + 1u) {
+        let col = gt5(array<f32, 6>(sg[0][kx], sg[1][kx], sg[2][kx], sg[3][kx], sg[4][kx],
+                                    sg[5][kx]));
+        for (var ky = 0u; ky < 5u; ky = ky + 1u) {
+            var v = col[ky];
+            let j = b + ky * 5u + kx;
+            if (p.accumulate != 0u) { v = v + f32(gw[j]); }
+            gw[j] = act(v);
+        }
     }
 }

@@ -62,8 +62,6 @@ pub(crate) static WGRAD_GEMM: Shader = Shader {
 
 /// Points of the transformed domain (6×6).
 const XI: usize = 36;
-/// Output tile edge.
-const TILE: usize = 4;
 /// Smallest channel count (of the correlation's input and output) `Auto` takes to Winograd: below
 /// it the transforms' memory traffic outweighs the multiply-adds saved.
 const MIN_CHANNELS: usize = 16;
@@ -97,20 +95,23 @@ pub fn with_conv_algo<R>(a: ConvAlgo, f: impl FnOnce() -> R) -> R {
     crate::launch::scoped(&ALGO, a, f)
 }
 
-/// The correlation a data pass of `g` computes: channels in and out, input and output sizes,
-/// top and left padding. The adjoint's padding is 2 − the forward's (`None` past 2).
+/// The correlation a pass of `g` computes: channels in and out, input and output sizes, top and
+/// left padding, the filter's edge (3 or 5). The adjoint's padding is edge − 1 − the forward's
+/// (`None` past it).
 struct Correlation {
     cin: usize,
     cout: usize,
     input: (usize, usize),
     output: (usize, usize),
     pad: (usize, usize),
+    kernel: usize,
 }
 
 impl Correlation {
     fn of(g: &ConvGeometry, adjoint: bool) -> Option<Correlation> {
         let (pt, pl) = (g.padding.0, g.padding.2);
-        if pt > 2 || pl > 2 {
+        let kernel = g.kernel.0;
+        if pt >= kernel || pl >= kernel {
             return None;
         }
         Some(if adjoint {
@@ -119,7 +120,8 @@ impl Correlation {
                 cout: g.in_channels,
                 input: g.out_size,
                 output: g.in_size,
-                pad: (2 - pt, 2 - pl),
+                pad: (kernel - 1 - pt, kernel - 1 - pl),
+                kernel,
             }
         } else {
             Correlation {
@@ -128,14 +130,25 @@ impl Correlation {
                 input: g.in_size,
                 output: g.out_size,
                 pad: (pt, pl),
+                kernel,
             }
         })
     }
 
+    /// The output tile's edge: F(4×4, 3×3) or F(2×2, 5×5), both on the 6×6 domain.
+    fn tile(&self) -> usize {
+        7 - self.kernel
+    }
+
+    /// The transforms' pipeline constant choosing the filter size.
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        vec![("KERNEL", self.kernel as f64)]
+    }
+
     /// Tiles per column and row, and in all (`None` on overflow).
     fn tiles(&self, batch: usize) -> Option<(usize, usize, usize)> {
-        let th = self.output.0.div_ceil(TILE);
-        let tw = self.output.1.div_ceil(TILE);
+        let th = self.output.0.div_ceil(self.tile());
+        let tw = self.output.1.div_ceil(self.tile());
         Some((th, tw, batch.checked_mul(th)?.checked_mul(tw)?))
     }
 
@@ -169,7 +182,7 @@ pub(crate) fn chosen_wgrad(g: &ConvGeometry, x: &Tensor) -> bool {
 fn eligible(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> Option<Correlation> {
     let algo = ALGO.with(|a| a.get());
     if algo == ConvAlgo::ImplicitGemm
-        || g.kernel != (3, 3)
+        || !(g.kernel == (3, 3) || g.kernel == (5, 5))
         || g.stride != (1, 1)
         || g.dilation != (1, 1)
         || g.groups != 1
@@ -284,7 +297,7 @@ pub(crate) fn launches(
 ) -> Result<Prepared> {
     let dev = &input.device;
     let c = Correlation::of(g, adjoint)
-        .ok_or_else(|| crate::error::Error::Invalid("Winograd: padding past 2".into()))?;
+        .ok_or_else(|| crate::error::Error::Invalid("Winograd: padding past the filter".into()))?;
     let [nu, nv, nm] = c.sizes(g.batch).ok_or_else(|| {
         crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into())
     })?;
@@ -293,11 +306,13 @@ pub(crate) fn launches(
     let v = shared_scratch(dev, 1, &[nv], DType::F32)?;
     let m = shared_scratch(dev, 2, &[nm], DType::F32)?;
     let words = params(g, &c, adjoint, b.is_some(), accumulate, fused, (1, 0))?;
+    let mut constants = c.constants();
+    constants.extend(crate::neuron::fused_constants(fused));
     let transform = |entry: &'static str, bufs: &[Binding<'_>], n: usize| {
         dev.launch(
             &TRANSFORMS,
             entry,
-            &crate::neuron::fused_constants(fused),
+            &constants,
             &words,
             bufs,
             grid_1d(n, 256),
@@ -347,7 +362,7 @@ pub(crate) fn weight_grad_launches(
 ) -> Result<Prepared> {
     let dev = &x.device;
     let c = Correlation::of(g, false)
-        .ok_or_else(|| crate::error::Error::Invalid("Winograd: padding past 2".into()))?;
+        .ok_or_else(|| crate::error::Error::Invalid("Winograd: padding past the filter".into()))?;
     let ([ns, nv, nd], split) = wgrad_sizes(g, &c, dev).ok_or_else(|| {
         crate::error::Error::Invalid("Winograd weight gradient: sizes past u32 (not chosen)".into())
     })?;
@@ -358,7 +373,14 @@ pub(crate) fn weight_grad_launches(
     let s = shared_scratch(dev, 3, &[ns], DType::F32)?;
     let words = params(g, &c, false, false, accumulate, None, split)?;
     let transform = |entry: &'static str, bufs: &[Binding<'_>], n: usize| {
-        dev.launch(&TRANSFORMS, entry, &[], &words, bufs, grid_1d(n, 256))
+        dev.launch(
+            &TRANSFORMS,
+            entry,
+            &c.constants(),
+            &words,
+            bufs,
+            grid_1d(n, 256),
+        )
     };
     let inputs = transform("input_transform", &[x.buffer(), v.buffer()], c.cin * tiles)?;
     let grads = transform("grad_transform", &[dy.buffer(), d.buffer()], c.cout * tiles)?;
