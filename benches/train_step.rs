@@ -7,6 +7,7 @@
 //! `--dispatches` too: every dispatch with its node).
 //! Without `--bench` (`cargo test --benches`): one untimed step at batch 8, its loss checked finite.
 //! `--f16`: mixed precision (`Precision::F16`, dynamic loss scaling), as the twin's `--amp`.
+//! `--implicit-gemm`: every convolution pass on the implicit GEMM (no Winograd).
 
 mod common;
 
@@ -19,6 +20,10 @@ use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{TrainConfig, Trainer};
 
 fn main() -> wgtrain::Result<()> {
+    wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
+}
+
+fn run() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let mode = Mode::from(&args[1..]);
     let profile = args.iter().any(|a| a == "--profile");
