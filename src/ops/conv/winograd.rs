@@ -1,17 +1,19 @@
-//! Winograd F(4×4, 3×3) for the data passes of 3×3 stride-1 convolutions: the forward, the data
-//! gradient (the adjoint of a stride-1 convolution is the correlation with the flipped filter)
-//! and so both passes of a stride-1 3×3 conv-transpose.
+//! Winograd for the passes of 3×3 and 5×5 stride-1 convolutions — F(4×4, 3×3) and F(2×2, 5×5),
+//! both on a 6×6 domain: the forward, the data gradient (the adjoint of a stride-1 convolution is
+//! the correlation with the flipped filter; so both passes of a stride-1 conv-transpose) and the
+//! weight gradient (the same identity transposed).
 //!
-//! Four dispatches (`wgsl/conv/winograd.wgsl`, `wgsl/conv/winograd_gemm.wgsl`): the filters and
-//! the input tiles are transformed into a 6×6 domain, where the sum over input channels is one
-//! GEMM per point ξ (36, batched on the GEMM core); the products are transformed back to 4×4
-//! output tiles with the epilogue (bias, neuron, accumulate). The GEMMs do 36 multiply-adds per
-//! 16 outputs and input channel where the implicit GEMM does 144. The transformed operands live
-//! in scratch shared by every Winograd pass of a graph (`launch::shared_scratch`).
+//! Four dispatches a pass (`wgsl/conv/winograd.wgsl`, `wgsl/conv/winograd_gemm.wgsl`,
+//! `wgsl/conv/winograd_wgrad_gemm.wgsl`): the filters and the input tiles are transformed into
+//! the 6×6 domain, where the sum over input channels is one GEMM per point ξ (36, batched on the
+//! GEMM core); the products are transformed back to output tiles with the epilogue (bias, neuron,
+//! accumulate). For 3×3 the GEMMs do 36 multiply-adds per 16 outputs and input channel where the
+//! implicit GEMM does 144. The transformed operands live in scratch shared by every Winograd pass
+//! of a graph (`launch::shared_scratch`).
 //!
 //! Rounding differs from the implicit GEMM's (the transforms scale operands by up to 10 per axis
-//! and the inverse adds terms of either sign); measured on the test shapes it stays within the
-//! implicit GEMM's tolerance rule (`tests/conv_winograd.rs`).
+//! and the inverse adds terms of either sign); measured on the test shapes each pass stays within
+//! the implicit GEMM's tolerance rule, and errors compound through a step (`tests/conv_winograd.rs`).
 
 use std::cell::Cell;
 
@@ -65,6 +67,10 @@ const XI: usize = 36;
 /// Smallest channel count (of the correlation's input and output) `Auto` takes to Winograd: below
 /// it the transforms' memory traffic outweighs the multiply-adds saved.
 const MIN_CHANNELS: usize = 16;
+/// The same for 5×5 filters, whose F(2×2, 5×5) saves less (36 multiply-adds per 4 outputs
+/// against 100): on the H200 the MNIST MPS net's 32 → 64 conv2 slowed its step (1.611 → 1.750 ms at
+/// batch 256) while Inception v3's 48 → 64 branches sped its step up (422.4 → 428.9 images/s).
+const MIN_CHANNELS_5X5: usize = 48;
 /// Workgroups the weight gradient's split over the tiles aims for (as the implicit GEMM's).
 const WGRAD_TARGET_GROUPS: usize = 512;
 /// Fewest tiles per split of the weight gradient, a multiple of the GEMM core's K step.
@@ -73,14 +79,14 @@ const WGRAD_MIN_TILES: usize = 64;
 /// Which algorithm the data passes of eligible convolutions take ([`with_conv_algo`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvAlgo {
-    /// Winograd for eligible passes with at least 16 channels in and out on a GPU; the implicit
-    /// GEMM on a CPU adapter and for everything else.
+    /// Winograd for eligible passes with at least 16 channels in and out (48 for 5×5) on a GPU;
+    /// the implicit GEMM on a CPU adapter and for everything else.
     #[default]
     Auto,
     /// Always the implicit GEMM.
     ImplicitGemm,
-    /// Winograd wherever the pass is eligible (3×3, stride 1, no dilation, one group, f32,
-    /// padding at most 2, the transformed operands within the binding limit).
+    /// Winograd wherever the pass is eligible (3×3 or 5×5, stride 1, no dilation, one group, f32,
+    /// padding below the filter's edge, the transformed operands within the binding limit).
     Winograd,
 }
 
@@ -205,7 +211,14 @@ fn takes(c: &Correlation, input: &Tensor, sizes: Option<[usize; 3]>) -> bool {
         })
     });
     match ALGO.with(|a| a.get()) {
-        ConvAlgo::Auto => fits && !dev.is_cpu() && c.cin >= MIN_CHANNELS && c.cout >= MIN_CHANNELS,
+        ConvAlgo::Auto => {
+            let least = if c.kernel == 5 {
+                MIN_CHANNELS_5X5
+            } else {
+                MIN_CHANNELS
+            };
+            fits && !dev.is_cpu() && c.cin.min(c.cout) >= least
+        }
         _ => fits,
     }
 }
