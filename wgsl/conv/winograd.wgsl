@@ -30,6 +30,26 @@ fn tile_edge() -> u32 {
     return 7u - KERNEL;
 }
 
+// Tile t as (image, tile row, tile column).
+fn tile_of(t: u32) -> vec3<u32> {
+    let per_image = p.th * p.tw;
+    let n = t / per_image;
+    let rest = t - n * per_image;
+    let ty = rest / p.tw;
+    return vec3<u32>(n, ty, rest - ty * p.tw);
+}
+
+// Column s of a transformed 6×6 tile, v[r] = element (r, s), into dst at ξ = 6r + s of index i.
+fn put_column(i: u32, s: u32, stride: u32, v: array<f32, 6>) {
+    let b = s * stride + i;
+    dst[b] = v[0];
+    dst[b + 6u * stride] = v[1];
+    dst[b + 12u * stride] = v[2];
+    dst[b + 18u * stride] = v[3];
+    dst[b + 24u * stride] = v[4];
+    dst[b + 30u * stride] = v[5];
+}
+
 // Bᵀ·d for a column d of six.
 fn bt(d: array<f32, 6>) -> array<f32, 6> {
     return array<f32, 6>(
@@ -160,11 +180,10 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>,
     if (i >= p.cin * p.tiles) { return; }
     let c = i / p.tiles;
     let t = i - c * p.tiles;
-    let per_image = p.th * p.tw;
-    let n = t / per_image;
-    let rest = t - n * per_image;
-    let ty = rest / p.tw;
-    let tx = rest - ty * p.tw;
+    let tile = tile_of(t);
+    let n = tile.x;
+    let ty = tile.y;
+    let tx = tile.z;
     let base = (n * p.cin + c) * p.h * p.w;
     let y0 = i32(tile_edge() * ty) - i32(p.pad_t);
     let x0 = i32(tile_edge() * tx) - i32(p.pad_l);
@@ -186,15 +205,7 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>,
             case 4u: { col = array<f32, 6>(r0[4], r1[4], r2[4], r3[4], r4[4], r5[4]); }
             default: { col = array<f32, 6>(r0[5], r1[5], r2[5], r3[5], r4[5], r5[5]); }
         }
-        let v = bt(col);
-        // ξ = 6r + s.
-        let base_v = s * stride + i;
-        dst[base_v] = v[0];
-        dst[base_v + 6u * stride] = v[1];
-        dst[base_v + 12u * stride] = v[2];
-        dst[base_v + 18u * stride] = v[3];
-        dst[base_v + 24u * stride] = v[4];
-        dst[base_v + 30u * stride] = v[5];
+        put_column(i, s, stride, bt(col));
     }
 }
 
@@ -226,11 +237,10 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>,
     if (i >= p.cout * p.tiles) { return; }
     let o = i / p.tiles;
     let t = i - o * p.tiles;
-    let per_image = p.th * p.tw;
-    let n = t / per_image;
-    let rest = t - n * per_image;
-    let ty = rest / p.tw;
-    let tx = rest - ty * p.tw;
+    let tile = tile_of(t);
+    let n = tile.x;
+    let ty = tile.y;
+    let tx = tile.z;
     let stride = p.cout * p.tiles;
     if (KERNEL == 5u) {
         output_transform5(i, o, (n * p.cout + o) * p.oh * p.ow, 2u * ty, 2u * tx, stride);
@@ -290,11 +300,10 @@ fn grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
     if (i >= p.cout * p.tiles) { return; }
     let o = i / p.tiles;
     let t = i - o * p.tiles;
-    let per_image = p.th * p.tw;
-    let n = t / per_image;
-    let rest = t - n * per_image;
-    let ty = rest / p.tw;
-    let tx = rest - ty * p.tw;
+    let tile = tile_of(t);
+    let n = tile.x;
+    let ty = tile.y;
+    let tx = tile.z;
     let base = (n * p.cout + o) * p.oh * p.ow;
     let stride = p.cout * p.tiles;
     if (KERNEL == 5u) {
@@ -318,14 +327,7 @@ fn grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
             case 4u: { col = vec4<f32>(r0[4], r1[4], r2[4], r3[4]); }
             default: { col = vec4<f32>(r0[5], r1[5], r2[5], r3[5]); }
         }
-        let v = a6(col);
-        let base_d = s * stride + i;
-        dst[base_d] = v[0];
-        dst[base_d + 6u * stride] = v[1];
-        dst[base_d + 12u * stride] = v[2];
-        dst[base_d + 18u * stride] = v[3];
-        dst[base_d + 24u * stride] = v[4];
-        dst[base_d + 30u * stride] = v[5];
+        put_column(i, s, stride, a6(col));
     }
 }
 
@@ -460,11 +462,7 @@ fn grad_transform5(i: u32, base: u32, y0: u32, x0: u32, stride: u32) {
     let r0 = a6_2(vec2<f32>(dy_at(base, y0, x0), dy_at(base, y0, x0 + 1u)));
     let r1 = a6_2(vec2<f32>(dy_at(base, y0 + 1u, x0), dy_at(base, y0 + 1u, x0 + 1u)));
     for (var s = 0u; s < 6u; s = s + 1u) {
-        let v = a6_2(vec2<f32>(r0[s], r1[s]));
-        let b = s * stride + i;
-        for (var r = 0u; r < 6u; r = r + 1u) {
-            dst[b + 6u * r * stride] = v[r];
-        }
+        put_column(i, s, stride, a6_2(vec2<f32>(r0[s], r1[s])));
     }
 }
 
