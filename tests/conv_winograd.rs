@@ -206,9 +206,6 @@ fn winograd_error_with_many_channels() {
     each_device("winograd 64 channels", |dev| {
         check(dev, &conv3(64, 16, Padding::symmetric(1)), &[1, 64, 8, 8]);
         check(dev, &conv3(256, 16, Padding::symmetric(1)), &[1, 256, 8, 8]);
-        // 128 output channels and more: the GEMM's rows are channels (its forward; its data
-        // gradient has 16).
-        check(dev, &conv3(16, 130, Padding::symmetric(1)), &[1, 16, 7, 6]);
     });
 }
 

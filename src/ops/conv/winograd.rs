@@ -71,9 +71,6 @@ const MIN_CHANNELS: usize = 16;
 /// against 100): on the H200 the MNIST MPS net's 32 → 64 conv2 slowed its step (1.611 → 1.750 ms at
 /// batch 256) while Inception v3's 48 → 64 branches sped its step up (422.4 → 428.9 images/s).
 const MIN_CHANNELS_5X5: usize = 48;
-/// Output channels from which the data passes' GEMM takes them as its rows (`TRANSPOSED` in
-/// `wgsl/conv/winograd_gemm.wgsl`), whole 128-row tiles, storing M row by row.
-const TRANSPOSED_MIN_CHANNELS: usize = 128;
 /// Workgroups the weight gradient's split over the tiles aims for (as the implicit GEMM's).
 const WGRAD_TARGET_GROUPS: usize = 512;
 /// Fewest tiles per split of the weight gradient, a multiple of the GEMM core's K step.
@@ -344,15 +341,7 @@ pub(crate) fn launches(
         &[input.buffer(), v.buffer()],
         c.cin * tiles,
     )?;
-    // Rows of the GEMM are output channels when they fill its 128-row tiles, else tiles.
-    let transposed = c.cout >= TRANSPOSED_MIN_CHANNELS;
-    let (rows, cols) = if transposed {
-        (c.cout, tiles)
-    } else {
-        (tiles, c.cout)
-    };
-    let constants = vec![("TRANSPOSED", f64::from(u8::from(transposed)))];
-    let core = coop::core((&GEMM, &GEMM), dev, None, (rows, cols, XI), constants);
+    let core = coop::core((&GEMM, &GEMM), dev, None, (tiles, c.cout, XI), Vec::new());
     let products = dev.launch(
         core.shader,
         core.entry,
