@@ -211,16 +211,27 @@ fn takes(c: &Correlation, input: &Tensor, sizes: Option<[usize; 3]>) -> bool {
         })
     });
     match ALGO.with(|a| a.get()) {
-        ConvAlgo::Auto => {
-            let least = if c.kernel == 5 {
-                MIN_CHANNELS_5X5
-            } else {
-                MIN_CHANNELS
-            };
-            fits && !dev.is_cpu() && c.cin.min(c.cout) >= least
-        }
+        ConvAlgo::Auto => fits && !dev.is_cpu() && auto_takes(c.kernel, c.cin, c.cout, sizes),
         _ => fits,
     }
+}
+
+/// Scratch a pass may ask of one slot under `Auto` (three slots: at most 1.5 GiB for a graph,
+/// where the implicit GEMM needs none); the zoo's largest at batch 32 is 404 MB (Inception v3's
+/// `Conv2d_2b_3x3`, 64 channels at 147×147).
+const AUTO_SLOT_BYTES: usize = 512 << 20;
+
+/// `Auto`'s rule on a GPU for a pass with a `kernel`-wide filter, `cin` → `cout` channels and
+/// scratch slots of `sizes` f32 elements: enough channels for the transforms to pay, and scratch
+/// within `AUTO_SLOT_BYTES` a slot.
+fn auto_takes(kernel: usize, cin: usize, cout: usize, sizes: Option<[usize; 3]>) -> bool {
+    let least = if kernel == 5 {
+        MIN_CHANNELS_5X5
+    } else {
+        MIN_CHANNELS
+    };
+    let small = sizes.is_some_and(|s| s.iter().all(|&n| n <= AUTO_SLOT_BYTES / 4));
+    cin.min(cout) >= least && small
 }
 
 /// The weight gradient's scratch — S, V and D elements — and its split `(splits, tiles per
@@ -421,4 +432,47 @@ pub(crate) fn weight_grad_launches(
         launches: vec![inputs, grads, products, filters],
         scratch: vec![v, d, s],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_wants_channels_and_bounded_scratch() {
+        let fits = Some([1 << 20; 3]);
+        assert!(auto_takes(3, 16, 16, fits));
+        assert!(!auto_takes(3, 15, 64, fits));
+        assert!(!auto_takes(5, 32, 64, fits));
+        assert!(auto_takes(5, 48, 64, fits));
+        // One slot past 512 MiB, or sizes past u32, and the pass keeps the implicit GEMM.
+        let big = AUTO_SLOT_BYTES / 4 + 1;
+        assert!(auto_takes(3, 64, 64, Some([1, AUTO_SLOT_BYTES / 4, 1])));
+        assert!(!auto_takes(3, 64, 64, Some([1, big, 1])));
+        assert!(!auto_takes(3, 64, 64, None));
+    }
+
+    #[test]
+    fn the_adjoint_pads_by_the_rest_of_the_filter() {
+        let g = ConvGeometry {
+            batch: 2,
+            in_channels: 3,
+            out_channels: 5,
+            groups: 1,
+            in_size: (9, 8),
+            out_size: (9, 6),
+            kernel: (5, 5),
+            stride: (1, 1),
+            dilation: (1, 1),
+            padding: (2, 2, 1, 1),
+        };
+        let c = Correlation::of(&g, true).unwrap();
+        assert_eq!((c.cin, c.cout, c.pad, c.tile()), (5, 3, (2, 3), 2));
+        assert_eq!(c.tiles(2), Some((5, 4, 40)));
+        let past = ConvGeometry {
+            padding: (5, 0, 0, 0),
+            ..g
+        };
+        assert!(Correlation::of(&past, false).is_none());
+    }
 }
