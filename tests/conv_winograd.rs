@@ -200,6 +200,45 @@ fn winograd_5x5_matches_the_reference() {
     });
 }
 
+/// Passes run over the batch in chunks of images where the scratch budget asks for it: one image
+/// a chunk here (forward, data and weight gradients, 3×3 and 5×5, a conv-transpose), and two
+/// images of a batch of three (a shorter last chunk).
+#[test]
+fn winograd_in_chunks_of_images() {
+    use wgtrain::ops::conv::winograd::with_chunk_bytes;
+    each_device("winograd chunks", |dev| {
+        with_chunk_bytes(1, || {
+            check(dev, &conv3(3, 5, Padding::symmetric(1)), &[3, 3, 7, 5]);
+            check(dev, &conv5(4, 6, asym(3, 0, 1, 2)), &[2, 4, 6, 7]);
+            let mut t = ConvTranspose2d::new(4, 3, (3, 3));
+            t.padding = Padding::symmetric(1);
+            check(dev, &t, &[2, 4, 6, 5]);
+        });
+        // Two images' operands: 36 · 7 channels · 2 · 2 tiles · 4 bytes each.
+        with_chunk_bytes(36 * 7 * 4 * 4 * 2, || {
+            check(dev, &conv3(7, 5, Padding::symmetric(1)), &[3, 7, 8, 6]);
+        });
+        // The chunks are dispatches: one filter transform, then three per chunk (and per
+        // weight-gradient chunk, then one inverse transform).
+        let mut op = conv3(7, 5, Padding::symmetric(1));
+        op.bias = false;
+        let x = up(dev, &data(&[3, 7, 8, 6], 5));
+        let w = up(dev, &data(&op.weight_shape(), 6));
+        let y = Tensor::zeros(dev, &[3, 5, 8, 6], wgtrain::DType::F32).unwrap();
+        let dw = Tensor::zeros(dev, &op.weight_shape(), wgtrain::DType::F32).unwrap();
+        for (bytes, chunks) in [(1, 3), (36 * 7 * 4 * 4 * 2, 2), (1 << 30, 1)] {
+            with_chunk_bytes(bytes, || {
+                with_conv_algo(ConvAlgo::Winograd, || {
+                    let f = conv::forward_launches(&op, &x, &w, None, &y).unwrap();
+                    assert_eq!(f.launches.len(), 1 + 3 * chunks, "{}", labels(&f));
+                    let g = conv::backward_weights_launches(&op, &x, &y, &dw).unwrap();
+                    assert_eq!(g.launches.len(), 3 * chunks + 1, "{}", labels(&g));
+                });
+            });
+        }
+    });
+}
+
 #[test]
 fn winograd_error_with_many_channels() {
     // The rounding of a 9·64-term sum through the transforms, on values of both signs.

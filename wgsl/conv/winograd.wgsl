@@ -30,13 +30,13 @@ fn tile_edge() -> u32 {
     return 7u - KERNEL;
 }
 
-// Tile t as (image, tile row, tile column).
+// Tile t of this chunk as (image, tile row, tile column).
 fn tile_of(t: u32) -> vec3<u32> {
     let per_image = p.th * p.tw;
     let n = t / per_image;
     let rest = t - n * per_image;
     let ty = rest / p.tw;
-    return vec3<u32>(n, ty, rest - ty * p.tw);
+    return vec3<u32>(p.n0 + n, ty, rest - ty * p.tw);
 }
 
 // Column s of a transformed 6×6 tile, v[r] = element (r, s), into dst at ξ = 6r + s of index i.
@@ -334,9 +334,9 @@ fn grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
 // Σ over the splits of S[ξ = 6r + s, ·, c, o] for (c, o) at index i = c·cout + o.
 fn s_sum(i: u32, r: u32, s: u32) -> f32 {
     let per_split = p.cin * p.cout;
-    var b = (6u * r + s) * p.splits * per_split + i;
+    var b = (6u * r + s) * p.splits_all * per_split + i;
     var v = 0.0;
-    for (var k = 0u; k < p.splits; k = k + 1u) {
+    for (var k = 0u; k < p.splits_all; k = k + 1u) {
         v = v + om[b];
         b = b + per_split;
     }

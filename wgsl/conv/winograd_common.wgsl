@@ -9,7 +9,7 @@
 // with tile t = (n·th + ty)·tw + tx. The weight gradient is the same identity transposed:
 // y = Aᵀ·(G·F·Gᵀ ⊙ Bᵀ·d·B)·A gives dF = Gᵀ·(Σ_t Bᵀ·d_t·B ⊙ A·dy_t·Aᵀ)·G, so
 //   D (36, cout, tiles)          transformed output gradients  A·dy·Aᵀ
-//   S (36, splits, cin, cout)    Σ_t V·D over each split's tiles, back to 3×3 by Gᵀ·(Σ S)·G
+//   S (36, splits_all, cin, cout)  Σ_t V·D over each split's tiles, back by Gᵀ·(Σ S)·G
 
 struct Params {
     batch: u32,
@@ -36,6 +36,12 @@ struct Params {
     // The weight gradient's products are split over the tiles (its K): k_chunk tiles per split.
     splits: u32,
     k_chunk: u32,
+    // A pass runs over the batch in chunks of images (to bound the scratch): this launch's first
+    // image (its tiles are the chunk's: `batch` images from n0), and for the weight gradient the
+    // chunk's first split in S and the splits of all chunks.
+    n0: u32,
+    split0: u32,
+    splits_all: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

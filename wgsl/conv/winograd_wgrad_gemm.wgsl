@@ -1,11 +1,11 @@
 // The 36 products of the Winograd weight gradient (winograd_common.wgsl) as one batched GEMM on
-// gemm_core.wgsl, split over the tiles (its K), workgroup z = ξ·splits + split:
-//   S[ξ, split] (cin × cout) = V[ξ] (cin × tiles of the split) · D[ξ]ᵀ (tiles × cout).
+// gemm_core.wgsl, split over the chunk's tiles (its K), workgroup z = ξ·splits + split:
+//   S[ξ, split0 + split] (cin × cout) = V[ξ] (cin × tiles of the split) · D[ξ]ᵀ (tiles × cout).
 // Both operands are contiguous along the tiles.
 
 @group(0) @binding(1) var<storage, read> wv: array<f32>;        // V (36, cin, tiles)
 @group(0) @binding(2) var<storage, read> wd: array<f32>;        // D (36, cout, tiles)
-@group(0) @binding(3) var<storage, read_write> ws: array<f32>;  // S (36, splits, cin, cout)
+@group(0) @binding(3) var<storage, read_write> ws: array<f32>;  // S (36, splits_all, cin, cout)
 
 fn gemm_m() -> u32 { return p.cin; }
 fn gemm_n() -> u32 { return p.cout; }
@@ -56,6 +56,8 @@ fn load_b4(z: u32, k: u32, cols: BCols) -> vec4<f32> {
     return v;
 }
 
+// This chunk's split s of ξ is slab ξ·splits_all + split0 + s of S.
 fn store_c(z: u32, m: u32, n: u32, acc: f32) {
-    ws[(z * p.cin + m) * p.cout + n] = acc;
+    let slab = (z / p.splits) * p.splits_all + p.split0 + z % p.splits;
+    ws[(slab * p.cin + m) * p.cout + n] = acc;
 }

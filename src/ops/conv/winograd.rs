@@ -90,8 +90,20 @@ pub enum ConvAlgo {
     Winograd,
 }
 
+/// Scratch one slot may take before a pass runs over the batch in chunks of images.
+pub const DEFAULT_CHUNK_BYTES: usize = 128 << 20;
+
 thread_local! {
     static ALGO: Cell<ConvAlgo> = const { Cell::new(ConvAlgo::Auto) };
+    static CHUNK_BYTES: Cell<usize> = const { Cell::new(DEFAULT_CHUNK_BYTES) };
+}
+
+/// Runs `f` with the Winograd passes it prepares taking at most `bytes` of scratch a slot where
+/// the batch allows: a pass whose transformed operands would be larger runs over the images in
+/// chunks (one image at the least), each chunk's transforms and products reusing the slots.
+/// Fewer bytes, more dispatches; the results are the same to rounding.
+pub fn with_chunk_bytes<R>(bytes: usize, f: impl FnOnce() -> R) -> R {
+    crate::launch::scoped(&CHUNK_BYTES, bytes, f)
 }
 
 /// Runs `f` (a graph's compile, an eager op) with the convolutions it prepares on algorithm `a`,
@@ -158,9 +170,22 @@ impl Correlation {
         Some((th, tw, batch.checked_mul(th)?.checked_mul(tw)?))
     }
 
-    /// Elements of U, V and M (`None` past u32, the kernels' index type).
+    /// Images per chunk of a batch (`with_chunk_bytes`), and chunks.
+    fn chunks(&self, batch: usize) -> (usize, usize) {
+        let (th, tw, _) = self.tiles(1).unwrap_or((1, 1, 1));
+        let per_image = XI
+            .saturating_mul(self.cin.max(self.cout))
+            .saturating_mul(th)
+            .saturating_mul(tw)
+            .saturating_mul(4);
+        let images = (CHUNK_BYTES.with(|b| b.get()) / per_image.max(1)).clamp(1, batch.max(1));
+        (images, batch.div_ceil(images))
+    }
+
+    /// Elements of U, and of V and M for one chunk of the batch (`None` past u32, the kernels'
+    /// index type).
     fn sizes(&self, batch: usize) -> Option<[usize; 3]> {
-        let (_, _, tiles) = self.tiles(batch)?;
+        let (_, _, tiles) = self.tiles(self.chunks(batch).0)?;
         let s = [
             XI.checked_mul(self.cin)?.checked_mul(self.cout)?,
             XI.checked_mul(self.cin)?.checked_mul(tiles)?,
@@ -216,9 +241,9 @@ fn takes(c: &Correlation, input: &Tensor, sizes: Option<[usize; 3]>) -> bool {
     }
 }
 
-/// Scratch a pass may ask of one slot under `Auto` (three slots: at most 1.5 GiB for a graph,
-/// where the implicit GEMM needs none); the zoo's largest at batch 32 is 404 MB (Inception v3's
-/// `Conv2d_2b_3x3`, 64 channels at 147×147).
+/// Scratch a pass may ask of one slot under `Auto`. Chunks of images keep a slot near
+/// `with_chunk_bytes`' budget, so only a single image past this keeps the implicit GEMM (three
+/// slots: at most 1.5 GiB for a graph, where the implicit GEMM needs none).
 const AUTO_SLOT_BYTES: usize = 512 << 20;
 
 /// `Auto`'s rule on a GPU for a pass with a `kernel`-wide filter, `cin` → `cout` channels and
@@ -234,14 +259,15 @@ fn auto_takes(kernel: usize, cin: usize, cout: usize, sizes: Option<[usize; 3]>)
     cin.min(cout) >= least && small
 }
 
-/// The weight gradient's scratch — S, V and D elements — and its split `(splits, tiles per
-/// split)` (`None` past u32).
+/// The weight gradient's scratch — S (every chunk's splits), V and D (one chunk's) elements — and
+/// its split of one chunk `(splits, tiles per split)` (`None` past u32).
 fn wgrad_sizes(
     g: &ConvGeometry,
     c: &Correlation,
     dev: &crate::device::Device,
 ) -> Option<([usize; 3], (usize, usize))> {
-    let (_, _, tiles) = c.tiles(g.batch)?;
+    let (images, chunks) = c.chunks(g.batch);
+    let (_, _, tiles) = c.tiles(images)?;
     let core = coop::core(
         (&WGRAD_GEMM, &WGRAD_GEMM),
         dev,
@@ -258,39 +284,85 @@ fn wgrad_sizes(
     let [_, v, d] = c.sizes(g.batch)?;
     let s = XI
         .checked_mul(splits)?
+        .checked_mul(chunks)?
         .checked_mul(c.cin)?
         .checked_mul(c.cout)?;
     u32::try_from(s).ok()?;
     Some(([s, v, d], (splits, chunk)))
 }
 
-/// The parameter words of `Params` in `wgsl/conv/winograd_common.wgsl`.
-#[allow(clippy::too_many_arguments)]
+/// Which images one launch covers and, for the weight gradient, where its splits go in S.
+#[derive(Clone, Copy)]
+struct Part {
+    /// First image and images.
+    n0: usize,
+    images: usize,
+    /// Splits of the chunk and tiles per split (`(1, 0)` for the data passes).
+    splits: usize,
+    k_chunk: usize,
+    /// The chunk's first split in S, and the splits of all chunks.
+    split0: usize,
+    splits_all: usize,
+}
+
+impl Part {
+    /// Chunk `q` of `images` images of a batch of `batch`, with `splits` splits of `k_chunk`
+    /// tiles each of `chunks` chunks.
+    fn chunk(
+        q: usize,
+        images: usize,
+        batch: usize,
+        (splits, k_chunk): (usize, usize),
+        chunks: usize,
+    ) -> Part {
+        let n0 = q * images;
+        Part {
+            n0,
+            images: images.min(batch - n0),
+            splits,
+            k_chunk,
+            split0: q * splits,
+            splits_all: chunks * splits,
+        }
+    }
+}
+
+/// The parameter words of `Params` in `wgsl/conv/winograd_common.wgsl` for `part` of the pass.
 fn params(
     g: &ConvGeometry,
     c: &Correlation,
     adjoint: bool,
-    has_bias: bool,
-    accumulate: bool,
+    (has_bias, accumulate): (bool, bool),
     fused: Option<UnaryOp>,
-    (splits, chunk): (usize, usize),
+    part: Part,
 ) -> Result<Vec<u32>> {
     g.check_gpu_range("convolution")?;
     let too_large =
         || crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into());
-    let (th, tw, tiles) = c.tiles(g.batch).ok_or_else(too_large)?;
+    let (th, tw, tiles) = c.tiles(part.images).ok_or_else(too_large)?;
     let words = [
-        g.batch, c.cin, c.cout, c.input.0, c.input.1, c.output.0, c.output.1, th, tw, tiles,
-        c.pad.0, c.pad.1,
+        part.images,
+        c.cin,
+        c.cout,
+        c.input.0,
+        c.input.1,
+        c.output.0,
+        c.output.1,
+        th,
+        tw,
+        tiles,
+        c.pad.0,
+        c.pad.1,
     ];
-    let split = [splits, chunk]
-        .iter()
-        .map(|&v| u32::try_from(v).map_err(|_| too_large()))
-        .collect::<Result<Vec<u32>>>()?;
-    let mut w = words
-        .iter()
-        .map(|&v| u32::try_from(v).map_err(|_| too_large()))
-        .collect::<Result<Vec<u32>>>()?;
+    let tail = [
+        part.splits,
+        part.k_chunk,
+        part.n0,
+        part.split0,
+        part.splits_all,
+    ];
+    let word = |v: &usize| u32::try_from(*v).map_err(|_| too_large());
+    let mut w = words.iter().map(word).collect::<Result<Vec<u32>>>()?;
     let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
     w.extend([
         adjoint as u32,
@@ -301,7 +373,7 @@ fn params(
         crate::launch::f(a),
         crate::launch::f(b),
     ]);
-    w.extend(split);
+    w.extend(tail.iter().map(word).collect::<Result<Vec<u32>>>()?);
     Ok(w)
 }
 
@@ -325,50 +397,59 @@ pub(crate) fn launches(
     let [nu, nv, nm] = c.sizes(g.batch).ok_or_else(|| {
         crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into())
     })?;
-    let (_, _, tiles) = c.tiles(g.batch).unwrap_or_default();
     let u = shared_scratch(dev, 0, &[nu], DType::F32)?;
     let v = shared_scratch(dev, 1, &[nv], DType::F32)?;
     let m = shared_scratch(dev, 2, &[nm], DType::F32)?;
-    let words = params(g, &c, adjoint, b.is_some(), accumulate, fused, (1, 0))?;
     let mut constants = c.constants();
     constants.extend(crate::neuron::fused_constants(fused));
-    let transform = |entry: &'static str, bufs: &[Binding<'_>], n: usize| {
-        dev.launch(
-            &TRANSFORMS,
-            entry,
-            &constants,
-            &words,
-            bufs,
-            grid_1d(n, 256),
-        )
+    let flags = (b.is_some(), accumulate);
+    let transform = |entry: &'static str, words: &[u32], bufs: &[Binding<'_>], n: usize| {
+        dev.launch(&TRANSFORMS, entry, &constants, words, bufs, grid_1d(n, 256))
     };
-    let filters = transform(
+    let (images, chunks) = c.chunks(g.batch);
+    let whole = params(
+        g,
+        &c,
+        adjoint,
+        flags,
+        fused,
+        Part::chunk(0, images, g.batch, (1, 0), 1),
+    )?;
+    let mut launches = vec![transform(
         "filter_transform",
+        &whole,
         &[w.buffer(), u.buffer()],
         c.cin * c.cout,
-    )?;
-    let inputs = transform(
-        "input_transform",
-        &[input.buffer(), v.buffer()],
-        c.cin * tiles,
-    )?;
-    let core = coop::core((&GEMM, &GEMM), dev, None, (tiles, c.cout, XI), Vec::new());
-    let products = dev.launch(
-        core.shader,
-        core.entry,
-        &core.constants,
-        &words,
-        &[v.buffer(), u.buffer(), m.buffer()],
-        core.groups,
-    )?;
-    // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
-    let outputs = transform(
-        "output_transform",
-        &[m.buffer(), b.unwrap_or(w).buffer(), out.buffer()],
-        c.cout * tiles,
-    )?;
+    )?];
+    for q in 0..chunks {
+        let part = Part::chunk(q, images, g.batch, (1, 0), 1);
+        let words = params(g, &c, adjoint, flags, fused, part)?;
+        let (_, _, tiles) = c.tiles(part.images).unwrap_or_default();
+        launches.push(transform(
+            "input_transform",
+            &words,
+            &[input.buffer(), v.buffer()],
+            c.cin * tiles,
+        )?);
+        let core = coop::core((&GEMM, &GEMM), dev, None, (tiles, c.cout, XI), Vec::new());
+        launches.push(dev.launch(
+            core.shader,
+            core.entry,
+            &core.constants,
+            &words,
+            &[v.buffer(), u.buffer(), m.buffer()],
+            core.groups,
+        )?);
+        // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
+        launches.push(transform(
+            "output_transform",
+            &words,
+            &[m.buffer(), b.unwrap_or(w).buffer(), out.buffer()],
+            c.cout * tiles,
+        )?);
+    }
     Ok(Prepared {
-        launches: vec![filters, inputs, products, outputs],
+        launches,
         scratch: vec![u, v, m],
     })
 }
@@ -390,46 +471,60 @@ pub(crate) fn weight_grad_launches(
     let ([ns, nv, nd], split) = wgrad_sizes(g, &c, dev).ok_or_else(|| {
         crate::error::Error::Invalid("Winograd weight gradient: sizes past u32 (not chosen)".into())
     })?;
-    let (_, _, tiles) = c.tiles(g.batch).unwrap_or_default();
     // Slots 1 and 2 as the data passes' V and M; the partial sums in slot 3.
     let v = shared_scratch(dev, 1, &[nv], DType::F32)?;
     let d = shared_scratch(dev, 2, &[nd], DType::F32)?;
     let s = shared_scratch(dev, 3, &[ns], DType::F32)?;
-    let words = params(g, &c, false, false, accumulate, None, split)?;
-    let transform = |entry: &'static str, bufs: &[Binding<'_>], n: usize| {
-        dev.launch(
-            &TRANSFORMS,
-            entry,
-            &c.constants(),
-            &words,
-            bufs,
-            grid_1d(n, 256),
-        )
+    let constants = c.constants();
+    let transform = |entry: &'static str, words: &[u32], bufs: &[Binding<'_>], n: usize| {
+        dev.launch(&TRANSFORMS, entry, &constants, words, bufs, grid_1d(n, 256))
     };
-    let inputs = transform("input_transform", &[x.buffer(), v.buffer()], c.cin * tiles)?;
-    let grads = transform("grad_transform", &[dy.buffer(), d.buffer()], c.cout * tiles)?;
-    let core = coop::core(
-        (&WGRAD_GEMM, &WGRAD_GEMM),
-        dev,
-        None,
-        (c.cin, c.cout, XI * split.0),
-        Vec::new(),
-    );
-    let products = dev.launch(
-        core.shader,
-        core.entry,
-        &core.constants,
-        &words,
-        &[v.buffer(), d.buffer(), s.buffer()],
-        core.groups,
-    )?;
-    let filters = transform(
+    let (images, chunks) = c.chunks(g.batch);
+    let flags = (false, accumulate);
+    let mut launches = Vec::new();
+    for q in 0..chunks {
+        let part = Part::chunk(q, images, g.batch, split, chunks);
+        let words = params(g, &c, false, flags, None, part)?;
+        let (_, _, tiles) = c.tiles(part.images).unwrap_or_default();
+        launches.push(transform(
+            "input_transform",
+            &words,
+            &[x.buffer(), v.buffer()],
+            c.cin * tiles,
+        )?);
+        launches.push(transform(
+            "grad_transform",
+            &words,
+            &[dy.buffer(), d.buffer()],
+            c.cout * tiles,
+        )?);
+        let core = coop::core(
+            (&WGRAD_GEMM, &WGRAD_GEMM),
+            dev,
+            None,
+            (c.cin, c.cout, XI * split.0),
+            Vec::new(),
+        );
+        launches.push(dev.launch(
+            core.shader,
+            core.entry,
+            &core.constants,
+            &words,
+            &[v.buffer(), d.buffer(), s.buffer()],
+            core.groups,
+        )?);
+    }
+    // Every chunk's splits summed and transformed back, added to dw when accumulating.
+    let last = Part::chunk(0, images, g.batch, split, chunks);
+    let words = params(g, &c, false, flags, None, last)?;
+    launches.push(transform(
         "filter_grad_transform",
+        &words,
         &[s.buffer(), dw.buffer()],
         c.cin * c.cout,
-    )?;
+    )?);
     Ok(Prepared {
-        launches: vec![inputs, grads, products, filters],
+        launches,
         scratch: vec![v, d, s],
     })
 }
