@@ -90,8 +90,11 @@ pub enum ConvAlgo {
     Winograd,
 }
 
-/// Scratch one slot may take before a pass runs over the batch in chunks of images.
-pub const DEFAULT_CHUNK_BYTES: usize = 128 << 20;
+/// Scratch one slot may take before a pass runs over the batch in chunks of images (three slots:
+/// at most 1.5 GiB for a graph, where the implicit GEMM needs none). The zoo's largest pass at
+/// batch 32 needs 404 MB (Inception v3's `Conv2d_2b_3x3`, 64 channels at 147×147), so its
+/// measured steps run unchunked.
+pub const DEFAULT_CHUNK_BYTES: usize = 512 << 20;
 
 thread_local! {
     static ALGO: Cell<ConvAlgo> = const { Cell::new(ConvAlgo::Auto) };
@@ -236,26 +239,30 @@ fn takes(c: &Correlation, input: &Tensor, sizes: Option<[usize; 3]>) -> bool {
         })
     });
     match ALGO.with(|a| a.get()) {
-        ConvAlgo::Auto => fits && !dev.is_cpu() && auto_takes(c.kernel, c.cin, c.cout, sizes),
+        ConvAlgo::Auto => {
+            let budget = CHUNK_BYTES.with(|b| b.get());
+            fits && !dev.is_cpu() && auto_takes(c.kernel, c.cin, c.cout, sizes, budget)
+        }
         _ => fits,
     }
 }
 
-/// Scratch a pass may ask of one slot under `Auto`. Chunks of images keep a slot near
-/// `with_chunk_bytes`' budget, so only a single image past this keeps the implicit GEMM (three
-/// slots: at most 1.5 GiB for a graph, where the implicit GEMM needs none).
-const AUTO_SLOT_BYTES: usize = 512 << 20;
-
 /// `Auto`'s rule on a GPU for a pass with a `kernel`-wide filter, `cin` → `cout` channels and
-/// scratch slots of `sizes` f32 elements: enough channels for the transforms to pay, and scratch
-/// within `AUTO_SLOT_BYTES` a slot.
-fn auto_takes(kernel: usize, cin: usize, cout: usize, sizes: Option<[usize; 3]>) -> bool {
+/// scratch slots of `sizes` f32 elements for one chunk: enough channels for the transforms to pay,
+/// and scratch within `budget` bytes a slot (a single image past it keeps the implicit GEMM).
+fn auto_takes(
+    kernel: usize,
+    cin: usize,
+    cout: usize,
+    sizes: Option<[usize; 3]>,
+    budget: usize,
+) -> bool {
     let least = if kernel == 5 {
         MIN_CHANNELS_5X5
     } else {
         MIN_CHANNELS
     };
-    let small = sizes.is_some_and(|s| s.iter().all(|&n| n <= AUTO_SLOT_BYTES / 4));
+    let small = sizes.is_some_and(|s| s.iter().all(|&n| n <= budget / 4));
     cin.min(cout) >= least && small
 }
 
@@ -535,16 +542,18 @@ mod tests {
 
     #[test]
     fn auto_wants_channels_and_bounded_scratch() {
+        let budget = DEFAULT_CHUNK_BYTES;
         let fits = Some([1 << 20; 3]);
-        assert!(auto_takes(3, 16, 16, fits));
-        assert!(!auto_takes(3, 15, 64, fits));
-        assert!(!auto_takes(5, 32, 64, fits));
-        assert!(auto_takes(5, 48, 64, fits));
-        // One slot past 512 MiB, or sizes past u32, and the pass keeps the implicit GEMM.
-        let big = AUTO_SLOT_BYTES / 4 + 1;
-        assert!(auto_takes(3, 64, 64, Some([1, AUTO_SLOT_BYTES / 4, 1])));
-        assert!(!auto_takes(3, 64, 64, Some([1, big, 1])));
-        assert!(!auto_takes(3, 64, 64, None));
+        assert!(auto_takes(3, 16, 16, fits, budget));
+        assert!(!auto_takes(3, 15, 64, fits, budget));
+        assert!(!auto_takes(5, 32, 64, fits, budget));
+        assert!(auto_takes(5, 48, 64, fits, budget));
+        // A chunk (one image at the least) past the budget a slot, or sizes past u32, and the
+        // pass keeps the implicit GEMM.
+        let big = budget / 4 + 1;
+        assert!(auto_takes(3, 64, 64, Some([1, budget / 4, 1]), budget));
+        assert!(!auto_takes(3, 64, 64, Some([1, big, 1]), budget));
+        assert!(!auto_takes(3, 64, 64, None, budget));
     }
 
     #[test]
