@@ -21,8 +21,8 @@ use crate::dtype::Accumulator;
 use crate::error::Result;
 use crate::launch::{PRELUDE, Prepared, Shader, grid_1d, shared_scratch};
 use crate::ops::conv::ConvGeometry;
-use crate::ops::conv::coop;
 use crate::ops::elementwise::UnaryOp;
+use crate::ops::matmul::gpu::gemm_grid;
 use crate::tensor::Binding;
 use crate::tensor::{DType, Tensor};
 
@@ -198,6 +198,14 @@ impl Correlation {
     }
 }
 
+/// The error of a launch on a pass `chosen` / `chosen_wgrad` refuse (padding past the filter,
+/// sizes past u32): callers ask them first, so this is a caller's mistake, not the input's.
+fn not_chosen(what: &str) -> crate::error::Error {
+    crate::error::Error::Invalid(format!(
+        "Winograd {what}: the pass is not eligible (not chosen)"
+    ))
+}
+
 /// Whether the data pass of `g` (`adjoint`: its data gradient) on `input` runs on Winograd.
 pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
     eligible(g, adjoint, input).is_some_and(|c| takes(&c, input, c.sizes(g.batch)))
@@ -275,14 +283,8 @@ fn wgrad_sizes(
 ) -> Option<([usize; 3], (usize, usize))> {
     let (images, chunks) = c.chunks(g.batch);
     let (_, _, tiles) = c.tiles(images)?;
-    let core = coop::core(
-        (&WGRAD_GEMM, &WGRAD_GEMM),
-        dev,
-        None,
-        (c.cin, c.cout, XI),
-        vec![],
-    );
-    let groups: usize = core.groups.iter().map(|&n| n as usize).product();
+    let (_, grid) = gemm_grid(dev, c.cin, c.cout, XI);
+    let groups: usize = grid.iter().map(|&n| n as usize).product();
     // At most one split per 64 tiles, and a grid z within 65,535.
     let most = tiles.div_ceil(WGRAD_MIN_TILES).clamp(1, 65_535 / XI);
     let want = WGRAD_TARGET_GROUPS.div_ceil(groups.max(1)).clamp(1, most);
@@ -344,8 +346,7 @@ fn params(
     part: Part,
 ) -> Result<Vec<u32>> {
     g.check_gpu_range("convolution")?;
-    let too_large =
-        || crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into());
+    let too_large = || not_chosen("convolution");
     let (th, tw, tiles) = c.tiles(part.images).ok_or_else(too_large)?;
     let words = [
         part.images,
@@ -399,11 +400,8 @@ pub(crate) fn launches(
     accumulate: bool,
 ) -> Result<Prepared> {
     let dev = &input.device;
-    let c = Correlation::of(g, adjoint)
-        .ok_or_else(|| crate::error::Error::Invalid("Winograd: padding past the filter".into()))?;
-    let [nu, nv, nm] = c.sizes(g.batch).ok_or_else(|| {
-        crate::error::Error::Invalid("Winograd convolution: sizes past u32 (not chosen)".into())
-    })?;
+    let c = Correlation::of(g, adjoint).ok_or_else(|| not_chosen("convolution"))?;
+    let [nu, nv, nm] = c.sizes(g.batch).ok_or_else(|| not_chosen("convolution"))?;
     let u = shared_scratch(dev, 0, &[nu], DType::F32)?;
     let v = shared_scratch(dev, 1, &[nv], DType::F32)?;
     let m = shared_scratch(dev, 2, &[nm], DType::F32)?;
@@ -438,14 +436,14 @@ pub(crate) fn launches(
             &[input.buffer(), v.buffer()],
             c.cin * tiles,
         )?);
-        let core = coop::core((&GEMM, &GEMM), dev, None, (tiles, c.cout, XI), Vec::new());
+        let (entry, grid) = gemm_grid(dev, tiles, c.cout, XI);
         launches.push(dev.launch(
-            core.shader,
-            core.entry,
-            &core.constants,
+            &GEMM,
+            entry,
+            &[],
             &words,
             &[v.buffer(), u.buffer(), m.buffer()],
-            core.groups,
+            grid,
         )?);
         // Without a bias the slot is still bound (the entry reads it under a flag): reuse w.
         launches.push(transform(
@@ -473,11 +471,9 @@ pub(crate) fn weight_grad_launches(
     accumulate: bool,
 ) -> Result<Prepared> {
     let dev = &x.device;
-    let c = Correlation::of(g, false)
-        .ok_or_else(|| crate::error::Error::Invalid("Winograd: padding past the filter".into()))?;
-    let ([ns, nv, nd], split) = wgrad_sizes(g, &c, dev).ok_or_else(|| {
-        crate::error::Error::Invalid("Winograd weight gradient: sizes past u32 (not chosen)".into())
-    })?;
+    let c = Correlation::of(g, false).ok_or_else(|| not_chosen("weight gradient"))?;
+    let ([ns, nv, nd], split) =
+        wgrad_sizes(g, &c, dev).ok_or_else(|| not_chosen("weight gradient"))?;
     // Slots 1 and 2 as the data passes' V and M; the partial sums in slot 3.
     let v = shared_scratch(dev, 1, &[nv], DType::F32)?;
     let d = shared_scratch(dev, 2, &[nd], DType::F32)?;
@@ -488,6 +484,8 @@ pub(crate) fn weight_grad_launches(
     };
     let (images, chunks) = c.chunks(g.batch);
     let flags = (false, accumulate);
+    // Every chunk's products on the same grid: its splits of each ξ.
+    let (entry, grid) = gemm_grid(dev, c.cin, c.cout, XI * split.0);
     let mut launches = Vec::new();
     for q in 0..chunks {
         let part = Part::chunk(q, images, g.batch, split, chunks);
@@ -505,20 +503,13 @@ pub(crate) fn weight_grad_launches(
             &[dy.buffer(), d.buffer()],
             c.cout * tiles,
         )?);
-        let core = coop::core(
-            (&WGRAD_GEMM, &WGRAD_GEMM),
-            dev,
-            None,
-            (c.cin, c.cout, XI * split.0),
-            Vec::new(),
-        );
         launches.push(dev.launch(
-            core.shader,
-            core.entry,
-            &core.constants,
+            &WGRAD_GEMM,
+            entry,
+            &[],
             &words,
             &[v.buffer(), d.buffer(), s.buffer()],
-            core.groups,
+            grid,
         )?);
     }
     // Every chunk's splits summed and transformed back, added to dw when accumulating.
