@@ -30,13 +30,15 @@ fn tile_edge() -> u32 {
     return 7u - KERNEL;
 }
 
-// Tile t of this chunk as (image, tile row, tile column).
-fn tile_of(t: u32) -> vec3<u32> {
+// Index i = channel·tiles + t of a per-tile entry as (channel, image, tile row, tile column).
+fn site(i: u32) -> vec4<u32> {
+    let c = i / p.tiles;
+    let t = i - c * p.tiles;
     let per_image = p.th * p.tw;
     let n = t / per_image;
     let rest = t - n * per_image;
     let ty = rest / p.tw;
-    return vec3<u32>(p.n0 + n, ty, rest - ty * p.tw);
+    return vec4<u32>(c, p.n0 + n, ty, rest - ty * p.tw);
 }
 
 // Column s of a transformed 6×6 tile, v[r] = element (r, s), into dst at ξ = 6r + s of index i.
@@ -178,12 +180,11 @@ fn input_transform(@builtin(workgroup_id) wid: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.cin * p.tiles) { return; }
-    let c = i / p.tiles;
-    let t = i - c * p.tiles;
-    let tile = tile_of(t);
-    let n = tile.x;
-    let ty = tile.y;
-    let tx = tile.z;
+    let here = site(i);
+    let c = here.x;
+    let n = here.y;
+    let ty = here.z;
+    let tx = here.w;
     let base = (n * p.cin + c) * p.h * p.w;
     let y0 = i32(tile_edge() * ty) - i32(p.pad_t);
     let x0 = i32(tile_edge() * tx) - i32(p.pad_l);
@@ -235,12 +236,11 @@ fn output_transform(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.cout * p.tiles) { return; }
-    let o = i / p.tiles;
-    let t = i - o * p.tiles;
-    let tile = tile_of(t);
-    let n = tile.x;
-    let ty = tile.y;
-    let tx = tile.z;
+    let here = site(i);
+    let o = here.x;
+    let n = here.y;
+    let ty = here.z;
+    let tx = here.w;
     let stride = p.cout * p.tiles;
     if (KERNEL == 5u) {
         output_transform5(i, o, (n * p.cout + o) * p.oh * p.ow, 2u * ty, 2u * tx, stride);
@@ -298,12 +298,11 @@ fn grad_transform(@builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i >= p.cout * p.tiles) { return; }
-    let o = i / p.tiles;
-    let t = i - o * p.tiles;
-    let tile = tile_of(t);
-    let n = tile.x;
-    let ty = tile.y;
-    let tx = tile.z;
+    let here = site(i);
+    let o = here.x;
+    let n = here.y;
+    let ty = here.z;
+    let tx = here.w;
     let base = (n * p.cout + o) * p.oh * p.ow;
     let stride = p.cout * p.tiles;
     if (KERNEL == 5u) {
