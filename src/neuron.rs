@@ -268,6 +268,18 @@ pub fn fused_constants(fused: Option<UnaryOp>) -> Vec<(&'static str, f64)> {
         .unwrap_or_default()
 }
 
+/// The four parameter words of a fused neuron as the kernels' uniforms hold them (`post_op`'s
+/// `len`, `op`, `a`, `b` in `wgsl/neuron.wgsl`); without one, zeros.
+pub(crate) fn post_op_words(fused: Option<UnaryOp>) -> [u32; 4] {
+    let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
+    [
+        fused.is_some() as u32,
+        code,
+        crate::launch::f(a),
+        crate::launch::f(b),
+    ]
+}
+
 /// Pipeline constants that make a backward kernel apply `u`'s derivative from its output
 /// (`GRAD_OP`, `GRAD_A`, `GRAD_B` in `wgsl/neuron.wgsl`); an `Err` for a neuron whose
 /// derivative is not a function of its output.

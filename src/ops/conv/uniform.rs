@@ -44,16 +44,10 @@ pub(crate) fn params(
         has_bias as usize,
         splits,
         k_chunk,
-        fused.is_some() as usize,
     ];
-    let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
     let mut w: Vec<u32> = p.iter().map(|&v| v as u32).collect();
-    w.extend([
-        code,
-        crate::launch::f(a),
-        crate::launch::f(b),
-        accumulate as u32,
-    ]);
+    w.extend(crate::neuron::post_op_words(fused));
+    w.push(accumulate as u32);
     // Every value below is at most an input or kernel extent or a padding, which
     // check_gpu_range bounds by i32.
     let ph = match phase {

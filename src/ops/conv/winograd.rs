@@ -371,16 +371,8 @@ fn params(
     ];
     let word = |v: &usize| u32::try_from(*v).map_err(|_| too_large());
     let mut w = words.iter().map(word).collect::<Result<Vec<u32>>>()?;
-    let (code, a, b) = fused.map_or((0, 0.0, 0.0), |u| u.code());
-    w.extend([
-        adjoint as u32,
-        has_bias as u32,
-        accumulate as u32,
-        fused.is_some() as u32,
-        code,
-        crate::launch::f(a),
-        crate::launch::f(b),
-    ]);
+    w.extend([adjoint as u32, has_bias as u32, accumulate as u32]);
+    w.extend(crate::neuron::post_op_words(fused));
     w.extend(tail.iter().map(word).collect::<Result<Vec<u32>>>()?);
     Ok(w)
 }

@@ -368,7 +368,7 @@ pub fn coop_gemm_launch_with(
         && g.fused.is_none()
         && g.n.is_multiple_of(4)
         && g.c_stride.is_multiple_of(4);
-    let (code, pa, pb) = g.fused.map_or((0, 0.0, 0.0), |u| u.code());
+    let [fused, code, pa, pb] = crate::neuron::post_op_words(g.fused);
     // `check` bounded every span by a u32 element count.
     let words = [
         g.m as u32,
@@ -379,10 +379,10 @@ pub fn coop_gemm_launch_with(
         g.c_stride as u32,
         g.accumulate as u32,
         f(g.alpha),
-        g.fused.is_some() as u32,
+        fused,
         code,
-        f(pa),
-        f(pb),
+        pa,
+        pb,
         direct as u32,
     ];
     let mut constants = crate::neuron::fused_constants(g.fused);
