@@ -14,7 +14,7 @@
 mod common;
 
 use common::graph_run::{feeds, run_with};
-use common::{close_to, each_device};
+use common::{asym, close_to, each_device};
 use wgtrain::compile::Options;
 use wgtrain::graph::Graph;
 use wgtrain::ops::Fill;
@@ -136,15 +136,6 @@ fn conv3(cin: usize, cout: usize, padding: Padding) -> Conv2d {
     Conv2d {
         padding,
         ..Conv2d::new(cin, cout, (3, 3))
-    }
-}
-
-fn asym(top: usize, bottom: usize, left: usize, right: usize) -> Padding {
-    Padding::Explicit {
-        top,
-        bottom,
-        left,
-        right,
     }
 }
 

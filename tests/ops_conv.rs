@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, each_device};
+use common::{assert_close, asym, each_device};
 use wgtrain::ops::conv::gpu as conv;
 use wgtrain::ops::conv::{
     Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Convolution, Padding, Padding1d,
@@ -55,15 +55,6 @@ fn check_conv<Op: Convolution + std::fmt::Debug>(
     assert_eq!(g.db.is_some(), gt.db.is_some(), "{what}: db presence");
     if let (Some(db), Some(dbt)) = (&g.db, &gt.db) {
         close(&format!("{what}: db"), dbt, db);
-    }
-}
-
-fn asym(top: usize, bottom: usize, left: usize, right: usize) -> Padding {
-    Padding::Explicit {
-        top,
-        bottom,
-        left,
-        right,
     }
 }
 

@@ -168,3 +168,13 @@ pub fn chunk_stats(x: &wgtrain::reference::Array, m: usize) -> Vec<f64> {
     mean.extend(var);
     mean
 }
+
+/// Explicit convolution padding (top, bottom, left, right).
+pub fn asym(top: usize, bottom: usize, left: usize, right: usize) -> wgtrain::ops::conv::Padding {
+    wgtrain::ops::conv::Padding::Explicit {
+        top,
+        bottom,
+        left,
+        right,
+    }
+}
