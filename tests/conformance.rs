@@ -591,14 +591,20 @@ fn gpu_matches_reference_on_the_other_gemm_loop() {
                     return Ok(());
                 }
                 check_forward(dev, s)?;
-                check_gradients(dev, s)
+                check_gradients(dev, s)?;
+                // Mixed precision takes Winograd too (f16 storage, f32 products).
+                if dev.caps().shader_f16 {
+                    check_f16(dev, s)?;
+                }
+                Ok(())
             });
         });
     });
 }
 
-/// The convolution samples again with every eligible data pass (3×3, stride 1, one group) on
-/// Winograd, which `Auto` leaves to the implicit GEMM on CPU adapters and for few channels.
+/// The convolution samples again with every eligible pass (3×3 or 5×5, stride 1, one group) on
+/// Winograd, which `Auto` leaves to the implicit GEMM on CPU adapters and for few channels; in
+/// f32 and in mixed precision.
 #[test]
 fn gpu_matches_reference_on_winograd() {
     use wgtrain::ops::conv::winograd::{ConvAlgo, with_conv_algo};
@@ -609,7 +615,12 @@ fn gpu_matches_reference_on_winograd() {
                     return Ok(());
                 }
                 check_forward(dev, s)?;
-                check_gradients(dev, s)
+                check_gradients(dev, s)?;
+                // Mixed precision takes Winograd too (f16 storage, f32 products).
+                if dev.caps().shader_f16 {
+                    check_f16(dev, s)?;
+                }
+                Ok(())
             });
         });
     });

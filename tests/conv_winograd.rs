@@ -399,3 +399,72 @@ fn a_compiled_graph_shares_winograd_scratch() {
         );
     });
 }
+
+/// f16 storage (mixed precision) on Winograd: the transforms read and write f16, the products
+/// stay f32. Against the reference fed the same f16-rounded values, within `f16_tol` (the output's
+/// rounding) on top of Winograd's f32 tolerance.
+#[test]
+fn winograd_f16_storage_matches_the_reference() {
+    use wgtrain::DType;
+    use wgtrain::reference::f16_tol;
+    let half = |a: &Array| Array {
+        shape: a.shape.clone(),
+        data: a
+            .data
+            .iter()
+            .map(|&v| half::f16::from_f64(v).to_f64())
+            .collect(),
+    };
+    each_device("winograd f16", |dev| {
+        if !dev.caps().shader_f16 {
+            eprintln!("{}: no SHADER_F16, nothing to run", dev.name());
+            return;
+        }
+        let h = |a: &Array| Tensor::from_f32_as_f16(dev, &a.shape, &a.to_f32()).unwrap();
+        let cases: [(Conv2d, [usize; 4]); 3] = [
+            (conv3(5, 7, Padding::symmetric(1)), [2, 5, 7, 9]),
+            (conv3(33, 3, asym(2, 0, 0, 1)), [1, 33, 6, 5]),
+            (conv5(4, 6, Padding::symmetric(2)), [2, 4, 6, 7]),
+        ];
+        for (op, x_shape) in cases {
+            let what = format!("f16 {x_shape:?} {op:?}");
+            let x = half(&data(&x_shape, 31));
+            let w = half(&data(&op.weight_shape(), 32));
+            let b = half(&data(&[op.out_channels], 33));
+            let y = reference::forward(&op, &x, &w, Some(&b)).unwrap();
+            let dy = half(&data(&y.shape, 34));
+            let r = reference::backward(&op, &x, &w, &dy).unwrap();
+            let (xt, wt, bt, dyt) = (h(&x), h(&w), h(&b), h(&dy));
+            let f16_close = |pass: &str,
+                             prep: &wgtrain::launch::Prepared,
+                             out: &Tensor,
+                             want: &[f64],
+                             n: usize| {
+                assert!(
+                    labels(prep).contains("_transform"),
+                    "{what}: {pass} {}",
+                    labels(prep)
+                );
+                assert_eq!(out.dtype(), DType::F16);
+                close_to(
+                    &format!("{what}: {pass}"),
+                    &run(dev, prep, out),
+                    want,
+                    f16_tol(4) + tol(n),
+                );
+            };
+            with_conv_algo(ConvAlgo::Winograd, || {
+                let yt = Tensor::zeros(dev, &y.shape, DType::F16).unwrap();
+                let prep = conv::forward_launches(&op, &xt, &wt, Some(&bt), &yt).unwrap();
+                f16_close("y", &prep, &yt, &y.data, op.in_channels);
+                let dxt = Tensor::zeros(dev, &x_shape, DType::F16).unwrap();
+                let prep = conv::backward_data_launches(&op, &x_shape, &wt, &dyt, &dxt).unwrap();
+                f16_close("dx", &prep, &dxt, &r.dx.data, op.out_channels);
+                let dwt = Tensor::zeros(dev, &w.shape, DType::F16).unwrap();
+                let prep = conv::backward_weights_launches(&op, &xt, &dyt, &dwt).unwrap();
+                let pixels = y.shape[0] * y.shape[2] * y.shape[3];
+                f16_close("dw", &prep, &dwt, &r.dw.data, pixels.div_ceil(9));
+            });
+        }
+    });
+}

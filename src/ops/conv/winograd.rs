@@ -11,6 +11,9 @@
 //! implicit GEMM does 144. The transformed operands live in scratch shared by every Winograd pass
 //! of a graph (`launch::shared_scratch`).
 //!
+//! f16 tensors (mixed precision) take it too: the transforms read and write them, the transformed
+//! operands and the GEMMs stay f32 (f16 accumulation keeps the implicit GEMM).
+//!
 //! Rounding differs from the implicit GEMM's (the transforms scale operands by up to 10 per axis
 //! and the inverse adds terms of either sign); measured on the test shapes each pass stays within
 //! the implicit GEMM's tolerance rule, and errors compound through a step (`tests/conv_winograd.rs`).
@@ -85,8 +88,9 @@ pub enum ConvAlgo {
     Auto,
     /// Always the implicit GEMM.
     ImplicitGemm,
-    /// Winograd wherever the pass is eligible (3×3 or 5×5, stride 1, no dilation, one group, f32,
-    /// padding below the filter's edge, the transformed operands within the binding limit).
+    /// Winograd wherever the pass is eligible (3×3 or 5×5, stride 1, no dilation, one group, f32
+    /// or f16 storage with f32 sums, padding below the filter's edge, the transformed operands
+    /// within the binding limit).
     Winograd,
 }
 
@@ -228,7 +232,7 @@ fn eligible(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> Option<Correlati
         || g.stride != (1, 1)
         || g.dilation != (1, 1)
         || g.groups != 1
-        || input.dtype() != DType::F32
+        || !matches!(input.dtype(), DType::F32 | DType::F16)
         || crate::launch::accumulator() != Accumulator::F32
     {
         return None;
