@@ -6,9 +6,10 @@
 //! bytes. Twin:
 //! `benches/models_torch.py` (torchvision's networks, eager fp32, TF32 off, `cudnn.benchmark`).
 //! Run: `cargo bench --bench models [-- --quick] [-- --profile [--dispatches]] [-- --f16]
-//! [-- --implicit-gemm]`
+//! [-- --implicit-gemm] [-- --chunk-mib N]`
 //! (`--quick`: batch 8 at 75×75 and 64×64, which a software adapter can time; `--profile`: each
-//! network's step by kernel, `--dispatches` every dispatch with its node and grid; `--f16`: mixed precision with dynamic loss scaling, twin `models_torch.py --amp`).
+//! network's step by kernel, `--dispatches` every dispatch with its node and grid; `--f16`: mixed precision with dynamic loss scaling, twin `models_torch.py --amp`; `--chunk-mib`: Winograd's scratch
+//! budget a slot, `ops::conv::winograd::with_chunk_bytes`).
 //! Without `--bench` (`cargo test --benches`): one untimed step of each at its smallest size
 //! and a sixteenth of the width, its loss checked finite.
 //!
@@ -74,7 +75,20 @@ fn mb(bytes: u64) -> String {
 }
 
 fn main() -> wgtrain::Result<()> {
-    wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
+    use wgtrain::ops::conv::winograd::{DEFAULT_CHUNK_BYTES, with_chunk_bytes, with_conv_algo};
+    // `--chunk-mib N`: Winograd's scratch budget a slot (`with_chunk_bytes`).
+    let args: Vec<String> = std::env::args().collect();
+    let chunk = match args.iter().position(|a| a == "--chunk-mib") {
+        Some(i) => match args.get(i + 1).and_then(|v| v.parse::<usize>().ok()) {
+            Some(mib) => mib << 20,
+            None => {
+                eprintln!("--chunk-mib takes a number of MiB");
+                std::process::exit(2);
+            }
+        },
+        None => DEFAULT_CHUNK_BYTES,
+    };
+    with_chunk_bytes(chunk, || with_conv_algo(common::conv_algo(), run))
 }
 
 fn run() -> wgtrain::Result<()> {
