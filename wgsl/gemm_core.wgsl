@@ -13,17 +13,14 @@
 // so a loader decomposes k (a convolution tap, say) once per four values and m or n (an output
 // pixel) once per kernel, not per element.
 //
-// Four tiled entry points, 256 invocations each, K in steps of BK = 8:
-//   gemm_thin    128×32 outputs per workgroup, 4×4 per invocation  (grid ceil(N/32),  ceil(M/128))
-//   gemm_square  64×64 outputs per workgroup, 4×4 per invocation   (grid ceil(N/64),  ceil(M/64))
-//   gemm         128×64 outputs per workgroup, 8×4 per invocation  (grid ceil(N/64),  ceil(M/128))
-//   gemm_wide    128×128 outputs per workgroup, 8×8 per invocation (grid ceil(N/128), ceil(M/128))
+// Three tiled entry points, 256 invocations each, K in steps of BK = 8:
+//   gemm_thin  128×32 outputs per workgroup, 4×4 per invocation  (grid ceil(N/32),  ceil(M/128))
+//   gemm       128×64 outputs per workgroup, 8×4 per invocation  (grid ceil(N/64),  ceil(M/128))
+//   gemm_wide  128×128 outputs per workgroup, 8×8 per invocation (grid ceil(N/128), ceil(M/128))
 // Invocation lid = 16·ty + tx owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3 and columns 4tx..4tx+3
 // (and 64+4tx..64+4tx+3 when wide), so it reads the shared tiles as vec4s (A: a broadcast, B:
 // consecutive vec4s); in the thin tile lid = 8·ty + tx owns rows 4ty..4ty+3 and columns
-// 4tx..4tx+3 (a narrow N, 32 channels say, leaves no tile columns idle); in the square tile
-// lid = 16·ty + tx owns rows 4ty..4ty+3 only (an M of 64 or less, a weight gradient's output
-// channels say, leaves no tile rows idle, and only half the invocations stage A). And `gemm_direct`,
+// 4tx..4tx+3 (a narrow N, 32 channels say, leaves no tile columns idle). And `gemm_direct`,
 // without shared memory or barriers, for CPU adapters (below).
 // Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered, each K row padded by
 // one vec4 so that transposed stores (k-fastest operands) hit distinct banks (16.5 KiB of
@@ -40,8 +37,8 @@
 // indices: every register array is indexed by constants only (a dynamically indexed one lands in
 // local memory), the K step is unrolled by hand (`mac` ×8) and the K loop by two so that the
 // buffer, hence the shared row index, is a constant and the clamped column indices are loop
-// invariants; the tile height and width are literal arguments (`bm`: 64 or 128, `bn`: 32, 64 or
-// 128) that fold once the driver inlines `gemm_main` into each entry. No assumption on subgroup size.
+// invariants; the tile width is a literal argument (`bn`: 32, 64 or 128) that folds once the
+// driver inlines `gemm_main` into each entry. No assumption on subgroup size.
 
 const BM: u32 = 128u;
 const BK: u32 = 8u;
@@ -66,34 +63,30 @@ fn stage_unit(w_fastest: bool, width: u32, lid: u32) -> vec2<u32> {
     return vec2<u32>(4u * (lid / BK), lid % BK);
 }
 
-fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>, has: vec2<bool>) {
-    if (has.x) {
-        pa = vec4<accum>(load_a4(batch, ar, k0 + au.y));
-    }
-    if (has.y) {
+fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
+    pa = vec4<accum>(load_a4(batch, ar, k0 + au.y));
+    if (has_b) {
         pb = vec4<accum>(load_b4(batch, k0 + bu.y, bc));
     }
 }
 
-fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has: vec2<bool>) {
-    if (has.x) {
-        sa[buf * BK + au.y][au.x / 4u] = pa;
-    }
-    if (has.y) {
+fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
+    sa[buf * BK + au.y][au.x / 4u] = pa;
+    if (has_b) {
         sb[buf * BK + bu.y][bu.x / 4u] = pb;
     }
 }
 
 // One k (shared row r) of the register tile: the outer product of 8 A values (4 when thin) and
 // 4 B values (8 when wide).
-fn mac(r: u32, ty: u32, tx: u32, bm: u32, bn: u32) {
+fn mac(r: u32, ty: u32, tx: u32, bn: u32) {
     let a0 = sa[r][ty];
     let b0 = sb[r][tx];
     acc[0] = fma(vec4<accum>(a0.x), b0, acc[0]);
     acc[2] = fma(vec4<accum>(a0.y), b0, acc[2]);
     acc[4] = fma(vec4<accum>(a0.z), b0, acc[4]);
     acc[6] = fma(vec4<accum>(a0.w), b0, acc[6]);
-    if (bn == 32u || bm == 64u) {
+    if (bn == 32u) {
         return;
     }
     let a1 = sa[r][ty + 16u];
@@ -115,16 +108,16 @@ fn mac(r: u32, ty: u32, tx: u32, bm: u32, bn: u32) {
 }
 
 // The BK k of shared buffer `buf` (a literal).
-fn mac_step(buf: u32, ty: u32, tx: u32, bm: u32, bn: u32) {
+fn mac_step(buf: u32, ty: u32, tx: u32, bn: u32) {
     let r = buf * BK;
-    mac(r, ty, tx, bm, bn);
-    mac(r + 1u, ty, tx, bm, bn);
-    mac(r + 2u, ty, tx, bm, bn);
-    mac(r + 3u, ty, tx, bm, bn);
-    mac(r + 4u, ty, tx, bm, bn);
-    mac(r + 5u, ty, tx, bm, bn);
-    mac(r + 6u, ty, tx, bm, bn);
-    mac(r + 7u, ty, tx, bm, bn);
+    mac(r, ty, tx, bn);
+    mac(r + 1u, ty, tx, bn);
+    mac(r + 2u, ty, tx, bn);
+    mac(r + 3u, ty, tx, bn);
+    mac(r + 4u, ty, tx, bn);
+    mac(r + 5u, ty, tx, bn);
+    mac(r + 6u, ty, tx, bn);
+    mac(r + 7u, ty, tx, bn);
 }
 
 // Stores four consecutive outputs of row m from column n, those inside the problem.
@@ -140,14 +133,14 @@ fn store4(batch: u32, m: u32, n: u32, sums: vec4<accum>) {
 }
 
 // Column block c (a literal, so the acc indices stay constants) of this invocation's outputs
-// from column n: rows m..m+3 and (unless thin or square) m2..m2+3.
-fn store_half(batch: u32, m: u32, m2: u32, n: u32, c: u32, bm: u32, bn: u32) {
+// from column n: rows m..m+3 and (unless thin) m2..m2+3.
+fn store_half(batch: u32, m: u32, m2: u32, n: u32, c: u32, bn: u32) {
     if (c == 0u) {
         store4(batch, m, n, acc[0]);
         store4(batch, m + 1u, n, acc[2]);
         store4(batch, m + 2u, n, acc[4]);
         store4(batch, m + 3u, n, acc[6]);
-        if (bn == 32u || bm == 64u) {
+        if (bn == 32u) {
             return;
         }
         store4(batch, m2, n, acc[8]);
@@ -166,68 +159,63 @@ fn store_half(batch: u32, m: u32, m2: u32, n: u32, c: u32, bm: u32, bn: u32) {
     }
 }
 
-fn gemm_main(wid: vec3<u32>, lid: u32, bm: u32, bn: u32) {
+fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
     let batch = wid.z;
-    let m0 = wid.y * bm;
+    let m0 = wid.y * BM;
     let n0 = wid.x * bn;
     // Invocations per row of the register tiles: 8 of 4 columns (thin), else 16.
     let row = select(16u, 8u, bn == 32u);
     let tx = lid % row;
     let ty = lid / row;
-    let au = stage_unit(!a_k_fastest(), bm, lid);
+    let au = stage_unit(!a_k_fastest(), BM, lid);
     let bu = stage_unit(b_n_fastest(), bn, lid);
-    // The A and B tiles have bm·BK / 4 and bn·BK / 4 staging units.
-    let has = vec2<bool>(lid < 2u * bm, lid < 2u * bn);
+    // The B tile has bn·BK / 4 staging units.
+    let has_b = lid < 2u * bn;
     let ar = a_rows(batch, m0 + au.x);
     let bc = b_cols(batch, n0 + bu.x);
     acc = array<vec4<accum>, 16>();
     let kdim = gemm_k();
 
-    fetch(batch, ar, bc, 0u, au, bu, has);
-    stash(0u, au, bu, has);
+    fetch(batch, ar, bc, 0u, au, bu, has_b);
+    stash(0u, au, bu, has_b);
     workgroupBarrier();
     // Two K steps per iteration, one per shared buffer. Loads past K read zeros (the loaders'
     // contract), so the last fetch needs no branch.
     for (var k0 = 0u; k0 < kdim; k0 = k0 + 2u * BK) {
-        fetch(batch, ar, bc, k0 + BK, au, bu, has);
-        mac_step(0u, ty, tx, bm, bn);
+        fetch(batch, ar, bc, k0 + BK, au, bu, has_b);
+        mac_step(0u, ty, tx, bn);
         // Buffer 1 was last read before the previous barrier: free to overwrite.
-        stash(1u, au, bu, has);
+        stash(1u, au, bu, has_b);
         workgroupBarrier();
         if (k0 + BK >= kdim) {
             break;
         }
-        fetch(batch, ar, bc, k0 + 2u * BK, au, bu, has);
-        mac_step(1u, ty, tx, bm, bn);
-        stash(0u, au, bu, has);
+        fetch(batch, ar, bc, k0 + 2u * BK, au, bu, has_b);
+        mac_step(1u, ty, tx, bn);
+        stash(0u, au, bu, has_b);
         workgroupBarrier();
     }
 
     let m = m0 + 4u * ty;
-    store_half(batch, m, m + 64u, n0 + 4u * tx, 0u, bm, bn);
+    store_half(batch, m, m + 64u, n0 + 4u * tx, 0u, bn);
     if (bn == 128u) {
-        store_half(batch, m, m + 64u, n0 + 64u + 4u * tx, 1u, bm, bn);
+        store_half(batch, m, m + 64u, n0 + 64u + 4u * tx, 1u, bn);
     }
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn gemm_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, BM, 32u);
-}
-
-@compute @workgroup_size(256, 1, 1)
-fn gemm_square(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, 64u, 64u);
+    gemm_main(wid, lid, 32u);
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, BM, 64u);
+    gemm_main(wid, lid, 64u);
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, BM, 128u);
+    gemm_main(wid, lid, 128u);
 }
 
 // The same product without shared memory or barriers: one invocation per 8×8 block of C, walking
@@ -277,6 +265,6 @@ fn gemm_direct(@builtin(workgroup_id) wid: vec3<u32>,
         acc[13] = fma(vec4<accum>(a2.z), b2, acc[13]);
         acc[15] = fma(vec4<accum>(a2.w), b2, acc[15]);
     }
-    store_half(batch, m, m + 4u, n, 0u, BM, 64u);
-    store_half(batch, m, m + 4u, n + 4u, 1u, BM, 64u);
+    store_half(batch, m, m + 4u, n, 0u, 64u);
+    store_half(batch, m, m + 4u, n + 4u, 1u, 64u);
 }

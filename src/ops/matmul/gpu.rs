@@ -25,10 +25,6 @@ pub const TILE_N: usize = 64;
 /// Output columns per workgroup of the `gemm_thin` entry, which an N up to this many takes: a
 /// 64-wide tile would leave half its columns idle (32 channels, say).
 pub const THIN_N: usize = 32;
-/// Output rows per workgroup of the `gemm_square` entry (64×64), which an M up to this many takes
-/// when N passes `THIN_N`: a 128-row tile would leave half its rows idle (64 output channels of a
-/// weight gradient, say).
-pub const SQUARE_M: usize = 64;
 /// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
 /// tiles reuse more data but leave a big GPU idle on small problems.
 const WIDE_MIN_GROUPS: usize = 256;
@@ -39,7 +35,7 @@ const DIRECT_BLOCK: usize = 8;
 
 /// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z) on
 /// `dev`: the direct loop where `launch::with_gemm_loop` (by default: a CPU adapter) asks for
-/// it, else the tile that leaves the fewest rows and columns idle while filling the GPU.
+/// it, else the tile that leaves the fewest columns idle while filling the GPU.
 pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     if crate::launch::direct_gemm(dev) {
         let [x, y, _] = crate::launch::grid_1d(
@@ -50,16 +46,7 @@ pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static st
     }
     let rows = m.div_ceil(TILE_M);
     let wide = n.div_ceil(2 * TILE_N);
-    if m <= SQUARE_M && n > THIN_N {
-        (
-            "gemm_square",
-            [
-                n.div_ceil(TILE_N) as u32,
-                m.div_ceil(SQUARE_M) as u32,
-                batch as u32,
-            ],
-        )
-    } else if n > TILE_N && rows * wide * batch >= WIDE_MIN_GROUPS {
+    if n > TILE_N && rows * wide * batch >= WIDE_MIN_GROUPS {
         ("gemm_wide", [wide as u32, rows as u32, batch as u32])
     } else if n <= THIN_N {
         ("gemm_thin", [1, rows as u32, batch as u32])
