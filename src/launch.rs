@@ -44,6 +44,10 @@ pub struct Shader {
     /// Holds code the user wrote (a custom optimizer's update): compiled with every runtime check,
     /// where the crate's own kernels drop some (`Device::runtime_checks`).
     pub user_code: bool,
+    /// Its launches bind each buffer once (scratch of its own, say), so the kernels' `read`
+    /// bindings can stay read-only and the driver may load them through its read-only path
+    /// (see `source_for`). A launch that binds one buffer twice is an `Err`.
+    pub distinct_buffers: bool,
 }
 
 impl Shader {
@@ -57,16 +61,17 @@ impl Shader {
     /// `f16` for the f16 variants, with `enable f16;`), any `enable` directive hoisted first.
     /// Kernels declare activations and their gradients `array<act>` and compute in f32
     /// (`f32(x[i])` loads, `act(v)` stores) but for their sums, typed `accum`; so one source
-    /// gives every variant. Every `var<storage, read>` is declared `read_write`: wgpu tracks
-    /// usage per buffer, not per range, and refuses a buffer bound read-only and read-write in
-    /// one dispatch — which is exactly what happens when a kernel reads one slice of the
-    /// activation arena and writes another. Kernels still say `read` for the reader; the memory
-    /// plan guarantees a dispatch never writes bytes it reads.
+    /// gives every variant. Every `var<storage, read>` is declared `read_write` unless the
+    /// shader binds `distinct_buffers`: wgpu tracks usage per buffer, not per range, and refuses
+    /// a buffer bound read-only and read-write in one dispatch — which is exactly what happens
+    /// when a kernel reads one slice of the activation arena and writes another. Kernels still
+    /// say `read` for the reader; the memory plan guarantees a dispatch never writes bytes it
+    /// reads.
     pub fn source_for(&self, act: DType, acc: Accumulator) -> String {
-        let body = self
-            .parts
-            .concat()
-            .replace("var<storage, read>", "var<storage, read_write>");
+        let mut body = self.parts.concat();
+        if !self.distinct_buffers {
+            body = body.replace("var<storage, read>", "var<storage, read_write>");
+        }
         let mut enables: Vec<&str> = Vec::new();
         if act == DType::F16 || acc == Accumulator::F16 {
             enables.push("enable f16;");
@@ -342,6 +347,17 @@ impl Device {
                 limit: max as u64,
                 unit: Unit::Workgroups,
             });
+        }
+        if shader.distinct_buffers
+            && let Some(i) = (1..buffers.len())
+                .find(|&i| buffers[..i].iter().any(|b| b.buffer == buffers[i].buffer))
+        {
+            return Err(Error::Invalid(format!(
+                "{}::{entry}: binding {} repeats a buffer bound before it, which this kernel's \
+                 read-only bindings do not allow",
+                shader.name,
+                i + 1
+            )));
         }
         let act = act_of(buffers);
         if act == DType::F16 && !self.caps().shader_f16 {

@@ -170,6 +170,7 @@ override WG: u32 = 1u;
 }
 "],
     user_code: false,
+    distinct_buffers: false,
 };
 
 /// A launch of `OVERRIDES` with `K` = `k`, writing into `out`: its `Err` where the pipeline
@@ -317,5 +318,55 @@ fn update(i: u32, p: f32, g: f32, step: u32, lr: f32) -> f32 { return p - scale 
             eprintln!("{e}");
         }
         seen.join(" | ").replace('\n', " ")
+    });
+}
+
+/// A copy kernel whose launches bind distinct buffers, so its `read` binding stays read-only.
+static DISTINCT_COPY: Shader = Shader {
+    name: "test_distinct_copy",
+    parts: &["@group(0) @binding(0) var<uniform> p: array<vec4<u32>, 16>;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(64) fn copy(@builtin(global_invocation_id) i: vec3<u32>) {
+    if i.x < p[0].x { dst[i.x] = src[i.x] * 2.0; }
+}
+"],
+    user_code: false,
+    distinct_buffers: true,
+};
+
+/// A shader that binds distinct buffers keeps its `read` bindings read-only (its source says
+/// so, and it runs); binding one buffer twice to it is an `Err` naming the binding, not a
+/// validation failure inside wgpu.
+#[test]
+fn distinct_buffer_kernels_keep_read_only_bindings_and_refuse_a_repeated_buffer() {
+    assert!(DISTINCT_COPY.source().contains("var<storage, read> src"));
+    assert!(!OVERRIDES.source().contains("var<storage, read>"));
+    common::each_device("distinct buffers", |dev| {
+        let src = Tensor::from_f32(dev, &[5], &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        let dst = Tensor::zeros(dev, &[5], DType::F32).unwrap();
+        let l = dev
+            .launch(
+                &DISTINCT_COPY,
+                "copy",
+                &[],
+                &[5],
+                &[src.buffer(), dst.buffer()],
+                [1, 1, 1],
+            )
+            .unwrap();
+        dev.run(&[l]).unwrap();
+        assert_eq!(dst.to_f32().unwrap(), [2.0, 4.0, 6.0, 8.0, 10.0]);
+        let e = dev
+            .launch(
+                &DISTINCT_COPY,
+                "copy",
+                &[],
+                &[5],
+                &[src.buffer(), src.buffer()],
+                [1, 1, 1],
+            )
+            .expect_err("one buffer bound twice");
+        assert!(e.to_string().contains("binding 2 repeats a buffer"), "{e}");
     });
 }

@@ -11,6 +11,7 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "elementwise",
     user_code: false,
+    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,

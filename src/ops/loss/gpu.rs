@@ -24,6 +24,7 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "loss",
     user_code: false,
+    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/loss.wgsl")],
 };
 

@@ -19,6 +19,7 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "pool",
     user_code: false,
+    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,

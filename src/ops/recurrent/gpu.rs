@@ -25,6 +25,7 @@ const PRODUCT: &str = include_str!("../../../wgsl/recurrent/product.wgsl");
 pub(crate) static FORWARD: Shader = Shader {
     name: "recurrent_forward",
     user_code: false,
+    distinct_buffers: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -35,6 +36,7 @@ pub(crate) static FORWARD: Shader = Shader {
 pub(crate) static PREP: Shader = Shader {
     name: "recurrent_prep",
     user_code: false,
+    distinct_buffers: false,
     parts: &[
         PRELUDE,
         COMMON,
@@ -45,6 +47,7 @@ pub(crate) static PREP: Shader = Shader {
 pub(crate) static BACKWARD: Shader = Shader {
     name: "recurrent_backward",
     user_code: false,
+    distinct_buffers: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -56,6 +59,7 @@ pub(crate) static BACKWARD: Shader = Shader {
 pub(crate) static FINAL: Shader = Shader {
     name: "recurrent_final",
     user_code: false,
+    distinct_buffers: false,
     parts: &[
         COMMON,
         PRODUCT,

@@ -10,6 +10,7 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "reduce",
     user_code: false,
+    distinct_buffers: false,
     parts: &[PRELUDE, FINITE, include_str!("../../../wgsl/reduce.wgsl")],
 };
 

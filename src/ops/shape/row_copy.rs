@@ -13,6 +13,7 @@ use crate::ops::checks::{mul, numel};
 pub(crate) static SHADER: Shader = Shader {
     name: "row_copy",
     user_code: false,
+    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/shape/row_copy.wgsl")],
 };
 

@@ -26,6 +26,7 @@ use train::*;
 pub(crate) static SHADER: Shader = Shader {
     name: "norm",
     user_code: false,
+    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
@@ -41,6 +42,7 @@ pub(crate) static SHADER: Shader = Shader {
 pub(crate) static SHADER_DY: Shader = Shader {
     name: "norm_dy",
     user_code: false,
+    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
