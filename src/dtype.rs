@@ -43,21 +43,25 @@ pub enum Accumulator {
 pub(crate) const F16_ACCUMULATING_OPS: &str = "only convolutions, matmul, fully connected \
     layers, norms and sum/mean reductions, and their gradients, can";
 
-/// Which variant of a kernel a launch compiles: its storage type (`act` in WGSL) and its
-/// accumulator type (`accum`). Pipelines are cached per variant.
+/// Which variant of a kernel a launch compiles: its storage type (`act` in WGSL), its
+/// accumulator type (`accum`) and whether its `read` bindings stay read-only. Pipelines are
+/// cached per variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Variant {
     /// Storage of activations and gradients (f32 or f16).
     pub act: DType,
     /// Accumulator of the sums.
     pub acc: Accumulator,
+    /// The kernels' `read` bindings stay read-only (`launch::Shader::source_of`).
+    pub read_only: bool,
 }
 
 impl Variant {
-    /// f32 storage, f32 accumulation: the plain source.
+    /// f32 storage, f32 accumulation, every binding read-write: the plain source.
     pub const F32: Variant = Variant {
         act: DType::F32,
         acc: Accumulator::F32,
+        read_only: false,
     };
 }
 
@@ -67,6 +71,7 @@ impl From<DType> for Variant {
         Variant {
             act,
             acc: Accumulator::F32,
+            read_only: false,
         }
     }
 }

@@ -14,7 +14,6 @@ use crate::tensor::Tensor;
 pub static SHADER: Shader = Shader {
     name: "health",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, FINITE, include_str!("../wgsl/health.wgsl")],
 };
 

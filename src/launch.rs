@@ -44,10 +44,6 @@ pub struct Shader {
     /// Holds code the user wrote (a custom optimizer's update): compiled with every runtime check,
     /// where the crate's own kernels drop some (`Device::runtime_checks`).
     pub user_code: bool,
-    /// Its launches bind each buffer once (scratch of its own, say), so the kernels' `read`
-    /// bindings can stay read-only and the driver may load them through its read-only path
-    /// (see `source_for`). A launch that binds one buffer twice is an `Err`.
-    pub distinct_buffers: bool,
 }
 
 impl Shader {
@@ -56,20 +52,30 @@ impl Shader {
         self.source_for(DType::F32, Accumulator::F32)
     }
 
+    /// The WGSL of `v`: `source_for(v.act, v.acc)`, or with its `read` bindings kept read-only
+    /// when `v.read_only` (for launches whose read-only buffers are not also bound writable).
+    pub fn source_of(&self, v: Variant) -> String {
+        self.source_with(v.act, v.acc, v.read_only)
+    }
+
     /// The WGSL compiled for storage type `act` and accumulator `acc`: the parts concatenated
     /// with `alias act = f32;` and, where the kernels sum in `accum`, `alias accum = f32;` (each
     /// `f16` for the f16 variants, with `enable f16;`), any `enable` directive hoisted first.
     /// Kernels declare activations and their gradients `array<act>` and compute in f32
     /// (`f32(x[i])` loads, `act(v)` stores) but for their sums, typed `accum`; so one source
-    /// gives every variant. Every `var<storage, read>` is declared `read_write` unless the
-    /// shader binds `distinct_buffers`: wgpu tracks usage per buffer, not per range, and refuses
-    /// a buffer bound read-only and read-write in one dispatch — which is exactly what happens
-    /// when a kernel reads one slice of the activation arena and writes another. Kernels still
-    /// say `read` for the reader; the memory plan guarantees a dispatch never writes bytes it
-    /// reads.
+    /// gives every variant. Every `var<storage, read>` is declared `read_write`: wgpu tracks
+    /// usage per buffer, not per range, and refuses a buffer bound read-only and read-write in
+    /// one dispatch — which is exactly what happens when a kernel reads one slice of the
+    /// activation arena and writes another. Kernels still say `read` for the reader (the memory
+    /// plan guarantees a dispatch never writes bytes it reads), and a launch whose read-only
+    /// buffers are not also bound writable takes the variant that keeps them (`source_of`).
     pub fn source_for(&self, act: DType, acc: Accumulator) -> String {
+        self.source_with(act, acc, false)
+    }
+
+    fn source_with(&self, act: DType, acc: Accumulator, read_only: bool) -> String {
         let mut body = self.parts.concat();
-        if !self.distinct_buffers {
+        if !read_only {
             body = body.replace("var<storage, read>", "var<storage, read_write>");
         }
         let mut enables: Vec<&str> = Vec::new();
@@ -312,6 +318,19 @@ impl Prepared {
     }
 }
 
+/// Whether no buffer bound at a slot of `read` (bindings 1.. are `buffers`) is also bound at a
+/// slot of `written`.
+fn reads_apart(read: &[u32], written: &[u32], buffers: &[Binding<'_>]) -> bool {
+    let at = |slot: &u32| {
+        buffers
+            .get((*slot as usize).wrapping_sub(1))
+            .map(|b| b.buffer)
+    };
+    read.iter()
+        .filter_map(at)
+        .all(|r| written.iter().filter_map(at).all(|w| r != w))
+}
+
 /// Workgroups for `n` items at `per_group` items each, folded into 2-D when one row would exceed
 /// the 65,535 per-dimension limit that every backend guarantees.
 pub fn grid_1d(n: usize, per_group: usize) -> [u32; 3] {
@@ -348,17 +367,6 @@ impl Device {
                 unit: Unit::Workgroups,
             });
         }
-        if shader.distinct_buffers
-            && let Some(i) = (1..buffers.len())
-                .find(|&i| buffers[..i].iter().any(|b| b.buffer == buffers[i].buffer))
-        {
-            return Err(Error::Invalid(format!(
-                "{}::{entry}: binding {} repeats a buffer bound before it, which this kernel's \
-                 read-only bindings do not allow",
-                shader.name,
-                i + 1
-            )));
-        }
         let act = act_of(buffers);
         if act == DType::F16 && !self.caps().shader_f16 {
             return Err(Error::Device(format!(
@@ -380,10 +388,25 @@ impl Device {
                 self.name()
             )));
         }
+        // Read-only bindings where no buffer bound to one is also bound writable (the driver
+        // may then load through its read-only path; wgpu refuses the mix).
+        let kept = Variant {
+            act,
+            acc,
+            read_only: true,
+        };
+        let (read, written) =
+            self.storage_slots(shader.name, kept, entry, shader.user_code, || {
+                shader.source_of(kept)
+            })?;
+        let variant = Variant {
+            read_only: reads_apart(&read, &written, buffers),
+            ..kept
+        };
         let pipeline = self.pipeline(
             shader.name,
-            Variant { act, acc },
-            || shader.source_for(act, acc),
+            variant,
+            || shader.source_of(variant),
             shader.user_code,
             entry,
             constants,

@@ -237,6 +237,17 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             hlsl::ShaderModel::V6_0,
             &mut specialised,
         );
+        // The variant with its `read` bindings read-only (launches whose buffers allow it).
+        let kept = wgtrain::dtype::Variant {
+            read_only: true,
+            ..wgtrain::dtype::Variant::F32
+        };
+        translate(
+            shader,
+            &shader.source_of(kept),
+            hlsl::ShaderModel::V6_0,
+            &mut 0,
+        );
         // The f16 variant (`act = f16`) of every kernel that has one; HLSL needs SM 6.2 for f16.
         if shader.has_f16() {
             let mut f16_variants = 0;

@@ -418,6 +418,31 @@ impl Device {
         Ok(m)
     }
 
+    /// The storage bindings the entry `entry` of `name`'s `variant` reads only and those it
+    /// writes (from the module's IR, parsed once).
+    pub(crate) fn storage_slots(
+        &self,
+        name: &'static str,
+        variant: Variant,
+        entry: &str,
+        user_code: bool,
+        source: impl FnOnce() -> String,
+    ) -> Result<(Vec<u32>, Vec<u32>)> {
+        let (_, entries) = self.module(name, variant, source, user_code)?;
+        let uses = match entries.get(entry).map(|ep| ep.uses.as_ref()) {
+            Some(Ok(uses)) => uses.clone(),
+            // The pipeline of the launch's own variant reports these.
+            _ => return Ok((Vec::new(), Vec::new())),
+        };
+        let slots = |read_only: bool| {
+            uses.iter()
+                .filter(|u| u.storage == Some(read_only))
+                .map(|u| u.binding)
+                .collect()
+        };
+        Ok((slots(true), slots(false)))
+    }
+
     /// The bind group layout of `uses` and its pipeline layout, made once per distinct list.
     fn layouts(&self, uses: &Arc<[BufferUse]>) -> Result<Layouts> {
         let mut layouts = lock(&self.0.cache.layouts);

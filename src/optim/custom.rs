@@ -36,7 +36,6 @@ pub const EXAMPLE_SGD_MOMENTUM: &str = include_str!("../../wgsl/optim/custom_sgd
 pub(crate) static EXAMPLE_SHADER: Shader = Shader {
     name: "optim_custom_example",
     user_code: true,
-    distinct_buffers: false,
     parts: &[
         include_str!("../../wgsl/optim/custom_sgd.wgsl"),
         COMMON,
@@ -115,7 +114,6 @@ fn shader_for(source: &str) -> &'static Shader {
             name,
             parts,
             user_code: true,
-            distinct_buffers: false,
         }))
     })
 }

@@ -42,7 +42,6 @@ use table::build_table;
 pub(crate) static SHADER: Shader = Shader {
     name: "optim",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         include_str!("../../wgsl/optim/common.wgsl"),
         include_str!("../../wgsl/optim/builtin.wgsl"),

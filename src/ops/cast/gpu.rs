@@ -7,7 +7,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "cast",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/cast.wgsl")],
 };
 
@@ -15,7 +14,6 @@ pub(crate) static SHADER: Shader = Shader {
 pub(crate) static COPY: Shader = Shader {
     name: "cast_copy",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/cast_copy.wgsl")],
 };
 

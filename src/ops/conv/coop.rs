@@ -20,7 +20,6 @@ const COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 pub static FORWARD: Shader = Shader {
     name: "conv_fwd_coop",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -33,7 +32,6 @@ pub static FORWARD: Shader = Shader {
 pub static DGRAD: Shader = Shader {
     name: "conv_dgrad_coop",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -46,7 +44,6 @@ pub static DGRAD: Shader = Shader {
 pub static WGRAD: Shader = Shader {
     name: "conv_wgrad_coop",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/grad_weight.wgsl"),

@@ -13,7 +13,6 @@ const NEURON: &str = crate::neuron::WGSL;
 pub(crate) static FORWARD: Shader = Shader {
     name: "conv_fwd",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         NEURON,
         CONV_COMMON,
@@ -26,7 +25,6 @@ pub(crate) static FORWARD: Shader = Shader {
 pub(crate) static DGRAD: Shader = Shader {
     name: "conv_dgrad",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         NEURON,
         CONV_COMMON,
@@ -39,7 +37,6 @@ pub(crate) static DGRAD: Shader = Shader {
 pub(crate) static WGRAD: Shader = Shader {
     name: "conv_wgrad",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         CONV_COMMON,
         include_str!("../../../wgsl/conv/grad_weight.wgsl"),
@@ -51,6 +48,5 @@ pub(crate) static WGRAD: Shader = Shader {
 pub(crate) static BIAS: Shader = Shader {
     name: "conv_bias",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/conv/grad_bias.wgsl")],
 };

@@ -35,7 +35,6 @@ const COMMON: &str = include_str!("../../../wgsl/conv/winograd_common.wgsl");
 pub(crate) static TRANSFORMS: Shader = Shader {
     name: "conv_winograd",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
@@ -48,7 +47,6 @@ pub(crate) static TRANSFORMS: Shader = Shader {
 pub(crate) static GEMM: Shader = Shader {
     name: "conv_winograd_gemm",
     user_code: false,
-    distinct_buffers: true,
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_gemm.wgsl"),
@@ -60,7 +58,6 @@ pub(crate) static GEMM: Shader = Shader {
 pub(crate) static WGRAD_GEMM: Shader = Shader {
     name: "conv_winograd_wgrad_gemm",
     user_code: false,
-    distinct_buffers: true,
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_wgrad_gemm.wgsl"),

@@ -15,7 +15,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "dropout",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,

@@ -11,7 +11,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "elementwise",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,

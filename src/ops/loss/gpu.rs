@@ -24,7 +24,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "loss",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/loss.wgsl")],
 };
 

@@ -37,56 +37,48 @@ const C_F16: &str = include_str!("../../../wgsl/gemm_coop_f16.wgsl");
 pub static SHADER_VEC4_F32: Shader = Shader {
     name: "gemm_coop_vec4_f32",
     user_code: false,
-    distinct_buffers: false,
     parts: &[COMMON, CORE, crate::neuron::WGSL, VEC4, C_F32],
 };
 /// Any shape, C in f32.
 pub static SHADER_ANY_F32: Shader = Shader {
     name: "gemm_coop_any_f32",
     user_code: false,
-    distinct_buffers: false,
     parts: &[COMMON, CORE, crate::neuron::WGSL, ANY, C_F32],
 };
 /// Rows of a multiple of 4 halves, C in f16.
 pub static SHADER_VEC4_F16: Shader = Shader {
     name: "gemm_coop_vec4_f16",
     user_code: false,
-    distinct_buffers: false,
     parts: &[COMMON, CORE, crate::neuron::WGSL, VEC4, C_F16],
 };
 /// Any shape, C in f16.
 pub static SHADER_ANY_F16: Shader = Shader {
     name: "gemm_coop_any_f16",
     user_code: false,
-    distinct_buffers: false,
     parts: &[COMMON, CORE, crate::neuron::WGSL, ANY, C_F16],
 };
 /// 128×256 blocks, rows of a multiple of 8 halves (16-byte loads), C in f32.
 pub static SHADER_WIDE_LD16_F32: Shader = Shader {
     name: "gemm_coop_wide_ld16_f32",
     user_code: false,
-    distinct_buffers: false,
     parts: &[COMMON, CORE_WIDE, crate::neuron::WGSL, LD16, C_F32],
 };
 /// 128×256 blocks, rows of a multiple of 4 halves (8-byte loads), C in f32.
 pub static SHADER_WIDE_LD8_F32: Shader = Shader {
     name: "gemm_coop_wide_ld8_f32",
     user_code: false,
-    distinct_buffers: false,
     parts: &[COMMON, CORE_WIDE, crate::neuron::WGSL, LD8, C_F32],
 };
 /// 128×256 blocks, rows of a multiple of 8 halves (16-byte loads), C in f16.
 pub static SHADER_WIDE_LD16_F16: Shader = Shader {
     name: "gemm_coop_wide_ld16_f16",
     user_code: false,
-    distinct_buffers: false,
     parts: &[COMMON, CORE_WIDE, crate::neuron::WGSL, LD16, C_F16],
 };
 /// 128×256 blocks, rows of a multiple of 4 halves (8-byte loads), C in f16.
 pub static SHADER_WIDE_LD8_F16: Shader = Shader {
     name: "gemm_coop_wide_ld8_f16",
     user_code: false,
-    distinct_buffers: false,
     parts: &[COMMON, CORE_WIDE, crate::neuron::WGSL, LD8, C_F16],
 };
 

@@ -11,7 +11,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "matmul",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         crate::neuron::WGSL,
         include_str!("../../../wgsl/matmul.wgsl"),

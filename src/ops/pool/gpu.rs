@@ -19,7 +19,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "pool",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,

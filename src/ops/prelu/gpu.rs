@@ -12,7 +12,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "prelu",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/prelu.wgsl")],
 };
 

@@ -25,7 +25,6 @@ const PRODUCT: &str = include_str!("../../../wgsl/recurrent/product.wgsl");
 pub(crate) static FORWARD: Shader = Shader {
     name: "recurrent_forward",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -36,7 +35,6 @@ pub(crate) static FORWARD: Shader = Shader {
 pub(crate) static PREP: Shader = Shader {
     name: "recurrent_prep",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         PRELUDE,
         COMMON,
@@ -47,7 +45,6 @@ pub(crate) static PREP: Shader = Shader {
 pub(crate) static BACKWARD: Shader = Shader {
     name: "recurrent_backward",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         crate::neuron::WGSL,
         COMMON,
@@ -59,7 +56,6 @@ pub(crate) static BACKWARD: Shader = Shader {
 pub(crate) static FINAL: Shader = Shader {
     name: "recurrent_final",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         COMMON,
         PRODUCT,

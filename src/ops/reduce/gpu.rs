@@ -10,7 +10,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "reduce",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, FINITE, include_str!("../../../wgsl/reduce.wgsl")],
 };
 

@@ -21,7 +21,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "shape",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/shape/shape.wgsl")],
 };
 

@@ -9,7 +9,6 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "transpose",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/shape/permute.wgsl")],
 };
 

@@ -13,7 +13,6 @@ use crate::ops::checks::{mul, numel};
 pub(crate) static SHADER: Shader = Shader {
     name: "row_copy",
     user_code: false,
-    distinct_buffers: false,
     parts: &[PRELUDE, include_str!("../../../wgsl/shape/row_copy.wgsl")],
 };
 

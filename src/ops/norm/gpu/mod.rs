@@ -26,7 +26,6 @@ use train::*;
 pub(crate) static SHADER: Shader = Shader {
     name: "norm",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
@@ -42,7 +41,6 @@ pub(crate) static SHADER: Shader = Shader {
 pub(crate) static SHADER_DY: Shader = Shader {
     name: "norm_dy",
     user_code: false,
-    distinct_buffers: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
