@@ -1,5 +1,5 @@
-//! Pass 7, allocate: the tensor of every live value. Intermediates are views of one arena at
-//! their planned offsets (an elided concat's inputs, of its output); just-in-time weights, views
+//! Pass 7, allocate: the tensor of every live value. Intermediates are views of the two arenas
+//! at their planned offsets (an elided concat's inputs, of its output); just-in-time weights, views
 //! of the weight slot; a resident training graph's parameters and gradients, views of the flat
 //! parameter and gradient arenas; views and fused nodes, reshapes of their owner; values written
 //! into another's memory (`sums.rs`), reshapes of its tensor; every other
@@ -44,20 +44,31 @@ pub fn pass(
     training: Option<&Training>,
 ) -> Result<Bound> {
     let (memory, aliases) = (&plan.memory, &plan.aliases);
-    let arena = Arc::new(device.scoped(|d| {
-        d.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("activation arena"),
-            size: memory.placement.peak.max(4),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    })?);
+    let mut arenas = Vec::new();
+    for (bytes, label) in memory
+        .arena_bytes()
+        .into_iter()
+        .zip(["activation arena 0", "activation arena 1"])
+    {
+        arenas.push(Arc::new(device.scoped(|d| {
+            d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(4),
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?));
+    }
     let mut tensors: HashMap<Value, Tensor> = HashMap::new();
     for (k, &v) in memory.owned.iter().enumerate() {
         let (s, dt) = &g.nodes[v.node].outputs[v.port];
         let at = memory.placement.offsets[k];
+        let (arena, at) = match at.checked_sub(memory.split) {
+            Some(second) => (&arenas[1], second),
+            None => (&arenas[0], at),
+        };
         tensors.insert(v, Tensor::view(device, arena.clone(), at, s, *dt)?);
     }
     for (u, (out, b)) in &aliases.slices {

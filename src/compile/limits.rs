@@ -46,13 +46,15 @@ pub fn check(g: &Graph, device: &Device, live: &[bool], memory: &Memory) -> Resu
             unit: Unit::WorkgroupBytes,
         });
     }
-    if memory.placement.peak > caps.max_buffer_size {
-        return Err(Error::TooLarge {
-            what: "the activation arena".into(),
-            amount: memory.placement.peak,
-            limit: caps.max_buffer_size,
-            unit: Unit::BufferBytes,
-        });
+    for (k, bytes) in memory.arena_bytes().into_iter().enumerate() {
+        if bytes > caps.max_buffer_size {
+            return Err(Error::TooLarge {
+                what: format!("activation arena {k}"),
+                amount: bytes,
+                limit: caps.max_buffer_size,
+                unit: Unit::BufferBytes,
+            });
+        }
     }
     let max_bindings = caps.max_storage_buffers_per_stage as u64;
     for (i, node) in g.nodes.iter().enumerate() {

@@ -1,6 +1,11 @@
-//! The memory plan: intermediates whose lifetimes do not overlap share bytes of one arena.
+//! The memory plan: intermediates whose lifetimes do not overlap share bytes of an arena.
 //! A value is live from the step that writes it to the last step that reads it (inclusive);
 //! offsets are chosen first-fit in that order, each aligned for binding.
+//!
+//! There are two arenas, two buffers: a value lives in the one of its node's depth's parity, so
+//! a node reads the value of the node before it from one buffer and writes the other. wgpu
+//! tracks usage per buffer, so only then may a launch keep its kernels' bindings read-only
+//! (`launch::Shader::source_of`), which the driver loads through its read-only path.
 
 use super::lifetimes::Lifetimes;
 use crate::error::{Error, Result, Unit};
@@ -8,13 +13,23 @@ use crate::graph::{Graph, Value};
 
 /// Pass 5, memory: where each arena intermediate lives.
 pub struct Memory {
-    /// The arena's values, in value order.
+    /// The arenas' values, in value order.
     pub owned: Vec<Value>,
-    /// `placement.offsets[k]` is `owned[k]`'s byte offset in the arena.
+    /// `placement.offsets[k]` is `owned[k]`'s byte offset in the arenas laid end to end: the
+    /// first arena holds `[0, split)`, the second `[split, placement.peak)`.
     pub placement: Placement,
+    pub split: u64,
 }
 
-/// Places the intermediates of `lifetimes` in one arena; `align` is the binding offset alignment.
+impl Memory {
+    /// Bytes of the first arena and of the second.
+    pub fn arena_bytes(&self) -> [u64; 2] {
+        [self.split, self.placement.peak - self.split]
+    }
+}
+
+/// Places the intermediates of `lifetimes` in the two arenas; `align` is the binding offset
+/// alignment.
 pub fn pass(g: &Graph, lifetimes: &Lifetimes, align: u64) -> Result<Memory> {
     let life = &lifetimes.life;
     let mut owned: Vec<Value> = life.keys().copied().collect();
@@ -27,10 +42,60 @@ pub fn pass(g: &Graph, lifetimes: &Lifetimes, align: u64) -> Result<Memory> {
             last: life[&v].1,
         })
         .collect();
+    let depth = depths(g);
+    let arena: Vec<usize> = owned.iter().map(|v| depth[v.node] % 2).collect();
+    let (placement, split) = place_split(&items, &arena, align)?;
     Ok(Memory {
-        placement: place(&items, align)?,
         owned,
+        placement,
+        split,
     })
+}
+
+/// Each node's depth: 0 without inputs, else one more than its deepest input's node.
+fn depths(g: &Graph) -> Vec<usize> {
+    let mut depth: Vec<usize> = Vec::with_capacity(g.nodes.len());
+    for n in &g.nodes {
+        let d = n
+            .inputs
+            .iter()
+            .map(|u| depth.get(u.node).map_or(0, |d| d + 1));
+        depth.push(d.max().unwrap_or(0));
+    }
+    depth
+}
+
+/// Places the items of arena 0 and of arena 1 (`arena[i]`) each on its own, and lays the two
+/// end to end: the second's offsets start at the first's peak, which it returns (`split`).
+pub fn place_split(items: &[Interval], arena: &[usize], align: u64) -> Result<(Placement, u64)> {
+    let mut offsets = vec![0u64; items.len()];
+    let mut peaks = [0u64; 2];
+    let mut naive = 0;
+    for (a, peak) in peaks.iter_mut().enumerate() {
+        let mine: Vec<usize> = (0..items.len()).filter(|&i| arena[i] == a).collect();
+        let p = place(&mine.iter().map(|&i| items[i]).collect::<Vec<_>>(), align)?;
+        for (j, &i) in mine.iter().enumerate() {
+            offsets[i] = p.offsets[j];
+        }
+        *peak = p.peak;
+        naive = add(naive, p.naive)?;
+    }
+    // A peak is the end of an aligned size at an aligned offset: aligned itself.
+    let split = peaks[0];
+    for (o, &a) in offsets.iter_mut().zip(arena) {
+        if a == 1 {
+            *o = add(*o, split)?;
+        }
+    }
+    let peak = add(split, peaks[1])?;
+    Ok((
+        Placement {
+            offsets,
+            peak,
+            naive,
+        },
+        split,
+    ))
 }
 
 /// Bytes of value `v` (`Graph::add` checked that the count fits a u64; saturating regardless).
@@ -176,6 +241,50 @@ mod tests {
                 .unwrap();
             assert!(max_end <= p.peak);
         }
+    }
+
+    #[test]
+    fn two_arenas_lie_end_to_end_and_never_overlap() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for case in 0..200 {
+            let n = rng.random_range(1..50);
+            let items: Vec<Interval> = (0..n)
+                .map(|_| {
+                    let first = rng.random_range(0..30);
+                    Interval {
+                        bytes: rng.random_range(1..3000),
+                        first,
+                        last: first + rng.random_range(0..10),
+                    }
+                })
+                .collect();
+            let arena: Vec<usize> = (0..n).map(|_| rng.random_range(0..2)).collect();
+            let align = [4, 256][case % 2];
+            let (p, split) = place_split(&items, &arena, align).unwrap();
+            assert_eq!(overlaps(&items, &p), None, "case {case}");
+            assert_eq!(split % align, 0, "case {case}");
+            for ((it, o), a) in items.iter().zip(&p.offsets).zip(&arena) {
+                assert_eq!(o % align, 0, "case {case}");
+                match a {
+                    0 => assert!(o + it.bytes <= split, "case {case}"),
+                    _ => assert!(*o >= split && o + it.bytes <= p.peak, "case {case}"),
+                }
+            }
+        }
+    }
+
+    /// A chain's values alternate arenas, so each node reads one buffer and writes the other.
+    #[test]
+    fn a_chain_alternates_arenas() {
+        let mut g = Graph::new();
+        let x = g.input("x", &[4, 8]).unwrap();
+        let a = g.unary("a", crate::UnaryOp::Relu, x).unwrap();
+        let b = g.unary("b", crate::UnaryOp::Square, a).unwrap();
+        let c = g.unary("c", crate::UnaryOp::Relu, b).unwrap();
+        let d = depths(&g);
+        assert_ne!(d[a.node] % 2, d[b.node] % 2);
+        assert_ne!(d[b.node] % 2, d[c.node] % 2);
+        assert_ne!(d[x.node] % 2, d[a.node] % 2);
     }
 
     #[test]
