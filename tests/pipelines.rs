@@ -349,17 +349,11 @@ fn read_only_bindings_are_kept_where_the_buffers_allow() {
         let want = [2.0, 4.0, 6.0, 8.0, 10.0];
         let src = Tensor::from_f32(dev, &[5], &data).unwrap();
         let dst = Tensor::zeros(dev, &[5], DType::F32).unwrap();
-        let l = dev
-            .launch(
-                &DOUBLE,
-                "double",
-                &[],
-                &[5],
-                &[src.buffer(), dst.buffer()],
-                [1, 1, 1],
-            )
-            .unwrap();
-        dev.run(&[l]).unwrap();
+        let double = |src: wgtrain::tensor::Binding<'_>, dst: wgtrain::tensor::Binding<'_>| {
+            let l = dev.launch(&DOUBLE, "double", &[], &[5], &[src, dst], [1, 1, 1]);
+            dev.run(&[l.unwrap()]).unwrap();
+        };
+        double(src.buffer(), dst.buffer());
         assert_eq!(dst.to_f32().unwrap(), want);
         // Both ranges in one buffer, the second at the adapter's offset alignment.
         let gap = (dev.caps().storage_offset_alignment as usize / 4).max(5);
@@ -372,17 +366,7 @@ fn read_only_bindings_are_kept_where_the_buffers_allow() {
             size: 20,
             ..whole
         };
-        let l = dev
-            .launch(
-                &DOUBLE,
-                "double",
-                &[],
-                &[5],
-                &[range(0), range(gap)],
-                [1, 1, 1],
-            )
-            .unwrap();
-        dev.run(&[l]).unwrap();
+        double(range(0), range(gap));
         assert_eq!(one.to_f32().unwrap()[gap..], want);
     });
 }

@@ -226,21 +226,33 @@ mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
 
+    /// Up to `most` random intervals: sizes below `bytes`, first steps below `steps`, lives of up
+    /// to `span` steps.
+    fn random_items(
+        rng: &mut impl rand::Rng,
+        most: usize,
+        bytes: u64,
+        steps: usize,
+        span: usize,
+    ) -> Vec<Interval> {
+        let n = rng.random_range(1..most);
+        (0..n)
+            .map(|_| {
+                let first = rng.random_range(0..steps);
+                Interval {
+                    bytes: rng.random_range(1..bytes),
+                    first,
+                    last: first + rng.random_range(0..span),
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn random_plans_never_overlap_live_values() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for case in 0..300 {
-            let n = rng.random_range(1..60);
-            let items: Vec<Interval> = (0..n)
-                .map(|_| {
-                    let first = rng.random_range(0..40);
-                    Interval {
-                        bytes: rng.random_range(1..5000),
-                        first,
-                        last: first + rng.random_range(0..15),
-                    }
-                })
-                .collect();
+            let items = random_items(&mut rng, 60, 5000, 40, 15);
             let align = [4, 16, 256][case % 3];
             let p = place(&items, align).unwrap();
             assert_eq!(
@@ -267,18 +279,8 @@ mod tests {
     fn two_arenas_lie_end_to_end_and_never_overlap() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         for case in 0..200 {
-            let n = rng.random_range(1..50);
-            let items: Vec<Interval> = (0..n)
-                .map(|_| {
-                    let first = rng.random_range(0..30);
-                    Interval {
-                        bytes: rng.random_range(1..3000),
-                        first,
-                        last: first + rng.random_range(0..10),
-                    }
-                })
-                .collect();
-            let arena: Vec<usize> = (0..n).map(|_| rng.random_range(0..2)).collect();
+            let items = random_items(&mut rng, 50, 3000, 30, 10);
+            let arena: Vec<usize> = items.iter().map(|_| rng.random_range(0..2)).collect();
             let align = [4, 256][case % 2];
             let (p, split) = place_split(&items, &arena, align).unwrap();
             assert_eq!(overlaps(&items, &p), None, "case {case}");
