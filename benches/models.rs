@@ -13,7 +13,7 @@
 //! Without `--bench` (`cargo test --benches`): one untimed step of each at its smallest size
 //! and a sixteenth of the width, its loss checked finite.
 //!
-//! A network whose activation arena exceeds the adapter's `max_buffer_size` is reported as not
+//! A network whose larger activation arena exceeds the adapter's `max_buffer_size` is reported as not
 //! fitting (planned without a device, `Graph::plan_arena`) and skipped, not an error.
 
 mod common;
@@ -133,10 +133,10 @@ fn run() -> wgtrain::Result<()> {
         let align = dev.caps().storage_offset_alignment as u64;
         let arena = net.graph.plan_arena(&[net.loss], &opts, align)?;
         let limit = dev.caps().max_buffer_size;
-        if arena.arena_bytes > limit {
+        if arena.largest_arena_bytes > limit {
             println!(
                 "{lead} does not fit: arena {} > max_buffer_size {} | | | | | {} | {} | |",
-                mb(arena.arena_bytes),
+                mb(arena.largest_arena_bytes),
                 mb(limit),
                 mb(arena.arena_bytes),
                 mb(arena.naive_bytes)

@@ -48,6 +48,36 @@ fn values_past_the_u32_element_limit_are_refused_before_allocating() {
     });
 }
 
+/// Intermediates live at once whose arena passes the device's buffer limit, each within the
+/// binding limit: an `Err` naming the arena and the limit before anything is allocated.
+#[test]
+fn an_arena_past_the_buffer_limit_is_refused_before_allocating() {
+    each_device("arena limit", |dev| {
+        let caps = dev.caps();
+        // Values of at most a quarter of the binding limit (and of the buffer limit), f32.
+        let each = (caps.max_storage_binding.min(caps.max_buffer_size) / 4 / 4) as usize;
+        let count = (caps.max_buffer_size / (4 * each as u64) + 2) as usize;
+        let mut g = Graph::new();
+        let x = g.input("x", &[each]).unwrap();
+        // Every square is read by the sums after all of them are made: all live at once.
+        let squares: Vec<Value> = (0..count)
+            .map(|i| g.unary(&format!("sq{i}"), UnaryOp::Square, x).unwrap())
+            .collect();
+        let mut sum = squares[0];
+        for (i, &s) in squares.iter().enumerate().skip(1) {
+            sum = g.binary(&format!("sum{i}"), BinaryOp::Add, sum, s).unwrap();
+        }
+        let e = err_names(
+            g.compile(dev, &[sum], &Options::default()),
+            &["activation arena"],
+        );
+        assert!(
+            matches!(e, Error::TooLarge { unit: Unit::BufferBytes, limit, .. } if limit == caps.max_buffer_size),
+            "{e}"
+        );
+    });
+}
+
 /// Geometries whose output is small but whose stride or padding the kernels would wrap (u32
 /// words, i32 coordinates).
 #[test]

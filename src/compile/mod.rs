@@ -254,6 +254,7 @@ impl Graph {
         let p = plan(self, outputs, opts, (align, u32::MAX), None)?;
         Ok(ArenaPlan {
             arena_bytes: p.memory.placement.peak,
+            largest_arena_bytes: p.memory.arena_bytes().into_iter().max().unwrap_or(0),
             naive_bytes: p.memory.placement.naive,
             intermediates: p.memory.owned.len(),
             elided_concats: p.aliases.elided.len(),

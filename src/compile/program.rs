@@ -21,7 +21,7 @@ pub struct PlanStats {
     pub dispatches_per_step: usize,
     /// Queue submits per step (1 when resident).
     pub submits_per_step: usize,
-    /// Bytes of the intermediates' arena (the planned peak).
+    /// Bytes of the intermediates' two arenas together (each its planned peak).
     pub arena_bytes: u64,
     /// What the intermediates would take without aliasing.
     pub naive_bytes: u64,
@@ -34,8 +34,11 @@ pub struct PlanStats {
 /// The activation arena a graph would get (`Graph::plan_arena`), planned without a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArenaPlan {
-    /// Bytes of the arena: the planned peak (`PlanStats::arena_bytes` once compiled).
+    /// Bytes of the two arenas together, each its planned peak (`PlanStats::arena_bytes` once
+    /// compiled).
     pub arena_bytes: u64,
+    /// Bytes of the larger arena: what must fit a device's `max_buffer_size`.
+    pub largest_arena_bytes: u64,
     /// What the intermediates would take without aliasing (`PlanStats::naive_bytes`).
     pub naive_bytes: u64,
     /// Intermediates placed in the arena.
