@@ -362,6 +362,12 @@ fn invalid_custom_wgsl_is_an_error_with_nagas_message() {
             assert!(e.contains("does not compile"), "{e}");
             let e = new("this is not WGSL");
             assert!(e.contains("does not compile"), "{e}");
+            // Writing the gradients, which the template binds read-only: refused at compile,
+            // not when a launch whose buffers allow read-only bindings takes that variant.
+            let e = new(
+                "fn update(i: u32, p: f32, g: f32, step: u32, lr: f32) -> f32 { opt_grads[i] = 0.0; return p - lr * g; }",
+            );
+            assert!(e.contains("does not compile"), "{e}");
             // A valid one still compiles after the failures, and its update is the one run.
             let ok = "fn update(i: u32, p: f32, g: f32, step: u32, lr: f32) -> f32 { return p - 2.0 * lr * g; }";
             let c = cfg(Algorithm::Custom(CustomUpdate::new("twice", ok, &[])), 0.25);

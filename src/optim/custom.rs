@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use crate::device::Device;
-use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::launch::Shader;
 
@@ -121,11 +120,18 @@ fn shader_for(source: &str) -> &'static Shader {
 /// Compiles the custom update on `device`; invalid WGSL is an `Err` with naga's diagnostic.
 pub(crate) fn compile(device: &Device, c: &CustomUpdate) -> Result<&'static Shader> {
     let shader = shader_for(&c.source);
+    // The variant with the template's read-only bindings kept: the stricter one (code that
+    // compiles there compiles read-write too), which the update's launches take where their
+    // buffers allow.
+    let strict = crate::dtype::Variant {
+        read_only: true,
+        ..crate::dtype::Variant::F32
+    };
     device
         .pipeline(
             shader.name,
-            DType::F32,
-            || shader.source(),
+            strict,
+            || shader.source_of(strict),
             true,
             "custom_update",
             &[],
