@@ -31,6 +31,16 @@ fn a_narrow_resnet50_matches_the_reference() {
         base: 2,
         classes: 3,
     };
+    // Its training plan puts the intermediates in two arenas (a node reads one and writes the
+    // other), so the comparison below runs through both.
+    let mut probe = resnet50(2, (32, 32), size).unwrap();
+    let tr = probe.graph.training(probe.loss).unwrap();
+    let opts = wgtrain::Options {
+        training: Some(&tr),
+        ..wgtrain::Options::default()
+    };
+    let plan = probe.graph.plan_arena(&[probe.loss], &opts, 256).unwrap();
+    assert!(plan.largest_arena_bytes < plan.arena_bytes, "{plan:?}");
     let net = resnet50(2, (32, 32), size).unwrap();
     // The loss, and the gradients of the first and last layers and of a residual block's norm.
     let picked = [
