@@ -7,6 +7,9 @@
 //! `--f16`: every tensor in f16 (the kernels' f16 variants, f32 accumulation), checked against
 //! the reference of the f16-rounded inputs; the twin's `--f16` is cuDNN in fp16.
 //! `--implicit-gemm`: the data passes without Winograd (`ops::conv::winograd`).
+//! `--shape N,CIN,COUT,HW,K`: another stride-1 convolution instead, K×K with "same" padding
+//! (K / 2) on HW×HW images (the MNIST MPS net's conv2 at batch 256: `256,32,64,14,5`); the twin
+//! takes the same flag.
 
 mod common;
 
@@ -15,12 +18,14 @@ use wgtrain::ops::conv::gpu::{self as conv, Grads};
 use wgtrain::ops::conv::{Conv2d, Padding, reference};
 use wgtrain::{DType, Tensor};
 
-/// Single elements of the 3×3, stride 1, padding 1 convolution and its gradients, summed
+/// Single elements of the K×K, stride 1, padding K / 2 convolution and its gradients, summed
 /// directly (f64), for the full size where the whole reference would take minutes.
 struct Taps<'a> {
     n: usize,
-    c: usize,
+    cin: usize,
+    cout: usize,
     hw: usize,
+    k: usize,
     x: &'a [f64],
     w: &'a [f64],
     b: &'a [f64],
@@ -34,7 +39,7 @@ impl Taps<'_> {
         if h < 0 || w < 0 || h >= hw || w >= hw {
             return 0.0;
         }
-        self.x[((n * self.c + ci) * self.hw + h as usize) * self.hw + w as usize]
+        self.x[((n * self.cin + ci) * self.hw + h as usize) * self.hw + w as usize]
     }
 
     fn dy(&self, n: usize, co: usize, h: isize, w: isize) -> f64 {
@@ -42,17 +47,17 @@ impl Taps<'_> {
         if h < 0 || w < 0 || h >= hw || w >= hw {
             return 0.0;
         }
-        self.dy[((n * self.c + co) * self.hw + h as usize) * self.hw + w as usize]
+        self.dy[((n * self.cout + co) * self.hw + h as usize) * self.hw + w as usize]
     }
 
     fn w(&self, co: usize, ci: usize, kh: usize, kw: usize) -> f64 {
-        self.w[((co * self.c + ci) * 3 + kh) * 3 + kw]
+        self.w[((co * self.cin + ci) * self.k + kh) * self.k + kw]
     }
 
     /// Element `i` (flat, row-major) of output `what`: y, dx, dw or db.
     fn at(&self, what: &str, i: usize) -> f64 {
-        let (c, hw) = (self.c, self.hw);
-        let split = |i: usize| {
+        let (hw, k) = (self.hw, self.k);
+        let split = |i: usize, c: usize| {
             (
                 i / (c * hw * hw),
                 i / (hw * hw) % c,
@@ -60,39 +65,41 @@ impl Taps<'_> {
                 (i % hw) as isize,
             )
         };
-        let k3 = |k: usize| k as isize - 1;
+        // Tap offset from the output pixel ("same" padding).
+        let off = |t: usize| t as isize - (k / 2) as isize;
         match what {
             "y" => {
-                let (n, co, h, w) = split(i);
+                let (n, co, h, w) = split(i, self.cout);
                 let mut s = self.b[co];
-                for ci in 0..c {
-                    for kh in 0..3 {
-                        for kw in 0..3 {
-                            s += self.x(n, ci, h + k3(kh), w + k3(kw)) * self.w(co, ci, kh, kw);
+                for ci in 0..self.cin {
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            s += self.x(n, ci, h + off(kh), w + off(kw)) * self.w(co, ci, kh, kw);
                         }
                     }
                 }
                 s
             }
             "dx" => {
-                let (n, ci, h, w) = split(i);
+                let (n, ci, h, w) = split(i, self.cin);
                 let mut s = 0.0;
-                for co in 0..c {
-                    for kh in 0..3 {
-                        for kw in 0..3 {
-                            s += self.dy(n, co, h - k3(kh), w - k3(kw)) * self.w(co, ci, kh, kw);
+                for co in 0..self.cout {
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            s += self.dy(n, co, h - off(kh), w - off(kw)) * self.w(co, ci, kh, kw);
                         }
                     }
                 }
                 s
             }
             "dw" => {
-                let (co, ci, kh, kw) = (i / (c * 9), i / 9 % c, i / 3 % 3, i % 3);
+                let (co, ci) = (i / (self.cin * k * k), i / (k * k) % self.cin);
+                let (kh, kw) = (i / k % k, i % k);
                 let mut s = 0.0;
                 for n in 0..self.n {
                     for h in 0..hw as isize {
                         for w in 0..hw as isize {
-                            s += self.dy(n, co, h, w) * self.x(n, ci, h + k3(kh), w + k3(kw));
+                            s += self.dy(n, co, h, w) * self.x(n, ci, h + off(kh), w + off(kw));
                         }
                     }
                 }
@@ -117,6 +124,27 @@ fn main() -> wgtrain::Result<()> {
     wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
 }
 
+/// `--shape N,CIN,COUT,HW,K`, if given: an `Err` unless it is five positive numbers with K odd.
+fn shape_arg() -> wgtrain::Result<Option<(usize, usize, usize, usize, usize)>> {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(i) = args.iter().position(|a| a == "--shape") else {
+        return Ok(None);
+    };
+    let bad = || wgtrain::Error::Invalid("--shape takes N,CIN,COUT,HW,K (K odd)".into());
+    let v: Vec<usize> = args
+        .get(i + 1)
+        .ok_or_else(bad)?
+        .split(',')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<wgtrain::Result<_>>()?;
+    match v[..] {
+        [n, cin, cout, hw, k] if v.iter().all(|&d| d > 0) && k % 2 == 1 => {
+            Ok(Some((n, cin, cout, hw, k)))
+        }
+        _ => Err(bad()),
+    }
+}
+
 fn run() -> wgtrain::Result<()> {
     let mode = Mode::from_args();
     let Some(dev) = common::device("conv") else {
@@ -124,16 +152,17 @@ fn run() -> wgtrain::Result<()> {
     };
     println!("adapter: {}", dev.describe());
     mode.announce("conv");
-    let (n, c, hw) = match mode {
-        Mode::Smoke => (1, 16, 14),
-        Mode::Quick => (2, 64, 56),
-        Mode::Full => (64, 64, 56),
+    let (n, cin, cout, hw, k) = match (shape_arg()?, mode) {
+        (Some(s), _) => s,
+        (None, Mode::Smoke) => (1, 16, 16, 14, 3),
+        (None, Mode::Quick) => (2, 64, 64, 56, 3),
+        (None, Mode::Full) => (64, 64, 64, 56, 3),
     };
     let op = Conv2d {
-        padding: Padding::symmetric(1),
-        ..Conv2d::new(c, c, (3, 3))
+        padding: Padding::symmetric(k / 2),
+        ..Conv2d::new(cin, cout, (k, k))
     };
-    let xs = [n, c, hw, hw];
+    let xs = [n, cin, hw, hw];
     let f16 = std::env::args().any(|a| a == "--f16");
     let dt = if f16 { DType::F16 } else { DType::F32 };
     // In f16 the reference starts from the f16-rounded inputs, as the GPU does.
@@ -153,17 +182,17 @@ fn run() -> wgtrain::Result<()> {
     };
     let (xv, xr) = random(&xs, 1);
     let (wv, wr) = random(&op.weight_shape(), 2);
-    let (bv, br) = random(&[c], 3);
+    let (bv, br) = random(&[cout], 3);
     let (dyv, dyr) = random(&op.out_shape(&xs)?, 4);
     let x = upload(&xs, &xv)?;
     let w = upload(&op.weight_shape(), &wv)?;
-    let b = upload(&[c], &bv)?;
+    let b = upload(&[cout], &bv)?;
     let y = Tensor::zeros(&dev, &op.out_shape(&xs)?, dt)?;
     let dy = upload(&op.out_shape(&xs)?, &dyv)?;
     let grads = Grads {
         dx: Tensor::zeros(&dev, &xs, dt)?,
         dw: Tensor::zeros(&dev, &op.weight_shape(), dt)?,
-        db: Some(Tensor::zeros(&dev, &[c], dt)?),
+        db: Some(Tensor::zeros(&dev, &[cout], dt)?),
     };
     let fwd = conv::forward_launches(&op, &x, &w, Some(&b), &y)?;
     let bwd = conv::backward_launches(&op, &x, &w, &dy, &grads)?;
@@ -206,8 +235,10 @@ fn run() -> wgtrain::Result<()> {
     };
     let taps = Taps {
         n,
-        c,
+        cin,
+        cout,
         hw,
+        k,
         x: &xr.data,
         w: &wr.data,
         b: &br.data,
@@ -237,10 +268,11 @@ fn run() -> wgtrain::Result<()> {
         }
     }
 
-    // 2·N·OH·OW·C_out·C_in·9 per pass; backward does two such passes (dx, dw).
-    let flop = 2.0 * (n * hw * hw * c * c * 9) as f64;
+    // 2·N·OH·OW·C_out·C_in·K² per pass; backward does two such passes (dx, dw).
+    let flop = 2.0 * (n * hw * hw * cin * cout * k * k) as f64;
     println!(
-        "\nconv 3x3, N={n}, {c}->{c} ch, {hw}x{hw}, stride 1, pad 1, bias, {}",
+        "\nconv {k}x{k}, N={n}, {cin}->{cout} ch, {hw}x{hw}, stride 1, pad {}, bias, {}",
+        k / 2,
         if f16 { "f16" } else { "f32" }
     );
     println!("| pass | ms | GFLOP/s |");

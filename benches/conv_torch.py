@@ -1,7 +1,9 @@
 """PyTorch twin of benches/conv.rs: a ResNet-style 3x3 convolution (batch 64, 64->64 channels,
 56x56, stride 1, padding 1, bias), forward and backward (data + weights + bias), TF32 off (true
 fp32), cudnn.benchmark on, same timing scheme (best of 3 batches of ~0.5 s after a warm-up).
-Run on the same card as the Rust bench; --quick uses batch 2."""
+Run on the same card as the Rust bench; --quick uses batch 2; --shape N,CIN,COUT,HW,K another
+stride-1 KxK convolution with "same" padding (the MNIST MPS net's conv2 at batch 256:
+256,32,64,14,5)."""
 import sys, time
 import torch
 import torch.nn.functional as F
@@ -14,23 +16,27 @@ sync = {"cuda": torch.cuda.synchronize, "mps": lambda: torch.mps.synchronize()}.
 name = torch.cuda.get_device_name() if dev == "cuda" else dev
 print(f"torch {torch.__version__} on {name}")
 
-n, c, hw = (2 if "--quick" in sys.argv else 64), 64, 56
+n, cin, cout, hw, k = (2 if "--quick" in sys.argv else 64), 64, 64, 56, 3
+# --shape N,CIN,COUT,HW,K: another stride-1 KxK convolution with "same" padding (as the Rust bench).
+if "--shape" in sys.argv:
+    n, cin, cout, hw, k = (int(v) for v in sys.argv[sys.argv.index("--shape") + 1].split(","))
+pad = k // 2
 # --f16: every tensor fp16, as autocast runs a convolution (cuDNN's fp16 kernels, tensor cores).
 dt = torch.float16 if "--f16" in sys.argv else torch.float32
-x = torch.full((n, c, hw, hw), 0.5, device=dev, dtype=dt)
-w = torch.full((c, c, 3, 3), 0.25, device=dev, dtype=dt)
-b = torch.full((c,), 1.0, device=dev, dtype=dt)
-dy = torch.full((n, c, hw, hw), 0.125, device=dev, dtype=dt)
+x = torch.full((n, cin, hw, hw), 0.5, device=dev, dtype=dt)
+w = torch.full((cout, cin, k, k), 0.25, device=dev, dtype=dt)
+b = torch.full((cout,), 1.0, device=dev, dtype=dt)
+dy = torch.full((n, cout, hw, hw), 0.125, device=dev, dtype=dt)
 
 
 def forward():
-    return F.conv2d(x, w, b, stride=1, padding=1)
+    return F.conv2d(x, w, b, stride=1, padding=pad)
 
 
 def backward():
     # dx, dw, db straight from the aten op autograd calls, without building a graph
     return torch.ops.aten.convolution_backward(
-        dy, x, w, [c], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True])
+        dy, x, w, [cout], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [True, True, True])
 
 
 def time_it(f):
@@ -49,15 +55,14 @@ def time_it(f):
 
 t_fwd, y = time_it(forward)
 t_bwd, (dx, dw, db) = time_it(backward)
-taps = c * 9
-
-assert torch.allclose(y[0, 0, hw // 2, hw // 2], torch.tensor(taps * 0.125 + 1.0, device=dev, dtype=dt), rtol=1e-2)
-assert torch.allclose(dx[0, 0, hw // 2, hw // 2], torch.tensor(taps * 0.125 * 0.25, device=dev, dtype=dt), rtol=1e-2)
-assert torch.allclose(dw[0, 0, 1, 1], torch.tensor(n * hw * hw * 0.125 * 0.5, device=dev, dtype=dt), rtol=1e-2)
+# At the centre pixel every tap is inside the image; the centre tap never reaches the padding.
+assert torch.allclose(y[0, 0, hw // 2, hw // 2], torch.tensor(cin * k * k * 0.125 + 1.0, device=dev, dtype=dt), rtol=1e-2)
+assert torch.allclose(dx[0, 0, hw // 2, hw // 2], torch.tensor(cout * k * k * 0.125 * 0.25, device=dev, dtype=dt), rtol=1e-2)
+assert torch.allclose(dw[0, 0, pad, pad], torch.tensor(n * hw * hw * 0.125 * 0.5, device=dev, dtype=dt), rtol=1e-2)
 assert torch.allclose(db[0], torch.tensor(n * hw * hw * 0.125, device=dev, dtype=dt), rtol=1e-2)
 
-flop = 2 * n * hw * hw * c * c * 9
-print(f"\nconv 3x3, N={n}, {c}->{c} ch, {hw}x{hw}, stride 1, pad 1, bias, {str(dt)[6:]}")
+flop = 2 * n * hw * hw * cin * cout * k * k
+print(f"\nconv {k}x{k}, N={n}, {cin}->{cout} ch, {hw}x{hw}, stride 1, pad {pad}, bias, {str(dt)[6:]}")
 print("| pass | ms | GFLOP/s |")
 print("|---|---|---|")
 print(f"| forward | {t_fwd*1e3:.3f} | {flop/t_fwd/1e9:.1f} |")
