@@ -124,8 +124,11 @@ fn main() -> wgtrain::Result<()> {
     wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
 }
 
+/// Batch, channels in and out, image edge, filter edge.
+type Shape = (usize, usize, usize, usize, usize);
+
 /// `--shape N,CIN,COUT,HW,K`, if given: an `Err` unless it is five positive numbers with K odd.
-fn shape_arg() -> wgtrain::Result<Option<(usize, usize, usize, usize, usize)>> {
+fn shape_arg() -> wgtrain::Result<Option<Shape>> {
     let args: Vec<String> = std::env::args().collect();
     let Some(i) = args.iter().position(|a| a == "--shape") else {
         return Ok(None);
