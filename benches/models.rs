@@ -170,10 +170,11 @@ fn run() -> wgtrain::Result<()> {
             zoo.name()
         );
         println!(
-            "{lead} {:.2} | {:.1} | {} | {} | {compile_s:.2} | {} | {} | {} |",
+            "{lead} {:.2} | {:.1} | {} ({} read-only) | {} | {compile_s:.2} | {} | {} | {} |",
             best * 1e3,
             batch as f64 / best,
             stats.dispatches_per_step,
+            stats.read_only_dispatches,
             stats.submits_per_step,
             mb(stats.arena_bytes),
             mb(stats.naive_bytes),

@@ -90,10 +90,11 @@ fn run() -> wgtrain::Result<()> {
         let loss = t.compiled().read(t.loss_value())?[0];
         assert!(loss.is_finite(), "training diverged: loss {loss}");
         println!(
-            "| {batch} | {:.3} | {:.0} | {} | {} | {:.0} | {:.2} MB | {:.2} MB |",
+            "| {batch} | {:.3} | {:.0} | {} ({} read-only) | {} | {:.0} | {:.2} MB | {:.2} MB |",
             best * 1e3,
             batch as f64 / best,
             stats.dispatches_per_step,
+            stats.read_only_dispatches,
             stats.submits_per_step,
             encode * 1e6,
             stats.arena_bytes as f64 / 1e6,

@@ -285,6 +285,9 @@ pub struct Launch {
     pub(crate) bind_group: wgpu::BindGroup,
     pub(crate) groups: [u32; 3],
     pub(crate) label: &'static str,
+    /// Its kernels' `read` bindings are read-only (`Variant::read_only`): no buffer it reads is
+    /// also bound writable.
+    pub(crate) read_only: bool,
     /// The parameter uniform, kept so per-step values (dropout seeds, optimizer step and learning
     /// rate) can be rewritten between replays without re-recording (`Device::rewrite_params`).
     pub(crate) uniform: wgpu::Buffer,
@@ -475,6 +478,7 @@ impl Device {
             bind_group,
             groups,
             label: entry,
+            read_only: variant.read_only,
             uniform,
             ready: None,
         })

@@ -19,6 +19,8 @@ pub struct DispatchTime {
     pub kernel: &'static str,
     /// Its grid, in workgroups (x, y, z).
     pub groups: [u32; 3],
+    /// Its `read` bindings were read-only (`Variant::read_only`), not read-write.
+    pub read_only: bool,
     /// GPU time from its start to its end, in microseconds.
     pub micros: f64,
     /// GPU time from the previous dispatch's end to its start, in microseconds.
@@ -76,12 +78,17 @@ impl Profile {
     /// before it (where one kernel's time goes by layer).
     pub fn dispatch_table(&self) -> String {
         let mut s = String::from(
-            "| # | node | kernel | workgroups | µs | gap µs |\n|---|---|---|---|---|---|\n",
+            "| # | node | kernel | workgroups | reads | µs | gap µs |\n|---|---|---|---|---|---|---|\n",
         );
         for (i, d) in self.dispatches.iter().enumerate() {
             let [x, y, z] = d.groups;
+            let reads = if d.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            };
             s += &format!(
-                "| {i} | {} | {} | {x}×{y}×{z} | {:.1} | {:.1} |\n",
+                "| {i} | {} | {} | {x}×{y}×{z} | {reads} | {:.1} | {:.1} |\n",
                 d.node, d.kernel, d.micros, d.gap_micros
             );
         }
@@ -175,6 +182,7 @@ impl Compiled {
                     node: node.clone(),
                     kernel: l.label,
                     groups: l.groups,
+                    read_only: l.read_only,
                     micros: us(end.saturating_sub(start)),
                     gap_micros: us(start.saturating_sub(prev_end)),
                 }

@@ -21,6 +21,9 @@ pub struct PlanStats {
     pub dispatches_per_step: usize,
     /// Queue submits per step (1 when resident).
     pub submits_per_step: usize,
+    /// Dispatches whose `read` bindings are read-only (no buffer they read is also bound
+    /// writable, as when a node reads one activation arena and writes the other).
+    pub read_only_dispatches: usize,
     /// Bytes of the intermediates' two arenas together (each its planned peak).
     pub arena_bytes: u64,
     /// What the intermediates would take without aliasing.
