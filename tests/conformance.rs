@@ -574,8 +574,20 @@ fn gpu_matches_reference() {
 /// The families whose launches run on `gemm_core.wgsl`.
 const GEMM_FAMILIES: [&str; 4] = ["matmul/", "conv/", "dense/", "recurrent/"];
 
+/// Forward and gradients in f32, and in mixed precision where the adapter has SHADER_F16: the
+/// checks the alternative kernel paths below run on each sample.
+fn check_f32_and_f16(dev: &Device, s: &Sample) -> Check {
+    check_forward(dev, s)?;
+    check_gradients(dev, s)?;
+    if dev.caps().shader_f16 {
+        check_f16(dev, s)?;
+    }
+    Ok(())
+}
+
 /// The GEMM families' samples again on the main loop the adapter does not take by default (the
-/// tiled one on a CPU adapter, the direct one on a GPU): both loops are covered on every adapter.
+/// tiled one on a CPU adapter, the direct one on a GPU), in f32 and in mixed precision: both loops
+/// are covered on every adapter.
 #[test]
 fn gpu_matches_reference_on_the_other_gemm_loop() {
     use wgtrain::launch::{GemmLoop, with_gemm_loop};
@@ -590,13 +602,7 @@ fn gpu_matches_reference_on_the_other_gemm_loop() {
                 if !GEMM_FAMILIES.iter().any(|f| s.name.starts_with(f)) {
                     return Ok(());
                 }
-                check_forward(dev, s)?;
-                check_gradients(dev, s)?;
-                // Mixed precision takes Winograd too (f16 storage, f32 products).
-                if dev.caps().shader_f16 {
-                    check_f16(dev, s)?;
-                }
-                Ok(())
+                check_f32_and_f16(dev, s)
             });
         });
     });
@@ -614,13 +620,7 @@ fn gpu_matches_reference_on_winograd() {
                 if !s.name.starts_with("conv/") {
                     return Ok(());
                 }
-                check_forward(dev, s)?;
-                check_gradients(dev, s)?;
-                // Mixed precision takes Winograd too (f16 storage, f32 products).
-                if dev.caps().shader_f16 {
-                    check_f16(dev, s)?;
-                }
-                Ok(())
+                check_f32_and_f16(dev, s)
             });
         });
     });
