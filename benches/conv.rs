@@ -129,14 +129,11 @@ type Shape = (usize, usize, usize, usize, usize);
 
 /// `--shape N,CIN,COUT,HW,K`, if given: an `Err` unless it is five positive numbers with K odd.
 fn shape_arg() -> wgtrain::Result<Option<Shape>> {
-    let args: Vec<String> = std::env::args().collect();
-    let Some(i) = args.iter().position(|a| a == "--shape") else {
+    let Some(arg) = common::flag_value("--shape") else {
         return Ok(None);
     };
     let bad = || wgtrain::Error::Invalid("--shape takes N,CIN,COUT,HW,K (K odd)".into());
-    let v: Vec<usize> = args
-        .get(i + 1)
-        .ok_or_else(bad)?
+    let v: Vec<usize> = arg
         .split(',')
         .map(|p| p.parse().map_err(|_| bad()))
         .collect::<wgtrain::Result<_>>()?;

@@ -77,10 +77,13 @@ fn mb(bytes: u64) -> String {
 fn main() -> wgtrain::Result<()> {
     use wgtrain::ops::conv::winograd::{DEFAULT_CHUNK_BYTES, with_chunk_bytes, with_conv_algo};
     // `--chunk-mib N`: Winograd's scratch budget a slot (`with_chunk_bytes`).
-    let args: Vec<String> = std::env::args().collect();
-    let chunk = match args.iter().position(|a| a == "--chunk-mib") {
-        Some(i) => match args.get(i + 1).and_then(|v| v.parse::<usize>().ok()) {
-            Some(mib) => mib << 20,
+    let chunk = match common::flag_value("--chunk-mib") {
+        Some(v) => match v
+            .parse::<usize>()
+            .ok()
+            .and_then(|mib| mib.checked_mul(1 << 20))
+        {
+            Some(bytes) => bytes,
             None => {
                 eprintln!("--chunk-mib takes a number of MiB");
                 std::process::exit(2);

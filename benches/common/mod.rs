@@ -194,6 +194,14 @@ pub fn time_steps(
     Ok(best)
 }
 
+/// The argument after `flag` on the command line, if `flag` is there (empty when nothing follows
+/// it, which a caller's parse then refuses).
+pub fn flag_value(flag: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == flag)?;
+    Some(args.get(i + 1).cloned().unwrap_or_default())
+}
+
 /// The convolutions' algorithm for this run: `--implicit-gemm` keeps every data pass off
 /// Winograd (`ops::conv::winograd`), for comparing the two in one command.
 pub fn conv_algo() -> wgtrain::ops::conv::winograd::ConvAlgo {
