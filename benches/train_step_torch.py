@@ -10,7 +10,10 @@ stream first as the torch.cuda.graph docs show; printed as a second table after 
 
 --amp: mixed precision as PyTorch users run it: autocast(fp16) around forward and loss, eager
 with GradScaler (dynamic loss scaling, as wgtrain's --f16); the CUDA graph captures autocast with
-a fixed loss scale (GradScaler's overflow check reads back to the host, which a graph cannot)."""
+a fixed loss scale (GradScaler's overflow check reads back to the host, which a graph cannot).
+
+--profile: then the GPU time of each CUDA kernel of the graph replay (torch.profiler, 20 replays,
+per-step µs), the twin of wgtrain's `train_step --profile` kernel table."""
 import sys, time
 import torch
 import torch.nn as nn
@@ -128,3 +131,24 @@ if dev == "cuda":
         loss = static_loss.item()
         assert loss == loss and abs(loss) < 1e6, f"graph training diverged: loss {loss}"
         print(f"| {batch} | {best*1e3:.3f} | {batch/best:.0f} |")
+        if "--profile" in args:
+            from torch.profiler import profile, ProfilerActivity
+            reps = 20
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(reps):
+                    replay()
+                sync()
+            rows = {}
+            for e in prof.events():
+                if e.device_type == torch.autograd.DeviceType.CUDA:
+                    n, us = rows.get(e.name, (0, 0.0))
+                    rows[e.name] = (n + 1, us + e.time_range.elapsed_us())
+            total = sum(us for _, us in rows.values()) / reps
+            if total == 0:
+                print(f"batch {batch}: the profiler recorded no kernel of the replay")
+                continue
+            print(f"batch {batch}, GPU time by kernel per replay ({total:.1f} µs busy):")
+            print("| kernel | launches | µs | share |")
+            print("|---|---|---|---|")
+            for name, (n, us) in sorted(rows.items(), key=lambda r: -r[1][1]):
+                print(f"| {name[:90]} | {n / reps:g} | {us / reps:.1f} | {100 * us / reps / total:.1f}% |")

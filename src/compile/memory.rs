@@ -2,13 +2,15 @@
 //! A value is live from the step that writes it to the last step that reads it (inclusive);
 //! offsets are chosen first-fit in that order, each aligned for binding.
 //!
-//! There are two arenas, two buffers: a value lives in the one of its node's depth's parity, so
-//! a node reads the value of the node before it from one buffer and writes the other. wgpu
-//! tracks usage per buffer, so only then may a launch keep its kernels' bindings read-only
-//! (`launch::Shader::source_of`), which the driver loads through its read-only path. Where the
-//! two arenas would together need more than `SPLIT_SLACK` beyond one arena's peak, everything
-//! stays in the first (the second is empty).
+//! There are two arenas, two buffers, and `colour.rs` says which each value lives in: a node
+//! reads from one buffer and writes the other where it can. wgpu tracks usage per buffer, so
+//! only then may a launch keep its kernels' bindings read-only (`launch::Shader::source_of`),
+//! which the driver loads through its read-only path. Where the two arenas would together need
+//! more than `SPLIT_SLACK` beyond one arena's peak, everything stays in the first (the second
+//! is empty).
 
+use super::alias::Aliases;
+use super::fusion::Fusion;
 use super::lifetimes::Lifetimes;
 use crate::error::{Error, Result, Unit};
 use crate::graph::{Graph, Value};
@@ -30,33 +32,41 @@ impl Memory {
     }
 }
 
-/// How much more than one arena's peak the two may take together, as a fraction of it. On the
-/// H200 the zoo's two arenas cost 0.3% and made its steps 2–2.5% faster; the MNIST nets' cost
-/// 27–29% and the small one's step at batch 256 slowed by 10%.
-const SPLIT_SLACK: f64 = 0.05;
+/// How much more than one arena's peak the two may take together, as a fraction of it: the
+/// MNIST nets' two arenas cost 6–7% (BENCHMARKS.md, eighth session), for steps 6–14% faster.
+const SPLIT_SLACK: f64 = 0.10;
 
-/// Places the intermediates of `lifetimes` in the two arenas; `align` is the binding offset
-/// alignment.
-pub fn pass(g: &Graph, lifetimes: &Lifetimes, align: u64) -> Result<Memory> {
-    let life = &lifetimes.life;
-    let mut owned: Vec<Value> = life.keys().copied().collect();
+/// Places the intermediates of `lifetimes` in the two arenas (`colour::arenas` says which each
+/// takes under `aliases` and `fusion`); `align` is the binding offset alignment.
+pub fn pass(
+    g: &Graph,
+    lifetimes: &Lifetimes,
+    aliases: &Aliases,
+    fusion: &Fusion,
+    align: u64,
+) -> Result<Memory> {
+    let mut owned: Vec<Value> = lifetimes.life.keys().copied().collect();
     owned.sort();
-    let items: Vec<Interval> = owned
-        .iter()
-        .map(|&v| Interval {
-            bytes: value_bytes(g, v),
-            first: life[&v].0,
-            last: life[&v].1,
-        })
-        .collect();
-    let depth = depths(g);
-    let arena: Vec<usize> = owned.iter().map(|v| depth[v.node] % 2).collect();
+    let items = intervals(g, lifetimes, &owned);
+    let arena = super::colour::arenas(g, aliases, fusion, &owned, &items);
     let (placement, split) = place_arenas(&items, &arena, align)?;
     Ok(Memory {
         owned,
         placement,
         split,
     })
+}
+
+/// The size and lifetime of each of `owned`.
+pub fn intervals(g: &Graph, lifetimes: &Lifetimes, owned: &[Value]) -> Vec<Interval> {
+    owned
+        .iter()
+        .map(|&v| Interval {
+            bytes: value_bytes(g, v),
+            first: lifetimes.life[&v].0,
+            last: lifetimes.life[&v].1,
+        })
+        .collect()
 }
 
 /// The two arenas of `place_split` where they cost at most `SPLIT_SLACK` more than one, else one
@@ -70,19 +80,6 @@ fn place_arenas(items: &[Interval], arena: &[usize], align: u64) -> Result<(Plac
         let peak = one.peak;
         Ok((one, peak))
     }
-}
-
-/// Each node's depth: 0 without inputs, else one more than its deepest input's node.
-fn depths(g: &Graph) -> Vec<usize> {
-    let mut depth: Vec<usize> = Vec::with_capacity(g.nodes.len());
-    for n in &g.nodes {
-        let d = n
-            .inputs
-            .iter()
-            .map(|u| depth.get(u.node).map_or(0, |d| d + 1));
-        depth.push(d.max().unwrap_or(0));
-    }
-    depth
 }
 
 /// Places the items of arena 0 and of arena 1 (`arena[i]`) each on its own, and lays the two
@@ -308,20 +305,6 @@ mod tests {
         // Values that never overlap share one slot of one arena; split, they would take two.
         let (p, split) = place_arenas(&[at(0, 0), at(1, 1), at(2, 2)], &[0, 1, 0], 256).unwrap();
         assert_eq!((p.peak, split), (1024, 1024));
-    }
-
-    /// A chain's values alternate arenas, so each node reads one buffer and writes the other.
-    #[test]
-    fn a_chain_alternates_arenas() {
-        let mut g = Graph::new();
-        let x = g.input("x", &[4, 8]).unwrap();
-        let a = g.unary("a", crate::UnaryOp::Relu, x).unwrap();
-        let b = g.unary("b", crate::UnaryOp::Square, a).unwrap();
-        let c = g.unary("c", crate::UnaryOp::Relu, b).unwrap();
-        let d = depths(&g);
-        assert_ne!(d[a.node] % 2, d[b.node] % 2);
-        assert_ne!(d[b.node] % 2, d[c.node] % 2);
-        assert_ne!(d[x.node] % 2, d[a.node] % 2);
     }
 
     #[test]

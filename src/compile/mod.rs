@@ -22,6 +22,7 @@
 mod accumulate;
 mod alias;
 mod allocate;
+mod colour;
 mod exec;
 mod feeds;
 pub mod fusion;
@@ -290,7 +291,7 @@ fn plan(
             .then_some(m)
     });
     let lifetimes = lifetimes::pass(g, &live, &aliases, &fusion, jit, opts.training)?;
-    let memory = memory::pass(g, &lifetimes, align)?;
+    let memory = memory::pass(g, &lifetimes, &aliases, &fusion, align)?;
     Ok(Plan {
         kept,
         jit,
