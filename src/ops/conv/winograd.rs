@@ -71,9 +71,15 @@ const XI: usize = 36;
 /// it the transforms' memory traffic outweighs the multiply-adds saved.
 const MIN_CHANNELS: usize = 16;
 /// The same for 5×5 filters, whose F(2×2, 5×5) saves less (36 multiply-adds per 4 outputs
-/// against 100): on the H200 the MNIST MPS net's 32 → 64 conv2 slowed its step (1.611 → 1.750 ms at
-/// batch 256) while Inception v3's 48 → 64 branches sped its step up (422.4 → 428.9 images/s).
+/// against 100), as the correlation's input channels — the depth of its 36 GEMMs — with at least
+/// `MIN_OUT_CHANNELS_5X5` out. On the H200, the MNIST MPS net's conv2 (32 → 64) slowed its step
+/// on Winograd forward (1.404 → 1.444 ms at batch 256) and in the weight gradient (→ 1.666), where
+/// the GEMMs are 32 deep, but sped it up in the data gradient (64 → 32: 0.681 → 0.635 ms at batch
+/// 64, 1.404 → 1.358 at 256); Inception v3's 48 → 64 branches sped its step up (422.4 → 428.9
+/// images/s).
 const MIN_CHANNELS_5X5: usize = 48;
+/// Output channels of a 5×5 correlation that `Auto` takes to Winograd at the least.
+const MIN_OUT_CHANNELS_5X5: usize = 32;
 /// Workgroups the weight gradient's split over the tiles aims for (as the implicit GEMM's).
 const WGRAD_TARGET_GROUPS: usize = 512;
 /// Fewest tiles per split of the weight gradient, a multiple of the GEMM core's K step.
@@ -269,13 +275,13 @@ fn auto_takes(
     sizes: Option<[usize; 3]>,
     budget: usize,
 ) -> bool {
-    let least = if kernel == 5 {
-        MIN_CHANNELS_5X5
+    let enough = if kernel == 5 {
+        cin >= MIN_CHANNELS_5X5 && cout >= MIN_OUT_CHANNELS_5X5
     } else {
-        MIN_CHANNELS
+        cin.min(cout) >= MIN_CHANNELS
     };
     let small = sizes.is_some_and(|s| s.iter().all(|&n| n <= budget / 4));
-    cin.min(cout) >= least && small
+    enough && small
 }
 
 /// The weight gradient's scratch — S (every chunk's splits), V and D (one chunk's) elements — and
@@ -533,8 +539,12 @@ mod tests {
         let fits = Some([1 << 20; 3]);
         assert!(auto_takes(3, 16, 16, fits, budget));
         assert!(!auto_takes(3, 15, 64, fits, budget));
+        // 5×5: the MPS net's conv2 (32 → 64) forward and weight gradient stay off, its data
+        // gradient (64 → 32) and Inception's 48 → 64 take it; fewer than 32 out never.
         assert!(!auto_takes(5, 32, 64, fits, budget));
+        assert!(auto_takes(5, 64, 32, fits, budget));
         assert!(auto_takes(5, 48, 64, fits, budget));
+        assert!(!auto_takes(5, 64, 31, fits, budget));
         // A chunk (one image at the least) past the budget a slot, or sizes past u32, and the
         // pass keeps the implicit GEMM.
         let big = budget / 4 + 1;
