@@ -7,8 +7,12 @@ use crate::ops::conv::shaders::{DGRAD, FORWARD};
 use crate::ops::conv::{ConvGeometry, coop};
 use crate::tensor::Tensor;
 
-/// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU several times.
-const WGRAD_TARGET_GROUPS: usize = 512;
+/// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU twice. 512 made
+/// the MNIST MPS step 1–3% slower on an H200 and 128 up to 16%, the zoo within 1% of either
+/// (BENCHMARKS.md, eighth session); fewer splits also mean less scratch.
+const WGRAD_TARGET_GROUPS: usize = 256;
+/// Workgroups the bias gradient's chunks aim for.
+const BIAS_TARGET_GROUPS: usize = 512;
 /// Two K steps of `gemm_core.wgsl` (its loop's unit): the weight gradient's K chunks are a multiple.
 pub(crate) const GEMM_K_UNIT: usize = 16;
 /// Smallest K per split: below this the partial sums cost more than they save.
@@ -82,11 +86,11 @@ pub(crate) fn wgrad_split(g: &ConvGeometry, tiles: usize, unit: usize) -> (usize
     (k.div_ceil(chunk), chunk)
 }
 
-/// Chunks each channel's bias-gradient sum is split into: enough workgroups to fill a large GPU
-/// (as the weight gradient's split-K), each summing at least `BIAS_MIN_CHUNK` values.
+/// Chunks each channel's bias-gradient sum is split into: enough workgroups to fill a large GPU,
+/// each summing at least `BIAS_MIN_CHUNK` values.
 pub fn bias_chunks(total: usize, channels: usize) -> usize {
     const BIAS_MIN_CHUNK: usize = 4096;
-    WGRAD_TARGET_GROUPS
+    BIAS_TARGET_GROUPS
         .div_ceil(channels.max(1))
         .min(total.div_ceil(BIAS_MIN_CHUNK))
         .max(1)
