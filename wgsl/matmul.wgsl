@@ -22,7 +22,7 @@ struct Params {
     splits: u32,
     chunk: u32,
     batches: u32,
-    _pad0: u32,
+    has_bias: u32,   // the epilogue (gemm's, or gemm_sum's) adds bias[n] before the post-op
     _pad1: u32,
     _pad2: u32,
 }
@@ -31,6 +31,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> mat_a: array<act>;
 @group(0) @binding(2) var<storage, read> mat_b: array<act>;
 @group(0) @binding(3) var<storage, read_write> mat_c: array<act>;
+@group(0) @binding(4) var<storage, read> mat_bias: array<act>;   // (N,), or any buffer
 
 fn gemm_m() -> u32 { return p.m; }
 fn gemm_n() -> u32 { return p.n; }
@@ -125,11 +126,13 @@ fn store_c(batch: u32, m: u32, n: u32, acc: f32) {
     let idx = batch * p.c_stride + m * p.n + n;
     var v = p.alpha * acc;
     if (p.accumulate != 0u) { v = v + f32(mat_c[idx]); }
+    if (p.has_bias != 0u) { v = v + f32(mat_bias[n]); }
     mat_c[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }
 
 @group(0) @binding(1) var<storage, read> gs_part: array<act>;     // (batches·splits, M, N)
 @group(0) @binding(2) var<storage, read_write> gs_c: array<act>;  // (batches, M, N), c_stride apart
+@group(0) @binding(3) var<storage, read> gs_bias: array<act>;     // (N,), or any buffer
 
 // C = post_op(Σ_s part[matrix, s] (+ C)): the split-K GEMM's epilogue, one invocation per output,
 // the splits added in order (deterministic).
@@ -148,5 +151,6 @@ fn gemm_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     var v = f32(sum);
     let idx = b * p.c_stride + j;
     if (p.accumulate != 0u) { v = v + f32(gs_c[idx]); }
+    if (p.has_bias != 0u) { v = v + f32(gs_bias[j % p.n]); }
     gs_c[idx] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
 }

@@ -3,7 +3,7 @@
 //!
 //! The input is the `(N, K)` matrix, or an image batch `(N, C, H, W)` used as that matrix as it
 //! lies in memory (then the output is `(N, out, 1, 1)`). The bias costs no extra pass over y:
-//! y is first filled with the bias rows and the GEMM accumulates `x · Wᵀ` onto them.
+//! the GEMM's epilogue (or its split-K sum's) adds it.
 //!
 //! * forward `y (N, out) = b + x (N, K) · Wᵀ` (W is `(out, K)`, read transposed)
 //! * `dx (N, K) = dy (N, out) · W`
@@ -13,11 +13,11 @@
 use crate::error::Result;
 use crate::launch::Prepared;
 use crate::ops::conv::ConvOp;
-use crate::ops::conv::gpu::{Grads, bias_fill_launch, bias_grad_launches, check, check_bias};
+use crate::ops::conv::gpu::{Grads, bias_grad_launches, check, check_bias};
 use crate::ops::dense::{DenseOp, FullyConnected};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
-use crate::ops::matmul::gpu::{Gemm, gemm_launches};
+use crate::ops::matmul::gpu::{Gemm, biased_gemm_launches, gemm_launches};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "fully_connected";
@@ -47,16 +47,11 @@ pub fn forward_fused_launches(
     check(OP, "weight", w, &op.weight_shape())?;
     check_bias(OP, op.bias, b, op.out_features)?;
     check(OP, "output", y, &op.out_shape(&x.shape)?)?;
-    let mut prep = Prepared::default();
-    if let Some(b) = b {
-        prep.launches.push(bias_fill_launch(b, y)?);
-    }
     let g = Gemm {
         fused,
-        ..Gemm::plain(n, op.out_features, k, false, true, b.is_some())
+        ..Gemm::plain(n, op.out_features, k, false, true, false)
     };
-    prep.extend(gemm_launches(&g, x, w, y)?);
-    Ok(prep)
+    biased_gemm_launches(&g, x, w, b, y)
 }
 
 /// Prepares every gradient into `grads` (`dx` shaped like x, `dw` like W, `db` exactly when the

@@ -84,8 +84,8 @@ impl Primitive for DenseOp {
         })
     }
 
-    /// The gradients' GEMMs add into their output (the forward's bias fill already uses the
-    /// GEMM's accumulate, so it does not).
+    /// The gradients' GEMMs add into their output; the forward (its epilogue adds the bias) is
+    /// not offered.
     fn accumulates(&self) -> bool {
         !matches!(self, DenseOp::Forward(_))
     }

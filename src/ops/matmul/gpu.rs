@@ -116,19 +116,37 @@ impl Gemm {
 
 /// Prepares one GEMM over raw buffers; the caller has checked sizes.
 pub fn gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Launch> {
+    biased_gemm_launch(g, a, b, None, c)
+}
+
+/// `gemm_launch` adding `bias[n]` to every row of C (before the fused neuron).
+fn biased_gemm_launch(
+    g: &Gemm,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+) -> Result<Launch> {
     let (entry, groups) = gemm_grid(&a.device, g.m, g.n, g.batch);
     a.device.launch(
         &SHADER,
         entry,
         &crate::neuron::fused_constants(g.fused),
-        &gemm_params(g, 1, g.k),
-        &[a.buffer(), b.buffer(), c.buffer()],
+        &gemm_params(g, 1, g.k, bias.is_some()),
+        // Without a bias the slot is still bound (the entry reads it under a flag): reuse a.
+        &[
+            a.buffer(),
+            b.buffer(),
+            c.buffer(),
+            bias.unwrap_or(a).buffer(),
+        ],
         groups,
     )
 }
 
-/// The shader's parameter words for `g` split into `splits` K ranges of `chunk`.
-fn gemm_params(g: &Gemm, splits: usize, chunk: usize) -> Vec<u32> {
+/// The shader's parameter words for `g` split into `splits` K ranges of `chunk`; `bias`: the
+/// epilogue adds a bias per column.
+fn gemm_params(g: &Gemm, splits: usize, chunk: usize, bias: bool) -> Vec<u32> {
     let (code, pa, pb) = g.fused.map_or((0, 0.0, 0.0), |u| u.code());
     vec![
         g.m as u32,
@@ -148,7 +166,7 @@ fn gemm_params(g: &Gemm, splits: usize, chunk: usize) -> Vec<u32> {
         splits as u32,
         chunk as u32,
         g.batch as u32,
-        0,
+        bias as u32,
         0,
         0,
     ]
@@ -193,6 +211,19 @@ const COOP_MIN_K: usize = 128;
 /// (`gemm_split`): the splits' partial products go to a scratch tensor and `gemm_sum` adds them,
 /// then accumulates and applies the fused neuron.
 pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Prepared> {
+    biased_gemm_launches(g, a, b, None, c)
+}
+
+/// `gemm_launches` adding `bias[n]` (a vector of N) to every row of C before the fused neuron:
+/// in the GEMM's epilogue, or in the split-K sum's, so a fully connected layer's bias costs no
+/// dispatch of its own. Checked by the caller: `bias` holds N values.
+pub fn biased_gemm_launches(
+    g: &Gemm,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+) -> Result<Prepared> {
     // f16 operands on an adapter with f16 cooperative-matrix tiles: the tensor-core GEMM, when
     // the output fills at least a few of its 128×128 blocks and K is more than a few of its
     // 32-deep steps (the weight gradient of a dense layer at batch 64, K = 64, ran slower there
@@ -204,25 +235,26 @@ pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Pre
         && g.m.saturating_mul(g.n).saturating_mul(g.batch)
             >= 4 * super::coop::BLOCK * super::coop::BLOCK
         && g.k >= COOP_MIN_K
+        && bias.is_none()
         && super::coop::coop_supported(&a.device).is_ok()
     {
         return Ok(Prepared::one(super::coop::coop_gemm_launch(g, a, b, c)?));
     }
     let (splits, chunk) = gemm_split(&a.device, g);
     if splits == 1 {
-        return Ok(Prepared::one(gemm_launch(g, a, b, c)?));
+        return Ok(Prepared::one(biased_gemm_launch(g, a, b, bias, c)?));
     }
     let dev = &a.device;
     let part = Tensor::zeros(dev, &[g.batch * splits, g.m, g.n], c.dtype())?;
     let (entry, groups) = gemm_grid(dev, g.m, g.n, g.batch * splits);
     let consts = crate::neuron::fused_constants(g.fused);
-    let words = gemm_params(g, splits, chunk);
+    let words = gemm_params(g, splits, chunk, bias.is_some());
     let products = dev.launch(
         &SHADER,
         entry,
         &consts,
         &words,
-        &[a.buffer(), b.buffer(), part.buffer()],
+        &[a.buffer(), b.buffer(), part.buffer(), a.buffer()],
         groups,
     )?;
     let sum = dev.launch(
@@ -230,7 +262,7 @@ pub fn gemm_launches(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<Pre
         "gemm_sum",
         &consts,
         &words,
-        &[part.buffer(), c.buffer()],
+        &[part.buffer(), c.buffer(), bias.unwrap_or(&part).buffer()],
         crate::launch::grid_1d(g.batch * g.m * g.n, 256),
     )?;
     Ok(Prepared {
@@ -260,8 +292,8 @@ pub(crate) fn sum_splits_launch(
         &SHADER,
         "gemm_sum",
         &crate::neuron::fused_constants(fused),
-        &gemm_params(&g, splits, 0),
-        &[part.buffer(), c.buffer()],
+        &gemm_params(&g, splits, 0, false),
+        &[part.buffer(), c.buffer(), part.buffer()],
         crate::launch::grid_1d(n, 256),
     )
 }
