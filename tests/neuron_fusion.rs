@@ -170,3 +170,102 @@ fn training_graphs_fuse_neurons_whose_gradient_reads_the_output() {
         assert!(s.naive_bytes < sp.naive_bytes, "{s:?} vs {sp:?}");
     });
 }
+
+/// Two conv → batch norm → ReLU branches concatenated on channels, then a conv: each branch's
+/// ReLU gradient folds into the concat's backward (`fusion.rs`), which reads the mask from the
+/// concat's output, so no gradient reads a branch's own output and it dies at the concat
+/// (Inception's branch ends). With `twice`, one branch is concatenated twice: its gradient is a
+/// sum of two windows, and nothing folds.
+fn concat_of_branches(twice: bool) -> (Graph, Value, [Value; 2]) {
+    use wgtrain::ops::conv::{Conv2d, Padding};
+    use wgtrain::ops::norm::BatchNorm;
+    use wgtrain::ops::shape::Concat;
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 3, 5, 7]).unwrap();
+    let mut ends = Vec::new();
+    for (name, cout, k) in [("a", 4, 3), ("b", 3, 1)] {
+        let mut c = Conv2d::new(3, cout, (k, k));
+        c.padding = Padding::Same;
+        let h = g.conv2d(&format!("{name}.conv"), x, c).unwrap();
+        let bn = BatchNorm::default();
+        let h = g.batch_norm(&format!("{name}.bn"), h, bn).unwrap();
+        ends.push(g.unary(&format!("{name}.relu"), UnaryOp::Relu, h).unwrap());
+    }
+    let mut parts = ends.clone();
+    if twice {
+        parts.push(ends[0]);
+    }
+    let cat = g.concat("cat", &parts, Concat::CHANNELS).unwrap();
+    let cin = if twice { 11 } else { 7 };
+    let h = g.conv2d("head", cat, Conv2d::new(cin, 2, (2, 3))).unwrap();
+    let s = g.unary("sq", UnaryOp::Square, h).unwrap();
+    let loss = g.sum("loss", s, 1).unwrap();
+    (g, loss, [ends[0], ends[1]])
+}
+
+#[test]
+fn a_concats_backward_applies_its_inputs_relu_gradients_from_its_output() {
+    use wgtrain::ops::shape::ShapeOp;
+    for twice in [false, true] {
+        let (mut g, loss, ends) = concat_of_branches(twice);
+        let tr = g.training(loss).unwrap();
+        let mut f = feeds(&g, 83);
+        for bn in ["a.bn", "b.bn"] {
+            let name = format!("{bn}.running_var");
+            let rv = f[&name].data.iter().map(|v| v.abs() + 0.5).collect();
+            let n = f[&name].data.len();
+            f.insert(name, Array::new(&[n], rv));
+        }
+        let mut outs = vec![loss];
+        outs.extend(&tr.grads);
+        let fusion = wgtrain::compile::fusion::fuse(&g, &vec![true; g.nodes.len()], &outs);
+        let cat = Value {
+            node: g.nodes.iter().position(|n| n.name == "cat").unwrap(),
+            port: 0,
+        };
+        let folded: Vec<usize> = (0..g.nodes.len())
+            .filter(|&i| {
+                matches!(
+                    g.nodes[i].op.downcast::<ShapeOp>(),
+                    Some(ShapeOp::ConcatGrad { .. })
+                ) && fusion.grad_neurons.get(&i).map(|&(_, y)| y) == Some(cat)
+            })
+            .collect();
+        // Branch b (once in the concat) folds; a folds only when it is there once.
+        assert_eq!(folded.len(), if twice { 1 } else { 2 }, "{fusion:?}");
+        for (k, end) in ends.iter().enumerate() {
+            let read_by_a_gradient = g.nodes.iter().enumerate().any(|(i, n)| {
+                n.name.starts_with("grad")
+                    && !fusion.absorbed[i]
+                    && fusion.reads(&g, i).any(|u| u == *end)
+            });
+            let once = k == 1 || !twice;
+            assert_eq!(read_by_a_gradient, !once, "branch {k}, twice = {twice}");
+        }
+        each_device("concat backward with the ReLU gradient", |dev| {
+            assert_compiled_matches_reference(dev, &g, loss, &tr, &f, 2e-4);
+            if dev.caps().shader_f16 {
+                // The f16 variant of the folded copy: within f16's rounding of the reference.
+                let opts = wgtrain::compile::Options {
+                    training: Some(&tr),
+                    precision: wgtrain::compile::Precision::F16,
+                    gradients_only: true,
+                    ..Default::default()
+                };
+                let (got, _) = run_with(dev, &g, &tr.grads, &opts, &f, 1);
+                let want = g.eval_reference(&f, &tr.grads).unwrap();
+                // One scale for all: a conv bias before a batch norm has a zero gradient, which
+                // f16 rounding of the others leaves a little off zero.
+                let scale =
+                    (want.iter().flat_map(|w| &w.data)).fold(0f64, |m, x| m.max(x.abs())) as f32;
+                assert!(scale > 1e-2, "{scale}");
+                for ((v, got), w) in tr.grads.iter().zip(&got).zip(&want) {
+                    let name = &g.node(*v).unwrap().name;
+                    for (a, b) in got.iter().zip(&w.data) {
+                        assert!((a - *b as f32).abs() <= 1e-2 * scale, "{name}: {a} vs {b}");
+                    }
+                }
+            }
+        });
+    }
+}

@@ -14,7 +14,8 @@
 //! it, since only the end of a chain is written.
 //!
 //! Backward, the same idea the other way round: a neuron's gradient from its output folds into
-//! the max-pool or dropout backward producing its dy (`fold_grad_neurons`), or else into the
+//! the max-pool, dropout or concat backward producing its dy (`fold_grad_neurons`; a concat's
+//! reads the derivative from the concat's output, so y is dead once copied), or else into the
 //! training norm's backward reading it as its dy (`fold_grad_neurons_into_readers`: conv → batch
 //! norm → ReLU's gradient applied as the norm's backward loads dy). Inputs an op takes only for
 //! their shape (`Primitive::reads_input`) are not reads, here or in the later passes.
@@ -29,7 +30,9 @@ use std::collections::HashMap;
 
 use crate::graph::{Graph, Node, Value};
 use crate::neuron::UnaryOp;
+use crate::ops::axis::resolve_axis;
 use crate::ops::elementwise::{BinaryOp, ElementwiseOp};
+use crate::ops::shape::{Concat, ShapeOp};
 
 /// The result of the fusion pass over the live nodes.
 #[derive(Clone, Debug, Default)]
@@ -269,9 +272,11 @@ fn fold_grad_neurons_into_readers(c: &Folds, storage_bindings: u32, f: &mut Fusi
 }
 
 /// A neuron's gradient from its output, `UnaryGradOut [y, d]`, folds into the producer of d
-/// when that producer can apply it (`Primitive::folds_grad_neuron`: max pooling's and
-/// dropout's backward) and d is read by nothing else: conv → ReLU → max pool's backward is
-/// then one dispatch instead of two, reading y where it writes dx.
+/// when that producer can apply it (`Primitive::folds_grad_neuron`: max pooling's, dropout's
+/// and a concat's backward) and d is read by nothing else: conv → ReLU → max pool's backward is
+/// then one dispatch instead of two, reading y where it writes dx. A concat's backward reads
+/// the derivative from the concat's output (`concat_holding`), so y itself is dead once the
+/// concat has copied it: Inception's branch ends are not kept twice into the backward pass.
 fn fold_grad_neurons(
     g: &Graph,
     live: &[bool],
@@ -292,23 +297,82 @@ fn fold_grad_neurons(
             .op
             .primitive()
             .is_some_and(|q| q.folds_grad_neuron());
-        // y must be complete before the producer runs, in the kernel's one storage dtype.
+        // Where the producer reads the neuron's output: y, or the concat's output holding it.
+        let is_concat_grad = matches!(
+            g.nodes[p].op.downcast::<ShapeOp>(),
+            Some(ShapeOp::ConcatGrad { .. })
+        );
+        let read = if is_concat_grad {
+            match concat_holding(g, live, f, p, y) {
+                Some(c) => c,
+                None => continue,
+            }
+        } else {
+            y
+        };
+        // The value read must be complete before the producer runs, in the kernel's one
+        // storage dtype.
         if live[i]
             && live[p]
             && folds
             && d.port == 0
             && y.node < p
+            && read.node < p
             && !f.absorbed[p]
             && !f.fused.contains_key(&p)
             && !f.grad_neurons.contains_key(&p)
             && uses.get(&d) == Some(&1)
             && !outputs.contains(&d)
-            && dtype(y) == dtype(d)
+            && dtype(read) == dtype(d)
             && node.outputs.first().map(|o| o.1) == dtype(d)
         {
-            f.grad_neurons.insert(p, (u, y));
+            f.grad_neurons.insert(p, (u, read));
             f.sources.insert(i, d);
             f.absorbed[i] = true;
         }
     }
+}
+
+/// The output of a live concat holding `y` in the window that `grad`, a `ConcatGrad` of `y`,
+/// copies out of its dy: every element of that window is a copy of y's, so the derivative read
+/// there is the one read from y. `None` when `grad` is not such a gradient or no such concat
+/// is live (launching, not fused away, before `grad`).
+fn concat_holding(g: &Graph, live: &[bool], f: &Fusion, grad: usize, y: Value) -> Option<Value> {
+    let node = &g.nodes[grad];
+    let Some(&ShapeOp::ConcatGrad { op, offset }) = node.op.downcast::<ShapeOp>() else {
+        return None;
+    };
+    let (&dy, &x) = (node.inputs.first()?, node.inputs.get(1)?);
+    if x != y {
+        return None;
+    }
+    let dy_out = g.nodes[dy.node].outputs.get(dy.port)?;
+    let axis = resolve_axis(Concat::OP, op.axis, dy_out.0.len()).ok()?;
+    let holds = |c: usize| {
+        let n = &g.nodes[c];
+        let mut at = 0usize;
+        for u in &n.inputs {
+            if *u == y && at == offset {
+                return true;
+            }
+            let extent = g.nodes[u.node]
+                .outputs
+                .get(u.port)
+                .and_then(|o| o.0.get(axis));
+            at = match extent.and_then(|&e| at.checked_add(e)) {
+                Some(a) => a,
+                None => return false,
+            };
+        }
+        false
+    };
+    (0..grad)
+        .find(|&c| {
+            live[c]
+                && !f.absorbed[c]
+                && g.nodes[c].op.downcast::<ShapeOp>() == Some(&ShapeOp::Concat(op))
+                && g.nodes[c].outputs.first() == Some(dy_out)
+                && holds(c)
+        })
+        .map(|c| Value { node: c, port: 0 })
 }

@@ -95,7 +95,8 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
     }
 
     /// `lower` with output 0 multiplied by `neuron`'s derivative read from `y` (its output, of
-    /// output 0's shape and dtype). Only called when `folds_grad_neuron` says so.
+    /// output 0's shape and dtype; for a concat's gradient, the concat's output holding it).
+    /// Only called when `folds_grad_neuron` says so.
     fn lower_grad_neuron(
         &self,
         _ins: &[&Tensor],

@@ -8,8 +8,9 @@
 //! slice of the output and the copy disappear; split and concat's backward from
 //! [`copy_from_launch`]. Both are row copies (`row_copy`): no index arithmetic per element.
 
-use crate::error::{Result, attr_err, shape_err};
+use crate::error::{Error, Result, Unit, attr_err, shape_err};
 use crate::launch::{Launch, PRELUDE, Shader, grid_1d};
+use crate::neuron::UnaryOp;
 use crate::ops::axis::fmt_shape;
 use crate::ops::eager;
 use crate::ops::elementwise::gpu::MAX_RANK;
@@ -120,6 +121,49 @@ pub fn copy_from_launch(src: &Tensor, axis: usize, offset: usize, dst: &Tensor) 
     check_window(op, dst, src, axis, offset)?;
     let rows = RowCopy::window(op, &dst.shape, &src.shape, axis, offset, false)?;
     row_copy_launch(op, &rows, src, dst)
+}
+
+/// `copy_from_launch` through `neuron`'s derivative: `dst = grad(y_src, src)` over the window,
+/// where `y_src` (`src`'s shape and dtype) holds the neuron's output in that window — a
+/// concat's output, whose gradient this is (`fusion.rs`). Always the row kernel: the strided
+/// copy has no neuron.
+pub fn copy_from_grad_launch(
+    src: &Tensor,
+    y_src: &Tensor,
+    axis: usize,
+    offset: usize,
+    neuron: UnaryOp,
+    dst: &Tensor,
+) -> Result<Launch> {
+    let op = "copy_from";
+    check_window(op, dst, src, axis, offset)?;
+    expect_shape(op, "the neuron's output", y_src, &src.shape)?;
+    if y_src.dtype() != src.dtype() || dst.dtype() != src.dtype() {
+        return Err(Error::Invalid(format!(
+            "{op}: the neuron's output is {:?}, dy {:?}, dx {:?}: one dtype",
+            y_src.dtype(),
+            src.dtype(),
+            dst.dtype()
+        )));
+    }
+    let rows = RowCopy::window(op, &dst.shape, &src.shape, axis, offset, false)?;
+    rows.check_u32(op)?;
+    let Some((w, groups)) = rows.plan_any() else {
+        return Err(Error::TooLarge {
+            what: format!("{op}: a row of the window (kernels index with u32)"),
+            amount: rows.len as u64,
+            limit: u32::MAX as u64,
+            unit: Unit::Elements,
+        });
+    };
+    src.device.launch(
+        &row_copy::SHADER,
+        "row_copy_grad_out",
+        &crate::neuron::grad_constants(neuron)?,
+        &w,
+        &[src.buffer(), dst.buffer(), y_src.buffer()],
+        groups,
+    )
 }
 
 /// Prepares a row copy: the row kernel where its rows fill workgroups, else the strided copy

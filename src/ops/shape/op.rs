@@ -154,6 +154,34 @@ impl Primitive for ShapeOp {
         !grad || slot != 1
     }
 
+    /// A concat's gradient applies a neuron's gradient as it copies (`fusion.rs`), reading the
+    /// neuron's output from the concat's output.
+    fn folds_grad_neuron(&self) -> bool {
+        matches!(self, ShapeOp::ConcatGrad { .. })
+    }
+
+    /// `y` is the concat's output (dy's shape): the window this gradient copies holds the
+    /// neuron's output.
+    fn lower_grad_neuron(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        neuron: UnaryOp,
+        y: &Tensor,
+    ) -> Result<Prepared> {
+        let ShapeOp::ConcatGrad { op, offset } = self else {
+            return Err(Error::Invalid(format!(
+                "{self:?} cannot apply the gradient of {neuron:?}"
+            )));
+        };
+        let axis = resolve_axis(Concat::OP, op.axis, ins[0].shape().len())?;
+        let launch = gpu::copy_from_grad_launch(ins[0], y, axis, *offset, neuron, outs[0])?;
+        Ok(Prepared {
+            launches: vec![launch],
+            scratch: vec![],
+        })
+    }
+
     fn lower(
         &self,
         ins: &[&Tensor],

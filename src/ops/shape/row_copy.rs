@@ -13,7 +13,11 @@ use crate::ops::checks::{mul, numel};
 pub(crate) static SHADER: Shader = Shader {
     name: "row_copy",
     user_code: false,
-    parts: &[PRELUDE, include_str!("../../../wgsl/shape/row_copy.wgsl")],
+    parts: &[
+        PRELUDE,
+        crate::neuron::WGSL,
+        include_str!("../../../wgsl/shape/row_copy.wgsl"),
+    ],
 };
 
 /// Elements of a row one workgroup copies (`CHUNK` in the WGSL: 256 invocations × 4).
@@ -103,7 +107,16 @@ impl RowCopy {
     /// (or so long that a chunk's column would pass u32: the strided copy takes those). The
     /// caller has run `check_u32`.
     pub fn plan(&self) -> Option<([u32; 8], [u32; 3])> {
-        if self.len < MIN_LEN || self.len > u32::MAX as usize - 2 * CHUNK {
+        if self.len < MIN_LEN {
+            return None;
+        }
+        self.plan_any()
+    }
+
+    /// `plan` for rows of any length (short ones leave invocations idle): for the kernels that
+    /// have no strided twin. `None` only where a chunk's column would pass u32.
+    pub fn plan_any(&self) -> Option<([u32; 8], [u32; 3])> {
+        if self.len > u32::MAX as usize - 2 * CHUNK {
             return None;
         }
         let chunks = self.len.div_ceil(CHUNK);
