@@ -7,7 +7,8 @@
 //! `--dispatches` too: every dispatch with its node).
 //! Without `--bench` (`cargo test --benches`): one untimed step at batch 8, its loss checked finite.
 //! `--f16`: mixed precision (`Precision::F16`, dynamic loss scaling), as the twin's `--amp`.
-//! `--implicit-gemm`: every convolution pass on the implicit GEMM (no Winograd).
+//! `--implicit-gemm`: every convolution pass on the implicit GEMM (no Winograd); `--tall`: GEMMs
+//! of 33 to 64 columns on the 256×64 tile (`launch::GemmLoop::Tall`).
 
 mod common;
 
@@ -20,7 +21,7 @@ use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{TrainConfig, Trainer};
 
 fn main() -> wgtrain::Result<()> {
-    wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
+    common::with_kernel_choices(run)
 }
 
 fn run() -> wgtrain::Result<()> {

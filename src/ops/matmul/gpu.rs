@@ -8,13 +8,19 @@ use crate::launch::{Launch, Prepared, Shader, f};
 use crate::ops::elementwise::UnaryOp;
 use crate::tensor::{DType, Tensor};
 
+/// The tiled GEMM main loops every GEMM module ends with: the core's entries and the 256×64 one.
+pub(crate) const GEMM_CORE: &str = concat!(
+    include_str!("../../../wgsl/gemm_core.wgsl"),
+    include_str!("../../../wgsl/gemm_tall.wgsl")
+);
+
 pub(crate) static SHADER: Shader = Shader {
     name: "matmul",
     user_code: false,
     parts: &[
         crate::neuron::WGSL,
         include_str!("../../../wgsl/matmul.wgsl"),
-        include_str!("../../../wgsl/gemm_core.wgsl"),
+        GEMM_CORE,
     ],
 };
 
@@ -25,6 +31,8 @@ pub const TILE_N: usize = 64;
 /// Output columns per workgroup of the `gemm_thin` entry, which an N up to this many takes: a
 /// 64-wide tile would leave half its columns idle (32 channels, say).
 pub const THIN_N: usize = 32;
+/// Output rows per workgroup of the `gemm_tall` entry (`TILE_N` columns).
+pub const TALL_M: usize = 256;
 /// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
 /// tiles reuse more data but leave a big GPU idle on small problems.
 const WIDE_MIN_GROUPS: usize = 256;
@@ -50,6 +58,8 @@ pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static st
         ("gemm_wide", [wide as u32, rows as u32, batch as u32])
     } else if n <= THIN_N {
         ("gemm_thin", [1, rows as u32, batch as u32])
+    } else if n <= TILE_N && crate::launch::tall_gemm(dev) {
+        ("gemm_tall", [1, m.div_ceil(TALL_M) as u32, batch as u32])
     } else {
         (
             "gemm",
