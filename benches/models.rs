@@ -9,8 +9,8 @@
 //! [-- --implicit-gemm] [-- --tall] [-- --chunk-mib N]`
 //! (`--quick`: batch 8 at 75×75 and 64×64, which a software adapter can time; `--profile`: each
 //! network's step by kernel, `--dispatches` every dispatch with its node and grid; `--f16`: mixed precision with dynamic loss scaling, twin `models_torch.py --amp`; `--chunk-mib`: Winograd's scratch
-//! budget a slot, `ops::conv::winograd::with_chunk_bytes`; `--tall`: GEMMs of 33 to 64 columns on
-//! the 256×64 tile, `launch::GemmLoop::Tall`).
+//! budget a slot, `ops::conv::winograd::with_chunk_bytes`; `--tall`: GEMMs of 33 to 64 columns, and
+//! wider ones they fit better, on 256×64 tiles, `launch::GemmLoop::Tall`).
 //! Without `--bench` (`cargo test --benches`): one untimed step of each at its smallest size
 //! and a sixteenth of the width, its loss checked finite.
 //!

@@ -8,7 +8,7 @@
 //! Without `--bench` (`cargo test --benches`): one untimed step at batch 8, its loss checked finite.
 //! `--f16`: mixed precision (`Precision::F16`, dynamic loss scaling), as the twin's `--amp`.
 //! `--implicit-gemm`: every convolution pass on the implicit GEMM (no Winograd); `--tall`: GEMMs
-//! of 33 to 64 columns on the 256×64 tile (`launch::GemmLoop::Tall`).
+//! of 33 to 64 columns (and wider ones it fits better) on 256×64 tiles (`launch::GemmLoop::Tall`).
 
 mod common;
 

@@ -253,9 +253,11 @@ pub enum GemmLoop {
     /// One invocation per 8×8 block of the output, no shared memory: no idle tile rows or
     /// columns, for adapters whose lanes are a CPU's.
     Direct,
-    /// `Tiled`, with tiles of 256 rows by 64 (`gemm_tall`, 8×8 outputs per invocation instead
-    /// of 8×4) for an N of 33 to 64, where the device has their `TALL_WORKGROUP_BYTES`: not
-    /// yet the default anywhere, until timed against the 128×64 tile on a GPU.
+    /// `Tiled`, with tiles of 256 rows by 64 (`gemm_tall`, 8×8 outputs per invocation) for an
+    /// N of 33 to 64 (instead of 128×64 with 8×4) and for a wider N they cover with fewer idle
+    /// columns than 128×128 tiles (192 channels: three instead of two halves empty), where the
+    /// device has their `TALL_WORKGROUP_BYTES`: not yet the default anywhere, until timed on a
+    /// GPU.
     Tall,
 }
 

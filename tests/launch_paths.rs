@@ -176,6 +176,15 @@ fn convolutions_take_every_gemm_entry() {
                 let x = [1, 66, 9, 8];
                 assert_eq!(conv_paths(dev, &grouped, &x).map(|p| p.0), [want; 2]);
                 check_conv(dev, &grouped, &x);
+                // 130 output channels: three 64-column tall tiles rather than two 128-column
+                // ones, the last with 2 columns.
+                let wider = Conv2d::new(5, 2 * TILE_N + 2, (1, 1));
+                let x = [1, 5, 9, 7];
+                let fwd = conv_paths(dev, &wider, &x)[0];
+                if room {
+                    assert_eq!(fwd, ("gemm_tall", [3, 1, 1]));
+                }
+                check_conv(dev, &wider, &x);
                 // Winograd's GEMMs (M = tiles or channels, N = channels) on it too: 3×3 40 → 64
                 // and 5×5 33 → 48.
                 with_conv_algo(ConvAlgo::Winograd, || {

@@ -1,6 +1,7 @@
-// `gemm_tall`: gemm_core.wgsl's product on a 256×64 tile, 8×8 outputs per invocation, for an N of
-// 33..64 (64 channels, say) with rows to spare. On the 128×64 tile (`gemm`) an invocation reads
-// three shared vec4s per 32 multiply-adds; here four per 64, as `gemm_wide` does for wide N.
+// `gemm_tall`: gemm_core.wgsl's product on 256×64 tiles, 8×8 outputs per invocation, for an N of
+// 33..64 (64 channels, say) with rows to spare, or a wider N that 64-column tiles cover with fewer
+// idle columns than 128-column ones (192 channels). On the 128×64 tile (`gemm`) an invocation
+// reads three shared vec4s per 32 multiply-adds; here four per 64, as `gemm_wide` does.
 // Same loaders, staging registers `pa`/`pb`, accumulators `acc` and epilogue (`store_half`) as
 // the core; its own shared tiles and functions, so the core's entries do not reach them and keep
 // their 16.5 KiB of workgroup memory (these take 20.5 KiB: `launch::TALL_WORKGROUP_BYTES`).

@@ -58,14 +58,21 @@ pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static st
         ("gemm_wide", [wide as u32, rows as u32, batch as u32])
     } else if n <= THIN_N {
         ("gemm_thin", [1, rows as u32, batch as u32])
-    } else if n <= TILE_N && crate::launch::tall_gemm(dev) {
-        ("gemm_tall", [1, m.div_ceil(TALL_M) as u32, batch as u32])
+    } else if crate::launch::tall_gemm(dev) && tall_fits(n) {
+        let cols = n.div_ceil(TILE_N) as u32;
+        ("gemm_tall", [cols, m.div_ceil(TALL_M) as u32, batch as u32])
     } else {
         (
             "gemm",
             [n.div_ceil(TILE_N) as u32, rows as u32, batch as u32],
         )
     }
+}
+
+/// Whether `gemm_tall`'s 64-column tiles suit an N over `THIN_N`: N ≤ 64, or a wider N they
+/// cover with fewer idle columns than the 128-column tiles (192 or 320 channels, say).
+fn tall_fits(n: usize) -> bool {
+    n <= TILE_N || n.div_ceil(TILE_N) * TILE_N < n.div_ceil(2 * TILE_N) * 2 * TILE_N
 }
 
 /// Problem description: `C = alpha · op(A) · op(B) (+ C)`, batched.
