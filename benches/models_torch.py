@@ -5,7 +5,9 @@ cudnn.benchmark, in train mode (batch statistics, inception's dropout 0.5) as ou
 `--quick`: batch 8 at 75x75 and 64x64, as `cargo bench --bench models -- --quick`.
 `--amp`: autocast fp16 with GradScaler (PyTorch's mixed precision), the twin of `--f16`.
 Timing: best of 3 runs of ~2 s after 20 warm-up steps. Printed in the same table format as
-the Rust bench (its plan columns left empty)."""
+the Rust bench (its plan columns left empty), but for activations: on CUDA, the peak memory one
+more step allocates above what it starts with (weights, momentum, the batch) — activations,
+their gradients, the weight gradients and cuDNN's workspaces, against our planned arena."""
 import sys
 import time
 
@@ -72,4 +74,13 @@ for net_name, (h, w), build in cases:
     best = best_of_3(step)
     loss = step().item()
     assert loss == loss and abs(loss) < 1e6, f"{net_name}: training diverged: loss {loss}"
-    print(f"| {net_name} | {batch} | {h}×{w} | {best*1e3:.2f} | {batch/best:.1f} | | | | | |")
+    peak = ""
+    if dev == "cuda":
+        opt.zero_grad(set_to_none=True)
+        sync()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+        step()
+        sync()
+        peak = f"{(torch.cuda.max_memory_allocated() - start) / 1e6:.1f} MB step peak"
+    print(f"| {net_name} | {batch} | {h}×{w} | {best*1e3:.2f} | {batch/best:.1f} | | | | {peak} | |")
