@@ -80,6 +80,54 @@ fn copy_into_writes_only_its_slice() {
     });
 }
 
+/// The concat gradient's copy through a neuron's derivative (`copy_from_grad_launch`, what a
+/// folded ReLU gradient lowers to): dx = dy·[y > 0] over the window, y read from the same window
+/// of the concat's output; rows shorter than a workgroup, one row over several chunks, and a
+/// window of one channel.
+#[test]
+fn the_concat_gradient_applies_a_relu_mask_from_its_window() {
+    each_device("copy_from through relu", |dev| {
+        let relu = wgtrain::ops::elementwise::UnaryOp::Relu;
+        for (big, axis, offset, extent) in [
+            (vec![2, 7, 33], 1, 2, 4),
+            (vec![1, 3, 1100], 1, 1, 2),
+            (vec![3, 5, 2, 2], 1, 4, 1),
+            (vec![4, 9], 0, 1, 3),
+        ] {
+            let dy = seeded(&big, 11);
+            let y = seeded(&big, 12);
+            let mut small = big.clone();
+            small[axis] = extent;
+            let dx = Tensor::zeros(dev, &small, DType::F32).unwrap();
+            let l =
+                shape::copy_from_grad_launch(&up(dev, &dy), &up(dev, &y), axis, offset, relu, &dx)
+                    .unwrap();
+            dev.run(&[l]).unwrap();
+            let rows: usize = big[..axis].iter().product();
+            let inner: usize = big[axis + 1..].iter().product();
+            let mut want = Vec::new();
+            for r in 0..rows {
+                for e in 0..extent * inner {
+                    let i = r * big[axis] * inner + offset * inner + e;
+                    let y = y.data[i] as f32 as f64;
+                    want.push(if y > 0.0 {
+                        dy.data[i] as f32 as f64
+                    } else {
+                        0.0
+                    });
+                }
+            }
+            assert!(want.iter().any(|&v| v == 0.0) && want.iter().any(|&v| v != 0.0));
+            same(
+                &format!("relu window {big:?}"),
+                &dx,
+                &Array::new(&small, want),
+                0.0,
+            );
+        }
+    });
+}
+
 #[test]
 fn split_on_every_axis() {
     each_device("split", |dev| {
@@ -370,6 +418,22 @@ fn bad_inputs_are_errors() {
         );
         let e = err(shape::copy_into_launch(&a, &b, 1, 3));
         assert!(e.contains("offset 3"), "{e}");
+        // The concat gradient's copy through a neuron: the neuron's output must be laid out as
+        // dy (the concat's output), in dy's dtype.
+        let relu = wgtrain::ops::elementwise::UnaryOp::Relu;
+        let e = err(shape::copy_from_grad_launch(&b, &a, 1, 0, relu, &a));
+        assert!(
+            e.contains("neuron's output") && e.contains("(2, 3, 4)"),
+            "{e}"
+        );
+        let half = Tensor::zeros(dev, &[2, 5, 4], DType::F16).unwrap();
+        if dev.caps().shader_f16 {
+            let e = err(shape::copy_from_grad_launch(&b, &half, 1, 0, relu, &a));
+            assert!(e.contains("one dtype"), "{e}");
+        }
+        let e = err(shape::copy_from_grad_launch(&b, &b, 1, 3, relu, &a));
+        assert!(e.contains("offset 3"), "{e}");
+        assert!(shape::copy_from_grad_launch(&b, &b, 1, 2, relu, &a).is_ok());
         // Split sizes that do not cover the axis.
         let sp = Split {
             axis: 1,
