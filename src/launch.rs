@@ -536,11 +536,11 @@ impl Device {
 }
 
 /// Waits until the pipelines of `launches` are built (`Device::pipeline`); the first failure, in
-/// order, is the `Err`, naming its entry point.
+/// order, is the `Err`.
 pub(crate) fn built<'a>(launches: impl IntoIterator<Item = &'a Launch>) -> Result<()> {
-    launches.into_iter().try_for_each(|l| {
-        (l.pipeline.get().map(drop)).map_err(|e| e.context(format!("pipeline of {}", l.label)))
-    })
+    launches
+        .into_iter()
+        .try_for_each(|l| l.pipeline.get().map(drop))
 }
 
 /// A command encoder holding one compute pass of `launches`, in order (more commands, e.g.

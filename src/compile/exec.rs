@@ -639,8 +639,7 @@ impl Compiled {
         let finish = launches.len();
         launches.push(health::finish(d, h)?);
         // Built before the first step needs them, so a failed one is this call's `Err`.
-        crate::launch::built(&launches)
-            .map_err(|e| e.context("attach_optimizer (the update's launches)"))?;
+        crate::launch::built(&launches)?;
         self.set_update(
             launches,
             Some(Box::new(move |step| {
