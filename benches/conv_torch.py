@@ -3,7 +3,8 @@
 fp32), cudnn.benchmark on, same timing scheme (best of 3 batches of ~0.5 s after a warm-up).
 Run on the same card as the Rust bench; --quick uses batch 2; --shape N,CIN,COUT,HW,K another
 stride-1 KxK convolution with "same" padding (the MNIST MPS net's conv2 at batch 256:
-256,32,64,14,5)."""
+256,32,64,14,5). On CUDA each pass is timed again captured in a CUDA graph and replayed (no
+launch cost on the host, issue 13), as two more rows; the outputs checked are the replays'."""
 import sys, time
 import torch
 import torch.nn.functional as F
@@ -53,8 +54,32 @@ def time_it(f):
     return best, out
 
 
+def graphed(f):
+    """`f` captured in a CUDA graph after a warm-up on a side stream (the torch.cuda.graph docs'
+    recipe); returns a function replaying it and returning the graph's static outputs."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            f()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = f()
+
+    def replay():
+        g.replay()
+        return out
+    return replay
+
+
 t_fwd, y = time_it(forward)
 t_bwd, (dx, dw, db) = time_it(backward)
+graph_rows = []
+if dev == "cuda":
+    t_fwd_g, y = time_it(graphed(forward))
+    t_bwd_g, (dx, dw, db) = time_it(graphed(backward))
+    graph_rows = [("forward, CUDA graph", t_fwd_g, 1), ("backward, CUDA graph", t_bwd_g, 2)]
 # At the centre pixel every tap is inside the image; the centre tap never reaches the padding.
 assert torch.allclose(y[0, 0, hw // 2, hw // 2], torch.tensor(cin * k * k * 0.125 + 1.0, device=dev, dtype=dt), rtol=1e-2)
 assert torch.allclose(dx[0, 0, hw // 2, hw // 2], torch.tensor(cout * k * k * 0.125 * 0.25, device=dev, dtype=dt), rtol=1e-2)
@@ -67,3 +92,5 @@ print("| pass | ms | GFLOP/s |")
 print("|---|---|---|")
 print(f"| forward | {t_fwd*1e3:.3f} | {flop/t_fwd/1e9:.1f} |")
 print(f"| backward (data + weights + bias) | {t_bwd*1e3:.3f} | {2*flop/t_bwd/1e9:.1f} |")
+for what, t, passes in graph_rows:
+    print(f"| {what} | {t*1e3:.3f} | {passes*flop/t/1e9:.1f} |")
