@@ -122,3 +122,38 @@ fn a_narrow_inception_v3_trains() {
         assert!(last < 0.7 * first, "loss {first} -> {losses:?}");
     });
 }
+
+/// The pool branch convolves, then averages (`inception.rs`); torchvision averages 3×3 (stride 1,
+/// padding 1, the padding counted), then convolves 1×1 without a bias. Both orders are the same
+/// function: on the CPU reference, in f64, at the borders too, with channels in and out that
+/// differ.
+#[test]
+fn the_pool_branch_is_torchvisions_in_the_other_order() {
+    use wgtrain::graph::Graph;
+    use wgtrain::ops::conv::{Conv2d, Padding};
+    use wgtrain::ops::pool::Pool2d;
+    use wgtrain::reference::Array;
+    let avg = Pool2d::avg((3, 3), (1, 1), true).padding(Padding::symmetric(1));
+    let conv = Conv2d::out(3, (1, 1)).no_bias();
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 5, 6, 7]).unwrap();
+    let p = g.pool("torchvision.pool", x, avg).unwrap();
+    let torchvision = g.conv2d("torchvision.conv", p, conv).unwrap();
+    let c = g.conv2d("ours.conv", x, conv).unwrap();
+    let ours = g.pool("ours.pool", c, avg).unwrap();
+    let w = Array::seeded(&[3, 5, 1, 1], 7);
+    let feeds = [
+        ("x".to_string(), Array::seeded(&[2, 5, 6, 7], 6)),
+        ("torchvision.conv.weight".to_string(), w.clone()),
+        ("ours.conv.weight".to_string(), w),
+    ]
+    .into_iter()
+    .collect();
+    let out = g.eval_reference(&feeds, &[torchvision, ours]).unwrap();
+    assert_eq!(out[0].shape, [2, 3, 6, 7]);
+    let worst = (out[0].data.iter().zip(&out[1].data))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-12, "{worst}");
+    assert!(out[0].data.iter().any(|v| v.abs() > 0.1));
+}

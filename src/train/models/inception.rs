@@ -40,6 +40,9 @@ impl InceptionSize {
 /// no `num_batches_tracked`), so its weights load from and save to PyTorch's. The inputs are the
 /// loop's: `image` (N, 3, H, W), at least 75×75 as torchvision's; `labels` u32 (N); `weights` (N).
 /// At 75×75 the last blocks are 1×1, so batch norm needs a batch of 2 or more (an `Err` below).
+/// One difference in order, not in function: each pool branch runs its 1×1 convolution before
+/// its 3×3 average, not after (both linear, no bias between them: the same outputs up to
+/// rounding), so the average works on fewer channels and keeps no pooled copy of the block input.
 pub fn inception_v3(batch: usize, image: (usize, usize), size: InceptionSize) -> Result<Network> {
     if size.width_divisor == 0 {
         return attr_err(
@@ -118,12 +121,29 @@ impl Blocks<'_> {
         self.g.pool(name, x, Pool2d::max((3, 3), (2, 2)))
     }
 
-    /// `F.avg_pool2d(x, 3, stride=1, padding=1)` then the `branch_pool` convolution to `out`.
+    /// `F.avg_pool2d(x, 3, stride=1, padding=1)` then the `branch_pool` 1×1 convolution to `out`
+    /// (then its batch norm and ReLU), computed the other way round: the convolution, then the
+    /// average. Both are linear and the convolution has no bias, so they commute (the same
+    /// function up to rounding, the same weights); the average then runs on `out` channels (32 to
+    /// 192) instead of the block input's (192 to 2,048), and no pooled copy of the block input is
+    /// kept for the convolution's weight gradient, which reads the block input itself.
     fn pool_branch(&mut self, name: &str, x: Value, out: usize) -> Result<Value> {
+        let conv = Conv2d::out(out.div_ceil(self.divisor), (1, 1)).no_bias();
+        let h = self
+            .g
+            .conv2d(&format!("{name}.branch_pool.conv"), x, conv)?;
         // PyTorch's default count_include_pad=True: border windows divide by 9 too.
         let avg = Pool2d::avg((3, 3), (1, 1), true).padding(Padding::symmetric(1));
-        let h = self.g.pool(&format!("{name}.avg_pool"), x, avg)?;
-        self.conv(&format!("{name}.branch_pool"), h, out, (1, 1), 1, (0, 0))
+        let h = self.g.pool(&format!("{name}.avg_pool"), h, avg)?;
+        let bn = BatchNorm {
+            eps: 1e-3,
+            ..BatchNorm::default()
+        };
+        let h = self
+            .g
+            .batch_norm(&format!("{name}.branch_pool.bn"), h, bn)?;
+        self.g
+            .unary(&format!("{name}.branch_pool.relu"), UnaryOp::Relu, h)
     }
 
     fn concat(&mut self, name: &str, xs: &[Value]) -> Result<Value> {
