@@ -237,6 +237,18 @@ fn the_backward_seed_is_never_written_over_by_a_sum_in_place() {
 /// connected → MSE. With `second_reader`, the neuron's output also feeds a global average
 /// added to the loss, so its gradient is a sum of two and cannot fold into the pool's.
 fn conv_neuron_pool(batch: usize, neuron: UnaryOp, second_reader: bool) -> (Graph, Value) {
+    let pool = Pool2d::max((2, 2), (2, 2));
+    conv_neuron_pool_with(batch, neuron, second_reader, pool)
+}
+
+/// `conv_neuron_pool` with another max pooling (output shapes of 9×11 inputs: 4×5 for 2×2
+/// stride 2; 5×6 for 3×3 stride 2 padded 1, overlapping windows).
+fn conv_neuron_pool_with(
+    batch: usize,
+    neuron: UnaryOp,
+    second_reader: bool,
+    pool: Pool2d,
+) -> (Graph, Value) {
     let mut g = Graph::new();
     let x = g.input("x", &[batch, 2, 9, 11]).unwrap();
     let target = g.input("target", &[batch, 3]).unwrap();
@@ -244,7 +256,7 @@ fn conv_neuron_pool(batch: usize, neuron: UnaryOp, second_reader: bool) -> (Grap
     c.padding = Padding::Same;
     let h = g.conv2d("conv", x, c).unwrap();
     let y = g.unary("neuron", neuron, h).unwrap();
-    let p = g.pool("pool", y, Pool2d::max((2, 2), (2, 2))).unwrap(); // (N, 5, 4, 5)
+    let p = g.pool("pool", y, pool).unwrap();
     let mut out = g.linear("fc", p, 3).unwrap();
     if second_reader {
         let avg = g.global_avg_pool("avg", y).unwrap();
@@ -331,16 +343,43 @@ fn a_neurons_gradient_folds_into_the_max_pool_backward() {
             UnaryOp::Sigmoid,
             UnaryOp::LeakyRelu { alpha: 0.1 },
         ] {
-            let (g, loss) = conv_neuron_pool(batch, neuron, false);
-            let what = format!("conv → {neuron:?} → max pool, batch {batch}");
-            check_fold(
-                &what,
-                &g,
-                loss,
-                "grad/pool/d0",
-                "max_backward_out",
-                "max_backward",
-            );
+            let overlapping = Pool2d::max((3, 3), (2, 2)).padding(Padding::symmetric(1));
+            for (pool, kind) in [
+                (Pool2d::max((2, 2), (2, 2)), "2×2/2"),
+                (overlapping, "3×3/2 padded"),
+            ] {
+                let (g, loss) = conv_neuron_pool_with(batch, neuron, false, pool);
+                let what = format!("conv → {neuron:?} → max pool {kind}, batch {batch}");
+                check_fold(
+                    &what,
+                    &g,
+                    loss,
+                    "grad/pool/d0",
+                    "max_backward_out",
+                    "max_backward",
+                );
+                // The derivative is read from the pool's output, so nothing in the backward
+                // pass reads the neuron's output: it dies at the pool.
+                let mut g = g.clone();
+                let (_, outs) = training(&mut g, loss);
+                let live = vec![true; g.nodes.len()];
+                let fusion = wgtrain::compile::fusion::fuse(&g, &live, &outs);
+                let node = |name: &str| g.nodes.iter().position(|n| n.name == name).unwrap();
+                let pool_out = Value {
+                    node: node("pool"),
+                    port: 0,
+                };
+                let read = fusion.grad_neurons.get(&node("grad/pool/d0")).map(|r| r.1);
+                assert_eq!(read, Some(pool_out), "{what}");
+                let y = Value {
+                    node: node("neuron"),
+                    port: 0,
+                };
+                let late = (0..g.nodes.len())
+                    .filter(|&i| g.nodes[i].name.starts_with("grad") && !fusion.absorbed[i])
+                    .any(|i| fusion.reads(&g, i).any(|u| u == y));
+                assert!(!late, "{what}: a gradient still reads the neuron's output");
+            }
         }
     }
 }

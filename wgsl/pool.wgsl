@@ -104,16 +104,20 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @group(0) @binding(1) var<storage, read> mb_dy: array<act>;        // (N, C, OH, OW)
 @group(0) @binding(2) var<storage, read> mb_arg: array<u32>;       // (N, C, OH, OW)
 @group(0) @binding(3) var<storage, read_write> mb_dx: array<act>;  // (N, C, H, W)
-@group(0) @binding(4) var<storage, read> mb_y: array<act>;         // (N, C, H, W), _out only
+@group(0) @binding(4) var<storage, read> mb_y: array<act>;         // (N, C, OH, OW), _out only
 
-// Σ dy over the windows covering input element j whose argmax is j.
-fn max_grad_sum(j: u32) -> f32 {
+// Σ dy over the windows covering input element j whose argmax is j (`sum`), and one such
+// window (`o`; 0xffffffff for none).
+struct MaxGrad { sum: f32, o: u32 }
+
+fn max_grad_sum(j: u32) -> MaxGrad {
     let hw = p.h * p.w;
     let plane = j / hw;
     let iy = (j - plane * hw) / p.w;
     let ix = j - plane * hw - iy * p.w;
     let base = plane * p.oh * p.ow;
     var acc = 0.0;
+    var hit = 0xffffffffu;
     if (p.dh == 1u && p.dw == 1u) {
         // Undilated: the taps reaching iy are ky = ry + a·sh, from output row qy − a (iy + pad_t =
         // qy·sh + ry), so no division per tap; the same order as below.
@@ -126,13 +130,16 @@ fn max_grad_sum(j: u32) -> f32 {
                 var ox = i32(qx);
                 for (var kx = rx; kx < p.kw && ox >= 0; kx = kx + p.sw) {
                     let o = base + u32(oy) * p.ow + u32(ox);
-                    if (u32(ox) < p.ow && mb_arg[o] == j) { acc = acc + f32(mb_dy[o]); }
+                    if (u32(ox) < p.ow && mb_arg[o] == j) {
+                        acc = acc + f32(mb_dy[o]);
+                        hit = o;
+                    }
                     ox = ox - 1;
                 }
             }
             oy = oy - 1;
         }
-        return acc;
+        return MaxGrad(acc, hit);
     }
     for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
         let oy = source(iy, ky, p.sh, p.dh, p.pad_t, p.oh);
@@ -141,10 +148,13 @@ fn max_grad_sum(j: u32) -> f32 {
             let ox = source(ix, kx, p.sw, p.dw, p.pad_l, p.ow);
             if (ox < 0) { continue; }
             let o = base + u32(oy) * p.ow + u32(ox);
-            if (mb_arg[o] == j) { acc = acc + f32(mb_dy[o]); }
+            if (mb_arg[o] == j) {
+                acc = acc + f32(mb_dy[o]);
+                hit = o;
+            }
         }
     }
-    return acc;
+    return MaxGrad(acc, hit);
 }
 
 // dx[j] = Σ dy over the windows covering j whose argmax is j.
@@ -153,17 +163,25 @@ fn max_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 @builtin(local_invocation_index) lid: u32) {
     let j = linear_id(wid, nwg, lid);
     if (j >= p.planes * p.h * p.w) { return; }
-    mb_dx[j] = act(max_grad_sum(j));
+    mb_dx[j] = act(max_grad_sum(j).sum);
 }
 
-// max_backward followed by the gradient of the neuron whose output y is the pool's input
-// (`GRAD_OP`): dx[j] = op'(from y[j]) · Σ dy — one dispatch for ReLU → max pool's backward.
+// max_backward followed by the gradient of the neuron whose output is the pool's input
+// (`GRAD_OP`): dx[j] = op'(from that output at j) · Σ dy — one dispatch for ReLU → max pool's
+// backward. The neuron's output at j is read from the pool's output (mb_y) at a window whose
+// argmax is j, which holds exactly that value, so the pool's input need not outlive the forward
+// pass; where no window picked j, dx is 0 (Σ dy is).
 @compute @workgroup_size(256)
 fn max_backward_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
     let j = linear_id(wid, nwg, lid);
     if (j >= p.planes * p.h * p.w) { return; }
-    mb_dx[j] = act(grad_from_out(f32(mb_y[j]), max_grad_sum(j)));
+    let g = max_grad_sum(j);
+    var dx = 0.0;
+    if (g.o != 0xffffffffu) {
+        dx = grad_from_out(f32(mb_y[g.o]), g.sum);
+    }
+    mb_dx[j] = act(dx);
 }
 
 @group(0) @binding(1) var<storage, read> af_x: array<act>;        // (N, C, H, W)
@@ -208,6 +226,7 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let ix = j - plane * hw - iy * p.w;
     let base = plane * p.oh * p.ow;
     var acc = 0.0;
+    var hit = 0xffffffffu;
     if (p.dh == 1u && p.dw == 1u) {
         // As in max_grad_sum: the covering windows without a division per tap, in the same order.
         let qy = (iy + p.pad_t) / p.sh;

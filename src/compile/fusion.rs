@@ -15,7 +15,8 @@
 //!
 //! Backward, the same idea the other way round: a neuron's gradient from its output folds into
 //! the max-pool, dropout or concat backward producing its dy (`fold_grad_neurons`; a concat's
-//! reads the derivative from the concat's output, so y is dead once copied), or else into the
+//! and a max pool's read the derivative from their forward's output, so y is dead once the
+//! forward has read it), or else into the
 //! training norm's backward reading it as its dy (`fold_grad_neurons_into_readers`: conv → batch
 //! norm → ReLU's gradient applied as the norm's backward loads dy). Inputs an op takes only for
 //! their shape (`Primitive::reads_input`) are not reads, here or in the later passes.
@@ -32,6 +33,7 @@ use crate::graph::{Graph, Node, Value};
 use crate::neuron::UnaryOp;
 use crate::ops::axis::resolve_axis;
 use crate::ops::elementwise::{BinaryOp, ElementwiseOp};
+use crate::ops::pool::{PoolKind, PoolOp};
 use crate::ops::shape::{Concat, ShapeOp};
 
 /// The result of the fusion pass over the live nodes.
@@ -274,9 +276,11 @@ fn fold_grad_neurons_into_readers(c: &Folds, storage_bindings: u32, f: &mut Fusi
 /// A neuron's gradient from its output, `UnaryGradOut [y, d]`, folds into the producer of d
 /// when that producer can apply it (`Primitive::folds_grad_neuron`: max pooling's, dropout's
 /// and a concat's backward) and d is read by nothing else: conv → ReLU → max pool's backward is
-/// then one dispatch instead of two, reading y where it writes dx. A concat's backward reads
-/// the derivative from the concat's output (`concat_holding`), so y itself is dead once the
-/// concat has copied it: Inception's branch ends are not kept twice into the backward pass.
+/// then one dispatch instead of two. A concat's backward reads the derivative from the
+/// concat's output (`concat_holding`), max pooling's from the pool's output
+/// (`pool_holding`), so y itself is dead once the concat has copied it or the pool has read it:
+/// neither Inception's branch ends nor the activations before a max pool are kept into the
+/// backward pass for their masks.
 fn fold_grad_neurons(
     g: &Graph,
     live: &[bool],
@@ -297,18 +301,25 @@ fn fold_grad_neurons(
             .op
             .primitive()
             .is_some_and(|q| q.folds_grad_neuron());
-        // Where the producer reads the neuron's output: y, or the concat's output holding it.
-        let is_concat_grad = matches!(
+        // Where the producer reads the neuron's output: y, or the concat's or pool's output
+        // holding it.
+        let holder = if matches!(
             g.nodes[p].op.downcast::<ShapeOp>(),
             Some(ShapeOp::ConcatGrad { .. })
-        );
-        let read = if is_concat_grad {
-            match concat_holding(g, live, f, p, y) {
-                Some(c) => c,
-                None => continue,
-            }
+        ) {
+            Some(concat_holding(g, live, f, p, y))
+        } else if matches!(
+            g.nodes[p].op.downcast::<PoolOp>(),
+            Some(PoolOp::PoolGrad(_))
+        ) {
+            Some(pool_holding(g, live, f, p, y))
         } else {
-            y
+            None
+        };
+        let read = match holder {
+            None => y,
+            Some(Some(h)) => h,
+            Some(None) => continue,
         };
         // The value read must be complete before the producer runs, in the kernel's one
         // storage dtype.
@@ -331,6 +342,32 @@ fn fold_grad_neurons(
             f.absorbed[i] = true;
         }
     }
+}
+
+/// The output of the live max pooling whose input was `y`, where `grad` is its gradient
+/// (`PoolGrad [dy, x, argmax]` with x = y): at every element the gradient reaches (some window's
+/// argmax), y's value is that window's output.
+fn pool_holding(g: &Graph, live: &[bool], f: &Fusion, grad: usize, y: Value) -> Option<Value> {
+    let node = &g.nodes[grad];
+    let (&dy, &x, &arg) = (
+        node.inputs.first()?,
+        node.inputs.get(1)?,
+        node.inputs.get(2)?,
+    );
+    let pool = &g.nodes[arg.node];
+    let out = Value {
+        node: arg.node,
+        port: 0,
+    };
+    let is_max = |p: Option<&PoolOp>| matches!(p, Some(PoolOp::Pool(q)) if q.kind == PoolKind::Max);
+    let ok = x == y
+        && arg.port == 1
+        && live[arg.node]
+        && !f.absorbed[arg.node]
+        && is_max(pool.op.downcast::<PoolOp>())
+        && pool.inputs.first() == Some(&y)
+        && pool.outputs.first() == g.nodes[dy.node].outputs.get(dy.port);
+    ok.then_some(out)
 }
 
 /// The output of a live concat holding `y` in the window that `grad`, a `ConcatGrad` of `y`,

@@ -95,7 +95,8 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
     }
 
     /// `lower` with output 0 multiplied by `neuron`'s derivative read from `y` (its output, of
-    /// output 0's shape and dtype; for a concat's gradient, the concat's output holding it).
+    /// output 0's shape and dtype; for a concat's or max pooling's gradient, the forward's
+    /// output holding it).
     /// Only called when `folds_grad_neuron` says so.
     fn lower_grad_neuron(
         &self,

@@ -149,8 +149,10 @@ pub fn backward_launch(
 }
 
 /// Prepares max pooling's `dx` (shape `x_shape`) from `dy` and the forward's `argmax`, times
-/// the derivative of `neuron` read from its output `y` (the pool's input, of `dx`'s shape and
-/// dtype): the neuron's gradient folded into the pool's, one dispatch.
+/// the derivative of `neuron`, whose output was the pool's input: the neuron's gradient folded
+/// into the pool's, one dispatch. That output is read from `y`, the pool's output (`dy`'s shape
+/// and dtype), at a window whose argmax is the element: the same value, and the pool's input
+/// need not be kept for the backward pass.
 pub fn max_backward_out_launch(
     op: &Pool2d,
     dy: &Tensor,
@@ -168,7 +170,7 @@ pub fn max_backward_out_launch(
     let g = op.geometry(&dx.shape)?;
     let out = g.out_shape();
     check(name, "output gradient", dy, &out)?;
-    check(name, "the neuron's output", y, &dx.shape)?;
+    check(name, "the pool's output (holding the neuron's)", y, &out)?;
     let arg = argmax_state(&format!("{name} backward"), Some(argmax), &out)?;
     let p = params(name, &g, false)?;
     dy.device.launch(

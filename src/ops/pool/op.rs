@@ -90,6 +90,8 @@ impl Primitive for PoolOp {
         matches!(self, PoolOp::PoolGrad(p) if p.kind == PoolKind::Max)
     }
 
+    /// `y` is the forward pool's output, which holds the neuron's output wherever the gradient
+    /// reaches (`gpu::max_backward_out_launch`).
     fn lower_grad_neuron(
         &self,
         ins: &[&Tensor],
