@@ -114,8 +114,8 @@ fn the_zoo_plans_at_most_half_the_naive_activation_memory_at_batch_32() {
     // pool branches convolve before they average (`models/inception.rs`), no pooled copy of a
     // block's input is kept: 2,553 MB; since max pooling's backward reads its ReLU mask from the
     // pool's output, the activations before a max pool die at it: 2,253 MB (ResNet-50 2,733 →
-    // 2,633 MB). Both nets are within half of either naive sum (0.398× and 0.456× of the fused
-    // one).
+    // 2,633 MB); with InceptionE's six branch ends in one concat, 2,235 MB. Both nets are
+    // within half of either naive sum (0.398× and 0.456× of the fused one).
     let inception_unfused = unfused_naive_bytes(
         inception_v3(32, (299, 299), InceptionSize::TORCHVISION).unwrap(),
         256,
@@ -210,7 +210,8 @@ fn the_zoo_compiles_at_batch_32_at_half_the_edge() {
             // and 1000 with small-grid forward convolutions split over K (two more each); 48 and
             // 92 fewer since ReLU's gradient folds into the norms' backward (32 and 92) and
             // ResNet's residual sums into its norms (16): 487 and 908; 497 and 943 with the data
-            // gradients split over K too (one more each: the sum).
+            // gradients split over K too (one more each: the sum); Inception's 940 → 932 since
+            // its InceptionE blocks concatenate their six branch ends at once.
             // Each pass on Winograd (3×3 and 5×5 stride-1 convolutions on a GPU) is four
             // dispatches where the implicit GEMM's is one (a weight gradient's: one or two).
             let winograd = trainer

@@ -40,9 +40,11 @@ impl InceptionSize {
 /// no `num_batches_tracked`), so its weights load from and save to PyTorch's. The inputs are the
 /// loop's: `image` (N, 3, H, W), at least 75×75 as torchvision's; `labels` u32 (N); `weights` (N).
 /// At 75×75 the last blocks are 1×1, so batch norm needs a batch of 2 or more (an `Err` below).
-/// One difference in order, not in function: each pool branch runs its 1×1 convolution before
+/// Two differences in order, not in function: each pool branch runs its 1×1 convolution before
 /// its 3×3 average, not after (both linear, no bias between them: the same outputs up to
-/// rounding), so the average works on fewer channels and keeps no pooled copy of the block input.
+/// rounding), so the average works on fewer channels and keeps no pooled copy of the block
+/// input; and Mixed_7b/7c concatenate their six branch ends at once where torchvision nests
+/// two concats in the outer one (the same tensor, two copies fewer).
 pub fn inception_v3(batch: usize, image: (usize, usize), size: InceptionSize) -> Result<Network> {
     if size.width_divisor == 0 {
         return attr_err(
@@ -204,8 +206,10 @@ impl Blocks<'_> {
         self.concat(name, &[b3, b7, bp])
     }
 
-    /// `InceptionE`: the expanded 8×8 block, its 3×3 branches split into 1×3 and 3×1 halves
-    /// that are concatenated.
+    /// `InceptionE`: the expanded 8×8 block, its 3×3 branches split into 1×3 and 3×1 halves.
+    /// torchvision concatenates each pair of halves, then the four branches; one concat of all
+    /// six is the same tensor, without the pairs' copies (and their outputs kept for the
+    /// halves' ReLU masks, which the one concat's gradient reads from its own output).
     fn inception_e(&mut self, name: &str, x: Value) -> Result<Value> {
         let n = |part: &str| format!("{name}.{part}");
         let (row, col) = (((1, 3), (0, 1)), ((3, 1), (1, 0)));
@@ -213,13 +217,11 @@ impl Blocks<'_> {
         let b3 = self.conv(&n("branch3x3_1"), x, 384, (1, 1), 1, (0, 0))?;
         let b3a = self.conv(&n("branch3x3_2a"), b3, 384, row.0, 1, row.1)?;
         let b3b = self.conv(&n("branch3x3_2b"), b3, 384, col.0, 1, col.1)?;
-        let b3 = self.concat(&n("branch3x3"), &[b3a, b3b])?;
         let bd = self.conv(&n("branch3x3dbl_1"), x, 448, (1, 1), 1, (0, 0))?;
         let bd = self.conv(&n("branch3x3dbl_2"), bd, 384, (3, 3), 1, (1, 1))?;
         let bda = self.conv(&n("branch3x3dbl_3a"), bd, 384, row.0, 1, row.1)?;
         let bdb = self.conv(&n("branch3x3dbl_3b"), bd, 384, col.0, 1, col.1)?;
-        let bd = self.concat(&n("branch3x3dbl"), &[bda, bdb])?;
         let bp = self.pool_branch(name, x, 192)?;
-        self.concat(name, &[b1, b3, bd, bp])
+        self.concat(name, &[b1, b3a, b3b, bda, bdb, bp])
     }
 }
