@@ -30,15 +30,9 @@ use wgtrain::train::{ConfusionMatrix, TrainConfig, Trainer};
 /// Classes 0–5: WALKING, WALKING_UPSTAIRS, WALKING_DOWNSTAIRS, SITTING, STANDING, LAYING.
 const BASIC: [usize; 6] = [0, 1, 2, 3, 4, 5];
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a value")),
-    }
-}
+#[path = "common/args.rs"]
+mod args;
+use args::arg;
 
 fn main() {
     if let Err(e) = run() {
@@ -49,6 +43,36 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    args::check(
+        &args,
+        0,
+        &[
+            "--epochs",
+            "--batch",
+            "--seed",
+            "--out",
+            "--weight-decay",
+            "--lr",
+            "--window",
+            "--conv1",
+            "--conv2",
+            "--kernel",
+            "--stride1",
+            "--stride2",
+            "--lstm-hidden",
+            "--lstm-layers",
+            "--hidden",
+            "--dropout",
+            "--hop",
+        ],
+        &[
+            "--resume",
+            "--conv-only",
+            "--bidirectional",
+            "--no-stats",
+            "--no-align",
+        ],
+    )?;
     let cfg = TrainConfig {
         epochs: arg(&args, "--epochs", 8)?,
         batch: arg(&args, "--batch", 32)?,

@@ -27,15 +27,9 @@ use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{NonFinitePolicy, TrainConfig, Trainer};
 use wgtrain::{Accumulator, Device};
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a value")),
-    }
-}
+#[path = "common/args.rs"]
+mod args;
+use args::arg;
 
 fn main() {
     if let Err(e) = run() {
@@ -46,6 +40,33 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    args::check(
+        &args,
+        0,
+        &[
+            "--epochs",
+            "--batch",
+            "--seed",
+            "--target",
+            "--out",
+            "--weight-decay",
+            "--lr",
+            "--conv1",
+            "--conv2",
+            "--hidden",
+            "--kernel",
+            "--data",
+        ],
+        &[
+            "--resume",
+            "--just-in-time",
+            "--skip-non-finite",
+            "--check-activations",
+            "--f16",
+            "--f16-accumulate",
+            "--mps-size",
+        ],
+    )?;
     let cfg = TrainConfig {
         epochs: arg(&args, "--epochs", 5)?,
         batch: arg(&args, "--batch", 32)?,

@@ -19,15 +19,9 @@ use wgtrain::optim::OptimizerConfig;
 use wgtrain::train::models::{InceptionSize, ResNetSize, inception_v3, resnet50};
 use wgtrain::train::{InMemory, TrainConfig, Trainer};
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T, String> {
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} needs a value")),
-    }
-}
+#[path = "common/args.rs"]
+mod args;
+use args::arg;
 
 fn main() {
     if let Err(e) = run() {
@@ -57,6 +51,19 @@ fn synthetic(n: usize, side: usize) -> InMemory {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    args::check(
+        &args,
+        1,
+        &[
+            "--batch",
+            "--image",
+            "--width-divisor",
+            "--images",
+            "--epochs",
+            "--lr",
+        ],
+        &["--full"],
+    )?;
     let network = match args.first().map(String::as_str) {
         None | Some("resnet50") => "resnet50",
         Some("inception_v3") => "inception_v3",
