@@ -226,7 +226,6 @@ fn avg_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let ix = j - plane * hw - iy * p.w;
     let base = plane * p.oh * p.ow;
     var acc = 0.0;
-    var hit = 0xffffffffu;
     if (p.dh == 1u && p.dw == 1u) {
         // As in max_grad_sum: the covering windows without a division per tap, in the same order.
         let qy = (iy + p.pad_t) / p.sh;

@@ -29,35 +29,6 @@ struct Params {
 const PER: u32 = 4u;
 const CHUNK: u32 = 1024u; // 256 · PER
 
-@compute @workgroup_size(256)
-fn row_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-    let g = group_id(wid, nwg);
-    if (g >= p.groups) { return; }
-    let row = g / p.chunks;
-    // Column of this invocation's first element; the host keeps len + CHUNK within u32.
-    let c = (g - row * p.chunks) * CHUNK + lid;
-    let src = p.src_off + row * p.src_stride + c;
-    let dst = p.dst_off + row * p.dst_stride + c;
-    if (c + (PER - 1u) * 256u < p.len) {
-        // A whole chunk: every load issued before the first store.
-        let v0 = rc_x[src];
-        let v1 = rc_x[src + 256u];
-        let v2 = rc_x[src + 512u];
-        let v3 = rc_x[src + 768u];
-        rc_y[dst] = v0;
-        rc_y[dst + 256u] = v1;
-        rc_y[dst + 512u] = v2;
-        rc_y[dst + 768u] = v3;
-        return;
-    }
-    // The row's last, partial chunk.
-    for (var j = 0u; j < PER; j = j + 1u) {
-        if (c + j * 256u >= p.len) { return; }
-        rc_y[dst + j * 256u] = rc_x[src + j * 256u];
-    }
-}
-
 // The source and destination element offsets of this invocation's first element, its column in
 // the row (the host keeps len + CHUNK within u32), and whether its workgroup has a chunk.
 struct Site { src: u32, dst: u32, c: u32, ok: bool }
@@ -67,6 +38,30 @@ fn site(g: u32, lid: u32) -> Site {
     let c = (g - row * p.chunks) * CHUNK + lid;
     return Site(p.src_off + row * p.src_stride + c, p.dst_off + row * p.dst_stride + c, c,
                 g < p.groups);
+}
+
+@compute @workgroup_size(256)
+fn row_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let s = site(group_id(wid, nwg), lid);
+    if (!s.ok) { return; }
+    if (s.c + (PER - 1u) * 256u < p.len) {
+        // A whole chunk: every load issued before the first store.
+        let v0 = rc_x[s.src];
+        let v1 = rc_x[s.src + 256u];
+        let v2 = rc_x[s.src + 512u];
+        let v3 = rc_x[s.src + 768u];
+        rc_y[s.dst] = v0;
+        rc_y[s.dst + 256u] = v1;
+        rc_y[s.dst + 512u] = v2;
+        rc_y[s.dst + 768u] = v3;
+        return;
+    }
+    // The row's last, partial chunk.
+    for (var j = 0u; j < PER; j = j + 1u) {
+        if (s.c + j * 256u >= p.len) { return; }
+        rc_y[s.dst + j * 256u] = rc_x[s.src + j * 256u];
+    }
 }
 
 @compute @workgroup_size(256)
