@@ -301,25 +301,8 @@ fn fold_grad_neurons(
             .op
             .primitive()
             .is_some_and(|q| q.folds_grad_neuron());
-        // Where the producer reads the neuron's output: y, or the concat's or pool's output
-        // holding it.
-        let holder = if matches!(
-            g.nodes[p].op.downcast::<ShapeOp>(),
-            Some(ShapeOp::ConcatGrad { .. })
-        ) {
-            Some(concat_holding(g, live, f, p, y))
-        } else if matches!(
-            g.nodes[p].op.downcast::<PoolOp>(),
-            Some(PoolOp::PoolGrad(_))
-        ) {
-            Some(pool_holding(g, live, f, p, y))
-        } else {
-            None
-        };
-        let read = match holder {
-            None => y,
-            Some(Some(h)) => h,
-            Some(None) => continue,
+        let Some(read) = neuron_output_read(g, live, f, p, y) else {
+            continue;
         };
         // The value read must be complete before the producer runs, in the kernel's one
         // storage dtype.
@@ -341,6 +324,20 @@ fn fold_grad_neurons(
             f.sources.insert(i, d);
             f.absorbed[i] = true;
         }
+    }
+}
+
+/// Where `p`, a producer folding the gradient of a neuron whose output is `y`, reads that
+/// output: a concat's gradient from the concat's output (`concat_holding`), max pooling's from
+/// the pool's (`pool_holding`), any other from y itself; `None` where the holder is missing.
+fn neuron_output_read(g: &Graph, live: &[bool], f: &Fusion, p: usize, y: Value) -> Option<Value> {
+    let op = &g.nodes[p].op;
+    if let Some(ShapeOp::ConcatGrad { .. }) = op.downcast::<ShapeOp>() {
+        concat_holding(g, live, f, p, y)
+    } else if let Some(PoolOp::PoolGrad(_)) = op.downcast::<PoolOp>() {
+        pool_holding(g, live, f, p, y)
+    } else {
+        Some(y)
     }
 }
 

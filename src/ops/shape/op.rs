@@ -176,10 +176,7 @@ impl Primitive for ShapeOp {
         };
         let axis = resolve_axis(Concat::OP, op.axis, ins[0].shape().len())?;
         let launch = gpu::copy_from_grad_launch(ins[0], y, axis, *offset, neuron, outs[0])?;
-        Ok(Prepared {
-            launches: vec![launch],
-            scratch: vec![],
-        })
+        Ok(Prepared::one(launch))
     }
 
     fn lower(
