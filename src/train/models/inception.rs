@@ -105,11 +105,30 @@ impl Blocks<'_> {
         stride: usize,
         pad: (usize, usize),
     ) -> Result<Value> {
+        let h = self.conv_only(name, x, out, kernel, stride, pad)?;
+        self.bn_relu(name, h)
+    }
+
+    /// `BasicConv2d`'s convolution alone (`name.conv`).
+    fn conv_only(
+        &mut self,
+        name: &str,
+        x: Value,
+        out: usize,
+        kernel: (usize, usize),
+        stride: usize,
+        pad: (usize, usize),
+    ) -> Result<Value> {
         let c = Conv2d::out(out.div_ceil(self.divisor), kernel)
             .stride(stride)
             .padding(Padding::hw(pad.0, pad.1))
             .no_bias();
-        let h = self.g.conv2d(&format!("{name}.conv"), x, c)?;
+        self.g.conv2d(&format!("{name}.conv"), x, c)
+    }
+
+    /// `BasicConv2d`'s batch norm (eps 0.001) and ReLU (`name.bn`, `name.relu`) after its
+    /// convolution's output `h`.
+    fn bn_relu(&mut self, name: &str, h: Value) -> Result<Value> {
         let bn = BatchNorm {
             eps: 1e-3,
             ..BatchNorm::default()
@@ -130,22 +149,12 @@ impl Blocks<'_> {
     /// 192) instead of the block input's (192 to 2,048), and no pooled copy of the block input is
     /// kept for the convolution's weight gradient, which reads the block input itself.
     fn pool_branch(&mut self, name: &str, x: Value, out: usize) -> Result<Value> {
-        let conv = Conv2d::out(out.div_ceil(self.divisor), (1, 1)).no_bias();
-        let h = self
-            .g
-            .conv2d(&format!("{name}.branch_pool.conv"), x, conv)?;
+        let branch = format!("{name}.branch_pool");
+        let h = self.conv_only(&branch, x, out, (1, 1), 1, (0, 0))?;
         // PyTorch's default count_include_pad=True: border windows divide by 9 too.
         let avg = Pool2d::avg((3, 3), (1, 1), true).padding(Padding::symmetric(1));
         let h = self.g.pool(&format!("{name}.avg_pool"), h, avg)?;
-        let bn = BatchNorm {
-            eps: 1e-3,
-            ..BatchNorm::default()
-        };
-        let h = self
-            .g
-            .batch_norm(&format!("{name}.branch_pool.bn"), h, bn)?;
-        self.g
-            .unary(&format!("{name}.branch_pool.relu"), UnaryOp::Relu, h)
+        self.bn_relu(&branch, h)
     }
 
     fn concat(&mut self, name: &str, xs: &[Value]) -> Result<Value> {
