@@ -83,14 +83,24 @@ mod tests {
     use super::*;
     use crate::compile::Options;
 
-    /// Every launching node of `g`'s plan for `outputs` whose reads all lie in one arena writes
-    /// the other.
-    fn assert_reads_apart(g: &Graph, outputs: &[Value]) -> usize {
-        let p =
-            crate::compile::plan(g, outputs, &Options::default(), (256, u32::MAX), None).unwrap();
+    /// `g`'s plan for `outputs` under `opts`, and the arena of each of its owned values.
+    fn plan_arenas(
+        g: &Graph,
+        outputs: &[Value],
+        opts: &Options,
+    ) -> (crate::compile::Plan, Vec<usize>) {
+        let p = crate::compile::plan(g, outputs, opts, (256, u32::MAX), None).unwrap();
         let owned = &p.memory.owned;
         let items = crate::compile::memory::intervals(g, &p.lifetimes, owned);
         let arena = arenas(g, &p.aliases, &p.fusion, owned, &items);
+        (p, arena)
+    }
+
+    /// Every launching node of `g`'s plan for `outputs` whose reads all lie in one arena writes
+    /// the other.
+    fn assert_reads_apart(g: &Graph, outputs: &[Value]) -> usize {
+        let (p, arena) = plan_arenas(g, outputs, &Options::default());
+        let owned = &p.memory.owned;
         let of = |v: Value| {
             owned
                 .iter()
@@ -150,11 +160,8 @@ mod tests {
             fuse: false,
             ..Options::default()
         };
-        let p = crate::compile::plan(&g, &[d], &opts, (256, u32::MAX), None).unwrap();
-        let owned = &p.memory.owned;
-        let items = crate::compile::memory::intervals(&g, &p.lifetimes, owned);
-        let arena = arenas(&g, &p.aliases, &p.fusion, owned, &items);
-        let at = |v: Value| arena[owned.iter().position(|&o| o == v).unwrap()];
+        let (p, arena) = plan_arenas(&g, &[d], &opts);
+        let at = |v: Value| arena[p.memory.owned.iter().position(|&o| o == v).unwrap()];
         assert_ne!(at(a), at(b));
         assert_ne!(at(b), at(c));
     }

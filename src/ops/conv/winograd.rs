@@ -80,7 +80,8 @@ const MIN_CHANNELS: usize = 16;
 const MIN_CHANNELS_5X5: usize = 48;
 /// Output channels of a 5×5 correlation that `Auto` takes to Winograd at the least.
 const MIN_OUT_CHANNELS_5X5: usize = 32;
-/// Workgroups the weight gradient's split over the tiles aims for (as the implicit GEMM's).
+/// Workgroups the weight gradient's split over the tiles aims for: 256 and 1,024 gave the zoo
+/// no more (BENCHMARKS.md, eighth session), though the implicit GEMM's now aims for 256.
 const WGRAD_TARGET_GROUPS: usize = 512;
 /// Fewest tiles per split of the weight gradient, a multiple of the GEMM core's K step.
 const WGRAD_MIN_TILES: usize = 64;
