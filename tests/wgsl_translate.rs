@@ -344,21 +344,15 @@ fn no_shader_uses_more_workgroup_memory_than_declared() {
     );
     // The cooperative-matrix GEMM runs only where `coop_supported` found room for its own size.
     for shader in coop::shaders() {
-        let module =
-            naga::front::wgsl::parse_str(&shader.source_for(wgtrain::DType::F16, Accumulator::F32))
-                .unwrap();
-        let bytes: u32 = module
-            .global_variables
-            .iter()
-            .filter(|(_, v)| v.space == naga::AddressSpace::WorkGroup)
-            .map(|(_, v)| module.types[v.ty].inner.size(module.to_ctx()))
-            .sum();
-        assert_eq!(
-            bytes,
-            coop::WORKGROUP_BYTES,
-            "{}: coop::WORKGROUP_BYTES is stale",
-            shader.name
-        );
+        let src = shader.source_for(wgtrain::DType::F16, Accumulator::F32);
+        for (entry, bytes) in workgroup_bytes_per_entry(shader.name, &src) {
+            assert_eq!(
+                bytes,
+                coop::WORKGROUP_BYTES,
+                "{}::{entry}: coop::WORKGROUP_BYTES is stale",
+                shader.name
+            );
+        }
     }
 }
 
