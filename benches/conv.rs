@@ -6,8 +6,7 @@
 //! Its PyTorch twin is `benches/conv_torch.py`; run both on the same card (BENCHMARKS.md).
 //! `--f16`: every tensor in f16 (the kernels' f16 variants, f32 accumulation), checked against
 //! the reference of the f16-rounded inputs; the twin's `--f16` is cuDNN in fp16.
-//! `--implicit-gemm`: the data passes without Winograd (`ops::conv::winograd`); `--tall`: GEMMs
-//! of 33 to 64 columns (and wider ones it fits better) on 256×64 tiles (`launch::GemmLoop::Tall`).
+//! `--implicit-gemm`: the data passes without Winograd (`ops::conv::winograd`).
 //! `--shape N,CIN,COUT,HW,K`: another stride-1 convolution instead, K×K with "same" padding
 //! (K / 2) on HW×HW images (the MNIST MPS net's conv2 at batch 256: `256,32,64,14,5`); the twin
 //! takes the same flag.
@@ -122,7 +121,7 @@ impl Taps<'_> {
 }
 
 fn main() -> wgtrain::Result<()> {
-    common::with_kernel_choices(run)
+    wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
 }
 
 /// Batch, channels in and out, image edge, filter edge.

@@ -6,11 +6,10 @@
 //! bytes. Twin:
 //! `benches/models_torch.py` (torchvision's networks, eager fp32, TF32 off, `cudnn.benchmark`).
 //! Run: `cargo bench --bench models [-- --quick] [-- --profile [--dispatches]] [-- --f16]
-//! [-- --implicit-gemm] [-- --tall] [-- --chunk-mib N]`
+//! [-- --implicit-gemm] [-- --chunk-mib N]`
 //! (`--quick`: batch 8 at 75×75 and 64×64, which a software adapter can time; `--profile`: each
 //! network's step by kernel, `--dispatches` every dispatch with its node and grid; `--f16`: mixed precision with dynamic loss scaling, twin `models_torch.py --amp`; `--chunk-mib`: Winograd's scratch
-//! budget a slot, `ops::conv::winograd::with_chunk_bytes`; `--tall`: GEMMs of 33 to 64 columns, and
-//! wider ones they fit better, on 256×64 tiles, `launch::GemmLoop::Tall`).
+//! budget a slot, `ops::conv::winograd::with_chunk_bytes`).
 //! Without `--bench` (`cargo test --benches`): one untimed step of each at its smallest size
 //! and a sixteenth of the width, its loss checked finite.
 //!
@@ -76,7 +75,7 @@ fn mb(bytes: u64) -> String {
 }
 
 fn main() -> wgtrain::Result<()> {
-    use wgtrain::ops::conv::winograd::{DEFAULT_CHUNK_BYTES, with_chunk_bytes};
+    use wgtrain::ops::conv::winograd::{DEFAULT_CHUNK_BYTES, with_chunk_bytes, with_conv_algo};
     // `--chunk-mib N`: Winograd's scratch budget a slot (`with_chunk_bytes`).
     let chunk = match common::flag_value("--chunk-mib") {
         Some(v) => match v
@@ -92,7 +91,7 @@ fn main() -> wgtrain::Result<()> {
         },
         None => DEFAULT_CHUNK_BYTES,
     };
-    with_chunk_bytes(chunk, || common::with_kernel_choices(run))
+    with_chunk_bytes(chunk, || with_conv_algo(common::conv_algo(), run))
 }
 
 fn run() -> wgtrain::Result<()> {

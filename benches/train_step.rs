@@ -7,8 +7,7 @@
 //! `--dispatches` too: every dispatch with its node).
 //! Without `--bench` (`cargo test --benches`): one untimed step at batch 8, its loss checked finite.
 //! `--f16`: mixed precision (`Precision::F16`, dynamic loss scaling), as the twin's `--amp`.
-//! `--implicit-gemm`: every convolution pass on the implicit GEMM (no Winograd); `--tall`: GEMMs
-//! of 33 to 64 columns (and wider ones it fits better) on 256×64 tiles (`launch::GemmLoop::Tall`).
+//! `--implicit-gemm`: every convolution pass on the implicit GEMM (no Winograd).
 
 mod common;
 
@@ -21,7 +20,7 @@ use wgtrain::train::models::{MnistSize, mnist};
 use wgtrain::train::{TrainConfig, Trainer};
 
 fn main() -> wgtrain::Result<()> {
-    common::with_kernel_choices(run)
+    wgtrain::ops::conv::winograd::with_conv_algo(common::conv_algo(), run)
 }
 
 fn run() -> wgtrain::Result<()> {

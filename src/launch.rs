@@ -253,12 +253,6 @@ pub enum GemmLoop {
     /// One invocation per 8×8 block of the output, no shared memory: no idle tile rows or
     /// columns, for adapters whose lanes are a CPU's.
     Direct,
-    /// `Tiled`, with tiles of 256 rows by 64 (`gemm_tall`, 8×8 outputs per invocation) for an
-    /// N of 33 to 64 (instead of 128×64 with 8×4) and for a wider N they cover with fewer idle
-    /// columns than 128×128 tiles (192 channels: three instead of two halves empty), where the
-    /// device has their `TALL_WORKGROUP_BYTES`: not yet the default anywhere, until timed on a
-    /// GPU.
-    Tall,
 }
 
 /// Runs `f` (a graph's compile, an eager op) with the GEMMs it prepares on loop `l`, restoring
@@ -272,25 +266,14 @@ pub fn with_gemm_loop<R>(l: GemmLoop, f: impl FnOnce() -> R) -> R {
 pub(crate) fn direct_gemm(dev: &crate::device::Device) -> bool {
     match GEMM_LOOP.with(|l| l.get()) {
         GemmLoop::Auto => dev.is_cpu(),
-        GemmLoop::Tiled | GemmLoop::Tall => false,
+        GemmLoop::Tiled => false,
         GemmLoop::Direct => true,
     }
 }
 
-/// Whether the tiled GEMMs prepared now on `dev` may take the 256×64 tile (`GemmLoop::Tall`).
-pub(crate) fn tall_gemm(dev: &crate::device::Device) -> bool {
-    GEMM_LOOP.with(|l| l.get()) == GemmLoop::Tall
-        && dev.caps().max_workgroup_storage >= TALL_WORKGROUP_BYTES
-}
-
-/// The most workgroup (shared) memory any entry point uses, but `gemm_tall`: the GEMM core's
-/// two double-buffered tiles. `tests/wgsl_translate.rs` holds every shader to it;
-/// `Graph::compile` checks the device.
+/// The most workgroup (shared) memory any kernel declares: the GEMM core's two double-buffered
+/// tiles. `tests/wgsl_translate.rs` holds every shader to it; `Graph::compile` checks the device.
 pub const MAX_WORKGROUP_BYTES: u32 = 16_896;
-
-/// The workgroup memory of the GEMM core's 256×64 entry (`wgsl/gemm_tall.wgsl`), taken only on
-/// devices that have it (`GemmLoop::Tall`).
-pub const TALL_WORKGROUP_BYTES: u32 = 20_992;
 
 /// Size of every kernel's parameter uniform, in u32 words.
 pub const UNIFORM_WORDS: usize = 64;

@@ -608,26 +608,6 @@ fn gpu_matches_reference_on_the_other_gemm_loop() {
     });
 }
 
-/// The matmul, dense and recurrent samples again with the 256×64 tile for every N of 33 to 64
-/// (`GemmLoop::Tall`, not yet any adapter's default: matmul's data gradient has N = 33), in f32
-/// and in mixed precision. The convolutions' samples have fewer channels: `launch_paths` takes
-/// them through it.
-#[test]
-fn gpu_matches_reference_on_the_tall_tile() {
-    use wgtrain::launch::{GemmLoop, with_gemm_loop};
-    each_device("conformance, tall tile", |dev| {
-        with_gemm_loop(GemmLoop::Tall, || {
-            for_each_sample(&format!("tall tile on {}", dev.name()), |s| {
-                let conv = s.name.starts_with("conv/");
-                if conv || !GEMM_FAMILIES.iter().any(|f| s.name.starts_with(f)) {
-                    return Ok(());
-                }
-                check_f32_and_f16(dev, s)
-            });
-        });
-    });
-}
-
 /// The convolution samples again with every eligible pass (3×3 or 5×5, stride 1, one group) on
 /// Winograd, which `Auto` leaves to the implicit GEMM on CPU adapters and for few channels; in
 /// f32 and in mixed precision.

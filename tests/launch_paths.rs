@@ -1,7 +1,7 @@
 //! The launch paths shapes choose, each taken by the smallest shape that reaches it, on every
 //! adapter: convolutions through every GEMM entry of `gemm_core.wgsl` (narrow 128×64 tiles
 //! crossing several tiles in M and N, the wide 128×128 and thin 128×32 entries, for the forward
-//! and the data gradient, and the direct loop) and the 256×64 one of `gemm_tall.wgsl`, and grids past 65,535 workgroups folded into 2-D (`launch::grid_1d`) for the
+//! and the data gradient, and the direct loop), and grids past 65,535 workgroups folded into 2-D (`launch::grid_1d`) for the
 //! kernels that launch one workgroup per row (losses, global pooling, the bias gradient) and the
 //! elementwise kernels (256 elements per workgroup: 16.8 M elements). Tolerances follow
 //! `wgtrain::reference::f32_tol`.
@@ -143,58 +143,6 @@ fn convolutions_take_every_gemm_entry() {
                 assert_eq!(conv_paths(dev, &thin_back, &x)[0].0, "gemm_thin");
                 check_conv(dev, &thin_back, &x);
                 eprintln!("[conv gemm entries] {:.1} s", t.elapsed().as_secs_f64());
-            });
-            // The 256×64 tile (`GemmLoop::Tall`, N of 33 to 64) where the device has room: a
-            // strided 7 → 33 forward, and 40 → 64 (its forward, data gradient and weight
-            // gradient, M = 2·13·11 = 286 over two row tiles) and a grouped 5×5 66 → 48.
-            with_gemm_loop(GemmLoop::Tall, || {
-                let room =
-                    dev.caps().max_workgroup_storage >= wgtrain::launch::TALL_WORKGROUP_BYTES;
-                let want = if room { "gemm_tall" } else { "gemm" };
-                let strided = Conv2d {
-                    stride: (2, 2),
-                    padding: Padding::symmetric(1),
-                    ..Conv2d::new(7, 33, (3, 3))
-                };
-                let x = [2, 7, 17, 17];
-                assert_eq!(conv_paths(dev, &strided, &x)[0].0, want);
-                check_conv(dev, &strided, &x);
-                let both = Conv2d {
-                    padding: Padding::symmetric(1),
-                    ..Conv2d::new(40, TILE_N, (3, 3))
-                };
-                let x = [2, 40, 13, 11];
-                let [fwd, dgrad] = conv_paths(dev, &both, &x);
-                assert_eq!((fwd.0, dgrad.0), (want, want));
-                assert_eq!(fwd.1[1], if room { 2 } else { 3 });
-                check_conv(dev, &both, &x);
-                let grouped = Conv2d {
-                    groups: 2,
-                    padding: Padding::symmetric(2),
-                    ..Conv2d::new(66, 96, (5, 5))
-                };
-                let x = [1, 66, 9, 8];
-                assert_eq!(conv_paths(dev, &grouped, &x).map(|p| p.0), [want; 2]);
-                check_conv(dev, &grouped, &x);
-                // 130 output channels: three 64-column tall tiles rather than two 128-column
-                // ones, the last with 2 columns.
-                let wider = Conv2d::new(5, 2 * TILE_N + 2, (1, 1));
-                let x = [1, 5, 9, 7];
-                let fwd = conv_paths(dev, &wider, &x)[0];
-                if room {
-                    assert_eq!(fwd, ("gemm_tall", [3, 1, 1]));
-                }
-                check_conv(dev, &wider, &x);
-                // Winograd's GEMMs (M = tiles or channels, N = channels) on it too: 3×3 40 → 64
-                // and 5×5 33 → 48.
-                with_conv_algo(ConvAlgo::Winograd, || {
-                    check_conv(dev, &both, &[2, 40, 13, 11]);
-                    let five = Conv2d {
-                        padding: Padding::symmetric(2),
-                        ..Conv2d::new(33, 48, (5, 5))
-                    };
-                    check_conv(dev, &five, &[1, 33, 9, 8]);
-                });
             });
             // The direct loop (a CPU adapter's default) on the same awkward shapes.
             with_gemm_loop(GemmLoop::Direct, || {

@@ -228,10 +228,8 @@ fn matmul_all_transposes_awkward_shapes() {
 }
 
 /// Every entry of `gemm_core.wgsl` — the 128×32, 128×64 and 128×128 tiles and the direct loop —
-/// and `gemm_tall.wgsl`'s 256×64 tile on shapes that cut every tile, its 64-column halves (32 for
-/// the tall one) and the K step (8): a batch large enough that the wide entry is chosen, a tall
-/// grid of narrow tiles, N under 32 for the thin tile, N of 33 to 64 and 130 (three tall column
-/// tiles instead of two wide ones) under `GemmLoop::Tall`, and
+/// on shapes that cut every tile, its 64-column halves and the K step (8): a batch large enough
+/// that the wide entry is chosen, a tall grid of narrow tiles, N under 32 for the thin tile, and
 /// the same shapes on the direct loop (8×8 blocks cut by M and N of 7 and 33).
 #[test]
 fn batched_matmul_every_gemm_entry() {
@@ -244,27 +242,12 @@ fn batched_matmul_every_gemm_entry() {
             (GemmLoop::Tiled, 3, 257, 19, 33, "gemm"),
             (GemmLoop::Tiled, 3, 257, 19, 32, "gemm_thin"),
             (GemmLoop::Tiled, 2, 7, 40, 1, "gemm_thin"),
-            (GemmLoop::Tall, 2, 300, 19, 64, "gemm_tall"),
-            (GemmLoop::Tall, 1, 7, 9, 33, "gemm_tall"),
-            (GemmLoop::Tall, 3, 257, 17, 40, "gemm_tall"),
-            (GemmLoop::Tall, 2, 129, 9, 32, "gemm_thin"),
-            (GemmLoop::Tall, 1, 130, 9, 65, "gemm"),
-            (GemmLoop::Tall, 1, 257, 9, 130, "gemm_tall"),
-            (GemmLoop::Tall, 64, 130, 7, 200, "gemm_wide"),
             (GemmLoop::Direct, 2, 129, 9, 63, "gemm_direct"),
             (GemmLoop::Direct, 3, 7, 33, 33, "gemm_direct"),
             (GemmLoop::Direct, 1, 1, 7, 1, "gemm_direct"),
         ] {
             with_gemm_loop(gemm_loop, || {
                 let entry = matmul::gemm_grid(dev, m, n, bt).0;
-                // The tall tile only where the device has its workgroup memory.
-                let room =
-                    dev.caps().max_workgroup_storage >= wgtrain::launch::TALL_WORKGROUP_BYTES;
-                let want_entry = if want_entry == "gemm_tall" && !room {
-                    "gemm"
-                } else {
-                    want_entry
-                };
                 assert_eq!(entry, want_entry);
                 let a = rounded(&Array::seeded(&[bt, m, k], 54));
                 let b = rounded(&Array::seeded(&[bt, k, n], 55));

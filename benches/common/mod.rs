@@ -212,22 +212,3 @@ pub fn conv_algo() -> wgtrain::ops::conv::winograd::ConvAlgo {
         ConvAlgo::Auto
     }
 }
-
-/// The GEMM loop for this run: `--tall` lets GEMMs with 33 to 64 columns take the 256×64 tile
-/// (`launch::GemmLoop::Tall`), for timing it against the 128×64 one in one command.
-pub fn gemm_loop() -> wgtrain::launch::GemmLoop {
-    use wgtrain::launch::GemmLoop;
-    if std::env::args().any(|a| a == "--tall") {
-        GemmLoop::Tall
-    } else {
-        GemmLoop::Auto
-    }
-}
-
-/// Runs `f` (a bench's body) under the command line's kernel choices: `conv_algo` and
-/// `gemm_loop`.
-pub fn with_kernel_choices<R>(f: impl FnOnce() -> R) -> R {
-    wgtrain::ops::conv::winograd::with_conv_algo(conv_algo(), || {
-        wgtrain::launch::with_gemm_loop(gemm_loop(), f)
-    })
-}

@@ -50,7 +50,7 @@ pub(crate) static GEMM: Shader = Shader {
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_gemm.wgsl"),
-        crate::ops::matmul::gpu::GEMM_CORE,
+        include_str!("../../../wgsl/gemm_core.wgsl"),
     ],
 };
 
@@ -61,7 +61,7 @@ pub(crate) static WGRAD_GEMM: Shader = Shader {
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_wgrad_gemm.wgsl"),
-        crate::ops::matmul::gpu::GEMM_CORE,
+        include_str!("../../../wgsl/gemm_core.wgsl"),
     ],
 };
 

@@ -8,19 +8,13 @@ use crate::launch::{Launch, Prepared, Shader, f};
 use crate::ops::elementwise::UnaryOp;
 use crate::tensor::{DType, Tensor};
 
-/// The tiled GEMM main loops every GEMM module ends with: the core's entries and the 256×64 one.
-pub(crate) const GEMM_CORE: &str = concat!(
-    include_str!("../../../wgsl/gemm_core.wgsl"),
-    include_str!("../../../wgsl/gemm_tall.wgsl")
-);
-
 pub(crate) static SHADER: Shader = Shader {
     name: "matmul",
     user_code: false,
     parts: &[
         crate::neuron::WGSL,
         include_str!("../../../wgsl/matmul.wgsl"),
-        GEMM_CORE,
+        include_str!("../../../wgsl/gemm_core.wgsl"),
     ],
 };
 
@@ -31,8 +25,6 @@ pub const TILE_N: usize = 64;
 /// Output columns per workgroup of the `gemm_thin` entry, which an N up to this many takes: a
 /// 64-wide tile would leave half its columns idle (32 channels, say).
 pub const THIN_N: usize = 32;
-/// Output rows per workgroup of the `gemm_tall` entry (`TILE_N` columns).
-pub const TALL_M: usize = 256;
 /// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
 /// tiles reuse more data but leave a big GPU idle on small problems.
 const WIDE_MIN_GROUPS: usize = 256;
@@ -58,21 +50,12 @@ pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static st
         ("gemm_wide", [wide as u32, rows as u32, batch as u32])
     } else if n <= THIN_N {
         ("gemm_thin", [1, rows as u32, batch as u32])
-    } else if crate::launch::tall_gemm(dev) && tall_fits(n) {
-        let cols = n.div_ceil(TILE_N) as u32;
-        ("gemm_tall", [cols, m.div_ceil(TALL_M) as u32, batch as u32])
     } else {
         (
             "gemm",
             [n.div_ceil(TILE_N) as u32, rows as u32, batch as u32],
         )
     }
-}
-
-/// Whether `gemm_tall`'s 64-column tiles suit an N over `THIN_N`: N ≤ 64, or a wider N they
-/// cover with fewer idle columns than the 128-column tiles (192 or 320 channels, say).
-fn tall_fits(n: usize) -> bool {
-    n <= TILE_N || n.div_ceil(TILE_N) * TILE_N < n.div_ceil(2 * TILE_N) * 2 * TILE_N
 }
 
 /// Problem description: `C = alpha · op(A) · op(B) (+ C)`, batched.
