@@ -10,6 +10,7 @@ mod common;
 
 use wgtrain::ops::conv::gpu as conv;
 use wgtrain::ops::conv::reference as cref;
+use wgtrain::ops::conv::winograd::{ConvAlgo, with_conv_algo};
 use wgtrain::ops::conv::{Conv1d, Conv2d, ConvTranspose2d, Convolution, Padding};
 use wgtrain::ops::elementwise::UnaryOp;
 use wgtrain::ops::matmul::coop::coop_supported;
@@ -51,9 +52,10 @@ fn close(what: &str, gpu: &Tensor, want: &Array, n: usize) {
     }
 }
 
-/// Runs a prepared pass; returns whether its GEMM ran on the tensor-core core.
+/// Runs a prepared pass; returns whether its GEMM ran on the tensor-core core (a split pass
+/// writes its bias first, so any launch may be the GEMM).
 fn run(dev: &Device, p: wgtrain::launch::Prepared) -> bool {
-    let coop = format!("{:?}", p.launches[0]).contains("gemm_coop");
+    let coop = (p.launches.iter()).any(|l| format!("{l:?}").contains("gemm_coop"));
     dev.run(&p.launches).unwrap();
     coop
 }
@@ -133,99 +135,104 @@ fn conv_passes_on_the_tensor_cores_match_the_reference() {
             eprintln!("[conv_coop] {}: no SHADER_F16, nothing to run", dev.name());
             return;
         }
-        // 128×64 blocks (N = 64), edges in M (162 pixels) and K (288).
-        check(
-            dev,
-            &Conv2d {
-                padding: Padding::symmetric(1),
-                ..Conv2d::new(32, 64, (3, 3))
-            },
-            &[2, 32, 9, 9],
-            [true, true, true],
-            1,
-        );
-        // 128×128 blocks (N = 96), stride, dilation, asymmetric padding, an odd kernel.
-        check(
-            dev,
-            &Conv2d {
-                stride: (2, 1),
-                dilation: (1, 2),
-                padding: Padding::Explicit {
-                    top: 1,
-                    bottom: 0,
-                    left: 2,
-                    right: 1,
-                },
-                ..Conv2d::new(40, 96, (3, 2))
-            },
-            &[3, 40, 11, 10],
-            [true, true, true],
-            10,
-        );
-        // Groups: 36 output and 40 input channels per group (not multiples of 16).
-        check(
-            dev,
-            &Conv2d {
-                groups: 2,
-                padding: Padding::symmetric(1),
-                ..Conv2d::new(80, 72, (3, 3))
-            },
-            &[2, 80, 7, 7],
-            [true, true, true],
-            20,
-        );
-        // 1-D.
-        check(
-            dev,
-            &Conv1d {
-                padding: wgtrain::ops::conv::Padding1d::Explicit { left: 2, right: 2 },
-                ..Conv1d::new(48, 64, 5)
-            },
-            &[4, 48, 33],
-            [true, true, true],
-            30,
-        );
-        // Transposed: its forward is the data-gradient module and the reverse.
-        check(
-            dev,
-            &ConvTranspose2d {
-                stride: (2, 2),
-                padding: Padding::symmetric(1),
-                ..ConvTranspose2d::new(64, 32, (3, 3))
-            },
-            &[3, 64, 5, 5],
-            [true, true, true],
-            40,
-        );
-        // Many pixels: the weight gradient splits K over workgroups and sums the splits.
-        check(
-            dev,
-            &Conv2d {
-                padding: Padding::symmetric(1),
-                ..Conv2d::new(32, 32, (3, 3))
-            },
-            &[8, 32, 16, 16],
-            [true, true, true],
-            50,
-        );
-        // Pointwise without a bias (in f32 it takes the matmul GEMM; in f16 this core).
-        check(
-            dev,
-            &Conv2d {
-                bias: false,
-                ..Conv2d::new(128, 128, (1, 1))
-            },
-            &[4, 128, 16, 16],
-            [true, true, true],
-            55,
-        );
-        // Too narrow for the tensor cores (16 output, 8 input channels): the tiled core.
-        check(
-            dev,
-            &Conv2d::new(8, 16, (3, 3)),
-            &[2, 8, 9, 9],
-            [false, false, false],
-            60,
-        );
+        // The implicit GEMM is what is under test; on a GPU Winograd would take the 3×3 passes.
+        with_conv_algo(ConvAlgo::ImplicitGemm, || cases(dev));
     });
+}
+
+fn cases(dev: &Device) {
+    // 128×64 blocks (N = 64), edges in M (162 pixels) and K (288).
+    check(
+        dev,
+        &Conv2d {
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(32, 64, (3, 3))
+        },
+        &[2, 32, 9, 9],
+        [true, true, true],
+        1,
+    );
+    // 128×128 blocks (N = 96), stride, dilation, asymmetric padding, an odd kernel.
+    check(
+        dev,
+        &Conv2d {
+            stride: (2, 1),
+            dilation: (1, 2),
+            padding: Padding::Explicit {
+                top: 1,
+                bottom: 0,
+                left: 2,
+                right: 1,
+            },
+            ..Conv2d::new(40, 96, (3, 2))
+        },
+        &[3, 40, 11, 10],
+        [true, true, true],
+        10,
+    );
+    // Groups: 36 output and 40 input channels per group (not multiples of 16).
+    check(
+        dev,
+        &Conv2d {
+            groups: 2,
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(80, 72, (3, 3))
+        },
+        &[2, 80, 7, 7],
+        [true, true, true],
+        20,
+    );
+    // 1-D.
+    check(
+        dev,
+        &Conv1d {
+            padding: wgtrain::ops::conv::Padding1d::Explicit { left: 2, right: 2 },
+            ..Conv1d::new(48, 64, 5)
+        },
+        &[4, 48, 33],
+        [true, true, true],
+        30,
+    );
+    // Transposed: its forward is the data-gradient module and the reverse.
+    check(
+        dev,
+        &ConvTranspose2d {
+            stride: (2, 2),
+            padding: Padding::symmetric(1),
+            ..ConvTranspose2d::new(64, 32, (3, 3))
+        },
+        &[3, 64, 5, 5],
+        [true, true, true],
+        40,
+    );
+    // Many pixels: the weight gradient splits K over workgroups and sums the splits.
+    check(
+        dev,
+        &Conv2d {
+            padding: Padding::symmetric(1),
+            ..Conv2d::new(32, 32, (3, 3))
+        },
+        &[8, 32, 16, 16],
+        [true, true, true],
+        50,
+    );
+    // Pointwise without a bias (in f32 it takes the matmul GEMM; in f16 this core).
+    check(
+        dev,
+        &Conv2d {
+            bias: false,
+            ..Conv2d::new(128, 128, (1, 1))
+        },
+        &[4, 128, 16, 16],
+        [true, true, true],
+        55,
+    );
+    // Too narrow for the tensor cores (16 output, 8 input channels): the tiled core.
+    check(
+        dev,
+        &Conv2d::new(8, 16, (3, 3)),
+        &[2, 8, 9, 9],
+        [false, false, false],
+        60,
+    );
 }
