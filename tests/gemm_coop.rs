@@ -10,7 +10,8 @@ mod common;
 use std::sync::Mutex;
 use wgtrain::ops::elementwise::UnaryOp;
 use wgtrain::ops::matmul::coop::{
-    CoopKernel, KERNELS, MAX_DEPTH, coop_gemm_launch, coop_gemm_launch_with, coop_supported,
+    CoopKernel, KERNELS, MAX_DEPTH, coop_biased_gemm_launch_with, coop_gemm_launch,
+    coop_gemm_launch_with, coop_supported,
 };
 use wgtrain::ops::matmul::gpu::Gemm;
 use wgtrain::ops::matmul::reference::matmul;
@@ -30,6 +31,8 @@ fn f16_values(len: usize, seed: u64) -> Vec<f32> {
 struct Case {
     g: Gemm,
     c_dtype: DType,
+    /// An f16 bias (N,) added in the epilogue.
+    bias: bool,
 }
 
 fn gemm(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> Gemm {
@@ -57,9 +60,19 @@ fn check(dev: &Device, case: &Case, kernel: CoopKernel) {
         DType::F16 => Tensor::from_f32_as_f16(dev, &[c_len], &c0).unwrap(),
         _ => Tensor::from_f32(dev, &[c_len], &c0).unwrap(),
     };
-    let what = format!("{} {g:?} into {:?}", kernel.name(), case.c_dtype);
-    let launch =
-        coop_gemm_launch_with(kernel, g, &a, &b, &c).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let bias_v: Vec<f32> = match case.bias {
+        true => f16_values(g.n, 4),
+        false => Vec::new(),
+    };
+    let bias = (case.bias).then(|| Tensor::from_f32_as_f16(dev, &[g.n], &bias_v).unwrap());
+    let what = format!(
+        "{} {g:?} into {:?}, bias {}",
+        kernel.name(),
+        case.c_dtype,
+        case.bias
+    );
+    let launch = coop_biased_gemm_launch_with(kernel, g, &a, &b, bias.as_ref(), &c)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     dev.run(&[launch]).unwrap();
     let got: Vec<f64> = c.to_f32().unwrap().iter().map(|&v| v as f64).collect();
     let mut want: Vec<f64> = c0.iter().map(|&v| v as f64).collect();
@@ -78,6 +91,9 @@ fn check(dev: &Device, case: &Case, kernel: CoopKernel) {
             if g.accumulate {
                 y += *o;
             }
+            if case.bias {
+                y += bias_v[j % g.n] as f64;
+            }
             *o = g.fused.map_or(y, |u| u.f(y));
         }
     }
@@ -93,6 +109,7 @@ fn cases() -> Vec<Case> {
     let f32c = |g| Case {
         g,
         c_dtype: DType::F32,
+        bias: false,
     };
     let mut v = Vec::new();
     // Awkward sizes in every layout: one element, below a tile, a tile and one, over a block (and
@@ -147,13 +164,40 @@ fn cases() -> Vec<Case> {
     v.push(Case {
         g: gemm(128, 132, 64, false, false),
         c_dtype: DType::F16,
+        bias: false,
     });
     let mut g = gemm(33, 7, 130, true, true);
     g.accumulate = true;
     v.push(Case {
         g,
         c_dtype: DType::F16,
+        bias: false,
     });
+    // A bias before the neuron (a fully connected layer's forward), in both C types: a ragged N,
+    // a batch, and whole blocks (which would otherwise store straight from the accumulators).
+    for c_dtype in [DType::F32, DType::F16] {
+        let mut g = gemm(65, 33, 130, false, true);
+        g.fused = Some(UnaryOp::Relu);
+        v.push(Case {
+            g,
+            c_dtype,
+            bias: true,
+        });
+        let mut g = gemm(7, 36, 40, false, false);
+        g.batch = 2;
+        g.a_stride = 7 * 40;
+        g.c_stride = 7 * 36;
+        v.push(Case {
+            g,
+            c_dtype,
+            bias: true,
+        });
+        v.push(Case {
+            g: gemm(256, 256, 64, false, true),
+            c_dtype,
+            bias: true,
+        });
+    }
     v
 }
 
@@ -266,6 +310,17 @@ fn coop_gemm_refuses_bad_arguments() {
             coop_gemm_launch(&g, &h(16), &h(16), &c32(15)),
             "short C",
             "C [15]",
+        );
+        // A bias not f16, or not (N,).
+        expect(
+            coop_biased_gemm_launch_with(KERNELS[0], &g, &h(16), &h(16), Some(&c32(4)), &c32(16)),
+            "f32 bias",
+            "the bias must be (4,)",
+        );
+        expect(
+            coop_biased_gemm_launch_with(KERNELS[0], &g, &h(16), &h(16), Some(&h(5)), &c32(16)),
+            "bias of 5",
+            "the bias must be (4,)",
         );
         let mut batched = g;
         batched.batch = 2;

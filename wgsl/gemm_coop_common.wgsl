@@ -16,12 +16,15 @@ struct CoopParams {
     act_a: f32,
     act_b: f32,
     // 1: a workgroup whose block is inside C stores the accumulators straight to C (coop.rs sets
-    // it when there is nothing to apply — alpha 1, no accumulate, no neuron — and rows of C are
-    // 16-byte aligned); 0: every tile goes through workgroup memory and guarded stores.
+    // it when there is nothing to apply — alpha 1, no accumulate, no neuron, no bias — and rows
+    // of C are 16-byte aligned); 0: every tile goes through workgroup memory and guarded stores.
     direct: u32,
+    has_bias: u32,   // the epilogue adds coop_bias[n] before the neuron
 }
 
 @group(0) @binding(0) var<uniform> p: CoopParams;
+// f16 whatever C's type (a dense layer's f16 compute copy); without a bias, any f16 buffer.
+@group(0) @binding(4) var<storage, read> coop_bias: array<f16>;   // (N,)
 
 override TA: bool = false;
 override TB: bool = false;
@@ -48,6 +51,9 @@ fn store_tile(t: coop_mat16x16<f32, C>, batch: u32, m: u32, n: u32, direct: bool
             var v = p.alpha * scratch[s + r * 16u + c];
             if (p.accumulate != 0u) {
                 v = v + get_c(i);
+            }
+            if (p.has_bias != 0u) {
+                v = v + f32(coop_bias[n + c]);
             }
             put_c(i, post_op(p.act_len, p.act_op, p.act_a, p.act_b, v));
         }

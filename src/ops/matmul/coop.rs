@@ -286,6 +286,18 @@ pub fn coop_gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<
     coop_gemm_launch_with(kernel_for(g), g, a, b, c)
 }
 
+/// [`coop_gemm_launch`] adding `bias[n]` (`(N,)`, f16) in the epilogue, before the fused
+/// neuron: a fully connected layer's forward in one dispatch.
+pub fn coop_biased_gemm_launch(
+    g: &Gemm,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+) -> Result<Launch> {
+    coop_biased_gemm_launch_with(kernel_for(g), g, a, b, bias, c)
+}
+
 /// Wide blocks from this many workgroups up (a 2048² C): below it they leave multiprocessors
 /// idle and the 128×128 blocks win.
 const WIDE_MIN_GROUPS: usize = 128;
@@ -316,6 +328,18 @@ pub fn coop_gemm_launch_with(
     b: &Tensor,
     c: &Tensor,
 ) -> Result<Launch> {
+    coop_biased_gemm_launch_with(kernel, g, a, b, None, c)
+}
+
+/// [`coop_biased_gemm_launch`] with the variant `kernel`.
+pub fn coop_biased_gemm_launch_with(
+    kernel: CoopKernel,
+    g: &Gemm,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+) -> Result<Launch> {
     let dev = &a.device;
     a.expect_dtype("coop_gemm A", DType::F16)?;
     b.expect_dtype("coop_gemm B", DType::F16)?;
@@ -326,6 +350,17 @@ pub fn coop_gemm_launch_with(
         )));
     }
     check(g, a, b, c)?;
+    if let Some(bias) = bias
+        && (bias.dtype != DType::F16 || bias.shape != [g.n])
+    {
+        return Err(Error::Shape {
+            op: "coop_gemm".into(),
+            msg: format!(
+                "the bias must be ({},) F16, got {:?} {:?}",
+                g.n, bias.dtype, bias.shape
+            ),
+        });
+    }
     if let CoopKernel::Wide { depth, .. } = kernel
         && !(1..=MAX_DEPTH).contains(&depth)
     {
@@ -361,11 +396,12 @@ pub fn coop_gemm_launch_with(
         _ if aligned(4) => (pick(&SHADER_VEC4_F32, &SHADER_VEC4_F16), BLOCK, None),
         _ => (pick(&SHADER_ANY_F32, &SHADER_ANY_F16), BLOCK, None),
     };
-    // Nothing to apply, and 16-byte aligned rows: whole tiles go straight from the accumulators.
+    // Nothing to apply (no bias either), and 16-byte aligned rows: whole tiles go straight from the accumulators.
     let direct = f32_c
         && !g.accumulate
         && g.alpha == 1.0
         && g.fused.is_none()
+        && bias.is_none()
         && g.n.is_multiple_of(4)
         && g.c_stride.is_multiple_of(4);
     let [fused, code, pa, pb] = crate::neuron::post_op_words(g.fused);
@@ -384,6 +420,7 @@ pub fn coop_gemm_launch_with(
         pa,
         pb,
         direct as u32,
+        bias.is_some() as u32,
     ];
     let mut constants = crate::neuron::fused_constants(g.fused);
     constants.push(("TA", g.trans_a as u32 as f64));
@@ -402,7 +439,13 @@ pub fn coop_gemm_launch_with(
         ENTRY,
         &constants,
         &words,
-        &[a.buffer(), b.buffer(), c.buffer()],
+        // Without a bias the slot is still bound (the epilogue reads it under a flag): reuse a.
+        &[
+            a.buffer(),
+            b.buffer(),
+            c.buffer(),
+            bias.unwrap_or(a).buffer(),
+        ],
         groups,
     )
 }

@@ -235,10 +235,12 @@ pub fn biased_gemm_launches(
         && g.m.saturating_mul(g.n).saturating_mul(g.batch)
             >= 4 * super::coop::BLOCK * super::coop::BLOCK
         && g.k >= COOP_MIN_K
-        && bias.is_none()
+        && bias.is_none_or(|b| b.dtype() == DType::F16)
         && super::coop::coop_supported(&a.device).is_ok()
     {
-        return Ok(Prepared::one(super::coop::coop_gemm_launch(g, a, b, c)?));
+        return Ok(Prepared::one(super::coop::coop_biased_gemm_launch(
+            g, a, b, bias, c,
+        )?));
     }
     let (splits, chunk) = gemm_split(&a.device, g);
     if splits == 1 {
