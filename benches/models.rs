@@ -118,9 +118,9 @@ fn run() -> wgtrain::Result<()> {
         dev.pipeline_threads().max(1)
     );
     println!(
-        "| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive | persistent |"
+        "| network | batch | image | ms/step | images/s | dispatches/step | submits/step | compile s | activations planned | naive | persistent | of it scratch |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut profiles = Vec::new();
     for (zoo, batch, image) in cases(mode) {
         let (h, w) = image;
@@ -138,7 +138,7 @@ fn run() -> wgtrain::Result<()> {
         let limit = dev.caps().max_buffer_size;
         if arena.largest_arena_bytes > limit {
             println!(
-                "{lead} does not fit: arena {} > max_buffer_size {} | | | | | {} | {} | |",
+                "{lead} does not fit: arena {} > max_buffer_size {} | | | | | {} | {} | | |",
                 mb(arena.largest_arena_bytes),
                 mb(limit),
                 mb(arena.arena_bytes),
@@ -173,7 +173,7 @@ fn run() -> wgtrain::Result<()> {
             zoo.name()
         );
         println!(
-            "{lead} {:.2} | {:.1} | {} ({} read-only) | {} | {compile_s:.2} | {} | {} | {} |",
+            "{lead} {:.2} | {:.1} | {} ({} read-only) | {} | {compile_s:.2} | {} | {} | {} | {} |",
             best * 1e3,
             batch as f64 / best,
             stats.dispatches_per_step,
@@ -181,7 +181,8 @@ fn run() -> wgtrain::Result<()> {
             stats.submits_per_step,
             mb(stats.arena_bytes),
             mb(stats.naive_bytes),
-            mb(stats.persistent_bytes)
+            mb(stats.persistent_bytes),
+            mb(stats.scratch_bytes)
         );
         if profile {
             profiles.push((zoo.name(), t.profile_step()?));

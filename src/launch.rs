@@ -211,6 +211,11 @@ pub(crate) fn sharing_scratch<R>(lower: impl Fn() -> Result<R>) -> Result<R> {
     lower()
 }
 
+/// The [`shared_scratch`] slot of split-K partial products (matmul's, the convolutions' data and
+/// weight passes): each op's split launches are followed at once by the sum that reads them, so
+/// one buffer serves every split of a step. Winograd's operands take slots 0 to 3.
+pub(crate) const SPLIT_PARTIALS_SLOT: usize = 4;
+
 /// A scratch tensor for slot `slot` of an op's launches: inside [`sharing_scratch`] a view of the
 /// slot's buffer (replaced by a larger one when it is too small), else a tensor of its own.
 pub(crate) fn shared_scratch(

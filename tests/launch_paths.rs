@@ -333,6 +333,20 @@ fn gemms_split_over_k() {
             let b = g.input("b", &[4, 5]).unwrap();
             let y = g.matmul("y", a, b).unwrap();
             check_graph(dev, "split transposed matmul", g, y, &[a, b], 300);
+            // Two layers split over K (forward 3 and 2 splits, fc1's data gradient 2) share one
+            // buffer of partial products, the largest's (fc1's forward: 3 × 3 × 160 floats).
+            let mut g = Graph::new();
+            let x = g.input("x", &[3, 200]).unwrap();
+            let h = g.dense("fc1", x, FullyConnected::new(200, 160)).unwrap();
+            let y = g.dense("fc2", h, FullyConnected::new(160, 5)).unwrap();
+            let c = g.compile(dev, &[y], &Options::default()).unwrap();
+            let (largest, smallest) = (3 * 3 * 160 * 4, 2 * 3 * 5 * 4);
+            let scratch = c.stats().scratch_bytes;
+            assert!(
+                scratch >= largest && scratch < largest + smallest,
+                "scratch {scratch} B: not one shared buffer of {largest} B"
+            );
+            check_graph(dev, "two split layers", g, y, &[x], 200);
         });
     });
 }

@@ -359,6 +359,7 @@ fn program(g: &Graph, plan: Plan, bound: Bound, lowered: Lowered, health: Tensor
         arena_bytes: plan.memory.placement.peak,
         naive_bytes: plan.memory.placement.naive,
         persistent_bytes: bound.persistent_bytes + scratch_bytes,
+        scratch_bytes,
         weight_bytes: match &jit {
             Some(j) => j.plan.slot_bytes,
             None => g

@@ -28,8 +28,11 @@ pub struct PlanStats {
     pub arena_bytes: u64,
     /// What the intermediates would take without aliasing.
     pub naive_bytes: u64,
-    /// Bytes of inputs, parameters and requested outputs (never aliased).
+    /// Bytes of inputs, parameters and requested outputs (never aliased), and `scratch_bytes`.
     pub persistent_bytes: u64,
+    /// Bytes of the kernels' scratch (split-K partial products, Winograd's operands), each
+    /// buffer once: the ops of a step share one buffer per kind.
+    pub scratch_bytes: u64,
     /// Weight bytes on the GPU at the peak: all of them resident, or the slot just-in-time.
     pub weight_bytes: u64,
 }

@@ -21,7 +21,7 @@
 //! functions allocate outputs and run at once.
 
 use crate::error::{Result, shape_err};
-use crate::launch::{Launch, Prepared, grid_1d};
+use crate::launch::{Launch, Prepared, SPLIT_PARTIALS_SLOT, grid_1d, shared_scratch};
 use crate::ops::conv::partition::{GEMM_K_UNIT, data_gemm, wgrad_split};
 pub use crate::ops::conv::partition::{StridePhase, bias_chunks, data_split, stride_phases};
 use crate::ops::conv::uniform::{k_divisors, params};
@@ -240,7 +240,7 @@ pub(crate) fn conv_weight_grad_launches_into(
     let out = if splits == 1 {
         dw.clone()
     } else {
-        Tensor::zeros(dev, &[splits, numel], dw.dtype())?
+        shared_scratch(dev, SPLIT_PARTIALS_SLOT, &[splits, numel], dw.dtype())?
     };
     // The K index is an output pixel (n, oy, ox).
     let c = coop::core(
@@ -494,7 +494,12 @@ fn split_launches(
     d: Data<'_>,
     (splits, chunk): (usize, usize),
 ) -> Result<Prepared> {
-    let part = Tensor::zeros(&input.device, &[splits, out.numel()], out.dtype())?;
+    let part = shared_scratch(
+        &input.device,
+        SPLIT_PARTIALS_SLOT,
+        &[splits, out.numel()],
+        out.dtype(),
+    )?;
     let mut launches = Vec::new();
     if let Some(b) = d.b {
         launches.push(bias_fill_launch(b, out)?);

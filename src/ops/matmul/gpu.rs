@@ -247,7 +247,12 @@ pub fn biased_gemm_launches(
         return Ok(Prepared::one(biased_gemm_launch(g, a, b, bias, c)?));
     }
     let dev = &a.device;
-    let part = Tensor::zeros(dev, &[g.batch * splits, g.m, g.n], c.dtype())?;
+    let part = crate::launch::shared_scratch(
+        dev,
+        crate::launch::SPLIT_PARTIALS_SLOT,
+        &[g.batch * splits, g.m, g.n],
+        c.dtype(),
+    )?;
     let (entry, groups) = gemm_grid(dev, g.m, g.n, g.batch * splits);
     let consts = crate::neuron::fused_constants(g.fused);
     let words = gemm_params(g, splits, chunk, bias.is_some());
