@@ -286,18 +286,6 @@ pub fn coop_gemm_launch(g: &Gemm, a: &Tensor, b: &Tensor, c: &Tensor) -> Result<
     coop_gemm_launch_with(kernel_for(g), g, a, b, c)
 }
 
-/// [`coop_gemm_launch`] adding `bias[n]` (`(N,)`, f16) in the epilogue, before the fused
-/// neuron: a fully connected layer's forward in one dispatch.
-pub fn coop_biased_gemm_launch(
-    g: &Gemm,
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
-    c: &Tensor,
-) -> Result<Launch> {
-    coop_biased_gemm_launch_with(kernel_for(g), g, a, b, bias, c)
-}
-
 /// Wide blocks from this many workgroups up (a 2048² C): below it they leave multiprocessors
 /// idle and the 128×128 blocks win.
 const WIDE_MIN_GROUPS: usize = 128;
@@ -331,7 +319,8 @@ pub fn coop_gemm_launch_with(
     coop_biased_gemm_launch_with(kernel, g, a, b, None, c)
 }
 
-/// [`coop_biased_gemm_launch`] with the variant `kernel`.
+/// [`coop_gemm_launch_with`] adding `bias[n]` (`(N,)`, f16) in the epilogue, before the fused
+/// neuron: a fully connected layer's forward in one dispatch.
 pub fn coop_biased_gemm_launch_with(
     kernel: CoopKernel,
     g: &Gemm,

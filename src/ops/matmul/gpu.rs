@@ -238,8 +238,9 @@ pub fn biased_gemm_launches(
         && bias.is_none_or(|b| b.dtype() == DType::F16)
         && super::coop::coop_supported(&a.device).is_ok()
     {
-        return Ok(Prepared::one(super::coop::coop_biased_gemm_launch(
-            g, a, b, bias, c,
+        let kernel = super::coop::kernel_for(g);
+        return Ok(Prepared::one(super::coop::coop_biased_gemm_launch_with(
+            kernel, g, a, b, bias, c,
         )?));
     }
     let (splits, chunk) = gemm_split(&a.device, g);
