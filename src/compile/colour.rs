@@ -1,11 +1,12 @@
 //! Which of the two activation arenas each intermediate lives in (`memory.rs` places them). A
 //! launch keeps its kernels' read-only bindings only when no buffer it reads is also bound
-//! writable (`launch::Shader::source_of`), so each launching node writes the arena holding fewer
-//! of the bytes it reads. Nodes are walked in order and a value takes its arena from its first
+//! writable (`launch::Shader::source_of`), so each launching node writes the arena that leaves
+//! fewer launches read-write: its own (if it reads that arena) and those of its later readers
+//! whose output is already placed (a gradient summed in place, a concat slice); then the arena
+//! it reads fewer bytes of. Nodes are walked in order and a value takes its arena from its first
 //! writer; views, fused neurons and values written in place share their owner's arena, and an
 //! elided concat's inputs their output's. A node reading both arenas (a residual sum, say) keeps
-//! read-write bindings whichever it writes. A later reader whose output is already placed (a
-//! gradient summed in place, a concat slice) counts too: what it reads goes to the other arena.
+//! read-write bindings whichever it writes.
 
 use std::collections::HashMap;
 

@@ -1,9 +1,9 @@
 //! The tensor-core GEMM: f16 operands, f32 accumulation in 16×16×16 cooperative matrices
 //! (wgpu's `EXPERIMENTAL_COOPERATIVE_MATRIX`; the H100/H200 report the tile through Vulkan),
 //! C in f32 or f16. The same problem description as the f32 core ([`Gemm`]: batch, either
-//! operand transposed in memory, alpha, accumulate, a fused neuron), not yet chosen by the
-//! graph compiler: a caller asks for it with [`coop_gemm_launch`], which says with an `Err` when
-//! the adapter has no such tiles.
+//! operand transposed in memory, alpha, accumulate, a fused neuron, a bias): matmul and the fully
+//! connected layer take it for f16 operands where it pays (`matmul::gpu::biased_gemm_launches`);
+//! [`coop_gemm_launch`] says with an `Err` when the adapter has no such tiles.
 //! Two cores, chosen by [`KERNEL`] (every [`CoopKernel`] in [`KERNELS`] is timed by
 //! `benches/gemm.rs --f16 --variants` and checked by `tests/gemm_coop.rs`):
 //! - `wgsl/gemm_coop.wgsl`: 128×128 blocks, 4 subgroups of 64×64, with its operand loaders
@@ -385,7 +385,8 @@ pub fn coop_biased_gemm_launch_with(
         _ if aligned(4) => (pick(&SHADER_VEC4_F32, &SHADER_VEC4_F16), BLOCK, None),
         _ => (pick(&SHADER_ANY_F32, &SHADER_ANY_F16), BLOCK, None),
     };
-    // Nothing to apply (no bias either), and 16-byte aligned rows: whole tiles go straight from the accumulators.
+    // Nothing to apply (no bias either), and 16-byte aligned rows: whole tiles go straight from
+    // the accumulators.
     let direct = f32_c
         && !g.accumulate
         && g.alpha == 1.0
