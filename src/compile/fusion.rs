@@ -301,24 +301,22 @@ fn fold_grad_neurons(
             .op
             .primitive()
             .is_some_and(|q| q.folds_grad_neuron());
-        let Some(read) = neuron_output_read(g, live, f, p, y) else {
-            continue;
-        };
-        // The value read must be complete before the producer runs, in the kernel's one
-        // storage dtype.
+        // The value read (sought last: a concat's holder is a scan of the nodes before it)
+        // must be complete before the producer runs, in the kernel's one storage dtype.
         if live[i]
             && live[p]
             && folds
             && d.port == 0
             && y.node < p
-            && read.node < p
             && !f.absorbed[p]
             && !f.fused.contains_key(&p)
             && !f.grad_neurons.contains_key(&p)
             && uses.get(&d) == Some(&1)
             && !outputs.contains(&d)
-            && dtype(read) == dtype(d)
             && node.outputs.first().map(|o| o.1) == dtype(d)
+            && let Some(read) = neuron_output_read(g, live, f, p, y)
+            && read.node < p
+            && dtype(read) == dtype(d)
         {
             f.grad_neurons.insert(p, (u, read));
             f.sources.insert(i, d);
