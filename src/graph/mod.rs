@@ -22,6 +22,7 @@ mod validate;
 
 use crate::error::{Error, Result};
 use crate::tensor::DType;
+pub(crate) use op::cannot_fold;
 pub use op::{Op, Out, Primitive};
 
 /// One output of one node: what ops consume and produce. A value is an index: it names an

@@ -19,6 +19,12 @@ use crate::tensor::{DType, Tensor};
 /// One output of an op: its shape and dtype.
 pub type Out = (Vec<usize>, DType);
 
+/// The `Err` of a `Primitive::lower_grad_neuron` asked of an op (or variant) that cannot apply
+/// `neuron`'s gradient.
+pub(crate) fn cannot_fold(op: &(impl fmt::Debug + ?Sized), neuron: UnaryOp) -> Error {
+    Error::Invalid(format!("{op:?} cannot apply the gradient of {neuron:?}"))
+}
+
 /// What an op of a family is: shapes, GPU lowering, f64 reference and vjp rule, in one type
 /// (MLX's `Primitive`). The implementations live in `src/ops/<family>/op.rs`.
 pub trait Primitive: fmt::Debug + Send + Sync + Any {
@@ -105,9 +111,7 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         neuron: UnaryOp,
         _y: &Tensor,
     ) -> Result<Prepared> {
-        Err(Error::Invalid(format!(
-            "{self:?} cannot apply the gradient of {neuron:?}"
-        )))
+        Err(cannot_fold(self, neuron))
     }
 
     /// The input slot holding a gradient that `lower_grad_neuron_input` can multiply by a

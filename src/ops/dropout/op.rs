@@ -77,9 +77,7 @@ impl Primitive for DropoutOp {
         y: &Tensor,
     ) -> Result<Prepared> {
         let DropoutOp::Grad(op) = self else {
-            return Err(crate::error::Error::Invalid(format!(
-                "{self:?} cannot apply the gradient of {neuron:?}"
-            )));
+            return Err(crate::graph::cannot_fold(self, neuron));
         };
         let launch = gpu::dropout_backward_out_launch(op, ins[1], ins[0], neuron, y, outs[0])?;
         Ok(Prepared::one(launch))

@@ -100,9 +100,7 @@ impl Primitive for PoolOp {
         y: &Tensor,
     ) -> Result<Prepared> {
         let (PoolOp::PoolGrad(p), Some(arg)) = (self, ins.get(2)) else {
-            return Err(crate::error::Error::Invalid(format!(
-                "{self:?} cannot apply the gradient of {neuron:?}"
-            )));
+            return Err(crate::graph::cannot_fold(self, neuron));
         };
         let launch = gpu::max_backward_out_launch(p, ins[0], arg, neuron, y, outs[0])?;
         Ok(Prepared::one(launch))

@@ -170,9 +170,7 @@ impl Primitive for ShapeOp {
         y: &Tensor,
     ) -> Result<Prepared> {
         let ShapeOp::ConcatGrad { op, offset } = self else {
-            return Err(Error::Invalid(format!(
-                "{self:?} cannot apply the gradient of {neuron:?}"
-            )));
+            return Err(crate::graph::cannot_fold(self, neuron));
         };
         let axis = resolve_axis(Concat::OP, op.axis, ins[0].shape().len())?;
         let launch = gpu::copy_from_grad_launch(ins[0], y, axis, *offset, neuron, outs[0])?;
