@@ -109,13 +109,9 @@ fn the_zoo_plans_at_most_half_the_naive_activation_memory_at_batch_32() {
     // into the norms took 847 and 421 MB of transients off the naive sum (6908 → 6061 MB,
     // 6189 → 5768 MB) and nothing off the peak, so the arena was held to half the naive sum of
     // the unfused plan (every op's output its own buffer) only (0.508× the fused one for
-    // Inception v3). Since a concat's backward reads its inputs' ReLU masks from its output
-    // (`fusion.rs`), Inception's branch ends die at their concat: 3,080 → 2,810 MB; since its
-    // pool branches convolve before they average (`models/inception.rs`), no pooled copy of a
-    // block's input is kept: 2,553 MB; since max pooling's backward reads its ReLU mask from the
-    // pool's output, the activations before a max pool die at it: 2,253 MB (ResNet-50 2,733 →
-    // 2,633 MB); with InceptionE's six branch ends in one concat, 2,235 MB. Both nets are
-    // within half of either naive sum (0.398× and 0.456× of the fused one).
+    // Inception v3). ReLU masks read from the concat's and the max pool's outputs and
+    // Inception's pool branches reordered (BENCHMARKS.md, ninth session) then brought both nets
+    // within half of either naive sum, so the fused one is held to it too.
     let inception_unfused = unfused_naive_bytes(
         inception_v3(32, (299, 299), InceptionSize::TORCHVISION).unwrap(),
         256,
