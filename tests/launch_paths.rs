@@ -105,9 +105,10 @@ fn convolutions_take_every_gemm_entry() {
                     assert!(grid[0] >= 3 && grid[1] >= 3, "{grid:?}");
                 }
                 check_conv(dev, &several, &x);
-                // The wide entry needs N > TILE_N and 256 workgroups: 4 groups of 65 output
-                // channels over 90×90 pixels (64 row tiles per group) for the forward; 4 groups of
-                // 65 input channels for the data gradient.
+                // The wide entry needs N > TILE_N and one wave of its workgroups against two of
+                // the narrow entry's (`matmul::gpu::tile_cost`): 4 groups of 65 output channels over
+                // 90×90 pixels (64 row tiles per group, 256 wide workgroups) for the forward; 4
+                // groups of 65 input channels for the data gradient.
                 let wide_forward = Conv2d {
                     groups: 4,
                     padding: Padding::symmetric(1),

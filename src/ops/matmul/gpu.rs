@@ -25,9 +25,13 @@ pub const TILE_N: usize = 64;
 /// Output columns per workgroup of the `gemm_thin` entry, which an N up to this many takes: a
 /// 64-wide tile would leave half its columns idle (32 channels, say).
 pub const THIN_N: usize = 32;
-/// Workgroups the wide entry must still fill before it is preferred to the narrow one: larger
-/// tiles reuse more data but leave a big GPU idle on small problems.
-const WIDE_MIN_GROUPS: usize = 256;
+/// Workgroups the tile choice plans its waves for: what a large GPU runs at once (an H200's 132
+/// multiprocessors, two of these 256-invocation workgroups each). On a smaller GPU every grid
+/// takes many waves, and the choice comes down to the work each tile pads out and its speed.
+const WAVE_GROUPS: usize = 264;
+/// The wide tile's work per column relative to the 128×64 tile's: its 8×8 register tile reads
+/// shared memory half as often per multiply-add (fitted to the H200, BENCHMARKS.md).
+const WIDE_SPEED: f64 = 1.2;
 /// Invocations per workgroup of `gemm_direct`, each an 8×8 block of the output.
 const DIRECT_GROUP: usize = 64;
 /// Rows and columns of `gemm_direct`'s blocks.
@@ -35,7 +39,8 @@ const DIRECT_BLOCK: usize = 8;
 
 /// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z) on
 /// `dev`: the direct loop where `launch::with_gemm_loop` (by default: a CPU adapter) asks for
-/// it, else the tile that leaves the fewest columns idle while filling the GPU.
+/// it, the thin tile for an `n` up to [`THIN_N`], else the 128×64 or the 128×128 tile, whichever
+/// [`tile_cost`] finds faster.
 pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     if crate::launch::direct_gemm(dev) {
         let [x, y, _] = crate::launch::grid_1d(
@@ -44,18 +49,31 @@ pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static st
         );
         return ("gemm_direct", [x, y, batch as u32]);
     }
+    tiled_grid(m, n, batch)
+}
+
+/// [`gemm_grid`]'s choice among the tiled entries.
+fn tiled_grid(m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     let rows = m.div_ceil(TILE_M);
-    let wide = n.div_ceil(2 * TILE_N);
-    if n > TILE_N && rows * wide * batch >= WIDE_MIN_GROUPS {
-        ("gemm_wide", [wide as u32, rows as u32, batch as u32])
-    } else if n <= THIN_N {
-        ("gemm_thin", [1, rows as u32, batch as u32])
+    let (narrow, wide) = (n.div_ceil(TILE_N), n.div_ceil(2 * TILE_N));
+    let grid = |x: usize| [x as u32, rows as u32, batch as u32];
+    let groups = |x: usize| x.saturating_mul(rows).saturating_mul(batch);
+    if n <= THIN_N {
+        ("gemm_thin", grid(1))
+    } else if tile_cost(groups(wide), 2 * TILE_N, WIDE_SPEED)
+        < tile_cost(groups(narrow), TILE_N, 1.0)
+    {
+        ("gemm_wide", grid(wide))
     } else {
-        (
-            "gemm",
-            [n.div_ceil(TILE_N) as u32, rows as u32, batch as u32],
-        )
+        ("gemm", grid(narrow))
     }
+}
+
+/// The time of `groups` workgroups of a tile `width` columns wide, in units of one 128×64
+/// workgroup's: the waves of [`WAVE_GROUPS`] they take, each as long as one workgroup's work
+/// (its width over its `speed` per column). Columns past `n` cost as much as real ones.
+fn tile_cost(groups: usize, width: usize, speed: f64) -> f64 {
+    groups.div_ceil(WAVE_GROUPS) as f64 * width as f64 / speed
 }
 
 /// Problem description: `C = alpha · op(A) · op(B) (+ C)`, batched.
@@ -436,4 +454,47 @@ pub fn matmul_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, T
         s.reshape(want)
     };
     Ok((fold(da, &a.shape)?, fold(db, &b.shape)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tiled_grid;
+
+    /// The tile choices the H200 measurements behind `tile_cost` found faster (BENCHMARKS.md,
+    /// eleventh session), each with its shape in Inception v3 or ResNet-50 at batch 32.
+    #[test]
+    fn tiles_follow_the_wave_cost() {
+        for (m, n, batch, want) in [
+            // Inception's 1×7 convolutions, 160 channels on 17×17, K split in two: the wide
+            // tile pads 160 columns to 256, the narrow one to 192.
+            (9_248, 160, 2, "gemm"),
+            // Its stride-2 3×3 to 384 channels: one wave of wide tiles against two narrow.
+            (9_248, 384, 1, "gemm_wide"),
+            // ResNet's 1×1 512 → 128 on 28×28, per image: the same.
+            (128, 784, 32, "gemm_wide"),
+            // Its 1×1 stride-2 512 → 1,024: two waves either way, the narrow ones half as long.
+            (6_272, 1_024, 1, "gemm"),
+            // Up to 64 columns the wide tile only pads.
+            (50_176, 64, 1, "gemm"),
+            (50_176, 32, 1, "gemm_thin"),
+            // A large square product: many waves, the wide tile's speed decides.
+            (4_096, 4_096, 1, "gemm_wide"),
+        ] {
+            let (entry, grid) = tiled_grid(m, n, batch);
+            assert_eq!(entry, want, "{m}×{n} over {batch}: {grid:?}");
+            let width = match entry {
+                "gemm_thin" => 32,
+                "gemm" => 64,
+                _ => 128,
+            };
+            assert_eq!(
+                grid,
+                [
+                    n.div_ceil(width) as u32,
+                    m.div_ceil(128) as u32,
+                    batch as u32
+                ]
+            );
+        }
+    }
 }
