@@ -554,6 +554,13 @@ pub(crate) fn encode<'a>(
     Ok(enc)
 }
 
+impl Launch {
+    /// Its grid, in workgroups.
+    pub fn groups(&self) -> [u32; 3] {
+        self.groups
+    }
+}
+
 impl std::fmt::Debug for Launch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Launch({} {:?})", self.label, self.groups)

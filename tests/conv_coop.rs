@@ -216,7 +216,7 @@ fn cases(dev: &Device) {
         [true, true, true],
         50,
     );
-    // Pointwise without a bias (in f32 it takes the matmul GEMM; in f16 this core).
+    // Pointwise without a bias (in f32 it can take the matmul GEMM; in f16 this core).
     check(
         dev,
         &Conv2d {

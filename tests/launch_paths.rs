@@ -351,3 +351,46 @@ fn gemms_split_over_k() {
         });
     });
 }
+
+/// A pointwise convolution's data passes take the matmul GEMM (one product per image, grid z =
+/// the images) or the implicit GEMM over all pixels (z = its K splits), whichever takes fewer
+/// waves (`conv::gpu::pointwise_faster`): per image Inception v3's 17×17 maps leave most of a
+/// tile and a wave idle, ResNet-50's 56×56 ones do not. Only the launches are built (no run).
+#[test]
+fn pointwise_convolutions_take_the_faster_gemm() {
+    each_device("pointwise route", |dev| {
+        with_gemm_loop(GemmLoop::Tiled, || {
+            for (cin, cout, hw, batched_forward, batched_dgrad) in [
+                // Inception v3's 768 → 192 at 17×17; ResNet-50's 64 → 256 and 256 → 64 at 56×56,
+                // where 64 channels per image (its M) fill half a tile's rows.
+                (768, 192, 17, false, true),
+                (64, 256, 56, true, false),
+                (256, 64, 56, false, true),
+            ] {
+                let op = Conv2d {
+                    bias: false,
+                    ..Conv2d::new(cin, cout, (1, 1))
+                };
+                let batch = 32;
+                let zeros = |shape: &[usize]| Tensor::zeros(dev, shape, DType::F32).unwrap();
+                let x = zeros(&[batch, cin, hw, hw]);
+                let w = zeros(&op.weight_shape());
+                let y = zeros(&[batch, cout, hw, hw]);
+                let forward = conv::forward_launches(&op, &x, &w, None, &y).unwrap();
+                let dgrad = conv::backward_data_launches(&op, x.shape(), &w, &y, &x).unwrap();
+                for (what, p, batched) in [
+                    ("forward", forward, batched_forward),
+                    ("data gradient", dgrad, batched_dgrad),
+                ] {
+                    let groups = p.launches[0].groups();
+                    assert_eq!(
+                        groups[2] == batch as u32,
+                        batched,
+                        "{cin} → {cout} at {hw}×{hw}, {what}: {:?}",
+                        p.launches
+                    );
+                }
+            }
+        });
+    });
+}

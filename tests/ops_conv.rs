@@ -137,7 +137,8 @@ fn conv2d_forward_backward() {
         // many output pixels per image (M > 64), 1×1 kernel, C_out = 1
         check_conv(dev, &c(5, 1, (1, 1)), &[2, 5, 9, 8], 70);
         // Pointwise without a bias: the data passes run on the matmul GEMM, one matrix product
-        // per image (odd channels and pixels, and 1 of each).
+        // per image, where it takes fewer waves than the implicit GEMM (always on a CPU
+        // adapter; odd channels and pixels, and 1 of each).
         for (cin, cout, x) in [
             (5, 7, [3, 5, 9, 7]),
             (1, 1, [1, 1, 1, 1]),
@@ -381,8 +382,8 @@ fn data_gradients_split_over_k() {
     });
 }
 
-/// A pointwise convolution's data passes on the matmul GEMM keep the epilogue: the fused neuron,
-/// and adding into the output (a gradient sum written in place).
+/// A pointwise convolution's data passes keep the epilogue, on the matmul GEMM or the implicit
+/// GEMM: the fused neuron, and adding into the output (a gradient sum written in place).
 #[test]
 fn pointwise_conv_fuses_and_accumulates() {
     each_device("pointwise conv epilogue", |dev| {

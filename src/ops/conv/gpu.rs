@@ -437,7 +437,7 @@ pub(crate) fn backward_data_into(
 
 /// The geometry's convolution (`adjoint` false: `out = conv(input)`) or its adjoint (`out =
 /// convᵀ(input)`), with the epilogue `d`. A pointwise one in f32 without a bias ([`pointwise`])
-/// runs on the matmul GEMM (ResNet-50's step +3% on the H200; in f16 it was no faster than the
+/// runs on the matmul GEMM where [`pointwise_faster`] says so (in f16 it was no faster than the
 /// convolutions' tensor-core core, Inception v3's step 5% slower); every other on the
 /// implicit-GEMM modules.
 fn data_launches(
@@ -451,7 +451,11 @@ fn data_launches(
     if winograd::chosen(g, adjoint, input) {
         return winograd::launches(g, adjoint, input, w, d.b, out, d.fused, d.accumulate);
     }
-    if d.b.is_none() && input.dtype() == DType::F32 && pointwise(g) {
+    if d.b.is_none()
+        && input.dtype() == DType::F32
+        && pointwise(g)
+        && pointwise_faster(g, adjoint, input)
+    {
         return pointwise_launches(g, adjoint, input, w, out, d.fused, d.accumulate);
     }
     let phases = if adjoint {
@@ -531,6 +535,38 @@ pub fn pointwise(g: &ConvGeometry) -> bool {
     g.kernel == (1, 1) && g.stride == (1, 1) && g.padding == (0, 0, 0, 0) && g.groups == 1
 }
 
+/// The implicit GEMM's cost in gathers relative to the matmul GEMM's row loads, in the forward
+/// and in the data gradient (fitted to Inception v3's and ResNet-50's 1×1 convolutions on the
+/// H200, BENCHMARKS.md).
+const GATHER_COST: (f64, f64) = (1.3, 1.7);
+
+/// Whether [`pointwise`]'s batched GEMM over the images is faster for this pass than the
+/// implicit GEMM over all pixels at once, by the waves each takes (`matmul::gpu::launch_cost`).
+/// Per image the batched GEMM has few columns where images are small (17×17 in Inception v3):
+/// its padded tiles and partial waves then cost more than the gathers. Always on a CPU adapter,
+/// where the direct loop has no waves.
+fn pointwise_faster(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
+    use crate::ops::matmul::gpu::{gemm_grid, gemm_split, launch_cost};
+    let dev = &input.device;
+    // Out of the GPU's range, pointwise_launches reports it.
+    if crate::launch::direct_gemm(dev) || g.check_gpu_range("convolution").is_err() {
+        return true;
+    }
+    let batched = pointwise_gemm(g, adjoint, None, false);
+    let (splits, chunk) = gemm_split(dev, &batched);
+    let (entry, grid) = gemm_grid(dev, batched.m, batched.n, batched.batch * splits);
+    let on_matmul = launch_cost(entry, grid, chunk, splits > 1);
+    let (_, (m, n, _)) = data_gemm(g, adjoint);
+    let (splits, chunk) = data_split(g, adjoint, input);
+    let (entry, grid) = gemm_grid(dev, m, n, splits);
+    let gather = if adjoint {
+        GATHER_COST.1
+    } else {
+        GATHER_COST.0
+    };
+    on_matmul <= launch_cost(entry, grid, chunk, splits > 1) * gather
+}
+
 /// [`pointwise`]'s data passes as one batched GEMM over the images, the weight shared:
 /// forward `y[n] = w · x[n]`, adjoint `dx[n] = wᵀ · dy[n]`.
 fn pointwise_launches(
@@ -544,10 +580,21 @@ fn pointwise_launches(
 ) -> Result<Prepared> {
     // check_gpu_range bounds every size and product here by u32.
     g.check_gpu_range("convolution")?;
+    let gemm = pointwise_gemm(g, adjoint, fused, accumulate);
+    gemm_launches(&gemm, w, input, out)
+}
+
+/// [`pointwise_launches`]' GEMM: per image (`batch`), `(C_out, HW) = w · x[n]` or its adjoint.
+fn pointwise_gemm(
+    g: &ConvGeometry,
+    adjoint: bool,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+) -> Gemm {
     let hw = g.in_size.0 * g.in_size.1;
     let (cin, cout) = (g.in_channels, g.out_channels);
     let (m, k) = if adjoint { (cin, cout) } else { (cout, cin) };
-    let gemm = Gemm {
+    Gemm {
         m,
         n: hw,
         k,
@@ -560,8 +607,7 @@ fn pointwise_launches(
         b_stride: k * hw,
         c_stride: m * hw,
         fused,
-    };
-    gemm_launches(&gemm, w, input, out)
+    }
 }
 
 /// Prepares `dw` (the op's weight shape).

@@ -32,6 +32,10 @@ const WAVE_GROUPS: usize = 264;
 /// The wide tile's work per column relative to the 128×64 tile's: its 8×8 register tile reads
 /// shared memory half as often per multiply-add (fitted to the H200, BENCHMARKS.md).
 const WIDE_SPEED: f64 = 1.2;
+/// The thin tile's work per column relative to the 128×64 tile's (4×4 outputs per invocation).
+const THIN_SPEED: f64 = 0.64;
+/// A split-K sum in [`launch_cost`]'s units: about one wave of 128×64 tiles over K = 64.
+const SPLIT_SUM_COST: f64 = 4096.0;
 /// Invocations per workgroup of `gemm_direct`, each an 8×8 block of the output.
 const DIRECT_GROUP: usize = 64;
 /// Rows and columns of `gemm_direct`'s blocks.
@@ -67,6 +71,22 @@ fn tiled_grid(m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     } else {
         ("gemm", grid(narrow))
     }
+}
+
+/// The time of a tiled launch of `grid` on `entry` (`gemm_thin`, `gemm` or `gemm_wide`), each
+/// workgroup walking `k`, plus a split's sum when `split`: [`tile_cost`] × K, what the
+/// convolutions weigh one way of running a pass against another with.
+pub(crate) fn launch_cost(entry: &str, grid: [u32; 3], k: usize, split: bool) -> f64 {
+    let (width, speed) = match entry {
+        "gemm_thin" => (THIN_N, THIN_SPEED),
+        "gemm" => (TILE_N, 1.0),
+        _ => (2 * TILE_N, WIDE_SPEED),
+    };
+    let groups = grid
+        .iter()
+        .fold(1usize, |a, &d| a.saturating_mul(d as usize));
+    let sum = if split { SPLIT_SUM_COST } else { 0.0 };
+    tile_cost(groups, width, speed) * k as f64 + sum
 }
 
 /// The time of `groups` workgroups of a tile `width` columns wide, in units of one 128×64
@@ -190,24 +210,19 @@ fn gemm_params(g: &Gemm, splits: usize, chunk: usize, bias: bool) -> Vec<u32> {
     ]
 }
 
-/// Below this many workgroups a GEMM with a long K is split over K: a small output (a fully
-/// connected layer at batch 64: 2 tiles) would otherwise walk all of K on a few cores.
-const SPLIT_BELOW_GROUPS: usize = 64;
-/// Workgroups a split GEMM aims for.
-const SPLIT_TARGET_GROUPS: usize = 256;
 /// K values per split at the least (8 steps of the main loop).
 const SPLIT_MIN_CHUNK: usize = 64;
 
-/// `(splits, chunk)` of `g`: `(1, k)` unless its grid is small and its K long; chunks are a
-/// multiple of the main loop's unrolled K step (16).
+/// `(splits, chunk)` of `g`: `(1, k)` unless its grid fills under half a wave ([`WAVE_GROUPS`])
+/// and K is long; then as many splits as one wave holds (a fully connected layer at batch 64:
+/// 16 tiles, 16 splits). Chunks are a multiple of the main loop's unrolled K step (16).
 pub fn gemm_split(dev: &Device, g: &Gemm) -> (usize, usize) {
     let grid = gemm_grid(dev, g.m, g.n, g.batch).1;
     let tiles: usize = grid.iter().map(|&d| d as usize).product();
-    if tiles >= SPLIT_BELOW_GROUPS || g.k < 2 * SPLIT_MIN_CHUNK {
+    if tiles == 0 || tiles > WAVE_GROUPS / 2 || g.k < 2 * SPLIT_MIN_CHUNK {
         return (1, g.k);
     }
-    let want = SPLIT_TARGET_GROUPS
-        .div_ceil(tiles)
+    let want = (WAVE_GROUPS / tiles)
         .min(g.k / SPLIT_MIN_CHUNK)
         .min(65_535 / g.batch.max(1));
     let chunk = g.k.div_ceil(want.max(1)).div_ceil(16) * 16;
