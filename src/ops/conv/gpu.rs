@@ -235,7 +235,8 @@ pub(crate) fn conv_weight_grad_launches_into(
         GEMM_K_UNIT
     };
     let tiles = (one.groups[0] * one.groups[1]) as usize * g.groups;
-    let (splits, chunk) = wgrad_split(g, tiles, unit);
+    let tiled = (on_coop.is_none() && !crate::launch::direct_gemm(dev)).then_some((n, cout_g));
+    let (splits, chunk) = wgrad_split(g, tiles, unit, tiled);
     let numel = g.out_channels * n;
     let out = if splits == 1 {
         dw.clone()

@@ -5,6 +5,7 @@
 use crate::launch::Shader;
 use crate::ops::conv::shaders::{DGRAD, FORWARD};
 use crate::ops::conv::{ConvGeometry, coop};
+use crate::ops::matmul::gpu::cheapest_split;
 use crate::tensor::Tensor;
 
 /// Workgroups the weight-gradient split-K aims for: enough to fill a large GPU twice. 512 made
@@ -17,6 +18,8 @@ const BIAS_TARGET_GROUPS: usize = 512;
 pub(crate) const GEMM_K_UNIT: usize = 16;
 /// Smallest K per split: below this the partial sums cost more than they save.
 const WGRAD_MIN_CHUNK: usize = 64;
+/// Most splits the tiled weight gradient's cost model weighs.
+const WGRAD_MOST_SPLITS: usize = 256;
 
 /// One stride phase of the data gradient (`wgsl/conv/grad_data.wgsl`): the input pixels
 /// `(iy0 + i·sh, ix0 + j·sw)` for `i < h`, `j < w`, and the taps `(ky0 + a·sh, kx0 + b·sw)` for
@@ -74,9 +77,24 @@ pub fn stride_phases(g: &ConvGeometry) -> Vec<StridePhase> {
 }
 
 /// `(splits, k_chunk)` for the weight gradient: enough workgroups to fill the GPU, chunks a
-/// multiple of the GEMM's K step (`unit`); `tiles` are the workgroups of one split.
-pub(crate) fn wgrad_split(g: &ConvGeometry, tiles: usize, unit: usize) -> (usize, usize) {
+/// multiple of the GEMM's K step (`unit`); `tiles` are the workgroups of one split. On the tiled
+/// core (`tiled`: the GEMM's M and N) the split whose waves cost least
+/// (`matmul::gpu::cheapest_split`).
+pub(crate) fn wgrad_split(
+    g: &ConvGeometry,
+    tiles: usize,
+    unit: usize,
+    tiled: Option<(usize, usize)>,
+) -> (usize, usize) {
     let k = g.batch * g.out_size.0 * g.out_size.1;
+    if let Some((m, n)) = tiled {
+        let most = k
+            .div_ceil(WGRAD_MIN_CHUNK)
+            .min(65_535 / g.groups.max(1))
+            .min(WGRAD_MOST_SPLITS);
+        let outputs = m.saturating_mul(n).saturating_mul(g.groups);
+        return cheapest_split((m, n, g.groups), k, unit, most, outputs);
+    }
     let want = WGRAD_TARGET_GROUPS
         .div_ceil(tiles)
         .min(k.div_ceil(WGRAD_MIN_CHUNK))
@@ -143,15 +161,23 @@ pub fn data_split(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> (usize, us
         Vec::new(),
     );
     let tiles: usize = c.groups.iter().map(|&n| n as usize).product();
-    if tiles >= DATA_SPLIT_BELOW_GROUPS || k < 2 * DATA_MIN_CHUNK {
+    if k < 2 * DATA_MIN_CHUNK {
         return (1, k);
     }
-    let want = DATA_SPLIT_TARGET_GROUPS
-        .div_ceil(tiles)
-        .min(k / DATA_MIN_CHUNK)
-        .min(65_535 / g.groups.max(1));
-    let chunk = k.div_ceil(want.max(1)).div_ceil(32) * 32;
-    let splits = k.div_ceil(chunk);
+    let most = (k / DATA_MIN_CHUNK).min(65_535 / g.groups.max(1));
+    // On the tiled core of a GPU, the split whose waves cost least; else enough workgroups.
+    let tiled = std::ptr::eq(c.shader, shaders.0) && !crate::launch::direct_gemm(&input.device);
+    let (splits, chunk) = if tiled {
+        let outputs = m.saturating_mul(n).saturating_mul(g.groups);
+        cheapest_split((m, n, g.groups), k, 32, most, outputs)
+    } else {
+        if tiles >= DATA_SPLIT_BELOW_GROUPS {
+            return (1, k);
+        }
+        let want = DATA_SPLIT_TARGET_GROUPS.div_ceil(tiles).min(most);
+        let chunk = k.div_ceil(want.max(1)).div_ceil(32) * 32;
+        (k.div_ceil(chunk), chunk)
+    };
     // The partial products (the output, m × n per group, per split) are indexed in u32.
     let slabs = [n, g.groups, splits]
         .iter()

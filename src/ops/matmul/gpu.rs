@@ -34,8 +34,11 @@ const WAVE_GROUPS: usize = 264;
 const WIDE_SPEED: f64 = 1.2;
 /// The thin tile's work per column relative to the 128×64 tile's (4×4 outputs per invocation).
 const THIN_SPEED: f64 = 0.64;
-/// A split-K sum in [`launch_cost`]'s units: about one wave of 128×64 tiles over K = 64.
+/// A split-K sum's dispatch in [`launch_cost`]'s units: about one wave of 128×64 tiles over
+/// K = 64.
 const SPLIT_SUM_COST: f64 = 4096.0;
+/// And per value it reads or writes (4 bytes at the H200's ~3 TB/s).
+const SUM_PER_VALUE: f64 = 5.6e-4;
 /// Invocations per workgroup of `gemm_direct`, each an 8×8 block of the output.
 const DIRECT_GROUP: usize = 64;
 /// Rows and columns of `gemm_direct`'s blocks.
@@ -87,6 +90,34 @@ pub(crate) fn launch_cost(entry: &str, grid: [u32; 3], k: usize, split: bool) ->
         .fold(1usize, |a, &d| a.saturating_mul(d as usize));
     let sum = if split { SPLIT_SUM_COST } else { 0.0 };
     tile_cost(groups, width, speed) * k as f64 + sum
+}
+
+/// The split of K, from one to `most` chunks (each a multiple of `unit`), whose tiled launch and
+/// sum cost least ([`launch_cost`], the sum reading each split's slab of `outputs` values): an
+/// `m`×`n` GEMM over `batch` with K = `k`. Returns `(splits, chunk)`.
+pub(crate) fn cheapest_split(
+    (m, n, batch): (usize, usize, usize),
+    k: usize,
+    unit: usize,
+    most: usize,
+    outputs: usize,
+) -> (usize, usize) {
+    let unit = unit.max(1);
+    let mut best = (f64::INFINITY, (1, k));
+    for want in 1..=most.max(1) {
+        let chunk = k.div_ceil(want).div_ceil(unit) * unit;
+        let splits = k.div_ceil(chunk.max(1)).max(1);
+        let (entry, grid) = tiled_grid(m, n, batch.saturating_mul(splits));
+        let sum = match splits {
+            1 => 0.0,
+            s => SUM_PER_VALUE * outputs as f64 * (s + 1) as f64,
+        };
+        let cost = launch_cost(entry, grid, chunk.min(k), splits > 1) + sum;
+        if cost < best.0 {
+            best = (cost, if splits == 1 { (1, k) } else { (splits, chunk) });
+        }
+    }
+    best.1
 }
 
 /// The time of `groups` workgroups of a tile `width` columns wide, in units of one 128×64
@@ -212,19 +243,34 @@ fn gemm_params(g: &Gemm, splits: usize, chunk: usize, bias: bool) -> Vec<u32> {
 
 /// K values per split at the least (8 steps of the main loop).
 const SPLIT_MIN_CHUNK: usize = 64;
+/// Workgroups below which the direct loop splits K: a CPU's few cores fill with fewer.
+const DIRECT_SPLIT_BELOW: usize = 64;
+/// Workgroups a split on the direct loop aims for.
+const DIRECT_SPLIT_TARGET: usize = 256;
 
 /// `(splits, chunk)` of `g`: `(1, k)` unless its grid fills under half a wave ([`WAVE_GROUPS`])
 /// and K is long; then as many splits as one wave holds (a fully connected layer at batch 64:
-/// 16 tiles, 16 splits). Chunks are a multiple of the main loop's unrolled K step (16).
+/// 16 tiles, 16 splits). The direct loop of a CPU adapter splits below
+/// [`DIRECT_SPLIT_BELOW`] workgroups, towards [`DIRECT_SPLIT_TARGET`]. Chunks are a multiple of
+/// the main loop's unrolled K step (16).
 pub fn gemm_split(dev: &Device, g: &Gemm) -> (usize, usize) {
     let grid = gemm_grid(dev, g.m, g.n, g.batch).1;
     let tiles: usize = grid.iter().map(|&d| d as usize).product();
-    if tiles == 0 || tiles > WAVE_GROUPS / 2 || g.k < 2 * SPLIT_MIN_CHUNK {
+    let direct = crate::launch::direct_gemm(dev);
+    let below = if direct {
+        DIRECT_SPLIT_BELOW
+    } else {
+        WAVE_GROUPS / 2 + 1
+    };
+    if tiles == 0 || tiles >= below || g.k < 2 * SPLIT_MIN_CHUNK {
         return (1, g.k);
     }
-    let want = (WAVE_GROUPS / tiles)
-        .min(g.k / SPLIT_MIN_CHUNK)
-        .min(65_535 / g.batch.max(1));
+    let fill = if direct {
+        DIRECT_SPLIT_TARGET.div_ceil(tiles)
+    } else {
+        WAVE_GROUPS / tiles
+    };
+    let want = fill.min(g.k / SPLIT_MIN_CHUNK).min(65_535 / g.batch.max(1));
     let chunk = g.k.div_ceil(want.max(1)).div_ceil(16) * 16;
     let splits = g.k.div_ceil(chunk);
     // The partial products are indexed in u32.
@@ -473,7 +519,27 @@ pub fn matmul_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, T
 
 #[cfg(test)]
 mod tests {
-    use super::tiled_grid;
+    use super::{cheapest_split, tiled_grid};
+
+    /// K splits by their waves (BENCHMARKS.md, eleventh session): Inception v3's 1×7 weight
+    /// gradient (M = 160·7, N = 160, K = 32·17·17) in 29 splits of 128×64 tiles, three waves,
+    /// where ten splits of wide tiles padded 160 columns to 256; its forward (K = 1,120) no
+    /// longer split, the two splits costing a wave each; its 8×8 maps' 1×3 forward (M = 32·64,
+    /// N = 192, K = 2,048) in four.
+    #[test]
+    fn k_splits_follow_the_wave_cost() {
+        for ((m, n, batch), k, unit, most, want) in [
+            ((1_120, 160, 1), 9_248, 16, 145, (29, 320)),
+            ((9_248, 160, 1), 1_120, 32, 2, (1, 1_120)),
+            ((2_048, 192, 1), 2_048, 32, 4, (4, 512)),
+        ] {
+            let got = cheapest_split((m, n, batch), k, unit, most, m * n * batch);
+            assert_eq!(got, want, "{m}×{n}×{k}");
+            let (splits, chunk) = got;
+            assert!(splits == 1 || chunk % unit == 0);
+            assert!(splits * chunk >= k && (splits - 1) * chunk < k, "{got:?}");
+        }
+    }
 
     /// The tile choices the H200 measurements behind `tile_cost` found faster (BENCHMARKS.md,
     /// eleventh session), each with its shape in Inception v3 or ResNet-50 at batch 32.
