@@ -47,7 +47,7 @@ const DIRECT_BLOCK: usize = 8;
 /// Entry point and grid of `gemm_core.wgsl` for an `m`×`n` output over `batch` (workgroup z) on
 /// `dev`: the direct loop where `launch::with_gemm_loop` (by default: a CPU adapter) asks for
 /// it, the thin tile for an `n` up to [`THIN_N`], else the 128×64 or the 128×128 tile, whichever
-/// [`tile_cost`] finds faster.
+/// `tile_cost` finds faster.
 pub fn gemm_grid(dev: &Device, m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     if crate::launch::direct_gemm(dev) {
         let [x, y, _] = crate::launch::grid_1d(
@@ -248,10 +248,10 @@ const DIRECT_SPLIT_BELOW: usize = 64;
 /// Workgroups a split on the direct loop aims for.
 const DIRECT_SPLIT_TARGET: usize = 256;
 
-/// `(splits, chunk)` of `g`: `(1, k)` unless its grid fills under half a wave ([`WAVE_GROUPS`])
+/// `(splits, chunk)` of `g`: `(1, k)` unless its grid fills under half a wave (`WAVE_GROUPS`)
 /// and K is long; then as many splits as one wave holds (a fully connected layer at batch 64:
 /// 16 tiles, 16 splits). The direct loop of a CPU adapter splits below
-/// [`DIRECT_SPLIT_BELOW`] workgroups, towards [`DIRECT_SPLIT_TARGET`]. Chunks are a multiple of
+/// `DIRECT_SPLIT_BELOW` workgroups, towards `DIRECT_SPLIT_TARGET`. Chunks are a multiple of
 /// the main loop's unrolled K step (16).
 pub fn gemm_split(dev: &Device, g: &Gemm) -> (usize, usize) {
     let grid = gemm_grid(dev, g.m, g.n, g.batch).1;
