@@ -44,24 +44,28 @@ pub(crate) const F16_ACCUMULATING_OPS: &str = "only convolutions, matmul, fully 
     layers, norms and sum/mean reductions, and their gradients, can";
 
 /// Which variant of a kernel a launch compiles: its storage type (`act` in WGSL), its
-/// accumulator type (`accum`) and whether its `read` bindings stay read-only. Pipelines are
-/// cached per variant.
+/// accumulator type (`accum`) and which of its `read` bindings are declared `read_write`.
+/// Pipelines are cached per variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Variant {
     /// Storage of activations and gradients (f32 or f16).
     pub act: DType,
     /// Accumulator of the sums.
     pub acc: Accumulator,
-    /// The kernels' `read` bindings stay read-only (`launch::Shader::source_of`).
-    pub read_only: bool,
+    /// The `read` bindings declared `read_write` instead: bit n for binding n, [`Variant::ALL`]
+    /// for every one, 0 to keep them all read-only (`launch::Shader::source_of`).
+    pub read_write: u32,
 }
 
 impl Variant {
+    /// [`Variant::read_write`] for every `read` binding: the plain source.
+    pub const ALL: u32 = u32::MAX;
+
     /// f32 storage, f32 accumulation, every binding read-write: the plain source.
     pub const F32: Variant = Variant {
         act: DType::F32,
         acc: Accumulator::F32,
-        read_only: false,
+        read_write: Variant::ALL,
     };
 }
 
@@ -71,7 +75,7 @@ impl From<DType> for Variant {
         Variant {
             act,
             acc: Accumulator::F32,
-            read_only: false,
+            read_write: Variant::ALL,
         }
     }
 }

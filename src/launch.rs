@@ -52,10 +52,11 @@ impl Shader {
         self.source_for(DType::F32, Accumulator::F32)
     }
 
-    /// The WGSL of `v`: `source_for(v.act, v.acc)`, or with its `read` bindings kept read-only
-    /// when `v.read_only` (for launches whose read-only buffers are not also bound writable).
+    /// The WGSL of `v`: `source_for(v.act, v.acc)` but with only the `read` bindings in
+    /// `v.read_write` declared `read_write` (a launch's bindings whose buffer it also binds
+    /// writable); the others stay read-only.
     pub fn source_of(&self, v: Variant) -> String {
-        self.source_with(v.act, v.acc, v.read_only)
+        self.source_with(v.act, v.acc, v.read_write)
     }
 
     /// The WGSL compiled for storage type `act` and accumulator `acc`: the parts concatenated
@@ -70,13 +71,23 @@ impl Shader {
     /// plan guarantees a dispatch never writes bytes it reads), and a launch whose read-only
     /// buffers are not also bound writable takes the variant that keeps them (`source_of`).
     pub fn source_for(&self, act: DType, acc: Accumulator) -> String {
-        self.source_with(act, acc, false)
+        self.source_with(act, acc, Variant::ALL)
     }
 
-    fn source_with(&self, act: DType, acc: Accumulator, read_only: bool) -> String {
+    fn source_with(&self, act: DType, acc: Accumulator, read_write: u32) -> String {
         let mut body = self.parts.concat();
-        if !read_only {
+        let writable =
+            |line: &str| binding_of(line).is_some_and(|n| n >= 32 || read_write & (1 << n) != 0);
+        if read_write == Variant::ALL {
             body = body.replace("var<storage, read>", "var<storage, read_write>");
+        } else if read_write != 0 {
+            body = body
+                .lines()
+                .map(|line| match writable(line) {
+                    true => line.replace("var<storage, read>", "var<storage, read_write>") + "\n",
+                    false => format!("{line}\n"),
+                })
+                .collect();
         }
         let mut enables: Vec<&str> = Vec::new();
         if act == DType::F16 || acc == Accumulator::F16 {
@@ -290,9 +301,9 @@ pub struct Launch {
     pub(crate) bind_group: wgpu::BindGroup,
     pub(crate) groups: [u32; 3],
     pub(crate) label: &'static str,
-    /// Its kernels' `read` bindings are read-only (`Variant::read_only`): no buffer it reads is
-    /// also bound writable.
-    pub(crate) read_only: bool,
+    /// Its kernels' `read` bindings declared read-write (`Variant::read_write`): those whose
+    /// buffer it also binds writable; 0 when every one stays read-only.
+    pub(crate) read_write: u32,
     /// The parameter uniform, kept so per-step values (dropout seeds, optimizer step and learning
     /// rate) can be rewritten between replays without re-recording (`Device::rewrite_params`).
     pub(crate) uniform: wgpu::Buffer,
@@ -326,17 +337,29 @@ impl Prepared {
     }
 }
 
-/// Whether no buffer bound at a slot of `read` (bindings 1.. are `buffers`) is also bound at a
-/// slot of `written`.
-fn reads_apart(read: &[u32], written: &[u32], buffers: &[Binding<'_>]) -> bool {
+/// The slots of `read` (bindings 1.. are `buffers`) whose buffer is also bound at a slot of
+/// `written`, as a [`Variant::read_write`] mask.
+fn writable_reads(read: &[u32], written: &[u32], buffers: &[Binding<'_>]) -> u32 {
     let at = |slot: &u32| {
         buffers
             .get((*slot as usize).wrapping_sub(1))
             .map(|b| b.buffer)
     };
-    read.iter()
-        .filter_map(at)
-        .all(|r| written.iter().filter_map(at).all(|w| r != w))
+    let mut mask = 0;
+    for slot in read {
+        let shared = at(slot).is_some_and(|r| written.iter().filter_map(at).any(|w| r == w));
+        if shared {
+            // A binding past the mask's bits takes the plain source.
+            mask |= 1u32.checked_shl(*slot).unwrap_or(Variant::ALL);
+        }
+    }
+    mask
+}
+
+/// The binding number a WGSL line declares (`@binding(n)`), if any.
+fn binding_of(line: &str) -> Option<u32> {
+    let rest = &line[line.find("@binding(")? + "@binding(".len()..];
+    rest[..rest.find(')')?].trim().parse().ok()
 }
 
 /// Workgroups for `n` items at `per_group` items each, folded into 2-D when one row would exceed
@@ -396,19 +419,19 @@ impl Device {
                 self.name()
             )));
         }
-        // Read-only bindings where no buffer bound to one is also bound writable (the driver
-        // may then load through its read-only path; wgpu refuses the mix).
+        // Read-only bindings wherever the buffer bound is not also bound writable (the driver
+        // may then load through its read-only path; wgpu refuses the mix within one buffer).
         let kept = Variant {
             act,
             acc,
-            read_only: true,
+            read_write: 0,
         };
         let (read, written) =
             self.storage_slots(shader.name, kept, entry, shader.user_code, || {
                 shader.source_of(kept)
             })?;
         let variant = Variant {
-            read_only: reads_apart(&read, &written, buffers),
+            read_write: writable_reads(&read, &written, buffers),
             ..kept
         };
         let pipeline = self.pipeline(
@@ -483,7 +506,7 @@ impl Device {
             bind_group,
             groups,
             label: entry,
-            read_only: variant.read_only,
+            read_write: variant.read_write,
             uniform,
             ready: None,
         })
@@ -558,6 +581,16 @@ impl Launch {
     /// Its grid, in workgroups.
     pub fn groups(&self) -> [u32; 3] {
         self.groups
+    }
+
+    /// Whether every `read` binding of its kernel stayed read-only.
+    pub fn read_only(&self) -> bool {
+        self.read_write == 0
+    }
+
+    /// The `read` bindings its kernel declares read-write (`Variant::read_write`).
+    pub fn read_write(&self) -> u32 {
+        self.read_write
     }
 }
 

@@ -333,6 +333,78 @@ static DOUBLE: Shader = Shader {
     user_code: false,
 };
 
+/// A kernel that reads two bindings and writes a third.
+static ADD: Shader = Shader {
+    name: "test_add",
+    parts: &["@group(0) @binding(0) var<uniform> p: array<vec4<u32>, 16>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sum: array<f32>;
+@compute @workgroup_size(64) fn add(@builtin(global_invocation_id) i: vec3<u32>) {
+    if i.x < p[0].x { sum[i.x] = a[i.x] + b[i.x]; }
+}
+"],
+    user_code: false,
+};
+
+/// Read-only is decided per binding: a launch reading one buffer it does not write and another
+/// it writes (a second range of its output's buffer, as a gradient summed into an arena) keeps
+/// the first binding read-only and declares only the second read-write.
+#[test]
+fn read_only_is_kept_per_binding() {
+    let second = wgtrain::dtype::Variant {
+        read_write: 1 << 2,
+        ..wgtrain::dtype::Variant::F32
+    };
+    let source = ADD.source_of(second);
+    assert!(source.contains("var<storage, read> a"), "{source}");
+    assert!(source.contains("var<storage, read_write> b"), "{source}");
+    common::each_device("per-binding read-only", |dev| {
+        let a = Tensor::from_f32(dev, &[5], &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        // b and the sum in one buffer, the sum at the adapter's offset alignment.
+        let gap = (dev.caps().storage_offset_alignment as usize / 4).max(5);
+        let mut both = vec![0.0; gap + 5];
+        both[..5].copy_from_slice(&[10.0, 20.0, 30.0, 40.0, 50.0]);
+        let one = Tensor::from_f32(dev, &[gap + 5], &both).unwrap();
+        let whole = one.buffer();
+        let range = |start: usize| wgtrain::tensor::Binding {
+            offset: whole.offset + 4 * start as u64,
+            size: 20,
+            ..whole
+        };
+        let l = dev
+            .launch(
+                &ADD,
+                "add",
+                &[],
+                &[5],
+                &[a.buffer(), range(0), range(gap)],
+                [1, 1, 1],
+            )
+            .unwrap();
+        assert_eq!(l.read_write(), 1 << 2);
+        assert!(!l.read_only());
+        dev.run(&[l]).unwrap();
+        assert_eq!(one.to_f32().unwrap()[gap..], [11.0, 22.0, 33.0, 44.0, 55.0]);
+        // Apart, every read binding stays read-only.
+        let b = Tensor::from_f32(dev, &[5], &both[..5]).unwrap();
+        let sum = Tensor::zeros(dev, &[5], DType::F32).unwrap();
+        let l = dev
+            .launch(
+                &ADD,
+                "add",
+                &[],
+                &[5],
+                &[a.buffer(), b.buffer(), sum.buffer()],
+                [1, 1, 1],
+            )
+            .unwrap();
+        assert!(l.read_only());
+        dev.run(&[l]).unwrap();
+        assert_eq!(sum.to_f32().unwrap(), [11.0, 22.0, 33.0, 44.0, 55.0]);
+    });
+}
+
 /// A launch whose read-only binding is a buffer it does not write takes the variant that keeps
 /// the binding read-only; one that reads and writes two ranges of one buffer (a graph's arena)
 /// takes the read-write variant, which wgpu accepts: both compute the same.
@@ -340,7 +412,7 @@ static DOUBLE: Shader = Shader {
 fn read_only_bindings_are_kept_where_the_buffers_allow() {
     assert!(!DOUBLE.source().contains("var<storage, read>"));
     let kept = wgtrain::dtype::Variant {
-        read_only: true,
+        read_write: 0,
         ..wgtrain::dtype::Variant::F32
     };
     assert!(DOUBLE.source_of(kept).contains("var<storage, read> src"));

@@ -239,7 +239,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
         );
         // The variant with its `read` bindings read-only (launches whose buffers allow it).
         let kept = wgtrain::dtype::Variant {
-            read_only: true,
+            read_write: 0,
             ..wgtrain::dtype::Variant::F32
         };
         translate(

@@ -355,7 +355,7 @@ fn program(g: &Graph, plan: Plan, bound: Bound, lowered: Lowered, health: Tensor
         nodes: g.nodes.len(),
         live_nodes: plan.live.iter().filter(|&&l| l).count(),
         dispatches_per_step: lowered.launches.len(),
-        read_only_dispatches: lowered.launches.iter().filter(|l| l.read_only).count(),
+        read_only_dispatches: lowered.launches.iter().filter(|l| l.read_only()).count(),
         arena_bytes: plan.memory.placement.peak,
         naive_bytes: plan.memory.placement.naive,
         persistent_bytes: bound.persistent_bytes + scratch_bytes,

@@ -19,8 +19,9 @@ pub struct DispatchTime {
     pub kernel: &'static str,
     /// Its grid, in workgroups (x, y, z).
     pub groups: [u32; 3],
-    /// Its `read` bindings were read-only (`Variant::read_only`), not read-write.
-    pub read_only: bool,
+    /// Its `read` bindings declared read-write (`Variant::read_write`: bit n for binding n),
+    /// those whose buffer it also bound writable; 0 when all stayed read-only.
+    pub read_write: u32,
     /// GPU time from its start to its end, in microseconds.
     pub micros: f64,
     /// GPU time from the previous dispatch's end to its start, in microseconds.
@@ -82,10 +83,16 @@ impl Profile {
         );
         for (i, d) in self.dispatches.iter().enumerate() {
             let [x, y, z] = d.groups;
-            let reads = if d.read_only {
-                "read-only"
-            } else {
-                "read-write"
+            let reads = match d.read_write {
+                0 => "read-only".to_string(),
+                u32::MAX => "read-write".to_string(),
+                m => {
+                    let slots: Vec<String> = (0..32)
+                        .filter(|b| m & (1 << b) != 0)
+                        .map(|b| b.to_string())
+                        .collect();
+                    format!("read-write {}", slots.join(","))
+                }
             };
             s += &format!(
                 "| {i} | {} | {} | {x}×{y}×{z} | {reads} | {:.1} | {:.1} |\n",
@@ -182,7 +189,7 @@ impl Compiled {
                     node: node.clone(),
                     kernel: l.label,
                     groups: l.groups,
-                    read_only: l.read_only,
+                    read_write: l.read_write,
                     micros: us(end.saturating_sub(start)),
                     gap_micros: us(start.saturating_sub(prev_end)),
                 }

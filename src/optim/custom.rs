@@ -124,7 +124,7 @@ pub(crate) fn compile(device: &Device, c: &CustomUpdate) -> Result<&'static Shad
     // compiles there compiles read-write too), which the update's launches take where their
     // buffers allow.
     let strict = crate::dtype::Variant {
-        read_only: true,
+        read_write: 0,
         ..crate::dtype::Variant::F32
     };
     device
