@@ -105,7 +105,7 @@ pub(crate) fn cheapest_split(
     let unit = unit.max(1);
     let mut best = (f64::INFINITY, (1, k));
     for want in 1..=most.max(1) {
-        let chunk = k.div_ceil(want).div_ceil(unit) * unit;
+        let chunk = k.div_ceil(want).div_ceil(unit).saturating_mul(unit);
         let splits = k.div_ceil(chunk.max(1)).max(1);
         let (entry, grid) = tiled_grid(m, n, batch.saturating_mul(splits));
         let sum = match splits {
@@ -539,6 +539,11 @@ mod tests {
             assert!(splits == 1 || chunk % unit == 0);
             assert!(splits * chunk >= k && (splits - 1) * chunk < k, "{got:?}");
         }
+        // Sizes at the integer limits are costed without overflowing (saturating).
+        let huge = usize::MAX;
+        let (splits, chunk) = cheapest_split((huge, huge, huge), huge, 16, 256, huge);
+        assert!(splits >= 1 && chunk >= 1);
+        assert_eq!(cheapest_split((0, 0, 0), 0, 0, 0, 0), (1, 0));
     }
 
     /// The tile choices the H200 measurements behind `tile_cost` found faster (BENCHMARKS.md,
