@@ -430,10 +430,14 @@ impl Device {
             self.storage_slots(shader.name, kept, entry, shader.user_code, || {
                 shader.source_of(kept)
             })?;
-        let variant = Variant {
-            read_write: writable_reads(&read, &written, buffers),
-            ..kept
+        // Per binding, for the crate's kernels (one declaration a line); user code that shares a
+        // buffer gets every `read` binding read-write, however it lays its declarations out.
+        let read_write = match writable_reads(&read, &written, buffers) {
+            0 => 0,
+            _ if shader.user_code => Variant::ALL,
+            mask => mask,
         };
+        let variant = Variant { read_write, ..kept };
         let pipeline = self.pipeline(
             shader.name,
             variant,
