@@ -333,6 +333,24 @@ static DOUBLE: Shader = Shader {
     user_code: false,
 };
 
+/// A buffer of two 5-float ranges, `head` at 0 and zeros from `gap` (the adapter's offset
+/// alignment, in floats), and `gap`.
+fn two_ranges(dev: &wgtrain::Device, head: &[f32; 5]) -> (Tensor, usize) {
+    let gap = (dev.caps().storage_offset_alignment as usize / 4).max(5);
+    let mut both = vec![0.0; gap + 5];
+    both[..5].copy_from_slice(head);
+    (Tensor::from_f32(dev, &[gap + 5], &both).unwrap(), gap)
+}
+
+/// The 5 floats of `whole` from float `start`.
+fn range_of(whole: wgtrain::tensor::Binding<'_>, start: usize) -> wgtrain::tensor::Binding<'_> {
+    wgtrain::tensor::Binding {
+        offset: whole.offset + 4 * start as u64,
+        size: 20,
+        ..whole
+    }
+}
+
 /// A kernel that reads two bindings and writes a third.
 static ADD: Shader = Shader {
     name: "test_add",
@@ -361,44 +379,20 @@ fn read_only_is_kept_per_binding() {
     assert!(source.contains("var<storage, read_write> b"), "{source}");
     common::each_device("per-binding read-only", |dev| {
         let a = Tensor::from_f32(dev, &[5], &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
-        // b and the sum in one buffer, the sum at the adapter's offset alignment.
-        let gap = (dev.caps().storage_offset_alignment as usize / 4).max(5);
-        let mut both = vec![0.0; gap + 5];
-        both[..5].copy_from_slice(&[10.0, 20.0, 30.0, 40.0, 50.0]);
-        let one = Tensor::from_f32(dev, &[gap + 5], &both).unwrap();
+        // b and the sum in one buffer.
+        let b = [10.0, 20.0, 30.0, 40.0, 50.0];
+        let (one, gap) = two_ranges(dev, &b);
         let whole = one.buffer();
-        let range = |start: usize| wgtrain::tensor::Binding {
-            offset: whole.offset + 4 * start as u64,
-            size: 20,
-            ..whole
-        };
-        let l = dev
-            .launch(
-                &ADD,
-                "add",
-                &[],
-                &[5],
-                &[a.buffer(), range(0), range(gap)],
-                [1, 1, 1],
-            )
-            .unwrap();
+        let add = |b, sum| dev.launch(&ADD, "add", &[], &[5], &[a.buffer(), b, sum], [1, 1, 1]);
+        let l = add(range_of(whole, 0), range_of(whole, gap)).unwrap();
         assert_eq!(l.read_write(), 1 << 2);
         assert!(!l.read_only());
         dev.run(&[l]).unwrap();
         assert_eq!(one.to_f32().unwrap()[gap..], [11.0, 22.0, 33.0, 44.0, 55.0]);
         // Apart, every read binding stays read-only.
-        let b = Tensor::from_f32(dev, &[5], &both[..5]).unwrap();
+        let b = Tensor::from_f32(dev, &[5], &b).unwrap();
         let sum = Tensor::zeros(dev, &[5], DType::F32).unwrap();
-        let l = dev
-            .launch(
-                &ADD,
-                "add",
-                &[],
-                &[5],
-                &[a.buffer(), b.buffer(), sum.buffer()],
-                [1, 1, 1],
-            )
-            .unwrap();
+        let l = add(b.buffer(), sum.buffer()).unwrap();
         assert!(l.read_only());
         dev.run(&[l]).unwrap();
         assert_eq!(sum.to_f32().unwrap(), [11.0, 22.0, 33.0, 44.0, 55.0]);
@@ -427,17 +421,10 @@ fn read_only_bindings_are_kept_where_the_buffers_allow() {
         };
         double(src.buffer(), dst.buffer());
         assert_eq!(dst.to_f32().unwrap(), want);
-        // Both ranges in one buffer, the second at the adapter's offset alignment.
-        let gap = (dev.caps().storage_offset_alignment as usize / 4).max(5);
-        let mut both = vec![0.0; gap + 5];
-        both[..5].copy_from_slice(&data);
-        let one = Tensor::from_f32(dev, &[gap + 5], &both).unwrap();
+        // Both ranges in one buffer.
+        let (one, gap) = two_ranges(dev, &data);
         let whole = one.buffer();
-        let range = |start: usize| wgtrain::tensor::Binding {
-            offset: whole.offset + 4 * start as u64,
-            size: 20,
-            ..whole
-        };
+        let range = |start: usize| range_of(whole, start);
         double(range(0), range(gap));
         assert_eq!(one.to_f32().unwrap()[gap..], want);
     });
