@@ -2,8 +2,8 @@
 //! bias kernels; their tensor-core twins are in `coop.rs`.
 
 use crate::launch::{PRELUDE, Shader};
+use crate::ops::matmul::gpu::GEMM_CORE;
 
-const GEMM_CORE: &str = include_str!("../../../wgsl/gemm_core.wgsl");
 const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 
 /// Neuron functions for the fused post-op of the forward-type modules.

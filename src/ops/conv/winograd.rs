@@ -50,7 +50,7 @@ pub(crate) static GEMM: Shader = Shader {
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_gemm.wgsl"),
-        include_str!("../../../wgsl/gemm_core.wgsl"),
+        crate::ops::matmul::gpu::GEMM_CORE,
     ],
 };
 
@@ -61,7 +61,7 @@ pub(crate) static WGRAD_GEMM: Shader = Shader {
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_wgrad_gemm.wgsl"),
-        include_str!("../../../wgsl/gemm_core.wgsl"),
+        crate::ops::matmul::gpu::GEMM_CORE,
     ],
 };
 

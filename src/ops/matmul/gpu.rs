@@ -8,13 +8,17 @@ use crate::launch::{Launch, Prepared, Shader, f};
 use crate::ops::elementwise::UnaryOp;
 use crate::tensor::{DType, Tensor};
 
+/// The tiled GEMM main loop every GEMM module ends with (matmul, the implicit-GEMM
+/// convolutions, Winograd's products).
+pub(crate) const GEMM_CORE: &str = include_str!("../../../wgsl/gemm_core.wgsl");
+
 pub(crate) static SHADER: Shader = Shader {
     name: "matmul",
     user_code: false,
     parts: &[
         crate::neuron::WGSL,
         include_str!("../../../wgsl/matmul.wgsl"),
-        include_str!("../../../wgsl/gemm_core.wgsl"),
+        GEMM_CORE,
     ],
 };
 
