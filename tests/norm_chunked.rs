@@ -180,8 +180,14 @@ fn batch_norm_split_channels_match_the_reference() {
                 batch_norm_case(dev, shape, storage);
             }
         }
-        // One chunk per channel (the single-dispatch path), S = 1 and S = 49.
-        for shape in [&[300usize, 3][..], &[2, 3, 7, 7]] {
+        // One chunk per channel (the single-dispatch path), S = 1 and S = 49 in elements, S = 12
+        // and 24 in lanes of four (`wgsl/norm/lane4.wgsl`; BIG's S = 396 and 3000 split them).
+        for shape in [
+            &[300usize, 3][..],
+            &[2, 3, 7, 7],
+            &[5, 2, 12],
+            &[2, 3, 4, 6],
+        ] {
             for storage in storages(dev) {
                 batch_norm_case(dev, shape, storage);
             }
@@ -328,7 +334,8 @@ fn per_sample_norms_split_groups_match_the_reference() {
 }
 
 /// Dispatches: one forward and one backward launch per single-chunk batch norm (dγ, dβ from dx's
-/// kernel) plus the running-stat update; a split channel adds one partial launch each way.
+/// kernel) plus the running-stat update; a split channel adds one partial launch each way, and its
+/// forward's combine updates the running statistics (three launches forward either way then).
 #[test]
 fn batch_norm_launch_counts() {
     each_device("chunked batch_norm launches", |dev| {

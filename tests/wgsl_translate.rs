@@ -290,6 +290,8 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             "matmul",
             "norm",
             "norm_dy",
+            "norm_dy_lane4",
+            "norm_lane4",
             "reduce"
         ]
     );

@@ -50,7 +50,7 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "conv", shaders: &[&conv::gpu::FORWARD, &conv::gpu::DGRAD, &conv::gpu::WGRAD, &conv::gpu::BIAS, &conv::winograd::TRANSFORMS, &conv::winograd::GEMM, &conv::winograd::WGRAD_GEMM], samples: conv::samples::samples },
     Family { name: "dense", shaders: &[], samples: dense::samples::samples },
     Family { name: "pool", shaders: &[&pool::gpu::SHADER], samples: pool::samples::samples },
-    Family { name: "norm", shaders: &[&norm::gpu::SHADER, &norm::gpu::SHADER_DY], samples: norm::samples::samples },
+    Family { name: "norm", shaders: &[&norm::gpu::SHADER, &norm::gpu::SHADER_DY, &norm::gpu::SHADER_LANE4, &norm::gpu::SHADER_DY_LANE4], samples: norm::samples::samples },
     Family { name: "dropout", shaders: &[&dropout::gpu::SHADER], samples: dropout::samples::samples },
     Family { name: "softmax", shaders: &[&softmax::gpu::SHADER], samples: softmax::samples::samples },
     Family { name: "loss", shaders: &[&loss::gpu::SHADER], samples: loss::samples::samples },

@@ -15,15 +15,19 @@
 // `lid` holds elements lid, lid + WG, ...: neighbours read neighbours). A group of at most WG·E
 // elements is one chunk, and its kernel does everything from those registers in one pass over x
 // (one dispatch). A larger group is split: a partial dispatch reduces each chunk (forward: mean
-// and M2 = Σ(x − mean)², two-pass within the chunk, no cancellation; backward: the two sums
-// dx needs), then each workgroup of the main dispatch combines its group's chunk partials itself
-// (Chan's formula for the moments) before its elementwise work: a separate combine dispatch
-// would cost a barrier and a launch for a few hundred values that every workgroup reads from
-// cache. Elements are walked as (run n, offset s), advanced by WG without a division; the
-// affine parameter of (n, s) in group k is (k % pgroups)·pmul + n·pstep + s·sstep.
+// and M2 = Σ(x − mean)², each invocation's two-pass over its registers, merged by Chan's formula,
+// no cancellation; backward: the two sums dx needs). The forward then merges a group's chunks in
+// a combine dispatch of one workgroup per group (norm_stats_combine: the state, and batch norm's
+// running statistics), and its main dispatch reads two values per workgroup; the backward's dx
+// workgroups sum their group's partials themselves (plain sums, one tree). Elements are walked as
+// (run n, offset s), advanced by WG without a division; the affine parameter of (n, s) in group k
+// is (k % pgroups)·pmul + n·pstep + s·sstep.
+// The chunked kernels see x as lanes (lane1.wgsl: one element; lane4.wgsl: four contiguous ones,
+// one 16-byte load, where every run is a whole number of them): `m`, `run`, `run_stride`, `gdiv`,
+// `clen` and the walk count lanes there, and E is lanes per invocation.
 // Reductions within a workgroup are a shared-memory tree (no subgroup ops, so nothing depends on
 // the subgroup size). The sums are `accum` (f32, or f16 under Accumulator::F16); everything else
-// is f32, the partials included.
+// is f32, the partials and the merges of moments included.
 
 struct Params {
     groups: u32,     // statistics groups G
@@ -59,7 +63,6 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 const WG: u32 = 256u;
-const E: u32 = 16u; // elements per invocation in a chunk (`CHUNK_PER_INVOCATION` on the host)
 
 var<workgroup> red: array<vec2<accum>, 256>;
 
@@ -137,24 +140,78 @@ fn param_per_group() -> bool {
     return p.pstep == 0u && p.sstep == 0u;
 }
 
-// (mean, M2) of the chunk held in `v` (`count` valid elements, the rest 0), two-pass.
-fn chunk_moments(lid: u32, count: u32, v: ptr<function, array<f32, E>>) -> vec2<f32> {
-    var s = accum(0.0);
-    for (var e = 0u; e < E; e = e + 1u) {
-        s = s + accum((*v)[e]);
+// Chan et al.'s merge of two (count, mean, M2) moments: the mean moves towards b's by its share
+// of the count, M2 adds b's and the spread of the two means. An empty one leaves the other.
+fn merge_moments(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
+    if (b.x == 0.0) { return a; }
+    if (a.x == 0.0) { return b; }
+    let n = a.x + b.x;
+    let d = b.y - a.y;
+    let f = b.x / n;
+    return vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
+}
+
+var<workgroup> red_moments: array<vec3<f32>, 256>;
+
+// (count, mean, M2) over the workgroup from each invocation's, returned to every invocation: one
+// tree of merges, every term bounded by the data's magnitude (no Σx² to cancel). Call in uniform
+// control flow.
+fn reduce_moments(lid: u32, mo: vec3<f32>) -> vec3<f32> {
+    red_moments[lid] = mo;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            red_moments[lid] = merge_moments(red_moments[lid], red_moments[lid + s]);
+        }
+        workgroupBarrier();
     }
-    let mean = reduce2(lid, vec2<accum>(s, 0.0)).x / f32(count);
+    let r = red_moments[0];
+    workgroupBarrier(); // everyone has read it before the next reduction overwrites it
+    return r;
+}
+
+// (mean, M2) of the chunk held in `v` (`count` valid lanes): each invocation's own moments of
+// x − `shift` (any element of the chunk, so that the means merged are of the spread's magnitude,
+// not the data's), two-pass over its registers with its sums in `accum`, merged across the
+// workgroup.
+fn chunk_moments(lid: u32, count: u32, v: ptr<function, array<lanef, E>>, shift: f32)
+    -> vec2<f32> {
+    var s = accum(0.0);
+    var held = 0u;
+    for (var e = 0u; e < E; e = e + 1u) {
+        if (lid + e * WG < count) {
+            s = s + accum(lane_sum((*v)[e] - shift));
+            held = held + LANES;
+        }
+    }
+    var mean = 0.0;
+    if (held > 0u) { mean = f32(s) / f32(held); }
     var q = accum(0.0);
     for (var e = 0u; e < E; e = e + 1u) {
         if (lid + e * WG < count) {
-            let d = (*v)[e] - mean;
-            q = q + accum(d * d);
+            let d = (*v)[e] - shift - mean;
+            q = q + accum(lane_dot(d, d));
         }
     }
-    return vec2<f32>(mean, reduce2(lid, vec2<accum>(q, 0.0)).x);
+    let all = reduce_moments(lid, vec3<f32>(f32(held), mean, f32(q)));
+    return vec2<f32>(shift + all.y, all.z);
 }
 
-// Elements in chunk c of a group.
+// The running statistics (mean, unbiased variance estimate) moved towards a batch's (mean, biased
+// variance). A non-finite batch statistic would poison them for good: they stay (the loss is
+// non-finite too, so the health check flags and skips the step).
+fn running_next(old: vec2<f32>, batch: vec2<f32>) -> vec2<f32> {
+    if (is_nonfinite(batch.x) || is_nonfinite(batch.y)) { return old; }
+    return vec2<f32>(p.keep * old.x + p.momentum * batch.x,
+                     p.keep * old.y + p.momentum * batch.y * p.unbias);
+}
+
+// Elements of a group (`m` counts lanes).
+fn group_elements() -> f32 {
+    return f32(p.m) * f32(LANES);
+}
+
+// Lanes in chunk c of a group.
 fn chunk_count(c: u32) -> u32 {
     return min(p.clen, p.m - c * p.clen);
 }

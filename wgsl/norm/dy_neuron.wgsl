@@ -4,16 +4,16 @@
 // written. A separate shader, not a flag, so the plain backward keeps at most 8 storage bindings
 // (norm_backward_dx takes a ninth here).
 
-@group(0) @binding(6) var<storage, read> nb_y: array<act>;
-@group(0) @binding(9) var<storage, read> nd_y: array<act>;
+@group(0) @binding(6) var<storage, read> nb_y: array<lane>;
+@group(0) @binding(9) var<storage, read> nd_y: array<lane>;
 @group(0) @binding(7) var<storage, read> ng_y: array<act>;
 
-fn partial_dy(i: u32) -> f32 {
-    return grad_from_out(f32(nb_y[i]), f32(nb_dy[i]));
+fn partial_dy(i: u32) -> lanef {
+    return lane_grad(lanef(nb_y[i]), lanef(nb_dy[i]));
 }
 
-fn dx_dy(i: u32) -> f32 {
-    return grad_from_out(f32(nd_y[i]), f32(nd_dy[i]));
+fn dx_dy(i: u32) -> lanef {
+    return lane_grad(lanef(nd_y[i]), lanef(nd_dy[i]));
 }
 
 fn param_dy(i: u32) -> f32 {

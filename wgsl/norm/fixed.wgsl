@@ -38,11 +38,10 @@ fn norm_running(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 @builtin(local_invocation_index) lid: u32) {
     let k = group_id(wid, nwg) * WG + lid;
     if (k >= p.groups) { return; }
-    // A non-finite batch statistic would poison the running ones for good: keep the old ones (the
-    // loss is non-finite too, so the health check flags and skips this step).
-    if (is_nonfinite(nr_state[k]) || is_nonfinite(nr_state[p.groups + k])) { return; }
-    nr_mean[k] = p.keep * nr_mean[k] + p.momentum * nr_state[k];
-    nr_var[k] = p.keep * nr_var[k] + p.momentum * nr_state[p.groups + k] * p.unbias;
+    let next = running_next(vec2<f32>(nr_mean[k], nr_var[k]),
+                            vec2<f32>(nr_state[k], nr_state[p.groups + k]));
+    nr_mean[k] = next.x;
+    nr_var[k] = next.y;
 }
 
 @group(0) @binding(1) var<storage, read> nc_dy: array<act>;

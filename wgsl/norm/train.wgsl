@@ -1,6 +1,6 @@
 // Normalisation in training: statistics of the batch (see common.wgsl), forward and backward.
 
-@group(0) @binding(1) var<storage, read> ns_x: array<act>;
+@group(0) @binding(1) var<storage, read> ns_x: array<lane>;
 @group(0) @binding(2) var<storage, read_write> ns_part: array<f32>; // (G, chunks, 2): mean, M2
 
 // Forward partials of a split group: each chunk's mean and M2.
@@ -11,72 +11,87 @@ fn norm_stats_partial(@builtin(workgroup_id) wid: vec3<u32>,
     let gid = group_id(wid, nwg);
     if (gid >= p.groups * p.chunks) { return; } // uniform: the whole workgroup leaves
     let ch = chunk_of(gid);
-    var v: array<f32, E>;
+    var v: array<lanef, E>;
     var w = walk_at(ch.start + lid);
     for (var e = 0u; e < E; e = e + 1u) {
-        var x = 0.0;
-        if (lid + e * WG < ch.count) { x = f32(ns_x[walk_index(ch.k, w)]); }
+        var x = lanef(0.0);
+        if (lid + e * WG < ch.count) { x = lanef(ns_x[walk_index(ch.k, w)]); }
         v[e] = x;
         w = walk_next(w);
     }
-    let mo = chunk_moments(lid, ch.count, &v);
+    let shift = lane_first(lanef(ns_x[walk_index(ch.k, walk_at(ch.start))]));
+    let mo = chunk_moments(lid, ch.count, &v, shift);
     if (lid == 0u) {
         ns_part[2u * gid] = mo.x;
         ns_part[2u * gid + 1u] = mo.y;
     }
 }
 
-@group(0) @binding(1) var<storage, read> nf_x: array<act>;
-@group(0) @binding(2) var<storage, read> nf_gamma: array<f32>;      // (P)
-@group(0) @binding(3) var<storage, read> nf_beta: array<f32>;       // (P)
-@group(0) @binding(4) var<storage, read> nf_part: array<f32>;       // norm_stats_partial's
-@group(0) @binding(5) var<storage, read_write> nf_y: array<act>;
-@group(0) @binding(6) var<storage, read_write> nf_state: array<f32>; // (2, G): mean, biased var
-@group(0) @binding(7) var<storage, read> nf_res: array<act>;        // residual when flags bit 3
+@group(0) @binding(1) var<storage, read> nm_part: array<f32>;         // norm_stats_partial's
+@group(0) @binding(2) var<storage, read_write> nm_state: array<f32>;  // (2, G): mean, biased var
+@group(0) @binding(3) var<storage, read_write> nm_mean: array<f32>;   // running, when flags bit 4
+@group(0) @binding(4) var<storage, read_write> nm_var: array<f32>;    // running, when flags bit 4
 
-// (mean, biased variance) of group k from its chunks' (mean, M2) (Chan et al.): the mean weighs
-// the chunk means by n_c / m, the variance adds Σ M2_c / m and the spread of the chunk means.
-// Every term is bounded by the data's magnitude (no Σx that an f16 accumulator would overflow).
-fn combine_moments(lid: u32, k: u32) -> vec2<f32> {
-    let fm = f32(p.m);
-    var a = accum(0.0);
-    for (var c = lid; c < p.chunks; c = c + WG) {
-        a = a + accum(f32(chunk_count(c)) / fm * nf_part[2u * (k * p.chunks + c)]);
-    }
-    let mean = reduce2(lid, vec2<accum>(a, 0.0)).x;
-    var q = accum(0.0);
+// The statistics of a split group from its chunks' (mean, M2), one workgroup per group, into
+// the state (and the running statistics when flags bit 4): a dispatch of G workgroups, so that
+// norm_forward's workgroups read two values instead of each merging every partial of its group.
+@compute @workgroup_size(256)
+fn norm_stats_combine(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let k = group_id(wid, nwg);
+    if (k >= p.groups) { return; } // uniform: the whole workgroup leaves
+    var mo = vec3<f32>(0.0);
     for (var c = lid; c < p.chunks; c = c + WG) {
         let at = 2u * (k * p.chunks + c);
-        let d = nf_part[at] - mean;
-        q = q + accum(nf_part[at + 1u] / fm + f32(chunk_count(c)) / fm * d * d);
+        let n = f32(chunk_count(c) * LANES);
+        mo = merge_moments(mo, vec3<f32>(n, nm_part[at], nm_part[at + 1u]));
     }
-    return vec2<f32>(mean, reduce2(lid, vec2<accum>(q, 0.0)).x);
+    let all = reduce_moments(lid, mo);
+    if (lid == 0u) {
+        let st = vec2<f32>(all.y, all.z / group_elements());
+        nm_state[k] = st.x;
+        nm_state[p.groups + k] = st.y;
+        if ((p.flags & 16u) != 0u) {
+            let next = running_next(vec2<f32>(nm_mean[k], nm_var[k]), st);
+            nm_mean[k] = next.x;
+            nm_var[k] = next.y;
+        }
+    }
 }
 
+@group(0) @binding(1) var<storage, read> nf_x: array<lane>;
+@group(0) @binding(2) var<storage, read> nf_gamma: array<f32>;      // (P)
+@group(0) @binding(3) var<storage, read> nf_beta: array<f32>;       // (P)
+@group(0) @binding(4) var<storage, read_write> nf_y: array<lane>;
+@group(0) @binding(5) var<storage, read_write> nf_state: array<f32>; // (2, G): mean, biased var
+@group(0) @binding(6) var<storage, read> nf_res: array<lane>;       // residual when flags bit 3
+
 // Training forward, per chunk: the group's statistics (from the registers when the group is one
-// chunk, else from the partials), then y = γ·x̂ + β (+ a residual, then the fused neuron) over
-// the chunk; chunk 0 saves the statistics.
+// chunk, and saved by chunk 0; else norm_stats_combine's), then y = γ·x̂ + β (+ a residual, then
+// the fused neuron) over the chunk.
 @compute @workgroup_size(256)
 fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let gid = group_id(wid, nwg);
     if (gid >= p.groups * p.chunks) { return; } // uniform: the whole workgroup leaves
     let ch = chunk_of(gid);
-    var v: array<f32, E>;
+    var v: array<lanef, E>;
     let first = walk_at(ch.start + lid);
     var w = first;
     for (var e = 0u; e < E; e = e + 1u) {
-        var x = 0.0;
-        if (lid + e * WG < ch.count) { x = f32(nf_x[walk_index(ch.k, w)]); }
+        var x = lanef(0.0);
+        if (lid + e * WG < ch.count) { x = lanef(nf_x[walk_index(ch.k, w)]); }
         v[e] = x;
         w = walk_next(w);
     }
     var st: vec2<f32>; // (mean, biased variance)
     if (p.chunks == 1u) {
-        let mo = chunk_moments(lid, ch.count, &v);
-        st = vec2<f32>(mo.x, mo.y / f32(p.m));
+        let shift = lane_first(lanef(nf_x[walk_index(ch.k, walk_at(ch.start))]));
+        let mo = chunk_moments(lid, ch.count, &v, shift);
+        st = vec2<f32>(mo.x, mo.y / group_elements());
     } else {
-        st = combine_moments(lid, ch.k);
+        st = vec2<f32>(nf_state[ch.k], nf_state[p.groups + ch.k]);
     }
     let inv = 1.0 / sqrt(st.y + p.eps);
     let base = param_base(ch.k);
@@ -101,12 +116,12 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             }
             let i = walk_index(ch.k, w);
             var o = g * (v[e] - st.x) * inv + b;
-            if (has_res) { o = o + f32(nf_res[i]); }
-            nf_y[i] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, o));
+            if (has_res) { o = o + lanef(nf_res[i]); }
+            nf_y[i] = lane(lane_post(o));
         }
         w = walk_next(w);
     }
-    if (ch.c == 0u && lid == 0u) {
+    if (p.chunks == 1u && lid == 0u) {
         nf_state[ch.k] = st.x;
         nf_state[p.groups + ch.k] = st.y;
     }
@@ -117,9 +132,9 @@ fn norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 // Σdy, Σdy·x̂ are then batch norm's dβ and dγ as well). dy is loaded through `partial_dy`,
 // `dx_dy` and `param_dy` (dy.wgsl; dy_neuron.wgsl applies a folded neuron's derivative).
 
-@group(0) @binding(1) var<storage, read> nb_x: array<act>;
+@group(0) @binding(1) var<storage, read> nb_x: array<lane>;
 @group(0) @binding(2) var<storage, read> nb_gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> nb_dy: array<act>;
+@group(0) @binding(3) var<storage, read> nb_dy: array<lane>;
 @group(0) @binding(4) var<storage, read> nb_state: array<f32>; // (2, G) from norm_forward
 @group(0) @binding(5) var<storage, read_write> nb_part: array<f32>; // (G, chunks, 2)
 
@@ -142,7 +157,8 @@ fn norm_backward_partial(@builtin(workgroup_id) wid: vec3<u32>,
             let i = walk_index(ch.k, w);
             var h = partial_dy(i);
             if (scale) { h = h * nb_gamma[walk_param(base, w)]; }
-            acc = acc + vec2<accum>(vec2<f32>(h, h * (f32(nb_x[i]) - mean) * inv));
+            let xh = (lanef(nb_x[i]) - mean) * inv;
+            acc = acc + vec2<accum>(vec2<f32>(lane_sum(h), lane_dot(h, xh)));
         }
         w = walk_next(w);
     }
@@ -153,12 +169,12 @@ fn norm_backward_partial(@builtin(workgroup_id) wid: vec3<u32>,
     }
 }
 
-@group(0) @binding(1) var<storage, read> nd_x: array<act>;
+@group(0) @binding(1) var<storage, read> nd_x: array<lane>;
 @group(0) @binding(2) var<storage, read> nd_gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> nd_dy: array<act>;
+@group(0) @binding(3) var<storage, read> nd_dy: array<lane>;
 @group(0) @binding(4) var<storage, read> nd_state: array<f32>;      // (2, G) from norm_forward
 @group(0) @binding(5) var<storage, read> nd_part: array<f32>;       // norm_backward_partial's
-@group(0) @binding(6) var<storage, read_write> nd_dx: array<act>;
+@group(0) @binding(6) var<storage, read_write> nd_dx: array<lane>;
 @group(0) @binding(7) var<storage, read_write> nd_dgamma: array<f32>; // (G) when flags bit 2
 @group(0) @binding(8) var<storage, read_write> nd_dbeta: array<f32>;  // (G) when flags bit 2
 
@@ -176,20 +192,20 @@ fn norm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let has_gamma = (p.flags & 1u) != 0u;
     let per_group = param_per_group();
     let base = param_base(ch.k);
-    var hv: array<f32, E>;
-    var xv: array<f32, E>;
+    var hv: array<lanef, E>;
+    var xv: array<lanef, E>;
     var acc = vec2<accum>(0.0, 0.0);
     let first = walk_at(ch.start + lid);
     var w = first;
     for (var e = 0u; e < E; e = e + 1u) {
-        var h = 0.0;
-        var xh = 0.0;
+        var h = lanef(0.0);
+        var xh = lanef(0.0);
         if (lid + e * WG < ch.count) {
             let i = walk_index(ch.k, w);
             h = dx_dy(i);
             if (has_gamma && !per_group) { h = h * nd_gamma[walk_param(base, w)]; }
-            xh = (f32(nd_x[i]) - mean) * inv;
-            acc = acc + vec2<accum>(vec2<f32>(h, h * xh));
+            xh = (lanef(nd_x[i]) - mean) * inv;
+            acc = acc + vec2<accum>(vec2<f32>(lane_sum(h), lane_dot(h, xh)));
         }
         hv[e] = h;
         xv[e] = xh;
@@ -209,11 +225,11 @@ fn norm_backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     // γ of a per-group parameter multiplies h, the means and so dx; else h already holds it.
     var g = 1.0;
     if (has_gamma && per_group) { g = nd_gamma[base]; }
-    let means = sums / f32(p.m);
+    let means = sums / group_elements();
     w = first;
     for (var e = 0u; e < E; e = e + 1u) {
         if (lid + e * WG < ch.count) {
-            nd_dx[walk_index(ch.k, w)] = act(g * (hv[e] - means.x - xv[e] * means.y) * inv);
+            nd_dx[walk_index(ch.k, w)] = lane(g * (hv[e] - means.x - xv[e] * means.y) * inv);
         }
         w = walk_next(w);
     }

@@ -48,7 +48,8 @@ fn bn_check_running(bn: &BatchNorm, x: &Tensor, mean: &Tensor, var: &Tensor) -> 
 /// Prepares training-mode batch norm on x (N, C, *): y and `state` (2, C) from the batch
 /// statistics, then `running_mean`/`running_var` (C) updated in place towards the batch mean and
 /// unbiased variance. Two launches, to run in order, three where a channel holds more than
-/// [`MAX_CHUNK`] elements. `fused`: a neuron fused onto y (not `state`).
+/// [`MAX_CHUNK`] elements (partials, their combine with the running update, the forward).
+/// `fused`: a neuron fused onto y (not `state`).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_launch(
     bn: &BatchNorm,
@@ -92,20 +93,24 @@ pub fn batch_norm_train_epilogue_launch(
     let (lay, _) = bn_check(bn, x, gamma, beta)?;
     bn_check_running(bn, x, running_mean, running_var)?;
     bn.check_training(&x.shape)?;
-    let op = BatchNorm::OP;
+    let running = Running {
+        mean: running_mean,
+        var: running_var,
+        momentum: bn.momentum,
+    };
     let sshape = batch_norm_state_shape(&x.shape);
-    let mut prep = stats_forward_launch(
-        op, &lay, bn.eps, x, gamma, beta, y, state, &sshape, epilogue,
-    )?;
-    prep.launches.push(x.device.launch(
-        &SHADER,
-        "norm_running",
-        &[],
-        &lay.params(0, 0, bn.eps, bn.momentum),
-        &[state.buffer(), running_mean.buffer(), running_var.buffer()],
-        grid_1d(lay.groups, WG),
-    )?);
-    Ok(prep)
+    stats_forward_launch(
+        BatchNorm::OP,
+        &lay,
+        bn.eps,
+        x,
+        gamma,
+        beta,
+        y,
+        (state, &sshape),
+        Some(running),
+        epilogue,
+    )
 }
 
 /// Prepares the training-mode backward from the forward's `state` (2, C): dx through the batch
@@ -211,7 +216,7 @@ pub fn batch_norm_infer_epilogue_launch(
     x.device.launch(
         &SHADER,
         "norm_apply",
-        &[],
+        &crate::neuron::fused_constants(epilogue.neuron),
         &lay.params_fused(flags, bn.eps, epilogue.neuron),
         &[
             x.buffer(),

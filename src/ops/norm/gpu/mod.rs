@@ -23,16 +23,25 @@ mod train;
 pub use batch::*;
 use train::*;
 
+const COMMON: &str = include_str!("../../../../wgsl/norm/common.wgsl");
+const LANE1: &str = include_str!("../../../../wgsl/norm/lane1.wgsl");
+const LANE4: &str = include_str!("../../../../wgsl/norm/lane4.wgsl");
+const TRAIN: &str = include_str!("../../../../wgsl/norm/train.wgsl");
+const FIXED: &str = include_str!("../../../../wgsl/norm/fixed.wgsl");
+const DY: &str = include_str!("../../../../wgsl/norm/dy.wgsl");
+const DY_NEURON: &str = include_str!("../../../../wgsl/norm/dy_neuron.wgsl");
+
 pub(crate) static SHADER: Shader = Shader {
     name: "norm",
     user_code: false,
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
-        include_str!("../../../../wgsl/norm/common.wgsl"),
-        include_str!("../../../../wgsl/norm/train.wgsl"),
-        include_str!("../../../../wgsl/norm/fixed.wgsl"),
-        include_str!("../../../../wgsl/norm/dy.wgsl"),
+        COMMON,
+        LANE1,
+        TRAIN,
+        FIXED,
+        DY,
     ],
 };
 
@@ -44,10 +53,41 @@ pub(crate) static SHADER_DY: Shader = Shader {
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
-        include_str!("../../../../wgsl/norm/common.wgsl"),
-        include_str!("../../../../wgsl/norm/train.wgsl"),
-        include_str!("../../../../wgsl/norm/fixed.wgsl"),
-        include_str!("../../../../wgsl/norm/dy_neuron.wgsl"),
+        COMMON,
+        LANE1,
+        TRAIN,
+        FIXED,
+        DY_NEURON,
+    ],
+};
+
+/// `SHADER` and `SHADER_DY` whose chunked training kernels load four elements at once
+/// (`lane4.wgsl`), for layouts [`Layout::lanes`] allows.
+pub(crate) static SHADER_LANE4: Shader = Shader {
+    name: "norm_lane4",
+    user_code: false,
+    parts: &[
+        PRELUDE,
+        crate::neuron::WGSL,
+        COMMON,
+        LANE4,
+        TRAIN,
+        FIXED,
+        DY,
+    ],
+};
+
+pub(crate) static SHADER_DY_LANE4: Shader = Shader {
+    name: "norm_dy_lane4",
+    user_code: false,
+    parts: &[
+        PRELUDE,
+        crate::neuron::WGSL,
+        COMMON,
+        LANE4,
+        TRAIN,
+        FIXED,
+        DY_NEURON,
     ],
 };
 
@@ -68,13 +108,18 @@ struct DyVariant<'a> {
 }
 
 impl<'a> DyVariant<'a> {
+    /// dy as it is.
+    fn plain() -> Self {
+        DyVariant {
+            shader: &SHADER,
+            constants: vec![],
+            extra: vec![],
+        }
+    }
+
     fn of(op: &str, x: &Tensor, neuron: DyNeuron<'a>) -> Result<Self> {
         let Some((u, y)) = neuron else {
-            return Ok(DyVariant {
-                shader: &SHADER,
-                constants: vec![],
-                extra: vec![],
-            });
+            return Ok(Self::plain());
         };
         expect(op, "y", y, &x.shape)?;
         Ok(DyVariant {
@@ -82,6 +127,16 @@ impl<'a> DyVariant<'a> {
             constants: crate::neuron::grad_constants(u)?,
             extra: vec![y.buffer()],
         })
+    }
+
+    /// The shader of the chunked training kernels over `lay`: the lane4 twin where it counts
+    /// lanes of four.
+    fn chunked(&self, lay: &Layout) -> &'static Shader {
+        match (lay.lanes, self.extra.is_empty()) {
+            (4, true) => &SHADER_LANE4,
+            (4, false) => &SHADER_DY_LANE4,
+            _ => self.shader,
+        }
     }
 
     /// `buffers` followed by the variant's own.
@@ -151,6 +206,9 @@ struct Layout {
     pmul: usize,
     pstep: usize,
     sstep: usize,
+    /// Elements a lane of the chunked kernels holds (1 or 4); `m`, `run`, `run_stride` and
+    /// `gdiv` count lanes.
+    lanes: usize,
 }
 
 /// (N, C, *) → (N, C, S) with S the product of the spatial dims.
@@ -175,6 +233,7 @@ impl Layout {
             pmul: 1,
             pstep: 0,
             sstep: 0,
+            lanes: 1,
         }
     }
 
@@ -196,6 +255,7 @@ impl Layout {
             pmul: per,
             pstep: 1,
             sstep: 0,
+            lanes: 1,
         }
     }
 
@@ -216,6 +276,7 @@ impl Layout {
             pmul: 0,
             pstep: 0,
             sstep: 1,
+            lanes: 1,
         }
     }
 
@@ -225,10 +286,27 @@ impl Layout {
         self.pstep == 0 && self.sstep == 0 && self.pmul == 1 && self.pgroups == self.groups
     }
 
-    /// (chunks per group, elements per chunk) of the training kernels: the fewest chunks of at
-    /// most `MAX_CHUNK`, evened out and rounded to whole workgroup strides.
+    /// This layout in lanes of four elements (`wgsl/norm/lane4.wgsl`), when every run is a whole
+    /// number of them and the affine parameter is one per run: None otherwise, and for a layout
+    /// already in lanes.
+    fn lanes4(&self) -> Option<Layout> {
+        let whole = [self.run, self.run_stride, self.gdiv]
+            .iter()
+            .all(|&v| v % 4 == 0);
+        (self.lanes == 1 && whole && self.run > 0 && self.sstep == 0).then_some(Layout {
+            m: self.m / 4,
+            run: self.run / 4,
+            run_stride: self.run_stride / 4,
+            gdiv: self.gdiv / 4,
+            lanes: 4,
+            ..*self
+        })
+    }
+
+    /// (chunks per group, lanes per chunk) of the training kernels: the fewest chunks of at
+    /// most `MAX_CHUNK` elements, evened out and rounded to whole workgroup strides.
     fn chunking(&self) -> (usize, usize) {
-        let chunks = self.m.div_ceil(MAX_CHUNK).max(1);
+        let chunks = self.m.div_ceil(MAX_CHUNK / self.lanes).max(1);
         let clen = self.m.div_ceil(chunks).div_ceil(WG).max(1) * WG;
         // Rounding clen up can leave the last chunk empty: count again.
         (self.m.div_ceil(clen).max(1), clen)
@@ -237,8 +315,9 @@ impl Layout {
     /// The uniform: the layout, then flags, var_off, eps, momentum, 1 − momentum, M/(M − 1), the
     /// fused neuron (none), the chunking and the walk (the shader's `Params`).
     fn params(&self, flags: u32, var_off: usize, eps: f32, momentum: f32) -> Vec<u32> {
-        let m = self.m as f64;
-        let unbias = if self.m > 1 { m / (m - 1.0) } else { 0.0 };
+        let elements = self.m.saturating_mul(self.lanes);
+        let m = elements as f64;
+        let unbias = if elements > 1 { m / (m - 1.0) } else { 0.0 };
         let mut w: Vec<u32> = [
             self.groups,
             self.m,
@@ -585,8 +664,8 @@ pub fn norm_epilogue_launch(
         gamma,
         beta,
         y,
-        state,
-        &sshape,
+        (state, &sshape),
+        None,
         epilogue,
     )
 }

@@ -14,13 +14,33 @@ fn partials(lay: &Layout, x: &Tensor) -> Result<Option<Tensor>> {
     Tensor::zeros(&x.device, &[lay.groups, chunks, 2], DType::F32).map(Some)
 }
 
+/// `lay` in lanes of four (16-byte loads) where the layout and every binding's offset allow it,
+/// else `lay`.
+fn widest(lay: &Layout, bindings: &[Binding]) -> Layout {
+    match lay.lanes4() {
+        Some(wide) if bindings.iter().all(|b| b.offset % 16 == 0) => wide,
+        _ => *lay,
+    }
+}
+
 /// The grid of the chunked kernels: one workgroup per (group, chunk).
 fn chunk_grid(lay: &Layout) -> [u32; 3] {
     grid_1d(lay.groups * lay.chunking().0, 1)
 }
 
-/// Training forward of any layout: statistics into `state` (2, groups...), y = γ·x̂ + β, plus
-/// the epilogue's residual, then its neuron.
+/// Batch norm's running statistics (C each), moved in place towards each training batch's by
+/// `momentum`.
+#[derive(Clone, Copy)]
+pub(super) struct Running<'a> {
+    pub mean: &'a Tensor,
+    pub var: &'a Tensor,
+    pub momentum: f32,
+}
+
+/// Training forward of any layout: statistics into `state` (2, groups...) of `state.1`'s shape,
+/// y = γ·x̂ + β, plus the epilogue's residual, then its neuron; the running statistics updated
+/// when given. A group of more than [`MAX_CHUNK`] elements takes three dispatches (partials,
+/// combine, forward), a smaller one one, and a second for the running statistics.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn stats_forward_launch(
     op: &str,
@@ -30,8 +50,8 @@ pub(super) fn stats_forward_launch(
     gamma: Option<&Tensor>,
     beta: Option<&Tensor>,
     y: &Tensor,
-    state: &Tensor,
-    state_shape: &[usize],
+    (state, state_shape): (&Tensor, &[usize]),
+    running: Option<Running>,
     epilogue: Epilogue,
 ) -> Result<Prepared> {
     x.expect_dtype(op, DType::F32)?;
@@ -40,38 +60,51 @@ pub(super) fn stats_forward_launch(
     expect(op, "state", state, state_shape)?;
     let (flags, g, b) = affine(x, gamma, beta);
     let (flags, res) = epilogue.residual_binding(op, x, flags)?;
+    let elements = lay;
+    let lay = &widest(lay, &[x.buffer(), y.buffer(), res]);
+    let shader = DyVariant::plain().chunked(lay);
     let params = lay.params_fused(flags, eps, epilogue.neuron);
     let part = partials(lay, x)?;
-    let mut launches = Vec::with_capacity(2);
+    let (update, momentum) = running.map_or((0, 0.0), |r| (16, r.momentum));
+    let mean = running.map_or_else(|| state.placeholder(), |r| r.mean.buffer());
+    let var = running.map_or_else(|| state.placeholder(), |r| r.var.buffer());
+    let mut launches = Vec::with_capacity(3);
     if let Some(part) = &part {
         launches.push(x.device.launch(
-            &SHADER,
+            shader,
             "norm_stats_partial",
             &[],
             &params,
             &[x.buffer(), part.buffer()],
             chunk_grid(lay),
         )?);
+        launches.push(x.device.launch(
+            shader,
+            "norm_stats_combine",
+            &[],
+            &lay.params(update, 0, eps, momentum),
+            &[part.buffer(), state.buffer(), mean, var],
+            grid_1d(lay.groups, 1),
+        )?);
     }
-    let part_binding = part
-        .as_ref()
-        .map_or_else(|| x.placeholder(), |t| t.buffer());
     launches.push(x.device.launch(
-        &SHADER,
+        shader,
         "norm_forward",
-        &[],
+        &crate::neuron::fused_constants(epilogue.neuron),
         &params,
-        &[
-            x.buffer(),
-            g,
-            b,
-            part_binding,
-            y.buffer(),
-            state.buffer(),
-            res,
-        ],
+        &[x.buffer(), g, b, y.buffer(), state.buffer(), res],
         chunk_grid(lay),
     )?);
+    if part.is_none() && running.is_some() {
+        launches.push(x.device.launch(
+            &SHADER,
+            "norm_running",
+            &[],
+            &elements.params(0, 0, eps, momentum),
+            &[state.buffer(), mean, var],
+            grid_1d(elements.groups, WG),
+        )?);
+    }
     Ok(Prepared {
         launches,
         scratch: part.into_iter().collect(),
@@ -123,13 +156,16 @@ pub(super) fn stats_backward_launch(
             expect(op, name, t, pshape)?;
         }
     }
-    let params = lay.params(flags, 0, eps, 0.0);
     let v = DyVariant::of(op, x, neuron)?;
+    let elements = lay;
+    let lay = &widest(lay, &v.bind(vec![x.buffer(), dy.buffer(), dx.buffer()]));
+    let shader = v.chunked(lay);
+    let params = lay.params(flags, 0, eps, 0.0);
     let part = partials(lay, x)?;
     let mut launches = Vec::with_capacity(2);
     if let Some(part) = &part {
         launches.push(x.device.launch(
-            v.shader,
+            shader,
             "norm_backward_partial",
             &v.constants,
             &params,
@@ -158,7 +194,7 @@ pub(super) fn stats_backward_launch(
         db.map_or_else(|| dx.placeholder(), |t| t.buffer()),
     ]);
     launches.push(x.device.launch(
-        v.shader,
+        shader,
         "norm_backward_dx",
         &v.constants,
         &params,
@@ -168,7 +204,7 @@ pub(super) fn stats_backward_launch(
     let scratch: Vec<Tensor> = part.into_iter().chain(spare).collect();
     if !fuse_params {
         launches.extend(param_grads_launch(
-            op, lay, eps, pshape, x, dy, neuron, state, state, lay.groups, dgamma, dbeta,
+            op, elements, eps, pshape, x, dy, neuron, state, state, lay.groups, dgamma, dbeta,
         )?);
     }
     Ok(Prepared { launches, scratch })
