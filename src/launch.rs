@@ -587,6 +587,11 @@ impl Launch {
         self.groups
     }
 
+    /// Its kernel's entry point.
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
     /// Whether every `read` binding of its kernel stayed read-only.
     pub fn read_only(&self) -> bool {
         self.read_write == 0

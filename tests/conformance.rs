@@ -626,6 +626,23 @@ fn gpu_matches_reference_on_winograd() {
     });
 }
 
+/// The convolution samples again on the implicit GEMM alone, which `Auto` leaves for Winograd
+/// and, for a short reduction (`conv::short_k`: most samples' sizes), for loops over the taps.
+#[test]
+fn gpu_matches_reference_on_the_implicit_gemm() {
+    use wgtrain::ops::conv::winograd::{ConvAlgo, with_conv_algo};
+    each_device("conformance, implicit gemm", |dev| {
+        with_conv_algo(ConvAlgo::ImplicitGemm, || {
+            for_each_sample(&format!("implicit gemm on {}", dev.name()), |s| {
+                if !s.name.starts_with("conv/") {
+                    return Ok(());
+                }
+                check_f32_and_f16(dev, s)
+            });
+        });
+    });
+}
+
 #[test]
 fn max_rel_diff_sees_nan() {
     assert!(max_rel_diff(&[1.0, f64::NAN], &[1.0, 2.0]).is_nan());

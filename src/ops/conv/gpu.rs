@@ -25,7 +25,7 @@ use crate::launch::{Launch, Prepared, SPLIT_PARTIALS_SLOT, grid_1d, shared_scrat
 use crate::ops::conv::partition::{GEMM_K_UNIT, data_gemm, wgrad_split};
 pub use crate::ops::conv::partition::{StridePhase, bias_chunks, data_split, stride_phases};
 use crate::ops::conv::uniform::{k_divisors, params};
-use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop, winograd};
+use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop, short_k, winograd};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::{Gemm, gemm_launches};
@@ -221,6 +221,9 @@ pub(crate) fn conv_weight_grad_launches_into(
 ) -> Result<Prepared> {
     if winograd::chosen_wgrad(g, x) {
         return winograd::weight_grad_launches(g, x, dy, dw, accumulate);
+    }
+    if short_k::fits(g, x, dy) && dw.dtype() == DType::F32 {
+        return short_k::weight_grad_launches(g, x, dy, dw, accumulate, sum_partials);
     }
     let dev = &x.device;
     // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see wgsl/conv/grad_weight.wgsl).
@@ -451,6 +454,10 @@ fn data_launches(
 ) -> Result<Prepared> {
     if winograd::chosen(g, adjoint, input) {
         return winograd::launches(g, adjoint, input, w, d.b, out, d.fused, d.accumulate);
+    }
+    if !adjoint && short_k::fits(g, input, out) {
+        let l = short_k::forward_launch(g, input, w, d.b, out, d.fused, d.accumulate)?;
+        return Ok(Prepared::one(l));
     }
     if d.b.is_none()
         && input.dtype() == DType::F32

@@ -11,6 +11,7 @@ pub mod gpu;
 mod op;
 mod partition;
 mod shaders;
+pub mod short_k;
 mod uniform;
 pub mod winograd;
 pub mod reference;

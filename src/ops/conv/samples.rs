@@ -40,6 +40,20 @@ pub fn samples() -> Vec<Sample> {
             c.padding = Padding1d::Explicit { left: 2, right: 1 };
             g.conv1d("y", x, c)
         }),
+        // A first layer at the short-reduction limits (`conv::short_k`): 2·4·4 = 32 taps, 33
+        // output channels (a partial block of 8 and quad of 4), asymmetric padding, dilation.
+        Sample::new("conv/2d/short_k_edges", |g, s| {
+            let x = g.input("x", &[3, 2, 9 * s, 7])?;
+            let mut c = Conv2d::new(2, 33, (4, 4));
+            c.dilation = (1, 2);
+            c.padding = Padding::Explicit {
+                top: 1,
+                bottom: 2,
+                left: 3,
+                right: 2,
+            };
+            g.conv2d("y", x, c)
+        }),
         Sample::new("conv/transpose2d/stride_outpad", |g, s| {
             let x = g.input("x", &[2, 3, 4 * s, 5])?;
             let mut c = ConvTranspose2d::new(3, 2, (3, 3));

@@ -93,7 +93,8 @@ pub enum ConvAlgo {
     /// the implicit GEMM on a CPU adapter and for everything else.
     #[default]
     Auto,
-    /// Always the implicit GEMM.
+    /// Always the implicit GEMM (neither Winograd nor the short-reduction loops of
+    /// `conv::short_k`).
     ImplicitGemm,
     /// Winograd wherever the pass is eligible (3×3 or 5×5, stride 1, no dilation, one group, f32
     /// or f16 storage with f32 sums, padding below the filter's edge, the transformed operands
@@ -218,6 +219,11 @@ fn not_chosen(what: &str) -> crate::error::Error {
 }
 
 /// Whether the data pass of `g` (`adjoint`: its data gradient) on `input` runs on Winograd.
+/// Whether the algorithm chosen (`with_conv_algo`) is the implicit GEMM everywhere.
+pub(crate) fn implicit_gemm_only() -> bool {
+    ALGO.with(|a| a.get()) == ConvAlgo::ImplicitGemm
+}
+
 pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
     eligible(g, adjoint, input).is_some_and(|c| takes(&c, input, c.sizes(g.batch)))
 }

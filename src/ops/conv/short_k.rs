@@ -1,0 +1,155 @@
+//! Convolutions whose reduction is short (`wgsl/conv/short_k.wgsl`): K = C_in·kh·kw ≤
+//! [`MAX_TAPS`] with one group and at most [`MAX_OUT_CHANNELS`] outputs, in f32 — a network's
+//! first layer. Their forward and weight gradient loop over the taps directly; on the implicit
+//! GEMM each K step of 8 waits for its gathers, and a 28×28 image's 25 taps take four of them.
+
+use crate::error::Result;
+use crate::launch::{
+    Launch, PRELUDE, Prepared, SPLIT_PARTIALS_SLOT, Shader, grid_1d, shared_scratch,
+};
+use crate::ops::conv::ConvGeometry;
+use crate::ops::elementwise::UnaryOp;
+use crate::tensor::{DType, Tensor};
+
+/// The most taps (C_in·kh·kw) a short-K convolution takes (the shader's staged tiles).
+pub const MAX_TAPS: usize = 32;
+/// The most output channels a short-K convolution takes (the shader's staged tiles).
+pub const MAX_OUT_CHANNELS: usize = 64;
+/// Output pixels a weight-gradient workgroup stages at once (`PB` in the shader).
+const PIXEL_BLOCK: usize = 32;
+/// Workgroups the weight gradient aims for: enough to fill a large GPU twice, few partial rows.
+const WGRAD_GROUPS: usize = 512;
+
+pub(crate) static SHADER: Shader = Shader {
+    name: "conv_short_k",
+    user_code: false,
+    parts: &[
+        PRELUDE,
+        crate::neuron::WGSL,
+        include_str!("../../../wgsl/conv/short_k.wgsl"),
+    ],
+};
+
+/// Whether `g`'s convolution from `x` to `out` (not its adjoint) runs here: one group, at most
+/// [`MAX_TAPS`] taps and [`MAX_OUT_CHANNELS`] outputs, f32 tensors of the geometry's shapes whose
+/// every index fits the shader's u32, f32 sums asked for, and an algorithm other than
+/// `ConvAlgo::ImplicitGemm` (`winograd::with_conv_algo`).
+pub fn fits(g: &ConvGeometry, x: &Tensor, out: &Tensor) -> bool {
+    if crate::ops::conv::winograd::implicit_gemm_only()
+        || crate::launch::accumulator() != crate::Accumulator::F32
+    {
+        return false;
+    }
+    let taps = g.in_channels * g.kernel.0 * g.kernel.1;
+    let shapes = x.shape == g.in_shape() && out.shape == g.out_shape();
+    let small = g.groups == 1 && taps <= MAX_TAPS && g.out_channels <= MAX_OUT_CHANNELS;
+    let f32s = x.dtype() == DType::F32 && out.dtype() == DType::F32;
+    let indices = [x.numel(), out.numel()]
+        .iter()
+        .all(|&n| n <= u32::MAX as usize)
+        && g.check_gpu_range("convolution").is_ok();
+    shapes && small && f32s && indices && taps > 0 && g.out_channels > 0
+}
+
+/// The uniform (`Params` in the shader): the geometry, then flags, the chunk, the pixels and the
+/// fused neuron's words.
+fn params(g: &ConvGeometry, flags: u32, chunk: usize, fused: Option<UnaryOp>) -> Vec<u32> {
+    let pixels = g.batch * g.out_size.0 * g.out_size.1;
+    let mut w: Vec<u32> = [
+        g.batch,
+        g.in_channels,
+        g.in_size.0,
+        g.in_size.1,
+        g.out_channels,
+        g.out_size.0,
+        g.out_size.1,
+        g.in_channels * g.kernel.0 * g.kernel.1,
+        g.kernel.0,
+        g.kernel.1,
+        g.stride.0,
+        g.stride.1,
+        g.dilation.0,
+        g.dilation.1,
+        g.padding.0,
+        g.padding.2,
+        flags as usize,
+        chunk,
+        pixels,
+    ]
+    .iter()
+    .map(|&v| v as u32)
+    .collect();
+    w.extend(crate::neuron::post_op_words(fused));
+    w
+}
+
+/// `y = neuron(conv(x, w) + b)` (`+ y` before the neuron when `accumulate`, which takes none).
+/// Call where [`fits`] holds.
+pub(crate) fn forward_launch(
+    g: &ConvGeometry,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    fused: Option<UnaryOp>,
+    accumulate: bool,
+) -> Result<Launch> {
+    let pixels = g.batch * g.out_size.0 * g.out_size.1;
+    let [gx, gy, _] = grid_1d(pixels, 256);
+    let flags = b.is_some() as u32 | (accumulate as u32) << 1;
+    x.device.launch(
+        &SHADER,
+        "short_k_forward",
+        &crate::neuron::fused_constants(fused),
+        &params(g, flags, 0, fused),
+        &[
+            x.buffer(),
+            w.buffer(),
+            b.map_or_else(|| w.placeholder(), |b| b.buffer()),
+            y.buffer(),
+        ],
+        [gx, gy, g.out_channels.div_ceil(16) as u32],
+    )
+}
+
+/// `dw (C_out, C_in, kh, kw) = Σ_pixels dy ⊗ x-taps` (`+=` when `accumulate`): a partial sum per
+/// chunk of output pixels, then the chunks summed by `sum`; one chunk writes dw itself. Call where [`fits`] holds for `g`,
+/// `x` and `dy`.
+pub(crate) fn weight_grad_launches(
+    g: &ConvGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+    sum: impl FnOnce(&Tensor, &Tensor, bool) -> Result<Prepared>,
+) -> Result<Prepared> {
+    let dev = &x.device;
+    let pixels = g.batch * g.out_size.0 * g.out_size.1;
+    let chunk = pixels
+        .div_ceil(WGRAD_GROUPS)
+        .div_ceil(PIXEL_BLOCK)
+        .max(1)
+        .saturating_mul(PIXEL_BLOCK);
+    let chunks = pixels.div_ceil(chunk).max(1);
+    let numel = dw.numel();
+    // One chunk writes (or adds into) dw itself.
+    let direct = chunks == 1;
+    let part = if direct {
+        dw.clone()
+    } else {
+        shared_scratch(dev, SPLIT_PARTIALS_SLOT, &[chunks, numel], DType::F32)?
+    };
+    let l = dev.launch(
+        &SHADER,
+        "short_k_weight_grad",
+        &[],
+        &params(g, (direct && accumulate) as u32 * 2, chunk, None),
+        &[x.buffer(), dy.buffer(), part.buffer()],
+        grid_1d(chunks, 1),
+    )?;
+    let mut prep = Prepared::one(l);
+    if !direct {
+        prep.extend(sum(&part, dw, accumulate)?);
+    }
+    Ok(prep)
+}

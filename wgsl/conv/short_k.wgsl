@@ -1,0 +1,243 @@
+// Convolutions whose reduction is short: K = C_in·kh·kw ≤ 32 taps (groups 1) and C_out ≤ 64,
+// a network's first layer (MNIST's 1 → 32 5×5, Inception's 3 → 32 3×3). The implicit GEMM
+// spends its time there in K steps of 8 that each wait for their gathers, so these kernels
+// loop over the taps directly instead.
+//   short_k_forward:     y (N, C_out, OH, OW) = neuron(conv(x, w) + b (+ y)), one invocation per
+//                        output pixel and 16 channels (grid: pixels / 256, then z = C_out / 16).
+//   short_k_weight_grad: dw (C_out, K) per chunk of output pixels, summed by the host's
+//                        `sum_partials` (grid: one workgroup per chunk).
+// Pixel p is (n, oy, ox), ox fastest; tap t is (ci, ky, kx), kx fastest (OIHW: w[co·K + t]).
+// Sums are f32 vec4s named by constants, so nothing lands in local memory.
+
+struct Params {
+    batch: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    oh: u32,
+    ow: u32,
+    taps: u32,    // K = cin · kh · kw
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    dh: u32,
+    dw: u32,
+    ph: u32,      // top padding
+    pw: u32,      // left padding
+    flags: u32,   // bit 0: add b; bit 1: add into y (forward) or dw (one chunk's gradient)
+    chunk: u32,   // weight gradient: output pixels per workgroup, a multiple of PB
+    pixels: u32,  // N · OH · OW
+    act_len: u32, // the fused neuron (post_op), forward only
+    act_op: u32,
+    act_a: f32,
+    act_b: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+
+// x[n, ci, iy, ix] for output pixel (n, oy, ox) and tap t = (ci, ky, kx); 0 in the padding.
+fn tap_index(n: u32, oy: u32, ox: u32, ci: u32, ky: u32, kx: u32) -> i32 {
+    let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
+    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
+    if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) { return -1; }
+    return i32(((n * p.cin + ci) * p.h + u32(iy)) * p.w + u32(ix));
+}
+
+// Pixel p as (n, oy, ox).
+fn pixel_of(pix: u32) -> vec3<u32> {
+    let plane = p.oh * p.ow;
+    let r = pix % plane;
+    return vec3<u32>(pix / plane, r / p.ow, r % p.ow);
+}
+
+// Where (n, co, oy, ox) of y or dy lies.
+fn out_index(px: vec3<u32>, co: u32) -> u32 {
+    return ((px.x * p.cout + co) * p.oh + px.y) * p.ow + px.z;
+}
+
+@group(0) @binding(1) var<storage, read> fx: array<act>;
+@group(0) @binding(2) var<storage, read> fw: array<f32>;   // (C_out, K)
+@group(0) @binding(3) var<storage, read> fb: array<f32>;   // (C_out) when flags bit 0
+@group(0) @binding(4) var<storage, read_write> fy: array<act>;
+
+// The workgroup's 16 channels' weights, [tap][quad]: channels 16z + 4·quad .. +3.
+var<workgroup> fws: array<vec4<f32>, 128>;
+
+fn weight_or_zero(co: u32, t: u32) -> f32 {
+    if (co >= p.cout) { return 0.0; }
+    return fw[co * p.taps + t];
+}
+
+fn put(px: vec3<u32>, co: u32, v: f32) {
+    if (co >= p.cout) { return; }
+    var o = v;
+    if ((p.flags & 1u) != 0u) { o = o + fb[co]; }
+    let i = out_index(px, co);
+    if ((p.flags & 2u) != 0u) { o = o + f32(fy[i]); }
+    fy[i] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, o));
+}
+
+fn put4(px: vec3<u32>, co: u32, v: vec4<f32>) {
+    put(px, co, v.x);
+    put(px, co + 1u, v.y);
+    put(px, co + 2u, v.z);
+    put(px, co + 3u, v.w);
+}
+
+@compute @workgroup_size(256)
+fn short_k_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let c0 = 16u * wid.z;
+    if (lid < 4u * p.taps) {
+        let t = lid / 4u;
+        let co = c0 + 4u * (lid % 4u);
+        fws[lid] = vec4<f32>(weight_or_zero(co, t), weight_or_zero(co + 1u, t),
+                             weight_or_zero(co + 2u, t), weight_or_zero(co + 3u, t));
+    }
+    workgroupBarrier();
+    let pix = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (pix >= p.pixels) { return; }
+    let px = pixel_of(pix);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var ci = 0u;
+    var ky = 0u;
+    var kx = 0u;
+    for (var t = 0u; t < p.taps; t = t + 1u) {
+        let at = tap_index(px.x, px.y, px.z, ci, ky, kx);
+        var v = 0.0;
+        if (at >= 0) { v = f32(fx[at]); }
+        a0 = a0 + v * fws[4u * t];
+        a1 = a1 + v * fws[4u * t + 1u];
+        a2 = a2 + v * fws[4u * t + 2u];
+        a3 = a3 + v * fws[4u * t + 3u];
+        kx = kx + 1u;
+        if (kx == p.kw) {
+            kx = 0u;
+            ky = ky + 1u;
+            if (ky == p.kh) {
+                ky = 0u;
+                ci = ci + 1u;
+            }
+        }
+    }
+    put4(px, c0, a0);
+    put4(px, c0 + 4u, a1);
+    put4(px, c0 + 8u, a2);
+    put4(px, c0 + 12u, a3);
+}
+
+@group(0) @binding(1) var<storage, read> gx: array<act>;
+@group(0) @binding(2) var<storage, read> gdy: array<act>;
+@group(0) @binding(3) var<storage, read_write> gpart: array<f32>; // (chunks, C_out, K)
+
+// Pixels staged per block, and the padded row length of the staged tiles (distinct banks for
+// the invocations reading one pixel of different taps or channels).
+const PB: u32 = 32u;
+const ROW: u32 = 33u;
+var<workgroup> sdy: array<vec4<f32>, 528>; // [channel quad (16)][pixel (ROW)]: dy of 4 channels
+var<workgroup> sxt: array<f32, 1056>;      // [tap (32)][pixel (ROW)]: x at the tap
+
+// Tap t as (ci, ky, kx).
+fn tap_of(t: u32) -> vec3<u32> {
+    return vec3<u32>(t / (p.kh * p.kw), (t / p.kw) % p.kh, t % p.kw);
+}
+
+// dy of channel quad q at staged pixel j (zeros past the chunk or the channels).
+fn stage_dy(q: u32, j: u32, px: vec3<u32>, live: bool) {
+    var d = vec4<f32>(0.0);
+    let co = 4u * q;
+    if (live && co < p.cout) {
+        d.x = f32(gdy[out_index(px, co)]);
+        if (co + 1u < p.cout) { d.y = f32(gdy[out_index(px, co + 1u)]); }
+        if (co + 2u < p.cout) { d.z = f32(gdy[out_index(px, co + 2u)]); }
+        if (co + 3u < p.cout) { d.w = f32(gdy[out_index(px, co + 3u)]); }
+    }
+    sdy[q * ROW + j] = d;
+}
+
+// x at tap t = (ci, ky, kx) of staged pixel j (zero past the chunk, the taps or the image).
+fn stage_x(t: u32, k: vec3<u32>, j: u32, px: vec3<u32>, live: bool) {
+    var v = 0.0;
+    if (live && t < p.taps) {
+        let at = tap_index(px.x, px.y, px.z, k.x, k.y, k.z);
+        if (at >= 0) { v = f32(gx[at]); }
+    }
+    sxt[t * ROW + j] = v;
+}
+
+// Invocation lid sums pairs lid and lid + 256 of the (channel quad q, tap t) pairs, t fastest:
+// dw[4q .. 4q+3, t] over its workgroup's chunk of output pixels, a block of PB at a time. For
+// the staging it is pixel j = lid % PB of the block and row r = lid / PB: channel quads r and
+// r + 8, taps r, r + 8, r + 16 and r + 24 (their decompositions, and the pixel's once a block,
+// are its only divisions).
+@compute @workgroup_size(256)
+fn short_k_weight_grad(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let chunk = wid.x + wid.y * nwg.x;
+    let start = chunk * p.chunk;
+    if (start >= p.pixels) { return; } // uniform: the whole workgroup leaves
+    let end = min(p.pixels, start + p.chunk);
+    let pairs = (p.cout + 3u) / 4u * p.taps;
+    let q0 = lid / p.taps;
+    let t0 = lid % p.taps;
+    let q1 = (lid + WG) / p.taps;
+    let t1 = (lid + WG) % p.taps;
+    let j = lid % PB;
+    let r = lid / PB;
+    let k0 = tap_of(r);
+    let k1 = tap_of(r + 8u);
+    let k2 = tap_of(r + 16u);
+    let k3 = tap_of(r + 24u);
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    for (var base = start; base < end; base = base + PB) {
+        let live = base + j < end;
+        let px = pixel_of(min(base + j, end - 1u));
+        stage_dy(r, j, px, live);
+        stage_dy(r + 8u, j, px, live);
+        stage_x(r, k0, j, px, live);
+        stage_x(r + 8u, k1, j, px, live);
+        stage_x(r + 16u, k2, j, px, live);
+        stage_x(r + 24u, k3, j, px, live);
+        workgroupBarrier();
+        if (lid < pairs) {
+            for (var i = 0u; i < PB; i = i + 1u) {
+                s0 = s0 + sdy[q0 * ROW + i] * sxt[t0 * ROW + i];
+            }
+        }
+        if (lid + WG < pairs) {
+            for (var i = 0u; i < PB; i = i + 1u) {
+                s1 = s1 + sdy[q1 * ROW + i] * sxt[t1 * ROW + i];
+            }
+        }
+        workgroupBarrier();
+    }
+    let out = chunk * p.cout * p.taps;
+    if (lid < pairs) { put_grad(out, q0, t0, s0); }
+    if (lid + WG < pairs) { put_grad(out, q1, t1, s1); }
+}
+
+fn put_grad(out: u32, q: u32, t: u32, s: vec4<f32>) {
+    let co = 4u * q;
+    put_grad1(out + co * p.taps + t, s.x);
+    if (co + 1u < p.cout) { put_grad1(out + (co + 1u) * p.taps + t, s.y); }
+    if (co + 2u < p.cout) { put_grad1(out + (co + 2u) * p.taps + t, s.z); }
+    if (co + 3u < p.cout) { put_grad1(out + (co + 3u) * p.taps + t, s.w); }
+}
+
+// One sum into the partials, or added into dw itself (flags bit 1: one chunk, accumulating).
+fn put_grad1(i: u32, v: f32) {
+    if ((p.flags & 2u) != 0u) {
+        gpart[i] = gpart[i] + v;
+    } else {
+        gpart[i] = v;
+    }
+}
