@@ -626,20 +626,23 @@ fn gpu_matches_reference_on_winograd() {
     });
 }
 
-/// The convolution samples again on the implicit GEMM alone, which `Auto` leaves for Winograd
-/// and, for a short reduction (`conv::short_k`: most samples' sizes), for loops over the taps.
+/// The convolution samples again on the implicit GEMM alone, and on the loops over the taps
+/// wherever the reduction is short (`conv::short_k`: most samples' sizes), which `Auto` takes on
+/// GPUs only.
 #[test]
-fn gpu_matches_reference_on_the_implicit_gemm() {
+fn gpu_matches_reference_on_the_implicit_gemm_and_the_tap_loops() {
     use wgtrain::ops::conv::winograd::{ConvAlgo, with_conv_algo};
-    each_device("conformance, implicit gemm", |dev| {
-        with_conv_algo(ConvAlgo::ImplicitGemm, || {
-            for_each_sample(&format!("implicit gemm on {}", dev.name()), |s| {
-                if !s.name.starts_with("conv/") {
-                    return Ok(());
-                }
-                check_f32_and_f16(dev, s)
+    each_device("conformance, implicit gemm and tap loops", |dev| {
+        for algo in [ConvAlgo::ImplicitGemm, ConvAlgo::ShortK] {
+            with_conv_algo(algo, || {
+                for_each_sample(&format!("{algo:?} on {}", dev.name()), |s| {
+                    if !s.name.starts_with("conv/") {
+                        return Ok(());
+                    }
+                    check_f32_and_f16(dev, s)
+                });
             });
-        });
+        }
     });
 }
 

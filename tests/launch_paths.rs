@@ -174,61 +174,66 @@ fn convolutions_take_every_gemm_entry() {
 }
 
 /// A convolution with at most 32 taps (C_in·kh·kw) and 64 output channels loops over its taps
-/// (`conv::short_k`) forward and for its weight gradient; one past either limit, or under
-/// `ConvAlgo::ImplicitGemm`, takes the implicit GEMM. Each is checked against the reference.
+/// (`conv::short_k`) forward and for its weight gradient, under `ConvAlgo::ShortK` and on a GPU
+/// under `Auto`; one past either limit, or under `ConvAlgo::ImplicitGemm`, takes the implicit
+/// GEMM. Each is checked against the reference.
 #[test]
 fn short_reductions_loop_over_their_taps() {
     each_device("short reductions", |dev| {
-        let entries = |c: &Conv2d, x: &[usize]| {
-            let zeros = |shape: &[usize]| Tensor::zeros(dev, shape, DType::F32).unwrap();
-            let (xt, w) = (zeros(x), zeros(&c.weight_shape()));
-            let (y, b) = (zeros(&c.out_shape(x).unwrap()), zeros(&[c.out_channels]));
-            let f = conv::forward_launches(c, &xt, &w, Some(&b), &y).unwrap();
-            let dw = conv::backward_weights_launches(c, &xt, &y, &w).unwrap();
-            (f.launches[0].label(), dw.launches[0].label())
-        };
-        let short = ("short_k_forward", "short_k_weight_grad");
-        for (c, x, loops) in [
-            // MNIST's first layer, one image of 7×9 and a batch of 3 at 33×33 (chunks of pixels,
-            // the last partial), and 64 channels from 32 taps strided and dilated.
-            (
-                Conv2d {
-                    padding: Padding::symmetric(2),
-                    ..Conv2d::new(1, 32, (5, 5))
-                },
-                vec![1, 1, 7, 9],
-                true,
-            ),
-            (
-                Conv2d {
-                    padding: Padding::symmetric(2),
-                    ..Conv2d::new(1, 32, (5, 5))
-                },
-                vec![3, 1, 33, 33],
-                true,
-            ),
-            (
-                Conv2d {
-                    stride: (2, 1),
-                    dilation: (2, 1),
-                    ..Conv2d::new(2, 64, (4, 4))
-                },
-                vec![2, 2, 13, 7],
-                true,
-            ),
-            // 33 taps; 65 output channels.
-            (Conv2d::new(11, 8, (3, 1)), vec![2, 11, 7, 5], false),
-            (Conv2d::new(1, 65, (3, 3)), vec![2, 1, 7, 5], false),
-        ] {
-            let got = entries(&c, &x);
-            assert_eq!(got == short, loops, "{c:?} on {x:?}: {got:?}");
-            check_conv(dev, &c, &x);
-        }
-        let mnist = Conv2d::new(1, 32, (5, 5));
-        let x = [2, 1, 9, 9];
-        let gemm = with_conv_algo(ConvAlgo::ImplicitGemm, || entries(&mnist, &x));
-        assert_ne!(gemm.0, short.0);
-        assert_ne!(gemm.1, short.1);
+        with_conv_algo(ConvAlgo::ShortK, || {
+            let entries = |c: &Conv2d, x: &[usize]| {
+                let zeros = |shape: &[usize]| Tensor::zeros(dev, shape, DType::F32).unwrap();
+                let (xt, w) = (zeros(x), zeros(&c.weight_shape()));
+                let (y, b) = (zeros(&c.out_shape(x).unwrap()), zeros(&[c.out_channels]));
+                let f = conv::forward_launches(c, &xt, &w, Some(&b), &y).unwrap();
+                let dw = conv::backward_weights_launches(c, &xt, &y, &w).unwrap();
+                (f.launches[0].label(), dw.launches[0].label())
+            };
+            let short = ("short_k_forward", "short_k_weight_grad");
+            for (c, x, loops) in [
+                // MNIST's first layer, one image of 7×9 and a batch of 3 at 33×33 (chunks of pixels,
+                // the last partial), and 64 channels from 32 taps strided and dilated.
+                (
+                    Conv2d {
+                        padding: Padding::symmetric(2),
+                        ..Conv2d::new(1, 32, (5, 5))
+                    },
+                    vec![1, 1, 7, 9],
+                    true,
+                ),
+                (
+                    Conv2d {
+                        padding: Padding::symmetric(2),
+                        ..Conv2d::new(1, 32, (5, 5))
+                    },
+                    vec![3, 1, 33, 33],
+                    true,
+                ),
+                (
+                    Conv2d {
+                        stride: (2, 1),
+                        dilation: (2, 1),
+                        ..Conv2d::new(2, 64, (4, 4))
+                    },
+                    vec![2, 2, 13, 7],
+                    true,
+                ),
+                // 33 taps; 65 output channels.
+                (Conv2d::new(11, 8, (3, 1)), vec![2, 11, 7, 5], false),
+                (Conv2d::new(1, 65, (3, 3)), vec![2, 1, 7, 5], false),
+            ] {
+                let got = entries(&c, &x);
+                assert_eq!(got == short, loops, "{c:?} on {x:?}: {got:?}");
+                check_conv(dev, &c, &x);
+            }
+            let mnist = Conv2d::new(1, 32, (5, 5));
+            let x = [2, 1, 9, 9];
+            let gemm = with_conv_algo(ConvAlgo::ImplicitGemm, || entries(&mnist, &x));
+            assert_ne!(gemm.0, short.0);
+            assert_ne!(gemm.1, short.1);
+            let auto = with_conv_algo(ConvAlgo::Auto, || entries(&mnist, &x));
+            assert_eq!(auto == short, !dev.is_cpu(), "{auto:?}");
+        })
     });
 }
 

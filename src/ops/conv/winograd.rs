@@ -89,17 +89,20 @@ const WGRAD_MIN_TILES: usize = 64;
 /// Which algorithm the data passes of eligible convolutions take ([`with_conv_algo`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvAlgo {
-    /// Winograd for eligible passes with at least 16 channels in and out (48 for 5×5) on a GPU;
-    /// the implicit GEMM on a CPU adapter and for everything else.
+    /// On a GPU, Winograd for eligible passes with at least 16 channels in and out (48 for 5×5)
+    /// and the loops over the taps for short reductions (`conv::short_k`); the implicit GEMM on
+    /// a CPU adapter and for everything else.
     #[default]
     Auto,
-    /// Always the implicit GEMM (neither Winograd nor the short-reduction loops of
-    /// `conv::short_k`).
+    /// Always the implicit GEMM.
     ImplicitGemm,
     /// Winograd wherever the pass is eligible (3×3 or 5×5, stride 1, no dilation, one group, f32
     /// or f16 storage with f32 sums, padding below the filter's edge, the transformed operands
-    /// within the binding limit).
+    /// within the binding limit); the implicit GEMM elsewhere.
     Winograd,
+    /// The loops over the taps wherever the pass is eligible (`conv::short_k::fits`), on any
+    /// adapter; the implicit GEMM elsewhere.
+    ShortK,
 }
 
 /// Scratch one slot may take before a pass runs over the batch in chunks of images (three slots:
@@ -219,9 +222,9 @@ fn not_chosen(what: &str) -> crate::error::Error {
 }
 
 /// Whether the data pass of `g` (`adjoint`: its data gradient) on `input` runs on Winograd.
-/// Whether the algorithm chosen (`with_conv_algo`) is the implicit GEMM everywhere.
-pub(crate) fn implicit_gemm_only() -> bool {
-    ALGO.with(|a| a.get()) == ConvAlgo::ImplicitGemm
+/// The algorithm chosen ([`with_conv_algo`]).
+pub(crate) fn algo() -> ConvAlgo {
+    ALGO.with(|a| a.get())
 }
 
 pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
@@ -239,8 +242,7 @@ pub(crate) fn chosen_wgrad(g: &ConvGeometry, x: &Tensor) -> bool {
 /// The pass's correlation when its geometry, dtype and accumulator allow Winograd and the
 /// algorithm chosen is not the implicit GEMM.
 fn eligible(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> Option<Correlation> {
-    let algo = ALGO.with(|a| a.get());
-    if algo == ConvAlgo::ImplicitGemm
+    if matches!(algo(), ConvAlgo::ImplicitGemm | ConvAlgo::ShortK)
         || !(g.kernel == (3, 3) || g.kernel == (5, 5))
         || g.stride != (1, 1)
         || g.dilation != (1, 1)
