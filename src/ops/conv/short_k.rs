@@ -18,8 +18,9 @@ pub const MAX_TAPS: usize = 32;
 pub const MAX_OUT_CHANNELS: usize = 64;
 /// Output pixels a weight-gradient workgroup stages at once (`PB` in the shader).
 const PIXEL_BLOCK: usize = 32;
-/// Workgroups the weight gradient aims for: enough to fill a large GPU twice, few partial rows.
-const WGRAD_GROUPS: usize = 512;
+/// Workgroups the weight gradient aims for: several per multiprocessor of a large GPU, so that
+/// one's loads overlap another's sums, at few partial rows each.
+const WGRAD_GROUPS: usize = 1024;
 
 pub(crate) static SHADER: Shader = Shader {
     name: "conv_short_k",
