@@ -8,41 +8,24 @@
 //                        `sum_partials` (grid: one workgroup per chunk).
 // Pixel p is (n, oy, ox), ox fastest; tap t is (ci, ky, kx), kx fastest (OIHW: w[co·K + t]).
 // Sums are f32 vec4s named by constants, so nothing lands in local memory.
-
-struct Params {
-    batch: u32,
-    cin: u32,
-    h: u32,
-    w: u32,
-    cout: u32,
-    oh: u32,
-    ow: u32,
-    taps: u32,    // K = cin · kh · kw
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    dh: u32,
-    dw: u32,
-    ph: u32,      // top padding
-    pw: u32,      // left padding
-    flags: u32,   // bit 0: add b; bit 1: add into y (forward) or dw (one chunk's gradient)
-    chunk: u32,   // weight gradient: output pixels per workgroup, a multiple of PB
-    pixels: u32,  // N · OH · OW
-    act_len: u32, // the fused neuron (post_op), forward only
-    act_op: u32,
-    act_a: f32,
-    act_b: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+// The uniform is geometry.wgsl's: `has_bias` and `accumulate` (into y forward; into dw where the
+// weight gradient is one chunk) as there, `k_chunk` the output pixels per weight-gradient
+// workgroup (a multiple of PB), one group (cin_g = cin).
 
 const WG: u32 = 256u;
 
+fn taps() -> u32 {
+    return p.cin * p.kh * p.kw;
+}
+
+fn pixels() -> u32 {
+    return p.batch * p.oh * p.ow;
+}
+
 // x[n, ci, iy, ix] for output pixel (n, oy, ox) and tap t = (ci, ky, kx); 0 in the padding.
 fn tap_index(n: u32, oy: u32, ox: u32, ci: u32, ky: u32, kx: u32) -> i32 {
-    let iy = i32(oy * p.sh + ky * p.dh) - i32(p.ph);
-    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pw);
+    let iy = i32(oy * p.sh + ky * p.dh) - i32(p.pad_t);
+    let ix = i32(ox * p.sw + kx * p.dw) - i32(p.pad_l);
     if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) { return -1; }
     return i32(((n * p.cin + ci) * p.h + u32(iy)) * p.w + u32(ix));
 }
@@ -61,7 +44,7 @@ fn out_index(px: vec3<u32>, co: u32) -> u32 {
 
 @group(0) @binding(1) var<storage, read> fx: array<act>;
 @group(0) @binding(2) var<storage, read> fw: array<f32>;   // (C_out, K)
-@group(0) @binding(3) var<storage, read> fb: array<f32>;   // (C_out) when flags bit 0
+@group(0) @binding(3) var<storage, read> fb: array<f32>;   // (C_out) when has_bias
 @group(0) @binding(4) var<storage, read_write> fy: array<act>;
 
 // The workgroup's 16 channels' weights, [tap][quad]: channels 16z + 4·quad .. +3.
@@ -69,15 +52,15 @@ var<workgroup> fws: array<vec4<f32>, 128>;
 
 fn weight_or_zero(co: u32, t: u32) -> f32 {
     if (co >= p.cout) { return 0.0; }
-    return fw[co * p.taps + t];
+    return fw[co * taps() + t];
 }
 
 fn put(px: vec3<u32>, co: u32, v: f32) {
     if (co >= p.cout) { return; }
     var o = v;
-    if ((p.flags & 1u) != 0u) { o = o + fb[co]; }
+    if (p.has_bias != 0u) { o = o + fb[co]; }
     let i = out_index(px, co);
-    if ((p.flags & 2u) != 0u) { o = o + f32(fy[i]); }
+    if (p.accumulate != 0u) { o = o + f32(fy[i]); }
     fy[i] = act(post_op(p.act_len, p.act_op, p.act_a, p.act_b, o));
 }
 
@@ -92,7 +75,7 @@ fn put4(px: vec3<u32>, co: u32, v: vec4<f32>) {
 fn short_k_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     let c0 = 16u * wid.z;
-    if (lid < 4u * p.taps) {
+    if (lid < 4u * taps()) {
         let t = lid / 4u;
         let co = c0 + 4u * (lid % 4u);
         fws[lid] = vec4<f32>(weight_or_zero(co, t), weight_or_zero(co + 1u, t),
@@ -100,7 +83,7 @@ fn short_k_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     }
     workgroupBarrier();
     let pix = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (pix >= p.pixels) { return; }
+    if (pix >= pixels()) { return; }
     let px = pixel_of(pix);
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
@@ -109,7 +92,7 @@ fn short_k_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     var ci = 0u;
     var ky = 0u;
     var kx = 0u;
-    for (var t = 0u; t < p.taps; t = t + 1u) {
+    for (var t = 0u; t < taps(); t = t + 1u) {
         let at = tap_index(px.x, px.y, px.z, ci, ky, kx);
         var v = 0.0;
         if (at >= 0) { v = f32(fx[at]); }
@@ -165,7 +148,7 @@ fn stage_dy(q: u32, j: u32, px: vec3<u32>, live: bool) {
 // x at tap t = (ci, ky, kx) of staged pixel j (zero past the chunk, the taps or the image).
 fn stage_x(t: u32, k: vec3<u32>, j: u32, px: vec3<u32>, live: bool) {
     var v = 0.0;
-    if (live && t < p.taps) {
+    if (live && t < taps()) {
         let at = tap_index(px.x, px.y, px.z, k.x, k.y, k.z);
         if (at >= 0) { v = f32(gx[at]); }
     }
@@ -182,14 +165,14 @@ fn short_k_weight_grad(@builtin(workgroup_id) wid: vec3<u32>,
                        @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
     let chunk = wid.x + wid.y * nwg.x;
-    let start = chunk * p.chunk;
-    if (start >= p.pixels) { return; } // uniform: the whole workgroup leaves
-    let end = min(p.pixels, start + p.chunk);
-    let pairs = (p.cout + 3u) / 4u * p.taps;
-    let q0 = lid / p.taps;
-    let t0 = lid % p.taps;
-    let q1 = (lid + WG) / p.taps;
-    let t1 = (lid + WG) % p.taps;
+    let start = chunk * p.k_chunk;
+    if (start >= pixels()) { return; } // uniform: the whole workgroup leaves
+    let end = min(pixels(), start + p.k_chunk);
+    let pairs = (p.cout + 3u) / 4u * taps();
+    let q0 = lid / taps();
+    let t0 = lid % taps();
+    let q1 = (lid + WG) / taps();
+    let t1 = (lid + WG) % taps();
     let j = lid % PB;
     let r = lid / PB;
     let k0 = tap_of(r);
@@ -220,22 +203,22 @@ fn short_k_weight_grad(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
     }
-    let out = chunk * p.cout * p.taps;
+    let out = chunk * p.cout * taps();
     if (lid < pairs) { put_grad(out, q0, t0, s0); }
     if (lid + WG < pairs) { put_grad(out, q1, t1, s1); }
 }
 
 fn put_grad(out: u32, q: u32, t: u32, s: vec4<f32>) {
     let co = 4u * q;
-    put_grad1(out + co * p.taps + t, s.x);
-    if (co + 1u < p.cout) { put_grad1(out + (co + 1u) * p.taps + t, s.y); }
-    if (co + 2u < p.cout) { put_grad1(out + (co + 2u) * p.taps + t, s.z); }
-    if (co + 3u < p.cout) { put_grad1(out + (co + 3u) * p.taps + t, s.w); }
+    put_grad1(out + co * taps() + t, s.x);
+    if (co + 1u < p.cout) { put_grad1(out + (co + 1u) * taps() + t, s.y); }
+    if (co + 2u < p.cout) { put_grad1(out + (co + 2u) * taps() + t, s.z); }
+    if (co + 3u < p.cout) { put_grad1(out + (co + 3u) * taps() + t, s.w); }
 }
 
-// One sum into the partials, or added into dw itself (flags bit 1: one chunk, accumulating).
+// One sum into the partials, or added into dw itself (`accumulate`: one chunk, accumulating).
 fn put_grad1(i: u32, v: f32) {
-    if ((p.flags & 2u) != 0u) {
+    if (p.accumulate != 0u) {
         gpart[i] = gpart[i] + v;
     } else {
         gpart[i] = v;

@@ -14,7 +14,7 @@ use crate::ops::matmul::gpu::gemm_grid;
 use crate::tensor::DType;
 
 const CORE: &str = include_str!("../../../wgsl/gemm_core_coop.wgsl");
-const COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
+use crate::ops::conv::shaders::{CONV_COMMON as COMMON, GEOMETRY};
 
 /// Convolution forward (and conv-transpose backward-data) on the tensor cores.
 pub static FORWARD: Shader = Shader {
@@ -22,6 +22,7 @@ pub static FORWARD: Shader = Shader {
     user_code: false,
     parts: &[
         crate::neuron::WGSL,
+        GEOMETRY,
         COMMON,
         include_str!("../../../wgsl/conv/forward.wgsl"),
         CORE,
@@ -34,6 +35,7 @@ pub static DGRAD: Shader = Shader {
     user_code: false,
     parts: &[
         crate::neuron::WGSL,
+        GEOMETRY,
         COMMON,
         include_str!("../../../wgsl/conv/grad_data.wgsl"),
         CORE,
@@ -45,6 +47,7 @@ pub static WGRAD: Shader = Shader {
     name: "conv_wgrad_coop",
     user_code: false,
     parts: &[
+        GEOMETRY,
         COMMON,
         include_str!("../../../wgsl/conv/grad_weight.wgsl"),
         CORE,

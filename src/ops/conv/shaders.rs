@@ -4,7 +4,10 @@
 use crate::launch::{PRELUDE, Shader};
 use crate::ops::matmul::gpu::GEMM_CORE;
 
-const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
+/// Every convolution kernel's uniform and index rule.
+pub(crate) const GEOMETRY: &str = include_str!("../../../wgsl/conv/geometry.wgsl");
+/// The implicit-GEMM modules' shared helpers, after `GEOMETRY`.
+pub(crate) const CONV_COMMON: &str = include_str!("../../../wgsl/conv/common.wgsl");
 
 /// Neuron functions for the fused post-op of the forward-type modules.
 const NEURON: &str = crate::neuron::WGSL;
@@ -15,6 +18,7 @@ pub(crate) static FORWARD: Shader = Shader {
     user_code: false,
     parts: &[
         NEURON,
+        GEOMETRY,
         CONV_COMMON,
         include_str!("../../../wgsl/conv/forward.wgsl"),
         GEMM_CORE,
@@ -27,6 +31,7 @@ pub(crate) static DGRAD: Shader = Shader {
     user_code: false,
     parts: &[
         NEURON,
+        GEOMETRY,
         CONV_COMMON,
         include_str!("../../../wgsl/conv/grad_data.wgsl"),
         GEMM_CORE,
@@ -38,6 +43,7 @@ pub(crate) static WGRAD: Shader = Shader {
     name: "conv_wgrad",
     user_code: false,
     parts: &[
+        GEOMETRY,
         CONV_COMMON,
         include_str!("../../../wgsl/conv/grad_weight.wgsl"),
         GEMM_CORE,

@@ -8,6 +8,8 @@ use crate::launch::{
     Launch, PRELUDE, Prepared, SPLIT_PARTIALS_SLOT, Shader, grid_1d, shared_scratch,
 };
 use crate::ops::conv::ConvGeometry;
+use crate::ops::conv::shaders::GEOMETRY;
+use crate::ops::conv::uniform::params;
 use crate::ops::conv::winograd::{self, ConvAlgo};
 use crate::ops::elementwise::UnaryOp;
 use crate::tensor::{DType, Tensor};
@@ -28,6 +30,7 @@ pub(crate) static SHADER: Shader = Shader {
     parts: &[
         PRELUDE,
         crate::neuron::WGSL,
+        GEOMETRY,
         include_str!("../../../wgsl/conv/short_k.wgsl"),
     ],
 };
@@ -57,38 +60,6 @@ pub fn fits(g: &ConvGeometry, x: &Tensor, out: &Tensor) -> bool {
     shapes && small && f32s && indices && taps > 0 && g.out_channels > 0
 }
 
-/// The uniform (`Params` in the shader): the geometry, then flags, the chunk, the pixels and the
-/// fused neuron's words.
-fn params(g: &ConvGeometry, flags: u32, chunk: usize, fused: Option<UnaryOp>) -> Vec<u32> {
-    let pixels = g.batch * g.out_size.0 * g.out_size.1;
-    let mut w: Vec<u32> = [
-        g.batch,
-        g.in_channels,
-        g.in_size.0,
-        g.in_size.1,
-        g.out_channels,
-        g.out_size.0,
-        g.out_size.1,
-        g.in_channels * g.kernel.0 * g.kernel.1,
-        g.kernel.0,
-        g.kernel.1,
-        g.stride.0,
-        g.stride.1,
-        g.dilation.0,
-        g.dilation.1,
-        g.padding.0,
-        g.padding.2,
-        flags as usize,
-        chunk,
-        pixels,
-    ]
-    .iter()
-    .map(|&v| v as u32)
-    .collect();
-    w.extend(crate::neuron::post_op_words(fused));
-    w
-}
-
 /// `y = neuron(conv(x, w) + b)` (`+ y` before the neuron when `accumulate`, which takes none).
 /// Call where [`fits`] holds.
 pub(crate) fn forward_launch(
@@ -102,12 +73,11 @@ pub(crate) fn forward_launch(
 ) -> Result<Launch> {
     let pixels = g.batch * g.out_size.0 * g.out_size.1;
     let [gx, gy, _] = grid_1d(pixels, 256);
-    let flags = b.is_some() as u32 | (accumulate as u32) << 1;
     x.device.launch(
         &SHADER,
         "short_k_forward",
         &crate::neuron::fused_constants(fused),
-        &params(g, flags, 0, fused),
+        &params(g, b.is_some(), 1, 0, fused, accumulate, None)?,
         &[
             x.buffer(),
             w.buffer(),
@@ -149,7 +119,7 @@ pub(crate) fn weight_grad_launches(
         &SHADER,
         "short_k_weight_grad",
         &[],
-        &params(g, (direct && accumulate) as u32 * 2, chunk, None),
+        &params(g, false, 1, chunk, None, direct && accumulate, None)?,
         &[x.buffer(), dy.buffer(), part.buffer()],
         grid_1d(chunks, 1),
     )?;

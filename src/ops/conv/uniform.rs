@@ -1,13 +1,13 @@
-//! What a launch of the three implicit-GEMM convolution modules is told: the parameter words of
-//! their uniform (`Params` in `wgsl/conv/common.wgsl`) and the pipeline constants that fix the
-//! divisors of their K index.
+//! What a launch of a convolution kernel is told: the parameter words of their uniform (`Params`
+//! in `wgsl/conv/geometry.wgsl`) and the pipeline constants that fix the divisors of the
+//! implicit-GEMM modules' K index.
 
 use crate::error::Result;
 use crate::ops::conv::ConvGeometry;
 use crate::ops::conv::partition::StridePhase;
 use crate::ops::elementwise::UnaryOp;
 
-/// The uniform of the three GEMM modules (`Params` in `wgsl/conv/common.wgsl`), with a neuron
+/// The uniform of the convolution kernels (`Params` in `wgsl/conv/geometry.wgsl`), with a neuron
 /// fused onto the output of a forward-type module; `accumulate` adds the result to what the
 /// output holds (a gradient sum written in place); `phase` one stride phase of the data gradient
 /// (`None`: unphased).
