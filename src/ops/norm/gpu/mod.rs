@@ -31,65 +31,37 @@ const FIXED: &str = include_str!("../../../../wgsl/norm/fixed.wgsl");
 const DY: &str = include_str!("../../../../wgsl/norm/dy.wgsl");
 const DY_NEURON: &str = include_str!("../../../../wgsl/norm/dy_neuron.wgsl");
 
-pub(crate) static SHADER: Shader = Shader {
-    name: "norm",
-    user_code: false,
-    parts: &[
-        PRELUDE,
-        crate::neuron::WGSL,
-        COMMON,
-        LANE1,
-        TRAIN,
-        FIXED,
-        DY,
-    ],
-};
+/// A norm shader: its chunked training kernels on `lane`'s lanes (`lane1.wgsl` or
+/// `lane4.wgsl`), its backward loading dy through `dy` (`dy.wgsl` or `dy_neuron.wgsl`).
+macro_rules! norm_shader {
+    ($name:literal, $lane:expr, $dy:expr) => {
+        Shader {
+            name: $name,
+            user_code: false,
+            parts: &[
+                PRELUDE,
+                crate::neuron::WGSL,
+                COMMON,
+                $lane,
+                TRAIN,
+                FIXED,
+                $dy,
+            ],
+        }
+    };
+}
+
+pub(crate) static SHADER: Shader = norm_shader!("norm", LANE1, DY);
 
 /// The same kernels with a neuron's gradient folded into every load of dy (`dy_neuron.wgsl`):
 /// the backward launches take it when the compiler folds a ReLU's gradient into the norm's.
-pub(crate) static SHADER_DY: Shader = Shader {
-    name: "norm_dy",
-    user_code: false,
-    parts: &[
-        PRELUDE,
-        crate::neuron::WGSL,
-        COMMON,
-        LANE1,
-        TRAIN,
-        FIXED,
-        DY_NEURON,
-    ],
-};
+pub(crate) static SHADER_DY: Shader = norm_shader!("norm_dy", LANE1, DY_NEURON);
 
 /// `SHADER` and `SHADER_DY` whose chunked training kernels load four elements at once
-/// (`lane4.wgsl`), for layouts [`Layout::lanes`] allows.
-pub(crate) static SHADER_LANE4: Shader = Shader {
-    name: "norm_lane4",
-    user_code: false,
-    parts: &[
-        PRELUDE,
-        crate::neuron::WGSL,
-        COMMON,
-        LANE4,
-        TRAIN,
-        FIXED,
-        DY,
-    ],
-};
+/// (`lane4.wgsl`), for the layouts `Layout::lanes4` allows.
+pub(crate) static SHADER_LANE4: Shader = norm_shader!("norm_lane4", LANE4, DY);
 
-pub(crate) static SHADER_DY_LANE4: Shader = Shader {
-    name: "norm_dy_lane4",
-    user_code: false,
-    parts: &[
-        PRELUDE,
-        crate::neuron::WGSL,
-        COMMON,
-        LANE4,
-        TRAIN,
-        FIXED,
-        DY_NEURON,
-    ],
-};
+pub(crate) static SHADER_DY_LANE4: Shader = norm_shader!("norm_dy_lane4", LANE4, DY_NEURON);
 
 /// The storage buffers `norm_dy`'s dx kernel binds (the plain one binds 8): a device binding
 /// fewer per stage gets the neuron's gradient as a dispatch of its own.
