@@ -40,7 +40,8 @@ struct Params {
     total: u32,      // elements of x
     flags: u32,      // bit 0: gamma bound, bit 1: beta bound (else the slot holds x, unread);
                      // bit 2: norm_backward_dx writes dγ, dβ (parameter k = group k, batch norm);
-                     // bit 3: the forwards add a residual before the fused neuron
+                     // bit 3: the forwards add a residual before the fused neuron;
+                     // bit 4: norm_stats_combine updates the running statistics
     var_off: u32,    // index of the first variance in the variance binding
     eps: f32,
     momentum: f32,   // running-stat update: new = keep · old + momentum · batch

@@ -9,9 +9,9 @@ use crate::ops::matmul::gpu::cheapest_split;
 use crate::tensor::Tensor;
 
 /// Workgroups the weight-gradient split-K aims for on the tensor-core core and a CPU adapter's
-/// direct loop (a GPU's tiled core weighs its waves instead): enough to fill a large GPU twice. 512 made
-/// the MNIST MPS step 1–3% slower on an H200 and 128 up to 16%, the zoo within 1% of either
-/// (BENCHMARKS.md, eighth session); fewer splits also mean less scratch.
+/// direct loop (a GPU's tiled core weighs its waves instead): enough to fill a large GPU twice.
+/// 512 made the MNIST MPS step 1–3% slower on an H200 and 128 up to 16%, the zoo within 1% of
+/// either (BENCHMARKS.md, eighth session); fewer splits also mean less scratch.
 const WGRAD_TARGET_GROUPS: usize = 256;
 /// Workgroups the bias gradient's chunks aim for.
 const BIAS_TARGET_GROUPS: usize = 512;
@@ -116,9 +116,9 @@ pub fn bias_chunks(total: usize, channels: usize) -> usize {
 }
 
 /// Below this many workgroups a data pass with a long K is split over K on the tensor-core core
-/// and a CPU adapter's direct loop (a GPU's tiled core weighs its waves instead): a small image at many
-/// channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large GPU (one that
-/// holds two of these 256-invocation workgroups on each of 132 multiprocessors, say).
+/// and a CPU adapter's direct loop (a GPU's tiled core weighs its waves instead): a small image
+/// at many channels (ResNet-50's last stage, 7×7 at batch 32) fills too little of a large GPU
+/// (one that holds two of these 256-invocation workgroups on each of 132 multiprocessors, say).
 const DATA_SPLIT_BELOW_GROUPS: usize = 256;
 /// Workgroups a split data pass aims for.
 const DATA_SPLIT_TARGET_GROUPS: usize = 512;

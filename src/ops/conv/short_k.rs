@@ -89,8 +89,8 @@ pub(crate) fn forward_launch(
 }
 
 /// `dw (C_out, C_in, kh, kw) = Σ_pixels dy ⊗ x-taps` (`+=` when `accumulate`): a partial sum per
-/// chunk of output pixels, then the chunks summed by `sum`; one chunk writes dw itself. Call where [`fits`] holds for `g`,
-/// `x` and `dy`.
+/// chunk of output pixels, then the chunks summed by `sum`; one chunk writes dw itself. Call
+/// where [`fits`] holds for `g`, `x` and `dy`.
 pub(crate) fn weight_grad_launches(
     g: &ConvGeometry,
     x: &Tensor,

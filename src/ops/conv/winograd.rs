@@ -221,12 +221,12 @@ fn not_chosen(what: &str) -> crate::error::Error {
     ))
 }
 
-/// Whether the data pass of `g` (`adjoint`: its data gradient) on `input` runs on Winograd.
 /// The algorithm chosen ([`with_conv_algo`]).
 pub(crate) fn algo() -> ConvAlgo {
     ALGO.with(|a| a.get())
 }
 
+/// Whether the data pass of `g` (`adjoint`: its data gradient) on `input` runs on Winograd.
 pub(crate) fn chosen(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> bool {
     eligible(g, adjoint, input).is_some_and(|c| takes(&c, input, c.sizes(g.batch)))
 }
@@ -240,7 +240,7 @@ pub(crate) fn chosen_wgrad(g: &ConvGeometry, x: &Tensor) -> bool {
 }
 
 /// The pass's correlation when its geometry, dtype and accumulator allow Winograd and the
-/// algorithm chosen is not the implicit GEMM.
+/// algorithm chosen is neither the implicit GEMM nor the tap loops.
 fn eligible(g: &ConvGeometry, adjoint: bool, input: &Tensor) -> Option<Correlation> {
     if matches!(algo(), ConvAlgo::ImplicitGemm | ConvAlgo::ShortK)
         || !(g.kernel == (3, 3) || g.kernel == (5, 5))
@@ -265,7 +265,7 @@ fn takes(c: &Correlation, input: &Tensor, sizes: Option<[usize; 3]>) -> bool {
                 .is_some_and(|b| dev.check_binding("winograd", b as u64).is_ok())
         })
     });
-    match ALGO.with(|a| a.get()) {
+    match algo() {
         ConvAlgo::Auto => {
             let budget = CHUNK_BYTES.with(|b| b.get());
             fits && !dev.is_cpu() && auto_takes(c.kernel, c.cin, c.cout, sizes, budget)

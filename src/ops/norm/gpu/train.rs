@@ -65,6 +65,7 @@ pub(super) fn stats_forward_launch(
     let shader = DyVariant::plain().chunked(lay);
     let params = lay.params_fused(flags, eps, epilogue.neuron);
     let part = partials(lay, x)?;
+    // Flags bit 4: the combine updates the running statistics.
     let (update, momentum) = running.map_or((0, 0.0), |r| (16, r.momentum));
     let mean = running.map_or_else(|| state.placeholder(), |r| r.mean.buffer());
     let var = running.map_or_else(|| state.placeholder(), |r| r.var.buffer());
