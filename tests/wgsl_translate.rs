@@ -288,6 +288,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             "conv_winograd_gemm",
             "conv_winograd_wgrad_gemm",
             "matmul",
+            "matmul_vec4",
             "norm",
             "norm_dy",
             "norm_dy_lane4",

@@ -3,13 +3,16 @@
 //   gemm_m(), gemm_n(), gemm_k()               problem size
 //   load_a(batch, m, k), load_b(batch, k, n)   the operands' scalar meaning, 0 outside the problem
 //   a_k_fastest(), b_n_fastest()               which index is contiguous in memory (for coalescing)
+//   a_k4(), b_k4()                             whether the loader reads four consecutive k (below)
 //   store_c(batch, m, n, acc)                  the epilogue (bias, accumulate, scatter, ...)
 // and the vector loaders the main loop stages through, each split into a half fixed over the K
 // loop (prepared once per invocation) and a half per K step:
-//   type ARows, a_rows(batch, m) -> ARows      rows m..m+3
+//   type ARows, a_rows(batch, m) -> ARows      rows m..m+3 (row m when a_k4())
 //   load_a4(batch, rows, k) -> vec4<f32>       (load_a(batch, m + i, k))_{i<4}
-//   type BCols, b_cols(batch, n) -> BCols      columns n..n+3
+//                                              (when a_k4(): (load_a(batch, m, k + i))_{i<4})
+//   type BCols, b_cols(batch, n) -> BCols      columns n..n+3 (column n when b_k4())
 //   load_b4(batch, k, cols) -> vec4<f32>       (load_b(batch, k, n + i))_{i<4}
+//                                              (when b_k4(): (load_b(batch, k + i, n))_{i<4})
 // so a loader decomposes k (a convolution tap, say) once per four values and m or n (an output
 // pixel) once per kernel, not per element.
 //
@@ -17,11 +20,13 @@
 //   gemm_thin  128×32 outputs per workgroup, 4×4 per invocation  (grid ceil(N/32),  ceil(M/128))
 //   gemm       128×64 outputs per workgroup, 8×4 per invocation  (grid ceil(N/64),  ceil(M/128))
 //   gemm_wide  128×128 outputs per workgroup, 8×8 per invocation (grid ceil(N/128), ceil(M/128))
-// Invocation lid = 16·ty + tx owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3 and columns 4tx..4tx+3
-// (and 64+4tx..64+4tx+3 when wide), so it reads the shared tiles as vec4s (A: a broadcast, B:
-// consecutive vec4s); in the thin tile lid = 8·ty + tx owns rows 4ty..4ty+3 and columns
-// 4tx..4tx+3 (a narrow N, 32 channels say, leaves no tile columns idle). And `gemm_direct`,
-// without shared memory or barriers, for CPU adapters (below).
+// Invocation (ty, tx), 16 × 16 of them, owns rows 4ty..4ty+3 and 64+4ty..64+4ty+3 and columns
+// 4tx..4tx+3 (and 64+4tx..64+4tx+3 when wide), so it reads the shared tiles as vec4s (A: a
+// broadcast, B: consecutive vec4s). A subgroup of 32 takes 4 ty × 8 tx (`tile_of`): each k it
+// reads 4 + 8 distinct vec4s of the tiles where 16 consecutive tx would read 2 + 16. In the thin
+// tile lid = 8·ty + tx owns rows 4ty..4ty+3 and columns 4tx..4tx+3 (a narrow N, 32 channels say,
+// leaves no tile columns idle). And `gemm_direct`, without shared memory or barriers, for CPU
+// adapters (below).
 // Shared tiles are K-major, [buffer·BK + k][column of 4], double-buffered, each K row padded by
 // one vec4 so that transposed stores (k-fastest operands) hit distinct banks (16.5 KiB of
 // workgroup memory in all, within lavapipe's 32 KiB).
@@ -30,7 +35,9 @@
 // loaders and the epilogue stay f32.
 // The next K step is fetched into registers while the current one is multiplied, and one barrier
 // ends each step. Every invocation stages one vec4 of A and (lid < 2·bn, the B tile's units) one
-// of B: four consecutive m (n) at one k; consecutive invocations take consecutive addresses of the
+// of B: four consecutive m (n) at one k (a w-unit), or, where the loader reads K four at a time
+// (a_k4(), b_k4(): 16-byte loads of an operand whose K is contiguous), four consecutive k of one
+// m (n) (a k-unit), stored transposed; consecutive invocations take consecutive addresses of the
 // operand's contiguous index.
 //
 // Written for naga, which bounds every loop (so drivers rarely unroll them) and clamps dynamic
@@ -54,8 +61,12 @@ var<private> pb: vec4<accum>;
 
 // This invocation's staging unit (w, k) in a tile of `width` (along m or n) × BK: four
 // consecutive w at one k. Consecutive invocations take consecutive w when w is the contiguous
-// index, else consecutive k (each then reads four rows strided in memory).
-fn stage_unit(w_fastest: bool, width: u32, lid: u32) -> vec2<u32> {
+// index, else consecutive k (each then reads four rows strided in memory). A k-unit (`k4`):
+// four consecutive k from k at one w, consecutive invocations taking consecutive k.
+fn stage_unit(w_fastest: bool, k4: bool, width: u32, lid: u32) -> vec2<u32> {
+    if (k4) {
+        return vec2<u32>(lid / (BK / 4u), 4u * (lid % (BK / 4u)));
+    }
     let cols = width / 4u;
     if (w_fastest) {
         return vec2<u32>(4u * (lid % cols), lid / cols);
@@ -71,8 +82,30 @@ fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>
 }
 
 fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
-    sa[buf * BK + au.y][au.x / 4u] = pa;
-    if (has_b) {
+    if (a_k4()) {
+        // A k-unit's four k into rows r..r+3 at column w (component w % 4 of vec4 w / 4).
+        let r = buf * BK + au.y;
+        let c = au.x / 4u;
+        let j = au.x % 4u;
+        sa[r][c][j] = pa.x;
+        sa[r + 1u][c][j] = pa.y;
+        sa[r + 2u][c][j] = pa.z;
+        sa[r + 3u][c][j] = pa.w;
+    } else {
+        sa[buf * BK + au.y][au.x / 4u] = pa;
+    }
+    if (!has_b) {
+        return;
+    }
+    if (b_k4()) {
+        let r = buf * BK + bu.y;
+        let c = bu.x / 4u;
+        let j = bu.x % 4u;
+        sb[r][c][j] = pb.x;
+        sb[r + 1u][c][j] = pb.y;
+        sb[r + 2u][c][j] = pb.z;
+        sb[r + 3u][c][j] = pb.w;
+    } else {
         sb[buf * BK + bu.y][bu.x / 4u] = pb;
     }
 }
@@ -159,16 +192,28 @@ fn store_half(batch: u32, m: u32, m2: u32, n: u32, c: u32, bn: u32) {
     }
 }
 
+// Invocation lid's (tx, ty). Thin: 8 tx of 4 columns a row, lid = 8·ty + tx, so a subgroup of
+// 32 is 4 ty × 8 tx already. Else 16 × 16, a subgroup of 32 (lanes lid % 32) taking 4 ty × 8 tx
+// (subgroup lid / 32 at ty 4·(s / 2), tx 8·(s % 2)). Any subgroup size is correct; 32 reads
+// fewest distinct shared vec4s.
+fn tile_of(lid: u32, bn: u32) -> vec2<u32> {
+    if (bn == 32u) {
+        return vec2<u32>(lid % 8u, lid / 8u);
+    }
+    let lane = lid % 32u;
+    let s = lid / 32u;
+    return vec2<u32>((s % 2u) * 8u + lane % 8u, (s / 2u) * 4u + lane / 8u);
+}
+
 fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
     let batch = wid.z;
     let m0 = wid.y * BM;
     let n0 = wid.x * bn;
-    // Invocations per row of the register tiles: 8 of 4 columns (thin), else 16.
-    let row = select(16u, 8u, bn == 32u);
-    let tx = lid % row;
-    let ty = lid / row;
-    let au = stage_unit(!a_k_fastest(), BM, lid);
-    let bu = stage_unit(b_n_fastest(), bn, lid);
+    let t = tile_of(lid, bn);
+    let tx = t.x;
+    let ty = t.y;
+    let au = stage_unit(!a_k_fastest(), a_k4(), BM, lid);
+    let bu = stage_unit(b_n_fastest(), b_k4(), bn, lid);
     // The B tile has bn·BK / 4 staging units.
     let has_b = lid < 2u * bn;
     let ar = a_rows(batch, m0 + au.x);

@@ -28,8 +28,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> mat_a: array<act>;
-@group(0) @binding(2) var<storage, read> mat_b: array<act>;
+// Bindings 1 and 2, the operands, and their loaders: matmul_scalar.wgsl or matmul_vec4.wgsl.
 @group(0) @binding(3) var<storage, read_write> mat_c: array<act>;
 @group(0) @binding(4) var<storage, read> mat_bias: array<act>;   // (N,), or any buffer
 
@@ -44,23 +43,6 @@ fn k_offset(batch: u32) -> u32 { return (batch % n_splits()) * p.chunk; }
 fn k_inside(batch: u32, k: u32) -> bool { return k < gemm_k() && k + k_offset(batch) < p.k; }
 fn a_k_fastest() -> bool { return p.ta == 0u; }
 fn b_n_fastest() -> bool { return p.tb == 0u; }
-
-// The scalar meaning of the operands (the main loop stages through a_rows/load_a4, b_cols/load_b4).
-fn load_a(batch: u32, m: u32, k: u32) -> f32 {
-    if (m >= p.m || !k_inside(batch, k)) { return 0.0; }
-    let kg = k + k_offset(batch);
-    var idx = m * p.k + kg;
-    if (p.ta != 0u) { idx = kg * p.m + m; }
-    return f32(mat_a[matrix_of(batch) * p.a_stride + idx]);
-}
-
-fn load_b(batch: u32, k: u32, n: u32) -> f32 {
-    if (n >= p.n || !k_inside(batch, k)) { return 0.0; }
-    let kg = k + k_offset(batch);
-    var idx = kg * p.n + n;
-    if (p.tb != 0u) { idx = n * p.k + kg; }
-    return f32(mat_b[matrix_of(batch) * p.b_stride + idx]);
-}
 
 // Four consecutive rows (or columns) of an operand, fixed over the K loop: element (i, k) is at
 // idx + i·step + k·kstep for i < valid (the lines inside the problem).
@@ -87,34 +69,6 @@ fn b_cols(batch: u32, n: u32) -> Lines {
     let valid = select(0u, min(p.n - n, 4u), n < p.n);
     if (p.tb != 0u) { return Lines(base + n * p.k + ko, p.k, 1u, valid); }
     return Lines(base + ko * p.n + n, 1u, p.n, valid);
-}
-
-// A(m..m+3, k) = four load_a.
-fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
-    if (!k_inside(batch, k)) { return vec4<f32>(0.0); }
-    let i = r.idx + k * r.kstep;
-    if (r.valid == 4u) {
-        return vec4<f32>(f32(mat_a[i]), f32(mat_a[i + r.step]), f32(mat_a[i + 2u * r.step]), f32(mat_a[i + 3u * r.step]));
-    }
-    var v = vec4<f32>(0.0);
-    if (r.valid > 0u) { v.x = f32(mat_a[i]); }
-    if (r.valid > 1u) { v.y = f32(mat_a[i + r.step]); }
-    if (r.valid > 2u) { v.z = f32(mat_a[i + 2u * r.step]); }
-    return v;
-}
-
-// B(k, n..n+3) = four load_b.
-fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
-    if (!k_inside(batch, k)) { return vec4<f32>(0.0); }
-    let i = c.idx + k * c.kstep;
-    if (c.valid == 4u) {
-        return vec4<f32>(f32(mat_b[i]), f32(mat_b[i + c.step]), f32(mat_b[i + 2u * c.step]), f32(mat_b[i + 3u * c.step]));
-    }
-    var v = vec4<f32>(0.0);
-    if (c.valid > 0u) { v.x = f32(mat_b[i]); }
-    if (c.valid > 1u) { v.y = f32(mat_b[i + c.step]); }
-    if (c.valid > 2u) { v.z = f32(mat_b[i + 2u * c.step]); }
-    return v;
 }
 
 fn store_c(batch: u32, m: u32, n: u32, acc: f32) {

@@ -44,7 +44,7 @@ pub struct Family {
 #[rustfmt::skip]
 pub static FAMILIES: &[Family] = &[
     Family { name: "elementwise", shaders: &[&elementwise::gpu::SHADER], samples: elementwise::samples::samples },
-    Family { name: "matmul", shaders: &[&matmul::gpu::SHADER], samples: matmul::samples::samples },
+    Family { name: "matmul", shaders: &[&matmul::gpu::SHADER, &matmul::gpu::SHADER_VEC4], samples: matmul::samples::samples },
     Family { name: "reduce", shaders: &[&reduce::gpu::SHADER], samples: reduce::samples::samples },
     Family { name: "shape", shaders: &[&shape::gpu::SHADER, &shape::permute::SHADER, &shape::row_copy::SHADER], samples: shape::samples::samples },
     Family { name: "conv", shaders: &[&conv::gpu::FORWARD, &conv::gpu::DGRAD, &conv::gpu::WGRAD, &conv::gpu::BIAS, &conv::winograd::TRANSFORMS, &conv::winograd::GEMM, &conv::winograd::WGRAD_GEMM, &conv::short_k::SHADER], samples: conv::samples::samples },

@@ -17,6 +17,9 @@ fn gemm_k() -> u32 { return select(full_k(), p.k_chunk, p.splits > 1u); }
 fn a_k_fastest() -> bool { return false; }
 // A weight row (one output channel) is contiguous along k.
 fn b_n_fastest() -> bool { return false; }
+// Staged four m (n) at one k (gemm_core.wgsl's w-units), read one element at a time.
+fn a_k4() -> bool { return false; }
+fn b_k4() -> bool { return false; }
 
 // Workgroup z is group · splits + split. Split s walks K from s·k_chunk; each writes its partial
 // product to its own slab of `fy` (splits, N, C_out, OH, OW), summed with the bias and the neuron

@@ -22,6 +22,9 @@ fn full_k() -> u32 { return p.cout_g * p.ph_kh * p.ph_kw; }
 fn gemm_k() -> u32 { return select(full_k(), p.k_chunk, p.splits > 1u); }
 fn a_k_fastest() -> bool { return false; }
 fn b_n_fastest() -> bool { return false; }
+// Staged four m (n) at one k (gemm_core.wgsl's w-units), read one element at a time.
+fn a_k4() -> bool { return false; }
+fn b_k4() -> bool { return false; }
 
 // Workgroup z is group · splits + split (unphased only). Split s walks K from s·k_chunk and
 // writes its partial product to its own slab of `ddx` (splits, N, C_in, H, W), summed with the

@@ -18,6 +18,9 @@ fn gemm_k() -> u32 { return p.k_chunk; }
 // x rows are contiguous along the output pixels k (stride 1); so are dy planes.
 fn a_k_fastest() -> bool { return true; }
 fn b_n_fastest() -> bool { return false; }
+// Staged four m (n) at one k (gemm_core.wgsl's w-units), read one element at a time.
+fn a_k4() -> bool { return false; }
+fn b_k4() -> bool { return false; }
 
 // The global K index of chunk-local `k`, or 0xffffffff past this split or past K.
 fn global_k(z: u32, k: u32) -> u32 {

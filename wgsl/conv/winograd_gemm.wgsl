@@ -12,6 +12,9 @@ fn gemm_n() -> u32 { return p.cout; }
 fn gemm_k() -> u32 { return p.cin; }
 fn a_k_fastest() -> bool { return false; }
 fn b_n_fastest() -> bool { return true; }
+// Staged four m (n) at one k (gemm_core.wgsl's w-units), read one element at a time.
+fn a_k4() -> bool { return false; }
+fn b_k4() -> bool { return false; }
 
 // Four consecutive lines (tiles of A, channels of B) from `base` at k = 0, of which `valid` exist.
 struct Lines {

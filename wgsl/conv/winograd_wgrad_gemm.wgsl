@@ -12,6 +12,9 @@ fn gemm_n() -> u32 { return p.cout; }
 fn gemm_k() -> u32 { return p.k_chunk; }
 fn a_k_fastest() -> bool { return true; }
 fn b_n_fastest() -> bool { return false; }
+// Staged four m (n) at one k (gemm_core.wgsl's w-units), read one element at a time.
+fn a_k4() -> bool { return false; }
+fn b_k4() -> bool { return false; }
 
 // Four consecutive rows (channels) of V or D at their split's first tile: offset, how many exist,
 // and the split's length.

@@ -1,5 +1,6 @@
 //! Batched matmul with either operand transposed (the backward needs both).
-//! WGSL: `wgsl/matmul.wgsl` + the shared main loop `wgsl/gemm_core.wgsl`.
+//! WGSL: `wgsl/matmul.wgsl`, its operand loaders (`matmul_scalar.wgsl`, or `matmul_vec4.wgsl`
+//! where the operands allow 16-byte loads) and the shared main loop `wgsl/gemm_core.wgsl`.
 //! CPU reference: `reference::matmul`.
 
 use crate::device::Device;
@@ -18,9 +19,50 @@ pub(crate) static SHADER: Shader = Shader {
     parts: &[
         crate::neuron::WGSL,
         include_str!("../../../wgsl/matmul.wgsl"),
+        include_str!("../../../wgsl/matmul_scalar.wgsl"),
         GEMM_CORE,
     ],
 };
+
+/// The same product reading its operands four elements at a time (`vec4_aligned`).
+pub(crate) static SHADER_VEC4: Shader = Shader {
+    name: "matmul_vec4",
+    user_code: false,
+    parts: &[
+        crate::neuron::WGSL,
+        include_str!("../../../wgsl/matmul.wgsl"),
+        include_str!("../../../wgsl/matmul_vec4.wgsl"),
+        GEMM_CORE,
+    ],
+};
+
+/// The shader for `g`'s products over `a` and `b` split into `splits` chunks of `chunk`:
+/// [`SHADER_VEC4`] on the tiled core where every four contiguous elements it reads lie whole
+/// inside an operand and aligned (each operand's contiguous extent, its batch stride, the split
+/// chunk and its binding offset multiples of four elements), else [`SHADER`].
+fn shader_for(g: &Gemm, a: &Tensor, b: &Tensor, splits: usize, chunk: usize) -> &'static Shader {
+    let four = |x: usize| x.is_multiple_of(4);
+    let aligned = |t: &Tensor| {
+        t.buffer()
+            .offset
+            .is_multiple_of(4 * t.dtype().size() as u64)
+    };
+    let a_run = if g.trans_a { g.m } else { g.k };
+    let b_run = if g.trans_b { g.k } else { g.n };
+    let vec4 = !crate::launch::direct_gemm(&a.device)
+        && g.m > 0
+        && g.n > 0
+        && a_run > 0
+        && b_run > 0
+        && four(a_run)
+        && four(b_run)
+        && four(g.a_stride)
+        && four(g.b_stride)
+        && (splits == 1 || four(chunk))
+        && aligned(a)
+        && aligned(b);
+    if vec4 { &SHADER_VEC4 } else { &SHADER }
+}
 
 /// Output rows per workgroup of `gemm_core.wgsl`'s tiled entries.
 pub const TILE_M: usize = 128;
@@ -202,7 +244,7 @@ fn biased_gemm_launch(
 ) -> Result<Launch> {
     let (entry, groups) = gemm_grid(&a.device, g.m, g.n, g.batch);
     a.device.launch(
-        &SHADER,
+        shader_for(g, a, b, 1, g.k),
         entry,
         &crate::neuron::fused_constants(g.fused),
         &gemm_params(g, 1, g.k, bias.is_some()),
@@ -341,7 +383,7 @@ pub fn biased_gemm_launches(
     let consts = crate::neuron::fused_constants(g.fused);
     let words = gemm_params(g, splits, chunk, bias.is_some());
     let products = dev.launch(
-        &SHADER,
+        shader_for(g, a, b, splits, chunk),
         entry,
         &consts,
         &words,

@@ -16,6 +16,25 @@ pub fn samples() -> Vec<Sample> {
             },
         ));
     }
+    // Every extent a multiple of four: the GPU reads the operands four elements at a time
+    // (`matmul_vec4.wgsl`), A by k and B by n (NN), A by m and B by k (TT); partial tiles, K split
+    // where the grid is small (NN), 132 rows over two tiles (TT).
+    for (ta, tb, (m, k, n)) in [(false, false, (12, 136, 68)), (true, true, (132, 40, 20))] {
+        v.push(Sample::new(
+            format!("matmul/vec4/ta={ta},tb={tb}"),
+            move |g, s| {
+                let (m, k, n) = (m * s, k * s, n * s);
+                let a = g.input("a", &if ta { [k, m] } else { [m, k] })?;
+                let b = g.param("b", &if tb { [n, k] } else { [k, n] })?;
+                g.add("y", MatMulOp { ta, tb }, &[a, b])
+            },
+        ));
+    }
+    v.push(Sample::new("matmul/vec4/batched", |g, s| {
+        let a = g.input("a", &[2, 8 * s, 12 * s])?;
+        let b = g.input("b", &[2, 12 * s, 8 * s])?;
+        g.matmul("y", a, b)
+    }));
     v.push(Sample::new("matmul/batched", |g, s| {
         let a = g.input("a", &[2, 7 * s, 9 * s])?;
         let b = g.input("b", &[2, 9 * s, 5 * s])?;
