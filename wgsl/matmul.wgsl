@@ -45,13 +45,18 @@ fn a_k_fastest() -> bool { return p.ta == 0u; }
 fn b_n_fastest() -> bool { return p.tb == 0u; }
 
 // Four consecutive rows (or columns) of an operand, fixed over the K loop: element (i, k) is at
-// idx + i·step + k·kstep for i < valid (the lines inside the problem).
+// idx + i·step + k·kstep for i < valid (the lines inside the problem) and k < kend (k_inside,
+// worked out once instead of per K step).
 struct Lines {
     idx: u32,
     step: u32,
     kstep: u32,
     valid: u32,
+    kend: u32,
 }
+
+// The local k inside this split and the problem: k_inside(batch, k) is k < k_end(batch).
+fn k_end(batch: u32) -> u32 { return min(gemm_k(), p.k - min(k_offset(batch), p.k)); }
 alias ARows = Lines;
 alias BCols = Lines;
 
@@ -59,16 +64,16 @@ fn a_rows(batch: u32, m: u32) -> Lines {
     let base = matrix_of(batch) * p.a_stride;
     let ko = k_offset(batch);
     let valid = select(0u, min(p.m - m, 4u), m < p.m);
-    if (p.ta != 0u) { return Lines(base + ko * p.m + m, 1u, p.m, valid); }
-    return Lines(base + m * p.k + ko, p.k, 1u, valid);
+    if (p.ta != 0u) { return Lines(base + ko * p.m + m, 1u, p.m, valid, k_end(batch)); }
+    return Lines(base + m * p.k + ko, p.k, 1u, valid, k_end(batch));
 }
 
 fn b_cols(batch: u32, n: u32) -> Lines {
     let base = matrix_of(batch) * p.b_stride;
     let ko = k_offset(batch);
     let valid = select(0u, min(p.n - n, 4u), n < p.n);
-    if (p.tb != 0u) { return Lines(base + n * p.k + ko, p.k, 1u, valid); }
-    return Lines(base + ko * p.n + n, 1u, p.n, valid);
+    if (p.tb != 0u) { return Lines(base + n * p.k + ko, p.k, 1u, valid, k_end(batch)); }
+    return Lines(base + ko * p.n + n, 1u, p.n, valid, k_end(batch));
 }
 
 fn store_c(batch: u32, m: u32, n: u32, acc: f32) {

@@ -26,7 +26,7 @@ fn load_b(batch: u32, k: u32, n: u32) -> f32 {
 
 // A(m..m+3, k) = four load_a.
 fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
-    if (!k_inside(batch, k)) { return vec4<f32>(0.0); }
+    if (k >= r.kend) { return vec4<f32>(0.0); }
     let i = r.idx + k * r.kstep;
     if (r.valid == 4u) {
         return vec4<f32>(f32(mat_a[i]), f32(mat_a[i + r.step]), f32(mat_a[i + 2u * r.step]), f32(mat_a[i + 3u * r.step]));
@@ -40,7 +40,7 @@ fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
 
 // B(k, n..n+3) = four load_b.
 fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
-    if (!k_inside(batch, k)) { return vec4<f32>(0.0); }
+    if (k >= c.kend) { return vec4<f32>(0.0); }
     let i = c.idx + k * c.kstep;
     if (c.valid == 4u) {
         return vec4<f32>(f32(mat_b[i]), f32(mat_b[i + c.step]), f32(mat_b[i + 2u * c.step]), f32(mat_b[i + 3u * c.step]));

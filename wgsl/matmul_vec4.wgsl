@@ -13,12 +13,12 @@ fn b_k4() -> bool { return p.tb != 0u; }
 
 // a_rows' line m: A(m, k..k+3) when K is contiguous, else A(m..m+3, k); zeros outside.
 fn load_a4(batch: u32, r: Lines, k: u32) -> vec4<f32> {
-    if (r.valid == 0u || !k_inside(batch, k)) { return vec4<f32>(0.0); }
+    if (r.valid == 0u || k >= r.kend) { return vec4<f32>(0.0); }
     return vec4<f32>(mat_a[(r.idx + k * r.kstep) / 4u]);
 }
 
 // b_cols' line n: B(k..k+3, n) when K is contiguous, else B(k, n..n+3); zeros outside.
 fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
-    if (c.valid == 0u || !k_inside(batch, k)) { return vec4<f32>(0.0); }
+    if (c.valid == 0u || k >= c.kend) { return vec4<f32>(0.0); }
     return vec4<f32>(mat_b[(c.idx + k * c.kstep) / 4u]);
 }
