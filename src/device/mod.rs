@@ -174,8 +174,7 @@ impl Device {
     /// `AdapterInfo` came before it (identical GPUs whose backend reports no PCI bus id are told
     /// apart by their order).
     fn adapters(backends: wgpu::Backends) -> Vec<(wgpu::Adapter, usize)> {
-        let instance = registry::instance(backends);
-        let mut list = pollster::block_on(instance.enumerate_adapters(backends));
+        let mut list = registry::adapters(backends);
         let rank = |t: wgpu::DeviceType| match t {
             wgpu::DeviceType::DiscreteGpu => 0,
             wgpu::DeviceType::IntegratedGpu => 1,
