@@ -222,7 +222,7 @@ pub(crate) fn conv_weight_grad_launches_into(
     if winograd::chosen_wgrad(g, x) {
         return winograd::weight_grad_launches(g, x, dy, dw, accumulate);
     }
-    if short_k::fits(g, x, dy) && dw.dtype() == DType::F32 {
+    if short_k::fits(g, x, dy, dw) {
         return short_k::weight_grad_launches(g, x, dy, dw, accumulate, sum_partials);
     }
     let dev = &x.device;
@@ -455,7 +455,7 @@ fn data_launches(
     if winograd::chosen(g, adjoint, input) {
         return winograd::launches(g, adjoint, input, w, d.b, out, d.fused, d.accumulate);
     }
-    if !adjoint && short_k::fits(g, input, out) {
+    if !adjoint && short_k::fits(g, input, out, w) {
         let l = short_k::forward_launch(g, input, w, d.b, out, d.fused, d.accumulate)?;
         return Ok(Prepared::one(l));
     }

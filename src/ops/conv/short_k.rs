@@ -35,12 +35,13 @@ pub(crate) static SHADER: Shader = Shader {
     ],
 };
 
-/// Whether `g`'s convolution from `x` to `out` (not its adjoint) runs here: one group, at most
+/// Whether `g`'s convolution from `x` to `out` (not its adjoint) runs here, its weights (the
+/// forward's) or their gradient (the weight gradient's) `weights`: one group, at most
 /// [`MAX_TAPS`] taps and [`MAX_OUT_CHANNELS`] outputs, f32 tensors of the geometry's shapes whose
 /// every index fits the shader's u32, f32 sums asked for; under `ConvAlgo::Auto` on a GPU (a CPU
 /// adapter's direct GEMM loop is faster: the MNIST example at 410 against 690 samples/s on
 /// lavapipe), under `ConvAlgo::ShortK` on any adapter (`winograd::with_conv_algo`).
-pub fn fits(g: &ConvGeometry, x: &Tensor, out: &Tensor) -> bool {
+pub fn fits(g: &ConvGeometry, x: &Tensor, out: &Tensor, weights: &Tensor) -> bool {
     let chosen = match winograd::algo() {
         ConvAlgo::Auto => !x.device.is_cpu(),
         ConvAlgo::ShortK => true,
@@ -52,7 +53,7 @@ pub fn fits(g: &ConvGeometry, x: &Tensor, out: &Tensor) -> bool {
     let taps = g.in_channels * g.kernel.0 * g.kernel.1;
     let shapes = x.shape == g.in_shape() && out.shape == g.out_shape();
     let small = g.groups == 1 && taps <= MAX_TAPS && g.out_channels <= MAX_OUT_CHANNELS;
-    let f32s = x.dtype() == DType::F32 && out.dtype() == DType::F32;
+    let f32s = [x, out, weights].iter().all(|t| t.dtype() == DType::F32);
     let indices = [x.numel(), out.numel()]
         .iter()
         .all(|&n| n <= u32::MAX as usize)

@@ -101,20 +101,26 @@ impl<'a> DyVariant<'a> {
         })
     }
 
-    /// The shader of the chunked training kernels over `lay`: the lane4 twin where it counts
-    /// lanes of four.
+    /// The shader of the chunked training kernels over `lay` for this variant.
     fn chunked(&self, lay: &Layout) -> &'static Shader {
-        match (lay.lanes, self.extra.is_empty()) {
-            (4, true) => &SHADER_LANE4,
-            (4, false) => &SHADER_DY_LANE4,
-            _ => self.shader,
-        }
+        chunked_shader(lay, !self.extra.is_empty())
     }
 
     /// `buffers` followed by the variant's own.
     fn bind(&self, mut buffers: Vec<Binding<'a>>) -> Vec<Binding<'a>> {
         buffers.extend(self.extra.iter().copied());
         buffers
+    }
+}
+
+/// The shader of the chunked training kernels over `lay` (lanes of one or four elements), with
+/// a neuron's gradient folded into dy's loads or not.
+fn chunked_shader(lay: &Layout, folded_neuron: bool) -> &'static Shader {
+    match (lay.lanes, folded_neuron) {
+        (4, false) => &SHADER_LANE4,
+        (4, true) => &SHADER_DY_LANE4,
+        (_, false) => &SHADER,
+        (_, true) => &SHADER_DY,
     }
 }
 

@@ -62,7 +62,7 @@ pub(super) fn stats_forward_launch(
     let (flags, res) = epilogue.residual_binding(op, x, flags)?;
     let elements = lay;
     let lay = &widest(lay, &[x.buffer(), y.buffer(), res]);
-    let shader = DyVariant::plain().chunked(lay);
+    let shader = chunked_shader(lay, false);
     let params = lay.params_fused(flags, eps, epilogue.neuron);
     let part = partials(lay, x)?;
     // Flags bit 4: the combine updates the running statistics.
