@@ -55,8 +55,9 @@ struct Lines {
     kend: u32,
 }
 
-// The local k inside this split and the problem: k_inside(batch, k) is k < k_end(batch).
-fn k_end(batch: u32) -> u32 { return min(gemm_k(), p.k - min(k_offset(batch), p.k)); }
+// The local k inside a split starting at global k `ko` and the problem: k_inside(batch, k) is
+// k < k_end(k_offset(batch)).
+fn k_end(ko: u32) -> u32 { return min(gemm_k(), p.k - min(ko, p.k)); }
 alias ARows = Lines;
 alias BCols = Lines;
 
@@ -64,16 +65,16 @@ fn a_rows(batch: u32, m: u32) -> Lines {
     let base = matrix_of(batch) * p.a_stride;
     let ko = k_offset(batch);
     let valid = select(0u, min(p.m - m, 4u), m < p.m);
-    if (p.ta != 0u) { return Lines(base + ko * p.m + m, 1u, p.m, valid, k_end(batch)); }
-    return Lines(base + m * p.k + ko, p.k, 1u, valid, k_end(batch));
+    if (p.ta != 0u) { return Lines(base + ko * p.m + m, 1u, p.m, valid, k_end(ko)); }
+    return Lines(base + m * p.k + ko, p.k, 1u, valid, k_end(ko));
 }
 
 fn b_cols(batch: u32, n: u32) -> Lines {
     let base = matrix_of(batch) * p.b_stride;
     let ko = k_offset(batch);
     let valid = select(0u, min(p.n - n, 4u), n < p.n);
-    if (p.tb != 0u) { return Lines(base + n * p.k + ko, p.k, 1u, valid, k_end(batch)); }
-    return Lines(base + ko * p.n + n, 1u, p.n, valid, k_end(batch));
+    if (p.tb != 0u) { return Lines(base + n * p.k + ko, p.k, 1u, valid, k_end(ko)); }
+    return Lines(base + ko * p.n + n, 1u, p.n, valid, k_end(ko));
 }
 
 fn store_c(batch: u32, m: u32, n: u32, acc: f32) {

@@ -51,4 +51,3 @@ fn load_b4(batch: u32, k: u32, c: Lines) -> vec4<f32> {
     if (c.valid > 2u) { v.z = f32(mat_b[i + 2u * c.step]); }
     return v;
 }
-

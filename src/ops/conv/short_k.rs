@@ -91,7 +91,7 @@ pub(crate) fn forward_launch(
 
 /// `dw (C_out, C_in, kh, kw) = Σ_pixels dy ⊗ x-taps` (`+=` when `accumulate`): a partial sum per
 /// chunk of output pixels, then the chunks summed by `sum`; one chunk writes dw itself. Call
-/// where [`fits`] holds for `g`, `x` and `dy`.
+/// where [`fits`] holds for `g`, `x`, `dy` and `dw`.
 pub(crate) fn weight_grad_launches(
     g: &ConvGeometry,
     x: &Tensor,

@@ -24,7 +24,7 @@ pub(crate) static SHADER: Shader = Shader {
     ],
 };
 
-/// The same product reading its operands four elements at a time (`vec4_aligned`).
+/// The same product reading its operands four elements at a time (where [`shader_for`] allows).
 pub(crate) static SHADER_VEC4: Shader = Shader {
     name: "matmul_vec4",
     user_code: false,
