@@ -71,10 +71,10 @@ pub const DY_NEURON_BINDINGS: u32 = 9;
 /// y (x's shape and dtype): ReLU → norm backward without the masked gradient in memory.
 pub type DyNeuron<'a> = Option<(UnaryOp, &'a Tensor)>;
 
-/// The backward kernels' variant: their shader, its pipeline constants and the bindings after
-/// a kernel's own — y, last, when a neuron is folded (`dy_neuron.wgsl` declares it there).
+/// The backward kernels' variant: its pipeline constants and the bindings after a kernel's own —
+/// y, last, when a neuron is folded (`dy_neuron.wgsl` declares it there); its shader follows from
+/// those (`DyVariant::shader`).
 struct DyVariant<'a> {
-    shader: &'static Shader,
     constants: Vec<(&'static str, f64)>,
     extra: Vec<Binding<'a>>,
 }
@@ -83,7 +83,6 @@ impl<'a> DyVariant<'a> {
     /// dy as it is.
     fn plain() -> Self {
         DyVariant {
-            shader: &SHADER,
             constants: vec![],
             extra: vec![],
         }
@@ -95,15 +94,14 @@ impl<'a> DyVariant<'a> {
         };
         expect(op, "y", y, &x.shape)?;
         Ok(DyVariant {
-            shader: &SHADER_DY,
             constants: crate::neuron::grad_constants(u)?,
             extra: vec![y.buffer()],
         })
     }
 
-    /// The shader of the chunked training kernels over `lay` for this variant.
-    fn chunked(&self, lay: &Layout) -> &'static Shader {
-        chunked_shader(lay, !self.extra.is_empty())
+    /// This variant's shader for kernels over `lay`.
+    fn shader(&self, lay: &Layout) -> &'static Shader {
+        shader_for(lay, !self.extra.is_empty())
     }
 
     /// `buffers` followed by the variant's own.
@@ -113,9 +111,9 @@ impl<'a> DyVariant<'a> {
     }
 }
 
-/// The shader of the chunked training kernels over `lay` (lanes of one or four elements), with
-/// a neuron's gradient folded into dy's loads or not.
-fn chunked_shader(lay: &Layout, folded_neuron: bool) -> &'static Shader {
+/// The shader for kernels over `lay` (lanes of one or four elements: only the chunked training
+/// kernels take four), with a neuron's gradient folded into dy's loads or not.
+fn shader_for(lay: &Layout, folded_neuron: bool) -> &'static Shader {
     match (lay.lanes, folded_neuron) {
         (4, false) => &SHADER_LANE4,
         (4, true) => &SHADER_DY_LANE4,
@@ -438,7 +436,7 @@ fn param_grads_launch(
         db.buffer(),
     ]);
     let l = x.device.launch(
-        v.shader,
+        v.shader(lay),
         "norm_param_grads",
         &v.constants,
         &lay.params(0, var_off, eps, 0.0),

@@ -62,7 +62,7 @@ pub(super) fn stats_forward_launch(
     let (flags, res) = epilogue.residual_binding(op, x, flags)?;
     let elements = lay;
     let lay = &widest(lay, &[x.buffer(), y.buffer(), res]);
-    let shader = chunked_shader(lay, false);
+    let shader = shader_for(lay, false);
     let params = lay.params_fused(flags, eps, epilogue.neuron);
     let part = partials(lay, x)?;
     // Flags bit 4: the combine updates the running statistics.
@@ -160,7 +160,7 @@ pub(super) fn stats_backward_launch(
     let v = DyVariant::of(op, x, neuron)?;
     let elements = lay;
     let lay = &widest(lay, &v.bind(vec![x.buffer(), dy.buffer(), dx.buffer()]));
-    let shader = v.chunked(lay);
+    let shader = v.shader(lay);
     let params = lay.params(flags, 0, eps, 0.0);
     let part = partials(lay, x)?;
     let mut launches = Vec::with_capacity(2);
