@@ -184,6 +184,79 @@ fn max_backward_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     mb_dx[j] = act(dx);
 }
 
+// Windows that tile the input exactly (stride = window, no dilation or padding, every input
+// element in one window: 2×2/2 on an even image, say). The window and the output's width are
+// pipeline constants, so the index arithmetic divides by constants and the tap loops unroll;
+// the backward runs per window, writing each of its elements once, instead of per element.
+// The same window order and ties as the general kernels.
+override TILE_KH: u32 = 2u;
+override TILE_KW: u32 = 2u;
+override TILE_OW: u32 = 1u;
+override TILE_OHW: u32 = 1u; // OH·OW
+
+// The flat input index of window i's first tap (its row stride is TILE_OW·TILE_KW).
+fn tiled_window(i: u32) -> u32 {
+    let plane = i / TILE_OHW;
+    let oy = (i - plane * TILE_OHW) / TILE_OW;
+    let ox = i - plane * TILE_OHW - oy * TILE_OW;
+    return (plane * TILE_OHW * TILE_KW + oy * TILE_OW * TILE_KW) * TILE_KH + ox * TILE_KW;
+}
+
+@compute @workgroup_size(256)
+fn max_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.planes * TILE_OHW) { return; }
+    let first = tiled_window(i);
+    let w = TILE_OW * TILE_KW;
+    var best = 0.0;
+    var arg = 0xffffffffu;
+    for (var ky = 0u; ky < TILE_KH; ky = ky + 1u) {
+        for (var kx = 0u; kx < TILE_KW; kx = kx + 1u) {
+            let j = first + ky * w + kx;
+            let v = f32(mf_x[j]);
+            if (arg == 0xffffffffu || beats_max(v, best)) {
+                best = v;
+                arg = j;
+            }
+        }
+    }
+    mf_y[i] = act(best);
+    mf_arg[i] = arg;
+}
+
+// Window i's gradient `g` into its argmax's element, zeros into the others.
+fn max_backward_window(i: u32, g: f32) {
+    let first = tiled_window(i);
+    let w = TILE_OW * TILE_KW;
+    let arg = mb_arg[i];
+    for (var ky = 0u; ky < TILE_KH; ky = ky + 1u) {
+        for (var kx = 0u; kx < TILE_KW; kx = kx + 1u) {
+            let j = first + ky * w + kx;
+            mb_dx[j] = act(select(0.0, g, j == arg));
+        }
+    }
+}
+
+// max_backward on tiling windows: one invocation per window.
+@compute @workgroup_size(256)
+fn max_backward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.planes * TILE_OHW) { return; }
+    max_backward_window(i, f32(mb_dy[i]));
+}
+
+// max_backward_out on tiling windows: the neuron's gradient from the window's output.
+@compute @workgroup_size(256)
+fn max_backward_out_tiled(@builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid);
+    if (i >= p.planes * TILE_OHW) { return; }
+    max_backward_window(i, grad_from_out(f32(mb_y[i]), f32(mb_dy[i])));
+}
+
 @group(0) @binding(1) var<storage, read> af_x: array<act>;        // (N, C, H, W)
 @group(0) @binding(2) var<storage, read_write> af_y: array<act>;  // (N, C, OH, OW)
 

@@ -53,6 +53,30 @@ fn params(op: &str, g: &ConvGeometry, count_pad: bool) -> Result<Vec<u32>> {
     .collect())
 }
 
+/// The pipeline constants of `wgsl/pool.wgsl`'s `*_tiled` max-pool entries where the windows
+/// tile the input exactly (stride = window, no dilation or padding, `H = OH·sh`, `W = OW·sw`:
+/// every input element in exactly one window), else `None` (the general entries).
+fn tiled_constants(g: &ConvGeometry) -> Option<Vec<(&'static str, f64)>> {
+    let tiles = g.stride == g.kernel
+        && g.dilation == (1, 1)
+        && g.padding == (0, 0, 0, 0)
+        && g.out_size.0.checked_mul(g.stride.0) == Some(g.in_size.0)
+        && g.out_size.1.checked_mul(g.stride.1) == Some(g.in_size.1);
+    let ohw = g.out_size.0.checked_mul(g.out_size.1)?;
+    let words = [g.kernel.0, g.kernel.1, g.out_size.1, ohw];
+    // Constants are u32 in the shader; every index they make is below the input's element
+    // count, which a binding's size (a u32 of bytes) bounds.
+    if !tiles || words.iter().any(|&w| w == 0 || w > u32::MAX as usize) {
+        return None;
+    }
+    Some(vec![
+        ("TILE_KH", g.kernel.0 as f64),
+        ("TILE_KW", g.kernel.1 as f64),
+        ("TILE_OW", g.out_size.1 as f64),
+        ("TILE_OHW", ohw as f64),
+    ])
+}
+
 fn count_pad(op: &Pool2d) -> bool {
     op.kind
         == PoolKind::Avg {
@@ -77,10 +101,14 @@ pub fn forward_launch(
     match op.kind {
         PoolKind::Max => {
             let arg = argmax_state(name, argmax, &out)?;
+            let (entry, constants) = match tiled_constants(&g) {
+                Some(c) => ("max_forward_tiled", c),
+                None => ("max_forward", Vec::new()),
+            };
             x.device.launch(
                 &SHADER,
-                "max_forward",
-                &[],
+                entry,
+                &constants,
                 &p,
                 &[x.buffer(), y.buffer(), arg.buffer()],
                 grid,
@@ -128,10 +156,15 @@ pub fn backward_launch(
     match op.kind {
         PoolKind::Max => {
             let arg = argmax_state(&format!("{name} backward"), argmax, &out)?;
+            // Tiling windows run one invocation per window (dy's elements), else per element.
+            let (entry, constants, grid) = match tiled_constants(&g) {
+                Some(c) => ("max_backward_tiled", c, grid_1d(dy.numel(), 256)),
+                None => ("max_backward", Vec::new(), grid),
+            };
             dy.device.launch(
                 &SHADER,
-                "max_backward",
-                &[],
+                entry,
+                &constants,
                 &p,
                 &[dy.buffer(), arg.buffer(), dx.buffer()],
                 grid,
@@ -173,13 +206,21 @@ pub fn max_backward_out_launch(
     check(name, "the pool's output (holding the neuron's)", y, &out)?;
     let arg = argmax_state(&format!("{name} backward"), Some(argmax), &out)?;
     let p = params(name, &g, false)?;
+    let mut constants = crate::neuron::grad_constants(neuron)?;
+    let (entry, grid) = match tiled_constants(&g) {
+        Some(c) => {
+            constants.extend(c);
+            ("max_backward_out_tiled", grid_1d(dy.numel(), 256))
+        }
+        None => ("max_backward_out", grid_1d(dx.numel(), 256)),
+    };
     dy.device.launch(
         &SHADER,
-        "max_backward_out",
-        &crate::neuron::grad_constants(neuron)?,
+        entry,
+        &constants,
         &p,
         &[dy.buffer(), arg.buffer(), dx.buffer(), y.buffer()],
-        grid_1d(dx.numel(), 256),
+        grid,
     )
 }
 

@@ -1,5 +1,6 @@
 //! Sample cases of pooling: max and average (with and without padded taps counted) with
-//! overlapping windows and padding, and global average pooling.
+//! overlapping windows and padding, windows that tile the input exactly, and global average
+//! pooling.
 
 use super::Pool2d;
 use crate::ops::conv::Padding;
@@ -16,6 +17,15 @@ pub fn samples() -> Vec<Sample> {
             let mut p = Pool2d::max((2, 3), (2, 2));
             p.padding = Padding::Same;
             g.pool("y", x, p)
+        }),
+        // Windows that tile the input exactly take the per-window kernels.
+        Sample::new("pool/max/tiled", |g, s| {
+            let x = g.input("x", &[2, 3, 6 * s, 9])?;
+            g.pool("y", x, Pool2d::max((2, 3), (2, 3)))
+        }),
+        Sample::new("pool/max/tiled_2x2", |g, s| {
+            let x = g.input("x", &[1, 5, 2 * s, 14])?;
+            g.pool("y", x, Pool2d::max((2, 2), (2, 2)))
         }),
         Sample::new("pool/avg/count_pad", |g, s| {
             let x = g.input("x", &[2, 3, 7 * s, 7])?;
