@@ -14,12 +14,20 @@
 
 const WG: u32 = 256u;
 
+// The geometry's tap counts and the output plane as pipeline constants (`short_k::constants`),
+// so the tap loops unroll and pixels and taps decompose by dividing by constants.
+override SK_CIN: u32 = 1u;
+override SK_KH: u32 = 1u;
+override SK_KW: u32 = 1u;
+override SK_OW: u32 = 1u;
+override SK_OHW: u32 = 1u; // OH·OW
+
 fn taps() -> u32 {
-    return p.cin * p.kh * p.kw;
+    return SK_CIN * SK_KH * SK_KW;
 }
 
 fn pixels() -> u32 {
-    return p.batch * p.oh * p.ow;
+    return p.batch * SK_OHW;
 }
 
 // x[n, ci, iy, ix] for output pixel (n, oy, ox) and tap t = (ci, ky, kx); 0 in the padding.
@@ -32,9 +40,10 @@ fn tap_index(n: u32, oy: u32, ox: u32, ci: u32, ky: u32, kx: u32) -> i32 {
 
 // Pixel p as (n, oy, ox).
 fn pixel_of(pix: u32) -> vec3<u32> {
-    let plane = p.oh * p.ow;
-    let r = pix % plane;
-    return vec3<u32>(pix / plane, r / p.ow, r % p.ow);
+    let n = pix / SK_OHW;
+    let r = pix - n * SK_OHW;
+    let oy = r / SK_OW;
+    return vec3<u32>(n, oy, r - oy * SK_OW);
 }
 
 // Where (n, co, oy, ox) of y or dy lies.
@@ -89,24 +98,21 @@ fn short_k_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
-    var ci = 0u;
-    var ky = 0u;
-    var kx = 0u;
-    for (var t = 0u; t < taps(); t = t + 1u) {
-        let at = tap_index(px.x, px.y, px.z, ci, ky, kx);
-        var v = 0.0;
-        if (at >= 0) { v = f32(fx[at]); }
-        a0 = a0 + v * fws[4u * t];
-        a1 = a1 + v * fws[4u * t + 1u];
-        a2 = a2 + v * fws[4u * t + 2u];
-        a3 = a3 + v * fws[4u * t + 3u];
-        kx = kx + 1u;
-        if (kx == p.kw) {
-            kx = 0u;
-            ky = ky + 1u;
-            if (ky == p.kh) {
-                ky = 0u;
-                ci = ci + 1u;
+    // Taps t = (ci, ky, kx), kx fastest; each input row's bounds tested once.
+    for (var ci = 0u; ci < SK_CIN; ci = ci + 1u) {
+        for (var ky = 0u; ky < SK_KH; ky = ky + 1u) {
+            let iy = i32(px.y * p.sh + ky * p.dh) - i32(p.pad_t);
+            let row_in = iy >= 0 && iy < i32(p.h);
+            let row = ((px.x * p.cin + ci) * p.h + u32(max(iy, 0))) * p.w;
+            for (var kx = 0u; kx < SK_KW; kx = kx + 1u) {
+                let ix = i32(px.z * p.sw + kx * p.dw) - i32(p.pad_l);
+                var v = 0.0;
+                if (row_in && ix >= 0 && ix < i32(p.w)) { v = f32(fx[row + u32(ix)]); }
+                let f = 4u * ((ci * SK_KH + ky) * SK_KW + kx);
+                a0 = a0 + v * fws[f];
+                a1 = a1 + v * fws[f + 1u];
+                a2 = a2 + v * fws[f + 2u];
+                a3 = a3 + v * fws[f + 3u];
             }
         }
     }
@@ -129,7 +135,7 @@ var<workgroup> sxt: array<f32, 1056>;      // [tap (32)][pixel (ROW)]: x at the 
 
 // Tap t as (ci, ky, kx).
 fn tap_of(t: u32) -> vec3<u32> {
-    return vec3<u32>(t / (p.kh * p.kw), (t / p.kw) % p.kh, t % p.kw);
+    return vec3<u32>(t / (SK_KH * SK_KW), (t / SK_KW) % SK_KH, t % SK_KW);
 }
 
 // dy of channel quad q at staged pixel j (zeros past the chunk or the channels).

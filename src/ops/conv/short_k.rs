@@ -61,6 +61,18 @@ pub fn fits(g: &ConvGeometry, x: &Tensor, out: &Tensor, weights: &Tensor) -> boo
     shapes && small && f32s && indices && taps > 0 && g.out_channels > 0
 }
 
+/// The shader's pipeline constants for `g`: its taps and output plane. [`fits`] bounds them
+/// (at most [`MAX_TAPS`] taps, an output whose indices fit u32).
+fn constants(g: &ConvGeometry) -> Vec<(&'static str, f64)> {
+    vec![
+        ("SK_CIN", g.in_channels as f64),
+        ("SK_KH", g.kernel.0 as f64),
+        ("SK_KW", g.kernel.1 as f64),
+        ("SK_OW", g.out_size.1.max(1) as f64),
+        ("SK_OHW", (g.out_size.0 * g.out_size.1).max(1) as f64),
+    ]
+}
+
 /// `y = neuron(conv(x, w) + b)` (`+ y` before the neuron when `accumulate`, which takes none).
 /// Call where [`fits`] holds.
 pub(crate) fn forward_launch(
@@ -77,7 +89,7 @@ pub(crate) fn forward_launch(
     x.device.launch(
         &SHADER,
         "short_k_forward",
-        &crate::neuron::fused_constants(fused),
+        &[constants(g), crate::neuron::fused_constants(fused)].concat(),
         &params(g, b.is_some(), 1, 0, fused, accumulate, None)?,
         &[
             x.buffer(),
@@ -119,7 +131,7 @@ pub(crate) fn weight_grad_launches(
     let l = dev.launch(
         &SHADER,
         "short_k_weight_grad",
-        &[],
+        &constants(g),
         &params(g, false, 1, chunk, None, direct && accumulate, None)?,
         &[x.buffer(), dy.buffer(), part.buffer()],
         grid_1d(chunks, 1),
