@@ -98,6 +98,33 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 // v = beta2 v + (1 - beta2) g^2; vmax = max(vmax, v) (AMSGrad);
 // p -= lr / (1 - beta1^t) * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps).
 // State: slot_a = exp_avg, slot_b = exp_avg_sq, slot_c = max_exp_avg_sq (AMSGrad).
+// Each invocation takes four elements a pass (i + q·WG, q < 4), all loaded before any is
+// stored: four times the bytes in flight of one element at a time, which the update needs to
+// approach the memory's bandwidth.
+fn adam_one(j: u32, grp: u32, w0: f32, g0: f32, m0: f32, v0: f32) {
+    let gs = opt_step.groups[grp];
+    let wd = opt_weight_decay(grp);
+    var w = w0;
+    var g = g0;
+    if ((cfg.flags & F_DECOUPLED) != 0u) {
+        w = w * gs.z;
+    } else if (wd != 0.0) {
+        g = g + wd * w;
+    }
+    let m = opt_lerp(m0, g, cfg.beta1_w);
+    let v = v0 * cfg.beta2 + cfg.beta2_w * g * g;
+    opt_state[cfg.slot_a * cfg.n + j] = m;
+    opt_state[cfg.slot_b * cfg.n + j] = v;
+    var vhat = v;
+    if ((cfg.flags & F_AMSGRAD) != 0u) {
+        let kx = cfg.slot_c * cfg.n + j;
+        vhat = max(opt_state[kx], v);
+        opt_state[kx] = vhat;
+    }
+    let denom = sqrt(vhat) / opt_step.bias.x + cfg.eps;
+    opt_params[j] = w - gs.y * (m / denom);
+}
+
 @compute @workgroup_size(256)
 fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -106,32 +133,24 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         return;
     }
     let e = opt_chunk(c);
-    let gs = opt_step.groups[e.z];
-    let wd = opt_weight_decay(e.z);
-    let decoupled = (cfg.flags & F_DECOUPLED) != 0u;
-    for (var i = e.x + lid; i < e.y; i = i + WG) {
-        let j = i - cfg.base;
-        var w = opt_params[j];
-        var g = opt_grad(j, e.z, w);
-        if (decoupled) {
-            w = w * gs.z;
-        } else if (wd != 0.0) {
-            g = g + wd * w;
-        }
-        let km = cfg.slot_a * cfg.n + j;
-        let kv = cfg.slot_b * cfg.n + j;
-        let m = opt_lerp(opt_state[km], g, cfg.beta1_w);
-        let v = opt_state[kv] * cfg.beta2 + cfg.beta2_w * g * g;
-        opt_state[km] = m;
-        opt_state[kv] = v;
-        var vhat = v;
-        if ((cfg.flags & F_AMSGRAD) != 0u) {
-            let kx = cfg.slot_c * cfg.n + j;
-            vhat = max(opt_state[kx], v);
-            opt_state[kx] = vhat;
-        }
-        let denom = sqrt(vhat) / opt_step.bias.x + cfg.eps;
-        opt_params[j] = w - gs.y * (m / denom);
+    for (var i = e.x + lid; i < e.y; i = i + 4u * WG) {
+        // Elements past the chunk load element i's values (in range) and store nothing.
+        let q = vec4<u32>(0u, WG, 2u * WG, 3u * WG);
+        let live = i + q < vec4<u32>(e.y);
+        let j = select(vec4<u32>(i), i + q, live) - cfg.base;
+        let w = vec4<f32>(opt_params[j.x], opt_params[j.y], opt_params[j.z], opt_params[j.w]);
+        let g = vec4<f32>(opt_grad(j.x, e.z, w.x), opt_grad(j.y, e.z, w.y),
+                          opt_grad(j.z, e.z, w.z), opt_grad(j.w, e.z, w.w));
+        let km = cfg.slot_a * cfg.n;
+        let m = vec4<f32>(opt_state[km + j.x], opt_state[km + j.y], opt_state[km + j.z],
+                          opt_state[km + j.w]);
+        let kv = cfg.slot_b * cfg.n;
+        let v = vec4<f32>(opt_state[kv + j.x], opt_state[kv + j.y], opt_state[kv + j.z],
+                          opt_state[kv + j.w]);
+        adam_one(j.x, e.z, w.x, g.x, m.x, v.x);
+        if (live.y) { adam_one(j.y, e.z, w.y, g.y, m.y, v.y); }
+        if (live.z) { adam_one(j.z, e.z, w.z, g.z, m.z, v.z); }
+        if (live.w) { adam_one(j.w, e.z, w.w, g.w, m.w, v.w); }
     }
 }
 
