@@ -16,13 +16,6 @@ struct Params {
 
 var<workgroup> partial: array<accum, 256>; // f32, or f16 under Accumulator::F16
 
-// dy[n, c, i] for the j-th (n, i) pair of channel c, i fastest.
-fn bias_dy(j: u32, c: u32) -> f32 {
-    let n = j / p.inner;
-    let i = j - n * p.inner;
-    return f32(bg_dy[(n * p.channels + c) * p.inner + i]);
-}
-
 // db[c] = Σ_{n, i} dy[n, c, i], split over workgroups (c, k): workgroup (c, k) sums chunk k of
 // channel c's (n, i) pairs — 256 invocations striding over consecutive i, so loads coalesce —
 // into part[k, c]; `reduce.wgsl`'s sum_lanes then adds the chunks. A few channels over a large
@@ -41,17 +34,10 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let end = start + min(per, total - start);
     var acc = accum(0.0);
     if (c < p.channels) {
-        // Four values a pass (j + q·256), all loaded before they are added in order j, j + 256,
-        // ...: the same sums as one at a time, with four loads in flight.
-        for (var j = start + lid; j < end; j = j + 1024u) {
-            let q = vec4<u32>(j, j + 256u, j + 512u, j + 768u);
-            let live = q < vec4<u32>(end);
-            let v = vec4<f32>(bias_dy(j, c), bias_dy(select(j, q.y, live.y), c),
-                              bias_dy(select(j, q.z, live.z), c), bias_dy(select(j, q.w, live.w), c));
-            acc = acc + accum(v.x);
-            if (live.y) { acc = acc + accum(v.y); }
-            if (live.z) { acc = acc + accum(v.z); }
-            if (live.w) { acc = acc + accum(v.w); }
+        for (var j = start + lid; j < end; j = j + 256u) {
+            let n = j / p.inner;
+            let i = j - n * p.inner;
+            acc = acc + accum(f32(bg_dy[(n * p.channels + c) * p.inner + i]));
         }
     }
     partial[lid] = acc;
