@@ -33,8 +33,8 @@
 // Tiles, staging registers and sums are `accum`: f32, or f16 under Accumulator::F16 (the
 // operands rounded to f16 as they are staged, half the shared memory, f16 multiply-adds); the
 // loaders and the epilogue stay f32.
-// The next K step is fetched into registers while the current one is multiplied, and one barrier
-// ends each step. Every invocation stages one vec4 of A and (lid < 2·bn, the B tile's units) one
+// The next K step is fetched into registers while the current one is multiplied (the next two
+// for the thin and 128×64 tiles, `deep`), and one barrier ends each step. Every invocation stages one vec4 of A and (lid < 2·bn, the B tile's units) one
 // of B: four consecutive m (n) at one k (a w-unit), or, where the loader reads K four at a time
 // (a_k4(), b_k4(): 16-byte loads of an operand whose K is contiguous), four consecutive k of one
 // m (n) (a k-unit), stored transposed; consecutive invocations take consecutive addresses of the
@@ -55,9 +55,12 @@ var<workgroup> sb: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 (narrow: 16)
 // acc[2r + c]: row r (0..3: 4ty + r, 4..7: 64 + 4ty + r − 4), columns c·64 + 4tx .. +3; in
 // gemm_direct, rows m + r and column blocks n + 4c of its 8×8 block.
 var<private> acc: array<vec4<accum>, 16>;
-// The next K step of this invocation's share of A and B, held in registers.
+// The next K steps of this invocation's share of A and B, held in registers: set 0 (pa, pb)
+// and, two steps ahead (`deep`), set 1 (pa1, pb1).
 var<private> pa: vec4<accum>;
 var<private> pb: vec4<accum>;
+var<private> pa1: vec4<accum>;
+var<private> pb1: vec4<accum>;
 
 // This invocation's staging unit (w, k) in a tile of `width` (along m or n) × BK: four
 // consecutive w at one k. Consecutive invocations take consecutive w when w is the contiguous
@@ -74,14 +77,27 @@ fn stage_unit(w_fastest: bool, k4: bool, width: u32, lid: u32) -> vec2<u32> {
     return vec2<u32>(4u * (lid / BK), lid % BK);
 }
 
-fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
-    pa = vec4<accum>(load_a4(batch, ar, k0 + au.y));
+// K step k0's share into register set `regs` (a literal).
+fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool,
+         regs: u32) {
+    let a = vec4<accum>(load_a4(batch, ar, k0 + au.y));
+    var b = vec4<accum>(0.0);
     if (has_b) {
-        pb = vec4<accum>(load_b4(batch, k0 + bu.y, bc));
+        b = vec4<accum>(load_b4(batch, k0 + bu.y, bc));
+    }
+    if (regs == 0u) {
+        pa = a;
+        pb = b;
+    } else {
+        pa1 = a;
+        pb1 = b;
     }
 }
 
-fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool) {
+// Register set `regs` (a literal) into shared buffer `buf`.
+fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool, regs: u32) {
+    let pa = select(pa, pa1, regs == 1u);
+    let pb = select(pb, pb1, regs == 1u);
     if (a_k4()) {
         // A k-unit's four k into rows r..r+3 at column w (component w % 4 of vec4 w / 4).
         let r = buf * BK + au.y;
@@ -221,23 +237,32 @@ fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
     acc = array<vec4<accum>, 16>();
     let kdim = gemm_k();
 
-    fetch(batch, ar, bc, 0u, au, bu, has_b);
-    stash(0u, au, bu, has_b);
+    // The narrower tiles fetch two K steps ahead (`deep`): their step's multiply-adds alone do
+    // not cover a load's latency. The wide tile's measured no faster so (BENCHMARKS.md).
+    let deep = bn != 128u;
+    let ahead = select(1u, 2u, deep);
+    fetch(batch, ar, bc, 0u, au, bu, has_b, 0u);
+    stash(0u, au, bu, has_b, 0u);
+    if (deep) {
+        fetch(batch, ar, bc, BK, au, bu, has_b, 1u);
+    }
     workgroupBarrier();
-    // Two K steps per iteration, one per shared buffer. Loads past K read zeros (the loaders'
-    // contract), so the last fetch needs no branch.
+    // Two K steps per iteration, one per shared buffer. Deep, step s + 2 loads into set s % 2
+    // (whose step s is in shared memory) while step s is multiplied, then step s + 1 goes from
+    // set (s + 1) % 2 into its buffer; else step s + 1 loads into and goes from set (s + 1) % 2.
+    // Loads past K read zeros (the loaders' contract), so the last fetches need no branch.
     for (var k0 = 0u; k0 < kdim; k0 = k0 + 2u * BK) {
-        fetch(batch, ar, bc, k0 + BK, au, bu, has_b);
+        fetch(batch, ar, bc, k0 + ahead * BK, au, bu, has_b, select(1u, 0u, deep));
         mac_step(0u, ty, tx, bn);
         // Buffer 1 was last read before the previous barrier: free to overwrite.
-        stash(1u, au, bu, has_b);
+        stash(1u, au, bu, has_b, 1u);
         workgroupBarrier();
         if (k0 + BK >= kdim) {
             break;
         }
-        fetch(batch, ar, bc, k0 + 2u * BK, au, bu, has_b);
+        fetch(batch, ar, bc, k0 + (ahead + 1u) * BK, au, bu, has_b, select(0u, 1u, deep));
         mac_step(1u, ty, tx, bn);
-        stash(0u, au, bu, has_b);
+        stash(0u, au, bu, has_b, 0u);
         workgroupBarrier();
     }
 

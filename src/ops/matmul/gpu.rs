@@ -294,31 +294,26 @@ const DIRECT_SPLIT_BELOW: usize = 64;
 /// Workgroups a split on the direct loop aims for.
 const DIRECT_SPLIT_TARGET: usize = 256;
 
-/// `(splits, chunk)` of `g`: `(1, k)` unless its grid fills under half a wave (`WAVE_GROUPS`)
-/// and K is long; then as many splits as one wave holds (a fully connected layer at batch 64:
-/// 16 tiles, 16 splits). The direct loop of a CPU adapter splits below
-/// `DIRECT_SPLIT_BELOW` workgroups, towards `DIRECT_SPLIT_TARGET`. Chunks are a multiple of
-/// the main loop's unrolled K step (16).
+/// `(splits, chunk)` of `g`: on a GPU's tiled core the split whose waves and sum cost least
+/// (`cheapest_split`: a fully connected layer's forward at batch 256, 32 tiles of 128×128 over
+/// K = 3136, takes 16 splits), chunks at least `SPLIT_MIN_CHUNK` long. The direct loop of a CPU
+/// adapter splits below `DIRECT_SPLIT_BELOW` workgroups, towards `DIRECT_SPLIT_TARGET`. Chunks are
+/// a multiple of 16.
 pub fn gemm_split(dev: &Device, g: &Gemm) -> (usize, usize) {
-    let grid = gemm_grid(dev, g.m, g.n, g.batch).1;
-    let tiles: usize = grid.iter().map(|&d| d as usize).product();
-    let direct = crate::launch::direct_gemm(dev);
-    let below = if direct {
-        DIRECT_SPLIT_BELOW
+    let most_splits = (g.k / SPLIT_MIN_CHUNK).min(65_535 / g.batch.max(1)).max(1);
+    let (splits, chunk) = if crate::launch::direct_gemm(dev) {
+        let grid = gemm_grid(dev, g.m, g.n, g.batch).1;
+        let tiles: usize = grid.iter().map(|&d| d as usize).product();
+        if tiles == 0 || tiles >= DIRECT_SPLIT_BELOW || g.k < 2 * SPLIT_MIN_CHUNK {
+            return (1, g.k);
+        }
+        let want = DIRECT_SPLIT_TARGET.div_ceil(tiles).min(most_splits);
+        let chunk = g.k.div_ceil(want.max(1)).div_ceil(16) * 16;
+        (g.k.div_ceil(chunk), chunk)
     } else {
-        WAVE_GROUPS / 2 + 1
+        let outputs = g.m.saturating_mul(g.n).saturating_mul(g.batch);
+        cheapest_split((g.m, g.n, g.batch), g.k, 16, most_splits, outputs)
     };
-    if tiles == 0 || tiles >= below || g.k < 2 * SPLIT_MIN_CHUNK {
-        return (1, g.k);
-    }
-    let fill = if direct {
-        DIRECT_SPLIT_TARGET.div_ceil(tiles)
-    } else {
-        WAVE_GROUPS / tiles
-    };
-    let want = fill.min(g.k / SPLIT_MIN_CHUNK).min(65_535 / g.batch.max(1));
-    let chunk = g.k.div_ceil(want.max(1)).div_ceil(16) * 16;
-    let splits = g.k.div_ceil(chunk);
     // The partial products are indexed in u32.
     let partials = [g.batch, splits, g.m, g.n]
         .iter()
