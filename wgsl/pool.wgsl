@@ -69,6 +69,18 @@ fn divisor(oy: u32, ox: u32) -> f32 {
 @group(0) @binding(2) var<storage, read_write> mf_y: array<act>;    // (N, C, OH, OW)
 @group(0) @binding(3) var<storage, read_write> mf_arg: array<u32>;  // (N, C, OH, OW)
 
+// A window's maximum so far and its flat index into x (0xffffffff: no tap yet).
+struct MaxPick { best: f32, arg: u32 }
+
+// `m` after the tap at x[j]: the first (window order, strict >) that reaches the maximum wins.
+fn max_pick(m: MaxPick, j: u32) -> MaxPick {
+    let v = f32(mf_x[j]);
+    if (m.arg == 0xffffffffu || beats_max(v, m.best)) {
+        return MaxPick(v, j);
+    }
+    return m;
+}
+
 // y = max over the window's taps inside the input; arg = the flat index into x of the first
 // (window order, strict >) that reaches it: the state max_backward needs.
 @compute @workgroup_size(256)
@@ -81,24 +93,18 @@ fn max_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let oy = (i - plane * ohw) / p.ow;
     let ox = i - plane * ohw - oy * p.ow;
     let base = plane * p.h * p.w;
-    var best = 0.0;
-    var arg = 0xffffffffu;
+    var m = MaxPick(0.0, 0xffffffffu);
     for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
         let iy = tap(oy, ky, p.sh, p.dh, p.pad_t, p.h);
         if (iy < 0) { continue; }
         for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
             let ix = tap(ox, kx, p.sw, p.dw, p.pad_l, p.w);
             if (ix < 0) { continue; }
-            let j = base + u32(iy) * p.w + u32(ix);
-            let v = f32(mf_x[j]);
-            if (arg == 0xffffffffu || beats_max(v, best)) {
-                best = v;
-                arg = j;
-            }
+            m = max_pick(m, base + u32(iy) * p.w + u32(ix));
         }
     }
-    mf_y[i] = act(best);
-    mf_arg[i] = arg;
+    mf_y[i] = act(m.best);
+    mf_arg[i] = m.arg;
 }
 
 @group(0) @binding(1) var<storage, read> mb_dy: array<act>;        // (N, C, OH, OW)
@@ -209,20 +215,14 @@ fn max_forward_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if (i >= p.planes * TILE_OHW) { return; }
     let first = tiled_window(i);
     let w = TILE_OW * TILE_KW;
-    var best = 0.0;
-    var arg = 0xffffffffu;
+    var m = MaxPick(0.0, 0xffffffffu);
     for (var ky = 0u; ky < TILE_KH; ky = ky + 1u) {
         for (var kx = 0u; kx < TILE_KW; kx = kx + 1u) {
-            let j = first + ky * w + kx;
-            let v = f32(mf_x[j]);
-            if (arg == 0xffffffffu || beats_max(v, best)) {
-                best = v;
-                arg = j;
-            }
+            m = max_pick(m, first + ky * w + kx);
         }
     }
-    mf_y[i] = act(best);
-    mf_arg[i] = arg;
+    mf_y[i] = act(m.best);
+    mf_arg[i] = m.arg;
 }
 
 // Window i's gradient `g` into its argmax's element, zeros into the others.
