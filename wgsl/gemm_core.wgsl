@@ -34,8 +34,9 @@
 // operands rounded to f16 as they are staged, half the shared memory, f16 multiply-adds); the
 // loaders and the epilogue stay f32.
 // The next K step is fetched into registers while the current one is multiplied (the next two
-// for the thin and 128×64 tiles, `deep`), and one barrier ends each step. Every invocation stages one vec4 of A and (lid < 2·bn, the B tile's units) one
-// of B: four consecutive m (n) at one k (a w-unit), or, where the loader reads K four at a time
+// for the thin and 128×64 tiles, `deep`), and one barrier ends each step. Every invocation
+// stages one vec4 of A and (lid < 2·bn, the B tile's units) one of B: four consecutive m (n) at
+// one k (a w-unit), or, where the loader reads K four at a time
 // (a_k4(), b_k4(): 16-byte loads of an operand whose K is contiguous), four consecutive k of one
 // m (n) (a k-unit), stored transposed; consecutive invocations take consecutive addresses of the
 // operand's contiguous index.
