@@ -97,19 +97,19 @@ fn fetch(batch: u32, ar: ARows, bc: BCols, k0: u32, au: vec2<u32>, bu: vec2<u32>
 
 // Register set `regs` (a literal) into shared buffer `buf`.
 fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool, regs: u32) {
-    let pa = select(pa, pa1, regs == 1u);
-    let pb = select(pb, pb1, regs == 1u);
+    let a = select(pa, pa1, regs == 1u);
+    let b = select(pb, pb1, regs == 1u);
     if (a_k4()) {
         // A k-unit's four k into rows r..r+3 at column w (component w % 4 of vec4 w / 4).
         let r = buf * BK + au.y;
         let c = au.x / 4u;
         let j = au.x % 4u;
-        sa[r][c][j] = pa.x;
-        sa[r + 1u][c][j] = pa.y;
-        sa[r + 2u][c][j] = pa.z;
-        sa[r + 3u][c][j] = pa.w;
+        sa[r][c][j] = a.x;
+        sa[r + 1u][c][j] = a.y;
+        sa[r + 2u][c][j] = a.z;
+        sa[r + 3u][c][j] = a.w;
     } else {
-        sa[buf * BK + au.y][au.x / 4u] = pa;
+        sa[buf * BK + au.y][au.x / 4u] = a;
     }
     if (!has_b) {
         return;
@@ -118,12 +118,12 @@ fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool, regs: u32) {
         let r = buf * BK + bu.y;
         let c = bu.x / 4u;
         let j = bu.x % 4u;
-        sb[r][c][j] = pb.x;
-        sb[r + 1u][c][j] = pb.y;
-        sb[r + 2u][c][j] = pb.z;
-        sb[r + 3u][c][j] = pb.w;
+        sb[r][c][j] = b.x;
+        sb[r + 1u][c][j] = b.y;
+        sb[r + 2u][c][j] = b.z;
+        sb[r + 3u][c][j] = b.w;
     } else {
-        sb[buf * BK + bu.y][bu.x / 4u] = pb;
+        sb[buf * BK + bu.y][bu.x / 4u] = b;
     }
 }
 

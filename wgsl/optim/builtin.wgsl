@@ -101,9 +101,8 @@ fn sgd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 // Each invocation takes four elements a pass (i + q·WG, q < 4), all loaded before any is
 // stored: four times the bytes in flight of one element at a time, which the update needs to
 // approach the memory's bandwidth.
-fn adam_one(j: u32, grp: u32, w0: f32, g0: f32, m0: f32, v0: f32) {
-    let gs = opt_step.groups[grp];
-    let wd = opt_weight_decay(grp);
+// One element's update: `gs` and `wd` are its group's step values and weight decay.
+fn adam_one(j: u32, gs: vec4<f32>, wd: f32, w0: f32, g0: f32, m0: f32, v0: f32) {
     var w = w0;
     var g = g0;
     if ((cfg.flags & F_DECOUPLED) != 0u) {
@@ -133,6 +132,8 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         return;
     }
     let e = opt_chunk(c);
+    let gs = opt_step.groups[e.z];
+    let wd = opt_weight_decay(e.z);
     for (var i = e.x + lid; i < e.y; i = i + 4u * WG) {
         // Elements past the chunk load element i's values (in range) and store nothing.
         let q = vec4<u32>(0u, WG, 2u * WG, 3u * WG);
@@ -147,10 +148,10 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let kv = cfg.slot_b * cfg.n;
         let v = vec4<f32>(opt_state[kv + j.x], opt_state[kv + j.y], opt_state[kv + j.z],
                           opt_state[kv + j.w]);
-        adam_one(j.x, e.z, w.x, g.x, m.x, v.x);
-        if (live.y) { adam_one(j.y, e.z, w.y, g.y, m.y, v.y); }
-        if (live.z) { adam_one(j.z, e.z, w.z, g.z, m.z, v.z); }
-        if (live.w) { adam_one(j.w, e.z, w.w, g.w, m.w, v.w); }
+        adam_one(j.x, gs, wd, w.x, g.x, m.x, v.x);
+        if (live.y) { adam_one(j.y, gs, wd, w.y, g.y, m.y, v.y); }
+        if (live.z) { adam_one(j.z, gs, wd, w.z, g.z, m.z, v.z); }
+        if (live.w) { adam_one(j.w, gs, wd, w.w, g.w, m.w, v.w); }
     }
 }
 
