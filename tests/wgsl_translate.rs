@@ -10,6 +10,9 @@ use wgtrain::ops::conv::coop as conv_coop;
 use wgtrain::ops::matmul::coop;
 use wgtrain::{Accumulator, DType};
 
+#[path = "../benches/coop_probe/probes.rs"]
+mod probes;
+
 #[test]
 fn every_wgsl_file_is_compiled_by_some_shader() {
     let parts: Vec<&str> = wgtrain::all_shaders()
@@ -187,6 +190,38 @@ fn conv_coop_translates_to_spirv() {
         }
     }
     assert_eq!(translated, 3 * 2 + 2 * neuron_codes().len());
+}
+
+/// The tensor-core probes of `benches/coop_probe.rs` (generated WGSL), through naga's SPIR-V
+/// writer: what the bench times on a card must at least translate here.
+#[test]
+fn coop_probes_translate_to_spirv() {
+    for p in &probes::PROBES {
+        let src = probes::source(p);
+        let (module, info) = parse_and_validate(p.name, &src);
+        let ep = &module.entry_points[0];
+        spirv_variant(p.name, &module, &info, ep, &Default::default());
+        // Each switch shows in the source: a probe that silently kept everything would not.
+        assert_eq!(src.contains("fetch(m0, n0"), p.loads, "{}", p.name);
+        assert_eq!(src.contains("stash(1u - buf"), p.stores, "{}", p.name);
+        assert_eq!(src.contains("coopMultiplyAdd"), p.mma, "{}", p.name);
+        assert_eq!(
+            src.contains("    workgroupBarrier();"),
+            p.barrier,
+            "{}",
+            p.name
+        );
+    }
+    let src = probes::direct_source();
+    let (module, info) = parse_and_validate("direct", &src);
+    spirv_variant(
+        "direct",
+        &module,
+        &info,
+        &module.entry_points[0],
+        &Default::default(),
+    );
+    assert!(!src.contains("workgroupBarrier") && !src.contains("var<workgroup>"));
 }
 
 /// `ep` of `module` with its overrides set to `constants`, through naga's SPIR-V writer (what
