@@ -51,6 +51,12 @@
 const BM: u32 = 128u;
 const BK: u32 = 8u;
 
+// Set by the host (a pipeline constant) when every workgroup's block lies inside the problem and
+// K is a multiple of BK: the loaders may then skip their bounds (matmul_vec4.wgsl does), the
+// fetches past K are skipped here instead, and blocks run in groups of 8 block rows so that
+// neighbouring workgroups share operand rows in L2 (together +4% at 4096³, BENCHMARKS.md).
+override INTERIOR: bool = false;
+
 var<workgroup> sa: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 columns of 4 rows + pad]
 var<workgroup> sb: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 (narrow: 16) columns + pad]
 // acc[2r + c]: row r (0..3: 4ty + r, 4..7: 64 + 4ty + r − 4), columns c·64 + 4tx .. +3; in
@@ -222,17 +228,32 @@ fn tile_of(lid: u32, bn: u32) -> vec2<u32> {
     return vec2<u32>((s % 2u) * 8u + lane % 8u, (s / 2u) * 4u + lane / 8u);
 }
 
-fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
+// Block (column, row) of workgroup `wid` in a grid of `groups`: as dispatched, or, when
+// INTERIOR, column-major within groups of 8 block rows.
+fn block_of(wid: vec3<u32>, groups: vec3<u32>) -> vec2<u32> {
+    if (!INTERIOR) {
+        return wid.xy;
+    }
+    let id = wid.y * groups.x + wid.x;
+    let per_group = 8u * groups.x;
+    let first_row = (id / per_group) * 8u;
+    let rows = min(groups.y - first_row, 8u);
+    let within = id % per_group;
+    return vec2<u32>(within / rows, first_row + within % rows);
+}
+
+fn gemm_main(wid: vec3<u32>, groups: vec3<u32>, lid: u32, bn: u32) {
     let batch = wid.z;
-    let m0 = wid.y * BM;
-    let n0 = wid.x * bn;
+    let block = block_of(wid, groups);
+    let m0 = block.y * BM;
+    let n0 = block.x * bn;
     let t = tile_of(lid, bn);
     let tx = t.x;
     let ty = t.y;
     let au = stage_unit(!a_k_fastest(), a_k4(), BM, lid);
     let bu = stage_unit(b_n_fastest(), b_k4(), bn, lid);
-    // The B tile has bn·BK / 4 staging units.
-    let has_b = lid < 2u * bn;
+    // The B tile has bn·BK / 4 staging units (all 256 invocations' in the wide tile).
+    let has_b = bn == 128u || lid < 2u * bn;
     let ar = a_rows(batch, m0 + au.x);
     let bc = b_cols(batch, n0 + bu.x);
     acc = array<vec4<accum>, 16>();
@@ -244,24 +265,33 @@ fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
     let ahead = select(1u, 2u, deep);
     fetch(batch, ar, bc, 0u, au, bu, has_b, 0u);
     stash(0u, au, bu, has_b, 0u);
-    if (deep) {
+    if (deep && (!INTERIOR || BK < kdim)) {
         fetch(batch, ar, bc, BK, au, bu, has_b, 1u);
     }
     workgroupBarrier();
     // Two K steps per iteration, one per shared buffer. Deep, step s + 2 loads into set s % 2
     // (whose step s is in shared memory) while step s is multiplied, then step s + 1 goes from
-    // set (s + 1) % 2 into its buffer; else step s + 1 loads into and goes from set (s + 1) % 2.
-    // Loads past K read zeros (the loaders' contract), so the last fetches need no branch.
+    // set (s + 1) % 2 into its buffer; else step s + 1 loads into and goes from set 0 (one set:
+    // 3% faster at 4096³ than alternating two, BENCHMARKS.md).
+    // Loads past K read zeros (the loaders' contract), so the last fetches need no branch; an
+    // INTERIOR loader has no bounds, so its fetches past K are skipped (their register sets then
+    // reach only buffers that are never multiplied).
     for (var k0 = 0u; k0 < kdim; k0 = k0 + 2u * BK) {
-        fetch(batch, ar, bc, k0 + ahead * BK, au, bu, has_b, select(1u, 0u, deep));
+        let k1 = k0 + ahead * BK;
+        if (!INTERIOR || k1 < kdim) {
+            fetch(batch, ar, bc, k1, au, bu, has_b, 0u);
+        }
         mac_step(0u, ty, tx, bn);
         // Buffer 1 was last read before the previous barrier: free to overwrite.
-        stash(1u, au, bu, has_b, 1u);
+        stash(1u, au, bu, has_b, select(0u, 1u, deep));
         workgroupBarrier();
         if (k0 + BK >= kdim) {
             break;
         }
-        fetch(batch, ar, bc, k0 + (ahead + 1u) * BK, au, bu, has_b, select(0u, 1u, deep));
+        let k2 = k1 + BK;
+        if (!INTERIOR || k2 < kdim) {
+            fetch(batch, ar, bc, k2, au, bu, has_b, select(0u, 1u, deep));
+        }
         mac_step(1u, ty, tx, bn);
         stash(0u, au, bu, has_b, 0u);
         workgroupBarrier();
@@ -275,18 +305,21 @@ fn gemm_main(wid: vec3<u32>, lid: u32, bn: u32) {
 }
 
 @compute @workgroup_size(256, 1, 1)
-fn gemm_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, 32u);
+fn gemm_thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    gemm_main(wid, groups, lid, 32u);
 }
 
 @compute @workgroup_size(256, 1, 1)
-fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, 64u);
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    gemm_main(wid, groups, lid, 64u);
 }
 
 @compute @workgroup_size(256, 1, 1)
-fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    gemm_main(wid, lid, 128u);
+fn gemm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    gemm_main(wid, groups, lid, 128u);
 }
 
 // The same product without shared memory or barriers: one invocation per 8×8 block of C, walking

@@ -2,12 +2,14 @@
 // A is (M, K) row-major, or (K, M) when ta; B is (K, N), or (N, K) when tb. A batch stride of 0
 // broadcasts an operand (e.g. one weight matrix for every sample). Main loop: gemm_core.wgsl.
 
+// Whether A (B) is stored transposed: pipeline constants, so that the loaders' layout folds.
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
 struct Params {
     m: u32,
     n: u32,
     k: u32,
-    ta: u32,
-    tb: u32,
     accumulate: u32,
     alpha: f32,
     act_len: u32,    // fused post-op: 0 = none, 1 = the neuron act_op(act_a, act_b)
@@ -23,8 +25,10 @@ struct Params {
     chunk: u32,
     batches: u32,
     has_bias: u32,   // the epilogue (gemm's, or gemm_sum's) adds bias[n] before the post-op
+    _pad0: u32,
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -41,8 +45,8 @@ fn matrix_of(batch: u32) -> u32 { return batch / n_splits(); }
 fn k_offset(batch: u32) -> u32 { return (batch % n_splits()) * p.chunk; }
 // Whether local k of this split is inside the split and the problem.
 fn k_inside(batch: u32, k: u32) -> bool { return k < gemm_k() && k + k_offset(batch) < p.k; }
-fn a_k_fastest() -> bool { return p.ta == 0u; }
-fn b_n_fastest() -> bool { return p.tb == 0u; }
+fn a_k_fastest() -> bool { return !TRANS_A; }
+fn b_n_fastest() -> bool { return !TRANS_B; }
 
 // Four consecutive rows (or columns) of an operand, fixed over the K loop: element (i, k) is at
 // idx + i·step + k·kstep for i < valid (the lines inside the problem) and k < kend (k_inside,
@@ -65,7 +69,7 @@ fn a_rows(batch: u32, m: u32) -> Lines {
     let base = matrix_of(batch) * p.a_stride;
     let ko = k_offset(batch);
     let valid = select(0u, min(p.m - m, 4u), m < p.m);
-    if (p.ta != 0u) { return Lines(base + ko * p.m + m, 1u, p.m, valid, k_end(ko)); }
+    if (TRANS_A) { return Lines(base + ko * p.m + m, 1u, p.m, valid, k_end(ko)); }
     return Lines(base + m * p.k + ko, p.k, 1u, valid, k_end(ko));
 }
 
@@ -73,7 +77,7 @@ fn b_cols(batch: u32, n: u32) -> Lines {
     let base = matrix_of(batch) * p.b_stride;
     let ko = k_offset(batch);
     let valid = select(0u, min(p.n - n, 4u), n < p.n);
-    if (p.tb != 0u) { return Lines(base + n * p.k + ko, p.k, 1u, valid, k_end(ko)); }
+    if (TRANS_B) { return Lines(base + n * p.k + ko, p.k, 1u, valid, k_end(ko)); }
     return Lines(base + ko * p.n + n, 1u, p.n, valid, k_end(ko));
 }
 

@@ -12,7 +12,7 @@ fn load_a(batch: u32, m: u32, k: u32) -> f32 {
     if (m >= p.m || !k_inside(batch, k)) { return 0.0; }
     let kg = k + k_offset(batch);
     var idx = m * p.k + kg;
-    if (p.ta != 0u) { idx = kg * p.m + m; }
+    if (TRANS_A) { idx = kg * p.m + m; }
     return f32(mat_a[matrix_of(batch) * p.a_stride + idx]);
 }
 
@@ -20,7 +20,7 @@ fn load_b(batch: u32, k: u32, n: u32) -> f32 {
     if (n >= p.n || !k_inside(batch, k)) { return 0.0; }
     let kg = k + k_offset(batch);
     var idx = kg * p.n + n;
-    if (p.tb != 0u) { idx = n * p.k + kg; }
+    if (TRANS_B) { idx = n * p.k + kg; }
     return f32(mat_b[matrix_of(batch) * p.b_stride + idx]);
 }
 

@@ -41,6 +41,15 @@ pub(crate) static SHADER_VEC4: Shader = Shader {
 /// inside an operand and aligned (each operand's contiguous extent, its batch stride, the split
 /// chunk and its binding offset multiples of four elements), else [`SHADER`].
 fn shader_for(g: &Gemm, a: &Tensor, b: &Tensor, splits: usize, chunk: usize) -> &'static Shader {
+    if vec4_loads(g, a, b, splits, chunk) {
+        &SHADER_VEC4
+    } else {
+        &SHADER
+    }
+}
+
+/// Whether [`shader_for`] takes [`SHADER_VEC4`].
+fn vec4_loads(g: &Gemm, a: &Tensor, b: &Tensor, splits: usize, chunk: usize) -> bool {
     let four = |x: usize| x.is_multiple_of(4);
     let aligned = |t: &Tensor| {
         t.buffer()
@@ -49,7 +58,7 @@ fn shader_for(g: &Gemm, a: &Tensor, b: &Tensor, splits: usize, chunk: usize) -> 
     };
     let a_run = if g.trans_a { g.m } else { g.k };
     let b_run = if g.trans_b { g.k } else { g.n };
-    let vec4 = !crate::launch::direct_gemm(&a.device)
+    !crate::launch::direct_gemm(&a.device)
         && g.m > 0
         && g.n > 0
         && a_run > 0
@@ -60,9 +69,28 @@ fn shader_for(g: &Gemm, a: &Tensor, b: &Tensor, splits: usize, chunk: usize) -> 
         && four(g.b_stride)
         && (splits == 1 || four(chunk))
         && aligned(a)
-        && aligned(b);
-    if vec4 { &SHADER_VEC4 } else { &SHADER }
+        && aligned(b)
 }
+
+/// Whether every workgroup of tiled `entry` over `g` (unsplit) lies inside the problem with K a
+/// multiple of the core's K step: `gemm_core.wgsl`'s `INTERIOR`, under which the vec4 loaders
+/// drop their bounds and blocks run grouped for L2.
+fn interior(entry: &str, g: &Gemm) -> bool {
+    let width = match entry {
+        "gemm_thin" => THIN_N,
+        "gemm" => TILE_N,
+        "gemm_wide" => 2 * TILE_N,
+        _ => return false,
+    };
+    g.m > 0
+        && g.k > 0
+        && g.m.is_multiple_of(TILE_M)
+        && g.n.is_multiple_of(width)
+        && g.k.is_multiple_of(CORE_BK)
+}
+
+/// The K step of `gemm_core.wgsl`'s tiled loop (`BK`).
+const CORE_BK: usize = 8;
 
 /// Output rows per workgroup of `gemm_core.wgsl`'s tiled entries.
 pub const TILE_M: usize = 128;
@@ -243,10 +271,11 @@ fn biased_gemm_launch(
     c: &Tensor,
 ) -> Result<Launch> {
     let (entry, groups) = gemm_grid(&a.device, g.m, g.n, g.batch);
+    let interior = vec4_loads(g, a, b, 1, g.k) && interior(entry, g);
     a.device.launch(
         shader_for(g, a, b, 1, g.k),
         entry,
-        &crate::neuron::fused_constants(g.fused),
+        &product_constants(g, interior),
         &gemm_params(g, 1, g.k, bias.is_some()),
         // Without a bias the slot is still bound (the entry reads it under a flag): reuse a.
         &[
@@ -259,6 +288,19 @@ fn biased_gemm_launch(
     )
 }
 
+/// The pipeline constants of `g`'s products: the fused neuron, the operands' layouts
+/// (`TRANS_A`, `TRANS_B`) and, where every block lies inside the problem, `INTERIOR`.
+fn product_constants(g: &Gemm, interior: bool) -> Vec<(&'static str, f64)> {
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let mut constants = crate::neuron::fused_constants(g.fused);
+    constants.push(("TRANS_A", flag(g.trans_a)));
+    constants.push(("TRANS_B", flag(g.trans_b)));
+    if interior {
+        constants.push(("INTERIOR", 1.0));
+    }
+    constants
+}
+
 /// The shader's parameter words for `g` split into `splits` K ranges of `chunk`; `bias`: the
 /// epilogue adds a bias per column.
 fn gemm_params(g: &Gemm, splits: usize, chunk: usize, bias: bool) -> Vec<u32> {
@@ -267,8 +309,6 @@ fn gemm_params(g: &Gemm, splits: usize, chunk: usize, bias: bool) -> Vec<u32> {
         g.m as u32,
         g.n as u32,
         g.k as u32,
-        g.trans_a as u32,
-        g.trans_b as u32,
         g.accumulate as u32,
         f(g.alpha),
         g.fused.is_some() as u32,
@@ -282,6 +322,8 @@ fn gemm_params(g: &Gemm, splits: usize, chunk: usize, bias: bool) -> Vec<u32> {
         chunk as u32,
         g.batch as u32,
         bias as u32,
+        0,
+        0,
         0,
         0,
     ]
@@ -375,12 +417,11 @@ pub fn biased_gemm_launches(
         c.dtype(),
     )?;
     let (entry, groups) = gemm_grid(dev, g.m, g.n, g.batch * splits);
-    let consts = crate::neuron::fused_constants(g.fused);
     let words = gemm_params(g, splits, chunk, bias.is_some());
     let products = dev.launch(
         shader_for(g, a, b, splits, chunk),
         entry,
-        &consts,
+        &product_constants(g, false),
         &words,
         &[a.buffer(), b.buffer(), part.buffer(), a.buffer()],
         groups,
@@ -388,7 +429,7 @@ pub fn biased_gemm_launches(
     let sum = dev.launch(
         &SHADER,
         "gemm_sum",
-        &consts,
+        &crate::neuron::fused_constants(g.fused),
         &words,
         &[part.buffer(), c.buffer(), bias.unwrap_or(&part).buffer()],
         crate::launch::grid_1d(g.batch * g.m * g.n, 256),

@@ -30,6 +30,27 @@ pub fn samples() -> Vec<Sample> {
             },
         ));
     }
+    // Blocks wholly inside the problem, K a multiple of 8 (`INTERIOR` in gemm_core.wgsl: the
+    // vec4 loaders without bounds, fetches past K skipped, blocks grouped): each tile width, an
+    // odd number of K steps, a single one (the deep tiles' first fetch ahead is past K), and
+    // more block rows than a group of 8.
+    for (ta, tb, (m, k, n)) in [
+        (false, false, (128, 24, 128)),
+        (false, true, (128, 40, 64)),
+        (true, false, (128, 8, 64)),
+        (true, true, (128, 16, 32)),
+        (false, false, (1152, 8, 32)),
+    ] {
+        v.push(Sample::new(
+            format!("matmul/interior/{m}x{k}x{n},ta={ta},tb={tb}"),
+            move |g, s| {
+                let (m, k, n) = (m * s, k * s, n * s);
+                let a = g.input("a", &if ta { [k, m] } else { [m, k] })?;
+                let b = g.param("b", &if tb { [n, k] } else { [k, n] })?;
+                g.add("y", MatMulOp { ta, tb }, &[a, b])
+            },
+        ));
+    }
     v.push(Sample::new("matmul/vec4/batched", |g, s| {
         let a = g.input("a", &[2, 8 * s, 12 * s])?;
         let b = g.input("b", &[2, 12 * s, 8 * s])?;
