@@ -1,12 +1,12 @@
-//! Non-finite guards, found on the GPU without a readback stall: scans after the loss (and, when
-//! asked, after every node) and over the gradient arena set flags in one small buffer
-//! (`wgsl/health.wgsl`); the optimizer's kernels skip the update of a flagged step, `finish`
-//! counts it and keeps the first one's details, and the host reads the buffer whenever it already
-//! waits (`Compiled::health`).
+//! Non-finite guards, found on the GPU without a readback stall: scans after the loss (a reducing
+//! loss checks itself in its reduction, `output_check`; and, when asked, after every node) and
+//! over the gradient arena set flags in one small buffer (`wgsl/health.wgsl`); the optimizer's
+//! kernels skip the update of a flagged step, `finish` counts it and keeps the first one's
+//! details, and the host reads the buffer whenever it already waits (`Compiled::health`).
 
 use crate::device::Device;
 use crate::error::Result;
-use crate::graph::Graph;
+use crate::graph::{Graph, OutputCheck};
 use crate::launch::{FINITE, Launch, PRELUDE, Shader, grid_1d};
 use crate::tensor::Tensor;
 
@@ -53,11 +53,7 @@ pub(crate) fn scan(
     code: Option<u32>,
     base: u32,
 ) -> Result<Launch> {
-    let slot = match (flag, code) {
-        (ACTIVATION, _) => SLOT_NODE,
-        (GRAD, None) => SLOT_GRAD,
-        _ => SLOT_SCRATCH,
-    };
+    let slot = slot_of(flag, code);
     let n = u32::try_from(x.numel()).map_err(|_| {
         crate::error::Error::Invalid(format!(
             "non-finite scan of {} elements: more than a u32 counts",
@@ -72,6 +68,26 @@ pub(crate) fn scan(
         &[x.buffer(), health.buffer()],
         grid_1d(x.numel(), 1024),
     )
+}
+
+/// The word a scan setting `flag` lowers to its code (`None`: the element's arena index).
+fn slot_of(flag: u32, code: Option<u32>) -> u32 {
+    match (flag, code) {
+        (ACTIVATION, _) => SLOT_NODE,
+        (GRAD, None) => SLOT_GRAD,
+        _ => SLOT_SCRATCH,
+    }
+}
+
+/// What `scan` of each output of node `code` with `flag` would record, for an op that checks
+/// its outputs in its own launches (`Primitive::lower_checked`).
+pub(crate) fn output_check(health: &Tensor, flag: u32, code: u32) -> OutputCheck<'_> {
+    OutputCheck {
+        health,
+        flag,
+        slot: slot_of(flag, Some(code)),
+        code,
+    }
 }
 
 /// Counts a flagged step, keeps the first one's details and clears the flags for the next step;

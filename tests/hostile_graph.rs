@@ -283,6 +283,7 @@ fn every_op() -> Vec<Op> {
                 ConvOp::Forward(k),
                 ConvOp::GradData(k),
                 ConvOp::GradWeight(k),
+                ConvOp::GradWeightBias(k),
             ]
             .map(Op::from),
         );

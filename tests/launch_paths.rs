@@ -237,6 +237,62 @@ fn short_reductions_loop_over_their_taps() {
     });
 }
 
+/// A convolution with a bias whose weight gradient loops over its taps sums db from the same
+/// staged dy (`short_k_weight_grad`; over several chunks, `short_k_grad_sum` sums both): no
+/// `bias_grad` dispatch. Adding into dw (a gradient summed in place) writes db, never adds to it.
+/// One chunk of 7 channels, two (33 pixels), and 64 channels of 32 taps (three sums an invocation).
+#[test]
+fn short_reductions_sum_the_bias_with_the_weights() {
+    use wgtrain::graph::Primitive;
+    use wgtrain::ops::conv::{ConvKind, ConvOp};
+    each_device("short reductions' bias", |dev| {
+        with_conv_algo(ConvAlgo::ShortK, || {
+            let (direct, split) = (
+                &["short_k_weight_grad"][..],
+                &["short_k_weight_grad", "short_k_grad_sum"][..],
+            );
+            for (c, x_shape, want) in [
+                (Conv2d::new(1, 7, (3, 3)), [1, 1, 5, 8], direct),
+                (Conv2d::new(1, 7, (3, 3)), [1, 1, 5, 13], split),
+                (Conv2d::new(2, 64, (4, 4)), [3, 2, 7, 7], split),
+            ] {
+                let what = format!("{c:?} on {x_shape:?}");
+                let x = data(&x_shape, 11);
+                let w = data(&c.weight_shape(), 12);
+                let dy = data(&c.out_shape(&x_shape).unwrap(), 13);
+                let r = wgtrain::ops::conv::reference::backward(&c, &x, &w, &dy).unwrap();
+                let (rdw, rdb) = (r.dw.data, r.db.unwrap().data);
+                // What dw and db held before: added to dw when accumulating, never to db.
+                let (dw0, db0) = (data(&c.weight_shape(), 14), data(&[c.out_channels], 15));
+                let tol = f32_tol(dy.shape[0] * dy.shape[2] * dy.shape[3]);
+                let op = ConvOp::GradWeightBias(ConvKind::D2(c));
+                for accumulate in [false, true] {
+                    let (xt, dyt) = (up(dev, &x), up(dev, &dy));
+                    let (dw, db) = (up(dev, &dw0), up(dev, &db0));
+                    let (ins, outs) = ([&xt, &dyt], [&dw, &db]);
+                    let prep = if accumulate {
+                        op.lower_accumulate(&ins, &outs)
+                    } else {
+                        op.lower(&ins, &outs, &[], 0)
+                    }
+                    .unwrap();
+                    let got: Vec<&str> = prep.launches.iter().map(|l| l.label()).collect();
+                    assert_eq!(got, want, "{what}");
+                    dev.run(&prep.launches).unwrap();
+                    let wdw: Vec<f64> = if accumulate {
+                        rdw.iter().zip(&dw0.data).map(|(g, d)| g + d).collect()
+                    } else {
+                        rdw.clone()
+                    };
+                    let what = format!("{what}, accumulate {accumulate}");
+                    close_to(&format!("{what}: dw"), &dw.to_f32().unwrap(), &wdw, tol);
+                    close_to(&format!("{what}: db"), &db.to_f32().unwrap(), &rdb, tol);
+                }
+            }
+        })
+    });
+}
+
 /// Compiles the gradients of `sum(y ⊙ dy)` with respect to `wrt` (and y itself), runs them and
 /// checks each against the reference under `f32_tol(terms)`.
 fn check_graph(dev: &Device, what: &str, mut g: Graph, y: Value, wrt: &[Value], terms: usize) {

@@ -355,3 +355,54 @@ fn counters_at_the_u64_limit_are_an_error_not_an_overflow() {
         assert_eq!(opt.step_count(), u64::MAX, "nothing advanced");
     });
 }
+
+/// A reducing loss checks both its outputs in its reduction's one workgroup
+/// (`loss_reduce_checked`) instead of a scan dispatch each: a per-sample loss that is not finite
+/// under a finite reduced one (every weight 0: the sum by non-zero weights is 0), and a reduced
+/// loss overflowing from finite per-sample ones (2·10³⁸ each), each flag the loss and skip the
+/// step; finite ones do not.
+#[test]
+fn a_reducing_loss_checks_both_outputs_in_its_reduction() {
+    use wgtrain::ops::loss::{Loss, LossKind, Reduction};
+    use wgtrain::train::Inputs;
+    each_device("loss checks", |dev| {
+        let mut g = Graph::new();
+        let x = g.input("x", &[4, 1]).unwrap();
+        let t = g.input("t", &[4, 1]).unwrap();
+        let w = g.input("w", &[4]).unwrap();
+        let p = g.linear("fc", x, 1).unwrap();
+        let kind = LossKind::MeanSquaredError;
+        let reduction = Reduction::SumByNonZeroWeights;
+        let l = g
+            .loss("l", p, t, Some(w), Loss { kind, reduction })
+            .unwrap();
+        let opt = OptimizerConfig::sgd(1e-9, 0.0);
+        let mut model = g.train(dev, l, opt).unwrap();
+        let c = model.compiled();
+        let loss_kernels: Vec<&str> = (c.dispatches().into_iter())
+            .filter(|(n, _)| n == "l")
+            .map(|(_, k)| k)
+            .collect();
+        assert_eq!(loss_kernels, ["loss_forward", "loss_reduce_checked"]);
+        c.set("fc.weight", &[1.0]).unwrap();
+        c.set("fc.bias", &[0.0]).unwrap();
+        let big = 2e38f32.sqrt();
+        for (what, xs, ws, flagged) in [
+            ("finite", [1.0, 2.0, 3.0, 4.0], [1.0; 4], false),
+            ("weighted out", [f32::NAN, 1.0, 2.0, 3.0], [0.0; 4], true),
+            ("overflowing sum", [big; 4], [1.0; 4], true),
+        ] {
+            model.compiled().reset_health().unwrap();
+            let batch = Inputs::new()
+                .f32("x", &xs)
+                .f32("t", &[0.0; 4])
+                .f32("w", &ws);
+            model.step(&batch).unwrap();
+            let h = model.compiled().health().unwrap();
+            assert_eq!(h.skipped_steps, flagged as u64, "{what}: {h:?}");
+            if flagged {
+                assert!(h.first.as_ref().is_some_and(|f| f.loss), "{what}: {h:?}");
+            }
+        }
+    });
+}

@@ -489,80 +489,109 @@ fn operands_taken_for_their_shape_alone_can_be_written_over_by_a_sum() {
 
 #[test]
 fn the_mnist_step_launches_no_seed_and_no_separate_relu_gradient() {
+    use wgtrain::ops::conv::winograd::{ConvAlgo, with_conv_algo};
     use wgtrain::optim::OptimizerConfig;
     use wgtrain::train::models::{MnistSize, mnist};
     use wgtrain::train::{TrainConfig, Trainer};
     each_device("the MNIST step's dispatches", |dev| {
         for size in [MnistSize::SMALL, MnistSize::MPS] {
             for precision in [Precision::F32, Precision::F16] {
-                if precision == Precision::F16 && !dev.caps().shader_f16 {
-                    continue;
+                // `Auto` loops over conv1's taps on a GPU alone (`conv::short_k`); forced, on
+                // any adapter.
+                for algo in [ConvAlgo::Auto, ConvAlgo::ShortK] {
+                    if precision == Precision::F16 && !dev.caps().shader_f16 {
+                        continue;
+                    }
+                    let cfg = TrainConfig {
+                        batch: 64,
+                        progress: false,
+                        precision,
+                        ..TrainConfig::default()
+                    };
+                    let net = mnist(64, size, 1).unwrap();
+                    // The split-K counts below are the tiled loop's (a CPU adapter's direct loop
+                    // splits fewer GEMMs).
+                    let t = with_conv_algo(algo, || {
+                        with_gemm_loop(GemmLoop::Tiled, || {
+                            Trainer::new(dev, net, OptimizerConfig::adam(1e-3), cfg).unwrap()
+                        })
+                    });
+                    let d = t.compiled().dispatches();
+                    let kernels: Vec<&str> = d.iter().map(|(_, k)| *k).collect();
+                    // 42 and 45 before: the seed's fill, and ReLU's gradient after each max pool
+                    // and after the dropout, each a dispatch of its own. In f16 an adapter with
+                    // tensor cores (`ops::matmul::coop`) runs a split-K GEMM and its sum as one.
+                    // A convolution's data pass split over K (`conv::gpu::data_split`) adds the
+                    // splits' sum, and the forward also the bias written first.
+                    // A data pass on Winograd (`conv::winograd`: on a GPU the MPS net's conv2
+                    // data gradient) adds its three transforms.
+                    let split_extra = d
+                        .iter()
+                        .filter(|(n, k)| {
+                            let data_pass = !n.ends_with("/d1") && !n.ends_with("/d2");
+                            let extra =
+                                ["gemm_sum", "bias_fill"].contains(k) || k.ends_with("_transform");
+                            n.contains("conv") && data_pass && extra
+                        })
+                        .count();
+                    // A fully connected layer's GEMM split over K (`matmul::gpu::gemm_split`) adds
+                    // the splits' sum.
+                    let fc_sums = d
+                        .iter()
+                        .filter(|(n, k)| n.contains("fc") && *k == "gemm_sum")
+                        .count();
+                    // conv1's weight gradient looping over its taps in f32 sums its bias too: the
+                    // chunks of its own bias gradient and their sum are gone.
+                    let taps =
+                        precision == Precision::F32 && (algo == ConvAlgo::ShortK || !dev.is_cpu());
+                    let conv1: Vec<&str> = (d.iter())
+                        .filter(|(n, _)| n == "grad/conv1/d1")
+                        .map(|(_, k)| *k)
+                        .collect();
+                    if taps {
+                        assert_eq!(conv1, ["short_k_weight_grad", "short_k_grad_sum"], "{d:?}");
+                    } else {
+                        assert!(conv1.contains(&"bias_grad"), "{d:?}");
+                    }
+                    // 38 and 42 before the fully connected layers' bias moved into their GEMM's
+                    // epilogue (no bias fill of its own); 36 and 40 with three of their GEMMs split;
+                    // 33 and 37 before the loss's reduction checked both its outputs itself (two
+                    // non-finite scans fewer).
+                    let base = if precision == Precision::F32 { 31 } else { 35 };
+                    let want = base + split_extra + fc_sums - if taps { 2 } else { 0 };
+                    let coop = kernels.contains(&"gemm_coop");
+                    // The tensor cores' splits need no sums of their own: never more.
+                    let ok = if coop {
+                        d.len() <= want
+                    } else {
+                        d.len() == want
+                    };
+                    assert!(
+                        ok,
+                        "{size:?} {precision:?} {algo:?}: {} dispatches: {d:?}",
+                        d.len()
+                    );
+                    // The gradients' non-finite scan is the step's only one: the loss checks itself.
+                    let scans = kernels.iter().filter(|k| **k == "scan").count();
+                    assert_eq!(scans, 1, "{d:?}");
+                    assert!(!kernels.contains(&"unary_backward_out"), "{d:?}");
+                    assert!(!kernels.contains(&"unary_forward"), "{d:?}");
+                    assert_eq!(
+                        // Both pools are 2×2/2 on even images: the per-window kernel.
+                        kernels
+                            .iter()
+                            .filter(|k| **k == "max_backward_out_tiled")
+                            .count(),
+                        2
+                    );
+                    assert_eq!(
+                        kernels
+                            .iter()
+                            .filter(|k| **k == "dropout_backward_out")
+                            .count(),
+                        1
+                    );
                 }
-                let cfg = TrainConfig {
-                    batch: 64,
-                    progress: false,
-                    precision,
-                    ..TrainConfig::default()
-                };
-                let net = mnist(64, size, 1).unwrap();
-                // The split-K counts below are the tiled loop's (a CPU adapter's direct loop
-                // splits fewer GEMMs).
-                let t = with_gemm_loop(GemmLoop::Tiled, || {
-                    Trainer::new(dev, net, OptimizerConfig::adam(1e-3), cfg).unwrap()
-                });
-                let d = t.compiled().dispatches();
-                let kernels: Vec<&str> = d.iter().map(|(_, k)| *k).collect();
-                // 42 and 45 before: the seed's fill, and ReLU's gradient after each max pool
-                // and after the dropout, each a dispatch of its own. In f16 an adapter with
-                // tensor cores (`ops::matmul::coop`) runs a split-K GEMM and its sum as one.
-                // A convolution's data pass split over K (`conv::gpu::data_split`) adds the
-                // splits' sum, and the forward also the bias written first.
-                // A data pass on Winograd (`conv::winograd`: on a GPU the MPS net's conv2
-                // data gradient) adds its three transforms.
-                let split_extra = d
-                    .iter()
-                    .filter(|(n, k)| {
-                        let data_pass = !n.ends_with("/d1") && !n.ends_with("/d2");
-                        let extra =
-                            ["gemm_sum", "bias_fill"].contains(k) || k.ends_with("_transform");
-                        n.contains("conv") && data_pass && extra
-                    })
-                    .count();
-                // A fully connected layer's GEMM split over K (`matmul::gpu::gemm_split`) adds
-                // the splits' sum.
-                let fc_sums = d
-                    .iter()
-                    .filter(|(n, k)| n.contains("fc") && *k == "gemm_sum")
-                    .count();
-                // 38 and 42 before the fully connected layers' bias moved into their GEMM's
-                // epilogue (no bias fill of its own); 36 and 40 with three of their GEMMs split.
-                let want =
-                    if precision == Precision::F32 { 33 } else { 37 } + split_extra + fc_sums;
-                let coop = kernels.contains(&"gemm_coop");
-                // The tensor cores' splits need no sums of their own: never more.
-                let ok = if coop {
-                    d.len() <= want
-                } else {
-                    d.len() == want
-                };
-                assert!(ok, "{size:?} {precision:?}: {} dispatches: {d:?}", d.len());
-                assert!(!kernels.contains(&"unary_backward_out"), "{d:?}");
-                assert!(!kernels.contains(&"unary_forward"), "{d:?}");
-                assert_eq!(
-                    // Both pools are 2×2/2 on even images: the per-window kernel.
-                    kernels
-                        .iter()
-                        .filter(|k| **k == "max_backward_out_tiled")
-                        .count(),
-                    2
-                );
-                assert_eq!(
-                    kernels
-                        .iter()
-                        .filter(|k| **k == "dropout_backward_out")
-                        .count(),
-                    1
-                );
             }
         }
     });

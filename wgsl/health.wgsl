@@ -3,8 +3,10 @@
 //   non-finite, [2] smallest node index with a non-finite output, [3] scratch;
 //   [4] steps skipped since `Compiled::reset_health`, [5] the first skipped step (1-based, 0:
 //   none), and [6..9] that step's words 0..2; [9] every flag seen.
-// `scan` runs after a node (its outputs) or over the gradient arena; the optimizer's kernels skip
-// the update while word 0 is set; `finish`, after the update, records the step and clears 0..3.
+// `scan` runs after a node (its outputs) or over the gradient arena (a reducing loss's
+// `loss_reduce_checked`, wgsl/loss.wgsl, sets the words of its outputs' scans itself); the
+// optimizer's kernels skip the update while word 0 is set; `finish`, after the update, records
+// the step and clears 0..3.
 
 const H_NONE: u32 = 0xffffffffu;
 

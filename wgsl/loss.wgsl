@@ -14,9 +14,9 @@ struct Params {
     flags: u32,      // bit 0: class-index labels, 1: per-sample weights, 2: class weights,
                      // 3: KL input is log-probabilities, 4: KL labels are log-probabilities
     reduction: u32,  // 0 none, 1 sum, 2 mean, 3 sum by non-zero weights
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
+    check_flag: u32, // loss_reduce_checked: health.wgsl's flag, word and code for a non-finite
+    check_slot: u32, // loss (the compiler's scans of both outputs, done here instead)
+    check_code: u32,
     ls: f32,         // label smoothing
     ls_k: f32,       // smoothing spreads ls over this many classes (D, or 2 for sigmoid CE)
     delta: f32,      // Huber's delta
@@ -325,25 +325,47 @@ fn loss_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 
 @group(0) @binding(1) var<storage, read> lr_per: array<f32>;        // (N)
 @group(0) @binding(5) var<storage, read_write> lr_out: array<f32>;  // (1)
+@group(0) @binding(6) var<storage, read_write> lr_health: array<atomic<u32>>; // health.wgsl's
 // Bindings 2..4 are the labels, weights and class weights (ls_lab, ls_w, ls_cw) as above.
 
-// out = Σ per · sum_scale / divisor (0 when the divisor is 0). One workgroup.
-@compute @workgroup_size(64)
-fn loss_reduce(@builtin(local_invocation_index) lid: u32) {
+// (Σ per · sum_scale / divisor, 0 when the divisor is 0; the per-sample losses not finite), in
+// every invocation.
+fn reduce_per_sample(lid: u32) -> vec2<f32> {
     var acc = vec4<f32>(0.0);
     for (var j = lid; j < p.n; j = j + WG) {
         var nz = 1.0;
         if (has_weights()) { nz = select(0.0, 1.0, ls_w[j] != 0.0); }
-        acc = acc + vec4<f32>(lr_per[j], nz, target_weight(j), 0.0);
+        let bad = select(0.0, 1.0, is_nonfinite(lr_per[j]));
+        acc = acc + vec4<f32>(lr_per[j], nz, target_weight(j), bad);
     }
     let s = sum4(lid, acc);
+    var div = 1.0;
+    if (p.reduction == 2u) {
+        div = f32(p.n);
+        if (index_labels() && has_class_weights()) { div = s.z; }
+    }
+    if (p.reduction == 3u) { div = s.y; }
+    return vec2<f32>(select(s.x * p.sum_scale / div, 0.0, div == 0.0), s.w);
+}
+
+// out = the reduced loss. One workgroup.
+@compute @workgroup_size(64)
+fn loss_reduce(@builtin(local_invocation_index) lid: u32) {
+    let r = reduce_per_sample(lid);
+    if (lid == 0u) { lr_out[0] = r.x; }
+}
+
+// loss_reduce, and the non-finite check of both outputs that health.wgsl's `scan` would make
+// of each, in the same workgroup (two one-workgroup dispatches fewer): a non-finite per-sample
+// or reduced loss sets `check_flag` and lowers word `check_slot` to `check_code`.
+@compute @workgroup_size(64)
+fn loss_reduce_checked(@builtin(local_invocation_index) lid: u32) {
+    let r = reduce_per_sample(lid);
     if (lid == 0u) {
-        var div = 1.0;
-        if (p.reduction == 2u) {
-            div = f32(p.n);
-            if (index_labels() && has_class_weights()) { div = s.z; }
+        lr_out[0] = r.x;
+        if (r.y != 0.0 || is_nonfinite(r.x)) {
+            atomicOr(&lr_health[0], p.check_flag);
+            atomicMin(&lr_health[p.check_slot], p.check_code);
         }
-        if (p.reduction == 3u) { div = s.y; }
-        lr_out[0] = select(s.x * p.sum_scale / div, 0.0, div == 0.0);
     }
 }

@@ -2,7 +2,8 @@
 //! becomes its launches, recorded once against the allocated tensors and replayed every step; a
 //! producer of an accumulated sum (`sums.rs`) adds into its output. A
 //! lowering error keeps its kind and gains the node's name. The non-finite scans
-//! (`crate::health`) follow the loss and, when asked, every node. The pipelines are built on
+//! (`crate::health`) follow the loss and, when asked, every node, but for an op checking its
+//! outputs in its own launches (`Primitive::checks_outputs`: a reducing loss). The pipelines are built on
 //! the device's threads while the nodes lower; the pass waits for them at its end.
 
 use super::Plan;
@@ -134,6 +135,12 @@ fn lower_nodes(
             // gradient is applied as dx is written (`fusion.rs`); the launches take the node's
             // accumulator either way (`accumulate.rs`).
             let acc = accumulators[i];
+            let code = u32::try_from(i).ok();
+            // An op checking its own outputs (a reducing loss) in its plain lowering: no scans.
+            let check = (scanned.zip(code))
+                .filter(|_| node.op.primitive().is_some_and(|p| p.checks_outputs()))
+                .map(|(flag, code)| health::output_check(checks.health, flag, code));
+            let mut checked = false;
             let prepared = if aliases.accumulating[i] {
                 node.op.lower_accumulate(&ins, &outs, acc)
             } else if let Some(&(u, y)) = plan.fusion.grad_neurons.get(&i) {
@@ -145,6 +152,9 @@ fn lower_nodes(
             } else if let Some(&r) = plan.fusion.residuals.get(&i) {
                 let r = tensor(bound, r, "residual")?;
                 node.op.lower_residual(&ins, &outs, fused, r, acc)
+            } else if let Some(c) = check.filter(|_| fused.is_empty()) {
+                checked = true;
+                node.op.lower_checked(&ins, &outs, &c, acc)
             } else {
                 node.op.lower_accumulating(&ins, &outs, fused, 0, acc)
             }
@@ -155,11 +165,10 @@ fn lower_nodes(
             out.owners.extend(prepared.launches.iter().map(|_| i));
             out.launches.extend(prepared.launches);
             out.scratch.extend(prepared.scratch);
-            if let Some(flag) = scanned {
+            if let Some(flag) = scanned.filter(|_| !checked) {
                 for port in 0..node.outputs.len() {
                     let t = &bound.tensors[&Value { node: i, port }];
                     if t.dtype() != DType::U32 && t.numel() > 0 {
-                        let code = u32::try_from(i).ok();
                         out.launches
                             .push(health::scan(device, checks.health, t, flag, code, 0)?);
                         out.owners.push(i);

@@ -23,7 +23,7 @@ mod validate;
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 pub(crate) use op::cannot_fold;
-pub use op::{Op, Out, Primitive};
+pub use op::{Op, Out, OutputCheck, Primitive};
 
 /// One output of one node: what ops consume and produce. A value is an index: it names an
 /// output of the graph that made it and of that graph's twins (`clone`, `for_inference`,

@@ -25,6 +25,22 @@ pub(crate) fn cannot_fold(op: &(impl fmt::Debug + ?Sized), neuron: UnaryOp) -> E
     Error::Invalid(format!("{op:?} cannot apply the gradient of {neuron:?}"))
 }
 
+/// A non-finite check of every output of a node that an op runs inside its own launches
+/// (`Primitive::checks_outputs`) instead of the compiler's scan per output (`crate::health`):
+/// a non-finite element ORs `flag` into word 0 of `health` and lowers word `slot` to `code`,
+/// as the scans would.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputCheck<'a> {
+    /// The health buffer (`wgsl/health.wgsl`'s words).
+    pub health: &'a Tensor,
+    /// The bit set in word 0.
+    pub flag: u32,
+    /// The word that takes the smallest code.
+    pub slot: u32,
+    /// The code recorded: the node's index.
+    pub code: u32,
+}
+
 /// What an op of a family is: shapes, GPU lowering, f64 reference and vjp rule, in one type
 /// (MLX's `Primitive`). The implementations live in `src/ops/<family>/op.rs`.
 pub trait Primitive: fmt::Debug + Send + Sync + Any {
@@ -154,6 +170,24 @@ pub trait Primitive: fmt::Debug + Send + Sync + Any {
         _residual: &Tensor,
     ) -> Result<Prepared> {
         Err(Error::Invalid(format!("{self:?} cannot add a residual")))
+    }
+
+    /// Whether `lower_checked` can check every output for non-finite values inside the op's own
+    /// launches, so the compiler's non-finite scans of its outputs cost no dispatches (a
+    /// reducing loss, whose one-workgroup reduction reads every per-sample value).
+    fn checks_outputs(&self) -> bool {
+        false
+    }
+
+    /// `lower` (no fused neurons) with `check` run on every output. Only called when
+    /// `checks_outputs` says so.
+    fn lower_checked(
+        &self,
+        _ins: &[&Tensor],
+        _outs: &[&Tensor],
+        _check: &OutputCheck,
+    ) -> Result<Prepared> {
+        Err(Error::Invalid(format!("{self:?} cannot check its outputs")))
     }
 
     /// Whether the op's kernels have f16 variants (they store activations as WGSL `act`), so
@@ -389,6 +423,22 @@ impl Op {
             )));
         }
         in_accumulator(p, ins, acc, || p.lower_residual(ins, outs, fused, residual))
+    }
+
+    /// Launches with every output checked for non-finite values (`Primitive::lower_checked`),
+    /// its sums in `acc`.
+    pub fn lower_checked(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        check: &OutputCheck,
+        acc: Accumulator,
+    ) -> Result<Prepared> {
+        let p = self.computed()?;
+        if !p.checks_outputs() {
+            return Err(Error::Invalid(format!("{p:?} cannot check its outputs")));
+        }
+        in_accumulator(p, ins, acc, || p.lower_checked(ins, outs, check))
     }
 
     /// The CPU f64 reference of this op.

@@ -326,10 +326,11 @@ impl Prog {
             },
             11 => {
                 let k = self.conv_kind(s);
-                match self.rng.below(4) {
+                match self.rng.below(5) {
                     0 => ConvOp::Forward(k),
                     1 => ConvOp::GradData(k),
                     2 => ConvOp::GradWeight(k),
+                    3 => ConvOp::GradWeightBias(k),
                     _ => ConvOp::BiasGrad,
                 }
                 .into()

@@ -20,7 +20,7 @@
 //! The `*_launches` functions prepare dispatches for replay (graphs, benchmarks); the plain
 //! functions allocate outputs and run at once.
 
-use crate::error::{Result, shape_err};
+use crate::error::{Error, Result, shape_err};
 use crate::launch::{Launch, Prepared, SPLIT_PARTIALS_SLOT, grid_1d, shared_scratch};
 use crate::ops::conv::partition::{GEMM_K_UNIT, data_gemm, wgrad_split};
 pub use crate::ops::conv::partition::{StridePhase, bias_chunks, data_split, stride_phases};
@@ -223,7 +223,7 @@ pub(crate) fn conv_weight_grad_launches_into(
         return winograd::weight_grad_launches(g, x, dy, dw, accumulate);
     }
     if short_k::fits(g, x, dy, dw) {
-        return short_k::weight_grad_launches(g, x, dy, dw, accumulate, sum_partials);
+        return short_k::weight_grad_launches(g, x, dy, dw, None, accumulate, sum_partials);
     }
     let dev = &x.device;
     // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see wgsl/conv/grad_weight.wgsl).
@@ -636,16 +636,54 @@ pub(crate) fn backward_weights_into(
     dw: &Tensor,
     accumulate: bool,
 ) -> Result<Prepared> {
-    let name = op.name();
-    let g = op.geometry(&x.shape)?;
-    x.expect_dtype(name, DType::F32)?;
-    check(name, "output gradient", dy, &op.out_shape(&x.shape)?)?;
-    check(name, "weight gradient", dw, &op.weight_shape())?;
+    let g = weight_grad_geometry(op, x, dy, dw)?;
     if op.is_transposed() {
         conv_weight_grad_launches_into(&g, dy, x, dw, accumulate)
     } else {
         conv_weight_grad_launches_into(&g, x, dy, dw, accumulate)
     }
+}
+
+/// `backward_weights_into` and `db` `(C_out,)`, `dy` summed over everything but channels,
+/// written (not added into: a graph adds only into its first output). A weight gradient looping
+/// over the taps (`short_k`, not transposed) makes db from the dy it stages, as one more of its
+/// sums, so the bias costs no dispatch; elsewhere db is `bias_grad_launches`'.
+pub(crate) fn backward_weights_bias_into(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+    accumulate: bool,
+) -> Result<Prepared> {
+    let g = weight_grad_geometry(op, x, dy, dw)?;
+    check(op.name(), "bias gradient", db, &[op.out_channels()])?;
+    // A transposed convolution's weight gradient runs on the adjoint's geometry, whose dy is x.
+    let folds = !op.is_transposed()
+        && !winograd::chosen_wgrad(&g, x)
+        && short_k::fits(&g, x, dy, dw)
+        && db.dtype() == DType::F32;
+    if folds {
+        return short_k::weight_grad_launches(&g, x, dy, dw, Some(db), accumulate, sum_partials);
+    }
+    let mut p = backward_weights_into(op, x, dy, dw, accumulate)?;
+    p.extend(bias_grad_launches(dy, db)?);
+    Ok(p)
+}
+
+/// The geometry of `op` on `x`, after checking x, `dy` and `dw` for its weight gradient.
+fn weight_grad_geometry(
+    op: &(impl Convolution + ?Sized),
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+) -> Result<ConvGeometry> {
+    let name = op.name();
+    let g = op.geometry(&x.shape)?;
+    x.expect_dtype(name, DType::F32)?;
+    check(name, "output gradient", dy, &op.out_shape(&x.shape)?)?;
+    check(name, "weight gradient", dw, &op.weight_shape())?;
+    Ok(g)
 }
 
 /// Prepares `db` `(C_out,)`: `dy` summed over everything but channels.
@@ -715,33 +753,38 @@ pub fn backward_launches(
     grads: &Grads,
 ) -> Result<Prepared> {
     let mut p = backward_data_launches(op, &x.shape, w, dy, &grads.dx)?;
-    p.extend(backward_weights_launches(op, x, dy, &grads.dw)?);
     check_bias(
         op.name(),
         op.has_bias(),
         grads.db.as_ref(),
         op.out_channels(),
     )?;
-    if let Some(db) = &grads.db {
-        p.extend(backward_bias_launches(op, &x.shape, dy, db)?);
-    }
+    p.extend(match &grads.db {
+        Some(db) => backward_weights_bias_into(op, x, dy, &grads.dw, db, false)?,
+        None => backward_weights_launches(op, x, dy, &grads.dw)?,
+    });
     Ok(p)
 }
 
-/// All gradients (one run per gradient op); `db` is `Some` exactly when the op has a bias.
+/// All gradients (one run per gradient op, as a graph's: dw and db in one);
+/// `db` is `Some` exactly when the op has a bias.
 pub fn backward(
     op: &(impl Convolution + ?Sized),
     x: &Tensor,
     w: &Tensor,
     dy: &Tensor,
 ) -> Result<Grads> {
+    let dx = backward_data(op, &x.shape, w, dy)?;
+    if !op.has_bias() {
+        let dw = backward_weights(op, x, dy)?;
+        return Ok(Grads { dx, dw, db: None });
+    }
+    let op_wb = ConvOp::GradWeightBias(op.kind());
+    let [dw, db] = <[Tensor; 2]>::try_from(eager::run(&x.device, op_wb, &[x, dy])?)
+        .map_err(|_| Error::Invalid(format!("{}: dw and db expected", op.name())))?;
     Ok(Grads {
-        dx: backward_data(op, &x.shape, w, dy)?,
-        dw: backward_weights(op, x, dy)?,
-        db: if op.has_bias() {
-            Some(backward_bias(op, &x.shape, dy)?)
-        } else {
-            None
-        },
+        dx,
+        dw,
+        db: Some(db),
     })
 }

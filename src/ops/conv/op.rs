@@ -45,6 +45,10 @@ pub enum ConvOp {
     GradData(ConvKind),
     /// `[x, dy] -> dw`
     GradWeight(ConvKind),
+    /// `[x, dy] -> [dw, db]`: a convolution with a bias's two parameter gradients in one node,
+    /// so a weight gradient that loops over its taps (`short_k`) sums db from the dy it stages
+    /// instead of a dispatch of its own.
+    GradWeightBias(ConvKind),
     /// `[dy] -> db`: dy summed over every axis but 1 (channels / features); fully connected
     /// layers use it too.
     BiasGrad,
@@ -67,7 +71,7 @@ impl Primitive for ConvOp {
         Some(match self {
             ConvOp::Forward(k) => per_group(&k.op().weight_shape(), k.op().out_channels()),
             ConvOp::GradData(k) => per_group(&k.op().weight_shape(), k.op().in_channels()),
-            ConvOp::GradWeight(_) => {
+            ConvOp::GradWeight(_) | ConvOp::GradWeightBias(_) => {
                 let (x, dy) = (ins.first()?, ins.get(1)?);
                 per_group(x, channels(x)).max(per_group(dy, channels(dy)))
             }
@@ -76,25 +80,30 @@ impl Primitive for ConvOp {
     }
 
     fn infer(&self, ins: &[&[usize]]) -> Result<Vec<Out>> {
-        Ok(vec![match self {
+        Ok(match self {
             ConvOp::Forward(k) => {
                 let c = k.op();
                 arity(c.name(), ins, 2, 3)?;
                 same(c.name(), "weight", ins[1], &c.weight_shape())?;
                 check_bias(c.name(), c.has_bias(), ins, c.out_channels())?;
-                f32(c.out_shape(ins[0])?)
+                vec![f32(c.out_shape(ins[0])?)]
             }
             ConvOp::GradData(k) => {
                 let c = k.op();
                 arity(c.name(), ins, 3, 3)?;
                 same(c.name(), "output gradient", ins[1], &c.out_shape(ins[2])?)?;
-                f32(ins[2].to_vec())
+                vec![f32(ins[2].to_vec())]
             }
             ConvOp::GradWeight(k) => {
                 let c = k.op();
                 arity(c.name(), ins, 2, 2)?;
                 same(c.name(), "output gradient", ins[1], &c.out_shape(ins[0])?)?;
-                f32(c.weight_shape())
+                vec![f32(c.weight_shape())]
+            }
+            ConvOp::GradWeightBias(k) => {
+                let mut dw = ConvOp::GradWeight(*k).infer(ins)?;
+                dw.push(f32(vec![k.op().out_channels()]));
+                dw
             }
             ConvOp::BiasGrad => {
                 arity("bias gradient", ins, 1, 1)?;
@@ -104,9 +113,9 @@ impl Primitive for ConvOp {
                         msg: format!("dy {:?} has no channel axis", ins[0]),
                     });
                 }
-                f32(vec![ins[0][1]])
+                vec![f32(vec![ins[0][1]])]
             }
-        }])
+        })
     }
 
     fn lower(
@@ -131,6 +140,9 @@ impl Primitive for ConvOp {
             ConvOp::GradWeight(k) => {
                 gpu::backward_weights_launches(k.op(), ins[0], ins[1], outs[0])?
             }
+            ConvOp::GradWeightBias(k) => {
+                gpu::backward_weights_bias_into(k.op(), ins[0], ins[1], outs[0], outs[1], false)?
+            }
             ConvOp::BiasGrad => gpu::bias_grad_launches(ins[0], outs[0])?,
         })
     }
@@ -141,7 +153,8 @@ impl Primitive for ConvOp {
     }
 
     /// The three implicit GEMMs add into their output in the epilogue (the weight gradient's
-    /// split-K, in the sum of its splits); the bias gradient's reduction does not.
+    /// split-K, in the sum of its splits; with the bias's, into dw alone); the bias gradient's
+    /// reduction does not.
     fn accumulates(&self) -> bool {
         !matches!(self, ConvOp::BiasGrad)
     }
@@ -158,26 +171,38 @@ impl Primitive for ConvOp {
             ConvOp::GradWeight(k) => {
                 gpu::backward_weights_into(k.op(), ins[0], ins[1], outs[0], true)
             }
+            ConvOp::GradWeightBias(k) => {
+                gpu::backward_weights_bias_into(k.op(), ins[0], ins[1], outs[0], outs[1], true)
+            }
             ConvOp::BiasGrad => Err(Error::Invalid(format!("{self:?} cannot add into db"))),
         }
     }
 
     fn reference(&self, ins: &[&Array], _outs: &[Out], _step: u64) -> Result<Vec<Array>> {
-        Ok(vec![match self {
-            ConvOp::Forward(k) => reference::forward(k.op(), ins[0], ins[1], ins.get(2).copied())?,
-            ConvOp::GradData(k) => reference::backward_data(k.op(), &ins[2].shape, ins[0], ins[1])?,
-            ConvOp::GradWeight(k) => reference::backward_weights(k.op(), ins[0], ins[1])?,
-            ConvOp::BiasGrad => {
-                let dy = ins[0];
-                let (n, c) = (dy.shape[0], dy.shape[1]);
-                let inner = dy.len() / (n * c);
-                let mut db = Array::zeros(&[c]);
-                for (i, v) in dy.data.iter().enumerate() {
-                    db.data[(i / inner) % c] += v;
-                }
-                db
+        Ok(match self {
+            ConvOp::Forward(k) => {
+                vec![reference::forward(
+                    k.op(),
+                    ins[0],
+                    ins[1],
+                    ins.get(2).copied(),
+                )?]
             }
-        }])
+            ConvOp::GradData(k) => {
+                vec![reference::backward_data(
+                    k.op(),
+                    &ins[2].shape,
+                    ins[0],
+                    ins[1],
+                )?]
+            }
+            ConvOp::GradWeight(k) => vec![reference::backward_weights(k.op(), ins[0], ins[1])?],
+            ConvOp::GradWeightBias(k) => vec![
+                reference::backward_weights(k.op(), ins[0], ins[1])?,
+                bias_sum(ins[1]),
+            ],
+            ConvOp::BiasGrad => vec![bias_sum(ins[0])],
+        })
     }
 
     fn vjp(&self, g: &mut Graph, node: usize, dy: Value) -> Result<Vec<Option<Value>>> {
@@ -185,20 +210,34 @@ impl Primitive for ConvOp {
             return Err(g.no_second_derivative(node));
         };
         let x = g.forward_inputs(node, 2)?;
-        let mut v = vec![
-            Some(g.add_grad(node, "d0", ConvOp::GradData(k), &[x[1], dy, x[0]])?),
-            Some(g.add_grad(node, "d1", ConvOp::GradWeight(k), &[x[0], dy])?),
-        ];
+        let dx = g.add_grad(node, "d0", ConvOp::GradData(k), &[x[1], dy, x[0]])?;
         if x.len() == 3 {
-            v.push(Some(g.add_grad(node, "d2", ConvOp::BiasGrad, &[dy])?));
+            let dw = g.add_grad(node, "d1", ConvOp::GradWeightBias(k), &[x[0], dy])?;
+            let db = Value {
+                node: dw.node,
+                port: 1,
+            };
+            return Ok(vec![Some(dx), Some(dw), Some(db)]);
         }
-        Ok(v)
+        let dw = g.add_grad(node, "d1", ConvOp::GradWeight(k), &[x[0], dy])?;
+        Ok(vec![Some(dx), Some(dw)])
     }
 
     fn fusable_neurons(&self, port: usize) -> usize {
         // Convolution + bias + neuron: the neuron runs in the GEMM epilogue.
         usize::from(matches!(self, ConvOp::Forward(_)) && port == 0)
     }
+}
+
+/// `db[c] = Σ dy[n, c, ...]`: dy summed over every axis but 1.
+fn bias_sum(dy: &Array) -> Array {
+    let (n, c) = (dy.shape[0], dy.shape[1]);
+    let inner = dy.len() / (n * c).max(1);
+    let mut db = Array::zeros(&[c]);
+    for (i, v) in dy.data.iter().enumerate() {
+        db.data[(i / inner) % c] += v;
+    }
+    db
 }
 
 /// Builder methods; weights are `param` nodes named `<name>.weight` / `<name>.bias` (PyTorch's

@@ -1,7 +1,11 @@
 //! Sample cases of the convolutions: 2-D and 1-D, direct and transposed, with stride, asymmetric
 //! padding, dilation and groups.
 
-use super::{Conv1d, Conv2d, ConvKind, ConvTranspose1d, ConvTranspose2d, Padding, Padding1d};
+use super::{
+    Conv1d, Conv2d, ConvKind, ConvOp, ConvTranspose1d, ConvTranspose2d, Padding, Padding1d,
+};
+use crate::error::Result;
+use crate::graph::{Graph, Value};
 use crate::ops::sample::Sample;
 
 pub fn samples() -> Vec<Sample> {
@@ -54,6 +58,27 @@ pub fn samples() -> Vec<Sample> {
             };
             g.conv2d("y", x, c)
         }),
+        // The tap loops' weight gradient makes db from the dy it stages: one image, 7 channels
+        // (a partial quad), 33 output pixels (two chunks, their partial rows summed).
+        Sample::new("conv/2d/short_k_bias_batch1", |g, s| {
+            let x = g.input("x", &[1, 1, 5 * s, 13])?;
+            g.conv2d("y", x, Conv2d::new(1, 7, (3, 3)))
+        }),
+        // One weight and bias twice (7 → 7, 2×2: 28 taps): the first convolution's weight
+        // gradient, made last, adds into the second's dw while each writes its own db (the
+        // compiler's `sums`), over chunks (48 and 33 pixels) and in one (16 and 6 pixels: dw
+        // and db written by the tap loop itself).
+        Sample::new("conv/2d/short_k_shared_bias", |g, s| {
+            shared_conv(g, &[1, 7, 5 * s, 13])
+        }),
+        Sample::new("conv/2d/short_k_shared_bias_one_chunk", |g, s| {
+            shared_conv(g, &[2, 7, 3 * s, 5])
+        }),
+        // 64 channels of 32 taps and the bias: 16 quads of 33 sums, three per invocation.
+        Sample::new("conv/2d/short_k_64_channels_bias", |g, s| {
+            let x = g.input("x", &[3, 2, 7 * s, 7])?;
+            g.conv2d("y", x, Conv2d::new(2, 64, (4, 4)))
+        }),
         Sample::new("conv/transpose2d/stride_outpad", |g, s| {
             let x = g.input("x", &[2, 3, 4 * s, 5])?;
             let mut c = ConvTranspose2d::new(3, 2, (3, 3));
@@ -87,4 +112,14 @@ pub fn samples() -> Vec<Sample> {
             g.conv("y", x, ConvKind::T1(c))
         }),
     ]
+}
+
+/// `conv(conv(x; w, b); w, b)` of 7 channels with one 2×2 weight `w` and bias `b`.
+fn shared_conv(g: &mut Graph, x_shape: &[usize]) -> Result<Value> {
+    let c = ConvKind::D2(Conv2d::new(7, 7, (2, 2)));
+    let x = g.input("x", x_shape)?;
+    let w = g.param("w", &c.op().weight_shape())?;
+    let b = g.param("b", &[7])?;
+    let h = g.add("h", ConvOp::Forward(c), &[x, w, b])?;
+    g.add("y", ConvOp::Forward(c), &[h, w, b])
 }

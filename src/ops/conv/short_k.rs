@@ -1,7 +1,8 @@
 //! Convolutions whose reduction is short (`wgsl/conv/short_k.wgsl`): K = C_in·kh·kw ≤
 //! [`MAX_TAPS`] with one group and at most [`MAX_OUT_CHANNELS`] outputs, in f32 — a network's
-//! first layer. Their forward and weight gradient loop over the taps directly; on the implicit
-//! GEMM each K step of 8 waits for its gathers, and a 28×28 image's 25 taps take four of them.
+//! first layer. Their forward and weight gradient loop over the taps directly (the weight
+//! gradient summing the bias's from the same staged dy); on the implicit GEMM each K step of 8
+//! waits for its gathers, and a 28×28 image's 25 taps take four of them.
 
 use crate::error::Result;
 use crate::launch::{
@@ -101,14 +102,17 @@ pub(crate) fn forward_launch(
     )
 }
 
-/// `dw (C_out, C_in, kh, kw) = Σ_pixels dy ⊗ x-taps` (`+=` when `accumulate`): a partial sum per
-/// chunk of output pixels, then the chunks summed by `sum`; one chunk writes dw itself. Call
-/// where [`fits`] holds for `g`, `x`, `dy` and `dw`.
+/// `dw (C_out, C_in, kh, kw) = Σ_pixels dy ⊗ x-taps` (`+=` when `accumulate`), and with `db`
+/// `db (C_out) = Σ_pixels dy` (always written: a graph adds only into its first output) from the
+/// same staged dy: a partial sum per chunk of output pixels, then the chunks summed — by `sum`
+/// without a bias, else by `short_k_grad_sum` into both; one chunk writes dw and db itself. Call
+/// where [`fits`] holds for `g`, `x`, `dy` and `dw`, and `db` is f32 (C_out).
 pub(crate) fn weight_grad_launches(
     g: &ConvGeometry,
     x: &Tensor,
     dy: &Tensor,
     dw: &Tensor,
+    db: Option<&Tensor>,
     accumulate: bool,
     sum: impl FnOnce(&Tensor, &Tensor, bool) -> Result<Prepared>,
 ) -> Result<Prepared> {
@@ -120,25 +124,54 @@ pub(crate) fn weight_grad_launches(
         .max(1)
         .saturating_mul(PIXEL_BLOCK);
     let chunks = pixels.div_ceil(chunk).max(1);
-    let numel = dw.numel();
+    // A partial row: dw's sums, then db's.
+    let row = dw.numel() + db.map_or(0, |b| b.numel());
     // One chunk writes (or adds into) dw itself.
     let direct = chunks == 1;
     let part = if direct {
         dw.clone()
     } else {
-        shared_scratch(dev, SPLIT_PARTIALS_SLOT, &[chunks, numel], DType::F32)?
+        shared_scratch(dev, SPLIT_PARTIALS_SLOT, &[chunks, row], DType::F32)?
     };
     let l = dev.launch(
         &SHADER,
         "short_k_weight_grad",
         &constants(g),
-        &params(g, false, 1, chunk, None, direct && accumulate, None)?,
-        &[x.buffer(), dy.buffer(), part.buffer()],
+        &params(
+            g,
+            db.is_some(),
+            chunks,
+            chunk,
+            None,
+            direct && accumulate,
+            None,
+        )?,
+        &[
+            x.buffer(),
+            dy.buffer(),
+            part.buffer(),
+            db.map_or_else(|| part.placeholder(), |b| b.buffer()),
+        ],
         grid_1d(chunks, 1),
     )?;
     let mut prep = Prepared::one(l);
-    if !direct {
-        prep.extend(sum(&part, dw, accumulate)?);
+    match db {
+        _ if direct => {}
+        None => prep.extend(sum(&part, dw, accumulate)?),
+        Some(db) => {
+            let l = dev.launch(
+                &SHADER,
+                "short_k_grad_sum",
+                &constants(g),
+                &params(g, true, chunks, chunk, None, accumulate, None)?,
+                &[part.buffer(), dw.buffer(), db.buffer()],
+                grid_1d(row, 8),
+            )?;
+            prep.extend(Prepared {
+                launches: vec![l],
+                scratch: vec![part],
+            });
+        }
     }
     Ok(prep)
 }

@@ -15,7 +15,8 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result, shape_err};
-use crate::launch::{Launch, PRELUDE, Shader, f, grid_1d};
+use crate::graph::OutputCheck;
+use crate::launch::{FINITE, Launch, PRELUDE, Shader, f, grid_1d};
 use crate::ops::axis::fmt_shape;
 use crate::ops::eager;
 use crate::ops::loss::{LabelsShape, Loss, LossKind, LossOp, Reduction};
@@ -24,7 +25,7 @@ use crate::tensor::{DType, Tensor};
 pub(crate) static SHADER: Shader = Shader {
     name: "loss",
     user_code: false,
-    parts: &[PRELUDE, include_str!("../../../wgsl/loss.wgsl")],
+    parts: &[PRELUDE, FINITE, include_str!("../../../wgsl/loss.wgsl")],
 };
 
 /// A loss prepared for one device: the descriptor plus its class weights uploaded once (D), so
@@ -195,8 +196,35 @@ pub fn loss_forward_launch(
     per_sample: &Tensor,
     reduced: Option<&Tensor>,
 ) -> Result<Vec<Launch>> {
+    forward_launches(k, logits, labels, weights, per_sample, reduced, None)
+}
+
+/// [`loss_forward_launch`] of a reducing loss whose reduction also runs `check` on both outputs
+/// (`loss_reduce_checked`): the compiler's two non-finite scans of them, in its one workgroup.
+pub(crate) fn loss_forward_checked_launches(
+    k: &GpuLoss,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+    per_sample: &Tensor,
+    reduced: &Tensor,
+    check: &OutputCheck,
+) -> Result<Vec<Launch>> {
+    let r = Some(reduced);
+    forward_launches(k, logits, labels, weights, per_sample, r, Some(check))
+}
+
+fn forward_launches(
+    k: &GpuLoss,
+    logits: &Tensor,
+    labels: &Tensor,
+    weights: Option<&Tensor>,
+    per_sample: &Tensor,
+    reduced: Option<&Tensor>,
+    output_check: Option<&OutputCheck>,
+) -> Result<Vec<Launch>> {
     let op = k.loss.name();
-    let (n, _, words) = check(k, logits, labels, weights)?;
+    let (n, _, mut words) = check(k, logits, labels, weights)?;
     expect_shape(op, "per-sample output", per_sample, &[n])?;
     let dev = &logits.device;
     // Absent optional inputs are flagged off; bind an f32 tensor in their place (never read;
@@ -225,14 +253,16 @@ pub fn loss_forward_launch(
         }
         (_, Some(out)) => {
             expect_shape(op, "reduced output", out, &[1])?;
-            launches.push(dev.launch(
-                &SHADER,
-                "loss_reduce",
-                &[],
-                &words,
-                &[per_sample.buffer(), labels.buffer(), w, cw, out.buffer()],
-                [1, 1, 1],
-            )?);
+            let mut bindings = vec![per_sample.buffer(), labels.buffer(), w, cw, out.buffer()];
+            let entry = match output_check {
+                Some(c) => {
+                    words[5..8].copy_from_slice(&[c.flag, c.slot, c.code]);
+                    bindings.push(c.health.buffer());
+                    "loss_reduce_checked"
+                }
+                None => "loss_reduce",
+            };
+            launches.push(dev.launch(&SHADER, entry, &[], &words, &bindings, [1, 1, 1])?);
         }
     }
     Ok(launches)

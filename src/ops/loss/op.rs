@@ -1,9 +1,8 @@
 //! Losses as graph ops: `[logits, labels, weights?] -> (loss, per-sample loss (N))` — the
 //! per-sample loss kept as a second output, as MPS's loss labels hold it after a step.
 
-use crate::error::Result;
-use crate::error::shape_err;
-use crate::graph::{Graph, Out, Primitive, Value};
+use crate::error::{Error, Result, shape_err};
+use crate::graph::{Graph, Out, OutputCheck, Primitive, Value};
 use crate::launch::Prepared;
 use crate::neuron::UnaryOp;
 use crate::ops::axis::fmt_shape;
@@ -166,6 +165,30 @@ impl Primitive for LossOp {
                 )?]
             }
         };
+        Ok(Prepared {
+            launches,
+            scratch: vec![],
+        })
+    }
+
+    /// A reducing loss: its one-workgroup reduction reads every per-sample loss.
+    fn checks_outputs(&self) -> bool {
+        matches!(self, LossOp::Loss(l) if l.reduction != Reduction::None)
+    }
+
+    fn lower_checked(
+        &self,
+        ins: &[&Tensor],
+        outs: &[&Tensor],
+        check: &OutputCheck,
+    ) -> Result<Prepared> {
+        let LossOp::Loss(l) = self else {
+            return Err(Error::Invalid(format!("{self:?} cannot check its outputs")));
+        };
+        let k = GpuLoss::new(ins[0].device(), l)?;
+        let w = ins.get(2).copied();
+        let launches =
+            gpu::loss_forward_checked_launches(&k, ins[0], ins[1], w, outs[1], outs[0], check)?;
         Ok(Prepared {
             launches,
             scratch: vec![],
