@@ -186,6 +186,21 @@ fn probe(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     var acc = vec4<f16>();
 ";
 
+/// The 16 accumulator tiles c00..c33 stored to C from row `m`, column `n` (WGSL expressions).
+fn store_tiles(m: &str, n: &str) -> String {
+    let mut s = String::new();
+    for i in 0..4 {
+        for j in 0..4 {
+            s += &format!(
+                "    {{\n        let i = ({m} + {}u) * dims.y + {n} + {}u;\n        let ld = dims.y;\n        coopStoreT(c{i}{j}, &c[i], ld);\n    }}\n",
+                16 * i,
+                16 * j
+            );
+        }
+    }
+    s
+}
+
 /// The WGSL of `p`.
 pub fn source(p: &Probe) -> String {
     let mut s = String::from(HEAD);
@@ -253,15 +268,7 @@ pub fn source(p: &Probe) -> String {
     );
     s += &format!("    {barrier}    }}\n");
     if p.mma {
-        for i in 0..4 {
-            for j in 0..4 {
-                s += &format!(
-                    "    {{\n        let i = (m0 + wm + {}u) * dims.y + n0 + wn + {}u;\n        let ld = dims.y;\n        coopStoreT(c{i}{j}, &c[i], ld);\n    }}\n",
-                    16 * i,
-                    16 * j
-                );
-            }
-        }
+        s += &store_tiles("m0 + wm", "n0 + wn");
     } else {
         // Keeps the staged values (and so the loads and stores) alive.
         s += "    c[(m0 + lid / 8u) * dims.y + n0 + lid % 8u] = f32(sa[lid].x) + f32(sb[lid].y) + f32(acc.x + acc.w);\n";
@@ -338,15 +345,7 @@ fn probe(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_id) sg: u32) {
     s += &load(0, "min(k + 32u, last)", "        ", "");
     s += &mma(1);
     s += "    }\n";
-    for i in 0..4 {
-        for j in 0..4 {
-            s += &format!(
-                "    {{\n        let i = (m + {}u) * dims.y + n + {}u;\n        let ld = dims.y;\n        coopStoreT(c{i}{j}, &c[i], ld);\n    }}\n",
-                16 * i,
-                16 * j
-            );
-        }
-    }
+    s += &store_tiles("m", "n");
     s += "}\n";
     s
 }
