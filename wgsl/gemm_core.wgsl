@@ -54,7 +54,7 @@ const BK: u32 = 8u;
 // Set by the host (a pipeline constant) when every workgroup's block lies inside the problem and
 // K is a multiple of BK: the loaders may then skip their bounds (matmul_vec4.wgsl does), the
 // fetches past K are skipped here instead, and blocks run in groups of 8 block rows so that
-// neighbouring workgroups share operand rows in L2 (together +4% at 4096³, BENCHMARKS.md).
+// neighbouring workgroups share operand rows in L2 (measured in BENCHMARKS.md).
 override INTERIOR: bool = false;
 
 var<workgroup> sa: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 columns of 4 rows + pad]
@@ -271,8 +271,8 @@ fn gemm_main(wid: vec3<u32>, groups: vec3<u32>, lid: u32, bn: u32) {
     workgroupBarrier();
     // Two K steps per iteration, one per shared buffer. Deep, step s + 2 loads into set s % 2
     // (whose step s is in shared memory) while step s is multiplied, then step s + 1 goes from
-    // set (s + 1) % 2 into its buffer; else step s + 1 loads into and goes from set 0 (one set:
-    // 3% faster at 4096³ than alternating two, BENCHMARKS.md).
+    // set (s + 1) % 2 into its buffer; else step s + 1 loads into and goes from set 0 (one set
+    // measured faster than alternating two, BENCHMARKS.md).
     // Loads past K read zeros (the loaders' contract), so the last fetches need no branch; an
     // INTERIOR loader has no bounds, so its fetches past K are skipped (their register sets then
     // reach only buffers that are never multiplied).

@@ -1,5 +1,5 @@
 // Batched matmul C = alpha · op(A) · op(B) (+ C when accumulate), op = optional transpose.
-// A is (M, K) row-major, or (K, M) when ta; B is (K, N), or (N, K) when tb. A batch stride of 0
+// A is (M, K) row-major, or (K, M) when TRANS_A; B is (K, N), or (N, K) when TRANS_B. A batch stride of 0
 // broadcasts an operand (e.g. one weight matrix for every sample). Main loop: gemm_core.wgsl.
 
 // Whether A (B) is stored transposed: pipeline constants, so that the loaders' layout folds.

@@ -76,11 +76,8 @@ fn vec4_loads(g: &Gemm, a: &Tensor, b: &Tensor, splits: usize, chunk: usize) -> 
 /// multiple of the core's K step: `gemm_core.wgsl`'s `INTERIOR`, under which the vec4 loaders
 /// drop their bounds and blocks run grouped for L2.
 fn interior(entry: &str, g: &Gemm) -> bool {
-    let width = match entry {
-        "gemm_thin" => THIN_N,
-        "gemm" => TILE_N,
-        "gemm_wide" => 2 * TILE_N,
-        _ => return false,
+    let Some((width, _)) = tiled_entry(entry) else {
+        return false;
     };
     g.m > 0
         && g.k > 0
@@ -150,15 +147,22 @@ fn tiled_grid(m: usize, n: usize, batch: usize) -> (&'static str, [u32; 3]) {
     }
 }
 
+/// Output columns per workgroup and relative speed (`tile_cost`'s) of tiled `entry`; `None` for
+/// `gemm_direct`.
+fn tiled_entry(entry: &str) -> Option<(usize, f64)> {
+    match entry {
+        "gemm_thin" => Some((THIN_N, THIN_SPEED)),
+        "gemm" => Some((TILE_N, 1.0)),
+        "gemm_wide" => Some((2 * TILE_N, WIDE_SPEED)),
+        _ => None,
+    }
+}
+
 /// The time of a tiled launch of `grid` on `entry` (`gemm_thin`, `gemm` or `gemm_wide`), each
 /// workgroup walking `k`, plus a split's sum when `split`: [`tile_cost`] × K, what the
 /// convolutions weigh one way of running a pass against another with.
 pub(crate) fn launch_cost(entry: &str, grid: [u32; 3], k: usize, split: bool) -> f64 {
-    let (width, speed) = match entry {
-        "gemm_thin" => (THIN_N, THIN_SPEED),
-        "gemm" => (TILE_N, 1.0),
-        _ => (2 * TILE_N, WIDE_SPEED),
-    };
+    let (width, speed) = tiled_entry(entry).unwrap_or((2 * TILE_N, WIDE_SPEED));
     let groups = grid
         .iter()
         .fold(1usize, |a, &d| a.saturating_mul(d as usize));
