@@ -52,9 +52,9 @@ const BM: u32 = 128u;
 const BK: u32 = 8u;
 
 // Set by the host (a pipeline constant) when every workgroup's block lies inside the problem and
-// K is a multiple of BK: the loaders may then skip their bounds (matmul_vec4.wgsl does), the
-// fetches past K are skipped here instead, and blocks run in groups of 8 block rows so that
-// neighbouring workgroups share operand rows in L2 (measured in BENCHMARKS.md).
+// K is a multiple of BK: the loaders may then skip their bounds (matmul_vec4.wgsl does; the
+// last fetches past K then read values that are never multiplied), and blocks run in groups of
+// 8 block rows so that neighbouring workgroups share operand rows in L2 (BENCHMARKS.md).
 override INTERIOR: bool = false;
 
 var<workgroup> sa: array<array<vec4<accum>, 33>, 16>; // [2·BK][32 columns of 4 rows + pad]
@@ -134,7 +134,7 @@ fn stash(buf: u32, au: vec2<u32>, bu: vec2<u32>, has_b: bool, regs: u32) {
 }
 
 // One k (shared row r) of the register tile: the outer product of 8 A values (4 when thin) and
-// 4 B values (8 when wide).
+// 4 B values. The wide tile's 8 × 8 is `mac_wide`.
 fn mac(r: u32, ty: u32, tx: u32, bn: u32) {
     let a0 = sa[r][ty];
     let b0 = sb[r][tx];
@@ -150,30 +150,55 @@ fn mac(r: u32, ty: u32, tx: u32, bn: u32) {
     acc[10] = fma(vec4<accum>(a1.y), b0, acc[10]);
     acc[12] = fma(vec4<accum>(a1.z), b0, acc[12]);
     acc[14] = fma(vec4<accum>(a1.w), b0, acc[14]);
-    if (bn == 128u) {
-        let b1 = sb[r][tx + 16u];
-        acc[1] = fma(vec4<accum>(a0.x), b1, acc[1]);
-        acc[3] = fma(vec4<accum>(a0.y), b1, acc[3]);
-        acc[5] = fma(vec4<accum>(a0.z), b1, acc[5]);
-        acc[7] = fma(vec4<accum>(a0.w), b1, acc[7]);
-        acc[9] = fma(vec4<accum>(a1.x), b1, acc[9]);
-        acc[11] = fma(vec4<accum>(a1.y), b1, acc[11]);
-        acc[13] = fma(vec4<accum>(a1.z), b1, acc[13]);
-        acc[15] = fma(vec4<accum>(a1.w), b1, acc[15]);
-    }
+}
+
+// One k of the wide tile: 8 A values × 8 B values, straight-line, each A value's two
+// multiply-adds adjacent (the same work behind a branch in `mac` measured slower, BENCHMARKS.md).
+fn mac_wide(r: u32, ty: u32, tx: u32) {
+    let a0 = sa[r][ty];
+    let a1 = sa[r][ty + 16u];
+    let b0 = sb[r][tx];
+    let b1 = sb[r][tx + 16u];
+    acc[0] = fma(vec4<accum>(a0.x), b0, acc[0]);
+    acc[1] = fma(vec4<accum>(a0.x), b1, acc[1]);
+    acc[2] = fma(vec4<accum>(a0.y), b0, acc[2]);
+    acc[3] = fma(vec4<accum>(a0.y), b1, acc[3]);
+    acc[4] = fma(vec4<accum>(a0.z), b0, acc[4]);
+    acc[5] = fma(vec4<accum>(a0.z), b1, acc[5]);
+    acc[6] = fma(vec4<accum>(a0.w), b0, acc[6]);
+    acc[7] = fma(vec4<accum>(a0.w), b1, acc[7]);
+    acc[8] = fma(vec4<accum>(a1.x), b0, acc[8]);
+    acc[9] = fma(vec4<accum>(a1.x), b1, acc[9]);
+    acc[10] = fma(vec4<accum>(a1.y), b0, acc[10]);
+    acc[11] = fma(vec4<accum>(a1.y), b1, acc[11]);
+    acc[12] = fma(vec4<accum>(a1.z), b0, acc[12]);
+    acc[13] = fma(vec4<accum>(a1.z), b1, acc[13]);
+    acc[14] = fma(vec4<accum>(a1.w), b0, acc[14]);
+    acc[15] = fma(vec4<accum>(a1.w), b1, acc[15]);
 }
 
 // The BK k of shared buffer `buf` (a literal).
 fn mac_step(buf: u32, ty: u32, tx: u32, bn: u32) {
     let r = buf * BK;
-    mac(r, ty, tx, bn);
-    mac(r + 1u, ty, tx, bn);
-    mac(r + 2u, ty, tx, bn);
-    mac(r + 3u, ty, tx, bn);
-    mac(r + 4u, ty, tx, bn);
-    mac(r + 5u, ty, tx, bn);
-    mac(r + 6u, ty, tx, bn);
-    mac(r + 7u, ty, tx, bn);
+    if (bn == 128u) {
+        mac_wide(r, ty, tx);
+        mac_wide(r + 1u, ty, tx);
+        mac_wide(r + 2u, ty, tx);
+        mac_wide(r + 3u, ty, tx);
+        mac_wide(r + 4u, ty, tx);
+        mac_wide(r + 5u, ty, tx);
+        mac_wide(r + 6u, ty, tx);
+        mac_wide(r + 7u, ty, tx);
+    } else {
+        mac(r, ty, tx, bn);
+        mac(r + 1u, ty, tx, bn);
+        mac(r + 2u, ty, tx, bn);
+        mac(r + 3u, ty, tx, bn);
+        mac(r + 4u, ty, tx, bn);
+        mac(r + 5u, ty, tx, bn);
+        mac(r + 6u, ty, tx, bn);
+        mac(r + 7u, ty, tx, bn);
+    }
 }
 
 // Stores four consecutive outputs of row m from column n, those inside the problem.
@@ -265,7 +290,7 @@ fn gemm_main(wid: vec3<u32>, groups: vec3<u32>, lid: u32, bn: u32) {
     let ahead = select(1u, 2u, deep);
     fetch(batch, ar, bc, 0u, au, bu, has_b, 0u);
     stash(0u, au, bu, has_b, 0u);
-    if (deep && (!INTERIOR || BK < kdim)) {
+    if (deep) {
         fetch(batch, ar, bc, BK, au, bu, has_b, 1u);
     }
     workgroupBarrier();
@@ -273,14 +298,12 @@ fn gemm_main(wid: vec3<u32>, groups: vec3<u32>, lid: u32, bn: u32) {
     // (whose step s is in shared memory) while step s is multiplied, then step s + 1 goes from
     // set (s + 1) % 2 into its buffer; else step s + 1 loads into and goes from set 0 (one set
     // measured faster than alternating two, BENCHMARKS.md).
-    // Loads past K read zeros (the loaders' contract), so the last fetches need no branch; an
-    // INTERIOR loader has no bounds, so its fetches past K are skipped (their register sets then
-    // reach only buffers that are never multiplied).
+    // The last fetches run past K without a branch: their register sets reach only buffers that
+    // are never multiplied. A loader reads zeros there, or, INTERIOR and unbounded, whatever lies
+    // beyond (inside the binding: the backend's bounds checks or Vulkan's robust buffer access).
     for (var k0 = 0u; k0 < kdim; k0 = k0 + 2u * BK) {
         let k1 = k0 + ahead * BK;
-        if (!INTERIOR || k1 < kdim) {
-            fetch(batch, ar, bc, k1, au, bu, has_b, 0u);
-        }
+        fetch(batch, ar, bc, k1, au, bu, has_b, 0u);
         mac_step(0u, ty, tx, bn);
         // Buffer 1 was last read before the previous barrier: free to overwrite.
         stash(1u, au, bu, has_b, select(0u, 1u, deep));
@@ -289,9 +312,7 @@ fn gemm_main(wid: vec3<u32>, groups: vec3<u32>, lid: u32, bn: u32) {
             break;
         }
         let k2 = k1 + BK;
-        if (!INTERIOR || k2 < kdim) {
-            fetch(batch, ar, bc, k2, au, bu, has_b, select(0u, 1u, deep));
-        }
+        fetch(batch, ar, bc, k2, au, bu, has_b, select(0u, 1u, deep));
         mac_step(1u, ty, tx, bn);
         stash(0u, au, bu, has_b, 0u);
         workgroupBarrier();

@@ -31,7 +31,7 @@ pub fn samples() -> Vec<Sample> {
         ));
     }
     // Blocks wholly inside the problem, K a multiple of 8 (`INTERIOR` in gemm_core.wgsl: the
-    // vec4 loaders without bounds, fetches past K skipped, blocks grouped): each tile width, an
+    // vec4 loaders without bounds, the last fetches past the end, blocks grouped): each tile width, an
     // odd number of K steps, a single one (the deep tiles' first fetch ahead is past K), and
     // more block rows than a group of 8.
     for (ta, tb, (m, k, n)) in [
