@@ -17,6 +17,7 @@ use common::graph_run::{feeds, run_with};
 use common::{asym, close_to, each_device};
 use wgtrain::compile::Options;
 use wgtrain::graph::Graph;
+use wgtrain::launch::{GemmLoop, with_gemm_loop};
 use wgtrain::ops::Fill;
 use wgtrain::ops::conv::gpu as conv;
 use wgtrain::ops::conv::reference;
@@ -188,6 +189,33 @@ fn winograd_5x5_matches_the_reference() {
         let mut t = ConvTranspose2d::new(4, 3, (5, 5));
         t.padding = asym(2, 1, 0, 3);
         check(dev, &t, &[2, 4, 6, 5]);
+    });
+}
+
+/// Passes whose tiles and channels are multiples of 4 take the products' 16-byte module
+/// (`winograd_gemm_vec4.wgsl`, M stored four tiles at a time): forward and data gradient both
+/// aligned, a partial last block of tiles, several blocks, 3×3 and 5×5; on the tiled loop too.
+#[test]
+fn winograd_products_four_at_a_time() {
+    each_device("winograd vec4", |dev| {
+        let cases: [(Conv2d, [usize; 4]); 4] = [
+            // 12 tiles (4 × 3), 4 and 8 channels.
+            (conv3(8, 4, Padding::symmetric(1)), [1, 8, 13, 9]),
+            // 4 images of 5 × 5 tiles = 100: rows 100..127 of the block outside.
+            (conv3(4, 8, Padding::symmetric(1)), [4, 4, 20, 20]),
+            // 324 tiles: three blocks of 128 rows, the last partial.
+            (conv3(4, 4, Padding::symmetric(1)), [4, 4, 36, 36]),
+            // F(2×2, 5×5): 4 images of 3 × 3 tiles.
+            (conv5(8, 12, Padding::symmetric(2)), [4, 8, 6, 6]),
+        ];
+        for (op, x_shape) in &cases {
+            check(dev, op, x_shape);
+        }
+        with_gemm_loop(GemmLoop::Tiled, || {
+            for (op, x_shape) in &cases {
+                check(dev, op, x_shape);
+            }
+        });
     });
 }
 

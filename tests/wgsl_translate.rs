@@ -321,6 +321,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             "conv_fwd",
             "conv_wgrad",
             "conv_winograd_gemm",
+            "conv_winograd_gemm_vec4",
             "conv_winograd_wgrad_gemm",
             "matmul",
             "matmul_vec4",

@@ -5,6 +5,10 @@
 //   a_k_fastest(), b_n_fastest()               which index is contiguous in memory (for coalescing)
 //   a_k4(), b_k4()                             whether the loader reads four consecutive k (below)
 //   store_c(batch, m, n, acc)                  the epilogue (bias, accumulate, scatter, ...)
+//   c_m_contiguous(), store_c4m(batch, m, n, v) whether C's consecutive m are adjacent in memory
+//                                              (stored column-major), and then the store of
+//                                              (store_c(batch, m + i, n, v[i]))_{i<4}, m a
+//                                              multiple of 4; gemm_c_rows.wgsl: row-major C
 // and the vector loaders the main loop stages through, each split into a half fixed over the K
 // loop (prepared once per invocation) and a half per K step:
 //   type ARows, a_rows(batch, m) -> ARows      rows m..m+3 (row m when a_k4())
@@ -213,9 +217,49 @@ fn store4(batch: u32, m: u32, n: u32, sums: vec4<accum>) {
     }
 }
 
+// Stores four consecutive outputs of column n from row m (a multiple of 4), those inside the
+// problem: at once where all four are.
+fn store_col4(batch: u32, m: u32, n: u32, sums: vec4<accum>) {
+    let v = vec4<f32>(sums);
+    let mm = gemm_m();
+    if (n >= gemm_n() || m >= mm) {
+        return;
+    }
+    if (mm - m >= 4u) {
+        store_c4m(batch, m, n, v);
+        return;
+    }
+    store_c(batch, m, n, v.x);
+    if (m + 1u < mm) { store_c(batch, m + 1u, n, v.y); }
+    if (m + 2u < mm) { store_c(batch, m + 2u, n, v.z); }
+}
+
+// Rows m..m+3 of the four columns from n held as the row vec4s r0..r3, stored a column at a
+// time: where C's m are adjacent, a subgroup's stores then cover whole segments (by rows, each
+// store would touch a segment per invocation).
+fn store_cols(batch: u32, m: u32, n: u32, r0: vec4<accum>, r1: vec4<accum>, r2: vec4<accum>,
+              r3: vec4<accum>) {
+    store_col4(batch, m, n, vec4<accum>(r0.x, r1.x, r2.x, r3.x));
+    store_col4(batch, m, n + 1u, vec4<accum>(r0.y, r1.y, r2.y, r3.y));
+    store_col4(batch, m, n + 2u, vec4<accum>(r0.z, r1.z, r2.z, r3.z));
+    store_col4(batch, m, n + 3u, vec4<accum>(r0.w, r1.w, r2.w, r3.w));
+}
+
 // Column block c (a literal, so the acc indices stay constants) of this invocation's outputs
 // from column n: rows m..m+3 and (unless thin) m2..m2+3.
 fn store_half(batch: u32, m: u32, m2: u32, n: u32, c: u32, bn: u32) {
+    if (c_m_contiguous()) {
+        if (c == 0u) {
+            store_cols(batch, m, n, acc[0], acc[2], acc[4], acc[6]);
+            if (bn != 32u) {
+                store_cols(batch, m2, n, acc[8], acc[10], acc[12], acc[14]);
+            }
+        } else {
+            store_cols(batch, m, n, acc[1], acc[3], acc[5], acc[7]);
+            store_cols(batch, m2, n, acc[9], acc[11], acc[13], acc[15]);
+        }
+        return;
+    }
     if (c == 0u) {
         store4(batch, m, n, acc[0]);
         store4(batch, m + 1u, n, acc[2]);

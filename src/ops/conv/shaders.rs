@@ -2,7 +2,7 @@
 //! bias kernels; their tensor-core twins are in `coop.rs`.
 
 use crate::launch::{PRELUDE, Shader};
-use crate::ops::matmul::gpu::GEMM_CORE;
+use crate::ops::matmul::gpu::{GEMM_C_ROWS, GEMM_CORE};
 
 /// Every convolution kernel's uniform and index rule.
 pub(crate) const GEOMETRY: &str = include_str!("../../../wgsl/conv/geometry.wgsl");
@@ -21,6 +21,7 @@ pub(crate) static FORWARD: Shader = Shader {
         GEOMETRY,
         CONV_COMMON,
         include_str!("../../../wgsl/conv/forward.wgsl"),
+        GEMM_C_ROWS,
         GEMM_CORE,
     ],
 };
@@ -34,6 +35,7 @@ pub(crate) static DGRAD: Shader = Shader {
         GEOMETRY,
         CONV_COMMON,
         include_str!("../../../wgsl/conv/grad_data.wgsl"),
+        GEMM_C_ROWS,
         GEMM_CORE,
     ],
 };
@@ -46,6 +48,7 @@ pub(crate) static WGRAD: Shader = Shader {
         GEOMETRY,
         CONV_COMMON,
         include_str!("../../../wgsl/conv/grad_weight.wgsl"),
+        GEMM_C_ROWS,
         GEMM_CORE,
     ],
 };

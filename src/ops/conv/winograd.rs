@@ -43,16 +43,41 @@ pub(crate) static TRANSFORMS: Shader = Shader {
     ],
 };
 
-/// The 36 products, on the GEMM core.
+/// The 36 products, on the GEMM core, reading and writing one element at a time.
 pub(crate) static GEMM: Shader = Shader {
     name: "conv_winograd_gemm",
     user_code: false,
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_gemm.wgsl"),
+        include_str!("../../../wgsl/conv/winograd_gemm_scalar.wgsl"),
         crate::ops::matmul::gpu::GEMM_CORE,
     ],
 };
+
+/// The same products four elements at a time, where [`gemm_shader`] allows.
+pub(crate) static GEMM_VEC4: Shader = Shader {
+    name: "conv_winograd_gemm_vec4",
+    user_code: false,
+    parts: &[
+        COMMON,
+        include_str!("../../../wgsl/conv/winograd_gemm.wgsl"),
+        include_str!("../../../wgsl/conv/winograd_gemm_vec4.wgsl"),
+        crate::ops::matmul::gpu::GEMM_CORE,
+    ],
+};
+
+/// The products' module for a chunk of `tiles` tiles into `cout` channels: [`GEMM_VEC4`] where
+/// both are multiples of 4 (every four consecutive tiles or channels it reads or writes then lie
+/// whole and aligned in V, U and M; their bindings start at multiples of 16 bytes), else
+/// [`GEMM`].
+pub(crate) fn gemm_shader(tiles: usize, cout: usize) -> &'static Shader {
+    if tiles % 4 == 0 && cout % 4 == 0 {
+        &GEMM_VEC4
+    } else {
+        &GEMM
+    }
+}
 
 /// The 36 products of the weight gradient, split over the tiles, on the GEMM core.
 pub(crate) static WGRAD_GEMM: Shader = Shader {
@@ -61,6 +86,7 @@ pub(crate) static WGRAD_GEMM: Shader = Shader {
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_wgrad_gemm.wgsl"),
+        crate::ops::matmul::gpu::GEMM_C_ROWS,
         crate::ops::matmul::gpu::GEMM_CORE,
     ],
 };
@@ -449,7 +475,7 @@ pub(crate) fn launches(
         )?);
         let (entry, grid) = gemm_grid(dev, tiles, c.cout, XI);
         launches.push(dev.launch(
-            &GEMM,
+            gemm_shader(tiles, c.cout),
             entry,
             &[],
             &words,
@@ -560,6 +586,15 @@ mod tests {
         assert!(auto_takes(3, 64, 64, Some([1, budget / 4, 1]), budget));
         assert!(!auto_takes(3, 64, 64, Some([1, big, 1]), budget));
         assert!(!auto_takes(3, 64, 64, None, budget));
+    }
+
+    #[test]
+    fn products_take_vec4_only_where_tiles_and_channels_align() {
+        assert_eq!(gemm_shader(12_544, 32).name, GEMM_VEC4.name);
+        assert_eq!(gemm_shader(4, 4).name, GEMM_VEC4.name);
+        for (tiles, cout) in [(12_546, 32), (12_544, 30), (1, 1), (6, 7)] {
+            assert_eq!(gemm_shader(tiles, cout).name, GEMM.name, "{tiles} {cout}");
+        }
     }
 
     #[test]

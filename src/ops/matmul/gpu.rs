@@ -12,6 +12,8 @@ use crate::tensor::{DType, Tensor};
 /// The tiled GEMM main loop every GEMM module ends with (matmul, the implicit-GEMM
 /// convolutions, Winograd's products).
 pub(crate) const GEMM_CORE: &str = include_str!("../../../wgsl/gemm_core.wgsl");
+/// The core's store contract for a row-major C: every GEMM module but Winograd's products.
+pub(crate) const GEMM_C_ROWS: &str = include_str!("../../../wgsl/gemm_c_rows.wgsl");
 
 pub(crate) static SHADER: Shader = Shader {
     name: "matmul",
@@ -20,6 +22,7 @@ pub(crate) static SHADER: Shader = Shader {
         crate::neuron::WGSL,
         include_str!("../../../wgsl/matmul.wgsl"),
         include_str!("../../../wgsl/matmul_scalar.wgsl"),
+        GEMM_C_ROWS,
         GEMM_CORE,
     ],
 };
@@ -32,6 +35,7 @@ pub(crate) static SHADER_VEC4: Shader = Shader {
         crate::neuron::WGSL,
         include_str!("../../../wgsl/matmul.wgsl"),
         include_str!("../../../wgsl/matmul_vec4.wgsl"),
+        GEMM_C_ROWS,
         GEMM_CORE,
     ],
 };
