@@ -72,7 +72,7 @@ pub(crate) static GEMM_VEC4: Shader = Shader {
 /// whole and aligned in V, U and M; their bindings start at multiples of 16 bytes), else
 /// [`GEMM`].
 pub(crate) fn gemm_shader(tiles: usize, cout: usize) -> &'static Shader {
-    if tiles % 4 == 0 && cout % 4 == 0 {
+    if tiles.is_multiple_of(4) && cout.is_multiple_of(4) {
         &GEMM_VEC4
     } else {
         &GEMM
