@@ -323,6 +323,7 @@ fn every_shader_translates_to_msl_spirv_hlsl() {
             "conv_winograd_gemm",
             "conv_winograd_gemm_vec4",
             "conv_winograd_wgrad_gemm",
+            "conv_winograd_wgrad_gemm_vec4",
             "matmul",
             "matmul_vec4",
             "norm",

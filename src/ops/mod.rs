@@ -47,7 +47,7 @@ pub static FAMILIES: &[Family] = &[
     Family { name: "matmul", shaders: &[&matmul::gpu::SHADER, &matmul::gpu::SHADER_VEC4], samples: matmul::samples::samples },
     Family { name: "reduce", shaders: &[&reduce::gpu::SHADER], samples: reduce::samples::samples },
     Family { name: "shape", shaders: &[&shape::gpu::SHADER, &shape::permute::SHADER, &shape::row_copy::SHADER], samples: shape::samples::samples },
-    Family { name: "conv", shaders: &[&conv::gpu::FORWARD, &conv::gpu::DGRAD, &conv::gpu::WGRAD, &conv::gpu::BIAS, &conv::winograd::TRANSFORMS, &conv::winograd::GEMM, &conv::winograd::GEMM_VEC4, &conv::winograd::WGRAD_GEMM, &conv::short_k::SHADER], samples: conv::samples::samples },
+    Family { name: "conv", shaders: &[&conv::gpu::FORWARD, &conv::gpu::DGRAD, &conv::gpu::WGRAD, &conv::gpu::BIAS, &conv::winograd::TRANSFORMS, &conv::winograd::GEMM, &conv::winograd::GEMM_VEC4, &conv::winograd::WGRAD_GEMM, &conv::winograd::WGRAD_GEMM_VEC4, &conv::short_k::SHADER], samples: conv::samples::samples },
     Family { name: "dense", shaders: &[], samples: dense::samples::samples },
     Family { name: "pool", shaders: &[&pool::gpu::SHADER], samples: pool::samples::samples },
     Family { name: "norm", shaders: &[&norm::gpu::SHADER, &norm::gpu::SHADER_DY, &norm::gpu::SHADER_LANE4, &norm::gpu::SHADER_DY_LANE4], samples: norm::samples::samples },

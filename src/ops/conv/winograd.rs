@@ -67,29 +67,67 @@ pub(crate) static GEMM_VEC4: Shader = Shader {
     ],
 };
 
+/// Whether every tensor's binding starts at a multiple of 16 bytes (four f32), as the 16-byte
+/// modules index from it.
+fn vec4_aligned(tensors: &[&Tensor]) -> bool {
+    tensors.iter().all(|t| t.buffer().offset.is_multiple_of(16))
+}
+
 /// The products' module for a chunk of `tiles` tiles into `cout` channels: [`GEMM_VEC4`] where
-/// both are multiples of 4 (every four consecutive tiles or channels it reads or writes then lie
-/// whole and aligned in V, U and M; their bindings start at multiples of 16 bytes), else
-/// [`GEMM`].
-pub(crate) fn gemm_shader(tiles: usize, cout: usize) -> &'static Shader {
-    if tiles.is_multiple_of(4) && cout.is_multiple_of(4) {
+/// both are multiples of 4 and the bindings `aligned` (every four consecutive tiles or channels
+/// it reads or writes then lie whole and aligned in V, U and M), else [`GEMM`].
+pub(crate) fn gemm_shader(tiles: usize, cout: usize, aligned: bool) -> &'static Shader {
+    if aligned && tiles.is_multiple_of(4) && cout.is_multiple_of(4) {
         &GEMM_VEC4
     } else {
         &GEMM
     }
 }
 
-/// The 36 products of the weight gradient, split over the tiles, on the GEMM core.
+/// The 36 products of the weight gradient, split over the tiles, on the GEMM core, reading one
+/// element at a time.
 pub(crate) static WGRAD_GEMM: Shader = Shader {
     name: "conv_winograd_wgrad_gemm",
     user_code: false,
     parts: &[
         COMMON,
         include_str!("../../../wgsl/conv/winograd_wgrad_gemm.wgsl"),
+        include_str!("../../../wgsl/conv/winograd_wgrad_gemm_scalar.wgsl"),
         crate::ops::matmul::gpu::GEMM_C_ROWS,
         crate::ops::matmul::gpu::GEMM_CORE,
     ],
 };
+
+/// The same products four tiles at a time, where [`wgrad_gemm_shader`] allows.
+pub(crate) static WGRAD_GEMM_VEC4: Shader = Shader {
+    name: "conv_winograd_wgrad_gemm_vec4",
+    user_code: false,
+    parts: &[
+        COMMON,
+        include_str!("../../../wgsl/conv/winograd_wgrad_gemm.wgsl"),
+        include_str!("../../../wgsl/conv/winograd_wgrad_gemm_vec4.wgsl"),
+        crate::ops::matmul::gpu::GEMM_C_ROWS,
+        crate::ops::matmul::gpu::GEMM_CORE,
+    ],
+};
+
+/// The weight gradient's products for a chunk of `tiles` tiles split into `k_chunk` each:
+/// [`WGRAD_GEMM_VEC4`] on the tiled loop where both are multiples of 4 and the bindings `aligned`
+/// (every line and split of V and D then starts at a multiple of 4 elements), else
+/// [`WGRAD_GEMM`]. The direct loop (`launch::GemmLoop`) reads four lines at one k only, which
+/// the 16-byte loaders (four k of one line) are not.
+pub(crate) fn wgrad_gemm_shader(
+    direct: bool,
+    tiles: usize,
+    k_chunk: usize,
+    aligned: bool,
+) -> &'static Shader {
+    if !direct && aligned && tiles.is_multiple_of(4) && k_chunk.is_multiple_of(4) {
+        &WGRAD_GEMM_VEC4
+    } else {
+        &WGRAD_GEMM
+    }
+}
 
 /// Points of the transformed domain (6×6).
 const XI: usize = 36;
@@ -475,7 +513,7 @@ pub(crate) fn launches(
         )?);
         let (entry, grid) = gemm_grid(dev, tiles, c.cout, XI);
         launches.push(dev.launch(
-            gemm_shader(tiles, c.cout),
+            gemm_shader(tiles, c.cout, vec4_aligned(&[&v, &u, &m])),
             entry,
             &[],
             &words,
@@ -541,7 +579,12 @@ pub(crate) fn weight_grad_launches(
             c.cout * tiles,
         )?);
         launches.push(dev.launch(
-            &WGRAD_GEMM,
+            wgrad_gemm_shader(
+                crate::launch::direct_gemm(dev),
+                tiles,
+                part.k_chunk,
+                vec4_aligned(&[&v, &d]),
+            ),
             entry,
             &[],
             &words,
@@ -590,10 +633,33 @@ mod tests {
 
     #[test]
     fn products_take_vec4_only_where_tiles_and_channels_align() {
-        assert_eq!(gemm_shader(12_544, 32).name, GEMM_VEC4.name);
-        assert_eq!(gemm_shader(4, 4).name, GEMM_VEC4.name);
+        assert_eq!(gemm_shader(12_544, 32, true).name, GEMM_VEC4.name);
+        assert_eq!(gemm_shader(4, 4, true).name, GEMM_VEC4.name);
+        assert_eq!(gemm_shader(12_544, 32, false).name, GEMM.name);
         for (tiles, cout) in [(12_546, 32), (12_544, 30), (1, 1), (6, 7)] {
-            assert_eq!(gemm_shader(tiles, cout).name, GEMM.name, "{tiles} {cout}");
+            assert_eq!(
+                gemm_shader(tiles, cout, true).name,
+                GEMM.name,
+                "{tiles} {cout}"
+            );
+        }
+    }
+
+    #[test]
+    fn weight_gradient_products_take_vec4_only_where_tiles_align() {
+        let vec4 = WGRAD_GEMM_VEC4.name;
+        assert_eq!(wgrad_gemm_shader(false, 12_544, 800, true).name, vec4);
+        for (direct, tiles, chunk, aligned) in [
+            (true, 12_544, 800, true),
+            (false, 12_546, 800, true),
+            (false, 12_544, 802, true),
+            (false, 12_544, 800, false),
+        ] {
+            let s = wgrad_gemm_shader(direct, tiles, chunk, aligned);
+            assert_eq!(
+                s.name, WGRAD_GEMM.name,
+                "{direct} {tiles} {chunk} {aligned}"
+            );
         }
     }
 
