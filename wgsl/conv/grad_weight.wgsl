@@ -5,7 +5,7 @@
 // the GEMM tile is tallest along.)
 // K is long and M·N small, so K is split over workgroup z, which holds group · splits + split;
 // each split writes its partial dw to its own slab of `wout` (splits, C_out, C_in/g·kh·kw),
-// summed afterwards in order (deterministic, no atomics: conv::gpu::sum_partials). With one split `wout` is dw itself.
+// summed afterwards in order (deterministic, no atomics: conv::param_grad::sum_partials). With one split `wout` is dw itself.
 
 @group(0) @binding(1) var<storage, read> gx: array<act>;         // (N, C_in, H, W)
 @group(0) @binding(2) var<storage, read> gdy: array<act>;        // (N, C_out, OH, OW)

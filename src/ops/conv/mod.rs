@@ -9,6 +9,7 @@
 pub mod coop;
 pub mod gpu;
 mod op;
+mod param_grad;
 mod partition;
 mod shaders;
 pub mod short_k;

@@ -1,6 +1,7 @@
 //! How one convolution pass is cut into dispatches: the data gradient's stride phases, the K
 //! splits of the forward and of the weight gradient, and the bias gradient's chunks. Pure host
-//! arithmetic on the geometry; `gpu.rs` launches what it decides.
+//! arithmetic on the geometry; `gpu.rs` (data passes) and `param_grad.rs` (weight and bias
+//! gradients) launch what it decides.
 
 use crate::launch::Shader;
 use crate::ops::conv::shaders::{DGRAD, FORWARD};

@@ -91,13 +91,50 @@ fn reduction_code(r: Reduction) -> u32 {
     }
 }
 
-/// Shape and dtype checks shared by forward and backward; returns (N, D, parameter words).
+/// The kernels' uniform, `Params` in `wgsl/loss.wgsl`, field for field.
+struct Params {
+    n: u32,
+    d: u32,
+    kind: u32,
+    flags: u32,
+    reduction: u32,
+    /// `loss_reduce_checked`'s non-finite check ([`OutputCheck`]); 0 for every other entry.
+    check_flag: u32,
+    check_slot: u32,
+    check_code: u32,
+    ls: f32,
+    ls_k: f32,
+    delta: f32,
+    sum_scale: f32,
+}
+
+impl Params {
+    /// The uniform's words, in the WGSL struct's order.
+    fn words(&self) -> [u32; 12] {
+        [
+            self.n,
+            self.d,
+            self.kind,
+            self.flags,
+            self.reduction,
+            self.check_flag,
+            self.check_slot,
+            self.check_code,
+            f(self.ls),
+            f(self.ls_k),
+            f(self.delta),
+            f(self.sum_scale),
+        ]
+    }
+}
+
+/// Shape and dtype checks shared by forward and backward; returns (N, D, the kernels' uniform).
 fn check(
     k: &GpuLoss,
     logits: &Tensor,
     labels: &Tensor,
     weights: Option<&Tensor>,
-) -> Result<(usize, usize, Vec<u32>)> {
+) -> Result<(usize, usize, Params)> {
     let op = k.loss.name();
     logits.expect_dtype(op, DType::F32)?;
     let ls = match labels.dtype {
@@ -157,21 +194,21 @@ fn check(
         | (k.class_weights.is_some() as u32) << 2
         | (log_input as u32) << 3
         | (log_target as u32) << 4;
-    let words = vec![
-        n as u32,
-        d as u32,
-        code,
+    let params = Params {
+        n: n as u32,
+        d: d as u32,
+        kind: code,
         flags,
-        reduction_code(k.loss.reduction),
-        0,
-        0,
-        0,
-        f(smooth),
-        f(smooth_k),
-        f(delta),
-        f(k.loss.sum_scale(d) as f32),
-    ];
-    Ok((n, d, words))
+        reduction: reduction_code(k.loss.reduction),
+        check_flag: 0,
+        check_slot: 0,
+        check_code: 0,
+        ls: smooth,
+        ls_k: smooth_k,
+        delta,
+        sum_scale: k.loss.sum_scale(d) as f32,
+    };
+    Ok((n, d, params))
 }
 
 fn expect_shape(op: &str, what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
@@ -224,7 +261,7 @@ fn forward_launches(
     output_check: Option<&OutputCheck>,
 ) -> Result<Vec<Launch>> {
     let op = k.loss.name();
-    let (n, _, mut words) = check(k, logits, labels, weights)?;
+    let (n, _, mut params) = check(k, logits, labels, weights)?;
     expect_shape(op, "per-sample output", per_sample, &[n])?;
     let dev = &logits.device;
     // Absent optional inputs are flagged off; bind an f32 tensor in their place (never read;
@@ -235,7 +272,7 @@ fn forward_launches(
         &SHADER,
         "loss_forward",
         &[],
-        &words,
+        &params.words(),
         &[logits.buffer(), labels.buffer(), w, cw, per_sample.buffer()],
         grid_1d(n, 1),
     )?];
@@ -256,13 +293,16 @@ fn forward_launches(
             let mut bindings = vec![per_sample.buffer(), labels.buffer(), w, cw, out.buffer()];
             let entry = match output_check {
                 Some(c) => {
-                    words[5..8].copy_from_slice(&[c.flag, c.slot, c.code]);
+                    params.check_flag = c.flag;
+                    params.check_slot = c.slot;
+                    params.check_code = c.code;
                     bindings.push(c.health.buffer());
                     "loss_reduce_checked"
                 }
                 None => "loss_reduce",
             };
-            launches.push(dev.launch(&SHADER, entry, &[], &words, &bindings, [1, 1, 1])?);
+            let words = &params.words();
+            launches.push(dev.launch(&SHADER, entry, &[], words, &bindings, [1, 1, 1])?);
         }
     }
     Ok(launches)
@@ -279,7 +319,7 @@ pub fn loss_backward_launch(
     dx: &Tensor,
 ) -> Result<Launch> {
     let op = k.loss.name();
-    let (n, _, words) = check(k, logits, labels, weights)?;
+    let (n, _, params) = check(k, logits, labels, weights)?;
     expect_shape(op, "dloss", dloss, &k.loss.output_shape(n))?;
     expect_shape(op, "dx", dx, &logits.shape)?;
     let w = weights.unwrap_or(dloss).buffer();
@@ -288,7 +328,7 @@ pub fn loss_backward_launch(
         &SHADER,
         "loss_backward",
         &[],
-        &words,
+        &params.words(),
         &[
             logits.buffer(),
             labels.buffer(),

@@ -27,7 +27,7 @@ pub(crate) static SHADER: Shader = Shader {
     ],
 };
 
-/// The same product reading its operands four elements at a time (where [`shader_for`] allows).
+/// The same product reading its operands four elements at a time (where [`vec4_loads`] allows).
 pub(crate) static SHADER_VEC4: Shader = Shader {
     name: "matmul_vec4",
     user_code: false,
@@ -40,19 +40,17 @@ pub(crate) static SHADER_VEC4: Shader = Shader {
     ],
 };
 
-/// The shader for `g`'s products over `a` and `b` split into `splits` chunks of `chunk`:
-/// [`SHADER_VEC4`] on the tiled core where every four contiguous elements it reads lie whole
-/// inside an operand and aligned (each operand's contiguous extent, its batch stride, the split
-/// chunk and its binding offset multiples of four elements), else [`SHADER`].
-fn shader_for(g: &Gemm, a: &Tensor, b: &Tensor, splits: usize, chunk: usize) -> &'static Shader {
-    if vec4_loads(g, a, b, splits, chunk) {
-        &SHADER_VEC4
-    } else {
-        &SHADER
-    }
+/// The shader for a GEMM's products: [`SHADER_VEC4`] where they load by four (`vec4`, as
+/// [`vec4_loads`] decides), else [`SHADER`].
+fn shader_for(vec4: bool) -> &'static Shader {
+    if vec4 { &SHADER_VEC4 } else { &SHADER }
 }
 
-/// Whether [`shader_for`] takes [`SHADER_VEC4`].
+/// Whether `g`'s products over `a` and `b` split into `splits` chunks of `chunk` can load their
+/// operands four elements at a time ([`SHADER_VEC4`]): on the tiled core where every four
+/// contiguous elements they read lie whole inside an operand and aligned (each operand's
+/// contiguous extent, its batch stride, the split chunk and its binding offset multiples of four
+/// elements).
 fn vec4_loads(g: &Gemm, a: &Tensor, b: &Tensor, splits: usize, chunk: usize) -> bool {
     let four = |x: usize| x.is_multiple_of(4);
     let aligned = |t: &Tensor| {
@@ -279,9 +277,10 @@ fn biased_gemm_launch(
     c: &Tensor,
 ) -> Result<Launch> {
     let (entry, groups) = gemm_grid(&a.device, g.m, g.n, g.batch);
-    let interior = vec4_loads(g, a, b, 1, g.k) && interior(entry, g);
+    let vec4 = vec4_loads(g, a, b, 1, g.k);
+    let interior = vec4 && interior(entry, g);
     a.device.launch(
-        shader_for(g, a, b, 1, g.k),
+        shader_for(vec4),
         entry,
         &product_constants(g, interior),
         &gemm_params(g, 1, g.k, bias.is_some()),
@@ -427,7 +426,7 @@ pub fn biased_gemm_launches(
     let (entry, groups) = gemm_grid(dev, g.m, g.n, g.batch * splits);
     let words = gemm_params(g, splits, chunk, bias.is_some());
     let products = dev.launch(
-        shader_for(g, a, b, splits, chunk),
+        shader_for(vec4_loads(g, a, b, splits, chunk)),
         entry,
         &product_constants(g, false),
         &words,
