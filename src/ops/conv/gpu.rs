@@ -24,7 +24,7 @@
 //! The `*_launches` functions prepare dispatches for replay (graphs, benchmarks); the plain
 //! functions allocate outputs and run at once.
 
-use crate::error::{Error, Result, shape_err};
+use crate::error::{Error, Result};
 use crate::launch::{Launch, Prepared, SPLIT_PARTIALS_SLOT, grid_1d, shared_scratch};
 pub use crate::ops::conv::param_grad::{
     backward_bias_launches, backward_weights_launches, bias_grad_launches,
@@ -35,6 +35,7 @@ use crate::ops::conv::partition::data_gemm;
 pub use crate::ops::conv::partition::{StridePhase, bias_chunks, data_split, stride_phases};
 use crate::ops::conv::uniform::{k_divisors, params};
 use crate::ops::conv::{ConvGeometry, ConvOp, Convolution, coop, short_k, winograd};
+pub(crate) use crate::ops::conv::{check, check_bias};
 use crate::ops::eager;
 use crate::ops::elementwise::UnaryOp;
 use crate::ops::matmul::gpu::{Gemm, gemm_launches};
@@ -51,38 +52,6 @@ pub struct Grads {
     pub dw: Tensor,
     /// Gradient of the bias (`(C_out,)`), if the layer has one.
     pub db: Option<Tensor>,
-}
-
-/// Errors unless `t` is f32 of shape `expected`; `what` names the tensor.
-pub(crate) fn check(op: &str, what: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
-    if t.shape != expected {
-        return shape_err(
-            op,
-            format!("{what} has shape {:?}, expected {expected:?}", t.shape),
-        );
-    }
-    t.expect_dtype(&format!("{op} {what}"), DType::F32)
-}
-
-/// The bias must be given exactly when the op has one, f32 of shape `(channels,)`.
-pub(crate) fn check_bias(
-    op: &str,
-    has_bias: bool,
-    b: Option<&Tensor>,
-    channels: usize,
-) -> Result<()> {
-    match (has_bias, b) {
-        (true, Some(b)) => check(op, "bias", b, &[channels]),
-        (false, None) => Ok(()),
-        (true, None) => shape_err(
-            op,
-            format!("the op has a bias ({channels},) but none was given"),
-        ),
-        (false, Some(b)) => shape_err(
-            op,
-            format!("the op has no bias but a bias {:?} was given", b.shape),
-        ),
-    }
 }
 
 /// `y (N, C_out, OH, OW) = conv(x (N, C_in, H, W), w) (+ b per C_out)` of the geometry `g`.

@@ -22,6 +22,7 @@ pub use op::ConvKind;
 pub use op::ConvOp;
 
 use crate::error::{Result, attr_err, shape_err};
+use crate::tensor::{DType, Tensor};
 
 /// How the input is padded (with zeros for convolutions; ignored taps for pooling).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -741,3 +742,35 @@ pub use transpose::{ConvTranspose1d, ConvTranspose2d};
 
 #[cfg(test)]
 mod tests;
+
+/// Errors unless `t` is f32 of shape `expected`; `what` names the tensor.
+pub(crate) fn check(op: &str, what: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
+    if t.shape != expected {
+        return shape_err(
+            op,
+            format!("{what} has shape {:?}, expected {expected:?}", t.shape),
+        );
+    }
+    t.expect_dtype(&format!("{op} {what}"), DType::F32)
+}
+
+/// The bias must be given exactly when the op has one, f32 of shape `(channels,)`.
+pub(crate) fn check_bias(
+    op: &str,
+    has_bias: bool,
+    b: Option<&Tensor>,
+    channels: usize,
+) -> Result<()> {
+    match (has_bias, b) {
+        (true, Some(b)) => check(op, "bias", b, &[channels]),
+        (false, None) => Ok(()),
+        (true, None) => shape_err(
+            op,
+            format!("the op has a bias ({channels},) but none was given"),
+        ),
+        (false, Some(b)) => shape_err(
+            op,
+            format!("the op has no bias but a bias {:?} was given", b.shape),
+        ),
+    }
+}

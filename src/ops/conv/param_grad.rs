@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::launch::{Prepared, SPLIT_PARTIALS_SLOT, grid_1d, shared_scratch};
-use crate::ops::conv::gpu::check;
+use crate::ops::conv::check;
 use crate::ops::conv::partition::{GEMM_K_UNIT, bias_chunks, wgrad_split};
 use crate::ops::conv::shaders::{BIAS, WGRAD};
 use crate::ops::conv::uniform::{k_divisors, params};
