@@ -263,7 +263,7 @@ fn strided_data_gradients_in_phases() {
 
 /// A weight gradient split over K has its partial sums added by one invocation per weight where
 /// the splits are few (matmul's `gemm_sum`) and by 32 per weight where they are many
-/// (`sum_lanes`).
+/// (`sum_lanes`) and the weights few (`conv::param_grad::sums_per_output`).
 #[test]
 fn weight_gradient_splits_are_summed_by_rows_or_by_lanes() {
     each_device("wgrad sums", |dev| {

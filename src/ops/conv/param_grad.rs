@@ -93,14 +93,22 @@ pub(crate) fn conv_weight_grad_launches_into(
 
 /// Partial rows up to which each output's sum is one invocation's (matmul's `gemm_sum`, which
 /// also sums the data passes' splits); more rows are summed by 32 invocations per output
-/// (`reduce.wgsl`'s `sum_lanes`).
+/// (`reduce.wgsl`'s `sum_lanes`)...
 const SUM_ROWS_MAX: usize = 32;
+/// ... except for outputs this many or more, which fill the GPU one invocation each: up to
+/// twice the rows, their own loops beat `sum_lanes`' workgroup trees (BENCHMARKS.md).
+const SUM_COLS_WIDE: usize = 32_768;
+
+/// Whether `rows` partial rows of `cols` outputs are summed one invocation per output.
+fn sums_per_output(rows: usize, cols: usize) -> bool {
+    rows <= SUM_ROWS_MAX || (rows <= 2 * SUM_ROWS_MAX && cols >= SUM_COLS_WIDE)
+}
 
 /// `out[k] = Σ_s part[s, k]` (`+= ` when `accumulate`): partial sums (split-K, chunked bias
 /// gradients); `part` is kept as the step's scratch.
 fn sum_partials(part: &Tensor, out: &Tensor, accumulate: bool) -> Result<Prepared> {
     let (rows, cols) = (part.shape[0], out.numel());
-    let l = if rows <= SUM_ROWS_MAX {
+    let l = if sums_per_output(rows, cols) {
         crate::ops::matmul::gpu::sum_splits_launch(part, out, rows, accumulate, None)?
     } else {
         part.device.launch(
@@ -225,4 +233,19 @@ pub fn backward_bias_launches(
     check(name, "output gradient", dy, &op.out_shape(x_shape)?)?;
     check(name, "bias gradient", db, &[op.out_channels()])?;
     bias_grad_launches(dy, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_sums_take_one_invocation_per_output_where_rows_are_few_or_outputs_many() {
+        assert!(sums_per_output(32, 64));
+        assert!(!sums_per_output(37, 64));
+        // The MNIST MPS net's conv2 weight gradient: 37 splits of 800 · 64 weights.
+        assert!(sums_per_output(37, 51_200));
+        assert!(!sums_per_output(65, 51_200));
+        assert!(!sums_per_output(64, SUM_COLS_WIDE - 1));
+    }
 }
