@@ -26,7 +26,7 @@ pub fn conv_weight_grad_launches(
 
 /// `conv_weight_grad_launches`, adding into `dw` when `accumulate` (the GEMM's epilogue, or the
 /// sum of the splits).
-pub(crate) fn conv_weight_grad_launches_into(
+fn conv_weight_grad_launches_into(
     g: &ConvGeometry,
     x: &Tensor,
     dy: &Tensor,

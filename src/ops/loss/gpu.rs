@@ -128,13 +128,13 @@ impl Params {
     }
 }
 
-/// Shape and dtype checks shared by forward and backward; returns (N, D, the kernels' uniform).
+/// Shape and dtype checks shared by forward and backward; returns N and the kernels' uniform.
 fn check(
     k: &GpuLoss,
     logits: &Tensor,
     labels: &Tensor,
     weights: Option<&Tensor>,
-) -> Result<(usize, usize, Params)> {
+) -> Result<(usize, Params)> {
     let op = k.loss.name();
     logits.expect_dtype(op, DType::F32)?;
     let ls = match labels.dtype {
@@ -208,7 +208,7 @@ fn check(
         delta,
         sum_scale: k.loss.sum_scale(d) as f32,
     };
-    Ok((n, d, params))
+    Ok((n, params))
 }
 
 fn expect_shape(op: &str, what: &str, t: &Tensor, want: &[usize]) -> Result<()> {
@@ -261,7 +261,7 @@ fn forward_launches(
     output_check: Option<&OutputCheck>,
 ) -> Result<Vec<Launch>> {
     let op = k.loss.name();
-    let (n, _, mut params) = check(k, logits, labels, weights)?;
+    let (n, mut params) = check(k, logits, labels, weights)?;
     expect_shape(op, "per-sample output", per_sample, &[n])?;
     let dev = &logits.device;
     // Absent optional inputs are flagged off; bind an f32 tensor in their place (never read;
@@ -319,7 +319,7 @@ pub fn loss_backward_launch(
     dx: &Tensor,
 ) -> Result<Launch> {
     let op = k.loss.name();
-    let (n, _, params) = check(k, logits, labels, weights)?;
+    let (n, params) = check(k, logits, labels, weights)?;
     expect_shape(op, "dloss", dloss, &k.loss.output_shape(n))?;
     expect_shape(op, "dx", dx, &logits.shape)?;
     let w = weights.unwrap_or(dloss).buffer();
