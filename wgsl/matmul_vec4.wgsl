@@ -1,6 +1,6 @@
 // matmul.wgsl's operands read four contiguous elements at a time (one 16-byte load in f32): the
 // host takes this variant only where every such four lies whole inside the problem and aligned
-// (`matmul::gpu::shader_for`: the contiguous extent, batch strides, split chunk and binding
+// (`matmul::gpu::vec4_loads`: the contiguous extent, batch strides, split chunk and binding
 // offsets multiples of four elements), so no load needs a bounds check per element; and none at
 // all when INTERIOR (gemm_core.wgsl: every block inside the problem, no split).
 

@@ -33,11 +33,11 @@ fn conv_weight_grad_launches_into(
     dw: &Tensor,
     accumulate: bool,
 ) -> Result<Prepared> {
+    if loops_over_taps(g, x, dy, dw) {
+        return short_k::weight_grad_launches(g, x, dy, dw, None, accumulate, sum_partials);
+    }
     if winograd::chosen_wgrad(g, x) {
         return winograd::weight_grad_launches(g, x, dy, dw, accumulate);
-    }
-    if short_k::fits(g, x, dy, dw) {
-        return short_k::weight_grad_launches(g, x, dy, dw, None, accumulate, sum_partials);
     }
     let dev = &x.device;
     // The GEMM is dwᵀ: M = (C_in/g)·kh·kw, N = C_out/g (see wgsl/conv/grad_weight.wgsl).
@@ -89,6 +89,12 @@ fn conv_weight_grad_launches_into(
         prep.extend(sum_partials(&out, dw, accumulate)?);
     }
     Ok(prep)
+}
+
+/// Whether the weight gradient of `g` loops over its taps (`short_k`): where it fits and
+/// Winograd does not take the pass (asked second: few passes fit).
+fn loops_over_taps(g: &ConvGeometry, x: &Tensor, dy: &Tensor, dw: &Tensor) -> bool {
+    short_k::fits(g, x, dy, dw) && !winograd::chosen_wgrad(g, x)
 }
 
 /// Partial rows up to which each output's sum is one invocation's (matmul's `gemm_sum`, which
@@ -173,10 +179,23 @@ pub(crate) fn backward_weights_into(
     accumulate: bool,
 ) -> Result<Prepared> {
     let g = weight_grad_geometry(op, x, dy, dw)?;
+    weight_grad_on(op, &g, x, dy, dw, accumulate)
+}
+
+/// `backward_weights_into` on the checked geometry `g`: a transposed convolution's weight
+/// gradient runs on the adjoint's geometry, whose x is dy.
+fn weight_grad_on(
+    op: &(impl Convolution + ?Sized),
+    g: &ConvGeometry,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+) -> Result<Prepared> {
     if op.is_transposed() {
-        conv_weight_grad_launches_into(&g, dy, x, dw, accumulate)
+        conv_weight_grad_launches_into(g, dy, x, dw, accumulate)
     } else {
-        conv_weight_grad_launches_into(&g, x, dy, dw, accumulate)
+        conv_weight_grad_launches_into(g, x, dy, dw, accumulate)
     }
 }
 
@@ -195,14 +214,11 @@ pub(crate) fn backward_weights_bias_into(
     let g = weight_grad_geometry(op, x, dy, dw)?;
     check(op.name(), "bias gradient", db, &[op.out_channels()])?;
     // A transposed convolution's weight gradient runs on the adjoint's geometry, whose dy is x.
-    let folds = !op.is_transposed()
-        && !winograd::chosen_wgrad(&g, x)
-        && short_k::fits(&g, x, dy, dw)
-        && db.dtype() == DType::F32;
+    let folds = !op.is_transposed() && db.dtype() == DType::F32 && loops_over_taps(&g, x, dy, dw);
     if folds {
         return short_k::weight_grad_launches(&g, x, dy, dw, Some(db), accumulate, sum_partials);
     }
-    let mut p = backward_weights_into(op, x, dy, dw, accumulate)?;
+    let mut p = weight_grad_on(op, &g, x, dy, dw, accumulate)?;
     p.extend(bias_grad_launches(dy, db)?);
     Ok(p)
 }
